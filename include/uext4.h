@@ -1,0 +1,232 @@
+/* uext4 — the core API: an ext2/3/4 image served by inode number.
+ *
+ * This is the library that the FUSE daemon, the scenario runner and any C
+ * program use. It needs no /dev/fuse and no root: open an image file, call
+ * the operations, close it. Link with `pkg-config --libs uext4`.
+ *
+ * Conventions for every function below:
+ *  - Return 0 (or a byte count / length) on success and a negative errno on
+ *    failure. A corrupt image yields -EUCLEAN, a read-only mount -EROFS, a
+ *    full image -ENOSPC; nothing is ever silently collapsed into -EIO.
+ *  - Inode numbers are ext4's (the root directory is UEXT4_ROOT_INO).
+ *  - A `struct uext4_cred` names the caller in *local* ids; the library maps
+ *    them through the id map of the open options and checks permissions as
+ *    the kernel does (owner/group/other, POSIX ACLs, sticky and setgid
+ *    directories), unless the image is open with `fakeroot`.
+ *  - `struct stat` results carry local ids (mapped back through the id map).
+ *  - All functions are thread-safe; they may be called concurrently for
+ *    different or the same inodes.
+ */
+#ifndef UEXT4_H
+#define UEXT4_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UEXT4_ROOT_INO 2u
+
+struct uext4_fs;
+
+/* What to do when the image is found corrupt during an operation
+ * (the ext4 `errors=` mount option). The operation itself always fails with
+ * -EUCLEAN; this chooses what happens to the mount afterwards. */
+enum uext4_errors {
+    UEXT4_ERRORS_DEFAULT,   /* the superblock's s_errors behaviour */
+    UEXT4_ERRORS_CONTINUE,  /* keep serving */
+    UEXT4_ERRORS_REMOUNT_RO,/* refuse all further writes with -EROFS */
+    UEXT4_ERRORS_PANIC,     /* log and abort() the process */
+};
+
+/* Writeback of an mmap'd page of an inline-data inode (design.md, rule 3). */
+enum uext4_inline_mmap {
+    UEXT4_INLINE_MMAP_KEEP,    /* store back into the inode; never convert */
+    UEXT4_INLINE_MMAP_CONVERT, /* convert to a block file, as Linux 6.18 does */
+};
+
+/* One range of the id map: local ids [local, local+count) are image ids
+ * [image, image+count). Ids outside every range map to the overflow id
+ * (65534) in stat results, and are refused (-EOVERFLOW) when stored. */
+struct uext4_idmap {
+    uint32_t image;
+    uint32_t local;
+    uint32_t count;
+};
+
+#define UEXT4_MAX_IDMAP 8
+
+struct uext4_options {
+    bool read_only;
+    bool fakeroot; /* every caller acts as uid 0 / gid 0 inside the image */
+    enum uext4_errors errors;
+    enum uext4_inline_mmap inline_mmap;
+    unsigned nuidmap, ngidmap;
+    struct uext4_idmap uidmap[UEXT4_MAX_IDMAP];
+    struct uext4_idmap gidmap[UEXT4_MAX_IDMAP];
+};
+
+struct uext4_cred {
+    uid_t uid;
+    gid_t gid;
+    mode_t umask;        /* applied to create/mkdir/mknod modes */
+    unsigned ngroups;    /* supplementary groups, local ids */
+    const gid_t *groups;
+};
+
+/* Open @image (a file holding an ext2/3/4 file system) with @opts (NULL for
+ * defaults). Takes an exclusive lock on the file: a second open of the same
+ * image, by this or any process, fails with -EBUSY. Refuses images that are
+ * not ext2/3/4 (-EINVAL), need journal recovery, have errors recorded
+ * (-EUCLEAN) or use features this version cannot write safely (-EOPNOTSUPP,
+ * or opened read-only when @opts allows it). On failure, a one-line
+ * explanation naming the cause is written to @why (if not NULL). */
+int uext4_open(const char *image, const struct uext4_options *opts, struct uext4_fs **out,
+               char *why, size_t why_len);
+
+/* Write everything back, release deferred-delete inodes, mark the image
+ * clean and close it. Returns the first error of that write-back (the image
+ * is closed either way). */
+int uext4_close(struct uext4_fs *fs);
+
+/* Flush all dirty state to the image file and fdatasync it. */
+int uext4_sync(struct uext4_fs *fs);
+
+bool uext4_is_read_only(const struct uext4_fs *fs);
+unsigned uext4_block_size(const struct uext4_fs *fs);
+
+/* ---- names ---- */
+
+/* Look up @name in directory @dir. On success fills @st and takes one lookup
+ * reference on the inode (released by uext4_forget), as FUSE's lookup does. */
+int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                 const char *name, struct stat *st);
+/* Drop @n lookup references; an unlinked inode is freed when none remain
+ * and it is not open. */
+void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n);
+/* Resolve an absolute path ("/a/b") without taking references; for tools. */
+int uext4_resolve(struct uext4_fs *fs, const char *path, uint32_t *ino);
+
+/* The create-family calls return the new inode in @st with one lookup
+ * reference taken. @mode includes the file type for mknod. */
+int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                const char *name, mode_t mode, dev_t rdev, struct stat *st);
+int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                const char *name, mode_t mode, struct stat *st);
+int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                  const char *name, const char *target, struct stat *st);
+int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, uint32_t newdir,
+               const char *newname, struct stat *st);
+int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                 const char *name);
+int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                const char *name);
+
+#define UEXT4_RENAME_NOREPLACE (1u << 0) /* same values as RENAME_* */
+#define UEXT4_RENAME_EXCHANGE  (1u << 1)
+int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                 const char *name, uint32_t newdir, const char *newname, unsigned flags);
+
+/* Copy the target into @buf (not NUL-terminated); returns its length, or
+ * -ERANGE if @size is too small. */
+ssize_t uext4_readlink(struct uext4_fs *fs, uint32_t ino, char *buf, size_t size);
+
+/* ---- attributes ---- */
+
+int uext4_getattr(struct uext4_fs *fs, uint32_t ino, struct stat *st);
+
+#define UEXT4_SET_MODE      (1u << 0)
+#define UEXT4_SET_UID       (1u << 1)
+#define UEXT4_SET_GID       (1u << 2)
+#define UEXT4_SET_SIZE      (1u << 3)
+#define UEXT4_SET_ATIME     (1u << 4)
+#define UEXT4_SET_MTIME     (1u << 5)
+#define UEXT4_SET_ATIME_NOW (1u << 7)
+#define UEXT4_SET_MTIME_NOW (1u << 8)
+#define UEXT4_SET_CTIME     (1u << 10)
+/* The size change comes through an open file (ftruncate): the permission
+ * was checked at open. */
+#define UEXT4_SET_FH        (1u << 12)
+/* Change the attributes selected by @to_set, taking values from @in (local
+ * ids; st_atim/st_mtim/st_ctim for times, st_size for truncate). Fills @out. */
+int uext4_setattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                  const struct stat *in, unsigned to_set, struct stat *out);
+
+/* Permission check as access(2): @mask of R_OK|W_OK|X_OK, or F_OK. */
+int uext4_access(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mask);
+
+int uext4_statfs(struct uext4_fs *fs, struct statvfs *sv);
+
+/* ---- directories ---- */
+
+struct uext4_dir; /* a snapshot of a directory's entries, taken at opendir */
+
+int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                  struct uext4_dir **dir);
+/* Calls @fill for each entry from position @pos on, with the position of the
+ * entry after it, until @fill returns non-zero. "." and ".." are included. */
+typedef int (*uext4_filldir_t)(void *ctx, const char *name, uint32_t ino, unsigned dtype,
+                               uint64_t next_pos);
+int uext4_readdir(struct uext4_fs *fs, struct uext4_dir *dir, uint64_t pos, uext4_filldir_t fill,
+                  void *ctx);
+void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir);
+
+/* ---- file data ---- */
+
+/* Check permission for open(2) @flags (O_ACCMODE, O_TRUNC) and count the open
+ * file: an unlinked inode lives until its last release. */
+int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int flags);
+/* Undo one uext4_open_file; returns a latched writeback error, if any. */
+int uext4_release(struct uext4_fs *fs, uint32_t ino);
+
+ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off);
+
+/* @flags for uext4_write: */
+#define UEXT4_WRITE_MMAP (1u << 0) /* writeback of mmap'd pages: never grows i_size */
+/* Write @size bytes at @off. A write(2) (flags 0) may grow i_size, and on an
+ * inline inode converts it to a block file when the result no longer fits;
+ * clears setuid/setgid as the kernel does. Returns bytes written. */
+ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                    const void *buf, size_t size, off_t off, unsigned flags);
+
+int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync);
+
+/* fallocate(2): @mode of 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE |
+ * FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE (optionally | KEEP_SIZE). */
+int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
+                    off_t off, off_t len);
+
+/* lseek(2) for SEEK_DATA / SEEK_HOLE; returns the offset or -ENXIO. */
+off_t uext4_lseek(struct uext4_fs *fs, uint32_t ino, off_t off, int whence);
+
+ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino_in,
+                              off_t off_in, uint32_t ino_out, off_t off_out, size_t len);
+
+/* ---- extended attributes (names with their namespace prefix) ---- */
+
+/* Returns the value's length; with @size 0 only the length; -ENODATA if
+ * absent; -ERANGE if @size is too small. */
+ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                       const char *name, void *value, size_t size);
+/* @flags: XATTR_CREATE / XATTR_REPLACE. */
+int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                   const char *name, const void *value, size_t size, int flags);
+/* NUL-separated names; returns the total length (size 0: only the length). */
+ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                        char *list, size_t size);
+int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                      const char *name);
+
+const char *uext4_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,83 @@
+/* Lock wrappers and the lock-order checker.
+ *
+ * Every lock in the daemon belongs to a class. The order, outermost first,
+ * and the function that creates each nesting:
+ *
+ *   LC_MOUNT  (rwlock, fs-wide namespace lock)
+ *     -> LC_INODE     uext4_rename/_link/_create... take the directory and
+ *                     then the child inode (fs/namei.c)
+ *   LC_INODE  (mutex per in-memory inode; two at once only via
+ *              lock_inode_pair(), lower inode number first = subclass 0)
+ *     -> LC_ITABLE    fs_inode_get() from inside an inode-locked op (fs/icache.c)
+ *     -> LC_DISK      every libext2fs call of an op (e2/ via e2_lock())
+ *   LC_ITABLE (mutex, the inode number -> in-memory inode table)
+ *     -> LC_DISK      fs_inode_put() frees an orphan inode (fs/icache.c)
+ *   LC_DISK   (mutex, the libext2fs lock: a leaf, held only around library
+ *              calls; libext2fs is not thread-safe even for reads)
+ *
+ * No lock is held across a fuse_reply_*() call.
+ *
+ * The checker (on in all debug and test builds) records for every pair of
+ * classes whether B was ever taken while A was held; on the first
+ * acquisition that would close a cycle it prints both sites and aborts. */
+#ifndef UEXT4_BASE_LOCK_H
+#define UEXT4_BASE_LOCK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+enum lock_class {
+    LC_MOUNT,
+    LC_INODE,
+    LC_ITABLE,
+    LC_DISK,
+    LC_TEST_A, /* for the checker's own unit test */
+    LC_TEST_B,
+    LC_NR_CLASSES
+};
+
+struct lock_site {
+    const char *file;
+    int line;
+};
+
+struct mutex {
+    pthread_mutex_t m;
+    enum lock_class cls;
+    unsigned subclass;
+    unsigned held_subclass; /* the subclass it was taken as */
+    pthread_t owner; /* valid while held; for mutex_assert_held() */
+    bool held;
+};
+
+struct rwlock {
+    pthread_rwlock_t rw;
+    enum lock_class cls;
+};
+
+/* Turn the checker on or off for the process; the default is the build's
+ * (on unless built with -Dlockdep=false). Call before threads start. */
+void lockdep_enable(bool on);
+bool lockdep_is_enabled(void);
+
+void mutex_init(struct mutex *l, enum lock_class cls, unsigned subclass);
+void mutex_destroy(struct mutex *l);
+void mutex_lock_at(struct mutex *l, const char *file, int line);
+/* Take a second lock of the same class; @subclass 1 must be taken inside 0. */
+void mutex_lock_nested_at(struct mutex *l, unsigned subclass, const char *file, int line);
+void mutex_unlock(struct mutex *l);
+bool mutex_is_held(const struct mutex *l);
+
+void rwlock_init(struct rwlock *l, enum lock_class cls);
+void rwlock_destroy(struct rwlock *l);
+void rwlock_rdlock_at(struct rwlock *l, const char *file, int line);
+void rwlock_wrlock_at(struct rwlock *l, const char *file, int line);
+void rwlock_unlock(struct rwlock *l);
+
+/* The site of the acquisition is what the checker prints. */
+#define mutex_lock(l)    mutex_lock_at((l), __FILE__, __LINE__)
+#define mutex_lock_nested(l, sub) mutex_lock_nested_at((l), (sub), __FILE__, __LINE__)
+#define rwlock_rdlock(l) rwlock_rdlock_at((l), __FILE__, __LINE__)
+#define rwlock_wrlock(l) rwlock_wrlock_at((l), __FILE__, __LINE__)
+
+#endif

@@ -1,0 +1,39 @@
+#include "base/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <syslog.h>
+
+/* Written once by log_setup() before threads exist, read-only afterwards. */
+static const char *log_ident = "uext4";
+static enum log_level log_max = LOG_LVL_WARN;
+static bool log_to_syslog;
+
+void log_setup(const char *ident, enum log_level max, bool use_syslog)
+{
+    log_ident = ident;
+    log_max = max;
+    log_to_syslog = use_syslog;
+    if (use_syslog)
+        openlog(ident, LOG_PID, LOG_DAEMON);
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+    static const char *const name[] = {"error", "warning", "info", "debug"};
+    va_list ap;
+
+    if (lvl > log_max)
+        return;
+    va_start(ap, fmt);
+    if (log_to_syslog) {
+        vsyslog(prio[lvl], fmt, ap);
+    } else {
+        /* One fprintf per line keeps lines from different threads whole. */
+        char line[1024];
+        vsnprintf(line, sizeof(line), fmt, ap);
+        fprintf(stderr, "%s: %s: %s\n", log_ident, name[lvl], line);
+    }
+    va_end(ap);
+}

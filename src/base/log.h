@@ -1,0 +1,20 @@
+/* Logging for every layer. Messages go to stderr (foreground) or syslog
+ * (daemonised); the destination is chosen once at start-up. */
+#ifndef UEXT4_BASE_LOG_H
+#define UEXT4_BASE_LOG_H
+
+#include <stdbool.h>
+
+enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+/* Call before any thread starts. @use_syslog sends output to syslog(3). */
+void log_setup(const char *ident, enum log_level max, bool use_syslog);
+
+void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,288 @@
+/* Data of block-mapped (extent or indirect) files. Never called on inline
+ * inodes: the fs layer routes those to inline.c. */
+#include "e2/e2_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* libext2fs's file I/O takes unsigned int lengths. */
+#define IO_CHUNK (1u << 30)
+
+static int open_file_locked(struct e2_image *img, uint32_t ino, int flags, ext2_file_t *f)
+{
+    struct ext2_inode_large in;
+    int ret = e2_read_inode_locked(img, ino, &in);
+
+    if (ret)
+        return ret;
+    if (in.i_flags & EXT4_INLINE_DATA_FL)
+        return -EUCLEAN; /* the caller's inline routing is wrong or raced */
+    return e2_errno(ext2fs_file_open2(img->fs, ino, (struct ext2_inode *)&in, flags, f));
+}
+
+static int close_file(ext2_file_t f, int ret)
+{
+    int cret = e2_errno(ext2fs_file_close(f));
+
+    return ret ? ret : cret;
+}
+
+ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)
+{
+    ext2_file_t f;
+    size_t done = 0;
+    int ret;
+
+    e2_lock(img);
+    ret = open_file_locked(img, ino, 0, &f);
+    if (ret)
+        goto out_unlock;
+    ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off, EXT2_SEEK_SET, NULL));
+    while (!ret && done < size) {
+        unsigned want = size - done > IO_CHUNK ? IO_CHUNK : (unsigned)(size - done);
+        unsigned got = 0;
+        ret = e2_errno(ext2fs_file_read(f, (char *)buf + done, want, &got));
+        done += got;
+        if (got < want)
+            break;
+    }
+    ret = close_file(f, ret);
+out_unlock:
+    e2_unlock(img);
+    return ret ? ret : (ssize_t)done;
+}
+
+ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off)
+{
+    ext2_file_t f;
+    size_t done = 0;
+    int ret;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
+    if (ret)
+        goto out_unlock;
+    ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off, EXT2_SEEK_SET, NULL));
+    while (!ret && done < size) {
+        unsigned want = size - done > IO_CHUNK ? IO_CHUNK : (unsigned)(size - done);
+        unsigned put = 0;
+        ret = e2_errno(ext2fs_file_write(f, (const char *)buf + done, want, &put));
+        done += put;
+        if (!ret && put < want)
+            ret = -ENOSPC;
+    }
+    ret = close_file(f, ret);
+out_unlock:
+    e2_unlock(img);
+    /* A short write reports what reached the file; the error comes next. */
+    if (ret && done)
+        return (ssize_t)done;
+    return ret ? ret : (ssize_t)done;
+}
+
+int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
+{
+    ext2_file_t f;
+    int ret;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
+    if (ret)
+        goto out_unlock;
+    ret = close_file(f, e2_errno(ext2fs_file_set_size2(f, size)));
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+/* Zero [off, off+len) inside one block if that block is mapped. */
+static int zero_partial_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                               uint64_t off, uint64_t len)
+{
+    ext2_filsys fs = img->fs;
+    blk64_t lblk = off / fs->blocksize, pblk = 0;
+    int ret_flags = 0;
+    char *block;
+    errcode_t err;
+
+    if (!len)
+        return 0;
+    err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, lblk, &ret_flags, &pblk);
+    if (err)
+        return e2_errno(err);
+    if (!pblk || (ret_flags & BMAP_RET_UNINIT))
+        return 0;
+    block = malloc(fs->blocksize);
+    if (!block)
+        return -ENOMEM;
+    err = io_channel_read_blk64(fs->io, pblk, 1, block);
+    if (!err) {
+        memset(block + off % fs->blocksize, 0, len);
+        err = io_channel_write_blk64(fs->io, pblk, 1, block);
+    }
+    free(block);
+    return e2_errno(err);
+}
+
+int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len)
+{
+    struct ext2_inode_large in;
+    uint64_t bs, first, end, head_end;
+    int ret;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    bs = img->fs->blocksize;
+    end = off + len;
+    first = (off + bs - 1) / bs; /* first whole block */
+    head_end = first * bs < end ? first * bs : end;
+    ret = zero_partial_locked(img, ino, &in, off, head_end - off);
+    if (ret || head_end == end)
+        goto out_unlock;
+    if (end / bs > first) {
+        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)&in, NULL, first,
+                                    end / bs - 1));
+        if (ret)
+            goto out_unlock;
+        ret = e2_read_inode_locked(img, ino, &in);
+        if (ret)
+            goto out_unlock;
+    }
+    if (end % bs && end / bs >= first)
+        ret = zero_partial_locked(img, ino, &in, end / bs * bs, end % bs);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len)
+{
+    struct ext2_inode_large in;
+    uint64_t bs, first, last;
+    int ret;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    if (!(in.i_flags & EXT4_EXTENTS_FL)) {
+        ret = -EOPNOTSUPP; /* as ext4 does for indirect-mapped files */
+        goto out_unlock;
+    }
+    bs = img->fs->blocksize;
+    first = off / bs;
+    last = (off + len - 1) / bs;
+    ret = e2_errno(ext2fs_fallocate(img->fs, EXT2_FALLOCATE_FORCE_UNINIT, ino,
+                                    (struct ext2_inode *)&in, ~0ULL, first, last - first + 1));
+    if (!ret)
+        ret = e2_write_inode_locked(img, ino, &in);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+/* First mapped, initialised block at or after @lblk: [*start, *start+*len).
+ * Returns 1 if found, 0 if none, -errno. */
+static int next_data_extent(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                            blk64_t lblk, blk64_t lend, blk64_t *start, blk64_t *len)
+{
+    ext2_filsys fs = img->fs;
+
+    if (in->i_flags & EXT4_EXTENTS_FL) {
+        ext2_extent_handle_t h;
+        struct ext2fs_extent e;
+        errcode_t err;
+        int found = 0;
+
+        err = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h);
+        if (err)
+            return e2_errno(err);
+        err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
+        while (!err) {
+            if ((e.e_flags & EXT2_EXTENT_FLAGS_LEAF) &&
+                !(e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) && e.e_lblk + e.e_len > lblk &&
+                (!found || e.e_lblk < *start)) {
+                *start = e.e_lblk > lblk ? e.e_lblk : lblk;
+                *len = e.e_lblk + e.e_len - *start;
+                found = 1;
+            }
+            err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e);
+        }
+        ext2fs_extent_free(h);
+        if (err != EXT2_ET_EXTENT_NO_NEXT && err != EXT2_ET_EXTENT_NO_DOWN)
+            return e2_errno(err);
+        return found;
+    }
+    for (blk64_t b = lblk; b < lend; b++) {
+        blk64_t p = 0;
+        errcode_t err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, b, NULL, &p);
+        if (err)
+            return e2_errno(err);
+        if (p) {
+            *start = b;
+            *len = 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int e2_data_seek(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t size, bool data,
+                 uint64_t *res)
+{
+    struct ext2_inode_large in;
+    uint64_t bs = img->fs->blocksize;
+    blk64_t lend = (size + bs - 1) / bs, b = off / bs, start, len;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    if (data) {
+        ret = next_data_extent(img, ino, &in, b, lend, &start, &len);
+        if (ret == 1) {
+            uint64_t pos = start * bs > off ? start * bs : off;
+            ret = pos < size ? 0 : -ENXIO;
+            *res = pos;
+        } else if (ret == 0) {
+            ret = -ENXIO;
+        }
+        goto out_unlock;
+    }
+    /* A hole: skip runs of data that touch the current position. */
+    for (;;) {
+        ret = next_data_extent(img, ino, &in, b, lend, &start, &len);
+        if (ret < 0)
+            goto out_unlock;
+        if (ret == 0 || start > b)
+            break;
+        b = start + len;
+    }
+    ret = 0;
+    *res = b * bs > off ? b * bs : off;
+    if (*res > size)
+        *res = size;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}

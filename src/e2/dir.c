@@ -1,0 +1,182 @@
+/* Directory entries: iterate, add, remove, retarget. Name lookups are the
+ * fs layer's business (it indexes names; ext2fs_lookup scans linearly). */
+#include "e2/e2_internal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct iter_ctx {
+    e2_dirent_fn fn;
+    void *ctx;
+};
+
+static int iter_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset,
+                     int blocksize, char *buf, void *priv)
+{
+    struct iter_ctx *ic = priv;
+    unsigned len = ext2fs_dirent_name_len(de);
+
+    if (de->inode == 0)
+        return 0;
+    if (ic->fn(ic->ctx, de->name, len, de->inode, ext2fs_dirent_file_type(de)))
+        return DIRENT_ABORT;
+    return 0;
+}
+
+int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ctx)
+{
+    struct iter_ctx ic = {fn, ctx};
+    int ret;
+
+    e2_lock(img);
+    ret = e2_errno(ext2fs_dir_iterate2(img->fs, dir, DIRENT_FLAG_INCLUDE_INLINE_DATA, NULL,
+                                       iter_proc, &ic));
+    e2_unlock(img);
+    return ret;
+}
+
+unsigned e2_ftype(mode_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+        return EXT2_FT_REG_FILE;
+    case S_IFDIR:
+        return EXT2_FT_DIR;
+    case S_IFCHR:
+        return EXT2_FT_CHRDEV;
+    case S_IFBLK:
+        return EXT2_FT_BLKDEV;
+    case S_IFIFO:
+        return EXT2_FT_FIFO;
+    case S_IFSOCK:
+        return EXT2_FT_SOCK;
+    case S_IFLNK:
+        return EXT2_FT_SYMLINK;
+    }
+    return EXT2_FT_UNKNOWN;
+}
+
+unsigned e2_ftype_to_dtype(unsigned ftype)
+{
+    static const unsigned char map[] = {
+        [EXT2_FT_UNKNOWN] = DT_UNKNOWN, [EXT2_FT_REG_FILE] = DT_REG, [EXT2_FT_DIR] = DT_DIR,
+        [EXT2_FT_CHRDEV] = DT_CHR,      [EXT2_FT_BLKDEV] = DT_BLK,   [EXT2_FT_FIFO] = DT_FIFO,
+        [EXT2_FT_SOCK] = DT_SOCK,       [EXT2_FT_SYMLINK] = DT_LNK,
+    };
+    return ftype < sizeof(map) ? map[ftype] : DT_UNKNOWN;
+}
+
+int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
+{
+    errcode_t err;
+    int ftype = (int)e2_ftype(mode);
+
+    e2_lock(img);
+    if (img->read_only) {
+        err = EXT2_ET_RO_FILSYS;
+        goto out_unlock;
+    }
+    err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    if (err == EXT2_ET_DIR_NO_SPACE) {
+        /* Full: add a block (an inline directory becomes a block one). */
+        err = ext2fs_expand_dir(img->fs, dir);
+        if (!err)
+            err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    }
+out_unlock:
+    e2_unlock(img);
+    return e2_errno(err);
+}
+
+int e2_dir_unlink(struct e2_image *img, uint32_t dir, const char *name)
+{
+    errcode_t err = EXT2_ET_RO_FILSYS;
+
+    e2_lock(img);
+    if (!img->read_only)
+        err = ext2fs_unlink(img->fs, dir, name, 0, 0);
+    e2_unlock(img);
+    return e2_errno(err);
+}
+
+struct retarget_ctx {
+    const char *name;
+    size_t len;
+    uint32_t ino;
+    unsigned ftype;
+    int entry; /* match DIRENT_DOT_DOT_FILE instead of a name when set */
+    bool done;
+};
+
+static int retarget_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset,
+                         int blocksize, char *buf, void *priv)
+{
+    struct retarget_ctx *rc = priv;
+
+    if (de->inode == 0)
+        return 0;
+    if (rc->entry) {
+        if (entry != rc->entry)
+            return 0;
+    } else if ((size_t)ext2fs_dirent_name_len(de) != rc->len || memcmp(de->name, rc->name, rc->len)) {
+        return 0;
+    }
+    de->inode = rc->ino;
+    if (!rc->entry)
+        ext2fs_dirent_set_file_type(de, (int)rc->ftype);
+    rc->done = true;
+    return DIRENT_CHANGED | DIRENT_ABORT;
+}
+
+static int retarget(struct e2_image *img, uint32_t dir, struct retarget_ctx *rc)
+{
+    int ret = -EROFS;
+
+    e2_lock(img);
+    if (!img->read_only) {
+        ret = e2_errno(ext2fs_dir_iterate2(img->fs, dir, DIRENT_FLAG_INCLUDE_INLINE_DATA, NULL,
+                                           retarget_proc, rc));
+        if (!ret && !rc->done)
+            ret = -ENOENT;
+    }
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_dir_retarget(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino,
+                    mode_t mode)
+{
+    struct retarget_ctx rc = {.name = name, .len = strlen(name), .ino = ino};
+
+    rc.ftype = ext2fs_has_feature_filetype(img->fs->super) ? e2_ftype(mode) : 0;
+    return retarget(img, dir, &rc);
+}
+
+int e2_dir_set_dotdot(struct e2_image *img, uint32_t dir, uint32_t parent)
+{
+    struct retarget_ctx rc = {.ino = parent, .entry = DIRENT_DOT_DOT_FILE};
+
+    return retarget(img, dir, &rc);
+}
+
+static int count_proc(void *ctx, const char *name, size_t len, uint32_t ino, unsigned ftype)
+{
+    bool *nonempty = ctx;
+
+    if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
+        return 0;
+    *nonempty = true;
+    return 1;
+}
+
+int e2_dir_is_empty(struct e2_image *img, uint32_t dir)
+{
+    bool nonempty = false;
+    int ret = e2_dir_iterate(img, dir, count_proc, &nonempty);
+
+    if (ret)
+        return ret;
+    return nonempty ? 0 : 1;
+}

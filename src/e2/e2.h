@@ -1,0 +1,183 @@
+/* The storage layer: the only code that includes <ext2fs/ext2fs.h>.
+ *
+ * Every function takes the disk lock (LC_DISK, base/lock.h) itself, for the
+ * duration of its libext2fs calls, and returns 0 / a count or -errno;
+ * errcode_t never leaves this directory (translated by e2_errno()). Each call
+ * is atomic with respect to other e2 calls; sequences of calls get their
+ * atomicity from the fs layer's mount and inode locks.
+ *
+ * The fs layer never sees a `struct ext2_inode`: it reads and changes inode
+ * fields through `struct e2_attr` and e2_inode_get()/e2_inode_set(). */
+#ifndef UEXT4_E2_H
+#define UEXT4_E2_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct e2_image;
+
+/* ---- image (image.c) ---- */
+
+struct e2_open_opts {
+    bool read_only;
+    bool force_ro_ok; /* may fall back to read-only for unwritable features */
+};
+
+/* Opens and locks @path. On failure @why gets a message naming the cause. On
+ * success *@ro_forced says the image was opened read-only because of a
+ * feature (named in @why). */
+int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
+                  bool *ro_forced, char *why, size_t why_len);
+/* Marks a read-write image clean, flushes and closes it. */
+int e2_image_close(struct e2_image *img);
+/* Writes all metadata back and fdatasyncs the image file. */
+int e2_image_sync(struct e2_image *img);
+bool e2_is_read_only(const struct e2_image *img);
+void e2_set_read_only(struct e2_image *img);
+unsigned e2_block_size(const struct e2_image *img);
+bool e2_has_inline_data(const struct e2_image *img);
+bool e2_has_extents(const struct e2_image *img);
+/* Record a corruption (s_state ERROR_FS, s_error_count, first/last error
+ * fields) as the kernel does; safe to call from any context. */
+void e2_record_error(struct e2_image *img, uint32_t ino, const char *func, int line);
+
+struct e2_statfs {
+    uint64_t blocks, bfree, bavail, files, ffree;
+    unsigned bsize, namemax;
+};
+int e2_statfs(struct e2_image *img, struct e2_statfs *st);
+
+/* ---- inodes (inode.c) ---- */
+
+struct e2_attr {
+    mode_t mode; /* type and permission bits */
+    uint32_t uid, gid;
+    uint32_t nlink;
+    uint64_t size;
+    uint64_t blocks; /* in 512-byte units */
+    struct timespec atime, mtime, ctime, crtime;
+    dev_t rdev;
+    uint32_t flags; /* i_flags */
+    uint32_t generation;
+};
+
+enum e2_attr_field {
+    E2_A_MODE = 1u << 0,
+    E2_A_UID = 1u << 1,
+    E2_A_GID = 1u << 2,
+    E2_A_NLINK = 1u << 3,
+    E2_A_SIZE = 1u << 4, /* the i_size field only; data is not touched */
+    E2_A_ATIME = 1u << 5,
+    E2_A_MTIME = 1u << 6,
+    E2_A_CTIME = 1u << 7,
+    E2_A_FLAGS = 1u << 8,
+};
+
+/* i_flags bits the fs layer needs to see. */
+#define E2_FL_INLINE_DATA 0x10000000u
+#define E2_FL_EXTENTS     0x00080000u
+#define E2_FL_INDEX       0x00001000u
+#define E2_FL_IMMUTABLE   0x00000010u
+#define E2_FL_APPEND      0x00000020u
+
+/* Largest link count of a directory before dir_nlink makes it 1. */
+#define E2_LINK_MAX 65000u
+
+int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a);
+/* Read-modify-write of the @fields of inode @ino from @a. */
+int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, unsigned fields);
+
+/* Allocate and write a new inode near directory @dir: a regular file,
+ * device, fifo or socket (with its rdev), with @a's mode/uid/gid/times and
+ * nlink 1, extent-mapped where the image has extents. */
+int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino);
+/* A new directory with "." and "..", inline when the image has inline_data,
+ * nlink 2; not linked into @parent. */
+int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a,
+                     uint32_t *ino);
+/* A new symlink (fast in i_block below 60 bytes, else in a block). */
+int e2_inode_new_symlink(struct e2_image *img, uint32_t dir, const struct e2_attr *a,
+                         const char *target, uint32_t *ino);
+/* Release all of an unlinked inode's blocks and xattrs and free it. */
+int e2_inode_free(struct e2_image *img, uint32_t ino);
+int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size);
+
+/* Encoding of ext4 timestamps (exposed for unit tests). */
+void e2_time_encode(const struct timespec *ts, uint32_t *secs, uint32_t *extra);
+void e2_time_decode(uint32_t secs, uint32_t extra, bool has_extra, struct timespec *ts);
+
+/* ---- directories (dir.c) ---- */
+
+/* Called for each live entry; return non-zero to stop. @pos is a position
+ * that stays stable while the directory is not modified. */
+typedef int (*e2_dirent_fn)(void *ctx, const char *name, size_t len, uint32_t ino,
+                            unsigned ftype);
+int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ctx);
+/* Add an entry, growing the directory (or converting an inline one) when
+ * full. Does not check for an existing entry of that name. */
+int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode);
+int e2_dir_unlink(struct e2_image *img, uint32_t dir, const char *name);
+/* Point the existing entry @name at @ino (rename over / exchange). */
+int e2_dir_retarget(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino,
+                    mode_t mode);
+/* Set the ".." of directory @dir. */
+int e2_dir_set_dotdot(struct e2_image *img, uint32_t dir, uint32_t parent);
+/* 1 if only "." and ".." remain, 0 if not, -errno. */
+int e2_dir_is_empty(struct e2_image *img, uint32_t dir);
+/* The ext2 ftype (EXT2_FT_*) for a mode. */
+unsigned e2_ftype(mode_t mode);
+/* d_type (DT_*) of an ext2 ftype. */
+unsigned e2_ftype_to_dtype(unsigned ftype);
+
+/* ---- extended attributes (xattr.c) ---- */
+
+/* As getxattr(2): length, -ENODATA, -ERANGE. POSIX ACLs come in the
+ * Linux xattr format. */
+ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf,
+                     size_t size);
+/* @flags: XATTR_CREATE / XATTR_REPLACE semantics. */
+int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val,
+                 size_t len, int flags);
+ssize_t e2_xattr_list(struct e2_image *img, uint32_t ino, char *buf, size_t size);
+int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name);
+
+/* ---- inline data (inline.c) ---- */
+
+/* The inline capacity of @ino as the kernel computes it: 60 bytes of
+ * i_block plus what `system.data` could hold in the in-inode xattr space. */
+int e2_inline_capacity(struct e2_image *img, uint32_t ino, size_t *cap);
+/* Bytes currently allocated to inline data (60 + len(system.data)). */
+int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len);
+/* Copy the first @size bytes of inline data from @off (clamped to i_size). */
+ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
+/* Replace the whole inline content with @len bytes and set i_size to
+ * @len. -ENOSPC when it does not fit (state unchanged). */
+int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len);
+/* Make an empty extent-mapped (or block-mapped) file inline (the kernel's
+ * first write into a new file). */
+int e2_inline_begin(struct e2_image *img, uint32_t ino);
+/* Convert an inline file or directory to a block file: allocate a block,
+ * copy, clear the flag, drop system.data. On failure the inode is left
+ * inline and unchanged. */
+int e2_inline_convert(struct e2_image *img, uint32_t ino);
+
+/* ---- block-mapped data (data.c) ---- */
+
+ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
+/* Write to a block-mapped file, growing i_size to the end of the write.
+ * The caller clamps mmap writeback to i_size first. Returns bytes written. */
+ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off);
+/* Set i_size, freeing blocks past the new end; zeroes the tail of the last
+ * block so a later extension reads zeros. */
+int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size);
+int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);
+/* Allocate blocks (as unwritten extents where possible) for the range. */
+int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);
+/* Next data (@data true) or hole offset at or after @off, within @size. */
+int e2_data_seek(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t size, bool data,
+                 uint64_t *res);
+
+#endif

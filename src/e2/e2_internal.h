@@ -1,0 +1,44 @@
+/* Shared by the files of src/e2/ only. */
+#ifndef UEXT4_E2_INTERNAL_H
+#define UEXT4_E2_INTERNAL_H
+
+#include "base/lock.h"
+#include "e2/e2.h"
+
+#include <ext2fs/ext2fs.h>
+
+struct e2_image {
+    ext2_filsys fs;      /* protected by disk_lock */
+    struct mutex disk_lock;
+    int lock_fd;         /* holds the image's exclusive flock */
+    bool read_only;
+    bool dirty_error;    /* an error was recorded; superblock must be written */
+    char *path;
+};
+
+static inline void e2_lock(struct e2_image *img)
+{
+    mutex_lock(&img->disk_lock);
+}
+
+static inline void e2_unlock(struct e2_image *img)
+{
+    mutex_unlock(&img->disk_lock);
+}
+
+/* errcode_t (libext2fs and com_err) to -errno: the one table (errcode.c). */
+int e2_errno(errcode_t err);
+
+/* Inode I/O with the large on-disk inode; the caller holds the disk lock. */
+int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);
+int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);
+void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, struct e2_attr *a);
+bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end);
+void e2_inode_set_ctime_now(struct ext2_inode_large *in);
+
+/* Private libext2fs 1.47 functions: exported by the library but declared
+ * only in its internal header. */
+errcode_t ext2fs_inline_data_ea_remove(ext2_filsys fs, ext2_ino_t ino);
+errcode_t ext2fs_inline_data_expand(ext2_filsys fs, ext2_ino_t ino);
+
+#endif

@@ -1,0 +1,113 @@
+/* The one translation from libext2fs's errcode_t to -errno.
+ *
+ * Anything that says the on-disk structures are inconsistent becomes
+ * -EUCLEAN (the kernel's EFSCORRUPTED), so callers can tell corruption from
+ * I/O failure; unknown codes are logged once and become -EIO. */
+#include "e2/e2_internal.h"
+#include "base/log.h"
+
+#include <errno.h>
+
+struct errcode_map {
+    errcode_t code;
+    int err;
+};
+
+static const struct errcode_map errcode_table[] = {
+    {EXT2_ET_NO_MEMORY, ENOMEM},
+    {EXT2_ET_RO_FILSYS, EROFS},
+    {EXT2_ET_FILE_RO, EROFS},
+    {EXT2_ET_BLOCK_ALLOC_FAIL, ENOSPC},
+    {EXT2_ET_INODE_ALLOC_FAIL, ENOSPC},
+    {EXT2_ET_DIR_NO_SPACE, ENOSPC},
+    {EXT2_ET_EA_NO_SPACE, ENOSPC},
+    {EXT2_ET_INLINE_DATA_NO_SPACE, ENOSPC},
+    {EXT2_ET_EXTENT_NO_SPACE, ENOSPC},
+    {EXT2_ET_TOO_MANY_REFS, EMLINK},
+    {EXT2_ET_FILE_NOT_FOUND, ENOENT},
+    {EXT2_ET_EA_KEY_NOT_FOUND, ENODATA},
+    {EXT2_ET_NO_INLINE_DATA, ENODATA},
+    {EXT2_ET_FILE_EXISTS, EEXIST},
+    {EXT2_ET_DIR_EXISTS, EEXIST},
+    {EXT2_ET_NO_DIRECTORY, ENOTDIR},
+    {EXT2_ET_FILE_TOO_BIG, EFBIG},
+    {EXT2_ET_INVALID_ARGUMENT, EINVAL},
+    {EXT2_ET_EA_BAD_NAME_LEN, ERANGE},
+    {EXT2_ET_OP_NOT_SUPPORTED, EOPNOTSUPP},
+    {EXT2_ET_UNIMPLEMENTED, EOPNOTSUPP},
+    {EXT2_ET_UNSUPP_FEATURE, EOPNOTSUPP},
+    {EXT2_ET_RO_UNSUPP_FEATURE, EOPNOTSUPP},
+    {EXT2_ET_EXTENT_NOT_SUPPORTED, EOPNOTSUPP},
+    {EXT2_ET_CANT_INSERT_EXTENT, ENOSPC},
+    {EXT2_ET_SHORT_READ, EIO},
+    {EXT2_ET_SHORT_WRITE, EIO},
+    {EXT2_ET_LLSEEK_FAILED, EIO},
+    {EXT2_ET_SYMLINK_LOOP, ELOOP},
+    /* Inconsistent metadata: */
+    {EXT2_ET_BAD_MAGIC, EUCLEAN},
+    {EXT2_ET_CORRUPT_SUPERBLOCK, EUCLEAN},
+    {EXT2_ET_DIR_CORRUPTED, EUCLEAN},
+    {EXT2_ET_DIR_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_DIR_NO_SPACE_FOR_CSUM, EUCLEAN},
+    {EXT2_ET_INODE_CORRUPTED, EUCLEAN},
+    {EXT2_ET_INODE_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_INODE_IS_GARBAGE, EUCLEAN},
+    {EXT2_ET_BAD_INODE_NUM, EUCLEAN},
+    {EXT2_ET_BAD_BLOCK_NUM, EUCLEAN},
+    {EXT2_ET_BAD_IND_BLOCK, EUCLEAN},
+    {EXT2_ET_BAD_DIND_BLOCK, EUCLEAN},
+    {EXT2_ET_BAD_TIND_BLOCK, EUCLEAN},
+    {EXT2_ET_BAD_EA_BLOCK_NUM, EUCLEAN},
+    {EXT2_ET_BAD_EA_HASH, EUCLEAN},
+    {EXT2_ET_BAD_EA_HEADER, EUCLEAN},
+    {EXT2_ET_EA_BAD_VALUE_OFFSET, EUCLEAN},
+    {EXT2_ET_EA_BAD_VALUE_SIZE, EUCLEAN},
+    {EXT2_ET_EA_INODE_CORRUPTED, EUCLEAN},
+    {EXT2_ET_EXT_ATTR_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_EXTENT_HEADER_BAD, EUCLEAN},
+    {EXT2_ET_EXTENT_INDEX_BAD, EUCLEAN},
+    {EXT2_ET_EXTENT_LEAF_BAD, EUCLEAN},
+    {EXT2_ET_EXTENT_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_EXTENT_CYCLE, EUCLEAN},
+    {EXT2_ET_EXTENT_INVALID_LENGTH, EUCLEAN},
+    {EXT2_ET_EXTENT_NO_DOWN, EUCLEAN},
+    {EXT2_ET_EXTENT_NO_UP, EUCLEAN},
+    {EXT2_ET_INLINE_DATA_CANT_ITERATE, EUCLEAN},
+    {EXT2_ET_INLINE_DATA_NO_BLOCK, EUCLEAN},
+    {EXT2_ET_FILESYSTEM_CORRUPTED, EUCLEAN},
+    {EXT2_ET_BAD_CRC, EUCLEAN},
+    {EXT2_ET_SB_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_BLOCK_BITMAP_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_INODE_BITMAP_CSUM_INVALID, EUCLEAN},
+    {EXT2_ET_GDESC_BAD_BLOCK_MAP, EUCLEAN},
+    {EXT2_ET_GDESC_BAD_INODE_MAP, EUCLEAN},
+    {EXT2_ET_GDESC_BAD_INODE_TABLE, EUCLEAN},
+    {EXT2_ET_MISSING_INODE_TABLE, EUCLEAN},
+    {EXT2_ET_BAD_DESC_SIZE, EUCLEAN},
+    {EXT2_ET_DIRHASH_UNSUPP, EUCLEAN},
+    {EXT2_ET_UNEXPECTED_BLOCK_SIZE, EUCLEAN},
+    {EXT2_ET_BLOCK_BITMAP_READ, EIO},
+    {EXT2_ET_INODE_BITMAP_READ, EIO},
+    {EXT2_ET_INODE_TABLE_READ, EIO},
+    {EXT2_ET_NEXT_INODE_READ, EIO},
+    {EXT2_ET_GDESC_READ, EIO},
+    {EXT2_ET_BLOCK_BITMAP_WRITE, EIO},
+    {EXT2_ET_INODE_BITMAP_WRITE, EIO},
+    {EXT2_ET_INODE_TABLE_WRITE, EIO},
+    {EXT2_ET_GDESC_WRITE, EIO},
+};
+
+int e2_errno(errcode_t err)
+{
+    if (err == 0)
+        return 0;
+    /* libext2fs passes system errno values through unchanged. */
+    if (err > 0 && err < 4096)
+        return -(int)err;
+    for (size_t i = 0; i < sizeof(errcode_table) / sizeof(errcode_table[0]); i++) {
+        if (errcode_table[i].code == err)
+            return -errcode_table[i].err;
+    }
+    log_warn("unmapped libext2fs error %ld (%s); reporting EIO", (long)err, error_message(err));
+    return -EIO;
+}

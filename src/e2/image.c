@@ -1,0 +1,326 @@
+/* Opening, checking, locking and closing an image. */
+#include "e2/e2_internal.h"
+#include "base/log.h"
+
+#include <e2p/e2p.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Features whose on-disk rules this daemon does not implement when writing.
+ * Refused outright: we could not even read such an image correctly. */
+static const uint32_t incompat_refused = EXT4_FEATURE_INCOMPAT_ENCRYPT |
+                                         EXT4_FEATURE_INCOMPAT_CASEFOLD |
+                                         EXT3_FEATURE_INCOMPAT_JOURNAL_DEV |
+                                         EXT4_FEATURE_INCOMPAT_DIRDATA |
+                                         EXT2_FEATURE_INCOMPAT_COMPRESSION;
+/* Readable, but writing would leave something e2fsck repairs (quota usage,
+ * verity trees, cluster accounting, MMP sequence, orphan file). */
+static const uint32_t incompat_ro = EXT4_FEATURE_INCOMPAT_MMP | EXT4_FEATURE_INCOMPAT_EA_INODE;
+static const uint32_t ro_compat_ro =
+    EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_BIGALLOC |
+    EXT4_FEATURE_RO_COMPAT_PROJECT | EXT4_FEATURE_RO_COMPAT_VERITY |
+    EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS | EXT4_FEATURE_RO_COMPAT_READONLY |
+    EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_REPLICA |
+    EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
+
+static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Name the first feature bit of @mask (E2P_FEATURE_* type @type). */
+static const char *first_feature(int type, uint32_t mask)
+{
+    for (unsigned bit = 0; bit < 32; bit++) {
+        if (mask & (1u << bit))
+            return e2p_feature2string(type, 1u << bit);
+    }
+    return "?";
+}
+
+static int lock_image(const char *path, int *fd_out, char *why, size_t why_len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        int err = errno;
+        say(why, why_len, "cannot open image '%s': %s", path, strerror(err));
+        return -err;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        close(fd);
+        if (err == EWOULDBLOCK) {
+            say(why, why_len, "image '%s' is in use: another uext4 holds its lock", path);
+            return -EBUSY;
+        }
+        say(why, why_len, "cannot lock image '%s': %s", path, strerror(err));
+        return -err;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+/* Refusals that depend only on the superblock. */
+static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *why, size_t len)
+{
+    struct ext2_super_block *sb = fs->super;
+    uint32_t bad;
+
+    bad = sb->s_feature_incompat & (incompat_refused | ~EXT2_LIB_FEATURE_INCOMPAT_SUPP);
+    bad &= ~EXT3_FEATURE_INCOMPAT_RECOVER;
+    if (bad) {
+        say(why, len, "image '%s' uses the unsupported feature '%s'", path,
+            first_feature(E2P_FEATURE_INCOMPAT, bad));
+        return -EOPNOTSUPP;
+    }
+    if (sb->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER) {
+        say(why, len,
+            "image '%s' needs journal recovery (needs_recovery is set); "
+            "run 'e2fsck -fy' on it first",
+            path);
+        return -EUCLEAN;
+    }
+    if (sb->s_state & EXT2_ERROR_FS) {
+        say(why, len, "image '%s' has errors recorded; run 'e2fsck -fy' on it first", path);
+        return -EUCLEAN;
+    }
+    bad = sb->s_feature_incompat & incompat_ro;
+    if (bad) {
+        say(why, len, "feature '%s' is not supported for writing; mounting read-only",
+            first_feature(E2P_FEATURE_INCOMPAT, bad));
+        *need_ro = true;
+    }
+    bad = sb->s_feature_ro_compat & (ro_compat_ro | ~EXT2_LIB_FEATURE_RO_COMPAT_SUPP);
+    if (bad) {
+        say(why, len, "feature '%s' is not supported for writing; mounting read-only",
+            first_feature(E2P_FEATURE_RO_INCOMPAT, bad));
+        *need_ro = true;
+    }
+    return 0;
+}
+
+static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_t len)
+{
+    int flags = EXT2_FLAG_64BITS | (ro ? 0 : EXT2_FLAG_RW);
+    errcode_t err;
+
+    err = ext2fs_open2(path, NULL, flags, 0, 0, unix_io_manager, out);
+    if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
+        err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
+        say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
+            error_message(err));
+        return -EINVAL;
+    }
+    if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE) {
+        say(why, len, "image '%s' uses a feature this libext2fs cannot handle: %s", path,
+            error_message(err));
+        return -EOPNOTSUPP;
+    }
+    if (err) {
+        int e = e2_errno(err);
+        say(why, len, "cannot open image '%s': %s", path,
+            err < 4096 ? strerror(-e) : error_message(err));
+        return e;
+    }
+    return 0;
+}
+
+/* A read-write mount marks the file system not clean until close, as the
+ * kernel does, so a crashed daemon's image gets checked. */
+static int mark_mounted(struct e2_image *img)
+{
+    struct ext2_super_block *sb = img->fs->super;
+
+    sb->s_state &= ~EXT2_VALID_FS;
+    sb->s_mnt_count++;
+    sb->s_mtime = (uint32_t)time(NULL);
+    ext2fs_mark_super_dirty(img->fs);
+    return e2_errno(ext2fs_flush(img->fs));
+}
+
+int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
+                  bool *ro_forced, char *why, size_t why_len)
+{
+    struct e2_image *img;
+    bool need_ro = false;
+    int ret;
+
+    *ro_forced = false;
+    img = calloc(1, sizeof(*img));
+    if (!img)
+        return -ENOMEM;
+    mutex_init(&img->disk_lock, LC_DISK, 0);
+    img->path = strdup(path);
+    if (!img->path) {
+        ret = -ENOMEM;
+        goto out_free;
+    }
+    ret = lock_image(path, &img->lock_fd, why, why_len);
+    if (ret)
+        goto out_free;
+
+    /* Read-only first: the superblock decides whether we may write. */
+    ret = open_fs(path, true, &img->fs, why, why_len);
+    if (ret)
+        goto out_unlock;
+    ret = check_super(img->fs, path, &need_ro, why, why_len);
+    ext2fs_close_free(&img->fs);
+    if (ret)
+        goto out_unlock;
+    if (need_ro && !o->read_only && !o->force_ro_ok) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    img->read_only = o->read_only || need_ro;
+    *ro_forced = need_ro && !o->read_only;
+
+    ret = open_fs(path, img->read_only, &img->fs, why, why_len);
+    if (ret)
+        goto out_unlock;
+    ret = e2_errno(ext2fs_read_bitmaps(img->fs));
+    if (ret) {
+        say(why, why_len, "cannot read the bitmaps of '%s': %s", path, strerror(-ret));
+        goto out_close;
+    }
+    if (!img->read_only) {
+        ret = mark_mounted(img);
+        if (ret) {
+            say(why, why_len, "cannot write the superblock of '%s': %s", path,
+                strerror(-ret));
+            goto out_close;
+        }
+    }
+    *out = img;
+    return 0;
+
+out_close:
+    ext2fs_close_free(&img->fs);
+out_unlock:
+    close(img->lock_fd);
+out_free:
+    free(img->path);
+    mutex_destroy(&img->disk_lock);
+    free(img);
+    return ret;
+}
+
+int e2_image_close(struct e2_image *img)
+{
+    int ret = 0;
+
+    e2_lock(img);
+    if (!img->read_only) {
+        struct ext2_super_block *sb = img->fs->super;
+
+        sb->s_state |= EXT2_VALID_FS;
+        sb->s_wtime = (uint32_t)time(NULL);
+        ext2fs_mark_super_dirty(img->fs);
+    }
+    ret = e2_errno(ext2fs_close_free(&img->fs));
+    e2_unlock(img);
+    if (ret)
+        log_err("closing '%s': %s", img->path, strerror(-ret));
+    close(img->lock_fd);
+    mutex_destroy(&img->disk_lock);
+    free(img->path);
+    free(img);
+    return ret;
+}
+
+int e2_image_sync(struct e2_image *img)
+{
+    int ret = 0;
+
+    e2_lock(img);
+    if (!img->read_only) {
+        ret = e2_errno(ext2fs_flush2(img->fs, 0));
+        if (!ret)
+            ret = e2_errno(io_channel_flush(img->fs->io));
+    }
+    e2_unlock(img);
+    return ret;
+}
+
+bool e2_is_read_only(const struct e2_image *img)
+{
+    return img->read_only;
+}
+
+void e2_set_read_only(struct e2_image *img)
+{
+    img->read_only = true;
+}
+
+unsigned e2_block_size(const struct e2_image *img)
+{
+    return img->fs->blocksize;
+}
+
+bool e2_has_inline_data(const struct e2_image *img)
+{
+    return ext2fs_has_feature_inline_data(img->fs->super);
+}
+
+bool e2_has_extents(const struct e2_image *img)
+{
+    return ext2fs_has_feature_extents(img->fs->super);
+}
+
+void e2_record_error(struct e2_image *img, uint32_t ino, const char *func, int line)
+{
+    struct ext2_super_block *sb;
+    uint32_t now = (uint32_t)time(NULL);
+
+    e2_lock(img);
+    sb = img->fs->super;
+    sb->s_state |= EXT2_ERROR_FS;
+    sb->s_error_count++;
+    if (!sb->s_first_error_time) {
+        sb->s_first_error_time = now;
+        sb->s_first_error_ino = ino;
+        sb->s_first_error_line = (uint32_t)line;
+        strncpy((char *)sb->s_first_error_func, func, sizeof(sb->s_first_error_func));
+    }
+    sb->s_last_error_time = now;
+    sb->s_last_error_ino = ino;
+    sb->s_last_error_line = (uint32_t)line;
+    strncpy((char *)sb->s_last_error_func, func, sizeof(sb->s_last_error_func));
+    if (!img->read_only)
+        ext2fs_mark_super_dirty(img->fs);
+    e2_unlock(img);
+}
+
+int e2_statfs(struct e2_image *img, struct e2_statfs *st)
+{
+    struct ext2_super_block *sb;
+    uint64_t resv;
+
+    e2_lock(img);
+    sb = img->fs->super;
+    st->bsize = img->fs->blocksize;
+    st->blocks = ext2fs_blocks_count(sb);
+    st->bfree = ext2fs_free_blocks_count(sb);
+    resv = ext2fs_r_blocks_count(sb);
+    st->bavail = st->bfree > resv ? st->bfree - resv : 0;
+    st->files = sb->s_inodes_count;
+    st->ffree = sb->s_free_inodes_count;
+    st->namemax = EXT2_NAME_LEN;
+    e2_unlock(img);
+    return 0;
+}

@@ -1,0 +1,499 @@
+/* Inodes: reading and changing fields, creating and freeing inodes. */
+#include "e2/e2_internal.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <ext2fs/ext3_extents.h>
+
+int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode)
+{
+    if (ino < 1 || ino > img->fs->super->s_inodes_count)
+        return -EUCLEAN;
+    memset(inode, 0, sizeof(*inode));
+    return e2_errno(ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)inode,
+                                           sizeof(*inode)));
+}
+
+int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode)
+{
+    if (img->read_only)
+        return -EROFS;
+    return e2_errno(ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)inode,
+                                            sizeof(*inode)));
+}
+
+/* Whether the in-inode extra space covers a field ending at @field_end. */
+bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end)
+{
+    return (size_t)EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize >= field_end;
+}
+
+#define EXTRA_HAS(in, field)                                                                   \
+    e2_inode_has_extra((in), offsetof(struct ext2_inode_large, field) + sizeof((in)->field))
+
+void e2_time_encode(const struct timespec *ts, uint32_t *secs, uint32_t *extra)
+{
+    int64_t s = ts->tv_sec;
+
+    *secs = (uint32_t)s;
+    /* Bits 0-1 extend the signed 32-bit seconds to 34 bits; 2-31 hold ns. */
+    *extra = (uint32_t)(((s - (int32_t)(uint32_t)s) >> 32) & EXT4_EPOCH_MASK) |
+             ((uint32_t)ts->tv_nsec << 2);
+}
+
+void e2_time_decode(uint32_t secs, uint32_t extra, bool has_extra, struct timespec *ts)
+{
+    ts->tv_sec = (int32_t)secs;
+    ts->tv_nsec = 0;
+    if (!has_extra)
+        return;
+    ts->tv_sec += (int64_t)(extra & EXT4_EPOCH_MASK) << 32;
+    ts->tv_nsec = extra >> 2;
+    if (ts->tv_nsec > 999999999)
+        ts->tv_nsec = 999999999; /* corrupt; keep the value valid for stat */
+}
+
+static dev_t decode_rdev(const struct ext2_inode_large *in)
+{
+    if (in->i_block[0]) {
+        uint32_t old = in->i_block[0];
+        return makedev((old >> 8) & 0xff, old & 0xff);
+    }
+    uint32_t nw = in->i_block[1];
+    return makedev((nw & 0xfff00) >> 8, (nw & 0xff) | ((nw >> 12) & 0xfff00));
+}
+
+static void encode_rdev(struct ext2_inode_large *in, dev_t rdev)
+{
+    unsigned maj = major(rdev), min = minor(rdev);
+
+    if (maj < 256 && min < 256) {
+        in->i_block[0] = (maj << 8) | min;
+        in->i_block[1] = 0;
+    } else {
+        in->i_block[0] = 0;
+        in->i_block[1] = (min & 0xff) | (maj << 8) | ((min & ~0xffu) << 12);
+        in->i_block[2] = 0;
+    }
+}
+
+void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, struct e2_attr *a)
+{
+    a->mode = in->i_mode;
+    a->uid = inode_uid(*in);
+    a->gid = inode_gid(*in);
+    a->nlink = in->i_links_count;
+    a->size = EXT2_I_SIZE(in);
+    a->blocks = ext2fs_get_stat_i_blocks(img->fs, (struct ext2_inode *)in);
+    e2_time_decode(in->i_atime, in->i_atime_extra, EXTRA_HAS(in, i_atime_extra), &a->atime);
+    e2_time_decode(in->i_mtime, in->i_mtime_extra, EXTRA_HAS(in, i_mtime_extra), &a->mtime);
+    e2_time_decode(in->i_ctime, in->i_ctime_extra, EXTRA_HAS(in, i_ctime_extra), &a->ctime);
+    if (EXTRA_HAS(in, i_crtime_extra))
+        e2_time_decode(in->i_crtime, in->i_crtime_extra, true, &a->crtime);
+    else
+        a->crtime = (struct timespec){0, 0};
+    a->rdev = (S_ISCHR(in->i_mode) || S_ISBLK(in->i_mode)) ? decode_rdev(in) : 0;
+    a->flags = in->i_flags;
+    a->generation = in->i_generation;
+}
+
+static void set_time(struct ext2_inode_large *in, const struct timespec *ts, uint32_t *secs,
+                     uint32_t *extra, bool has_extra)
+{
+    uint32_t e;
+
+    e2_time_encode(ts, secs, &e);
+    if (has_extra)
+        *extra = e;
+}
+
+static void attr_to_inode(const struct e2_attr *a, unsigned fields, struct ext2_inode_large *in)
+{
+    if (fields & E2_A_MODE)
+        in->i_mode = (uint16_t)a->mode;
+    if (fields & E2_A_UID) {
+        in->i_uid = (uint16_t)a->uid;
+        ext2fs_set_i_uid_high(*in, a->uid >> 16);
+    }
+    if (fields & E2_A_GID) {
+        in->i_gid = (uint16_t)a->gid;
+        ext2fs_set_i_gid_high(*in, a->gid >> 16);
+    }
+    if (fields & E2_A_NLINK)
+        in->i_links_count = (uint16_t)a->nlink;
+    if (fields & E2_A_SIZE) {
+        in->i_size = (uint32_t)a->size;
+        in->i_size_high = (uint32_t)(a->size >> 32);
+    }
+    if (fields & E2_A_ATIME)
+        set_time(in, &a->atime, &in->i_atime, &in->i_atime_extra, EXTRA_HAS(in, i_atime_extra));
+    if (fields & E2_A_MTIME)
+        set_time(in, &a->mtime, &in->i_mtime, &in->i_mtime_extra, EXTRA_HAS(in, i_mtime_extra));
+    if (fields & E2_A_CTIME)
+        set_time(in, &a->ctime, &in->i_ctime, &in->i_ctime_extra, EXTRA_HAS(in, i_ctime_extra));
+    if (fields & E2_A_FLAGS)
+        in->i_flags = a->flags;
+}
+
+int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (!ret)
+        e2_inode_to_attr(img, &in, a);
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, unsigned fields)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    attr_to_inode(a, fields, &in);
+    ret = e2_write_inode_locked(img, ino, &in);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+/* Fill a fresh in-memory inode from @a: the fields every new inode shares. */
+static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
+                           struct ext2_inode_large *in)
+{
+    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
+    uint32_t gen;
+
+    memset(in, 0, sizeof(*in));
+    if (isize > EXT2_GOOD_OLD_INODE_SIZE) {
+        unsigned want = img->fs->super->s_want_extra_isize;
+        unsigned maxx = sizeof(*in) - EXT2_GOOD_OLD_INODE_SIZE;
+        if (!want || want > maxx)
+            want = maxx;
+        if (want > isize - EXT2_GOOD_OLD_INODE_SIZE)
+            want = isize - EXT2_GOOD_OLD_INODE_SIZE;
+        in->i_extra_isize = (uint16_t)want;
+    }
+    attr_to_inode(a, E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME,
+                  in);
+    if (EXTRA_HAS(in, i_crtime_extra))
+        set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, true);
+    if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
+        gen = (uint32_t)a->ctime.tv_nsec;
+    in->i_generation = gen;
+}
+
+static void init_extent_header(struct ext2_inode_large *in)
+{
+    struct ext3_extent_header *eh = (struct ext3_extent_header *)in->i_block;
+
+    memset(in->i_block, 0, sizeof(in->i_block));
+    eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
+    eh->eh_max = ext2fs_cpu_to_le16((sizeof(in->i_block) - sizeof(*eh)) /
+                                    sizeof(struct ext3_extent));
+    in->i_flags |= EXT4_EXTENTS_FL;
+}
+
+/* Write a brand-new inode, zeroing its whole on-disk slot so no stale
+ * in-inode xattrs of a former owner survive. */
+static int write_new_inode_locked(struct e2_image *img, ext2_ino_t ino,
+                                  struct ext2_inode_large *in)
+{
+    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
+    char *buf = calloc(1, isize > sizeof(*in) ? isize : sizeof(*in));
+    errcode_t err;
+
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, in, sizeof(*in));
+    err = ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)buf, isize);
+    free(buf);
+    return e2_errno(err);
+}
+
+static int alloc_inode_locked(struct e2_image *img, ext2_ino_t dir, mode_t mode, ext2_ino_t *ino)
+{
+    errcode_t err;
+
+    if (img->read_only)
+        return -EROFS;
+    err = ext2fs_new_inode(img->fs, dir, (int)mode, NULL, ino);
+    if (err)
+        return e2_errno(err);
+    ext2fs_inode_alloc_stats2(img->fs, *ino, +1, S_ISDIR(mode));
+    return 0;
+}
+
+int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino)
+{
+    struct ext2_inode_large in;
+    ext2_ino_t n;
+    int ret;
+
+    e2_lock(img);
+    ret = alloc_inode_locked(img, dir, a->mode, &n);
+    if (ret)
+        goto out_unlock;
+    init_new_inode(img, a, &in);
+    in.i_links_count = 1;
+    if (S_ISCHR(a->mode) || S_ISBLK(a->mode))
+        encode_rdev(&in, a->rdev);
+    else if (S_ISREG(a->mode) && ext2fs_has_feature_extents(img->fs->super))
+        init_extent_header(&in);
+    ret = write_new_inode_locked(img, n, &in);
+    if (ret) {
+        ext2fs_inode_alloc_stats2(img->fs, n, -1, 0);
+        goto out_unlock;
+    }
+    *ino = n;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+static int new_block_dir_locked(struct e2_image *img, ext2_ino_t ino, ext2_ino_t parent,
+                                struct ext2_inode_large *in)
+{
+    ext2_filsys fs = img->fs;
+    blk64_t blk = 0;
+    char *block = NULL;
+    errcode_t err;
+
+    err = ext2fs_new_block2(fs, ext2fs_find_inode_goal(fs, ino, (struct ext2_inode *)in, 0),
+                            NULL, &blk);
+    if (err)
+        return e2_errno(err);
+    err = ext2fs_new_dir_block(fs, ino, parent, &block);
+    if (err)
+        return e2_errno(err);
+    err = ext2fs_write_dir_block4(fs, blk, block, 0, ino);
+    ext2fs_free_mem(&block);
+    if (err)
+        return e2_errno(err);
+    ext2fs_block_alloc_stats2(fs, blk, +1);
+    if (ext2fs_has_feature_extents(fs->super))
+        init_extent_header(in);
+    in->i_size = fs->blocksize;
+    err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_SET, 0, NULL, &blk);
+    if (err) {
+        ext2fs_block_alloc_stats2(fs, blk, -1);
+        return e2_errno(err);
+    }
+    return 0;
+}
+
+int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a,
+                     uint32_t *ino)
+{
+    struct ext2_inode_large in;
+    ext2_ino_t n;
+    int ret;
+
+    e2_lock(img);
+    ret = alloc_inode_locked(img, parent, a->mode, &n);
+    if (ret)
+        goto out_unlock;
+    init_new_inode(img, a, &in);
+    in.i_links_count = 2;
+    if (ext2fs_has_feature_inline_data(img->fs->super) &&
+        EXT2_INODE_SIZE(img->fs->super) > EXT2_GOOD_OLD_INODE_SIZE) {
+        in.i_flags |= EXT4_INLINE_DATA_FL;
+        in.i_size = EXT4_MIN_INLINE_DATA_SIZE;
+        ret = e2_errno(ext2fs_new_dir_inline_data(img->fs, n, parent, in.i_block));
+        if (!ret)
+            ret = write_new_inode_locked(img, n, &in);
+        if (!ret)
+            ret = e2_errno(ext2fs_inline_data_init(img->fs, n));
+    } else {
+        ret = write_new_inode_locked(img, n, &in);
+        if (!ret)
+            ret = new_block_dir_locked(img, n, parent, &in);
+        if (!ret)
+            ret = e2_write_inode_locked(img, n, &in);
+    }
+    if (ret) {
+        ext2fs_inode_alloc_stats2(img->fs, n, -1, 1);
+        goto out_unlock;
+    }
+    *ino = n;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_inode_new_symlink(struct e2_image *img, uint32_t dir, const struct e2_attr *a,
+                         const char *target, uint32_t *ino)
+{
+    size_t len = strlen(target);
+    struct ext2_inode_large in;
+    ext2_file_t file;
+    ext2_ino_t n;
+    unsigned written;
+    int ret;
+
+    if (len >= img->fs->blocksize)
+        return -ENAMETOOLONG;
+    e2_lock(img);
+    ret = alloc_inode_locked(img, dir, a->mode, &n);
+    if (ret)
+        goto out_unlock;
+    init_new_inode(img, a, &in);
+    in.i_links_count = 1;
+    /* The kernel keeps a target of up to 59 bytes (plus NUL) in i_block. */
+    if (len < sizeof(in.i_block)) {
+        memcpy(in.i_block, target, len);
+        in.i_size = (uint32_t)len;
+        ret = write_new_inode_locked(img, n, &in);
+        goto out_check;
+    }
+    if (ext2fs_has_feature_extents(img->fs->super))
+        init_extent_header(&in);
+    ret = write_new_inode_locked(img, n, &in);
+    if (ret)
+        goto out_check;
+    ret = e2_errno(ext2fs_file_open(img->fs, n, EXT2_FILE_WRITE, &file));
+    if (ret)
+        goto out_check;
+    ret = e2_errno(ext2fs_file_write(file, target, (unsigned)len, &written));
+    if (!ret && written != len)
+        ret = -ENOSPC;
+    {
+        int cret = e2_errno(ext2fs_file_close(file));
+        if (!ret)
+            ret = cret;
+    }
+out_check:
+    if (ret) {
+        struct ext2_inode_large tmp;
+        if (!e2_read_inode_locked(img, n, &tmp))
+            ext2fs_punch(img->fs, n, (struct ext2_inode *)&tmp, NULL, 0, ~0ULL);
+        ext2fs_inode_alloc_stats2(img->fs, n, -1, 0);
+        goto out_unlock;
+    }
+    *ino = n;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+/* Drop the inode's reference to its xattr block, freeing the block when no
+ * other inode shares it. */
+static int release_xattr_block_locked(struct e2_image *img, ext2_ino_t ino,
+                                      struct ext2_inode_large *in)
+{
+    blk64_t blk = ext2fs_file_acl_block(img->fs, (struct ext2_inode *)in);
+    __u32 count = 0;
+    errcode_t err;
+
+    if (!blk)
+        return 0;
+    if (blk >= ext2fs_blocks_count(img->fs->super) ||
+        blk < img->fs->super->s_first_data_block)
+        return -EUCLEAN;
+    err = ext2fs_adjust_ea_refcount3(img->fs, blk, NULL, -1, &count, ino);
+    if (err)
+        return e2_errno(err);
+    if (count == 0)
+        ext2fs_block_alloc_stats2(img->fs, blk, -1);
+    ext2fs_file_acl_block_set(img->fs, (struct ext2_inode *)in, 0);
+    return 0;
+}
+
+int e2_inode_free(struct e2_image *img, uint32_t ino)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    if (!(in.i_flags & EXT4_INLINE_DATA_FL) &&
+        ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
+        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)&in, NULL, 0, ~0ULL));
+        if (ret)
+            goto out_unlock;
+    }
+    ret = release_xattr_block_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    in.i_links_count = 0;
+    in.i_dtime = (uint32_t)time(NULL);
+    ret = e2_write_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    ext2fs_inode_alloc_stats2(img->fs, ino, -1, LINUX_S_ISDIR(in.i_mode));
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size)
+{
+    struct ext2_inode_large in;
+    ext2_file_t file;
+    unsigned got = 0;
+    uint64_t len;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    len = EXT2_I_SIZE(&in);
+    if (!LINUX_S_ISLNK(in.i_mode)) {
+        ret = -EINVAL;
+        goto out_unlock;
+    }
+    if (len >= img->fs->blocksize || len == 0) {
+        ret = -EUCLEAN;
+        goto out_unlock;
+    }
+    if (len > size) {
+        ret = -ERANGE;
+        goto out_unlock;
+    }
+    if (in.i_flags & EXT4_INLINE_DATA_FL) {
+        char tmp[EXT4_MIN_INLINE_DATA_SIZE * 64];
+        size_t isz = sizeof(tmp);
+        ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &isz));
+        if (!ret && isz > sizeof(tmp))
+            ret = -EUCLEAN;
+        if (!ret)
+            ret = e2_errno(ext2fs_inline_data_get(img->fs, ino, (struct ext2_inode *)&in, tmp,
+                                                  NULL));
+        if (!ret)
+            memcpy(buf, tmp, len);
+    } else if (ext2fs_is_fast_symlink((struct ext2_inode *)&in)) {
+        memcpy(buf, in.i_block, len);
+    } else {
+        ret = e2_errno(ext2fs_file_open2(img->fs, ino, (struct ext2_inode *)&in, 0, &file));
+        if (ret)
+            goto out_unlock;
+        ret = e2_errno(ext2fs_file_read(file, buf, (unsigned)len, &got));
+        ext2fs_file_close(file);
+        if (!ret && got != len)
+            ret = -EUCLEAN;
+    }
+    if (!ret)
+        ret = (int)len;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}

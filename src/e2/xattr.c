@@ -1,0 +1,152 @@
+/* Extended attributes through libext2fs's xattr handle API. POSIX ACLs are
+ * translated between the Linux xattr format and ext4's on-disk format by
+ * libext2fs itself. */
+#include "e2/e2_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+static int open_read_locked(struct e2_image *img, uint32_t ino, struct ext2_xattr_handle **h)
+{
+    int ret = e2_errno(ext2fs_xattrs_open(img->fs, ino, h));
+
+    if (ret)
+        return ret;
+    ret = e2_errno(ext2fs_xattrs_read(*h));
+    if (ret)
+        ext2fs_xattrs_close(h);
+    return ret;
+}
+
+ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf,
+                     size_t size)
+{
+    struct ext2_xattr_handle *h;
+    void *val = NULL;
+    size_t len = 0;
+    ssize_t ret;
+
+    e2_lock(img);
+    ret = open_read_locked(img, ino, &h);
+    if (ret)
+        goto out_unlock;
+    ret = e2_errno(ext2fs_xattr_get(h, name, &val, &len));
+    if (ret)
+        goto out_close;
+    if (size && len > size)
+        ret = -ERANGE;
+    else {
+        if (size)
+            memcpy(buf, val, len);
+        ret = (ssize_t)len;
+    }
+    ext2fs_free_mem(&val);
+out_close:
+    ext2fs_xattrs_close(&h);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val,
+                 size_t len, int flags)
+{
+    struct ext2_xattr_handle *h;
+    void *old = NULL;
+    size_t oldlen;
+    int ret;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    ret = open_read_locked(img, ino, &h);
+    if (ret)
+        goto out_unlock;
+    ret = e2_errno(ext2fs_xattr_get(h, name, &old, &oldlen));
+    if (ret == 0) {
+        ext2fs_free_mem(&old);
+        if (flags & XATTR_CREATE) {
+            ret = -EEXIST;
+            goto out_close;
+        }
+    } else if (ret == -ENODATA) {
+        if (flags & XATTR_REPLACE)
+            goto out_close;
+    } else {
+        goto out_close;
+    }
+    ret = e2_errno(ext2fs_xattr_set(h, name, val, len));
+out_close:
+    ext2fs_xattrs_close(&h);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+struct list_ctx {
+    char *buf;
+    size_t size, len;
+};
+
+static int list_proc(char *name, char *value, size_t value_len, void *data)
+{
+    struct list_ctx *lc = data;
+    size_t n = strlen(name) + 1;
+
+    /* Inline file data is stored as an xattr but is not one to callers. */
+    if (!strcmp(name, "system.data"))
+        return 0;
+    if (lc->size && lc->len + n <= lc->size)
+        memcpy(lc->buf + lc->len, name, n);
+    lc->len += n;
+    return 0;
+}
+
+ssize_t e2_xattr_list(struct e2_image *img, uint32_t ino, char *buf, size_t size)
+{
+    struct ext2_xattr_handle *h;
+    struct list_ctx lc = {buf, size, 0};
+    ssize_t ret;
+
+    e2_lock(img);
+    ret = open_read_locked(img, ino, &h);
+    if (ret)
+        goto out_unlock;
+    ret = e2_errno(ext2fs_xattrs_iterate(h, list_proc, &lc));
+    ext2fs_xattrs_close(&h);
+    if (!ret)
+        ret = (size && lc.len > size) ? -ERANGE : (ssize_t)lc.len;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
+{
+    struct ext2_xattr_handle *h;
+    void *old = NULL;
+    size_t oldlen;
+    int ret;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    ret = open_read_locked(img, ino, &h);
+    if (ret)
+        goto out_unlock;
+    /* libext2fs removes a missing key silently; removexattr(2) says ENODATA. */
+    ret = e2_errno(ext2fs_xattr_get(h, name, &old, &oldlen));
+    if (!ret) {
+        ext2fs_free_mem(&old);
+        ret = e2_errno(ext2fs_xattr_remove(h, name));
+    }
+    ext2fs_xattrs_close(&h);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}

@@ -1,0 +1,76 @@
+/* Attributes: getattr, setattr, access, statfs. */
+#include "frontend/fe_int.h"
+
+void fe_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat st;
+    int rc;
+
+    rc = uext4_getattr(fe_fs(req), fe_ext4_ino(ino), &st);
+    fe_reply_attr(req, rc, &st);
+}
+
+/* FUSE_SET_ATTR_* -> UEXT4_SET_*. The kernel sends ATIME together with
+ * ATIME_NOW for utimensat(UTIME_NOW) and touch; both are passed on, and the
+ * core lets _NOW win (it also decides the permission rule from it: any
+ * writer may set "now", only the owner may set a given time). KILL_SUID and
+ * KILL_SGID never reach us: libfuse 3.14 only produces them for
+ * handle_killpriv_v2, and with FUSE_CAP_HANDLE_KILLPRIV the core clears the
+ * bits itself on write, truncate and chown. */
+static unsigned fe_setattr_mask(int to_set)
+{
+    static const struct {
+        int fuse;
+        unsigned core;
+    } map[] = {
+        {FUSE_SET_ATTR_MODE, UEXT4_SET_MODE},
+        {FUSE_SET_ATTR_UID, UEXT4_SET_UID},
+        {FUSE_SET_ATTR_GID, UEXT4_SET_GID},
+        {FUSE_SET_ATTR_SIZE, UEXT4_SET_SIZE},
+        {FUSE_SET_ATTR_ATIME, UEXT4_SET_ATIME},
+        {FUSE_SET_ATTR_MTIME, UEXT4_SET_MTIME},
+        {FUSE_SET_ATTR_ATIME_NOW, UEXT4_SET_ATIME_NOW},
+        {FUSE_SET_ATTR_MTIME_NOW, UEXT4_SET_MTIME_NOW},
+        {FUSE_SET_ATTR_CTIME, UEXT4_SET_CTIME},
+    };
+    unsigned out = 0;
+
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (to_set & map[i].fuse)
+            out |= map[i].core;
+    }
+    return out;
+}
+
+void fe_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                struct fuse_file_info *fi)
+{
+    struct fe_cred c;
+    struct stat st;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_setattr(fe_fs(req), &c.cr, fe_ext4_ino(ino), attr, fe_setattr_mask(to_set), &st);
+    fe_cred_release(&c);
+    fe_reply_attr(req, rc, &st);
+}
+
+void fe_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    struct fe_cred c;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_access(fe_fs(req), &c.cr, fe_ext4_ino(ino), mask);
+    fe_cred_release(&c);
+    fe_reply_status(req, rc);
+}
+
+void fe_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs sv;
+    int rc;
+
+    rc = uext4_statfs(fe_fs(req), &sv);
+    fe_reply_statfs(req, rc, &sv);
+}

@@ -1,0 +1,54 @@
+/* Who is asking: the caller of a FUSE request as a struct uext4_cred. */
+#include "frontend/fe_int.h"
+
+#include <stdlib.h>
+
+/* Read the caller's supplementary groups into @c. fuse_req_getgroups() reads
+ * them from /proc and returns the full count even when @size is too small,
+ * so a second call with a buffer of that size gets them all (unless the
+ * caller changed its groups in between: then we take what fitted). When the
+ * groups cannot be read (no /proc, a caller in another pid namespace), the
+ * caller is checked with its primary group only: fewer rights, never more. */
+static void fe_cred_load_groups(struct fe_cred *c, fuse_req_t req)
+{
+    int n = fuse_req_getgroups(req, FE_GROUPS_INLINE, c->inline_groups);
+
+    if (n <= 0)
+        return;
+    if (n <= FE_GROUPS_INLINE) {
+        c->cr.groups = c->inline_groups;
+        c->cr.ngroups = (unsigned)n;
+        return;
+    }
+    c->heap_groups = malloc((size_t)n * sizeof(gid_t));
+    if (!c->heap_groups) {
+        c->cr.groups = c->inline_groups;
+        c->cr.ngroups = FE_GROUPS_INLINE;
+        return;
+    }
+    int again = fuse_req_getgroups(req, n, c->heap_groups);
+    c->cr.groups = c->heap_groups;
+    c->cr.ngroups = again < 0 ? 0u : (unsigned)(again < n ? again : n);
+}
+
+void fe_cred_init(struct fe_cred *c, fuse_req_t req, bool want_groups)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+    c->cr.uid = ctx->uid;
+    c->cr.gid = ctx->gid;
+    /* Valid because init enables FUSE_CAP_DONT_MASK: the kernel leaves the
+     * umask to us, so the core can skip it when a default ACL applies. */
+    c->cr.umask = ctx->umask;
+    c->cr.ngroups = 0;
+    c->cr.groups = NULL;
+    c->heap_groups = NULL;
+    if (want_groups)
+        fe_cred_load_groups(c, req);
+}
+
+void fe_cred_release(struct fe_cred *c)
+{
+    free(c->heap_groups);
+    c->heap_groups = NULL;
+}

@@ -1,0 +1,153 @@
+/* The FUSE front end's internals: shared by the handler files of
+ * src/frontend/ and by nothing else (main.c sees only fe.h).
+ *
+ * Every handler follows one shape: decode the request (inode numbers,
+ * credentials), make one uext4_* call, release what the decode took, then
+ * send exactly one reply through an fe_reply_*() helper. Handlers hold no
+ * lock of their own; the core's locks are all dropped by the time a uext4_*
+ * call returns, so no lock is ever held across a fuse_reply_*() call. */
+#ifndef UEXT4_FRONTEND_FE_INT_H
+#define UEXT4_FRONTEND_FE_INT_H
+
+#define FUSE_USE_VERSION 314
+
+#include <fuse_lowlevel.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "uext4.h"
+
+/* Entry and attribute timeouts, in seconds. Long, because this daemon is the
+ * only writer of its image: nothing can change behind the kernel's back. */
+#define FE_TIMEOUT 86400.0
+
+/* The largest write request we ask the kernel for (conn->max_write). */
+#define FE_MAX_WRITE (1u << 20)
+
+/* Per-session state, the fuse_session userdata. Written before the session
+ * loop starts and read-only afterwards, so handlers read it without a lock. */
+struct fe_ctx {
+    struct uext4_fs *fs;
+    bool posix_acl; /* offer FUSE_CAP_POSIX_ACL (only with default_permissions) */
+};
+
+static inline struct fe_ctx *fe_ctx(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static inline struct uext4_fs *fe_fs(fuse_req_t req)
+{
+    return fe_ctx(req)->fs;
+}
+
+/* FUSE names the root 1 (FUSE_ROOT_ID); ext4 names it 2. Every other number
+ * is the same on both sides, and ext4's inode 1 (bad blocks) is never handed
+ * to the kernel, so the mapping is a bijection on what the kernel can see. */
+static inline uint32_t fe_ext4_ino(fuse_ino_t ino)
+{
+    return ino == FUSE_ROOT_ID ? UEXT4_ROOT_INO : (uint32_t)ino;
+}
+
+static inline fuse_ino_t fe_fuse_ino(uint32_t ino)
+{
+    return ino == UEXT4_ROOT_INO ? FUSE_ROOT_ID : (fuse_ino_t)ino;
+}
+
+/* Fill @e for an inode the core has just returned with one lookup reference. */
+void fe_entry_fill(struct fuse_entry_param *e, const struct stat *st);
+
+/* ---- credentials (cred.c) ---- */
+
+#define FE_GROUPS_INLINE 32
+
+/* The caller of a request, in the form the core wants. Supplementary groups
+ * live in @inline_groups, or on the heap for callers in many groups, so every
+ * fe_cred_init() is paired with an fe_cred_release() before the reply. */
+struct fe_cred {
+    struct uext4_cred cr;
+    gid_t *heap_groups;
+    gid_t inline_groups[FE_GROUPS_INLINE];
+};
+
+/* @want_groups false skips reading the supplementary groups (they come from
+ * /proc): for requests the kernel sends on nobody's behalf, such as the
+ * writeback of mmap'd pages. */
+void fe_cred_init(struct fe_cred *c, fuse_req_t req, bool want_groups);
+void fe_cred_release(struct fe_cred *c);
+
+/* ---- replies (reply.c) ----
+ *
+ * @rc is 0, a byte count or a negative errno, as every uext4_* call returns.
+ * On rc < 0 each helper replies with the error through fe_reply_err(), the one
+ * place that negates; otherwise it sends the success reply. */
+void fe_reply_err(fuse_req_t req, int rc);
+void fe_reply_status(fuse_req_t req, int rc);
+/* On success the inode carries one lookup reference taken by the core; if the
+ * reply cannot be delivered (the request was interrupted), the kernel never
+ * learns of it, so the helper gives the reference back. */
+void fe_reply_entry(fuse_req_t req, int rc, const struct stat *st);
+void fe_reply_attr(fuse_req_t req, int rc, const struct stat *st);
+void fe_reply_buf(fuse_req_t req, ssize_t rc, const void *buf);
+void fe_reply_write(fuse_req_t req, ssize_t rc);
+void fe_reply_xattr(fuse_req_t req, ssize_t rc, const void *buf, size_t size);
+void fe_reply_statfs(fuse_req_t req, int rc, const struct statvfs *sv);
+void fe_reply_lseek(fuse_req_t req, off_t rc);
+
+/* ---- handlers, one file per mechanism ---- */
+
+/* namei.c: names and links */
+void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fe_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void fe_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void fe_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void fe_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void fe_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name);
+void fe_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void fe_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fe_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void fe_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+               const char *newname, unsigned int flags);
+void fe_readlink(fuse_req_t req, fuse_ino_t ino);
+
+/* attr.c: attributes, permissions, statfs */
+void fe_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                struct fuse_file_info *fi);
+void fe_access(fuse_req_t req, fuse_ino_t ino, int mask);
+void fe_statfs(fuse_req_t req, fuse_ino_t ino);
+
+/* xattr.c */
+void fe_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+                 int flags);
+void fe_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void fe_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void fe_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* file.c: open files and their data */
+void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               struct fuse_file_info *fi);
+void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+              struct fuse_file_info *fi);
+void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                  struct fuse_file_info *fi);
+void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                        struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                        struct fuse_file_info *fi_out, size_t len, int flags);
+
+/* dir.c: directory handles */
+void fe_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void fe_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi);
+void fe_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fe_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+#endif

@@ -1,0 +1,188 @@
+/* Open regular files and their data: create, open, read, write, flush,
+ * release, fsync, fallocate, lseek, copy_file_range.
+ *
+ * Opens keep no per-handle state (fi->fh stays 0): the core counts opens per
+ * inode, which is all an unlinked-but-open file needs. */
+#include "frontend/fe_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+/* The daemon is the only writer of the image, so cached pages stay valid
+ * across opens. Never direct_io: it breaks shared mmap on libfuse 3.14. */
+static void fe_open_info(struct fuse_file_info *fi)
+{
+    fi->fh = 0;
+    fi->keep_cache = 1;
+    fi->direct_io = 0;
+}
+
+/* Count the open that created @ino. open(2) does not check the new file's
+ * mode against the flags of the call that created it (O_WRONLY|O_CREAT with
+ * mode 0444 succeeds), but uext4_open_file() always checks; so the creating
+ * open is counted with a cred that passes the check: uid 0, the kernel's
+ * CAP_DAC_OVERRIDE. The caller's own rights were checked by uext4_mknod(). */
+static int fe_open_created(struct uext4_fs *fs, uint32_t ino, int flags)
+{
+    const struct uext4_cred creator = {.uid = 0, .gid = 0};
+
+    return uext4_open_file(fs, &creator, ino, flags);
+}
+
+void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+               struct fuse_file_info *fi)
+{
+    struct uext4_fs *fs = fe_fs(req);
+    struct fuse_entry_param e;
+    struct fe_cred c;
+    struct stat st;
+    uint32_t ino;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_mknod(fs, &c.cr, fe_ext4_ino(parent), name, S_IFREG | (mode & ~S_IFMT), 0, &st);
+    fe_cred_release(&c);
+    if (rc < 0)
+        goto out_reply_err;
+    ino = (uint32_t)st.st_ino;
+    rc = fe_open_created(fs, ino, fi->flags);
+    if (rc < 0)
+        goto out_forget;
+
+    fe_open_info(fi);
+    fe_entry_fill(&e, &st);
+    /* A reply the kernel never receives leaves it without the reference and
+     * the open it stands for: give both back. */
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        uext4_release(fs, ino);
+        uext4_forget(fs, ino, 1);
+    }
+    return;
+
+out_forget:
+    uext4_forget(fs, ino, 1);
+out_reply_err:
+    fe_reply_err(req, rc);
+}
+
+void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct uext4_fs *fs = fe_fs(req);
+    struct fe_cred c;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_open_file(fs, &c.cr, fe_ext4_ino(ino), fi->flags);
+    fe_cred_release(&c);
+    if (rc < 0) {
+        fe_reply_err(req, rc);
+        return;
+    }
+    fe_open_info(fi);
+    if (fuse_reply_open(req, fi) != 0)
+        uext4_release(fs, fe_ext4_ino(ino));
+}
+
+void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+    char *buf = malloc(size ? size : 1);
+    ssize_t n;
+
+    if (!buf) {
+        fe_reply_err(req, -ENOMEM);
+        return;
+    }
+    n = uext4_read(fe_fs(req), fe_ext4_ino(ino), buf, size, off);
+    fe_reply_buf(req, n, buf);
+    free(buf);
+}
+
+/* fi->writepage marks the writeback of mmap'd pages, which must never grow
+ * i_size nor convert an inline inode (design.md, inline rule 3). The kernel
+ * sends it on nobody's behalf (uid/gid are the mount owner's, pid 0), so
+ * there are no groups to read. */
+void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+              struct fuse_file_info *fi)
+{
+    bool mmap = fi->writepage;
+    struct fe_cred c;
+    ssize_t n;
+
+    fe_cred_init(&c, req, !mmap);
+    n = uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off,
+                    mmap ? UEXT4_WRITE_MMAP : 0);
+    fe_cred_release(&c);
+    fe_reply_write(req, n);
+}
+
+/* close(2) of one descriptor: nothing to do, data stays cached in the core
+ * until fsync, the commit interval, release or unmount. */
+void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    fe_reply_status(req, 0);
+}
+
+/* The kernel ignores the reply to release, so a latched writeback error
+ * that surfaces here would vanish without the log line. */
+void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    int rc = uext4_release(fe_fs(req), fe_ext4_ino(ino));
+
+    if (rc < 0)
+        log_err("inode %u: write-back error reported at close: %s", fe_ext4_ino(ino),
+                strerror(-rc));
+    fe_reply_status(req, rc);
+}
+
+void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    int rc = uext4_fsync(fe_fs(req), fe_ext4_ino(ino), datasync != 0);
+
+    fe_reply_status(req, rc);
+}
+
+void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+                  struct fuse_file_info *fi)
+{
+    struct fe_cred c;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_fallocate(fe_fs(req), &c.cr, fe_ext4_ino(ino), mode, off, len);
+    fe_cred_release(&c);
+    fe_reply_status(req, rc);
+}
+
+/* The kernel resolves SEEK_SET, SEEK_CUR and SEEK_END itself and only asks
+ * us about data and holes. */
+void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+    off_t rc = -EINVAL;
+
+    if (whence == SEEK_DATA || whence == SEEK_HOLE)
+        rc = uext4_lseek(fe_fs(req), fe_ext4_ino(ino), off, whence);
+    fe_reply_lseek(req, rc);
+}
+
+/* copy_file_range(2) defines no flags yet. */
+void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                        struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                        struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    struct fe_cred c;
+    ssize_t n;
+
+    if (flags != 0) {
+        fe_reply_err(req, -EINVAL);
+        return;
+    }
+    fe_cred_init(&c, req, true);
+    n = uext4_copy_file_range(fe_fs(req), &c.cr, fe_ext4_ino(ino_in), off_in, fe_ext4_ino(ino_out),
+                              off_out, len);
+    fe_cred_release(&c);
+    fe_reply_write(req, n);
+}

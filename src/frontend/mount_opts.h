@@ -1,0 +1,49 @@
+/* Mount options: the `-o` list of the uext4 command, parsed into the core's
+ * struct uext4_options plus what the FUSE mount itself needs.
+ *
+ * No libfuse here: parsing is plain string work, unit-testable on its own.
+ * Each recognised option is listed in options_table in mount_opts.c, which
+ * is also what `uext4 --help` and doc/uext4.1 describe. Unknown or malformed
+ * options are errors: nothing is passed through to the kernel unchecked. */
+#ifndef UEXT4_FRONTEND_MOUNT_OPTS_H
+#define UEXT4_FRONTEND_MOUNT_OPTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "uext4.h"
+
+/* Kernel mount flags that may be forwarded to the FUSE mount, grouped so a
+ * later option overrides an earlier one of the same group ("nosuid,suid"). */
+enum fe_kflag_group {
+    FE_KF_SUID,
+    FE_KF_DEV,
+    FE_KF_EXEC,
+    FE_KF_ATIME,
+    FE_KF_SYNC,
+    FE_KF_DIRSYNC,
+    FE_KF_NR
+};
+
+struct fe_mount_opts {
+    struct uext4_options core;
+    bool allow_other;
+    bool default_permissions;
+    bool commit_set;
+    unsigned commit_secs;
+    /* Point into the option string given to fe_opts_parse(); NULL when not
+     * given (the image path and "uext4" are used). */
+    const char *fsname;
+    const char *subtype;
+    /* Per group, the mount(8) name to forward, or NULL for the default. */
+    const char *kflag[FE_KF_NR];
+};
+
+void fe_opts_init(struct fe_mount_opts *o);
+
+/* Parse one comma-separated option list (one `-o` argument) into @o, on top
+ * of what earlier calls set. @list is split in place and must outlive @o.
+ * Returns 0, or -EINVAL with a message naming the option in @err. */
+int fe_opts_parse(struct fe_mount_opts *o, char *list, char *err, size_t err_len);
+
+#endif

@@ -1,0 +1,235 @@
+/* The FUSE session: connection set-up (init), the operations table, and the
+ * mount / loop / unmount life cycle that main.c drives through fe.h. */
+#include "frontend/fe_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "base/log.h"
+#include "frontend/fe.h"
+
+/* Workers of the multi-threaded loop; the core serialises only what must be
+ * (libext2fs calls), so a few requests can make progress at once. */
+#define FE_MAX_THREADS 10
+
+struct fe_session {
+    struct fe_ctx ctx; /* the session's userdata */
+    struct fuse_session *se;
+    struct fuse_args args; /* kept until destroy: the session was built from them */
+    bool mounted;
+};
+
+static void fe_want(struct fuse_conn_info *conn, unsigned cap)
+{
+    if (conn->capable & cap)
+        conn->want |= cap;
+}
+
+static void fe_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct fe_ctx *ctx = userdata;
+
+    conn->max_write = FE_MAX_WRITE;
+    /* The kernel hands us the umask instead of applying it, so the core can
+     * skip it where a default ACL governs the new inode's mode. */
+    fe_want(conn, FUSE_CAP_DONT_MASK);
+    fe_want(conn, FUSE_CAP_READDIRPLUS);
+    /* Only this daemon changes the image, so cached symlink targets stay
+     * true until we change them ourselves. */
+    fe_want(conn, FUSE_CAP_CACHE_SYMLINKS);
+    /* Clearing setuid/setgid on write, truncate and chown is the core's job
+     * (it knows the caller); the kernel would otherwise send a chmod that a
+     * non-owner writer is not allowed to make. */
+    fe_want(conn, FUSE_CAP_HANDLE_KILLPRIV);
+    /* The kernel enforces ACLs itself only when it checks permissions at
+     * all, which is what default_permissions asks for. */
+    if (ctx->posix_acl)
+        fe_want(conn, FUSE_CAP_POSIX_ACL);
+    /* open(O_TRUNC) then arrives as open plus a setattr of the size, which
+     * is where the core truncates; uext4_open_file() only checks rights. */
+    conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+    /* Not offered: writeback_cache (the kernel would own i_size and the
+     * inline rules would have to key on growth, design.md), splice (no
+     * gain for buffers we copy anyway), export support (no NFS handles). */
+    conn->want &=
+        ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+                    FUSE_CAP_SPLICE_MOVE | FUSE_CAP_EXPORT_SUPPORT);
+    log_debug("FUSE %u.%u, capable %#x, want %#x, max_write %u", conn->proto_major,
+              conn->proto_minor, conn->capable, conn->want, conn->max_write);
+}
+
+static void fe_destroy(void *userdata)
+{
+    log_debug("FUSE session ends");
+}
+
+static const struct fuse_lowlevel_ops fe_ops = {
+    .init = fe_init,
+    .destroy = fe_destroy,
+    .lookup = fe_lookup,
+    .forget = fe_forget,
+    .forget_multi = fe_forget_multi,
+    .getattr = fe_getattr,
+    .setattr = fe_setattr,
+    .readlink = fe_readlink,
+    .mknod = fe_mknod,
+    .mkdir = fe_mkdir,
+    .unlink = fe_unlink,
+    .rmdir = fe_rmdir,
+    .symlink = fe_symlink,
+    .rename = fe_rename,
+    .link = fe_link,
+    .open = fe_open,
+    .read = fe_read,
+    .write = fe_write,
+    .flush = fe_flush,
+    .release = fe_release,
+    .fsync = fe_fsync,
+    .opendir = fe_opendir,
+    .readdir = fe_readdir,
+    .readdirplus = fe_readdirplus,
+    .releasedir = fe_releasedir,
+    .fsyncdir = fe_fsyncdir,
+    .statfs = fe_statfs,
+    .setxattr = fe_setxattr,
+    .getxattr = fe_getxattr,
+    .listxattr = fe_listxattr,
+    .removexattr = fe_removexattr,
+    .access = fe_access,
+    .create = fe_create,
+    .fallocate = fe_fallocate,
+    .lseek = fe_lseek,
+    .copy_file_range = fe_copy_file_range,
+};
+
+/* Append "name" or "name=value" to the comma-separated @opts, escaping
+ * commas in the value (an image path may contain them). */
+static int fe_add_opt(char **opts, const char *name, const char *value)
+{
+    char *opt = NULL;
+    int rc = 0;
+
+    if (!value)
+        return fuse_opt_add_opt(opts, name) == 0 ? 0 : -ENOMEM;
+    if (asprintf(&opt, "%s=%s", name, value) < 0)
+        return -ENOMEM;
+    if (fuse_opt_add_opt_escaped(opts, opt) != 0)
+        rc = -ENOMEM;
+    free(opt);
+    return rc;
+}
+
+/* The argument vector for fuse_session_new(), built from options we have
+ * already checked: nothing the user typed reaches libfuse unparsed. */
+static int fe_build_args(struct fuse_args *args, const struct fe_mount_params *p)
+{
+    const struct fe_mount_opts *o = p->opts;
+    char *opts = NULL;
+    int rc;
+
+    rc = fe_add_opt(&opts, "fsname", p->fsname);
+    if (rc == 0)
+        rc = fe_add_opt(&opts, "subtype", p->subtype);
+    if (rc == 0 && o->default_permissions)
+        rc = fe_add_opt(&opts, "default_permissions", NULL);
+    if (rc == 0 && o->allow_other)
+        rc = fe_add_opt(&opts, "allow_other", NULL);
+    if (rc == 0 && p->read_only)
+        rc = fe_add_opt(&opts, "ro", NULL);
+    for (unsigned i = 0; rc == 0 && i < FE_KF_NR; i++) {
+        if (o->kflag[i])
+            rc = fe_add_opt(&opts, o->kflag[i], NULL);
+    }
+    if (rc < 0)
+        goto out_free_opts;
+
+    rc = -ENOMEM;
+    if (fuse_opt_add_arg(args, "uext4") != 0 || fuse_opt_add_arg(args, "-o") != 0 ||
+        fuse_opt_add_arg(args, opts) != 0)
+        goto out_free_opts;
+    if (p->debug && fuse_opt_add_arg(args, "-d") != 0)
+        goto out_free_opts;
+    rc = 0;
+out_free_opts:
+    free(opts);
+    return rc;
+}
+
+int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct fe_session **out)
+{
+    struct fe_session *s;
+    int rc;
+
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->ctx.fs = fs;
+    s->ctx.posix_acl = p->opts->default_permissions;
+    rc = fe_build_args(&s->args, p);
+    if (rc < 0)
+        goto out_free_args;
+
+    s->se = fuse_session_new(&s->args, &fe_ops, sizeof(fe_ops), &s->ctx);
+    if (!s->se) {
+        rc = -EINVAL;
+        goto out_free_args;
+    }
+    if (fuse_set_signal_handlers(s->se) != 0) {
+        rc = -errno;
+        goto out_destroy_session;
+    }
+    *out = s;
+    return 0;
+
+out_destroy_session:
+    fuse_session_destroy(s->se);
+out_free_args:
+    fuse_opt_free_args(&s->args);
+    free(s);
+    return rc;
+}
+
+int fe_session_mount(struct fe_session *s, const char *mountpoint)
+{
+    if (fuse_session_mount(s->se, mountpoint) != 0)
+        return -EIO;
+    s->mounted = true;
+    return 0;
+}
+
+int fe_session_run(struct fe_session *s, bool single_thread)
+{
+    struct fuse_loop_config *cfg;
+    int rc;
+
+    if (single_thread) {
+        rc = fuse_session_loop(s->se);
+    } else {
+        cfg = fuse_loop_cfg_create();
+        if (!cfg)
+            return -ENOMEM;
+        fuse_loop_cfg_set_max_threads(cfg, FE_MAX_THREADS);
+        rc = fuse_session_loop_mt(s->se, cfg);
+        fuse_loop_cfg_destroy(cfg);
+    }
+    /* A positive value is the signal that stopped the loop: a normal end. */
+    return rc < 0 ? rc : 0;
+}
+
+void fe_session_destroy(struct fe_session *s)
+{
+    /* After `fusermount3 -u` the kernel side is gone already; libfuse
+     * notices and skips the unmount. */
+    if (s->mounted)
+        fuse_session_unmount(s->se);
+    fuse_remove_signal_handlers(s->se);
+    fuse_session_destroy(s->se);
+    fuse_opt_free_args(&s->args);
+    free(s);
+}
+
+const char *fe_fuse_version(void)
+{
+    return fuse_pkgversion();
+}

@@ -1,0 +1,188 @@
+/* getattr, setattr (chmod, chown, utimens, truncate) and access. */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+int uext4_getattr(struct uext4_fs *fs, uint32_t ino, struct stat *st)
+{
+    struct e2_attr a;
+    int ret;
+
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+    rwlock_unlock(&fs->mount_lock);
+    if (ret)
+        return ret;
+    if (a.nlink == 0 && a.mode == 0)
+        return -ENOENT;
+    fs_attr_to_stat(fs, ino, &a, st);
+    return 0;
+}
+
+/* The permission rules of notify_change()/setattr_prepare(). */
+static int setattr_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                         const struct e2_attr *a, const struct e2_attr *n, unsigned to_set)
+{
+    if ((to_set & UEXT4_SET_UID) && !fc->root && n->uid != a->uid)
+        return -EPERM;
+    if ((to_set & UEXT4_SET_GID) && !fc->root &&
+        (fc->uid != a->uid || !fs_cred_in_group(fs, fc, n->gid)))
+        return -EPERM;
+    if ((to_set & UEXT4_SET_MODE) && !fs_is_owner(fc, a))
+        return -EPERM;
+    if (to_set & (UEXT4_SET_ATIME | UEXT4_SET_MTIME)) {
+        /* Explicit times need ownership; "now" needs write access. */
+        bool explicit_time = (to_set & UEXT4_SET_ATIME && !(to_set & UEXT4_SET_ATIME_NOW)) ||
+                             (to_set & UEXT4_SET_MTIME && !(to_set & UEXT4_SET_MTIME_NOW));
+        if (!fs_is_owner(fc, a)) {
+            if (explicit_time)
+                return -EPERM;
+            if (fs_permission(fs, fc, ino, a, W_OK))
+                return -EACCES;
+        }
+    }
+    if ((to_set & UEXT4_SET_SIZE) && !(to_set & UEXT4_SET_FH)) {
+        int ret = fs_permission(fs, fc, ino, a, W_OK);
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
+
+static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct fs_inode *fi,
+                          const struct stat *in, unsigned to_set)
+{
+    uint32_t ino = fi->ino;
+    struct e2_attr a, n;
+    unsigned fields = E2_A_CTIME;
+    struct timespec now;
+    int ret;
+
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (ret)
+        return ret;
+    n = a;
+    if (to_set & UEXT4_SET_UID) {
+        ret = fs_uid_to_image(fs, in->st_uid, &n.uid);
+        if (ret)
+            return -EINVAL;
+    }
+    if (to_set & UEXT4_SET_GID) {
+        ret = fs_gid_to_image(fs, in->st_gid, &n.gid);
+        if (ret)
+            return -EINVAL;
+    }
+    ret = setattr_check(fs, fc, ino, &a, &n, to_set);
+    if (ret)
+        return ret;
+    ret = fs_may_write(fs);
+    if (ret)
+        return ret;
+    if ((to_set & UEXT4_SET_SIZE) && (uint64_t)in->st_size != a.size) {
+        if (S_ISDIR(a.mode))
+            return -EISDIR;
+        if (!S_ISREG(a.mode))
+            return -EINVAL;
+        if (in->st_size < 0)
+            return -EINVAL;
+        ret = fs_file_truncate_locked(fs, fi, &a, (uint64_t)in->st_size);
+        if (ret)
+            return ret;
+        ret = e2_inode_get(fs->img, ino, &n);
+        if (ret)
+            return ret;
+        fields |= E2_A_MTIME;
+    }
+    fs_now(&now);
+    if (to_set & UEXT4_SET_UID) {
+        fs_uid_to_image(fs, in->st_uid, &n.uid);
+        fields |= E2_A_UID;
+    }
+    if (to_set & UEXT4_SET_GID) {
+        fs_gid_to_image(fs, in->st_gid, &n.gid);
+        fields |= E2_A_GID;
+    }
+    if (to_set & UEXT4_SET_MODE) {
+        n.mode = (a.mode & S_IFMT) | (in->st_mode & 07777);
+        /* Only a member of the file's group may keep setgid. */
+        if (!fc->root && !fs_cred_in_group(fs, fc, (to_set & UEXT4_SET_GID) ? n.gid : a.gid))
+            n.mode &= ~(mode_t)S_ISGID;
+        fields |= E2_A_MODE;
+    }
+    if ((to_set & (UEXT4_SET_UID | UEXT4_SET_GID)) && !S_ISDIR(a.mode) &&
+        !(to_set & UEXT4_SET_MODE)) {
+        /* chown drops setuid, and setgid when it means "group exec". */
+        mode_t m = n.mode & ~(mode_t)S_ISUID;
+        if (m & S_IXGRP)
+            m &= ~(mode_t)S_ISGID;
+        if (m != n.mode) {
+            n.mode = m;
+            fields |= E2_A_MODE;
+        }
+    }
+    if (to_set & UEXT4_SET_ATIME) {
+        n.atime = (to_set & UEXT4_SET_ATIME_NOW) ? now : in->st_atim;
+        fields |= E2_A_ATIME;
+    }
+    if (fields & E2_A_MTIME)
+        n.mtime = now;
+    if (to_set & UEXT4_SET_MTIME) {
+        n.mtime = (to_set & UEXT4_SET_MTIME_NOW) ? now : in->st_mtim;
+        fields |= E2_A_MTIME;
+    }
+    n.ctime = (to_set & UEXT4_SET_CTIME) ? in->st_ctim : now;
+    ret = e2_inode_set(fs->img, ino, &n, fields);
+    if (ret)
+        return ret;
+    if ((fields & E2_A_MODE) && !S_ISLNK(a.mode))
+        ret = fs_acl_chmod(fs, ino, n.mode);
+    return ret;
+}
+
+int uext4_setattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                  const struct stat *in, unsigned to_set, struct stat *out)
+{
+    struct fs_inode *fi;
+    struct fs_cred fc;
+    struct e2_attr a;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    rwlock_rdlock(&fs->mount_lock);
+    fi = fs_inode_get(fs, ino);
+    if (!fi) {
+        ret = -ENOMEM;
+        goto out_unlock;
+    }
+    mutex_lock(&fi->lock);
+    ret = setattr_locked(fs, &fc, fi, in, to_set);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    mutex_unlock(&fi->lock);
+    fs_inode_put(fs, fi);
+    ret = FS_CHECK(fs, ino, ret);
+out_unlock:
+    rwlock_unlock(&fs->mount_lock);
+    if (!ret && out)
+        fs_attr_to_stat(fs, ino, &a, out);
+    return ret;
+}
+
+int uext4_access(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mask)
+{
+    struct fs_cred fc;
+    struct e2_attr a;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+    if (!ret && mask != F_OK)
+        ret = fs_permission(fs, &fc, ino, &a, mask);
+    if (!ret && (mask & W_OK) && e2_is_read_only(fs->img))
+        ret = -EROFS;
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}

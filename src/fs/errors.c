@@ -1,0 +1,39 @@
+/* The errors= policy, and the checks every write operation shares. */
+#include "fs/fs_internal.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int line)
+{
+    if (err != -EUCLEAN)
+        return err;
+    log_err("corruption found in inode %u (%s:%d)", ino, func, line);
+    e2_record_error(fs->img, ino, func, line);
+    switch (fs->opts.errors) {
+    case UEXT4_ERRORS_PANIC:
+        log_err("errors=panic: stopping");
+        abort();
+    case UEXT4_ERRORS_REMOUNT_RO:
+        if (!e2_is_read_only(fs->img))
+            log_err("errors=remount-ro: the image is now read-only");
+        e2_set_read_only(fs->img);
+        break;
+    case UEXT4_ERRORS_CONTINUE:
+    case UEXT4_ERRORS_DEFAULT:
+        break;
+    }
+    return err;
+}
+
+int fs_may_write(struct uext4_fs *fs)
+{
+    return e2_is_read_only(fs->img) ? -EROFS : 0;
+}
+
+void fs_now(struct timespec *ts)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+}

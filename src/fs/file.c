@@ -1,0 +1,366 @@
+/* Open files and their data: open, release, read, write, fsync,
+ * fallocate, lseek, copy_file_range. */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Pin and lock @ino for a data operation, under the mount lock (read). */
+static struct fs_inode *begin_data_op(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+
+    rwlock_rdlock(&fs->mount_lock);
+    fi = fs_inode_get(fs, ino);
+    if (!fi) {
+        rwlock_unlock(&fs->mount_lock);
+        return NULL;
+    }
+    mutex_lock(&fi->lock);
+    return fi;
+}
+
+static void end_data_op(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    mutex_unlock(&fi->lock);
+    fs_inode_put(fs, fi);
+    rwlock_unlock(&fs->mount_lock);
+}
+
+int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int flags)
+{
+    struct fs_cred fc;
+    struct e2_attr a;
+    int mask = 0, ret;
+
+    fs_cred_from(fs, cr, &fc);
+    switch (flags & O_ACCMODE) {
+    case O_RDONLY:
+        mask = R_OK;
+        break;
+    case O_WRONLY:
+        mask = W_OK;
+        break;
+    default:
+        mask = R_OK | W_OK;
+        break;
+    }
+    if (flags & O_TRUNC)
+        mask |= W_OK;
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+    if (!ret && S_ISDIR(a.mode) && (mask & W_OK))
+        ret = -EISDIR;
+    if (!ret)
+        ret = fs_permission(fs, &fc, ino, &a, mask);
+    if (!ret && (mask & W_OK) && S_ISREG(a.mode))
+        ret = fs_may_write(fs);
+    if (!ret)
+        fs_inode_ref_open(fs, ino, +1);
+    rwlock_unlock(&fs->mount_lock);
+    if (!ret && (flags & O_TRUNC) && S_ISREG(a.mode) && a.size) {
+        struct stat st = {.st_size = 0};
+        ret = uext4_setattr(fs, cr, ino, &st, UEXT4_SET_SIZE | UEXT4_SET_FH, NULL);
+        if (ret)
+            fs_inode_ref_open(fs, ino, -1);
+    }
+    return ret;
+}
+
+int uext4_release(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = begin_data_op(fs, ino);
+    int ret = 0;
+
+    if (fi) {
+        ret = fi->wb_error;
+        fi->wb_error = 0;
+        end_data_op(fs, fi);
+    }
+    fs_inode_ref_open(fs, ino, -1);
+    return ret;
+}
+
+ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off)
+{
+    struct fs_inode *fi;
+    struct e2_attr a;
+    ssize_t ret;
+
+    if (off < 0)
+        return -EINVAL;
+    fi = begin_data_op(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret && S_ISDIR(a.mode))
+        ret = -EISDIR;
+    else if (!ret && !S_ISREG(a.mode))
+        ret = -EINVAL;
+    if (!ret)
+        ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
+    end_data_op(fs, fi);
+    return ret;
+}
+
+/* After a write(2): times, and setuid/setgid dropped as file_remove_privs(). */
+static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                       bool kill_priv)
+{
+    struct e2_attr a;
+    unsigned fields = E2_A_MTIME | E2_A_CTIME;
+    int ret = e2_inode_get(fs->img, ino, &a);
+
+    if (ret)
+        return ret;
+    fs_now(&a.mtime);
+    a.ctime = a.mtime;
+    if (kill_priv && !fc->root && (a.mode & (S_ISUID | S_ISGID))) {
+        mode_t m = a.mode & ~(mode_t)S_ISUID;
+        if (m & S_IXGRP)
+            m &= ~(mode_t)S_ISGID;
+        if (m != a.mode) {
+            a.mode = m;
+            fields |= E2_A_MODE;
+        }
+    }
+    return e2_inode_set(fs->img, ino, &a, fields);
+}
+
+ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                    const void *buf, size_t size, off_t off, unsigned flags)
+{
+    struct fs_inode *fi;
+    struct fs_cred fc;
+    struct e2_attr a;
+    ssize_t ret;
+    int err;
+
+    if (off < 0)
+        return -EINVAL;
+    fs_cred_from(fs, cr, &fc);
+    fi = begin_data_op(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    err = fs_may_write(fs);
+    if (!err)
+        err = e2_inode_get(fs->img, ino, &a);
+    if (!err && !S_ISREG(a.mode))
+        err = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+    if (err) {
+        ret = err;
+        goto out_end;
+    }
+    if (size == 0) {
+        ret = 0;
+        goto out_end;
+    }
+    if (flags & UEXT4_WRITE_MMAP)
+        ret = fs_file_mmap_writeback_locked(fs, fi, &a, buf, size, off);
+    else
+        ret = fs_file_write_locked(fs, fi, &a, buf, size, off);
+    if (ret > 0) {
+        err = after_write(fs, &fc, ino, !(flags & UEXT4_WRITE_MMAP));
+        if (err)
+            ret = err;
+    }
+out_end:
+    FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
+    end_data_op(fs, fi);
+    return ret;
+}
+
+int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
+{
+    struct fs_inode *fi;
+    int ret;
+
+    /* Everything is written through to the image already; make it durable. */
+    fi = begin_data_op(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    ret = fi->wb_error;
+    fi->wb_error = 0;
+    end_data_op(fs, fi);
+    if (ret)
+        return ret;
+    if (uext4_is_read_only(fs))
+        return 0;
+    return e2_image_sync(fs->img);
+}
+
+static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a0,
+                            int mode, uint64_t off, uint64_t len)
+{
+    bool keep = mode & FALLOC_FL_KEEP_SIZE;
+    uint64_t end = off + len;
+    struct e2_attr a = *a0;
+    unsigned fields = E2_A_CTIME;
+    int ret = 0;
+
+    if (a.flags & E2_FL_INLINE_DATA) {
+        /* fallocate converts an inline file, as in the kernel. */
+        ret = fs_inline_convert_locked(fs, fi);
+        if (ret)
+            return ret;
+    }
+    fi->may_inline = false;
+    if (mode & FALLOC_FL_PUNCH_HOLE) {
+        if (off < a.size)
+            ret = e2_data_punch(fs->img, fi->ino, off, (end < a.size ? end : a.size) - off);
+        fields |= E2_A_MTIME;
+    } else if (mode & FALLOC_FL_ZERO_RANGE) {
+        ret = e2_data_punch(fs->img, fi->ino, off, len);
+        if (!ret)
+            ret = e2_data_allocate(fs->img, fi->ino, off, len);
+        fields |= E2_A_MTIME;
+    } else {
+        ret = e2_data_allocate(fs->img, fi->ino, off, len);
+    }
+    if (ret)
+        return ret;
+    ret = e2_inode_get(fs->img, fi->ino, &a);
+    if (ret)
+        return ret;
+    if (!keep && end > a.size && !(mode & FALLOC_FL_PUNCH_HOLE)) {
+        a.size = end;
+        fields |= E2_A_SIZE | E2_A_MTIME;
+    }
+    fs_now(&a.ctime);
+    a.mtime = a.ctime;
+    return e2_inode_set(fs->img, fi->ino, &a, fields);
+}
+
+int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
+                    off_t off, off_t len)
+{
+    const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+    struct fs_inode *fi;
+    struct e2_attr a;
+    int ret;
+
+    if (mode & ~supported)
+        return -EOPNOTSUPP;
+    if ((mode & FALLOC_FL_PUNCH_HOLE) &&
+        ((mode & FALLOC_FL_ZERO_RANGE) || !(mode & FALLOC_FL_KEEP_SIZE)))
+        return -EOPNOTSUPP;
+    if (off < 0 || len <= 0)
+        return -EINVAL;
+    fi = begin_data_op(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    ret = fs_may_write(fs);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret && !S_ISREG(a.mode))
+        ret = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
+    if (!ret)
+        ret = fallocate_locked(fs, fi, &a, mode, (uint64_t)off, (uint64_t)len);
+    ret = FS_CHECK(fs, ino, ret);
+    end_data_op(fs, fi);
+    return ret;
+}
+
+off_t uext4_lseek(struct uext4_fs *fs, uint32_t ino, off_t off, int whence)
+{
+    struct fs_inode *fi;
+    struct e2_attr a;
+    uint64_t res = 0;
+    int ret;
+
+    if (whence != SEEK_DATA && whence != SEEK_HOLE)
+        return -EINVAL;
+    if (off < 0)
+        return -ENXIO;
+    fi = begin_data_op(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret && (uint64_t)off >= a.size)
+        ret = -ENXIO;
+    if (!ret && (a.flags & E2_FL_INLINE_DATA))
+        res = whence == SEEK_DATA ? (uint64_t)off : a.size;
+    else if (!ret)
+        ret = e2_data_seek(fs->img, ino, (uint64_t)off, a.size, whence == SEEK_DATA, &res);
+    ret = FS_CHECK(fs, ino, ret);
+    end_data_op(fs, fi);
+    return ret ? ret : (off_t)res;
+}
+
+ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino_in,
+                              off_t off_in, uint32_t ino_out, off_t off_out, size_t len)
+{
+    const size_t chunk = 1u << 20;
+    struct fs_inode *in, *out;
+    struct fs_cred fc;
+    size_t done = 0;
+    char *buf;
+    int ret = 0;
+
+    if (off_in < 0 || off_out < 0)
+        return -EINVAL;
+    buf = malloc(chunk);
+    if (!buf)
+        return -ENOMEM;
+    fs_cred_from(fs, cr, &fc);
+    /* Two inodes at once: the mount lock for writing instead of nesting two
+     * inode locks. */
+    rwlock_wrlock(&fs->mount_lock);
+    in = fs_inode_get(fs, ino_in);
+    out = fs_inode_get(fs, ino_out);
+    if (!in || !out) {
+        ret = -ENOMEM;
+        goto out_put;
+    }
+    if (out == in) {
+        mutex_lock(&in->lock);
+    } else {
+        /* Lower inode number first, as the second subclass. */
+        mutex_lock_nested(in->ino < out->ino ? &in->lock : &out->lock, 0);
+        mutex_lock_nested(in->ino < out->ino ? &out->lock : &in->lock, 1);
+    }
+    ret = fs_may_write(fs);
+    while (!ret && done < len) {
+        struct e2_attr ai, ao;
+        size_t want = len - done < chunk ? len - done : chunk;
+        ssize_t got, put;
+        ret = e2_inode_get(fs->img, ino_in, &ai);
+        if (!ret)
+            ret = e2_inode_get(fs->img, ino_out, &ao);
+        if (!ret && (!S_ISREG(ai.mode) || !S_ISREG(ao.mode)))
+            ret = -EINVAL;
+        if (ret)
+            break;
+        got = fs_file_read_locked(fs, in, &ai, buf, want, off_in + (off_t)done);
+        if (got <= 0) {
+            ret = (int)got;
+            break;
+        }
+        put = fs_file_write_locked(fs, out, &ao, buf, (size_t)got, off_out + (off_t)done);
+        if (put < 0) {
+            ret = (int)put;
+            break;
+        }
+        done += (size_t)put;
+        if (put < got)
+            break;
+    }
+    if (done)
+        after_write(fs, &fc, ino_out, true);
+    if (out != in)
+        mutex_unlock(&out->lock);
+    mutex_unlock(&in->lock);
+out_put:
+    fs_inode_put(fs, out);
+    fs_inode_put(fs, in);
+    rwlock_unlock(&fs->mount_lock);
+    free(buf);
+    if (done)
+        return (ssize_t)done;
+    return FS_CHECK(fs, ino_in, ret);
+}

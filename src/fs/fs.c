@@ -1,0 +1,106 @@
+/* Opening and closing a mount of an image; whole-file-system operations. */
+#include "fs/fs_internal.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *uext4_version(void)
+{
+    return UEXT4_VERSION;
+}
+
+int uext4_open(const char *image, const struct uext4_options *opts, struct uext4_fs **out,
+               char *why, size_t why_len)
+{
+    static const struct uext4_options defaults;
+    struct e2_open_opts eo;
+    struct uext4_fs *fs;
+    bool ro_forced = false;
+    int ret;
+
+    if (why && why_len)
+        why[0] = '\0';
+    if (!opts)
+        opts = &defaults;
+    fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return -ENOMEM;
+    fs->opts = *opts;
+    eo.read_only = opts->read_only;
+    eo.force_ro_ok = true;
+    ret = e2_image_open(image, &eo, &fs->img, &ro_forced, why, why_len);
+    if (ret)
+        goto out_free;
+    if (ro_forced)
+        log_warn("%s", why);
+    ret = fs_icache_init(fs);
+    if (ret)
+        goto out_close;
+    rwlock_init(&fs->mount_lock, LC_MOUNT);
+    fs->inline_files = e2_has_inline_data(fs->img);
+    *out = fs;
+    return 0;
+
+out_close:
+    e2_image_close(fs->img);
+out_free:
+    free(fs);
+    return ret;
+}
+
+int uext4_close(struct uext4_fs *fs)
+{
+    int ret, cret;
+
+    rwlock_wrlock(&fs->mount_lock);
+    ret = fs_icache_destroy(fs);
+    rwlock_unlock(&fs->mount_lock);
+    cret = e2_image_close(fs->img);
+    rwlock_destroy(&fs->mount_lock);
+    free(fs);
+    return ret ? ret : cret;
+}
+
+int uext4_sync(struct uext4_fs *fs)
+{
+    int ret;
+
+    rwlock_rdlock(&fs->mount_lock);
+    ret = e2_image_sync(fs->img);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+
+bool uext4_is_read_only(const struct uext4_fs *fs)
+{
+    return e2_is_read_only(fs->img);
+}
+
+unsigned uext4_block_size(const struct uext4_fs *fs)
+{
+    return e2_block_size(fs->img);
+}
+
+int uext4_statfs(struct uext4_fs *fs, struct statvfs *sv)
+{
+    struct e2_statfs st;
+    int ret = e2_statfs(fs->img, &st);
+
+    if (ret)
+        return ret;
+    memset(sv, 0, sizeof(*sv));
+    sv->f_bsize = st.bsize;
+    sv->f_frsize = st.bsize;
+    sv->f_blocks = st.blocks;
+    sv->f_bfree = st.bfree;
+    sv->f_bavail = st.bavail;
+    sv->f_files = st.files;
+    sv->f_ffree = st.ffree;
+    sv->f_favail = st.ffree;
+    sv->f_namemax = st.namemax;
+    sv->f_flag = e2_is_read_only(fs->img) ? ST_RDONLY : 0;
+    return 0;
+}

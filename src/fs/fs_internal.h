@@ -1,0 +1,159 @@
+/* Shared by the files of src/fs/ only: the mount and in-memory inodes.
+ *
+ * Locking (classes and order in base/lock.h):
+ *  - fs->mount_lock: namespace operations (create, link, unlink, rename,
+ *    mkdir, rmdir, symlink) hold it for writing, and so run alone; every
+ *    other operation holds it for reading.
+ *  - fs_inode.lock: data and attribute operations on one inode (read,
+ *    write, truncate, setattr, xattrs, directory index builds), under the
+ *    mount lock held for reading. Two inode locks are never held at once
+ *    except by copy_file_range, which takes the mount lock for writing
+ *    instead.
+ *  - fs->itable_lock: the inode table and the counts in fs_inode.
+ *  - the disk lock: inside e2/, a leaf.
+ */
+#ifndef UEXT4_FS_INTERNAL_H
+#define UEXT4_FS_INTERNAL_H
+
+#include "base/lock.h"
+#include "e2/e2.h"
+#include "uext4.h"
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct dirindex;
+
+struct fs_inode {
+    uint32_t ino;
+    /* protected by itable_lock: */
+    uint64_t nlookup;   /* FUSE lookup references */
+    unsigned nopen;     /* open files */
+    unsigned pins;      /* operations in progress holding a pointer */
+    bool unlinked;      /* nlink reached 0: free on the last reference */
+    struct fs_inode *hnext;
+
+    struct mutex lock;
+    /* protected by lock: */
+    bool may_inline;    /* new empty file: a first write that fits goes inline */
+    int wb_error;       /* latched write-back error, reported once */
+    /* protected by mount_lock (write) or lock with mount_lock (read): */
+    struct dirindex *names;
+};
+
+static inline void assert_inode_locked(const struct fs_inode *fi)
+{
+    assert(mutex_is_held(&fi->lock));
+}
+
+struct uext4_fs {
+    struct e2_image *img;
+    struct uext4_options opts;
+    bool inline_files;  /* inline_data and inodes with room for it */
+    struct rwlock mount_lock;
+
+    struct mutex itable_lock;
+    struct fs_inode **itable; /* protected by itable_lock */
+    size_t itable_size, itable_count;
+};
+
+/* ---- icache.c ---- */
+int fs_icache_init(struct uext4_fs *fs);
+/* Free every unlinked inode and the table (at close). */
+int fs_icache_destroy(struct uext4_fs *fs);
+/* Pin the in-memory inode of @ino, creating it if needed. */
+struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino);
+/* Drop a pin; frees an unlinked inode with no references left. */
+void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi);
+void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n);
+void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);
+/* The on-disk link count of @ino reached 0: free it now if nothing
+ * refers to it, or at its last forget/release. */
+int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino);
+
+/* ---- errors.c ---- */
+/* Apply the errors= policy to an error of an operation on @ino; returns
+ * @err unchanged. Corruption (-EUCLEAN) is logged and recorded. */
+int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int line);
+#define FS_CHECK(fs, ino, err) fs_check((fs), (ino), (err), __func__, __LINE__)
+int fs_may_write(struct uext4_fs *fs);
+void fs_now(struct timespec *ts);
+
+/* ---- perm.c ---- */
+struct fs_cred {
+    uint32_t uid, gid; /* image ids */
+    unsigned ngroups;
+    const gid_t *groups; /* local ids */
+    mode_t umask;
+    bool root;         /* uid 0 or fakeroot: the capability checks pass */
+    const struct uext4_cred *local;
+};
+int fs_cred_from(struct uext4_fs *fs, const struct uext4_cred *cr, struct fs_cred *fc);
+bool fs_cred_in_group(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t gid);
+/* generic_permission(): @mask of MAY_READ/WRITE/EXEC (R_OK/W_OK/X_OK). */
+int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                  const struct e2_attr *a, int mask);
+bool fs_is_owner(const struct fs_cred *fc, const struct e2_attr *a);
+/* Sticky directory rule for removing/replacing @victim in @dir. */
+int fs_sticky_check(const struct fs_cred *fc, const struct e2_attr *dir,
+                    const struct e2_attr *victim);
+/* New inode's mode and ACLs from the parent's default ACL (posix_acl_create). */
+int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **access_acl,
+                   size_t *access_len, void **default_acl, size_t *default_len);
+/* Keep an access ACL's entries in step with a chmod (posix_acl_chmod). */
+int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode);
+/* Mode bits equivalent to an access ACL being set; 1 if the ACL is fully
+ * represented by the mode (and need not be stored). */
+int fs_acl_equiv_mode(const void *acl, size_t len, mode_t *mode);
+/* Translate the named-user and named-group ids of an ACL xattr in place. */
+int fs_acl_map_ids(const struct uext4_fs *fs, void *buf, size_t len, bool to_image);
+
+/* ---- idmap.c ---- */
+int fs_uid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);
+int fs_gid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);
+uint32_t fs_uid_to_local(const struct uext4_fs *fs, uint32_t image);
+uint32_t fs_gid_to_local(const struct uext4_fs *fs, uint32_t image);
+void fs_attr_to_stat(const struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,
+                     struct stat *st);
+
+/* ---- dirindex.c ---- */
+/* Find @name in @dir (the in-memory inode of a directory, locked by the
+ * caller as above): 0 with *ino and *ftype set, or -ENOENT. */
+int fs_dir_find(struct uext4_fs *fs, struct fs_inode *dir, const char *name, uint32_t *ino,
+                unsigned *ftype);
+/* Keep an existing index in step with a change made to the directory. */
+void fs_dir_index_add(struct fs_inode *dir, const char *name, uint32_t ino, unsigned ftype);
+void fs_dir_index_remove(struct fs_inode *dir, const char *name);
+void fs_dir_index_free(struct fs_inode *dir);
+
+/* ---- namei.c: helpers shared with rename.c; mount lock held ---- */
+int fs_check_name(const char *name);
+int fs_find_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t *ino);
+int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
+                  struct e2_attr *a, bool write);
+int fs_add_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino, mode_t mode);
+int fs_remove_entry(struct uext4_fs *fs, uint32_t dir, const char *name);
+int fs_retarget_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino,
+                      mode_t mode);
+/* Update a directory's mtime/ctime and, by @nlink_delta, its link count. */
+int fs_touch_dir(struct uext4_fs *fs, uint32_t dir, int nlink_delta);
+/* Drop a link of @ino (every link of a directory); at 0 free it now or
+ * at its last reference. */
+int fs_drop_link(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a);
+
+/* ---- inline.c (the inline-data policy) ---- */
+ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                             const void *buf, size_t size, off_t off);
+ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                            void *buf, size_t size, off_t off);
+/* Writeback of mmap'd pages: never changes i_size (rule 3). */
+ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
+                                      const struct e2_attr *a, const void *buf, size_t size,
+                                      off_t off);
+int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                            uint64_t size);
+/* Convert an inline file to blocks (fallocate and growth beyond capacity). */
+int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi);
+
+#endif

@@ -1,0 +1,209 @@
+/* The in-memory inode table: lookup/open counts and deferred deletion.
+ *
+ * An inode whose link count reaches 0 while the kernel still holds lookup
+ * references or open files stays allocated on disk until the last forget or
+ * release, as the kernel keeps an open unlinked file. */
+#include "fs/fs_internal.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t slot(const struct uext4_fs *fs, uint32_t ino)
+{
+    return (ino * 2654435761u) & (fs->itable_size - 1);
+}
+
+int fs_icache_init(struct uext4_fs *fs)
+{
+    mutex_init(&fs->itable_lock, LC_ITABLE, 0);
+    fs->itable_size = 1024;
+    fs->itable = calloc(fs->itable_size, sizeof(*fs->itable));
+    return fs->itable ? 0 : -ENOMEM;
+}
+
+static void grow_locked(struct uext4_fs *fs)
+{
+    size_t old = fs->itable_size;
+    struct fs_inode **tab = calloc(old * 2, sizeof(*tab)), **oldtab = fs->itable;
+
+    if (!tab)
+        return; /* longer chains; still correct */
+    fs->itable = tab;
+    fs->itable_size = old * 2;
+    for (size_t i = 0; i < old; i++) {
+        struct fs_inode *fi = oldtab[i], *next;
+        for (; fi; fi = next) {
+            size_t s = slot(fs, fi->ino);
+            next = fi->hnext;
+            fi->hnext = tab[s];
+            tab[s] = fi;
+        }
+    }
+    free(oldtab);
+}
+
+static struct fs_inode *find_locked(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = fs->itable[slot(fs, ino)];
+
+    while (fi && fi->ino != ino)
+        fi = fi->hnext;
+    return fi;
+}
+
+static struct fs_inode *get_locked(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = find_locked(fs, ino);
+    size_t s;
+
+    if (fi)
+        return fi;
+    fi = calloc(1, sizeof(*fi));
+    if (!fi)
+        return NULL;
+    fi->ino = ino;
+    mutex_init(&fi->lock, LC_INODE, 0);
+    if (fs->itable_count * 2 > fs->itable_size)
+        grow_locked(fs);
+    s = slot(fs, ino);
+    fi->hnext = fs->itable[s];
+    fs->itable[s] = fi;
+    fs->itable_count++;
+    return fi;
+}
+
+static void unhash_locked(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    struct fs_inode **pp = &fs->itable[slot(fs, fi->ino)];
+
+    while (*pp != fi)
+        pp = &(*pp)->hnext;
+    *pp = fi->hnext;
+    fs->itable_count--;
+}
+
+static void destroy_inode(struct fs_inode *fi)
+{
+    fs_dir_index_free(fi);
+    mutex_destroy(&fi->lock);
+    free(fi);
+}
+
+/* Drop @fi if nothing refers to it; free its disk inode if unlinked. */
+static void release_if_unused_locked(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    int ret;
+
+    if (fi->nlookup || fi->nopen || fi->pins)
+        return;
+    unhash_locked(fs, fi);
+    if (fi->unlinked) {
+        ret = e2_inode_free(fs->img, fi->ino);
+        if (ret)
+            log_err("freeing unlinked inode %u: %s", fi->ino, strerror(-ret));
+    }
+    destroy_inode(fi);
+}
+
+struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+
+    mutex_lock(&fs->itable_lock);
+    fi = get_locked(fs, ino);
+    if (fi)
+        fi->pins++;
+    mutex_unlock(&fs->itable_lock);
+    return fi;
+}
+
+void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    if (!fi)
+        return;
+    mutex_lock(&fs->itable_lock);
+    fi->pins--;
+    release_if_unused_locked(fs, fi);
+    mutex_unlock(&fs->itable_lock);
+}
+
+void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n)
+{
+    struct fs_inode *fi;
+
+    mutex_lock(&fs->itable_lock);
+    fi = get_locked(fs, ino);
+    if (fi)
+        fi->nlookup += n;
+    mutex_unlock(&fs->itable_lock);
+}
+
+void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n)
+{
+    struct fs_inode *fi;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    if (fi) {
+        fi->nlookup = n > fi->nlookup ? 0 : fi->nlookup - n;
+        release_if_unused_locked(fs, fi);
+    }
+    mutex_unlock(&fs->itable_lock);
+}
+
+void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta)
+{
+    struct fs_inode *fi;
+
+    mutex_lock(&fs->itable_lock);
+    fi = delta > 0 ? get_locked(fs, ino) : find_locked(fs, ino);
+    if (fi) {
+        if (delta > 0)
+            fi->nopen++;
+        else if (fi->nopen)
+            fi->nopen--;
+        release_if_unused_locked(fs, fi);
+    }
+    mutex_unlock(&fs->itable_lock);
+}
+
+int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+    int ret = 0;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    if (fi && (fi->nlookup || fi->nopen || fi->pins))
+        fi->unlinked = true;
+    else
+        ret = e2_inode_free(fs->img, ino);
+    mutex_unlock(&fs->itable_lock);
+    return ret;
+}
+
+int fs_icache_destroy(struct uext4_fs *fs)
+{
+    int first = 0;
+
+    mutex_lock(&fs->itable_lock);
+    for (size_t i = 0; i < fs->itable_size; i++) {
+        struct fs_inode *fi, *next;
+        for (fi = fs->itable[i]; fi; fi = next) {
+            next = fi->hnext;
+            if (fi->unlinked && !e2_is_read_only(fs->img)) {
+                int ret = e2_inode_free(fs->img, fi->ino);
+                if (ret && !first)
+                    first = ret;
+            }
+            destroy_inode(fi);
+        }
+    }
+    free(fs->itable);
+    fs->itable = NULL;
+    mutex_unlock(&fs->itable_lock);
+    mutex_destroy(&fs->itable_lock);
+    return first;
+}

@@ -1,0 +1,161 @@
+/* The inline-data policy (design.md, "Inline data: the rules").
+ *
+ * Lifecycle of a regular file on an inline_data image:
+ *
+ *   create --> EMPTY (extents flag, may_inline)
+ *   EMPTY --first write(2) ending <= capacity--> INLINE
+ *   EMPTY --first write beyond capacity, fallocate--> BLOCKS
+ *   INLINE --write(2)/truncate(2) growing past what fits, fallocate--> BLOCKS
+ *   INLINE --shrinking truncate, mmap writeback--> INLINE
+ *
+ * Conversion happens only in write(2), truncate(2) and fallocate(2): an
+ * mmap writeback (UEXT4_WRITE_MMAP) never changes i_size, so its bytes go
+ * back into the inline area (rule 3), unless -o inline_mmap=convert asks
+ * for today's kernel behaviour. BLOCKS never goes back to INLINE.
+ *
+ * All functions here run with the inode's lock held. */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_inline(const struct e2_attr *a)
+{
+    return a->flags & E2_FL_INLINE_DATA;
+}
+
+int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    assert_inode_locked(fi);
+    fi->may_inline = false;
+    return e2_inline_convert(fs->img, fi->ino);
+}
+
+/* Rewrite the inline content as its first @keep bytes (of the current
+ * i_size), then @len bytes of @buf at @off (zeros in any gap). */
+static int inline_rewrite(struct uext4_fs *fs, uint32_t ino, uint64_t cur_size, uint64_t keep,
+                          const void *buf, size_t len, uint64_t off)
+{
+    uint64_t end = off + len > keep ? off + len : keep;
+    char *data = calloc(1, end ? end : 1);
+    ssize_t got;
+    int ret;
+
+    if (!data)
+        return -ENOMEM;
+    got = e2_inline_read(fs->img, ino, data, keep < cur_size ? keep : cur_size, 0);
+    if (got < 0) {
+        free(data);
+        return (int)got;
+    }
+    if (len)
+        memcpy(data + off, buf, len);
+    ret = e2_inline_store(fs->img, ino, data, end);
+    free(data);
+    return ret;
+}
+
+ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                            void *buf, size_t size, off_t off)
+{
+    if ((uint64_t)off >= a->size)
+        return 0;
+    if (size > a->size - (uint64_t)off)
+        size = a->size - (uint64_t)off;
+    if (is_inline(a))
+        return e2_inline_read(fs->img, fi->ino, buf, size, off);
+    return e2_data_read(fs->img, fi->ino, buf, size, off);
+}
+
+ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                             const void *buf, size_t size, off_t off)
+{
+    uint64_t end = (uint64_t)off + size;
+    size_t cap = 0;
+    int ret;
+
+    assert_inode_locked(fi);
+    if (is_inline(a)) {
+        ret = e2_inline_capacity(fs->img, fi->ino, &cap);
+        if (ret)
+            return ret;
+        if (end <= cap) {
+            ret = inline_rewrite(fs, fi->ino, a->size, a->size, buf, size, (uint64_t)off);
+            return ret ? ret : (ssize_t)size;
+        }
+        ret = fs_inline_convert_locked(fs, fi);
+        if (ret)
+            return ret;
+    } else if (fi->may_inline && a->size == 0 && a->blocks == 0) {
+        /* The kernel's first write into a new file goes inline if it fits. */
+        fi->may_inline = false;
+        ret = e2_inline_capacity(fs->img, fi->ino, &cap);
+        if (ret)
+            return ret;
+        if (end <= cap && size) {
+            ret = e2_inline_begin(fs->img, fi->ino);
+            if (!ret)
+                ret = inline_rewrite(fs, fi->ino, 0, 0, buf, size, (uint64_t)off);
+            if (!ret)
+                return (ssize_t)size;
+            if (ret != -ENOSPC)
+                return ret;
+            /* It did not fit after all: back to blocks. */
+            ret = e2_inline_convert(fs->img, fi->ino);
+            if (ret)
+                return ret;
+        }
+    }
+    fi->may_inline = false;
+    return e2_data_write(fs->img, fi->ino, buf, size, off);
+}
+
+ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
+                                      const struct e2_attr *a, const void *buf, size_t size,
+                                      off_t off)
+{
+    size_t n;
+    ssize_t ret;
+    int err;
+
+    /* Stores past i_size never reach the file: the page was cut there. */
+    if ((uint64_t)off >= a->size)
+        return (ssize_t)size;
+    n = a->size - (uint64_t)off < size ? (size_t)(a->size - (uint64_t)off) : size;
+    if (is_inline(a)) {
+        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP) {
+            err = inline_rewrite(fs, fi->ino, a->size, a->size, buf, n, (uint64_t)off);
+            return err ? err : (ssize_t)size;
+        }
+        err = fs_inline_convert_locked(fs, fi);
+        if (err)
+            return err;
+    }
+    ret = e2_data_write(fs->img, fi->ino, buf, n, off);
+    return ret < 0 ? ret : (ssize_t)size;
+}
+
+int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                            uint64_t size)
+{
+    size_t allocated;
+    int ret;
+
+    assert_inode_locked(fi);
+    if (is_inline(a)) {
+        if (size <= a->size)
+            return inline_rewrite(fs, fi->ino, a->size, size, NULL, 0, 0);
+        /* Growing stays inline only within the space the inode already
+         * gives to inline data, as the kernel does. */
+        ret = e2_inline_allocated(fs->img, fi->ino, &allocated);
+        if (ret)
+            return ret;
+        if (size <= allocated)
+            return inline_rewrite(fs, fi->ino, a->size, a->size, NULL, 0, size);
+        ret = fs_inline_convert_locked(fs, fi);
+        if (ret)
+            return ret;
+    }
+    return e2_data_truncate(fs->img, fi->ino, size);
+}

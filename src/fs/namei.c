@@ -1,0 +1,486 @@
+/* Names: lookup, create (mknod, mkdir, symlink), link, unlink, rmdir.
+ * Rename is in rename.c. Namespace changes hold the mount lock for writing;
+ * lookups hold it for reading and the directory's inode lock. */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+int fs_check_name(const char *name)
+{
+    size_t len = strlen(name);
+
+    if (len == 0)
+        return -ENOENT;
+    if (len > 255)
+        return -ENAMETOOLONG;
+    if (strchr(name, '/'))
+        return -EINVAL;
+    return 0;
+}
+
+/* Find @name in directory @dir; under the mount lock (either mode). */
+int fs_find_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t *ino)
+{
+    struct fs_inode *di = fs_inode_get(fs, dir);
+    unsigned ftype;
+    int ret;
+
+    if (!di)
+        return -ENOMEM;
+    mutex_lock(&di->lock);
+    ret = fs_dir_find(fs, di, name, ino, &ftype);
+    mutex_unlock(&di->lock);
+    fs_inode_put(fs, di);
+    return ret;
+}
+
+/* The directory @dir's attributes, checking it is one and that @fc may
+ * search it (and write it when @write). */
+int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
+                      struct e2_attr *a, bool write)
+{
+    int ret = e2_inode_get(fs->img, dir, a);
+
+    if (ret)
+        return ret;
+    if (!S_ISDIR(a->mode))
+        return a->nlink ? -ENOTDIR : -ENOENT;
+    if (write && a->nlink == 0)
+        return -ENOENT; /* removed directory */
+    return fs_permission(fs, fc, dir, a, write ? (W_OK | X_OK) : X_OK);
+}
+
+int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                 const char *name, struct stat *st)
+{
+    struct fs_cred fc;
+    struct e2_attr da, a;
+    uint32_t ino = 0;
+    int ret;
+
+    if (strlen(name) > 255)
+        return -ENAMETOOLONG;
+    fs_cred_from(fs, cr, &fc);
+    rwlock_rdlock(&fs->mount_lock);
+    ret = fs_dir_access(fs, &fc, dir, &da, false);
+    if (ret)
+        goto out_unlock;
+    if (!strcmp(name, "."))
+        ino = dir;
+    else
+        ret = fs_find_entry(fs, dir, name, &ino);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret && a.nlink == 0 && !S_ISDIR(a.mode))
+        ret = -EUCLEAN; /* an entry naming a free inode */
+    if (!ret) {
+        fs_inode_ref_lookup(fs, ino, 1);
+        fs_attr_to_stat(fs, ino, &a, st);
+    }
+out_unlock:
+    ret = FS_CHECK(fs, dir, ret);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+
+int uext4_resolve(struct uext4_fs *fs, const char *path, uint32_t *out)
+{
+    uint32_t ino = UEXT4_ROOT_INO;
+    char *copy, *save = NULL, *part;
+    int ret = 0;
+
+    if (path[0] != '/')
+        return -EINVAL;
+    copy = strdup(path);
+    if (!copy)
+        return -ENOMEM;
+    rwlock_rdlock(&fs->mount_lock);
+    for (part = strtok_r(copy, "/", &save); part && !ret; part = strtok_r(NULL, "/", &save))
+        ret = fs_find_entry(fs, ino, part, &ino);
+    rwlock_unlock(&fs->mount_lock);
+    free(copy);
+    if (!ret)
+        *out = ino;
+    return ret;
+}
+
+/* Parent directory times change with every entry added or removed. */
+int fs_touch_dir(struct uext4_fs *fs, uint32_t dir, int nlink_delta)
+{
+    struct e2_attr a;
+    unsigned fields = E2_A_MTIME | E2_A_CTIME;
+    int ret = e2_inode_get(fs->img, dir, &a);
+
+    if (ret)
+        return ret;
+    fs_now(&a.mtime);
+    a.ctime = a.mtime;
+    if (nlink_delta > 0 && a.nlink != 1) {
+        /* dir_nlink: past the limit a directory's count is pinned at 1. */
+        a.nlink = a.nlink + 1 >= E2_LINK_MAX ? 1 : a.nlink + 1;
+        fields |= E2_A_NLINK;
+    } else if (nlink_delta < 0 && a.nlink > 2) {
+        a.nlink--;
+        fields |= E2_A_NLINK;
+    }
+    return e2_inode_set(fs->img, dir, &a, fields);
+}
+
+/* Add @name -> @ino to @dir and its index. */
+int fs_add_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino,
+                     mode_t mode)
+{
+    struct fs_inode *di = fs_inode_get(fs, dir);
+    int ret;
+
+    if (!di)
+        return -ENOMEM;
+    ret = e2_dir_link(fs->img, dir, name, ino, mode);
+    if (!ret)
+        fs_dir_index_add(di, name, ino, e2_ftype(mode));
+    else
+        fs_dir_index_free(di); /* the directory may have changed shape */
+    fs_inode_put(fs, di);
+    return ret;
+}
+
+int fs_remove_entry(struct uext4_fs *fs, uint32_t dir, const char *name)
+{
+    struct fs_inode *di = fs_inode_get(fs, dir);
+    int ret;
+
+    if (!di)
+        return -ENOMEM;
+    ret = e2_dir_unlink(fs->img, dir, name);
+    if (!ret)
+        fs_dir_index_remove(di, name);
+    fs_inode_put(fs, di);
+    return ret;
+}
+
+int fs_retarget_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino,
+                          mode_t mode)
+{
+    struct fs_inode *di = fs_inode_get(fs, dir);
+    int ret;
+
+    if (!di)
+        return -ENOMEM;
+    ret = e2_dir_retarget(fs->img, dir, name, ino, mode);
+    fs_dir_index_remove(di, name);
+    if (!ret)
+        fs_dir_index_add(di, name, ino, e2_ftype(mode));
+    fs_inode_put(fs, di);
+    return ret;
+}
+
+/* Common front half of every create: checks, owner, group, mode. */
+static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
+                          const char *name, struct e2_attr *da, struct e2_attr *a)
+{
+    uint32_t existing;
+    int ret = fs_check_name(name);
+
+    if (ret)
+        return ret;
+    ret = fs_dir_access(fs, fc, dir, da, true);
+    if (ret)
+        return ret;
+    ret = fs_may_write(fs);
+    if (ret)
+        return ret;
+    ret = fs_find_entry(fs, dir, name, &existing);
+    if (ret == 0)
+        return -EEXIST;
+    if (ret != -ENOENT)
+        return ret;
+    if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
+        return -EOVERFLOW; /* the caller has no id in the image */
+    a->uid = fc->uid;
+    a->gid = fc->gid;
+    if (da->mode & S_ISGID) {
+        /* setgid directory: the group is inherited, and so is the bit by
+         * subdirectories. */
+        a->gid = da->gid;
+        if (S_ISDIR(a->mode))
+            a->mode |= S_ISGID;
+    }
+    fs_now(&a->atime);
+    a->mtime = a->ctime = a->crtime = a->atime;
+    return 0;
+}
+
+/* Apply the default ACL of @dir (or the umask) to the new inode's mode;
+ * store the resulting ACLs on @ino. */
+static int inherit_acls(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
+                        mode_t *mode, void **acc, size_t *acc_len, void **def, size_t *def_len)
+{
+    mode_t m = *mode;
+    int ret = fs_acl_inherit(fs, dir, &m, acc, acc_len, def, def_len);
+
+    if (ret < 0)
+        return ret;
+    if (ret == 0 && !S_ISLNK(m))
+        m &= ~(fc->umask & 0777);
+    *mode = m;
+    return 0;
+}
+
+static int store_acls(struct uext4_fs *fs, uint32_t ino, void *acc, size_t acc_len, void *def,
+                      size_t def_len)
+{
+    int ret = 0;
+
+    if (acc_len)
+        ret = e2_xattr_set(fs->img, ino, "system.posix_acl_access", acc, acc_len, 0);
+    if (!ret && def_len)
+        ret = e2_xattr_set(fs->img, ino, "system.posix_acl_default", def, def_len, 0);
+    return ret;
+}
+
+enum create_kind { CREATE_NODE, CREATE_DIR, CREATE_SYMLINK };
+
+static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                     const char *name, mode_t mode, dev_t rdev, const char *target,
+                     enum create_kind kind, struct stat *st)
+{
+    void *acc = NULL, *def = NULL;
+    size_t acc_len = 0, def_len = 0;
+    struct fs_cred fc;
+    struct e2_attr da, a = {0};
+    uint32_t ino = 0;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    a.mode = mode;
+    a.rdev = rdev;
+    rwlock_wrlock(&fs->mount_lock);
+    ret = prepare_create(fs, &fc, dir, name, &da, &a);
+    if (ret)
+        goto out_unlock;
+    ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
+    if (ret)
+        goto out_unlock;
+    switch (kind) {
+    case CREATE_DIR:
+        ret = e2_inode_new_dir(fs->img, dir, &a, &ino);
+        break;
+    case CREATE_SYMLINK:
+        ret = e2_inode_new_symlink(fs->img, dir, &a, target, &ino);
+        break;
+    case CREATE_NODE:
+        ret = e2_inode_new(fs->img, dir, &a, &ino);
+        break;
+    }
+    if (ret)
+        goto out_unlock;
+    ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    if (!ret)
+        ret = fs_add_entry(fs, dir, name, ino, a.mode);
+    if (ret) {
+        e2_inode_free(fs->img, ino);
+        goto out_unlock;
+    }
+    ret = fs_touch_dir(fs, dir, kind == CREATE_DIR ? 1 : 0);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    if (ret)
+        goto out_unlock;
+    if (kind == CREATE_NODE && S_ISREG(a.mode) && fs->inline_files) {
+        struct fs_inode *fi = fs_inode_get(fs, ino);
+        if (fi) {
+            fi->may_inline = true;
+            fs_inode_put(fs, fi);
+        }
+    }
+    fs_inode_ref_lookup(fs, ino, 1);
+    fs_attr_to_stat(fs, ino, &a, st);
+out_unlock:
+    ret = FS_CHECK(fs, dir, ret);
+    rwlock_unlock(&fs->mount_lock);
+    free(acc);
+    free(def);
+    return ret;
+}
+
+int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                const char *name, mode_t mode, dev_t rdev, struct stat *st)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG:
+    case S_IFIFO:
+    case S_IFSOCK:
+        rdev = 0;
+        break;
+    case S_IFCHR:
+    case S_IFBLK:
+        break;
+    case 0:
+        mode |= S_IFREG;
+        break;
+    default:
+        return -EINVAL;
+    }
+    return do_create(fs, cr, dir, name, mode, rdev, NULL, CREATE_NODE, st);
+}
+
+int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                const char *name, mode_t mode, struct stat *st)
+{
+    return do_create(fs, cr, dir, name, S_IFDIR | (mode & 07777 & ~(mode_t)S_ISGID), 0, NULL,
+                     CREATE_DIR, st);
+}
+
+int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                  const char *name, const char *target, struct stat *st)
+{
+    size_t len = strlen(target);
+
+    if (len == 0)
+        return -ENOENT;
+    if (len >= uext4_block_size(fs))
+        return -ENAMETOOLONG;
+    return do_create(fs, cr, dir, name, S_IFLNK | 0777, 0, target, CREATE_SYMLINK, st);
+}
+
+int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, uint32_t newdir,
+               const char *newname, struct stat *st)
+{
+    struct fs_cred fc;
+    struct e2_attr da, a, dummy;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    rwlock_wrlock(&fs->mount_lock);
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (ret)
+        goto out_unlock;
+    if (S_ISDIR(a.mode)) {
+        ret = -EPERM;
+        goto out_unlock;
+    }
+    dummy.mode = a.mode & S_IFMT;
+    ret = prepare_create(fs, &fc, newdir, newname, &da, &dummy);
+    if (ret)
+        goto out_unlock;
+    if (a.nlink == 0) {
+        ret = -ENOENT;
+        goto out_unlock;
+    }
+    if (a.nlink >= E2_LINK_MAX) {
+        ret = -EMLINK;
+        goto out_unlock;
+    }
+    ret = fs_add_entry(fs, newdir, newname, ino, a.mode);
+    if (ret)
+        goto out_unlock;
+    a.nlink++;
+    fs_now(&a.ctime);
+    ret = e2_inode_set(fs->img, ino, &a, E2_A_NLINK | E2_A_CTIME);
+    if (!ret)
+        ret = fs_touch_dir(fs, newdir, 0);
+    if (!ret) {
+        fs_inode_ref_lookup(fs, ino, 1);
+        fs_attr_to_stat(fs, ino, &a, st);
+    }
+out_unlock:
+    ret = FS_CHECK(fs, ino, ret);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+
+/* Drop one link of @ino (all of a directory's); free or defer it at 0. */
+int fs_drop_link(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a0)
+{
+    struct e2_attr a = *a0;
+    int ret;
+
+    a.nlink = S_ISDIR(a.mode) || a.nlink == 0 ? 0 : a.nlink - 1;
+    fs_now(&a.ctime);
+    ret = e2_inode_set(fs->img, ino, &a, E2_A_NLINK | E2_A_CTIME);
+    if (ret || a.nlink)
+        return ret;
+    return fs_inode_unlinked(fs, ino);
+}
+
+static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                     const char *name, bool is_rmdir)
+{
+    struct fs_cred fc;
+    struct e2_attr da, a;
+    uint32_t ino;
+    int ret;
+
+    if (!strcmp(name, "."))
+        return is_rmdir ? -EINVAL : -EISDIR;
+    if (!strcmp(name, ".."))
+        return is_rmdir ? -ENOTEMPTY : -EISDIR;
+    fs_cred_from(fs, cr, &fc);
+    rwlock_wrlock(&fs->mount_lock);
+    ret = fs_dir_access(fs, &fc, dir, &da, true);
+    if (!ret)
+        ret = fs_find_entry(fs, dir, name, &ino);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret)
+        ret = fs_sticky_check(&fc, &da, &a);
+    if (!ret)
+        ret = fs_may_write(fs);
+    if (ret)
+        goto out_unlock;
+    if (is_rmdir && !S_ISDIR(a.mode)) {
+        ret = -ENOTDIR;
+        goto out_unlock;
+    }
+    if (!is_rmdir && S_ISDIR(a.mode)) {
+        ret = -EISDIR;
+        goto out_unlock;
+    }
+    if (is_rmdir) {
+        if (ino == UEXT4_ROOT_INO) {
+            ret = -EBUSY;
+            goto out_unlock;
+        }
+        ret = e2_dir_is_empty(fs->img, ino);
+        if (ret <= 0) {
+            ret = ret ? ret : -ENOTEMPTY;
+            goto out_unlock;
+        }
+    }
+    ret = fs_remove_entry(fs, dir, name);
+    if (!ret)
+        ret = fs_touch_dir(fs, dir, is_rmdir ? -1 : 0);
+    if (!ret)
+        ret = fs_drop_link(fs, ino, &a);
+out_unlock:
+    ret = FS_CHECK(fs, dir, ret);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+
+int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                 const char *name)
+{
+    return do_remove(fs, cr, dir, name, false);
+}
+
+int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                const char *name)
+{
+    return do_remove(fs, cr, dir, name, true);
+}
+
+ssize_t uext4_readlink(struct uext4_fs *fs, uint32_t ino, char *buf, size_t size)
+{
+    int ret;
+
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_readlink(fs->img, ino, buf, size));
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+

@@ -1,0 +1,202 @@
+/* rename(2) and renameat2's RENAME_NOREPLACE / RENAME_EXCHANGE. Runs with
+ * the mount lock held for writing, so the whole change is atomic to every
+ * other operation. */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+struct rn_side {
+    uint32_t dir;
+    const char *name;
+    struct e2_attr da; /* the directory */
+    uint32_t ino;      /* the entry's inode, 0 if none */
+    struct e2_attr a;
+};
+
+/* -EINVAL if @ino (a directory) is @dir or one of its ancestors. */
+static int check_not_ancestor(struct uext4_fs *fs, uint32_t ino, uint32_t dir)
+{
+    unsigned depth = 0;
+
+    while (dir != UEXT4_ROOT_INO) {
+        uint32_t parent;
+        int ret;
+        if (dir == ino)
+            return -EINVAL;
+        ret = fs_find_entry(fs, dir, "..", &parent);
+        if (ret)
+            return ret == -ENOENT ? -EUCLEAN : ret;
+        if (++depth > 65536 || parent == dir)
+            return -EUCLEAN; /* a loop in the tree */
+        dir = parent;
+    }
+    return ino == UEXT4_ROOT_INO ? -EINVAL : 0;
+}
+
+/* A directory moving to a new parent: fix its ".." and both link counts. */
+static int move_dir(struct uext4_fs *fs, uint32_t ino, uint32_t from, uint32_t to)
+{
+    int ret;
+
+    if (from == to)
+        return 0;
+    ret = e2_dir_set_dotdot(fs->img, ino, to);
+    if (!ret)
+        ret = fs_touch_dir(fs, from, -1);
+    if (!ret)
+        ret = fs_touch_dir(fs, to, +1);
+    return ret;
+}
+
+static int touch_ctime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
+{
+    fs_now(&a->ctime);
+    return e2_inode_set(fs->img, ino, a, E2_A_CTIME);
+}
+
+static int do_exchange(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d)
+{
+    int ret = fs_retarget_entry(fs, s->dir, s->name, d->ino, d->a.mode);
+
+    if (!ret)
+        ret = fs_retarget_entry(fs, d->dir, d->name, s->ino, s->a.mode);
+    if (!ret && S_ISDIR(s->a.mode) != S_ISDIR(d->a.mode)) {
+        /* One directory changes parent; the link counts follow it. */
+        if (S_ISDIR(s->a.mode))
+            ret = move_dir(fs, s->ino, s->dir, d->dir);
+        else
+            ret = move_dir(fs, d->ino, d->dir, s->dir);
+    } else if (!ret && S_ISDIR(s->a.mode) && s->dir != d->dir) {
+        ret = e2_dir_set_dotdot(fs->img, s->ino, d->dir);
+        if (!ret)
+            ret = e2_dir_set_dotdot(fs->img, d->ino, s->dir);
+    }
+    if (!ret)
+        ret = fs_touch_dir(fs, s->dir, 0);
+    if (!ret && d->dir != s->dir)
+        ret = fs_touch_dir(fs, d->dir, 0);
+    if (!ret)
+        ret = touch_ctime(fs, s->ino, &s->a);
+    if (!ret)
+        ret = touch_ctime(fs, d->ino, &d->a);
+    return ret;
+}
+
+static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d)
+{
+    int ret;
+
+    if (d->ino) {
+        if (S_ISDIR(s->a.mode) && !S_ISDIR(d->a.mode))
+            return -ENOTDIR;
+        if (!S_ISDIR(s->a.mode) && S_ISDIR(d->a.mode))
+            return -EISDIR;
+        if (S_ISDIR(d->a.mode)) {
+            ret = e2_dir_is_empty(fs->img, d->ino);
+            if (ret <= 0)
+                return ret ? ret : -ENOTEMPTY;
+        }
+        ret = fs_retarget_entry(fs, d->dir, d->name, s->ino, s->a.mode);
+    } else {
+        if (S_ISDIR(s->a.mode) && s->dir != d->dir && d->da.nlink >= E2_LINK_MAX &&
+            !(d->da.nlink == 1))
+            return -EMLINK;
+        ret = fs_add_entry(fs, d->dir, d->name, s->ino, s->a.mode);
+    }
+    if (ret)
+        return ret;
+    ret = fs_remove_entry(fs, s->dir, s->name);
+    if (!ret && S_ISDIR(s->a.mode))
+        ret = move_dir(fs, s->ino, s->dir, d->dir);
+    if (!ret)
+        ret = fs_touch_dir(fs, s->dir, 0);
+    if (!ret && d->dir != s->dir)
+        ret = fs_touch_dir(fs, d->dir, d->ino && S_ISDIR(d->a.mode) ? -1 : 0);
+    else if (!ret && d->ino && S_ISDIR(d->a.mode))
+        ret = fs_touch_dir(fs, d->dir, -1);
+    if (!ret)
+        ret = touch_ctime(fs, s->ino, &s->a);
+    if (!ret && d->ino)
+        ret = fs_drop_link(fs, d->ino, &d->a);
+    return ret;
+}
+
+static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
+                         struct rn_side *d, unsigned flags)
+{
+    int ret;
+
+    if (!strcmp(s->name, ".") || !strcmp(s->name, "..") || !strcmp(d->name, ".") ||
+        !strcmp(d->name, ".."))
+        return -EBUSY;
+    ret = fs_check_name(d->name);
+    if (!ret)
+        ret = fs_dir_access(fs, fc, s->dir, &s->da, true);
+    if (!ret)
+        ret = fs_dir_access(fs, fc, d->dir, &d->da, true);
+    if (!ret)
+        ret = fs_find_entry(fs, s->dir, s->name, &s->ino);
+    if (!ret)
+        ret = e2_inode_get(fs->img, s->ino, &s->a);
+    if (ret)
+        return ret;
+    ret = fs_find_entry(fs, d->dir, d->name, &d->ino);
+    if (ret == -ENOENT) {
+        d->ino = 0;
+        ret = 0;
+    } else if (!ret) {
+        ret = e2_inode_get(fs->img, d->ino, &d->a);
+    }
+    if (ret)
+        return ret;
+    if ((flags & UEXT4_RENAME_EXCHANGE) && !d->ino)
+        return -ENOENT;
+    if ((flags & UEXT4_RENAME_NOREPLACE) && d->ino)
+        return -EEXIST;
+    if (d->ino == s->ino)
+        return 0; /* the same file: POSIX says do nothing */
+    ret = fs_sticky_check(fc, &s->da, &s->a);
+    if (!ret && d->ino)
+        ret = fs_sticky_check(fc, &d->da, &d->a);
+    if (ret)
+        return ret;
+    /* A directory may not move below itself. */
+    if (S_ISDIR(s->a.mode) && s->dir != d->dir) {
+        ret = check_not_ancestor(fs, s->ino, d->dir);
+        /* Moving a directory to a new parent rewrites its "..". */
+        if (!ret)
+            ret = fs_permission(fs, fc, s->ino, &s->a, W_OK);
+    }
+    if (!ret && (flags & UEXT4_RENAME_EXCHANGE) && S_ISDIR(d->a.mode) && s->dir != d->dir) {
+        ret = check_not_ancestor(fs, d->ino, s->dir);
+        if (!ret)
+            ret = fs_permission(fs, fc, d->ino, &d->a, W_OK);
+    }
+    if (!ret)
+        ret = fs_may_write(fs);
+    if (ret)
+        return ret;
+    if (flags & UEXT4_RENAME_EXCHANGE)
+        return do_exchange(fs, s, d);
+    return do_move(fs, s, d);
+}
+
+int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                 const char *name, uint32_t newdir, const char *newname, unsigned flags)
+{
+    struct rn_side s = {.dir = dir, .name = name}, d = {.dir = newdir, .name = newname};
+    struct fs_cred fc;
+    int ret;
+
+    if (flags & ~(UEXT4_RENAME_NOREPLACE | UEXT4_RENAME_EXCHANGE))
+        return -EINVAL;
+    if ((flags & UEXT4_RENAME_NOREPLACE) && (flags & UEXT4_RENAME_EXCHANGE))
+        return -EINVAL;
+    fs_cred_from(fs, cr, &fc);
+    rwlock_wrlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, dir, rename_locked(fs, &fc, &s, &d, flags));
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}

@@ -1,0 +1,393 @@
+/* The uext4 command: parse the command line, open the image, mount it over
+ * FUSE, serve until unmounted, then write everything back.
+ *
+ * Ordering is the contract here:
+ *  - the image is opened (and its exclusive lock taken) in the process that
+ *    will serve it, so the daemon forks first and opens afterwards;
+ *  - the parent of a daemon exits 0 only once the mount is live, and with
+ *    the daemon's error message and 1 if it is not, told through a pipe
+ *    (no sleeping, no polling of /proc/mounts);
+ *  - on the way out the session is destroyed (no request can reach the
+ *    core any more) before uext4_close() writes the image back, and the
+ *    process exits only after that, so a caller that waits for the daemon's
+ *    pid may run e2fsck at once. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "frontend/build_versions.h"
+#include "frontend/fe.h"
+#include "frontend/mount_opts.h"
+#include "uext4.h"
+
+#define MSG_MAX 1024
+
+/* Readiness pipe protocol: one status byte, then for a failure the message
+ * (no "uext4: " prefix, no newline) up to EOF. */
+#define READY_OK   '\0'
+#define READY_FAIL '\1'
+
+struct cli {
+    char image[PATH_MAX];      /* absolute: the daemon runs in / */
+    char mountpoint[PATH_MAX]; /* absolute */
+    bool foreground;
+    bool debug;
+    bool single_thread;
+    struct fe_mount_opts opts;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: uext4 IMAGE MOUNTPOINT [-o OPTION[,OPTION...]] [-f] [-d] [-s]\n"
+            "       uext4 --help | --version\n"
+            "\n"
+            "Serve the ext2/ext3/ext4 file system in the file IMAGE on MOUNTPOINT\n"
+            "through FUSE. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+            "\n"
+            "  -o OPTIONS     comma-separated mount options (below); may be repeated\n"
+            "  -f             stay in the foreground, log to stderr\n"
+            "  -d             debug: -f, debug logging, and every FUSE request traced\n"
+            "  -s             serve requests from a single thread\n"
+            "  -h, --help     print this help and exit\n"
+            "  -V, --version  print the versions of uext4, libfuse and libext2fs\n"
+            "\n"
+            "File system options:\n"
+            "  ro                    serve read-only\n"
+            "  rw                    serve read-write (the default)\n"
+            "  fakeroot              every caller acts as root inside the image;\n"
+            "                        no permission checks\n"
+            "  uidmap=IMG:LOCAL[:N]  image uids IMG..IMG+N-1 are local uids\n"
+            "                        LOCAL..LOCAL+N-1 (N defaults to 1); up to %u,\n"
+            "                        unmapped ids show as 65534\n"
+            "  gidmap=IMG:LOCAL[:N]  the same for group ids\n"
+            "  errors=continue|remount-ro|panic\n"
+            "                        what to do after finding corruption (default:\n"
+            "                        the superblock's setting)\n"
+            "  inline_mmap=keep|convert\n"
+            "                        writeback of mmap'd inline files: keep them\n"
+            "                        inline (default) or convert them as Linux does\n"
+            "  commit=SECONDS        write dirty data back at least this often\n"
+            "                        (0: the default, 5)\n"
+            "\n"
+            "FUSE options:\n"
+            "  allow_other           let other users access the mount\n"
+            "                        (needs user_allow_other in /etc/fuse.conf)\n"
+            "  default_permissions   let the kernel check permissions (and POSIX ACLs)\n"
+            "  fsname=NAME           source shown in /proc/mounts (default: IMAGE)\n"
+            "  subtype=NAME          type shown as fuse.NAME (default: uext4)\n"
+            "\n"
+            "Mount flags, passed to the kernel:\n"
+            "  nosuid, suid, nodev, dev, noexec, exec, noatime, atime, relatime,\n"
+            "  sync, async, dirsync\n"
+            "Accepted and ignored (for fstab): defaults, auto, noauto, user, nouser,\n"
+            "  users, nofail, _netdev\n",
+            UEXT4_MAX_IDMAP);
+}
+
+static void print_version(void)
+{
+    printf("uext4 %s\n", UEXT4_VERSION);
+    printf("libfuse %s\n", fe_fuse_version());
+    printf("libext2fs %s\n", FE_EXT2FS_BUILD_VERSION);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("uext4: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'uext4 --help' for more information.\n", stderr);
+    return -EINVAL;
+}
+
+/* Resolve the image and the mount point up front, so their problems are
+ * named before anything forks. */
+static int check_paths(struct cli *c, const char *image, const char *mountpoint)
+{
+    struct stat st;
+
+    if (!realpath(image, c->image)) {
+        fprintf(stderr, "uext4: cannot open image '%s': %s\n", image, strerror(errno));
+        return -errno;
+    }
+    if (!realpath(mountpoint, c->mountpoint) || stat(c->mountpoint, &st) != 0) {
+        fprintf(stderr, "uext4: bad mount point '%s': %s\n", mountpoint, strerror(errno));
+        return -errno;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "uext4: bad mount point '%s': %s\n", mountpoint, strerror(ENOTDIR));
+        return -ENOTDIR;
+    }
+    return 0;
+}
+
+static int parse_cmdline(struct cli *c, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    char err[MSG_MAX];
+    int opt;
+
+    fe_opts_init(&c->opts);
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":ho:fdsV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            usage(stdout);
+            exit(0);
+        case 'V':
+            print_version();
+            exit(0);
+        case 'o':
+            /* Split in place: c->opts points into argv from here on. */
+            if (fe_opts_parse(&c->opts, optarg, err, sizeof(err)) < 0)
+                return usage_error("%s", err);
+            break;
+        case 'f':
+            c->foreground = true;
+            break;
+        case 'd':
+            c->debug = true;
+            c->foreground = true;
+            break;
+        case 's':
+            c->single_thread = true;
+            break;
+        case ':':
+            return usage_error("option '-%c' needs an argument", optopt);
+        default:
+            /* optopt names a bad short option; a bad long one only argv. */
+            if (optopt)
+                return usage_error("unknown option '-%c'", optopt);
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind < 2)
+        return usage_error("missing %s",
+                           argc - optind == 0 ? "IMAGE and MOUNTPOINT" : "MOUNTPOINT");
+    if (argc - optind > 2)
+        return usage_error("unexpected argument '%s'", argv[optind + 2]);
+    return check_paths(c, argv[optind], argv[optind + 1]);
+}
+
+/* ---- start-up failures and readiness ---- */
+
+/* Report a start-up failure: to the waiting parent through @notify_fd, or
+ * to stderr when running in the foreground (@notify_fd < 0). */
+static void report_failure(int notify_fd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void report_failure(int notify_fd, const char *fmt, ...)
+{
+    char msg[MSG_MAX];
+    va_list ap;
+
+    msg[0] = READY_FAIL;
+    va_start(ap, fmt);
+    vsnprintf(msg + 1, sizeof(msg) - 1, fmt, ap);
+    va_end(ap);
+    if (notify_fd < 0) {
+        fprintf(stderr, "uext4: %s\n", msg + 1);
+        return;
+    }
+    /* Best effort: if the parent is gone there is nobody left to tell. */
+    if (write(notify_fd, msg, strlen(msg + 1) + 1) < 0)
+        log_err("%s", msg + 1);
+}
+
+/* The mount is live: release the parent, then detach from its terminal. */
+static void report_ready(int notify_fd)
+{
+    char ok = READY_OK;
+    int null_fd;
+
+    if (notify_fd < 0)
+        return;
+    if (write(notify_fd, &ok, 1) != 1)
+        log_warn("cannot tell the parent that the mount is ready: %s", strerror(errno));
+    close(notify_fd);
+    if (chdir("/") != 0)
+        log_warn("chdir /: %s", strerror(errno));
+    null_fd = open("/dev/null", O_RDWR);
+    if (null_fd < 0) {
+        log_warn("/dev/null: %s", strerror(errno));
+        return;
+    }
+    dup2(null_fd, STDIN_FILENO);
+    dup2(null_fd, STDOUT_FILENO);
+    dup2(null_fd, STDERR_FILENO);
+    if (null_fd > STDERR_FILENO)
+        close(null_fd);
+}
+
+/* From here on a signal must not cut the write-back of the image short:
+ * once the loop has ended, a second Ctrl-C or SIGTERM is ignored.
+ * (libfuse leaves a handler it did not install alone when removing its.) */
+static void ignore_stop_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa = {.sa_handler = SIG_IGN};
+
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* ---- serving ---- */
+
+/* Open, mount, serve, unmount, close. Start-up failures are reported via
+ * report_failure(); later ones are logged. Returns 0 or -errno. */
+static int serve(const struct cli *c, int notify_fd)
+{
+    struct fe_mount_params params = {
+        .fsname = c->opts.fsname ? c->opts.fsname : c->image,
+        .subtype = c->opts.subtype ? c->opts.subtype : "uext4",
+        .debug = c->debug,
+        .opts = &c->opts,
+    };
+    char why[MSG_MAX] = "";
+    struct fe_session *session;
+    struct uext4_fs *fs;
+    int rc, close_rc;
+
+    rc = uext4_open(c->image, &c->opts.core, &fs, why, sizeof(why));
+    if (rc < 0) {
+        if (why[0])
+            report_failure(notify_fd, "%s", why);
+        else
+            report_failure(notify_fd, "cannot open image '%s': %s", c->image, strerror(-rc));
+        return rc;
+    }
+    params.read_only = c->opts.core.read_only || uext4_is_read_only(fs);
+    if (params.read_only && !c->opts.core.read_only)
+        log_warn("%s: serving read-only", c->image);
+
+    rc = fe_session_new(fs, &params, &session);
+    if (rc < 0) {
+        report_failure(notify_fd, "cannot start the FUSE session: %s", strerror(-rc));
+        goto out_close;
+    }
+    rc = fe_session_mount(session, c->mountpoint);
+    if (rc < 0) {
+        report_failure(notify_fd, "cannot mount on '%s'", c->mountpoint);
+        goto out_destroy_session;
+    }
+    log_info("serving %s on %s%s", c->image, c->mountpoint, params.read_only ? " (read-only)" : "");
+    report_ready(notify_fd);
+
+    rc = fe_session_run(session, c->single_thread);
+    if (rc < 0)
+        log_err("FUSE session failed: %s", strerror(-rc));
+
+out_destroy_session:
+    ignore_stop_signals();
+    fe_session_destroy(session);
+out_close:
+    close_rc = uext4_close(fs);
+    if (close_rc < 0) {
+        log_err("%s: writing back the image failed: %s", c->image, strerror(-close_rc));
+        if (rc == 0)
+            rc = close_rc;
+    }
+    return rc;
+}
+
+/* The parent's side of daemonising: wait for the child's verdict. */
+static int wait_ready(int fd, pid_t child)
+{
+    char msg[MSG_MAX];
+    size_t got = 0;
+    ssize_t n;
+    int status;
+
+    while (got < sizeof(msg) - 1) {
+        n = read(fd, msg + got, sizeof(msg) - 1 - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (msg[0] == READY_OK)
+            return 0;
+    }
+    msg[got] = '\0';
+    if (got > 0 && msg[0] == READY_FAIL) {
+        fprintf(stderr, "uext4: %s\n", msg + 1);
+        waitpid(child, &status, 0);
+        return -EIO;
+    }
+    /* EOF without a verdict: the child died before it could tell us. */
+    if (waitpid(child, &status, 0) == child && WIFSIGNALED(status))
+        fprintf(stderr, "uext4: the daemon was killed by signal %d before the mount was ready\n",
+                WTERMSIG(status));
+    else
+        fprintf(stderr, "uext4: the daemon exited before the mount was ready\n");
+    return -EIO;
+}
+
+static int daemonize_and_serve(const struct cli *c)
+{
+    int pipefd[2];
+    pid_t pid;
+
+    /* O_CLOEXEC: fusermount3, which libfuse runs to mount, must not hold
+     * the write end open and so delay the parent's EOF. */
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        fprintf(stderr, "uext4: pipe: %s\n", strerror(errno));
+        return -errno;
+    }
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "uext4: fork: %s\n", strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -EAGAIN;
+    }
+    if (pid > 0) {
+        close(pipefd[1]);
+        return wait_ready(pipefd[0], pid);
+    }
+
+    close(pipefd[0]);
+    setsid();
+    /* Before the core can start threads: log_setup() must come first. */
+    log_setup("uext4", LOG_LVL_WARN, true);
+    _exit(serve(c, pipefd[1]) < 0 ? 1 : 0);
+}
+
+int main(int argc, char **argv)
+{
+    static struct cli c; /* two PATH_MAX buffers: not on the stack */
+    int rc;
+
+    rc = parse_cmdline(&c, argc, argv);
+    if (rc < 0)
+        return 1;
+    if (c.foreground) {
+        log_setup("uext4", c.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, false);
+        rc = serve(&c, -1);
+    } else {
+        rc = daemonize_and_serve(&c);
+    }
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""setattr: chmod, chown, utimens with nanoseconds, truncate; timestamps
+maintained as the kernel does (atime is not checked)."""
+
+import errno
+import os
+import stat
+import time
+
+from uext4test import (Mount, check, drop_caches, eq, expect_errno, fsck,
+                       inode_info, main, mkfs, read_file, test, workdir,
+                       write_file)
+
+
+@test
+def chmod_chown():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img) as m:
+            p = m.path('f')
+            write_file(p, b'data')
+            os.mkdir(m.path('d'))
+            for mode in (0o7777, 0o4755, 0o2750, 0o1777, 0o0, 0o644):
+                os.chmod(p, mode)
+                eq(os.stat(p).st_mode, stat.S_IFREG | mode,
+                   'mode after chmod %o' % mode)
+            os.chmod(m.path('d'), 0o3711)
+            eq(os.stat(m.path('d')).st_mode, stat.S_IFDIR | 0o3711,
+               'dir mode')
+            os.chown(p, 1234, 5678)
+            st = os.stat(p)
+            eq((st.st_uid, st.st_gid), (1234, 5678), 'uid/gid after chown')
+            os.chown(p, -1, 42)
+            st = os.stat(p)
+            eq((st.st_uid, st.st_gid), (1234, 42), 'chown gid only')
+            os.chown(p, 70000, -1)                  # needs the high 16 bits
+            eq(os.stat(p).st_uid, 70000, 'uid above 65535')
+            os.symlink('f', m.path('l'))
+            os.lchown(m.path('l'), 99, 98)
+            eq((os.lstat(m.path('l')).st_uid, os.lstat(m.path('l')).st_gid),
+               (99, 98), 'lchown on the link')
+            eq(os.stat(p).st_uid, 70000, 'lchown did not follow')
+            # chown clears setuid; setgid only with group exec.
+            os.chmod(p, 0o6755)
+            os.chown(p, 1, 1)
+            eq(stat.S_IMODE(os.stat(p).st_mode), 0o755,
+               'setuid/setgid after chown of 6755')
+            os.chmod(p, 0o6745)
+            os.chown(p, 2, 2)
+            eq(stat.S_IMODE(os.stat(p).st_mode), 0o2745,
+               'setgid without group exec survives chown')
+            drop_caches()
+            eq(stat.S_IMODE(os.stat(p).st_mode), 0o2745, 'mode after forget')
+        fsck(img)
+        info = inode_info(img, '/f')
+        eq((info['uid'], info['gid'], info['mode']), (2, 2, 0o2745),
+           'on-disk owner and mode')
+        info = inode_info(img, '/l')
+        eq((info['uid'], info['gid']), (99, 98), 'on-disk link owner')
+
+
+@test
+def utimens_nanoseconds():
+    cases = [
+        (1, 999999999),
+        (1234567890, 123456789),
+        (2**31 - 1, 1),                # last second of 32-bit time
+        (2**31 + 12345, 500000000),    # after 2038: epoch bits
+        (2**33 + 7, 999999999),        # year 2242
+        (-1, 1),                       # before 1970
+        (-2**31, 0),                   # 1901
+    ]
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        want = {}
+        with Mount(img) as m:
+            for i, (sec, nsec) in enumerate(cases):
+                p = m.path('t%d' % i)
+                write_file(p, b'')
+                a = (sec + 17) * 10**9 + (nsec // 3)
+                mt = sec * 10**9 + nsec
+                os.utime(p, ns=(a, mt))
+                st = os.stat(p)
+                eq((st.st_atime_ns, st.st_mtime_ns), (a, mt),
+                   'times set for %r' % ((sec, nsec),))
+                want['t%d' % i] = (a, mt)
+            # UTIME_NOW for both
+            p = m.path('now')
+            write_file(p, b'')
+            os.utime(p, ns=(5 * 10**9, 5 * 10**9))
+            before = time.time_ns()
+            os.utime(p)
+            after = time.time_ns()
+            st = os.stat(p)
+            check(before - 20 * 10**6 <= st.st_mtime_ns <= after + 10**7,
+                  'utime(now) mtime %d not within [%d, %d]'
+                  % (st.st_mtime_ns, before, after))
+            # Setting times changes ctime to now.
+            check(st.st_ctime_ns >= before - 20 * 10**6,
+                  'ctime not updated by utime')
+            # Only mtime (atime UTIME_OMIT)
+            fd = os.open(p, os.O_RDONLY)
+            os.utime(fd, ns=(st.st_atime_ns, 77 * 10**9 + 7))
+            os.close(fd)
+            eq(os.stat(p).st_mtime_ns, 77 * 10**9 + 7, 'utime via fd')
+        fsck(img)
+        with Mount(img) as m:
+            for name, (a, mt) in want.items():
+                st = os.stat(m.path(name))
+                eq((st.st_atime_ns, st.st_mtime_ns), (a, mt),
+                   'times of %s after remount' % name)
+        fsck(img)
+
+
+@test
+def times_on_write_and_truncate():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img) as m:
+            p = m.path('f')
+            write_file(p, b'abc')
+            old = 10**18
+            os.utime(p, ns=(old, old))
+            c0 = os.stat(p).st_ctime_ns
+            time.sleep(0.02)
+            fd = os.open(p, os.O_WRONLY)
+            os.pwrite(fd, b'x', 1)
+            os.close(fd)
+            st = os.stat(p)
+            check(st.st_mtime_ns != old, 'mtime not updated by write')
+            check(st.st_ctime_ns > c0, 'ctime not updated by write')
+            eq(st.st_mtime_ns, st.st_ctime_ns, 'write sets mtime == ctime')
+            os.utime(p, ns=(old, old))
+            c1 = os.stat(p).st_ctime_ns
+            time.sleep(0.02)
+            os.truncate(p, 100)
+            st = os.stat(p)
+            check(st.st_mtime_ns != old and st.st_ctime_ns > c1,
+                  'truncate did not update mtime/ctime')
+            os.utime(p, ns=(old, old))
+            c2 = os.stat(p).st_ctime_ns
+            time.sleep(0.02)
+            os.chmod(p, 0o600)
+            st = os.stat(p)
+            eq(st.st_mtime_ns, old, 'chmod changed mtime')
+            check(st.st_ctime_ns > c2, 'chmod did not update ctime')
+            # A read does not change mtime/ctime.
+            c3 = st.st_ctime_ns
+            read_file(p)
+            st = os.stat(p)
+            eq((st.st_mtime_ns, st.st_ctime_ns), (old, c3),
+               'read changed mtime/ctime')
+            # Truncate to the same size through O_TRUNC on an empty file
+            # still updates mtime (the kernel does for open O_TRUNC).
+            os.truncate(p, 0)
+            os.utime(p, ns=(old, old))
+            time.sleep(0.02)
+            os.close(os.open(p, os.O_WRONLY | os.O_TRUNC))
+            check(os.stat(p).st_mtime_ns != old,
+                  'O_TRUNC on empty file did not update mtime')
+        fsck(img)
+
+
+@test
+def truncate_content():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img) as m:
+            p = m.path('f')
+            data = bytes(range(256)) * 64           # 16 KiB
+            write_file(p, data)
+            for size in (16383, 12288, 4097, 4096, 4095, 1, 0):
+                os.truncate(p, size)
+                eq(read_file(p), data[:size], 'content after truncate to %d'
+                   % size)
+                write_file(p, data)
+            os.truncate(p, 5000)
+            os.truncate(p, 20000)
+            eq(read_file(p), data[:5000] + bytes(15000),
+               'grow after shrink reads zeros')
+        fsck(img)
+        with Mount(img) as m:
+            eq(read_file(m.path('f')), data[:5000] + bytes(15000),
+               'after remount')
+            expect_errno(errno.EFBIG, os.truncate, m.path('f'), 2**60)
+        fsck(img)
+
+
+if __name__ == '__main__':
+    main()
