@@ -25,14 +25,33 @@ static int iter_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int o
     return 0;
 }
 
+/* libext2fs wants DIRENT_FLAG_INCLUDE_INLINE_DATA exactly for inline
+ * directories: it reports a block directory as corrupt when given it. */
+static errcode_t iterate_locked(struct e2_image *img, uint32_t dir,
+                                int (*fn)(ext2_ino_t, int, struct ext2_dir_entry *, int, int,
+                                          char *, void *),
+                                void *priv)
+{
+    struct ext2_inode in;
+    errcode_t err = ext2fs_read_inode(img->fs, dir, &in);
+
+    if (err)
+        return err;
+    if (!LINUX_S_ISDIR(in.i_mode))
+        return EXT2_ET_NO_DIRECTORY;
+    return ext2fs_dir_iterate2(img->fs, dir,
+                               (in.i_flags & EXT4_INLINE_DATA_FL) ? DIRENT_FLAG_INCLUDE_INLINE_DATA
+                                                                  : 0,
+                               NULL, fn, priv);
+}
+
 int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ctx)
 {
     struct iter_ctx ic = {fn, ctx};
     int ret;
 
     e2_lock(img);
-    ret = e2_errno(ext2fs_dir_iterate2(img->fs, dir, DIRENT_FLAG_INCLUDE_INLINE_DATA, NULL,
-                                       iter_proc, &ic));
+    ret = e2_errno(iterate_locked(img, dir, iter_proc, &ic));
     e2_unlock(img);
     return ret;
 }
@@ -106,7 +125,6 @@ struct retarget_ctx {
     size_t len;
     uint32_t ino;
     unsigned ftype;
-    int entry; /* match DIRENT_DOT_DOT_FILE instead of a name when set */
     bool done;
 };
 
@@ -117,14 +135,12 @@ static int retarget_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, i
 
     if (de->inode == 0)
         return 0;
-    if (rc->entry) {
-        if (entry != rc->entry)
-            return 0;
-    } else if ((size_t)ext2fs_dirent_name_len(de) != rc->len || memcmp(de->name, rc->name, rc->len)) {
+    /* By name, "..", too: libext2fs numbers the ".." of an inline
+     * directory as an ordinary entry. */
+    if ((size_t)ext2fs_dirent_name_len(de) != rc->len || memcmp(de->name, rc->name, rc->len))
         return 0;
-    }
     de->inode = rc->ino;
-    if (!rc->entry)
+    if (rc->ftype)
         ext2fs_dirent_set_file_type(de, (int)rc->ftype);
     rc->done = true;
     return DIRENT_CHANGED | DIRENT_ABORT;
@@ -136,8 +152,7 @@ static int retarget(struct e2_image *img, uint32_t dir, struct retarget_ctx *rc)
 
     e2_lock(img);
     if (!img->read_only) {
-        ret = e2_errno(ext2fs_dir_iterate2(img->fs, dir, DIRENT_FLAG_INCLUDE_INLINE_DATA, NULL,
-                                           retarget_proc, rc));
+        ret = e2_errno(iterate_locked(img, dir, retarget_proc, rc));
         if (!ret && !rc->done)
             ret = -ENOENT;
     }
@@ -156,7 +171,7 @@ int e2_dir_retarget(struct e2_image *img, uint32_t dir, const char *name, uint32
 
 int e2_dir_set_dotdot(struct e2_image *img, uint32_t dir, uint32_t parent)
 {
-    struct retarget_ctx rc = {.ino = parent, .entry = DIRENT_DOT_DOT_FILE};
+    struct retarget_ctx rc = {.name = "..", .len = 2, .ino = parent};
 
     return retarget(img, dir, &rc);
 }

@@ -286,7 +286,9 @@ static int new_block_dir_locked(struct e2_image *img, ext2_ino_t ino, ext2_ino_t
     if (ext2fs_has_feature_extents(fs->super))
         init_extent_header(in);
     in->i_size = fs->blocksize;
-    err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_SET, 0, NULL, &blk);
+    err = ext2fs_iblk_add_blocks(fs, (struct ext2_inode *)in, 1);
+    if (!err)
+        err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_SET, 0, NULL, &blk);
     if (err) {
         ext2fs_block_alloc_stats2(fs, blk, -1);
         return e2_errno(err);

@@ -50,7 +50,10 @@ void fe_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     int rc;
 
     fe_cred_init(&c, req, true);
-    rc = uext4_setattr(fe_fs(req), &c.cr, fe_ext4_ino(ino), attr, fe_setattr_mask(to_set), &st);
+    /* With a file handle (ftruncate, open with O_TRUNC) the right to write
+     * was checked at open and must not be checked again. */
+    rc = uext4_setattr(fe_fs(req), &c.cr, fe_ext4_ino(ino), attr,
+                       fe_setattr_mask(to_set) | (fi ? UEXT4_SET_FH : 0), &st);
     fe_cred_release(&c);
     fe_reply_attr(req, rc, &st);
 }

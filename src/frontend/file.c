@@ -25,7 +25,10 @@ static void fe_open_info(struct fuse_file_info *fi)
  * mode against the flags of the call that created it (O_WRONLY|O_CREAT with
  * mode 0444 succeeds), but uext4_open_file() always checks; so the creating
  * open is counted with a cred that passes the check: uid 0, the kernel's
- * CAP_DAC_OVERRIDE. The caller's own rights were checked by uext4_mknod(). */
+ * CAP_DAC_OVERRIDE. The caller's own rights were checked by uext4_mknod().
+ * Known gap: under a uidmap that leaves local uid 0 unmapped the core does
+ * not see root here, and O_WRONLY|O_CREAT with mode 0444 fails with EACCES
+ * until uext4.h can say "this open created the file". */
 static int fe_open_created(struct uext4_fs *fs, uint32_t ino, int flags)
 {
     const struct uext4_cred creator = {.uid = 0, .gid = 0};

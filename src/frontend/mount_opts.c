@@ -251,18 +251,12 @@ static const struct {
     enum fe_kflag_group group;
     const char *forward;
 } kflag_table[] = {
-    {"suid", FE_KF_SUID, "suid"},
-    {"nosuid", FE_KF_SUID, "nosuid"},
-    {"dev", FE_KF_DEV, "dev"},
-    {"nodev", FE_KF_DEV, "nodev"},
-    {"exec", FE_KF_EXEC, NULL},
-    {"noexec", FE_KF_EXEC, "noexec"},
-    {"atime", FE_KF_ATIME, NULL},
-    {"relatime", FE_KF_ATIME, NULL},
-    {"noatime", FE_KF_ATIME, "noatime"},
-    {"async", FE_KF_SYNC, NULL},
-    {"sync", FE_KF_SYNC, "sync"},
-    {"dirsync", FE_KF_DIRSYNC, "dirsync"},
+    {"suid", FE_KF_SUID, "suid"},        {"nosuid", FE_KF_SUID, "nosuid"},
+    {"dev", FE_KF_DEV, "dev"},           {"nodev", FE_KF_DEV, "nodev"},
+    {"exec", FE_KF_EXEC, NULL},          {"noexec", FE_KF_EXEC, "noexec"},
+    {"atime", FE_KF_ATIME, NULL},        {"relatime", FE_KF_ATIME, NULL},
+    {"noatime", FE_KF_ATIME, "noatime"}, {"async", FE_KF_SYNC, NULL},
+    {"sync", FE_KF_SYNC, "sync"},        {"dirsync", FE_KF_DIRSYNC, "dirsync"},
 };
 
 void fe_opts_init(struct fe_mount_opts *o)

@@ -46,8 +46,9 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
      * all, which is what default_permissions asks for. */
     if (ctx->posix_acl)
         fe_want(conn, FUSE_CAP_POSIX_ACL);
-    /* open(O_TRUNC) then arrives as open plus a setattr of the size, which
-     * is where the core truncates; uext4_open_file() only checks rights. */
+    /* open(O_TRUNC) then arrives as an open plus a setattr of the size with
+     * a file handle: uext4.h promises a truncation only from setattr, while
+     * uext4_open_file() is documented to check rights and count the open. */
     conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
     /* Not offered: writeback_cache (the kernel would own i_size and the
      * inline rules would have to key on growth, design.md), splice (no

@@ -290,14 +290,15 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
         ret = e2_inode_get(fs->img, ino, &a);
     if (ret)
         goto out_unlock;
+    /* The lookup reference first: it keeps the in-memory inode alive. */
+    fs_inode_ref_lookup(fs, ino, 1);
     if (kind == CREATE_NODE && S_ISREG(a.mode) && fs->inline_files) {
         struct fs_inode *fi = fs_inode_get(fs, ino);
         if (fi) {
-            fi->may_inline = true;
+            fi->may_inline = true; /* new inode: nobody else can hold its lock */
             fs_inode_put(fs, fi);
         }
     }
-    fs_inode_ref_lookup(fs, ino, 1);
     fs_attr_to_stat(fs, ino, &a, st);
 out_unlock:
     ret = FS_CHECK(fs, dir, ret);

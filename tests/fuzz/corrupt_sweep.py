@@ -687,22 +687,50 @@ def is_mounted(mnt):
     return False
 
 
-def unmount(mnt, log):
-    """fusermount3 -u, retried; -uz as the last resort. Never hangs."""
+def kill_daemon(proc):
+    """SIGKILL our own daemon (by PID) and reap it; remembered on the Popen."""
+    if proc is not None and proc.poll() is None:
+        proc.uext4_killed = True
+        proc.kill()
+        proc.wait()
+
+
+def run_bounded(cmd, timeout, daemon):
+    """Run cmd (a child of ours) for at most `timeout` seconds. On timeout,
+    SIGKILL it; a child stuck in a FUSE request cannot die until its request
+    ends, so if it does not, SIGKILL our daemon too (which aborts the FUSE
+    connection). Returns (returncode, stdout, stderr, timed_out)."""
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        so, se = p.communicate(timeout=timeout)
+        return p.returncode, so, se, False
+    except subprocess.TimeoutExpired:
+        p.kill()
+        try:
+            so, se = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            kill_daemon(daemon)
+            so, se = p.communicate()
+        return p.returncode, so or "", se or "", True
+
+
+def unmount(mnt, log, daemon=None):
+    """fusermount3 -u, retried; -uz as the last resort. Never hangs: a stuck
+    unmount (waiting for writeback the daemon never answers) kills our daemon."""
     for attempt in range(6):
         if not is_mounted(mnt):
             return True
-        try:
-            r = subprocess.run(["fusermount3", "-u", mnt], capture_output=True, text=True,
-                               timeout=10)
-            if r.returncode == 0:
-                return True
-            log.append("fusermount3 -u: " + r.stderr.strip())
-        except subprocess.TimeoutExpired:
+        rc, _, err, timed_out = run_bounded(["fusermount3", "-u", mnt], 15, daemon)
+        if timed_out:
             log.append("fusermount3 -u timed out")
+        elif rc == 0:
+            return True
+        else:
+            log.append("fusermount3 -u: " + err.strip())
         time.sleep(0.2 * (attempt + 1))
     if is_mounted(mnt):
-        subprocess.run(["fusermount3", "-uz", mnt], capture_output=True, timeout=10)
+        run_bounded(["fusermount3", "-uz", mnt], 15, daemon)
         log.append("needed fusermount3 -uz")
     return not is_mounted(mnt)
 
@@ -714,8 +742,7 @@ def stop_daemon(proc, timeout):
         proc.wait(timeout=timeout)
         return True
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        kill_daemon(proc)
         return False
 
 
@@ -735,12 +762,9 @@ def sanitizer_report(text):
     return None
 
 
-def exercise(args, img, mnt, errpath):
+def exercise(args, img, mnt, errpath, opts):
     out = Outcome()
-    if args.fuse2fs:
-        cmd = [args.fuse2fs, img, mnt, "-f"] + (["-o", args.mount_opts] if args.mount_opts else [])
-    else:
-        cmd = [args.uext4, img, mnt, "-f"] + (["-o", args.mount_opts] if args.mount_opts else [])
+    cmd = [args.fuse2fs or args.uext4, img, mnt, "-f"] + (["-o", opts] if opts else [])
     env = dict(os.environ)
     env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
@@ -748,7 +772,6 @@ def exercise(args, img, mnt, errpath):
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=errf, stderr=errf,
                             start_new_session=True, env=env)
     mounted_at_exit = False
-    killed = False
     try:
         deadline = time.monotonic() + args.mount_timeout
         while not is_mounted(mnt):
@@ -762,35 +785,31 @@ def exercise(args, img, mnt, errpath):
             out.status = "mounted"
             for phase in args.phases.split(","):
                 key = phase if phase not in out.phases else phase + "2"
-                try:
-                    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker",
-                                        phase, mnt], capture_output=True, text=True,
-                                       timeout=args.op_timeout, stdin=subprocess.DEVNULL)
-                    if r.returncode == 0 and r.stdout.strip():
-                        out.phases[key] = json.loads(r.stdout.strip().splitlines()[-1])
-                    else:
-                        out.phases[key] = {"worker-exit": r.returncode,
-                                           "stderr": r.stderr.strip()[-300:]}
-                except subprocess.TimeoutExpired:
-                    # subprocess.run kills (SIGKILL) and reaps the worker it started.
+                rc, so, se, timed_out = run_bounded(
+                    [sys.executable, os.path.abspath(__file__), "--worker", phase, mnt],
+                    args.op_timeout, proc)
+                if timed_out:
                     out.status, out.reason = "hung", "%s phase took > %gs" % (key, args.op_timeout)
                     break
+                if rc == 0 and so.strip():
+                    out.phases[key] = json.loads(so.strip().splitlines()[-1])
+                else:
+                    out.phases[key] = {"worker-exit": rc, "stderr": se.strip()[-300:]}
                 if proc.poll() is not None:
                     mounted_at_exit = is_mounted(mnt)
                     break
-        if out.status == "hung" and proc.poll() is None:
-            proc.kill()  # our own daemon, by PID
-            proc.wait()
-            killed = True
+        if out.status == "hung":
+            kill_daemon(proc)
     finally:
         ulog = []
         if proc.poll() is None:
-            unmount(mnt, ulog)
-            if not stop_daemon(proc, args.exit_timeout):
-                killed = True
-                if out.status not in ("hung", "crashed"):
-                    out.status, out.reason = "hung", "daemon still running %gs after unmount" \
-                        % args.exit_timeout
+            if not unmount(mnt, ulog, proc):
+                ulog.append("could not unmount")
+            if getattr(proc, "uext4_killed", False) and out.status != "hung":
+                out.status, out.reason = "hung", "unmount stuck; daemon killed"
+            elif not stop_daemon(proc, args.exit_timeout) and out.status != "hung":
+                out.status, out.reason = "hung", "daemon still running %gs after unmount" \
+                    % args.exit_timeout
         else:
             proc.wait()
         if is_mounted(mnt):
@@ -800,6 +819,9 @@ def exercise(args, img, mnt, errpath):
     with open(errpath, "rb") as f:
         out.stderr = f.read().decode("utf-8", "replace")
     rc = proc.returncode
+    killed = getattr(proc, "uext4_killed", False)
+    if killed and out.status != "hung":
+        out.status, out.reason = "hung", "daemon had to be killed"
     san = sanitizer_report(out.stderr)
     if san:
         out.status, out.reason = "crashed", "sanitizer: %s" % san
@@ -821,6 +843,17 @@ def exercise(args, img, mnt, errpath):
 
 
 # ---------------------------------------------------------------------------
+
+def mount_opts(args, seed):
+    """--mount-opts if given; for uext4, otherwise errors=continue and
+    errors=remount-ro on alternate seeds of each base (a damaged s_errors could
+    otherwise ask for errors=panic, whose abort() is on purpose)."""
+    if args.mount_opts or args.fuse2fs:
+        return args.mount_opts
+    if seed == "control":
+        return "errors=continue"
+    return "errors=continue" if (seed // 3) % 2 == 0 else "errors=remount-ro"
+
 
 def build_bases(tmp):
     d = os.path.join(tmp, "bases")
@@ -845,7 +878,9 @@ def main():
     ap.add_argument("--seeds", type=int, default=60)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--keep-failures", metavar="DIR")
-    ap.add_argument("--mount-opts", default="", help="passed as -o OPTS to the daemon")
+    ap.add_argument("--mount-opts", default="",
+                    help="-o OPTS for the daemon (default for uext4: errors=continue or "
+                    "errors=remount-ro, alternating)")
     ap.add_argument("--op-timeout", type=float, default=20.0, help="per phase (s)")
     ap.add_argument("--mount-timeout", type=float, default=10.0)
     ap.add_argument("--exit-timeout", type=float, default=20.0, help="daemon exit after unmount")
@@ -876,7 +911,7 @@ def main():
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
-    tmp = tempfile.mkdtemp(prefix="uext4-fz-")
+    tmp = os.path.realpath(tempfile.mkdtemp(prefix="uext4-fz-"))
     counts = {"mounted": 0, "refused": 0, "crashed": 0, "hung": 0}
     failures = []
     passed = failed = 0
@@ -918,7 +953,8 @@ def main():
             except subprocess.TimeoutExpired:
                 fsck = "timeout"
             ts = time.monotonic()
-            out = exercise(args, img, mnt, errpath)
+            opts = mount_opts(args, seed)
+            out = exercise(args, img, mnt, errpath, opts)
             dt = time.monotonic() - ts
             counts[out.status] += 1
             bad = out.status in ("crashed", "hung")
@@ -927,8 +963,9 @@ def main():
                 for k, v in ph.get("errors", {}).items():
                     e = k.split(":", 1)[1]
                     errs[e] = errs.get(e, 0) + v
-            line = "seed %s [%s] %-8s %s%s (%.1fs, e2fsck %s)" % (
-                seed, base.name[:-4], out.status.upper() if bad else out.status,
+            line = "seed %s [%s%s] %-8s %s%s (%.1fs, e2fsck %s)" % (
+                seed, base.name[:-4], " -o " + opts if opts else "",
+                out.status.upper() if bad else out.status,
                 out.reason + " " if out.reason else "",
                 ("errors " + ",".join("%s*%d" % kv for kv in sorted(errs.items())))
                 if errs else "", dt, fsck)

@@ -400,7 +400,8 @@ class Mount:
         return self.returncode
 
     def _start_kernel(self):
-        opts = ['loop'] + [o for o in self.opts if o in ('ro', 'rw')]
+        opts = ['loop'] + [o for o in self.opts
+                           if o in ('ro', 'rw') or o.startswith('errors=')]
         run(['mount', '-t', 'ext4', '-o', ','.join(opts), self.image,
              self.mnt])
         self.kernel = True

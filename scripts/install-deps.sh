@@ -1,0 +1,14 @@
+#!/bin/sh
+# Install every Debian 12 package uext4 needs to build, test and benchmark.
+set -eu
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+    gcc libc6-dev meson ninja-build pkg-config \
+    libfuse3-dev fuse3 libext2fs-dev e2fsprogs \
+    python3 acl attr util-linux passwd kmod fuse2fs

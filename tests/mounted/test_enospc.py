@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""ENOSPC never corrupts the image: fill a tiny image (blocks, inodes),
+check the errors, delete everything, and fsck clean."""
+
+import errno
+import os
+
+from uext4test import (FALLOC_FL_KEEP_SIZE, Mount, check, eq, errno_of,
+                       fallocate, fsck, main, mkfs, pattern, read_file, test,
+                       workdir, write_file)
+
+CHUNK = 64 * 1024
+
+
+def tiny(d, **kw):
+    return mkfs(d + '/img', size='8M', features=['^has_journal'],
+                opts=['-N', '256', '-m', '0'], **kw)
+
+
+def fill_file(path):
+    """Write + fsync chunks until ENOSPC; return the bytes known durable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    good = 0
+    err = 0
+    try:
+        while good < (64 << 20):
+            data = pattern(CHUNK, good // CHUNK)
+            try:
+                n = os.write(fd, data)
+                os.fsync(fd)
+            except OSError as e:
+                err = e.errno
+                break
+            check(n == CHUNK or n > 0, 'short write of %d' % n)
+            if n < CHUNK:
+                # A short write is how ENOSPC shows up first; the next
+                # write must fail.
+                good += n
+                continue
+            good += n
+    finally:
+        try:
+            os.close(fd)
+        except OSError as e:
+            check(e.errno == errno.ENOSPC, 'close failed with %s'
+                  % errno.errorcode.get(e.errno))
+    eq(err, errno.ENOSPC, 'error when the image is full')
+    return good
+
+
+def expected(good):
+    out = bytearray()
+    k = 0
+    while len(out) < good:
+        out += pattern(CHUNK, k)
+        k += 1
+    return bytes(out[:good])
+
+
+@test
+def fill_blocks():
+    with workdir() as d:
+        img = tiny(d)
+        with Mount(img) as m:
+            free0 = os.statvfs(m.mnt).f_bfree
+            write_file(m.path('keep'), b'small file kept')
+            good = fill_file(m.path('fill'))
+            # The kernel keeps up to 2% in reserve for metadata; allow that.
+            check(good >= (free0 - 64) * 4096 - CHUNK,
+                  'ENOSPC after only %d bytes with %d free blocks'
+                  % (good, free0))
+            sv = os.statvfs(m.mnt)
+            check(sv.f_bfree <= 64, 'f_bfree %d when full' % sv.f_bfree)
+            eq(read_file(m.path('fill'))[:good], expected(good),
+               'data written before ENOSPC')
+            # The kernel keeps a metadata reserve that block symlinks may
+            # use; use it up (a daemon without one fails at once).
+            long_target = 'y' * 200
+            n = 0
+            while n < 200:
+                err = errno_of(os.symlink, long_target, m.path('slow%d' % n))
+                if err:
+                    break
+                n += 1
+            eq(err, errno.ENOSPC, 'block symlink when full')
+            eq(errno_of(os.symlink, long_target, m.path('slow')),
+               errno.ENOSPC, 'block symlink when full (again)')
+            eq(errno_of(os.setxattr, m.path('keep'), 'user.big',
+                        b'z' * 3000), errno.ENOSPC, 'big xattr when full')
+            fd = os.open(m.path('keep'), os.O_RDWR)
+            eq(errno_of(fallocate, fd, FALLOC_FL_KEEP_SIZE, 0, 1 << 20),
+               errno.ENOSPC, 'fallocate when full')
+            os.close(fd)
+            mk = errno_of(os.mkdir, m.path('newdir'))
+            eq(mk, errno.ENOSPC, 'mkdir when full')
+            # Operations needing no block still work.
+            os.symlink('short', m.path('fast'))
+            write_file(m.path('empty'), b'')
+            eq(read_file(m.path('keep')), b'small file kept', 'keep intact')
+        fsck(img)
+        with Mount(img) as m:
+            eq(read_file(m.path('fill'))[:good], expected(good),
+               'data after remount')
+            os.unlink(m.path('fill'))
+            os.unlink(m.path('fast'))
+            os.unlink(m.path('empty'))
+            for i in range(n):
+                eq(os.readlink(m.path('slow%d' % i)), long_target,
+                   'symlink made near ENOSPC')
+                os.unlink(m.path('slow%d' % i))
+            eq(os.statvfs(m.mnt).f_bfree, free0 - 1, 'free blocks restored '
+               '(all but the one for /keep)')
+            write_file(m.path('again'), pattern(1 << 20))
+            eq(read_file(m.path('again')), pattern(1 << 20), 'write again')
+        fsck(img)
+
+
+@test
+def fill_inodes():
+    with workdir() as d:
+        img = tiny(d)
+        with Mount(img) as m:
+            ffree = os.statvfs(m.mnt).f_ffree
+            os.mkdir(m.path('d'))
+            made = 0
+            err = 0
+            while made < 10000:
+                try:
+                    os.close(os.open(m.path('d', 'f%d' % made),
+                                     os.O_CREAT | os.O_WRONLY, 0o644))
+                except OSError as e:
+                    err = e.errno
+                    break
+                made += 1
+            eq(err, errno.ENOSPC, 'error when out of inodes')
+            eq(made, ffree - 1, 'files created == f_ffree - 1 (the dir)')
+            eq(os.statvfs(m.mnt).f_ffree, 0, 'f_ffree when out of inodes')
+            eq(errno_of(os.mkdir, m.path('x')), errno.ENOSPC, 'mkdir')
+            eq(errno_of(os.symlink, 't', m.path('s')), errno.ENOSPC,
+               'symlink')
+            eq(errno_of(os.mkfifo, m.path('p')), errno.ENOSPC, 'mkfifo')
+            eq(len(os.listdir(m.path('d'))), made, 'listing')
+            # Hard links need no inode.
+            os.link(m.path('d', 'f0'), m.path('hard'))
+        fsck(img)
+        with Mount(img) as m:
+            for i in range(made):
+                os.unlink(m.path('d', 'f%d' % i))
+            os.unlink(m.path('hard'))
+            os.rmdir(m.path('d'))
+            eq(os.statvfs(m.mnt).f_ffree, ffree, 'inodes freed')
+        fsck(img)
+
+
+@test
+def enospc_directory_growth():
+    """Growing a directory when no block is left fails with ENOSPC and
+    leaves the directory consistent."""
+    with workdir() as d:
+        img = tiny(d)
+        with Mount(img) as m:
+            os.mkdir(m.path('d'))
+            fill_file(m.path('fill'))
+            made = 0
+            err = 0
+            while made < 5000:
+                try:
+                    os.link(m.path('fill'), m.path('d', 'n' * 200 + '%04d'
+                                                   % made))
+                except OSError as e:
+                    err = e.errno
+                    break
+                made += 1
+            eq(err, errno.ENOSPC, 'error when the directory cannot grow')
+            eq(len(os.listdir(m.path('d'))), made, 'entries kept')
+            eq(os.stat(m.path('fill')).st_nlink, made + 1, 'nlink')
+        fsck(img)
+
+
+if __name__ == '__main__':
+    main()

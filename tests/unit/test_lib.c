@@ -1,0 +1,511 @@
+/* Library mode: the public API of include/uext4.h on real images made by
+ * mke2fs, with no FUSE. Every case ends by closing the image and running
+ * `e2fsck -fn` on it; on-disk state is checked with debugfs. */
+#include "uext4.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define INLINE_FL  0x10000000u
+#define EXTENTS_FL 0x00080000u
+
+static char tmpdir[64];
+static const struct uext4_cred root = {0, 0, 022, 0, NULL};
+
+static int sh(const char *fmt, const char *arg)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), fmt, arg, arg);
+    return system(cmd);
+}
+
+/* A fresh image; @mkfs_args are mke2fs options. */
+static const char *mkimg(const char *mkfs_args)
+{
+    static char path[128];
+    char cmd[512];
+
+    snprintf(path, sizeof(path), "%s/t.img", tmpdir);
+    unlink(path);
+    snprintf(cmd, sizeof(cmd),
+             "mke2fs -q -F -U 6b1a4c3e-1f1d-4c55-9d39-0d1f0b6a2c11 -E hash_seed="
+             "1b4d7e43-5a7b-4c1c-8a64-2f4b1e7d9a10 %s %s 32M >/dev/null 2>&1",
+             mkfs_args, path);
+    return system(cmd) == 0 ? path : NULL;
+}
+
+static int fsck_clean(const char *img)
+{
+    /* The report goes to stderr, to be read when a case fails. */
+    return sh("e2fsck -fn %s >&2", img) == 0;
+}
+
+/* i_flags of @path in @img, read by debugfs. */
+static long disk_flags(const char *img, const char *path)
+{
+    char cmd[512], line[512];
+    long flags = -1;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "debugfs -R 'stat %s' %s 2>/dev/null", path, img);
+    p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    while (fgets(line, sizeof(line), p)) {
+        char *f = strstr(line, "Flags: ");
+        if (f)
+            flags = strtol(f + 7, NULL, 16);
+    }
+    pclose(p);
+    return flags;
+}
+
+static struct uext4_fs *open_img(const char *img, const struct uext4_options *o)
+{
+    struct uext4_fs *fs = NULL;
+    char why[256];
+    int ret = uext4_open(img, o, &fs, why, sizeof(why));
+
+    if (ret)
+        fprintf(stderr, "  open %s: %d %s\n", img, ret, why);
+    return fs;
+}
+
+static uint32_t create(struct uext4_fs *fs, uint32_t dir, const char *name)
+{
+    struct stat st;
+
+    if (uext4_mknod(fs, &root, dir, name, S_IFREG | 0644, 0, &st))
+        return 0;
+    return (uint32_t)st.st_ino;
+}
+
+static int write_all(struct uext4_fs *fs, uint32_t ino, const void *buf, size_t n, off_t off)
+{
+    return uext4_write(fs, &root, ino, buf, n, off, 0) == (ssize_t)n ? 0 : -1;
+}
+
+static int read_is(struct uext4_fs *fs, uint32_t ino, const void *want, size_t n)
+{
+    char buf[8192];
+    ssize_t got = uext4_read(fs, ino, buf, sizeof(buf), 0);
+
+    if (got != (ssize_t)n || memcmp(buf, want, n)) {
+        fprintf(stderr, "  read %zd bytes, want %zu\n", got, n);
+        return 0;
+    }
+    return 1;
+}
+
+static uint64_t size_of(struct uext4_fs *fs, uint32_t ino)
+{
+    struct stat st;
+
+    return uext4_getattr(fs, ino, &st) ? (uint64_t)-1 : (uint64_t)st.st_size;
+}
+
+static int test_inline_create_write_read(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "a");
+    CHECK(ino);
+    CHECK_EQ(write_all(fs, ino, "hello", 5, 0), 0);
+    CHECK(read_is(fs, ino, "hello", 5));
+    /* fuse2fs 1.47 fails this one: a write at offset 10 of a 10-byte file. */
+    CHECK_EQ(write_all(fs, ino, "67890", 5, 5), 0);
+    CHECK_EQ(write_all(fs, ino, "abcdefghij", 10, 10), 0);
+    CHECK(read_is(fs, ino, "hello67890abcdefghij", 20));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/a"), INLINE_FL);
+    return 0;
+}
+
+static int test_inline_capacity_boundary(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    char buf[200];
+    uint32_t a, b;
+
+    CHECK(fs);
+    memset(buf, 'x', sizeof(buf));
+    a = create(fs, UEXT4_ROOT_INO, "fits");
+    b = create(fs, UEXT4_ROOT_INO, "over");
+    /* 256-byte inodes with extra_isize 32 hold 128 bytes inline (Linux 6.18). */
+    CHECK_EQ(write_all(fs, a, buf, 128, 0), 0);
+    CHECK_EQ(write_all(fs, b, buf, 129, 0), 0);
+    CHECK(read_is(fs, a, buf, 128));
+    CHECK(read_is(fs, b, buf, 129));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/fits"), INLINE_FL);
+    CHECK_EQ(disk_flags(img, "/over"), EXTENTS_FL);
+    return 0;
+}
+
+static int test_inline_grows_then_converts(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    char buf[300], want[300];
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    for (int i = 0; i < 30; i++) {
+        /* Many small appends cross 60 bytes and then the capacity. */
+        memset(buf, 'a' + i % 26, 10);
+        CHECK_EQ(write_all(fs, ino, buf, 10, (off_t)i * 10), 0);
+        memcpy(want + i * 10, buf, 10);
+    }
+    CHECK(read_is(fs, ino, want, 300));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/f"), EXTENTS_FL);
+    return 0;
+}
+
+static int test_inline_truncate_rules(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct stat st = {0};
+    uint32_t a, b;
+
+    CHECK(fs);
+    a = create(fs, UEXT4_ROOT_INO, "small");
+    b = create(fs, UEXT4_ROOT_INO, "grown");
+    CHECK_EQ(write_all(fs, a, "abc", 3, 0), 0);
+    CHECK_EQ(write_all(fs, b, "abc", 3, 0), 0);
+    st.st_size = 2;
+    CHECK_EQ(uext4_setattr(fs, &root, a, &st, UEXT4_SET_SIZE, NULL), 0);
+    st.st_size = 3;
+    CHECK_EQ(uext4_setattr(fs, &root, a, &st, UEXT4_SET_SIZE, NULL), 0);
+    CHECK(read_is(fs, a, "ab\0", 3)); /* the dropped byte reads back as zero */
+    st.st_size = 100;
+    CHECK_EQ(uext4_setattr(fs, &root, b, &st, UEXT4_SET_SIZE, NULL), 0);
+    CHECK_EQ(size_of(fs, b), 100);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/small"), INLINE_FL);
+    CHECK_EQ(disk_flags(img, "/grown"), EXTENTS_FL);
+    return 0;
+}
+
+static int mmap_case(enum uext4_inline_mmap mode, long want_flags)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_options o = {.inline_mmap = mode};
+    struct uext4_fs *fs = open_img(img, &o);
+    char page[4096];
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "m");
+    CHECK_EQ(write_all(fs, ino, "0123456789", 10, 0), 0);
+    /* A whole dirty page comes back; bytes past i_size must be dropped. */
+    memset(page, 'Z', sizeof(page));
+    memcpy(page, "ABCDEFGHIJ", 10);
+    CHECK_EQ(uext4_write(fs, &root, ino, page, sizeof(page), 0, UEXT4_WRITE_MMAP), 4096);
+    CHECK_EQ(size_of(fs, ino), 10);
+    CHECK(read_is(fs, ino, "ABCDEFGHIJ", 10));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/m"), want_flags);
+    return 0;
+}
+
+static int test_mmap_writeback_keeps_inline(void)
+{
+    return mmap_case(UEXT4_INLINE_MMAP_KEEP, INLINE_FL);
+}
+
+static int test_mmap_writeback_convert_option(void)
+{
+    return mmap_case(UEXT4_INLINE_MMAP_CONVERT, EXTENTS_FL);
+}
+
+static int test_unlinked_open_file_lives_until_release(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct statvfs before, after;
+    char big[8192];
+    uint32_t ino;
+
+    CHECK(fs);
+    memset(big, 7, sizeof(big));
+    CHECK_EQ(uext4_statfs(fs, &before), 0);
+    ino = create(fs, UEXT4_ROOT_INO, "gone");
+    CHECK_EQ(uext4_open_file(fs, &root, ino, O_RDWR), 0);
+    CHECK_EQ(write_all(fs, ino, big, sizeof(big), 0), 0);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "gone"), 0);
+    CHECK(read_is(fs, ino, big, sizeof(big)));
+    uext4_forget(fs, ino, 1);
+    CHECK_EQ(uext4_release(fs, ino), 0);
+    CHECK_EQ(uext4_statfs(fs, &after), 0);
+    CHECK_EQ(after.f_bfree, before.f_bfree);
+    CHECK_EQ(after.f_ffree, before.f_ffree);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_rename_dir_across_parents(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct stat a, b, x, dd;
+
+    CHECK(fs);
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "a", 0755, &a), 0);
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "b", 0755, &b), 0);
+    CHECK_EQ(uext4_mkdir(fs, &root, (uint32_t)a.st_ino, "x", 0755, &x), 0);
+    CHECK_EQ(uext4_rename(fs, &root, (uint32_t)a.st_ino, "x", (uint32_t)b.st_ino, "x", 0), 0);
+    CHECK_EQ(uext4_lookup(fs, &root, (uint32_t)x.st_ino, "..", &dd), 0);
+    CHECK_EQ(dd.st_ino, b.st_ino);
+    CHECK_EQ(uext4_getattr(fs, (uint32_t)a.st_ino, &a), 0);
+    CHECK_EQ(uext4_getattr(fs, (uint32_t)b.st_ino, &b), 0);
+    CHECK_EQ(a.st_nlink, 2);
+    CHECK_EQ(b.st_nlink, 3);
+    /* Not into its own subtree. */
+    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "b", (uint32_t)x.st_ino, "b", 0), -EINVAL);
+    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b",
+                          UEXT4_RENAME_NOREPLACE),
+             -EEXIST);
+    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b", 0), -ENOTEMPTY);
+    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b",
+                          UEXT4_RENAME_EXCHANGE),
+             0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_large_directory(void)
+{
+    const char *img = mkimg("-t ext4 -N 8192");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct uext4_dir *dir;
+    char name[64];
+    unsigned count = 0;
+
+    CHECK(fs);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), "entry-with-a-long-name-%05d", i);
+        CHECK(create(fs, UEXT4_ROOT_INO, name));
+    }
+    /* Duplicates are refused through the index too. */
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "entry-with-a-long-name-04999",
+                         S_IFREG | 0644, 0, &(struct stat){0}),
+             -EEXIST);
+    for (int i = 0; i < 5000; i += 7) {
+        struct stat st;
+        snprintf(name, sizeof(name), "entry-with-a-long-name-%05d", i);
+        CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, name, &st), 0);
+    }
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(name, sizeof(name), "entry-with-a-long-name-%05d", i);
+        CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, name), 0);
+    }
+    CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, "entry-with-a-long-name-00000",
+                          &(struct stat){0}),
+             -ENOENT);
+    CHECK_EQ(uext4_opendir(fs, &root, UEXT4_ROOT_INO, &dir), 0);
+    int fill(void *ctx, const char *n, uint32_t ino, unsigned dt, uint64_t next)
+    {
+        (*(unsigned *)ctx)++;
+        return 0;
+    }
+    CHECK_EQ(uext4_readdir(fs, dir, 0, fill, &count), 0);
+    uext4_releasedir(fs, dir);
+    CHECK_EQ(count, 2500 + 3); /* ., .., lost+found */
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_ext3_block_mapped(void)
+{
+    const char *img = mkimg("-t ext3");
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char big[200000], back[200000];
+    uint32_t ino;
+
+    CHECK(fs);
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 7 + i / 300);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    CHECK_EQ(write_all(fs, ino, big, sizeof(big), 0), 0);
+    CHECK_EQ(uext4_read(fs, ino, back, sizeof(back), 0), (ssize_t)sizeof(back));
+    CHECK(!memcmp(big, back, sizeof(big)));
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, 0, 0, 4096), -EOPNOTSUPP);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_fallocate_punch_seek(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char blk[4096], back[3 * 4096];
+    uint32_t ino;
+
+    CHECK(fs);
+    memset(blk, 'd', sizeof(blk));
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(write_all(fs, ino, blk, sizeof(blk), (off_t)i * 4096), 0);
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096,
+                             4096),
+             0);
+    CHECK_EQ(uext4_read(fs, ino, back, sizeof(back), 0), (ssize_t)sizeof(back));
+    CHECK(!memcmp(back, blk, 4096));
+    CHECK(back[4096] == 0 && back[8191] == 0 && back[8192] == 'd');
+    CHECK_EQ(uext4_lseek(fs, ino, 0, SEEK_HOLE), 4096);
+    CHECK_EQ(uext4_lseek(fs, ino, 4096, SEEK_DATA), 8192);
+    CHECK_EQ(uext4_lseek(fs, ino, 12288, SEEK_DATA), -ENXIO);
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, 0, 0, 65536), 0);
+    CHECK_EQ(size_of(fs, ino), 65536);
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_KEEP_SIZE, 65536, 65536), 0);
+    CHECK_EQ(size_of(fs, ino), 65536);
+    CHECK_EQ(uext4_read(fs, ino, back, sizeof(back), 4096), (ssize_t)sizeof(back));
+    CHECK(back[0] == 0 && back[4096] == 'd');
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_permissions_and_sticky(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    const struct uext4_cred user = {1000, 1000, 022, 0, NULL};
+    const struct uext4_cred other = {1001, 1001, 022, 0, NULL};
+    struct stat st, tmp, in = {.st_mode = 01777};
+
+    CHECK(fs);
+    CHECK_EQ(uext4_mknod(fs, &user, UEXT4_ROOT_INO, "x", S_IFREG | 0644, 0, &st), -EACCES);
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "tmp", 0777, &tmp), 0);
+    CHECK_EQ(tmp.st_mode & 07777, 0755); /* umask 022 */
+    CHECK_EQ(uext4_setattr(fs, &root, (uint32_t)tmp.st_ino, &in, UEXT4_SET_MODE, &tmp), 0);
+    CHECK_EQ(uext4_mknod(fs, &user, (uint32_t)tmp.st_ino, "mine", S_IFREG | 0666, 0, &st), 0);
+    CHECK_EQ(st.st_uid, 1000);
+    CHECK_EQ(st.st_mode & 0777, 0644);
+    CHECK_EQ(uext4_unlink(fs, &other, (uint32_t)tmp.st_ino, "mine"), -EPERM);
+    CHECK_EQ(uext4_open_file(fs, &other, (uint32_t)st.st_ino, O_WRONLY), -EACCES);
+    CHECK_EQ(uext4_open_file(fs, &other, (uint32_t)st.st_ino, O_RDONLY), 0);
+    CHECK_EQ(uext4_release(fs, (uint32_t)st.st_ino), 0);
+    CHECK_EQ(uext4_unlink(fs, &user, (uint32_t)tmp.st_ino, "mine"), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_xattrs_and_acl_mode(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data");
+    struct uext4_fs *fs = open_img(img, NULL);
+    /* u::rw-, g::r--, o::--- : equivalent to mode 0640, stored as mode only */
+    static const unsigned char acl[] = {2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
+                                        4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
+                                        0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    char buf[256];
+    struct stat st;
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "x");
+    CHECK_EQ(write_all(fs, ino, "inline", 6, 0), 0);
+    CHECK_EQ(uext4_setxattr(fs, &root, ino, "user.k", "v1", 2, XATTR_REPLACE), -ENODATA);
+    CHECK_EQ(uext4_setxattr(fs, &root, ino, "user.k", "v1", 2, XATTR_CREATE), 0);
+    CHECK_EQ(uext4_setxattr(fs, &root, ino, "user.k", "v2", 2, XATTR_CREATE), -EEXIST);
+    CHECK_EQ(uext4_getxattr(fs, &root, ino, "user.k", buf, sizeof(buf)), 2);
+    CHECK(!memcmp(buf, "v1", 2));
+    CHECK_EQ(uext4_getxattr(fs, &root, ino, "user.k", buf, 1), -ERANGE);
+    CHECK_EQ(uext4_listxattr(fs, &root, ino, buf, sizeof(buf)), 7); /* "user.k\0" only */
+    CHECK_EQ(uext4_getxattr(fs, &root, ino, "system.data", buf, sizeof(buf)), -EOPNOTSUPP);
+    CHECK_EQ(uext4_setxattr(fs, &root, ino, "system.posix_acl_access", acl, sizeof(acl), 0), 0);
+    CHECK_EQ(uext4_getattr(fs, ino, &st), 0);
+    CHECK_EQ(st.st_mode & 0777, 0640);
+    CHECK_EQ(uext4_getxattr(fs, &root, ino, "system.posix_acl_access", buf, sizeof(buf)),
+             -ENODATA);
+    CHECK_EQ(uext4_removexattr(fs, &root, ino, "user.k"), 0);
+    CHECK_EQ(uext4_removexattr(fs, &root, ino, "user.k"), -ENODATA);
+    CHECK(read_is(fs, ino, "inline", 6));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_second_open_refused(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL), *fs2 = NULL;
+    char why[256];
+
+    CHECK(fs);
+    CHECK_EQ(uext4_open(img, NULL, &fs2, why, sizeof(why)), -EBUSY);
+    CHECK(strstr(why, "in use"));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_not_ext4_refused(void)
+{
+    char path[128], why[256];
+    struct uext4_fs *fs = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/junk.img", tmpdir);
+    f = fopen(path, "w");
+    CHECK(f);
+    for (int i = 0; i < 100000; i++)
+        fputc(i % 251, f);
+    fclose(f);
+    CHECK_EQ(uext4_open(path, NULL, &fs, why, sizeof(why)), -EINVAL);
+    CHECK(strstr(why, "not a valid ext2/3/4"));
+    return 0;
+}
+
+int main(void)
+{
+    static const struct test_case cases[] = {
+        {"inline_create_write_read", test_inline_create_write_read},
+        {"inline_capacity_boundary", test_inline_capacity_boundary},
+        {"inline_grows_then_converts", test_inline_grows_then_converts},
+        {"inline_truncate_rules", test_inline_truncate_rules},
+        {"mmap_writeback_keeps_inline", test_mmap_writeback_keeps_inline},
+        {"mmap_writeback_convert_option", test_mmap_writeback_convert_option},
+        {"unlinked_open_file_lives_until_release", test_unlinked_open_file_lives_until_release},
+        {"rename_dir_across_parents", test_rename_dir_across_parents},
+        {"large_directory", test_large_directory},
+        {"ext3_block_mapped", test_ext3_block_mapped},
+        {"fallocate_punch_seek", test_fallocate_punch_seek},
+        {"permissions_and_sticky", test_permissions_and_sticky},
+        {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
+        {"second_open_refused", test_second_open_refused},
+        {"not_ext4_refused", test_not_ext4_refused},
+    };
+    int ret;
+
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/uext4-lib-XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return 1;
+    ret = run_tests(cases, sizeof(cases) / sizeof(cases[0]));
+    sh("rm -rf %s", tmpdir);
+    return ret;
+}
