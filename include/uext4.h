@@ -67,6 +67,9 @@ struct uext4_options {
     bool fakeroot; /* every caller acts as uid 0 / gid 0 inside the image */
     enum uext4_errors errors;
     enum uext4_inline_mmap inline_mmap;
+    /* Seconds between writes of the in-memory metadata (bitmaps, group
+     * descriptors, superblock) to the image, as ext4's commit=; 0 means 5. */
+    unsigned commit_seconds;
     unsigned nuidmap, ngidmap;
     struct uext4_idmap uidmap[UEXT4_MAX_IDMAP];
     struct uext4_idmap gidmap[UEXT4_MAX_IDMAP];

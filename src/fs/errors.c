@@ -30,7 +30,11 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
 
 int fs_may_write(struct uext4_fs *fs)
 {
-    return e2_is_read_only(fs->img) ? -EROFS : 0;
+    if (e2_is_read_only(fs->img))
+        return -EROFS;
+    /* Every change asks first, so this is where the commit learns of it. */
+    atomic_store(&fs->dirty, true);
+    return 0;
 }
 
 void fs_now(struct timespec *ts)

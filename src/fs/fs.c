@@ -41,6 +41,14 @@ int uext4_open(const char *image, const struct uext4_options *opts, struct uext4
         goto out_close;
     rwlock_init(&fs->mount_lock, LC_MOUNT);
     fs->inline_files = e2_has_inline_data(fs->img);
+    if (!e2_is_read_only(fs->img)) {
+        ret = fs_commit_start(fs, opts->commit_seconds ? opts->commit_seconds : 5);
+        if (ret) {
+            fs_icache_destroy(fs);
+            rwlock_destroy(&fs->mount_lock);
+            goto out_close;
+        }
+    }
     *out = fs;
     return 0;
 
@@ -55,6 +63,7 @@ int uext4_close(struct uext4_fs *fs)
 {
     int ret, cret;
 
+    fs_commit_stop(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = fs_icache_destroy(fs);
     rwlock_unlock(&fs->mount_lock);

@@ -20,6 +20,7 @@
 #include "uext4.h"
 
 #include <assert.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,8 +48,12 @@ static inline void assert_inode_locked(const struct fs_inode *fi)
     assert(mutex_is_held(&fi->lock));
 }
 
+struct fs_commit;
+
 struct uext4_fs {
     struct e2_image *img;
+    struct fs_commit *commit; /* the periodic commit thread; NULL if read-only */
+    atomic_bool dirty;        /* changed since the last commit */
     struct uext4_options opts;
     bool inline_files;  /* inline_data and inodes with room for it */
     struct rwlock mount_lock;
@@ -79,6 +84,10 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
 #define FS_CHECK(fs, ino, err) fs_check((fs), (ino), (err), __func__, __LINE__)
 int fs_may_write(struct uext4_fs *fs);
 void fs_now(struct timespec *ts);
+
+/* ---- commit.c ---- */
+int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
+void fs_commit_stop(struct uext4_fs *fs);
 
 /* ---- perm.c ---- */
 struct fs_cred {

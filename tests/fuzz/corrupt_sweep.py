@@ -687,6 +687,20 @@ def is_mounted(mnt):
     return False
 
 
+def daemon_backtrace(proc):
+    """All threads' stacks of our hung daemon, if gdb is installed (bounded)."""
+    if proc is None or proc.poll() is not None or not shutil.which("gdb"):
+        return ""
+    try:
+        r = subprocess.run(["gdb", "-batch", "-nx", "-p", str(proc.pid),
+                            "-ex", "thread apply all bt 30"], capture_output=True, text=True,
+                           timeout=30, stdin=subprocess.DEVNULL)
+        return "\n".join(l for l in r.stdout.splitlines()
+                         if l.startswith(("#", "Thread ")))
+    except subprocess.TimeoutExpired:
+        return "(gdb timed out)"
+
+
 def kill_daemon(proc):
     """SIGKILL our own daemon (by PID) and reap it; remembered on the Popen."""
     if proc is not None and proc.poll() is None:
@@ -753,6 +767,7 @@ class Outcome:
         self.notes = []
         self.phases = {}
         self.stderr = ""
+        self.backtrace = ""
 
 
 def sanitizer_report(text):
@@ -799,6 +814,7 @@ def exercise(args, img, mnt, errpath, opts):
                     mounted_at_exit = is_mounted(mnt)
                     break
         if out.status == "hung":
+            out.backtrace = daemon_backtrace(proc)
             kill_daemon(proc)
     finally:
         ulog = []
@@ -986,6 +1002,9 @@ def main():
                     % seed))
                 if tail:
                     print("    daemon stderr (tail):\n      " + tail.replace("\n", "\n      "))
+                if out.backtrace:
+                    print("    daemon threads when found hung:\n      "
+                          + out.backtrace.replace("\n", "\n      "))
                 failures.append((seed, base.name, out.status, out.reason, describe(records)))
                 if args.keep_failures:
                     kd = os.path.join(args.keep_failures, "seed-%s" % (
@@ -993,6 +1012,9 @@ def main():
                     os.makedirs(kd, exist_ok=True)
                     shutil.copyfile(img, os.path.join(kd, "image.img"))
                     shutil.copyfile(errpath, os.path.join(kd, "daemon.stderr"))
+                    if out.backtrace:
+                        with open(os.path.join(kd, "backtrace.txt"), "w") as f:
+                            f.write(out.backtrace + "\n")
                     with open(os.path.join(kd, "mutation.json"), "w") as f:
                         json.dump({"seed": seed, "base": base.name, "status": out.status,
                                    "reason": out.reason, "mutations": records,
