@@ -70,6 +70,9 @@ struct uext4_options {
     /* Seconds between writes of the in-memory metadata (bitmaps, group
      * descriptors, superblock) to the image, as ext4's commit=; 0 means 5. */
     unsigned commit_seconds;
+    /* Access times: by default updated as the kernel's relatime does (when
+     * older than mtime or ctime, or a day old); never with noatime. */
+    bool noatime;
     unsigned nuidmap, ngidmap;
     struct uext4_idmap uidmap[UEXT4_MAX_IDMAP];
     struct uext4_idmap gidmap[UEXT4_MAX_IDMAP];
@@ -183,7 +186,9 @@ void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir);
 /* ---- file data ---- */
 
 /* Check permission for open(2) @flags (O_ACCMODE, O_TRUNC) and count the open
- * file: an unlinked inode lives until its last release. */
+ * file: an unlinked inode lives until its last release. O_CREAT in @flags
+ * says this open created the file (as FUSE's create does): like open(2), it
+ * then succeeds whatever the new file's mode. */
 int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int flags);
 /* Undo one uext4_open_file; returns a latched writeback error, if any. */
 int uext4_release(struct uext4_fs *fs, uint32_t ino);
@@ -227,6 +232,8 @@ int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t
                       const char *name);
 
 const char *uext4_version(void);
+/* The version of the libext2fs in use at run time. */
+const char *uext4_ext2fs_version(void);
 
 #ifdef __cplusplus
 }

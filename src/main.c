@@ -26,7 +26,6 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "frontend/build_versions.h"
 #include "frontend/fe.h"
 #include "frontend/mount_opts.h"
 #include "uext4.h"
@@ -78,8 +77,8 @@ static void usage(FILE *out)
             "  inline_mmap=keep|convert\n"
             "                        writeback of mmap'd inline files: keep them\n"
             "                        inline (default) or convert them as Linux does\n"
-            "  commit=SECONDS        write dirty data back at least this often\n"
-            "                        (0: the default, 5)\n"
+            "  commit=SECONDS        write cached metadata back to the image every\n"
+            "                        SECONDS seconds (0: the default, 5)\n"
             "\n"
             "FUSE options:\n"
             "  allow_other           let other users access the mount\n"
@@ -100,7 +99,7 @@ static void print_version(void)
 {
     printf("uext4 %s\n", UEXT4_VERSION);
     printf("libfuse %s\n", fe_fuse_version());
-    printf("libext2fs %s\n", FE_EXT2FS_BUILD_VERSION);
+    printf("libext2fs %s\n", uext4_ext2fs_version());
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -38,6 +38,8 @@ int e2_image_sync(struct e2_image *img);
 bool e2_is_read_only(const struct e2_image *img);
 void e2_set_read_only(struct e2_image *img);
 unsigned e2_block_size(const struct e2_image *img);
+/* libext2fs's version string, as loaded at run time. */
+const char *e2_library_version(void);
 bool e2_has_inline_data(const struct e2_image *img);
 bool e2_has_extents(const struct e2_image *img);
 /* Record a corruption (s_state ERROR_FS, s_error_count, first/last error

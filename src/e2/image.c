@@ -257,6 +257,14 @@ int e2_image_sync(struct e2_image *img)
     return ret;
 }
 
+const char *e2_library_version(void)
+{
+    const char *ver = NULL;
+
+    ext2fs_get_library_version(&ver, NULL);
+    return ver ? ver : "unknown";
+}
+
 bool e2_is_read_only(const struct e2_image *img)
 {
     return img->read_only;

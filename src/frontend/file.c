@@ -21,21 +21,6 @@ static void fe_open_info(struct fuse_file_info *fi)
     fi->direct_io = 0;
 }
 
-/* Count the open that created @ino. open(2) does not check the new file's
- * mode against the flags of the call that created it (O_WRONLY|O_CREAT with
- * mode 0444 succeeds), but uext4_open_file() always checks; so the creating
- * open is counted with a cred that passes the check: uid 0, the kernel's
- * CAP_DAC_OVERRIDE. The caller's own rights were checked by uext4_mknod().
- * Known gap: under a uidmap that leaves local uid 0 unmapped the core does
- * not see root here, and O_WRONLY|O_CREAT with mode 0444 fails with EACCES
- * until uext4.h can say "this open created the file". */
-static int fe_open_created(struct uext4_fs *fs, uint32_t ino, int flags)
-{
-    const struct uext4_cred creator = {.uid = 0, .gid = 0};
-
-    return uext4_open_file(fs, &creator, ino, flags);
-}
-
 void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi)
 {
@@ -48,13 +33,14 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
     fe_cred_init(&c, req, true);
     rc = uext4_mknod(fs, &c.cr, fe_ext4_ino(parent), name, S_IFREG | (mode & ~S_IFMT), 0, &st);
-    fe_cred_release(&c);
     if (rc < 0)
-        goto out_reply_err;
+        goto out_release_cred;
     ino = (uint32_t)st.st_ino;
-    rc = fe_open_created(fs, ino, fi->flags);
+    /* O_CREAT tells the core this open made the file: no mode check. */
+    rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
     if (rc < 0)
         goto out_forget;
+    fe_cred_release(&c);
 
     fe_open_info(fi);
     fe_entry_fill(&e, &st);
@@ -68,7 +54,8 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 
 out_forget:
     uext4_forget(fs, ino, 1);
-out_reply_err:
+out_release_cred:
+    fe_cred_release(&c);
     fe_reply_err(req, rc);
 }
 

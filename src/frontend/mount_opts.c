@@ -155,8 +155,7 @@ static int set_commit(const struct opt_ctx *c)
 
     if (!parse_u32(c->value, &end, &secs) || *end != '\0')
         return bad_value(c);
-    c->o->commit_set = true;
-    c->o->commit_secs = secs;
+    c->o->core.commit_seconds = secs;
     return 0;
 }
 
@@ -281,6 +280,9 @@ static int parse_one(struct fe_mount_opts *o, char *opt, char *err, size_t err_l
         if (c.value)
             return opt_error(err, err_len, "mount option '%s' takes no value", opt);
         o->kflag[kflag_table[i].group] = kflag_table[i].forward;
+        /* The daemon, not the kernel, updates atime on a FUSE mount. */
+        if (kflag_table[i].group == FE_KF_ATIME)
+            o->core.noatime = strcmp(opt, "noatime") == 0;
         return 0;
     }
     for (size_t i = 0; i < ARRAY_LEN(options_table); i++) {

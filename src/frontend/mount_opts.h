@@ -29,8 +29,6 @@ struct fe_mount_opts {
     struct uext4_options core;
     bool allow_other;
     bool default_permissions;
-    bool commit_set;
-    unsigned commit_secs;
     /* Point into the option string given to fe_opts_parse(); NULL when not
      * given (the image path and "uext4" are used). */
     const char *fsname;

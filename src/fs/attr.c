@@ -94,6 +94,8 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         if (ret)
             return ret;
         fields |= E2_A_MTIME;
+        if (!fc->root && !(to_set & UEXT4_SET_MODE) && fs_kill_priv(&n.mode))
+            fields |= E2_A_MODE;
     }
     fs_now(&now);
     if (to_set & UEXT4_SET_UID) {
@@ -111,17 +113,10 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
             n.mode &= ~(mode_t)S_ISGID;
         fields |= E2_A_MODE;
     }
+    /* chown drops setuid, and setgid when it means "group exec". */
     if ((to_set & (UEXT4_SET_UID | UEXT4_SET_GID)) && !S_ISDIR(a.mode) &&
-        !(to_set & UEXT4_SET_MODE)) {
-        /* chown drops setuid, and setgid when it means "group exec". */
-        mode_t m = n.mode & ~(mode_t)S_ISUID;
-        if (m & S_IXGRP)
-            m &= ~(mode_t)S_ISGID;
-        if (m != n.mode) {
-            n.mode = m;
-            fields |= E2_A_MODE;
-        }
-    }
+        !(to_set & UEXT4_SET_MODE) && fs_kill_priv(&n.mode))
+        fields |= E2_A_MODE;
     if (to_set & UEXT4_SET_ATIME) {
         n.atime = (to_set & UEXT4_SET_ATIME_NOW) ? now : in->st_atim;
         fields |= E2_A_ATIME;

@@ -51,6 +51,8 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
     }
     if (flags & O_TRUNC)
         mask |= W_OK;
+    if (flags & O_CREAT)
+        mask = 0;
     rwlock_rdlock(&fs->mount_lock);
     ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
     if (!ret && S_ISDIR(a.mode) && (mask & W_OK))
@@ -85,6 +87,22 @@ int uext4_release(struct uext4_fs *fs, uint32_t ino)
     return ret;
 }
 
+/* relatime: only when the last access predates the last change, or is a
+ * day old; a failure to record it does not fail the read. */
+static void touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
+{
+    struct timespec now;
+
+    if (fs->opts.noatime || e2_is_read_only(fs->img))
+        return;
+    fs_now(&now);
+    if (timespec_cmp(&a->atime, &a->mtime) > 0 && timespec_cmp(&a->atime, &a->ctime) > 0 &&
+        now.tv_sec - a->atime.tv_sec < 24 * 3600)
+        return;
+    a->atime = now;
+    e2_inode_set(fs->img, ino, a, E2_A_ATIME);
+}
+
 ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off)
 {
     struct fs_inode *fi;
@@ -103,6 +121,8 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
         ret = -EINVAL;
     if (!ret)
         ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    if (ret >= 0)
+        touch_atime(fs, ino, &a);
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
     end_data_op(fs, fi);
     return ret;
@@ -120,15 +140,8 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
         return ret;
     fs_now(&a.mtime);
     a.ctime = a.mtime;
-    if (kill_priv && !fc->root && (a.mode & (S_ISUID | S_ISGID))) {
-        mode_t m = a.mode & ~(mode_t)S_ISUID;
-        if (m & S_IXGRP)
-            m &= ~(mode_t)S_ISGID;
-        if (m != a.mode) {
-            a.mode = m;
-            fields |= E2_A_MODE;
-        }
-    }
+    if (kill_priv && !fc->root && fs_kill_priv(&a.mode))
+        fields |= E2_A_MODE;
     return e2_inode_set(fs->img, ino, &a, fields);
 }
 

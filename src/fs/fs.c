@@ -12,6 +12,11 @@ const char *uext4_version(void)
     return UEXT4_VERSION;
 }
 
+const char *uext4_ext2fs_version(void)
+{
+    return e2_library_version();
+}
+
 int uext4_open(const char *image, const struct uext4_options *opts, struct uext4_fs **out,
                char *why, size_t why_len)
 {

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 struct dirindex;
 
@@ -84,6 +85,12 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
 #define FS_CHECK(fs, ino, err) fs_check((fs), (ino), (err), __func__, __LINE__)
 int fs_may_write(struct uext4_fs *fs);
 void fs_now(struct timespec *ts);
+static inline int timespec_cmp(const struct timespec *a, const struct timespec *b)
+{
+    if (a->tv_sec != b->tv_sec)
+        return a->tv_sec < b->tv_sec ? -1 : 1;
+    return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
+}
 
 /* ---- commit.c ---- */
 int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
@@ -117,6 +124,21 @@ int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode);
 int fs_acl_equiv_mode(const void *acl, size_t len, mode_t *mode);
 /* Translate the named-user and named-group ids of an ACL xattr in place. */
 int fs_acl_map_ids(const struct uext4_fs *fs, void *buf, size_t len, bool to_image);
+
+/* file_remove_privs(): drop setuid, and setgid where it means group-exec
+ * (without group exec it marks mandatory locking and stays). Returns
+ * whether @mode changed. */
+static inline bool fs_kill_priv(mode_t *mode)
+{
+    mode_t m = *mode & ~(mode_t)S_ISUID;
+
+    if (m & S_IXGRP)
+        m &= ~(mode_t)S_ISGID;
+    if (m == *mode)
+        return false;
+    *mode = m;
+    return true;
+}
 
 /* ---- idmap.c ---- */
 int fs_uid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);
