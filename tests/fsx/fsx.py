@@ -984,9 +984,12 @@ def run_child(args):
             post.append('  post-mortem failed: %r' % e3)
         try:
             with open(runner.daemon_log, 'rb') as fh:
-                tail = fh.read().decode(errors='replace').splitlines()[-25:]
-            if any(not l.startswith('--- mount') for l in tail):
-                post.append('  uext4 log (tail):')
+                text = fh.read().decode(errors='replace')
+            tail = [l for l in text.splitlines()
+                    if not l.startswith('--- mount') and
+                    not l.startswith('uext4: info:')][-25:]
+            if tail:
+                post.append('  uext4 log (tail, info lines left out):')
                 post += ['    ' + l for l in tail]
         except OSError:
             pass
