@@ -203,7 +203,27 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
 ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                     const void *buf, size_t size, off_t off, unsigned flags);
 
+/* Write back dirty mmap pages (below), then make the inode's data and the
+ * metadata that reaches it durable in the image file. */
 int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync);
+
+/* ---- mmap emulation (library mode) ----
+ *
+ * Through FUSE the kernel's page cache holds mmap'd pages and sends their
+ * writeback as uext4_write(..., UEXT4_WRITE_MMAP). In library mode the core
+ * emulates that page cache so a program can replay mmap sequences:
+ * uext4_mmap_store() is a store through a MAP_SHARED mapping (it dirties the
+ * 4 KiB pages it touches, reading them in first), and the dirty pages are
+ * written back, never changing i_size, by uext4_writeback(), uext4_fsync(),
+ * uext4_release() of the last open, and uext4_close(). write(2), truncate
+ * and reads stay coherent with the dirty pages, as with the kernel's cache:
+ * a shrinking truncate cuts them, and bytes stored past EOF never reach the
+ * file. A store into a page wholly past EOF fails with -EFAULT (SIGBUS). */
+int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *buf, size_t len);
+/* Write back @ino's dirty pages now; returns a writeback error, once. */
+int uext4_writeback(struct uext4_fs *fs, uint32_t ino);
+/* Number of dirty emulated pages of @ino. */
+unsigned uext4_dirty_pages(struct uext4_fs *fs, uint32_t ino);
 
 /* fallocate(2): @mode of 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE |
  * FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE (optionally | KEEP_SIZE). */
@@ -230,6 +250,33 @@ ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32
                         char *list, size_t size);
 int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                       const char *name);
+
+/* ---- inspection (for tools and tests) ---- */
+
+struct uext4_extent {
+    uint64_t lblk, pblk; /* first logical and physical block */
+    uint32_t len;        /* blocks */
+    bool unwritten;
+};
+
+/* Where an inode's data lives, as stored on disk. */
+struct uext4_inode_info {
+    uint32_t ino;
+    mode_t mode;
+    uint32_t nlink;
+    uint32_t flags;        /* i_flags (EXT4_INLINE_DATA_FL 0x10000000, EXTENTS 0x80000) */
+    uint64_t size;         /* i_size */
+    uint64_t blocks;       /* 512-byte units */
+    bool is_inline;
+    size_t inline_size;    /* bytes the inode gives to inline data: 60 + system.data */
+    size_t inline_capacity;/* the most it could hold inline (0: no room) */
+    uint64_t xattr_block;  /* external xattr block, 0 if none */
+    unsigned nextents;     /* mapped runs of blocks (extents, or block-map runs) */
+    struct uext4_extent *extents; /* freed by uext4_inode_info_free */
+};
+
+int uext4_inspect(struct uext4_fs *fs, uint32_t ino, struct uext4_inode_info *info);
+void uext4_inode_info_free(struct uext4_inode_info *info);
 
 const char *uext4_version(void);
 /* The version of the libext2fs in use at run time. */

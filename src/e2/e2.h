@@ -166,6 +166,18 @@ int e2_inline_begin(struct e2_image *img, uint32_t ino);
  * inline and unchanged. */
 int e2_inline_convert(struct e2_image *img, uint32_t ino);
 
+/* ---- inspection (inspect.c) ---- */
+
+struct e2_run {
+    uint64_t lblk, pblk;
+    uint32_t len;
+    bool unwritten;
+};
+/* The mapped runs of @ino (extents, or contiguous runs of a block map),
+ * in a malloc'd array; and its external xattr block. */
+int e2_inode_runs(struct e2_image *img, uint32_t ino, struct e2_run **runs, unsigned *n,
+                  uint64_t *xattr_block);
+
 /* ---- block-mapped data (data.c) ---- */
 
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
