@@ -9,7 +9,10 @@
  *   LC_INODE  (mutex per in-memory inode; two at once only via
  *              lock_inode_pair(), lower inode number first = subclass 0)
  *     -> LC_ITABLE    fs_inode_get() from inside an inode-locked op (fs/icache.c)
+ *     -> LC_PCACHE    pc_*() calls of a data op (pcache/pcache.c)
  *     -> LC_DISK      every libext2fs call of an op (e2/ via e2_lock())
+ *   LC_PCACHE (mutex, the page cache's table of files; a leaf: never held
+ *              across the cache's storage callbacks)
  *   LC_ITABLE (mutex, the inode number -> in-memory inode table)
  *     -> LC_DISK      fs_inode_put() frees an orphan inode (fs/icache.c)
  *   LC_DISK   (mutex, the libext2fs lock: a leaf, held only around library
@@ -30,6 +33,7 @@ enum lock_class {
     LC_MOUNT,
     LC_INODE,
     LC_ITABLE,
+    LC_PCACHE,
     LC_DISK,
     LC_TEST_A, /* for the checker's own unit test */
     LC_TEST_B,

@@ -26,7 +26,7 @@ struct ld_edge {
 };
 
 static const char *const class_names[LC_NR_CLASSES] = {
-    [LC_MOUNT] = "mount", [LC_INODE] = "inode",    [LC_ITABLE] = "itable",
+    [LC_MOUNT] = "mount", [LC_INODE] = "inode",    [LC_ITABLE] = "itable", [LC_PCACHE] = "pcache",
     [LC_DISK] = "disk",   [LC_TEST_A] = "test_a", [LC_TEST_B] = "test_b",
 };
 

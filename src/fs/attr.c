@@ -90,6 +90,7 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         ret = fs_file_truncate_locked(fs, fi, &a, (uint64_t)in->st_size);
         if (ret)
             return ret;
+        pc_resize(fs->pc, ino, a.size, (uint64_t)in->st_size);
         ret = e2_inode_get(fs->img, ino, &n);
         if (ret)
             return ret;

@@ -79,8 +79,8 @@ int uext4_release(struct uext4_fs *fs, uint32_t ino)
     int ret = 0;
 
     if (fi) {
-        ret = fi->wb_error;
-        fi->wb_error = 0;
+        /* Closing writes the emulated mmap pages back, as FUSE's flush. */
+        ret = fs_writeback_locked(fs, fi);
         end_data_op(fs, fi);
     }
     fs_inode_ref_open(fs, ino, -1);
@@ -121,6 +121,8 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
         ret = -EINVAL;
     if (!ret)
         ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    if (ret > 0)
+        pc_overlay(fs->pc, ino, off, buf, (size_t)ret);
     if (ret >= 0)
         touch_atime(fs, ino, &a);
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
@@ -173,10 +175,17 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = 0;
         goto out_end;
     }
-    if (flags & UEXT4_WRITE_MMAP)
+    if (flags & UEXT4_WRITE_MMAP) {
         ret = fs_file_mmap_writeback_locked(fs, fi, &a, buf, size, off);
-    else
+    } else {
         ret = fs_file_write_locked(fs, fi, &a, buf, size, off);
+        if (ret > 0) {
+            /* Keep emulated mmap pages coherent with write(2). */
+            if ((uint64_t)off + (uint64_t)ret > a.size)
+                pc_resize(fs->pc, ino, a.size, (uint64_t)off + (uint64_t)ret);
+            pc_update(fs->pc, ino, off, buf, (size_t)ret);
+        }
+    }
     if (ret > 0) {
         err = after_write(fs, &fc, ino, !(flags & UEXT4_WRITE_MMAP));
         if (err)
@@ -197,8 +206,7 @@ int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
     fi = begin_data_op(fs, ino);
     if (!fi)
         return -ENOMEM;
-    ret = fi->wb_error;
-    fi->wb_error = 0;
+    ret = fs_writeback_locked(fs, fi);
     end_data_op(fs, fi);
     if (ret)
         return ret;
@@ -272,6 +280,11 @@ int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret && !S_ISREG(a.mode))
         ret = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
+    /* As the kernel: write the cached pages back, then change the blocks. */
+    if (!ret)
+        ret = fs_writeback_locked(fs, fi);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
         ret = fallocate_locked(fs, fi, &a, mode, (uint64_t)off, (uint64_t)len);
     ret = FS_CHECK(fs, ino, ret);
@@ -338,6 +351,10 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
         mutex_lock_nested(in->ino < out->ino ? &out->lock : &in->lock, 1);
     }
     ret = fs_may_write(fs);
+    if (!ret)
+        ret = fs_writeback_locked(fs, in);
+    if (!ret && out != in)
+        ret = fs_writeback_locked(fs, out);
     while (!ret && done < len) {
         struct e2_attr ai, ao;
         size_t want = len - done < chunk ? len - done : chunk;

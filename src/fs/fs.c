@@ -44,19 +44,24 @@ int uext4_open(const char *image, const struct uext4_options *opts, struct uext4
     ret = fs_icache_init(fs);
     if (ret)
         goto out_close;
+    ret = fs_pcache_create(fs);
+    if (ret)
+        goto out_icache;
     rwlock_init(&fs->mount_lock, LC_MOUNT);
     fs->inline_files = e2_has_inline_data(fs->img);
     if (!e2_is_read_only(fs->img)) {
         ret = fs_commit_start(fs, opts->commit_seconds ? opts->commit_seconds : 5);
-        if (ret) {
-            fs_icache_destroy(fs);
-            rwlock_destroy(&fs->mount_lock);
-            goto out_close;
-        }
+        if (ret)
+            goto out_pcache;
     }
     *out = fs;
     return 0;
 
+out_pcache:
+    rwlock_destroy(&fs->mount_lock);
+    pc_destroy(fs->pc);
+out_icache:
+    fs_icache_destroy(fs);
 out_close:
     e2_image_close(fs->img);
 out_free:
@@ -69,10 +74,13 @@ int uext4_close(struct uext4_fs *fs)
     int ret, cret;
 
     fs_commit_stop(fs);
+    ret = fs_writeback_all(fs);
     rwlock_wrlock(&fs->mount_lock);
-    ret = fs_icache_destroy(fs);
+    cret = fs_icache_destroy(fs);
+    ret = ret ? ret : cret;
     rwlock_unlock(&fs->mount_lock);
     cret = e2_image_close(fs->img);
+    pc_destroy(fs->pc);
     rwlock_destroy(&fs->mount_lock);
     free(fs);
     return ret ? ret : cret;
@@ -80,8 +88,10 @@ int uext4_close(struct uext4_fs *fs)
 
 int uext4_sync(struct uext4_fs *fs)
 {
-    int ret;
+    int ret = fs_writeback_all(fs);
 
+    if (ret)
+        return ret;
     rwlock_rdlock(&fs->mount_lock);
     ret = e2_image_sync(fs->img);
     rwlock_unlock(&fs->mount_lock);

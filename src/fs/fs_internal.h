@@ -17,6 +17,7 @@
 
 #include "base/lock.h"
 #include "e2/e2.h"
+#include "pcache/pcache.h"
 #include "uext4.h"
 
 #include <assert.h>
@@ -39,7 +40,6 @@ struct fs_inode {
     struct mutex lock;
     /* protected by lock: */
     bool may_inline;    /* new empty file: a first write that fits goes inline */
-    int wb_error;       /* latched write-back error, reported once */
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
 };
@@ -54,6 +54,7 @@ struct fs_commit;
 struct uext4_fs {
     struct e2_image *img;
     struct fs_commit *commit; /* the periodic commit thread; NULL if read-only */
+    struct pc_cache *pc;      /* emulated page cache of library-mode mmap stores */
     atomic_bool dirty;        /* changed since the last commit */
     struct uext4_options opts;
     bool inline_files;  /* inline_data and inodes with room for it */
@@ -91,6 +92,14 @@ static inline int timespec_cmp(const struct timespec *a, const struct timespec *
         return a->tv_sec < b->tv_sec ? -1 : 1;
     return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
 }
+
+/* ---- mmap.c ---- */
+int fs_pcache_create(struct uext4_fs *fs);
+/* Write back every inode's emulated dirty pages (commit, close). */
+int fs_writeback_all(struct uext4_fs *fs);
+/* Write back one inode's dirty pages (inode locked); returns a latched
+ * writeback error, once. */
+int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi);
 
 /* ---- commit.c ---- */
 int fs_commit_start(struct uext4_fs *fs, unsigned seconds);

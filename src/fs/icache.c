@@ -100,6 +100,7 @@ static void release_if_unused_locked(struct uext4_fs *fs, struct fs_inode *fi)
         return;
     unhash_locked(fs, fi);
     if (fi->unlinked) {
+        pc_forget(fs->pc, fi->ino);
         ret = e2_inode_free(fs->img, fi->ino);
         if (ret)
             log_err("freeing unlinked inode %u: %s", fi->ino, strerror(-ret));

@@ -1006,13 +1006,16 @@ def main():
                 print("    notes: " + "; ".join(out.notes))
             if bad:
                 failed += 1
-                tail = "\n".join(out.stderr.strip().splitlines()[-25:])
+                lines = out.stderr.strip().splitlines()
+                first = next((i for i, l in enumerate(lines)
+                              if any(m in l for m in SAN_MARKERS)), None)
+                tail = "\n".join(lines[first:first + 24] if first is not None else lines[-25:])
                 print("    reproduce: %s --%s %s %s -v" % (
                     os.path.abspath(__file__), "uext4" if args.uext4 else "fuse2fs", daemon,
                     "--seeds 0" if seed == "control" else "--no-control --start %d --seeds 1"
                     % seed))
                 if tail:
-                    print("    daemon stderr (tail):\n      " + tail.replace("\n", "\n      "))
+                    print("    daemon stderr:\n      " + tail.replace("\n", "\n      "))
                 if out.backtrace:
                     print("    daemon threads when found hung:\n      "
                           + out.backtrace.replace("\n", "\n      "))

@@ -154,5 +154,33 @@ def seek_data_hole_sparse():
         fsck(img)
 
 
+@test
+def block_mapped_unsupported_modes():
+    """On a block-mapped (ext3) file the kernel supports PUNCH_HOLE but
+    refuses ZERO_RANGE and preallocation with EOPNOTSUPP; a refused call
+    must leave the data untouched."""
+    with workdir() as d:
+        img = mkfs(d + '/img', fstype='ext3')
+        data = pattern(40000, 8)
+        with Mount(img) as m:
+            write_file(m.path('b'), data)
+            fd = os.open(m.path('b'), os.O_RDWR)
+            expect_errno(errno.EOPNOTSUPP, fallocate, fd,
+                         FALLOC_FL_ZERO_RANGE, 30000, 100)
+            expect_errno(errno.EOPNOTSUPP, fallocate, fd,
+                         FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 0, 4096)
+            expect_errno(errno.EOPNOTSUPP, fallocate, fd, 0, 40000, 8192)
+            expect_errno(errno.EOPNOTSUPP, fallocate, fd,
+                         FALLOC_FL_KEEP_SIZE, 40000, 8192)
+            eq(os.pread(fd, 50000, 0), data, 'data after refused calls')
+            eq(os.fstat(fd).st_size, 40000, 'size after refused calls')
+            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      4096, 8192)
+            want = data[:4096] + bytes(8192) + data[12288:]
+            eq(os.pread(fd, 50000, 0), want, 'after punch on ext3')
+            os.close(fd)
+        fsck(img)
+
+
 if __name__ == '__main__':
     main()

@@ -174,6 +174,20 @@ def getxattr_size(path, name, size):
     return r
 
 
+def wait_until(fn, want, what, timeout=5.0):
+    """Poll fn() until it returns want (for effects that follow FUSE's
+    asynchronous FORGET); fail with the last value after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = fn()
+        if got == want:
+            return got
+        if time.monotonic() > deadline:
+            raise TestFailure('%s: got %r, want %r (after waiting %.0fs)'
+                              % (what, got, want, timeout))
+        time.sleep(0.01)
+
+
 def drop_caches():
     """Make the kernel forget cached dentries/inodes (FUSE forget)."""
     os.sync()

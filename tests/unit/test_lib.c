@@ -236,6 +236,89 @@ static int test_mmap_writeback_convert_option(void)
     return mmap_case(UEXT4_INLINE_MMAP_CONVERT, EXTENTS_FL);
 }
 
+
+/* Rule 4 of design.md: a page dirtied while inline and written back after a
+ * write(2) converted the file goes to the new block; bytes stored past the
+ * old EOF never appear. */
+static int test_mmap_page_survives_conversion(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    char page[64], big[200], want[300], back[300];
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "m");
+    CHECK_EQ(write_all(fs, ino, "0123456789", 10, 0), 0);
+    memset(page, 'Z', sizeof(page));
+    memcpy(page, "ABCDEFGHIJ", 10);
+    CHECK_EQ(uext4_mmap_store(fs, ino, 0, page, sizeof(page)), 0);
+    CHECK_EQ(uext4_dirty_pages(fs, ino), 1);
+    CHECK(read_is(fs, ino, "ABCDEFGHIJ", 10)); /* coherent before writeback */
+    memset(big, 'w', sizeof(big));
+    CHECK_EQ(write_all(fs, ino, big, sizeof(big), 100), 0); /* past capacity: converts */
+    CHECK_EQ(uext4_writeback(fs, ino), 0);
+    CHECK_EQ(uext4_dirty_pages(fs, ino), 0);
+    memset(want, 0, sizeof(want));
+    memcpy(want, "ABCDEFGHIJ", 10);
+    memcpy(want + 100, big, sizeof(big));
+    CHECK_EQ(uext4_read(fs, ino, back, sizeof(back), 0), 300);
+    CHECK(!memcmp(back, want, sizeof(want)));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/m"), EXTENTS_FL);
+    return 0;
+}
+
+/* Rule 4: a page dirtied before a shrinking truncate writes only up to the
+ * new i_size, and the file stays inline. */
+static int test_mmap_page_cut_by_truncate(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct stat st = {.st_size = 5};
+    char data[100];
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "t");
+    memset(data, 'a', sizeof(data));
+    CHECK_EQ(write_all(fs, ino, data, sizeof(data), 0), 0);
+    memset(data, 'X', sizeof(data));
+    CHECK_EQ(uext4_mmap_store(fs, ino, 0, data, sizeof(data)), 0);
+    CHECK_EQ(uext4_setattr(fs, &root, ino, &st, UEXT4_SET_SIZE, NULL), 0);
+    CHECK_EQ(uext4_writeback(fs, ino), 0);
+    CHECK_EQ(size_of(fs, ino), 5);
+    CHECK(read_is(fs, ino, "XXXXX", 5));
+    /* A page wholly past EOF cannot be stored to (SIGBUS). */
+    CHECK_EQ(uext4_mmap_store(fs, ino, 4096, "x", 1), -EFAULT);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(disk_flags(img, "/t"), INLINE_FL);
+    return 0;
+}
+
+/* Dirty pages left at close are written back by uext4_close. */
+static int test_mmap_written_back_at_close(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "c");
+    CHECK_EQ(write_all(fs, ino, "........", 8, 0), 0);
+    CHECK_EQ(uext4_mmap_store(fs, ino, 2, "mm", 2), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_resolve(fs, "/c", &ino), 0);
+    CHECK(read_is(fs, ino, "..mm....", 8));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_unlinked_open_file_lives_until_release(void)
 {
     const char *img = mkimg("-t ext4");
@@ -490,6 +573,9 @@ int main(void)
         {"inline_truncate_rules", test_inline_truncate_rules},
         {"mmap_writeback_keeps_inline", test_mmap_writeback_keeps_inline},
         {"mmap_writeback_convert_option", test_mmap_writeback_convert_option},
+        {"mmap_page_survives_conversion", test_mmap_page_survives_conversion},
+        {"mmap_page_cut_by_truncate", test_mmap_page_cut_by_truncate},
+        {"mmap_written_back_at_close", test_mmap_written_back_at_close},
         {"unlinked_open_file_lives_until_release", test_unlinked_open_file_lives_until_release},
         {"rename_dir_across_parents", test_rename_dir_across_parents},
         {"large_directory", test_large_directory},

@@ -1,0 +1,160 @@
+/* Library-mode mmap emulation: the fs side of src/pcache. The cache reaches
+ * storage only through these callbacks, which run with the inode's lock
+ * held by the operation that called into the cache. */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Dirty pages beyond this many bytes are written back before more are
+ * made (the emulation's memory pressure). */
+#define PC_BUDGET (64u << 20)
+
+static ssize_t pc_read_cb(void *ctx, uint32_t ino, void *buf, size_t len, off_t off)
+{
+    struct uext4_fs *fs = ctx;
+    struct e2_attr a;
+    ssize_t got = 0;
+    int ret = e2_inode_get(fs->img, ino, &a);
+
+    if (ret)
+        return ret;
+    if ((uint64_t)off < a.size) {
+        size_t n = a.size - (uint64_t)off < len ? (size_t)(a.size - (uint64_t)off) : len;
+        got = (a.flags & E2_FL_INLINE_DATA) ? e2_inline_read(fs->img, ino, buf, n, off)
+                                            : e2_data_read(fs->img, ino, buf, n, off);
+        if (got < 0)
+            return got;
+    }
+    memset((char *)buf + got, 0, len - (size_t)got);
+    return (ssize_t)len;
+}
+
+static ssize_t pc_writeback_cb(void *ctx, uint32_t ino, const void *buf, size_t len, off_t off)
+{
+    struct uext4_fs *fs = ctx;
+    struct fs_inode *fi = fs_inode_get(fs, ino);
+    struct e2_attr a;
+    ssize_t ret;
+
+    if (!fi)
+        return -ENOMEM;
+    assert_inode_locked(fi);
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret)
+        ret = fs_file_mmap_writeback_locked(fs, fi, &a, buf, len, off);
+    fs_inode_put(fs, fi);
+    return ret;
+}
+
+static const struct pc_ops fs_pc_ops = {
+    .read = pc_read_cb,
+    .writeback = pc_writeback_cb,
+};
+
+int fs_pcache_create(struct uext4_fs *fs)
+{
+    return pc_create(&fs_pc_ops, fs, PC_BUDGET, &fs->pc);
+}
+
+static struct fs_inode *begin_op(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+
+    rwlock_rdlock(&fs->mount_lock);
+    fi = fs_inode_get(fs, ino);
+    if (!fi) {
+        rwlock_unlock(&fs->mount_lock);
+        return NULL;
+    }
+    mutex_lock(&fi->lock);
+    return fi;
+}
+
+static void end_op(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    mutex_unlock(&fi->lock);
+    fs_inode_put(fs, fi);
+    rwlock_unlock(&fs->mount_lock);
+}
+
+int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *buf, size_t len)
+{
+    struct fs_inode *fi = begin_op(fs, ino);
+    struct e2_attr a;
+    int ret;
+
+    if (!fi)
+        return -ENOMEM;
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret && !S_ISREG(a.mode))
+        ret = -ENODEV;
+    if (!ret)
+        ret = fs_may_write(fs);
+    if (!ret)
+        ret = pc_store(fs->pc, ino, a.size, off, buf, len);
+    if (!ret) {
+        /* page_mkwrite updates the times when the page is first written. */
+        fs_now(&a.mtime);
+        a.ctime = a.mtime;
+        ret = e2_inode_set(fs->img, ino, &a, E2_A_MTIME | E2_A_CTIME);
+    }
+    ret = FS_CHECK(fs, ino, ret);
+    end_op(fs, fi);
+    return ret;
+}
+
+/* Called with the inode locked: write back, and report a latched error. */
+int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    int ret;
+
+    assert_inode_locked(fi);
+    pc_writeback(fs->pc, fi->ino);
+    ret = pc_take_error(fs->pc, fi->ino);
+    return FS_CHECK(fs, fi->ino, ret);
+}
+
+int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = begin_op(fs, ino);
+    int ret;
+
+    if (!fi)
+        return -ENOMEM;
+    ret = fs_writeback_locked(fs, fi);
+    end_op(fs, fi);
+    return ret;
+}
+
+unsigned uext4_dirty_pages(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = begin_op(fs, ino);
+    unsigned n;
+
+    if (!fi)
+        return 0;
+    n = pc_dirty_count(fs->pc, ino);
+    end_op(fs, fi);
+    return n;
+}
+
+int fs_writeback_all(struct uext4_fs *fs)
+{
+    uint32_t inos[64];
+    unsigned n;
+    int first = 0;
+
+    /* A failed page stays dirty, so stop at the first round that fails
+     * rather than retrying the same pages forever. */
+    while ((n = pc_dirty_inodes(fs->pc, inos, 64)) > 0) {
+        for (unsigned i = 0; i < n; i++) {
+            int ret = uext4_writeback(fs, inos[i]);
+            if (ret && !first)
+                first = ret;
+        }
+        if (first)
+            break;
+    }
+    return first;
+}
