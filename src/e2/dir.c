@@ -4,6 +4,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -27,7 +29,7 @@ static int iter_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int o
 
 /* libext2fs wants DIRENT_FLAG_INCLUDE_INLINE_DATA exactly for inline
  * directories: it reports a block directory as corrupt when given it. */
-static errcode_t iterate_locked(struct e2_image *img, uint32_t dir,
+static errcode_t iterate_locked(struct e2_image *img, uint32_t dir, int flags,
                                 int (*fn)(ext2_ino_t, int, struct ext2_dir_entry *, int, int,
                                           char *, void *),
                                 void *priv)
@@ -39,10 +41,9 @@ static errcode_t iterate_locked(struct e2_image *img, uint32_t dir,
         return err;
     if (!LINUX_S_ISDIR(in.i_mode))
         return EXT2_ET_NO_DIRECTORY;
-    return ext2fs_dir_iterate2(img->fs, dir,
-                               (in.i_flags & EXT4_INLINE_DATA_FL) ? DIRENT_FLAG_INCLUDE_INLINE_DATA
-                                                                  : 0,
-                               NULL, fn, priv);
+    if (in.i_flags & EXT4_INLINE_DATA_FL)
+        flags |= DIRENT_FLAG_INCLUDE_INLINE_DATA;
+    return ext2fs_dir_iterate2(img->fs, dir, flags, NULL, fn, priv);
 }
 
 int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ctx)
@@ -51,7 +52,7 @@ int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ct
     int ret;
 
     e2_lock(img);
-    ret = e2_errno(iterate_locked(img, dir, iter_proc, &ic));
+    ret = e2_errno(iterate_locked(img, dir, 0, iter_proc, &ic));
     e2_unlock(img);
     return ret;
 }
@@ -87,6 +88,74 @@ unsigned e2_ftype_to_dtype(unsigned ftype)
     return ftype < sizeof(map) ? map[ftype] : DT_UNKNOWN;
 }
 
+/* An inline directory that is full grows into system.data, up to the
+ * inode's capacity, before it is converted to a block (the kernel's
+ * ext4_update_inline_dir): the new space extends the last entry of the
+ * system.data part, or becomes one empty entry. Returns -ENOSPC when there
+ * is no room worth growing into. */
+static int grow_inline_dir_locked(struct e2_image *img, uint32_t dir)
+{
+    ext2_filsys fs = img->fs;
+    struct ext2_inode_large in;
+    size_t cap, old_len, new_len;
+    void *old = NULL;
+    char *buf;
+    int ret;
+
+    ret = e2_inline_capacity_locked(img, dir, &cap);
+    if (!ret)
+        ret = e2_inline_get_ea_locked(img, dir, &old, &old_len);
+    if (ret)
+        return ret;
+    new_len = cap > EXT4_MIN_INLINE_DATA_SIZE ? (cap - EXT4_MIN_INLINE_DATA_SIZE) & ~(size_t)3 : 0;
+    if (new_len <= old_len || new_len - old_len <= EXT2_DIR_REC_LEN(1)) {
+        ext2fs_free_mem(&old);
+        return -ENOSPC;
+    }
+    buf = calloc(1, new_len);
+    if (!buf) {
+        ext2fs_free_mem(&old);
+        return -ENOMEM;
+    }
+    if (old_len)
+        memcpy(buf, old, old_len);
+    ext2fs_free_mem(&old);
+    if (old_len) {
+        struct ext2_dir_entry *de = NULL;
+        unsigned off = 0, rec = 0;
+        while (off < old_len) {
+            de = (struct ext2_dir_entry *)(buf + off);
+            if (ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || off + rec > old_len) {
+                free(buf);
+                return -EUCLEAN;
+            }
+            off += rec;
+        }
+        ret = e2_errno(ext2fs_set_rec_len(fs, rec + (unsigned)(new_len - old_len), de));
+    } else {
+        struct ext2_dir_entry *de = (struct ext2_dir_entry *)buf;
+        de->inode = 0;
+        ret = e2_errno(ext2fs_set_rec_len(fs, (unsigned)new_len, de));
+    }
+    if (!ret)
+        ret = e2_inline_set_ea_locked(img, dir, buf, new_len);
+    free(buf);
+    if (ret)
+        return ret;
+    ret = e2_read_inode_locked(img, dir, &in);
+    if (ret)
+        return ret;
+    in.i_size = (uint32_t)(EXT4_MIN_INLINE_DATA_SIZE + new_len);
+    return e2_write_inode_locked(img, dir, &in);
+}
+
+static bool is_inline_dir_locked(struct e2_image *img, uint32_t dir)
+{
+    struct ext2_inode in;
+
+    return !ext2fs_read_inode(img->fs, dir, &in) && (in.i_flags & EXT4_INLINE_DATA_FL);
+}
+
 int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
 {
     errcode_t err;
@@ -98,6 +167,15 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
         goto out_unlock;
     }
     err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    if (err == EXT2_ET_DIR_NO_SPACE && is_inline_dir_locked(img, dir)) {
+        int ret = grow_inline_dir_locked(img, dir);
+        if (ret && ret != -ENOSPC) {
+            e2_unlock(img);
+            return ret;
+        }
+        if (!ret)
+            err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    }
     if (err == EXT2_ET_DIR_NO_SPACE) {
         /* Full: add a block (an inline directory becomes a block one). */
         err = ext2fs_expand_dir(img->fs, dir);
@@ -109,15 +187,64 @@ out_unlock:
     return e2_errno(err);
 }
 
+struct unlink_ctx {
+    ext2_filsys fs;
+    const char *name;
+    size_t len;
+    int prev_off; /* offset of the previous entry in the same block, or -1 */
+    char *prev_buf;
+    bool done;
+};
+
+/* Remove an entry as the kernel's ext4_generic_delete_entry() does: merge
+ * it into the previous entry of its block and wipe it whole, or, first in
+ * its block, clear its inode and wipe all but rec_len. (ext2fs_unlink
+ * leaves the name behind.) */
+static int unlink_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset,
+                       int blocksize, char *buf, void *priv)
+{
+    struct unlink_ctx *uc = priv;
+    unsigned rec = 0, prev_rec = 0;
+
+    if (buf != uc->prev_buf || offset == 0)
+        uc->prev_off = -1; /* a new block (or inline part) */
+    uc->prev_buf = buf;
+    if (de->inode == 0 || (size_t)ext2fs_dirent_name_len(de) != uc->len ||
+        memcmp(de->name, uc->name, uc->len)) {
+        if (entry != DIRENT_DOT_FILE && entry != DIRENT_DOT_DOT_FILE)
+            uc->prev_off = offset;
+        return 0;
+    }
+    if (ext2fs_get_rec_len(uc->fs, de, &rec) || rec < 8 || offset + rec > (unsigned)blocksize)
+        return DIRENT_ABORT;
+    if (uc->prev_off >= 0) {
+        struct ext2_dir_entry *prev = (struct ext2_dir_entry *)(buf + uc->prev_off);
+        if (ext2fs_get_rec_len(uc->fs, prev, &prev_rec) ||
+            ext2fs_set_rec_len(uc->fs, prev_rec + rec, prev))
+            return DIRENT_ABORT;
+        memset(de, 0, rec);
+    } else {
+        de->inode = 0;
+        memset((char *)de + offsetof(struct ext2_dir_entry, name_len), 0,
+               rec - offsetof(struct ext2_dir_entry, name_len));
+    }
+    uc->done = true;
+    return DIRENT_CHANGED | DIRENT_ABORT;
+}
+
 int e2_dir_unlink(struct e2_image *img, uint32_t dir, const char *name)
 {
-    errcode_t err = EXT2_ET_RO_FILSYS;
+    struct unlink_ctx uc = {.fs = img->fs, .name = name, .len = strlen(name), .prev_off = -1};
+    int ret = -EROFS;
 
     e2_lock(img);
-    if (!img->read_only)
-        err = ext2fs_unlink(img->fs, dir, name, 0, 0);
+    if (!img->read_only) {
+        ret = e2_errno(iterate_locked(img, dir, DIRENT_FLAG_INCLUDE_EMPTY, unlink_proc, &uc));
+        if (!ret && !uc.done)
+            ret = -ENOENT;
+    }
     e2_unlock(img);
-    return e2_errno(err);
+    return ret;
 }
 
 struct retarget_ctx {
@@ -152,7 +279,7 @@ static int retarget(struct e2_image *img, uint32_t dir, struct retarget_ctx *rc)
 
     e2_lock(img);
     if (!img->read_only) {
-        ret = e2_errno(iterate_locked(img, dir, retarget_proc, rc));
+        ret = e2_errno(iterate_locked(img, dir, 0, retarget_proc, rc));
         if (!ret && !rc->done)
             ret = -ENOENT;
     }

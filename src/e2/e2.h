@@ -155,11 +155,13 @@ int e2_inline_capacity(struct e2_image *img, uint32_t ino, size_t *cap);
 int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len);
 /* Copy the first @size bytes of inline data from @off (clamped to i_size). */
 ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
-/* Replace the whole inline content with @len bytes and set i_size to
- * @len. -ENOSPC when it does not fit (state unchanged). */
-int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len);
-/* Make an empty extent-mapped (or block-mapped) file inline (the kernel's
- * first write into a new file). */
+/* Replace the whole inline content with @len bytes (system.data holds what
+ * passes 60) and set i_size to @isize, which may exceed @len: the rest reads
+ * as zeros. -ENOSPC when it does not fit (state unchanged). */
+int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len,
+                    uint64_t isize);
+/* Make a file with no blocks inline, keeping its i_size (the kernel's first
+ * write into a new file). */
 int e2_inline_begin(struct e2_image *img, uint32_t ino);
 /* Convert an inline file or directory to a block file: allocate a block,
  * copy, clear the flag, drop system.data. On failure the inode is left

@@ -36,6 +36,14 @@ void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, s
 bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end);
 void e2_inode_set_ctime_now(struct ext2_inode_large *in);
 
+/* inline.c, with the disk lock held: the length of system.data, the
+ * inline capacity, and replacing system.data's value. */
+/* The value of system.data (free with ext2fs_free_mem), NULL if none. */
+int e2_inline_get_ea_locked(struct e2_image *img, uint32_t ino, void **val, size_t *len);
+int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len);
+int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap);
+int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len);
+
 /* Private libext2fs 1.47 functions: exported by the library but declared
  * only in its internal header. */
 errcode_t ext2fs_inline_data_ea_remove(ext2_filsys fs, ext2_ino_t ino);

@@ -16,30 +16,39 @@
 #define INLINE_IBLOCK EXT4_MIN_INLINE_DATA_SIZE
 
 /* Length of the current system.data value, 0 if absent. */
-static int ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len)
+int e2_inline_get_ea_locked(struct e2_image *img, uint32_t ino, void **val, size_t *len)
 {
     struct ext2_xattr_handle *h;
-    void *val = NULL;
     errcode_t err;
 
+    *val = NULL;
     *len = 0;
     err = ext2fs_xattrs_open(img->fs, ino, &h);
     if (err)
         return e2_errno(err);
     err = ext2fs_xattrs_read(h);
     if (!err) {
-        err = ext2fs_xattr_get(h, "system.data", &val, len);
+        err = ext2fs_xattr_get(h, "system.data", val, len);
         if (err == EXT2_ET_EA_KEY_NOT_FOUND) {
+            *val = NULL;
             *len = 0;
             err = 0;
         }
-        ext2fs_free_mem(&val);
     }
     ext2fs_xattrs_close(&h);
     return e2_errno(err);
 }
 
-static int capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
+int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len)
+{
+    void *val;
+    int ret = e2_inline_get_ea_locked(img, ino, &val, len);
+
+    ext2fs_free_mem(&val);
+    return ret;
+}
+
+int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
 {
     size_t cur, room;
     int ret;
@@ -48,7 +57,7 @@ static int capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
         *cap = 0;
         return 0;
     }
-    ret = ea_len_locked(img, ino, &cur);
+    ret = e2_inline_ea_len_locked(img, ino, &cur);
     if (ret)
         return ret;
     /* Space system.data could grow by in the in-inode xattr area. */
@@ -59,7 +68,9 @@ static int capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
     }
     if (ret)
         return ret;
-    *cap = INLINE_IBLOCK + cur + room;
+    /* xattr values occupy a multiple of 4 bytes: a 67-byte value already
+     * owns 68. */
+    *cap = INLINE_IBLOCK + ((cur + 3) & ~(size_t)3) + room;
     return 0;
 }
 
@@ -68,7 +79,7 @@ int e2_inline_capacity(struct e2_image *img, uint32_t ino, size_t *cap)
     int ret;
 
     e2_lock(img);
-    ret = capacity_locked(img, ino, cap);
+    ret = e2_inline_capacity_locked(img, ino, cap);
     e2_unlock(img);
     return ret;
 }
@@ -78,15 +89,17 @@ int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len)
     int ret;
 
     e2_lock(img);
-    ret = ea_len_locked(img, ino, len);
+    ret = e2_inline_ea_len_locked(img, ino, len);
     if (!ret)
         *len += INLINE_IBLOCK;
     e2_unlock(img);
     return ret;
 }
 
-/* Read i_size bytes of inline content into a new buffer of at least @min
- * bytes (zero-filled past i_size). */
+/* Read the inline content that lies below i_size into a new buffer of at
+ * least @min bytes, zero-filled past it; *@size is its length. The kernel
+ * can leave i_size beyond the inline area (an empty file truncated up and
+ * then written): those bytes read as zeros. */
 static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                        size_t min, char **out, size_t *size)
 {
@@ -102,9 +115,7 @@ static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_lar
     ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &total));
     if (ret)
         return ret;
-    *size = EXT2_I_SIZE(in);
-    if (*size > total)
-        return -EUCLEAN; /* i_size beyond the inline area */
+    *size = EXT2_I_SIZE(in) < total ? EXT2_I_SIZE(in) : total;
     buf = calloc(1, total > min ? total : min);
     if (!buf)
         return -ENOMEM;
@@ -122,18 +133,22 @@ ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t siz
 {
     struct ext2_inode_large in;
     char *data = NULL;
-    size_t isize;
+    size_t clen;
+    uint64_t isize, n;
     ssize_t ret;
 
     e2_lock(img);
-    ret = load_locked(img, ino, &in, 0, &data, &isize);
+    ret = load_locked(img, ino, &in, 0, &data, &clen);
     if (ret)
         goto out_unlock;
+    isize = EXT2_I_SIZE(&in);
     if ((uint64_t)off >= isize) {
         ret = 0;
     } else {
-        size_t n = isize - (size_t)off < size ? isize - (size_t)off : size;
-        memcpy(buf, data + off, n);
+        n = isize - (uint64_t)off < size ? isize - (uint64_t)off : size;
+        memset(buf, 0, n);
+        if ((uint64_t)off < clen)
+            memcpy(buf, data + off, clen - (size_t)off < n ? clen - (size_t)off : n);
         ret = (ssize_t)n;
     }
     free(data);
@@ -142,7 +157,7 @@ out_unlock:
     return ret;
 }
 
-static int set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len)
+int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len)
 {
     struct ext2_xattr_handle *h;
     errcode_t err;
@@ -159,7 +174,8 @@ static int set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, si
     return e2_errno(err);
 }
 
-static int store_locked(struct e2_image *img, uint32_t ino, const void *data, size_t len)
+static int store_locked(struct e2_image *img, uint32_t ino, const void *data, size_t len,
+                        uint64_t isize)
 {
     struct ext2_inode_large in;
     size_t cap;
@@ -167,14 +183,14 @@ static int store_locked(struct e2_image *img, uint32_t ino, const void *data, si
 
     if (img->read_only)
         return -EROFS;
-    ret = capacity_locked(img, ino, &cap);
+    ret = e2_inline_capacity_locked(img, ino, &cap);
     if (ret)
         return ret;
     if (len > cap)
         return -ENOSPC;
     /* The xattr first: it rewrites the inode's xattr area, and it is the
      * step that can fail for want of space. */
-    ret = set_ea_locked(img, ino, (const char *)data + INLINE_IBLOCK,
+    ret = e2_inline_set_ea_locked(img, ino, (const char *)data + INLINE_IBLOCK,
                         len > INLINE_IBLOCK ? len - INLINE_IBLOCK : 0);
     if (ret)
         return ret;
@@ -183,17 +199,18 @@ static int store_locked(struct e2_image *img, uint32_t ino, const void *data, si
         return ret;
     memset(in.i_block, 0, sizeof(in.i_block));
     memcpy(in.i_block, data, len < INLINE_IBLOCK ? len : INLINE_IBLOCK);
-    in.i_size = (uint32_t)len;
-    in.i_size_high = 0;
+    in.i_size = (uint32_t)isize;
+    in.i_size_high = (uint32_t)(isize >> 32);
     return e2_write_inode_locked(img, ino, &in);
 }
 
-int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len)
+int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len,
+                    uint64_t isize)
 {
     int ret;
 
     e2_lock(img);
-    ret = store_locked(img, ino, data, len);
+    ret = store_locked(img, ino, data, len, isize);
     e2_unlock(img);
     return ret;
 }
@@ -211,7 +228,7 @@ int e2_inline_begin(struct e2_image *img, uint32_t ino)
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
-    if (EXT2_I_SIZE(&in) != 0 || in.i_blocks != 0) {
+    if (in.i_blocks != 0 || (in.i_flags & EXT4_INLINE_DATA_FL)) {
         ret = -EINVAL;
         goto out_unlock;
     }
@@ -268,7 +285,7 @@ static int convert_file_locked(struct e2_image *img, uint32_t ino)
     if (ret)
         return ret;
     if (isize > fs->blocksize) {
-        ret = -EUCLEAN;
+        ret = -EUCLEAN; /* inline content larger than a block: not ours */
         goto out_free;
     }
     ret = save_raw_locked(img, ino, &raw);

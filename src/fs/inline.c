@@ -32,26 +32,39 @@ int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi)
     return e2_inline_convert(fs->img, fi->ino);
 }
 
-/* Rewrite the inline content as its first @keep bytes (of the current
- * i_size), then @len bytes of @buf at @off (zeros in any gap). */
-static int inline_rewrite(struct uext4_fs *fs, uint32_t ino, uint64_t cur_size, uint64_t keep,
-                          const void *buf, size_t len, uint64_t off)
+/* Store new inline content: the first @keep bytes of the current content,
+ * then @len bytes of @buf at @off (zeros in any gap); content length
+ * max(@keep, @off + @len); i_size @isize. */
+/* Bytes of inline content below i_size. */
+static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,
+                          size_t *clen, size_t *allocated)
 {
-    uint64_t end = off + len > keep ? off + len : keep;
+    int ret = e2_inline_allocated(fs->img, ino, allocated);
+
+    if (!ret)
+        *clen = a->size < *allocated ? (size_t)a->size : *allocated;
+    return ret;
+}
+
+static int inline_rewrite(struct uext4_fs *fs, uint32_t ino, size_t keep, const void *buf,
+                          size_t len, uint64_t off, uint64_t isize)
+{
+    size_t end = off + len > keep ? (size_t)(off + len) : keep;
     char *data = calloc(1, end ? end : 1);
-    ssize_t got;
+    ssize_t got = 0;
     int ret;
 
     if (!data)
         return -ENOMEM;
-    got = e2_inline_read(fs->img, ino, data, keep < cur_size ? keep : cur_size, 0);
+    if (keep)
+        got = e2_inline_read(fs->img, ino, data, keep, 0);
     if (got < 0) {
         free(data);
         return (int)got;
     }
     if (len)
         memcpy(data + off, buf, len);
-    ret = e2_inline_store(fs->img, ino, data, end);
+    ret = e2_inline_store(fs->img, ino, data, end, isize);
     free(data);
     return ret;
 }
@@ -72,23 +85,27 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
                              const void *buf, size_t size, off_t off)
 {
     uint64_t end = (uint64_t)off + size;
-    size_t cap = 0;
+    uint64_t isize = end > a->size ? end : a->size;
+    size_t cap = 0, clen = 0, allocated;
     int ret;
 
     assert_inode_locked(fi);
     if (is_inline(a)) {
         ret = e2_inline_capacity(fs->img, fi->ino, &cap);
+        if (!ret)
+            ret = inline_content(fs, fi->ino, a, &clen, &allocated);
         if (ret)
             return ret;
         if (end <= cap) {
-            ret = inline_rewrite(fs, fi->ino, a->size, a->size, buf, size, (uint64_t)off);
+            ret = inline_rewrite(fs, fi->ino, clen, buf, size, (uint64_t)off, isize);
             return ret ? ret : (ssize_t)size;
         }
         ret = fs_inline_convert_locked(fs, fi);
         if (ret)
             return ret;
-    } else if (fi->may_inline && a->size == 0 && a->blocks == 0) {
-        /* The kernel's first write into a new file goes inline if it fits. */
+    } else if (fi->may_inline && a->blocks == 0) {
+        /* The kernel's first write into a new file goes inline when it ends
+         * within the capacity, whatever i_size a truncate gave it. */
         fi->may_inline = false;
         ret = e2_inline_capacity(fs->img, fi->ino, &cap);
         if (ret)
@@ -96,7 +113,7 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
         if (end <= cap && size) {
             ret = e2_inline_begin(fs->img, fi->ino);
             if (!ret)
-                ret = inline_rewrite(fs, fi->ino, 0, 0, buf, size, (uint64_t)off);
+                ret = inline_rewrite(fs, fi->ino, 0, buf, size, (uint64_t)off, isize);
             if (!ret)
                 return (ssize_t)size;
             if (ret != -ENOSPC)
@@ -125,7 +142,17 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
     n = a->size - (uint64_t)off < size ? (size_t)(a->size - (uint64_t)off) : size;
     if (is_inline(a)) {
         if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP) {
-            err = inline_rewrite(fs, fi->ino, a->size, a->size, buf, n, (uint64_t)off);
+            size_t clen, allocated, keep;
+            err = inline_content(fs, fi->ino, a, &clen, &allocated);
+            if (err)
+                return err;
+            /* Only what the inline area holds: below i_size, nothing grows. */
+            if ((uint64_t)off >= allocated)
+                return (ssize_t)size;
+            if (off + n > allocated)
+                n = allocated - (size_t)off;
+            keep = clen > off + n ? clen : (size_t)off + n;
+            err = inline_rewrite(fs, fi->ino, keep, buf, n, (uint64_t)off, a->size);
             return err ? err : (ssize_t)size;
         }
         err = fs_inline_convert_locked(fs, fi);
@@ -139,20 +166,21 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
 int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                             uint64_t size)
 {
-    size_t allocated;
+    size_t clen, allocated;
     int ret;
 
     assert_inode_locked(fi);
     if (is_inline(a)) {
-        if (size <= a->size)
-            return inline_rewrite(fs, fi->ino, a->size, size, NULL, 0, 0);
-        /* Growing stays inline only within the space the inode already
-         * gives to inline data, as the kernel does. */
-        ret = e2_inline_allocated(fs->img, fi->ino, &allocated);
+        ret = inline_content(fs, fi->ino, a, &clen, &allocated);
         if (ret)
             return ret;
-        if (size <= allocated)
-            return inline_rewrite(fs, fi->ino, a->size, a->size, NULL, 0, size);
+        /* Shrinking keeps the file inline and trims system.data; growing
+         * stays inline only within the space the inode already gives to
+         * inline data, as the kernel does. */
+        if (size <= a->size || size <= allocated) {
+            size_t keep = size < allocated ? (size_t)size : allocated;
+            return inline_rewrite(fs, fi->ino, keep < clen ? keep : clen, NULL, 0, 0, size);
+        }
         ret = fs_inline_convert_locked(fs, fi);
         if (ret)
             return ret;

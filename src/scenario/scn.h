@@ -112,8 +112,9 @@ struct scn_step {
     unsigned nalts;
     char **names; /* SCN_W_XATTRS, SCN_W_ENTRIES: sorted */
     unsigned nnames;
-    /* parallel */
+    /* parallel: steps [first, first + count) of the script */
     unsigned first, count;
+    struct scn_step *body; /* parse time only */
 };
 
 struct scn_image {
@@ -188,11 +189,17 @@ struct scn_run;
 struct scn_backend {
     const char *name;
     unsigned tag;
+    /* inspect() works while live (lib); else storage checks need a checkpoint. */
+    bool live_inspect;
+    /* Whether this machine can run the backend at all (else: skipped). */
+    bool (*available)(struct scn_run *r, char *why, size_t why_len);
     /* Make the file system live (mount / open). */
     int (*start)(struct scn_run *r, char *why, size_t why_len);
     /* Close every open file and take the file system down; the image is
      * then consistent on disk. */
     int (*stop)(struct scn_run *r, char *why, size_t why_len);
+    /* Free the backend's state (after stop). */
+    void (*fini)(struct scn_run *r);
     /* Storage of @path: lib reads it live, the others need stop() first. */
     int (*inspect)(struct scn_run *r, const char *path, struct uext4_inode_info *info);
     /* Steps (parallel): the step's own result, 0 or -errno. Reads return
@@ -244,14 +251,23 @@ struct scn_run {
     char log[300];       /* tool and daemon output */
     const char *daemon;  /* the uext4 executable (mount backend) */
     bool verbose;
+    bool keep;           /* leave the temp dir behind */
     void *priv;          /* the backend's state */
     bool live;           /* start()ed and not stop()ped */
+    pid_t daemon_pid;    /* mount backend: the uext4 process, 0 if none */
     /* read-only view of the image at a checkpoint (mount, kernel) */
     struct uext4_fs *ro;
-    /* outcome log: one line per executed scenario line, for --diff */
+    /* what each step observed (NULL: not run), indexed like script->steps */
     char **outcome;
-    unsigned noutcome;
 };
+
+/* ---- expect.c ---- */
+
+/* Storage checks read the inode as stored; see scn_backend.live_inspect. */
+bool scn_is_storage_check(const struct scn_step *st);
+/* Evaluate an expect step; @got and @want say what was seen and wanted. */
+bool scn_check(struct scn_run *r, const struct scn_step *st, char *got, size_t glen, char *want,
+               size_t wlen);
 
 /* ---- run.c ---- */
 
@@ -269,5 +285,14 @@ void scn_sys_fini(struct scn_run *r);
 /* Close every open file and mapping (writing nothing back explicitly). */
 void scn_sys_close_all(struct scn_run *r);
 int scn_sys_inspect(struct scn_run *r, const char *path, struct uext4_inode_info *info);
+
+/* ---- mounts.c: what serves the syscall backends' mount point ---- */
+
+bool scn_fuse_available(struct scn_run *r, char *why, size_t why_len);
+int scn_fuse_start(struct scn_run *r, char *why, size_t why_len);
+int scn_fuse_stop(struct scn_run *r, char *why, size_t why_len);
+bool scn_loop_available(struct scn_run *r, char *why, size_t why_len);
+int scn_loop_start(struct scn_run *r, char *why, size_t why_len);
+int scn_loop_stop(struct scn_run *r, char *why, size_t why_len);
 
 #endif

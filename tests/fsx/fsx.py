@@ -301,6 +301,9 @@ class Config:
         self.seed = seed
         self.inode_size = args.inode_size or [256, 256, 1024, 128][seed % 4]
         self.nfiles = rng.randint(2, 4)
+        # A third of the seeds never leave the inline range by much: no page
+        # sized lengths, no offsets past capacity + 72 + 140.
+        self.small = rng.random() < 0.33
         self.opts = []
         if rng.random() < 0.25:
             self.opts.append('inline_mmap=convert')
@@ -310,8 +313,9 @@ class Config:
             self.opts = [o for o in args.mount_opts.split(',') if o]
 
     def describe(self):
-        return 'inode_size=%d files=%d opts=%s' % (
-            self.inode_size, self.nfiles, ','.join(self.opts) or '-')
+        return 'inode_size=%d files=%d sizes=%s opts=%s' % (
+            self.inode_size, self.nfiles, 'small' if self.small else 'mixed',
+            ','.join(self.opts) or '-')
 
 
 class Watchdog(threading.Thread):
@@ -582,6 +586,8 @@ class Runner:
         page boundaries, up to 64 KiB and sparse offsets now and then."""
         rng = self.rng
         r = rng.random()
+        if self.cfg.small:
+            r *= 0.84
         if r < 0.42:
             v = rng.randint(0, max(200, self.cap + 72) if rng.random() < 0.3 else 200)
         elif r < 0.60:
@@ -611,6 +617,8 @@ class Runner:
     def pick_len(self):
         rng = self.rng
         r = rng.random()
+        if self.cfg.small:
+            r *= 0.88
         if r < 0.48:
             return rng.randint(1, 16)
         if r < 0.88:
@@ -862,6 +870,11 @@ class Runner:
         if trunc:
             f.resize(0)
 
+    def op_pause(self, f):
+        # Only with commit=1: let the periodic commit write back between ops.
+        self.note('pause 1.2 s (commit=1 writeback)')
+        time.sleep(1.2)
+
     def op_remount(self, f):
         self.note('remount')
         self.remount('remount at op %d' % self.opnum)
@@ -890,8 +903,9 @@ class Runner:
             with self.guard('create ' + name):
                 f.fd = os.open(f.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             self.files.append(f)
-        names = [n for n, _ in self.OPS]
-        weights = [w for _, w in self.OPS]
+        ops = self.OPS + ([('pause', 0.15)] if 'commit=1' in self.cfg.opts else [])
+        names = [n for n, _ in ops]
+        weights = [w for _, w in ops]
         for self.opnum in range(1, self.args.ops + 1):
             name = self.rng.choices(names, weights)[0]
             f = self.rng.choice(self.files)

@@ -144,6 +144,13 @@ def times_on_write_and_truncate():
             st = os.stat(p)
             eq(st.st_mtime_ns, old, 'chmod changed mtime')
             check(st.st_ctime_ns > c2, 'chmod did not update ctime')
+            # setxattr changes ctime, not mtime.
+            c4 = os.stat(p).st_ctime_ns
+            time.sleep(0.02)
+            os.setxattr(p, 'user.t', b'1')
+            st = os.stat(p)
+            eq(st.st_mtime_ns, old, 'setxattr changed mtime')
+            check(st.st_ctime_ns > c4, 'setxattr did not update ctime')
             # A read does not change mtime/ctime.
             c3 = st.st_ctime_ns
             read_file(p)

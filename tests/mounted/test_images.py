@@ -207,5 +207,42 @@ def inline_data():
         check(inline_flag(img, '/s128'), 'shrinking truncate keeps inline')
 
 
+def inline_mmap(opts):
+    import mmap
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['inline_data'])
+        with Mount(img, opts=opts) as m:
+            p = m.path('mm')
+            write_file(p, b'abcdefghijklmnopqrst')           # 20 bytes
+            fd = os.open(p, os.O_RDWR)
+            mm = mmap.mmap(fd, 20, mmap.MAP_SHARED,
+                           mmap.PROT_READ | mmap.PROT_WRITE)
+            mm[0:5] = b'HELLO'
+            mm[19:20] = b'!'
+            mm.flush()
+            mm.close()
+            os.close(fd)
+            eq(read_file(p), b'HELLOfghijklmnopqrs!', 'content after mmap')
+            eq(os.stat(p).st_size, 20, 'size after mmap')
+        fsck(img)
+        eq(inode_info(img, '/mm')['size'], 20, 'on-disk size')
+        eq(debugfs_cat(img, '/mm')[:20], b'HELLOfghijklmnopqrs!',
+           'on-disk content')
+        return inline_flag(img, '/mm')
+
+
+@test
+def inline_mmap_keep():
+    """design.md rule 3: by default mmap writeback keeps the inode inline."""
+    check(inline_mmap([]), 'mmap writeback converted an inline inode')
+
+
+@test
+def inline_mmap_convert():
+    """design.md rule 6: inline_mmap=convert converts as Linux does."""
+    check(not inline_mmap(['inline_mmap=convert']),
+          'inline_mmap=convert left the inode inline')
+
+
 if __name__ == '__main__':
     main()

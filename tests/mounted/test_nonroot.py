@@ -121,5 +121,20 @@ def nonroot_uidmap():
         check(os.stat(img).st_uid == c[0], 'image ownership kept')
 
 
+def setup():
+    c = cred()
+
+    def can_open_fuse():
+        os.close(os.open('/dev/fuse', os.O_RDWR))
+    err = run_as(*c, errno_of, can_open_fuse)
+    if err:
+        # libfuse 3.14 only falls back to fusermount3 when /dev/fuse is
+        # missing, not when it is unreadable, so no user mount can work.
+        raise SkipFile('user %s cannot open /dev/fuse (%s; mode %o): '
+                       'unprivileged FUSE mounts are impossible here'
+                       % (USER, errno.errorcode.get(err),
+                          stat.S_IMODE(os.stat('/dev/fuse').st_mode)))
+
+
 if __name__ == '__main__':
-    main()
+    main(setup)

@@ -352,5 +352,46 @@ def fakeroot_mode():
         eq(inode_info(img, '/made')['uid'], 4321, 'chowned file uid')
 
 
+@test
+def uidmap_root_daemon():
+    """uidmap/gidmap with the daemon run by root and allow_other: image
+    ids 0 appear as UA's ids; new files by UA are stored as 0:0; ids outside
+    the map show as 65534 and cannot be stored (EOVERFLOW)."""
+    with workdir() as d:
+        src = d + '/src'
+        os.mkdir(src)
+        write_file(src + '/rootfile', b'owned by root', 0o644)
+        os.chmod(src + '/rootfile', 0o644)
+        write_file(src + '/stranger', b'owned by 1234', 0o644)
+        os.chown(src + '/stranger', 1234, 1234)
+        os.mkdir(src + '/rootdir', 0o755)
+        os.chmod(src + '/rootdir', 0o755)
+        img = mkfs(d + '/img', opts=['-d', src],
+                   extended=['root_owner=0:0'])
+        opts = ['allow_other', 'uidmap=0:%d' % UA[0], 'gidmap=0:%d' % G1]
+        with Mount(img, opts=opts) as m:
+            for n in ('rootfile', 'rootdir'):
+                st = os.stat(m.path(n))
+                eq((st.st_uid, st.st_gid), (UA[0], G1), 'owner of ' + n)
+            st = os.stat(m.path('stranger'))
+            eq((st.st_uid, st.st_gid), (65534, 65534), 'unmapped owner')
+            run_as(*UA, write_file, m.path('rootdir', 'new'), b'new')
+            st = os.stat(m.path('rootdir', 'new'))
+            eq((st.st_uid, st.st_gid), (UA[0], G1), 'owner of new file')
+            eq(errno_as(UA, op_write, m.path('rootfile')), 0,
+               'mapped owner writes its 0644 file')
+            expect_errno_as(UA, errno.EACCES, op_write, m.path('stranger'))
+            # Local root has no image id under this map.
+            expect_errno_as((0, 0, [0]), errno.EOVERFLOW, write_file,
+                            m.path('rootdir', 'byroot'), b'')
+            expect_errno_as((0, 0, [0]), errno.EOVERFLOW, os.chown,
+                            m.path('rootdir', 'new'), 0, -1)
+        fsck(img)
+        info = inode_info(img, '/rootdir/new')
+        eq((info['uid'], info['gid']), (0, 0), 'new file stored as 0:0')
+        info = inode_info(img, '/stranger')
+        eq((info['uid'], info['gid']), (1234, 1234), 'stranger unchanged')
+
+
 if __name__ == '__main__':
     main()

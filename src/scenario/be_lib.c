@@ -1,0 +1,574 @@
+/* The lib backend: scenario steps as calls into include/uext4.h, in this
+ * process, on the image opened read-write. Open files are the library's
+ * open-file counts (uext4_open_file/uext4_release); mmap stores go to the
+ * library's page-cache emulation, so a step order pins an interleaving
+ * exactly: nothing is written back until a step (or a close) says so. */
+#include "scenario/scn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_HANDLES 64
+
+struct lib_handle {
+    char *path; /* NULL: free slot */
+    uint32_t ino;
+};
+
+struct lib_state {
+    struct uext4_fs *fs;
+    pthread_mutex_t lock; /* protects handles[] against parallel steps */
+    struct lib_handle handles[MAX_HANDLES];
+};
+
+/* The scenario acts as root with umask 022, as the syscall backends do. */
+static const struct uext4_cred root_cred = {0, 0, 022, 0, NULL};
+
+static struct lib_state *st_of(struct scn_run *r)
+{
+    return r->priv;
+}
+
+static bool lib_available(struct scn_run *r, char *why, size_t why_len)
+{
+    return true;
+}
+
+static void lib_fini(struct scn_run *r)
+{
+    struct lib_state *s = st_of(r);
+
+    if (!s)
+        return;
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    r->priv = NULL;
+}
+
+static int lib_start(struct scn_run *r, char *why, size_t why_len)
+{
+    struct uext4_options opts = {.inline_mmap = r->inline_mmap};
+    struct lib_state *s = r->priv;
+    int ret;
+
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        pthread_mutex_init(&s->lock, NULL);
+        r->priv = s;
+    }
+    ret = uext4_open(r->image, &opts, &s->fs, why, why_len);
+    if (ret)
+        s->fs = NULL;
+    return ret;
+}
+
+static int lib_stop(struct scn_run *r, char *why, size_t why_len)
+{
+    struct lib_state *s = st_of(r);
+    int ret = 0, err;
+
+    if (!s || !s->fs)
+        return 0;
+    /* Releasing the last open writes dirty pages back, as a close does
+     * through FUSE; the first error wins. */
+    for (unsigned i = 0; i < MAX_HANDLES; i++) {
+        if (!s->handles[i].path)
+            continue;
+        err = uext4_release(s->fs, s->handles[i].ino);
+        if (err && !ret) {
+            ret = err;
+            snprintf(why, why_len, "release of %s: %s", s->handles[i].path,
+                     scn_errno_name(err));
+        }
+        free(s->handles[i].path);
+        s->handles[i].path = NULL;
+    }
+    err = uext4_close(s->fs);
+    s->fs = NULL;
+    if (err && !ret) {
+        ret = err;
+        snprintf(why, why_len, "uext4_close: %s", scn_errno_name(err));
+    }
+    return ret;
+}
+
+/* Parent directory inode and last component of @path. */
+static int lib_parent(struct lib_state *s, const char *path, uint32_t *dir, const char **name)
+{
+    char buf[4096];
+    const char *slash = strrchr(path, '/');
+
+    if (!slash) {
+        *dir = UEXT4_ROOT_INO;
+        *name = path;
+        return 0;
+    }
+    snprintf(buf, sizeof(buf), "/%.*s", (int)(slash - path), path);
+    *name = slash + 1;
+    return uext4_resolve(s->fs, buf, dir);
+}
+
+static int lib_resolve(struct lib_state *s, const char *path, uint32_t *ino)
+{
+    char buf[4096];
+
+    snprintf(buf, sizeof(buf), "/%s", path);
+    return uext4_resolve(s->fs, buf, ino);
+}
+
+static struct lib_handle *find_handle_locked(struct lib_state *s, const char *path)
+{
+    for (unsigned i = 0; i < MAX_HANDLES; i++)
+        if (s->handles[i].path && !strcmp(s->handles[i].path, path))
+            return &s->handles[i];
+    return NULL;
+}
+
+/* Record an open of @ino under @path, closing what was open under it. */
+static int add_handle(struct lib_state *s, const char *path, uint32_t ino)
+{
+    struct lib_handle *h;
+    int ret = -EMFILE;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_handle_locked(s, path);
+    if (h) {
+        uext4_release(s->fs, h->ino);
+        h->ino = ino;
+        ret = 0;
+        goto out_unlock;
+    }
+    for (unsigned i = 0; i < MAX_HANDLES; i++) {
+        if (s->handles[i].path)
+            continue;
+        s->handles[i].path = strdup(path);
+        s->handles[i].ino = ino;
+        ret = s->handles[i].path ? 0 : -ENOMEM;
+        break;
+    }
+out_unlock:
+    pthread_mutex_unlock(&s->lock);
+    if (ret)
+        uext4_release(s->fs, ino);
+    return ret;
+}
+
+/* The inode behind @path: its open file if there is one, else by name. */
+static int lib_ino(struct scn_run *r, const char *path, uint32_t *ino)
+{
+    struct lib_state *s = st_of(r);
+    struct lib_handle *h;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_handle_locked(s, path);
+    if (h)
+        *ino = h->ino;
+    pthread_mutex_unlock(&s->lock);
+    return h ? 0 : lib_resolve(s, path, ino);
+}
+
+/* Data steps need an open file, as their syscalls do: open it once and
+ * keep it open until `close` or the next checkpoint. */
+static int lib_open_ino(struct scn_run *r, const char *path, uint32_t *ino)
+{
+    struct lib_state *s = st_of(r);
+    bool open;
+    int ret;
+
+    pthread_mutex_lock(&s->lock);
+    open = find_handle_locked(s, path) != NULL;
+    pthread_mutex_unlock(&s->lock);
+    ret = lib_ino(r, path, ino);
+    if (ret || open)
+        return ret;
+    ret = uext4_open_file(s->fs, &root_cred, *ino, O_RDWR);
+    return ret ? ret : add_handle(s, path, *ino);
+}
+
+static int lib_create(struct scn_run *r, const char *path, mode_t mode)
+{
+    struct lib_state *s = st_of(r);
+    const char *name;
+    struct stat st;
+    uint32_t dir;
+    int ret;
+
+    ret = lib_parent(s, path, &dir, &name);
+    if (!ret)
+        ret = uext4_mknod(s->fs, &root_cred, dir, name, S_IFREG | mode, 0, &st);
+    if (ret)
+        return ret;
+    ret = uext4_open_file(s->fs, &root_cred, (uint32_t)st.st_ino, O_CREAT | O_RDWR);
+    /* The open count keeps the inode now; drop mknod's lookup reference
+     * as the kernel's forget would. */
+    uext4_forget(s->fs, (uint32_t)st.st_ino, 1);
+    return ret ? ret : add_handle(s, path, (uint32_t)st.st_ino);
+}
+
+static int lib_open(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    if (!ret)
+        ret = uext4_open_file(st_of(r)->fs, &root_cred, ino, O_RDWR);
+    return ret ? ret : add_handle(st_of(r), path, ino);
+}
+
+static int lib_close(struct scn_run *r, const char *path)
+{
+    struct lib_state *s = st_of(r);
+    struct lib_handle *h;
+    uint32_t ino = 0;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_handle_locked(s, path);
+    if (h) {
+        ino = h->ino;
+        free(h->path);
+        h->path = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return h ? uext4_release(s->fs, ino) : -EBADF;
+}
+
+static int lib_write(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off)
+{
+    uint32_t ino;
+    ssize_t n;
+    int ret = lib_open_ino(r, path, &ino);
+
+    if (ret)
+        return ret;
+    n = uext4_write(st_of(r)->fs, &root_cred, ino, buf, len, off, 0);
+    if (n < 0)
+        return (int)n;
+    return (size_t)n == len ? 0 : -EIO;
+}
+
+static ssize_t lib_read(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
+{
+    uint32_t ino;
+    size_t done = 0;
+    int ret = lib_ino(r, path, &ino);
+
+    while (!ret && done < len) {
+        ssize_t n = uext4_read(st_of(r)->fs, ino, (char *)buf + done, len - done,
+                               off + (off_t)done);
+
+        if (n <= 0)
+            return n < 0 ? n : (ssize_t)done;
+        done += (size_t)n;
+    }
+    return ret ? ret : (ssize_t)done;
+}
+
+static int lib_mmap_store(struct scn_run *r, const char *path, const void *buf, size_t len,
+                          off_t off)
+{
+    uint32_t ino;
+    int ret = lib_open_ino(r, path, &ino);
+
+    return ret ? ret : uext4_mmap_store(st_of(r)->fs, ino, off, buf, len);
+}
+
+static int lib_writeback(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_writeback(st_of(r)->fs, ino);
+}
+
+static int lib_truncate(struct scn_run *r, const char *path, off_t size)
+{
+    struct lib_state *s = st_of(r);
+    struct stat in = {.st_size = size}, out;
+    unsigned how = UEXT4_SET_SIZE;
+    uint32_t ino;
+    int ret;
+
+    pthread_mutex_lock(&s->lock);
+    if (find_handle_locked(s, path))
+        how |= UEXT4_SET_FH;
+    pthread_mutex_unlock(&s->lock);
+    ret = lib_ino(r, path, &ino);
+    return ret ? ret : uext4_setattr(s->fs, &root_cred, ino, &in, how, &out);
+}
+
+static int lib_fallocate(struct scn_run *r, const char *path, int mode, off_t off, off_t len)
+{
+    uint32_t ino;
+    int ret = lib_open_ino(r, path, &ino);
+
+    return ret ? ret : uext4_fallocate(st_of(r)->fs, &root_cred, ino, mode, off, len);
+}
+
+static int lib_fsync(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_fsync(st_of(r)->fs, ino, false);
+}
+
+static int lib_unlink(struct scn_run *r, const char *path)
+{
+    const char *name;
+    uint32_t dir;
+    int ret = lib_parent(st_of(r), path, &dir, &name);
+
+    return ret ? ret : uext4_unlink(st_of(r)->fs, &root_cred, dir, name);
+}
+
+static int lib_rmdir(struct scn_run *r, const char *path)
+{
+    const char *name;
+    uint32_t dir;
+    int ret = lib_parent(st_of(r), path, &dir, &name);
+
+    return ret ? ret : uext4_rmdir(st_of(r)->fs, &root_cred, dir, name);
+}
+
+static int lib_mkdir(struct scn_run *r, const char *path, mode_t mode)
+{
+    struct lib_state *s = st_of(r);
+    const char *name;
+    struct stat st;
+    uint32_t dir;
+    int ret = lib_parent(s, path, &dir, &name);
+
+    if (!ret)
+        ret = uext4_mkdir(s->fs, &root_cred, dir, name, mode, &st);
+    if (!ret)
+        uext4_forget(s->fs, (uint32_t)st.st_ino, 1);
+    return ret;
+}
+
+/* Open files follow their names across rename, as fds do. */
+static void rename_handles(struct lib_state *s, const char *from, const char *to,
+                           unsigned flags)
+{
+    struct lib_handle *a, *b;
+
+    pthread_mutex_lock(&s->lock);
+    a = find_handle_locked(s, from);
+    b = find_handle_locked(s, to);
+    if (flags & UEXT4_RENAME_EXCHANGE && a && b) {
+        uint32_t t = a->ino;
+
+        a->ino = b->ino;
+        b->ino = t;
+    } else if (a && !b) {
+        char *np = strdup(to);
+
+        if (np) {
+            free(a->path);
+            a->path = np;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int lib_rename(struct scn_run *r, const char *from, const char *to, unsigned flags)
+{
+    struct lib_state *s = st_of(r);
+    const char *n1, *n2;
+    uint32_t d1, d2;
+    int ret = lib_parent(s, from, &d1, &n1);
+
+    if (!ret)
+        ret = lib_parent(s, to, &d2, &n2);
+    if (!ret)
+        ret = uext4_rename(s->fs, &root_cred, d1, n1, d2, n2, flags);
+    if (!ret)
+        rename_handles(s, from, to, flags);
+    return ret;
+}
+
+static int lib_link(struct scn_run *r, const char *from, const char *to)
+{
+    struct lib_state *s = st_of(r);
+    const char *name;
+    struct stat st;
+    uint32_t ino, dir;
+    int ret = lib_ino(r, from, &ino);
+
+    if (!ret)
+        ret = lib_parent(s, to, &dir, &name);
+    if (!ret)
+        ret = uext4_link(s->fs, &root_cred, ino, dir, name, &st);
+    if (!ret)
+        uext4_forget(s->fs, ino, 1);
+    return ret;
+}
+
+static int lib_symlink(struct scn_run *r, const char *target, const char *path)
+{
+    struct lib_state *s = st_of(r);
+    const char *name;
+    struct stat st;
+    uint32_t dir;
+    int ret = lib_parent(s, path, &dir, &name);
+
+    if (!ret)
+        ret = uext4_symlink(s->fs, &root_cred, dir, name, target, &st);
+    if (!ret)
+        uext4_forget(s->fs, (uint32_t)st.st_ino, 1);
+    return ret;
+}
+
+static int lib_setxattr(struct scn_run *r, const char *path, const char *name, const void *v,
+                        size_t len, int flags)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_setxattr(st_of(r)->fs, &root_cred, ino, name, v, len, flags);
+}
+
+static int lib_removexattr(struct scn_run *r, const char *path, const char *name)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_removexattr(st_of(r)->fs, &root_cred, ino, name);
+}
+
+static int lib_stat(struct scn_run *r, const char *path, struct stat *st)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_getattr(st_of(r)->fs, ino, st);
+}
+
+static ssize_t lib_getxattr(struct scn_run *r, const char *path, const char *name, void *v,
+                            size_t len)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_getxattr(st_of(r)->fs, &root_cred, ino, name, v, len);
+}
+
+static ssize_t lib_listxattr(struct scn_run *r, const char *path, char *list, size_t len)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_listxattr(st_of(r)->fs, &root_cred, ino, list, len);
+}
+
+struct entries_ctx {
+    char *list;
+    size_t len, cap;
+    uint64_t next;
+    int err;
+};
+
+static int collect_entry(void *ctx, const char *name, uint32_t ino, unsigned dtype,
+                         uint64_t next_pos)
+{
+    struct entries_ctx *c = ctx;
+    size_t n = strlen(name) + 1;
+
+    c->next = next_pos;
+    if (!strcmp(name, ".") || !strcmp(name, ".."))
+        return 0;
+    if (c->len + n > c->cap) {
+        size_t cap = (c->cap + n) * 2;
+        char *nl = realloc(c->list, cap);
+
+        if (!nl) {
+            c->err = -ENOMEM;
+            return 1;
+        }
+        c->list = nl;
+        c->cap = cap;
+    }
+    memcpy(c->list + c->len, name, n);
+    c->len += n;
+    return 0;
+}
+
+static ssize_t lib_entries(struct scn_run *r, const char *path, char **list)
+{
+    struct lib_state *s = st_of(r);
+    struct entries_ctx c = {0};
+    struct uext4_dir *d;
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    if (!ret)
+        ret = uext4_opendir(s->fs, &root_cred, ino, &d);
+    if (ret)
+        return ret;
+    ret = uext4_readdir(s->fs, d, 0, collect_entry, &c);
+    uext4_releasedir(s->fs, d);
+    if (!ret)
+        ret = c.err;
+    if (ret) {
+        free(c.list);
+        return ret;
+    }
+    *list = c.list;
+    return (ssize_t)c.len;
+}
+
+static int lib_dirty_pages(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : (int)uext4_dirty_pages(st_of(r)->fs, ino);
+}
+
+static int lib_inspect(struct scn_run *r, const char *path, struct uext4_inode_info *info)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_inspect(st_of(r)->fs, ino, info);
+}
+
+const struct scn_backend scn_backend_lib = {
+    .name = "lib",
+    .tag = SCN_TAG_LIB,
+    .live_inspect = true,
+    .available = lib_available,
+    .start = lib_start,
+    .stop = lib_stop,
+    .fini = lib_fini,
+    .inspect = lib_inspect,
+    .create = lib_create,
+    .open = lib_open,
+    .close = lib_close,
+    .write = lib_write,
+    .read = lib_read,
+    .mmap_store = lib_mmap_store,
+    .writeback = lib_writeback,
+    .truncate = lib_truncate,
+    .fallocate = lib_fallocate,
+    .fsync = lib_fsync,
+    .unlink = lib_unlink,
+    .rmdir = lib_rmdir,
+    .mkdir = lib_mkdir,
+    .rename = lib_rename,
+    .link = lib_link,
+    .symlink = lib_symlink,
+    .setxattr = lib_setxattr,
+    .removexattr = lib_removexattr,
+    .stat = lib_stat,
+    .getxattr = lib_getxattr,
+    .listxattr = lib_listxattr,
+    .entries = lib_entries,
+    .dirty_pages = lib_dirty_pages,
+};

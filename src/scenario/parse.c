@@ -1,0 +1,637 @@
+/* Scenario parsing: one line at a time into struct scn_step, every problem
+ * reported as FILE:LINE: problem (doc/scenario-format.md is the grammar). */
+#include "scenario/scn.h"
+
+#include <errno.h>
+#include <linux/falloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+
+#define LINE_MAX_LEN 4096
+
+/* How a step keyword reads its arguments: P path, Q second path, O offset,
+ * N length/size, D bytes, X xattr name, M optional mode (octal), and the
+ * optional trailing flag words in @flagwords. */
+static const struct keyword {
+    const char *word;
+    enum scn_op op;
+    const char *args;
+    int fmode; /* fallocate mode */
+} keywords[] = {
+    {"create", SCN_CREATE, "PM", 0},
+    {"open", SCN_OPEN, "P", 0},
+    {"close", SCN_CLOSE, "P", 0},
+    {"write", SCN_WRITE, "POD", 0},
+    {"read", SCN_READ, "POD", 0},
+    {"mmap-store", SCN_MMAP_STORE, "POD", 0},
+    {"writeback", SCN_WRITEBACK, "P", 0},
+    {"truncate", SCN_TRUNCATE, "PN", 0},
+    {"fallocate", SCN_FALLOCATE, "PONF", 0},
+    {"punch", SCN_FALLOCATE, "PON", FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE},
+    {"zero-range", SCN_FALLOCATE, "PONF", FALLOC_FL_ZERO_RANGE},
+    {"fsync", SCN_FSYNC, "P", 0},
+    {"unlink", SCN_UNLINK, "P", 0},
+    {"rmdir", SCN_RMDIR, "P", 0},
+    {"mkdir", SCN_MKDIR, "PM", 0},
+    {"rename", SCN_RENAME, "PQR", 0},
+    {"link", SCN_LINK, "PQ", 0},
+    {"symlink", SCN_SYMLINK, "PQ", 0},
+    {"setxattr", SCN_SETXATTR, "PXDC", 0},
+    {"removexattr", SCN_REMOVEXATTR, "PX", 0},
+    {"remount", SCN_REMOUNT, "", 0},
+    {"fsck-clean", SCN_FSCK_CLEAN, "", 0},
+};
+
+static const struct what_word {
+    const char *word;
+    enum scn_what what;
+    char arg; /* '-' none, 'N' number, 'D' bytes, 'A' alternatives, 'L' names,
+               * 'F' flags, 'T' type, 'X' name, 'V' name and bytes */
+} whats[] = {
+    {"inline", SCN_W_INLINE, '-'},       {"extents", SCN_W_EXTENTS, '-'},
+    {"flags", SCN_W_FLAGS, 'F'},         {"disk-size", SCN_W_DISK_SIZE, 'N'},
+    {"inline-size", SCN_W_INLINE_SIZE, 'N'}, {"capacity", SCN_W_CAPACITY, 'N'},
+    {"blocks", SCN_W_BLOCKS, 'N'},       {"nextents", SCN_W_NEXTENTS, 'N'},
+    {"size", SCN_W_SIZE, 'N'},           {"nlink", SCN_W_NLINK, 'N'},
+    {"type", SCN_W_TYPE, 'T'},           {"exists", SCN_W_EXISTS, '-'},
+    {"missing", SCN_W_MISSING, '-'},     {"content", SCN_W_CONTENT, 'D'},
+    {"content-one-of", SCN_W_CONTENT_ONE_OF, 'A'}, {"xattr", SCN_W_XATTR, 'V'},
+    {"no-xattr", SCN_W_NO_XATTR, 'X'},   {"xattrs", SCN_W_XATTRS, 'L'},
+    {"entries", SCN_W_ENTRIES, 'L'},     {"dirty-pages", SCN_W_DIRTY_PAGES, 'N'},
+};
+
+static const struct {
+    const char *name;
+    uint32_t bit;
+} flag_names[] = {
+    {"inline", 0x10000000u},   {"extents", 0x00080000u}, {"index", 0x00001000u},
+    {"immutable", 0x00000010u}, {"append", 0x00000020u}, {"huge", 0x00040000u},
+    {"ea_inode", 0x00200000u}, {"noatime", 0x00000080u},
+};
+
+struct parser {
+    const char *file;
+    int line;
+    int errors;
+    struct scn_script *s;
+    bool seen_step;
+    int parallel_line; /* inside a parallel block: its line, else 0 */
+    struct scn_step *body;  /* the parallel block's steps, moved at `end` */
+    unsigned nbody;
+};
+
+static void perr(struct parser *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s:%d: ", p->file, p->line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    p->errors++;
+}
+
+const char *scn_op_name(enum scn_op op)
+{
+    if (op == SCN_EXPECT)
+        return "expect";
+    if (op == SCN_PARALLEL)
+        return "parallel";
+    for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+        if (keywords[i].op == op)
+            return keywords[i].word;
+    return "?";
+}
+
+/* Split "word[tag,tag]" into the word and its tags. */
+static int parse_tags(struct parser *p, char *tok, unsigned *tags)
+{
+    static const struct {
+        const char *name;
+        unsigned tag;
+    } names[] = {{"lib", SCN_TAG_LIB},   {"mount", SCN_TAG_MOUNT},     {"kernel", SCN_TAG_KERNEL},
+                 {"keep", SCN_TAG_KEEP}, {"convert", SCN_TAG_CONVERT}, {"uext4", SCN_TAG_LIB | SCN_TAG_MOUNT}};
+    char *open = strchr(tok, '['), *save = NULL;
+
+    *tags = 0;
+    if (!open)
+        return 0;
+    if (tok[strlen(tok) - 1] != ']') {
+        perr(p, "'%s': a qualifier is written word[tag,...] with no spaces", tok);
+        return -EINVAL;
+    }
+    tok[strlen(tok) - 1] = '\0';
+    *open = '\0';
+    for (char *t = strtok_r(open + 1, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t i;
+
+        for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            if (!strcmp(names[i].name, t))
+                break;
+        if (i == sizeof(names) / sizeof(names[0])) {
+            perr(p, "unknown qualifier '%s' (lib, mount, kernel, uext4, keep, convert)", t);
+            return -EINVAL;
+        }
+        *tags |= names[i].tag;
+    }
+    return 0;
+}
+
+static int num_arg(struct parser *p, const char *tok, const char *what, int64_t *out)
+{
+    if (scn_parse_num(tok, out) == 0)
+        return 0;
+    perr(p, "%s '%s' is not a number", what, tok);
+    return -EINVAL;
+}
+
+static int data_arg(struct parser *p, const char *tok, struct scn_data *d)
+{
+    char why[256];
+
+    if (scn_parse_data(tok, d, why, sizeof(why)) == 0)
+        return 0;
+    perr(p, "%s", why);
+    return -EINVAL;
+}
+
+static int path_arg(struct parser *p, const char *tok, char **out)
+{
+    if (tok[0] == '/' || tok[0] == '"' || strstr(tok, "..")) {
+        perr(p, "path '%s' must be relative to the root, unquoted, without '..'", tok);
+        return -EINVAL;
+    }
+    *out = strdup(tok);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A comma list of names ("-" for none), sorted. */
+static int names_arg(const char *tok, struct scn_step *st)
+{
+    char *copy = strdup(tok), *save = NULL;
+
+    if (!copy)
+        return -ENOMEM;
+    st->names = calloc(strlen(tok) + 1, sizeof(char *));
+    if (!st->names) {
+        free(copy);
+        return -ENOMEM;
+    }
+    if (strcmp(tok, "-"))
+        for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            st->names[st->nnames++] = strdup(t);
+    qsort(st->names, st->nnames, sizeof(char *), compare_names);
+    free(copy);
+    return 0;
+}
+
+static int flags_arg(struct parser *p, char **tok, int ntok, struct scn_step *st)
+{
+    for (int i = 0; i < ntok; i++) {
+        char sign = tok[i][0];
+        size_t k;
+
+        if (sign == '=') {
+            int64_t v;
+
+            if (num_arg(p, tok[i] + 1, "flags", &v))
+                return -EINVAL;
+            st->flags_exact = true;
+            st->flags_set = (uint32_t)v;
+            continue;
+        }
+        for (k = 0; k < sizeof(flag_names) / sizeof(flag_names[0]); k++)
+            if (!strcmp(flag_names[k].name, tok[i] + 1))
+                break;
+        if ((sign != '+' && sign != '-') || k == sizeof(flag_names) / sizeof(flag_names[0])) {
+            perr(p, "flags: '%s' is not +NAME, -NAME or =HEX (names: inline, extents, index, "
+                 "immutable, append, huge, ea_inode, noatime)", tok[i]);
+            return -EINVAL;
+        }
+        *(sign == '+' ? &st->flags_set : &st->flags_clear) |= flag_names[k].bit;
+    }
+    if (!ntok) {
+        perr(p, "flags needs +NAME, -NAME or =HEX");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_expect(struct parser *p, char **tok, int ntok, struct scn_step *st)
+{
+    const struct what_word *w = NULL;
+    int nargs = ntok - 3;
+
+    if (ntok < 3) {
+        perr(p, "expect needs a path and what to check");
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < sizeof(whats) / sizeof(whats[0]); i++)
+        if (!strcmp(whats[i].word, tok[2]))
+            w = &whats[i];
+    if (!w) {
+        perr(p, "expect: unknown check '%s'", tok[2]);
+        return -EINVAL;
+    }
+    st->what = w->what;
+    if (path_arg(p, tok[1], &st->path))
+        return -EINVAL;
+    if (w->arg == 'F')
+        return flags_arg(p, tok + 3, nargs, st);
+    if (w->arg == 'A') {
+        st->alts = calloc((size_t)(nargs ? nargs : 1), sizeof(*st->alts));
+        for (int i = 0; st->alts && i < nargs; i++, st->nalts++)
+            if (data_arg(p, tok[3 + i], &st->alts[i]))
+                return -EINVAL;
+        if (nargs >= 2)
+            return 0;
+        perr(p, "content-one-of needs at least two byte specifications");
+        return -EINVAL;
+    }
+    if (nargs != (w->arg == '-' ? 0 : w->arg == 'V' ? 2 : 1)) {
+        perr(p, "expect %s: wrong number of arguments", w->word);
+        return -EINVAL;
+    }
+    switch (w->arg) {
+    case 'N':
+        return num_arg(p, tok[3], w->word, &st->value);
+    case 'D':
+        return data_arg(p, tok[3], &st->data);
+    case 'L':
+        return names_arg(tok[3], st);
+    case 'X':
+        st->name = strdup(tok[3]);
+        return 0;
+    case 'V':
+        st->name = strdup(tok[3]);
+        return data_arg(p, tok[4], &st->data);
+    case 'T':
+        if (strcmp(tok[3], "file") && strcmp(tok[3], "dir") && strcmp(tok[3], "symlink")) {
+            perr(p, "expect type: '%s' is not file, dir or symlink", tok[3]);
+            return -EINVAL;
+        }
+        st->name = strdup(tok[3]);
+        return 0;
+    }
+    return 0;
+}
+
+/* The optional trailing word of fallocate/zero-range, rename and setxattr. */
+static int flag_word(struct parser *p, const struct keyword *kw, const char *tok, int *mode)
+{
+    if ((kw->op == SCN_FALLOCATE) && !strcmp(tok, "keep-size"))
+        *mode |= FALLOC_FL_KEEP_SIZE;
+    else if (kw->op == SCN_RENAME && !strcmp(tok, "noreplace"))
+        *mode = UEXT4_RENAME_NOREPLACE;
+    else if (kw->op == SCN_RENAME && !strcmp(tok, "exchange"))
+        *mode = UEXT4_RENAME_EXCHANGE;
+    else if (kw->op == SCN_SETXATTR && !strcmp(tok, "create"))
+        *mode = XATTR_CREATE;
+    else if (kw->op == SCN_SETXATTR && !strcmp(tok, "replace"))
+        *mode = XATTR_REPLACE;
+    else {
+        perr(p, "%s: unexpected '%s'", kw->word, tok);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int parse_step(struct parser *p, const struct keyword *kw, char **tok, int ntok,
+                      struct scn_step *st)
+{
+    const char *a = kw->args;
+    int i = 1, ret = 0;
+
+    st->op = kw->op;
+    st->mode = kw->fmode;
+    for (; *a && !ret; a++) {
+        bool optional = strchr("MFRC", *a) != NULL;
+        int64_t v;
+
+        if (i >= ntok) {
+            if (optional)
+                continue;
+            perr(p, "%s: missing arguments (%s)", kw->word, kw->args);
+            return -EINVAL;
+        }
+        switch (*a) {
+        case 'P':
+            ret = path_arg(p, tok[i], &st->path);
+            break;
+        case 'Q':
+            /* A symlink's target may be anything. */
+            if (kw->op == SCN_SYMLINK) {
+                st->path2 = st->path;
+                ret = path_arg(p, tok[i], &st->path);
+            } else {
+                ret = path_arg(p, tok[i], &st->path2);
+            }
+            break;
+        case 'O':
+            ret = num_arg(p, tok[i], "offset", &st->off);
+            break;
+        case 'N':
+            ret = num_arg(p, tok[i], "length", &st->len);
+            break;
+        case 'D':
+            ret = data_arg(p, tok[i], &st->data);
+            break;
+        case 'X':
+            st->name = strdup(tok[i]);
+            break;
+        case 'M':
+            ret = num_arg(p, tok[i], "mode", &v);
+            st->mode = (int)v;
+            break;
+        default:
+            ret = flag_word(p, kw, tok[i], &st->mode);
+        }
+        i++;
+    }
+    if (!ret && i < ntok) {
+        perr(p, "%s: unexpected '%s'", kw->word, tok[i]);
+        ret = -EINVAL;
+    }
+    if ((kw->op == SCN_CREATE || kw->op == SCN_MKDIR) && !st->mode)
+        st->mode = kw->op == SCN_CREATE ? 0644 : 0755;
+    return ret;
+}
+
+static int parse_header(struct parser *p, char **tok, int ntok)
+{
+    struct scn_script *s = p->s;
+
+    if (!strcmp(tok[0], "no-final-fsck")) {
+        s->final_fsck = false;
+        if (ntok == 1)
+            return 0;
+        perr(p, "no-final-fsck takes no arguments");
+        return -EINVAL;
+    }
+    if (!strcmp(tok[0], "image")) {
+        if (ntok < 2 || strlen(tok[1]) >= sizeof(s->image.fstype)) {
+            perr(p, "image needs a file system type (ext2, ext3, ext4)");
+            return -EINVAL;
+        }
+        strcpy(s->image.fstype, tok[1]);
+        for (int i = 2; i < ntok; i++) {
+            char *eq = strchr(tok[i], '=');
+            int64_t v = 0;
+
+            if (!eq) {
+                perr(p, "image: '%s' is not KEY=VALUE", tok[i]);
+                return -EINVAL;
+            }
+            *eq++ = '\0';
+            if (!strcmp(tok[i], "features") && strlen(eq) < sizeof(s->image.features)) {
+                strcpy(s->image.features, eq);
+                continue;
+            }
+            if (num_arg(p, eq, tok[i], &v))
+                return -EINVAL;
+            if (!strcmp(tok[i], "size") && v >= (1 << 20))
+                s->image.size = (uint64_t)v;
+            else if (!strcmp(tok[i], "inode_size"))
+                s->image.inode_size = (unsigned)v;
+            else if (!strcmp(tok[i], "blocksize"))
+                s->image.block_size = (unsigned)v;
+            else {
+                perr(p, "image: unknown or bad key '%s' (size>=1M, inode_size, blocksize, "
+                     "features)", tok[i]);
+                return -EINVAL;
+            }
+        }
+        return 0;
+    }
+    unsigned *set = !strcmp(tok[0], "backends") ? &s->backends : &s->modes;
+
+    *set = 0;
+    for (int i = 1; i < ntok; i++) {
+        unsigned t;
+
+        char word[64];
+        snprintf(word, sizeof(word), "x[%s]", tok[i]);
+        if (parse_tags(p, word, &t))
+            return -EINVAL;
+        if (set == &s->backends ? (t & ~SCN_TAGS_BACKEND) : (t & ~SCN_TAGS_MODE)) {
+            perr(p, "%s: '%s' does not belong here", tok[0], tok[i]);
+            return -EINVAL;
+        }
+        *set |= t;
+    }
+    if (!*set) {
+        perr(p, "%s: needs at least one value", tok[0]);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static struct scn_step *new_step(struct parser *p)
+{
+    struct scn_step **arr = p->parallel_line ? &p->body : &p->s->steps;
+    unsigned *n = p->parallel_line ? &p->nbody : &p->s->nsteps;
+    struct scn_step *na = realloc(*arr, (*n + 1) * sizeof(**arr));
+
+    if (!na)
+        return NULL;
+    *arr = na;
+    memset(&na[*n], 0, sizeof(na[0]));
+    na[*n].line = p->line;
+    return &na[(*n)++];
+}
+
+/* `end` of a parallel block: the block's step keeps its body aside until
+ * the whole file is read (place_bodies). */
+static void close_parallel(struct parser *p)
+{
+    struct scn_script *s = p->s;
+    struct scn_step *blk = &s->steps[s->nsteps - 1];
+
+    if (p->nbody < 2 || p->nbody > SCN_MAX_PARALLEL)
+        perr(p, "a parallel block needs 2 to %d steps", SCN_MAX_PARALLEL);
+    blk->body = p->body;
+    blk->count = p->nbody;
+    p->body = NULL;
+    p->nbody = 0;
+    p->parallel_line = 0;
+}
+
+static void parse_line(struct parser *p, char *line)
+{
+    char *tok[SCN_MAX_TOKENS], why[256];
+    int ntok = scn_tokenize(line, tok, why, sizeof(why));
+    struct scn_step *st;
+    unsigned tags;
+    size_t k;
+
+    if (ntok < 0) {
+        perr(p, "%s", why);
+        return;
+    }
+    if (ntok == 0)
+        return;
+    if (!strcmp(tok[0], "image") || !strcmp(tok[0], "backends") ||
+        !strcmp(tok[0], "inline-mmap") || !strcmp(tok[0], "no-final-fsck")) {
+        if (p->seen_step)
+            perr(p, "'%s' belongs in the header, before the first step", tok[0]);
+        else
+            parse_header(p, tok, ntok);
+        return;
+    }
+    if (!strcmp(tok[0], "end")) {
+        if (!p->parallel_line)
+            perr(p, "'end' without 'parallel'");
+        else
+            close_parallel(p);
+        return;
+    }
+    p->seen_step = true;
+    if (parse_tags(p, tok[0], &tags))
+        return;
+    if (!strcmp(tok[0], "parallel")) {
+        if (p->parallel_line || ntok != 1) {
+            perr(p, "parallel blocks do not nest and take no arguments");
+            return;
+        }
+        st = new_step(p);
+        if (st) {
+            st->op = SCN_PARALLEL;
+            st->tags = tags;
+        }
+        p->parallel_line = p->line;
+        return;
+    }
+    st = new_step(p);
+    if (!st)
+        return;
+    st->tags = tags;
+    /* A trailing "=> ENAME" (or "=> ok") states the step's result. */
+    if (ntok >= 3 && !strcmp(tok[ntok - 2], "=>")) {
+        if (strcmp(tok[ntok - 1], "ok") && !(st->want_errno = scn_errno_by_name(tok[ntok - 1])))
+            perr(p, "'=> %s': not an errno name (ENOENT, ENOSPC, ...) or ok", tok[ntok - 1]);
+        ntok -= 2;
+    }
+    if (!strcmp(tok[0], "expect")) {
+        st->op = SCN_EXPECT;
+        if (st->want_errno)
+            perr(p, "expect lines take no '=> ERRNO'");
+        parse_expect(p, tok, ntok, st);
+        return;
+    }
+    for (k = 0; k < sizeof(keywords) / sizeof(keywords[0]); k++)
+        if (!strcmp(keywords[k].word, tok[0]))
+            break;
+    if (k == sizeof(keywords) / sizeof(keywords[0])) {
+        perr(p, "unknown step '%s'", tok[0]);
+        return;
+    }
+    if (p->parallel_line && (keywords[k].op == SCN_REMOUNT || keywords[k].op == SCN_FSCK_CLEAN))
+        perr(p, "%s cannot run inside a parallel block", tok[0]);
+    parse_step(p, &keywords[k], tok, ntok, st);
+}
+
+/* Append every parallel block's body after the top-level steps. */
+static int place_bodies(struct scn_script *s)
+{
+    unsigned total = s->nsteps;
+    struct scn_step *na;
+
+    for (unsigned i = 0; i < s->nsteps; i++)
+        if (s->steps[i].op == SCN_PARALLEL)
+            total += s->steps[i].count;
+    na = realloc(s->steps, (total ? total : 1) * sizeof(*na));
+    if (!na)
+        return -ENOMEM;
+    s->steps = na;
+    s->ntop = s->nsteps;
+    for (unsigned i = 0; i < s->ntop; i++) {
+        struct scn_step *blk = &s->steps[i];
+        if (blk->op != SCN_PARALLEL)
+            continue;
+        memcpy(&s->steps[s->nsteps], blk->body, blk->count * sizeof(*blk->body));
+        free(blk->body);
+        blk->body = NULL;
+        blk->first = s->nsteps;
+        s->nsteps += blk->count;
+    }
+    return 0;
+}
+
+int scn_parse_file(const char *file, struct scn_script *out)
+{
+    struct parser p = {.file = file, .s = out};
+    char line[LINE_MAX_LEN + 2];
+    const char *base = strrchr(file, '/');
+    FILE *f;
+
+    memset(out, 0, sizeof(*out));
+    out->file = strdup(file);
+    out->name = strdup(base ? base + 1 : file);
+    if (!out->file || !out->name)
+        return -ENOMEM;
+    if (strlen(out->name) > 4 && !strcmp(out->name + strlen(out->name) - 4, ".scn"))
+        out->name[strlen(out->name) - 4] = '\0';
+    out->backends = SCN_TAGS_BACKEND;
+    out->modes = SCN_TAG_KEEP;
+    out->final_fsck = true;
+    f = fopen(file, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot open: %s\n", file, strerror(errno));
+        return -errno;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        p.line++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            perr(&p, "line longer than %d characters", LINE_MAX_LEN);
+            break;
+        }
+        line[strcspn(line, "\n")] = '\0';
+        parse_line(&p, line);
+    }
+    fclose(f);
+    if (p.parallel_line) {
+        p.line = p.parallel_line;
+        perr(&p, "parallel block without 'end'");
+    }
+    if (!out->image.fstype[0]) {
+        p.line = 1;
+        perr(&p, "no 'image' line (e.g. image ext4 inode_size=256 features=inline_data "
+                 "size=16M)");
+    }
+    if (!p.errors && place_bodies(out))
+        p.errors++;
+    return p.errors ? -EINVAL : 0;
+}
+
+static void step_free(struct scn_step *st)
+{
+    free(st->path);
+    free(st->path2);
+    free(st->name);
+    free(st->data.bytes);
+    for (unsigned i = 0; i < st->nalts; i++)
+        free(st->alts[i].bytes);
+    free(st->alts);
+    for (unsigned i = 0; i < st->nnames; i++)
+        free(st->names[i]);
+    free(st->names);
+}
+
+void scn_script_free(struct scn_script *s)
+{
+    for (unsigned i = 0; i < s->nsteps; i++)
+        step_free(&s->steps[i]);
+    free(s->steps);
+    free(s->file);
+    free(s->name);
+    memset(s, 0, sizeof(*s));
+}
