@@ -156,6 +156,17 @@ static bool is_inline_dir_locked(struct e2_image *img, uint32_t dir)
     return !ext2fs_read_inode(img->fs, dir, &in) && (in.i_flags & EXT4_INLINE_DATA_FL);
 }
 
+/* The kernel indexes a directory when its one block is full. */
+static bool can_index_locked(struct e2_image *img, uint32_t dir)
+{
+    struct ext2_inode in;
+
+    return ext2fs_has_feature_dir_index(img->fs->super) &&
+           !ext2fs_read_inode(img->fs, dir, &in) &&
+           !(in.i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL)) &&
+           EXT2_I_SIZE(&in) == img->fs->blocksize;
+}
+
 int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
 {
     errcode_t err;
@@ -175,6 +186,14 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
         }
         if (!ret)
             err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    }
+    if (err == EXT2_ET_DIR_NO_SPACE && can_index_locked(img, dir)) {
+        int ret = e2_dir_make_indexed_locked(img, dir);
+        if (ret) {
+            e2_unlock(img);
+            return ret;
+        }
+        err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
     if (err == EXT2_ET_DIR_NO_SPACE) {
         /* Full: add a block (an inline directory becomes a block one). */

@@ -44,6 +44,9 @@ int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len);
 int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap);
 int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len);
 
+/* htree.c: index a full one-block directory, as the kernel does. */
+int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);
+
 /* Private libext2fs 1.47 functions: exported by the library but declared
  * only in its internal header. */
 errcode_t ext2fs_inline_data_ea_remove(ext2_filsys fs, ext2_ino_t ino);

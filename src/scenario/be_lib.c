@@ -119,6 +119,10 @@ static int lib_resolve(struct lib_state *s, const char *path, uint32_t *ino)
 {
     char buf[4096];
 
+    if (!strcmp(path, ".")) {
+        *ino = UEXT4_ROOT_INO;
+        return 0;
+    }
     snprintf(buf, sizeof(buf), "/%s", path);
     return uext4_resolve(s->fs, buf, ino);
 }

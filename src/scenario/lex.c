@@ -284,7 +284,7 @@ int scn_errno_by_name(const char *name)
 
 const char *scn_errno_name(int err)
 {
-    static __thread char buf[16];
+    static __thread char buf[24];
 
     if (err < 0)
         err = -err;

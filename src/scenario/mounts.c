@@ -220,13 +220,14 @@ bool scn_loop_available(struct scn_run *r, char *why, size_t why_len)
 
 int scn_loop_start(struct scn_run *r, char *why, size_t why_len)
 {
-    char *const argv[] = {"mount", "-t", r->script->image.fstype, "-o", "loop",
-                          r->image, r->mnt, NULL};
+    char fstype[sizeof(r->script->image.fstype)];
+    char *const argv[] = {"mount", "-t", fstype, "-o", "loop", r->image, r->mnt, NULL};
     char excerpt[512];
     int ret = scn_sys_init(r);
 
     if (ret)
         return ret;
+    memcpy(fstype, r->script->image.fstype, sizeof(fstype));
     ret = scn_run_cmd(argv, r->log, TOOL_TIMEOUT);
     if (ret == 0 && is_mounted(r->mnt))
         return 0;

@@ -10,11 +10,10 @@ import signal
 import subprocess
 import time
 
-from uext4test import (EXIT_TIMEOUT, UEXT4, UEXT4_SRC, Mount, MountError,
-                       TestFailure, check, debugfs, eq, errno_of,
-                       expect_errno, fsck, fuse_unmount, main, mkfs,
-                       mounted_at, read_file, run, run_daemon, sb_field,
-                       test, workdir, write_file)
+from uext4test import (EXIT_TIMEOUT, UEXT4, UEXT4_SRC, Mount, TestFailure,
+                       check, debugfs, eq, errno_of, expect_errno, fsck,
+                       fuse_unmount, main, mkfs, mounted_at, read_file, run,
+                       run_daemon, sb_field, test, workdir, write_file)
 
 
 def sha(path):

@@ -393,5 +393,36 @@ def uidmap_root_daemon():
         eq((info['uid'], info['gid']), (1234, 1234), 'stranger unchanged')
 
 
+@test
+def uidmap_nonzero_image_id():
+    """uidmap=5:UA: UA is image uid 5, an ordinary user; files of other
+    (unmapped) owners keep their mode bits against it."""
+    with workdir() as d:
+        src = d + '/src'
+        os.mkdir(src)
+        for name, mode in (('s600', 0o600), ('s644', 0o644)):
+            write_file(src + '/' + name, b'not yours', mode)
+            os.chmod(src + '/' + name, mode)
+            os.chown(src + '/' + name, 1234, 1234)
+        write_file(src + '/own', b'yours', 0o600)
+        os.chmod(src + '/own', 0o600)
+        os.chown(src + '/own', 5, 5)
+        img = mkfs(d + '/img', opts=['-d', src],
+                   extended=['root_owner=0:0'])
+        opts = ['allow_other', 'uidmap=5:%d' % UA[0], 'gidmap=5:%d' % G1]
+        with Mount(img, opts=opts) as m:
+            st = os.stat(m.path('own'))
+            eq((st.st_uid, st.st_gid), (UA[0], G1), 'mapped owner')
+            eq(run_as(*UA, op_read, m.path('own')), b'yours', 'own file')
+            eq(errno_as(UA, op_write, m.path('own')), 0, 'write own file')
+            expect_errno_as(UA, errno.EACCES, op_read, m.path('s600'))
+            expect_errno_as(UA, errno.EACCES, op_write, m.path('s644'))
+            expect_errno_as(UA, errno.EPERM, os.chmod, m.path('s644'),
+                            0o666)
+        fsck(img)
+        eq(inode_info(img, '/s644')['size'], len(b'not yours'),
+           's644 unchanged on disk')
+
+
 if __name__ == '__main__':
     main()

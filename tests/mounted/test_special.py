@@ -60,7 +60,8 @@ def mknod_kinds():
             # the kernel; we only check attributes.
         fsck(img)
         eq(inode_info(img, '/fifo')['type'], 'FIFO', 'on-disk type fifo')
-        eq(inode_info(img, '/sda1')['type'], 'block special', 'on-disk type blk')
+        eq(inode_info(img, '/sda1')['type'], 'block special',
+           'on-disk type blk')
         eq(inode_info(img, '/sock')['type'], 'socket', 'on-disk type sock')
         with Mount(img) as m:
             eq(kinds(), want, 'special files after remount')

@@ -7,8 +7,8 @@ import os
 import stat
 
 from uext4test import (Mount, check, eq, errno_as, expect_errno,
-                       expect_errno_as, fsck, getxattr_size, main, mkfs,
-                       read_file, run, run_as, test, workdir, write_file)
+                       expect_errno_as, fsck, getxattr_size, main, mkfs, run,
+                       run_as, test, workdir, write_file)
 
 G1, G2, G3 = 20001, 20002, 20003
 UA = (10001, G1, [G1])
