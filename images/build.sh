@@ -17,6 +17,7 @@ OUT=${1:-$HERE/out}
 shift || true
 
 die() { echo "images/build.sh: error: $*" >&2; exit 1; }
+PATH=$PATH:/usr/sbin:/sbin   # mke2fs and friends, for users whose PATH lacks sbin
 
 for tool in mke2fs debugfs e2fsck python3 sha256sum touch find; do
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (need e2fsprogs, coreutils, python3)"

@@ -153,9 +153,10 @@ static bool fe_is_dot(const char *name)
 /* Fill @e for @ent, taking the lookup reference. An entry that vanished
  * since the snapshot goes out without attributes (nodeid 0), which the
  * kernel lists but does not instantiate; so do "." and "..". */
-static int fe_plus_entry(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+static int fe_plus_entry(fuse_req_t req, const struct uext4_cred *cr, uint32_t dir,
                          struct fe_plus_ent *ent, struct fuse_entry_param *e)
 {
+    struct uext4_fs *fs = fe_fs(req);
     struct stat st;
     int rc = -ENOENT;
 
@@ -165,7 +166,7 @@ static int fe_plus_entry(struct uext4_fs *fs, const struct uext4_cred *cr, uint3
         /* The name may have been replaced since the snapshot: the reference
          * is on what the lookup found. */
         ent->ino = (uint32_t)st.st_ino;
-        fe_entry_fill(e, &st);
+        fe_entry_fill(req, e, &st);
         ent->referenced = true;
         return 0;
     }
@@ -194,7 +195,7 @@ static ssize_t fe_plus_fill(fuse_req_t req, fuse_ino_t ino, struct fe_plus_list 
         struct fuse_entry_param e;
         size_t need;
 
-        rc = fe_plus_entry(fs, &c.cr, fe_ext4_ino(ino), ent, &e);
+        rc = fe_plus_entry(req, &c.cr, fe_ext4_ino(ino), ent, &e);
         if (rc < 0)
             break;
         need = fuse_add_direntry_plus(req, buf + used, l->size - used, ent->name, &e,

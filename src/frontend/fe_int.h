@@ -30,6 +30,11 @@
 struct fe_ctx {
     struct uext4_fs *fs;
     bool posix_acl; /* offer FUSE_CAP_POSIX_ACL (only with default_permissions) */
+    /* Seconds the kernel may keep a name. 0 when the daemon checks
+     * permissions: a cached name would skip the search-permission check
+     * of a directory whose mode changed since (the kernel checks it itself
+     * with default_permissions). */
+    double entry_timeout;
 };
 
 static inline struct fe_ctx *fe_ctx(fuse_req_t req)
@@ -56,7 +61,7 @@ static inline fuse_ino_t fe_fuse_ino(uint32_t ino)
 }
 
 /* Fill @e for an inode the core has just returned with one lookup reference. */
-void fe_entry_fill(struct fuse_entry_param *e, const struct stat *st);
+void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st);
 
 /* ---- credentials (cred.c) ---- */
 

@@ -43,7 +43,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     fe_cred_release(&c);
 
     fe_open_info(fi);
-    fe_entry_fill(&e, &st);
+    fe_entry_fill(req, &e, &st);
     /* A reply the kernel never receives leaves it without the reference and
      * the open it stands for: give both back. */
     if (fuse_reply_create(req, &e, fi) != 0) {

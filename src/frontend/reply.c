@@ -5,13 +5,13 @@
 #include <assert.h>
 #include <string.h>
 
-void fe_entry_fill(struct fuse_entry_param *e, const struct stat *st)
+void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st)
 {
     memset(e, 0, sizeof(*e));
     e->ino = fe_fuse_ino((uint32_t)st->st_ino);
     e->attr = *st;
     e->attr_timeout = FE_TIMEOUT;
-    e->entry_timeout = FE_TIMEOUT;
+    e->entry_timeout = fe_ctx(req)->entry_timeout;
 }
 
 void fe_reply_err(fuse_req_t req, int rc)
@@ -33,7 +33,7 @@ void fe_reply_entry(fuse_req_t req, int rc, const struct stat *st)
         fe_reply_err(req, rc);
         return;
     }
-    fe_entry_fill(&e, st);
+    fe_entry_fill(req, &e, st);
     if (fuse_reply_entry(req, &e) != 0)
         uext4_forget(fe_fs(req), (uint32_t)st->st_ino, 1);
 }

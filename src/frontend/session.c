@@ -167,6 +167,8 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
         return -ENOMEM;
     s->ctx.fs = fs;
     s->ctx.posix_acl = p->opts->default_permissions;
+    s->ctx.entry_timeout =
+        p->opts->default_permissions || p->opts->core.fakeroot ? FE_TIMEOUT : 0.0;
     rc = fe_build_args(&s->args, p);
     if (rc < 0)
         goto out_free_args;

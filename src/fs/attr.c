@@ -21,22 +21,35 @@ int uext4_getattr(struct uext4_fs *fs, uint32_t ino, struct stat *st)
     return 0;
 }
 
+/* A mode change that only clears setuid/setgid: what the kernel asks of a
+ * writer that is not the owner (file_remove_privs()), allowed to whoever
+ * may write the file. */
+static bool only_drops_privs(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                             const struct e2_attr *a, const struct e2_attr *n)
+{
+    const mode_t privs = S_ISUID | S_ISGID;
+
+    return n->mode != a->mode && (n->mode | privs) == (a->mode | privs) &&
+           (n->mode & privs) == (n->mode & a->mode & privs) &&
+           fs_permission(fs, fc, ino, a, W_OK) == 0;
+}
+
 /* The permission rules of notify_change()/setattr_prepare(). */
 static int setattr_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
                          const struct e2_attr *a, const struct e2_attr *n, unsigned to_set)
 {
-    if ((to_set & UEXT4_SET_UID) && !fc->root && n->uid != a->uid)
+    if ((to_set & UEXT4_SET_UID) && !fs_capable(fs, fc, a) && n->uid != a->uid)
         return -EPERM;
-    if ((to_set & UEXT4_SET_GID) && !fc->root &&
+    if ((to_set & UEXT4_SET_GID) && !fs_capable(fs, fc, a) &&
         (fc->uid != a->uid || !fs_cred_in_group(fs, fc, n->gid)))
         return -EPERM;
-    if ((to_set & UEXT4_SET_MODE) && !fs_is_owner(fc, a))
+    if ((to_set & UEXT4_SET_MODE) && !fs_is_owner(fs, fc, a) && !only_drops_privs(fs, fc, ino, a, n))
         return -EPERM;
     if (to_set & (UEXT4_SET_ATIME | UEXT4_SET_MTIME)) {
         /* Explicit times need ownership; "now" needs write access. */
         bool explicit_time = (to_set & UEXT4_SET_ATIME && !(to_set & UEXT4_SET_ATIME_NOW)) ||
                              (to_set & UEXT4_SET_MTIME && !(to_set & UEXT4_SET_MTIME_NOW));
-        if (!fs_is_owner(fc, a)) {
+        if (!fs_is_owner(fs, fc, a)) {
             if (explicit_time)
                 return -EPERM;
             if (fs_permission(fs, fc, ino, a, W_OK))
@@ -67,50 +80,55 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     if (to_set & UEXT4_SET_UID) {
         ret = fs_uid_to_image(fs, in->st_uid, &n.uid);
         if (ret)
-            return -EINVAL;
+            return -EOVERFLOW; /* no image id for it */
     }
     if (to_set & UEXT4_SET_GID) {
         ret = fs_gid_to_image(fs, in->st_gid, &n.gid);
         if (ret)
-            return -EINVAL;
+            return -EOVERFLOW;
     }
+    if (to_set & UEXT4_SET_MODE)
+        n.mode = (a.mode & S_IFMT) | (in->st_mode & 07777);
     ret = setattr_check(fs, fc, ino, &a, &n, to_set);
     if (ret)
         return ret;
     ret = fs_may_write(fs);
     if (ret)
         return ret;
+    if ((to_set & UEXT4_SET_SIZE) && S_ISDIR(a.mode))
+        return -EISDIR;
+    if ((to_set & UEXT4_SET_SIZE) && (!S_ISREG(a.mode) || in->st_size < 0))
+        return -EINVAL;
+    if (to_set & UEXT4_SET_SIZE) {
+        /* truncate(2) and open(O_TRUNC) set mtime even when the size
+         * stays, and drop setuid/setgid of a non-capable caller. */
+        fields |= E2_A_MTIME;
+        if (!fs_capable(fs, fc, &a) && !(to_set & UEXT4_SET_MODE) && fs_kill_priv(&n.mode))
+            fields |= E2_A_MODE;
+    }
     if ((to_set & UEXT4_SET_SIZE) && (uint64_t)in->st_size != a.size) {
-        if (S_ISDIR(a.mode))
-            return -EISDIR;
-        if (!S_ISREG(a.mode))
-            return -EINVAL;
-        if (in->st_size < 0)
-            return -EINVAL;
         ret = fs_file_truncate_locked(fs, fi, &a, (uint64_t)in->st_size);
         if (ret)
             return ret;
         pc_resize(fs->pc, ino, a.size, (uint64_t)in->st_size);
-        ret = e2_inode_get(fs->img, ino, &n);
+        ret = e2_inode_get(fs->img, ino, &a);
         if (ret)
             return ret;
-        fields |= E2_A_MTIME;
-        if (!fc->root && !(to_set & UEXT4_SET_MODE) && fs_kill_priv(&n.mode))
-            fields |= E2_A_MODE;
+        /* The truncate changed size and blocks; keep what we set above. */
+        n.size = a.size;
+        n.blocks = a.blocks;
+        n.flags = a.flags;
     }
     fs_now(&now);
-    if (to_set & UEXT4_SET_UID) {
-        fs_uid_to_image(fs, in->st_uid, &n.uid);
+    if (to_set & UEXT4_SET_UID)
         fields |= E2_A_UID;
-    }
-    if (to_set & UEXT4_SET_GID) {
-        fs_gid_to_image(fs, in->st_gid, &n.gid);
+    if (to_set & UEXT4_SET_GID)
         fields |= E2_A_GID;
-    }
     if (to_set & UEXT4_SET_MODE) {
         n.mode = (a.mode & S_IFMT) | (in->st_mode & 07777);
         /* Only a member of the file's group may keep setgid. */
-        if (!fc->root && !fs_cred_in_group(fs, fc, (to_set & UEXT4_SET_GID) ? n.gid : a.gid))
+        if (!fs_capable(fs, fc, &a) &&
+            !fs_cred_in_group(fs, fc, (to_set & UEXT4_SET_GID) ? n.gid : a.gid))
             n.mode &= ~(mode_t)S_ISGID;
         fields |= E2_A_MODE;
     }

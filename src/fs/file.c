@@ -142,7 +142,7 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
         return ret;
     fs_now(&a.mtime);
     a.ctime = a.mtime;
-    if (kill_priv && !fc->root && fs_kill_priv(&a.mode))
+    if (kill_priv && !fs_capable(fs, fc, &a) && fs_kill_priv(&a.mode))
         fields |= E2_A_MODE;
     return e2_inode_set(fs->img, ino, &a, fields);
 }
@@ -231,6 +231,11 @@ static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
             return ret;
     }
     fi->may_inline = false;
+    /* Like ext4: holes can be punched in any file, but allocation (and so
+     * ZERO_RANGE, which leaves unwritten extents) needs an extent tree. */
+    if (!(mode & FALLOC_FL_PUNCH_HOLE) && !(a.flags & E2_FL_EXTENTS) &&
+        !(a.flags & E2_FL_INLINE_DATA))
+        return -EOPNOTSUPP;
     if (mode & FALLOC_FL_PUNCH_HOLE) {
         if (off < a.size)
             ret = e2_data_punch(fs->img, fi->ino, off, (end < a.size ? end : a.size) - off);

@@ -119,9 +119,14 @@ bool fs_cred_in_group(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t gi
 /* generic_permission(): @mask of MAY_READ/WRITE/EXEC (R_OK/W_OK/X_OK). */
 int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
                   const struct e2_attr *a, int mask);
-bool fs_is_owner(const struct fs_cred *fc, const struct e2_attr *a);
+/* The caller's root powers apply to this inode: it is root (or fakeroot)
+ * and, under an id map, the inode's owner and group are mapped (the
+ * kernel's capable_wrt_inode_uidgid()). */
+bool fs_capable(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a);
+/* Owner, or capable (inode_owner_or_capable()). */
+bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a);
 /* Sticky directory rule for removing/replacing @victim in @dir. */
-int fs_sticky_check(const struct fs_cred *fc, const struct e2_attr *dir,
+int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
                     const struct e2_attr *victim);
 /* New inode's mode and ACLs from the parent's default ACL (posix_acl_create). */
 int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **access_acl,
@@ -152,6 +157,8 @@ static inline bool fs_kill_priv(mode_t *mode)
 /* ---- idmap.c ---- */
 int fs_uid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);
 int fs_gid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);
+bool fs_uid_is_mapped(const struct uext4_fs *fs, uint32_t image, uint32_t *local);
+bool fs_gid_is_mapped(const struct uext4_fs *fs, uint32_t image, uint32_t *local);
 uint32_t fs_uid_to_local(const struct uext4_fs *fs, uint32_t image);
 uint32_t fs_gid_to_local(const struct uext4_fs *fs, uint32_t image);
 void fs_attr_to_stat(const struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,

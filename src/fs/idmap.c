@@ -34,6 +34,16 @@ int fs_gid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image)
     return map(fs->opts.gidmap, fs->opts.ngidmap, local, true, image);
 }
 
+bool fs_uid_is_mapped(const struct uext4_fs *fs, uint32_t image, uint32_t *local)
+{
+    return map(fs->opts.uidmap, fs->opts.nuidmap, image, false, local) == 0;
+}
+
+bool fs_gid_is_mapped(const struct uext4_fs *fs, uint32_t image, uint32_t *local)
+{
+    return map(fs->opts.gidmap, fs->opts.ngidmap, image, false, local) == 0;
+}
+
 uint32_t fs_uid_to_local(const struct uext4_fs *fs, uint32_t image)
 {
     uint32_t out;

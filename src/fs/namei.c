@@ -187,6 +187,8 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
 
     if (ret)
         return ret;
+    if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
+        return -EOVERFLOW; /* the caller has no id in the image */
     ret = fs_dir_access(fs, fc, dir, da, true);
     if (ret)
         return ret;
@@ -198,8 +200,6 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
         return -EEXIST;
     if (ret != -ENOENT)
         return ret;
-    if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
-        return -EOVERFLOW; /* the caller has no id in the image */
     a->uid = fc->uid;
     a->gid = fc->gid;
     if (da->mode & S_ISGID) {
@@ -428,7 +428,7 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
-        ret = fs_sticky_check(&fc, &da, &a);
+        ret = fs_sticky_check(fs, &fc, &da, &a);
     if (!ret)
         ret = fs_may_write(fs);
     if (ret)

@@ -58,9 +58,20 @@ bool fs_cred_in_group(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t gi
     return false;
 }
 
-bool fs_is_owner(const struct fs_cred *fc, const struct e2_attr *a)
+bool fs_capable(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a)
 {
-    return fc->root || fc->uid == a->uid;
+    uint32_t local;
+
+    if (!fc->root)
+        return false;
+    if (fs->opts.fakeroot)
+        return true;
+    return fs_uid_is_mapped(fs, a->uid, &local) && fs_gid_is_mapped(fs, a->gid, &local);
+}
+
+bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a)
+{
+    return fc->uid == a->uid || fs_capable(fs, fc, a);
 }
 
 static struct acl *acl_parse(const void *buf, size_t len)
@@ -174,7 +185,7 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
     int ret;
 
     mask &= R_OK | W_OK | X_OK;
-    if (fc->root) {
+    if (fs_capable(fs, fc, a)) {
         /* CAP_DAC_OVERRIDE: all but executing a file no one may execute. */
         if ((mask & X_OK) && !S_ISDIR(a->mode) && !(a->mode & 0111))
             return -EACCES;
@@ -196,10 +207,10 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
     return (perm & (unsigned)mask) == (unsigned)mask ? 0 : -EACCES;
 }
 
-int fs_sticky_check(const struct fs_cred *fc, const struct e2_attr *dir,
+int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
                     const struct e2_attr *victim)
 {
-    if (!(dir->mode & S_ISVTX) || fc->root)
+    if (!(dir->mode & S_ISVTX) || fs_capable(fs, fc, victim))
         return 0;
     if (fc->uid == victim->uid || fc->uid == dir->uid)
         return 0;

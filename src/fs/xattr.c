@@ -40,12 +40,12 @@ static int xattr_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t 
     case XNS_USER:
         if (!S_ISREG(a->mode) && !S_ISDIR(a->mode))
             return write ? -EPERM : -ENODATA;
-        if (write && S_ISDIR(a->mode) && (a->mode & S_ISVTX) && !fs_is_owner(fc, a))
+        if (write && S_ISDIR(a->mode) && (a->mode & S_ISVTX) && !fs_is_owner(fs, fc, a))
             return -EPERM;
         break;
     case XNS_ACL_ACCESS:
     case XNS_ACL_DEFAULT:
-        if (write && !fs_is_owner(fc, a))
+        if (write && !fs_is_owner(fs, fc, a))
             return -EPERM;
         if (!write)
             return 0;
@@ -128,7 +128,7 @@ static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void 
         int equiv = fs_acl_equiv_mode(value, size, &mode);
         if (equiv < 0)
             return equiv;
-        if (!x->fc.root && !fs_cred_in_group(fs, &x->fc, x->a.gid))
+        if (!fs_capable(fs, &x->fc, &x->a) && !fs_cred_in_group(fs, &x->fc, x->a.gid))
             mode &= ~(mode_t)S_ISGID;
         x->a.mode = mode;
         fs_now(&x->a.ctime);

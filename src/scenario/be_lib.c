@@ -454,6 +454,13 @@ static int lib_stat(struct scn_run *r, const char *path, struct stat *st)
     return ret ? ret : uext4_getattr(st_of(r)->fs, ino, st);
 }
 
+static int lib_lookup(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+
+    return lib_resolve(st_of(r), path, &ino);
+}
+
 static ssize_t lib_getxattr(struct scn_run *r, const char *path, const char *name, void *v,
                             size_t len)
 {
@@ -571,6 +578,7 @@ const struct scn_backend scn_backend_lib = {
     .setxattr = lib_setxattr,
     .removexattr = lib_removexattr,
     .stat = lib_stat,
+    .lookup = lib_lookup,
     .getxattr = lib_getxattr,
     .listxattr = lib_listxattr,
     .entries = lib_entries,

@@ -161,7 +161,7 @@ static int parse_string(const char **pp, struct scn_data *d, char *why, size_t w
 /* zero:N, pat:N[:SEED] or fill:N:BYTE up to the next '+'. */
 static int parse_generator(const char **pp, struct scn_data *d, char *why, size_t why_len)
 {
-    char word[64], *args[3] = {NULL, NULL, NULL};
+    char word[64], orig[64], *args[3] = {NULL, NULL, NULL};
     size_t n = strcspn(*pp, "+");
     int64_t count, extra = 1;
     unsigned nargs = 0;
@@ -173,16 +173,17 @@ static int parse_generator(const char **pp, struct scn_data *d, char *why, size_
     }
     memcpy(word, *pp, n);
     word[n] = '\0';
+    memcpy(orig, word, n + 1); /* strtok_r cuts word up; messages quote it whole */
     *pp += n;
     for (char *s = word, *save = NULL; nargs < 3 && (s = strtok_r(s, ":", &save)); s = NULL)
         args[nargs++] = s;
     if (nargs < 2 || scn_parse_num(args[1], &count) || count > (64 << 20)) {
         snprintf(why, why_len, "bad byte specification '%s' (want \"TEXT\", zero:N, pat:N[:SEED] "
-                 "or fill:N:BYTE, at most 64M)", word);
+                 "or fill:N:BYTE, at most 64M)", orig);
         return -EINVAL;
     }
     if (nargs == 3 && scn_parse_num(args[2], &extra)) {
-        snprintf(why, why_len, "bad number '%s' in '%s'", args[2], word);
+        snprintf(why, why_len, "bad number '%s' in '%s'", args[2], orig);
         return -EINVAL;
     }
     if (!strcmp(args[0], "zero") && nargs == 2)
@@ -190,7 +191,7 @@ static int parse_generator(const char **pp, struct scn_data *d, char *why, size_
     if (!strcmp(args[0], "fill") && nargs == 3 && extra < 256)
         return append(d, NULL, (size_t)count, (int)extra);
     if (strcmp(args[0], "pat")) {
-        snprintf(why, why_len, "unknown byte specification '%s'", word);
+        snprintf(why, why_len, "unknown byte specification '%s'", orig);
         return -EINVAL;
     }
     ret = append(d, NULL, (size_t)count, 0);

@@ -226,6 +226,8 @@ struct scn_backend {
     int (*removexattr)(struct scn_run *r, const char *path, const char *name);
     /* Live queries. */
     int (*stat)(struct scn_run *r, const char *path, struct stat *st);
+    /* By name only, ignoring open files: 0 or -ENOENT (or another -errno). */
+    int (*lookup)(struct scn_run *r, const char *path);
     ssize_t (*getxattr)(struct scn_run *r, const char *path, const char *name, void *v,
                         size_t len);
     ssize_t (*listxattr)(struct scn_run *r, const char *path, char *list, size_t len);

@@ -38,7 +38,8 @@ struct scn_sys {
     struct sys_handle handles[MAX_HANDLES];
 };
 
-static __thread sigjmp_buf *bus_jmp;
+/* volatile: the stores around the memcpy must not be optimised away. */
+static __thread sigjmp_buf *volatile bus_jmp;
 
 static void on_sigbus(int sig)
 {
@@ -488,6 +489,15 @@ static int sys_stat(struct scn_run *r, const char *path, struct stat *st)
     return lstat(full, st) < 0 ? -errno : 0;
 }
 
+static int sys_lookup(struct scn_run *r, const char *path)
+{
+    char full[4096];
+    struct stat st;
+
+    full_path(r, path, full, sizeof(full));
+    return lstat(full, &st) < 0 ? -errno : 0;
+}
+
 static ssize_t sys_getxattr(struct scn_run *r, const char *path, const char *name, void *v,
                             size_t len)
 {
@@ -590,6 +600,7 @@ const struct scn_backend scn_backend_mount = {
     .setxattr = sys_setxattr,
     .removexattr = sys_removexattr,
     .stat = sys_stat,
+    .lookup = sys_lookup,
     .getxattr = sys_getxattr,
     .listxattr = sys_listxattr,
     .entries = sys_entries,
@@ -623,6 +634,7 @@ const struct scn_backend scn_backend_kernel = {
     .setxattr = sys_setxattr,
     .removexattr = sys_removexattr,
     .stat = sys_stat,
+    .lookup = sys_lookup,
     .getxattr = sys_getxattr,
     .listxattr = sys_listxattr,
     .entries = sys_entries,

@@ -909,6 +909,7 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker_main(*args.worker)
+    os.environ["PATH"] = os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
     if not args.uext4 and not args.fuse2fs:
         ap.error("one of --uext4 PATH or --fuse2fs is required")
     daemon = args.uext4 or args.fuse2fs

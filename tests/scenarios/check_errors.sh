@@ -1,0 +1,34 @@
+#!/bin/bash
+# Bad scenario files must be refused before anything runs, each problem
+# reported as FILE:LINE: problem, with exit status 2.
+set -u
+RUNNER=$1
+HERE=$(cd "$(dirname "$0")" && pwd)
+out=$("$RUNNER" "$HERE/bad/errors.scn" "$HERE/bad/noimage.scn" 2>&1 >/dev/null)
+rc=$?
+fail=0
+if [ "$rc" -ne 2 ]; then
+    echo "FAIL exit status: got $rc, want 2"
+    fail=1
+fi
+while IFS='|' read -r where what; do
+    if ! grep -qF -- "$HERE/bad/$where: " <<<"$out" || ! grep -F -- "$HERE/bad/$where: " <<<"$out" | grep -qF -- "$what"; then
+        echo "FAIL no '$where: ...$what...' in:"
+        echo "$out"
+        fail=1
+    else
+        echo "ok $where $what"
+    fi
+done <<'LIST'
+errors.scn:3|offset 'zero' is not a number
+errors.scn:4|unknown step 'frobnicate'
+errors.scn:5|unknown check 'colour'
+errors.scn:6|unterminated string
+errors.scn:7|bad byte specification 'pat:abc'
+errors.scn:8|unexpected 'sideways'
+errors.scn:9|unknown qualifier 'sometimes'
+errors.scn:10|not an errno name
+errors.scn:11|belongs in the header
+noimage.scn:1|no 'image' line
+LIST
+exit $fail
