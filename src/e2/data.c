@@ -87,6 +87,8 @@ out_unlock:
 
 int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
 {
+    struct ext2_inode_large in;
+    uint64_t bs;
     ext2_file_t f;
     int ret;
 
@@ -94,6 +96,17 @@ int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
     if (img->read_only) {
         ret = -EROFS;
         goto out_unlock;
+    }
+    /* Free the blocks past the new end first, with the workaround of
+     * punch.c; ext2fs_file_set_size2 then finds nothing left to free. */
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    bs = img->fs->blocksize;
+    if (size < EXT2_I_SIZE(&in) && ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
+        ret = e2_punch_locked(img, ino, &in, (size + bs - 1) / bs, ~0ULL);
+        if (ret)
+            goto out_unlock;
     }
     ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
     if (ret)
@@ -155,8 +168,7 @@ int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len
     if (ret || head_end == end)
         goto out_unlock;
     if (end / bs > first) {
-        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)&in, NULL, first,
-                                    end / bs - 1));
+        ret = e2_punch_locked(img, ino, &in, first, end / bs - 1);
         if (ret)
             goto out_unlock;
         ret = e2_read_inode_locked(img, ino, &in);

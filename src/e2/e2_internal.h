@@ -44,6 +44,11 @@ int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len);
 int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap);
 int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len);
 
+/* punch.c: ext2fs_punch, working around its refusal to free the file
+ * system's last block. */
+int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                    blk64_t start, blk64_t end);
+
 /* htree.c: index a full one-block directory, as the kernel does. */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);
 

@@ -4,6 +4,7 @@
 
 #include <e2p/e2p.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -115,10 +116,37 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     return 0;
 }
 
+static pthread_once_t error_table_once = PTHREAD_ONCE_INIT;
+
+static void register_error_table(void)
+{
+    initialize_ext2_error_table();
+}
+
+/* Layout fields libext2fs trusts when it sizes its bitmap buffers; a
+ * damaged value there overflows them (seen with s_first_data_block). */
+static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
+{
+    struct ext2_super_block *sb = fs->super;
+    blk64_t first = sb->s_log_block_size == 0 && EXT2FS_CLUSTER_RATIO(fs) == 1 ? 1 : 0;
+
+    if (sb->s_first_data_block != first || first >= ext2fs_blocks_count(sb) ||
+        sb->s_blocks_per_group == 0 || sb->s_inodes_per_group == 0 ||
+        sb->s_blocks_per_group > EXT2_MAX_BLOCKS_PER_GROUP(sb) ||
+        sb->s_inodes_per_group > EXT2_MAX_INODES_PER_GROUP(sb)) {
+        say(why, len, "image '%s' is corrupt: its superblock's group layout is inconsistent",
+            path);
+        return -EUCLEAN;
+    }
+    return 0;
+}
+
 static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_t len)
 {
     int flags = EXT2_FLAG_64BITS | (ro ? 0 : EXT2_FLAG_RW);
     errcode_t err;
+
+    pthread_once(&error_table_once, register_error_table);
 
     err = ext2fs_open2(path, NULL, flags, 0, 0, unix_io_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
@@ -179,7 +207,9 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     ret = open_fs(path, true, &img->fs, why, why_len);
     if (ret)
         goto out_unlock;
-    ret = check_super(img->fs, path, &need_ro, why, why_len);
+    ret = check_layout(img->fs, path, why, why_len);
+    if (!ret)
+        ret = check_super(img->fs, path, &need_ro, why, why_len);
     ext2fs_close_free(&img->fs);
     if (ret)
         goto out_unlock;

@@ -428,7 +428,7 @@ int e2_inode_free(struct e2_image *img, uint32_t ino)
     }
     if (!(in.i_flags & EXT4_INLINE_DATA_FL) &&
         ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
-        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)&in, NULL, 0, ~0ULL));
+        ret = e2_punch_locked(img, ino, &in, 0, ~0ULL);
         if (ret)
             goto out_unlock;
     }

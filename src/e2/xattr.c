@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+/* -EOPNOTSUPP when the image lacks the ext_attr feature. */
 static int open_read_locked(struct e2_image *img, uint32_t ino, struct ext2_xattr_handle **h)
 {
     int ret = e2_errno(ext2fs_xattrs_open(img->fs, ino, h));
@@ -29,6 +30,8 @@ ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void 
 
     e2_lock(img);
     ret = open_read_locked(img, ino, &h);
+    if (ret == -EOPNOTSUPP)
+        ret = -ENODATA; /* no ext_attr feature: no xattrs */
     if (ret)
         goto out_unlock;
     ret = e2_errno(ext2fs_xattr_get(h, name, &val, &len));
@@ -113,6 +116,10 @@ ssize_t e2_xattr_list(struct e2_image *img, uint32_t ino, char *buf, size_t size
 
     e2_lock(img);
     ret = open_read_locked(img, ino, &h);
+    if (ret == -EOPNOTSUPP) {
+        ret = 0; /* no ext_attr feature: no xattrs */
+        goto out_unlock;
+    }
     if (ret)
         goto out_unlock;
     ret = e2_errno(ext2fs_xattrs_iterate(h, list_proc, &lc));

@@ -84,8 +84,7 @@ static int lib_stop(struct scn_run *r, char *why, size_t why_len)
         err = uext4_release(s->fs, s->handles[i].ino);
         if (err && !ret) {
             ret = err;
-            snprintf(why, why_len, "release of %s: %s", s->handles[i].path,
-                     scn_errno_name(err));
+            snprintf(why, why_len, "release of %s: %s", s->handles[i].path, scn_errno_name(err));
         }
         free(s->handles[i].path);
         s->handles[i].path = NULL;
@@ -264,8 +263,8 @@ static ssize_t lib_read(struct scn_run *r, const char *path, void *buf, size_t l
     int ret = lib_ino(r, path, &ino);
 
     while (!ret && done < len) {
-        ssize_t n = uext4_read(st_of(r)->fs, ino, (char *)buf + done, len - done,
-                               off + (off_t)done);
+        ssize_t n =
+            uext4_read(st_of(r)->fs, ino, (char *)buf + done, len - done, off + (off_t)done);
 
         if (n <= 0)
             return n < 0 ? n : (ssize_t)done;
@@ -357,8 +356,7 @@ static int lib_mkdir(struct scn_run *r, const char *path, mode_t mode)
 }
 
 /* Open files follow their names across rename, as fds do. */
-static void rename_handles(struct lib_state *s, const char *from, const char *to,
-                           unsigned flags)
+static void rename_handles(struct lib_state *s, const char *from, const char *to, unsigned flags)
 {
     struct lib_handle *a, *b;
 

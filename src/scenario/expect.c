@@ -100,8 +100,8 @@ static int read_all(struct scn_run *r, const char *path, unsigned char **buf, si
 }
 
 /* "got" for bytes: the first difference, which is what one needs to see. */
-static void bytes_got(const unsigned char *b, size_t len, const struct scn_data *want,
-                      char *got, size_t glen)
+static void bytes_got(const unsigned char *b, size_t len, const struct scn_data *want, char *got,
+                      size_t glen)
 {
     char d[160];
     size_t i = 0;
@@ -142,8 +142,8 @@ static bool check_names(const struct scn_step *st, char *list, ssize_t n, char *
     }
     o = 0;
     for (unsigned i = 0; i < st->nnames; i++)
-        o += (size_t)snprintf(want + o, o < wlen ? wlen - o : 0, "%s%s", i ? "," : "",
-                              st->names[i]);
+        o +=
+            (size_t)snprintf(want + o, o < wlen ? wlen - o : 0, "%s%s", i ? "," : "", st->names[i]);
     if (!count)
         snprintf(got, glen, "-");
     if (!st->nnames)
@@ -218,8 +218,10 @@ static bool check_stat(struct scn_run *r, const struct scn_step *st, char *got, 
     if (st->what == SCN_W_EXISTS || st->what == SCN_W_MISSING) {
         ret = r->be->lookup(r, st->path);
         snprintf(want, wlen, "%s", st->what == SCN_W_EXISTS ? "exists" : "missing");
-        snprintf(got, glen, "%s", !ret ? "exists" : ret == -ENOENT ? "missing"
-                                                                    : scn_errno_name(ret));
+        snprintf(got, glen, "%s",
+                 !ret             ? "exists"
+                 : ret == -ENOENT ? "missing"
+                                  : scn_errno_name(ret));
         return !strcmp(want, got);
     }
     ret = r->be->stat(r, st->path, &sb);

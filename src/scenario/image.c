@@ -70,22 +70,18 @@ int scn_mkfs(const struct scn_image *im, const char *img, const char *log, char 
 
 int scn_fsck(const char *img, const char *log, char *why, size_t why_len)
 {
-    char out[300];
+    char out[300], excerpt[600];
     char *argv[] = {"e2fsck", "-fn", (char *)img, NULL};
     int ret;
 
+    /* Its own file, not @log: the report is what a failure message quotes. */
     snprintf(out, sizeof(out), "%s.fsck", img);
     unlink(out);
     ret = scn_run_cmd(argv, out, TOOL_TIMEOUT);
     if (ret == 0)
         return 0;
-    {
-        char excerpt[600];
-
-        scn_log_excerpt(out, excerpt, sizeof(excerpt));
-        snprintf(why, why_len, "e2fsck -fn: %s: %s",
-                 ret < 0 ? scn_errno_name(ret) : "not clean", excerpt);
-    }
-    (void)log;
+    scn_log_excerpt(out, excerpt, sizeof(excerpt));
+    snprintf(why, why_len, "e2fsck -fn: %s: %s", ret < 0 ? scn_errno_name(ret) : "not clean",
+             excerpt);
     return -EUCLEAN;
 }

@@ -178,8 +178,10 @@ static int parse_generator(const char **pp, struct scn_data *d, char *why, size_
     for (char *s = word, *save = NULL; nargs < 3 && (s = strtok_r(s, ":", &save)); s = NULL)
         args[nargs++] = s;
     if (nargs < 2 || scn_parse_num(args[1], &count) || count > (64 << 20)) {
-        snprintf(why, why_len, "bad byte specification '%s' (want \"TEXT\", zero:N, pat:N[:SEED] "
-                 "or fill:N:BYTE, at most 64M)", orig);
+        snprintf(why, why_len,
+                 "bad byte specification '%s' (want \"TEXT\", zero:N, pat:N[:SEED] "
+                 "or fill:N:BYTE, at most 64M)",
+                 orig);
         return -EINVAL;
     }
     if (nargs == 3 && scn_parse_num(args[2], &extra)) {
@@ -196,8 +198,8 @@ static int parse_generator(const char **pp, struct scn_data *d, char *why, size_
     }
     ret = append(d, NULL, (size_t)count, 0);
     for (int64_t i = 0; !ret && i < count; i++)
-        d->bytes[d->len - (size_t)count + (size_t)i] = scn_pattern_byte((uint64_t)i,
-                                                                      (unsigned)extra);
+        d->bytes[d->len - (size_t)count + (size_t)i] =
+            scn_pattern_byte((uint64_t)i, (unsigned)extra);
     return ret;
 }
 
@@ -263,16 +265,36 @@ static const struct {
     const char *name;
     int err;
 } errnames[] = {
-    {"EPERM", EPERM},         {"ENOENT", ENOENT},       {"EIO", EIO},
-    {"EBADF", EBADF},         {"ENOMEM", ENOMEM},       {"EACCES", EACCES},
-    {"EFAULT", EFAULT},       {"EBUSY", EBUSY},         {"EEXIST", EEXIST},
-    {"EXDEV", EXDEV},         {"ENOTDIR", ENOTDIR},     {"EISDIR", EISDIR},
-    {"EINVAL", EINVAL},       {"EFBIG", EFBIG},         {"ENOSPC", ENOSPC},
-    {"EROFS", EROFS},         {"EMLINK", EMLINK},       {"ERANGE", ERANGE},
-    {"ENAMETOOLONG", ENAMETOOLONG}, {"ENOTEMPTY", ENOTEMPTY}, {"ENODATA", ENODATA},
-    {"EOPNOTSUPP", EOPNOTSUPP}, {"E2BIG", E2BIG},       {"EOVERFLOW", EOVERFLOW},
-    {"EUCLEAN", EUCLEAN},     {"ENXIO", ENXIO},         {"ETIMEDOUT", ETIMEDOUT},
-    {"ENOSYS", ENOSYS},       {"ENODEV", ENODEV},       {"ELOOP", ELOOP},
+    {"EPERM", EPERM},
+    {"ENOENT", ENOENT},
+    {"EIO", EIO},
+    {"EBADF", EBADF},
+    {"ENOMEM", ENOMEM},
+    {"EACCES", EACCES},
+    {"EFAULT", EFAULT},
+    {"EBUSY", EBUSY},
+    {"EEXIST", EEXIST},
+    {"EXDEV", EXDEV},
+    {"ENOTDIR", ENOTDIR},
+    {"EISDIR", EISDIR},
+    {"EINVAL", EINVAL},
+    {"EFBIG", EFBIG},
+    {"ENOSPC", ENOSPC},
+    {"EROFS", EROFS},
+    {"EMLINK", EMLINK},
+    {"ERANGE", ERANGE},
+    {"ENAMETOOLONG", ENAMETOOLONG},
+    {"ENOTEMPTY", ENOTEMPTY},
+    {"ENODATA", ENODATA},
+    {"EOPNOTSUPP", EOPNOTSUPP},
+    {"E2BIG", E2BIG},
+    {"EOVERFLOW", EOVERFLOW},
+    {"EUCLEAN", EUCLEAN},
+    {"ENXIO", ENXIO},
+    {"ETIMEDOUT", ETIMEDOUT},
+    {"ENOSYS", ENOSYS},
+    {"ENODEV", ENODEV},
+    {"ELOOP", ELOOP},
 };
 
 int scn_errno_by_name(const char *name)

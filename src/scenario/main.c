@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MSG 1024
+#define MSG      1024
 #define MAX_RUNS 8
 
 struct counts {
@@ -27,28 +27,27 @@ struct counts {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: uext4-scenario [OPTIONS] FILE...\n"
-            "\n"
-            "Replay scenario files (doc/scenario-format.md) on uext4 and report.\n"
-            "\n"
-            "  --backend=LIST       comma list of lib, mount, kernel (default lib):\n"
-            "                       lib    in-process through the uext4 library\n"
-            "                       mount  through a FUSE mount by the uext4 daemon\n"
-            "                       kernel on a kernel loop mount (root only)\n"
-            "  --inline-mmap=MODE   only run the keep or convert mode of each\n"
-            "                       scenario (default: the modes the file lists)\n"
-            "  --uext4=PATH         the daemon for the mount backend (default: uext4\n"
-            "                       next to this program, or $UEXT4)\n"
-            "  --keep               keep each run's temp dir (image, log)\n"
-            "  -v, --verbose        print every step's outcome; keep failed runs' dirs\n"
-            "  --check              only parse the files\n"
-            "  -h, --help           print this help\n"
-            "  -V, --version        print the version\n"
-            "\n"
-            "With several backends or modes, lines whose outcomes differ between\n"
-            "runs of the same scenario are printed as '# diff' lines.\n"
-            "Exit status: 0 ok, 1 failures, 2 bad usage or scenario file, 77 all skipped.\n");
+    fprintf(out, "usage: uext4-scenario [OPTIONS] FILE...\n"
+                 "\n"
+                 "Replay scenario files (doc/scenario-format.md) on uext4 and report.\n"
+                 "\n"
+                 "  --backend=LIST       comma list of lib, mount, kernel (default lib):\n"
+                 "                       lib    in-process through the uext4 library\n"
+                 "                       mount  through a FUSE mount by the uext4 daemon\n"
+                 "                       kernel on a kernel loop mount (root only)\n"
+                 "  --inline-mmap=MODE   only run the keep or convert mode of each\n"
+                 "                       scenario (default: the modes the file lists)\n"
+                 "  --uext4=PATH         the daemon for the mount backend (default: uext4\n"
+                 "                       next to this program, or $UEXT4)\n"
+                 "  --keep               keep each run's temp dir (image, log)\n"
+                 "  -v, --verbose        print every step's outcome; keep failed runs' dirs\n"
+                 "  --check              only parse the files\n"
+                 "  -h, --help           print this help\n"
+                 "  -V, --version        print the version\n"
+                 "\n"
+                 "With several backends or modes, lines whose outcomes differ between\n"
+                 "runs of the same scenario are printed as '# diff' lines.\n"
+                 "Exit status: 0 ok, 1 failures, 2 bad usage or scenario file, 77 all skipped.\n");
 }
 
 static int parse_backends(const char *arg, const struct scn_backend **out, unsigned *n)
@@ -113,7 +112,8 @@ static void print_diff(const struct scn_script *s, struct scn_run *runs, unsigne
         for (unsigned k = 0; k < n; k++) {
             const char *o = runs[k].outcome ? runs[k].outcome[i] : NULL;
 
-            if (!o)
+            /* "n/a": not observable there (dirty-pages), not a difference. */
+            if (!o || !strcmp(o, "n/a"))
                 continue;
             seen++;
             if (!first)
@@ -123,12 +123,11 @@ static void print_diff(const struct scn_script *s, struct scn_run *runs, unsigne
         }
         if (!differ || seen < 2)
             continue;
-        printf("# diff %s:%d: %s %s:", s->name, s->steps[i].line,
-               scn_op_name(s->steps[i].op), s->steps[i].path ? s->steps[i].path : "");
+        printf("# diff %s:%d: %s %s:", s->name, s->steps[i].line, scn_op_name(s->steps[i].op),
+               s->steps[i].path ? s->steps[i].path : "");
         for (unsigned k = 0; k < n; k++)
-            if (runs[k].outcome && runs[k].outcome[i])
-                printf("  %s=%s", run_label(&runs[k], label, sizeof(label)),
-                       runs[k].outcome[i]);
+            if (runs[k].outcome && runs[k].outcome[i] && strcmp(runs[k].outcome[i], "n/a"))
+                printf("  %s=%s", run_label(&runs[k], label, sizeof(label)), runs[k].outcome[i]);
         printf("\n");
     }
 }
@@ -163,8 +162,8 @@ static void run_script(const struct cli *c, const struct scn_script *s, struct c
                 continue;
             r->script = s;
             r->be = be;
-            r->inline_mmap = m == SCN_TAG_CONVERT ? UEXT4_INLINE_MMAP_CONVERT
-                                                  : UEXT4_INLINE_MMAP_KEEP;
+            r->inline_mmap =
+                m == SCN_TAG_CONVERT ? UEXT4_INLINE_MMAP_CONVERT : UEXT4_INLINE_MMAP_KEEP;
             r->active = be->tag | (be->tag == SCN_TAG_KERNEL ? 0 : m);
             r->daemon = c->daemon;
             r->keep = c->keep;

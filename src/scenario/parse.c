@@ -51,25 +51,35 @@ static const struct what_word {
     char arg; /* '-' none, 'N' number, 'D' bytes, 'A' alternatives, 'L' names,
                * 'F' flags, 'T' type, 'X' name, 'V' name and bytes */
 } whats[] = {
-    {"inline", SCN_W_INLINE, '-'},       {"extents", SCN_W_EXTENTS, '-'},
-    {"flags", SCN_W_FLAGS, 'F'},         {"disk-size", SCN_W_DISK_SIZE, 'N'},
-    {"inline-size", SCN_W_INLINE_SIZE, 'N'}, {"capacity", SCN_W_CAPACITY, 'N'},
-    {"blocks", SCN_W_BLOCKS, 'N'},       {"nextents", SCN_W_NEXTENTS, 'N'},
-    {"size", SCN_W_SIZE, 'N'},           {"nlink", SCN_W_NLINK, 'N'},
-    {"type", SCN_W_TYPE, 'T'},           {"exists", SCN_W_EXISTS, '-'},
-    {"missing", SCN_W_MISSING, '-'},     {"content", SCN_W_CONTENT, 'D'},
-    {"content-one-of", SCN_W_CONTENT_ONE_OF, 'A'}, {"xattr", SCN_W_XATTR, 'V'},
-    {"no-xattr", SCN_W_NO_XATTR, 'X'},   {"xattrs", SCN_W_XATTRS, 'L'},
-    {"entries", SCN_W_ENTRIES, 'L'},     {"dirty-pages", SCN_W_DIRTY_PAGES, 'N'},
+    {"inline", SCN_W_INLINE, '-'},
+    {"extents", SCN_W_EXTENTS, '-'},
+    {"flags", SCN_W_FLAGS, 'F'},
+    {"disk-size", SCN_W_DISK_SIZE, 'N'},
+    {"inline-size", SCN_W_INLINE_SIZE, 'N'},
+    {"capacity", SCN_W_CAPACITY, 'N'},
+    {"blocks", SCN_W_BLOCKS, 'N'},
+    {"nextents", SCN_W_NEXTENTS, 'N'},
+    {"size", SCN_W_SIZE, 'N'},
+    {"nlink", SCN_W_NLINK, 'N'},
+    {"type", SCN_W_TYPE, 'T'},
+    {"exists", SCN_W_EXISTS, '-'},
+    {"missing", SCN_W_MISSING, '-'},
+    {"content", SCN_W_CONTENT, 'D'},
+    {"content-one-of", SCN_W_CONTENT_ONE_OF, 'A'},
+    {"xattr", SCN_W_XATTR, 'V'},
+    {"no-xattr", SCN_W_NO_XATTR, 'X'},
+    {"xattrs", SCN_W_XATTRS, 'L'},
+    {"entries", SCN_W_ENTRIES, 'L'},
+    {"dirty-pages", SCN_W_DIRTY_PAGES, 'N'},
 };
 
 static const struct {
     const char *name;
     uint32_t bit;
 } flag_names[] = {
-    {"inline", 0x10000000u},   {"extents", 0x00080000u}, {"index", 0x00001000u},
-    {"immutable", 0x00000010u}, {"append", 0x00000020u}, {"huge", 0x00040000u},
-    {"ea_inode", 0x00200000u}, {"noatime", 0x00000080u},
+    {"inline", 0x10000000u},    {"extents", 0x00080000u}, {"index", 0x00001000u},
+    {"immutable", 0x00000010u}, {"append", 0x00000020u},  {"huge", 0x00040000u},
+    {"ea_inode", 0x00200000u},  {"noatime", 0x00000080u},
 };
 
 struct parser {
@@ -78,8 +88,8 @@ struct parser {
     int errors;
     struct scn_script *s;
     bool seen_step;
-    int parallel_line; /* inside a parallel block: its line, else 0 */
-    struct scn_step *body;  /* the parallel block's steps, moved at `end` */
+    int parallel_line;     /* inside a parallel block: its line, else 0 */
+    struct scn_step *body; /* the parallel block's steps, moved at `end` */
     unsigned nbody;
 };
 
@@ -113,8 +123,9 @@ static int parse_tags(struct parser *p, char *tok, unsigned *tags)
     static const struct {
         const char *name;
         unsigned tag;
-    } names[] = {{"lib", SCN_TAG_LIB},   {"mount", SCN_TAG_MOUNT},     {"kernel", SCN_TAG_KERNEL},
-                 {"keep", SCN_TAG_KEEP}, {"convert", SCN_TAG_CONVERT}, {"uext4", SCN_TAG_LIB | SCN_TAG_MOUNT}};
+    } names[] = {{"lib", SCN_TAG_LIB},         {"mount", SCN_TAG_MOUNT},
+                 {"kernel", SCN_TAG_KERNEL},   {"keep", SCN_TAG_KEEP},
+                 {"convert", SCN_TAG_CONVERT}, {"uext4", SCN_TAG_LIB | SCN_TAG_MOUNT}};
     char *open = strchr(tok, '['), *save = NULL;
 
     *tags = 0;
@@ -213,8 +224,10 @@ static int flags_arg(struct parser *p, char **tok, int ntok, struct scn_step *st
             if (!strcmp(flag_names[k].name, tok[i] + 1))
                 break;
         if ((sign != '+' && sign != '-') || k == sizeof(flag_names) / sizeof(flag_names[0])) {
-            perr(p, "flags: '%s' is not +NAME, -NAME or =HEX (names: inline, extents, index, "
-                 "immutable, append, huge, ea_inode, noatime)", tok[i]);
+            perr(p,
+                 "flags: '%s' is not +NAME, -NAME or =HEX (names: inline, extents, index, "
+                 "immutable, append, huge, ea_inode, noatime)",
+                 tok[i]);
             return -EINVAL;
         }
         *(sign == '+' ? &st->flags_set : &st->flags_clear) |= flag_names[k].bit;
@@ -405,8 +418,10 @@ static int parse_header(struct parser *p, char **tok, int ntok)
             else if (!strcmp(tok[i], "blocksize"))
                 s->image.block_size = (unsigned)v;
             else {
-                perr(p, "image: unknown or bad key '%s' (size>=1M, inode_size, blocksize, "
-                     "features)", tok[i]);
+                perr(p,
+                     "image: unknown or bad key '%s' (size>=1M, inode_size, blocksize, "
+                     "features)",
+                     tok[i]);
                 return -EINVAL;
             }
         }
@@ -479,8 +494,8 @@ static void parse_line(struct parser *p, char *line)
     }
     if (ntok == 0)
         return;
-    if (!strcmp(tok[0], "image") || !strcmp(tok[0], "backends") ||
-        !strcmp(tok[0], "inline-mmap") || !strcmp(tok[0], "no-final-fsck")) {
+    if (!strcmp(tok[0], "image") || !strcmp(tok[0], "backends") || !strcmp(tok[0], "inline-mmap") ||
+        !strcmp(tok[0], "no-final-fsck")) {
         if (p->seen_step)
             perr(p, "'%s' belongs in the header, before the first step", tok[0]);
         else
@@ -524,6 +539,8 @@ static void parse_line(struct parser *p, char *line)
         st->op = SCN_EXPECT;
         if (st->want_errno)
             perr(p, "expect lines take no '=> ERRNO'");
+        if (p->parallel_line)
+            perr(p, "expect cannot run inside a parallel block: check after 'end'");
         parse_expect(p, tok, ntok, st);
         return;
     }

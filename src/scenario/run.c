@@ -149,8 +149,8 @@ static bool judge(struct scn_run *r, const struct scn_step *st, int ret, const u
     }
     record(r, st, got);
     if (!pass)
-        snprintf(msg, msg_len, "step %d: %s: expected %s, got %s", st->line,
-                 scn_op_name(st->op), want, got);
+        snprintf(msg, msg_len, "step %d: %s: expected %s, got %s", st->line, scn_op_name(st->op),
+                 want, got);
     return pass;
 }
 
@@ -174,8 +174,7 @@ static void *par_main(void *p)
     return NULL;
 }
 
-static bool run_parallel(struct scn_run *r, const struct scn_step *blk, char *msg,
-                         size_t msg_len)
+static bool run_parallel(struct scn_run *r, const struct scn_step *blk, char *msg, size_t msg_len)
 {
     struct par_arg args[SCN_MAX_PARALLEL] = {{0}};
     pthread_t th[SCN_MAX_PARALLEL];
@@ -253,8 +252,8 @@ static bool run_step(struct scn_run *r, const struct scn_step *st, char *msg, si
     pass = scn_check(r, st, got, sizeof(got), want, sizeof(want));
     record(r, st, got);
     if (!pass)
-        snprintf(msg, msg_len, "step %d: expect %s: expected %s, got %s", st->line, st->path,
-                 want, got);
+        snprintf(msg, msg_len, "step %d: expect %s: expected %s, got %s", st->line, st->path, want,
+                 got);
     return pass;
 }
 

@@ -20,7 +20,7 @@
 
 #include "uext4.h"
 
-#define SCN_MAX_TOKENS 16
+#define SCN_MAX_TOKENS   16
 #define SCN_MAX_PARALLEL 8
 
 /* Tags a line can be qualified with (`expect[keep,lib] ...`). Backend tags
@@ -66,26 +66,26 @@ enum scn_op {
  * inode as stored (uext4_inspect); in the mount and kernel backends they
  * make a checkpoint. */
 enum scn_what {
-    SCN_W_INLINE,      /* storage: EXT4_INLINE_DATA_FL set */
-    SCN_W_EXTENTS,     /* storage: not inline, EXT4_EXTENTS_FL set */
-    SCN_W_FLAGS,       /* storage: +NAME/-NAME/=HEX on i_flags */
-    SCN_W_DISK_SIZE,   /* storage: i_size as stored */
-    SCN_W_INLINE_SIZE, /* storage */
-    SCN_W_CAPACITY,    /* storage: inline capacity */
-    SCN_W_BLOCKS,      /* storage: i_blocks in 512-byte units */
-    SCN_W_NEXTENTS,    /* storage */
-    SCN_W_SIZE,        /* live: st_size */
-    SCN_W_NLINK,       /* live */
-    SCN_W_TYPE,        /* live: file, dir, symlink */
-    SCN_W_EXISTS,      /* live */
-    SCN_W_MISSING,     /* live */
-    SCN_W_CONTENT,     /* live: the whole file */
+    SCN_W_INLINE,         /* storage: EXT4_INLINE_DATA_FL set */
+    SCN_W_EXTENTS,        /* storage: not inline, EXT4_EXTENTS_FL set */
+    SCN_W_FLAGS,          /* storage: +NAME/-NAME/=HEX on i_flags */
+    SCN_W_DISK_SIZE,      /* storage: i_size as stored */
+    SCN_W_INLINE_SIZE,    /* storage */
+    SCN_W_CAPACITY,       /* storage: inline capacity */
+    SCN_W_BLOCKS,         /* storage: i_blocks in 512-byte units */
+    SCN_W_NEXTENTS,       /* storage */
+    SCN_W_SIZE,           /* live: st_size */
+    SCN_W_NLINK,          /* live */
+    SCN_W_TYPE,           /* live: file, dir, symlink */
+    SCN_W_EXISTS,         /* live */
+    SCN_W_MISSING,        /* live */
+    SCN_W_CONTENT,        /* live: the whole file */
     SCN_W_CONTENT_ONE_OF, /* live: the whole file is one of several */
-    SCN_W_XATTR,       /* live: one value */
-    SCN_W_NO_XATTR,    /* live */
-    SCN_W_XATTRS,      /* live: the sorted list of names */
-    SCN_W_ENTRIES,     /* live: sorted directory entries without . and .. */
-    SCN_W_DIRTY_PAGES, /* lib only: emulated dirty pages */
+    SCN_W_XATTR,          /* live: one value */
+    SCN_W_NO_XATTR,       /* live */
+    SCN_W_XATTRS,         /* live: the sorted list of names */
+    SCN_W_ENTRIES,        /* live: sorted directory entries without . and .. */
+    SCN_W_DIRTY_PAGES,    /* lib only: emulated dirty pages */
 };
 
 struct scn_data {
@@ -96,12 +96,12 @@ struct scn_data {
 struct scn_step {
     int line;
     enum scn_op op;
-    unsigned tags; /* 0: every run */
+    unsigned tags;  /* 0: every run */
     int want_errno; /* positive errno the step must fail with, 0: success */
     char *path, *path2;
     char *name; /* xattr name */
     int64_t off, len;
-    int mode;      /* fallocate mode, rename flags, xattr flags, file mode */
+    int mode; /* fallocate mode, rename flags, xattr flags, file mode */
     struct scn_data data;
     /* expect */
     enum scn_what what;
@@ -209,8 +209,7 @@ struct scn_backend {
     int (*close)(struct scn_run *r, const char *path);
     int (*write)(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off);
     ssize_t (*read)(struct scn_run *r, const char *path, void *buf, size_t len, off_t off);
-    int (*mmap_store)(struct scn_run *r, const char *path, const void *buf, size_t len,
-                      off_t off);
+    int (*mmap_store)(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off);
     int (*writeback)(struct scn_run *r, const char *path);
     int (*truncate)(struct scn_run *r, const char *path, off_t size);
     int (*fallocate)(struct scn_run *r, const char *path, int mode, off_t off, off_t len);
@@ -228,8 +227,7 @@ struct scn_backend {
     int (*stat)(struct scn_run *r, const char *path, struct stat *st);
     /* By name only, ignoring open files: 0 or -ENOENT (or another -errno). */
     int (*lookup)(struct scn_run *r, const char *path);
-    ssize_t (*getxattr)(struct scn_run *r, const char *path, const char *name, void *v,
-                        size_t len);
+    ssize_t (*getxattr)(struct scn_run *r, const char *path, const char *name, void *v, size_t len);
     ssize_t (*listxattr)(struct scn_run *r, const char *path, char *list, size_t len);
     /* NUL-separated entry names without . and .., in @list (malloc'd). */
     ssize_t (*entries)(struct scn_run *r, const char *path, char **list);
@@ -247,16 +245,16 @@ struct scn_run {
     const struct scn_backend *be;
     unsigned active; /* tags of this run */
     enum uext4_inline_mmap inline_mmap;
-    char dir[256];  /* private temp dir (uext4-scn-*) */
+    char dir[256]; /* private temp dir (uext4-scn-*) */
     char image[300];
     char mnt[300];
-    char log[300];       /* tool and daemon output */
-    const char *daemon;  /* the uext4 executable (mount backend) */
+    char log[300];      /* tool and daemon output */
+    const char *daemon; /* the uext4 executable (mount backend) */
     bool verbose;
-    bool keep;           /* leave the temp dir behind */
-    void *priv;          /* the backend's state */
-    bool live;           /* start()ed and not stop()ped */
-    pid_t daemon_pid;    /* mount backend: the uext4 process, 0 if none */
+    bool keep;        /* leave the temp dir behind */
+    void *priv;       /* the backend's state */
+    bool live;        /* start()ed and not stop()ped */
+    pid_t daemon_pid; /* mount backend: the uext4 process, 0 if none */
     /* read-only view of the image at a checkpoint (mount, kernel) */
     struct uext4_fs *ro;
     /* what each step observed (NULL: not run), indexed like script->steps */

@@ -339,10 +339,10 @@ static int sys_writeback(struct scn_run *r, const char *path)
     h = find_locked(s, path);
     if (h && h->map && msync(h->map, h->map_len, MS_SYNC) < 0)
         ret = -errno;
-    else if (h && !h->map && sync_file_range(h->fd, 0, 0,
-                                             SYNC_FILE_RANGE_WAIT_BEFORE |
-                                                 SYNC_FILE_RANGE_WRITE |
-                                                 SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+    else if (h && !h->map &&
+             sync_file_range(h->fd, 0, 0,
+                             SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                 SYNC_FILE_RANGE_WAIT_AFTER) < 0)
         ret = -errno;
     pthread_mutex_unlock(&s->lock);
     return ret;

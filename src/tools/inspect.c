@@ -26,8 +26,8 @@ static const struct {
     uint32_t bit;
     const char *name;
 } flag_names[] = {
-    {0x00000010u, "immutable"}, {0x00000020u, "append"},  {0x00000080u, "noatime"},
-    {0x00001000u, "index"},     {0x00040000u, "huge"},    {0x00080000u, "extents"},
+    {0x00000010u, "immutable"}, {0x00000020u, "append"}, {0x00000080u, "noatime"},
+    {0x00001000u, "index"},     {0x00040000u, "huge"},   {0x00080000u, "extents"},
     {0x00200000u, "ea_inode"},  {0x10000000u, "inline"},
 };
 
@@ -96,10 +96,9 @@ static void print_text(const char *what, const struct uext4_inode_info *in, cons
     printf("%s: inode %" PRIu32 "\n", what, in->ino);
     printf("  type       %s, mode %04o, links %" PRIu32 "\n", type_name(in->mode),
            (unsigned)(in->mode & 07777), in->nlink);
-    printf("  size       %" PRIu64 " bytes, %" PRIu64 " 512-byte blocks\n", in->size,
-           in->blocks);
+    printf("  size       %" PRIu64 " bytes, %" PRIu64 " 512-byte blocks\n", in->size, in->blocks);
     printf("  flags      0x%08" PRIx32 " (%s)\n", in->flags, fl[0] ? fl : "none");
-    printf("  storage    %s\n", in->is_inline                ? "inline"
+    printf("  storage    %s\n", in->is_inline            ? "inline"
                                 : in->flags & EXTENTS_FL ? "extents"
                                                          : "block map");
     if (in->is_inline)
@@ -115,8 +114,7 @@ static void print_text(const char *what, const struct uext4_inode_info *in, cons
 
         printf("    [%u] logical %" PRIu64 "..%" PRIu64 " -> physical %" PRIu64 " (%" PRIu32
                " blocks)%s\n",
-               i, e->lblk, e->lblk + e->len - 1, e->pblk, e->len, e->unwritten ? " unwritten"
-                                                                               : "");
+               i, e->lblk, e->lblk + e->len - 1, e->pblk, e->len, e->unwritten ? " unwritten" : "");
     }
     if (xlen < 0) {
         printf("  xattrs     (cannot list: %s)\n", strerror((int)-xlen));
@@ -147,9 +145,10 @@ static void print_json(const char *what, const struct uext4_inode_info *in, cons
     }
     printf("], \"storage\": \"%s\", \"inline\": %s, \"inline_size\": %zu"
            ", \"inline_capacity\": %zu, \"xattr_block\": %" PRIu64 ", \"extents\": [",
-           in->is_inline ? "inline" : in->flags & EXTENTS_FL ? "extents" : "block-map",
-           in->is_inline ? "true" : "false", in->inline_size, in->inline_capacity,
-           in->xattr_block);
+           in->is_inline            ? "inline"
+           : in->flags & EXTENTS_FL ? "extents"
+                                    : "block-map",
+           in->is_inline ? "true" : "false", in->inline_size, in->inline_capacity, in->xattr_block);
     for (unsigned i = 0; i < in->nextents; i++)
         printf("%s{\"lblk\": %" PRIu64 ", \"pblk\": %" PRIu64 ", \"len\": %" PRIu32
                ", \"unwritten\": %s}",
@@ -209,8 +208,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'V':
-            printf("uext4-inspect %s (libuext4 %s, libext2fs %s)\n", UEXT4_VERSION,
-                   uext4_version(), uext4_ext2fs_version());
+            printf("uext4-inspect %s (libuext4 %s, libext2fs %s)\n", UEXT4_VERSION, uext4_version(),
+                   uext4_ext2fs_version());
             return 0;
         default:
             usage(stderr);

@@ -1,0 +1,101 @@
+/* Freeing blocks of a file, around a libext2fs 1.47.0 bug: ext2fs_punch
+ * refuses (EXT2_ET_BAD_BLOCK_NUM) to free an extent that ends on the last
+ * block of the file system (an off-by-one in punch_extent_blocks, fixed in
+ * e2fsprogs 1.47.4). A file that filled the image ends exactly there, so
+ * deleting or truncating it would fail (and leak the blocks: the extent is
+ * unmapped before the check). We punch everything else with ext2fs_punch
+ * and remove that one block's mapping ourselves. */
+#include "e2/e2_internal.h"
+
+#include <errno.h>
+
+/* The logical block mapped to the file system's last block, if any. */
+static int find_last_block_lblk(struct e2_image *img, uint32_t ino,
+                                struct ext2_inode_large *in, blk64_t *lblk)
+{
+    blk64_t last = ext2fs_blocks_count(img->fs->super) - 1;
+    ext2_extent_handle_t h;
+    struct ext2fs_extent e;
+    errcode_t err;
+    int found = 0;
+
+    err = ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)in, &h);
+    if (err)
+        return e2_errno(err);
+    err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
+    while (!err && !found) {
+        if ((e.e_flags & EXT2_EXTENT_FLAGS_LEAF) && e.e_len && e.e_pblk <= last &&
+            last < e.e_pblk + e.e_len) {
+            *lblk = e.e_lblk + (last - e.e_pblk);
+            found = 1;
+        }
+        err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e);
+    }
+    ext2fs_extent_free(h);
+    return found;
+}
+
+/* Unmap logical block @lblk (mapped to the last block) and free it. */
+static int drop_last_block(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                           blk64_t lblk)
+{
+    blk64_t last = ext2fs_blocks_count(img->fs->super) - 1;
+    ext2_extent_handle_t h;
+    struct ext2fs_extent e;
+    errcode_t err;
+
+    err = ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)in, &h);
+    if (err)
+        return e2_errno(err);
+    err = ext2fs_extent_goto(h, lblk);
+    if (!err)
+        err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+    if (!err && (e.e_lblk != lblk || e.e_len != 1 || e.e_pblk != last))
+        err = EXT2_ET_EXTENT_NOT_FOUND; /* the other punches should have left just it */
+    if (!err)
+        err = ext2fs_extent_delete(h, 0);
+    /* With the tree now empty there is no current node to fix up. */
+    if (!err) {
+        err = ext2fs_extent_fix_parents(h);
+        if (err == EXT2_ET_NO_CURRENT_NODE)
+            err = 0;
+    }
+    ext2fs_extent_free(h);
+    if (err)
+        return e2_errno(err);
+    ext2fs_block_alloc_stats2(img->fs, last, -1);
+    err = ext2fs_iblk_sub_blocks(img->fs, (struct ext2_inode *)in, 1);
+    if (!err)
+        err = ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)in, sizeof(*in));
+    return e2_errno(err);
+}
+
+int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                    blk64_t start, blk64_t end)
+{
+    blk64_t lblk = 0;
+    int ret = 0;
+
+    /* Look first: a failed ext2fs_punch has already unmapped the extent
+     * when it refuses to free its blocks, leaking them. */
+    if (in->i_flags & EXT4_EXTENTS_FL)
+        ret = find_last_block_lblk(img, ino, in, &lblk);
+    if (ret < 0)
+        return ret;
+    if (ret == 0 || lblk < start || lblk > end)
+        return e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, end));
+    if (lblk < end) {
+        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, lblk + 1, end));
+        if (ret)
+            return ret;
+    }
+    if (lblk > start) {
+        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, lblk - 1));
+        if (ret)
+            return ret;
+    }
+    ret = e2_read_inode_locked(img, ino, in);
+    if (!ret)
+        ret = drop_last_block(img, ino, in, lblk);
+    return ret;
+}
