@@ -48,29 +48,84 @@ int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len)
     return ret;
 }
 
+#define XATTR_ROUND 3u
+#define XATTR_SIZE(n) (((n) + XATTR_ROUND) & ~XATTR_ROUND)
+#define XATTR_LEN(name_len) XATTR_SIZE((name_len) + 16u)
+#define XATTR_INDEX_SYSTEM 7
+
+/* The kernel's ext4_get_max_inline_size(), from the raw in-inode xattr
+ * area: what system.data could hold (its current value included) plus the
+ * 60 bytes of i_block. libext2fs's ext2fs_xattr_inode_max_size differs
+ * (it ignores the entry a new system.data would need). */
 int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
 {
-    size_t cur, room;
-    int ret;
+    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
+    struct ext2_inode_large *in;
+    unsigned char *raw, *first, *e;
+    size_t min_offs, area, used, inline_val = 0;
+    bool has_inline = false;
+    uint32_t magic;
+    long free_bytes;
+    errcode_t err;
 
-    if (EXT2_INODE_SIZE(img->fs->super) <= EXT2_GOOD_OLD_INODE_SIZE) {
-        *cap = 0;
+    *cap = 0;
+    if (isize <= EXT2_GOOD_OLD_INODE_SIZE)
+        return 0;
+    raw = calloc(1, isize);
+    if (!raw)
+        return -ENOMEM;
+    err = ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)raw, isize);
+    if (err) {
+        free(raw);
+        return e2_errno(err);
+    }
+    in = (struct ext2_inode_large *)raw;
+    if (in->i_extra_isize == 0 || EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize + 4u > isize) {
+        free(raw);
         return 0;
     }
-    ret = e2_inline_ea_len_locked(img, ino, &cur);
-    if (ret)
-        return ret;
-    /* Space system.data could grow by in the in-inode xattr area. */
-    ret = e2_errno(ext2fs_xattr_inode_max_size(img->fs, ino, &room));
-    if (ret == -ENOSPC || ret == -ENODATA) {
-        room = 0;
-        ret = 0;
+    area = isize - EXT2_GOOD_OLD_INODE_SIZE - in->i_extra_isize - 4; /* after the magic */
+    first = raw + EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize + 4;
+    memcpy(&magic, first - 4, 4);
+    min_offs = area;
+    if (ext2fs_le32_to_cpu(magic) != EXT2_EXT_ATTR_MAGIC) {
+        /* No in-inode xattrs yet: room for one new system.data entry. */
+        free_bytes = (long)min_offs - (long)XATTR_LEN(4) - (long)XATTR_ROUND - 4;
+        *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? XATTR_SIZE((size_t)free_bytes) : 0);
+        free(raw);
+        return 0;
     }
-    if (ret)
-        return ret;
-    /* xattr values occupy a multiple of 4 bytes: a 67-byte value already
-     * owns 68. */
-    *cap = INLINE_IBLOCK + ((cur + 3) & ~(size_t)3) + room;
+    for (e = first; e + 4 <= first + area && *(uint32_t *)e != 0;) {
+        unsigned name_len = e[0], index = e[1];
+        uint16_t offs;
+        uint32_t inum, vsize;
+        if (e + 16 > first + area || e + XATTR_LEN(name_len) > first + area) {
+            free(raw);
+            return -EUCLEAN;
+        }
+        memcpy(&offs, e + 2, 2);
+        memcpy(&inum, e + 4, 4);
+        memcpy(&vsize, e + 8, 4);
+        offs = ext2fs_le16_to_cpu(offs);
+        vsize = ext2fs_le32_to_cpu(vsize);
+        if (!inum && vsize && offs < min_offs)
+            min_offs = offs;
+        if (index == XATTR_INDEX_SYSTEM && name_len == 4 && !memcmp(e + 16, "data", 4)) {
+            has_inline = true;
+            inline_val = vsize;
+        }
+        e += XATTR_LEN(name_len);
+    }
+    used = (size_t)(e - first);
+    free_bytes = (long)min_offs - (long)used - 4;
+    if (has_inline) {
+        free_bytes += (long)XATTR_SIZE(inline_val);
+    } else {
+        free_bytes -= (long)XATTR_LEN(4);
+        free_bytes = free_bytes > (long)XATTR_ROUND ? (long)XATTR_SIZE((size_t)free_bytes - XATTR_ROUND) : 0;
+    }
+    *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? (size_t)free_bytes : 0);
+    free(raw);
     return 0;
 }
 
@@ -228,7 +283,8 @@ int e2_inline_begin(struct e2_image *img, uint32_t ino)
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
-    if (in.i_blocks != 0 || (in.i_flags & EXT4_INLINE_DATA_FL)) {
+    if (ext2fs_inode_data_blocks2(img->fs, (struct ext2_inode *)&in) != 0 ||
+        (in.i_flags & EXT4_INLINE_DATA_FL)) {
         ret = -EINVAL;
         goto out_unlock;
     }

@@ -103,7 +103,8 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         /* truncate(2) and open(O_TRUNC) set mtime even when the size
          * stays, and drop setuid/setgid of a non-capable caller. */
         fields |= E2_A_MTIME;
-        if (!fs_capable(fs, fc, &a) && !(to_set & UEXT4_SET_MODE) && fs_kill_priv(&n.mode))
+        if (!fs_capable(fs, fc, &a) && !(to_set & UEXT4_SET_MODE) &&
+            fs_kill_priv(&n.mode, fs_cred_in_group(fs, fc, a.gid)))
             fields |= E2_A_MODE;
     }
     if ((to_set & UEXT4_SET_SIZE) && (uint64_t)in->st_size != a.size) {
@@ -134,7 +135,8 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     }
     /* chown drops setuid, and setgid when it means "group exec". */
     if ((to_set & (UEXT4_SET_UID | UEXT4_SET_GID)) && !S_ISDIR(a.mode) &&
-        !(to_set & UEXT4_SET_MODE) && fs_kill_priv(&n.mode))
+        !(to_set & UEXT4_SET_MODE) &&
+        fs_kill_priv(&n.mode, fs_capable(fs, fc, &a) || fs_cred_in_group(fs, fc, a.gid)))
         fields |= E2_A_MODE;
     if (to_set & UEXT4_SET_ATIME) {
         n.atime = (to_set & UEXT4_SET_ATIME_NOW) ? now : in->st_atim;

@@ -142,7 +142,8 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
         return ret;
     fs_now(&a.mtime);
     a.ctime = a.mtime;
-    if (kill_priv && !fs_capable(fs, fc, &a) && fs_kill_priv(&a.mode))
+    if (kill_priv && !fs_capable(fs, fc, &a) &&
+        fs_kill_priv(&a.mode, fs_cred_in_group(fs, fc, a.gid)))
         fields |= E2_A_MODE;
     return e2_inode_set(fs->img, ino, &a, fields);
 }

@@ -139,14 +139,15 @@ int fs_acl_equiv_mode(const void *acl, size_t len, mode_t *mode);
 /* Translate the named-user and named-group ids of an ACL xattr in place. */
 int fs_acl_map_ids(const struct uext4_fs *fs, void *buf, size_t len, bool to_image);
 
-/* file_remove_privs(): drop setuid, and setgid where it means group-exec
- * (without group exec it marks mandatory locking and stays). Returns
- * whether @mode changed. */
-static inline bool fs_kill_priv(mode_t *mode)
+/* file_remove_privs() / setattr_should_drop_sgid(): drop setuid, and
+ * setgid where it means group-exec or the caller is outside the group
+ * (@in_group: member of the file's group, or capable). Returns whether
+ * @mode changed. */
+static inline bool fs_kill_priv(mode_t *mode, bool in_group)
 {
     mode_t m = *mode & ~(mode_t)S_ISUID;
 
-    if (m & S_IXGRP)
+    if ((m & S_IXGRP) || !in_group)
         m &= ~(mode_t)S_ISGID;
     if (m == *mode)
         return false;

@@ -103,9 +103,10 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
         ret = fs_inline_convert_locked(fs, fi);
         if (ret)
             return ret;
-    } else if (fi->may_inline && a->blocks == 0) {
+    } else if (fi->may_inline) {
         /* The kernel's first write into a new file goes inline when it ends
-         * within the capacity, whatever i_size a truncate gave it. */
+         * within the capacity, whatever i_size a truncate gave it. (Anything
+         * that gives the file blocks clears may_inline.) */
         fi->may_inline = false;
         ret = e2_inline_capacity(fs->img, fi->ino, &cap);
         if (ret)
