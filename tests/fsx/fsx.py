@@ -26,6 +26,7 @@ operations:
   dropcache   posix_fadvise(DONTNEED): the next reads reach the daemon (uext4
               opens with keep_cache, so otherwise they may not)
   reopen      close(2) and open(2) again (now and then with O_TRUNC)
+  recreate    close, unlink(2) and create the file again: a fresh inode
   remount     close everything, fusermount3 -u, wait for the daemon to exit
               (exit status 0), `e2fsck -fn` clean, compare every file with
               debugfs (on-disk bytes, i_size, inline flag within capacity),
@@ -647,7 +648,7 @@ class Runner:
     OPS = [('write', 20), ('append', 5), ('read', 14), ('mapread', 8),
            ('mapwrite', 10), ('truncate', 13), ('falloc', 5), ('punch', 5),
            ('zero', 3), ('copy', 3), ('seek', 3), ('fsync', 4),
-           ('dropcache', 4), ('reopen', 5), ('remount', 1)]
+           ('dropcache', 4), ('reopen', 5), ('recreate', 2), ('remount', 1)]
 
     def check_read(self, f, off, n, got, what):
         want = bytes(f.data[off:off + n])
@@ -876,6 +877,17 @@ class Runner:
         # Only with commit=1: let the periodic commit write back between ops.
         self.note('pause 1.2 s (commit=1 writeback)')
         time.sleep(1.2)
+
+    def op_recreate(self, f):
+        # A fresh inode: new files have their own inline rules (the first
+        # write that fits goes inline, even after a truncate up).
+        self.note('%s unlink and create again' % f.name)
+        with self.guard('unlink/create'):
+            fd, f.fd = f.fd, -1
+            os.close(fd)
+            os.unlink(f.path)
+            f.fd = os.open(f.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        f.resize(0)
 
     def op_remount(self, f):
         self.note('remount')
