@@ -319,6 +319,48 @@ static int test_mmap_written_back_at_close(void)
     return 0;
 }
 
+
+/* A writeback that fails (a full image: the page's block cannot be
+ * allocated) keeps the page dirty and reports the error at fsync; once
+ * there is room the data goes out. Nothing is lost silently. */
+static int test_mmap_writeback_failure_keeps_data(void)
+{
+    const char *img = mkimg("-t ext4 -O ^has_journal -N 256 -m 0 -b 4096");
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char buf[65536];
+    struct stat st = {.st_size = 8192};
+    char back[16];
+    off_t off = 0;
+    uint32_t sparse, filler;
+
+    CHECK(fs);
+    sparse = create(fs, UEXT4_ROOT_INO, "sparse");
+    CHECK_EQ(uext4_setattr(fs, &root, sparse, &st, UEXT4_SET_SIZE, NULL), 0); /* a hole */
+    filler = create(fs, UEXT4_ROOT_INO, "filler");
+    memset(buf, 'f', sizeof(buf));
+    for (ssize_t w; (w = uext4_write(fs, &root, filler, buf, sizeof(buf), off, 0)) > 0;)
+        off += w;
+    for (ssize_t w; (w = uext4_write(fs, &root, filler, buf, 4096, off, 0)) > 0;)
+        off += w; /* the last partial chunks too */
+    CHECK_EQ(uext4_mmap_store(fs, sparse, 4096, "kept", 4), 0);
+    CHECK_EQ(uext4_fsync(fs, sparse, false), -ENOSPC);
+    CHECK_EQ(uext4_dirty_pages(fs, sparse), 1);
+    CHECK_EQ(uext4_read(fs, sparse, back, 4, 4096), 4);
+    CHECK(!memcmp(back, "kept", 4)); /* still visible: not lost */
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "filler"), 0);
+    uext4_forget(fs, filler, 1);
+    CHECK_EQ(uext4_fsync(fs, sparse, false), 0);
+    CHECK_EQ(uext4_dirty_pages(fs, sparse), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_read(fs, sparse, back, 4, 4096), 4);
+    CHECK(!memcmp(back, "kept", 4));
+    CHECK_EQ(uext4_close(fs), 0);
+    return 0;
+}
+
 static int test_unlinked_open_file_lives_until_release(void)
 {
     const char *img = mkimg("-t ext4");
@@ -610,6 +652,7 @@ int main(void)
         {"mmap_page_survives_conversion", test_mmap_page_survives_conversion},
         {"mmap_page_cut_by_truncate", test_mmap_page_cut_by_truncate},
         {"mmap_written_back_at_close", test_mmap_written_back_at_close},
+        {"mmap_writeback_failure_keeps_data", test_mmap_writeback_failure_keeps_data},
         {"unlinked_open_file_lives_until_release", test_unlinked_open_file_lives_until_release},
         {"enospc_then_delete", test_enospc_then_delete},
         {"rename_dir_across_parents", test_rename_dir_across_parents},
