@@ -166,21 +166,14 @@ int uext4_setattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
     int ret;
 
     fs_cred_from(fs, cr, &fc);
-    rwlock_rdlock(&fs->mount_lock);
-    fi = fs_inode_get(fs, ino);
-    if (!fi) {
-        ret = -ENOMEM;
-        goto out_unlock;
-    }
-    mutex_lock(&fi->lock);
+    fi = fs_op_begin(fs, ino);
+    if (!fi)
+        return -ENOMEM;
     ret = setattr_locked(fs, &fc, fi, in, to_set);
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
-    mutex_unlock(&fi->lock);
-    fs_inode_put(fs, fi);
     ret = FS_CHECK(fs, ino, ret);
-out_unlock:
-    rwlock_unlock(&fs->mount_lock);
+    fs_op_end(fs, fi);
     if (!ret && out)
         fs_attr_to_stat(fs, ino, &a, out);
     return ret;

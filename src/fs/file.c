@@ -9,28 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Pin and lock @ino for a data operation, under the mount lock (read). */
-static struct fs_inode *begin_data_op(struct uext4_fs *fs, uint32_t ino)
-{
-    struct fs_inode *fi;
-
-    rwlock_rdlock(&fs->mount_lock);
-    fi = fs_inode_get(fs, ino);
-    if (!fi) {
-        rwlock_unlock(&fs->mount_lock);
-        return NULL;
-    }
-    mutex_lock(&fi->lock);
-    return fi;
-}
-
-static void end_data_op(struct uext4_fs *fs, struct fs_inode *fi)
-{
-    mutex_unlock(&fi->lock);
-    fs_inode_put(fs, fi);
-    rwlock_unlock(&fs->mount_lock);
-}
-
 int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int flags)
 {
     struct fs_cred fc;
@@ -75,13 +53,13 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 
 int uext4_release(struct uext4_fs *fs, uint32_t ino)
 {
-    struct fs_inode *fi = begin_data_op(fs, ino);
+    struct fs_inode *fi = fs_op_begin(fs, ino);
     int ret = 0;
 
     if (fi) {
         /* Closing writes the emulated mmap pages back, as FUSE's flush. */
         ret = fs_writeback_locked(fs, fi);
-        end_data_op(fs, fi);
+        fs_op_end(fs, fi);
     }
     fs_inode_ref_open(fs, ino, -1);
     return ret;
@@ -111,7 +89,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
 
     if (off < 0)
         return -EINVAL;
-    fi = begin_data_op(fs, ino);
+    fi = fs_op_begin(fs, ino);
     if (!fi)
         return -ENOMEM;
     ret = e2_inode_get(fs->img, ino, &a);
@@ -126,7 +104,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
     if (ret >= 0)
         touch_atime(fs, ino, &a);
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
-    end_data_op(fs, fi);
+    fs_op_end(fs, fi);
     return ret;
 }
 
@@ -160,7 +138,7 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
     if (off < 0)
         return -EINVAL;
     fs_cred_from(fs, cr, &fc);
-    fi = begin_data_op(fs, ino);
+    fi = fs_op_begin(fs, ino);
     if (!fi)
         return -ENOMEM;
     err = fs_may_write(fs);
@@ -194,7 +172,7 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
     }
 out_end:
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
-    end_data_op(fs, fi);
+    fs_op_end(fs, fi);
     return ret;
 }
 
@@ -204,11 +182,11 @@ int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
     int ret;
 
     /* Everything is written through to the image already; make it durable. */
-    fi = begin_data_op(fs, ino);
+    fi = fs_op_begin(fs, ino);
     if (!fi)
         return -ENOMEM;
     ret = fs_writeback_locked(fs, fi);
-    end_data_op(fs, fi);
+    fs_op_end(fs, fi);
     if (ret)
         return ret;
     if (uext4_is_read_only(fs))
@@ -278,7 +256,7 @@ int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         return -EOPNOTSUPP;
     if (off < 0 || len <= 0)
         return -EINVAL;
-    fi = begin_data_op(fs, ino);
+    fi = fs_op_begin(fs, ino);
     if (!fi)
         return -ENOMEM;
     ret = fs_may_write(fs);
@@ -294,7 +272,7 @@ int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
     if (!ret)
         ret = fallocate_locked(fs, fi, &a, mode, (uint64_t)off, (uint64_t)len);
     ret = FS_CHECK(fs, ino, ret);
-    end_data_op(fs, fi);
+    fs_op_end(fs, fi);
     return ret;
 }
 
@@ -309,7 +287,7 @@ off_t uext4_lseek(struct uext4_fs *fs, uint32_t ino, off_t off, int whence)
         return -EINVAL;
     if (off < 0)
         return -ENXIO;
-    fi = begin_data_op(fs, ino);
+    fi = fs_op_begin(fs, ino);
     if (!fi)
         return -ENOMEM;
     ret = e2_inode_get(fs->img, ino, &a);
@@ -320,7 +298,7 @@ off_t uext4_lseek(struct uext4_fs *fs, uint32_t ino, off_t off, int whence)
     else if (!ret)
         ret = e2_data_seek(fs->img, ino, (uint64_t)off, a.size, whence == SEEK_DATA, &res);
     ret = FS_CHECK(fs, ino, ret);
-    end_data_op(fs, fi);
+    fs_op_end(fs, fi);
     return ret ? ret : (off_t)res;
 }
 

@@ -73,6 +73,10 @@ int fs_icache_destroy(struct uext4_fs *fs);
 struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino);
 /* Drop a pin; frees an unlinked inode with no references left. */
 void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi);
+/* The start of an operation on one inode: the mount lock for reading,
+ * the inode pinned and locked. NULL when out of memory. */
+struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino);
+void fs_op_end(struct uext4_fs *fs, struct fs_inode *fi);
 void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n);
 void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);
 /* The on-disk link count of @ino reached 0: free it now if nothing

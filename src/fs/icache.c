@@ -185,6 +185,27 @@ int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)
     return ret;
 }
 
+struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+
+    rwlock_rdlock(&fs->mount_lock);
+    fi = fs_inode_get(fs, ino);
+    if (!fi) {
+        rwlock_unlock(&fs->mount_lock);
+        return NULL;
+    }
+    mutex_lock(&fi->lock);
+    return fi;
+}
+
+void fs_op_end(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    mutex_unlock(&fi->lock);
+    fs_inode_put(fs, fi);
+    rwlock_unlock(&fs->mount_lock);
+}
+
 int fs_icache_destroy(struct uext4_fs *fs)
 {
     int first = 0;

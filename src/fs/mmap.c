@@ -57,30 +57,9 @@ int fs_pcache_create(struct uext4_fs *fs)
     return pc_create(&fs_pc_ops, fs, PC_BUDGET, &fs->pc);
 }
 
-static struct fs_inode *begin_op(struct uext4_fs *fs, uint32_t ino)
-{
-    struct fs_inode *fi;
-
-    rwlock_rdlock(&fs->mount_lock);
-    fi = fs_inode_get(fs, ino);
-    if (!fi) {
-        rwlock_unlock(&fs->mount_lock);
-        return NULL;
-    }
-    mutex_lock(&fi->lock);
-    return fi;
-}
-
-static void end_op(struct uext4_fs *fs, struct fs_inode *fi)
-{
-    mutex_unlock(&fi->lock);
-    fs_inode_put(fs, fi);
-    rwlock_unlock(&fs->mount_lock);
-}
-
 int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *buf, size_t len)
 {
-    struct fs_inode *fi = begin_op(fs, ino);
+    struct fs_inode *fi = fs_op_begin(fs, ino);
     struct e2_attr a;
     int ret;
 
@@ -100,7 +79,7 @@ int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *b
         ret = e2_inode_set(fs->img, ino, &a, E2_A_MTIME | E2_A_CTIME);
     }
     ret = FS_CHECK(fs, ino, ret);
-    end_op(fs, fi);
+    fs_op_end(fs, fi);
     return ret;
 }
 
@@ -117,25 +96,25 @@ int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi)
 
 int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
 {
-    struct fs_inode *fi = begin_op(fs, ino);
+    struct fs_inode *fi = fs_op_begin(fs, ino);
     int ret;
 
     if (!fi)
         return -ENOMEM;
     ret = fs_writeback_locked(fs, fi);
-    end_op(fs, fi);
+    fs_op_end(fs, fi);
     return ret;
 }
 
 unsigned uext4_dirty_pages(struct uext4_fs *fs, uint32_t ino)
 {
-    struct fs_inode *fi = begin_op(fs, ino);
+    struct fs_inode *fi = fs_op_begin(fs, ino);
     unsigned n;
 
     if (!fi)
         return 0;
     n = pc_dirty_count(fs->pc, ino);
-    end_op(fs, fi);
+    fs_op_end(fs, fi);
     return n;
 }
 

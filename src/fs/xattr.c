@@ -72,13 +72,9 @@ static int xop_begin(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     int ret;
 
     fs_cred_from(fs, cr, &x->fc);
-    rwlock_rdlock(&fs->mount_lock);
-    x->fi = fs_inode_get(fs, ino);
-    if (!x->fi) {
-        rwlock_unlock(&fs->mount_lock);
+    x->fi = fs_op_begin(fs, ino);
+    if (!x->fi)
         return -ENOMEM;
-    }
-    mutex_lock(&x->fi->lock);
     ret = e2_inode_get(fs->img, ino, &x->a);
     if (!ret && name)
         ret = xattr_access(fs, &x->fc, ino, &x->a, name_space(name), write);
@@ -87,12 +83,13 @@ static int xop_begin(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     return ret;
 }
 
+/* Ends what xop_begin() started, even when it failed after pinning. */
 static int xop_end(struct uext4_fs *fs, struct xop *x, int ret)
 {
+    if (!x->fi)
+        return ret;
     ret = FS_CHECK(fs, x->fi->ino, ret);
-    mutex_unlock(&x->fi->lock);
-    fs_inode_put(fs, x->fi);
-    rwlock_unlock(&fs->mount_lock);
+    fs_op_end(fs, x->fi);
     return ret;
 }
 
