@@ -116,6 +116,9 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     return 0;
 }
 
+/* Inodes libext2fs keeps decoded in memory. */
+#define E2_INODE_CACHE 1024
+
 static pthread_once_t error_table_once = PTHREAD_ONCE_INIT;
 
 static void register_error_table(void)
@@ -223,6 +226,12 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     ret = open_fs(path, img->read_only, &img->fs, why, why_len);
     if (ret)
         goto out_unlock;
+    /* libext2fs caches 4 inodes by default; every operation reads a few. */
+    if (img->fs->icache) {
+        ext2fs_free_inode_cache(img->fs->icache);
+        img->fs->icache = NULL;
+    }
+    ext2fs_create_inode_cache(img->fs, E2_INODE_CACHE);
     ret = e2_errno(ext2fs_read_bitmaps(img->fs));
     if (ret) {
         say(why, why_len, "cannot read the bitmaps of '%s': %s", path, strerror(-ret));
