@@ -30,11 +30,26 @@ static int close_file(ext2_file_t f, int ret)
 
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)
 {
+    struct ext2_inode_large in;
     ext2_file_t f;
     size_t done = 0;
     int ret;
 
     e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    if ((uint64_t)off >= EXT2_I_SIZE(&in)) {
+        ret = 0;
+        goto out_unlock;
+    }
+    if (size > EXT2_I_SIZE(&in) - (uint64_t)off)
+        size = EXT2_I_SIZE(&in) - (uint64_t)off;
+    if (e2_extio_usable(&in)) {
+        ssize_t n = e2_extio_read_locked(img, ino, &in, buf, size, (uint64_t)off);
+        e2_unlock(img);
+        return n;
+    }
     ret = open_file_locked(img, ino, 0, &f);
     if (ret)
         goto out_unlock;
@@ -55,6 +70,7 @@ out_unlock:
 
 ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off)
 {
+    struct ext2_inode_large in;
     ext2_file_t f;
     size_t done = 0;
     int ret;
@@ -63,6 +79,16 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
     if (img->read_only) {
         ret = -EROFS;
         goto out_unlock;
+    }
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    if (e2_extio_usable(&in) && size) {
+        ssize_t n = e2_extio_write_locked(img, ino, &in, buf, size, (uint64_t)off);
+        if (n != 1) {
+            e2_unlock(img);
+            return n;
+        }
     }
     ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
     if (ret)

@@ -42,6 +42,9 @@ unsigned e2_block_size(const struct e2_image *img);
 const char *e2_library_version(void);
 bool e2_has_inline_data(const struct e2_image *img);
 bool e2_has_extents(const struct e2_image *img);
+/* The largest file size ext4 allows for an extent-mapped (@extents) or
+ * block-mapped file (the kernel's s_maxbytes / s_bitmap_maxbytes). */
+uint64_t e2_max_file_size(const struct e2_image *img, bool extents);
 /* Record a corruption (s_state ERROR_FS, s_error_count, first/last error
  * fields) as the kernel does; safe to call from any context. */
 void e2_record_error(struct e2_image *img, uint32_t ino, const char *func, int line);

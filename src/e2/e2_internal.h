@@ -49,6 +49,14 @@ int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val,
 int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                     blk64_t start, blk64_t end);
 
+/* extio.c: large contiguous I/O for extent files (disk lock held). The
+ * write returns 1 when the range has unwritten extents: use the file API. */
+bool e2_extio_usable(const struct ext2_inode_large *in);
+ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                             void *buf, size_t size, uint64_t off);
+ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              const void *buf, size_t size, uint64_t off);
+
 /* htree.c: index a full one-block directory, as the kernel does. */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);
 

@@ -324,6 +324,18 @@ bool e2_has_inline_data(const struct e2_image *img)
     return ext2fs_has_feature_inline_data(img->fs->super);
 }
 
+uint64_t e2_max_file_size(const struct e2_image *img, bool extents)
+{
+    uint64_t bs = img->fs->blocksize, k = bs / 4, blocks;
+
+    if (extents)
+        return ((1ULL << 32) - 1) * bs; /* logical block numbers are 32 bits */
+    blocks = 12 + k + k * k + k * k * k;
+    if (!ext2fs_has_feature_huge_file(img->fs->super) && blocks > ((1ULL << 32) - 1) / (bs / 512))
+        blocks = ((1ULL << 32) - 1) / (bs / 512); /* i_blocks counts 512-byte sectors */
+    return blocks * bs;
+}
+
 bool e2_has_extents(const struct e2_image *img)
 {
     return ext2fs_has_feature_extents(img->fs->super);

@@ -85,11 +85,22 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
                              const void *buf, size_t size, off_t off)
 {
     uint64_t end = (uint64_t)off + size;
-    uint64_t isize = end > a->size ? end : a->size;
+    uint64_t isize, limit = e2_max_file_size(fs->img, !(a->flags & E2_FL_INLINE_DATA) ?
+                                                          (a->flags & E2_FL_EXTENTS) != 0 :
+                                                          e2_has_extents(fs->img));
     size_t cap = 0, clen = 0, allocated;
     int ret;
 
     assert_inode_locked(fi);
+    /* As generic_write_checks(): nothing at or past the limit, and a
+     * write crossing it is cut short. */
+    if ((uint64_t)off >= limit)
+        return -EFBIG;
+    if (end > limit) {
+        size = (size_t)(limit - (uint64_t)off);
+        end = limit;
+    }
+    isize = end > a->size ? end : a->size;
     if (is_inline(a)) {
         ret = e2_inline_capacity(fs->img, fi->ino, &cap);
         if (!ret)
@@ -171,6 +182,9 @@ int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
     int ret;
 
     assert_inode_locked(fi);
+    if (size > e2_max_file_size(fs->img, is_inline(a) ? e2_has_extents(fs->img)
+                                                      : (a->flags & E2_FL_EXTENTS) != 0))
+        return -EFBIG;
     if (is_inline(a)) {
         ret = inline_content(fs, fi->ino, a, &clen, &allocated);
         if (ret)

@@ -29,7 +29,7 @@ operations:
   recreate    close, unlink(2) and create the file again: a fresh inode
   remount     close everything, fusermount3 -u, wait for the daemon to exit
               (exit status 0), `e2fsck -fn` clean, compare every file with
-              debugfs (on-disk bytes, i_size, inline flag within capacity),
+              debugfs (on-disk bytes, i_size, inline data within capacity),
               mount again and compare every file through the mount
 
 After every operation fstat(2) must give the model's size.  Sizes and
@@ -38,8 +38,13 @@ inline capacity C (128 with 256-byte inodes; computed as the kernel's
 ext4_get_max_inline_size does), with page boundaries, occasional sizes up to
 64 KiB and sparse offsets.  Seeds choose the inode size: seed % 4 == 1 or 0:
 256-byte inodes, 2: 1024-byte inodes (C = 896), 3: 128-byte inodes (no
-inline_data); a quarter of the seeds mount with inline_mmap=convert and a
-third with commit=1.
+inline_data); a third of the seeds keep every size within C + 212 bytes;
+a quarter mount with inline_mmap=convert and a third with commit=1 (those
+also pause 1.2 s now and then so that the periodic commit runs between ops).
+The model is content and size only: which inodes are inline is the kernel
+differential tests' business.  (Linux itself leaves a new file inline with
+i_size past C after truncate 0 -> 129 and a 2-byte write at 61, so the
+on-disk check holds the stored inline bytes to C, not i_size.)
 
 Every byte written is ((op number + file offset) % 255) + 1, never zero: a
 wrong byte tells which operation (mod 255) wrote it, and zeros are holes.
@@ -55,6 +60,8 @@ operation fails with ENOTCONN) and the seed fails instead of hanging.
 Usage:
   fsx.py --uext4 PATH [--seeds N] [--first-seed F] [--ops N]
   fsx.py --uext4 PATH --seed S [--ops N] [-v]     # reproduce one seed
+  --keep keeps the temp dirs (image, daemon log); --skip OP,... leaves out
+  operations (to hunt past a known bug; it changes every sequence).
 A seed's op sequence does not depend on --ops: a failure at op K reproduces
 with any --ops >= K.  Output: `ok seed S` per seed (details of each failure
 before it), last line `N passed, N failed`.  Exit 0 if all passed, else 1.
@@ -525,7 +532,7 @@ class Runner:
                 p.returncode, p.stdout.decode(errors='replace').rstrip()))
 
     def check_on_disk(self):
-        """debugfs: i_size, the inline invariant, and the bytes on disk."""
+        """debugfs: i_size, inline data within capacity, the bytes on disk."""
         for f in self.files:
             p = run(['debugfs', '-R', 'stat /' + f.name, self.image], timeout=60)
             out = p.stdout.decode(errors='replace')
@@ -537,9 +544,9 @@ class Runner:
             inline = bool(flags & EXT4_INLINE_DATA_FL)
             if size != f.size:
                 self.fail('on disk: %s has i_size %d, model %d' % (f.name, size, f.size))
-            if inline and size > self.cap:
-                self.fail('on disk: %s is inline with i_size %d > capacity %d'
-                          % (f.name, size, self.cap))
+            # No i_size <= capacity check: Linux 6.18 itself leaves a new file
+            # inline with i_size past the capacity (truncate 0 -> 129, then
+            # write 2 bytes at 61); only the stored bytes must fit.
             out_path = os.path.join(self.workdir, 'dump.' + f.name)
             if os.path.exists(out_path):
                 os.unlink(out_path)
@@ -553,6 +560,9 @@ class Runner:
             # of i_block) or less (truncate up, then a short write: the kernel
             # stores only what was written, and reads zeros past it).
             if inline:
+                if len(got) > self.cap:
+                    self.fail('on disk: %s is inline with %d bytes of inline data '
+                              '> capacity %d' % (f.name, len(got), self.cap))
                 got = got[:f.size] + bytes(max(0, f.size - len(got)))
             if got != f.data:
                 self.fail('on disk (debugfs dump) %s differs from the model '
@@ -1110,7 +1120,16 @@ def run_seed(args, seed):
     return rc == 0
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt('signal %d' % signum)
+
+
 def main():
+    # SIGTERM (meson's timeout) and SIGINT (even when started in the
+    # background, where the shell ignores it) unwind through the finally
+    # blocks: the child unmounts, the parent kills the child and cleans up.
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--uext4', required=True, help='the uext4 binary')
     ap.add_argument('--seeds', type=int, default=4,
@@ -1139,7 +1158,11 @@ def main():
     args.uext4 = os.path.abspath(args.uext4)
 
     if args.child:
-        sys.exit(run_child(args))
+        try:
+            sys.exit(run_child(args))
+        except KeyboardInterrupt as e:
+            print('seed %d: interrupted (%s)' % (args.seed[0], e), flush=True)
+            sys.exit(1)
     if not os.path.exists('/dev/fuse'):
         print('fsx: no /dev/fuse: skipped')
         sys.exit(77)
@@ -1149,11 +1172,15 @@ def main():
         sys.exit(1)
     seeds = args.seed or list(range(args.first_seed, args.first_seed + args.seeds))
     passed = failed = 0
-    for seed in seeds:
-        if run_seed(args, seed):
-            passed += 1
-        else:
-            failed += 1
+    try:
+        for seed in seeds:
+            if run_seed(args, seed):
+                passed += 1
+            else:
+                failed += 1
+    except KeyboardInterrupt as e:
+        print('fsx: interrupted (%s)' % e)
+        failed += 1
     print('%d passed, %d failed' % (passed, failed))
     sys.exit(1 if failed else 0)
 

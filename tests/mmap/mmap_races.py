@@ -75,7 +75,7 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
 _libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 
-WORKER_TIMEOUT = 60         # seconds for one racing iteration's workers
+WORKER_TIMEOUT = 30         # seconds for one racing iteration's workers
 DEFAULTS = {                # CI iterations per case
     'basic_keep': 12, 'basic_convert': 8, 'basic_kernel': 4,
     'extend_threads': 25, 'extend_procs': 25,
@@ -284,6 +284,7 @@ class Group:
         self.mount = ut.Mount(self.img, mnt=os.path.join(
             os.path.dirname(self.img), 'mnt'), opts=self.opts)
         self.mount.start()
+        LIVE.daemons[self.mount.proc.pid] = self.mount.proc
         for name, exp in self.checked:      # what the last mount wrote
             got = ut.read_file(self.mount.path(name))
             if got != exp['data']:
@@ -294,6 +295,7 @@ class Group:
         m, self.mount = self.mount, None
         if m is not None:
             m.stop()                        # unmount and wait for exit
+            LIVE.daemons.pop(m.proc.pid, None)
             ut.fsck(self.img)
             for name, exp in self.pending:
                 check_disk(self.img, name, exp)
@@ -315,6 +317,7 @@ class Group:
                     self.mount.stop()
                 except Exception:
                     sys.stderr.write('(cleanup) %s\n' % traceback.format_exc())
+                LIVE.daemons.pop(self.mount.proc.pid, None)
                 self.mount = None
             return False
         self.stop()
@@ -625,42 +628,81 @@ def run_race(path, plan, mode):
             if pid == 0:
                 _child(lambda: worker_b(path, plan, go_r, bdone_w))
             pids[pid] = 'B'
+        LIVE.workers.update(pids)
         os.write(go_w, b'gg')               # release A and B together
-        deadline = time.monotonic() + WORKER_TIMEOUT + 10
-        errors = []
-        while pids:
-            for pid in list(pids):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done:
-                    who = pids.pop(pid)
-                    if os.WIFSIGNALED(status):
-                        sig = os.WTERMSIG(status)
-                        errors.append('%s killed by %s%s' % (
-                            who, signal.Signals(sig).name,
-                            ' (worker timeout: hung?)'
-                            if sig == signal.SIGALRM else ''))
-                    elif os.WEXITSTATUS(status) != 0:
-                        errors.append('%s exited %d (traceback above)' % (
-                            who, os.WEXITSTATUS(status)))
-            if pids and time.monotonic() > deadline:
-                for pid in pids:
-                    os.kill(pid, signal.SIGKILL)
-                for pid in pids:
-                    os.waitpid(pid, 0)
-                errors.append('%s did not finish in %ds' % (
-                    '/'.join(pids.values()), WORKER_TIMEOUT + 10))
-                pids = {}
-            time.sleep(0.001)
-        return '; '.join(errors) or None
+        return wait_workers(pids)
     finally:
-        for pid in pids:                    # only on an exception above
-            try:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
+        for pid in pids:                    # only after an exception
+            kill_worker(pid)
         for fd in (go_r, go_w, bdone_r, bdone_w):
             os.close(fd)
+
+
+def wait_workers(pids):
+    """Reap the workers.  Past the deadline kill them; a worker that cannot
+    be killed sits in an uninterruptible wait on the daemon (msync waiting
+    for writeback), so then kill the daemon, which aborts the connection,
+    and fail.  Never blocks without a bound."""
+    errors = []
+    t_kill = time.monotonic() + WORKER_TIMEOUT + 10
+    t_daemon = t_give_up = None
+    while pids:
+        for pid in list(pids):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if not done:
+                continue
+            who = pids.pop(pid)
+            LIVE.workers.pop(pid, None)
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                if sig == signal.SIGKILL and t_daemon is not None:
+                    continue                # ours, reported below
+                errors.append('%s killed by %s' % (
+                    who, signal.Signals(sig).name))
+                if sig == signal.SIGALRM:
+                    # its own WORKER_TIMEOUT: the daemon stopped answering
+                    errors.append('worker timeout after %ds, %s' % (
+                        WORKER_TIMEOUT, LIVE.kill_daemons()))
+            elif os.WEXITSTATUS(status) != 0:
+                errors.append('%s exited %d (traceback on stderr)' % (
+                    who, os.WEXITSTATUS(status)))
+        if not pids:
+            break
+        now = time.monotonic()
+        if t_daemon is None and now > t_kill:
+            errors.append('%s did not finish in %ds: killed' % (
+                '/'.join(pids.values()), WORKER_TIMEOUT + 10))
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            t_daemon = now + 5
+        elif t_daemon is not None and t_give_up is None and now > t_daemon:
+            errors.append('%s unkillable (uninterruptible wait on the '
+                          'daemon): %s' % ('/'.join(pids.values()),
+                                           LIVE.kill_daemons()))
+            t_give_up = now + 10
+        elif t_give_up is not None and now > t_give_up:
+            errors.append('could not reap %s' % '/'.join(pids.values()))
+            break                           # left in LIVE.workers
+        time.sleep(0.001)
+    return '; '.join(errors) or None
+
+
+def kill_worker(pid):
+    """SIGKILL a worker we forked and reap it if it goes within 5s."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            LIVE.workers.pop(pid, None)
+            return
+        time.sleep(0.01)
 
 
 def race_expect(plan):
@@ -743,6 +785,74 @@ CASES = [
 
 # ------------------------------------------------------------ runner
 
+class Live:
+    """Processes this test started that may need killing: the daemons of
+    the current mounts and the racing workers.  Nothing else is killed."""
+
+    def __init__(self):
+        self.daemons = {}           # pid -> Popen
+        self.workers = {}           # pid -> role
+        self.killed = []
+
+    def kill_daemons(self):
+        out = []
+        for pid, proc in list(self.daemons.items()):
+            if proc.poll() is None:
+                proc.kill()
+                out.append(pid)
+                self.killed.append(pid)
+        return 'killed daemon pid %s' % (', '.join(map(str, out)) or
+                                         '(none alive)')
+
+    def kill_all(self):
+        for pid in list(self.workers):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return self.kill_daemons()
+
+    def reap_workers(self, seconds=10):
+        deadline = time.monotonic() + seconds
+        while self.workers and time.monotonic() < deadline:
+            for pid in list(self.workers):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done:
+                    self.workers.pop(pid)
+            time.sleep(0.01)
+
+
+LIVE = Live()
+
+
+class Watchdog:
+    """A case that outlives its time gets its daemon and workers killed
+    (a hung FUSE request cannot be interrupted otherwise), so the stuck
+    calls return with errors and the case fails instead of hanging."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+        self.fired = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        if not self.stop.wait(self.seconds):
+            self.fired = LIVE.kill_all()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        return False
+
+
 class Skip(Exception):
     pass
 
@@ -811,24 +921,34 @@ def main():
              else DEFAULTS[name])
         ctx = Ctx(seed, n, args.one_seed)
         t0 = time.monotonic()
-        signal.alarm(args.case_timeout or (60 + 5 * n))
+        limit = args.case_timeout or (60 + 5 * n)
+        signal.alarm(limit + 60)            # backstop behind the watchdog
+        err = skipped = None
         try:
-            fn(ctx)
+            with Watchdog(limit) as dog:
+                try:
+                    fn(ctx)
+                finally:
+                    signal.alarm(0)
         except Skip as e:
-            signal.alarm(0)
-            print('SKIP %s: %s' % (name, e))
+            skipped = str(e)
         except Exception as e:
-            signal.alarm(0)
-            failed += 1
-            reason = str(e) or type(e).__name__
+            err = str(e) or type(e).__name__
             if not isinstance(e, (Failure, ut.TestFailure, Timeout)):
-                reason = '%s: %s\n%s' % (type(e).__name__, reason,
-                                         traceback.format_exc())
-            print('FAIL %s: %s (run seed %d)' % (name, reason, seed))
+                err = '%s: %s\n%s' % (type(e).__name__, err,
+                                      traceback.format_exc())
+        if dog.fired:
+            err = 'timed out after %ds (%s)%s' % (
+                limit, dog.fired, ': ' + err if err else '')
+        if err:
+            failed += 1
+            print('FAIL %s: %s (run seed %d)' % (name, err, seed))
+        elif skipped:
+            print('SKIP %s: %s' % (name, skipped))
         else:
-            signal.alarm(0)
             passed += 1
             print('ok %s' % name)
+        LIVE.reap_workers()
         sys.stderr.write('# %s: %d iterations in %.1fs\n' % (
             name, n, time.monotonic() - t0))
         sys.stdout.flush()

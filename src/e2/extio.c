@@ -1,0 +1,233 @@
+/* File data of extent-mapped files moved in large contiguous block I/O.
+ *
+ * libext2fs's file API reads and writes one block at a time through
+ * unix_io's small cache and allocates block by block. For extent files we
+ * map the request to runs of physical blocks and move each run with one
+ * io_channel call (unix_io turns large requests into one pread/pwrite,
+ * after flushing any cached copies); holes are allocated for the whole
+ * request at once with ext2fs_fallocate, which gives contiguous extents.
+ * Unwritten extents and block-mapped files stay with the file API. */
+#include "e2/e2_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum run_state { RUN_HOLE, RUN_UNWRITTEN, RUN_DATA };
+
+struct run {
+    enum run_state state;
+    blk64_t pblk; /* for RUN_DATA and RUN_UNWRITTEN */
+    blk64_t len;  /* blocks, at most what was asked */
+};
+
+/* The mapping of logical block @lblk and how far it continues (up to
+ * @want blocks). Holes are reported one block at a time. */
+static int map_run(ext2_filsys fs, ext2_extent_handle_t h, blk64_t lblk, blk64_t want,
+                   struct run *r)
+{
+    struct ext2fs_extent e;
+    errcode_t err = ext2fs_extent_goto(h, lblk);
+
+    r->state = RUN_HOLE;
+    r->len = 1;
+    r->pblk = 0;
+    if (err == EXT2_ET_EXTENT_NOT_FOUND || err == EXT2_ET_NO_CURRENT_NODE ||
+        err == EXT2_ET_EXTENT_NO_NEXT)
+        return 0;
+    if (err)
+        return e2_errno(err);
+    err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+    if (err)
+        return e2_errno(err);
+    if (lblk < e.e_lblk || lblk >= e.e_lblk + e.e_len)
+        return 0;
+    r->len = e.e_lblk + e.e_len - lblk < want ? e.e_lblk + e.e_len - lblk : want;
+    r->pblk = e.e_pblk + (lblk - e.e_lblk);
+    if (r->pblk < fs->super->s_first_data_block ||
+        r->pblk + r->len > ext2fs_blocks_count(fs->super))
+        return -EUCLEAN; /* an extent pointing outside the file system */
+    r->state = (e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) ? RUN_UNWRITTEN : RUN_DATA;
+    return 0;
+}
+
+bool e2_extio_usable(const struct ext2_inode_large *in)
+{
+    return (in->i_flags & EXT4_EXTENTS_FL) && !(in->i_flags & EXT4_INLINE_DATA_FL);
+}
+
+ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                             void *buf, size_t size, uint64_t off)
+{
+    ext2_filsys fs = img->fs;
+    uint64_t bs = fs->blocksize, pos = off, end = off + size;
+    ext2_extent_handle_t h;
+    char *tmp = NULL, *dst = buf;
+    int ret = 0;
+
+    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    if (ret)
+        return ret;
+    while (pos < end && !ret) {
+        blk64_t lblk = pos / bs;
+        uint64_t boff = pos % bs;
+        struct run r;
+
+        ret = map_run(fs, h, lblk, (end - lblk * bs + bs - 1) / bs, &r);
+        if (ret)
+            break;
+        if (r.state != RUN_DATA) {
+            uint64_t n = r.len * bs - boff < end - pos ? r.len * bs - boff : end - pos;
+            memset(dst + (pos - off), 0, n);
+            pos += n;
+        } else if (boff == 0 && end - pos >= bs) {
+            /* Whole blocks straight into the caller's buffer. */
+            blk64_t n = (end - pos) / bs < r.len ? (end - pos) / bs : r.len;
+            ret = e2_errno(io_channel_read_blk64(fs->io, r.pblk, (int)n, dst + (pos - off)));
+            pos += n * bs;
+        } else {
+            uint64_t n = bs - boff < end - pos ? bs - boff : end - pos;
+            if (!tmp && !(tmp = malloc(bs))) {
+                ret = -ENOMEM;
+                break;
+            }
+            ret = e2_errno(io_channel_read_blk64(fs->io, r.pblk, 1, tmp));
+            memcpy(dst + (pos - off), tmp + boff, n);
+            pos += n;
+        }
+    }
+    ext2fs_extent_free(h);
+    free(tmp);
+    return ret ? ret : (ssize_t)size;
+}
+
+/* Whether [first, last] has holes (allocated before writing), and whether
+ * it has what the file API must handle instead: unwritten extents, or
+ * holes below @eof_blk (filling those goes block by block, so that a full
+ * image never leaves allocated garbage inside the file). */
+static int scan_range(ext2_filsys fs, ext2_extent_handle_t h, blk64_t first, blk64_t last,
+                      blk64_t eof_blk, bool *holes, bool *fallback)
+{
+    *holes = *fallback = false;
+    for (blk64_t b = first; b <= last;) {
+        struct run r;
+        int ret = map_run(fs, h, b, last - b + 1, &r);
+        if (ret)
+            return ret;
+        *fallback |= r.state == RUN_UNWRITTEN || (r.state == RUN_HOLE && b < eof_blk);
+        *holes |= r.state == RUN_HOLE;
+        b += r.len;
+    }
+    return 0;
+}
+
+/* Write one partial block: on top of its old contents, or of zeros where
+ * it was a hole. */
+static int write_partial(ext2_filsys fs, blk64_t pblk, bool was_hole, uint64_t boff,
+                         const char *src, uint64_t n, char *tmp)
+{
+    int ret = 0;
+
+    if (was_hole)
+        memset(tmp, 0, fs->blocksize);
+    else
+        ret = e2_errno(io_channel_read_blk64(fs->io, pblk, 1, tmp));
+    if (ret)
+        return ret;
+    memcpy(tmp + boff, src, n);
+    return e2_errno(io_channel_write_blk64(fs->io, pblk, 1, tmp));
+}
+
+ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              const void *buf, size_t size, uint64_t off)
+{
+    ext2_filsys fs = img->fs;
+    uint64_t bs = fs->blocksize, pos = off, end = off + size;
+    blk64_t first = off / bs, last = (end - 1) / bs;
+    blk64_t eof_blk = (EXT2_I_SIZE(in) + bs - 1) / bs;
+    bool holes, fallback, head_hole = false, tail_hole = false;
+    ext2_extent_handle_t h;
+    const char *src = buf;
+    char *tmp = NULL;
+    struct run r;
+    int ret;
+
+    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    if (ret)
+        return ret;
+    ret = scan_range(fs, h, first, last, eof_blk, &holes, &fallback);
+    if (!ret && fallback)
+        ret = 1; /* the caller falls back to the file API */
+    if (!ret && holes) {
+        /* The partial end blocks keep zeros around the data if they were
+         * holes: note which before allocating. */
+        ret = map_run(fs, h, first, 1, &r);
+        head_hole = r.state == RUN_HOLE;
+        if (!ret) {
+            ret = map_run(fs, h, last, 1, &r);
+            tail_hole = r.state == RUN_HOLE;
+        }
+    }
+    ext2fs_extent_free(h);
+    if (ret)
+        return ret;
+    if (holes) {
+        /* One allocation for the whole extension: contiguous extents,
+         * initialised (every block is written below). */
+        ret = e2_errno(ext2fs_fallocate(fs,
+                                        EXT2_FALLOCATE_FORCE_INIT |
+                                            EXT2_FALLOCATE_INIT_BEYOND_EOF,
+                                        ino, (struct ext2_inode *)in, ~0ULL, first,
+                                        last - first + 1));
+        /* ext2fs_fallocate updates our copy of the inode (i_blocks, the
+         * extent root) without writing it: write it, failed or not. */
+        int wret = e2_write_inode_locked(img, ino, in);
+        if (ret) {
+            /* Not enough room for all of it: give back what was taken past
+             * EOF and let the file API write what fits. */
+            int pret = wret ? wret
+                            : e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk,
+                                              last);
+            return pret ? pret : (ret == -ENOSPC ? 1 : ret);
+        }
+        if (wret)
+            return wret;
+    }
+    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    if (ret)
+        return ret;
+    while (pos < end && !ret) {
+        blk64_t lblk = pos / bs;
+        uint64_t boff = pos % bs;
+
+        ret = map_run(fs, h, lblk, last - lblk + 1, &r);
+        if (!ret && r.state != RUN_DATA)
+            ret = -EUCLEAN; /* allocated a moment ago */
+        if (ret)
+            break;
+        if (boff == 0 && end - pos >= bs) {
+            blk64_t n = (end - pos) / bs < r.len ? (end - pos) / bs : r.len;
+            ret = e2_errno(io_channel_write_blk64(fs->io, r.pblk, (int)n, src + (pos - off)));
+            pos += n * bs;
+        } else {
+            uint64_t n = bs - boff < end - pos ? bs - boff : end - pos;
+            bool was_hole = lblk == first ? head_hole : lblk == last ? tail_hole : false;
+            if (!tmp && !(tmp = malloc(bs))) {
+                ret = -ENOMEM;
+                break;
+            }
+            ret = write_partial(fs, r.pblk, was_hole, boff, src + (pos - off), n, tmp);
+            pos += n;
+        }
+    }
+    ext2fs_extent_free(h);
+    free(tmp);
+    if (ret)
+        return ret;
+    if (end > EXT2_I_SIZE(in)) {
+        in->i_size = (uint32_t)end;
+        in->i_size_high = (uint32_t)(end >> 32);
+        ret = e2_write_inode_locked(img, ino, in);
+    }
+    return ret ? ret : (ssize_t)size;
+}
