@@ -123,7 +123,11 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
         if (ret)
             return ret;
         if (end <= cap && size) {
+            /* -EINVAL: the file has data blocks after all (an mmap
+             * writeback, say): it stays a block file. */
             ret = e2_inline_begin(fs->img, fi->ino);
+            if (ret == -EINVAL)
+                return e2_data_write(fs->img, fi->ino, buf, size, off);
             if (!ret)
                 ret = inline_rewrite(fs, fi->ino, 0, buf, size, (uint64_t)off, isize);
             if (!ret)
@@ -171,6 +175,7 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
         if (err)
             return err;
     }
+    fi->may_inline = false; /* the writeback gives the file blocks */
     ret = e2_data_write(fs->img, fi->ino, buf, n, off);
     return ret < 0 ? ret : (ssize_t)size;
 }
