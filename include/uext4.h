@@ -70,6 +70,10 @@ struct uext4_options {
     /* Seconds between writes of the in-memory metadata (bitmaps, group
      * descriptors, superblock) to the image, as ext4's commit=; 0 means 5. */
     unsigned commit_seconds;
+    /* Library mode: bytes of dirty emulated mmap pages (uext4_mmap_store)
+     * above which a store first writes back (memory pressure); 0 means
+     * 64 MiB. Unused through FUSE, where the kernel holds the pages. */
+    size_t cache_bytes;
     /* Access times: by default updated as the kernel's relatime does (when
      * older than mtime or ctime, or a day old); never with noatime. */
     bool noatime;

@@ -6,8 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* Dirty pages beyond this many bytes are written back before more are
- * made (the emulation's memory pressure). */
+/* Default budget of dirty pages (uext4_options.cache_bytes). */
 #define PC_BUDGET (64u << 20)
 
 static ssize_t pc_read_cb(void *ctx, uint32_t ino, void *buf, size_t len, off_t off)
@@ -54,7 +53,8 @@ static const struct pc_ops fs_pc_ops = {
 
 int fs_pcache_create(struct uext4_fs *fs)
 {
-    return pc_create(&fs_pc_ops, fs, PC_BUDGET, &fs->pc);
+    return pc_create(&fs_pc_ops, fs, fs->opts.cache_bytes ? fs->opts.cache_bytes : PC_BUDGET,
+                     &fs->pc);
 }
 
 int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *buf, size_t len)

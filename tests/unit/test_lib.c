@@ -361,6 +361,39 @@ static int test_mmap_writeback_failure_keeps_data(void)
     return 0;
 }
 
+
+/* Memory pressure: with a 64 KiB budget, storing to 1 MiB of pages keeps at
+ * most the budget (plus the page being stored) dirty, and every byte
+ * reaches the file. */
+static int test_mmap_budget_respected(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_options o = {.cache_bytes = 64 << 10};
+    struct uext4_fs *fs = open_img(img, &o);
+    static char big[1 << 20], back[1 << 20];
+    struct stat st = {.st_size = sizeof(big)};
+    unsigned most = 0;
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "m");
+    CHECK_EQ(uext4_setattr(fs, &root, ino, &st, UEXT4_SET_SIZE, NULL), 0);
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)(i * 31 + i / 4096);
+    for (size_t off = 0; off < sizeof(big); off += 4096) {
+        unsigned d;
+        CHECK_EQ(uext4_mmap_store(fs, ino, (off_t)off, big + off, 4096), 0);
+        d = uext4_dirty_pages(fs, ino);
+        most = d > most ? d : most;
+    }
+    CHECK(most <= (64 << 10) / 4096 + 1);
+    CHECK_EQ(uext4_read(fs, ino, back, sizeof(back), 0), (ssize_t)sizeof(back));
+    CHECK(!memcmp(back, big, sizeof(big)));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_unlinked_open_file_lives_until_release(void)
 {
     const char *img = mkimg("-t ext4");
@@ -653,6 +686,7 @@ int main(void)
         {"mmap_page_cut_by_truncate", test_mmap_page_cut_by_truncate},
         {"mmap_written_back_at_close", test_mmap_written_back_at_close},
         {"mmap_writeback_failure_keeps_data", test_mmap_writeback_failure_keeps_data},
+        {"mmap_budget_respected", test_mmap_budget_respected},
         {"unlinked_open_file_lives_until_release", test_unlinked_open_file_lives_until_release},
         {"enospc_then_delete", test_enospc_then_delete},
         {"rename_dir_across_parents", test_rename_dir_across_parents},
