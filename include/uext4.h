@@ -88,6 +88,11 @@ struct uext4_cred {
     mode_t umask;        /* applied to create/mkdir/mknod modes */
     unsigned ngroups;    /* supplementary groups, local ids */
     const gid_t *groups;
+    /* Optional: when set, @groups/@ngroups are not filled in and this is
+     * called (at most once per operation, only when a group check needs
+     * them) to fill them. Finding groups can be costly (FUSE reads /proc);
+     * most operations never need them. */
+    void (*load_groups)(const struct uext4_cred *cr, const gid_t **groups, unsigned *ngroups);
 };
 
 /* Open @image (a file holding an ext2/3/4 file system) with @opts (NULL for

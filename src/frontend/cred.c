@@ -1,6 +1,7 @@
 /* Who is asking: the caller of a FUSE request as a struct uext4_cred. */
 #include "frontend/fe_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 
 /* Read the caller's supplementary groups into @c. fuse_req_getgroups() reads
@@ -31,6 +32,18 @@ static void fe_cred_load_groups(struct fe_cred *c, fuse_req_t req)
     c->cr.ngroups = again < 0 ? 0u : (unsigned)(again < n ? again : n);
 }
 
+/* The core asks for the groups only when a group check needs them: most
+ * requests (the owner's, root's) never read /proc. */
+static void fe_cred_lazy_groups(const struct uext4_cred *cr, const gid_t **groups,
+                                unsigned *ngroups)
+{
+    struct fe_cred *c = (struct fe_cred *)((char *)cr - offsetof(struct fe_cred, cr));
+
+    fe_cred_load_groups(c, c->req);
+    *groups = c->cr.groups;
+    *ngroups = c->cr.ngroups;
+}
+
 void fe_cred_init(struct fe_cred *c, fuse_req_t req, bool want_groups)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -43,8 +56,8 @@ void fe_cred_init(struct fe_cred *c, fuse_req_t req, bool want_groups)
     c->cr.ngroups = 0;
     c->cr.groups = NULL;
     c->heap_groups = NULL;
-    if (want_groups)
-        fe_cred_load_groups(c, req);
+    c->req = req;
+    c->cr.load_groups = want_groups ? fe_cred_lazy_groups : NULL;
 }
 
 void fe_cred_release(struct fe_cred *c)

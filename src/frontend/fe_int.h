@@ -72,6 +72,7 @@ void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat
  * fe_cred_init() is paired with an fe_cred_release() before the reply. */
 struct fe_cred {
     struct uext4_cred cr;
+    fuse_req_t req;
     gid_t *heap_groups;
     gid_t inline_groups[FE_GROUPS_INLINE];
 };

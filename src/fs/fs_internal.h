@@ -110,10 +110,18 @@ int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
 void fs_commit_stop(struct uext4_fs *fs);
 
 /* ---- perm.c ---- */
+struct fs_groups {
+    bool loaded;
+    unsigned n;
+    const gid_t *gids; /* local ids */
+};
+
 struct fs_cred {
     uint32_t uid, gid; /* image ids */
-    unsigned ngroups;
-    const gid_t *groups; /* local ids */
+    /* Loaded on first use by fs_cred_in_group(): the pointer lets a const
+     * fs_cred fill it in. */
+    struct fs_groups *groups;
+    struct fs_groups groups_storage;
     mode_t umask;
     bool root;         /* uid 0 or fakeroot: the capability checks pass */
     const struct uext4_cred *local;

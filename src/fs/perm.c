@@ -40,19 +40,29 @@ int fs_cred_from(struct uext4_fs *fs, const struct uext4_cred *cr, struct fs_cre
         fc->uid = NO_ID;
     if (fs_gid_to_image(fs, cr->gid, &fc->gid))
         fc->gid = NO_ID;
-    fc->ngroups = cr->ngroups;
-    fc->groups = cr->groups;
+    fc->groups = &fc->groups_storage;
+    fc->groups->loaded = !cr->load_groups;
+    fc->groups->n = cr->ngroups;
+    fc->groups->gids = cr->groups;
     fc->root = fc->uid == 0;
     return 0;
 }
 
 bool fs_cred_in_group(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t gid)
 {
+    struct fs_groups *g = fc->groups;
+
     if (fc->gid == gid)
         return true;
-    for (unsigned i = 0; i < fc->ngroups; i++) {
-        uint32_t g;
-        if (!fs_gid_to_image(fs, fc->groups[i], &g) && g == gid)
+    if (!g)
+        return false; /* fakeroot: no groups needed */
+    if (!g->loaded) {
+        fc->local->load_groups(fc->local, &g->gids, &g->n);
+        g->loaded = true;
+    }
+    for (unsigned i = 0; i < g->n; i++) {
+        uint32_t image;
+        if (!fs_gid_to_image(fs, g->gids[i], &image) && image == gid)
             return true;
     }
     return false;

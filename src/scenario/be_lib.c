@@ -27,7 +27,7 @@ struct lib_state {
 };
 
 /* The scenario acts as root with umask 022, as the syscall backends do. */
-static const struct uext4_cred root_cred = {0, 0, 022, 0, NULL};
+static const struct uext4_cred root_cred = {.uid = 0, .gid = 0, .umask = 022};
 
 static struct lib_state *st_of(struct scn_run *r)
 {

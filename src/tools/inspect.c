@@ -31,7 +31,7 @@ static const struct {
     {0x00200000u, "ea_inode"},  {0x10000000u, "inline"},
 };
 
-static const struct uext4_cred root_cred = {0, 0, 022, 0, NULL};
+static const struct uext4_cred root_cred = {.uid = 0, .gid = 0, .umask = 022};
 
 static void usage(FILE *out)
 {

@@ -944,7 +944,7 @@ class Runner:
                         self.fail('after the op, fstat gives size %d, model %d'
                                   % (st.st_size, f.size))
             except (OSError, OpTimeout) as e:
-                raise Failure('%s: %s' % (type(e).__name__, e)) from e
+                raise Failure('%s on %s: %s: %s' % (name, f.name, type(e).__name__, e)) from e
         self.opnum += 1
         self.note('final check')
         self.verify_all('final check')

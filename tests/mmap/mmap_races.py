@@ -22,6 +22,9 @@ Cases
   truncate_threads A stores patterns into 0..99 of a 100-byte inline file
   truncate_procs   while B truncates it to 10: i_size 10, inline, 0..9 = A's
                    last store (or a store done after the truncate).
+  extend_convert   the two races under -o inline_mmap=convert, threads or
+  truncate_convert processes per iteration: the mmap writeback's conversion
+                   races B's; the result is always extents, same bytes.
 
 Every iteration uses a fresh file and its own seed, derived from the run's
 --seed (printed at the start).  The seed fixes everything the test chooses
@@ -80,6 +83,7 @@ DEFAULTS = {                # CI iterations per case (about 15s in all)
     'basic_keep': 40, 'basic_convert': 25, 'basic_kernel': 8,
     'extend_threads': 100, 'extend_procs': 100,
     'truncate_threads': 100, 'truncate_procs': 100,
+    'extend_convert': 50, 'truncate_convert': 50,
 }
 PER_MOUNT = 6               # iterations between remounts
 
@@ -706,7 +710,9 @@ def kill_worker(pid):
         time.sleep(0.01)
 
 
-def race_expect(plan):
+def race_expect(plan, convert=False):
+    """Under inline_mmap=convert every run converts: the last store leaves
+    the page dirty, so at least one mmap writeback reaches the daemon."""
     last = plan['final'] if plan['final'] is not None \
         else plan['patterns'][-1]
     cands = {'orig': plan['orig']}
@@ -718,30 +724,35 @@ def race_expect(plan):
         data = last + bytes(80) + plan['b_data']
         return {'size': 400, 'inline': False, 'data': data,
                 'candidates': cands}
-    return {'size': 10, 'inline': True, 'data': last[:10],
+    return {'size': 10, 'inline': not convert, 'data': last[:10],
             'candidates': cands,
             # a store after the truncate put these past the new EOF
             'leak': plan['final'][10:] if plan['final'] is not None
             else None}
 
 
-def race_case(ctx, label, kind, mode):
+def race_case(ctx, label, kind, mode, convert=False):
+    """mode: threads, procs, or mixed (drawn per iteration)."""
+    opts = ['inline_mmap=convert'] if convert else []
     with workdir() as d:
         img = make_image(d)
         check_capacity(img)
-        with Group(img, []) as g:
+        with Group(img, opts) as g:
             for i in range(ctx.iterations):
                 seed = ctx.iter_seed(label, i)
-                plan = race_plan(random.Random(seed), kind)
+                rng = random.Random(seed)
+                plan = race_plan(rng, kind)
+                how = mode if mode != 'mixed' else \
+                    rng.choice(['threads', 'procs'])
                 name = 'f%d' % i
-                lab = 'iteration %d seed %d: %s' % (i, seed,
-                                                    plan_summary(plan))
+                lab = 'iteration %d seed %d: %s, %s' % (
+                    i, seed, how, plan_summary(plan))
                 path = g.path(name)
                 write_new(path, plan['orig'])
-                err = run_race(path, plan, mode)
+                err = run_race(path, plan, how)
                 if err:
                     raise Failure('%s: %s' % (lab, err))
-                exp = race_expect(plan)
+                exp = race_expect(plan, convert)
                 exp['label'] = lab
                 st = os.stat(path)
                 if st.st_size != exp['size']:
@@ -773,6 +784,14 @@ def case_truncate_procs(ctx):
     race_case(ctx, 'truncate_procs', 'truncate', 'procs')
 
 
+def case_extend_convert(ctx):
+    race_case(ctx, 'extend_convert', 'extend', 'mixed', convert=True)
+
+
+def case_truncate_convert(ctx):
+    race_case(ctx, 'truncate_convert', 'truncate', 'mixed', convert=True)
+
+
 CASES = [
     ('basic_keep', case_basic_keep),
     ('basic_convert', case_basic_convert),
@@ -781,6 +800,8 @@ CASES = [
     ('extend_procs', case_extend_procs),
     ('truncate_threads', case_truncate_threads),
     ('truncate_procs', case_truncate_procs),
+    ('extend_convert', case_extend_convert),
+    ('truncate_convert', case_truncate_convert),
 ]
 
 

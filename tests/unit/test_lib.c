@@ -15,7 +15,7 @@
 #define EXTENTS_FL 0x00080000u
 
 static char tmpdir[64];
-static const struct uext4_cred root = {0, 0, 022, 0, NULL};
+static const struct uext4_cred root = {.uid = 0, .gid = 0, .umask = 022};
 
 static int sh(const char *fmt, const char *arg)
 {
@@ -584,8 +584,8 @@ static int test_permissions_and_sticky(void)
 {
     const char *img = mkimg("-t ext4");
     struct uext4_fs *fs = open_img(img, NULL);
-    const struct uext4_cred user = {1000, 1000, 022, 0, NULL};
-    const struct uext4_cred other = {1001, 1001, 022, 0, NULL};
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    const struct uext4_cred other = {.uid = 1001, .gid = 1001, .umask = 022};
     struct stat st, tmp, in = {.st_mode = 01777};
 
     CHECK(fs);
