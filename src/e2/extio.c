@@ -121,6 +121,31 @@ static int scan_range(ext2_filsys fs, ext2_extent_handle_t h, blk64_t first, blk
     return 0;
 }
 
+/* ext2fs_fallocate fills the whole gap up to a following extent, and from
+ * a preceding one, with initialised blocks; so allocate that way only for
+ * a write that continues the file's last extent (or starts an empty file
+ * at block 0): sequential writing, the case that matters. */
+static int appends_to_last_extent(ext2_extent_handle_t h, blk64_t first, bool *fallback)
+{
+    struct ext2fs_extent e;
+    errcode_t err = ext2fs_extent_get(h, EXT2_EXTENT_LAST_LEAF, &e);
+
+    if (err == EXT2_ET_EXTENT_NO_NEXT || err == EXT2_ET_NO_CURRENT_NODE ||
+        err == EXT2_ET_EXTENT_NOT_FOUND) {
+        *fallback = first != 0; /* no extents at all */
+        return 0;
+    }
+    if (err)
+        return e2_errno(err);
+    /* The last leaf's last extent: an empty leaf reports none. */
+    if (e.e_len == 0) {
+        *fallback = true;
+        return 0;
+    }
+    *fallback = e.e_lblk + e.e_len != first;
+    return 0;
+}
+
 /* Write one partial block: on top of its old contents, or of zeros where
  * it was a hole. */
 static int write_partial(ext2_filsys fs, blk64_t pblk, bool was_hole, uint64_t boff,
@@ -156,6 +181,8 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     if (ret)
         return ret;
     ret = scan_range(fs, h, first, last, eof_blk, &holes, &fallback);
+    if (!ret && holes && !fallback)
+        ret = appends_to_last_extent(h, first, &fallback);
     if (!ret && fallback)
         ret = 1; /* the caller falls back to the file API */
     if (!ret && holes) {

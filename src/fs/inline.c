@@ -11,7 +11,10 @@
  * Conversion happens only in write(2), truncate(2) and fallocate(2): an
  * mmap writeback (UEXT4_WRITE_MMAP) never changes i_size, so its bytes go
  * back into the inline area (rule 3), unless -o inline_mmap=convert asks
- * for today's kernel behaviour. BLOCKS never goes back to INLINE.
+ * for today's kernel behaviour. (One exception: an inline file whose i_size
+ * the kernel let grow past the capacity, by a truncate before its first
+ * write, converts when a page stored past the capacity comes back: there
+ * is nowhere inline to keep those bytes.) BLOCKS never goes back to INLINE.
  *
  * All functions here run with the inode's lock held. */
 #include "fs/fs_internal.h"
@@ -157,17 +160,18 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
         return (ssize_t)size;
     n = a->size - (uint64_t)off < size ? (size_t)(a->size - (uint64_t)off) : size;
     if (is_inline(a)) {
-        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP) {
-            size_t clen, allocated, keep;
-            err = inline_content(fs, fi->ino, a, &clen, &allocated);
-            if (err)
-                return err;
-            /* Only what the inline area holds: below i_size, nothing grows. */
-            if ((uint64_t)off >= allocated)
-                return (ssize_t)size;
-            if (off + n > allocated)
-                n = allocated - (size_t)off;
-            keep = clen > off + n ? clen : (size_t)off + n;
+        size_t clen, allocated, cap;
+        err = inline_content(fs, fi->ino, a, &clen, &allocated);
+        if (!err)
+            err = e2_inline_capacity(fs->img, fi->ino, &cap);
+        if (err)
+            return err;
+        /* Stored back inline, system.data growing as needed, i_size as it
+         * is. Only a file the kernel left inline with i_size beyond its
+         * capacity (truncated up, then written) cannot take bytes past the
+         * capacity inline: it is converted rather than losing them. */
+        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && off + n <= cap) {
+            size_t keep = clen > off + n ? clen : (size_t)off + n;
             err = inline_rewrite(fs, fi->ino, keep, buf, n, (uint64_t)off, a->size);
             return err ? err : (ssize_t)size;
         }

@@ -62,7 +62,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import uext4test as ut  # noqa: E402
 
 PAGE = 4096
-CAPACITY = 128              # 256-byte inodes, extra_isize 32 (checked below)
 INLINE_FL = ut.EXT4_INLINE_DATA_FL
 EXTENTS_FL = ut.EXT4_EXTENTS_FL
 
@@ -260,12 +259,21 @@ def make_image(d):
 
 
 def check_capacity(img):
-    """CAPACITY is 60 + what system.data can take; it is 128 only for
-    extra_isize 32 in a 256-byte inode.  Refuse to run on anything else."""
+    """The cases need 100 <= capacity < 400 (a 100-byte file is inline, a
+    400-byte one cannot be).  Capacity, as the kernel's
+    ext4_get_max_inline_size computes it for an empty in-inode xattr area:
+    60 bytes of i_block plus the extra space minus the xattr header (4),
+    the system.data entry (16 + "data") and the end marker (4).  128 for
+    256-byte inodes with extra_isize 32."""
     out = ut.run(['dumpe2fs', '-h', img]).stdout.decode(errors='replace')
-    m = re.search(r'Inode size:\s+(\d+)', out)
-    if not m or int(m.group(1)) != 256:
-        raise Failure('image inode size is not 256:\n%s' % out)
+    isize = re.search(r'Inode size:\s+(\d+)', out)
+    extra = re.search(r'Required extra isize:\s+(\d+)', out)
+    if not isize or not extra:
+        raise Failure('dumpe2fs shows no inode sizes:\n%s' % out)
+    cap = 60 + int(isize.group(1)) - 128 - int(extra.group(1)) - 4 - 20 - 4
+    if not 100 <= cap < 400:
+        raise Failure('inline capacity %d: the cases need 100..399' % cap)
+    return cap
 
 
 class Group:
