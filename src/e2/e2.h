@@ -116,8 +116,8 @@ void e2_time_decode(uint32_t secs, uint32_t extra, bool has_extra, struct timesp
 
 /* ---- directories (dir.c) ---- */
 
-/* Called for each live entry; return non-zero to stop. @pos is a position
- * that stays stable while the directory is not modified. */
+/* Called for each live entry ("." and ".." included), in directory order;
+ * return non-zero to stop. */
 typedef int (*e2_dirent_fn)(void *ctx, const char *name, size_t len, uint32_t ino,
                             unsigned ftype);
 int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ctx);

@@ -34,7 +34,6 @@ int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode
 int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);
 void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, struct e2_attr *a);
 bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end);
-void e2_inode_set_ctime_now(struct ext2_inode_large *in);
 
 /* inline.c, with the disk lock held: the length of system.data, the
  * inline capacity, and replacing system.data's value. */
