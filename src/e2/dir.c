@@ -206,46 +206,81 @@ out_unlock:
     return e2_errno(err);
 }
 
+/* Remove entry @de of length @rec from its block @buf as the kernel's
+ * ext4_generic_delete_entry() does: merge it into the previous entry of the
+ * block (at @prev_off) and wipe it whole, or, first in its block, clear its
+ * inode and wipe all but rec_len. (ext2fs_unlink leaves the name behind.) */
+static int delete_entry(ext2_filsys fs, char *buf, int prev_off, struct ext2_dir_entry *de,
+                        unsigned rec)
+{
+    if (prev_off >= 0) {
+        struct ext2_dir_entry *prev = (struct ext2_dir_entry *)(buf + prev_off);
+        unsigned prev_rec = 0;
+        if (ext2fs_get_rec_len(fs, prev, &prev_rec) ||
+            ext2fs_set_rec_len(fs, prev_rec + rec, prev))
+            return -EUCLEAN;
+        memset(de, 0, rec);
+    } else {
+        de->inode = 0;
+        memset((char *)de + offsetof(struct ext2_dir_entry, name_len), 0,
+               rec - offsetof(struct ext2_dir_entry, name_len));
+    }
+    return 0;
+}
+
+static bool name_is(const struct ext2_dir_entry *de, const char *name, size_t len)
+{
+    return de->inode && (size_t)ext2fs_dirent_name_len(de) == len && !memcmp(de->name, name, len);
+}
+
+/* Remove @name from one directory block of @len usable bytes. */
+static int remove_from_block(ext2_filsys fs, char *block, unsigned len, const char *name,
+                             size_t name_len)
+{
+    int prev = -1;
+
+    for (unsigned off = 0; off < len;) {
+        struct ext2_dir_entry *de = (struct ext2_dir_entry *)(block + off);
+        unsigned rec = 0;
+        if (ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || off + rec > len)
+            return -EUCLEAN;
+        if (name_is(de, name, name_len))
+            return delete_entry(fs, block, prev, de, rec);
+        prev = (int)off;
+        off += rec;
+    }
+    return -ENOENT;
+}
+
 struct unlink_ctx {
     ext2_filsys fs;
     const char *name;
     size_t len;
     int prev_off; /* offset of the previous entry in the same block, or -1 */
     char *prev_buf;
+    int err;
     bool done;
 };
 
-/* Remove an entry as the kernel's ext4_generic_delete_entry() does: merge
- * it into the previous entry of its block and wipe it whole, or, first in
- * its block, clear its inode and wipe all but rec_len. (ext2fs_unlink
- * leaves the name behind.) */
 static int unlink_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int offset,
                        int blocksize, char *buf, void *priv)
 {
     struct unlink_ctx *uc = priv;
-    unsigned rec = 0, prev_rec = 0;
+    unsigned rec = 0;
 
+    /* A new block, or a new part of an inline directory (whose "." and
+     * ".." are made up, in a buffer of their own). */
     if (buf != uc->prev_buf || offset == 0)
-        uc->prev_off = -1; /* a new block (or inline part) */
+        uc->prev_off = -1;
     uc->prev_buf = buf;
-    if (de->inode == 0 || (size_t)ext2fs_dirent_name_len(de) != uc->len ||
-        memcmp(de->name, uc->name, uc->len)) {
-        if (entry != DIRENT_DOT_FILE && entry != DIRENT_DOT_DOT_FILE)
-            uc->prev_off = offset;
+    if (!name_is(de, uc->name, uc->len)) {
+        uc->prev_off = offset;
         return 0;
     }
-    if (ext2fs_get_rec_len(uc->fs, de, &rec) || rec < 8 || offset + rec > (unsigned)blocksize)
+    if (ext2fs_get_rec_len(uc->fs, de, &rec) || rec < 8 || offset + rec > (unsigned)blocksize ||
+        (uc->err = delete_entry(uc->fs, buf, uc->prev_off, de, rec))) {
+        uc->err = uc->err ? uc->err : -EUCLEAN;
         return DIRENT_ABORT;
-    if (uc->prev_off >= 0) {
-        struct ext2_dir_entry *prev = (struct ext2_dir_entry *)(buf + uc->prev_off);
-        if (ext2fs_get_rec_len(uc->fs, prev, &prev_rec) ||
-            ext2fs_set_rec_len(uc->fs, prev_rec + rec, prev))
-            return DIRENT_ABORT;
-        memset(de, 0, rec);
-    } else {
-        de->inode = 0;
-        memset((char *)de + offsetof(struct ext2_dir_entry, name_len), 0,
-               rec - offsetof(struct ext2_dir_entry, name_len));
     }
     uc->done = true;
     return DIRENT_CHANGED | DIRENT_ABORT;
@@ -257,11 +292,16 @@ int e2_dir_unlink(struct e2_image *img, uint32_t dir, const char *name)
     int ret = -EROFS;
 
     e2_lock(img);
-    if (!img->read_only) {
-        ret = e2_errno(iterate_locked(img, dir, DIRENT_FLAG_INCLUDE_EMPTY, unlink_proc, &uc));
-        if (!ret && !uc.done)
-            ret = -ENOENT;
-    }
+    if (img->read_only)
+        goto out_unlock;
+    /* An indexed directory: only the leaf the hash points to. */
+    ret = e2_dir_unlink_indexed_locked(img, dir, name, remove_from_block);
+    if (ret != -ENOENT)
+        goto out_unlock;
+    ret = e2_errno(iterate_locked(img, dir, DIRENT_FLAG_INCLUDE_EMPTY, unlink_proc, &uc));
+    if (!ret)
+        ret = uc.err ? uc.err : (uc.done ? 0 : -ENOENT);
+out_unlock:
     e2_unlock(img);
     return ret;
 }

@@ -58,6 +58,13 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
 
 /* htree.c: index a full one-block directory, as the kernel does. */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);
+/* Remove @name from the leaf block the index of @dir points to, with
+ * @remove doing the entry surgery on that block; -ENOENT if the directory
+ * is not indexed, the index cannot be followed or the name is not in that
+ * leaf (the caller then scans the whole directory). */
+int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char *name,
+                                 int (*remove)(ext2_filsys fs, char *block, unsigned len,
+                                               const char *name, size_t name_len));
 
 /* Private libext2fs 1.47 functions: exported by the library but declared
  * only in its internal header. */

@@ -304,3 +304,98 @@ out_free:
     free(root);
     return ret;
 }
+
+/* ---- removing an entry through the index ---- */
+
+/* Walk the index of directory @dir to the leaf block that holds @name's
+ * hash. Returns the leaf's logical block, -ENOENT when the index cannot be
+ * followed (the caller then scans), or -errno. */
+static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_large *in,
+                        const char *name, size_t len, char *block, blk64_t *leaf)
+{
+    ext2_filsys fs = img->fs;
+    unsigned bs = fs->blocksize, dot_rec = 0, levels, count, limit, off;
+    struct ext2_dx_root_info *info;
+    struct ext2_dx_countlimit *cl;
+    struct ext2_dx_entry *ent;
+    ext2_dirhash_t hash = 0, minor = 0;
+    blk64_t lblk = 0, pblk = 0;
+    int ver;
+
+    for (unsigned level = 0;; level++) {
+        if (ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, 0, lblk, NULL, &pblk) || !pblk)
+            return -ENOENT;
+        if (io_channel_read_blk64(fs->io, pblk, 1, block))
+            return -ENOENT;
+        if (level == 0) {
+            if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)block, &dot_rec) ||
+                dot_rec != 12)
+                return -ENOENT;
+            info = (struct ext2_dx_root_info *)(block + 24);
+            if (info->reserved_zero || info->info_length != sizeof(*info) ||
+                info->indirect_levels > 2)
+                return -ENOENT;
+            levels = info->indirect_levels;
+            ver = info->hash_version;
+            if (ver <= EXT2_HASH_TEA && (fs->super->s_flags & EXT2_FLAGS_UNSIGNED_HASH))
+                ver += 3;
+            if (ext2fs_dirhash2(ver, name, (int)len, NULL, 0, fs->super->s_hash_seed, &hash,
+                                &minor))
+                return -ENOENT;
+            off = 24 + sizeof(*info);
+        } else {
+            off = 8; /* an index block starts with an empty dirent */
+        }
+        cl = (struct ext2_dx_countlimit *)(block + off);
+        ent = (struct ext2_dx_entry *)cl;
+        count = ext2fs_le16_to_cpu(cl->count);
+        limit = ext2fs_le16_to_cpu(cl->limit);
+        if (count == 0 || count > limit || off + limit * sizeof(*ent) > bs)
+            return -ENOENT;
+        /* The last entry whose hash is <= ours (entry 0 covers from 0). */
+        unsigned at = 0;
+        for (unsigned i = 1; i < count; i++) {
+            if ((ext2fs_le32_to_cpu(ent[i].hash) & ~1u) > (uint32_t)hash)
+                break;
+            at = i;
+        }
+        lblk = ext2fs_le32_to_cpu(ent[at].block) & 0x0fffffff;
+        if (level == levels) {
+            *leaf = lblk;
+            return 0;
+        }
+    }
+}
+
+int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char *name,
+                                 int (*remove)(ext2_filsys fs, char *block, unsigned len,
+                                               const char *name, size_t name_len))
+{
+    ext2_filsys fs = img->fs;
+    size_t len = strlen(name);
+    struct ext2_inode_large in;
+    blk64_t leaf = 0, pblk = 0;
+    char *block;
+    int ret;
+
+    ret = e2_read_inode_locked(img, dir, &in);
+    if (ret)
+        return ret;
+    if (!(in.i_flags & EXT2_INDEX_FL) || (in.i_flags & EXT4_INLINE_DATA_FL))
+        return -ENOENT;
+    block = malloc(fs->blocksize);
+    if (!block)
+        return -ENOMEM;
+    ret = dx_find_leaf(img, dir, &in, name, len, block, &leaf);
+    if (!ret && (ext2fs_bmap2(fs, dir, (struct ext2_inode *)&in, NULL, 0, leaf, NULL, &pblk) ||
+                 !pblk))
+        ret = -ENOENT;
+    if (!ret)
+        ret = e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));
+    if (!ret)
+        ret = remove(fs, block, fs->blocksize - csum_size(fs), name, len);
+    if (!ret)
+        ret = e2_errno(ext2fs_write_dir_block4(fs, pblk, block, 0, dir));
+    free(block);
+    return ret;
+}
