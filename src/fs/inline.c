@@ -35,10 +35,8 @@ int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi)
     return e2_inline_convert(fs->img, fi->ino);
 }
 
-/* Store new inline content: the first @keep bytes of the current content,
- * then @len bytes of @buf at @off (zeros in any gap); content length
- * max(@keep, @off + @len); i_size @isize. */
-/* Bytes of inline content below i_size. */
+/* Bytes of inline content below i_size, and bytes the inode gives to
+ * inline data (60 + system.data). */
 static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,
                           size_t *clen, size_t *allocated)
 {
@@ -49,6 +47,10 @@ static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_att
     return ret;
 }
 
+/* Store new inline content: the first @keep bytes of the current content,
+ * then @len bytes of @buf at @off (zeros in any gap); content length
+ * max(@keep, @off + @len); i_size @isize. Callers keep the content within
+ * the capacity. */
 static int inline_rewrite(struct uext4_fs *fs, uint32_t ino, size_t keep, const void *buf,
                           size_t len, uint64_t off, uint64_t isize)
 {
