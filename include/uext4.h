@@ -39,10 +39,10 @@ struct uext4_fs;
  * (the ext4 `errors=` mount option). The operation itself always fails with
  * -EUCLEAN; this chooses what happens to the mount afterwards. */
 enum uext4_errors {
-    UEXT4_ERRORS_DEFAULT,   /* the superblock's s_errors behaviour */
-    UEXT4_ERRORS_CONTINUE,  /* keep serving */
-    UEXT4_ERRORS_REMOUNT_RO,/* refuse all further writes with -EROFS */
-    UEXT4_ERRORS_PANIC,     /* log and abort() the process */
+    UEXT4_ERRORS_DEFAULT,    /* the superblock's s_errors behaviour */
+    UEXT4_ERRORS_CONTINUE,   /* keep serving */
+    UEXT4_ERRORS_REMOUNT_RO, /* refuse all further writes with -EROFS */
+    UEXT4_ERRORS_PANIC,      /* log and abort() the process */
 };
 
 /* Writeback of an mmap'd page of an inline-data inode (design.md, rule 3). */
@@ -85,8 +85,8 @@ struct uext4_options {
 struct uext4_cred {
     uid_t uid;
     gid_t gid;
-    mode_t umask;        /* applied to create/mkdir/mknod modes */
-    unsigned ngroups;    /* supplementary groups, local ids */
+    mode_t umask;     /* applied to create/mkdir/mknod modes */
+    unsigned ngroups; /* supplementary groups, local ids */
     const gid_t *groups;
     /* Optional: when set, @groups/@ngroups are not filled in and this is
      * called (at most once per operation, only when a group check needs
@@ -120,8 +120,8 @@ unsigned uext4_block_size(const struct uext4_fs *fs);
 
 /* Look up @name in directory @dir. On success fills @st and takes one lookup
  * reference on the inode (released by uext4_forget), as FUSE's lookup does. */
-int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                 const char *name, struct stat *st);
+int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                 struct stat *st);
 /* Drop @n lookup references; an unlinked inode is freed when none remain
  * and it is not open. */
 void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n);
@@ -130,23 +130,21 @@ int uext4_resolve(struct uext4_fs *fs, const char *path, uint32_t *ino);
 
 /* The create-family calls return the new inode in @st with one lookup
  * reference taken. @mode includes the file type for mknod. */
-int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                const char *name, mode_t mode, dev_t rdev, struct stat *st);
-int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                const char *name, mode_t mode, struct stat *st);
-int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                  const char *name, const char *target, struct stat *st);
+int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                mode_t mode, dev_t rdev, struct stat *st);
+int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                mode_t mode, struct stat *st);
+int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                  const char *target, struct stat *st);
 int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, uint32_t newdir,
                const char *newname, struct stat *st);
-int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                 const char *name);
-int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                const char *name);
+int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name);
+int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name);
 
 #define UEXT4_RENAME_NOREPLACE (1u << 0) /* same values as RENAME_* */
 #define UEXT4_RENAME_EXCHANGE  (1u << 1)
-int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                 const char *name, uint32_t newdir, const char *newname, unsigned flags);
+int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                 uint32_t newdir, const char *newname, unsigned flags);
 
 /* Copy the target into @buf (not NUL-terminated); returns its length, or
  * -ERANGE if @size is too small. */
@@ -167,7 +165,7 @@ int uext4_getattr(struct uext4_fs *fs, uint32_t ino, struct stat *st);
 #define UEXT4_SET_CTIME     (1u << 10)
 /* The size change comes through an open file (ftruncate): the permission
  * was checked at open. */
-#define UEXT4_SET_FH        (1u << 12)
+#define UEXT4_SET_FH (1u << 12)
 /* Change the attributes selected by @to_set, taking values from @in (local
  * ids; st_atim/st_mtim/st_ctim for times, st_size for truncate). Fills @out. */
 int uext4_setattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
@@ -209,8 +207,8 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
 /* Write @size bytes at @off. A write(2) (flags 0) may grow i_size, and on an
  * inline inode converts it to a block file when the result no longer fits;
  * clears setuid/setgid as the kernel does. Returns bytes written. */
-ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                    const void *buf, size_t size, off_t off, unsigned flags);
+ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
+                    size_t size, off_t off, unsigned flags);
 
 /* Write back dirty mmap pages (below), then make the inode's data and the
  * metadata that reaches it durable in the image file. */
@@ -252,11 +250,11 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
 ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                        const char *name, void *value, size_t size);
 /* @flags: XATTR_CREATE / XATTR_REPLACE. */
-int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                   const char *name, const void *value, size_t size, int flags);
+int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const char *name,
+                   const void *value, size_t size, int flags);
 /* NUL-separated names; returns the total length (size 0: only the length). */
-ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                        char *list, size_t size);
+ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, char *list,
+                        size_t size);
 int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                       const char *name);
 
@@ -273,14 +271,14 @@ struct uext4_inode_info {
     uint32_t ino;
     mode_t mode;
     uint32_t nlink;
-    uint32_t flags;        /* i_flags (EXT4_INLINE_DATA_FL 0x10000000, EXTENTS 0x80000) */
-    uint64_t size;         /* i_size */
-    uint64_t blocks;       /* 512-byte units */
+    uint32_t flags;  /* i_flags (EXT4_INLINE_DATA_FL 0x10000000, EXTENTS 0x80000) */
+    uint64_t size;   /* i_size */
+    uint64_t blocks; /* 512-byte units */
     bool is_inline;
-    size_t inline_size;    /* bytes the inode gives to inline data: 60 + system.data */
-    size_t inline_capacity;/* the most it could hold inline (0: no room) */
-    uint64_t xattr_block;  /* external xattr block, 0 if none */
-    unsigned nextents;     /* mapped runs of blocks (extents, or block-map runs) */
+    size_t inline_size;           /* bytes the inode gives to inline data: 60 + system.data */
+    size_t inline_capacity;       /* the most it could hold inline (0: no room) */
+    uint64_t xattr_block;         /* external xattr block, 0 if none */
+    unsigned nextents;            /* mapped runs of blocks (extents, or block-map runs) */
     struct uext4_extent *extents; /* freed by uext4_inode_info_free */
 };
 

@@ -50,7 +50,7 @@ struct mutex {
     enum lock_class cls;
     unsigned subclass;
     unsigned held_subclass; /* the subclass it was taken as */
-    pthread_t owner; /* valid while held; for mutex_assert_held() */
+    pthread_t owner;        /* valid while held; for mutex_assert_held() */
     bool held;
 };
 
@@ -79,9 +79,9 @@ void rwlock_wrlock_at(struct rwlock *l, const char *file, int line);
 void rwlock_unlock(struct rwlock *l);
 
 /* The site of the acquisition is what the checker prints. */
-#define mutex_lock(l)    mutex_lock_at((l), __FILE__, __LINE__)
+#define mutex_lock(l)             mutex_lock_at((l), __FILE__, __LINE__)
 #define mutex_lock_nested(l, sub) mutex_lock_nested_at((l), (sub), __FILE__, __LINE__)
-#define rwlock_rdlock(l) rwlock_rdlock_at((l), __FILE__, __LINE__)
-#define rwlock_wrlock(l) rwlock_wrlock_at((l), __FILE__, __LINE__)
+#define rwlock_rdlock(l)          rwlock_rdlock_at((l), __FILE__, __LINE__)
+#define rwlock_wrlock(l)          rwlock_wrlock_at((l), __FILE__, __LINE__)
 
 #endif

@@ -26,7 +26,7 @@ struct ld_edge {
 };
 
 static const char *const class_names[LC_NR_CLASSES] = {
-    [LC_MOUNT] = "mount", [LC_INODE] = "inode",    [LC_ITABLE] = "itable", [LC_PCACHE] = "pcache",
+    [LC_MOUNT] = "mount", [LC_INODE] = "inode",   [LC_ITABLE] = "itable", [LC_PCACHE] = "pcache",
     [LC_DISK] = "disk",   [LC_TEST_A] = "test_a", [LC_TEST_B] = "test_b",
 };
 
@@ -84,8 +84,8 @@ static void report_inversion(unsigned outer, const struct held_lock *h, unsigned
             "  while holding %s taken at %s:%d\n"
             "  but %s was earlier held (taken at %s:%d) while acquiring the next\n"
             "  lock in a chain back to %s, at %s:%d\n",
-            b, site.file, site.line, a, h->site.file, h->site.line, b, e->outer.file,
-            e->outer.line, a, e->inner.file, e->inner.line);
+            b, site.file, site.line, a, h->site.file, h->site.line, b, e->outer.file, e->outer.line,
+            a, e->inner.file, e->inner.line);
     abort();
 }
 
@@ -119,8 +119,8 @@ void lockdep_acquire(enum lock_class cls, unsigned subclass, struct lock_site si
     }
     pthread_mutex_unlock(&graph_lock);
     if (nheld == LD_MAX_HELD) {
-        fprintf(stderr, "uext4 lockdep: more than %d locks held at %s:%d\n", LD_MAX_HELD,
-                site.file, site.line);
+        fprintf(stderr, "uext4 lockdep: more than %d locks held at %s:%d\n", LD_MAX_HELD, site.file,
+                site.line);
         abort();
     }
     held[nheld].id = id;

@@ -129,7 +129,8 @@ int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
     if (ret)
         goto out_unlock;
     bs = img->fs->blocksize;
-    if (size < EXT2_I_SIZE(&in) && ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
+    if (size < EXT2_I_SIZE(&in) &&
+        ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
         ret = e2_punch_locked(img, ino, &in, (size + bs - 1) / bs, ~0ULL);
         if (ret)
             goto out_unlock;
@@ -256,9 +257,8 @@ static int next_data_extent(struct e2_image *img, uint32_t ino, struct ext2_inod
             return e2_errno(err);
         err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
         while (!err) {
-            if ((e.e_flags & EXT2_EXTENT_FLAGS_LEAF) &&
-                !(e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) && e.e_lblk + e.e_len > lblk &&
-                (!found || e.e_lblk < *start)) {
+            if ((e.e_flags & EXT2_EXTENT_FLAGS_LEAF) && !(e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) &&
+                e.e_lblk + e.e_len > lblk && (!found || e.e_lblk < *start)) {
                 *start = e.e_lblk > lblk ? e.e_lblk : lblk;
                 *len = e.e_lblk + e.e_len - *start;
                 found = 1;

@@ -161,8 +161,7 @@ static bool can_index_locked(struct e2_image *img, uint32_t dir)
 {
     struct ext2_inode in;
 
-    return ext2fs_has_feature_dir_index(img->fs->super) &&
-           !ext2fs_read_inode(img->fs, dir, &in) &&
+    return ext2fs_has_feature_dir_index(img->fs->super) && !ext2fs_read_inode(img->fs, dir, &in) &&
            !(in.i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL)) &&
            EXT2_I_SIZE(&in) == img->fs->blocksize;
 }
@@ -216,8 +215,7 @@ static int delete_entry(ext2_filsys fs, char *buf, int prev_off, struct ext2_dir
     if (prev_off >= 0) {
         struct ext2_dir_entry *prev = (struct ext2_dir_entry *)(buf + prev_off);
         unsigned prev_rec = 0;
-        if (ext2fs_get_rec_len(fs, prev, &prev_rec) ||
-            ext2fs_set_rec_len(fs, prev_rec + rec, prev))
+        if (ext2fs_get_rec_len(fs, prev, &prev_rec) || ext2fs_set_rec_len(fs, prev_rec + rec, prev))
             return -EUCLEAN;
         memset(de, 0, rec);
     } else {
@@ -346,8 +344,7 @@ static int retarget(struct e2_image *img, uint32_t dir, struct retarget_ctx *rc)
     return ret;
 }
 
-int e2_dir_retarget(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino,
-                    mode_t mode)
+int e2_dir_retarget(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
 {
     struct retarget_ctx rc = {.name = name, .len = strlen(name), .ino = ino};
 

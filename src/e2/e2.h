@@ -101,8 +101,7 @@ int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, un
 int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino);
 /* A new directory with "." and "..", inline when the image has inline_data,
  * nlink 2; not linked into @parent. */
-int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a,
-                     uint32_t *ino);
+int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a, uint32_t *ino);
 /* A new symlink (fast in i_block below 60 bytes, else in a block). */
 int e2_inode_new_symlink(struct e2_image *img, uint32_t dir, const struct e2_attr *a,
                          const char *target, uint32_t *ino);
@@ -118,8 +117,7 @@ void e2_time_decode(uint32_t secs, uint32_t extra, bool has_extra, struct timesp
 
 /* Called for each live entry ("." and ".." included), in directory order;
  * return non-zero to stop. */
-typedef int (*e2_dirent_fn)(void *ctx, const char *name, size_t len, uint32_t ino,
-                            unsigned ftype);
+typedef int (*e2_dirent_fn)(void *ctx, const char *name, size_t len, uint32_t ino, unsigned ftype);
 int e2_dir_iterate(struct e2_image *img, uint32_t dir, e2_dirent_fn fn, void *ctx);
 /* Add an entry, growing the directory (or converting an inline one) when
  * full. Does not check for an existing entry of that name. */
@@ -141,11 +139,10 @@ unsigned e2_ftype_to_dtype(unsigned ftype);
 
 /* As getxattr(2): length, -ENODATA, -ERANGE. POSIX ACLs come in the
  * Linux xattr format. */
-ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf,
-                     size_t size);
+ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf, size_t size);
 /* @flags: XATTR_CREATE / XATTR_REPLACE semantics. */
-int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val,
-                 size_t len, int flags);
+int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val, size_t len,
+                 int flags);
 ssize_t e2_xattr_list(struct e2_image *img, uint32_t ino, char *buf, size_t size);
 int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name);
 

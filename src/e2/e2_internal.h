@@ -8,11 +8,11 @@
 #include <ext2fs/ext2fs.h>
 
 struct e2_image {
-    ext2_filsys fs;      /* protected by disk_lock */
+    ext2_filsys fs; /* protected by disk_lock */
     struct mutex disk_lock;
-    int lock_fd;         /* holds the image's exclusive flock */
+    int lock_fd; /* holds the image's exclusive flock */
     bool read_only;
-    bool dirty_error;    /* an error was recorded; superblock must be written */
+    bool dirty_error; /* an error was recorded; superblock must be written */
     char *path;
 };
 
@@ -45,8 +45,8 @@ int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val,
 
 /* punch.c: ext2fs_punch, working around its refusal to free the file
  * system's last block. */
-int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                    blk64_t start, blk64_t end);
+int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
+                    blk64_t end);
 
 /* extio.c: large contiguous I/O for extent files (disk lock held). The
  * write returns 1 when the range has unwritten extents: use the file API. */

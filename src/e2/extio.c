@@ -201,20 +201,18 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     if (holes) {
         /* One allocation for the whole extension: contiguous extents,
          * initialised (every block is written below). */
-        ret = e2_errno(ext2fs_fallocate(fs,
-                                        EXT2_FALLOCATE_FORCE_INIT |
-                                            EXT2_FALLOCATE_INIT_BEYOND_EOF,
-                                        ino, (struct ext2_inode *)in, ~0ULL, first,
-                                        last - first + 1));
+        ret = e2_errno(
+            ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino,
+                             (struct ext2_inode *)in, ~0ULL, first, last - first + 1));
         /* ext2fs_fallocate updates our copy of the inode (i_blocks, the
          * extent root) without writing it: write it, failed or not. */
         int wret = e2_write_inode_locked(img, ino, in);
         if (ret) {
             /* Not enough room for all of it: give back what was taken past
              * EOF and let the file API write what fits. */
-            int pret = wret ? wret
-                            : e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk,
-                                              last);
+            int pret = wret
+                           ? wret
+                           : e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk, last);
             return pret ? pret : (ret == -ENOSPC ? 1 : ret);
         }
         if (wret)

@@ -248,9 +248,9 @@ int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
     memset(info, 0, sizeof(*info));
     info->hash_version = fs->super->s_def_hash_version;
     info->info_length = sizeof(*info);
-    limit = (bs - dot_rec - 12 - sizeof(*info) -
-             (csum_size(fs) ? sizeof(struct ext2_dx_tail) : 0)) /
-            sizeof(struct ext2_dx_entry);
+    limit =
+        (bs - dot_rec - 12 - sizeof(*info) - (csum_size(fs) ? sizeof(struct ext2_dx_tail) : 0)) /
+        sizeof(struct ext2_dx_entry);
     ent = (struct ext2_dx_entry *)((char *)info + sizeof(*info));
     cl = (struct ext2_dx_countlimit *)ent;
 
@@ -328,8 +328,7 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
         if (io_channel_read_blk64(fs->io, pblk, 1, block))
             return -ENOENT;
         if (level == 0) {
-            if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)block, &dot_rec) ||
-                dot_rec != 12)
+            if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)block, &dot_rec) || dot_rec != 12)
                 return -ENOENT;
             info = (struct ext2_dx_root_info *)(block + 24);
             if (info->reserved_zero || info->info_length != sizeof(*info) ||
@@ -387,8 +386,8 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
     if (!block)
         return -ENOMEM;
     ret = dx_find_leaf(img, dir, &in, name, len, block, &leaf);
-    if (!ret && (ext2fs_bmap2(fs, dir, (struct ext2_inode *)&in, NULL, 0, leaf, NULL, &pblk) ||
-                 !pblk))
+    if (!ret &&
+        (ext2fs_bmap2(fs, dir, (struct ext2_inode *)&in, NULL, 0, leaf, NULL, &pblk) || !pblk))
         ret = -ENOENT;
     if (!ret)
         ret = e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));

@@ -16,11 +16,10 @@
 
 /* Features whose on-disk rules this daemon does not implement when writing.
  * Refused outright: we could not even read such an image correctly. */
-static const uint32_t incompat_refused = EXT4_FEATURE_INCOMPAT_ENCRYPT |
-                                         EXT4_FEATURE_INCOMPAT_CASEFOLD |
-                                         EXT3_FEATURE_INCOMPAT_JOURNAL_DEV |
-                                         EXT4_FEATURE_INCOMPAT_DIRDATA |
-                                         EXT2_FEATURE_INCOMPAT_COMPRESSION;
+static const uint32_t incompat_refused =
+    EXT4_FEATURE_INCOMPAT_ENCRYPT | EXT4_FEATURE_INCOMPAT_CASEFOLD |
+    EXT3_FEATURE_INCOMPAT_JOURNAL_DEV | EXT4_FEATURE_INCOMPAT_DIRDATA |
+    EXT2_FEATURE_INCOMPAT_COMPRESSION;
 /* Readable, but writing would leave something e2fsck repairs (quota usage,
  * verity trees, cluster accounting, MMP sequence, orphan file). */
 static const uint32_t incompat_ro = EXT4_FEATURE_INCOMPAT_MMP | EXT4_FEATURE_INCOMPAT_EA_INODE;
@@ -137,8 +136,7 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
         sb->s_blocks_per_group == 0 || sb->s_inodes_per_group == 0 ||
         sb->s_blocks_per_group > EXT2_MAX_BLOCKS_PER_GROUP(sb) ||
         sb->s_inodes_per_group > EXT2_MAX_INODES_PER_GROUP(sb)) {
-        say(why, len, "image '%s' is corrupt: its superblock's group layout is inconsistent",
-            path);
+        say(why, len, "image '%s' is corrupt: its superblock's group layout is inconsistent", path);
         return -EUCLEAN;
     }
     return 0;
@@ -240,8 +238,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     if (!img->read_only) {
         ret = mark_mounted(img);
         if (ret) {
-            say(why, why_len, "cannot write the superblock of '%s': %s", path,
-                strerror(-ret));
+            say(why, why_len, "cannot write the superblock of '%s': %s", path, strerror(-ret));
             goto out_close;
         }
     }

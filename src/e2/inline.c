@@ -48,10 +48,10 @@ int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len)
     return ret;
 }
 
-#define XATTR_ROUND 3u
-#define XATTR_SIZE(n) (((n) + XATTR_ROUND) & ~XATTR_ROUND)
+#define XATTR_ROUND         3u
+#define XATTR_SIZE(n)       (((n) + XATTR_ROUND) & ~XATTR_ROUND)
 #define XATTR_LEN(name_len) XATTR_SIZE((name_len) + 16u)
-#define XATTR_INDEX_SYSTEM 7
+#define XATTR_INDEX_SYSTEM  7
 
 /* The kernel's ext4_get_max_inline_size(), from the raw in-inode xattr
  * area: what system.data could hold (its current value included) plus the
@@ -122,7 +122,8 @@ int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
         free_bytes += (long)XATTR_SIZE(inline_val);
     } else {
         free_bytes -= (long)XATTR_LEN(4);
-        free_bytes = free_bytes > (long)XATTR_ROUND ? (long)XATTR_SIZE((size_t)free_bytes - XATTR_ROUND) : 0;
+        free_bytes =
+            free_bytes > (long)XATTR_ROUND ? (long)XATTR_SIZE((size_t)free_bytes - XATTR_ROUND) : 0;
     }
     *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? (size_t)free_bytes : 0);
     free(raw);
@@ -155,8 +156,8 @@ int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len)
  * least @min bytes, zero-filled past it; *@size is its length. The kernel
  * can leave i_size beyond the inline area (an empty file truncated up and
  * then written): those bytes read as zeros. */
-static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                       size_t min, char **out, size_t *size)
+static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, size_t min,
+                       char **out, size_t *size)
 {
     size_t total = 0;
     char *buf;
@@ -246,7 +247,7 @@ static int store_locked(struct e2_image *img, uint32_t ino, const void *data, si
     /* The xattr first: it rewrites the inode's xattr area, and it is the
      * step that can fail for want of space. */
     ret = e2_inline_set_ea_locked(img, ino, (const char *)data + INLINE_IBLOCK,
-                        len > INLINE_IBLOCK ? len - INLINE_IBLOCK : 0);
+                                  len > INLINE_IBLOCK ? len - INLINE_IBLOCK : 0);
     if (ret)
         return ret;
     ret = e2_read_inode_locked(img, ino, &in);
@@ -348,8 +349,7 @@ static int convert_file_locked(struct e2_image *img, uint32_t ino)
     if (ret)
         goto out_free;
     if (isize) {
-        ret = e2_errno(ext2fs_new_block2(fs, ext2fs_find_inode_goal(fs, ino, NULL, 0), NULL,
-                                         &blk));
+        ret = e2_errno(ext2fs_new_block2(fs, ext2fs_find_inode_goal(fs, ino, NULL, 0), NULL, &blk));
         if (ret)
             goto out_free;
         ret = e2_errno(io_channel_write_blk64(fs->io, blk, 1, data));
@@ -367,15 +367,15 @@ static int convert_file_locked(struct e2_image *img, uint32_t ino)
     if (ext2fs_has_feature_extents(fs->super)) {
         struct ext3_extent_header *eh = (struct ext3_extent_header *)in.i_block;
         eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
-        eh->eh_max = ext2fs_cpu_to_le16((sizeof(in.i_block) - sizeof(*eh)) /
-                                        sizeof(struct ext3_extent));
+        eh->eh_max =
+            ext2fs_cpu_to_le16((sizeof(in.i_block) - sizeof(*eh)) / sizeof(struct ext3_extent));
         in.i_flags |= EXT4_EXTENTS_FL;
     }
     if (isize) {
         ret = e2_errno(ext2fs_iblk_add_blocks(fs, (struct ext2_inode *)&in, 1));
         if (!ret)
-            ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)&in, NULL, BMAP_SET, 0,
-                                        NULL, &blk));
+            ret = e2_errno(
+                ext2fs_bmap2(fs, ino, (struct ext2_inode *)&in, NULL, BMAP_SET, 0, NULL, &blk));
         if (ret)
             goto out_restore;
         ext2fs_block_alloc_stats2(fs, blk, +1);

@@ -15,16 +15,16 @@ int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode
     if (ino < 1 || ino > img->fs->super->s_inodes_count)
         return -EUCLEAN;
     memset(inode, 0, sizeof(*inode));
-    return e2_errno(ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)inode,
-                                           sizeof(*inode)));
+    return e2_errno(
+        ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)inode, sizeof(*inode)));
 }
 
 int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode)
 {
     if (img->read_only)
         return -EROFS;
-    return e2_errno(ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)inode,
-                                            sizeof(*inode)));
+    return e2_errno(
+        ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)inode, sizeof(*inode)));
 }
 
 /* Whether the in-inode extra space covers a field ending at @field_end. */
@@ -33,7 +33,7 @@ bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end)
     return (size_t)EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize >= field_end;
 }
 
-#define EXTRA_HAS(in, field)                                                                   \
+#define EXTRA_HAS(in, field)                                                                       \
     e2_inode_has_extra((in), offsetof(struct ext2_inode_large, field) + sizeof((in)->field))
 
 void e2_time_encode(const struct timespec *ts, uint32_t *secs, uint32_t *extra)
@@ -186,8 +186,7 @@ static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
             want = isize - EXT2_GOOD_OLD_INODE_SIZE;
         in->i_extra_isize = (uint16_t)want;
     }
-    attr_to_inode(a, E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME,
-                  in);
+    attr_to_inode(a, E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME, in);
     if (EXTRA_HAS(in, i_crtime_extra))
         set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, true);
     if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
@@ -201,15 +200,14 @@ static void init_extent_header(struct ext2_inode_large *in)
 
     memset(in->i_block, 0, sizeof(in->i_block));
     eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
-    eh->eh_max = ext2fs_cpu_to_le16((sizeof(in->i_block) - sizeof(*eh)) /
-                                    sizeof(struct ext3_extent));
+    eh->eh_max =
+        ext2fs_cpu_to_le16((sizeof(in->i_block) - sizeof(*eh)) / sizeof(struct ext3_extent));
     in->i_flags |= EXT4_EXTENTS_FL;
 }
 
 /* Write a brand-new inode, zeroing its whole on-disk slot so no stale
  * in-inode xattrs of a former owner survive. */
-static int write_new_inode_locked(struct e2_image *img, ext2_ino_t ino,
-                                  struct ext2_inode_large *in)
+static int write_new_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *in)
 {
     unsigned isize = EXT2_INODE_SIZE(img->fs->super);
     char *buf = calloc(1, isize > sizeof(*in) ? isize : sizeof(*in));
@@ -271,8 +269,8 @@ static int new_block_dir_locked(struct e2_image *img, ext2_ino_t ino, ext2_ino_t
     char *block = NULL;
     errcode_t err;
 
-    err = ext2fs_new_block2(fs, ext2fs_find_inode_goal(fs, ino, (struct ext2_inode *)in, 0),
-                            NULL, &blk);
+    err = ext2fs_new_block2(fs, ext2fs_find_inode_goal(fs, ino, (struct ext2_inode *)in, 0), NULL,
+                            &blk);
     if (err)
         return e2_errno(err);
     err = ext2fs_new_dir_block(fs, ino, parent, &block);
@@ -296,8 +294,7 @@ static int new_block_dir_locked(struct e2_image *img, ext2_ino_t ino, ext2_ino_t
     return 0;
 }
 
-int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a,
-                     uint32_t *ino)
+int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a, uint32_t *ino)
 {
     struct ext2_inode_large in;
     ext2_ino_t n;
@@ -401,8 +398,7 @@ static int release_xattr_block_locked(struct e2_image *img, ext2_ino_t ino,
 
     if (!blk)
         return 0;
-    if (blk >= ext2fs_blocks_count(img->fs->super) ||
-        blk < img->fs->super->s_first_data_block)
+    if (blk >= ext2fs_blocks_count(img->fs->super) || blk < img->fs->super->s_first_data_block)
         return -EUCLEAN;
     err = ext2fs_adjust_ea_refcount3(img->fs, blk, NULL, -1, &count, ino);
     if (err)
@@ -478,8 +474,8 @@ int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size)
         if (!ret && isz > sizeof(tmp))
             ret = -EUCLEAN;
         if (!ret)
-            ret = e2_errno(ext2fs_inline_data_get(img->fs, ino, (struct ext2_inode *)&in, tmp,
-                                                  NULL));
+            ret =
+                e2_errno(ext2fs_inline_data_get(img->fs, ino, (struct ext2_inode *)&in, tmp, NULL));
         if (!ret)
             memcpy(buf, tmp, len);
     } else if (ext2fs_is_fast_symlink((struct ext2_inode *)&in)) {

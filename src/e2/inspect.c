@@ -52,8 +52,7 @@ static int extent_runs_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
     while (!err && !ret) {
         if (e.e_flags & EXT2_EXTENT_FLAGS_LEAF)
-            ret = runs_add(rs, e.e_lblk, e.e_pblk, e.e_len,
-                           e.e_flags & EXT2_EXTENT_FLAGS_UNINIT);
+            ret = runs_add(rs, e.e_lblk, e.e_pblk, e.e_len, e.e_flags & EXT2_EXTENT_FLAGS_UNINIT);
         err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e);
     }
     ext2fs_extent_free(h);
@@ -80,8 +79,8 @@ int e2_inode_runs(struct e2_image *img, uint32_t ino, struct e2_run **runs, unsi
     if (in.i_flags & EXT4_EXTENTS_FL)
         ret = extent_runs_locked(img, ino, &in, &rs);
     else
-        ret = e2_errno(ext2fs_block_iterate3(img->fs, ino, BLOCK_FLAG_READ_ONLY, NULL,
-                                             block_proc, &rs));
+        ret = e2_errno(
+            ext2fs_block_iterate3(img->fs, ino, BLOCK_FLAG_READ_ONLY, NULL, block_proc, &rs));
 out_unlock:
     e2_unlock(img);
     if (ret) {

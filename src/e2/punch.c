@@ -10,8 +10,8 @@
 #include <errno.h>
 
 /* The logical block mapped to the file system's last block, if any. */
-static int find_last_block_lblk(struct e2_image *img, uint32_t ino,
-                                struct ext2_inode_large *in, blk64_t *lblk)
+static int find_last_block_lblk(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                                blk64_t *lblk)
 {
     blk64_t last = ext2fs_blocks_count(img->fs->super) - 1;
     ext2_extent_handle_t h;
@@ -70,8 +70,8 @@ static int drop_last_block(struct e2_image *img, uint32_t ino, struct ext2_inode
     return e2_errno(err);
 }
 
-int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                    blk64_t start, blk64_t end)
+int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
+                    blk64_t end)
 {
     blk64_t lblk = 0;
     int ret = 0;

@@ -20,8 +20,7 @@ static int open_read_locked(struct e2_image *img, uint32_t ino, struct ext2_xatt
     return ret;
 }
 
-ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf,
-                     size_t size)
+ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf, size_t size)
 {
     struct ext2_xattr_handle *h;
     void *val = NULL;
@@ -52,8 +51,8 @@ out_unlock:
     return ret;
 }
 
-int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val,
-                 size_t len, int flags)
+int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val, size_t len,
+                 int flags)
 {
     struct ext2_xattr_handle *h;
     void *old = NULL;

@@ -43,7 +43,8 @@ static int setattr_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t
     if ((to_set & UEXT4_SET_GID) && !fs_capable(fs, fc, a) &&
         (fc->uid != a->uid || !fs_cred_in_group(fs, fc, n->gid)))
         return -EPERM;
-    if ((to_set & UEXT4_SET_MODE) && !fs_is_owner(fs, fc, a) && !only_drops_privs(fs, fc, ino, a, n))
+    if ((to_set & UEXT4_SET_MODE) && !fs_is_owner(fs, fc, a) &&
+        !only_drops_privs(fs, fc, ino, a, n))
         return -EPERM;
     if (to_set & (UEXT4_SET_ATIME | UEXT4_SET_MTIME)) {
         /* Explicit times need ownership; "now" needs write access. */

@@ -13,7 +13,7 @@ struct fs_commit {
     pthread_t thread;
     pthread_mutex_t m; /* a private leaf: never held across uext4_sync */
     pthread_cond_t cv;
-    bool stop;         /* protected by m */
+    bool stop; /* protected by m */
     unsigned seconds;
 };
 

@@ -109,8 +109,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
 }
 
 /* After a write(2): times, and setuid/setgid dropped as file_remove_privs(). */
-static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
-                       bool kill_priv)
+static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino, bool kill_priv)
 {
     struct e2_attr a;
     unsigned fields = E2_A_MTIME | E2_A_CTIME;
@@ -126,8 +125,8 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
     return e2_inode_set(fs->img, ino, &a, fields);
 }
 
-ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                    const void *buf, size_t size, off_t off, unsigned flags)
+ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
+                    size_t size, off_t off, unsigned flags)
 {
     struct fs_inode *fi;
     struct fs_cred fc;

@@ -31,15 +31,15 @@ struct dirindex;
 struct fs_inode {
     uint32_t ino;
     /* protected by itable_lock: */
-    uint64_t nlookup;   /* FUSE lookup references */
-    unsigned nopen;     /* open files */
-    unsigned pins;      /* operations in progress holding a pointer */
-    bool unlinked;      /* nlink reached 0: free on the last reference */
+    uint64_t nlookup; /* FUSE lookup references */
+    unsigned nopen;   /* open files */
+    unsigned pins;    /* operations in progress holding a pointer */
+    bool unlinked;    /* nlink reached 0: free on the last reference */
     struct fs_inode *hnext;
 
     struct mutex lock;
     /* protected by lock: */
-    bool may_inline;    /* new empty file: a first write that fits goes inline */
+    bool may_inline; /* new empty file: a first write that fits goes inline */
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
 };
@@ -57,7 +57,7 @@ struct uext4_fs {
     struct pc_cache *pc;      /* emulated page cache of library-mode mmap stores */
     atomic_bool dirty;        /* changed since the last commit */
     struct uext4_options opts;
-    bool inline_files;  /* inline_data and inodes with room for it */
+    bool inline_files; /* inline_data and inodes with room for it */
     struct rwlock mount_lock;
 
     struct mutex itable_lock;
@@ -123,7 +123,7 @@ struct fs_cred {
     struct fs_groups *groups;
     struct fs_groups groups_storage;
     mode_t umask;
-    bool root;         /* uid 0 or fakeroot: the capability checks pass */
+    bool root; /* uid 0 or fakeroot: the capability checks pass */
     const struct uext4_cred *local;
 };
 int fs_cred_from(struct uext4_fs *fs, const struct uext4_cred *cr, struct fs_cred *fc);
@@ -190,8 +190,8 @@ void fs_dir_index_free(struct fs_inode *dir);
 /* ---- namei.c: helpers shared with rename.c; mount lock held ---- */
 int fs_check_name(const char *name);
 int fs_find_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t *ino);
-int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
-                  struct e2_attr *a, bool write);
+int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir, struct e2_attr *a,
+                  bool write);
 int fs_add_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino, mode_t mode);
 int fs_remove_entry(struct uext4_fs *fs, uint32_t dir, const char *name);
 int fs_retarget_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino,

@@ -6,8 +6,7 @@
 
 #define OVERFLOW_ID 65534u
 
-static int map(const struct uext4_idmap *m, unsigned n, uint32_t id, bool to_image,
-               uint32_t *out)
+static int map(const struct uext4_idmap *m, unsigned n, uint32_t id, bool to_image, uint32_t *out)
 {
     if (n == 0) {
         *out = id;

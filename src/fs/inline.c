@@ -37,8 +37,8 @@ int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi)
 
 /* Bytes of inline content below i_size, and bytes the inode gives to
  * inline data (60 + system.data). */
-static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,
-                          size_t *clen, size_t *allocated)
+static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a, size_t *clen,
+                          size_t *allocated)
 {
     int ret = e2_inline_allocated(fs->img, ino, allocated);
 
@@ -90,9 +90,9 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
                              const void *buf, size_t size, off_t off)
 {
     uint64_t end = (uint64_t)off + size;
-    uint64_t isize, limit = e2_max_file_size(fs->img, !(a->flags & E2_FL_INLINE_DATA) ?
-                                                          (a->flags & E2_FL_EXTENTS) != 0 :
-                                                          e2_has_extents(fs->img));
+    uint64_t isize, limit = e2_max_file_size(fs->img, !(a->flags & E2_FL_INLINE_DATA)
+                                                          ? (a->flags & E2_FL_EXTENTS) != 0
+                                                          : e2_has_extents(fs->img));
     size_t cap = 0, clen = 0, allocated;
     int ret;
 

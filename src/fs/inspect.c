@@ -38,8 +38,8 @@ int uext4_inspect(struct uext4_fs *fs, uint32_t ino, struct uext4_inode_info *in
         goto out_free;
     }
     for (unsigned i = 0; i < n; i++)
-        info->extents[i] = (struct uext4_extent){runs[i].lblk, runs[i].pblk, runs[i].len,
-                                                 runs[i].unwritten};
+        info->extents[i] =
+            (struct uext4_extent){runs[i].lblk, runs[i].pblk, runs[i].len, runs[i].unwritten};
     info->nextents = n;
 out_free:
     free(runs);

@@ -40,8 +40,8 @@ int fs_find_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t 
 
 /* The directory @dir's attributes, checking it is one and that @fc may
  * search it (and write it when @write). */
-int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
-                      struct e2_attr *a, bool write)
+int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir, struct e2_attr *a,
+                  bool write)
 {
     int ret = e2_inode_get(fs->img, dir, a);
 
@@ -54,8 +54,8 @@ int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
     return fs_permission(fs, fc, dir, a, write ? (W_OK | X_OK) : X_OK);
 }
 
-int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                 const char *name, struct stat *st)
+int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                 struct stat *st)
 {
     struct fs_cred fc;
     struct e2_attr da, a;
@@ -131,8 +131,7 @@ int fs_touch_dir(struct uext4_fs *fs, uint32_t dir, int nlink_delta)
 }
 
 /* Add @name -> @ino to @dir and its index. */
-int fs_add_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino,
-                     mode_t mode)
+int fs_add_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
 {
     struct fs_inode *di = fs_inode_get(fs, dir);
     int ret;
@@ -163,7 +162,7 @@ int fs_remove_entry(struct uext4_fs *fs, uint32_t dir, const char *name)
 }
 
 int fs_retarget_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t ino,
-                          mode_t mode)
+                      mode_t mode)
 {
     struct fs_inode *di = fs_inode_get(fs, dir);
     int ret;
@@ -216,8 +215,8 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
 
 /* Apply the default ACL of @dir (or the umask) to the new inode's mode;
  * store the resulting ACLs on @ino. */
-static int inherit_acls(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
-                        mode_t *mode, void **acc, size_t *acc_len, void **def, size_t *def_len)
+static int inherit_acls(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir, mode_t *mode,
+                        void **acc, size_t *acc_len, void **def, size_t *def_len)
 {
     mode_t m = *mode;
     int ret = fs_acl_inherit(fs, dir, &m, acc, acc_len, def, def_len);
@@ -308,8 +307,8 @@ out_unlock:
     return ret;
 }
 
-int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                const char *name, mode_t mode, dev_t rdev, struct stat *st)
+int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                mode_t mode, dev_t rdev, struct stat *st)
 {
     switch (mode & S_IFMT) {
     case S_IFREG:
@@ -329,15 +328,15 @@ int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
     return do_create(fs, cr, dir, name, mode, rdev, NULL, CREATE_NODE, st);
 }
 
-int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                const char *name, mode_t mode, struct stat *st)
+int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                mode_t mode, struct stat *st)
 {
     return do_create(fs, cr, dir, name, S_IFDIR | (mode & 07777 & ~(mode_t)S_ISGID), 0, NULL,
                      CREATE_DIR, st);
 }
 
-int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                  const char *name, const char *target, struct stat *st)
+int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                  const char *target, struct stat *st)
 {
     size_t len = strlen(target);
 
@@ -463,14 +462,12 @@ out_unlock:
     return ret;
 }
 
-int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                 const char *name)
+int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name)
 {
     return do_remove(fs, cr, dir, name, false);
 }
 
-int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                const char *name)
+int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name)
 {
     return do_remove(fs, cr, dir, name, true);
 }
@@ -484,4 +481,3 @@ ssize_t uext4_readlink(struct uext4_fs *fs, uint32_t ino, char *buf, size_t size
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }
-

@@ -183,8 +183,8 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
     return do_move(fs, s, d);
 }
 
-int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                 const char *name, uint32_t newdir, const char *newname, unsigned flags)
+int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                 uint32_t newdir, const char *newname, unsigned flags)
 {
     struct rn_side s = {.dir = dir, .name = name}, d = {.dir = newdir, .name = newname};
     struct fs_cred fc;

@@ -107,8 +107,8 @@ ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
     return xop_end(fs, &x, (int)(ret < 0 ? ret : 0)) ?: ret;
 }
 
-static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void *value,
-                          size_t size, int flags)
+static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void *value, size_t size,
+                          int flags)
 {
     uint32_t ino = x->fi->ino;
     int ret;
@@ -138,12 +138,12 @@ static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void 
             return ret == -ENODATA ? 0 : ret;
         }
     }
-    return e2_xattr_set(fs->img, ino, ns == XNS_ACL_ACCESS ? ACL_ACCESS : ACL_DEFAULT, value,
-                        size, flags);
+    return e2_xattr_set(fs->img, ino, ns == XNS_ACL_ACCESS ? ACL_ACCESS : ACL_DEFAULT, value, size,
+                        flags);
 }
 
-int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                   const char *name, const void *value, size_t size, int flags)
+int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const char *name,
+                   const void *value, size_t size, int flags)
 {
     enum xns ns = name_space(name);
     void *copy = NULL;
@@ -174,8 +174,8 @@ int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t in
     return xop_end(fs, &x, ret);
 }
 
-ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                        char *list, size_t size)
+ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, char *list,
+                        size_t size)
 {
     struct xop x;
     ssize_t ret = xop_begin(fs, cr, ino, NULL, false, &x);

@@ -16,8 +16,8 @@ struct pc_page {
 
 struct pc_file {
     uint32_t ino;
-    int error;              /* latched writeback error */
-    unsigned n, cap;        /* pages, sorted by index */
+    int error;       /* latched writeback error */
+    unsigned n, cap; /* pages, sorted by index */
     struct pc_page **pages;
     struct pc_file *next;
 };
@@ -26,9 +26,9 @@ struct pc_cache {
     const struct pc_ops *ops;
     void *ctx;
     size_t budget;
-    struct mutex lock;      /* LC_PCACHE: the file table and dirty_bytes */
-    struct pc_file *files;  /* protected by lock; few: only files with dirty pages */
-    size_t dirty_bytes;     /* protected by lock */
+    struct mutex lock;     /* LC_PCACHE: the file table and dirty_bytes */
+    struct pc_file *files; /* protected by lock; few: only files with dirty pages */
+    size_t dirty_bytes;    /* protected by lock */
 };
 
 static void assert_page_state(const struct pc_page *p, enum pc_state want)

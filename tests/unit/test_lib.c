@@ -236,7 +236,6 @@ static int test_mmap_writeback_convert_option(void)
     return mmap_case(UEXT4_INLINE_MMAP_CONVERT, EXTENTS_FL);
 }
 
-
 /* Rule 4 of design.md: a page dirtied while inline and written back after a
  * write(2) converted the file goes to the new block; bytes stored past the
  * old EOF never appear. */
@@ -319,7 +318,6 @@ static int test_mmap_written_back_at_close(void)
     return 0;
 }
 
-
 /* A writeback that fails (a full image: the page's block cannot be
  * allocated) keeps the page dirty and reports the error at fsync; once
  * there is room the data goes out. Nothing is lost silently. */
@@ -360,7 +358,6 @@ static int test_mmap_writeback_failure_keeps_data(void)
     CHECK_EQ(uext4_close(fs), 0);
     return 0;
 }
-
 
 /* Memory pressure: with a 64 KiB budget, storing to 1 MiB of pages keeps at
  * most the budget (plus the page being stored) dirty, and every byte
@@ -420,7 +417,6 @@ static int test_unlinked_open_file_lives_until_release(void)
     return 0;
 }
 
-
 /* A file that filled the image ends on its last block; libext2fs 1.47.0
  * cannot free such an extent (punch.c works around it). Deleting the file
  * must free everything and leave the image clean. */
@@ -473,13 +469,13 @@ static int test_rename_dir_across_parents(void)
     CHECK_EQ(b.st_nlink, 3);
     /* Not into its own subtree. */
     CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "b", (uint32_t)x.st_ino, "b", 0), -EINVAL);
-    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b",
-                          UEXT4_RENAME_NOREPLACE),
-             -EEXIST);
+    CHECK_EQ(
+        uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b", UEXT4_RENAME_NOREPLACE),
+        -EEXIST);
     CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b", 0), -ENOTEMPTY);
-    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b",
-                          UEXT4_RENAME_EXCHANGE),
-             0);
+    CHECK_EQ(
+        uext4_rename(fs, &root, UEXT4_ROOT_INO, "a", UEXT4_ROOT_INO, "b", UEXT4_RENAME_EXCHANGE),
+        0);
     CHECK_EQ(uext4_close(fs), 0);
     CHECK(fsck_clean(img));
     return 0;
@@ -499,8 +495,8 @@ static int test_large_directory(void)
         CHECK(create(fs, UEXT4_ROOT_INO, name));
     }
     /* Duplicates are refused through the index too. */
-    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "entry-with-a-long-name-04999",
-                         S_IFREG | 0644, 0, &(struct stat){0}),
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "entry-with-a-long-name-04999", S_IFREG | 0644,
+                         0, &(struct stat){0}),
              -EEXIST);
     for (int i = 0; i < 5000; i += 7) {
         struct stat st;
@@ -511,9 +507,9 @@ static int test_large_directory(void)
         snprintf(name, sizeof(name), "entry-with-a-long-name-%05d", i);
         CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, name), 0);
     }
-    CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, "entry-with-a-long-name-00000",
-                          &(struct stat){0}),
-             -ENOENT);
+    CHECK_EQ(
+        uext4_lookup(fs, &root, UEXT4_ROOT_INO, "entry-with-a-long-name-00000", &(struct stat){0}),
+        -ENOENT);
     CHECK_EQ(uext4_opendir(fs, &root, UEXT4_ROOT_INO, &dir), 0);
     int fill(void *ctx, const char *n, uint32_t ino, unsigned dt, uint64_t next)
     {
@@ -560,9 +556,8 @@ static int test_fallocate_punch_seek(void)
     ino = create(fs, UEXT4_ROOT_INO, "f");
     for (int i = 0; i < 3; i++)
         CHECK_EQ(write_all(fs, ino, blk, sizeof(blk), (off_t)i * 4096), 0);
-    CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096,
-                             4096),
-             0);
+    CHECK_EQ(
+        uext4_fallocate(fs, &root, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096), 0);
     CHECK_EQ(uext4_read(fs, ino, back, sizeof(back), 0), (ssize_t)sizeof(back));
     CHECK(!memcmp(back, blk, 4096));
     CHECK(back[4096] == 0 && back[8191] == 0 && back[8192] == 'd');
@@ -611,9 +606,9 @@ static int test_xattrs_and_acl_mode(void)
     const char *img = mkimg("-t ext4 -O inline_data");
     struct uext4_fs *fs = open_img(img, NULL);
     /* u::rw-, g::r--, o::--- : equivalent to mode 0640, stored as mode only */
-    static const unsigned char acl[] = {2, 0, 0, 0, 1, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,
-                                        4, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,
-                                        0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff};
+    static const unsigned char acl[] = {2,    0,    0, 0, 1,    0,    6,    0,    0xff, 0xff,
+                                        0xff, 0xff, 4, 0, 4,    0,    0xff, 0xff, 0xff, 0xff,
+                                        0x20, 0,    0, 0, 0xff, 0xff, 0xff, 0xff};
     char buf[256];
     struct stat st;
     uint32_t ino;
@@ -632,8 +627,7 @@ static int test_xattrs_and_acl_mode(void)
     CHECK_EQ(uext4_setxattr(fs, &root, ino, "system.posix_acl_access", acl, sizeof(acl), 0), 0);
     CHECK_EQ(uext4_getattr(fs, ino, &st), 0);
     CHECK_EQ(st.st_mode & 0777, 0640);
-    CHECK_EQ(uext4_getxattr(fs, &root, ino, "system.posix_acl_access", buf, sizeof(buf)),
-             -ENODATA);
+    CHECK_EQ(uext4_getxattr(fs, &root, ino, "system.posix_acl_access", buf, sizeof(buf)), -ENODATA);
     CHECK_EQ(uext4_removexattr(fs, &root, ino, "user.k"), 0);
     CHECK_EQ(uext4_removexattr(fs, &root, ino, "user.k"), -ENODATA);
     CHECK(read_is(fs, ino, "inline", 6));

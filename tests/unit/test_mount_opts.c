@@ -24,10 +24,14 @@ static const struct opt_row rows[] = {
     {"uidmap_trailing", "uidmap=1:2:3:4", -EINVAL, "uidmap"},
     {"uidmap_range_overflow", "uidmap=4294967295:1", -EINVAL, "uidmap"},
     {"uidmap_too_big", "uidmap=99999999999:1", -EINVAL, "uidmap"},
-    {"uidmap_nine", "uidmap=1:1,uidmap=2:2,uidmap=3:3,uidmap=4:4,uidmap=5:5,uidmap=6:6,"
-                    "uidmap=7:7,uidmap=8:8,uidmap=9:9", -EINVAL, "uidmap"},
-    {"uidmap_eight", "uidmap=1:1,uidmap=2:2,uidmap=3:3,uidmap=4:4,uidmap=5:5,uidmap=6:6,"
-                     "uidmap=7:7,uidmap=8:8", 0, NULL},
+    {"uidmap_nine",
+     "uidmap=1:1,uidmap=2:2,uidmap=3:3,uidmap=4:4,uidmap=5:5,uidmap=6:6,"
+     "uidmap=7:7,uidmap=8:8,uidmap=9:9",
+     -EINVAL, "uidmap"},
+    {"uidmap_eight",
+     "uidmap=1:1,uidmap=2:2,uidmap=3:3,uidmap=4:4,uidmap=5:5,uidmap=6:6,"
+     "uidmap=7:7,uidmap=8:8",
+     0, NULL},
     {"uidmap_overlap", "uidmap=1:100:10,uidmap=50:105", -EINVAL, "uidmap"},
     {"uidmap_adjacent", "uidmap=1:100:10,uidmap=11:110", 0, NULL},
     {"gidmap", "gidmap=0:100", 0, NULL},
@@ -53,8 +57,7 @@ static int test_rows(void)
         rc = fe_opts_parse(&o, s, err, sizeof(err));
         free(s);
         if (rc != rows[i].rc) {
-            fprintf(stderr, "  row %s: rc %d, want %d (%s)\n", rows[i].name, rc, rows[i].rc,
-                    err);
+            fprintf(stderr, "  row %s: rc %d, want %d (%s)\n", rows[i].name, rc, rows[i].rc, err);
             return 1;
         }
         if (rows[i].err_names && !strstr(err, rows[i].err_names)) {

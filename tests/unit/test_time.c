@@ -74,7 +74,7 @@ static int test_errcode_table(void)
     CHECK_EQ(e2_errno(EXT2_ET_EA_KEY_NOT_FOUND), -ENODATA);
     CHECK_EQ(e2_errno(EXT2_ET_RO_FILSYS), -EROFS);
     CHECK_EQ(e2_errno(EXT2_ET_FILE_TOO_BIG), -EFBIG);
-    CHECK_EQ(e2_errno(EIO), -EIO);        /* system errno passes through */
+    CHECK_EQ(e2_errno(EIO), -EIO); /* system errno passes through */
     CHECK_EQ(e2_errno(ENOMEM), -ENOMEM);
     CHECK_EQ(e2_errno(EXT2_ET_MAGIC_RESERVED_19), -EIO); /* unmapped: EIO, logged */
     return 0;
