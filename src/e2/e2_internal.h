@@ -12,7 +12,6 @@ struct e2_image {
     struct mutex disk_lock;
     int lock_fd; /* holds the image's exclusive flock */
     bool read_only;
-    bool dirty_error; /* an error was recorded; superblock must be written */
     char *path;
 };
 

@@ -28,6 +28,15 @@ static bool is_inline(const struct e2_attr *a)
     return a->flags & E2_FL_INLINE_DATA;
 }
 
+/* ext4's size limit for this file: an inline file becomes an extent file
+ * when it grows (where the image has extents). */
+static uint64_t max_file_size(struct uext4_fs *fs, const struct e2_attr *a)
+{
+    bool extents = is_inline(a) ? e2_has_extents(fs->img) : (a->flags & E2_FL_EXTENTS) != 0;
+
+    return e2_max_file_size(fs->img, extents);
+}
+
 int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi)
 {
     assert_inode_locked(fi);
@@ -90,9 +99,7 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
                              const void *buf, size_t size, off_t off)
 {
     uint64_t end = (uint64_t)off + size;
-    uint64_t isize, limit = e2_max_file_size(fs->img, !(a->flags & E2_FL_INLINE_DATA)
-                                                          ? (a->flags & E2_FL_EXTENTS) != 0
-                                                          : e2_has_extents(fs->img));
+    uint64_t isize, limit = max_file_size(fs, a);
     size_t cap = 0, clen = 0, allocated;
     int ret;
 
@@ -193,8 +200,7 @@ int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
     int ret;
 
     assert_inode_locked(fi);
-    if (size > e2_max_file_size(fs->img, is_inline(a) ? e2_has_extents(fs->img)
-                                                      : (a->flags & E2_FL_EXTENTS) != 0))
+    if (size > max_file_size(fs, a))
         return -EFBIG;
     if (is_inline(a)) {
         ret = inline_content(fs, fi->ino, a, &clen, &allocated);

@@ -9,22 +9,25 @@
 /* Default budget of dirty pages (uext4_options.cache_bytes). */
 #define PC_BUDGET (64u << 20)
 
+/* The pcache callbacks run with the inode locked by the operation that
+ * called into the cache; they pin the in-memory inode for the fs calls. */
 static ssize_t pc_read_cb(void *ctx, uint32_t ino, void *buf, size_t len, off_t off)
 {
     struct uext4_fs *fs = ctx;
+    struct fs_inode *fi = fs_inode_get(fs, ino);
     struct e2_attr a;
-    ssize_t got = 0;
-    int ret = e2_inode_get(fs->img, ino, &a);
+    ssize_t got;
 
-    if (ret)
-        return ret;
-    if ((uint64_t)off < a.size) {
-        size_t n = a.size - (uint64_t)off < len ? (size_t)(a.size - (uint64_t)off) : len;
-        got = (a.flags & E2_FL_INLINE_DATA) ? e2_inline_read(fs->img, ino, buf, n, off)
-                                            : e2_data_read(fs->img, ino, buf, n, off);
-        if (got < 0)
-            return got;
-    }
+    if (!fi)
+        return -ENOMEM;
+    assert_inode_locked(fi);
+    got = e2_inode_get(fs->img, ino, &a);
+    if (!got)
+        got = fs_file_read_locked(fs, fi, &a, buf, len, off);
+    fs_inode_put(fs, fi);
+    if (got < 0)
+        return got;
+    /* A page past EOF reads as zeros. */
     memset((char *)buf + got, 0, len - (size_t)got);
     return (ssize_t)len;
 }

@@ -100,8 +100,7 @@ static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d)
         }
         ret = fs_retarget_entry(fs, d->dir, d->name, s->ino, s->a.mode);
     } else {
-        if (S_ISDIR(s->a.mode) && s->dir != d->dir && d->da.nlink >= E2_LINK_MAX &&
-            !(d->da.nlink == 1))
+        if (S_ISDIR(s->a.mode) && s->dir != d->dir && d->da.nlink >= E2_LINK_MAX)
             return -EMLINK;
         ret = fs_add_entry(fs, d->dir, d->name, s->ino, s->a.mode);
     }
