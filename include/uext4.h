@@ -67,8 +67,13 @@ struct uext4_options {
     bool fakeroot; /* every caller acts as uid 0 / gid 0 inside the image */
     enum uext4_errors errors;
     enum uext4_inline_mmap inline_mmap;
-    /* Seconds between writes of the in-memory metadata (bitmaps, group
-     * descriptors, superblock) to the image, as ext4's commit=; 0 means 5. */
+    /* An image whose journal needs recovery is opened read-only, without
+     * replaying it (ext4's norecovery/noload). By default it is replayed. */
+    bool norecovery;
+    /* Seconds between commits, as ext4's commit=; 0 means 5. With a
+     * journal (has_journal) a commit is a jbd2 transaction; without one it
+     * writes the in-memory metadata (bitmaps, group descriptors,
+     * superblock) to the image. */
     unsigned commit_seconds;
     /* Library mode: bytes of dirty emulated mmap pages (uext4_mmap_store)
      * above which a store first writes back (memory pressure); 0 means

@@ -150,7 +150,7 @@ static int zero_partial_locked(struct e2_image *img, uint32_t ino, struct ext2_i
 {
     ext2_filsys fs = img->fs;
     blk64_t lblk = off / fs->blocksize, pblk = 0;
-    int ret_flags = 0;
+    int ret_flags = 0, ret;
     char *block;
     errcode_t err;
 
@@ -164,13 +164,13 @@ static int zero_partial_locked(struct e2_image *img, uint32_t ino, struct ext2_i
     block = malloc(fs->blocksize);
     if (!block)
         return -ENOMEM;
-    err = io_channel_read_blk64(fs->io, pblk, 1, block);
-    if (!err) {
+    ret = e2_data_read_blocks(img, pblk, 1, block);
+    if (!ret) {
         memset(block + off % fs->blocksize, 0, len);
-        err = io_channel_write_blk64(fs->io, pblk, 1, block);
+        ret = e2_data_write_blocks(img, pblk, 1, block);
     }
     free(block);
-    return e2_errno(err);
+    return ret;
 }
 
 int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len)

@@ -23,6 +23,7 @@ struct e2_image;
 
 struct e2_open_opts {
     bool read_only;
+    bool norecovery;  /* an image needing recovery is mounted read-only, unreplayed */
     bool force_ro_ok; /* may fall back to read-only for unwritable features */
 };
 
@@ -33,8 +34,16 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
                   bool *ro_forced, char *why, size_t why_len);
 /* Marks a read-write image clean, flushes and closes it. */
 int e2_image_close(struct e2_image *img);
-/* Writes all metadata back and fdatasyncs the image file. */
+/* Writes all metadata back and fdatasyncs the image file; with a journal,
+ * commits the running transaction. The caller makes sure no sequence of
+ * e2 calls that must be atomic is half done (the fs layer's mount lock). */
 int e2_image_sync(struct e2_image *img);
+/* @fn is called (with a leaf lock held: it may only signal) when the
+ * running transaction should be committed soon. */
+void e2_set_commit_notify(struct e2_image *img, void (*fn)(void *arg), void *arg);
+bool e2_has_journal(const struct e2_image *img);
+/* Put @ino on the orphan list: its last link is gone while it is open. */
+int e2_orphan_add(struct e2_image *img, uint32_t ino);
 bool e2_is_read_only(const struct e2_image *img);
 void e2_set_read_only(struct e2_image *img);
 unsigned e2_block_size(const struct e2_image *img);

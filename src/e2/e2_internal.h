@@ -7,9 +7,16 @@
 
 #include <ext2fs/ext2fs.h>
 
+struct e2_journal;
+
 struct e2_image {
     ext2_filsys fs; /* protected by disk_lock */
     struct mutex disk_lock;
+    /* protected by disk_lock: */
+    struct e2_journal *journal; /* NULL without a journal, or read-only */
+    bool commit_asked;          /* commit_wanted called since the last commit */
+    void (*commit_wanted)(void *arg);
+    void *commit_arg;
     int lock_fd; /* holds the image's exclusive flock */
     bool read_only;
     char *path;
@@ -20,8 +27,16 @@ static inline void e2_lock(struct e2_image *img)
     mutex_lock(&img->disk_lock);
 }
 
+bool e2_journal_wants_commit(const struct e2_image *img);
+
 static inline void e2_unlock(struct e2_image *img)
 {
+    /* A transaction that grows past its bound asks for a commit as soon
+     * as the file system is quiescent (the fs layer's commit thread). */
+    if (img->journal && !img->commit_asked && img->commit_wanted && e2_journal_wants_commit(img)) {
+        img->commit_asked = true;
+        img->commit_wanted(img->commit_arg);
+    }
     mutex_unlock(&img->disk_lock);
 }
 
@@ -54,6 +69,24 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
                              void *buf, size_t size, uint64_t off);
 ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               const void *buf, size_t size, uint64_t off);
+
+/* journal.c: metadata through the jbd2 journal (the protocol is described
+ * at the top of journal.c). Start after the image is opened read-write and
+ * marked mounted; commit with the file system quiescent; stop commits,
+ * empties the log and clears needs_recovery in memory (the caller writes
+ * the superblock). */
+int e2_journal_start(struct e2_image *img, char *why, size_t why_len);
+int e2_journal_commit_locked(struct e2_image *img);
+int e2_journal_stop_locked(struct e2_image *img);
+
+/* orphan.c: the orphan list (s_last_orphan chained through i_dtime). */
+int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
+int e2_orphan_cleanup_locked(struct e2_image *img);
+int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
+
+/* File data: straight to the image, never into a transaction (bio.h). */
+int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const void *buf);
+int e2_data_read_blocks(struct e2_image *img, blk64_t blk, size_t count, void *buf);
 
 /* htree.c: index a full one-block directory, as the kernel does. */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);

@@ -1,5 +1,7 @@
 /* Opening, checking, locking and closing an image. */
+#include "e2/bio.h"
 #include "e2/e2_internal.h"
+#include "e2/recover.h"
 #include "base/log.h"
 
 #include <e2p/e2p.h>
@@ -89,11 +91,9 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
             first_feature(E2P_FEATURE_INCOMPAT, bad));
         return -EOPNOTSUPP;
     }
-    if (sb->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER) {
-        say(why, len,
-            "image '%s' needs journal recovery (needs_recovery is set); "
-            "run 'e2fsck -fy' on it first",
-            path);
+    if ((sb->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER) &&
+        !(sb->s_feature_compat & EXT3_FEATURE_COMPAT_HAS_JOURNAL)) {
+        say(why, len, "image '%s' is corrupt: needs_recovery is set but it has no journal", path);
         return -EUCLEAN;
     }
     if (sb->s_state & EXT2_ERROR_FS) {
@@ -117,6 +117,9 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
 
 /* Inodes libext2fs keeps decoded in memory. */
 #define E2_INODE_CACHE 1024
+/* Clean metadata blocks kept by bio.c (dirty ones are bounded by the
+ * journal's size). */
+#define E2_BLOCK_CACHE (16u << 20)
 
 static pthread_once_t error_table_once = PTHREAD_ONCE_INIT;
 
@@ -149,7 +152,7 @@ static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_
 
     pthread_once(&error_table_once, register_error_table);
 
-    err = ext2fs_open2(path, NULL, flags, 0, 0, unix_io_manager, out);
+    err = ext2fs_open2(path, NULL, flags, 0, 0, e2_bio_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
         say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
@@ -167,20 +170,106 @@ static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_
             err < 4096 ? strerror(-e) : error_message(err));
         return e;
     }
+    err = e2_bio_attach((*out)->io, (*out)->blocksize, E2_BLOCK_CACHE);
+    if (err) {
+        ext2fs_close_free(out);
+        say(why, len, "cannot open image '%s': %s", path, error_message(err));
+        return e2_errno(err);
+    }
+    /* Backup superblocks and descriptors are left alone, as the kernel
+     * leaves them (they would otherwise be rewritten at every commit). */
+    if (!ro)
+        (*out)->flags |= EXT2_FLAG_MASTER_SB_ONLY;
     return 0;
 }
 
-/* A read-write mount marks the file system not clean until close, as the
- * kernel does, so a crashed daemon's image gets checked. */
+static bool needs_recovery(ext2_filsys fs)
+{
+    return ext2fs_has_feature_journal_needs_recovery(fs->super);
+}
+
+/* Replay the journal of the image open read-only in *@fs (closed on
+ * return), then clear needs_recovery. */
+static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
+{
+    struct e2_recover_stats st;
+    unsigned bs = (*fs)->blocksize;
+    uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
+    uint32_t maplen = 0;
+    int fd, ret;
+
+    ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
+    ext2fs_close_free(fs);
+    if (ret)
+        return ret;
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        ret = -errno;
+        say(why, len,
+            "image '%s' needs journal recovery but cannot be opened for writing (%s); "
+            "mount it with -o norecovery to read it as it is",
+            path, strerror(-ret));
+        free(map);
+        return ret;
+    }
+    ret = e2_journal_recover(fd, bs, nblocks, map, maplen, &st, why, len);
+    if (close(fd) && !ret)
+        ret = -EIO;
+    free(map);
+    if (ret)
+        return ret;
+    if (!st.was_empty)
+        log_info("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
+                 st.transactions, st.transactions == 1 ? "" : "s",
+                 (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
+    ret = open_fs(path, false, fs, why, len);
+    if (ret)
+        return ret;
+    ext2fs_clear_feature_journal_needs_recovery((*fs)->super);
+    ext2fs_mark_super_dirty(*fs);
+    ret = e2_errno(ext2fs_close_free(fs));
+    if (ret)
+        say(why, len, "cannot write the superblock of '%s' after recovery: %s", path,
+            strerror(-ret));
+    return ret;
+}
+
+/* A read-write mount marks the file system as in use, as the kernel does:
+ * without a journal not clean until close, so a crashed daemon's image
+ * gets checked; with one, needing recovery, so the log gets replayed. */
 static int mark_mounted(struct e2_image *img)
 {
     struct ext2_super_block *sb = img->fs->super;
+    int ret;
 
-    sb->s_state &= ~EXT2_VALID_FS;
+    if (ext2fs_has_feature_journal(sb))
+        ext2fs_set_feature_journal_needs_recovery(sb);
+    else
+        sb->s_state &= ~EXT2_VALID_FS;
     sb->s_mnt_count++;
     sb->s_mtime = (uint32_t)time(NULL);
     ext2fs_mark_super_dirty(img->fs);
-    return e2_errno(ext2fs_flush(img->fs));
+    ret = e2_errno(ext2fs_flush(img->fs));
+    if (!ret)
+        ret = e2_errno(e2_bio_sync(img->fs->io));
+    return ret;
+}
+
+/* Journal on, then what the last session left on the orphan list. */
+static int start_writing(struct e2_image *img, char *why, size_t why_len)
+{
+    int ret;
+
+    if (ext2fs_has_feature_journal(img->fs->super)) {
+        ret = e2_journal_start(img, why, why_len);
+        if (ret)
+            return ret;
+    }
+    ret = e2_orphan_cleanup_locked(img);
+    if (ret)
+        say(why, why_len, "cannot release the orphan inodes of '%s': %s", img->path,
+            strerror(-ret));
+    return ret;
 }
 
 int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
@@ -205,12 +294,33 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
         goto out_free;
 
     /* Read-only first: the superblock decides whether we may write. */
-    ret = open_fs(path, true, &img->fs, why, why_len);
-    if (ret)
-        goto out_unlock;
-    ret = check_layout(img->fs, path, why, why_len);
-    if (!ret)
-        ret = check_super(img->fs, path, &need_ro, why, why_len);
+    for (int pass = 0;; pass++) {
+        ret = open_fs(path, true, &img->fs, why, why_len);
+        if (ret)
+            goto out_unlock;
+        ret = check_layout(img->fs, path, why, why_len);
+        if (!ret)
+            ret = check_super(img->fs, path, &need_ro, why, why_len);
+        if (ret || !needs_recovery(img->fs) || o->norecovery || pass)
+            break;
+        ret = recover(path, &img->fs, why, why_len);
+        if (ret)
+            goto out_unlock;
+        need_ro = false;
+    }
+    if (!ret && needs_recovery(img->fs)) {
+        if (!o->norecovery) {
+            say(why, why_len, "image '%s' still needs recovery after replaying its journal", path);
+            ret = -EUCLEAN;
+        } else if (!o->read_only) {
+            /* norecovery: the image as it is, which only reading can use. */
+            say(why, why_len,
+                "image '%s' needs journal recovery; with norecovery it is mounted read-only "
+                "and shows the state before the journal's transactions",
+                path);
+            need_ro = true;
+        }
+    }
     ext2fs_close_free(&img->fs);
     if (ret)
         goto out_unlock;
@@ -241,9 +351,20 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
             say(why, why_len, "cannot write the superblock of '%s': %s", path, strerror(-ret));
             goto out_close;
         }
+        e2_lock(img);
+        ret = start_writing(img, why, why_len);
+        e2_unlock(img);
+        if (ret)
+            goto out_stop;
     }
     *out = img;
     return 0;
+
+out_stop:
+    e2_lock(img);
+    if (img->journal)
+        e2_journal_stop_locked(img);
+    e2_unlock(img);
 
 out_close:
     ext2fs_close_free(&img->fs);
@@ -258,7 +379,7 @@ out_free:
 
 int e2_image_close(struct e2_image *img)
 {
-    int ret = 0;
+    int ret = 0, cret;
 
     e2_lock(img);
     if (!img->read_only) {
@@ -267,8 +388,10 @@ int e2_image_close(struct e2_image *img)
         sb->s_state |= EXT2_VALID_FS;
         sb->s_wtime = (uint32_t)time(NULL);
         ext2fs_mark_super_dirty(img->fs);
+        ret = e2_journal_stop_locked(img);
     }
-    ret = e2_errno(ext2fs_close_free(&img->fs));
+    cret = e2_errno(ext2fs_close_free(&img->fs));
+    ret = ret ? ret : cret;
     e2_unlock(img);
     if (ret)
         log_err("closing '%s': %s", img->path, strerror(-ret));
@@ -284,13 +407,29 @@ int e2_image_sync(struct e2_image *img)
     int ret = 0;
 
     e2_lock(img);
-    if (!img->read_only) {
+    if (img->journal) {
+        ret = e2_journal_commit_locked(img);
+        img->commit_asked = false;
+    } else if (!img->read_only) {
         ret = e2_errno(ext2fs_flush2(img->fs, 0));
         if (!ret)
             ret = e2_errno(io_channel_flush(img->fs->io));
     }
     e2_unlock(img);
     return ret;
+}
+
+void e2_set_commit_notify(struct e2_image *img, void (*fn)(void *arg), void *arg)
+{
+    e2_lock(img);
+    img->commit_wanted = fn;
+    img->commit_arg = arg;
+    e2_unlock(img);
+}
+
+bool e2_has_journal(const struct e2_image *img)
+{
+    return img->journal != NULL;
 }
 
 const char *e2_library_version(void)

@@ -352,7 +352,7 @@ static int convert_file_locked(struct e2_image *img, uint32_t ino)
         ret = e2_errno(ext2fs_new_block2(fs, ext2fs_find_inode_goal(fs, ino, NULL, 0), NULL, &blk));
         if (ret)
             goto out_free;
-        ret = e2_errno(io_channel_write_blk64(fs->io, blk, 1, data));
+        ret = e2_data_write_blocks(img, blk, 1, data);
         if (ret)
             goto out_free;
     }

@@ -409,35 +409,43 @@ static int release_xattr_block_locked(struct e2_image *img, ext2_ino_t ino,
     return 0;
 }
 
-int e2_inode_free(struct e2_image *img, uint32_t ino)
+int e2_inode_free_locked(struct e2_image *img, uint32_t ino)
 {
     struct ext2_inode_large in;
     int ret;
 
-    e2_lock(img);
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
-        goto out_unlock;
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
+        return ret;
+    if (img->read_only)
+        return -EROFS;
+    ret = e2_orphan_remove_locked(img, ino, &in);
+    if (ret)
+        return ret;
     if (!(in.i_flags & EXT4_INLINE_DATA_FL) &&
         ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
         ret = e2_punch_locked(img, ino, &in, 0, ~0ULL);
         if (ret)
-            goto out_unlock;
+            return ret;
     }
     ret = release_xattr_block_locked(img, ino, &in);
     if (ret)
-        goto out_unlock;
+        return ret;
     in.i_links_count = 0;
     in.i_dtime = (uint32_t)time(NULL);
     ret = e2_write_inode_locked(img, ino, &in);
     if (ret)
-        goto out_unlock;
+        return ret;
     ext2fs_inode_alloc_stats2(img->fs, ino, -1, LINUX_S_ISDIR(in.i_mode));
-out_unlock:
+    return 0;
+}
+
+int e2_inode_free(struct e2_image *img, uint32_t ino)
+{
+    int ret;
+
+    e2_lock(img);
+    ret = e2_inode_free_locked(img, ino);
     e2_unlock(img);
     return ret;
 }

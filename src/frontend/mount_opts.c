@@ -189,6 +189,12 @@ static int set_rw(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_norecovery(const struct opt_ctx *c)
+{
+    c->o->core.norecovery = true;
+    return 0;
+}
+
 static int set_fakeroot(const struct opt_ctx *c)
 {
     c->o->core.fakeroot = true;
@@ -221,6 +227,8 @@ static const struct {
     {"ro", false, set_ro},
     {"rw", false, set_rw},
     {"fakeroot", false, set_fakeroot},
+    {"norecovery", false, set_norecovery},
+    {"noload", false, set_norecovery},
     {"uidmap", true, set_uidmap},
     {"gidmap", true, set_gidmap},
     {"allow_other", false, set_allow_other},

@@ -1,6 +1,8 @@
-/* The periodic commit: every commit interval, if anything changed, write
- * libext2fs's in-memory metadata to the image and sync it (ext4's
- * commit=). Without a journal this bounds what a crash can lose. */
+/* The periodic commit: every commit interval, if anything changed, commit
+ * (ext4's commit=): a jbd2 transaction on an image with a journal, else
+ * libext2fs's in-memory metadata written and synced. It bounds what a crash
+ * can lose. The thread also commits at once when the running transaction
+ * outgrows its share of the journal (e2_set_commit_notify). */
 #include "fs/fs_internal.h"
 #include "base/log.h"
 
@@ -13,7 +15,8 @@ struct fs_commit {
     pthread_t thread;
     pthread_mutex_t m; /* a private leaf: never held across uext4_sync */
     pthread_cond_t cv;
-    bool stop; /* protected by m */
+    bool stop;   /* protected by m */
+    bool urgent; /* protected by m: the transaction is large, commit now */
     unsigned seconds;
 };
 
@@ -27,12 +30,14 @@ static void *commit_thread(void *arg)
     while (!c->stop) {
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += c->seconds;
-        while (!c->stop && pthread_cond_timedwait(&c->cv, &c->m, &until) != ETIMEDOUT)
+        while (!c->stop && !c->urgent && pthread_cond_timedwait(&c->cv, &c->m, &until) != ETIMEDOUT)
             ;
         if (c->stop)
             break;
+        bool urgent = c->urgent;
+        c->urgent = false;
         pthread_mutex_unlock(&c->m);
-        if (atomic_exchange(&fs->dirty, false)) {
+        if (atomic_exchange(&fs->dirty, false) || urgent) {
             int ret = uext4_sync(fs);
             if (ret) {
                 /* Try again at the next interval. */
@@ -44,6 +49,17 @@ static void *commit_thread(void *arg)
     }
     pthread_mutex_unlock(&c->m);
     return NULL;
+}
+
+/* Called by the e2 layer with its disk lock held: only signal. */
+static void commit_wanted(void *arg)
+{
+    struct fs_commit *c = arg;
+
+    pthread_mutex_lock(&c->m);
+    c->urgent = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->m);
 }
 
 int fs_commit_start(struct uext4_fs *fs, unsigned seconds)
@@ -69,6 +85,7 @@ int fs_commit_start(struct uext4_fs *fs, unsigned seconds)
         free(c);
         return -err;
     }
+    e2_set_commit_notify(fs->img, commit_wanted, c);
     return 0;
 }
 
@@ -78,6 +95,7 @@ void fs_commit_stop(struct uext4_fs *fs)
 
     if (!c)
         return;
+    e2_set_commit_notify(fs->img, NULL, NULL);
     pthread_mutex_lock(&c->m);
     c->stop = true;
     pthread_cond_signal(&c->cv);

@@ -188,9 +188,7 @@ int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
     fs_op_end(fs, fi);
     if (ret)
         return ret;
-    if (uext4_is_read_only(fs))
-        return 0;
-    return e2_image_sync(fs->img);
+    return fs_commit_now(fs);
 }
 
 static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a0,

@@ -35,6 +35,7 @@ int uext4_open(const char *image, const struct uext4_options *opts, struct uext4
         return -ENOMEM;
     fs->opts = *opts;
     eo.read_only = opts->read_only;
+    eo.norecovery = opts->norecovery;
     eo.force_ro_ok = true;
     ret = e2_image_open(image, &eo, &fs->img, &ro_forced, why, why_len);
     if (ret)
@@ -92,7 +93,19 @@ int uext4_sync(struct uext4_fs *fs)
 
     if (ret)
         return ret;
-    rwlock_rdlock(&fs->mount_lock);
+    return fs_commit_now(fs);
+}
+
+int fs_commit_now(struct uext4_fs *fs)
+{
+    int ret;
+
+    if (e2_is_read_only(fs->img))
+        return 0;
+    /* No operation is half done while the mount lock is held for writing:
+     * the commit sees only whole operations (a jbd2 transaction's handles
+     * all stopped). */
+    rwlock_wrlock(&fs->mount_lock);
     ret = e2_image_sync(fs->img);
     rwlock_unlock(&fs->mount_lock);
     return ret;

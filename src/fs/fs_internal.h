@@ -107,6 +107,9 @@ int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi);
 
 /* ---- commit.c ---- */
 int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
+/* Commit now (fs.c): takes the mount lock for writing, so the caller holds
+ * no lock. */
+int fs_commit_now(struct uext4_fs *fs);
 void fs_commit_stop(struct uext4_fs *fs);
 
 /* ---- perm.c ---- */

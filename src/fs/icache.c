@@ -177,9 +177,12 @@ int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)
 
     mutex_lock(&fs->itable_lock);
     fi = find_locked(fs, ino);
-    if (fi && (fi->nlookup || fi->nopen || fi->pins))
+    if (fi && (fi->nlookup || fi->nopen || fi->pins)) {
+        /* Still open: on the orphan list in the same commit as the
+         * unlink, so a crash cannot leak it. */
         fi->unlinked = true;
-    else
+        ret = e2_orphan_add(fs->img, ino);
+    } else
         ret = e2_inode_free(fs->img, ino);
     mutex_unlock(&fs->itable_lock);
     return ret;

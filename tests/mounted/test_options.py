@@ -161,16 +161,55 @@ def not_ext_refused():
 
 
 @test
-def needs_recovery_refused():
+def needs_recovery_empty_journal_mounts():
+    # The flag with nothing in the log (what the kernel leaves when it
+    # crashes right after mounting): recovery replays nothing, clears it.
     with workdir() as d:
         img = mkfs(d + '/img')
         debugfs(img, 'feature needs_recovery', write=True)
         check('needs_recovery' in (sb_field(img, 'Filesystem features')
                                    or ''), 'could not set needs_recovery')
+        with Mount(img) as m:
+            write_file(m.mnt + '/f', b'data')
+        check('needs_recovery' not in (sb_field(img, 'Filesystem features')
+                                       or ''), 'needs_recovery left set')
+        fsck(img)
+
+
+@test
+def needs_recovery_without_journal_refused():
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['^has_journal'])
+        debugfs(img, 'feature needs_recovery', write=True)
+        check('needs_recovery' in (sb_field(img, 'Filesystem features')
+                                   or ''), 'could not set needs_recovery')
         before = sha(img)
-        expect_refused(img, d + '/mnt', (), r'recover|journal',
-                       'needs_recovery')
+        expect_refused(img, d + '/mnt', (), r'needs_recovery.*no journal',
+                       'needs_recovery without a journal')
         eq(sha(img), before, 'refused image was modified')
+
+
+@test
+def needs_recovery_bad_journal_refused():
+    # A journal superblock that is not one: refused, nothing written; with
+    # norecovery the image is still readable, read-only.
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        write_file(d + '/seed', b'x')
+        debugfs(img, 'write %s/seed f' % d, write=True)
+        debugfs(img, 'feature needs_recovery', write=True)
+        blk = int(debugfs(img, 'bmap <8> 0').split()[-1])
+        with open(img, 'r+b') as f:
+            f.seek(blk * 4096)
+            f.write(b'\0' * 1024)
+        before = sha(img)
+        expect_refused(img, d + '/mnt', (), r'journal',
+                       'needs_recovery with a damaged journal')
+        eq(sha(img), before, 'refused image was modified')
+        with Mount(img, opts=['norecovery']) as m:
+            eq(read_file(m.mnt + '/f'), b'x', 'norecovery read')
+            expect_errno(errno.EROFS, lambda: write_file(m.mnt + '/g', b''))
+        eq(sha(img), before, 'norecovery mount modified the image')
 
 
 @test

@@ -1,0 +1,744 @@
+/* uext4's I/O manager: the image file under libext2fs, with a block cache
+ * that also holds the running transaction (state diagram in bio.h). */
+#include "e2/bio.h"
+#include "e2/fault.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BIO_MAGIC 0x75653462 /* our io_channel private data */
+#define FILL_MAX  8          /* reads of up to this many blocks are cached */
+
+struct cblock {
+    uint64_t blk;
+    struct cblock *hnext;
+    struct cblock *prev, *next; /* the LRU list (clean) or the dirty list */
+    bool dirty;
+    unsigned char data[];
+};
+
+struct blist {
+    struct cblock head; /* sentinel: head.next is the most recent */
+};
+
+struct bio {
+    int magic;
+    int fd;
+    unsigned bs; /* 0 until attached: nothing is cached */
+    bool journaled;
+    struct cblock **hash;
+    size_t nbuckets, count;
+    struct blist lru, dirty;
+    size_t nclean, ndirty, clean_max;
+    struct e2_fault *fault;
+};
+
+static struct bio *bio_of(io_channel io)
+{
+    struct bio *b = io->private_data;
+
+    return b && b->magic == BIO_MAGIC ? b : NULL;
+}
+
+/* ---- lists and hash ---- */
+
+static void list_init(struct blist *l)
+{
+    l->head.next = l->head.prev = &l->head;
+}
+
+static void list_del(struct cblock *c)
+{
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+}
+
+static void list_push(struct blist *l, struct cblock *c)
+{
+    c->next = l->head.next;
+    c->prev = &l->head;
+    l->head.next->prev = c;
+    l->head.next = c;
+}
+
+static size_t bucket(const struct bio *b, uint64_t blk)
+{
+    return (size_t)((blk * 0x9E3779B97F4A7C15ull) >> 20) & (b->nbuckets - 1);
+}
+
+static struct cblock *lookup(struct bio *b, uint64_t blk)
+{
+    struct cblock *c;
+
+    if (!b->count)
+        return NULL;
+    for (c = b->hash[bucket(b, blk)]; c; c = c->hnext)
+        if (c->blk == blk)
+            return c;
+    return NULL;
+}
+
+static void grow(struct bio *b)
+{
+    size_t n = b->nbuckets * 2;
+    struct cblock **h = calloc(n, sizeof(*h));
+
+    if (!h)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < b->nbuckets; i++) {
+        struct cblock *c, *next;
+        for (c = b->hash[i]; c; c = next) {
+            size_t k = (size_t)((c->blk * 0x9E3779B97F4A7C15ull) >> 20) & (n - 1);
+            next = c->hnext;
+            c->hnext = h[k];
+            h[k] = c;
+        }
+    }
+    free(b->hash);
+    b->hash = h;
+    b->nbuckets = n;
+}
+
+static void unhash(struct bio *b, struct cblock *c)
+{
+    struct cblock **p = &b->hash[bucket(b, c->blk)];
+
+    while (*p != c)
+        p = &(*p)->hnext;
+    *p = c->hnext;
+    b->count--;
+}
+
+static void drop(struct bio *b, struct cblock *c)
+{
+    unhash(b, c);
+    list_del(c);
+    if (c->dirty)
+        b->ndirty--;
+    else
+        b->nclean--;
+    free(c);
+}
+
+static void evict(struct bio *b)
+{
+    while (b->nclean > b->clean_max && b->lru.head.prev != &b->lru.head)
+        drop(b, b->lru.head.prev);
+}
+
+/* A new clean block (contents filled by the caller), or NULL. */
+static struct cblock *insert(struct bio *b, uint64_t blk)
+{
+    struct cblock *c = malloc(sizeof(*c) + b->bs);
+    size_t k;
+
+    if (!c)
+        return NULL;
+    if (b->count >= b->nbuckets)
+        grow(b);
+    c->blk = blk;
+    c->dirty = false;
+    k = bucket(b, blk);
+    c->hnext = b->hash[k];
+    b->hash[k] = c;
+    b->count++;
+    list_push(&b->lru, c);
+    b->nclean++;
+    return c;
+}
+
+static void make_dirty(struct bio *b, struct cblock *c)
+{
+    if (c->dirty)
+        return;
+    list_del(c);
+    b->nclean--;
+    c->dirty = true;
+    list_push(&b->dirty, c);
+    b->ndirty++;
+}
+
+static void make_clean(struct bio *b, struct cblock *c)
+{
+    if (!c->dirty)
+        return;
+    list_del(c);
+    b->ndirty--;
+    c->dirty = false;
+    list_push(&b->lru, c);
+    b->nclean++;
+}
+
+/* ---- raw I/O: every durability step passes here ---- */
+
+static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
+{
+    char *p = buf;
+
+    while (len) {
+        ssize_t n = pread(b->fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0) {
+            /* Past the end of the image file: zeros, as unix_io gives. */
+            memset(p, 0, len);
+            return EXT2_ET_SHORT_READ;
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t off)
+{
+    const char *p = buf;
+
+    if (b->fault)
+        e2_fault_before_write(b->fault, b->fd, len, off);
+    while (len) {
+        ssize_t n = pwrite(b->fd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EXT2_ET_SHORT_WRITE;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+errcode_t e2_bio_sync(io_channel io)
+{
+    struct bio *b = bio_of(io);
+
+    if (b->fault)
+        e2_fault_before_sync(b->fault, b->fd);
+    if (fdatasync(b->fd))
+        return errno;
+    if (b->fault)
+        e2_fault_synced(b->fault);
+    return 0;
+}
+
+/* ---- reads and writes in bytes ---- */
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Read [off, off+len): cached blocks from the cache, runs of missing
+ * blocks with one pread each; small runs are added to the cache when
+ * @fill. */
+static errcode_t cached_read(struct bio *b, uint64_t off, size_t len, char *buf, bool fill)
+{
+    uint64_t bs = b->bs, end = off + len, blk = off / bs;
+    errcode_t first_err = 0;
+
+    while (blk * bs < end) {
+        uint64_t bstart = blk * bs, run = 1, lo, hi;
+        struct cblock *c = lookup(b, blk);
+        errcode_t err;
+
+        if (c) {
+            lo = off > bstart ? off : bstart;
+            hi = min_u64(end, bstart + bs);
+            memcpy(buf + (lo - off), c->data + (lo - bstart), hi - lo);
+            list_del(c);
+            list_push(c->dirty ? &b->dirty : &b->lru, c);
+            blk++;
+            continue;
+        }
+        while ((blk + run) * bs < end && !lookup(b, blk + run))
+            run++;
+        if (fill && run <= FILL_MAX) {
+            for (uint64_t i = 0; i < run; i++) {
+                uint64_t s = (blk + i) * bs;
+                c = insert(b, blk + i);
+                if (!c)
+                    return EXT2_ET_NO_MEMORY;
+                err = raw_read(b, c->data, bs, s);
+                if (err) {
+                    drop(b, c);
+                    c = NULL;
+                    if (!first_err)
+                        first_err = err;
+                    if (err != EXT2_ET_SHORT_READ)
+                        return err;
+                }
+                lo = off > s ? off : s;
+                hi = min_u64(end, s + bs);
+                if (c)
+                    memcpy(buf + (lo - off), c->data + (lo - s), hi - lo);
+                else
+                    memset(buf + (lo - off), 0, hi - lo);
+            }
+        } else {
+            lo = off > bstart ? off : bstart;
+            hi = min_u64(end, (blk + run) * bs);
+            err = raw_read(b, buf + (lo - off), hi - lo, lo);
+            if (err && err != EXT2_ET_SHORT_READ)
+                return err;
+            if (err && !first_err)
+                first_err = err;
+        }
+        blk += run;
+    }
+    evict(b);
+    return first_err;
+}
+
+/* Patch the cached copies of [off, off+len) after the bytes went to the
+ * image (@keep_dirty: a data write into a journaled block). */
+static void patch_cached(struct bio *b, uint64_t off, size_t len, const char *buf)
+{
+    uint64_t bs = b->bs, end = off + len;
+
+    if (!b->count)
+        return;
+    for (uint64_t blk = off / bs; blk * bs < end; blk++) {
+        struct cblock *c = lookup(b, blk);
+        uint64_t s = blk * bs, lo = off > s ? off : s, hi = min_u64(end, s + bs);
+        if (c)
+            memcpy(c->data + (lo - s), buf + (lo - off), hi - lo);
+    }
+}
+
+/* Every block of [off, off+len) is cached and already holds these bytes
+ * (libext2fs rewrites unchanged bitmap and descriptor blocks). */
+static bool is_cached_same(struct bio *b, uint64_t off, size_t len, const char *buf)
+{
+    uint64_t bs = b->bs, end = off + len;
+
+    for (uint64_t blk = off / bs; blk * bs < end; blk++) {
+        uint64_t s = blk * bs, lo = off > s ? off : s, hi = min_u64(end, s + bs);
+        struct cblock *c = lookup(b, blk);
+        if (!c || memcmp(c->data + (lo - s), buf + (lo - off), hi - lo))
+            return false;
+    }
+    return true;
+}
+
+/* A metadata write in journaled mode: into dirty cache blocks. */
+static errcode_t journaled_write(struct bio *b, uint64_t off, size_t len, const char *buf)
+{
+    uint64_t bs = b->bs, end = off + len;
+
+    for (uint64_t blk = off / bs; blk * bs < end; blk++) {
+        uint64_t s = blk * bs, lo = off > s ? off : s, hi = min_u64(end, s + bs);
+        struct cblock *c = lookup(b, blk);
+
+        if (!c) {
+            errcode_t err;
+            c = insert(b, blk);
+            if (!c)
+                return EXT2_ET_NO_MEMORY;
+            /* Read even a whole block: unchanged blocks stay out of the
+             * transaction (libext2fs rewrites every bitmap and group
+             * descriptor block at each flush). */
+            err = raw_read(b, c->data, bs, s);
+            if (err && err != EXT2_ET_SHORT_READ) {
+                drop(b, c);
+                return err;
+            }
+        }
+        if (!c->dirty && !memcmp(c->data + (lo - s), buf + (lo - off), hi - lo))
+            continue;
+        memcpy(c->data + (lo - s), buf + (lo - off), hi - lo);
+        make_dirty(b, c);
+    }
+    evict(b);
+    return 0;
+}
+
+/* ---- the io_manager ---- */
+
+static errcode_t chan_span(io_channel io, unsigned long long block, int count, uint64_t *off,
+                           size_t *len)
+{
+    uint64_t bsz = (uint64_t)io->block_size;
+
+    *off = block * bsz;
+    *len = count < 0 ? (size_t) - (long long)count : (size_t)count * bsz;
+    if (bsz && block > UINT64_MAX / bsz)
+        return EXT2_ET_LLSEEK_FAILED;
+    return 0;
+}
+
+static errcode_t bio_read_blk64(io_channel io, unsigned long long block, int count, void *buf)
+{
+    struct bio *b = bio_of(io);
+    uint64_t off;
+    size_t len;
+    errcode_t err = chan_span(io, block, count, &off, &len);
+
+    if (err)
+        return err;
+    if (!b->bs)
+        return raw_read(b, buf, len, off);
+    return cached_read(b, off, len, buf, true);
+}
+
+static errcode_t bio_write_blk64(io_channel io, unsigned long long block, int count,
+                                 const void *buf)
+{
+    struct bio *b = bio_of(io);
+    uint64_t off;
+    size_t len;
+    errcode_t err = chan_span(io, block, count, &off, &len);
+
+    if (err)
+        return err;
+    if (b->bs && b->journaled)
+        return journaled_write(b, off, len, buf);
+    if (b->bs && is_cached_same(b, off, len, buf))
+        return 0;
+    err = raw_write(b, buf, len, off);
+    if (!err && b->bs)
+        patch_cached(b, off, len, buf);
+    return err;
+}
+
+static errcode_t bio_read_blk(io_channel io, unsigned long block, int count, void *buf)
+{
+    return bio_read_blk64(io, block, count, buf);
+}
+
+static errcode_t bio_write_blk(io_channel io, unsigned long block, int count, const void *buf)
+{
+    return bio_write_blk64(io, block, count, buf);
+}
+
+static errcode_t bio_set_blksize(io_channel io, int blksize)
+{
+    if (blksize <= 0)
+        return EXT2_ET_INVALID_ARGUMENT;
+    io->block_size = blksize;
+    return 0;
+}
+
+/* libext2fs's flush: durability is ours to order in journaled mode (the
+ * commit in journal.c syncs); otherwise this is the sync point. */
+static errcode_t bio_flush(io_channel io)
+{
+    struct bio *b = bio_of(io);
+
+    if (b->journaled)
+        return 0;
+    return e2_bio_sync(io);
+}
+
+static errcode_t bio_zeroout(io_channel io, unsigned long long block, unsigned long long count)
+{
+    enum { CHUNK = 256 };
+    struct bio *b = bio_of(io);
+    uint64_t bsz = (uint64_t)io->block_size;
+    char *zeros;
+    errcode_t err = 0;
+
+    if (!bsz || count > UINT64_MAX / bsz || block > UINT64_MAX / bsz)
+        return EXT2_ET_INVALID_ARGUMENT;
+    zeros = calloc(CHUNK, bsz);
+    if (!zeros)
+        return EXT2_ET_NO_MEMORY;
+    while (count && !err) {
+        unsigned long long n = count < CHUNK ? count : CHUNK;
+        err = raw_write(b, zeros, n * bsz, block * bsz);
+        if (!err && b->bs)
+            patch_cached(b, block * bsz, n * bsz, zeros);
+        block += n;
+        count -= n;
+    }
+    free(zeros);
+    return err;
+}
+
+static errcode_t bio_set_option(io_channel io, const char *option, const char *arg)
+{
+    (void)io;
+    (void)option;
+    (void)arg;
+    return EXT2_ET_INVALID_ARGUMENT;
+}
+
+static void free_all(struct bio *b)
+{
+    while (b->lru.head.next != &b->lru.head)
+        drop(b, b->lru.head.next);
+    while (b->dirty.head.next != &b->dirty.head)
+        drop(b, b->dirty.head.next);
+}
+
+static errcode_t bio_close(io_channel io)
+{
+    struct bio *b = bio_of(io);
+    errcode_t err = 0;
+
+    if (--io->refcount > 0)
+        return 0;
+    if (b) {
+        /* Dirty blocks left here were never committed: the journal's
+         * owner decides (journal.c commits before closing). */
+        free_all(b);
+        free(b->hash);
+        if (close(b->fd))
+            err = errno;
+        e2_fault_destroy(b->fault);
+        free(b);
+    }
+    free(io->name);
+    free(io);
+    return err;
+}
+
+static errcode_t bio_open(const char *name, int flags, io_channel *out)
+{
+    io_channel io = NULL;
+    struct bio *b = NULL;
+    int oflags = (flags & IO_FLAG_RW) ? O_RDWR : O_RDONLY;
+    errcode_t err;
+
+    if (!name)
+        return EXT2_ET_BAD_DEVICE_NAME;
+    io = calloc(1, sizeof(*io));
+    b = calloc(1, sizeof(*b));
+    if (!io || !b)
+        goto out_nomem;
+    io->name = strdup(name);
+    if (!io->name)
+        goto out_nomem;
+    b->magic = BIO_MAGIC;
+    b->nbuckets = 1024;
+    b->hash = calloc(b->nbuckets, sizeof(*b->hash));
+    if (!b->hash)
+        goto out_nomem;
+    list_init(&b->lru);
+    list_init(&b->dirty);
+    b->fd = open(name, oflags | O_CLOEXEC | ((flags & IO_FLAG_EXCLUSIVE) ? O_EXCL : 0));
+    if (b->fd < 0) {
+        err = errno;
+        goto out_free;
+    }
+    if (flags & IO_FLAG_RW) {
+        err = e2_fault_from_env(&b->fault);
+        if (err) {
+            close(b->fd);
+            goto out_free;
+        }
+    }
+    io->magic = EXT2_ET_MAGIC_IO_CHANNEL;
+    io->manager = e2_bio_manager;
+    io->block_size = 1024;
+    io->refcount = 1;
+    io->private_data = b;
+    *out = io;
+    return 0;
+
+out_nomem:
+    err = EXT2_ET_NO_MEMORY;
+out_free:
+    if (b)
+        free(b->hash);
+    free(b);
+    if (io)
+        free(io->name);
+    free(io);
+    return err;
+}
+
+static struct struct_io_manager bio_manager = {
+    .magic = EXT2_ET_MAGIC_IO_MANAGER,
+    .name = "uext4 block I/O",
+    .open = bio_open,
+    .close = bio_close,
+    .set_blksize = bio_set_blksize,
+    .read_blk = bio_read_blk,
+    .write_blk = bio_write_blk,
+    .flush = bio_flush,
+    .set_option = bio_set_option,
+    .read_blk64 = bio_read_blk64,
+    .write_blk64 = bio_write_blk64,
+    .zeroout = bio_zeroout,
+};
+
+io_manager e2_bio_manager = &bio_manager;
+
+/* ---- the interface of bio.h ---- */
+
+errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes)
+{
+    struct bio *b = bio_of(io);
+
+    if (!b || blocksize < 1024 || (blocksize & (blocksize - 1)))
+        return EXT2_ET_INVALID_ARGUMENT;
+    free_all(b);
+    b->bs = blocksize;
+    b->clean_max = clean_bytes / blocksize;
+    return 0;
+}
+
+void e2_bio_set_journaled(io_channel io, bool on)
+{
+    bio_of(io)->journaled = on;
+}
+
+errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const void *buf)
+{
+    struct bio *b = bio_of(io);
+    uint64_t off = blk * b->bs, len = count * b->bs;
+    errcode_t err = raw_write(b, buf, len, off);
+
+    if (!err)
+        patch_cached(b, off, len, buf);
+    return err;
+}
+
+errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf)
+{
+    struct bio *b = bio_of(io);
+
+    return cached_read(b, blk * b->bs, count * b->bs, buf, false);
+}
+
+errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf)
+{
+    struct bio *b = bio_of(io);
+    struct cblock *c = lookup(b, blk);
+
+    if (c)
+        drop(b, c); /* a journal block is never metadata: be safe */
+    return raw_write(b, buf, b->bs, blk * b->bs);
+}
+
+errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf)
+{
+    struct bio *b = bio_of(io);
+
+    return raw_read(b, buf, b->bs, blk * b->bs);
+}
+
+size_t e2_bio_dirty_count(io_channel io)
+{
+    return bio_of(io)->ndirty;
+}
+
+static int cmp_cblock(const void *a, const void *b)
+{
+    const struct cblock *x = *(const struct cblock *const *)a;
+    const struct cblock *y = *(const struct cblock *const *)b;
+
+    return x->blk < y->blk ? -1 : x->blk > y->blk;
+}
+
+static errcode_t sorted_dirty(struct bio *b, struct cblock ***out)
+{
+    struct cblock **v = malloc((b->ndirty ? b->ndirty : 1) * sizeof(*v));
+    size_t i = 0;
+
+    if (!v)
+        return EXT2_ET_NO_MEMORY;
+    for (struct cblock *c = b->dirty.head.next; c != &b->dirty.head; c = c->next)
+        v[i++] = c;
+    qsort(v, i, sizeof(*v), cmp_cblock);
+    *out = v;
+    return 0;
+}
+
+errcode_t e2_bio_dirty_collect(io_channel io, uint64_t **blks, const void ***datas, size_t *n)
+{
+    struct bio *b = bio_of(io);
+    struct cblock **v;
+    errcode_t err = sorted_dirty(b, &v);
+
+    *blks = NULL;
+    *datas = NULL;
+    *n = 0;
+    if (err)
+        return err;
+    *blks = malloc((b->ndirty ? b->ndirty : 1) * sizeof(**blks));
+    *datas = malloc((b->ndirty ? b->ndirty : 1) * sizeof(**datas));
+    if (!*blks || !*datas) {
+        free(*blks);
+        free(*datas);
+        free(v);
+        return EXT2_ET_NO_MEMORY;
+    }
+    for (size_t i = 0; i < b->ndirty; i++) {
+        (*blks)[i] = v[i]->blk;
+        (*datas)[i] = v[i]->data;
+    }
+    *n = b->ndirty;
+    free(v);
+    return 0;
+}
+
+errcode_t e2_bio_checkpoint(io_channel io)
+{
+    struct bio *b = bio_of(io);
+    size_t n = b->ndirty, i = 0;
+    struct cblock **v;
+    char *run = NULL;
+    errcode_t err = sorted_dirty(b, &v);
+
+    if (err)
+        return err;
+    while (i < n && !err) {
+        size_t j = i + 1;
+        while (j < n && v[j]->blk == v[j - 1]->blk + 1 && j - i < 256)
+            j++;
+        if (j - i == 1) {
+            err = raw_write(b, v[i]->data, b->bs, v[i]->blk * b->bs);
+        } else {
+            if (!run && !(run = malloc((size_t)256 * b->bs))) {
+                err = EXT2_ET_NO_MEMORY;
+                break;
+            }
+            for (size_t k = i; k < j; k++)
+                memcpy(run + (k - i) * b->bs, v[k]->data, b->bs);
+            err = raw_write(b, run, (j - i) * b->bs, v[i]->blk * b->bs);
+        }
+        for (size_t k = i; k < j && !err; k++)
+            make_clean(b, v[k]);
+        i = j;
+    }
+    free(run);
+    free(v);
+    evict(b);
+    return err;
+}
+
+void e2_bio_forget(io_channel io, uint64_t blk, uint64_t count)
+{
+    struct bio *b = bio_of(io);
+
+    if (!b->count)
+        return;
+    if (count > b->count) {
+        /* A large range (a big file freed): walk the cache instead. */
+        struct blist *lists[] = {&b->lru, &b->dirty};
+        for (int l = 0; l < 2; l++) {
+            struct cblock *c, *next;
+            for (c = lists[l]->head.next; c != &lists[l]->head; c = next) {
+                next = c->next;
+                if (c->blk >= blk && c->blk - blk < count)
+                    drop(b, c);
+            }
+        }
+        return;
+    }
+    for (uint64_t i = 0; i < count; i++) {
+        struct cblock *c = lookup(b, blk + i);
+        if (c)
+            drop(b, c);
+    }
+}

@@ -1,0 +1,80 @@
+/* bio.c: uext4's libext2fs I/O manager — the image file, a block cache,
+ * and the running transaction's metadata blocks.
+ *
+ * libext2fs reads and writes the image only through an io_channel; ours
+ * (e2_bio_manager) gives the layers above three kinds of write:
+ *
+ *  - libext2fs's own writes (superblock, group descriptors, bitmaps, inode
+ *    tables, directory, extent and xattr blocks): metadata. Without a
+ *    journal they go straight to the image (write-through). In journaled
+ *    mode they are held in the cache as dirty blocks — the running
+ *    transaction — until journal.c logs them and writes them home
+ *    (e2_bio_checkpoint()).
+ *  - file data (e2_bio_write_data(), zeroout): always straight to the image,
+ *    before the transaction that exposes it commits (ordered mode). A data
+ *    write to a block that is dirty in the transaction (file data written
+ *    by libext2fs's file API, which is journaled) updates that copy too.
+ *  - journal blocks (e2_bio_write_raw()): straight to the image, uncached.
+ *
+ * Block states, per fs block:
+ *
+ *      (not cached) --read of a small run--> CLEAN --metadata write,
+ *           |                                  |      journaled--> DIRTY
+ *           +--metadata write, journaled-------+----------------->   |
+ *      CLEAN --evicted (LRU, over budget)--> (not cached)            |
+ *      DIRTY --e2_bio_checkpoint()--> CLEAN                          |
+ *      DIRTY --e2_bio_forget() (block freed)--> (not cached) <-------+
+ *
+ * Invariants: a DIRTY block is never evicted; a cached block's bytes equal
+ * the image's bytes unless it is DIRTY; before e2_bio_attach() nothing is
+ * cached (libext2fs reads the superblock with a 1024-byte block size).
+ *
+ * Durability steps (every pwrite and fdatasync) are counted for fault
+ * injection: UEXT4_FAULT_AT=N makes the Nth step a simulated power cut
+ * (a seeded subset of the writes since the last fdatasync is rolled back,
+ * UEXT4_FAULT_SEED, then the process exits with status 86);
+ * UEXT4_FAULT_COUNT=PATH writes the number of steps to PATH at close.
+ *
+ * Locking: every function is called with the image's disk lock held (it
+ * is the io_channel of the libext2fs handle the lock protects). */
+#ifndef UEXT4_E2_BIO_H
+#define UEXT4_E2_BIO_H
+
+#include <ext2fs/ext2fs.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Exit status of a simulated power cut. */
+#define E2_FAULT_EXIT 86
+
+extern io_manager e2_bio_manager;
+
+/* Cache whole blocks of @blocksize from now on, keeping at most
+ * @clean_bytes of clean blocks. */
+errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes);
+/* Journaled mode: libext2fs's writes are held as dirty blocks. */
+void e2_bio_set_journaled(io_channel io, bool on);
+
+errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const void *buf);
+errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf);
+/* A block of the journal: written as is, never cached. */
+errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf);
+errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf);
+/* fdatasync the image file. */
+errcode_t e2_bio_sync(io_channel io);
+
+/* The running transaction. */
+size_t e2_bio_dirty_count(io_channel io);
+/* The dirty blocks sorted by block number: *@blks and *@datas are
+ * malloc'd arrays (free both); the data pointers stay valid until the
+ * next call that changes the cache. */
+errcode_t e2_bio_dirty_collect(io_channel io, uint64_t **blks, const void ***datas, size_t *n);
+/* Write every dirty block home (contiguous runs in one pwrite each); they
+ * become clean. */
+errcode_t e2_bio_checkpoint(io_channel io);
+/* Blocks freed by the file system: their cached copies, dirty or not, are
+ * dropped (the freed contents must not reach the image or the log). */
+void e2_bio_forget(io_channel io, uint64_t blk, uint64_t count);
+
+#endif

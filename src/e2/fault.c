@@ -1,0 +1,172 @@
+/* Simulated power cuts (fault.h). */
+#include "e2/fault.h"
+#include "e2/bio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define UNDO_GRAIN 4096 /* what a disk keeps or loses as a unit */
+
+struct undo {
+    uint64_t off;
+    size_t len;
+    struct undo *prev;
+    unsigned char old[];
+};
+
+struct e2_fault {
+    unsigned long long at, steps;
+    uint64_t rng;
+    char *count_path;
+    struct undo *last; /* writes since the last completed sync, newest first */
+};
+
+static unsigned long long env_number(const char *name, unsigned long long dflt)
+{
+    const char *s = getenv(name);
+    char *end;
+    unsigned long long v;
+
+    if (!s || !*s)
+        return dflt;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end) {
+        fprintf(stderr, "uext4: ignoring %s=%s: not a number\n", name, s);
+        return dflt;
+    }
+    return v;
+}
+
+errcode_t e2_fault_from_env(struct e2_fault **out)
+{
+    const char *count = getenv("UEXT4_FAULT_COUNT");
+    unsigned long long at = env_number("UEXT4_FAULT_AT", 0);
+    struct e2_fault *f;
+
+    *out = NULL;
+    if (!at && !(count && *count))
+        return 0;
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        return EXT2_ET_NO_MEMORY;
+    f->at = at;
+    f->rng = env_number("UEXT4_FAULT_SEED", 0) * 2654435761u + 0x9E3779B97F4A7C15ull;
+    if (count && *count && !(f->count_path = strdup(count))) {
+        free(f);
+        return EXT2_ET_NO_MEMORY;
+    }
+    *out = f;
+    return 0;
+}
+
+static bool coin(struct e2_fault *f)
+{
+    /* xorshift64: deterministic for a seed. */
+    f->rng ^= f->rng << 13;
+    f->rng ^= f->rng >> 7;
+    f->rng ^= f->rng << 17;
+    return f->rng & 1;
+}
+
+static void write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n <= 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+}
+
+static void free_undo(struct e2_fault *f)
+{
+    while (f->last) {
+        struct undo *u = f->last;
+        f->last = u->prev;
+        free(u);
+    }
+}
+
+/* The power cut: newest first, each grain of each unflushed write is kept
+ * or rolled back by a coin; rolling back an older write over a kept newer
+ * one yields the older contents, a state a disk can also reach. */
+static void power_cut(struct e2_fault *f, int fd)
+{
+    for (struct undo *u = f->last; u; u = u->prev)
+        for (size_t o = 0; o < u->len; o += UNDO_GRAIN) {
+            size_t n = u->len - o < UNDO_GRAIN ? u->len - o : UNDO_GRAIN;
+            if (coin(f))
+                write_all(fd, u->old + o, n, u->off + o);
+        }
+    fsync(fd);
+    fprintf(stderr, "uext4: fault injection: power cut at write step %llu\n", f->at);
+    _exit(E2_FAULT_EXIT);
+}
+
+static void step(struct e2_fault *f, int fd)
+{
+    if (++f->steps == f->at)
+        power_cut(f, fd);
+}
+
+void e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
+{
+    struct undo *u;
+
+    step(f, fd);
+    if (!f->at || f->steps > f->at)
+        return;
+    u = malloc(sizeof(*u) + len);
+    if (!u) {
+        /* Cannot keep the old contents: treat it as flushed. */
+        return;
+    }
+    u->off = off;
+    u->len = len;
+    /* Past the end of the file reads short: roll back to zeros there. */
+    memset(u->old, 0, len);
+    for (size_t got = 0; got < len;) {
+        ssize_t n = pread(fd, u->old + got, len - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    u->prev = f->last;
+    f->last = u;
+}
+
+void e2_fault_before_sync(struct e2_fault *f, int fd)
+{
+    step(f, fd);
+}
+
+void e2_fault_synced(struct e2_fault *f)
+{
+    free_undo(f);
+}
+
+void e2_fault_destroy(struct e2_fault *f)
+{
+    if (!f)
+        return;
+    if (f->count_path) {
+        FILE *fp = fopen(f->count_path, "w");
+        if (fp) {
+            fprintf(fp, "%llu\n", f->steps);
+            fclose(fp);
+        }
+        free(f->count_path);
+    }
+    free_undo(f);
+    free(f);
+}

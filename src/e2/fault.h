@@ -1,0 +1,37 @@
+/* fault.c: simulated power cuts for crash tests (SQLite's habit: fail the
+ * Nth I/O on purpose). Configured from the environment of the process:
+ *
+ *   UEXT4_FAULT_AT=N     the Nth durability step (pwrite or fdatasync of the
+ *                        image, counted from 1) does not happen: a seeded
+ *                        subset of the blocks written since the last
+ *                        completed fdatasync is rolled back to what it was
+ *                        before them — what a disk cache losing unflushed
+ *                        writes leaves — and the process exits with
+ *                        E2_FAULT_EXIT at once.
+ *   UEXT4_FAULT_SEED=S   which unflushed blocks survive (default 0).
+ *   UEXT4_FAULT_COUNT=P  write the number of steps taken to file P when the
+ *                        image is closed (to choose N for later runs).
+ *
+ * Only the image opened read-write is instrumented. Keeping the old
+ * contents of every unflushed write costs a read per write, so this is for
+ * tests only; with none of the variables set there is no cost. */
+#ifndef UEXT4_E2_FAULT_H
+#define UEXT4_E2_FAULT_H
+
+#include <ext2fs/ext2fs.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct e2_fault;
+
+/* *@out is NULL when no variable is set. */
+errcode_t e2_fault_from_env(struct e2_fault **out);
+/* A step that writes @len bytes at @off of @fd: may not return. */
+void e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off);
+/* A step that syncs @fd: may not return. */
+void e2_fault_before_sync(struct e2_fault *f, int fd);
+/* The sync completed: what was written is now safe. */
+void e2_fault_synced(struct e2_fault *f);
+void e2_fault_destroy(struct e2_fault *f);
+
+#endif

@@ -1,0 +1,425 @@
+/* Metadata through the image's jbd2 journal (ordered mode).
+ *
+ * The running transaction is the set of dirty blocks bio.c holds: every
+ * metadata write libext2fs makes between two commits. A commit, with the
+ * file system quiescent (the fs layer holds its mount lock for writing, we
+ * hold the disk lock):
+ *
+ *   1. capture   ext2fs_flush writes the superblock, group descriptors and
+ *                bitmaps into the transaction too.
+ *   2. log       descriptor + block copies at the log head;      fdatasync
+ *                (this also makes the file data written straight
+ *                home durable before anything that exposes it)
+ *   3. commit    commit block, journal superblock pointing at the
+ *                transaction;                                     fdatasync
+ *                -- the transaction is durable: fsync may return --
+ *   4. checkpoint  every block written home, not synced: the next
+ *                commit's step 2 sync orders it before the journal
+ *                superblock moves past this transaction.
+ *
+ * So the log holds at most one transaction that matters: the one the
+ * journal superblock points at, already (or being) checkpointed. Replaying
+ * it again is harmless, and no revoke records are ever needed, because:
+ *  - a block freed in a transaction is dropped from the transaction
+ *    (bio forget) and stays reserved in the in-memory block bitmap until
+ *    the transaction is durable, so it cannot be reused as file data while
+ *    an older logged copy of it could still be replayed;
+ *  - a new transaction is placed after the previous one in the circular
+ *    log; if it would overwrite the transaction the superblock points at,
+ *    the superblock is first marked empty (after a sync).
+ *
+ * A transaction too large for the log (one operation dirtying more
+ * metadata than the journal holds) is written without the journal's
+ * protection: the superblock is first marked not clean on disk, so a crash
+ * in the middle makes e2fsck check the file system. */
+#include "e2/bio.h"
+#include "e2/e2_internal.h"
+#include "e2/jfmt.h"
+#include "e2/recover.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct reserved {
+    uint64_t blk, count;
+};
+
+struct e2_journal {
+    struct jfmt_journal j;
+    uint64_t *map; /* journal block -> fs block */
+    uint32_t maplen;
+    uint32_t area_first, area_end; /* the circular log: [first, end) */
+    uint32_t head;                 /* where the next transaction starts */
+    uint32_t seq;                  /* the next transaction's sequence */
+    /* What the journal superblock on disk points at (start 0: empty). */
+    uint32_t tail_start, tail_len;
+    unsigned char *sb; /* the journal superblock block, as on disk */
+    /* Blocks freed since the last commit: reserved until it is durable. */
+    struct reserved *freed;
+    size_t nfreed, capfreed;
+    bool reserving; /* the callbacks re-mark freed blocks */
+    void (*old_stats)(ext2_filsys, blk64_t, int);
+    void (*old_range)(ext2_filsys, blk64_t, blk_t, int);
+};
+
+static uint32_t area_len(const struct e2_journal *jn)
+{
+    return jn->area_end - jn->area_first;
+}
+
+static uint32_t log_next(const struct e2_journal *jn, uint32_t pos)
+{
+    return pos + 1 == jn->area_end ? jn->area_first : pos + 1;
+}
+
+/* ---- freed blocks ---- */
+
+static void note_freed(ext2_filsys fs, blk64_t blk, blk64_t count)
+{
+    struct e2_image *img = fs->priv_data;
+    struct e2_journal *jn = img ? img->journal : NULL;
+
+    if (!jn || !jn->reserving)
+        return;
+    e2_bio_forget(fs->io, blk, count);
+    if (jn->nfreed && jn->freed[jn->nfreed - 1].blk + jn->freed[jn->nfreed - 1].count == blk) {
+        jn->freed[jn->nfreed - 1].count += count;
+    } else {
+        if (jn->nfreed == jn->capfreed) {
+            size_t cap = jn->capfreed ? jn->capfreed * 2 : 64;
+            struct reserved *v = realloc(jn->freed, cap * sizeof(*v));
+            if (!v) {
+                /* Cannot remember it: it is simply free now. The window
+                 * this opens (reuse before the commit) is logged. */
+                log_err("journal: out of memory reserving freed blocks");
+                return;
+            }
+            jn->freed = v;
+            jn->capfreed = cap;
+        }
+        jn->freed[jn->nfreed].blk = blk;
+        jn->freed[jn->nfreed].count = count;
+        jn->nfreed++;
+    }
+    ext2fs_mark_block_bitmap_range2(fs->block_map, blk, (unsigned)count);
+}
+
+static void stats_cb(ext2_filsys fs, blk64_t blk, int inuse)
+{
+    struct e2_image *img = fs->priv_data;
+
+    if (inuse < 0)
+        note_freed(fs, blk, 1);
+    if (img && img->journal && img->journal->old_stats)
+        img->journal->old_stats(fs, blk, inuse);
+}
+
+static void range_cb(ext2_filsys fs, blk64_t blk, blk_t num, int inuse)
+{
+    struct e2_image *img = fs->priv_data;
+
+    if (inuse < 0)
+        note_freed(fs, blk, num);
+    if (img && img->journal && img->journal->old_range)
+        img->journal->old_range(fs, blk, num, inuse);
+}
+
+/* Free (in the in-memory bitmap) or re-reserve the blocks freed since the
+ * last commit. */
+static void reserved_set(ext2_filsys fs, struct e2_journal *jn, bool reserve)
+{
+    for (size_t i = 0; i < jn->nfreed; i++) {
+        if (reserve)
+            ext2fs_mark_block_bitmap_range2(fs->block_map, jn->freed[i].blk,
+                                            (unsigned)jn->freed[i].count);
+        else
+            ext2fs_unmark_block_bitmap_range2(fs->block_map, jn->freed[i].blk,
+                                              (unsigned)jn->freed[i].count);
+    }
+}
+
+static void reserved_release(ext2_filsys fs, struct e2_journal *jn)
+{
+    reserved_set(fs, jn, false);
+    jn->nfreed = 0;
+}
+
+/* ---- the log ---- */
+
+static int write_jsb(struct e2_image *img, uint32_t seq, uint32_t start)
+{
+    struct e2_journal *jn = img->journal;
+
+    jfmt_sb_set_tail(jn->sb, &jn->j, seq, start);
+    return e2_errno(e2_bio_write_raw(img->fs->io, jn->map[0], jn->sb));
+}
+
+struct emit_ctx {
+    struct e2_image *img;
+    uint32_t pos;
+    int err;
+};
+
+static int emit_block(void *arg, const void *block)
+{
+    struct emit_ctx *c = arg;
+    struct e2_journal *jn = c->img->journal;
+
+    c->err = e2_errno(e2_bio_write_raw(c->img->fs->io, jn->map[c->pos], block));
+    c->pos = log_next(jn, c->pos);
+    return c->err;
+}
+
+/* Does [a, a+alen) meet [b, b+blen) in the circular area? */
+static bool overlaps(const struct e2_journal *jn, uint32_t a, uint32_t alen, uint32_t b,
+                     uint32_t blen)
+{
+    uint32_t n = area_len(jn), da = a - jn->area_first, db = b - jn->area_first;
+    uint32_t d = (db + n - da) % n; /* b's distance ahead of a */
+
+    if (!alen || !blen)
+        return false;
+    return d < alen || (n - d) % n < blen;
+}
+
+/* Mark the log empty on disk (after making every checkpoint durable). */
+static int log_reset(struct e2_image *img)
+{
+    struct e2_journal *jn = img->journal;
+    int ret = e2_errno(e2_bio_sync(img->fs->io));
+
+    if (!ret)
+        ret = write_jsb(img, jn->seq, 0);
+    if (!ret)
+        ret = e2_errno(e2_bio_sync(img->fs->io));
+    if (!ret) {
+        jn->tail_start = 0;
+        jn->tail_len = 0;
+    }
+    return ret;
+}
+
+/* A transaction the log cannot hold: home without the journal, the
+ * superblock on disk marked not clean meanwhile. */
+static int commit_unjournaled(struct e2_image *img)
+{
+    ext2_filsys fs = img->fs;
+    struct ext2_super_block sb;
+    int ret;
+
+    log_warn("journal: a transaction of %zu blocks does not fit the %u-block journal of '%s'; "
+             "writing it unprotected (a crash now leaves the image to e2fsck)",
+             e2_bio_dirty_count(fs->io), area_len(img->journal), img->path);
+    ret = log_reset(img);
+    if (ret)
+        return ret;
+    memcpy(&sb, fs->super, sizeof(sb));
+    sb.s_state &= (uint16_t)~EXT2_VALID_FS;
+    ext2fs_superblock_csum_set(fs, &sb);
+    /* The superblock is 1024 bytes at byte 1024 whatever the block size. */
+    {
+        unsigned bs = fs->blocksize;
+        uint64_t blk = 1024 / bs;
+        unsigned char *b = malloc(bs);
+        if (!b)
+            return -ENOMEM;
+        ret = e2_errno(e2_bio_read_raw(fs->io, blk, b));
+        if (!ret) {
+            memcpy(b + 1024 % bs, &sb, sizeof(sb));
+            ret = e2_errno(e2_bio_write_data(fs->io, blk, 1, b));
+        }
+        free(b);
+    }
+    if (!ret)
+        ret = e2_errno(e2_bio_sync(fs->io));
+    if (!ret)
+        ret = e2_errno(e2_bio_checkpoint(fs->io));
+    if (!ret)
+        ret = e2_errno(e2_bio_sync(fs->io));
+    return ret;
+}
+
+int e2_journal_commit_locked(struct e2_image *img)
+{
+    struct e2_journal *jn = img->journal;
+    ext2_filsys fs = img->fs;
+    uint64_t *blks = NULL;
+    const void **datas = NULL;
+    struct jfmt_block *v = NULL;
+    unsigned char *cblk = NULL;
+    uint32_t v1_crc = 0;
+    struct emit_ctx ec;
+    struct timespec now;
+    size_t n;
+    uint32_t need;
+    int ret;
+
+    /* 1. capture: the bitmaps written show this transaction's frees. */
+    reserved_set(fs, jn, false);
+    ret = e2_errno(ext2fs_flush2(fs, EXT2_FLAG_FLUSH_NO_SYNC));
+    reserved_set(fs, jn, true);
+    if (ret)
+        return ret;
+    n = e2_bio_dirty_count(fs->io);
+    if (!n) {
+        reserved_release(fs, jn);
+        return e2_errno(e2_bio_sync(fs->io)); /* data written in place */
+    }
+    if (jfmt_txn_log_blocks(&jn->j, n, 0) >= area_len(jn)) {
+        ret = commit_unjournaled(img);
+        if (!ret)
+            reserved_release(fs, jn);
+        return ret;
+    }
+    need = (uint32_t)jfmt_txn_log_blocks(&jn->j, n, 0);
+    if (jn->tail_start && overlaps(jn, jn->head, need, jn->tail_start, jn->tail_len)) {
+        ret = log_reset(img);
+        if (ret)
+            return ret;
+    }
+    ret = e2_errno(e2_bio_dirty_collect(fs->io, &blks, &datas, &n));
+    if (ret)
+        return ret;
+    cblk = malloc(fs->blocksize);
+    v = malloc(n * sizeof(*v));
+    if (!cblk || !v) {
+        ret = -ENOMEM;
+        goto out_free;
+    }
+
+    /* 2. log */
+    ec.img = img;
+    ec.pos = jn->head;
+    ec.err = 0;
+    for (size_t i = 0; i < n; i++) {
+        v[i].home = blks[i];
+        v[i].data = datas[i];
+    }
+    ret = jfmt_txn_emit(&jn->j, jn->seq, v, n, NULL, 0, emit_block, &ec, &v1_crc);
+    if (!ret)
+        ret = ec.err;
+    if (!ret)
+        ret = e2_errno(e2_bio_sync(fs->io));
+    if (ret)
+        goto out_free;
+
+    /* 3. commit */
+    clock_gettime(CLOCK_REALTIME, &now);
+    jfmt_commit_block(&jn->j, jn->seq, &now, v1_crc, cblk);
+    ret = e2_errno(e2_bio_write_raw(fs->io, jn->map[ec.pos], cblk));
+    if (!ret)
+        ret = write_jsb(img, jn->seq, jn->head);
+    if (!ret)
+        ret = e2_errno(e2_bio_sync(fs->io));
+    if (ret)
+        goto out_free;
+    jn->tail_start = jn->head;
+    jn->tail_len = need;
+    jn->head = log_next(jn, ec.pos);
+    jn->seq++;
+
+    /* 4. checkpoint */
+    ret = e2_errno(e2_bio_checkpoint(fs->io));
+    reserved_release(fs, jn);
+out_free:
+    free(cblk);
+    free(v);
+    free(blks);
+    free(datas);
+    if (ret)
+        log_err("journal: commit to '%s' failed: %s", img->path, strerror(-ret));
+    return ret;
+}
+
+bool e2_journal_wants_commit(const struct e2_image *img)
+{
+    const struct e2_journal *jn = img->journal;
+
+    /* A quarter of the log, as jbd2 bounds its transactions. */
+    return jn && e2_bio_dirty_count(img->fs->io) * 4 > area_len(jn);
+}
+
+int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
+{
+    ext2_filsys fs = img->fs;
+    struct e2_journal *jn;
+    int ret;
+
+    jn = calloc(1, sizeof(*jn));
+    if (!jn)
+        return -ENOMEM;
+    ret = e2_journal_map_load(fs, &jn->map, &jn->maplen, why, why_len);
+    if (ret)
+        goto out_free;
+    jn->sb = malloc(fs->blocksize);
+    if (!jn->sb) {
+        ret = -ENOMEM;
+        goto out_free;
+    }
+    ret = e2_errno(e2_bio_read_raw(fs->io, jn->map[0], jn->sb));
+    if (!ret)
+        ret = jfmt_sb_parse(jn->sb, fs->blocksize, &jn->j, why, why_len);
+    if (ret)
+        goto out_free;
+    if (jn->j.maxlen > jn->maplen || jn->j.start) {
+        ret = -EUCLEAN;
+        snprintf(why, why_len, "the journal of '%s' %s", img->path,
+                 jn->j.start ? "still holds transactions" : "is longer than its inode");
+        goto out_free;
+    }
+    jn->area_first = jn->j.first;
+    jn->area_end = jn->j.last;
+    if (jn->area_end <= jn->area_first + 8) {
+        ret = -EUCLEAN;
+        snprintf(why, why_len, "the journal of '%s' is too small to use", img->path);
+        goto out_free;
+    }
+    jn->head = jn->area_first;
+    jn->seq = jn->j.sequence;
+    jn->reserving = true;
+    img->journal = jn;
+    fs->priv_data = img;
+    ext2fs_set_block_alloc_stats_callback(fs, stats_cb, &jn->old_stats);
+    ext2fs_set_block_alloc_stats_range_callback(fs, range_cb, &jn->old_range);
+    e2_bio_set_journaled(fs->io, true);
+    return 0;
+
+out_free:
+    free(jn->sb);
+    free(jn->map);
+    free(jn);
+    return ret;
+}
+
+int e2_journal_stop_locked(struct e2_image *img)
+{
+    struct e2_journal *jn = img->journal;
+    ext2_filsys fs = img->fs;
+    int ret;
+
+    if (!jn)
+        return 0;
+    ret = e2_journal_commit_locked(img);
+    if (!ret) {
+        /* Empty log, then no recovery needed: in that order, so that a
+         * crash in between leaves nothing e2fsck would replay. */
+        ret = log_reset(img);
+    }
+    jn->reserving = false;
+    reserved_release(fs, jn);
+    e2_bio_set_journaled(fs->io, false);
+    ext2fs_set_block_alloc_stats_callback(fs, jn->old_stats, NULL);
+    ext2fs_set_block_alloc_stats_range_callback(fs, jn->old_range, NULL);
+    if (!ret)
+        ext2fs_clear_feature_journal_needs_recovery(fs->super);
+    ext2fs_mark_super_dirty(fs);
+    img->journal = NULL;
+    free(jn->freed);
+    free(jn->sb);
+    free(jn->map);
+    free(jn);
+    return ret;
+}

@@ -1,0 +1,84 @@
+/* Journal recovery: replaying a jbd2 log into the image, as the kernel does
+ * when it mounts a file system that needs recovery (fs/jbd2/recovery.c),
+ * and finding the journal's blocks (jmap.c).
+ *
+ * Neither function takes the disk lock: recovery runs before the image is
+ * opened for use (the image must not be open for writing through
+ * libext2fs meanwhile: recovery writes behind its back). */
+#ifndef UEXT4_E2_RECOVER_H
+#define UEXT4_E2_RECOVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct struct_ext2_filsys; /* ext2_filsys */
+
+struct e2_recover_stats {
+    bool was_empty;          /* s_start was 0: nothing to replay, nothing written */
+    uint32_t transactions;   /* committed transactions replayed */
+    uint32_t first_seq;      /* the first one's sequence (s_sequence) */
+    uint32_t last_seq;       /* the last one's (valid if transactions > 0) */
+    uint32_t next_seq;       /* s_sequence written back (last + 2, as the kernel) */
+    uint64_t tags;           /* logged blocks in the replayed transactions */
+    uint64_t blocks_written; /* distinct home blocks written */
+    uint64_t revoke_records; /* revoke records in the replayed transactions */
+    uint64_t revoked;        /* logged blocks skipped because revoked */
+    uint64_t csum_errors;    /* logged blocks skipped for a bad tag checksum */
+    int32_t sb_errno;        /* the jsb's s_errno: non-zero means the journal was aborted,
+                                which the caller records as a file system error */
+};
+
+/* Replay the journal of an image open as @fd (read-write, O_DIRECT not
+ * needed) whose file system has @fs_blocks blocks of @fs_blocksize bytes.
+ * @map[i] is the file system block of journal block i, for i < @map_len
+ * (the journal inode's size in blocks; e2_journal_map_load builds it).
+ *
+ * Reads the journal superblock at map[0]. If the log is empty (s_start 0)
+ * returns 0 with st->was_empty. Otherwise scans the log from s_start for
+ * transactions s_sequence, s_sequence + 1, ... wrapping between s_first and
+ * the end of the log; a transaction counts only when its commit block is
+ * found (with valid checksums); revoke records of the committed
+ * transactions cancel the blocks of their own and earlier transactions;
+ * the latest version of every other logged block is written home
+ * (un-escaped), the image fdatasync'd, and then the journal superblock
+ * marked empty (s_start 0, s_sequence = last committed + 2) and
+ * fdatasync'd. The ext4 superblock's needs_recovery flag is the caller's.
+ *
+ * What the image cannot make us do: read outside the journal's blocks,
+ * write a home block beyond @fs_blocks or inside the journal (-EUCLEAN,
+ * nothing written), loop forever, or read past a block.
+ *
+ * Returns 0 on success (st filled), else -errno with @why naming the
+ * cause (the caller prefixes the image name):
+ *  -EUCLEAN  corrupt journal superblock or log: nothing was written, except
+ *            in the two cases below where the kernel also replays first;
+ *  -EUCLEAN  a transaction's commit block has a bad checksum (without
+ *            async_commit): the transactions before it were replayed and
+ *            synced, the journal is left needing recovery (the kernel
+ *            replays them and then refuses the mount; e2fsck -fy replays
+ *            them and marks the file system with errors);
+ *  -EUCLEAN  a logged block failed its tag checksum: every other block was
+ *            replayed and synced, that one skipped, the journal is left
+ *            needing recovery (the kernel does the same and fails the
+ *            mount);
+ *  -EOPNOTSUPP  an unknown journal feature, or the fast-commit area holds a
+ *            fast commit of the next transaction (fast-commit replay is
+ *            not implemented): nothing was written;
+ *  -EIO etc. reading or writing the image. */
+int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
+                       uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len);
+
+/* Build the journal block map of the file system @fs (open, read-only is
+ * enough) from its journal inode (s_journal_inum): *@map (malloc'd, the
+ * caller frees it) gets the file system block of each of the *@len journal
+ * blocks. Returns 0; -ENOENT if the file system has no journal;
+ * -EOPNOTSUPP for an external journal (journal_dev, s_journal_dev or a
+ * journal UUID without an inode); -EUCLEAN if the inode is not a regular
+ * file, is empty or larger than 2^32 blocks, or has a hole or a block
+ * outside the file system; other -errno from libext2fs. @why names the
+ * cause. */
+int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t *len, char *why,
+                        size_t why_len);
+
+#endif

@@ -1,0 +1,506 @@
+/* Journaling in library mode, no FUSE: a child process runs a workload on
+ * an image with a journal and "loses power" (exits without closing, or
+ * through the fault-injection point at a chosen write step); the parent
+ * mounts the image again (which replays the journal), checks that every
+ * phase the child completed and synced is there byte for byte, closes it
+ * and runs `e2fsck -fn`, which must find the image clean.
+ *
+ * The workload is in phases: phase i works only inside directory /p<i>
+ * and ends with uext4_sync() (syncfs); the child reports each completed
+ * phase through a pipe. A completed phase's directory must match its
+ * expected listing exactly after any later crash. */
+#include "uext4.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NPHASES    6
+#define FAULT_EXIT 86
+
+static char tmpdir[64];
+static const struct uext4_cred root = {.uid = 0, .gid = 0, .umask = 022};
+
+static int run(const char *fmt, const char *a)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd), fmt, a, a, a);
+    return system(cmd);
+}
+
+static const char *mkimg(const char *mkfs_args)
+{
+    static char path[128];
+    char cmd[512];
+
+    snprintf(path, sizeof(path), "%s/j.img", tmpdir);
+    unlink(path);
+    snprintf(cmd, sizeof(cmd),
+             "mke2fs -q -F -t ext4 -U 6b1a4c3e-1f1d-4c55-9d39-0d1f0b6a2c11 -E hash_seed="
+             "1b4d7e43-5a7b-4c1c-8a64-2f4b1e7d9a10 %s %s 32M >/dev/null 2>&1",
+             mkfs_args, path);
+    return system(cmd) == 0 ? path : NULL;
+}
+
+static int fsck_clean(const char *img)
+{
+    return run("e2fsck -fn %s >&2", img) == 0;
+}
+
+/* A dumpe2fs -h line of @img contains @text. */
+static int sb_says(const char *img, const char *text)
+{
+    char cmd[512];
+
+    snprintf(cmd, sizeof(cmd), "dumpe2fs -h %s 2>/dev/null | grep -q '%s'", img, text);
+    return system(cmd) == 0;
+}
+
+static struct uext4_fs *open_img(const char *img, const struct uext4_options *o)
+{
+    struct uext4_fs *fs = NULL;
+    char why[256];
+    int ret = uext4_open(img, o, &fs, why, sizeof(why));
+
+    if (ret)
+        fprintf(stderr, "  open %s: %d %s\n", img, ret, why);
+    return fs;
+}
+
+static void pattern(unsigned char *buf, size_t n, unsigned seed)
+{
+    for (size_t j = 0; j < n; j++)
+        buf[j] = (unsigned char)(seed * 31 + j * 7 + (j >> 9));
+}
+
+/* ---- the workload ---- */
+
+struct file_spec {
+    const char *name;
+    size_t len; /* 0 for a directory, (size_t)-1 for a symlink */
+    unsigned seed;
+};
+
+/* What /p<phase> holds once the phase is done. */
+static const struct file_spec expected[NPHASES][6] = {
+    {{"inline", 40, 1}, {"two_blocks", 6000, 2}, {"big", 300000, 3}},
+    {{"renamed", 5000, 4}, {"keep", 100, 5}, {"sub", 0, 0}},
+    {{"trunc_down", 1000, 6}, {"trunc_up", 9000, 7}, {"link_a", 777, 8}, {"link_b", 777, 8}},
+    {{"xattr", 10, 9}, {"link", (size_t)-1, 0}, {"replaced", 3000, 11}},
+    {{"many", 70000, 12}, {"inline2", 59, 13}},
+    {{"after_unlink", 2000, 14}},
+};
+
+static int put_file(struct uext4_fs *fs, uint32_t dir, const char *name, size_t len, unsigned seed,
+                    uint32_t *out)
+{
+    static unsigned char buf[300000];
+    struct stat st;
+    int ret = uext4_mknod(fs, &root, dir, name, S_IFREG | 0644, 0, &st);
+
+    if (ret)
+        return ret;
+    pattern(buf, len, seed);
+    for (size_t off = 0; off < len;) {
+        size_t n = len - off < 65536 ? len - off : 65536;
+        ssize_t w = uext4_write(fs, &root, (uint32_t)st.st_ino, buf + off, n, (off_t)off, 0);
+        if (w < 0)
+            return (int)w;
+        off += (size_t)w;
+    }
+    if (out)
+        *out = (uint32_t)st.st_ino;
+    return 0;
+}
+
+static int truncate_to(struct uext4_fs *fs, uint32_t ino, size_t size)
+{
+    struct stat in = {.st_size = (off_t)size}, out;
+
+    return uext4_setattr(fs, &root, ino, &in, UEXT4_SET_SIZE, &out);
+}
+
+/* Phase @p's operations; the end state is expected[p]. */
+static int phase(struct uext4_fs *fs, int p, uint32_t *open_orphan)
+{
+    char name[16];
+    struct stat st;
+    uint32_t d, ino, ino2;
+    int ret;
+
+    snprintf(name, sizeof(name), "p%d", p);
+    ret = uext4_mkdir(fs, &root, UEXT4_ROOT_INO, name, 0755, &st);
+    if (ret)
+        return ret;
+    d = (uint32_t)st.st_ino;
+    switch (p) {
+    case 0:
+        if ((ret = put_file(fs, d, "inline", 40, 1, NULL)) ||
+            (ret = put_file(fs, d, "two_blocks", 6000, 2, NULL)))
+            return ret;
+        return put_file(fs, d, "big", 300000, 3, NULL);
+    case 1:
+        if ((ret = put_file(fs, d, "tmp", 5000, 4, NULL)) ||
+            (ret = put_file(fs, d, "keep", 100, 5, NULL)) ||
+            (ret = put_file(fs, d, "gone", 20000, 99, NULL)) ||
+            (ret = uext4_rename(fs, &root, d, "tmp", d, "renamed", 0)) ||
+            (ret = uext4_unlink(fs, &root, d, "gone")))
+            return ret;
+        return uext4_mkdir(fs, &root, d, "sub", 0700, &st);
+    case 2:
+        if ((ret = put_file(fs, d, "trunc_down", 50000, 6, &ino)) ||
+            (ret = truncate_to(fs, ino, 1000)) ||
+            (ret = put_file(fs, d, "trunc_up", 100, 7, &ino2)))
+            return ret;
+        {
+            /* Bytes 100..9000 read as zeros: write them as the pattern
+             * would not; rewrite the whole expected pattern instead. */
+            static unsigned char buf[9000];
+            pattern(buf, sizeof(buf), 7);
+            if ((ret = truncate_to(fs, ino2, 9000)) ||
+                uext4_write(fs, &root, ino2, buf, sizeof(buf), 0, 0) != (ssize_t)sizeof(buf))
+                return ret ? ret : -EIO;
+        }
+        if ((ret = put_file(fs, d, "link_a", 777, 8, &ino)))
+            return ret;
+        return uext4_link(fs, &root, ino, d, "link_b", &st);
+    case 3:
+        if ((ret = put_file(fs, d, "xattr", 10, 9, &ino)) ||
+            (ret = uext4_setxattr(fs, &root, ino, "user.k", "value", 5, 0)) ||
+            (ret = uext4_symlink(fs, &root, d, "link", "xattr", &st)) ||
+            (ret = put_file(fs, d, "replaced", 8000, 10, NULL)) ||
+            (ret = put_file(fs, d, "new", 3000, 11, NULL)))
+            return ret;
+        return uext4_rename(fs, &root, d, "new", d, "replaced", 0);
+    case 4:
+        if ((ret = put_file(fs, d, "many", 70000, 12, NULL)))
+            return ret;
+        return put_file(fs, d, "inline2", 59, 13, NULL);
+    case 5:
+        /* An open file unlinked: on the orphan list at the crash. */
+        if ((ret = put_file(fs, d, "orphan", 40000, 15, &ino)) ||
+            (ret = uext4_open_file(fs, &root, ino, O_RDWR)) ||
+            (ret = uext4_unlink(fs, &root, d, "orphan")))
+            return ret;
+        *open_orphan = ino;
+        return put_file(fs, d, "after_unlink", 2000, 14, NULL);
+    }
+    return -EINVAL;
+}
+
+/* The child: phases, each synced and reported on @fd; then "power off". */
+static void child(const char *img, int fd, bool clean_close)
+{
+    struct uext4_fs *fs = open_img(img, NULL);
+    uint32_t orphan = 0;
+
+    if (!fs)
+        _exit(2);
+    for (int p = 0; p < NPHASES; p++) {
+        char c = (char)('0' + p);
+        if (phase(fs, p, &orphan) || uext4_sync(fs))
+            _exit(3);
+        if (write(fd, &c, 1) != 1)
+            _exit(4);
+    }
+    if (clean_close) {
+        if (orphan)
+            uext4_release(fs, orphan);
+        _exit(uext4_close(fs) ? 5 : 0);
+    }
+    _exit(0); /* no close: what a killed daemon leaves */
+}
+
+/* Run the child with @env_at (UEXT4_FAULT_AT, NULL for none); returns the
+ * number of phases it reported done, and its exit status in *@status. */
+static int run_child(const char *img, const char *env_at, const char *count_path, bool clean_close,
+                     int *status)
+{
+    int fds[2], done = 0;
+    pid_t pid;
+    char c;
+
+    if (pipe(fds))
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        if (env_at) {
+            setenv("UEXT4_FAULT_AT", env_at, 1);
+            setenv("UEXT4_FAULT_SEED", env_at, 1);
+        }
+        if (count_path)
+            setenv("UEXT4_FAULT_COUNT", count_path, 1);
+        child(img, fds[1], clean_close);
+    }
+    close(fds[1]);
+    while (read(fds[0], &c, 1) == 1)
+        done++;
+    close(fds[0]);
+    waitpid(pid, status, 0);
+    return done;
+}
+
+struct listing {
+    int n;
+    char names[16][32];
+};
+
+static int fill(void *ctx, const char *name, uint32_t ino, unsigned dtype, uint64_t next)
+{
+    struct listing *l = ctx;
+
+    (void)ino;
+    (void)dtype;
+    (void)next;
+    if (!strcmp(name, ".") || !strcmp(name, ".."))
+        return 0;
+    if (l->n < 16)
+        snprintf(l->names[l->n], sizeof(l->names[0]), "%s", name);
+    l->n++;
+    return 0;
+}
+
+/* /p<p> holds exactly expected[p]. */
+static int check_phase(struct uext4_fs *fs, int p)
+{
+    static unsigned char want[300000], got[300000];
+    struct uext4_dir *dir;
+    struct listing l = {0};
+    char path[64];
+    uint32_t d, ino;
+    int nexp = 0;
+
+    snprintf(path, sizeof(path), "/p%d", p);
+    CHECK_EQ(uext4_resolve(fs, path, &d), 0);
+    CHECK_EQ(uext4_opendir(fs, &root, d, &dir), 0);
+    CHECK_EQ(uext4_readdir(fs, dir, 0, fill, &l), 0);
+    uext4_releasedir(fs, dir);
+    for (const struct file_spec *f = expected[p]; f < expected[p] + 6 && f->name; f++) {
+        struct stat st;
+        nexp++;
+        snprintf(path, sizeof(path), "/p%d/%s", p, f->name);
+        if (uext4_resolve(fs, path, &ino)) {
+            fprintf(stderr, "  %s is missing\n", path);
+            return 1;
+        }
+        CHECK_EQ(uext4_getattr(fs, ino, &st), 0);
+        if (f->len == 0) {
+            CHECK(S_ISDIR(st.st_mode));
+        } else if (f->len == (size_t)-1) {
+            char t[16];
+            CHECK(S_ISLNK(st.st_mode));
+            CHECK_EQ(uext4_readlink(fs, ino, t, sizeof(t)), 5);
+            CHECK(!memcmp(t, "xattr", 5));
+        } else {
+            CHECK_EQ(st.st_size, f->len);
+            pattern(want, f->len, f->seed);
+            CHECK_EQ(uext4_read(fs, ino, got, f->len, 0), f->len);
+            if (memcmp(want, got, f->len)) {
+                fprintf(stderr, "  %s: contents differ\n", path);
+                return 1;
+            }
+        }
+    }
+    if (p == 3) {
+        char v[8];
+        CHECK_EQ(uext4_resolve(fs, "/p3/xattr", &ino), 0);
+        CHECK_EQ(uext4_getxattr(fs, &root, ino, "user.k", v, sizeof(v)), 5);
+        CHECK(!memcmp(v, "value", 5));
+    }
+    if (l.n != nexp) {
+        fprintf(stderr, "  /p%d has %d entries, expected %d\n", p, l.n, nexp);
+        return 1;
+    }
+    return 0;
+}
+
+/* Mount again (replaying), check phases [0, @done), close, e2fsck. */
+static int check_after_crash(const char *img, int done)
+{
+    struct uext4_fs *fs = open_img(img, NULL);
+
+    CHECK(fs);
+    for (int p = 0; p < done; p++)
+        if (check_phase(fs, p)) {
+            fprintf(stderr, "  phase %d (of %d completed) is wrong after the crash\n", p, done);
+            uext4_close(fs);
+            return 1;
+        }
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(!sb_says(img, "needs_recovery"));
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_clean_unmount_leaves_empty_journal(void)
+{
+    const char *img = mkimg("-O inline_data");
+    int status, done;
+
+    CHECK(img);
+    done = run_child(img, NULL, NULL, true, &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(done, NPHASES);
+    CHECK(!sb_says(img, "needs_recovery"));
+    CHECK(sb_says(img, "Journal start: *0$"));
+    /* The journal was used: its sequence moved on from mke2fs's 1. */
+    CHECK(!sb_says(img, "Journal sequence: *0x00000001$"));
+    CHECK(fsck_clean(img));
+    return check_after_crash(img, NPHASES);
+}
+
+static int test_killed_after_sync_replays(void)
+{
+    const char *img = mkimg("-O inline_data");
+    int status, done;
+
+    CHECK(img);
+    done = run_child(img, NULL, NULL, false, &status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(done, NPHASES);
+    CHECK(sb_says(img, "needs_recovery"));
+    return check_after_crash(img, NPHASES);
+}
+
+static int test_e2fsck_replays_our_journal(void)
+{
+    const char *img = mkimg("-O inline_data,metadata_csum,64bit");
+    char cmd[512];
+    int status, done;
+
+    CHECK(img);
+    done = run_child(img, NULL, NULL, false, &status);
+    CHECK_EQ(done, NPHASES);
+    /* e2fsck replays the log itself; then nothing else may need fixing.
+     * Exit 1 ("corrected") covers the replay and the orphan it frees. */
+    snprintf(cmd, sizeof(cmd), "e2fsck -fy %s >&2", img);
+    status = system(cmd);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) <= 1);
+    CHECK(fsck_clean(img));
+    return check_after_crash(img, NPHASES);
+}
+
+static int test_norecovery_reads_unreplayed(void)
+{
+    const char *img = mkimg("");
+    struct uext4_options o = {.norecovery = true};
+    struct uext4_fs *fs;
+    int status;
+
+    CHECK(img);
+    CHECK_EQ(run_child(img, NULL, NULL, false, &status), NPHASES);
+    fs = open_img(img, &o);
+    CHECK(fs);
+    CHECK(uext4_is_read_only(fs));
+    CHECK_EQ(uext4_close(fs), 0);
+    /* Untouched: still needs recovery, and gets it at the next mount. */
+    CHECK(sb_says(img, "needs_recovery"));
+    return check_after_crash(img, NPHASES);
+}
+
+/* A power cut at every write step of the workload (with a seeded subset of
+ * the unflushed writes lost), on @mkfs_args images. */
+static int power_cut_sweep(const char *mkfs_args, unsigned stride)
+{
+    char count_path[128], at[32];
+    const char *img;
+    unsigned long long steps = 0;
+    unsigned tried = 0;
+    int status;
+    FILE *f;
+
+    snprintf(count_path, sizeof(count_path), "%s/steps", tmpdir);
+    img = mkimg(mkfs_args);
+    CHECK(img);
+    CHECK_EQ(run_child(img, NULL, count_path, true, &status), NPHASES);
+    f = fopen(count_path, "r");
+    CHECK(f);
+    CHECK(fscanf(f, "%llu", &steps) == 1);
+    fclose(f);
+    CHECK(steps > 20);
+    for (unsigned long long n = 1; n <= steps; n += (n < 12 || n + 12 > steps) ? 1 : stride) {
+        int done;
+        img = mkimg(mkfs_args);
+        CHECK(img);
+        snprintf(at, sizeof(at), "%llu", n);
+        done = run_child(img, at, NULL, true, &status);
+        CHECK(WIFEXITED(status));
+        if (WEXITSTATUS(status) != FAULT_EXIT) {
+            fprintf(stderr, "  step %llu: child exited %d, not by the power cut\n", n,
+                    WEXITSTATUS(status));
+            return 1;
+        }
+        if (check_after_crash(img, done)) {
+            fprintf(stderr, "  power cut at step %llu of %llu (%d phases done)\n", n, steps, done);
+            return 1;
+        }
+        tried++;
+    }
+    fprintf(stderr, "  %u power cuts over %llu write steps, all clean\n", tried, steps);
+    return 0;
+}
+
+static int test_power_cut_every_step_csum(void)
+{
+    return power_cut_sweep("-O inline_data,metadata_csum,64bit", 3);
+}
+
+static int test_power_cut_every_step_1k_nocsum(void)
+{
+    return power_cut_sweep("-b 1024 -O ^metadata_csum,^64bit", 5);
+}
+
+static int test_small_journal_many_commits(void)
+{
+    /* A 1024-block journal: creating thousands of inodes outgrows a
+     * quarter of it many times, forcing commits between operations. */
+    const char *img = mkimg("-b 1024 -J size=1 -N 8192");
+    struct uext4_fs *fs;
+    char name[32];
+    struct stat st;
+
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    for (int i = 0; i < 4000; i++) {
+        snprintf(name, sizeof(name), "f%05d", i);
+        CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, name, S_IFREG | 0644, 0, &st), 0);
+    }
+    for (int i = 0; i < 4000; i += 2) {
+        snprintf(name, sizeof(name), "f%05d", i);
+        CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, name), 0);
+    }
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+int main(void)
+{
+    static const struct test_case cases[] = {
+        {"clean_unmount_leaves_empty_journal", test_clean_unmount_leaves_empty_journal},
+        {"killed_after_sync_replays", test_killed_after_sync_replays},
+        {"e2fsck_replays_our_journal", test_e2fsck_replays_our_journal},
+        {"norecovery_reads_unreplayed", test_norecovery_reads_unreplayed},
+        {"small_journal_many_commits", test_small_journal_many_commits},
+        {"power_cut_every_step_csum", test_power_cut_every_step_csum},
+        {"power_cut_every_step_1k_nocsum", test_power_cut_every_step_1k_nocsum},
+    };
+    int ret;
+
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/uext4-jlib-XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    ret = run_tests(cases, sizeof(cases) / sizeof(cases[0]));
+    run("rm -rf %s", tmpdir);
+    return ret;
+}
