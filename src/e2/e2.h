@@ -42,6 +42,9 @@ int e2_image_sync(struct e2_image *img);
  * running transaction should be committed soon. */
 void e2_set_commit_notify(struct e2_image *img, void (*fn)(void *arg), void *arg);
 bool e2_has_journal(const struct e2_image *img);
+/* Blocks freed since the last commit are held back from allocation until
+ * it is durable (journal.c); a commit releases them. */
+bool e2_has_reserved_blocks(struct e2_image *img);
 /* Put @ino on the orphan list: its last link is gone while it is open. */
 int e2_orphan_add(struct e2_image *img, uint32_t ino);
 bool e2_is_read_only(const struct e2_image *img);

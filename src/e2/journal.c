@@ -334,6 +334,16 @@ out_free:
     return ret;
 }
 
+bool e2_has_reserved_blocks(struct e2_image *img)
+{
+    bool ret;
+
+    e2_lock(img);
+    ret = img->journal && img->journal->nfreed;
+    e2_unlock(img);
+    return ret;
+}
+
 bool e2_journal_wants_commit(const struct e2_image *img)
 {
     const struct e2_journal *jn = img->journal;

@@ -125,8 +125,8 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
     return e2_inode_set(fs->img, ino, &a, fields);
 }
 
-ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
-                    size_t size, off_t off, unsigned flags)
+static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                          const void *buf, size_t size, off_t off, unsigned flags)
 {
     struct fs_inode *fi;
     struct fs_cred fc;
@@ -172,6 +172,32 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 out_end:
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
     fs_op_end(fs, fi);
+    return ret;
+}
+
+/* Blocks freed since the last commit stay reserved until it is durable
+ * (e2/journal.c): as ext4 does, commit and try once more before reporting
+ * that the file system is full. */
+static bool should_retry_enospc(struct uext4_fs *fs, long ret)
+{
+    return ret == -ENOSPC && e2_has_reserved_blocks(fs->img) && fs_commit_now(fs) == 0;
+}
+
+ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
+                    size_t size, off_t off, unsigned flags)
+{
+    ssize_t ret = write_once(fs, cr, ino, buf, size, off, flags), more;
+
+    /* A short count is a write that ran out of space part way. */
+    if (ret >= 0 && (size_t)ret < size) {
+        if (!should_retry_enospc(fs, -ENOSPC))
+            return ret;
+        more =
+            write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret, flags);
+        return more > 0 ? ret + more : ret;
+    }
+    if (should_retry_enospc(fs, ret))
+        ret = write_once(fs, cr, ino, buf, size, off, flags);
     return ret;
 }
 
@@ -238,8 +264,8 @@ static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
     return e2_inode_set(fs->img, fi->ino, &a, fields);
 }
 
-int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
-                    off_t off, off_t len)
+static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
+                          off_t off, off_t len)
 {
     const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
     struct fs_inode *fi;
@@ -270,6 +296,16 @@ int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = fallocate_locked(fs, fi, &a, mode, (uint64_t)off, (uint64_t)len);
     ret = FS_CHECK(fs, ino, ret);
     fs_op_end(fs, fi);
+    return ret;
+}
+
+int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
+                    off_t off, off_t len)
+{
+    int ret = fallocate_once(fs, cr, ino, mode, off, len);
+
+    if (should_retry_enospc(fs, ret))
+        ret = fallocate_once(fs, cr, ino, mode, off, len);
     return ret;
 }
 

@@ -482,6 +482,37 @@ static int test_small_journal_many_commits(void)
     return 0;
 }
 
+static int test_enospc_after_delete_retries(void)
+{
+    /* The blocks of a deleted file are held back until the commit that
+     * frees them is durable; a write that finds the disk full commits and
+     * tries again instead of failing. */
+    const char *img = mkimg("");
+    static unsigned char buf[1 << 20];
+    struct uext4_fs *fs;
+    uint32_t big, other;
+    off_t off = 0;
+    ssize_t w;
+
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(put_file(fs, UEXT4_ROOT_INO, "big", 0, 0, &big), 0);
+    memset(buf, 0xab, sizeof(buf));
+    while ((w = uext4_write(fs, &root, big, buf, sizeof(buf), off, 0)) > 0)
+        off += w;
+    CHECK_EQ(w, -ENOSPC);
+    CHECK(off > (8 << 20));
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "big"), 0);
+    uext4_forget(fs, big, 1); /* the last reference: its blocks are freed */
+    CHECK_EQ(put_file(fs, UEXT4_ROOT_INO, "after", 0, 0, &other), 0);
+    for (off_t o = 0; o < (4 << 20); o += (off_t)sizeof(buf))
+        CHECK_EQ(uext4_write(fs, &root, other, buf, sizeof(buf), o, 0), sizeof(buf));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -490,6 +521,7 @@ int main(void)
         {"e2fsck_replays_our_journal", test_e2fsck_replays_our_journal},
         {"norecovery_reads_unreplayed", test_norecovery_reads_unreplayed},
         {"small_journal_many_commits", test_small_journal_many_commits},
+        {"enospc_after_delete_retries", test_enospc_after_delete_retries},
         {"power_cut_every_step_csum", test_power_cut_every_step_csum},
         {"power_cut_every_step_1k_nocsum", test_power_cut_every_step_1k_nocsum},
     };
