@@ -395,7 +395,7 @@ static int cmp_revoke(const void *a, const void *b)
 static bool is_revoked(const struct revoke_rec *revs, size_t n, const struct tag_rec *t)
 {
     struct revoke_rec key = {.blk = t->home};
-    const struct revoke_rec *r = bsearch(&key, revs, n, sizeof(*revs), cmp_revoke);
+    const struct revoke_rec *r = n ? bsearch(&key, revs, n, sizeof(*revs), cmp_revoke) : NULL;
 
     return r && !jfmt_tid_gt(t->seq, r->seq);
 }
@@ -405,6 +405,8 @@ static size_t merge_revokes(struct revoke_rec *revs, size_t n)
 {
     size_t out = 0;
 
+    if (!n)
+        return 0; /* revs may be NULL */
     qsort(revs, n, sizeof(*revs), cmp_revoke);
     for (size_t i = 0; i < n; i++) {
         if (out && revs[out - 1].blk == revs[i].blk) {
