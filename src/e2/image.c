@@ -226,6 +226,13 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
     if (ret)
         return ret;
     ext2fs_clear_feature_journal_needs_recovery((*fs)->super);
+    if (st.sb_errno) {
+        /* The kernel aborted the journal: what it was doing is suspect. */
+        log_warn("'%s': the journal records an abort (errno %d); marking the file system "
+                 "as having errors",
+                 path, (int)-st.sb_errno);
+        (*fs)->super->s_state |= EXT2_ERROR_FS;
+    }
     ext2fs_mark_super_dirty(*fs);
     ret = e2_errno(ext2fs_close_free(fs));
     if (ret)

@@ -192,14 +192,37 @@ static int phase(struct uext4_fs *fs, int p, uint32_t *open_orphan)
     return -EINVAL;
 }
 
+/* Commits made before the phases (each a few log blocks): enough of them
+ * move the log head round the end of a small journal, so that the phases'
+ * transactions wrap. With warm_only the child stops after them. */
+static int warm_commits;
+static bool warm_only;
+
+static int warm_up(struct uext4_fs *fs)
+{
+    struct stat in = {0}, out;
+
+    for (int i = 0; i < warm_commits; i++) {
+        in.st_mtim.tv_sec = 1000000 + i;
+        if (uext4_setattr(fs, &root, UEXT4_ROOT_INO, &in, UEXT4_SET_MTIME, &out) || uext4_sync(fs))
+            return -1;
+    }
+    return 0;
+}
+
 /* The child: phases, each synced and reported on @fd; then "power off". */
 static void child(const char *img, int fd, bool clean_close)
 {
-    struct uext4_fs *fs = open_img(img, NULL);
+    /* No commits but the workload's own: the write steps are the same in
+     * every run, so a step number means the same moment each time. */
+    const struct uext4_options o = {.commit_seconds = 100000};
+    struct uext4_fs *fs = open_img(img, &o);
     uint32_t orphan = 0;
 
-    if (!fs)
+    if (!fs || warm_up(fs))
         _exit(2);
+    if (warm_only)
+        _exit(uext4_close(fs) ? 5 : 0);
     for (int p = 0; p < NPHASES; p++) {
         char c = (char)('0' + p);
         if (phase(fs, p, &orphan) || uext4_sync(fs))
@@ -407,25 +430,48 @@ static int test_norecovery_reads_unreplayed(void)
 
 /* A power cut at every write step of the workload (with a seeded subset of
  * the unflushed writes lost), on @mkfs_args images. */
-static int power_cut_sweep(const char *mkfs_args, unsigned stride)
+static unsigned long long count_steps(const char *img, bool only_warm_up)
 {
-    char count_path[128], at[32];
-    const char *img;
+    char count_path[128];
     unsigned long long steps = 0;
-    unsigned tried = 0;
     int status;
     FILE *f;
 
     snprintf(count_path, sizeof(count_path), "%s/steps", tmpdir);
+    unlink(count_path);
+    warm_only = only_warm_up;
+    run_child(img, NULL, count_path, true, &status);
+    warm_only = false;
+    f = fopen(count_path, "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu", &steps) != 1)
+        steps = 0;
+    fclose(f);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? steps : 0;
+}
+
+static int power_cut_sweep(const char *mkfs_args, unsigned stride)
+{
+    char at[32];
+    const char *img;
+    unsigned long long steps, first = 1;
+    unsigned tried = 0;
+    int status;
+
     img = mkimg(mkfs_args);
     CHECK(img);
-    CHECK_EQ(run_child(img, NULL, count_path, true, &status), NPHASES);
-    f = fopen(count_path, "r");
-    CHECK(f);
-    CHECK(fscanf(f, "%llu", &steps) == 1);
-    fclose(f);
+    steps = count_steps(img, false);
     CHECK(steps > 20);
-    for (unsigned long long n = 1; n <= steps; n += (n < 12 || n + 12 > steps) ? 1 : stride) {
+    if (warm_commits) {
+        /* Cut only after the warm-up: that is where the log wraps. */
+        img = mkimg(mkfs_args);
+        CHECK(img);
+        first = count_steps(img, true) + 1;
+        CHECK(first > 1 && first < steps);
+    }
+    for (unsigned long long n = first; n <= steps;
+         n += (n < first + 12 || n + 12 > steps) ? 1 : stride) {
         int done;
         img = mkimg(mkfs_args);
         CHECK(img);
@@ -455,6 +501,18 @@ static int test_power_cut_every_step_csum(void)
 static int test_power_cut_every_step_1k_nocsum(void)
 {
     return power_cut_sweep("-b 1024 -O ^metadata_csum,^64bit", 5);
+}
+
+static int test_power_cut_while_log_wraps(void)
+{
+    /* A 1024-block log: 400 commits of at least 3 blocks each go round it
+     * once, so the phases' transactions wrap past its end. */
+    int ret;
+
+    warm_commits = 400;
+    ret = power_cut_sweep("-b 1024 -J size=1 -O ^metadata_csum", 4);
+    warm_commits = 0;
+    return ret;
 }
 
 static int test_small_journal_many_commits(void)
@@ -524,10 +582,13 @@ int main(void)
         {"enospc_after_delete_retries", test_enospc_after_delete_retries},
         {"power_cut_every_step_csum", test_power_cut_every_step_csum},
         {"power_cut_every_step_1k_nocsum", test_power_cut_every_step_1k_nocsum},
+        {"power_cut_while_log_wraps", test_power_cut_while_log_wraps},
     };
     int ret;
 
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/uext4-jlib-XXXXXX");
+    /* tmpfs when there is one: hundreds of images, each synced often. */
+    snprintf(tmpdir, sizeof(tmpdir), "%s/uext4-jlib-XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
         return 1;
