@@ -53,14 +53,15 @@
 #define JFMT_FLAG_DELETED   0x4u /* unused by jbd2; ignored */
 #define JFMT_FLAG_LAST_TAG  0x8u
 
-#define JFMT_SB_SIZE           1024u /* the jsb is checksummed over this much */
-#define JFMT_HEADER_SIZE       12u   /* h_magic, h_blocktype, h_sequence */
-#define JFMT_REVOKE_HEADER     16u   /* header + r_count */
-#define JFMT_TAIL_SIZE         4u    /* descriptor/revoke tail checksum (csum v2/v3) */
-#define JFMT_MIN_LOG_BLOCKS    1024u /* JBD2_MIN_JOURNAL_BLOCKS: shorter journals are refused */
-#define JFMT_DEFAULT_FC_BLOCKS 256u  /* s_num_fc_blks == 0 with FAST_COMMIT means this */
-#define JFMT_CRC32C_CHKSUM     4u    /* s_checksum_type required with csum v2/v3 */
-#define JFMT_CRC32_CHKSUM      1u    /* commit h_chksum_type with the v1 checksum */
+#define JFMT_SB_SIZE           1024u     /* the jsb is checksummed over this much */
+#define JFMT_HEADER_SIZE       12u       /* h_magic, h_blocktype, h_sequence */
+#define JFMT_REVOKE_HEADER     16u       /* header + r_count */
+#define JFMT_TAIL_SIZE         4u        /* descriptor/revoke tail checksum (csum v2/v3) */
+#define JFMT_MIN_LOG_BLOCKS    1024u     /* JBD2_MIN_JOURNAL_BLOCKS: shorter journals are refused */
+#define JFMT_MAX_LOG_BLOCKS    10240000u /* JBD2_MAX_JOURNAL_BLOCKS: what e2fsprogs creates */
+#define JFMT_DEFAULT_FC_BLOCKS 256u      /* s_num_fc_blks == 0 with FAST_COMMIT means this */
+#define JFMT_CRC32C_CHKSUM     4u        /* s_checksum_type required with csum v2/v3 */
+#define JFMT_CRC32_CHKSUM      1u        /* commit h_chksum_type with the v1 checksum */
 #define JFMT_CRC32_CHKSUM_SIZE 4u
 
 /* Journal superblock byte offsets. */
@@ -237,8 +238,9 @@ void jfmt_commit_block(const struct jfmt_journal *j, uint32_t seq, const struct 
  * without csum v2/v3). */
 bool jfmt_tail_csum_ok(const struct jfmt_journal *j, const void *blk);
 /* The commit block's own checksum is valid (csum v2/v3; true otherwise). A
- * block whose checksum only covers its 60-byte header, the rest read as
- * zeros, also passes, as in the kernel (an incompletely written block). */
+ * block whose checksum covers only struct commit_header (60 bytes, 64 with
+ * the be64's alignment padding), the rest read as zeros, also passes, as
+ * in the kernel (jbd2_commit_block_csum_verify_partial). */
 bool jfmt_commit_csum_ok(const struct jfmt_journal *j, const void *blk);
 /* The data block @data, logged in transaction @seq, matches the checksum
  * in its tag @tag (csum v2: low 16 bits, v3: 32 bits; true otherwise). */

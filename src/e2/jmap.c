@@ -2,6 +2,7 @@
  * journal inode, for recovery and the journal writer (recover.h). The map
  * is read once; both users then do block I/O on the image directly. */
 #include "e2/e2_internal.h"
+#include "e2/jfmt.h"
 #include "e2/recover.h"
 
 #include <errno.h>
@@ -97,8 +98,11 @@ static int check_inode(ext2_filsys fs, ext2_ino_t ino, const struct ext2_inode *
         say(why, len, "journal inode %u has inline data", ino);
         return -EUCLEAN;
     }
-    if (n == 0 || n > UINT32_MAX) {
-        say(why, len, "journal inode %u has an invalid size %llu", ino, (unsigned long long)size);
+    /* Bounded by what e2fsprogs can create: the map (and recovery's
+     * per-block state) must not let a crafted size exhaust memory. */
+    if (n == 0 || n > JFMT_MAX_LOG_BLOCKS) {
+        say(why, len, "journal inode %u has an invalid size %llu (at most %u blocks)", ino,
+            (unsigned long long)size, JFMT_MAX_LOG_BLOCKS);
         return -EUCLEAN;
     }
     *blocks = (uint32_t)n;

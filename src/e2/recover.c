@@ -46,18 +46,22 @@ struct revoke_rec {
     uint32_t seq;
 };
 
+#define REVS_COMPACT_MIN 65536
+
 struct scan {
     const struct jfmt_journal *j;
     int fd;
     const uint64_t *map;
     uint64_t fs_blocks;
     uint8_t *blk;  /* the block being parsed */
-    uint8_t *data; /* a data block read for the v1 checksum */
+    uint8_t *data; /* a logged data block (v1 checksum, replay) */
 
     struct tag_rec *tags;
     size_t ntags, tags_cap, tags_committed;
     struct revoke_rec *revs;
     size_t nrevs, revs_cap, revs_committed;
+    size_t revs_limit;                           /* compact past this many */
+    uint64_t rev_records, rev_records_committed; /* before merging */
 
     uint32_t pos;    /* next log block to read */
     uint64_t walked; /* log blocks consumed so far */
@@ -185,6 +189,48 @@ static int scan_descriptor(struct scan *s, char *why, size_t len)
     return 0;
 }
 
+static int cmp_revoke(const void *a, const void *b)
+{
+    const struct revoke_rec *x = a, *y = b;
+
+    return x->blk < y->blk ? -1 : x->blk > y->blk;
+}
+
+/* Sort revokes by block, one record per block keeping the newest tid. */
+static size_t merge_revokes(struct revoke_rec *revs, size_t n)
+{
+    size_t out = 0;
+
+    if (!n)
+        return 0; /* revs may be NULL */
+    qsort(revs, n, sizeof(*revs), cmp_revoke);
+    for (size_t i = 0; i < n; i++) {
+        if (out && revs[out - 1].blk == revs[i].blk) {
+            if (jfmt_tid_gt(revs[i].seq, revs[out - 1].seq))
+                revs[out - 1].seq = revs[i].seq;
+        } else {
+            revs[out++] = revs[i];
+        }
+    }
+    return out;
+}
+
+/* A log can repeat the same revoke records in block after block; merge
+ * duplicates whenever the array has doubled, each part on its own (the
+ * committed records, and those of transactions not known to commit), so
+ * memory follows the number of distinct blocks revoked, as in the kernel's
+ * revoke table. */
+static void compact_revokes(struct scan *s)
+{
+    size_t c = merge_revokes(s->revs, s->revs_committed);
+    size_t u = merge_revokes(s->revs + s->revs_committed, s->nrevs - s->revs_committed);
+
+    memmove(s->revs + c, s->revs + s->revs_committed, u * sizeof(*s->revs));
+    s->revs_committed = c;
+    s->nrevs = c + u;
+    s->revs_limit = s->nrevs * 2 > REVS_COMPACT_MIN ? s->nrevs * 2 : REVS_COMPACT_MIN;
+}
+
 static int scan_revoke(struct scan *s, char *why, size_t len)
 {
     const struct jfmt_journal *j = s->j;
@@ -208,7 +254,10 @@ static int scan_revoke(struct scan *s, char *why, size_t len)
         r = &s->revs[s->nrevs++];
         r->blk = rec == 8 ? jfmt_get_be64(s->blk + off) : jfmt_get_be32(s->blk + off);
         r->seq = s->seq;
+        s->rev_records++;
     }
+    if (s->nrevs > s->revs_limit)
+        compact_revokes(s);
     return 0;
 }
 
@@ -303,6 +352,7 @@ static int scan_log(struct scan *s, char *why, size_t len)
             if (ret == COMMIT_OK && !s->end_fixed) {
                 s->tags_committed = s->ntags;
                 s->revs_committed = s->nrevs;
+                s->rev_records_committed = s->rev_records;
                 s->committed++;
             }
             s->seq++;
@@ -382,13 +432,6 @@ static int check_fast_commit(struct scan *s, char *why, size_t len)
     return 0;
 }
 
-static int cmp_revoke(const void *a, const void *b)
-{
-    const struct revoke_rec *x = a, *y = b;
-
-    return x->blk < y->blk ? -1 : x->blk > y->blk;
-}
-
 /* A revoke record of transaction R cancels the block in transactions up to
  * and including R (jbd2_journal_test_revoke); @revs is sorted by block and
  * holds, per block, the newest revoking transaction. */
@@ -398,25 +441,6 @@ static bool is_revoked(const struct revoke_rec *revs, size_t n, const struct tag
     const struct revoke_rec *r = n ? bsearch(&key, revs, n, sizeof(*revs), cmp_revoke) : NULL;
 
     return r && !jfmt_tid_gt(t->seq, r->seq);
-}
-
-/* Sort revokes by block, one record per block keeping the newest tid. */
-static size_t merge_revokes(struct revoke_rec *revs, size_t n)
-{
-    size_t out = 0;
-
-    if (!n)
-        return 0; /* revs may be NULL */
-    qsort(revs, n, sizeof(*revs), cmp_revoke);
-    for (size_t i = 0; i < n; i++) {
-        if (out && revs[out - 1].blk == revs[i].blk) {
-            if (jfmt_tid_gt(revs[i].seq, revs[out - 1].seq))
-                revs[out - 1].seq = revs[i].seq;
-        } else {
-            revs[out++] = revs[i];
-        }
-    }
-    return out;
 }
 
 /* A replay candidate: tags[idx] writes home block @home. */
@@ -556,7 +580,8 @@ int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const 
                        uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len)
 {
     struct jfmt_journal j;
-    struct scan s = {.j = &j, .fd = fd, .map = map, .fs_blocks = fs_blocks};
+    struct scan s = {
+        .j = &j, .fd = fd, .map = map, .fs_blocks = fs_blocks, .revs_limit = REVS_COMPACT_MIN};
     uint8_t *jsb = NULL;
     int ret;
 
@@ -592,7 +617,7 @@ int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const 
     st->transactions = s.committed;
     st->last_seq = s.end_seq - 1;
     st->tags = s.tags_committed;
-    st->revoke_records = s.revs_committed;
+    st->revoke_records = s.rev_records_committed;
     ret = replay(&s, st, why, why_len);
     if (!ret)
         ret = finish(&s, jsb, st, why, why_len);

@@ -75,7 +75,7 @@ int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const 
  * blocks. Returns 0; -ENOENT if the file system has no journal;
  * -EOPNOTSUPP for an external journal (journal_dev, s_journal_dev or a
  * journal UUID without an inode); -EUCLEAN if the inode is not a regular
- * file, is empty or larger than 2^32 blocks, or has a hole or a block
+ * file, is empty or larger than JFMT_MAX_LOG_BLOCKS, or has a hole or a block
  * outside the file system; other -errno from libext2fs. @why names the
  * cause. */
 int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t *len, char *why,

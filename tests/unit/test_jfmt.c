@@ -331,6 +331,9 @@ static int test_log_blocks_count(void)
             free(homes);
             free(vers);
         }
+        if (!t.j.has_64bit) /* a block number needing blocknr_high */
+            CHECK_EQ(jt_txn(&t, 2, (uint64_t[]){1ull << 32}, (unsigned[]){1}, 1, NULL, 0, true),
+                     -EINVAL);
         close(t.fd);
     }
     return 0;
@@ -453,6 +456,32 @@ static int test_descriptor_csum_bad(void)
 {
     return descriptor_case(false, false, -EUCLEAN) || descriptor_case(false, true, 0) ||
            descriptor_case(true, false, -EUCLEAN) || descriptor_case(true, true, 0);
+}
+
+/* 75000 revoke records of 53 blocks in one transaction: recovery merges
+ * the duplicates as it goes (the records still count) and the rule holds
+ * for records seen before a merge. */
+static int test_revoke_many(void)
+{
+    struct jt t;
+    struct e2_recover_stats st;
+    uint64_t *rev = malloc(75000 * sizeof(*rev));
+
+    CHECK(rev);
+    for (unsigned i = 0; i < 75000; i++)
+        rev[i] = i < 3 ? i + 1 : 100 + i % 50; /* 1, 2, 3 only before the merge */
+    CHECK_EQ(jt_init(&t, 1024, 0, JFMT_INCOMPAT_64BIT | JFMT_INCOMPAT_REVOKE, 9, 30, 0), 0);
+    CHECK_EQ(jt_txn(&t, 9, (uint64_t[]){1, 2, 3, 60}, (unsigned[]){1, 2, 3, 4}, 4, NULL, 0, true),
+             0);
+    CHECK_EQ(jt_txn(&t, 10, NULL, NULL, 0, rev, 75000, true), 0);
+    CHECK_EQ(jt_txn(&t, 11, (uint64_t[]){2}, (unsigned[]){20}, 1, NULL, 0, true), 0);
+    free(rev);
+    CHECK_EQ(recover(&t, &st), 0);
+    CHECK_EQ(st.revoke_records, 75000);
+    CHECK_EQ(st.revoked, 3);
+    CHECK(home_is(&t, 1, 0) && home_is(&t, 2, 20) && home_is(&t, 3, 0) && home_is(&t, 60, 4));
+    close(t.fd);
+    return 0;
 }
 
 /* Corrupt input that must fail without writing anything. */
@@ -762,6 +791,7 @@ int main(void)
         {"recover_tag_csum_bad", test_tag_csum_bad},
         {"recover_commit_csum_bad", test_commit_csum_bad},
         {"recover_descriptor_csum_bad", test_descriptor_csum_bad},
+        {"recover_revoke_many", test_revoke_many},
         {"recover_refusals", test_refusals},
         {"recover_fast_commit", test_fast_commit},
         {"recover_endless_log", test_endless_log},
