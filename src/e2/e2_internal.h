@@ -42,6 +42,8 @@ static inline void e2_unlock(struct e2_image *img)
 
 /* errcode_t (libext2fs and com_err) to -errno: the one table (errcode.c). */
 int e2_errno(errcode_t err);
+/* Format a message into the caller's @why buffer (may be NULL or 0 long). */
+void e2_say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Inode I/O with the large on-disk inode; the caller holds the disk lock. */
 int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);

@@ -7,6 +7,8 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 struct errcode_map {
     errcode_t code;
@@ -122,4 +124,15 @@ int e2_errno(errcode_t err)
     }
     log_warn("unmapped libext2fs error %ld (%s); reporting EIO", (long)err, error_message(err));
     return -EIO;
+}
+
+void e2_say(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
 }

@@ -32,19 +32,6 @@ static const uint32_t ro_compat_ro =
     EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_REPLICA |
     EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
-
 /* Name the first feature bit of @mask (E2P_FEATURE_* type @type). */
 static const char *first_feature(int type, uint32_t mask)
 {
@@ -61,17 +48,17 @@ static int lock_image(const char *path, int *fd_out, char *why, size_t why_len)
 
     if (fd < 0) {
         int err = errno;
-        say(why, why_len, "cannot open image '%s': %s", path, strerror(err));
+        e2_say(why, why_len, "cannot open image '%s': %s", path, strerror(err));
         return -err;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int err = errno;
         close(fd);
         if (err == EWOULDBLOCK) {
-            say(why, why_len, "image '%s' is in use: another uext4 holds its lock", path);
+            e2_say(why, why_len, "image '%s' is in use: another uext4 holds its lock", path);
             return -EBUSY;
         }
-        say(why, why_len, "cannot lock image '%s': %s", path, strerror(err));
+        e2_say(why, why_len, "cannot lock image '%s': %s", path, strerror(err));
         return -err;
     }
     *fd_out = fd;
@@ -87,29 +74,30 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     bad = sb->s_feature_incompat & (incompat_refused | ~EXT2_LIB_FEATURE_INCOMPAT_SUPP);
     bad &= ~EXT3_FEATURE_INCOMPAT_RECOVER;
     if (bad) {
-        say(why, len, "image '%s' uses the unsupported feature '%s'", path,
-            first_feature(E2P_FEATURE_INCOMPAT, bad));
+        e2_say(why, len, "image '%s' uses the unsupported feature '%s'", path,
+               first_feature(E2P_FEATURE_INCOMPAT, bad));
         return -EOPNOTSUPP;
     }
     if ((sb->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER) &&
         !(sb->s_feature_compat & EXT3_FEATURE_COMPAT_HAS_JOURNAL)) {
-        say(why, len, "image '%s' is corrupt: needs_recovery is set but it has no journal", path);
+        e2_say(why, len, "image '%s' is corrupt: needs_recovery is set but it has no journal",
+               path);
         return -EUCLEAN;
     }
     if (sb->s_state & EXT2_ERROR_FS) {
-        say(why, len, "image '%s' has errors recorded; run 'e2fsck -fy' on it first", path);
+        e2_say(why, len, "image '%s' has errors recorded; run 'e2fsck -fy' on it first", path);
         return -EUCLEAN;
     }
     bad = sb->s_feature_incompat & incompat_ro;
     if (bad) {
-        say(why, len, "feature '%s' is not supported for writing; mounting read-only",
-            first_feature(E2P_FEATURE_INCOMPAT, bad));
+        e2_say(why, len, "feature '%s' is not supported for writing; mounting read-only",
+               first_feature(E2P_FEATURE_INCOMPAT, bad));
         *need_ro = true;
     }
     bad = sb->s_feature_ro_compat & (ro_compat_ro | ~EXT2_LIB_FEATURE_RO_COMPAT_SUPP);
     if (bad) {
-        say(why, len, "feature '%s' is not supported for writing; mounting read-only",
-            first_feature(E2P_FEATURE_RO_INCOMPAT, bad));
+        e2_say(why, len, "feature '%s' is not supported for writing; mounting read-only",
+               first_feature(E2P_FEATURE_RO_INCOMPAT, bad));
         *need_ro = true;
     }
     return 0;
@@ -139,7 +127,8 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
         sb->s_blocks_per_group == 0 || sb->s_inodes_per_group == 0 ||
         sb->s_blocks_per_group > EXT2_MAX_BLOCKS_PER_GROUP(sb) ||
         sb->s_inodes_per_group > EXT2_MAX_INODES_PER_GROUP(sb)) {
-        say(why, len, "image '%s' is corrupt: its superblock's group layout is inconsistent", path);
+        e2_say(why, len, "image '%s' is corrupt: its superblock's group layout is inconsistent",
+               path);
         return -EUCLEAN;
     }
     return 0;
@@ -155,25 +144,25 @@ static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_
     err = ext2fs_open2(path, NULL, flags, 0, 0, e2_bio_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
-        say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
-            error_message(err));
+        e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
+               error_message(err));
         return -EINVAL;
     }
     if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE) {
-        say(why, len, "image '%s' uses a feature this libext2fs cannot handle: %s", path,
-            error_message(err));
+        e2_say(why, len, "image '%s' uses a feature this libext2fs cannot handle: %s", path,
+               error_message(err));
         return -EOPNOTSUPP;
     }
     if (err) {
         int e = e2_errno(err);
-        say(why, len, "cannot open image '%s': %s", path,
-            err < 4096 ? strerror(-e) : error_message(err));
+        e2_say(why, len, "cannot open image '%s': %s", path,
+               err < 4096 ? strerror(-e) : error_message(err));
         return e;
     }
     err = e2_bio_attach((*out)->io, (*out)->blocksize, E2_BLOCK_CACHE);
     if (err) {
         ext2fs_close_free(out);
-        say(why, len, "cannot open image '%s': %s", path, error_message(err));
+        e2_say(why, len, "cannot open image '%s': %s", path, error_message(err));
         return e2_errno(err);
     }
     /* Backup superblocks and descriptors are left alone, as the kernel
@@ -205,10 +194,10 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
     fd = open(path, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         ret = -errno;
-        say(why, len,
-            "image '%s' needs journal recovery but cannot be opened for writing (%s); "
-            "mount it with -o norecovery to read it as it is",
-            path, strerror(-ret));
+        e2_say(why, len,
+               "image '%s' needs journal recovery but cannot be opened for writing (%s); "
+               "mount it with -o norecovery to read it as it is",
+               path, strerror(-ret));
         free(map);
         return ret;
     }
@@ -236,8 +225,8 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
     ext2fs_mark_super_dirty(*fs);
     ret = e2_errno(ext2fs_close_free(fs));
     if (ret)
-        say(why, len, "cannot write the superblock of '%s' after recovery: %s", path,
-            strerror(-ret));
+        e2_say(why, len, "cannot write the superblock of '%s' after recovery: %s", path,
+               strerror(-ret));
     return ret;
 }
 
@@ -274,8 +263,8 @@ static int start_writing(struct e2_image *img, char *why, size_t why_len)
     }
     ret = e2_orphan_cleanup_locked(img);
     if (ret)
-        say(why, why_len, "cannot release the orphan inodes of '%s': %s", img->path,
-            strerror(-ret));
+        e2_say(why, why_len, "cannot release the orphan inodes of '%s': %s", img->path,
+               strerror(-ret));
     return ret;
 }
 
@@ -317,14 +306,15 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     }
     if (!ret && needs_recovery(img->fs)) {
         if (!o->norecovery) {
-            say(why, why_len, "image '%s' still needs recovery after replaying its journal", path);
+            e2_say(why, why_len, "image '%s' still needs recovery after replaying its journal",
+                   path);
             ret = -EUCLEAN;
         } else if (!o->read_only) {
             /* norecovery: the image as it is, which only reading can use. */
-            say(why, why_len,
-                "image '%s' needs journal recovery; with norecovery it is mounted read-only "
-                "and shows the state before the journal's transactions",
-                path);
+            e2_say(why, why_len,
+                   "image '%s' needs journal recovery; with norecovery it is mounted read-only "
+                   "and shows the state before the journal's transactions",
+                   path);
             need_ro = true;
         }
     }
@@ -349,13 +339,13 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     ext2fs_create_inode_cache(img->fs, E2_INODE_CACHE);
     ret = e2_errno(ext2fs_read_bitmaps(img->fs));
     if (ret) {
-        say(why, why_len, "cannot read the bitmaps of '%s': %s", path, strerror(-ret));
+        e2_say(why, why_len, "cannot read the bitmaps of '%s': %s", path, strerror(-ret));
         goto out_close;
     }
     if (!img->read_only) {
         ret = mark_mounted(img);
         if (ret) {
-            say(why, why_len, "cannot write the superblock of '%s': %s", path, strerror(-ret));
+            e2_say(why, why_len, "cannot write the superblock of '%s': %s", path, strerror(-ret));
             goto out_close;
         }
         e2_lock(img);

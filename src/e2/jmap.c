@@ -11,19 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
-
 struct map_walk {
     uint64_t *map;
     uint32_t len;
@@ -58,27 +45,27 @@ static int journal_inode_number(ext2_filsys fs, ext2_ino_t *ino, char *why, size
     static const uint8_t null_uuid[16];
 
     if (ext2fs_has_feature_journal_dev(sb)) {
-        say(why, len, "the image is an external journal device, not a file system");
+        e2_say(why, len, "the image is an external journal device, not a file system");
         return -EOPNOTSUPP;
     }
     if (!ext2fs_has_feature_journal(sb)) {
-        say(why, len, "the file system has no journal");
+        e2_say(why, len, "the file system has no journal");
         return -ENOENT;
     }
     if (!sb->s_journal_inum) {
         if (sb->s_journal_dev || memcmp(sb->s_journal_uuid, null_uuid, 16)) {
-            say(why, len, "the journal is external (on another device): not supported");
+            e2_say(why, len, "the journal is external (on another device): not supported");
             return -EOPNOTSUPP;
         }
-        say(why, len, "the superblock has a journal but names no journal inode");
+        e2_say(why, len, "the superblock has a journal but names no journal inode");
         return -EUCLEAN;
     }
     if (sb->s_journal_dev) {
-        say(why, len, "the superblock names both a journal inode and a journal device");
+        e2_say(why, len, "the superblock names both a journal inode and a journal device");
         return -EUCLEAN;
     }
     if (sb->s_journal_inum > sb->s_inodes_count) {
-        say(why, len, "the journal inode number %u is out of range", sb->s_journal_inum);
+        e2_say(why, len, "the journal inode number %u is out of range", sb->s_journal_inum);
         return -EUCLEAN;
     }
     *ino = sb->s_journal_inum;
@@ -91,18 +78,18 @@ static int check_inode(ext2_filsys fs, ext2_ino_t ino, const struct ext2_inode *
     uint64_t size = EXT2_I_SIZE(in), n = size / fs->blocksize;
 
     if (!LINUX_S_ISREG(in->i_mode) || !in->i_links_count) {
-        say(why, len, "journal inode %u is not a regular file in use", ino);
+        e2_say(why, len, "journal inode %u is not a regular file in use", ino);
         return -EUCLEAN;
     }
     if (in->i_flags & EXT4_INLINE_DATA_FL) {
-        say(why, len, "journal inode %u has inline data", ino);
+        e2_say(why, len, "journal inode %u has inline data", ino);
         return -EUCLEAN;
     }
     /* Bounded by what e2fsprogs can create: the map (and recovery's
      * per-block state) must not let a crafted size exhaust memory. */
     if (n == 0 || n > JFMT_MAX_LOG_BLOCKS) {
-        say(why, len, "journal inode %u has an invalid size %llu (at most %u blocks)", ino,
-            (unsigned long long)size, JFMT_MAX_LOG_BLOCKS);
+        e2_say(why, len, "journal inode %u has an invalid size %llu (at most %u blocks)", ino,
+               (unsigned long long)size, JFMT_MAX_LOG_BLOCKS);
         return -EUCLEAN;
     }
     *blocks = (uint32_t)n;
@@ -124,7 +111,7 @@ int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t 
     err = ext2fs_read_inode(fs, ino, &in);
     if (err) {
         ret = e2_errno(err);
-        say(why, why_len, "cannot read journal inode %u: %s", ino, error_message(err));
+        e2_say(why, why_len, "cannot read journal inode %u: %s", ino, error_message(err));
         return ret;
     }
     ret = check_inode(fs, ino, &in, &w.len, why, why_len);
@@ -139,12 +126,12 @@ int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t 
                                 map_block, &w);
     if (err) {
         ret = e2_errno(err);
-        say(why, why_len, "cannot map journal inode %u: %s", ino, error_message(err));
+        e2_say(why, why_len, "cannot map journal inode %u: %s", ino, error_message(err));
         goto out_free;
     }
     if (w.outside) {
-        say(why, why_len, "journal block %lld maps to block %llu, outside the file system",
-            (long long)w.bad_lblk, (unsigned long long)w.bad_blk);
+        e2_say(why, why_len, "journal block %lld maps to block %llu, outside the file system",
+               (long long)w.bad_lblk, (unsigned long long)w.bad_blk);
         ret = -EUCLEAN;
         goto out_free;
     }
@@ -152,7 +139,7 @@ int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t 
      * zero entry is a block the iteration did not map. */
     for (uint32_t i = 0; i < w.len; i++) {
         if (!w.map[i]) {
-            say(why, why_len, "journal inode %u has a hole at block %u", ino, i);
+            e2_say(why, why_len, "journal inode %u has a hole at block %u", ino, i);
             ret = -EUCLEAN;
             goto out_free;
         }

@@ -23,6 +23,7 @@
  * log forward past a second bad commit block, replaying the first bad
  * transaction; we keep the end at the first. */
 #include "e2/recover.h"
+#include "e2/e2_internal.h"
 #include "e2/jfmt.h"
 
 #include <errno.h>
@@ -75,19 +76,6 @@ struct scan {
     bool failed_commit; /* a bad commit without async_commit */
 };
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!why || !len)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
-
 static int read_fs_block(int fd, unsigned bs, uint64_t blk, void *buf)
 {
     ssize_t n = pread(fd, buf, bs, (off_t)(blk * bs));
@@ -112,14 +100,14 @@ static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_
     int ret;
 
     if (phys >= s->fs_blocks) {
-        say(why, len, "journal block %u maps to block %llu, outside the file system", logblk,
-            (unsigned long long)phys);
+        e2_say(why, len, "journal block %u maps to block %llu, outside the file system", logblk,
+               (unsigned long long)phys);
         return -EUCLEAN;
     }
     ret = read_fs_block(s->fd, s->j->blocksize, phys, buf);
     if (ret)
-        say(why, len, "cannot read journal block %u (block %llu): %s", logblk,
-            (unsigned long long)phys, strerror(-ret));
+        e2_say(why, len, "cannot read journal block %u (block %llu): %s", logblk,
+               (unsigned long long)phys, strerror(-ret));
     return ret;
 }
 
@@ -241,8 +229,8 @@ static int scan_revoke(struct scan *s, char *why, size_t len)
     if (!jfmt_tail_csum_ok(j, s->blk))
         s->need_check_commit_time = true;
     if (count > j->blocksize - (jfmt_csum_v23(j) ? JFMT_TAIL_SIZE : 0)) {
-        say(why, len, "revoke block of transaction %u has r_count %u beyond its block", s->seq,
-            count);
+        e2_say(why, len, "revoke block of transaction %u has r_count %u beyond its block", s->seq,
+               count);
         return -EUCLEAN;
     }
     for (uint32_t off = JFMT_REVOKE_HEADER; off + rec <= count; off += rec) {
@@ -278,7 +266,7 @@ static int judge_commit(struct scan *s, char *why, size_t len)
          * the bad checksum is corruption. An older one is a stale block
          * of a previous use of the journal: the log ends here. */
         if (when >= s->last_commit_time) {
-            say(why, len, "journal transaction %u has a block with a bad checksum", s->seq);
+            e2_say(why, len, "journal transaction %u has a block with a bad checksum", s->seq);
             return -EUCLEAN;
         }
         return COMMIT_STALE;
@@ -391,13 +379,14 @@ static int check_homes(struct scan *s, uint32_t map_len, char *why, size_t len)
         const struct tag_rec *t = &s->tags[i];
 
         if (t->home >= s->fs_blocks) {
-            say(why, len,
-                "journal transaction %u logs block %llu, beyond the file system's %llu blocks",
-                t->seq, (unsigned long long)t->home, (unsigned long long)s->fs_blocks);
+            e2_say(why, len,
+                   "journal transaction %u logs block %llu, beyond the file system's %llu blocks",
+                   t->seq, (unsigned long long)t->home, (unsigned long long)s->fs_blocks);
             ret = -EUCLEAN;
         } else if (bsearch(&t->home, sorted, map_len, sizeof(*sorted), cmp_u64)) {
-            say(why, len, "journal transaction %u logs block %llu, a block of the journal itself",
-                t->seq, (unsigned long long)t->home);
+            e2_say(why, len,
+                   "journal transaction %u logs block %llu, a block of the journal itself", t->seq,
+                   (unsigned long long)t->home);
             ret = -EUCLEAN;
         }
     }
@@ -423,10 +412,10 @@ static int check_fast_commit(struct scan *s, char *why, size_t len)
         return ret;
     if ((b[0] | b[1] << 8) == 9 && (b[2] | b[3] << 8) >= 8 &&
         (uint32_t)(b[8] | b[9] << 8 | b[10] << 16 | (uint32_t)b[11] << 24) == s->end_seq) {
-        say(why, len,
-            "journal holds fast commits of transaction %u; replaying fast commits is not "
-            "supported (mount it with Linux or run e2fsck to recover it)",
-            s->end_seq);
+        e2_say(why, len,
+               "journal holds fast commits of transaction %u; replaying fast commits is not "
+               "supported (mount it with Linux or run e2fsck to recover it)",
+               s->end_seq);
         return -EOPNOTSUPP;
     }
     return 0;
@@ -489,10 +478,10 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
             break;
         if (!jfmt_tag_csum_ok(j, t->tag, t->seq, s->data)) {
             if (!st->csum_errors)
-                say(why, len,
-                    "journal block %u (transaction %u, block %llu) has a bad checksum; "
-                    "that block was not replayed",
-                    t->logblk, t->seq, (unsigned long long)t->home);
+                e2_say(why, len,
+                       "journal block %u (transaction %u, block %llu) has a bad checksum; "
+                       "that block was not replayed",
+                       t->logblk, t->seq, (unsigned long long)t->home);
             st->csum_errors++;
             continue;
         }
@@ -502,8 +491,8 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
             jfmt_put_be32(s->data, JFMT_MAGIC);
         ret = write_fs_block(s->fd, j->blocksize, t->home, s->data);
         if (ret) {
-            say(why, len, "cannot write block %llu: %s", (unsigned long long)t->home,
-                strerror(-ret));
+            e2_say(why, len, "cannot write block %llu: %s", (unsigned long long)t->home,
+                   strerror(-ret));
             break;
         }
         written_home = t->home;
@@ -518,7 +507,7 @@ static int sync_image(int fd, char *why, size_t len)
 {
     if (fdatasync(fd) == 0)
         return 0;
-    say(why, len, "cannot sync the image: %s", strerror(errno));
+    e2_say(why, len, "cannot sync the image: %s", strerror(errno));
     return -errno;
 }
 
@@ -528,21 +517,21 @@ static int load_jsb(int fd, unsigned bs, uint64_t fs_blocks, const uint64_t *map
     int ret;
 
     if (!map_len || map[0] >= fs_blocks) {
-        say(why, len, "the journal has no blocks inside the file system");
+        e2_say(why, len, "the journal has no blocks inside the file system");
         return -EUCLEAN;
     }
     ret = read_fs_block(fd, bs, map[0], jsb);
     if (ret) {
-        say(why, len, "cannot read the journal superblock (block %llu): %s",
-            (unsigned long long)map[0], strerror(-ret));
+        e2_say(why, len, "cannot read the journal superblock (block %llu): %s",
+               (unsigned long long)map[0], strerror(-ret));
         return ret;
     }
     ret = jfmt_sb_parse(jsb, bs, j, why, len);
     if (ret)
         return ret;
     if (j->maxlen > map_len) {
-        say(why, len, "journal superblock says %u blocks but the journal has only %u", j->maxlen,
-            map_len);
+        e2_say(why, len, "journal superblock says %u blocks but the journal has only %u", j->maxlen,
+               map_len);
         return -EUCLEAN;
     }
     return 0;
@@ -555,10 +544,10 @@ static int finish(struct scan *s, uint8_t *jsb, struct e2_recover_stats *st, cha
     if (ret)
         return ret;
     if (s->failed_commit) {
-        say(why, len,
-            "journal transaction %u is corrupt (bad commit block checksum); the %u "
-            "transactions before it were replayed",
-            s->end_seq, s->committed);
+        e2_say(why, len,
+               "journal transaction %u is corrupt (bad commit block checksum); the %u "
+               "transactions before it were replayed",
+               s->end_seq, s->committed);
         return -EUCLEAN;
     }
     if (st->csum_errors)
@@ -570,7 +559,7 @@ static int finish(struct scan *s, uint8_t *jsb, struct e2_recover_stats *st, cha
     jfmt_sb_set_tail(jsb, s->j, st->next_seq, 0);
     ret = write_fs_block(s->fd, s->j->blocksize, s->map[0], jsb);
     if (ret) {
-        say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
+        e2_say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
         return ret;
     }
     return sync_image(s->fd, why, len);
@@ -588,7 +577,7 @@ int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const 
     memset(st, 0, sizeof(*st));
     if (fs_blocksize < JFMT_SB_SIZE || fs_blocksize > 65536 ||
         (fs_blocksize & (fs_blocksize - 1))) {
-        say(why, why_len, "invalid block size %u", fs_blocksize);
+        e2_say(why, why_len, "invalid block size %u", fs_blocksize);
         return -EINVAL;
     }
     /* the jsb, the block being parsed, a data block */
