@@ -62,6 +62,7 @@ struct uext4_fs {
 
     struct mutex itable_lock;
     struct fs_inode **itable; /* protected by itable_lock */
+    struct fs_inode *root;    /* pinned from fs_icache_init() to fs_icache_destroy() */
     size_t itable_size, itable_count;
 };
 

@@ -20,7 +20,14 @@ int fs_icache_init(struct uext4_fs *fs)
     mutex_init(&fs->itable_lock, LC_ITABLE, 0);
     fs->itable_size = 1024;
     fs->itable = calloc(fs->itable_size, sizeof(*fs->itable));
-    return fs->itable ? 0 : -ENOMEM;
+    if (!fs->itable)
+        return -ENOMEM;
+    /* The root is never looked up (FUSE holds it without a lookup count):
+     * pinned for the life of the mount, its in-memory state — the name
+     * index of a large root directory — is not rebuilt at every
+     * operation. Released by fs_icache_destroy(). */
+    fs->root = fs_inode_get(fs, UEXT4_ROOT_INO);
+    return fs->root ? 0 : -ENOMEM;
 }
 
 static void grow_locked(struct uext4_fs *fs)
