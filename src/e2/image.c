@@ -385,8 +385,11 @@ int e2_image_close(struct e2_image *img)
         sb->s_state |= EXT2_VALID_FS;
         sb->s_wtime = (uint32_t)time(NULL);
         ext2fs_mark_super_dirty(img->fs);
-        ret = e2_journal_stop_locked(img);
     }
+    /* Also after errors=remount-ro: what was done before the error (and
+     * the error record itself) is committed, as without a journal it
+     * would be written back. */
+    ret = e2_journal_stop_locked(img);
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);
