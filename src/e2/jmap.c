@@ -96,6 +96,50 @@ static int check_inode(ext2_filsys fs, ext2_ino_t ino, const struct ext2_inode *
     return 0;
 }
 
+static void reserve_range(ext2fs_block_bitmap bm, ext2_filsys fs, blk64_t blk, blk64_t n)
+{
+    blk64_t end = ext2fs_blocks_count(fs->super);
+
+    /* Damaged descriptors may point anywhere: only what lies inside. */
+    if (blk < fs->super->s_first_data_block || blk >= end)
+        return;
+    if (n > end - blk)
+        n = end - blk;
+    ext2fs_mark_block_bitmap_range2(bm, blk, (unsigned)n);
+}
+
+/* The journal's blocks must be its own: not the superblocks, group
+ * descriptors, bitmaps or inode tables, and no block twice. A damaged
+ * block map would otherwise have the log written over metadata. */
+static int check_overlaps(ext2_filsys fs, const uint64_t *map, uint32_t len, char *why,
+                          size_t why_len)
+{
+    ext2fs_block_bitmap bm;
+    errcode_t err = ext2fs_allocate_block_bitmap(fs, "journal blocks", &bm);
+    int ret = 0;
+
+    if (err)
+        return e2_errno(err);
+    for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
+        ext2fs_reserve_super_and_bgd(fs, g, bm);
+        reserve_range(bm, fs, ext2fs_block_bitmap_loc(fs, g), 1);
+        reserve_range(bm, fs, ext2fs_inode_bitmap_loc(fs, g), 1);
+        reserve_range(bm, fs, ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group);
+    }
+    for (uint32_t i = 0; i < len && !ret; i++) {
+        if (ext2fs_test_block_bitmap2(bm, map[i])) {
+            e2_say(why, why_len,
+                   "journal block %u maps to block %llu, which is file system metadata or "
+                   "another journal block",
+                   i, (unsigned long long)map[i]);
+            ret = -EUCLEAN;
+        }
+        ext2fs_mark_block_bitmap2(bm, map[i]);
+    }
+    ext2fs_free_block_bitmap(bm);
+    return ret;
+}
+
 int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t *len, char *why,
                         size_t why_len)
 {
@@ -144,6 +188,9 @@ int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t 
             goto out_free;
         }
     }
+    ret = check_overlaps(fs, w.map, w.len, why, why_len);
+    if (ret)
+        goto out_free;
     *map = w.map;
     *len = w.len;
     return 0;

@@ -380,6 +380,15 @@ int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
                  jn->j.start ? "still holds transactions" : "is longer than its inode");
         goto out_free;
     }
+    for (uint32_t i = 0; i < jn->maplen; i++) {
+        if (!ext2fs_test_block_bitmap2(fs->block_map, jn->map[i])) {
+            /* Free by the bitmap: it could be allocated to a file. */
+            ret = -EUCLEAN;
+            snprintf(why, why_len, "journal block %u of '%s' (block %llu) is marked free", i,
+                     img->path, (unsigned long long)jn->map[i]);
+            goto out_free;
+        }
+    }
     jn->area_first = jn->j.first;
     jn->area_end = jn->j.last;
     if (jn->area_end <= jn->area_first + 8) {
