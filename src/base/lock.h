@@ -15,8 +15,15 @@
  *              across the cache's storage callbacks)
  *   LC_ITABLE (mutex, the inode number -> in-memory inode table)
  *     -> LC_DISK      fs_inode_put() frees an orphan inode (fs/icache.c)
- *   LC_DISK   (mutex, the libext2fs lock: a leaf, held only around library
- *              calls; libext2fs is not thread-safe even for reads)
+ *   LC_DISK   (mutex, the libext2fs lock, held only around library calls;
+ *              libext2fs is not thread-safe even for reads; it also guards
+ *              the block cache and journal of src/e2/bio.c and journal.c)
+ *     -> the commit thread's wake mutex (fs/commit.c, a raw pthread leaf)
+ *                     e2_unlock() asks for a commit when the running
+ *                     transaction outgrows its share of the journal
+ *
+ * A journal commit (e2_image_sync) runs under LC_MOUNT held for writing,
+ * so it sees only whole operations, and then LC_DISK.
  *
  * No lock is held across a fuse_reply_*() call.
  *
