@@ -83,17 +83,32 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
-    if (e2_extio_usable(&in) && size) {
-        ssize_t n = e2_extio_write_locked(img, ino, &in, buf, size, (uint64_t)off);
-        if (n != 1) {
+    if (size) {
+        ssize_t n = E2_WRITE_ELSEWHERE;
+        bool unwritten = false;
+        if (e2_extio_usable(&in))
+            n = e2_extio_write_locked(img, ino, &in, buf, size, (uint64_t)off);
+        if (n == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL))
+            n = e2_mapio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &unwritten);
+        if (n != E2_WRITE_ELSEWHERE && !unwritten) {
             e2_unlock(img);
             return n;
         }
+        if (n < 0 && n != E2_WRITE_ELSEWHERE) {
+            ret = (int)n;
+            goto out_unlock;
+        }
+        /* From an unwritten extent on: the file API converts those. */
+        if (n > 0)
+            done = (size_t)n;
+        ret = e2_read_inode_locked(img, ino, &in);
+        if (ret)
+            goto out_unlock;
     }
     ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
     if (ret)
         goto out_unlock;
-    ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off, EXT2_SEEK_SET, NULL));
+    ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off + done, EXT2_SEEK_SET, NULL));
     while (!ret && done < size) {
         unsigned want = size - done > IO_CHUNK ? IO_CHUNK : (unsigned)(size - done);
         unsigned put = 0;

@@ -65,7 +65,10 @@ int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large 
                     blk64_t end);
 
 /* extio.c: large contiguous I/O for extent files (disk lock held). The
- * write returns 1 when the range has unwritten extents: use the file API. */
+ * write returns E2_WRITE_ELSEWHERE (never a byte count: it is negative)
+ * when it would allocate blocks other than by extending the last extent,
+ * or the range has unwritten extents: the caller then uses mapio. */
+#define E2_WRITE_ELSEWHERE (-4096)
 bool e2_extio_usable(const struct ext2_inode_large *in);
 ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                              void *buf, size_t size, uint64_t off);
@@ -89,6 +92,14 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
 /* File data: straight to the image, never into a transaction (bio.h). */
 int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const void *buf);
 int e2_data_read_blocks(struct e2_image *img, blk64_t blk, size_t count, void *buf);
+
+/* mapio.c: a write mapping and allocating block by block, the data
+ * straight home (disk lock held). Returns the bytes written or -errno; a
+ * short count after running out of space part way, or with *@unwritten
+ * when it stopped at a block of an unwritten extent: the file API's job
+ * from there on. */
+ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              const void *buf, size_t size, uint64_t off, bool *unwritten);
 
 /* htree.c: index a full one-block directory, as the kernel does. */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);

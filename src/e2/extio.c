@@ -195,7 +195,7 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     if (!ret && holes && !fallback)
         ret = appends_to_last_extent(h, first, &fallback);
     if (!ret && fallback)
-        ret = 1; /* the caller falls back to the file API */
+        ret = E2_WRITE_ELSEWHERE; /* the caller maps block by block */
     if (!ret && holes) {
         /* The partial end blocks keep zeros around the data if they were
          * holes: note which before allocating. */
@@ -224,7 +224,7 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
             int pret = wret
                            ? wret
                            : e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk, last);
-            return pret ? pret : (ret == -ENOSPC ? 1 : ret);
+            return pret ? pret : (ret == -ENOSPC ? E2_WRITE_ELSEWHERE : ret);
         }
         if (wret)
             return wret;

@@ -266,7 +266,14 @@ int e2_journal_commit_locked(struct e2_image *img)
     n = e2_bio_dirty_count(fs->io);
     if (!n) {
         reserved_release(fs, jn);
-        return e2_errno(e2_bio_sync(fs->io)); /* data written in place */
+        /* Nothing to log, but this is a durability point all the same:
+         * the transaction the log still points at must not be replayed
+         * any more, or its copies of blocks that file data has since
+         * overwritten in place (blocks libext2fs's file API logged) would
+         * come back. Retiring it also syncs the data. */
+        if (jn->tail_start)
+            return log_reset(img);
+        return e2_errno(e2_bio_sync(fs->io));
     }
     if (jfmt_txn_log_blocks(&jn->j, n, 0) >= area_len(jn)) {
         ret = commit_unjournaled(img);
