@@ -1,10 +1,18 @@
-/* Freeing blocks of a file, around a libext2fs 1.47.0 bug: ext2fs_punch
- * refuses (EXT2_ET_BAD_BLOCK_NUM) to free an extent that ends on the last
- * block of the file system (an off-by-one in punch_extent_blocks, fixed in
- * e2fsprogs 1.47.4). A file that filled the image ends exactly there, so
- * deleting or truncating it would fail (and leak the blocks: the extent is
- * unmapped before the check). We punch everything else with ext2fs_punch
- * and remove that one block's mapping ourselves. */
+/* Freeing blocks of a file, around two libext2fs 1.47.0 bugs:
+ *
+ *  - ext2fs_punch refuses (EXT2_ET_BAD_BLOCK_NUM) to free an extent that
+ *    ends on the last block of the file system (an off-by-one in
+ *    punch_extent_blocks, fixed in e2fsprogs 1.47.4). A file that filled
+ *    the image ends exactly there, so deleting or truncating it would fail
+ *    (and leak the blocks: the extent is unmapped before the check). We
+ *    punch everything else with ext2fs_punch and remove that one block's
+ *    mapping ourselves.
+ *  - for a block-mapped file, a range that starts among the direct blocks
+ *    and ends in the indirect tree, no longer than the direct blocks, is
+ *    only freed up to the last direct block (ext2fs_punch_ind compares the
+ *    count left with the size of the level instead of what remains of it):
+ *    the rest keeps its old data. We punch one level of the tree at a
+ *    time. */
 #include "e2/e2_internal.h"
 
 #include <errno.h>
@@ -70,11 +78,36 @@ static int drop_last_block(struct e2_image *img, uint32_t ino, struct ext2_inode
     return e2_errno(err);
 }
 
+/* Block-mapped: one call per level of the tree the range touches. */
+static int punch_ind(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
+                     blk64_t end)
+{
+    blk64_t k = img->fs->blocksize / 4, level_end = EXT2_NDIR_BLOCKS, size = k;
+
+    for (int level = 0; level < 4 && start <= end; level++) {
+        blk64_t stop = end < level_end - 1 ? end : level_end - 1;
+        if (start <= stop) {
+            errcode_t err = ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, stop);
+            if (err)
+                return e2_errno(err);
+            start = stop + 1;
+        }
+        level_end += size;
+        size *= k;
+    }
+    if (start <= end)
+        return e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, end));
+    return 0;
+}
+
 int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
                     blk64_t end)
 {
     blk64_t lblk = 0;
     int ret = 0;
+
+    if (!(in->i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL)))
+        return punch_ind(img, ino, in, start, end);
 
     /* Look first: a failed ext2fs_punch has already unmapped the extent
      * when it refuses to free its blocks, leaking them. */

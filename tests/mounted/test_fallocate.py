@@ -182,5 +182,33 @@ def block_mapped_unsupported_modes():
         fsck(img)
 
 
+
+@test
+def block_mapped_punch_across_tree_levels():
+    """Punches on a block-mapped (ext3, 4 KiB blocks) file that run from
+    the direct blocks into the indirect tree, and from the indirect into
+    the double-indirect level: every whole block in the range reads as
+    zeros and is freed (libext2fs 1.47.0 alone keeps the indirect part)."""
+    bs = 4096
+    with workdir() as d:
+        img = mkfs(d + '/img', fstype='ext3', opts=['-b', '4096'])
+        data = pattern(1100 * bs, 9)
+        with Mount(img) as m:
+            write_file(m.path('b'), data)
+            fd = os.open(m.path('b'), os.O_RDWR)
+            os.fsync(fd)
+            want = bytearray(data)
+            mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+            for off, length in ((23222, 30528),          # blocks 6..12
+                                (1030 * bs, 10 * bs),    # 1030..1039
+                                (11 * bs, 2 * bs)):      # 11..12 again
+                fallocate(fd, mode, off, length)
+                want[off:off + length] = bytes(length)
+            eq(os.pread(fd, len(data), 0), bytes(want), 'after the punches')
+            os.close(fd)
+        eq(debugfs_cat(img, '/b'), bytes(want), 'on disk')
+        fsck(img)
+
+
 if __name__ == '__main__':
     main()
