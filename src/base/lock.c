@@ -50,7 +50,17 @@ bool mutex_is_held(const struct mutex *l)
 
 void rwlock_init(struct rwlock *l, enum lock_class cls)
 {
-    pthread_rwlock_init(&l->rw, NULL);
+    pthread_rwlockattr_t attr;
+
+    /* Writers first: glibc's default lets a stream of readers starve a
+     * waiting writer, and the writer of the mount lock is the journal
+     * commit, which must not wait while the transaction grows without
+     * bound. Safe because no thread takes a lock it holds (the checker
+     * aborts on recursive acquisition). */
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&l->rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
     l->cls = cls;
 }
 

@@ -15,6 +15,7 @@ struct e2_image {
     /* protected by disk_lock: */
     struct e2_journal *journal; /* NULL without a journal, or read-only */
     bool commit_asked;          /* commit_wanted called since the last commit */
+    bool closing;               /* e2_orphans_release at close, not recovery */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
     int lock_fd; /* holds the image's exclusive flock */

@@ -414,11 +414,14 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino)
     struct ext2_inode_large in;
     int ret;
 
+    if (img->read_only)
+        return -EROFS;
+    /* Already freed (by the orphan list's release at close): nothing. */
+    if (!ext2fs_test_inode_bitmap2(img->fs->inode_map, ino))
+        return 0;
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         return ret;
-    if (img->read_only)
-        return -EROFS;
     ret = e2_orphan_remove_locked(img, ino, &in);
     if (ret)
         return ret;

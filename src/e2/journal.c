@@ -359,6 +359,17 @@ bool e2_journal_wants_commit(const struct e2_image *img)
     return jn && e2_bio_dirty_count(img->fs->io) * 4 > area_len(jn);
 }
 
+/* Tests only: UEXT4_TEST_LOG_BLOCKS=N uses just N blocks of the log, so
+ * that ordinary operations outgrow it (commit_unjournaled). */
+static void test_log_limit(struct e2_journal *jn)
+{
+    const char *s = getenv("UEXT4_TEST_LOG_BLOCKS");
+    unsigned long n = s ? strtoul(s, NULL, 10) : 0;
+
+    if (n >= 8 && n < jn->area_end - jn->area_first)
+        jn->area_end = jn->area_first + (uint32_t)n;
+}
+
 int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
 {
     ext2_filsys fs = img->fs;
@@ -398,6 +409,7 @@ int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
     }
     jn->area_first = jn->j.first;
     jn->area_end = jn->j.last;
+    test_log_limit(jn);
     if (jn->area_end <= jn->area_first + 8) {
         ret = -EUCLEAN;
         snprintf(why, why_len, "the journal of '%s' is too small to use", img->path);

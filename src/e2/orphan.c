@@ -65,6 +65,17 @@ int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
     return 0; /* not on the list */
 }
 
+int e2_orphans_release(struct e2_image *img)
+{
+    int ret;
+
+    e2_lock(img);
+    img->closing = true;
+    ret = img->read_only ? 0 : e2_orphan_cleanup_locked(img);
+    e2_unlock(img);
+    return ret;
+}
+
 int e2_orphan_cleanup_locked(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
@@ -101,8 +112,12 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
         }
         ret = e2_inode_free_locked(img, ino);
         freed++;
+        /* Thousands of orphans at once (a mount after a crash, or a close
+         * with many unlinked files open): commit as the log fills. */
+        if (!ret && img->journal && e2_journal_wants_commit(img))
+            ret = e2_journal_commit_locked(img);
     }
-    if (freed)
+    if (freed && !img->closing)
         log_info("'%s': freed %u orphan inode%s left by an unclean shutdown", img->path, freed,
                  freed == 1 ? "" : "s");
     return ret;

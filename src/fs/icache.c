@@ -220,6 +220,11 @@ int fs_icache_destroy(struct uext4_fs *fs)
 {
     int first = 0;
 
+    /* The unlinked inodes still referenced are the orphan list: released
+     * from its head, each in O(1), rather than one by one below. */
+    if (!e2_is_read_only(fs->img))
+        first = e2_orphans_release(fs->img);
+
     mutex_lock(&fs->itable_lock);
     for (size_t i = 0; i < fs->itable_size; i++) {
         struct fs_inode *fi, *next;

@@ -515,6 +515,25 @@ static int test_power_cut_while_log_wraps(void)
     return ret;
 }
 
+static int test_transactions_larger_than_the_log(void)
+{
+    /* A log of 12 blocks: most phases outgrow it and are written home
+     * unprotected, with the superblock marked not clean meanwhile; a clean
+     * run must still end clean and whole. */
+    const char *img = mkimg("-O inline_data");
+    int status, done;
+
+    CHECK(img);
+    setenv("UEXT4_TEST_LOG_BLOCKS", "12", 1);
+    done = run_child(img, NULL, NULL, true, &status);
+    unsetenv("UEXT4_TEST_LOG_BLOCKS");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(done, NPHASES);
+    CHECK(sb_says(img, "Filesystem state: *clean$"));
+    CHECK(fsck_clean(img));
+    return check_after_crash(img, NPHASES);
+}
+
 static int test_small_journal_many_commits(void)
 {
     /* A 1024-block journal: creating thousands of inodes outgrows a
@@ -579,6 +598,7 @@ int main(void)
         {"e2fsck_replays_our_journal", test_e2fsck_replays_our_journal},
         {"norecovery_reads_unreplayed", test_norecovery_reads_unreplayed},
         {"small_journal_many_commits", test_small_journal_many_commits},
+        {"transactions_larger_than_the_log", test_transactions_larger_than_the_log},
         {"enospc_after_delete_retries", test_enospc_after_delete_retries},
         {"power_cut_every_step_csum", test_power_cut_every_step_csum},
         {"power_cut_every_step_1k_nocsum", test_power_cut_every_step_1k_nocsum},
