@@ -258,10 +258,19 @@ class Fuse2fs(FuseSystem):
 
 
 class Uext4(FuseSystem):
+    """uext4 with its defaults, or a variant 'uext4-NAME' run with -o OPTS
+    (--uext4-opts NAME=OPTS)."""
     name = 'uext4'
 
+    def __init__(self, args, variant=None, opts='', binary=None):
+        super().__init__(args)
+        if variant:
+            self.name = 'uext4-' + variant
+        self.opts = opts
+        self.binary = binary or args.uext4
+
     def cmd(self, img, mnt):
-        return [self.args.uext4, img, mnt, '-f']
+        return [self.binary, img, mnt, '-f'] + (['-o', self.opts] if self.opts else [])
 
 
 # ---------------------------------------------------------------- watchdog
@@ -919,6 +928,12 @@ def main():
                     help='run only these: ' + ' '.join(names))
     ap.add_argument('--systems', nargs='+', choices=['kernel', 'fuse2fs', 'uext4'],
                     default=['kernel', 'fuse2fs', 'uext4'])
+    ap.add_argument('--uext4-opts', action='append', default=[], metavar='NAME=OPTS',
+                    help='also run uext4 -o OPTS as the system uext4-NAME '
+                         '(e.g. wbc=writeback_cache); may be repeated')
+    ap.add_argument('--uext4-base', metavar='PATH',
+                    help='also run this uext4 binary (an older build, say) as the '
+                         'system uext4-base, for before/after comparisons in one run')
     ap.add_argument('--json', metavar='OUT', help='write every sample and note as JSON')
     ap.add_argument('--workdir', help='directory on a tmpfs (default: /dev/shm)')
     ap.add_argument('--cache-budget', type=int, default=64,
@@ -952,6 +967,17 @@ def main():
             if not os.access(args.uext4, os.X_OK):
                 sys.exit('no uext4 binary at %s (build it, or pass --uext4)' % args.uext4)
             systems.append(Uext4(args))
+    for v in args.uext4_opts:
+        name, sep, opts = v.partition('=')
+        if not sep or not re.fullmatch(r'[A-Za-z0-9_]+', name):
+            sys.exit('--uext4-opts wants NAME=OPTS, got %r' % v)
+        if not os.access(args.uext4, os.X_OK):
+            sys.exit('no uext4 binary at %s (build it, or pass --uext4)' % args.uext4)
+        systems.append(Uext4(args, name, opts))
+    if args.uext4_base:
+        if not os.access(args.uext4_base, os.X_OK):
+            sys.exit('no uext4 binary at %s' % args.uext4_base)
+        systems.append(Uext4(args, 'base', binary=args.uext4_base))
     fuse_systems = [s for s in systems if s.is_fuse]
     selected = set(args.only or names)
 
@@ -1056,6 +1082,9 @@ def main():
     sn = [s.name for s in systems]
     header = ['workload'] + sn
     pairs = [('fuse2fs', 'kernel'), ('uext4', 'kernel'), ('uext4', 'fuse2fs')]
+    for n in sn:
+        if n.startswith('uext4-'):
+            pairs += [(n, 'kernel'), (n, 'fuse2fs'), (n, 'uext4')]
     pairs = [p for p in pairs if p[0] in sn and p[1] in sn]
     header += ['%s/%s' % p for p in pairs]
     rows = []

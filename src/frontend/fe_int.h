@@ -26,7 +26,8 @@
 #define FE_MAX_WRITE (1u << 20)
 
 /* Per-session state, the fuse_session userdata. Written before the session
- * loop starts and read-only afterwards, so handlers read it without a lock. */
+ * loop starts (and by init, which the kernel sends before any other request)
+ * and read-only afterwards, so handlers read it without a lock. */
 struct fe_ctx {
     struct uext4_fs *fs;
     bool posix_acl; /* offer FUSE_CAP_POSIX_ACL (only with default_permissions) */
@@ -35,6 +36,9 @@ struct fe_ctx {
      * of a directory whose mode changed since (the kernel checks it itself
      * with default_permissions). */
     double entry_timeout;
+    /* FUSE_CAP_WRITEBACK_CACHE is on: write(2) data arrives as writeback
+     * and the kernel owns i_size, mtime and ctime (file.c, attr.c). */
+    bool writeback_cache;
 };
 
 static inline struct fe_ctx *fe_ctx(fuse_req_t req)
@@ -138,7 +142,6 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi);
-void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,

@@ -1,8 +1,14 @@
-/* Open regular files and their data: create, open, read, write, flush,
- * release, fsync, fallocate, lseek, copy_file_range.
+/* Open regular files and their data: create, open, read, write, release,
+ * fsync, fallocate, lseek, copy_file_range.
  *
  * Opens keep no per-handle state (fi->fh stays 0): the core counts opens per
- * inode, which is all an unlinked-but-open file needs. */
+ * inode, which is all an unlinked-but-open file needs.
+ *
+ * No flush handler: close(2) needs nothing of the daemon (no state per
+ * descriptor, no POSIX locks to drop), so libfuse answers the first FLUSH
+ * with ENOSYS and the kernel sends no more. It still writes a file's cached
+ * pages back at every close and reports their errors there; only the
+ * request that would follow is saved, one per close. */
 #include "frontend/fe_int.h"
 
 #include <errno.h>
@@ -91,29 +97,67 @@ void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     free(buf);
 }
 
-/* fi->writepage marks the writeback of mmap'd pages, which must never grow
- * i_size nor convert an inline inode (design.md, inline rule 3). The kernel
- * sends it on nobody's behalf (uid/gid are the mount owner's, pid 0), so
- * there are no groups to read. */
+/* The flags of the core write for a FUSE write.
+ *
+ * Without writeback_cache, fi->writepage marks the writeback of mmap'd
+ * pages, which must never grow i_size nor convert an inline inode
+ * (design.md, inline rule 3); write(2) data arrives without it.
+ *
+ * With writeback_cache, write(2) data is written back from the kernel's page
+ * cache as well, so writepage no longer says "mmap". The kernel owns i_size
+ * then and clamps every writeback to it: a write that grows the file is
+ * write(2) data, one that does not changes nothing the inline rules care
+ * about (an inline file's data ends within its capacity), so the core's
+ * write(2) path is right for both: it keys the inline rules on growth.
+ * setuid/setgid were cleared when write(2) was called (the kernel sends a
+ * SETATTR of the mode); the writeback itself comes with uid 0, for whom the
+ * core clears nothing. */
+static unsigned fe_write_flags(fuse_req_t req, const struct fuse_file_info *fi)
+{
+    if (fe_ctx(req)->writeback_cache)
+        return 0;
+    return fi->writepage ? UEXT4_WRITE_MMAP : 0;
+}
+
+/* A writeback must not end short: the kernel does not look at the count
+ * it gets back and would drop the rest of its pages without a word. The
+ * rest is written again until what stops it (-ENOSPC, -EFBIG) is the
+ * reply, which the kernel then reports at fsync or close. A short count is
+ * what the core returns for a write that ran out of space part way. */
+static ssize_t fe_writeback_all(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                                const char *buf, size_t size, off_t off, unsigned flags)
+{
+    size_t done = 0;
+
+    while (done < size) {
+        ssize_t n = uext4_write(fs, cr, ino, buf + done, size - done, off + (off_t)done, flags);
+
+        if (n < 0)
+            return n;
+        if (n == 0)
+            return -ENOSPC;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* Writeback requests are sent on nobody's behalf (pid 0, the ids of no
+ * caller), so there are no groups to read. write(2) without writeback_cache
+ * and O_DIRECT writes return a short count to the caller, as write(2) may. */
 void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
-    bool mmap = fi->writepage;
+    unsigned flags = fe_write_flags(req, fi);
     struct fe_cred c;
     ssize_t n;
 
-    fe_cred_init(&c, req, !mmap);
-    n = uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off,
-                    mmap ? UEXT4_WRITE_MMAP : 0);
+    fe_cred_init(&c, req, !fi->writepage);
+    if (fi->writepage)
+        n = fe_writeback_all(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
+    else
+        n = uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
     fe_cred_release(&c);
     fe_reply_write(req, n);
-}
-
-/* close(2) of one descriptor: nothing to do, data stays cached in the core
- * until fsync, the commit interval, release or unmount. */
-void fe_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-    fe_reply_status(req, 0);
 }
 
 /* The kernel ignores the reply to release, so a latched writeback error
@@ -148,12 +192,18 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
 }
 
 /* The kernel resolves SEEK_SET, SEEK_CUR and SEEK_END itself and only asks
- * us about data and holes. */
+ * us about data and holes. With writeback_cache it asks without writing
+ * its dirty pages back first, so data and size still in its cache would
+ * read as a hole or as past the end (ENXIO): -ENOSYS makes it answer every
+ * later SEEK_DATA/SEEK_HOLE itself, from its own size, the whole file being
+ * data. */
 void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
     off_t rc = -EINVAL;
 
-    if (whence == SEEK_DATA || whence == SEEK_HOLE)
+    if (fe_ctx(req)->writeback_cache)
+        rc = -ENOSYS;
+    else if (whence == SEEK_DATA || whence == SEEK_HOLE)
         rc = uext4_lseek(fe_fs(req), fe_ext4_ino(ino), off, whence);
     fe_reply_lseek(req, rc);
 }

@@ -159,6 +159,21 @@ static int set_commit(const struct opt_ctx *c)
     return 0;
 }
 
+/* More threads than this buy nothing: the core serialises its image
+ * access (design.md), and each idle thread costs a stack. */
+#define MAX_THREADS_LIMIT 256
+
+static int set_max_threads(const struct opt_ctx *c)
+{
+    const char *end;
+    uint32_t n;
+
+    if (!parse_u32(c->value, &end, &n) || *end != '\0' || n == 0 || n > MAX_THREADS_LIMIT)
+        return bad_value(c);
+    c->o->max_threads = n;
+    return 0;
+}
+
 static int set_fsname(const struct opt_ctx *c)
 {
     if (c->value[0] == '\0')
@@ -213,6 +228,12 @@ static int set_default_permissions(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_writeback_cache(const struct opt_ctx *c)
+{
+    c->o->writeback_cache = true;
+    return 0;
+}
+
 /* fstab's options for mount(8) itself, meaningless to the file system. */
 static int set_ignored(const struct opt_ctx *c)
 {
@@ -233,9 +254,11 @@ static const struct {
     {"gidmap", true, set_gidmap},
     {"allow_other", false, set_allow_other},
     {"default_permissions", false, set_default_permissions},
+    {"writeback_cache", false, set_writeback_cache},
     {"errors", true, set_errors},
     {"inline_mmap", true, set_inline_mmap},
     {"commit", true, set_commit},
+    {"max_threads", true, set_max_threads},
     {"fsname", true, set_fsname},
     {"subtype", true, set_subtype},
     {"defaults", false, set_ignored},

@@ -29,6 +29,11 @@ struct fe_mount_opts {
     struct uext4_options core;
     bool allow_other;
     bool default_permissions;
+    /* Ask for FUSE_CAP_WRITEBACK_CACHE: the kernel buffers write(2) data
+     * in its page cache and owns i_size, mtime and ctime (session.c). */
+    bool writeback_cache;
+    /* Worker threads of the session loop; 0 for the default (session.c). */
+    unsigned max_threads;
     /* Point into the option string given to fe_opts_parse(); NULL when not
      * given (the image path and "uext4" are used). */
     const char *fsname;
