@@ -209,6 +209,10 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
 
 /* @flags for uext4_write: */
 #define UEXT4_WRITE_MMAP (1u << 0) /* writeback of mmap'd pages: never grows i_size */
+/* Data from a writeback cache kept by the caller (FUSE writeback_cache):
+ * written as write(2) data (it may grow i_size), but the caller owns the
+ * times and has cleared setuid/setgid already: neither is touched. */
+#define UEXT4_WRITE_CACHED (1u << 1)
 /* Write @size bytes at @off. A write(2) (flags 0) may grow i_size, and on an
  * inline inode converts it to a block file when the result no longer fits;
  * clears setuid/setgid as the kernel does. Returns bytes written. */

@@ -110,12 +110,12 @@ void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
  * about (an inline file's data ends within its capacity), so the core's
  * write(2) path is right for both: it keys the inline rules on growth.
  * setuid/setgid were cleared when write(2) was called (the kernel sends a
- * SETATTR of the mode); the writeback itself comes with uid 0, for whom the
- * core clears nothing. */
+ * SETATTR of the mode), and the kernel keeps the times and sends them with
+ * a SETATTR: a writeback is UEXT4_WRITE_CACHED, which touches neither. */
 static unsigned fe_write_flags(fuse_req_t req, const struct fuse_file_info *fi)
 {
     if (fe_ctx(req)->writeback_cache)
-        return 0;
+        return fi->writepage ? UEXT4_WRITE_CACHED : 0; /* the kernel's times stand */
     return fi->writepage ? UEXT4_WRITE_MMAP : 0;
 }
 

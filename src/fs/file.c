@@ -164,7 +164,7 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
             pc_update(fs->pc, ino, off, buf, (size_t)ret);
         }
     }
-    if (ret > 0) {
+    if (ret > 0 && !(flags & UEXT4_WRITE_CACHED)) {
         err = after_write(fs, &fc, ino, !(flags & UEXT4_WRITE_MMAP));
         if (err)
             ret = err;

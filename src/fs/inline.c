@@ -190,7 +190,12 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
     }
     fi->may_inline = false; /* the writeback gives the file blocks */
     ret = e2_data_write(fs->img, fi->ino, buf, n, off);
-    return ret < 0 ? ret : (ssize_t)size;
+    /* The bytes past i_size count as written (they never reach the file);
+     * a short write (the disk full part way) must say so, or the caller
+     * would drop the rest of the pages without an error. */
+    if (ret < 0 || (size_t)ret < n)
+        return ret;
+    return (ssize_t)size;
 }
 
 int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,

@@ -45,6 +45,10 @@ static ssize_t pc_writeback_cb(void *ctx, uint32_t ino, const void *buf, size_t 
     ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
         ret = fs_file_mmap_writeback_locked(fs, fi, &a, buf, len, off);
+    /* Part of the page written (the disk filled up): the page stays dirty
+     * and is written again whole later. */
+    if (ret >= 0 && (size_t)ret < len)
+        ret = -ENOSPC;
     fs_inode_put(fs, fi);
     return ret;
 }
