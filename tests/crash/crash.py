@@ -34,11 +34,19 @@ besides the replay, then e2fsck -fn clean, and the same durable state read
 through uext4 -o ro), and another point a copy with a kernel loop mount
 (same durable state, umount, e2fsck -fn clean) where loop mounts work.
 
+Before all that the verifier must report each of a set of deliberately
+broken trees (verify.self_test), and clean runs (no crash, clean unmount)
+must end with exactly the final state of the model.
+
 Output: one line per crash point, the failures in detail (seed, step, e2fsck
 output, what was lost, the command that reruns the point), and a summary:
 crash points tried, images needing repair, fsync'd files lost, other
-violations, cross-checks done.  Exit 0 if no failure, 1 otherwise, 77 when
-the machine cannot run it (no /dev/fuse, not root).
+violations, cross-checks done and failed.  A repair that e2fsck 1.47.0 itself
+causes (it leaks the xattr block of an inline-data orphan, see FINDINGS.md)
+is recognised and listed as "not counted".  Exit 0 if no failure, 1
+otherwise, 77 when the machine cannot run it (no /dev/fuse, not root).
+Defaults (what meson runs): 160 SIGKILL seeds, 30 fault points per variant,
+one fault workload per variant, 4 variants, -j 2: ~350 points, ~1 min.
 
 Cleanup: every mount made here is unmounted (fusermount3 -u, -uz as a last
 resort; umount for loop mounts), every daemon and workload started here is
@@ -90,6 +98,7 @@ class Cfg:
         self.loop_ok = loop_ok
         self.guarantee = a.guarantee
         self.variants = a.variants
+        self.mount_opts = [o for o in a.mount_opts.split(',') if o]
 
 
 # ------------------------------------------------------------------ tools
@@ -184,9 +193,10 @@ class Point:
                                           self.pace)
         else:
             arg = 'clean:%s:%d' % (self.variant, self.seed)
-        return '%s --uext4 %s --variants %s --point %s' % (
+        return '%s --uext4 %s --variants %s%s --point %s' % (
             os.path.relpath(os.path.join(HERE, 'crash.py')), cfg.uext4,
-            ','.join(cfg.variants), arg)
+            ','.join(cfg.variants), ' --mount-opts ' +
+            ','.join(cfg.mount_opts) if cfg.mount_opts else '', arg)
 
 
 class Result:
@@ -196,6 +206,7 @@ class Result:
         self.note = ''              # why not, or what happened
         self.problems = []          # (category, text)
         self.warnings = []          # G2 violations under --guarantee posix
+        self.known = []             # not uext4's: a known e2fsck bug hit
         self.needs_repair = False
         self.torn = 0
         self.count = None           # clean runs: write steps
@@ -260,7 +271,8 @@ def _run_point(point, cfg, tmp, res):
         opts = ['commit=%d' % FAULT_COMMIT]
 
     ut.UEXT4 = cfg.uext4
-    m = ut.Mount(img, mnt, opts=opts, env=env, expect_clean_exit=False)
+    m = ut.Mount(img, mnt, opts=opts + cfg.mount_opts, env=env,
+                 expect_clean_exit=False)
     wl = None
     try:
         try:
@@ -438,16 +450,70 @@ REPAIR_RE = re.compile(r'^(?!.*Optimize\?).*\?\s+yes\s*$', re.M)
 
 
 def _cross_e2fsck(w, info, point, cfg, img, mnt, res):
+    pristine = os.path.join(os.path.dirname(img), 'crash.img')
     rc, out = run(['e2fsck', '-fy', img])
     res.xchecks.append('e2fsck')
     fixes = REPAIR_RE.findall(out)
-    if rc >= 4 or fixes:
+    if (rc >= 4 or fixes) and not (rc < 4 and _e2fsck_ea_leak(pristine, out,
+                                                               res)):
         res.add('e2fsck:repair', 'e2fsck -fy replaying the crash image '
                 'exited %d with %d repair(s):\n%s'
                 % (rc, len(fixes), first_lines(out, 60)))
     if not _fsck(img, res, 'after e2fsck -fy', 'e2fsck'):
         return
     _verify_mount(w, info, point, cfg, img, mnt, res, 'e2fsck', ('ro',))
+
+
+E2FSCK_EA_LEAK = (
+    'e2fsck 1.47.0 left the xattr block of an orphan without a block map '
+    '(inline data) allocated: its release_inode_blocks() returns before '
+    'the xattr block when ext2fs_inode_has_valid_blocks2() is 0 (the '
+    'linux-ext4 patch "goto release_acl" by Ye Bin); not a uext4 fault')
+
+
+def _e2fsck_ea_leak(pristine, out, res):
+    """True if the only repairs e2fsck -fy made after its orphan cleanup are
+    freeing xattr blocks of orphans without a block map (e2fsck's own bug,
+    E2FSCK_EA_LEAK): checked on a copy whose journal e2fsck replayed only."""
+    orphans = [int(n) for n in re.findall(r'orphaned inode (\d+)', out)]
+    lines = out.splitlines()
+    answered = 0
+    allowed = ('Block bitmap differences', 'Free blocks count wrong',
+               'Fix')
+    for i, line in enumerate(lines):
+        if re.search(r'\?\s+yes\s*$', line):
+            ctx = line if not line.startswith('Fix?') else lines[i - 1]
+            if not ctx.strip().startswith(allowed):
+                return False
+            answered += 1
+    freed = set()
+    for m in re.finditer(r'Block bitmap differences:\s+(.*)', out):
+        for tok in m.group(1).split():
+            if not tok.startswith('-'):
+                return False
+            tok = tok[1:].strip('()')
+            a, _, b = tok.partition('--')
+            freed.update(range(int(a), int(b or a) + 1))
+    if not orphans or not freed or not answered:
+        return False
+    j = pristine + '.journal-only'
+    try:
+        copy(pristine, j)
+        run(['e2fsck', '-E', 'journal_only', '-y', j])
+        leaked = set()
+        for ino in orphans:
+            _, st = run(['debugfs', '-R', 'stat <%d>' % ino, j])
+            acl = re.search(r'File ACL: (\d+)', st)
+            flags = re.search(r'Flags: (0x[0-9a-f]+)', st)
+            if acl and flags and int(flags.group(1), 16) & 0x10000000:
+                leaked.add(int(acl.group(1)))
+    finally:
+        if os.path.exists(j):
+            os.unlink(j)
+    if freed <= leaked:
+        res.known.append(E2FSCK_EA_LEAK)
+        return True
+    return False
 
 
 def _cross_kernel(w, info, point, cfg, img, mnt, res):
@@ -532,6 +598,8 @@ def one_line(res):
         extra.append('%d write steps' % res.count)
     if res.note:
         extra.append(res.note.strip())
+    if res.known:
+        extra.append('(known e2fsck bug hit, see summary)')
     return '%s %s %s' % (status, p.name(), ' '.join(extra))
 
 
@@ -624,6 +692,9 @@ def main(argv=None):
     ap.add_argument('--guarantee', choices=['commit', 'posix'],
                     default='commit', help='commit: a G2 violation fails; '
                     'posix: only G1 violations fail (verify.py)')
+    ap.add_argument('--mount-opts', default='', metavar='OPTS',
+                    help='more -o options for the mount that crashes '
+                    '(e.g. writeback_cache)')
     ap.add_argument('--point', help='run one point (see above)')
     ap.add_argument('--tmpdir', help='where images live (default: /dev/shm '
                     'if possible, else $TMPDIR)')
@@ -669,8 +740,9 @@ def _main(a, base, t0):
     cfg = Cfg(a, base, loop_ok)
     stats = {'points': 0, 'not_crashed': 0, 'repair': 0, 'lost': 0,
              'name': 0, 'commit': 0, 'other': 0, 'failed': 0, 'torn': 0,
-             'e2fsck': 0, 'kernel': 0, 'clean_failed': 0}
+             'e2fsck': 0, 'kernel': 0, 'clean_failed': 0, 'xfail': 0}
     failures = []
+    known = {}
 
     def on_result(res):
         print(one_line(res), flush=True)
@@ -682,20 +754,26 @@ def _main(a, base, t0):
         elif res.failed:
             stats['clean_failed'] += 1
         stats['torn'] += res.torn
+        for k in res.known:
+            known[k] = known.get(k, 0) + 1
         stats['commit'] += len(res.warnings)
         for x in res.xchecks:
             stats[x] += 1
+        for wn in res.warnings:
+            print('  [warning: G2 only] %s' % wn[:400], flush=True)
         if res.failed:
             stats['failed'] += 1
             failures.append(res)
             print(format_result(res, cfg), flush=True)
-            cats = [c.split(':')[-1] for c, _ in res.problems]
+            own = [c for c, _ in res.problems if ':' not in c]
             stats['repair'] += 1 if res.needs_repair else 0
-            stats['lost'] += cats.count('lost')
-            stats['name'] += cats.count('name')
-            stats['commit'] += cats.count('commit')
-            stats['other'] += sum(1 for c in cats if c not in (
+            stats['lost'] += own.count('lost')
+            stats['name'] += own.count('name')
+            stats['commit'] += own.count('commit')
+            stats['other'] += sum(1 for c in own if c not in (
                 'lost', 'name', 'commit', 'repair'))
+            # what a replay by e2fsck or the kernel found: once per point
+            stats['xfail'] += 1 if len(own) < len(res.problems) else 0
 
     bad, tried = [], 0
     for v in a.variants:
@@ -713,8 +791,11 @@ def _main(a, base, t0):
     else:
         # clean runs: step counts for the fault points, workload durations
         # for the SIGKILL delays, and a check of the harness itself
+        # (twice: the step count of the unmount can differ by a few steps
+        # with the timing of FUSE forgets; the smaller count is used)
         clean = [Point('clean', v, s) for v in a.variants
-                 for s in range(a.start, a.start + max(1, a.fault_workloads))]
+                 for s in range(a.start, a.start + max(1, a.fault_workloads))
+                 for _ in range(2)]
         counts, calib = {}, {}
 
         def on_clean(res):
@@ -723,7 +804,9 @@ def _main(a, base, t0):
             if res.duration is not None and not res.failed:
                 calib[p.variant] = max(calib.get(p.variant, 0),
                                        res.duration)
-            counts[(p.variant, p.seed)] = res.count
+            if res.count is not None:
+                counts[(p.variant, p.seed)] = min(
+                    res.count, counts.get((p.variant, p.seed)) or res.count)
 
         print('# %d clean runs (%s), then the crash points; images in %s'
               % (len(clean), ', '.join(a.variants), base), flush=True)
@@ -762,23 +845,24 @@ def _main(a, base, t0):
         print('interrupted')
         return 1
 
-    g2_fatal = a.guarantee == 'commit'
-    bad = stats['clean_failed'] + stats['repair'] + stats['lost'] + \
-        stats['name'] + stats['other'] + (stats['commit'] if g2_fatal else 0)
+    g2_fatal = a.guarantee == 'commit'   # else G2 problems are warnings
     print('\n%d crash points tried (%d more did not crash: the workload or '
           'the steps ended first); %d images needing repair; %d fsync\'d '
           'files lost; %d durable names lost; %d commit-order violations%s; '
           '%d other problems; %d torn overwrites accepted; cross-checks: '
-          '%d e2fsck, %d kernel; %d clean runs failed; %.0fs'
+          '%d e2fsck, %d kernel, %d of them failed; %d clean runs failed; '
+          '%.0fs'
           % (stats['points'], stats['not_crashed'], stats['repair'],
              stats['lost'], stats['name'], stats['commit'],
              '' if g2_fatal else ' (not fatal: --guarantee posix)',
              stats['other'], stats['torn'], stats['e2fsck'], stats['kernel'],
-             stats['clean_failed'], time.monotonic() - t0))
+             stats['xfail'], stats['clean_failed'], time.monotonic() - t0))
+    for k, n in sorted(known.items()):
+        print('not counted, %d point(s): %s' % (n, k))
     if failures:
         print('failed points: %s' % ', '.join(r.point.name()
                                               for r in failures[:40]))
-    return 1 if bad or stats['failed'] else 0
+    return 1 if stats['failed'] else 0
 
 
 def hash_order(p):

@@ -21,11 +21,21 @@ nothing is required to survive, but nothing may appear that the workload
 never made and no file may hold bytes it never had.
 
 "A state it had" for file bytes: the sha256 equals one of the file's
-versions in [D, L] (the digests the log and model list), or - a torn
-overwrite, which ordered mode allows because data overwritten in place is
-not journaled - the size is one the path had in [D, L] and every fs block of
-the bytes equals that block of some version of the same file in [D, L].
-Torn files are accepted and counted.
+versions in [D, L] (the digests the log and model list), or one of two
+states ordered mode allows (ext4 allows them too):
+  - torn: data overwritten in place is not journaled, so it can reach the
+    disk without the metadata of its operation (or of the operations after
+    it).  The size is one the path had in [D, L] and every fs block of the
+    bytes is that block of some version in [D, L], or the bytes of a version
+    whose end of file is inside the block followed by zeros or by older
+    bytes of another version (data_matches() has the exact rule);
+  - a commit inside an extending write: the write is durable up to a block
+    boundary S inside it, the file is then the new bytes up to S
+    (Checker.partials()).
+Torn files are accepted and counted.  Not accepted, among others: blocks
+past every version's end of file that no version had (stale or unwritten
+blocks exposed by a committed size), sizes that are no block boundary and
+no version's size, bytes no version had.
 
 A G2 violation that also breaks a G1 record is reported as an fsync'd file
 (or a durable name) lost; otherwise as a commit-order violation.
@@ -106,6 +116,7 @@ def parse_log(path):
             continue        # a torn last line cannot happen, but be lenient
         if 'start' in rec:
             info['started'] = True
+            info['fp'] = rec.get('fp')
             t_start = rec.get('t')
         elif 'done' in rec:
             info['done'] = max(info['done'], rec['done'])
@@ -189,9 +200,32 @@ class Checker:
                 return True
             sizes = {len(s.data[nid]) for s, e in cands if e[1] == nid}
             versions = [s.data[nid] for s in win if nid in s.data]
-            if self.data_ok(o[1], sizes, versions):
+            psizes, pversions = self.partials(nid, p, i)
+            if self.data_ok(o[1], sizes | psizes, versions + pversions):
                 return True
         return False
+
+    def partials(self, nid, p, i):
+        """States inside the writes in (i, L] that extend file nid: the
+        write made durable up to a block boundary S only (a commit ran while
+        the write was in progress, as ext4 can commit in the middle of a
+        buffered write): the file is then the new bytes up to S.  Returns
+        (sizes S while p named nid, those versions)."""
+        sizes, versions = set(), []
+        bs = self.w.block
+        for j in range(i + 1, self.last + 1):
+            if self.w.ops[j]['k'] not in ('write', 'append', 'owrite'):
+                continue
+            before, after = self.w.states[j], self.w.states[j + 1]
+            old, new = before.data.get(nid), after.data.get(nid)
+            if old is None or new is None or len(new) <= len(old):
+                continue
+            named = after.paths.get(p, (None, None))[1] == nid
+            for s in range((len(old) // bs + 1) * bs, len(new), bs):
+                versions.append(new[:s])
+                if named:
+                    sizes.add(s)
+        return sizes, versions
 
     def data_ok(self, data, sizes, versions):
         got = data_matches(data, sizes, versions, self.w.block)
@@ -278,6 +312,10 @@ def check(w, info, obs, clean=False):
     chk = Checker(w, last)
 
     # the log and the model agree (the workload is deterministic)
+    from workload import fingerprint
+    if info.get('fp') and info['fp'] != fingerprint(w):
+        return [('harness', 'the workload process ran other operations '
+                 'than the model (workload.py changed during the run?)')], 0
     for rec in info['durable']:
         st = w.states[rec['durable'] + 1]
         for p, h in rec['files'].items():
@@ -384,6 +422,28 @@ def self_test(w):
     o = observed_from(st)
     o.errors.append('x: [Errno 5] Input/output error')
     expect('an unreadable file', info, o, False, ['unreadable'])
+    # a commit in the middle of an extending write: the file ends at a
+    # block boundary inside the write, with the new bytes below it
+    bs = w.block
+    for j, op in enumerate(w.ops):
+        if op['k'] not in ('write', 'append'):
+            continue
+        nid = w.states[j + 1].paths[op['p']][1]
+        old, new = w.states[j].data[nid], w.states[j + 1].data[nid]
+        if len(new) - len(old) <= 2 * bs:
+            continue
+        s = (len(old) // bs + 1) * bs
+        info = {'done': j - 1, 'fail': None, 'end': False, 'started': True,
+                'durable': [r for r in recs if r['durable'] < j]}
+        o = observed_from(w.states[j])
+        o.paths[op['p']] = ('f', new[:s], o.paths[op['p']][2])
+        if len(o.paths) == len(w.states[j].paths):
+            expect('write %d committed up to a block boundary' % j, info, o,
+                   False, [])
+            o.paths[op['p']] = ('f', new[:s + 1], o.paths[op['p']][2])
+            expect('write %d committed up to a byte that is no block '
+                   'boundary' % j, info, o, False, None)
+        break
     # the torn-block rule on synthetic versions (4 KiB blocks)
     import random
     r = random.Random(1)

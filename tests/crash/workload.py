@@ -20,7 +20,8 @@ write(2) split into several requests would have intermediate states the model
 does not list.
 
 The log (JSON lines, written by the workload process itself):
-    {"start": N, "variant": V, "seed": S, "t": MONOTONIC_SECONDS}
+    {"start": N, "variant": V, "seed": S, "fp": OPS_FINGERPRINT,
+     "t": MONOTONIC_SECONDS}
     {"done": j}               operation j returned successfully
     {"durable": j, "how": "fsync"|"fdatasync"|"fsyncdir"|"ofsync",
      "target": PATH, "files": {PATH: SHA256}, "names": {PATH: KIND|null}}
@@ -476,6 +477,12 @@ class _Gen:
         size = self.size(p)
         off = self.rng.randint(0, size + self.block)
         n = self.rng.randint(1, 8 * self.block)
+        ind = 12 * self.block       # first block mapped by the ind. block
+        if not self.extents and size > ind and self.rng.random() < 0.3:
+            # block-mapped files: a range from the direct blocks into the
+            # indirect ones (libext2fs 1.47.0 stops at the boundary)
+            off = self.rng.randint(6 * self.block, ind - 1)
+            n = self.rng.randint(ind - off + 1, ind - off + 6 * self.block)
         if off + n > MAX_FILE:
             return None
         return {'k': 'fallocate', 'p': p, 'mode': mode, 'off': off, 'len': n}
@@ -523,6 +530,12 @@ class _Gen:
 
     def syncfs(self):
         return {'k': 'syncfs'}
+
+
+def fingerprint(w):
+    """Identifies the operations: the verifier's model must be the one the
+    workload process ran (not so if workload.py changed in between)."""
+    return hashlib.sha256(repr(w.ops).encode()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------ durable
@@ -660,7 +673,7 @@ def run_workload(variant, seed, mnt, log_path, n_ops, pace=0.0):
             os.fsync(log)
 
     emit({'start': len(w.ops), 'variant': variant, 'seed': seed,
-          't': time.monotonic()}, True)
+          'fp': fingerprint(w), 't': time.monotonic()}, True)
     for j, op in enumerate(w.ops):
         try:
             runner.run(op)
