@@ -64,9 +64,14 @@ static void list_push(struct blist *l, struct cblock *c)
     l->head.next = c;
 }
 
+static size_t hash_slot(uint64_t blk, size_t nbuckets)
+{
+    return (size_t)((blk * 0x9E3779B97F4A7C15ull) >> 20) & (nbuckets - 1);
+}
+
 static size_t bucket(const struct bio *b, uint64_t blk)
 {
-    return (size_t)((blk * 0x9E3779B97F4A7C15ull) >> 20) & (b->nbuckets - 1);
+    return hash_slot(blk, b->nbuckets);
 }
 
 static struct cblock *lookup(struct bio *b, uint64_t blk)
@@ -91,7 +96,7 @@ static void grow(struct bio *b)
     for (size_t i = 0; i < b->nbuckets; i++) {
         struct cblock *c, *next;
         for (c = b->hash[i]; c; c = next) {
-            size_t k = (size_t)((c->blk * 0x9E3779B97F4A7C15ull) >> 20) & (n - 1);
+            size_t k = hash_slot(c->blk, n);
             next = c->hnext;
             c->hnext = h[k];
             h[k] = c;
@@ -654,30 +659,19 @@ static errcode_t sorted_dirty(struct bio *b, struct cblock ***out)
     return 0;
 }
 
-errcode_t e2_bio_dirty_collect(io_channel io, uint64_t **blks, const void ***datas, size_t *n)
+errcode_t e2_bio_dirty_foreach(io_channel io,
+                               void (*fn)(void *ctx, size_t i, uint64_t blk, const void *data),
+                               void *ctx)
 {
     struct bio *b = bio_of(io);
+    size_t n = b->ndirty;
     struct cblock **v;
     errcode_t err = sorted_dirty(b, &v);
 
-    *blks = NULL;
-    *datas = NULL;
-    *n = 0;
     if (err)
         return err;
-    *blks = malloc((b->ndirty ? b->ndirty : 1) * sizeof(**blks));
-    *datas = malloc((b->ndirty ? b->ndirty : 1) * sizeof(**datas));
-    if (!*blks || !*datas) {
-        free(*blks);
-        free(*datas);
-        free(v);
-        return EXT2_ET_NO_MEMORY;
-    }
-    for (size_t i = 0; i < b->ndirty; i++) {
-        (*blks)[i] = v[i]->blk;
-        (*datas)[i] = v[i]->data;
-    }
-    *n = b->ndirty;
+    for (size_t i = 0; i < n; i++)
+        fn(ctx, i, v[i]->blk, v[i]->data);
     free(v);
     return 0;
 }

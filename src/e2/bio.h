@@ -66,10 +66,12 @@ errcode_t e2_bio_sync(io_channel io);
 
 /* The running transaction. */
 size_t e2_bio_dirty_count(io_channel io);
-/* The dirty blocks sorted by block number: *@blks and *@datas are
- * malloc'd arrays (free both); the data pointers stay valid until the
- * next call that changes the cache. */
-errcode_t e2_bio_dirty_collect(io_channel io, uint64_t **blks, const void ***datas, size_t *n);
+/* Call @fn for each dirty block in block number order, with its index in
+ * that order; the data pointer stays valid until the next call that
+ * changes the cache. */
+errcode_t e2_bio_dirty_foreach(io_channel io,
+                               void (*fn)(void *ctx, size_t i, uint64_t blk, const void *data),
+                               void *ctx);
 /* Write every dirty block home (contiguous runs in one pwrite each); they
  * become clean. */
 errcode_t e2_bio_checkpoint(io_channel io);

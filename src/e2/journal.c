@@ -242,18 +242,25 @@ static int commit_unjournaled(struct e2_image *img)
     return ret;
 }
 
+static void put_block(void *ctx, size_t i, uint64_t blk, const void *data)
+{
+    struct jfmt_block *v = ctx;
+
+    v[i].home = blk;
+    v[i].data = data;
+}
+
 int e2_journal_commit_locked(struct e2_image *img)
 {
     struct e2_journal *jn = img->journal;
     ext2_filsys fs = img->fs;
-    uint64_t *blks = NULL;
-    const void **datas = NULL;
     struct jfmt_block *v = NULL;
     unsigned char *cblk = NULL;
     uint32_t v1_crc = 0;
     struct emit_ctx ec;
     struct timespec now;
     size_t n;
+    uint64_t log_blocks;
     uint32_t need;
     int ret;
 
@@ -275,36 +282,33 @@ int e2_journal_commit_locked(struct e2_image *img)
             return log_reset(img);
         return e2_errno(e2_bio_sync(fs->io));
     }
-    if (jfmt_txn_log_blocks(&jn->j, n, 0) >= area_len(jn)) {
+    log_blocks = jfmt_txn_log_blocks(&jn->j, n, 0);
+    if (log_blocks >= area_len(jn)) {
         ret = commit_unjournaled(img);
         if (!ret)
             reserved_release(fs, jn);
         return ret;
     }
-    need = (uint32_t)jfmt_txn_log_blocks(&jn->j, n, 0);
+    need = (uint32_t)log_blocks; /* below area_len: fits */
     if (jn->tail_start && overlaps(jn, jn->head, need, jn->tail_start, jn->tail_len)) {
         ret = log_reset(img);
         if (ret)
             return ret;
     }
-    ret = e2_errno(e2_bio_dirty_collect(fs->io, &blks, &datas, &n));
-    if (ret)
-        return ret;
     cblk = malloc(fs->blocksize);
     v = malloc(n * sizeof(*v));
     if (!cblk || !v) {
         ret = -ENOMEM;
         goto out_free;
     }
+    ret = e2_errno(e2_bio_dirty_foreach(fs->io, put_block, v));
+    if (ret)
+        goto out_free;
 
     /* 2. log */
     ec.img = img;
     ec.pos = jn->head;
     ec.err = 0;
-    for (size_t i = 0; i < n; i++) {
-        v[i].home = blks[i];
-        v[i].data = datas[i];
-    }
     ret = jfmt_txn_emit(&jn->j, jn->seq, v, n, NULL, 0, emit_block, &ec, &v1_crc);
     if (!ret)
         ret = ec.err;
@@ -334,8 +338,6 @@ int e2_journal_commit_locked(struct e2_image *img)
 out_free:
     free(cblk);
     free(v);
-    free(blks);
-    free(datas);
     if (ret)
         log_err("journal: commit to '%s' failed: %s", img->path, strerror(-ret));
     return ret;

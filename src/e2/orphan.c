@@ -100,10 +100,8 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
             /* ext4 also lists inodes mid-truncate; ours never are, and the
              * blocks past i_size are released as the kernel would. */
             uint64_t bs = fs->blocksize, keep = (EXT2_I_SIZE(&in) + bs - 1) / bs;
-            fs->super->s_last_orphan = is_valid_orphan(fs, in.i_dtime) ? in.i_dtime : 0;
-            in.i_dtime = 0;
-            ext2fs_mark_super_dirty(fs);
-            if (!(in.i_flags & EXT4_INLINE_DATA_FL) &&
+            ret = e2_orphan_remove_locked(img, ino, &in); /* the head: O(1) */
+            if (!ret && !(in.i_flags & EXT4_INLINE_DATA_FL) &&
                 ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)&in))
                 ret = e2_punch_locked(img, ino, &in, keep, ~0ULL);
             if (!ret)

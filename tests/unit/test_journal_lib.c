@@ -11,6 +11,7 @@
  * expected listing exactly after any later crash. */
 #include "uext4.h"
 #include "harness.h"
+#include "lib_images.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,36 +22,6 @@
 #define NPHASES    6
 #define FAULT_EXIT 86
 
-static char tmpdir[64];
-static const struct uext4_cred root = {.uid = 0, .gid = 0, .umask = 022};
-
-static int run(const char *fmt, const char *a)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof(cmd), fmt, a, a, a);
-    return system(cmd);
-}
-
-static const char *mkimg(const char *mkfs_args)
-{
-    static char path[128];
-    char cmd[512];
-
-    snprintf(path, sizeof(path), "%s/j.img", tmpdir);
-    unlink(path);
-    snprintf(cmd, sizeof(cmd),
-             "mke2fs -q -F -t ext4 -U 6b1a4c3e-1f1d-4c55-9d39-0d1f0b6a2c11 -E hash_seed="
-             "1b4d7e43-5a7b-4c1c-8a64-2f4b1e7d9a10 %s %s 32M >/dev/null 2>&1",
-             mkfs_args, path);
-    return system(cmd) == 0 ? path : NULL;
-}
-
-static int fsck_clean(const char *img)
-{
-    return run("e2fsck -fn %s >&2", img) == 0;
-}
-
 /* A dumpe2fs -h line of @img contains @text. */
 static int sb_says(const char *img, const char *text)
 {
@@ -58,17 +29,6 @@ static int sb_says(const char *img, const char *text)
 
     snprintf(cmd, sizeof(cmd), "dumpe2fs -h %s 2>/dev/null | grep -q '%s'", img, text);
     return system(cmd) == 0;
-}
-
-static struct uext4_fs *open_img(const char *img, const struct uext4_options *o)
-{
-    struct uext4_fs *fs = NULL;
-    char why[256];
-    int ret = uext4_open(img, o, &fs, why, sizeof(why));
-
-    if (ret)
-        fprintf(stderr, "  open %s: %d %s\n", img, ret, why);
-    return fs;
 }
 
 static void pattern(unsigned char *buf, size_t n, unsigned seed)
@@ -364,7 +324,7 @@ static int check_after_crash(const char *img, int done)
 
 static int test_clean_unmount_leaves_empty_journal(void)
 {
-    const char *img = mkimg("-O inline_data");
+    const char *img = mkimg("-t ext4 -O inline_data");
     int status, done;
 
     CHECK(img);
@@ -381,7 +341,7 @@ static int test_clean_unmount_leaves_empty_journal(void)
 
 static int test_killed_after_sync_replays(void)
 {
-    const char *img = mkimg("-O inline_data");
+    const char *img = mkimg("-t ext4 -O inline_data");
     int status, done;
 
     CHECK(img);
@@ -394,7 +354,7 @@ static int test_killed_after_sync_replays(void)
 
 static int test_e2fsck_replays_our_journal(void)
 {
-    const char *img = mkimg("-O inline_data,metadata_csum,64bit");
+    const char *img = mkimg("-t ext4 -O inline_data,metadata_csum,64bit");
     char cmd[512];
     int status, done;
 
@@ -412,7 +372,7 @@ static int test_e2fsck_replays_our_journal(void)
 
 static int test_norecovery_reads_unreplayed(void)
 {
-    const char *img = mkimg("");
+    const char *img = mkimg("-t ext4");
     struct uext4_options o = {.norecovery = true};
     struct uext4_fs *fs;
     int status;
@@ -495,12 +455,12 @@ static int power_cut_sweep(const char *mkfs_args, unsigned stride)
 
 static int test_power_cut_every_step_csum(void)
 {
-    return power_cut_sweep("-O inline_data,metadata_csum,64bit", 3);
+    return power_cut_sweep("-t ext4 -O inline_data,metadata_csum,64bit", 3);
 }
 
 static int test_power_cut_every_step_1k_nocsum(void)
 {
-    return power_cut_sweep("-b 1024 -O ^metadata_csum,^64bit", 5);
+    return power_cut_sweep("-t ext4 -b 1024 -O ^metadata_csum,^64bit", 5);
 }
 
 static int test_power_cut_while_log_wraps(void)
@@ -510,7 +470,7 @@ static int test_power_cut_while_log_wraps(void)
     int ret;
 
     warm_commits = 400;
-    ret = power_cut_sweep("-b 1024 -J size=1 -O ^metadata_csum", 4);
+    ret = power_cut_sweep("-t ext4 -b 1024 -J size=1 -O ^metadata_csum", 4);
     warm_commits = 0;
     return ret;
 }
@@ -520,7 +480,7 @@ static int test_transactions_larger_than_the_log(void)
     /* A log of 12 blocks: most phases outgrow it and are written home
      * unprotected, with the superblock marked not clean meanwhile; a clean
      * run must still end clean and whole. */
-    const char *img = mkimg("-O inline_data");
+    const char *img = mkimg("-t ext4 -O inline_data");
     int status, done;
 
     CHECK(img);
@@ -538,7 +498,7 @@ static int test_small_journal_many_commits(void)
 {
     /* A 1024-block journal: creating thousands of inodes outgrows a
      * quarter of it many times, forcing commits between operations. */
-    const char *img = mkimg("-b 1024 -J size=1 -N 8192");
+    const char *img = mkimg("-t ext4 -b 1024 -J size=1 -N 8192");
     struct uext4_fs *fs;
     char name[32];
     struct stat st;
@@ -564,7 +524,7 @@ static int test_enospc_after_delete_retries(void)
     /* The blocks of a deleted file are held back until the commit that
      * frees them is durable; a write that finds the disk full commits and
      * tries again instead of failing. */
-    const char *img = mkimg("");
+    const char *img = mkimg("-t ext4");
     static unsigned char buf[1 << 20];
     struct uext4_fs *fs;
     uint32_t big, other;
@@ -607,13 +567,9 @@ int main(void)
     int ret;
 
     /* tmpfs when there is one: hundreds of images, each synced often. */
-    snprintf(tmpdir, sizeof(tmpdir), "%s/uext4-jlib-XXXXXX",
-             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        perror("mkdtemp");
+    if (make_tmpdir(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", "uext4-jlib"))
         return 1;
-    }
     ret = run_tests(cases, sizeof(cases) / sizeof(cases[0]));
-    run("rm -rf %s", tmpdir);
+    sh("rm -rf %s", tmpdir);
     return ret;
 }

@@ -3,6 +3,7 @@
  * `e2fsck -fn` on it; on-disk state is checked with debugfs. */
 #include "uext4.h"
 #include "harness.h"
+#include "lib_images.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,38 +14,6 @@
 
 #define INLINE_FL  0x10000000u
 #define EXTENTS_FL 0x00080000u
-
-static char tmpdir[64];
-static const struct uext4_cred root = {.uid = 0, .gid = 0, .umask = 022};
-
-static int sh(const char *fmt, const char *arg)
-{
-    char cmd[1024];
-
-    snprintf(cmd, sizeof(cmd), fmt, arg, arg);
-    return system(cmd);
-}
-
-/* A fresh image; @mkfs_args are mke2fs options. */
-static const char *mkimg(const char *mkfs_args)
-{
-    static char path[128];
-    char cmd[512];
-
-    snprintf(path, sizeof(path), "%s/t.img", tmpdir);
-    unlink(path);
-    snprintf(cmd, sizeof(cmd),
-             "mke2fs -q -F -U 6b1a4c3e-1f1d-4c55-9d39-0d1f0b6a2c11 -E hash_seed="
-             "1b4d7e43-5a7b-4c1c-8a64-2f4b1e7d9a10 %s %s 32M >/dev/null 2>&1",
-             mkfs_args, path);
-    return system(cmd) == 0 ? path : NULL;
-}
-
-static int fsck_clean(const char *img)
-{
-    /* The report goes to stderr, to be read when a case fails. */
-    return sh("e2fsck -fn %s >&2", img) == 0;
-}
 
 /* i_flags of @path in @img, read by debugfs. */
 static long disk_flags(const char *img, const char *path)
@@ -64,17 +33,6 @@ static long disk_flags(const char *img, const char *path)
     }
     pclose(p);
     return flags;
-}
-
-static struct uext4_fs *open_img(const char *img, const struct uext4_options *o)
-{
-    struct uext4_fs *fs = NULL;
-    char why[256];
-    int ret = uext4_open(img, o, &fs, why, sizeof(why));
-
-    if (ret)
-        fprintf(stderr, "  open %s: %d %s\n", img, ret, why);
-    return fs;
 }
 
 static uint32_t create(struct uext4_fs *fs, uint32_t dir, const char *name)
@@ -694,8 +652,7 @@ int main(void)
     };
     int ret;
 
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/uext4-lib-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (make_tmpdir("/tmp", "uext4-lib"))
         return 1;
     ret = run_tests(cases, sizeof(cases) / sizeof(cases[0]));
     sh("rm -rf %s", tmpdir);
