@@ -66,7 +66,8 @@ static void usage(FILE *out)
             "  ro                    serve read-only\n"
             "  rw                    serve read-write (the default)\n"
             "  fakeroot              every caller acts as root inside the image;\n"
-            "                        no permission checks\n"
+            "                        no permission checks (implies\n"
+            "                        no_default_permissions)\n"
             "  uidmap=IMG:LOCAL[:N]  image uids IMG..IMG+N-1 are local uids\n"
             "                        LOCAL..LOCAL+N-1 (N defaults to 1); up to %u,\n"
             "                        unmapped ids show as 65534\n"
@@ -85,7 +86,12 @@ static void usage(FILE *out)
             "FUSE options:\n"
             "  allow_other           let other users access the mount\n"
             "                        (needs user_allow_other in /etc/fuse.conf)\n"
-            "  default_permissions   let the kernel check permissions (and POSIX ACLs)\n"
+            "  default_permissions   the kernel checks permissions and POSIX ACLs\n"
+            "                        before uext4 does (the default, except with\n"
+            "                        fakeroot)\n"
+            "  no_default_permissions\n"
+            "                        only uext4 checks; the kernel then keeps no\n"
+            "                        names, so every path lookup costs a request\n"
             "  writeback_cache       let the kernel cache written data and send it\n"
             "                        later in large requests; fsync covers the same,\n"
             "                        but a crash can lose unsynced writes up to 30 s\n"
@@ -189,6 +195,8 @@ static int parse_cmdline(struct cli *c, int argc, char **argv)
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (fe_opts_finish(&c->opts, err, sizeof(err)) < 0)
+        return usage_error("%s", err);
     if (argc - optind < 2)
         return usage_error("missing %s",
                            argc - optind == 0 ? "IMAGE and MOUNTPOINT" : "MOUNTPOINT");

@@ -224,7 +224,13 @@ static int set_allow_other(const struct opt_ctx *c)
 
 static int set_default_permissions(const struct opt_ctx *c)
 {
-    c->o->default_permissions = true;
+    c->o->perm_check = FE_PERM_KERNEL;
+    return 0;
+}
+
+static int set_no_default_permissions(const struct opt_ctx *c)
+{
+    c->o->perm_check = FE_PERM_DAEMON;
     return 0;
 }
 
@@ -254,6 +260,7 @@ static const struct {
     {"gidmap", true, set_gidmap},
     {"allow_other", false, set_allow_other},
     {"default_permissions", false, set_default_permissions},
+    {"no_default_permissions", false, set_no_default_permissions},
     {"writeback_cache", false, set_writeback_cache},
     {"errors", true, set_errors},
     {"inline_mmap", true, set_inline_mmap},
@@ -340,5 +347,16 @@ int fe_opts_parse(struct fe_mount_opts *o, char *list, char *err, size_t err_len
         if (rc < 0)
             return rc;
     }
+    return 0;
+}
+
+int fe_opts_finish(struct fe_mount_opts *o, char *err, size_t err_len)
+{
+    if (o->core.fakeroot && o->perm_check == FE_PERM_KERNEL)
+        return opt_error(err, err_len,
+                         "mount options 'fakeroot' and 'default_permissions' contradict each "
+                         "other: the kernel would refuse what fakeroot allows");
+    if (o->perm_check == FE_PERM_UNSET)
+        o->perm_check = o->core.fakeroot ? FE_PERM_DAEMON : FE_PERM_KERNEL;
     return 0;
 }

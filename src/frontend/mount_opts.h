@@ -25,10 +25,21 @@ enum fe_kflag_group {
     FE_KF_NR
 };
 
+/* Who checks permissions. The kernel, from the attributes and POSIX ACLs
+ * the daemon reports (FUSE default_permissions), unless told otherwise or
+ * under fakeroot, whose callers the kernel would refuse: the daemon checks
+ * every request either way, but only kernel checks let the kernel keep
+ * looked-up names (session.c). */
+enum fe_perm_check {
+    FE_PERM_UNSET, /* kernel, or daemon alone under fakeroot */
+    FE_PERM_KERNEL,
+    FE_PERM_DAEMON,
+};
+
 struct fe_mount_opts {
     struct uext4_options core;
     bool allow_other;
-    bool default_permissions;
+    enum fe_perm_check perm_check;
     /* Ask for FUSE_CAP_WRITEBACK_CACHE: the kernel buffers write(2) data
      * in its page cache and owns i_size, mtime and ctime (session.c). */
     bool writeback_cache;
@@ -48,5 +59,10 @@ void fe_opts_init(struct fe_mount_opts *o);
  * of what earlier calls set. @list is split in place and must outlive @o.
  * Returns 0, or -EINVAL with a message naming the option in @err. */
 int fe_opts_parse(struct fe_mount_opts *o, char *list, char *err, size_t err_len);
+
+/* After the last fe_opts_parse(): settle what depends on several options
+ * (FE_PERM_UNSET is resolved). Returns 0, or -EINVAL with a message in
+ * @err for options that contradict each other. */
+int fe_opts_finish(struct fe_mount_opts *o, char *err, size_t err_len);
 
 #endif

@@ -177,7 +177,7 @@ static int fe_build_args(struct fuse_args *args, const struct fe_mount_params *p
     rc = fe_add_opt(&opts, "fsname", p->fsname);
     if (rc == 0)
         rc = fe_add_opt(&opts, "subtype", p->subtype);
-    if (rc == 0 && o->default_permissions)
+    if (rc == 0 && o->perm_check == FE_PERM_KERNEL)
         rc = fe_add_opt(&opts, "default_permissions", NULL);
     if (rc == 0 && o->allow_other)
         rc = fe_add_opt(&opts, "allow_other", NULL);
@@ -211,11 +211,11 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     if (!s)
         return -ENOMEM;
     s->ctx.fs = fs;
-    s->ctx.posix_acl = p->opts->default_permissions;
+    s->ctx.posix_acl = p->opts->perm_check == FE_PERM_KERNEL;
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;
     s->ctx.entry_timeout =
-        p->opts->default_permissions || p->opts->core.fakeroot ? FE_TIMEOUT : 0.0;
+        p->opts->perm_check == FE_PERM_KERNEL || p->opts->core.fakeroot ? FE_TIMEOUT : 0.0;
     rc = fe_build_args(&s->args, p);
     if (rc < 0)
         goto out_free_args;

@@ -81,6 +81,7 @@ def accepted_options():
         img = mkfs(d + '/img')
         for opts in (['rw'], ['errors=continue'], ['errors=remount-ro'],
                      ['errors=panic'], ['allow_other', 'default_permissions'],
+                     ['no_default_permissions'],
                      ['uidmap=0:0', 'gidmap=0:0'], ['fakeroot']):
             with Mount(img, opts=opts) as m:
                 write_file(m.path('f'), b' '.join(o.encode() for o in opts))

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Permission checks as the kernel makes them, exercised by non-root users.
 
-The mount uses allow_other WITHOUT default_permissions, so the daemon's own
-checks are what is tested; the *_defperm variants repeat the core checks
-with default_permissions (the kernel checks from the attributes the daemon
-reports).  fakeroot is checked at the end.
+The first variants mount with no_default_permissions, so the daemon's own
+checks are what is tested; the *_defperm variants repeat them with the
+default (default_permissions: the kernel checks first, from the attributes
+and ACLs the daemon reports).  fakeroot is checked at the end.
 """
 
 import errno
@@ -287,47 +287,52 @@ def kill_suid_checks(opts):
 
 @test
 def perm_core():
-    core_permission_checks(['allow_other'])
+    core_permission_checks(['allow_other', 'no_default_permissions'])
 
 
 @test
 def perm_dirs():
-    dir_permission_checks(['allow_other'])
+    dir_permission_checks(['allow_other', 'no_default_permissions'])
 
 
 @test
 def perm_sticky():
-    sticky_checks(['allow_other'])
+    sticky_checks(['allow_other', 'no_default_permissions'])
 
 
 @test
 def perm_setgid_dir():
-    setgid_dir_checks(['allow_other'])
+    setgid_dir_checks(['allow_other', 'no_default_permissions'])
 
 
 @test
 def perm_kill_suid():
-    kill_suid_checks(['allow_other'])
+    kill_suid_checks(['allow_other', 'no_default_permissions'])
 
 
 @test
 def perm_core_defperm():
-    core_permission_checks(['allow_other', 'default_permissions'])
+    core_permission_checks(['allow_other'])
 
 
 @test
 def perm_dirs_defperm():
-    dir_permission_checks(['allow_other', 'default_permissions'])
+    dir_permission_checks(['allow_other'])
 
 
 @test
 def perm_sticky_defperm():
-    sticky_checks(['allow_other', 'default_permissions'])
+    sticky_checks(['allow_other'])
+
+
+@test
+def perm_setgid_dir_defperm():
+    setgid_dir_checks(['allow_other'])
 
 
 @test
 def perm_kill_suid_defperm():
-    kill_suid_checks(['allow_other', 'default_permissions'])
+    kill_suid_checks(['allow_other'])
 
 
 @test

@@ -152,7 +152,7 @@ def xattr_permissions():
         fsck(img)
 
 
-ACL_OPTS = [['allow_other'], ['allow_other', 'default_permissions']]
+ACL_OPTS = [['allow_other', 'no_default_permissions'], ['allow_other']]
 
 
 def acl_enforcement(opts):

@@ -43,6 +43,10 @@ static const struct opt_row rows[] = {
     {"commit_empty", "commit=", -EINVAL, "commit"},
     {"fsname_empty", "fsname=", -EINVAL, "fsname"},
     {"flag_with_value", "noatime=1", -EINVAL, "noatime"},
+    {"fakeroot_dp", "fakeroot,default_permissions", -EINVAL, "fakeroot"},
+    {"dp_fakeroot", "default_permissions,fakeroot", -EINVAL, "default_permissions"},
+    {"fakeroot_no_dp", "fakeroot,no_default_permissions", 0, NULL},
+    {"no_dp_value", "no_default_permissions=1", -EINVAL, "no_default_permissions"},
 };
 
 static int test_rows(void)
@@ -55,6 +59,8 @@ static int test_rows(void)
 
         fe_opts_init(&o);
         rc = fe_opts_parse(&o, s, err, sizeof(err));
+        if (rc == 0)
+            rc = fe_opts_finish(&o, err, sizeof(err));
         free(s);
         if (rc != rows[i].rc) {
             fprintf(stderr, "  row %s: rc %d, want %d (%s)\n", rows[i].name, rc, rows[i].rc, err);
@@ -94,11 +100,46 @@ static int test_values_reach_core(void)
     return 0;
 }
 
+/* Who checks permissions, for each way of saying it. */
+static int test_perm_check(void)
+{
+    static const struct {
+        const char *in;
+        enum fe_perm_check want;
+    } cases[] = {
+        {"", FE_PERM_KERNEL},
+        {"default_permissions", FE_PERM_KERNEL},
+        {"no_default_permissions", FE_PERM_DAEMON},
+        {"no_default_permissions,default_permissions", FE_PERM_KERNEL},
+        {"default_permissions,no_default_permissions", FE_PERM_DAEMON},
+        {"fakeroot", FE_PERM_DAEMON},
+        {"allow_other,ro", FE_PERM_KERNEL},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fe_mount_opts o;
+        char err[256] = "";
+        char *s = strdup(cases[i].in);
+
+        fe_opts_init(&o);
+        CHECK_EQ(fe_opts_parse(&o, s, err, sizeof(err)), 0);
+        CHECK_EQ(fe_opts_finish(&o, err, sizeof(err)), 0);
+        free(s);
+        if (o.perm_check != cases[i].want) {
+            fprintf(stderr, "  '%s': perm_check %d, want %d\n", cases[i].in, o.perm_check,
+                    cases[i].want);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
         {"option_rows", test_rows},
         {"values_reach_core", test_values_reach_core},
+        {"perm_check", test_perm_check},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
 }
