@@ -20,6 +20,39 @@ static int open_read_locked(struct e2_image *img, uint32_t ino, struct ext2_xatt
     return ret;
 }
 
+/* ext2fs_xattrs_write() (libext2fs 1.47.0) frees the xattr block only when
+ * the inode had none to begin with: when the last attribute leaves a
+ * block, it writes the block back empty and keeps it (a block per inode
+ * wasted, and the kernel frees it). Free such a block after every change;
+ * ext2fs_free_ext_attr() drops one reference and the block with the last. */
+static int drop_empty_block_locked(struct e2_image *img, uint32_t ino)
+{
+    struct ext2_inode_large inode;
+    const struct ext2_ext_attr_header *hdr;
+    char *buf = NULL;
+    blk64_t blk;
+    int ret;
+
+    ret =
+        e2_errno(ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)&inode, sizeof(inode)));
+    if (ret)
+        return ret;
+    blk = ext2fs_file_acl_block(img->fs, (struct ext2_inode *)&inode);
+    if (blk == 0)
+        return 0;
+    ret = e2_errno(ext2fs_get_mem(img->fs->blocksize, &buf));
+    if (ret)
+        return ret;
+    ret = e2_errno(ext2fs_read_ext_attr3(img->fs, blk, buf, ino));
+    hdr = (const void *)buf;
+    /* The first entry after the header is the end marker: no entries. */
+    if (!ret && hdr->h_magic == EXT2_EXT_ATTR_MAGIC &&
+        EXT2_EXT_IS_LAST_ENTRY((const struct ext2_ext_attr_entry *)(hdr + 1)))
+        ret = e2_errno(ext2fs_free_ext_attr(img->fs, ino, NULL));
+    ext2fs_free_mem(&buf);
+    return ret;
+}
+
 ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf, size_t size)
 {
     struct ext2_xattr_handle *h;
@@ -81,6 +114,8 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
         goto out_close;
     }
     ret = e2_errno(ext2fs_xattr_set(h, name, val, len));
+    if (!ret)
+        ret = drop_empty_block_locked(img, ino);
 out_close:
     ext2fs_xattrs_close(&h);
 out_unlock:
@@ -150,6 +185,8 @@ int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
     if (!ret) {
         ext2fs_free_mem(&old);
         ret = e2_errno(ext2fs_xattr_remove(h, name));
+        if (!ret)
+            ret = drop_empty_block_locked(img, ino);
     }
     ext2fs_xattrs_close(&h);
 out_unlock:

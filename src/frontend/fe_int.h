@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "frontend/wire.h"
 #include "uext4.h"
 
 /* Entry and attribute timeouts, in seconds. Long, because this daemon is the
@@ -39,6 +40,9 @@ struct fe_ctx {
     /* FUSE_CAP_WRITEBACK_CACHE is on: write(2) data arrives as writeback
      * and the kernel owns i_size, mtime and ctime (file.c, attr.c). */
     bool writeback_cache;
+    /* The channel under libfuse (wire.c); its INIT state is written by
+     * the worker that answers INIT, before any other request exists. */
+    struct fe_wire wire;
 };
 
 static inline struct fe_ctx *fe_ctx(fuse_req_t req)

@@ -54,14 +54,15 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
     /* Only this daemon changes the image, so cached symlink targets stay
      * true until we change them ourselves. */
     fe_want(conn, FUSE_CAP_CACHE_SYMLINKS);
-    /* Clearing setuid/setgid on write, truncate and chown is the core's job
-     * (it knows the caller). libfuse 3.14 never passes this on to the
-     * kernel (its INIT reply leaves it out, libfuse issue #884), so today
-     * the kernel clears the bits itself, with a SETATTR of the mode that
-     * the core allows a writer who is not the owner. Never with
-     * writeback_cache: written data then reaches us at writeback, as uid 0,
-     * when the writer is no longer known; the kernel must clear the bits at
-     * write(2). */
+    /* Clearing setuid/setgid on write, truncate and chown is the core's
+     * job (it knows the caller). libfuse 3.14 never passes HANDLE_KILLPRIV
+     * on to the kernel (libfuse issue #884) and knows nothing of
+     * HANDLE_KILLPRIV_V2, which the channel adds to the INIT reply instead
+     * (wire.c): with it the kernel writes a setuid/setgid file through
+     * even with writeback_cache, so the core sees each writer. Plain
+     * HANDLE_KILLPRIV is asked for (for a libfuse that forwards it) only
+     * without writeback_cache: under it, cached data reaches us at
+     * writeback, as uid 0, when the writer is no longer known. */
     if (ctx->writeback_cache)
         conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
     else
@@ -213,6 +214,7 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     s->ctx.fs = fs;
     s->ctx.posix_acl = p->opts->perm_check == FE_PERM_KERNEL;
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
+    fe_wire_init(&s->ctx.wire, true);
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;
     s->ctx.entry_timeout =
         p->opts->perm_check == FE_PERM_KERNEL || p->opts->core.fakeroot ? FE_TIMEOUT : 0.0;
@@ -240,12 +242,37 @@ out_free_args:
     return rc;
 }
 
+static ssize_t fe_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+    struct fe_ctx *ctx = userdata;
+
+    return fe_wire_read(&ctx->wire, fd, buf, len);
+}
+
+static ssize_t fe_io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+    struct fe_ctx *ctx = userdata;
+
+    return fe_wire_writev(&ctx->wire, fd, iov, count);
+}
+
 int fe_session_mount(struct fe_session *s, const char *mountpoint)
 {
+    /* No splice operations: libfuse then neither offers nor uses splice,
+     * which it would not for our buffers anyway. */
+    static const struct fuse_custom_io io = {
+        .read = fe_io_read,
+        .writev = fe_io_writev,
+    };
+    int rc;
+
     if (fuse_session_mount(s->se, mountpoint) != 0)
         return -EIO;
     s->mounted = true;
-    return 0;
+    /* The channel goes in after mounting, on the descriptor the mount
+     * opened; before INIT, which the loop reads first. */
+    rc = fuse_session_custom_io(s->se, &io, fuse_session_fd(s->se));
+    return rc < 0 ? rc : 0;
 }
 
 int fe_session_run(struct fe_session *s, bool single_thread)

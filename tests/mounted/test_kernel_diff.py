@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import stat
+import struct
 import subprocess
 
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
@@ -53,6 +54,34 @@ def fsync(path):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# A file capability (VFS_CAP_REVISION_2, effective, CAP_NET_BIND_SERVICE).
+CAP = struct.pack('<5I', 0x02000001, 1 << 10, 0, 0, 0)
+
+
+def cap_after_writes(path):
+    """Writes through one open file, with the capability set again in
+    between: the kernel must not skip the second removal on the strength
+    of the first (security.* setxattr resets its no-privileges mark, and
+    with HANDLE_KILLPRIV_V2 uext4 relies on that)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.setxattr(path, 'security.capability', CAP)
+        os.pwrite(fd, b'1', 0)
+        first = xattr_or_errno(path, 'security.capability')
+        os.setxattr(path, 'security.capability', CAP)
+        os.pwrite(fd, b'2', 1)
+        return first, xattr_or_errno(path, 'security.capability')
+    finally:
+        os.close(fd)
+
+
+def xattr_or_errno(path, name):
+    try:
+        return os.getxattr(path, name)
+    except OSError as e:
+        return 'E' + errno.errorcode.get(e.errno, str(e.errno))
 
 
 def digest(path):
@@ -167,6 +196,22 @@ def script(root):
     r('removexattr', os.removexattr, P('f4096'), 'user.big')
     r('setxattr symlink', os.setxattr, P('s10'), 'user.x', b'',
       0, follow_symlinks=False)
+    # Writing, truncating or chowning a file drops its capability, even
+    # as root; root keeps setuid/setgid (CAP_FSETID).
+    r('cap file', write_at, P('cap'), b'c' * 100, 0)
+    r('cap chmod', os.chmod, P('cap'), 0o6755)
+    r('cap set', os.setxattr, P('cap'), 'security.capability', CAP)
+    r('cap get', os.getxattr, P('cap'), 'security.capability')
+    r('cap write', write_at, P('cap'), b'C', 50)
+    r('cap get after write', os.getxattr, P('cap'), 'security.capability')
+    r('cap writes', cap_after_writes, P('cap'))
+    r('cap set 2', os.setxattr, P('cap'), 'security.capability', CAP)
+    r('cap truncate', os.truncate, P('cap'), 10)
+    r('cap get after truncate', os.getxattr, P('cap'), 'security.capability')
+    r('cap set 3', os.setxattr, P('cap'), 'security.capability', CAP)
+    r('cap chown', os.chown, P('cap'), 1000, 1000)
+    r('cap get after chown', os.getxattr, P('cap'), 'security.capability')
+    r('cap stat', os.stat, P('cap'))
     # In-inode xattrs share space with inline data: whether the append
     # below still fits inline is the kernel's call.
     r('ix write', write_at, P('ix'), b'i' * 50, 0)

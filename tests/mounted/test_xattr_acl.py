@@ -7,8 +7,8 @@ import os
 import stat
 
 from uext4test import (Mount, check, eq, errno_as, expect_errno,
-                       expect_errno_as, fsck, getxattr_size, main, mkfs, run,
-                       run_as, test, workdir, write_file)
+                       expect_errno_as, fsck, getxattr_size, inode_info, main,
+                       mkfs, run, run_as, test, workdir, write_file)
 
 G1, G2, G3 = 20001, 20002, 20003
 UA = (10001, G1, [G1])
@@ -256,6 +256,38 @@ def acl_default_inheritance():
             check('user:%d:rwx\t#effective:rw-' % UB[0] in getfacl(f),
                   'ACL after remount: %r' % getfacl(f))
         fsck(img)
+
+
+@test
+def xattr_block_freed():
+    """Removing the last attributes of an xattr block frees the block
+    (libext2fs 1.47.0 alone would keep it, empty); another inode's block
+    with the same contents stays."""
+    with workdir() as d:
+        # 128-byte inodes: no room in the inode, every attribute is in a block.
+        img = mkfs(d + '/img', opts=['-I', '128'])
+        with Mount(img) as m:
+            for name in ('one', 'big', 'shared1', 'shared2'):
+                write_file(m.path(name), b'')
+            os.setxattr(m.path('one'), 'user.a', b'1')
+            os.removexattr(m.path('one'), 'user.a')
+            os.setxattr(m.path('big'), 'user.a', b'x' * 500)
+            os.setxattr(m.path('big'), 'user.b', b'y' * 500)
+            os.removexattr(m.path('big'), 'user.a')
+            os.removexattr(m.path('big'), 'user.b')
+            for name in ('shared1', 'shared2'):
+                os.setxattr(m.path(name), 'user.s', b'same')
+            os.removexattr(m.path('shared1'), 'user.s')
+            eq(os.getxattr(m.path('shared2'), 'user.s'), b'same',
+               'the other inode keeps its attribute')
+        fsck(img)
+        for name in ('one', 'big', 'shared1'):
+            info = inode_info(img, '/' + name)
+            check('File ACL: 0' in info['text'],
+                  '%s keeps an xattr block:\n%s' % (name, info['text']))
+            eq(info['blockcount'], 0, 'blocks of %s' % name)
+        check('File ACL: 0' not in inode_info(img, '/shared2')['text'],
+              'shared2 lost its xattr block')
 
 
 if __name__ == '__main__':

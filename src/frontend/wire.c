@@ -1,0 +1,81 @@
+/* The FUSE channel under libfuse (installed with fuse_session_custom_io()).
+ *
+ * libfuse 3.14 negotiates the connection from a table of the protocol
+ * features it knows; FUSE_HANDLE_KILLPRIV_V2 is not among them, and it never
+ * forwards FUSE_HANDLE_KILLPRIV at all (libfuse issue #884). Without either,
+ * the kernel sends a GETXATTR of security.capability before every write(2),
+ * half the requests of a small write. The INIT reply passes through here on
+ * its way to the kernel, and we add the flag when the kernel offered it.
+ *
+ * That is safe because the core already does what HANDLE_KILLPRIV_V2 asks of
+ * the daemon: it clears setuid/setgid on write, on truncation and on chown
+ * by a caller without CAP_FSETID (it sees the caller of every such request:
+ * with writeback_cache the kernel writes a setuid/setgid file through, not
+ * into its cache). The kernel keeps removing security.capability itself:
+ * with the flag it sets SB_NOSEC, checks an inode once, and checks it again
+ * after any attribute refresh or security.* setxattr.
+ *
+ * Only this file includes <linux/fuse.h>: its names collide with libfuse's. */
+#include "frontend/wire.h"
+
+#include <linux/fuse.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+/* What we add to the INIT reply, each only if the kernel offered it. */
+#define WIRE_EXTRA_FLAGS ((uint32_t)FUSE_HANDLE_KILLPRIV_V2)
+
+void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
+{
+    memset(w, 0, sizeof(*w));
+    w->want = killpriv_v2 ? WIRE_EXTRA_FLAGS : 0;
+    atomic_init(&w->init_pending, false);
+}
+
+ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
+{
+    ssize_t n = read(fd, buf, len);
+    const struct fuse_in_header *in = buf;
+    const struct fuse_init_in *arg = (const void *)(in + 1);
+
+    /* The kernel sends INIT first and nothing else until it is answered:
+     * the worker that reads it also replies to it, with no other request
+     * in flight. */
+    if (n >= (ssize_t)(sizeof(*in) + offsetof(struct fuse_init_in, flags) + sizeof(arg->flags)) &&
+        in->opcode == FUSE_INIT) {
+        w->init_unique = in->unique;
+        w->kernel_flags = arg->flags;
+        atomic_store(&w->init_pending, true);
+    }
+    return n;
+}
+
+ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count)
+{
+    if (atomic_load_explicit(&w->init_pending, memory_order_relaxed) && count >= 2 &&
+        iov[0].iov_len == sizeof(struct fuse_out_header)) {
+        const struct fuse_out_header *out = iov[0].iov_base;
+        struct fuse_init_out *arg = iov[1].iov_base;
+
+        if (out->unique == w->init_unique) {
+            if (out->error == 0 &&
+                iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof(arg->flags)) {
+                uint32_t add = w->want & w->kernel_flags;
+
+                arg->flags |= add;
+                w->added = add;
+                log_debug("INIT reply: added flags %#x (kernel offered %#x)", add, w->kernel_flags);
+            }
+            atomic_store(&w->init_pending, false);
+        }
+    }
+    return writev(fd, iov, count);
+}
+
+bool fe_wire_has_killpriv_v2(const struct fe_wire *w)
+{
+    return (w->added & FUSE_HANDLE_KILLPRIV_V2) != 0;
+}

@@ -1,0 +1,34 @@
+/* The FUSE channel under libfuse: reads requests from and writes replies to
+ * /dev/fuse for libfuse (fuse_session_custom_io()), and on the way adds to
+ * the INIT reply protocol flags that libfuse 3.14 cannot ask for (wire.c
+ * says which and why that is safe). Nothing else is looked at or changed. */
+#ifndef UEXT4_FRONTEND_WIRE_H
+#define UEXT4_FRONTEND_WIRE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct fe_wire {
+    uint32_t want;         /* flags to add, if offered */
+    uint32_t kernel_flags; /* what the kernel's INIT offered */
+    uint32_t added;        /* what the reply carried in the end */
+    uint64_t init_unique;
+    /* Set by the worker that read INIT, cleared by its reply; other
+     * workers' replies only test it. */
+    atomic_bool init_pending;
+};
+
+/* @killpriv_v2: ask for FUSE_HANDLE_KILLPRIV_V2. */
+void fe_wire_init(struct fe_wire *w, bool killpriv_v2);
+
+/* The fuse_custom_io read and writev operations, on @w. */
+ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len);
+ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count);
+
+/* After INIT: whether the kernel now leaves killing privileges to us. */
+bool fe_wire_has_killpriv_v2(const struct fe_wire *w);
+
+#endif
