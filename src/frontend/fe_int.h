@@ -40,6 +40,10 @@ struct fe_ctx {
     /* FUSE_CAP_WRITEBACK_CACHE is on: write(2) data arrives as writeback
      * and the kernel owns i_size, mtime and ctime (file.c, attr.c). */
     bool writeback_cache;
+    /* OPEN is answered ENOSYS, so the kernel sends no OPEN and no RELEASE
+     * for regular files (file.c): when the kernel checks permissions, or
+     * nobody does (fakeroot). */
+    bool no_open;
     /* The channel under libfuse (wire.c); its INIT state is written by
      * the worker that answers INIT, before any other request exists. */
     struct fe_wire wire;

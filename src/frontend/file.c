@@ -1,8 +1,17 @@
 /* Open regular files and their data: create, open, read, write, release,
  * fsync, fallocate, lseek, copy_file_range.
  *
- * Opens keep no per-handle state (fi->fh stays 0): the core counts opens per
- * inode, which is all an unlinked-but-open file needs.
+ * Opens keep no per-handle state (fi->fh stays 0). An unlinked file must
+ * live while it is open, and the kernel's reference (the lookup count)
+ * already lasts that long: FUSE forgets an inode only once nothing holds
+ * it. So where the daemon has nothing to check at open (the kernel checks
+ * permissions, or fakeroot allows everything) OPEN is answered ENOSYS, and
+ * from then on the kernel opens and closes regular files without a
+ * request: reading a small file cold is a LOOKUP and a READ. The price: a
+ * write open of an image that errors=remount-ro has made read-only
+ * succeeds, and its first write fails with EROFS (ext4 fails the open).
+ * Elsewhere (no_default_permissions) the core checks each open and counts
+ * it, and RELEASE uncounts it.
  *
  * No flush handler: close(2) needs nothing of the daemon (no state per
  * descriptor, no POSIX locks to drop), so libfuse answers the first FLUSH
@@ -42,10 +51,14 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     if (rc < 0)
         goto out_release_cred;
     ino = (uint32_t)st.st_ino;
-    /* O_CREAT tells the core this open made the file: no mode check. */
-    rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
-    if (rc < 0)
-        goto out_forget;
+    /* O_CREAT tells the core this open made the file: no mode check.
+     * Without counted opens, the RELEASE the kernel may still send for a
+     * file created before it learned of no_open is ignored. */
+    if (!fe_ctx(req)->no_open) {
+        rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
+        if (rc < 0)
+            goto out_forget;
+    }
     fe_cred_release(&c);
 
     fe_open_info(fi);
@@ -53,7 +66,8 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     /* A reply the kernel never receives leaves it without the reference and
      * the open it stands for: give both back. */
     if (fuse_reply_create(req, &e, fi) != 0) {
-        uext4_release(fs, ino);
+        if (!fe_ctx(req)->no_open)
+            uext4_release(fs, ino);
         uext4_forget(fs, ino, 1);
     }
     return;
@@ -71,6 +85,10 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     struct fe_cred c;
     int rc;
 
+    if (fe_ctx(req)->no_open) {
+        fe_reply_err(req, -ENOSYS);
+        return;
+    }
     fe_cred_init(&c, req, true);
     rc = uext4_open_file(fs, &c.cr, fe_ext4_ino(ino), fi->flags);
     fe_cred_release(&c);
@@ -109,9 +127,10 @@ void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
  * write(2) data, one that does not changes nothing the inline rules care
  * about (an inline file's data ends within its capacity), so the core's
  * write(2) path is right for both: it keys the inline rules on growth.
- * setuid/setgid were cleared when write(2) was called (the kernel sends a
- * SETATTR of the mode), and the kernel keeps the times and sends them with
- * a SETATTR: a writeback is UEXT4_WRITE_CACHED, which touches neither. */
+ * A setuid/setgid file is never cached: with HANDLE_KILLPRIV_V2 (wire.c)
+ * the kernel writes it through, as its writer, so the core clears the bits;
+ * and the kernel keeps the times and sends them with a SETATTR: a writeback
+ * is UEXT4_WRITE_CACHED, which touches neither. */
 static unsigned fe_write_flags(fuse_req_t req, const struct fuse_file_info *fi)
 {
     if (fe_ctx(req)->writeback_cache)
@@ -164,7 +183,13 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
  * that surfaces here would vanish without the log line. */
 void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-    int rc = uext4_release(fe_fs(req), fe_ext4_ino(ino));
+    int rc;
+
+    if (fe_ctx(req)->no_open) {
+        fe_reply_status(req, 0);
+        return;
+    }
+    rc = uext4_release(fe_fs(req), fe_ext4_ino(ino));
 
     if (rc < 0)
         log_err("inode %u: write-back error reported at close: %s", fe_ext4_ino(ino),

@@ -214,6 +214,7 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     s->ctx.fs = fs;
     s->ctx.posix_acl = p->opts->perm_check == FE_PERM_KERNEL;
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
+    s->ctx.no_open = p->opts->perm_check == FE_PERM_KERNEL || p->opts->core.fakeroot;
     fe_wire_init(&s->ctx.wire, true);
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;
     s->ctx.entry_timeout =

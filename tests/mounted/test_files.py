@@ -101,17 +101,21 @@ def open_errors():
         fsck(img)
 
 
-@test
-def unlink_while_open():
+def unlink_while_open_checks(opts):
+    """An unlinked file lives while open: opened after it was written, and
+    open since its creation (no OPEN request then, and by default none
+    ever: the kernel's lookup reference is what keeps it)."""
     with workdir() as d:
         img = mkfs(d + '/img')
         data = pattern(200000, 9)
-        with Mount(img) as m:
+        with Mount(img, opts=opts) as m:
             p = m.path('victim')
             write_file(p, data)
             before = os.statvfs(m.mnt).f_bfree
             fd = os.open(p, os.O_RDWR)
+            created = os.open(m.path('created'), os.O_CREAT | os.O_RDWR, 0o600)
             os.unlink(p)
+            os.unlink(m.path('created'))
             expect_errno(errno.ENOENT, os.stat, p)
             check('victim' not in os.listdir(m.mnt), 'unlinked name listed')
             eq(os.fstat(fd).st_nlink, 0, 'nlink of open unlinked file')
@@ -120,11 +124,26 @@ def unlink_while_open():
             os.pwrite(fd, b'more', len(data))
             eq(os.pread(fd, 10, len(data) - 6), data[-6:] + b'more',
                'write after unlink')
+            os.pwrite(created, data, 0)
+            drop_caches()
+            eq(os.pread(created, len(data), 0), data, 'created, unlinked, written')
+            os.close(created)
             os.close(fd)
             wait_until(lambda: os.statvfs(m.mnt).f_bfree >= before + 49,
                        True, 'blocks freed after the last close (bfree was '
                        '%d)' % before)
         fsck(img)
+
+
+@test
+def unlink_while_open():
+    unlink_while_open_checks([])
+
+
+@test
+def unlink_while_open_counted():
+    """The same where the daemon checks (and so counts) every open."""
+    unlink_while_open_checks(['no_default_permissions'])
 
 
 @test
