@@ -46,6 +46,15 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     uint32_t ino;
     int rc;
 
+    /* Without counted opens, CREATE would cost the RELEASE that follows it
+     * (the kernel skips RELEASE only once an OPEN has failed with ENOSYS).
+     * ENOSYS makes the kernel create with MKNOD instead, once and for all,
+     * and open the new file without a request (and without checking its
+     * mode: the file still counts as created by this open). */
+    if (fe_ctx(req)->no_open) {
+        fe_reply_err(req, -ENOSYS);
+        return;
+    }
     fe_cred_init(&c, req, true);
     rc = uext4_mknod(fs, &c.cr, fe_ext4_ino(parent), name, S_IFREG | (mode & ~S_IFMT), 0, &st);
     if (rc < 0)
