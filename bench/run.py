@@ -1118,7 +1118,8 @@ def main():
                     else:
                         r += ['-', '-']
                 rows2.append(r)
-        print('Daemon CPU time (user+sys) and read+write system calls (/dev/fuse and image) '
+        print('Daemon CPU time (user+sys) and read+write system calls (/dev/fuse and image; '
+              'splice calls not counted) '
               'during each timed phase:')
         print(table(rows2, h2))
         print()

@@ -207,6 +207,27 @@ int uext4_release(struct uext4_fs *fs, uint32_t ino);
 
 ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off);
 
+/* A read by reference: where the bytes of a read lie in the image file. */
+struct uext4_read_seg {
+    off_t pos; /* byte offset in the image file, or -1: zeros */
+    size_t len;
+};
+/* Called by uext4_read_ref() with the segments of the read, in order, and
+ * the image file's descriptor @fd; the bytes are what they say only until
+ * the callback returns (it runs under the inode's lock). Returns 0 or a
+ * negative errno, which uext4_read_ref() returns. */
+typedef int (*uext4_read_sink)(void *arg, int fd, const struct uext4_read_seg *segs, unsigned nseg,
+                               size_t total);
+/* Read @size bytes at @off as uext4_read() does, but hand @sink the places
+ * of the bytes in the image instead of copying them (for a splice into a
+ * pipe). @total (the bytes read, short only at EOF) may be 0. Returns the
+ * sink's result, or -EOPNOTSUPP without calling it when the data must be
+ * copied with uext4_read(): inline data, block-mapped files, blocks not
+ * yet written home, data in emulated mmap pages, a fragmented range. */
+#define UEXT4_READ_REF_SEGS 16
+int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, uext4_read_sink sink,
+                   void *arg);
+
 /* @flags for uext4_write: */
 #define UEXT4_WRITE_MMAP (1u << 0) /* writeback of mmap'd pages: never grows i_size */
 /* Data from a writeback cache kept by the caller (FUSE writeback_cache):

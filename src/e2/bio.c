@@ -615,6 +615,25 @@ errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf)
     return cached_read(b, blk * b->bs, count * b->bs, buf, false);
 }
 
+bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count)
+{
+    struct bio *b = bio_of(io);
+
+    if (!b->ndirty)
+        return false;
+    for (uint64_t i = 0; i < count; i++) {
+        const struct cblock *c = lookup(b, blk + i);
+        if (c && c->dirty)
+            return true;
+    }
+    return false;
+}
+
+int e2_bio_fd(io_channel io)
+{
+    return bio_of(io)->fd;
+}
+
 errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf)
 {
     struct bio *b = bio_of(io);

@@ -58,6 +58,13 @@ void e2_bio_set_journaled(io_channel io, bool on);
 
 errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const void *buf);
 errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf);
+/* Whether any of the @count blocks from @blk has a dirty cached copy, one
+ * not yet written home: the image file then does not hold the block's
+ * contents, and a reader must not go to the file directly. */
+bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count);
+/* The image file's descriptor, for readers that splice file data from it
+ * (blocks without a dirty copy only). */
+int e2_bio_fd(io_channel io);
 /* A block of the journal: written as is, never cached. */
 errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf);
 errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf);

@@ -1,5 +1,6 @@
 /* Data of block-mapped (extent or indirect) files. Never called on inline
  * inodes: the fs layer routes those to inline.c. */
+#include "e2/bio.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>
@@ -26,6 +27,35 @@ static int close_file(ext2_file_t f, int ret)
     int cret = e2_errno(ext2fs_file_close(f));
 
     return ret ? ret : cret;
+}
+
+ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, struct e2_seg *segs,
+                    unsigned max, unsigned *nseg)
+{
+    struct ext2_inode_large in;
+    ssize_t ret;
+
+    *nseg = 0;
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    if ((uint64_t)off >= EXT2_I_SIZE(&in))
+        goto out_unlock; /* 0: EOF */
+    if (size > EXT2_I_SIZE(&in) - (uint64_t)off)
+        size = EXT2_I_SIZE(&in) - (uint64_t)off;
+    if (e2_extio_usable(&in))
+        ret = e2_extio_map_locked(img, ino, &in, (uint64_t)off, size, segs, max, nseg);
+    else
+        ret = -EOPNOTSUPP;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_image_fd(struct e2_image *img)
+{
+    return e2_bio_fd(img->fs->io);
 }
 
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)

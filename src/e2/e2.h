@@ -198,6 +198,24 @@ int e2_inode_runs(struct e2_image *img, uint32_t ino, struct e2_run **runs, unsi
 /* ---- block-mapped data (data.c) ---- */
 
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
+
+/* Where file data lies in the image: @len bytes at byte @pos of the image
+ * file, or zeros (a hole, an unwritten extent) when @pos is E2_SEG_ZERO. */
+#define E2_SEG_ZERO UINT64_MAX
+struct e2_seg {
+    uint64_t pos;
+    uint64_t len;
+};
+/* Map up to @size bytes from @off (clamped to i_size) to at most @max
+ * segments, for a reader that takes the bytes from the image file itself.
+ * Returns the bytes mapped (0 at or past EOF), or -EOPNOTSUPP when the
+ * data must be copied instead: inline or block-mapped files, blocks whose
+ * newest contents are not home yet (bio.h), more than @max segments. The
+ * map holds while nothing changes the inode (the caller's inode lock). */
+ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, struct e2_seg *segs,
+                    unsigned max, unsigned *nseg);
+/* The image file's descriptor, for the reader of e2_data_map(). */
+int e2_image_fd(struct e2_image *img);
 /* Write to a block-mapped file, growing i_size to the end of the write.
  * The caller clamps mmap writeback to i_size first. Returns bytes written. */
 ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off);

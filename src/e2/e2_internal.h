@@ -73,6 +73,9 @@ int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large 
 bool e2_extio_usable(const struct ext2_inode_large *in);
 ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                              void *buf, size_t size, uint64_t off);
+ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                            uint64_t off, size_t size, struct e2_seg *segs, unsigned max,
+                            unsigned *nseg);
 ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               const void *buf, size_t size, uint64_t off);
 

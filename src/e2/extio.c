@@ -112,6 +112,54 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
     return ret ? ret : (ssize_t)size;
 }
 
+ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                            uint64_t off, size_t size, struct e2_seg *segs, unsigned max,
+                            unsigned *nseg)
+{
+    ext2_filsys fs = img->fs;
+    uint64_t bs = fs->blocksize, pos = off, end = off + size;
+    ext2_extent_handle_t h;
+    unsigned n = 0;
+    int ret;
+
+    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    if (ret)
+        return ret;
+    while (pos < end && !ret) {
+        blk64_t lblk = pos / bs;
+        uint64_t boff = pos % bs, len;
+        struct run r;
+
+        ret = map_run(fs, h, lblk, (end - lblk * bs + bs - 1) / bs, &r);
+        if (ret)
+            break;
+        len = r.len * bs - boff < end - pos ? r.len * bs - boff : end - pos;
+        if (r.state == RUN_DATA && e2_bio_any_dirty(fs->io, r.pblk, r.len)) {
+            ret = -EOPNOTSUPP;
+            break;
+        }
+        /* Neighbouring runs of the same kind (a hole of one block at a
+         * time, or extents that continue on disk) make one segment. */
+        if (n > 0 && r.state != RUN_DATA && segs[n - 1].pos == E2_SEG_ZERO) {
+            segs[n - 1].len += len;
+        } else if (n > 0 && r.state == RUN_DATA && segs[n - 1].pos != E2_SEG_ZERO &&
+                   segs[n - 1].pos + segs[n - 1].len == r.pblk * bs + boff) {
+            segs[n - 1].len += len;
+        } else if (n == max) {
+            ret = -EOPNOTSUPP;
+            break;
+        } else {
+            segs[n].pos = r.state == RUN_DATA ? r.pblk * bs + boff : E2_SEG_ZERO;
+            segs[n].len = len;
+            n++;
+        }
+        pos += len;
+    }
+    ext2fs_extent_free(h);
+    *nseg = n;
+    return ret ? ret : (ssize_t)size;
+}
+
 /* Whether [first, last] has holes (allocated before writing), and whether
  * it has what the file API must handle instead: unwritten extents, or
  * holes below @eof_blk (filling those goes block by block, so that a full

@@ -110,10 +110,84 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         uext4_release(fs, fe_ext4_ino(ino));
 }
 
+/* Reads from this size on go by reference (libfuse copies replies under
+ * two pages anyway). */
+#define FE_READ_REF_MIN (8u << 10)
+
+/* Zeros for the holes of a read by reference. */
+#define FE_ZERO_CHUNK (64u << 10)
+static const char fe_zeros[FE_ZERO_CHUNK];
+
+struct fe_ref_reply {
+    fuse_req_t req;
+    bool replied; /* the reply was sent, or its sending failed */
+};
+
+/* The reply to a read by reference: the data segments go to the kernel
+ * as pieces of the image file, which libfuse splices into a pipe and from
+ * there into the request (one copy, where pread and writev made two). */
+static int fe_reply_ref(void *arg, int fd, const struct uext4_read_seg *segs, unsigned nseg,
+                        size_t total)
+{
+    struct fe_ref_reply *r = arg;
+    struct fuse_bufvec *bv;
+    size_t nbuf = 0, k = 0;
+    int rc;
+
+    for (unsigned i = 0; i < nseg; i++)
+        nbuf += segs[i].pos < 0 ? (segs[i].len + FE_ZERO_CHUNK - 1) / FE_ZERO_CHUNK : 1;
+    bv = calloc(1, sizeof(*bv) + (nbuf ? nbuf : 1) * sizeof(bv->buf[0]));
+    if (!bv)
+        return -ENOMEM;
+    r->replied = true;
+    for (unsigned i = 0; i < nseg; i++) {
+        if (segs[i].pos >= 0) {
+            bv->buf[k++] = (struct fuse_buf){
+                .size = segs[i].len,
+                .flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK,
+                .fd = fd,
+                .pos = segs[i].pos,
+            };
+            continue;
+        }
+        for (size_t done = 0; done < segs[i].len; done += FE_ZERO_CHUNK) {
+            size_t len = segs[i].len - done;
+            bv->buf[k++] = (struct fuse_buf){
+                .size = len < FE_ZERO_CHUNK ? len : FE_ZERO_CHUNK,
+                .mem = (void *)fe_zeros, /* only read from */
+            };
+        }
+    }
+    bv->count = k;
+    bv->idx = 0;
+    bv->off = 0;
+    rc = fuse_reply_data(r->req, bv, 0);
+    free(bv);
+    (void)total;
+    return rc;
+}
+
 void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    char *buf = malloc(size ? size : 1);
+    char *buf;
     ssize_t n;
+
+    if (size >= FE_READ_REF_MIN) {
+        struct fe_ref_reply r = {.req = req};
+        int rc = uext4_read_ref(fe_fs(req), fe_ext4_ino(ino), size, off, fe_reply_ref, &r);
+
+        /* A reply that failed (an interrupted request) needs no other. */
+        if (r.replied) {
+            if (rc < 0)
+                log_debug("inode %u: read reply: %s", fe_ext4_ino(ino), strerror(-rc));
+            return;
+        }
+        if (rc != -EOPNOTSUPP) {
+            fe_reply_err(req, rc);
+            return;
+        }
+    }
+    buf = malloc(size ? size : 1);
 
     if (!buf) {
         fe_reply_err(req, -ENOMEM);

@@ -3,6 +3,7 @@
 #include "frontend/fe_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -75,12 +76,14 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
      * uext4.h promises a truncation only from setattr, while
      * uext4_open_file() is documented to check rights and count the open. */
     conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
-    /* Not offered: splice (no gain for buffers we copy anyway), export
-     * support (no NFS handles). writeback_cache only when asked for
-     * (doc/uext4.1 says what it changes). */
-    conn->want &=
-        ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                    FUSE_CAP_SPLICE_MOVE | FUSE_CAP_EXPORT_SUPPORT);
+    /* Replies to reads are spliced from the image file (file.c). Not
+     * wanted: splicing requests in (write data would have to be copied out
+     * of the pipe again), moving pages (they belong to the image file's
+     * page cache), export support (no NFS handles). writeback_cache only
+     * when asked for (doc/uext4.1 says what it changes). */
+    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ |
+                              FUSE_CAP_SPLICE_MOVE | FUSE_CAP_EXPORT_SUPPORT);
+    fe_want(conn, FUSE_CAP_SPLICE_WRITE);
     if (ctx->writeback_cache && !(conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
         /* INIT comes before any other request: nothing reads ctx yet. */
         log_warn("the kernel offers no writeback cache: writeback_cache ignored");
@@ -257,13 +260,20 @@ static ssize_t fe_io_writev(int fd, struct iovec *iov, int count, void *userdata
     return fe_wire_writev(&ctx->wire, fd, iov, count);
 }
 
+/* Replies spliced from a pipe (read data, file.c). */
+static ssize_t fe_io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
+                                 unsigned int flags, void *userdata)
+{
+    return splice(fdin, offin, fdout, offout, len, flags);
+}
+
 int fe_session_mount(struct fe_session *s, const char *mountpoint)
 {
-    /* No splice operations: libfuse then neither offers nor uses splice,
-     * which it would not for our buffers anyway. */
+    /* No splice_receive: libfuse then reads requests into memory. */
     static const struct fuse_custom_io io = {
         .read = fe_io_read,
         .writev = fe_io_writev,
+        .splice_send = fe_io_splice_send,
     };
     int rc;
 

@@ -108,6 +108,42 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
     return ret;
 }
 
+int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, uext4_read_sink sink,
+                   void *arg)
+{
+    struct e2_seg map[UEXT4_READ_REF_SEGS];
+    struct uext4_read_seg segs[UEXT4_READ_REF_SEGS];
+    struct fs_inode *fi;
+    struct e2_attr a;
+    unsigned n = 0;
+    ssize_t ret;
+
+    if (off < 0)
+        return -EINVAL;
+    fi = fs_op_begin(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret && !S_ISREG(a.mode))
+        ret = -EOPNOTSUPP; /* uext4_read() has the errors */
+    else if (!ret && pc_dirty_count(fs->pc, ino))
+        ret = -EOPNOTSUPP;
+    if (!ret)
+        ret = e2_data_map(fs->img, ino, off, size, map, UEXT4_READ_REF_SEGS, &n);
+    if (ret >= 0) {
+        for (unsigned i = 0; i < n; i++) {
+            segs[i].pos = map[i].pos == E2_SEG_ZERO ? -1 : (off_t)map[i].pos;
+            segs[i].len = (size_t)map[i].len;
+        }
+        touch_atime(fs, ino, &a);
+        ret = sink(arg, e2_image_fd(fs->img), segs, n, (size_t)ret);
+    } else if (ret != -EOPNOTSUPP) {
+        FS_CHECK(fs, ino, (int)ret);
+    }
+    fs_op_end(fs, fi);
+    return (int)ret;
+}
+
 /* After a write(2): times, and setuid/setgid dropped as file_remove_privs(). */
 static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino, bool kill_priv)
 {

@@ -2,6 +2,7 @@
 """fallocate: allocate, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE; SEEK_DATA/HOLE."""
 
 import errno
+import mmap
 import os
 
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
@@ -50,6 +51,46 @@ def allocate_modes():
             want = bytes(want) + bytes(100) + b'Z'
         fsck(img)
         eq(debugfs_cat(img, '/a'), want, 'image content')
+
+
+def read_direct(fd, size, off):
+    """An O_DIRECT read: the kernel's page cache cannot answer it."""
+    buf = mmap.mmap(-1, size)
+    try:
+        n = os.preadv(fd, [buf], off)
+        return bytes(buf[:n])
+    finally:
+        buf.close()
+
+
+@test
+def read_after_write_into_unwritten():
+    """Data written into an unwritten extent is logged with the metadata
+    until the next commit, so the image file does not hold it yet: large
+    reads, which otherwise splice file data straight from the image file,
+    must see it before the commit and after."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img, opts=['commit=600']) as m:
+            p = m.path('u')
+            fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+            try:
+                fallocate(fd, 0, 0, MB)
+                data = pattern(8192, 5)
+                with open(p, 'r+b', buffering=0) as f:
+                    f.seek(12288)
+                    f.write(data)
+                want = bytearray(MB)
+                want[12288:12288 + 8192] = data
+                eq(read_direct(fd, MB, 0), bytes(want), 'before the commit')
+                eq(read_direct(fd, 65536, 0), bytes(want[:65536]),
+                   '64 KiB before the commit')
+                os.fsync(fd)
+                eq(read_direct(fd, MB, 0), bytes(want), 'after the commit')
+            finally:
+                os.close(fd)
+        fsck(img)
+        eq(debugfs_cat(img, '/u'), bytes(want), 'image content')
 
 
 @test

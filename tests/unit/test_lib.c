@@ -533,6 +533,81 @@ static int test_fallocate_punch_seek(void)
     return 0;
 }
 
+/* A read by reference: gathers the segments into a buffer with pread. */
+struct ref_copy {
+    char *buf;
+    size_t cap, got;
+    unsigned calls;
+};
+
+static int ref_gather(void *arg, int fd, const struct uext4_read_seg *segs, unsigned nseg,
+                      size_t total)
+{
+    struct ref_copy *rc = arg;
+    size_t at = 0;
+
+    rc->calls++;
+    for (unsigned i = 0; i < nseg; i++) {
+        if (at + segs[i].len > rc->cap)
+            return -EOVERFLOW;
+        if (segs[i].pos < 0)
+            memset(rc->buf + at, 0, segs[i].len);
+        else if (pread(fd, rc->buf + at, segs[i].len, segs[i].pos) != (ssize_t)segs[i].len)
+            return -EIO;
+        at += segs[i].len;
+    }
+    rc->got = at;
+    return at == total ? 0 : -EPROTO;
+}
+
+/* uext4_read_ref() against uext4_read(), over data, holes, unwritten
+ * extents, the EOF, a block not yet written home, an inline file. */
+static int test_read_ref(void)
+{
+    const char *img = mkimg("-t ext4 -O inline_data");
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char a[256 * 1024], b[256 * 1024], blk[4096];
+    struct ref_copy rc = {.buf = b, .cap = sizeof(b)};
+    static const struct {
+        off_t off;
+        size_t size;
+    } reads[] = {{0, 65536},       {100, 70000}, {4096 * 5 + 7, 9000},
+                 {200000, 100000}, {300000, 10}, {4096 * 40, 65536}};
+    uint32_t ino, small;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    for (int i = 0; i < 64; i += 3) {
+        memset(blk, 'a' + i % 26, sizeof(blk));
+        CHECK_EQ(write_all(fs, ino, blk, sizeof(blk), (off_t)i * 4096), 0);
+    }
+    /* Unwritten blocks, then one written into (through the log). */
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, 0, 4096 * 64, 4096 * 8), 0);
+    for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+        ssize_t n = uext4_read(fs, ino, a, reads[i].size, reads[i].off);
+
+        CHECK(n >= 0);
+        rc.got = 0;
+        CHECK_EQ(uext4_read_ref(fs, ino, reads[i].size, reads[i].off, ref_gather, &rc), 0);
+        CHECK_EQ((ssize_t)rc.got, n);
+        CHECK(!memcmp(a, b, (size_t)n));
+    }
+    /* 22 pieces of data and 21 holes: more than a read by reference takes. */
+    CHECK_EQ(uext4_read_ref(fs, ino, 262144, 0, ref_gather, &rc), -EOPNOTSUPP);
+    memset(blk, 'W', sizeof(blk));
+    CHECK_EQ(write_all(fs, ino, blk, sizeof(blk), 4096 * 66), 0);
+    CHECK_EQ(uext4_read_ref(fs, ino, 65536, 4096 * 60, ref_gather, &rc), -EOPNOTSUPP);
+    CHECK_EQ(uext4_fsync(fs, ino, false), 0);
+    CHECK_EQ(uext4_read_ref(fs, ino, 65536, 4096 * 60, ref_gather, &rc), 0);
+    CHECK(!memcmp(b + 4096 * 6, blk, sizeof(blk)));
+    small = create(fs, UEXT4_ROOT_INO, "small");
+    CHECK_EQ(write_all(fs, small, "inline", 6, 0), 0);
+    CHECK_EQ(uext4_read_ref(fs, small, 65536, 0, ref_gather, &rc), -EOPNOTSUPP);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_permissions_and_sticky(void)
 {
     const char *img = mkimg("-t ext4");
@@ -645,6 +720,7 @@ int main(void)
         {"large_directory", test_large_directory},
         {"ext3_block_mapped", test_ext3_block_mapped},
         {"fallocate_punch_seek", test_fallocate_punch_seek},
+        {"read_ref", test_read_ref},
         {"permissions_and_sticky", test_permissions_and_sticky},
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
         {"second_open_refused", test_second_open_refused},
