@@ -97,7 +97,7 @@ static void usage(FILE *out)
             "                        but a crash can lose unsynced writes up to 30 s\n"
             "                        older, and a full image fails fsync or close\n"
             "                        instead of write (see uext4(1))\n"
-            "  max_threads=N         serve requests from up to N threads (default 2)\n"
+            "  max_threads=N         serve requests from up to N threads (default 4)\n"
             "  fsname=NAME           source shown in /proc/mounts (default: IMAGE)\n"
             "  subtype=NAME          type shown as fuse.NAME (default: uext4)\n"
             "\n"

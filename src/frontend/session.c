@@ -11,15 +11,17 @@
 #include "frontend/fe.h"
 
 /* Workers of the multi-threaded loop (-o max_threads= overrides). The core
- * runs every image access under one lock, so more workers add no
- * throughput; they cost latency instead: the kernel hands each request to
- * the longest-idle worker, so with many of them every request meets a
- * cold thread, often on the other CPU. Measured with bench/run.py on two
- * CPUs, against 10 workers: create 5,000 files -37%, cold stat -24%,
- * random O_DIRECT reads -18%, two processes reading at once -10%. One
- * worker did about as well; the second keeps a request of another process
- * going while one waits. */
-#define FE_MAX_THREADS 2
+ * runs image access under one lock, so workers add no throughput; what they
+ * change is the latency of each request, through the way the kernel hands
+ * requests out (to the reader that has waited longest) and wakes threads.
+ * Measured with bench/run.py (7 repetitions, 2 CPUs) against 2 workers, the
+ * previous default: 4 workers made one process's requests faster (random
+ * 4 KiB O_DIRECT reads -28%, writes -30%, 5,000 creates -17%, cold stats
+ * -20%, small files -11% to -22%; libfuse's default of 10: a little less)
+ * and two processes reading at once slower (+57%), unlinks +10%. One
+ * worker doubles the time of every request (a FUSE round trip: 50 us
+ * against 20-25 us). */
+#define FE_MAX_THREADS 4
 
 struct fe_session {
     struct fe_ctx ctx; /* the session's userdata */
