@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Large sparse files (> 4 GiB), extent and block-mapped."""
+"""Large files: sparse (> 4 GiB), extent and block-mapped; the extents of
+appends."""
 
 import errno
 import os
 
-from uext4test import (SEEK_DATA, SEEK_HOLE, Mount, check, eq, expect_errno,
-                       fsck, inode_info, main, mkfs, pattern, test, workdir)
+from uext4test import (SEEK_DATA, SEEK_HOLE, Mount, check, debugfs,
+                       debugfs_cat, eq, expect_errno, fsck, inode_info, main,
+                       mkfs, pattern, read_file, test, workdir)
 
 GB = 1 << 30
 MB = 1 << 20
@@ -69,6 +71,30 @@ def large_sparse_block_mapped_ext3():
         check(not info['flags'] & 0x80000,
               'file on ext3 must be block-mapped (flags 0x%x)'
               % info['flags'])
+
+
+@test
+def appends_extend_the_last_extent():
+    """A file written in 1 MiB pieces into free space gets one extent, as
+    on ext4, not one per write (and no extent block to look up)."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='128M')
+        data = pattern(24 << 20, 3)
+        with Mount(img) as m:
+            fd = os.open(m.path('f'), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                for off in range(0, len(data), 1 << 20):
+                    os.pwrite(fd, data[off:off + (1 << 20)], off)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            eq(read_file(m.path('f')), data, 'content')
+        fsck(img)
+        out = debugfs(img, 'ex /f')
+        rows = [l for l in out.splitlines()[1:] if l.strip()]
+        eq(len(rows), 1, 'extents of a file appended in 1 MiB pieces:\n' + out)
+        check(rows[0].split()[0] == '0/', 'extent tree depth:\n' + out)
+        eq(debugfs_cat(img, '/f'), data, 'image content')
 
 
 @test
