@@ -25,7 +25,11 @@
  * A journal commit (e2_image_sync) runs under LC_MOUNT held for writing,
  * so it sees only whole operations, and then LC_DISK.
  *
- * No lock is held across a fuse_reply_*() call.
+ * No lock is held across a fuse_reply_*() call, except LC_MOUNT (read) and
+ * LC_INODE by a read by reference (uext4_read_ref() -> the front end's
+ * reply, frontend/file.c): the image blocks it splices into the reply stay
+ * the file's only while the inode is locked. Never LC_DISK. A reply never
+ * waits on this file system, so it cannot close a cycle.
  *
  * The checker (on in all debug and test builds) records for every pair of
  * classes whether B was ever taken while A was held; on the first

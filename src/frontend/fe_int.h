@@ -5,7 +5,13 @@
  * credentials), make one uext4_* call, release what the decode took, then
  * send exactly one reply through an fe_reply_*() helper. Handlers hold no
  * lock of their own; the core's locks are all dropped by the time a uext4_*
- * call returns, so no lock is ever held across a fuse_reply_*() call. */
+ * call returns, so no lock is held across a fuse_reply_*() call, with one
+ * exception: a read by reference (file.c) replies from inside
+ * uext4_read_ref(), under the inode's lock, because the image blocks it
+ * splices are the file's only while that lock keeps writes, truncation and
+ * block reuse away. Writing a reply never waits on this file system (it
+ * fills the pages of a request the kernel is already waiting on), so the
+ * lock cannot deadlock there. */
 #ifndef UEXT4_FRONTEND_FE_INT_H
 #define UEXT4_FRONTEND_FE_INT_H
 
