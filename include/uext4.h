@@ -223,9 +223,10 @@ typedef int (*uext4_read_sink)(void *arg, int fd, const struct uext4_read_seg *s
 /* Read @size bytes at @off as uext4_read() does, but hand @sink the places
  * of the bytes in the image instead of copying them (for a splice into a
  * pipe). @total (the bytes read, short only at EOF) may be 0. Returns the
- * sink's result, or -EOPNOTSUPP without calling it when the data must be
- * copied with uext4_read(): inline data, block-mapped files, blocks not
- * yet written home, data in emulated mmap pages, a fragmented range. */
+ * sink's result; or, without calling it, uext4_read()'s errors, or
+ * -EOPNOTSUPP when the data must be copied with uext4_read(): inline data,
+ * block-mapped files, blocks not yet written home, data in emulated mmap
+ * pages, a range in more than UEXT4_READ_REF_SEGS pieces. */
 #define UEXT4_READ_REF_SEGS 16
 int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, uext4_read_sink sink,
                    void *arg);

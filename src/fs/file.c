@@ -81,24 +81,37 @@ static void touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
     e2_inode_set(fs->img, ino, a, E2_A_ATIME);
 }
 
+/* The start of a read: the inode locked and its attributes, for a regular
+ * file. On failure nothing is held. */
+static int read_begin(struct uext4_fs *fs, uint32_t ino, off_t off, struct fs_inode **fi,
+                      struct e2_attr *a)
+{
+    int ret;
+
+    if (off < 0)
+        return -EINVAL;
+    *fi = fs_op_begin(fs, ino);
+    if (!*fi)
+        return -ENOMEM;
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, a));
+    if (!ret && S_ISDIR(a->mode))
+        ret = -EISDIR;
+    else if (!ret && !S_ISREG(a->mode))
+        ret = -EINVAL;
+    if (ret)
+        fs_op_end(fs, *fi);
+    return ret;
+}
+
 ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off)
 {
     struct fs_inode *fi;
     struct e2_attr a;
-    ssize_t ret;
+    ssize_t ret = read_begin(fs, ino, off, &fi, &a);
 
-    if (off < 0)
-        return -EINVAL;
-    fi = fs_op_begin(fs, ino);
-    if (!fi)
-        return -ENOMEM;
-    ret = e2_inode_get(fs->img, ino, &a);
-    if (!ret && S_ISDIR(a.mode))
-        ret = -EISDIR;
-    else if (!ret && !S_ISREG(a.mode))
-        ret = -EINVAL;
-    if (!ret)
-        ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    if (ret)
+        return ret;
+    ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
     if (ret > 0)
         pc_overlay(fs->pc, ino, off, buf, (size_t)ret);
     if (ret >= 0)
@@ -116,19 +129,13 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
     struct fs_inode *fi;
     struct e2_attr a;
     unsigned n = 0;
-    ssize_t ret;
+    ssize_t ret = read_begin(fs, ino, off, &fi, &a);
 
-    if (off < 0)
-        return -EINVAL;
-    fi = fs_op_begin(fs, ino);
-    if (!fi)
-        return -ENOMEM;
-    ret = e2_inode_get(fs->img, ino, &a);
-    if (!ret && !S_ISREG(a.mode))
-        ret = -EOPNOTSUPP; /* uext4_read() has the errors */
-    else if (!ret && pc_dirty_count(fs->pc, ino))
+    if (ret)
+        return (int)ret;
+    if (pc_dirty_count(fs->pc, ino))
         ret = -EOPNOTSUPP;
-    if (!ret)
+    else
         ret = e2_data_map(fs->img, ino, off, size, map, UEXT4_READ_REF_SEGS, &n);
     if (ret >= 0) {
         for (unsigned i = 0; i < n; i++) {
