@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""What the kernel asks of uext4: the FUSE requests behind common
+operations, read from the daemon's `-d` trace.
+
+Each request the front end avoids is one it must keep avoiding: no OPEN or
+RELEASE and MKNOD instead of CREATE where the kernel checks permissions,
+one GETXATTR of security.capability per file written instead of one per
+write (HANDLE_KILLPRIV_V2, added to the INIT reply by src/frontend/wire.c),
+large reads spliced from the image.  And where the daemon must see opens
+(no_default_permissions), it still does.
+"""
+
+import collections
+import os
+import re
+
+from uext4test import (Mount, check, drop_caches, eq, fsck, main, mkfs,
+                       pattern, read_file, test, workdir, write_file)
+
+OPCODE = re.compile(r'unique: (\d+), opcode: ([A-Z_]+) \(\d+\)')
+
+
+class TracedMount(Mount):
+    """A mount whose daemon traces every request (-d) into its log."""
+
+    def command(self):
+        return super().command() + ['-d']
+
+    def requests(self):
+        return [m.group(2) for m in OPCODE.finditer(self.log())]
+
+
+def between(m, fn):
+    """The requests fn causes (the trace is read before and after)."""
+    before = len(m.requests())
+    fn()
+    return collections.Counter(m.requests()[before:])
+
+
+def small_files(m, n):
+    for i in range(n):
+        write_file(m.path('d', 'f%d' % i), b'x' * 40)
+
+
+def pwrites(path, n):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        for i in range(n):
+            os.pwrite(fd, b'w' * 4096, i * 4096)
+    finally:
+        os.close(fd)
+
+
+@test
+def kernel_checks_no_open_release_create():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with TracedMount(img) as m:
+            os.mkdir(m.path('d'))
+            write_file(m.path('warm'), b'w')   # the one OPEN/CREATE -> ENOSYS
+            read_file(m.path('warm'))
+            got = between(m, lambda: small_files(m, 10))
+            eq(got['MKNOD'], 10, 'MKNOD per new file (%r)' % got)
+            for op in ('CREATE', 'OPEN', 'RELEASE', 'FLUSH'):
+                eq(got[op], 0, '%s requests for 10 new files (%r)' % (op, got))
+            check(got['GETXATTR'] <= 10,
+                  'at most one GETXATTR per new file (%r)' % got)
+            drop_caches()
+            got = between(m, lambda: [read_file(m.path('d', 'f%d' % i))
+                                      for i in range(10)])
+            for op in ('OPEN', 'RELEASE'):
+                eq(got[op], 0, '%s requests for 10 cold reads (%r)' % (op, got))
+            eq(got['READ'], 10, 'one READ per cold read (%r)' % got)
+        fsck(img)
+
+
+@test
+def one_capability_check_per_file():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with TracedMount(img) as m:
+            p = m.path('f')
+            write_file(p, b'')
+            got = between(m, lambda: pwrites(p, 20))
+            eq(got['WRITE'], 20, 'WRITE requests (%r)' % got)
+            check(got['GETXATTR'] <= 1,
+                  'GETXATTR before every write (%r): HANDLE_KILLPRIV_V2 '
+                  'not negotiated' % got)
+            check('INIT reply: added flags 0x10000000' in m.log(),
+                  'the INIT reply did not get HANDLE_KILLPRIV_V2')
+        fsck(img)
+
+
+@test
+def large_reads_are_spliced():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        data = pattern(1 << 20, 4)
+        with TracedMount(img) as m:
+            write_file(m.path('big'), data)
+            write_file(m.path('small'), b'tiny')
+            drop_caches()
+            before = m.log().count('(splice)')
+            eq(read_file(m.path('big')), data, 'content of a spliced read')
+            check(m.log().count('(splice)') - before >= 4,
+                  'no spliced replies for a 1 MiB read')
+            before = m.log().count('(splice)')
+            eq(read_file(m.path('small')), b'tiny', 'inline file')
+            eq(m.log().count('(splice)'), before, 'an inline file spliced')
+        fsck(img)
+
+
+@test
+def daemon_checks_see_every_open():
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with TracedMount(img, opts=['no_default_permissions']) as m:
+            os.mkdir(m.path('d'))
+            got = between(m, lambda: small_files(m, 5))
+            eq(got['CREATE'], 5, 'CREATE per new file (%r)' % got)
+            eq(got['RELEASE'], 5, 'RELEASE per close (%r)' % got)
+            got = between(m, lambda: [read_file(m.path('d', 'f%d' % i))
+                                      for i in range(5)])
+            eq(got['OPEN'], 5, 'OPEN per open (%r)' % got)
+        fsck(img)
+
+
+if __name__ == '__main__':
+    main()
