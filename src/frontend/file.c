@@ -60,14 +60,10 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     if (rc < 0)
         goto out_release_cred;
     ino = (uint32_t)st.st_ino;
-    /* O_CREAT tells the core this open made the file: no mode check.
-     * Without counted opens, the RELEASE the kernel may still send for a
-     * file created before it learned of no_open is ignored. */
-    if (!fe_ctx(req)->no_open) {
-        rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
-        if (rc < 0)
-            goto out_forget;
-    }
+    /* O_CREAT tells the core this open made the file: no mode check. */
+    rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
+    if (rc < 0)
+        goto out_forget;
     fe_cred_release(&c);
 
     fe_open_info(fi);
@@ -75,8 +71,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     /* A reply the kernel never receives leaves it without the reference and
      * the open it stands for: give both back. */
     if (fuse_reply_create(req, &e, fi) != 0) {
-        if (!fe_ctx(req)->no_open)
-            uext4_release(fs, ino);
+        uext4_release(fs, ino);
         uext4_forget(fs, ino, 1);
     }
     return;
@@ -127,7 +122,7 @@ struct fe_ref_reply {
  * as pieces of the image file, which libfuse splices into a pipe and from
  * there into the request (one copy, where pread and writev made two). */
 static int fe_reply_ref(void *arg, int fd, const struct uext4_read_seg *segs, unsigned nseg,
-                        size_t total)
+                        size_t total __attribute__((unused)))
 {
     struct fe_ref_reply *r = arg;
     struct fuse_bufvec *bv;
@@ -163,7 +158,6 @@ static int fe_reply_ref(void *arg, int fd, const struct uext4_read_seg *segs, un
     bv->off = 0;
     rc = fuse_reply_data(r->req, bv, 0);
     free(bv);
-    (void)total;
     return rc;
 }
 
@@ -268,6 +262,9 @@ void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     int rc;
 
+    /* Without counted opens there is nothing to uncount: the kernel sends
+     * no RELEASE once OPEN has failed with ENOSYS, and CREATE never
+     * succeeds. Answered all the same, should one come. */
     if (fe_ctx(req)->no_open) {
         fe_reply_status(req, 0);
         return;
