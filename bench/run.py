@@ -9,6 +9,7 @@ and how to read the output. Python standard library only.
 """
 import argparse
 import ctypes
+import errno
 import json
 import mmap
 import os
@@ -591,7 +592,26 @@ def wl_par2(ctx, S):
 
 
 # name -> (function, phases it reports, description used in the table)
+def wl_rtt(ctx, S):
+    p = ctx.path('x')
+    with open(p, 'wb') as f:
+        f.write(b'x')
+
+    def missing_xattrs():
+        # FUSE caches no xattrs: every call is one request and its reply,
+        # which the daemon answers from memory. On the kernel, one syscall.
+        for _ in range(S['rtt_ops']):
+            try:
+                os.getxattr(p, 'user.missing')
+            except OSError as e:
+                if e.errno not in (errno.ENODATA, errno.ENOTSUP):
+                    raise
+
+    ctx.measure('rtt', missing_xattrs)
+
+
 WORKLOADS = [
+    ('rtt', wl_rtt, [('rtt', 'getxattr of a missing name x{rtt_ops} (a request each)')]),
     ('seq_write', wl_seq_write, [('seq_write', 'seq write {seq_h}, bs 1 MiB, fsync')]),
     ('seq_read', wl_seq_read, [('seq_read_cold', 'seq read {seq_h}, cold')]),
     ('rand_read_direct', wl_rand_read_direct,
@@ -860,6 +880,7 @@ def mib(b):
 # ---------------------------------------------------------------- main
 
 SIZES_FULL = dict(seq=256 * MiB, rand_file=64 * MiB, rand_ops=16384, files=5000, small=2000,
+                  rtt_ops=20000,
                   mmap=32 * MiB, scale=100_000, scale_limit=150, mount_reps=5,
                   rss_write=GiB, run_timeout=600)
 SIZES_QUICK = dict(SIZES_FULL, rand_ops=2048, scale=20_000, scale_limit=40, mount_reps=3,
