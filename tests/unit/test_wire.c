@@ -1,0 +1,183 @@
+/* The FUSE channel under libfuse (src/frontend/wire.c), driven through
+ * pipes with requests and replies laid out as the kernel and libfuse lay
+ * them out: HANDLE_KILLPRIV_V2 is added to the INIT reply only when the
+ * kernel offered it, only to the reply of that INIT, only to a successful
+ * one; everything else passes through byte for byte. */
+#include "frontend/wire.h"
+#include "harness.h"
+
+#include <errno.h>
+#include <linux/fuse.h>
+#include <string.h>
+#include <unistd.h>
+
+struct init_req {
+    struct fuse_in_header h;
+    struct fuse_init_in in;
+};
+
+struct init_reply {
+    struct fuse_out_header h;
+    struct fuse_init_out out;
+};
+
+/* Push @len bytes through a pipe into fe_wire_read(), as if the kernel had
+ * sent them. */
+static ssize_t feed(struct fe_wire *w, const void *req, size_t len, void *buf, size_t cap)
+{
+    int p[2];
+    ssize_t n;
+
+    if (pipe(p) != 0)
+        return -1;
+    n = write(p[1], req, len) == (ssize_t)len ? fe_wire_read(w, p[0], buf, cap) : -1;
+    close(p[0]);
+    close(p[1]);
+    return n;
+}
+
+/* Send @r through fe_wire_writev() as libfuse does (header, then argument)
+ * and return what reached the "kernel" in @got. */
+static int reply(struct fe_wire *w, struct init_reply *r, size_t arglen, struct init_reply *got)
+{
+    struct iovec iov[2] = {{&r->h, sizeof(r->h)}, {&r->out, arglen}};
+    int p[2], rc = -1;
+
+    if (pipe(p) != 0)
+        return -1;
+    if (fe_wire_writev(w, p[1], iov, arglen ? 2 : 1) == (ssize_t)(sizeof(r->h) + arglen) &&
+        read(p[0], got, sizeof(*got)) == (ssize_t)(sizeof(r->h) + arglen))
+        rc = 0;
+    close(p[0]);
+    close(p[1]);
+    return rc;
+}
+
+static void make_init(struct init_req *q, uint64_t unique, uint32_t flags)
+{
+    memset(q, 0, sizeof(*q));
+    q->h.len = sizeof(*q);
+    q->h.opcode = FUSE_INIT;
+    q->h.unique = unique;
+    q->in.major = 7;
+    q->in.minor = 38;
+    q->in.flags = flags;
+}
+
+static void make_reply(struct init_reply *r, uint64_t unique, int error, uint32_t flags)
+{
+    memset(r, 0, sizeof(*r));
+    r->h.len = sizeof(*r);
+    r->h.unique = unique;
+    r->h.error = error;
+    r->out.major = 7;
+    r->out.minor = 38;
+    r->out.flags = flags;
+}
+
+static int test_flag_added_when_offered(void)
+{
+    struct fe_wire w;
+    struct init_req q;
+    struct init_reply r, got;
+    char buf[4096];
+
+    fe_wire_init(&w, true);
+    make_init(&q, 2, FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2);
+    CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+    CHECK(!memcmp(buf, &q, sizeof(q))); /* passed through untouched */
+    make_reply(&r, 2, 0, FUSE_ASYNC_READ);
+    CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+    CHECK_EQ(got.out.flags, (uint32_t)(FUSE_ASYNC_READ | FUSE_HANDLE_KILLPRIV_V2));
+    CHECK(fe_wire_has_killpriv_v2(&w));
+    /* Later replies are left alone, even one that looks like an INIT reply. */
+    make_reply(&r, 4, 0, 0);
+    CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+    CHECK_EQ(got.out.flags, 0u);
+    return 0;
+}
+
+static int test_not_offered_not_added(void)
+{
+    struct fe_wire w;
+    struct init_req q;
+    struct init_reply r, got;
+    char buf[4096];
+
+    fe_wire_init(&w, true);
+    make_init(&q, 2, FUSE_ASYNC_READ);
+    CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+    make_reply(&r, 2, 0, FUSE_ASYNC_READ);
+    CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+    CHECK_EQ(got.out.flags, (uint32_t)FUSE_ASYNC_READ);
+    CHECK(!fe_wire_has_killpriv_v2(&w));
+    return 0;
+}
+
+static int test_not_wanted_not_added(void)
+{
+    struct fe_wire w;
+    struct init_req q;
+    struct init_reply r, got;
+    char buf[4096];
+
+    fe_wire_init(&w, false);
+    make_init(&q, 2, FUSE_HANDLE_KILLPRIV_V2);
+    CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+    make_reply(&r, 2, 0, 0);
+    CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+    CHECK_EQ(got.out.flags, 0u);
+    return 0;
+}
+
+/* An INIT refused (a protocol version libfuse will not speak): the error
+ * reply carries no argument and is passed on unchanged. */
+static int test_error_reply_untouched(void)
+{
+    struct fe_wire w;
+    struct init_req q;
+    struct init_reply r, got;
+    char buf[4096];
+
+    fe_wire_init(&w, true);
+    make_init(&q, 2, FUSE_HANDLE_KILLPRIV_V2);
+    CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+    make_reply(&r, 2, -EPROTO, 0);
+    r.h.len = sizeof(r.h);
+    CHECK_EQ(reply(&w, &r, 0, &got), 0);
+    CHECK_EQ(got.h.error, -EPROTO);
+    CHECK(!fe_wire_has_killpriv_v2(&w));
+    return 0;
+}
+
+/* Other requests and short reads are passed on without a look. */
+static int test_other_requests_pass(void)
+{
+    struct fe_wire w;
+    struct init_req q;
+    struct init_reply r, got;
+    char buf[4096];
+
+    fe_wire_init(&w, true);
+    make_init(&q, 6, FUSE_HANDLE_KILLPRIV_V2);
+    q.h.opcode = FUSE_GETATTR;
+    CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+    CHECK_EQ(feed(&w, &q, 10, buf, sizeof(buf)), 10);
+    make_reply(&r, 6, 0, 0);
+    CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+    CHECK(!memcmp(&got, &r, sizeof(r)));
+    CHECK(!fe_wire_has_killpriv_v2(&w));
+    return 0;
+}
+
+int main(void)
+{
+    static const struct test_case cases[] = {
+        {"flag_added_when_offered", test_flag_added_when_offered},
+        {"not_offered_not_added", test_not_offered_not_added},
+        {"not_wanted_not_added", test_not_wanted_not_added},
+        {"error_reply_untouched", test_error_reply_untouched},
+        {"other_requests_pass", test_other_requests_pass},
+    };
+    return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
+}
