@@ -112,6 +112,9 @@ void fe_reply_status(fuse_req_t req, int rc);
  * reply cannot be delivered (the request was interrupted), the kernel never
  * learns of it, so the helper gives the reference back. */
 void fe_reply_entry(fuse_req_t req, int rc, const struct stat *st);
+/* fe_reply_entry() for a lookup: -ENOENT becomes a negative entry the
+ * kernel may keep, where it may keep names at all (entry_timeout > 0). */
+void fe_reply_lookup(fuse_req_t req, int rc, const struct stat *st);
 void fe_reply_attr(fuse_req_t req, int rc, const struct stat *st);
 void fe_reply_buf(fuse_req_t req, ssize_t rc, const void *buf);
 void fe_reply_write(fuse_req_t req, ssize_t rc);

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/fs.h>
-#include <string.h>
 
 void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -15,19 +14,7 @@ void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     fe_cred_init(&c, req, true);
     rc = uext4_lookup(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, &st);
     fe_cred_release(&c);
-    /* Where the kernel may keep names, it may keep their absence too: a
-     * name appears only through a request of its own (mknod, rename...),
-     * which replaces the negative entry. Searches for files that are not
-     * there (a PATH, an include path) then cost one request per name. */
-    if (rc == -ENOENT && fe_ctx(req)->entry_timeout > 0) {
-        struct fuse_entry_param e;
-
-        memset(&e, 0, sizeof(e));
-        e.entry_timeout = fe_ctx(req)->entry_timeout;
-        fuse_reply_entry(req, &e);
-        return;
-    }
-    fe_reply_entry(req, rc, &st);
+    fe_reply_lookup(req, rc, &st);
 }
 
 /* The root is never freed, and the kernel's count on it does not start from

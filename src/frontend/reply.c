@@ -3,6 +3,7 @@
 #include "frontend/fe_int.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <string.h>
 
 void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st)
@@ -36,6 +37,22 @@ void fe_reply_entry(fuse_req_t req, int rc, const struct stat *st)
     fe_entry_fill(req, &e, st);
     if (fuse_reply_entry(req, &e) != 0)
         uext4_forget(fe_fs(req), (uint32_t)st->st_ino, 1);
+}
+
+/* A name appears only through a request of the kernel's own (mknod,
+ * rename...), which replaces the negative entry: searches for files that
+ * are not there (a PATH, an include path) then cost one request per name. */
+void fe_reply_lookup(fuse_req_t req, int rc, const struct stat *st)
+{
+    struct fuse_entry_param e;
+
+    if (rc != -ENOENT || fe_ctx(req)->entry_timeout <= 0) {
+        fe_reply_entry(req, rc, st);
+        return;
+    }
+    memset(&e, 0, sizeof(e)); /* ino 0: the name is known to be missing */
+    e.entry_timeout = fe_ctx(req)->entry_timeout;
+    fuse_reply_entry(req, &e);
 }
 
 void fe_reply_attr(fuse_req_t req, int rc, const struct stat *st)

@@ -210,6 +210,11 @@ out_free_opts:
 
 int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct fe_session **out)
 {
+    bool kernel_checks = p->opts->perm_check == FE_PERM_KERNEL;
+    /* The daemon checks nothing per path or per open when the kernel checks
+     * first, or when nobody checks (fakeroot): the kernel may then keep
+     * names and open files without asking. */
+    bool nothing_to_check = kernel_checks || p->opts->core.fakeroot;
     struct fe_session *s;
     int rc;
 
@@ -217,13 +222,12 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     if (!s)
         return -ENOMEM;
     s->ctx.fs = fs;
-    s->ctx.posix_acl = p->opts->perm_check == FE_PERM_KERNEL;
+    s->ctx.posix_acl = kernel_checks;
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
-    s->ctx.no_open = p->opts->perm_check == FE_PERM_KERNEL || p->opts->core.fakeroot;
+    s->ctx.no_open = nothing_to_check;
+    s->ctx.entry_timeout = nothing_to_check ? FE_TIMEOUT : 0.0;
     fe_wire_init(&s->ctx.wire, true);
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;
-    s->ctx.entry_timeout =
-        p->opts->perm_check == FE_PERM_KERNEL || p->opts->core.fakeroot ? FE_TIMEOUT : 0.0;
     rc = fe_build_args(&s->args, p);
     if (rc < 0)
         goto out_free_args;
