@@ -29,6 +29,22 @@ static int close_file(ext2_file_t f, int ret)
     return ret ? ret : cret;
 }
 
+/* Read @ino into @in and cut @size to what lies before i_size: 1 when
+ * something does, 0 at or past EOF, or -errno. */
+static int read_span_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                            off_t off, size_t *size)
+{
+    int ret = e2_read_inode_locked(img, ino, in);
+
+    if (ret)
+        return ret;
+    if ((uint64_t)off >= EXT2_I_SIZE(in))
+        return 0;
+    if (*size > EXT2_I_SIZE(in) - (uint64_t)off)
+        *size = EXT2_I_SIZE(in) - (uint64_t)off;
+    return 1;
+}
+
 ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, struct e2_seg *segs,
                     unsigned max, unsigned *nseg)
 {
@@ -37,18 +53,11 @@ ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, 
 
     *nseg = 0;
     e2_lock(img);
-    ret = e2_read_inode_locked(img, ino, &in);
-    if (ret)
-        goto out_unlock;
-    if ((uint64_t)off >= EXT2_I_SIZE(&in))
-        goto out_unlock; /* 0: EOF */
-    if (size > EXT2_I_SIZE(&in) - (uint64_t)off)
-        size = EXT2_I_SIZE(&in) - (uint64_t)off;
-    if (e2_extio_usable(&in))
+    ret = read_span_locked(img, ino, &in, off, &size);
+    if (ret > 0 && e2_extio_usable(&in))
         ret = e2_extio_map_locked(img, ino, &in, (uint64_t)off, size, segs, max, nseg);
-    else
+    else if (ret > 0)
         ret = -EOPNOTSUPP;
-out_unlock:
     e2_unlock(img);
     return ret;
 }
@@ -66,15 +75,9 @@ ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size,
     int ret;
 
     e2_lock(img);
-    ret = e2_read_inode_locked(img, ino, &in);
-    if (ret)
+    ret = read_span_locked(img, ino, &in, off, &size);
+    if (ret <= 0)
         goto out_unlock;
-    if ((uint64_t)off >= EXT2_I_SIZE(&in)) {
-        ret = 0;
-        goto out_unlock;
-    }
-    if (size > EXT2_I_SIZE(&in) - (uint64_t)off)
-        size = EXT2_I_SIZE(&in) - (uint64_t)off;
     if (e2_extio_usable(&in)) {
         ssize_t n = e2_extio_read_locked(img, ino, &in, buf, size, (uint64_t)off);
         e2_unlock(img);
