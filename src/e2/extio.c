@@ -230,41 +230,33 @@ static int write_partial(ext2_filsys fs, blk64_t pblk, bool was_hole, uint64_t b
  * looked up and checksummed). So after allocating from @first, fold the
  * new extent into the one before it, as ext4 would have allocated it, when
  * the blocks continue and both sit in the same tree node (the node's first
- * entry then stays, and no index above it changes). */
-static int merge_with_previous(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in,
-                               blk64_t first)
+ * entry then stays, and no index above it changes). @h is the inode's
+ * extent handle, open after the allocation. */
+static int merge_with_previous(ext2_extent_handle_t h, blk64_t first)
 {
     struct ext2fs_extent left, right;
-    ext2_extent_handle_t h;
     errcode_t err;
 
     if (first == 0)
         return 0;
-    err = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h);
-    if (err)
-        return e2_errno(err);
     err = ext2fs_extent_goto(h, first);
     if (!err)
         err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &right);
     if (!err)
         err = ext2fs_extent_get(h, EXT2_EXTENT_PREV_SIB, &left);
-    if (err) {
-        /* No extent starts at @first, or it opens its node: nothing to do. */
-        ext2fs_extent_free(h);
+    if (err)
+        return 0; /* no extent starts at @first, or it opens its node */
+    if (right.e_lblk != first || left.e_lblk + left.e_len != first ||
+        left.e_pblk + left.e_len != right.e_pblk ||
+        ((left.e_flags | right.e_flags) & EXT2_EXTENT_FLAGS_UNINIT) ||
+        (uint64_t)left.e_len + right.e_len > EXT_INIT_MAX_LEN)
         return 0;
-    }
-    if (right.e_lblk == first && left.e_lblk + left.e_len == first &&
-        left.e_pblk + left.e_len == right.e_pblk &&
-        !((left.e_flags | right.e_flags) & EXT2_EXTENT_FLAGS_UNINIT) &&
-        (uint64_t)left.e_len + right.e_len <= EXT_INIT_MAX_LEN) {
-        left.e_len += right.e_len;
-        err = ext2fs_extent_replace(h, 0, &left);
-        if (!err)
-            err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_SIB, &right);
-        if (!err)
-            err = ext2fs_extent_delete(h, 0);
-    }
-    ext2fs_extent_free(h);
+    left.e_len += right.e_len;
+    err = ext2fs_extent_replace(h, 0, &left);
+    if (!err)
+        err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT_SIB, &right);
+    if (!err)
+        err = ext2fs_extent_delete(h, 0);
     return e2_errno(err);
 }
 
@@ -322,13 +314,12 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         }
         if (wret)
             return wret;
-        ret = merge_with_previous(fs, ino, in, first);
-        if (ret)
-            return ret;
     }
     ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
     if (ret)
         return ret;
+    if (holes)
+        ret = merge_with_previous(h, first);
     while (pos < end && !ret) {
         blk64_t lblk = pos / bs;
         uint64_t boff = pos % bs;
