@@ -80,8 +80,15 @@ struct uext4_options {
      * 64 MiB. Unused through FUSE, where the kernel holds the pages. */
     size_t cache_bytes;
     /* Access times: by default updated as the kernel's relatime does (when
-     * older than mtime or ctime, or a day old); never with noatime. */
+     * older than mtime or ctime, or a day old); never with noatime; on
+     * every access with strictatime (noatime wins). nodiratime: never for
+     * directories. */
     bool noatime;
+    bool strictatime;
+    bool nodiratime;
+    /* New files take their directory's group, as ext4's grpid; by default
+     * their creator's, unless the directory is setgid. */
+    bool grpid;
     unsigned nuidmap, ngidmap;
     struct uext4_idmap uidmap[UEXT4_MAX_IDMAP];
     struct uext4_idmap gidmap[UEXT4_MAX_IDMAP];

@@ -80,6 +80,9 @@ static void usage(FILE *out)
             "                        inline (default) or convert them as Linux does\n"
             "  commit=SECONDS        commit metadata to the image (through its journal,\n"
             "                        if it has one) every SECONDS seconds (0: 5)\n"
+            "  grpid, bsdgroups      new files take the group of their directory\n"
+            "  nogrpid, sysvgroups   ... of their creator, or of a setgid directory\n"
+            "                        (the default)\n"
             "  norecovery, noload    an image whose journal needs recovery is mounted\n"
             "                        read-only without replaying it\n"
             "\n"
@@ -102,10 +105,13 @@ static void usage(FILE *out)
             "  subtype=NAME          type shown as fuse.NAME (default: uext4)\n"
             "\n"
             "Mount flags, passed to the kernel:\n"
-            "  nosuid, suid, nodev, dev, noexec, exec, noatime, atime, relatime,\n"
-            "  sync, async, dirsync\n"
+            "  nosuid, suid, nodev, dev, noexec, exec, sync, async, dirsync\n"
+            "Access times, updated by uext4:\n"
+            "  relatime (default), atime, strictatime, noatime, nodiratime, diratime\n"
             "Accepted and ignored (for fstab): defaults, auto, noauto, user, nouser,\n"
-            "  users, nofail, _netdev\n",
+            "  users, owner, group, nofail, _netdev, comment=, x-*\n"
+            "Accepted with a warning that they have no effect: the other options\n"
+            "  of ext4 and mount(8) (data=, barrier, discard, quota, lazytime, ...)\n",
             UEXT4_MAX_IDMAP);
 }
 
@@ -285,6 +291,9 @@ static int serve(const struct cli *c, int notify_fd)
     struct uext4_fs *fs;
     int rc, close_rc;
 
+    for (unsigned i = 0; i < c->opts.nnoted; i++)
+        log_warn("mount option '%s' has no effect: %s", c->opts.noted[i].name,
+                 c->opts.noted[i].why);
     rc = uext4_open(c->image, &c->opts.core, &fs, why, sizeof(why));
     if (rc < 0) {
         if (why[0])

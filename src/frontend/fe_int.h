@@ -50,6 +50,10 @@ struct fe_ctx {
      * for regular files (file.c): when the kernel checks permissions, or
      * nobody does (fakeroot). */
     bool no_open;
+    /* strictatime: every open starts with no cached pages (no OPEN-less
+     * opens, no keep_cache), so that its first read reaches the daemon,
+     * which records the access (reads of cached pages never do). */
+    bool drop_cache_on_open;
     /* The channel under libfuse (wire.c); its INIT state is written by
      * the worker that answers INIT, before any other request exists. */
     struct fe_wire wire;

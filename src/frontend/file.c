@@ -28,11 +28,12 @@
 #include "base/log.h"
 
 /* The daemon is the only writer of the image, so cached pages stay valid
- * across opens. Never direct_io: it breaks shared mmap on libfuse 3.14. */
-static void fe_open_info(struct fuse_file_info *fi)
+ * across opens (but under strictatime, fe_int.h). Never direct_io: it
+ * breaks shared mmap on libfuse 3.14. */
+static void fe_open_info(fuse_req_t req, struct fuse_file_info *fi)
 {
     fi->fh = 0;
-    fi->keep_cache = 1;
+    fi->keep_cache = !fe_ctx(req)->drop_cache_on_open;
     fi->direct_io = 0;
 }
 
@@ -66,7 +67,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         goto out_forget;
     fe_cred_release(&c);
 
-    fe_open_info(fi);
+    fe_open_info(req, fi);
     fe_entry_fill(req, &e, &st);
     /* A reply the kernel never receives leaves it without the reference and
      * the open it stands for: give both back. */
@@ -100,7 +101,7 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fe_reply_err(req, rc);
         return;
     }
-    fe_open_info(fi);
+    fe_open_info(req, fi);
     if (fuse_reply_open(req, fi) != 0)
         uext4_release(fs, fe_ext4_ino(ino));
 }

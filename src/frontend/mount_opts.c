@@ -182,11 +182,11 @@ static int set_fsname(const struct opt_ctx *c)
     return 0;
 }
 
+/* mount(8) passes "subtype=" empty for a type given as plain "fuse": the
+ * default then applies. */
 static int set_subtype(const struct opt_ctx *c)
 {
-    if (c->value[0] == '\0')
-        return bad_value(c);
-    c->o->subtype = c->value;
+    c->o->subtype = c->value[0] ? c->value : NULL;
     return 0;
 }
 
@@ -240,6 +240,30 @@ static int set_writeback_cache(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_grpid(const struct opt_ctx *c)
+{
+    c->o->core.grpid = true;
+    return 0;
+}
+
+static int set_nogrpid(const struct opt_ctx *c)
+{
+    c->o->core.grpid = false;
+    return 0;
+}
+
+static int set_nodiratime(const struct opt_ctx *c)
+{
+    c->o->core.nodiratime = true;
+    return 0;
+}
+
+static int set_diratime(const struct opt_ctx *c)
+{
+    c->o->core.nodiratime = false;
+    return 0;
+}
+
 /* fstab's options for mount(8) itself, meaningless to the file system. */
 static int set_ignored(const struct opt_ctx *c)
 {
@@ -276,25 +300,216 @@ static const struct {
     {"users", false, set_ignored},
     {"nofail", false, set_ignored},
     {"_netdev", false, set_ignored},
+    {"owner", false, set_ignored},
+    {"group", false, set_ignored},
+    {"comment", true, set_ignored},
+    {"helper", true, set_ignored},
+    {"uhelper", true, set_ignored},
+    {"nodiratime", false, set_nodiratime},
+    {"diratime", false, set_diratime},
+    /* ext4: new files take the group of their directory (grpid), or of
+     * their creator unless the directory is setgid. */
+    {"grpid", false, set_grpid},
+    {"bsdgroups", false, set_grpid},
+    {"nogrpid", false, set_nogrpid},
+    {"sysvgroups", false, set_nogrpid},
+};
+
+/* Options of the kernel's ext4 and of mount(8) that change nothing on a
+ * uext4 mount: accepted, so that fstab lines and test suites written for
+ * ext4 work, and logged once at mount with @why. @value says whether they
+ * take a value, as ext4 says, and ext4's check of the value is kept (a
+ * number where it wants one). */
+enum noted_value {
+    NV_NONE,    /* a flag */
+    NV_NUM,     /* =N, required */
+    NV_OPT_NUM, /* a flag, or =N */
+    NV_STR,     /* =anything, required */
+    NV_DATA,    /* =journal|ordered|writeback */
+    NV_DAX,     /* a flag, or =always|never|inode */
+    NV_DATA_ERR /* =abort|ignore */
+};
+
+#define WHY_JOURNAL  "uext4 journals metadata and writes data in place (data=ordered)"
+#define WHY_ALLOC    "uext4 allocates with libext2fs and has no delayed allocation"
+#define WHY_QUOTA    "uext4 does not enforce quotas"
+#define WHY_SECURITY "no security module labels FUSE files through the mount"
+#define WHY_KERNEL   "a kernel ext4 tuning with no counterpart in uext4"
+#define WHY_DEBUG    "an ext4 debugging aid with no counterpart in uext4"
+#define WHY_IVERSION "uext4 does not count inode versions"
+#define WHY_LAZY     "timestamps reach the image at the next commit in any case"
+
+static const struct {
+    const char *name;
+    enum noted_value value;
+    const char *why;
+} noted_table[] = {
+    /* generic kernel flags with nothing to do on a FUSE mount */
+    {"lazytime", NV_NONE, WHY_LAZY},
+    {"nolazytime", NV_NONE, WHY_LAZY},
+    {"iversion", NV_NONE, WHY_IVERSION},
+    {"noiversion", NV_NONE, WHY_IVERSION},
+    {"i_version", NV_NONE, WHY_IVERSION},
+    {"mand", NV_NONE, "Linux no longer supports mandatory locks"},
+    {"nomand", NV_NONE, "Linux no longer supports mandatory locks"},
+    {"silent", NV_NONE, "uext4 logs as usual"},
+    {"loud", NV_NONE, "uext4 logs as usual"},
+    {"context", NV_STR, WHY_SECURITY},
+    {"fscontext", NV_STR, WHY_SECURITY},
+    {"defcontext", NV_STR, WHY_SECURITY},
+    {"rootcontext", NV_STR, WHY_SECURITY},
+    /* ext4 */
+    {"data", NV_DATA, WHY_JOURNAL},
+    {"data_err", NV_DATA_ERR, WHY_JOURNAL},
+    {"journal_checksum", NV_NONE, "uext4 writes the checksums the journal's features ask for"},
+    {"nojournal_checksum", NV_NONE, "uext4 writes the checksums the journal's features ask for"},
+    {"journal_async_commit", NV_NONE, WHY_JOURNAL},
+    {"journal_dev", NV_NUM, "uext4 supports only a journal inside the image"},
+    {"journal_path", NV_STR, "uext4 supports only a journal inside the image"},
+    {"journal_ioprio", NV_NUM, WHY_KERNEL},
+    {"barrier", NV_OPT_NUM, "uext4 always orders its writes with fsync of the image"},
+    {"nobarrier", NV_NONE, "uext4 always orders its writes with fsync of the image"},
+    {"min_batch_time", NV_NUM, "uext4 commits every commit= seconds"},
+    {"max_batch_time", NV_NUM, "uext4 commits every commit= seconds"},
+    {"discard", NV_NONE, "uext4 does not discard blocks as they are freed"},
+    {"nodiscard", NV_NONE, "uext4 does not discard blocks as they are freed"},
+    {"delalloc", NV_NONE, WHY_ALLOC},
+    {"nodelalloc", NV_NONE, WHY_ALLOC},
+    {"auto_da_alloc", NV_OPT_NUM, WHY_ALLOC},
+    {"noauto_da_alloc", NV_NONE, WHY_ALLOC},
+    {"stripe", NV_NUM, WHY_ALLOC},
+    {"oldalloc", NV_NONE, WHY_ALLOC},
+    {"orlov", NV_NONE, WHY_ALLOC},
+    {"mb_optimize_scan", NV_NUM, WHY_ALLOC},
+    {"inode_readahead_blks", NV_NUM, WHY_KERNEL},
+    {"init_itable", NV_OPT_NUM, "uext4 initialises an inode table when it first uses it"},
+    {"noinit_itable", NV_NONE, "uext4 initialises an inode table when it first uses it"},
+    {"block_validity", NV_NONE, "uext4 always checks block numbers against the metadata"},
+    {"noblock_validity", NV_NONE, "uext4 always checks block numbers against the metadata"},
+    {"dioread_lock", NV_NONE, WHY_KERNEL},
+    {"dioread_nolock", NV_NONE, WHY_KERNEL},
+    {"nodioread_nolock", NV_NONE, WHY_KERNEL},
+    {"dax", NV_DAX, "an image file cannot be mapped as persistent memory"},
+    {"acl", NV_NONE, "POSIX ACLs are always enforced"},
+    {"noacl", NV_NONE, "POSIX ACLs are always enforced"},
+    {"user_xattr", NV_NONE, "user.* attributes are always allowed (ext4 ignores nouser_xattr)"},
+    {"nouser_xattr", NV_NONE, "user.* attributes are always allowed (ext4 ignores nouser_xattr)"},
+    {"resuid", NV_NUM, "uext4 does not keep the reserved blocks for one user"},
+    {"resgid", NV_NUM, "uext4 does not keep the reserved blocks for one group"},
+    {"sb", NV_NUM, "uext4 opens the primary superblock (repair with e2fsck -b)"},
+    {"nouid32", NV_NONE, "uext4 always stores 32-bit ids"},
+    {"bsddf", NV_NONE, "statfs reports as ext4's default (bsddf)"},
+    {"minixdf", NV_NONE, "statfs reports as ext4's default (bsddf)"},
+    {"quota", NV_NONE, WHY_QUOTA},
+    {"noquota", NV_NONE, WHY_QUOTA},
+    {"usrquota", NV_NONE, WHY_QUOTA},
+    {"grpquota", NV_NONE, WHY_QUOTA},
+    {"prjquota", NV_NONE, WHY_QUOTA},
+    {"usrjquota", NV_STR, WHY_QUOTA},
+    {"grpjquota", NV_STR, WHY_QUOTA},
+    {"jqfmt", NV_STR, WHY_QUOTA},
+    {"max_dir_size_kb", NV_NUM, WHY_KERNEL},
+    {"inlinecrypt", NV_NONE, WHY_KERNEL},
+    {"nombcache", NV_NONE, WHY_KERNEL},
+    {"no_mbcache", NV_NONE, WHY_KERNEL},
+    {"prefetch_block_bitmaps", NV_NONE, WHY_KERNEL},
+    {"no_prefetch_block_bitmaps", NV_NONE, WHY_KERNEL},
+    {"warn_on_error", NV_NONE, WHY_DEBUG},
+    {"nowarn_on_error", NV_NONE, WHY_DEBUG},
+    {"debug", NV_NONE, WHY_DEBUG},
+    {"abort", NV_NONE, WHY_DEBUG},
+    {"bh", NV_NONE, WHY_KERNEL},
+    {"nobh", NV_NONE, WHY_KERNEL},
+    {"debug_want_extra_isize", NV_NUM, WHY_DEBUG},
 };
 
 /* Kernel mount flags. @forward is what the FUSE mount is given, NULL where
  * the option asks for what a FUSE mount does anyway. libfuse mounts with
  * nosuid,nodev unless told "suid" / "dev" (and only root may say so).
- * libfuse 3.14 has no (no)diratime: such options are refused rather than
- * accepted and silently dropped. */
+ * The atime options are not forwarded (but noatime, which libfuse knows):
+ * FUSE inodes are S_NOATIME, the kernel leaves atime to the daemon. */
 static const struct {
     const char *name;
     enum fe_kflag_group group;
     const char *forward;
 } kflag_table[] = {
-    {"suid", FE_KF_SUID, "suid"},        {"nosuid", FE_KF_SUID, "nosuid"},
-    {"dev", FE_KF_DEV, "dev"},           {"nodev", FE_KF_DEV, "nodev"},
-    {"exec", FE_KF_EXEC, NULL},          {"noexec", FE_KF_EXEC, "noexec"},
-    {"atime", FE_KF_ATIME, NULL},        {"relatime", FE_KF_ATIME, NULL},
-    {"noatime", FE_KF_ATIME, "noatime"}, {"async", FE_KF_SYNC, NULL},
-    {"sync", FE_KF_SYNC, "sync"},        {"dirsync", FE_KF_DIRSYNC, "dirsync"},
+    {"suid", FE_KF_SUID, "suid"},
+    {"nosuid", FE_KF_SUID, "nosuid"},
+    {"dev", FE_KF_DEV, "dev"},
+    {"nodev", FE_KF_DEV, "nodev"},
+    {"exec", FE_KF_EXEC, NULL},
+    {"noexec", FE_KF_EXEC, "noexec"},
+    {"atime", FE_KF_ATIME, NULL},
+    {"relatime", FE_KF_ATIME, NULL},
+    {"norelatime", FE_KF_ATIME, NULL},
+    {"nostrictatime", FE_KF_ATIME, NULL},
+    {"strictatime", FE_KF_ATIME, NULL},
+    {"noatime", FE_KF_ATIME, "noatime"},
+    {"async", FE_KF_SYNC, NULL},
+    {"sync", FE_KF_SYNC, "sync"},
+    {"dirsync", FE_KF_DIRSYNC, "dirsync"},
 };
+
+static bool is_one_of(const char *v, const char *const *list)
+{
+    for (; *list; list++) {
+        if (strcmp(v, *list) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool noted_value_ok(const char *v, enum noted_value kind)
+{
+    static const char *const data[] = {"journal", "ordered", "writeback", NULL};
+    static const char *const data_err[] = {"abort", "ignore", NULL};
+    static const char *const dax[] = {"always", "never", "inode", NULL};
+    const char *end;
+    uint32_t n;
+
+    switch (kind) {
+    case NV_NONE:
+        return !v;
+    case NV_NUM:
+        return v && parse_u32(v, &end, &n) && *end == '\0';
+    case NV_OPT_NUM:
+        return !v || (parse_u32(v, &end, &n) && *end == '\0');
+    case NV_STR:
+        return v != NULL;
+    case NV_DATA:
+        return v && is_one_of(v, data);
+    case NV_DATA_ERR:
+        return v && is_one_of(v, data_err);
+    case NV_DAX:
+        return !v || is_one_of(v, dax);
+    }
+    return false;
+}
+
+/* Record a noted option, once per name, for the daemon to log. */
+static int set_noted(const struct opt_ctx *c, enum noted_value kind, const char *why)
+{
+    struct fe_mount_opts *o = c->o;
+
+    if (!noted_value_ok(c->value, kind)) {
+        if (kind == NV_NONE)
+            return opt_error(c->err, c->err_len, "mount option '%s' takes no value", c->name);
+        if (!c->value)
+            return opt_error(c->err, c->err_len, "mount option '%s' needs a value", c->name);
+        return bad_value(c);
+    }
+    for (unsigned i = 0; i < o->nnoted; i++) {
+        if (strcmp(o->noted[i].name, c->name) == 0)
+            return 0;
+    }
+    /* More distinct ones than fit are still accepted, only not logged. */
+    if (o->nnoted < FE_MAX_NOTED) {
+        o->noted[o->nnoted].name = c->name;
+        o->noted[o->nnoted].why = why;
+        o->nnoted++;
+    }
+    return 0;
+}
 
 void fe_opts_init(struct fe_mount_opts *o)
 {
@@ -318,9 +533,12 @@ static int parse_one(struct fe_mount_opts *o, char *opt, char *err, size_t err_l
         if (c.value)
             return opt_error(err, err_len, "mount option '%s' takes no value", opt);
         o->kflag[kflag_table[i].group] = kflag_table[i].forward;
-        /* The daemon, not the kernel, updates atime on a FUSE mount. */
-        if (kflag_table[i].group == FE_KF_ATIME)
+        /* The daemon, not the kernel, updates atime on a FUSE mount. As on
+         * ext4, norelatime and nostrictatime leave the default, relatime. */
+        if (kflag_table[i].group == FE_KF_ATIME) {
             o->core.noatime = strcmp(opt, "noatime") == 0;
+            o->core.strictatime = strcmp(opt, "strictatime") == 0;
+        }
         return 0;
     }
     for (size_t i = 0; i < ARRAY_LEN(options_table); i++) {
@@ -331,6 +549,13 @@ static int parse_one(struct fe_mount_opts *o, char *opt, char *err, size_t err_l
         if (!options_table[i].has_value && c.value)
             return opt_error(err, err_len, "mount option '%s' takes no value", opt);
         return options_table[i].set(&c);
+    }
+    /* mount(8) keeps x-* (and the older X-*) for userspace tools. */
+    if (strncmp(opt, "x-", 2) == 0 || strncmp(opt, "X-", 2) == 0)
+        return 0;
+    for (size_t i = 0; i < ARRAY_LEN(noted_table); i++) {
+        if (strcmp(opt, noted_table[i].name) == 0)
+            return set_noted(&c, noted_table[i].value, noted_table[i].why);
     }
     return opt_error(err, err_len, "unknown mount option '%s'", opt);
 }

@@ -36,6 +36,8 @@ enum fe_perm_check {
     FE_PERM_DAEMON,
 };
 
+#define FE_MAX_NOTED 32
+
 struct fe_mount_opts {
     struct uext4_options core;
     bool allow_other;
@@ -51,6 +53,12 @@ struct fe_mount_opts {
     const char *subtype;
     /* Per group, the mount(8) name to forward, or NULL for the default. */
     const char *kflag[FE_KF_NR];
+    /* Options of ext4 or mount(8) accepted with no effect on uext4, each
+     * name once, and why (pointing into the option list, and static). */
+    unsigned nnoted;
+    struct {
+        const char *name, *why;
+    } noted[FE_MAX_NOTED];
 };
 
 void fe_opts_init(struct fe_mount_opts *o);

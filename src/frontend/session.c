@@ -224,7 +224,8 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     s->ctx.fs = fs;
     s->ctx.posix_acl = kernel_checks;
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
-    s->ctx.no_open = nothing_to_check;
+    s->ctx.drop_cache_on_open = p->opts->core.strictatime && !p->opts->core.noatime;
+    s->ctx.no_open = nothing_to_check && !s->ctx.drop_cache_on_open;
     s->ctx.entry_timeout = nothing_to_check ? FE_TIMEOUT : 0.0;
     fe_wire_init(&s->ctx.wire, true);
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;

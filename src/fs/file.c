@@ -65,17 +65,17 @@ int uext4_release(struct uext4_fs *fs, uint32_t ino)
     return ret;
 }
 
-/* relatime: only when the last access predates the last change, or is a
- * day old; a failure to record it does not fail the read. */
-static void touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
+void fs_touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
 {
     struct timespec now;
 
     if (fs->opts.noatime || e2_is_read_only(fs->img))
         return;
+    if (fs->opts.nodiratime && S_ISDIR(a->mode))
+        return;
     fs_now(&now);
-    if (timespec_cmp(&a->atime, &a->mtime) > 0 && timespec_cmp(&a->atime, &a->ctime) > 0 &&
-        now.tv_sec - a->atime.tv_sec < 24 * 3600)
+    if (!fs->opts.strictatime && timespec_cmp(&a->atime, &a->mtime) > 0 &&
+        timespec_cmp(&a->atime, &a->ctime) > 0 && now.tv_sec - a->atime.tv_sec < 24 * 3600)
         return;
     a->atime = now;
     e2_inode_set(fs->img, ino, a, E2_A_ATIME);
@@ -115,7 +115,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
     if (ret > 0)
         pc_overlay(fs->pc, ino, off, buf, (size_t)ret);
     if (ret >= 0)
-        touch_atime(fs, ino, &a);
+        fs_touch_atime(fs, ino, &a);
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
     fs_op_end(fs, fi);
     return ret;
@@ -142,7 +142,7 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
             segs[i].pos = map[i].pos == E2_SEG_ZERO ? -1 : (off_t)map[i].pos;
             segs[i].len = (size_t)map[i].len;
         }
-        touch_atime(fs, ino, &a);
+        fs_touch_atime(fs, ino, &a);
         ret = sink(arg, e2_image_fd(fs->img), segs, n, (size_t)ret);
     } else if (ret != -EOPNOTSUPP) {
         FS_CHECK(fs, ino, (int)ret);

@@ -91,6 +91,11 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
 #define FS_CHECK(fs, ino, err) fs_check((fs), (ino), (err), __func__, __LINE__)
 int fs_may_write(struct uext4_fs *fs);
 void fs_now(struct timespec *ts);
+/* An access to @ino (inode locked, @a its attributes): record it in atime
+ * as the atime options say (relatime by default: only when atime predates
+ * mtime or ctime, or is a day old). The kernel leaves atime to a FUSE
+ * daemon. A failure to record it fails nothing. */
+void fs_touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a);
 static inline int timespec_cmp(const struct timespec *a, const struct timespec *b)
 {
     if (a->tv_sec != b->tv_sec)

@@ -201,7 +201,9 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
         return ret;
     a->uid = fc->uid;
     a->gid = fc->gid;
-    if (da->mode & S_ISGID) {
+    if (fs->opts.grpid) {
+        a->gid = da->gid;
+    } else if (da->mode & S_ISGID) {
         /* setgid directory: the group is inherited, and so is the bit by
          * subdirectories. */
         a->gid = da->gid;

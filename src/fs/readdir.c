@@ -51,6 +51,23 @@ void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir)
     free(dir);
 }
 
+/* Reading a directory is an access, as ext4's getdents: recorded once per
+ * opendir, since the listing is a snapshot taken here. */
+static void touch_dir_atime(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+    struct e2_attr a;
+
+    if (fs->opts.noatime || fs->opts.nodiratime)
+        return;
+    fi = fs_op_begin(fs, ino);
+    if (!fi)
+        return;
+    if (e2_inode_get(fs->img, ino, &a) == 0)
+        fs_touch_atime(fs, ino, &a);
+    fs_op_end(fs, fi);
+}
+
 int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                   struct uext4_dir **out)
 {
@@ -78,6 +95,7 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
         return ret;
     }
     *out = d;
+    touch_dir_atime(fs, ino);
     return 0;
 }
 

@@ -47,6 +47,41 @@ static const struct opt_row rows[] = {
     {"dp_fakeroot", "default_permissions,fakeroot", -EINVAL, "default_permissions"},
     {"fakeroot_no_dp", "fakeroot,no_default_permissions", 0, NULL},
     {"no_dp_value", "no_default_permissions=1", -EINVAL, "no_default_permissions"},
+    /* what mount(8) and fstests pass (issue 12) */
+    {"atime_modes", "nodiratime,strictatime,lazytime,relatime,atime,diratime,noatime", 0, NULL},
+    {"norelatime", "norelatime,nostrictatime", 0, NULL},
+    {"subtype_empty", "subtype=", 0, NULL},
+    {"generic_flags", "rw,nosuid,nodev,noexec,suid,dev,exec,sync,async,dirsync", 0, NULL},
+    {"fstab_only", "defaults,auto,noauto,user,users,nouser,owner,group,_netdev,nofail", 0, NULL},
+    {"fstab_values", "comment=systemd.automount,x-systemd.device-timeout=5,X-mount.mkdir", 0, NULL},
+    {"ext4_journal",
+     "data=ordered,data=journal,data=writeback,data_err=abort,commit=5,barrier,"
+     "barrier=0,nobarrier,journal_checksum,nojournal_checksum,"
+     "journal_async_commit,journal_ioprio=3,min_batch_time=0,max_batch_time=15000",
+     0, NULL},
+    {"ext4_alloc",
+     "discard,nodiscard,delalloc,nodelalloc,auto_da_alloc,auto_da_alloc=0,"
+     "noauto_da_alloc,stripe=16,inode_readahead_blks=32,init_itable,init_itable=10,"
+     "noinit_itable,block_validity,noblock_validity,dioread_nolock,dioread_lock",
+     0, NULL},
+    {"ext4_misc",
+     "acl,noacl,user_xattr,nouser_xattr,i_version,iversion,dax,dax=never,"
+     "resuid=0,resgid=0,sb=1,usrquota,grpquota,prjquota,quota,noquota,"
+     "usrjquota=aquota.user,jqfmt=vfsv0,grpid,bsdgroups,nogrpid,sysvgroups,"
+     "errors=continue,nombcache,max_dir_size_kb=0,nouid32,bsddf,minixdf",
+     0, NULL},
+    {"data_bad", "data=everything", -EINVAL, "data"},
+    {"data_no_value", "data", -EINVAL, "data"},
+    {"stripe_not_number", "stripe=wide", -EINVAL, "stripe"},
+    {"stripe_no_value", "stripe", -EINVAL, "stripe"},
+    {"barrier_bad", "barrier=yes", -EINVAL, "barrier"},
+    {"discard_value", "discard=1", -EINVAL, "discard"},
+    {"dax_bad", "dax=sometimes", -EINVAL, "dax"},
+    {"lazytime_value", "lazytime=1", -EINVAL, "lazytime"},
+    {"strictatime_value", "strictatime=1", -EINVAL, "strictatime"},
+    {"nodiratime_value", "nodiratime=1", -EINVAL, "nodiratime"},
+    {"unknown_ext4_like", "nodelalloc2", -EINVAL, "nodelalloc2"},
+    {"unknown_x_like", "xsystemd", -EINVAL, "xsystemd"},
 };
 
 static int test_rows(void)
@@ -100,6 +135,63 @@ static int test_values_reach_core(void)
     return 0;
 }
 
+/* The atime options, each one's effect on the core, last one winning. */
+static int test_atime(void)
+{
+    static const struct {
+        const char *in;
+        bool noatime, strictatime, nodiratime;
+    } cases[] = {
+        {"", false, false, false},
+        {"strictatime", false, true, false},
+        {"noatime", true, false, false},
+        {"strictatime,noatime", true, false, false},
+        {"noatime,strictatime", false, true, false},
+        {"strictatime,relatime", false, false, false},
+        {"strictatime,norelatime", false, false, false},
+        {"nodiratime", false, false, true},
+        {"nodiratime,strictatime", false, true, true},
+        {"nodiratime,diratime", false, false, false},
+        {"noatime,atime", false, false, false},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fe_mount_opts o;
+        char err[256] = "";
+        char *s = strdup(cases[i].in);
+
+        fe_opts_init(&o);
+        CHECK_EQ(fe_opts_parse(&o, s, err, sizeof(err)), 0);
+        free(s);
+        if (o.core.noatime != cases[i].noatime || o.core.strictatime != cases[i].strictatime ||
+            o.core.nodiratime != cases[i].nodiratime) {
+            fprintf(stderr, "  '%s': noatime %d strictatime %d nodiratime %d\n", cases[i].in,
+                    o.core.noatime, o.core.strictatime, o.core.nodiratime);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Options with no effect are noted once each, with a reason; the others
+ * are not noted; an empty subtype is the default. */
+static int test_noted(void)
+{
+    struct fe_mount_opts o;
+    char err[256];
+    char s[] = "lazytime,data=ordered,lazytime,grpid,noatime,x-foo,defaults,subtype=,discard";
+
+    fe_opts_init(&o);
+    CHECK_EQ(fe_opts_parse(&o, s, err, sizeof(err)), 0);
+    CHECK_EQ(o.nnoted, 3);
+    CHECK(!strcmp(o.noted[0].name, "lazytime") && o.noted[0].why && o.noted[0].why[0]);
+    CHECK(!strcmp(o.noted[1].name, "data"));
+    CHECK(!strcmp(o.noted[2].name, "discard"));
+    CHECK(o.core.grpid);
+    CHECK(o.subtype == NULL);
+    return 0;
+}
+
 /* Who checks permissions, for each way of saying it. */
 static int test_perm_check(void)
 {
@@ -137,9 +229,9 @@ static int test_perm_check(void)
 int main(void)
 {
     static const struct test_case cases[] = {
-        {"option_rows", test_rows},
-        {"values_reach_core", test_values_reach_core},
-        {"perm_check", test_perm_check},
+        {"option_rows", test_rows},      {"values_reach_core", test_values_reach_core},
+        {"perm_check", test_perm_check}, {"atime", test_atime},
+        {"noted", test_noted},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
 }
