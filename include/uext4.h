@@ -155,6 +155,9 @@ int uext4_rmdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, 
 
 #define UEXT4_RENAME_NOREPLACE (1u << 0) /* same values as RENAME_* */
 #define UEXT4_RENAME_EXCHANGE  (1u << 1)
+/* Leave a whiteout (character device 0/0) at the old name, as overlayfs
+ * asks of its upper directory. */
+#define UEXT4_RENAME_WHITEOUT (1u << 2)
 int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
                  uint32_t newdir, const char *newname, unsigned flags);
 

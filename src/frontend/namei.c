@@ -108,13 +108,14 @@ void fe_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     fe_reply_status(req, rc);
 }
 
-/* RENAME_WHITEOUT (overlayfs) and unknown flags are refused, as ext4 does
- * for flags it does not know. */
+/* Unknown flags are refused, as ext4 does. */
 static int fe_rename_flags(unsigned int flags, unsigned *out)
 {
     *out = 0;
-    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+    if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT))
         return -EINVAL;
+    if (flags & RENAME_WHITEOUT)
+        *out |= UEXT4_RENAME_WHITEOUT;
     if (flags & RENAME_NOREPLACE)
         *out |= UEXT4_RENAME_NOREPLACE;
     if (flags & RENAME_EXCHANGE)

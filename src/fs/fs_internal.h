@@ -198,6 +198,12 @@ void fs_dir_index_free(struct fs_inode *dir);
 
 /* ---- namei.c: helpers shared with rename.c; mount lock held ---- */
 int fs_check_name(const char *name);
+/* Owner, group and times of a new inode @a (its mode set) created by @fc
+ * in the directory of attributes @da: the creator's ids, the directory's
+ * group under grpid or when it is setgid (and then the bit, for a
+ * directory), all times now. */
+void fs_init_owner(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *da,
+                   struct e2_attr *a);
 int fs_find_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t *ino);
 int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir, struct e2_attr *a,
                   bool write);

@@ -177,6 +177,24 @@ int fs_retarget_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint3
     return ret;
 }
 
+void fs_init_owner(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *da,
+                   struct e2_attr *a)
+{
+    a->uid = fc->uid;
+    a->gid = fc->gid;
+    if (fs->opts.grpid) {
+        a->gid = da->gid;
+    } else if (da->mode & S_ISGID) {
+        /* setgid directory: the group is inherited, and so is the bit by
+         * subdirectories. */
+        a->gid = da->gid;
+        if (S_ISDIR(a->mode))
+            a->mode |= S_ISGID;
+    }
+    fs_now(&a->atime);
+    a->mtime = a->ctime = a->crtime = a->atime;
+}
+
 /* Common front half of every create: checks, owner, group, mode. */
 static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
                           const char *name, struct e2_attr *da, struct e2_attr *a)
@@ -199,19 +217,7 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
         return -EEXIST;
     if (ret != -ENOENT)
         return ret;
-    a->uid = fc->uid;
-    a->gid = fc->gid;
-    if (fs->opts.grpid) {
-        a->gid = da->gid;
-    } else if (da->mode & S_ISGID) {
-        /* setgid directory: the group is inherited, and so is the bit by
-         * subdirectories. */
-        a->gid = da->gid;
-        if (S_ISDIR(a->mode))
-            a->mode |= S_ISGID;
-    }
-    fs_now(&a->atime);
-    a->mtime = a->ctime = a->crtime = a->atime;
+    fs_init_owner(fs, fc, da, a);
     return 0;
 }
 

@@ -1,4 +1,5 @@
-/* rename(2) and renameat2's RENAME_NOREPLACE / RENAME_EXCHANGE. Runs with
+/* rename(2) and renameat2's RENAME_NOREPLACE / RENAME_EXCHANGE /
+ * RENAME_WHITEOUT. Runs with
  * the mount lock held for writing, so the whole change is atomic to every
  * other operation. */
 #include "fs/fs_internal.h"
@@ -84,7 +85,23 @@ static int do_exchange(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d
     return ret;
 }
 
-static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d)
+/* RENAME_WHITEOUT: the inode that takes the source's name, a character
+ * device 0/0 with no permission bits (overlayfs's "deleted here"), owned
+ * as any new file in the source directory. Made before anything changes,
+ * so that a full image fails the rename untouched. */
+static int new_whiteout(struct uext4_fs *fs, const struct fs_cred *fc, const struct rn_side *s,
+                        uint32_t *ino)
+{
+    struct e2_attr a = {.mode = S_IFCHR, .rdev = 0};
+
+    if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
+        return -EOVERFLOW; /* the caller has no id in the image */
+    fs_init_owner(fs, fc, &s->da, &a);
+    return e2_inode_new(fs->img, s->dir, &a, ino);
+}
+
+/* @whiteout: 0, or the inode to leave at the source name. */
+static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d, uint32_t whiteout)
 {
     int ret;
 
@@ -106,7 +123,10 @@ static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d)
     }
     if (ret)
         return ret;
-    ret = fs_remove_entry(fs, s->dir, s->name);
+    if (whiteout)
+        ret = fs_retarget_entry(fs, s->dir, s->name, whiteout, S_IFCHR);
+    else
+        ret = fs_remove_entry(fs, s->dir, s->name);
     if (!ret && S_ISDIR(s->a.mode))
         ret = move_dir(fs, s->ino, s->dir, d->dir);
     if (!ret)
@@ -179,7 +199,20 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
         return ret;
     if (flags & UEXT4_RENAME_EXCHANGE)
         return do_exchange(fs, s, d);
-    return do_move(fs, s, d);
+    if (flags & UEXT4_RENAME_WHITEOUT) {
+        uint32_t wh;
+
+        ret = new_whiteout(fs, fc, s, &wh);
+        if (ret)
+            return ret;
+        ret = do_move(fs, s, d, wh);
+        /* Not linked unless the source entry was retargeted: the first
+         * steps are the ones that fail (no space, bad destination). */
+        if (ret && fs_find_entry(fs, s->dir, s->name, &s->ino) == 0 && s->ino != wh)
+            e2_inode_free(fs->img, wh);
+        return ret;
+    }
+    return do_move(fs, s, d, 0);
 }
 
 int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
@@ -189,9 +222,11 @@ int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
     struct fs_cred fc;
     int ret;
 
-    if (flags & ~(UEXT4_RENAME_NOREPLACE | UEXT4_RENAME_EXCHANGE))
+    if (flags & ~(UEXT4_RENAME_NOREPLACE | UEXT4_RENAME_EXCHANGE | UEXT4_RENAME_WHITEOUT))
         return -EINVAL;
-    if ((flags & UEXT4_RENAME_NOREPLACE) && (flags & UEXT4_RENAME_EXCHANGE))
+    /* EXCHANGE leaves nothing to replace, or to white out. */
+    if ((flags & UEXT4_RENAME_EXCHANGE) &&
+        (flags & (UEXT4_RENAME_NOREPLACE | UEXT4_RENAME_WHITEOUT)))
         return -EINVAL;
     fs_cred_from(fs, cr, &fc);
     rwlock_wrlock(&fs->mount_lock);

@@ -10,11 +10,13 @@ made (and fsck-clean) images are ever loop-mounted."""
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import time
 
-from uext4test import (Mount, SkipFile, TestFailure, check, eq, fsck, main,
-                       mkfs, run, test, workdir)
+from uext4test import (Mount, SkipFile, TestFailure, check, debugfs, eq,
+                       ename, fsck, main, mkfs, renameat2, run, run_as, test,
+                       workdir)
 
 
 @contextlib.contextmanager
@@ -176,6 +178,136 @@ def grpid_kernel():
         with workdir() as d:
             k, u, _, _ = on_both(d, script, kopts=opts)
             eq(u, k, 'groups of new files with -o %s' % opts[0])
+
+
+# ----------------------------------------------------- RENAME_WHITEOUT
+
+RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT = 1, 2, 4
+
+
+def try_op(fn, *args):
+    try:
+        fn(*args)
+        return 'ok'
+    except OSError as e:
+        return ename(e.errno)
+
+
+def node(path):
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        return ename(e.errno)
+    return (oct(st.st_mode), os.major(st.st_rdev), os.minor(st.st_rdev),
+            st.st_uid, st.st_gid, st.st_nlink, st.st_size)
+
+
+def whiteout_script(root):
+    P = lambda *p: os.path.join(root, *p)
+    os.mkdir(P('a'))
+    os.mkdir(P('b'))
+    os.mkdir(P('sg'))
+    os.chown(P('sg'), 0, 777)
+    os.chmod(P('sg'), 0o2777)
+    for n in ('a/f', 'a/g', 'a/over', 'b/over', 'sg/f'):
+        with open(P(n), 'wb') as f:
+            f.write(n.encode())
+    os.mkdir(P('a', 'sub'))
+    with open(P('a', 'sub', 'inner'), 'wb') as f:
+        f.write(b'inner')
+    out = []
+
+    def r(what, old, new, flags, *show):
+        res = try_op(renameat2, P(old), P(new), flags)
+        out.append((what, res) + tuple(node(P(x)) for x in show))
+
+    r('file to new name', 'a/f', 'a/f2', RENAME_WHITEOUT, 'a/f', 'a/f2')
+    r('file over a file, other dir', 'a/over', 'b/over', RENAME_WHITEOUT,
+      'a/over', 'b/over')
+    r('noreplace onto a file', 'a/g', 'b/over',
+      RENAME_WHITEOUT | RENAME_NOREPLACE, 'a/g', 'b/over')
+    r('noreplace to new', 'a/g', 'b/g', RENAME_WHITEOUT | RENAME_NOREPLACE,
+      'a/g', 'b/g')
+    r('with exchange', 'a/f2', 'b/g', RENAME_WHITEOUT | RENAME_EXCHANGE,
+      'a/f2', 'b/g')
+    r('missing source', 'a/nothing', 'a/x', RENAME_WHITEOUT, 'a/x')
+    r('directory to other dir', 'a/sub', 'b/sub', RENAME_WHITEOUT,
+      'a/sub', 'b/sub', 'b/sub/inner', 'a', 'b')
+    r('onto a whiteout', 'b/g', 'a/f', RENAME_WHITEOUT, 'a/f', 'b/g')
+    r('setgid dir', 'sg/f', 'sg/f2', RENAME_WHITEOUT, 'sg/f', 'sg/f2')
+    # As a user: whiteouts need no privilege since Linux 5.8.
+    os.chmod(P('a'), 0o777)
+    out.append(('as a user',) + (run_as(1000, 1000, [], lambda: try_op(
+        renameat2, P('a', 'f2'), P('a', 'f3'), RENAME_WHITEOUT)),
+        node(P('a', 'f2')), node(P('a', 'f3'))))
+    out.append(('listing a', sorted(os.listdir(P('a')))))
+    out.append(('listing b', sorted(os.listdir(P('b')))))
+    return out
+
+
+@test
+def rename_whiteout_kernel():
+    with workdir() as d:
+        # allow_other: one step runs as an ordinary user.
+        k, u, kimg, uimg = on_both(d, whiteout_script,
+                                   uopts=['allow_other'])
+        eq(u, k, 'RENAME_WHITEOUT results (uext4 vs kernel)')
+        check(k[0][1] == 'ok' and k[0][2][0] == oct(0o20000),
+              'kernel reference has no whiteout: %r' % (k[0],))
+        # On disk, what e2fsck and debugfs see: a character device 0/0.
+        for img in (kimg, uimg):
+            out = debugfs(img, 'stat a/f2')
+            check('Type: character special' in out,
+                  'debugfs on %s: a/f2 is not a device: %s' % (img, out))
+
+
+@test
+def rename_whiteout_overlayfs():
+    """overlayfs over a uext4 upper directory, if the kernel allows FUSE
+    as an upper: deleting a lower file leaves a whiteout in upper."""
+    with open('/proc/filesystems') as f:
+        if not any(line.split()[-1:] == ['overlay'] for line in f):
+            subprocess.run(['modprobe', 'overlay'], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    with open('/proc/filesystems') as f:
+        if not any(line.split()[-1:] == ['overlay'] for line in f):
+            print('note: no overlayfs in this kernel; renameat2 tested alone')
+            return
+    with workdir() as d:
+        img = mkfs(d + '/img', size='16M')
+        low = d + '/lower'
+        os.makedirs(low + '/dir')
+        for n in ('keep', 'gone', 'dir/x'):
+            with open(os.path.join(low, n), 'w') as f:
+                f.write(n)
+        with Mount(img, d + '/mnt') as m:
+            os.mkdir(m.path('upper'))
+            os.mkdir(m.path('work'))
+            ov = d + '/ov'
+            os.mkdir(ov)
+            p = subprocess.run(
+                ['mount', '-t', 'overlay', 'overlay', '-o',
+                 'lowerdir=%s,upperdir=%s,workdir=%s'
+                 % (low, m.path('upper'), m.path('work')), ov],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            # overlayfs checks its upper for RENAME_WHITEOUT (and more) at
+            # mount: where the kernel has overlayfs, refusing is a failure.
+            check(p.returncode == 0, 'overlayfs refuses the uext4 upper: %s'
+                  % p.stdout.decode(errors='replace').strip())
+            try:
+                os.unlink(ov + '/gone')
+                os.rename(ov + '/keep', ov + '/kept')
+                eq(sorted(os.listdir(ov)), ['dir', 'kept'], 'overlay listing')
+                eq(open(ov + '/kept').read(), 'keep', 'renamed lower file')
+            finally:
+                run(['umount', ov])
+            st = os.lstat(m.path('upper', 'gone'))
+            eq((stat.S_ISCHR(st.st_mode), st.st_rdev), (True, 0),
+               'upper/gone is a whiteout')
+            st = os.lstat(m.path('upper', 'keep'))
+            eq((stat.S_ISCHR(st.st_mode), st.st_rdev), (True, 0),
+               'upper/keep is a whiteout')
+        fsck(img)
 
 
 def setup():
