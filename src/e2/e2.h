@@ -223,6 +223,14 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
  * block so a later extension reads zeros. */
 int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size);
 int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);
+/* fallocate COLLAPSE_RANGE / INSERT_RANGE (shift.c), as ext4: remove the
+ * blocks of [off, off+len) and move the rest of the file down over them,
+ * or move everything from @off up by @len, leaving a hole; i_size follows.
+ * -EOPNOTSUPP for a file without extents, -EINVAL for a range not in
+ * whole blocks, or reaching EOF (collapse) or starting at or past it
+ * (insert), -EFBIG past the largest file size. */
+int e2_data_collapse(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);
+int e2_data_insert(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);
 /* Allocate blocks (as unwritten extents where possible) for the range. */
 int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);
 /* Next data (@data true) or hole offset at or after @off, within @size. */

@@ -276,6 +276,17 @@ static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
             return ret;
     }
     fi->may_inline = false;
+    if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+        ret = (mode & FALLOC_FL_COLLAPSE_RANGE) ? e2_data_collapse(fs->img, fi->ino, off, len)
+                                                : e2_data_insert(fs->img, fi->ino, off, len);
+        if (!ret)
+            ret = e2_inode_get(fs->img, fi->ino, &a);
+        if (ret)
+            return ret;
+        fs_now(&a.ctime);
+        a.mtime = a.ctime;
+        return e2_inode_set(fs->img, fi->ino, &a, E2_A_CTIME | E2_A_MTIME);
+    }
     /* Like ext4: holes can be punched in any file, but allocation (and so
      * ZERO_RANGE, which leaves unwritten extents) needs an extent tree. */
     if (!(mode & FALLOC_FL_PUNCH_HOLE) && !(a.flags & E2_FL_EXTENTS) &&
@@ -310,7 +321,9 @@ static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
 static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
                           off_t off, off_t len)
 {
-    const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+    const int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE |
+                          FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
+    const int shifts = FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
     struct fs_inode *fi;
     struct e2_attr a;
     int ret;
@@ -320,6 +333,11 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
     if ((mode & FALLOC_FL_PUNCH_HOLE) &&
         ((mode & FALLOC_FL_ZERO_RANGE) || !(mode & FALLOC_FL_KEEP_SIZE)))
         return -EOPNOTSUPP;
+    /* As the kernel's vfs_fallocate: a shift goes alone. (The Linux FUSE
+     * client refuses both modes itself: they reach uext4 only through the
+     * library.) */
+    if ((mode & shifts) && (mode & ~FALLOC_FL_COLLAPSE_RANGE) && (mode & ~FALLOC_FL_INSERT_RANGE))
+        return -EINVAL;
     if (off < 0 || len <= 0)
         return -EINVAL;
     fi = fs_op_begin(fs, ino);

@@ -32,6 +32,8 @@ static const struct keyword {
     {"fallocate", SCN_FALLOCATE, "PONF", 0},
     {"punch", SCN_FALLOCATE, "PON", FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE},
     {"zero-range", SCN_FALLOCATE, "PONF", FALLOC_FL_ZERO_RANGE},
+    {"collapse-range", SCN_FALLOCATE, "PON", FALLOC_FL_COLLAPSE_RANGE},
+    {"insert-range", SCN_FALLOCATE, "PON", FALLOC_FL_INSERT_RANGE},
     {"fsync", SCN_FSYNC, "P", 0},
     {"unlink", SCN_UNLINK, "P", 0},
     {"rmdir", SCN_RMDIR, "P", 0},
