@@ -148,6 +148,16 @@ int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, 
                 mode_t mode, struct stat *st);
 int uext4_symlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
                   const char *target, struct stat *st);
+/* O_TMPFILE: a new regular file in @dir's file system with no name (link
+ * count 0, on the orphan list), with one lookup reference like the calls
+ * above; open it with uext4_open_file(..., O_CREAT) as a create does. It
+ * is freed at its last uext4_forget/uext4_release, or at the next mount if
+ * the process dies first. Unless @flags has O_EXCL, uext4_link may give it
+ * a name, once, as linkat(2) of the open file does. */
+int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, mode_t mode,
+                  int flags, struct stat *st);
+/* A second name for @ino. A file with no link left is refused (-ENOENT)
+ * but for a linkable O_TMPFILE file, which leaves the orphan list. */
 int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, uint32_t newdir,
                const char *newname, struct stat *st);
 int uext4_unlink(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name);

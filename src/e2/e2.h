@@ -47,6 +47,8 @@ bool e2_has_journal(const struct e2_image *img);
 bool e2_has_reserved_blocks(struct e2_image *img);
 /* Put @ino on the orphan list: its last link is gone while it is open. */
 int e2_orphan_add(struct e2_image *img, uint32_t ino);
+/* Take @ino off the orphan list (an O_TMPFILE file given a name). */
+int e2_orphan_remove(struct e2_image *img, uint32_t ino);
 /* Free every inode on the orphan list (at close: the unlinked files that
  * were still open), committing as the journal fills. */
 int e2_orphans_release(struct e2_image *img);

@@ -65,6 +65,21 @@ int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
     return 0; /* not on the list */
 }
 
+int e2_orphan_remove(struct e2_image *img, uint32_t ino)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = img->read_only ? -EROFS : e2_read_inode_locked(img, ino, &in);
+    if (!ret)
+        ret = e2_orphan_remove_locked(img, ino, &in);
+    if (!ret)
+        ret = e2_write_inode_locked(img, ino, &in);
+    e2_unlock(img);
+    return ret;
+}
+
 int e2_orphans_release(struct e2_image *img)
 {
     int ret;

@@ -37,6 +37,48 @@ static void fe_open_info(fuse_req_t req, struct fuse_file_info *fi)
     fi->direct_io = 0;
 }
 
+/* O_TMPFILE, arriving as a CREATE of "/" (wire.c). The open is counted as
+ * a create's, except without counted opens (no_open): the kernel holds the
+ * lookup reference of the reply until the file is closed, and its FORGET
+ * frees the inode. */
+static void fe_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+{
+    struct uext4_fs *fs = fe_fs(req);
+    bool counted = !fe_ctx(req)->no_open;
+    struct fuse_entry_param e;
+    struct fe_cred c;
+    struct stat st;
+    uint32_t ino;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_tmpfile(fs, &c.cr, fe_ext4_ino(parent), mode, fi->flags, &st);
+    if (rc < 0)
+        goto out_release_cred;
+    ino = (uint32_t)st.st_ino;
+    if (counted) {
+        rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
+        if (rc < 0)
+            goto out_forget;
+    }
+    fe_cred_release(&c);
+
+    fe_open_info(req, fi);
+    fe_entry_fill(req, &e, &st);
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        if (counted)
+            uext4_release(fs, ino);
+        uext4_forget(fs, ino, 1);
+    }
+    return;
+
+out_forget:
+    uext4_forget(fs, ino, 1);
+out_release_cred:
+    fe_cred_release(&c);
+    fe_reply_err(req, rc);
+}
+
 void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi)
 {
@@ -47,6 +89,10 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     uint32_t ino;
     int rc;
 
+    if (strcmp(name, "/") == 0) {
+        fe_tmpfile(req, parent, mode, fi);
+        return;
+    }
     /* Without counted opens, CREATE would cost the RELEASE that follows it
      * (the kernel skips RELEASE only once an OPEN has failed with ENOSYS).
      * ENOSYS makes the kernel create with MKNOD instead, once and for all,

@@ -1,5 +1,8 @@
 /* The FUSE channel under libfuse (installed with fuse_session_custom_io()).
  *
+ * Two things pass through here that libfuse 3.14 cannot handle: the INIT
+ * flags below, and O_TMPFILE's FUSE_TMPFILE request (fe_wire_read).
+ *
  * libfuse 3.14 negotiates the connection from a table of the protocol
  * features it knows; FUSE_HANDLE_KILLPRIV_V2 is not among them, and it never
  * forwards FUSE_HANDLE_KILLPRIV at all (libfuse issue #884). Without either,
@@ -25,6 +28,10 @@
 
 #include "base/log.h"
 
+/* FUSE_TMPFILE (protocol 7.37); the <linux/fuse.h> of older systems
+ * lacks the name. */
+#define FE_WIRE_OP_TMPFILE 51
+
 /* What we add to the INIT reply, each only if the kernel offered it. */
 #define WIRE_EXTRA_FLAGS ((uint32_t)FUSE_HANDLE_KILLPRIV_V2)
 
@@ -41,6 +48,13 @@ ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
     const struct fuse_in_header *in = buf;
     const struct fuse_init_in *arg = (const void *)(in + 1);
 
+    /* O_TMPFILE: libfuse 3.14 knows no FUSE_TMPFILE and would answer
+     * ENOSYS, which turns the op off for good. Its request is laid out as a
+     * CREATE's (fuse_create_in, then the name) and wants a CREATE's reply,
+     * and its name is always "/", which no real CREATE can carry: served
+     * as a CREATE, fe_create tells them apart by the name. */
+    if (n >= (ssize_t)sizeof(*in) && in->opcode == FE_WIRE_OP_TMPFILE)
+        ((struct fuse_in_header *)buf)->opcode = FUSE_CREATE;
     /* The kernel sends INIT first and nothing else until it is answered:
      * the worker that reads it also replies to it, with no other request
      * in flight. */

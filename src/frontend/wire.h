@@ -1,7 +1,9 @@
 /* The FUSE channel under libfuse: reads requests from and writes replies to
  * /dev/fuse for libfuse (fuse_session_custom_io()), and on the way adds to
  * the INIT reply protocol flags that libfuse 3.14 cannot ask for (wire.c
- * says which and why that is safe). Nothing else is looked at or changed. */
+ * says which and why that is safe), and hands FUSE_TMPFILE requests, which
+ * libfuse 3.14 does not know, to libfuse as CREATEs of the name "/"
+ * (fe_create serves them). Nothing else is looked at or changed. */
 #ifndef UEXT4_FRONTEND_WIRE_H
 #define UEXT4_FRONTEND_WIRE_H
 

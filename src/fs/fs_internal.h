@@ -35,6 +35,7 @@ struct fs_inode {
     unsigned nopen;   /* open files */
     unsigned pins;    /* operations in progress holding a pointer */
     bool unlinked;    /* nlink reached 0: free on the last reference */
+    bool linkable;    /* an O_TMPFILE file that may get its one name */
     struct fs_inode *hnext;
 
     struct mutex lock;
@@ -83,6 +84,13 @@ void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);
 /* The on-disk link count of @ino reached 0: free it now if nothing
  * refers to it, or at its last forget/release. */
 int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino);
+/* @ino is an unlinked inode still referenced: an O_TMPFILE file, made
+ * linkable or not. */
+void fs_inode_set_linkable(struct uext4_fs *fs, uint32_t ino, bool linkable);
+/* An unlinked, linkable inode is getting a name: it is unlinked no more,
+ * nor linkable again (as the kernel's I_LINKABLE). -ENOENT for any other
+ * inode with no link. */
+int fs_inode_relink(struct uext4_fs *fs, uint32_t ino);
 
 /* ---- errors.c ---- */
 /* Apply the errors= policy to an error of an operation on @ino; returns

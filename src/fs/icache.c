@@ -195,6 +195,35 @@ int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)
     return ret;
 }
 
+void fs_inode_set_linkable(struct uext4_fs *fs, uint32_t ino, bool linkable)
+{
+    struct fs_inode *fi;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    if (fi)
+        fi->linkable = linkable;
+    mutex_unlock(&fs->itable_lock);
+}
+
+int fs_inode_relink(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+    int ret = -ENOENT;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    if (fi && fi->unlinked && fi->linkable) {
+        ret = e2_orphan_remove(fs->img, ino);
+        if (!ret) {
+            fi->unlinked = false;
+            fi->linkable = false;
+        }
+    }
+    mutex_unlock(&fs->itable_lock);
+    return ret;
+}
+
 struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi;

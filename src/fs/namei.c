@@ -4,6 +4,7 @@
 #include "fs/fs_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
@@ -336,6 +337,64 @@ int uext4_mknod(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, 
     return do_create(fs, cr, dir, name, mode, rdev, NULL, CREATE_NODE, st);
 }
 
+int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, mode_t mode,
+                  int flags, struct stat *st)
+{
+    void *acc = NULL, *def = NULL;
+    size_t acc_len = 0, def_len = 0;
+    struct fs_cred fc;
+    struct e2_attr da, a = {.mode = S_IFREG | (mode & 07777)};
+    uint32_t ino = 0;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    rwlock_wrlock(&fs->mount_lock);
+    ret = fs_dir_access(fs, &fc, dir, &da, true);
+    if (!ret && (fc.uid == 0xffffffffu || fc.gid == 0xffffffffu))
+        ret = -EOVERFLOW; /* the caller has no id in the image */
+    if (!ret)
+        ret = fs_may_write(fs);
+    if (ret)
+        goto out_unlock;
+    fs_init_owner(fs, &fc, &da, &a);
+    ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
+    if (!ret)
+        ret = e2_inode_new(fs->img, dir, &a, &ino);
+    if (ret)
+        goto out_unlock;
+    ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    if (ret) {
+        e2_inode_free(fs->img, ino);
+        goto out_unlock;
+    }
+    /* The reference first, so that the last link going puts the inode on
+     * the orphan list (in this transaction) instead of freeing it. As in
+     * ext4, the directory itself does not change. */
+    fs_inode_ref_lookup(fs, ino, 1);
+    a.nlink = 0;
+    ret = e2_inode_set(fs->img, ino, &a, E2_A_NLINK);
+    if (!ret)
+        ret = fs_inode_unlinked(fs, ino);
+    if (ret) {
+        uext4_forget(fs, ino, 1);
+        e2_inode_free(fs->img, ino);
+        goto out_unlock;
+    }
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (ret) {
+        uext4_forget(fs, ino, 1); /* unlinked: frees it */
+        goto out_unlock;
+    }
+    fs_inode_set_linkable(fs, ino, !(flags & O_EXCL));
+    fs_attr_to_stat(fs, ino, &a, st);
+out_unlock:
+    ret = FS_CHECK(fs, dir, ret);
+    rwlock_unlock(&fs->mount_lock);
+    free(acc);
+    free(def);
+    return ret;
+}
+
 int uext4_mkdir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
                 mode_t mode, struct stat *st)
 {
@@ -375,15 +434,16 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     ret = prepare_create(fs, &fc, newdir, newname, &da, &dummy);
     if (ret)
         goto out_unlock;
-    if (a.nlink == 0) {
-        ret = -ENOENT;
-        goto out_unlock;
-    }
     if (a.nlink >= E2_LINK_MAX) {
         ret = -EMLINK;
         goto out_unlock;
     }
-    ret = fs_add_entry(fs, newdir, newname, ino, a.mode);
+    /* No link left: only an O_TMPFILE file may get one, off the orphan
+     * list (in the same transaction as its name). */
+    if (a.nlink == 0)
+        ret = fs_inode_relink(fs, ino);
+    if (!ret)
+        ret = fs_add_entry(fs, newdir, newname, ino, a.mode);
     if (ret)
         goto out_unlock;
     a.nlink++;

@@ -8,15 +8,18 @@ Runs only as root where `mount -o loop` works, else exits 77.  Only freshly
 made (and fsck-clean) images are ever loop-mounted."""
 
 import contextlib
+import ctypes
 import os
+import re
 import shutil
+import signal
 import stat
 import subprocess
 import time
 
 from uext4test import (Mount, SkipFile, TestFailure, check, debugfs, eq,
-                       ename, fsck, main, mkfs, renameat2, run, run_as, test,
-                       workdir)
+                       ename, fsck, fuse_unmount, main, mkfs, renameat2, run,
+                       run_as, sb_field, test, workdir)
 
 
 @contextlib.contextmanager
@@ -308,6 +311,169 @@ def rename_whiteout_overlayfs():
             eq((stat.S_ISCHR(st.st_mode), st.st_rdev), (True, 0),
                'upper/keep is a whiteout')
         fsck(img)
+
+
+# ------------------------------------------------------------ O_TMPFILE
+
+_libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = -100, 0x400, 0x1000
+
+
+def link_fd(fd, new, empty_path=False):
+    """linkat(2) of an open file: by AT_EMPTY_PATH, or through
+    /proc/self/fd with AT_SYMLINK_FOLLOW (os.link would link the proc
+    symlink itself)."""
+    if empty_path:
+        r = _libc.linkat(fd, b'', AT_FDCWD, os.fsencode(new), AT_EMPTY_PATH)
+    else:
+        r = _libc.linkat(AT_FDCWD, b'/proc/self/fd/%d' % fd, AT_FDCWD,
+                         os.fsencode(new), AT_SYMLINK_FOLLOW)
+    if r != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), new)
+
+
+def tmpfile_script(root):
+    P = lambda *p: os.path.join(root, *p)
+    out = []
+
+    def r(what, fn, *args):
+        try:
+            res = fn(*args)
+        except OSError as e:
+            res = ename(e.errno)
+        out.append((what, res))
+        return res
+
+    def fst(fd):
+        st = os.fstat(fd)
+        return (oct(st.st_mode), st.st_nlink, st.st_size, st.st_uid,
+                st.st_gid)
+
+    os.mkdir(P('d'))
+    os.mkdir(P('sg'))
+    os.chown(P('sg'), 0, 555)
+    os.chmod(P('sg'), 0o2777)
+    before = os.stat(P('d')).st_mtime_ns
+    tick()
+    # Linked by AT_EMPTY_PATH, then by /proc/self/fd, then by name.
+    fd = os.open(P('d'), os.O_TMPFILE | os.O_RDWR, 0o640)
+    os.write(fd, b'first tmpfile')
+    r('fstat unnamed', fst, fd)
+    r('listing while unnamed', lambda: sorted(os.listdir(P('d'))))
+    r('dir mtime unchanged', lambda: os.stat(P('d')).st_mtime_ns == before)
+    r('link by AT_EMPTY_PATH', link_fd, fd, P('d', 'a'), True)
+    r('fstat named', fst, fd)
+    r('second link', link_fd, fd, P('d', 'b'))
+    r('content', lambda: open(P('d', 'b'), 'rb').read())
+    os.close(fd)
+    # O_EXCL: never linkable.
+    fd = os.open(P('d'), os.O_TMPFILE | os.O_RDWR | os.O_EXCL, 0o600)
+    os.write(fd, b'excl')
+    r('link an O_EXCL tmpfile', link_fd, fd, P('d', 'c'))
+    os.close(fd)
+    # Closed without a name: freed (the free counts are compared later).
+    fd = os.open(P('d'), os.O_TMPFILE | os.O_WRONLY, 0o600)
+    os.write(fd, b'z' * 300000)
+    r('big unnamed', fst, fd)
+    os.close(fd)
+    # Unlinked again after its link: no way back.
+    fd = os.open(P('d'), os.O_TMPFILE | os.O_RDWR, 0o600)
+    r('link', link_fd, fd, P('d', 'e'))
+    os.unlink(P('d', 'e'))
+    r('relink after unlink', link_fd, fd, P('d', 'e2'))
+    os.close(fd)
+    # setgid directory, umask, and refusals.
+    old = os.umask(0o027)
+    fd = os.open(P('sg'), os.O_TMPFILE | os.O_RDWR, 0o777)
+    os.umask(old)
+    r('setgid dir, umask 027', fst, fd)
+    os.close(fd)
+    r('on a file', os.open, P('d', 'a'), os.O_TMPFILE | os.O_RDWR, 0o600)
+    r('read-only', os.open, P('d'), os.O_TMPFILE | os.O_RDONLY, 0o600)
+    os.chmod(P('d'), 0o755)
+    r('as a user without write permission', lambda: run_as(
+        1000, 1000, [], lambda: try_op(os.open, P('d'),
+                                       os.O_TMPFILE | os.O_RDWR, 0o600)))
+    r('as a user in a setgid dir', lambda: run_as(
+        1000, 1000, [], tmpfile_owner, P('sg')))
+    r('listing', lambda: sorted(os.listdir(P('d'))))
+    return out
+
+
+def tmpfile_owner(d):
+    fd = os.open(d, os.O_TMPFILE | os.O_RDWR, 0o644)
+    try:
+        link_fd(fd, os.path.join(d, 'mine'))
+        st = os.stat(os.path.join(d, 'mine'))
+        return (oct(st.st_mode), st.st_uid, st.st_gid, st.st_nlink)
+    finally:
+        os.close(fd)
+
+
+def tmpfile_case(uopts):
+    with workdir() as d:
+        k, u, kimg, uimg = on_both(d, tmpfile_script, uopts=uopts)
+        eq(u, k, 'O_TMPFILE results with -o %s (uext4 vs kernel)'
+           % ','.join(uopts))
+        for field in ('Free inodes', 'Free blocks'):
+            eq(sb_field(uimg, field), sb_field(kimg, field),
+               '%s after unmount (uext4 vs kernel)' % field)
+
+
+@test
+def tmpfile_kernel():
+    tmpfile_case(['allow_other'])
+
+
+@test
+def tmpfile_kernel_counted_opens():
+    """The daemon checks permissions and counts opens: the unnamed file
+    goes at its RELEASE rather than its FORGET."""
+    tmpfile_case(['allow_other', 'no_default_permissions'])
+
+
+@test
+def tmpfile_daemon_killed():
+    """A daemon killed with an unnamed file open leaves it on the orphan
+    list, as ext4 after a crash: e2fsck and the next mount free it."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='32M')
+        fresh_inodes = sb_field(img, 'Free inodes')
+        fresh_blocks = sb_field(img, 'Free blocks')
+        m = Mount(img, d + '/mnt', expect_clean_exit=False)
+        with m:
+            fd = os.open(m.mnt, os.O_TMPFILE | os.O_RDWR, 0o600)
+            try:
+                os.write(fd, b'q' * 1000000)
+                os.fsync(fd)  # the journal now holds the orphan list
+                ino = os.fstat(fd).st_ino
+                os.kill(m.proc.pid, signal.SIGKILL)
+                m.proc.wait(30)
+            finally:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            fuse_unmount(m.mnt)
+        # e2fsck, on a copy, finds it on the list and frees it.
+        copy = d + '/copy'
+        shutil.copyfile(img, copy)
+        p = subprocess.run(['e2fsck', '-fy', copy], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        out = p.stdout.decode(errors='replace')
+        check(re.search(r'orphan', out, re.I) and str(ino) in out,
+              'e2fsck does not clear orphan inode %d: %s' % (ino, out))
+        fsck(copy)
+        eq(sb_field(copy, 'Free inodes'), fresh_inodes, 'free inodes (e2fsck)')
+        # The next mount frees it itself.
+        with Mount(img, d + '/mnt') as m2:
+            eq(sorted(os.listdir(m2.mnt)), ['lost+found'], 'listing')
+        check('orphan' in m2.log(), 'no orphan freed at mount: %s' % m2.log())
+        fsck(img)
+        eq(sb_field(img, 'Free inodes'), fresh_inodes, 'free inodes (mount)')
+        eq(sb_field(img, 'Free blocks'), fresh_blocks, 'free blocks (mount)')
+        eq(sb_field(img, 'First orphan inode'), None, 'orphan list head')
 
 
 def setup():
