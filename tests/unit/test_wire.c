@@ -2,7 +2,8 @@
  * pipes with requests and replies laid out as the kernel and libfuse lay
  * them out: HANDLE_KILLPRIV_V2 is added to the INIT reply only when the
  * kernel offered it, only to the reply of that INIT, only to a successful
- * one; everything else passes through byte for byte. */
+ * one; FUSE_TMPFILE becomes a CREATE; everything else passes through
+ * byte for byte. */
 #include "frontend/wire.h"
 #include "harness.h"
 
@@ -155,12 +156,44 @@ static int test_other_requests_pass(void)
     return 0;
 }
 
+/* FUSE_TMPFILE (51) leaves as a CREATE, the rest of it byte for byte;
+ * a CREATE stays a CREATE. */
+static int test_tmpfile_as_create(void)
+{
+    struct {
+        struct fuse_in_header h;
+        struct fuse_create_in in;
+        char name[2];
+    } q, got;
+    struct fe_wire w;
+
+    fe_wire_init(&w, true);
+    memset(&q, 0, sizeof(q));
+    q.h.len = sizeof(q);
+    q.h.opcode = 51;
+    q.h.unique = 8;
+    q.h.nodeid = 1;
+    q.in.flags = 02 | 020000000; /* O_RDWR | __O_TMPFILE */
+    q.in.mode = 0100600;
+    q.in.umask = 022;
+    memcpy(q.name, "/", 2);
+    CHECK_EQ(feed(&w, &q, sizeof(q), &got, sizeof(got)), (ssize_t)sizeof(q));
+    CHECK_EQ(got.h.opcode, FUSE_CREATE);
+    got.h.opcode = q.h.opcode;
+    CHECK(!memcmp(&got, &q, sizeof(q)));
+    q.h.opcode = FUSE_CREATE;
+    CHECK_EQ(feed(&w, &q, sizeof(q), &got, sizeof(got)), (ssize_t)sizeof(q));
+    CHECK(!memcmp(&got, &q, sizeof(q)));
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
         {"init_negotiation", test_init_negotiation},
         {"error_reply_untouched", test_error_reply_untouched},
         {"other_requests_pass", test_other_requests_pass},
+        {"tmpfile_as_create", test_tmpfile_as_create},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
 }
