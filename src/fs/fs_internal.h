@@ -87,9 +87,11 @@ int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino);
 /* @ino is an unlinked inode still referenced: an O_TMPFILE file, made
  * linkable or not. */
 void fs_inode_set_linkable(struct uext4_fs *fs, uint32_t ino, bool linkable);
-/* An unlinked, linkable inode is getting a name: it is unlinked no more,
- * nor linkable again (as the kernel's I_LINKABLE). -ENOENT for any other
- * inode with no link. */
+/* Whether @ino is an unlinked O_TMPFILE file that may get a name. */
+bool fs_inode_is_linkable(struct uext4_fs *fs, uint32_t ino);
+/* A linkable inode got a name: it leaves the orphan list, and is unlinked
+ * no more, nor linkable again (as the kernel's I_LINKABLE). -ENOENT for
+ * any other inode. */
 int fs_inode_relink(struct uext4_fs *fs, uint32_t ino);
 
 /* ---- errors.c ---- */

@@ -206,6 +206,18 @@ void fs_inode_set_linkable(struct uext4_fs *fs, uint32_t ino, bool linkable)
     mutex_unlock(&fs->itable_lock);
 }
 
+bool fs_inode_is_linkable(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+    bool linkable;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    linkable = fi && fi->unlinked && fi->linkable;
+    mutex_unlock(&fs->itable_lock);
+    return linkable;
+}
+
 int fs_inode_relink(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi;

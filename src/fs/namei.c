@@ -438,12 +438,15 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
         ret = -EMLINK;
         goto out_unlock;
     }
-    /* No link left: only an O_TMPFILE file may get one, off the orphan
-     * list (in the same transaction as its name). */
-    if (a.nlink == 0)
+    /* No link left: only an O_TMPFILE file may get one, taken off the
+     * orphan list in the same transaction as its name. */
+    if (a.nlink == 0 && !fs_inode_is_linkable(fs, ino)) {
+        ret = -ENOENT;
+        goto out_unlock;
+    }
+    ret = fs_add_entry(fs, newdir, newname, ino, a.mode);
+    if (!ret && a.nlink == 0)
         ret = fs_inode_relink(fs, ino);
-    if (!ret)
-        ret = fs_add_entry(fs, newdir, newname, ino, a.mode);
     if (ret)
         goto out_unlock;
     a.nlink++;

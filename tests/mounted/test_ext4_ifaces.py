@@ -362,6 +362,7 @@ def tmpfile_script(root):
     r('fstat unnamed', fst, fd)
     r('listing while unnamed', lambda: sorted(os.listdir(P('d'))))
     r('dir mtime unchanged', lambda: os.stat(P('d')).st_mtime_ns == before)
+    r('link onto an existing name', link_fd, fd, P('sg'), True)
     r('link by AT_EMPTY_PATH', link_fd, fd, P('d', 'a'), True)
     r('fstat named', fst, fd)
     r('second link', link_fd, fd, P('d', 'b'))
