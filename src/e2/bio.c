@@ -2,9 +2,11 @@
  * that also holds the running transaction (state diagram in bio.h). */
 #include "e2/bio.h"
 #include "e2/fault.h"
+#include "e2/overlay.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,11 +31,15 @@ struct bio {
     int fd;
     unsigned bs; /* 0 until attached: nothing is cached */
     bool journaled;
+    bool rw; /* opened for writing */
     struct cblock **hash;
     size_t nbuckets, count;
     struct blist lru, dirty;
     size_t nclean, ndirty, clean_max;
     struct e2_fault *fault;
+    /* A journal replayed in memory, laid over every read (read-only
+     * channels only; owned by the caller, outlives the channel). */
+    const struct e2_overlay *overlay;
 };
 
 static struct bio *bio_of(io_channel io)
@@ -179,7 +185,7 @@ static void make_clean(struct bio *b, struct cblock *c)
 
 /* ---- raw I/O: every durability step passes here ---- */
 
-static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
+static errcode_t file_read(struct bio *b, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
 
@@ -201,10 +207,23 @@ static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* What the image reads as: the file, under the overlay if there is one. */
+static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
+{
+    errcode_t err = file_read(b, buf, len, off);
+
+    if (b->overlay && (!err || err == EXT2_ET_SHORT_READ))
+        e2_overlay_apply(b->overlay, off, len, buf);
+    return err;
+}
+
 static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
 
+    /* Writing under an overlay would be hidden by it: never allowed. */
+    if (b->overlay)
+        return EXT2_ET_RO_FILSYS;
     if (b->fault)
         e2_fault_before_write(b->fault, b->fd, len, off);
     while (len) {
@@ -468,12 +487,20 @@ static errcode_t bio_zeroout(io_channel io, unsigned long long block, unsigned l
     return err;
 }
 
+/* The one option: E2_BIO_OVERLAY_OPT=<pointer>, set by e2_bio_overlay_opt()
+ * (libext2fs applies io options right after opening the channel, before
+ * it reads the superblock, which the overlay may hold). */
 static errcode_t bio_set_option(io_channel io, const char *option, const char *arg)
 {
-    (void)io;
-    (void)option;
-    (void)arg;
-    return EXT2_ET_INVALID_ARGUMENT;
+    struct bio *b = bio_of(io);
+    void *p = NULL;
+
+    if (!b || !arg || strcmp(option, E2_BIO_OVERLAY_OPT))
+        return EXT2_ET_INVALID_ARGUMENT;
+    if (b->rw || sscanf(arg, "%p", &p) != 1 || !p)
+        return EXT2_ET_INVALID_ARGUMENT;
+    b->overlay = p;
+    return 0;
 }
 
 static void free_all(struct bio *b)
@@ -523,6 +550,7 @@ static errcode_t bio_open(const char *name, int flags, io_channel *out)
     if (!io->name)
         goto out_nomem;
     b->magic = BIO_MAGIC;
+    b->rw = (flags & IO_FLAG_RW) != 0;
     b->nbuckets = 1024;
     b->hash = calloc(b->nbuckets, sizeof(*b->hash));
     if (!b->hash)
@@ -580,6 +608,11 @@ io_manager e2_bio_manager = &bio_manager;
 
 /* ---- the interface of bio.h ---- */
 
+void e2_bio_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s=%p", E2_BIO_OVERLAY_OPT, (const void *)ov);
+}
+
 errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes)
 {
     struct bio *b = bio_of(io);
@@ -619,6 +652,8 @@ bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count)
 {
     struct bio *b = bio_of(io);
 
+    if (e2_overlay_any(b->overlay, blk, count))
+        return true;
     if (!b->ndirty)
         return false;
     for (uint64_t i = 0; i < count; i++) {

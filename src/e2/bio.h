@@ -35,6 +35,10 @@
  * UEXT4_FAULT_SEED, then the process exits with status 86);
  * UEXT4_FAULT_COUNT=PATH writes the number of steps to PATH at close.
  *
+ * A read-only channel may carry an overlay (overlay.h: a journal replayed
+ * in memory): every read, cached or not, sees the overlay's blocks instead
+ * of the file's, and writes fail (EXT2_ET_RO_FILSYS).
+ *
  * Locking: every function is called with the image's disk lock held (it
  * is the io_channel of the libext2fs handle the lock protects). */
 #ifndef UEXT4_E2_BIO_H
@@ -50,6 +54,14 @@
 
 extern io_manager e2_bio_manager;
 
+struct e2_overlay;
+
+/* The io option naming an overlay; e2_bio_overlay_opt() formats the
+ * io_options string for ext2fs_open2() that lays @ov (which must outlive
+ * the channel) over a read-only channel from its first read on. */
+#define E2_BIO_OVERLAY_OPT "uext4_overlay"
+void e2_bio_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len);
+
 /* Cache whole blocks of @blocksize from now on, keeping at most
  * @clean_bytes of clean blocks. */
 errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes);
@@ -59,8 +71,9 @@ void e2_bio_set_journaled(io_channel io, bool on);
 errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const void *buf);
 errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf);
 /* Whether any of the @count blocks from @blk has a dirty cached copy, one
- * not yet written home: the image file then does not hold the block's
- * contents, and a reader must not go to the file directly. */
+ * not yet written home, or is in the overlay: the image file then does not
+ * hold the block's contents, and a reader must not go to the file
+ * directly. */
 bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count);
 /* The image file's descriptor, for readers that splice file data from it
  * (blocks without a dirty copy only). */

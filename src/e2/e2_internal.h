@@ -21,6 +21,9 @@ struct e2_image {
     int lock_fd; /* holds the image's exclusive flock */
     bool read_only;
     char *path;
+    /* A read-only mount's journal, replayed in memory (overlay.h); NULL if
+     * nothing needed replaying. Read-only once built; freed at close. */
+    struct e2_overlay *replayed;
 };
 
 static inline void e2_lock(struct e2_image *img)

@@ -1,6 +1,7 @@
 /* Opening, checking, locking and closing an image. */
 #include "e2/bio.h"
 #include "e2/e2_internal.h"
+#include "e2/overlay.h"
 #include "e2/recover.h"
 #include "base/log.h"
 
@@ -134,14 +135,20 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
     return 0;
 }
 
-static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_t len)
+/* Open @path with libext2fs through our I/O manager; with @replayed (a
+ * journal replayed in memory, read-only only) laid over the file. */
+static int open_fs(const char *path, bool ro, const struct e2_overlay *replayed, ext2_filsys *out,
+                   char *why, size_t len)
 {
     int flags = EXT2_FLAG_64BITS | (ro ? 0 : EXT2_FLAG_RW);
+    char io_opts[64];
     errcode_t err;
 
     pthread_once(&error_table_once, register_error_table);
 
-    err = ext2fs_open2(path, NULL, flags, 0, 0, e2_bio_manager, out);
+    if (replayed)
+        e2_bio_overlay_opt(replayed, io_opts, sizeof(io_opts));
+    err = ext2fs_open2(path, replayed ? io_opts : NULL, flags, 0, 0, e2_bio_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
         e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
@@ -169,6 +176,10 @@ static int open_fs(const char *path, bool ro, ext2_filsys *out, char *why, size_
      * leaves them (they would otherwise be rewritten at every commit). */
     if (!ro)
         (*out)->flags |= EXT2_FLAG_MASTER_SB_ONLY;
+    /* The replayed image is the recovered one, whose superblock recovery
+     * would clear the flag in; in memory only, as nothing is written. */
+    if (replayed)
+        ext2fs_clear_feature_journal_needs_recovery((*out)->super);
     return 0;
 }
 
@@ -211,7 +222,7 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
         log_info("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
                  st.transactions, st.transactions == 1 ? "" : "s",
                  (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
-    ret = open_fs(path, false, fs, why, len);
+    ret = open_fs(path, false, NULL, fs, why, len);
     if (ret)
         return ret;
     ext2fs_clear_feature_journal_needs_recovery((*fs)->super);
@@ -228,6 +239,45 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
         e2_say(why, len, "cannot write the superblock of '%s' after recovery: %s", path,
                strerror(-ret));
     return ret;
+}
+
+/* Replay the journal of the image open read-only in *@fs (closed on
+ * return) into a new overlay *@out instead of the image: a read-only mount
+ * serves the recovered state and leaves every byte of the image as it
+ * was. */
+static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overlay **out, char *why,
+                             size_t len)
+{
+    struct e2_recover_stats st;
+    uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
+    struct e2_overlay *ov = e2_overlay_new((*fs)->blocksize);
+    uint32_t maplen = 0;
+    int ret;
+
+    if (!ov) {
+        ext2fs_close_free(fs);
+        return -ENOMEM;
+    }
+    ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
+    /* Through the channel's own descriptor: the file already open. */
+    if (!ret)
+        ret = e2_journal_recover_mem(e2_bio_fd((*fs)->io), ov, nblocks, map, maplen, &st, why, len);
+    ext2fs_close_free(fs);
+    free(map);
+    if (ret) {
+        e2_overlay_free(ov);
+        return ret;
+    }
+    log_info("'%s': journal recovered in memory (read-only: the image is not modified): "
+             "%u transaction%s, %zu block%s",
+             path, st.transactions, st.transactions == 1 ? "" : "s", e2_overlay_count(ov),
+             e2_overlay_count(ov) == 1 ? "" : "s");
+    if (st.sb_errno)
+        log_warn("'%s': the journal records an abort (errno %lld); what the file system was "
+                 "doing then is suspect",
+                 path, -(long long)st.sb_errno);
+    *out = ov;
+    return 0;
 }
 
 /* A read-write mount marks the file system as in use, as the kernel does:
@@ -291,7 +341,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
 
     /* Read-only first: the superblock decides whether we may write. */
     for (int pass = 0;; pass++) {
-        ret = open_fs(path, true, &img->fs, why, why_len);
+        ret = open_fs(path, true, img->replayed, &img->fs, why, why_len);
         if (ret)
             goto out_unlock;
         ret = check_layout(img->fs, path, why, why_len);
@@ -299,6 +349,13 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
             ret = check_super(img->fs, path, &need_ro, why, why_len);
         if (ret || !needs_recovery(img->fs) || o->norecovery || pass)
             break;
+        if (o->read_only) {
+            /* The next pass checks the replayed superblock. */
+            ret = recover_in_memory(path, &img->fs, &img->replayed, why, why_len);
+            if (ret)
+                goto out_unlock;
+            continue;
+        }
         ret = recover(path, &img->fs, why, why_len);
         if (ret)
             goto out_unlock;
@@ -328,7 +385,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     img->read_only = o->read_only || need_ro;
     *ro_forced = need_ro && !o->read_only;
 
-    ret = open_fs(path, img->read_only, &img->fs, why, why_len);
+    ret = open_fs(path, img->read_only, img->replayed, &img->fs, why, why_len);
     if (ret)
         goto out_unlock;
     /* libext2fs caches 4 inodes by default; every operation reads a few. */
@@ -368,6 +425,7 @@ out_close:
 out_unlock:
     close(img->lock_fd);
 out_free:
+    e2_overlay_free(img->replayed);
     free(img->path);
     mutex_destroy(&img->disk_lock);
     free(img);
@@ -396,6 +454,7 @@ int e2_image_close(struct e2_image *img)
     if (ret)
         log_err("closing '%s': %s", img->path, strerror(-ret));
     close(img->lock_fd);
+    e2_overlay_free(img->replayed);
     mutex_destroy(&img->disk_lock);
     free(img->path);
     free(img);

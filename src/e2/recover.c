@@ -25,6 +25,7 @@
 #include "e2/recover.h"
 #include "e2/e2_internal.h"
 #include "e2/jfmt.h"
+#include "e2/overlay.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -52,6 +53,7 @@ struct revoke_rec {
 struct scan {
     const struct jfmt_journal *j;
     int fd;
+    struct e2_overlay *mem; /* replay into this instead of the image, if set */
     const uint64_t *map;
     uint64_t fs_blocks;
     uint8_t *blk;  /* the block being parsed */
@@ -92,6 +94,14 @@ static int write_fs_block(int fd, unsigned bs, uint64_t blk, const void *buf)
     if (n < 0)
         return -errno;
     return n == (ssize_t)bs ? 0 : -EIO;
+}
+
+/* A recovered block goes home: into the image, or into memory. */
+static int write_home(struct scan *s, uint64_t blk, const void *buf)
+{
+    if (s->mem)
+        return e2_overlay_put(s->mem, blk, buf);
+    return write_fs_block(s->fd, s->j->blocksize, blk, buf);
 }
 
 static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_t len)
@@ -489,7 +499,7 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
             continue; /* an older version of a block already written */
         if (jfmt_get_be16(t->tag + JFMT_TAG_FLAGS16) & JFMT_FLAG_ESCAPE)
             jfmt_put_be32(s->data, JFMT_MAGIC);
-        ret = write_fs_block(s->fd, j->blocksize, t->home, s->data);
+        ret = write_home(s, t->home, s->data);
         if (ret) {
             e2_say(why, len, "cannot write block %llu: %s", (unsigned long long)t->home,
                    strerror(-ret));
@@ -503,9 +513,9 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
     return ret;
 }
 
-static int sync_image(int fd, char *why, size_t len)
+static int sync_image(const struct scan *s, char *why, size_t len)
 {
-    if (fdatasync(fd) == 0)
+    if (s->mem || fdatasync(s->fd) == 0)
         return 0;
     e2_say(why, len, "cannot sync the image: %s", strerror(errno));
     return -errno;
@@ -539,7 +549,7 @@ static int load_jsb(int fd, unsigned bs, uint64_t fs_blocks, const uint64_t *map
 
 static int finish(struct scan *s, uint8_t *jsb, struct e2_recover_stats *st, char *why, size_t len)
 {
-    int ret = sync_image(s->fd, why, len);
+    int ret = sync_image(s, why, len);
 
     if (ret)
         return ret;
@@ -557,20 +567,25 @@ static int finish(struct scan *s, uint8_t *jsb, struct e2_recover_stats *st, cha
      * transaction reusing its tid could be mistaken for it. */
     st->next_seq = s->end_seq + 1;
     jfmt_sb_set_tail(jsb, s->j, st->next_seq, 0);
-    ret = write_fs_block(s->fd, s->j->blocksize, s->map[0], jsb);
+    ret = write_home(s, s->map[0], jsb);
     if (ret) {
         e2_say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
         return ret;
     }
-    return sync_image(s->fd, why, len);
+    return sync_image(s, why, len);
 }
 
-int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                       uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len)
+static int recover(int fd, struct e2_overlay *mem, unsigned fs_blocksize, uint64_t fs_blocks,
+                   const uint64_t *map, uint32_t map_len, struct e2_recover_stats *st, char *why,
+                   size_t why_len)
 {
     struct jfmt_journal j;
-    struct scan s = {
-        .j = &j, .fd = fd, .map = map, .fs_blocks = fs_blocks, .revs_limit = REVS_COMPACT_MIN};
+    struct scan s = {.j = &j,
+                     .fd = fd,
+                     .mem = mem,
+                     .map = map,
+                     .fs_blocks = fs_blocks,
+                     .revs_limit = REVS_COMPACT_MIN};
     uint8_t *jsb = NULL;
     int ret;
 
@@ -616,4 +631,16 @@ out_free_scan:
 out_free:
     free(jsb);
     return ret;
+}
+
+int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
+                       uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len)
+{
+    return recover(fd, NULL, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
+}
+
+int e2_journal_recover_mem(int fd, struct e2_overlay *mem, uint64_t fs_blocks, const uint64_t *map,
+                           uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len)
+{
+    return recover(fd, mem, e2_overlay_block_size(mem), fs_blocks, map, map_len, st, why, why_len);
 }

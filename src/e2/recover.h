@@ -69,6 +69,17 @@ struct e2_recover_stats {
 int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
                        uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len);
 
+struct e2_overlay;
+
+/* The same replay without writing the image (for a read-only mount): every
+ * block e2_journal_recover would write home, the emptied journal
+ * superblock included, is put into @mem (of the file system's block size)
+ * instead, and nothing is synced. @fd may be open read-only. Same checks,
+ * statistics and errors; -ENOMEM if @mem cannot grow. */
+int e2_journal_recover_mem(int fd, struct e2_overlay *mem, uint64_t fs_blocks, const uint64_t *map,
+                           uint32_t map_len, struct e2_recover_stats *st, char *why,
+                           size_t why_len);
+
 /* Build the journal block map of the file system @fs (open, read-only is
  * enough) from its journal inode (s_journal_inum): *@map (malloc'd, the
  * caller frees it) gets the file system block of each of the *@len journal
