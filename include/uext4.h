@@ -125,6 +125,17 @@ int uext4_close(struct uext4_fs *fs);
 /* Flush all dirty state to the image file and fdatasync it. */
 int uext4_sync(struct uext4_fs *fs);
 
+/* Remount read-only (@read_only) or back to read-write, the image staying
+ * open and locked. Read-only: dirty pages are written back and the journal
+ * committed and emptied, the image marked clean and synced (a copy or an
+ * `e2fsck -fn` of it is then consistent); every write fails with EROFS
+ * from then on. Read-write: the image is marked in use again and writes
+ * are accepted. Returns 0 (also if it already is so) or -errno, with @why
+ * (may be NULL) saying why: -EROFS if @fs was opened read-only (reopen it
+ * read-write instead), -EUCLEAN if it has errors recorded. Takes the mount
+ * lock for writing: waits for every operation in flight. */
+int uext4_remount(struct uext4_fs *fs, bool read_only, char *why, size_t why_len);
+
 bool uext4_is_read_only(const struct uext4_fs *fs);
 unsigned uext4_block_size(const struct uext4_fs *fs);
 

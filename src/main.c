@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "frontend/control.h"
 #include "frontend/fe.h"
 #include "frontend/mount_opts.h"
 #include "uext4.h"
@@ -43,26 +44,42 @@ struct cli {
     bool foreground;
     bool debug;
     bool single_thread;
+    bool unmount;    /* -u MOUNTPOINT */
+    bool remount;    /* -o remount: a request to the daemon serving it */
+    bool remount_ro; /* the last of ro/rw given with remount */
+    char *optv[64];  /* the -o arguments, parsed once all are known */
+    unsigned optc;
     struct fe_mount_opts opts;
 };
+
+/* Seconds `uext4 -u` waits for the daemon to write the image back. */
+#define UNMOUNT_TIMEOUT 120
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: uext4 IMAGE MOUNTPOINT [-o OPTION[,OPTION...]] [-f] [-d] [-s]\n"
+            "       uext4 -u MOUNTPOINT\n"
+            "       uext4 [IMAGE] MOUNTPOINT -o remount,ro|rw\n"
             "       uext4 --help | --version\n"
             "\n"
             "Serve the ext2/ext3/ext4 file system in the file IMAGE on MOUNTPOINT\n"
-            "through FUSE. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+            "through FUSE. Unmount with 'uext4 -u MOUNTPOINT': it returns once the\n"
+            "image is written back, clean and unlocked (copy or check it after that).\n"
             "\n"
             "  -o OPTIONS     comma-separated mount options (below); may be repeated\n"
             "  -f             stay in the foreground, log to stderr\n"
             "  -d             debug: -f, debug logging, and every FUSE request traced\n"
             "  -s             serve requests from a single thread\n"
+            "  -u             unmount MOUNTPOINT and wait until its daemon has\n"
+            "                 written the image back and exited\n"
             "  -h, --help     print this help and exit\n"
             "  -V, --version  print the versions of uext4, libfuse and libext2fs\n"
             "\n"
             "File system options:\n"
+            "  remount               with ro or rw: switch the daemon serving\n"
+            "                        MOUNTPOINT to read-only (committing the\n"
+            "                        image clean) or back (mount -o remount)\n"
             "  ro                    serve read-only (an image that needs recovery\n"
             "                        is replayed in memory, not written)\n"
             "  rw                    serve read-write (the default)\n"
@@ -158,6 +175,41 @@ static int check_paths(struct cli *c, const char *image, const char *mountpoint)
     return 0;
 }
 
+/* -o remount (mount.fuse3 runs "uext4 IMAGE MNT -o remount,..." for
+ * `mount -o remount`): the last ro or rw decides; other options are the
+ * mount's own, which a remount does not change. */
+static void note_remount(struct cli *c, const char *opts)
+{
+    const char *p = opts;
+
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 7 && !strncmp(p, "remount", 7))
+            c->remount = true;
+        else if (n == 2 && !strncmp(p, "ro", 2))
+            c->remount_ro = true;
+        else if (n == 2 && !strncmp(p, "rw", 2))
+            c->remount_ro = false;
+        p += n + (p[n] == ',');
+    }
+}
+
+/* -u MOUNTPOINT, or [IMAGE] MOUNTPOINT with -o remount: the mount point is
+ * the last argument. */
+static int parse_request(struct cli *c, int nargs, char **args)
+{
+    if (c->unmount && c->remount)
+        return usage_error("-u and -o remount do not go together");
+    if (nargs < 1)
+        return usage_error("missing MOUNTPOINT");
+    if (nargs > (c->unmount ? 1 : 2))
+        return usage_error("unexpected argument '%s'", args[c->unmount ? 1 : 2]);
+    if (strlen(args[nargs - 1]) >= sizeof(c->mountpoint))
+        return usage_error("mount point name too long");
+    strcpy(c->mountpoint, args[nargs - 1]);
+    return 0;
+}
+
 static int parse_cmdline(struct cli *c, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -170,7 +222,7 @@ static int parse_cmdline(struct cli *c, int argc, char **argv)
 
     fe_opts_init(&c->opts);
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":ho:fdsV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":ho:fdsuV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -179,9 +231,12 @@ static int parse_cmdline(struct cli *c, int argc, char **argv)
             print_version();
             exit(0);
         case 'o':
-            /* Split in place: c->opts points into argv from here on. */
-            if (fe_opts_parse(&c->opts, optarg, err, sizeof(err)) < 0)
-                return usage_error("%s", err);
+            if (c->optc == sizeof(c->optv) / sizeof(c->optv[0]))
+                return usage_error("too many -o options");
+            c->optv[c->optc++] = optarg;
+            break;
+        case 'u':
+            c->unmount = true;
             break;
         case 'f':
             c->foreground = true;
@@ -201,6 +256,15 @@ static int parse_cmdline(struct cli *c, int argc, char **argv)
                 return usage_error("unknown option '-%c'", optopt);
             return usage_error("unknown option '%s'", argv[optind - 1]);
         }
+    }
+    for (unsigned i = 0; i < c->optc; i++)
+        note_remount(c, c->optv[i]);
+    if (c->unmount || c->remount)
+        return parse_request(c, argc - optind, argv + optind);
+    for (unsigned i = 0; i < c->optc; i++) {
+        /* Split in place: c->opts points into argv from here on. */
+        if (fe_opts_parse(&c->opts, c->optv[i], err, sizeof(err)) < 0)
+            return usage_error("%s", err);
     }
     if (fe_opts_finish(&c->opts, err, sizeof(err)) < 0)
         return usage_error("%s", err);
@@ -289,6 +353,7 @@ static int serve(const struct cli *c, int notify_fd)
     };
     char why[MSG_MAX] = "";
     struct fe_session *session;
+    struct fe_control *control = NULL;
     struct uext4_fs *fs;
     int rc, close_rc;
 
@@ -317,12 +382,18 @@ static int serve(const struct cli *c, int notify_fd)
         report_failure(notify_fd, "cannot mount on '%s'", c->mountpoint);
         goto out_destroy_session;
     }
+    /* Before the mount is reported ready: a `uext4 -u` right after it
+     * must find the socket. Without one the mount still works. */
+    rc = fe_control_start(fs, c->mountpoint, &control, why, sizeof(why));
+    if (rc < 0)
+        log_warn("no control socket (uext4 -u and remount cannot reach this daemon): %s", why);
     log_info("serving %s on %s%s", c->image, c->mountpoint, params.read_only ? " (read-only)" : "");
     report_ready(notify_fd);
 
     rc = fe_session_run(session, c->single_thread);
     if (rc < 0)
         log_err("FUSE session failed: %s", strerror(-rc));
+    fe_control_stop(control);
 
 out_destroy_session:
     ignore_stop_signals();
@@ -334,6 +405,7 @@ out_close:
         if (rc == 0)
             rc = close_rc;
     }
+    fe_control_finish(control, close_rc);
     return rc;
 }
 
@@ -408,6 +480,10 @@ int main(int argc, char **argv)
     rc = parse_cmdline(&c, argc, argv);
     if (rc < 0)
         return 1;
+    if (c.unmount)
+        return fe_cmd_unmount(c.mountpoint, UNMOUNT_TIMEOUT) < 0 ? 1 : 0;
+    if (c.remount)
+        return fe_cmd_remount(c.mountpoint, c.remount_ro) < 0 ? 1 : 0;
     if (c.foreground) {
         log_setup("uext4", c.debug ? LOG_LVL_DEBUG : LOG_LVL_INFO, false);
         rc = serve(&c, -1);

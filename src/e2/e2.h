@@ -54,6 +54,18 @@ int e2_orphan_remove(struct e2_image *img, uint32_t ino);
 int e2_orphans_release(struct e2_image *img);
 bool e2_is_read_only(const struct e2_image *img);
 void e2_set_read_only(struct e2_image *img);
+/* Remount: switch an image opened read-write to read-only, or back. To
+ * read-only: commit, empty the journal, mark the image clean and sync it,
+ * as a close would (the image stays locked and open); writes then fail
+ * with EROFS. Back: mark it in use again (needs_recovery, or not clean
+ * without a journal) and restart the journal (the orphan list is left to
+ * the last close of its files, still open). The
+ * caller makes sure no operation is in flight (the fs layer's mount lock,
+ * held for writing). Returns 0 (also when already so) or -errno with @why
+ * naming the cause: -EROFS for an image opened read-only (its file is
+ * open read-only, perhaps under a journal replayed in memory), -EUCLEAN
+ * for going back with errors recorded. */
+int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t why_len);
 unsigned e2_block_size(const struct e2_image *img);
 /* libext2fs's version string, as loaded at run time. */
 const char *e2_library_version(void);

@@ -461,6 +461,70 @@ int e2_image_close(struct e2_image *img)
     return ret;
 }
 
+/* The state a close leaves, without closing: journal emptied and stopped,
+ * the superblock clean, everything synced. */
+static int make_final_locked(struct e2_image *img)
+{
+    struct ext2_super_block *sb = img->fs->super;
+    int ret, fret;
+
+    ret = e2_journal_stop_locked(img);
+    if (!ret)
+        sb->s_state |= EXT2_VALID_FS;
+    sb->s_wtime = (uint32_t)time(NULL);
+    ext2fs_mark_super_dirty(img->fs);
+    fret = e2_errno(ext2fs_flush(img->fs));
+    if (!fret)
+        fret = e2_errno(e2_bio_sync(img->fs->io));
+    return ret ? ret : fret;
+}
+
+int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t why_len)
+{
+    int ret = 0;
+
+    e2_lock(img);
+    if (writable == !img->read_only)
+        goto out_unlock;
+    if (!writable) {
+        /* Read-only from here on even if the write-back fails: what is
+         * left is what the next read-write mount recovers. */
+        img->read_only = true;
+        ret = make_final_locked(img);
+        if (ret)
+            e2_say(why, why_len, "cannot write back '%s' before going read-only: %s", img->path,
+                   strerror(-ret));
+        goto out_unlock;
+    }
+    if (!(img->fs->flags & EXT2_FLAG_RW)) {
+        e2_say(why, why_len,
+               "'%s' was mounted read-only; unmount it and mount it read-write to write to it",
+               img->path);
+        ret = -EROFS;
+        goto out_unlock;
+    }
+    if (img->fs->super->s_state & EXT2_ERROR_FS) {
+        e2_say(why, why_len, "'%s' has errors recorded; unmount it and run 'e2fsck -fy' on it",
+               img->path);
+        ret = -EUCLEAN;
+        goto out_unlock;
+    }
+    ret = mark_mounted(img);
+    if (ret) {
+        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
+        goto out_unlock;
+    }
+    /* The journal only: the orphan list holds this session's files that
+     * are unlinked but still open, which their last close frees. */
+    if (ext2fs_has_feature_journal(img->fs->super))
+        ret = e2_journal_start(img, why, why_len);
+    if (!ret)
+        img->read_only = false;
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
 int e2_image_sync(struct e2_image *img)
 {
     int ret = 0;

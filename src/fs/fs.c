@@ -111,6 +111,29 @@ int fs_commit_now(struct uext4_fs *fs)
     return ret;
 }
 
+int uext4_remount(struct uext4_fs *fs, bool read_only, char *why, size_t why_len)
+{
+    int ret = 0;
+
+    if (why && why_len)
+        why[0] = '\0';
+    /* Dirty emulated pages first, while writes are still allowed. */
+    if (read_only && !e2_is_read_only(fs->img))
+        ret = fs_writeback_all(fs);
+    if (ret) {
+        snprintf(why, why_len, "writing back dirty pages failed: %s", strerror(-ret));
+        return ret;
+    }
+    /* No operation is half done while the mount lock is held for writing:
+     * each one checked the mode once, at its start (fs_may_write). */
+    rwlock_wrlock(&fs->mount_lock);
+    ret = e2_image_set_writable(fs->img, !read_only, why, why_len);
+    rwlock_unlock(&fs->mount_lock);
+    if (!ret)
+        log_info("remounted %s", read_only ? "read-only" : "read-write");
+    return ret;
+}
+
 bool uext4_is_read_only(const struct uext4_fs *fs)
 {
     return e2_is_read_only(fs->img);

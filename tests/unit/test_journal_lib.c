@@ -388,6 +388,55 @@ static int test_norecovery_reads_unreplayed(void)
     return check_after_crash(img, NPHASES);
 }
 
+/* uext4_remount: read-only commits and leaves the image final while it is
+ * still open (e2fsck -fn clean, needs_recovery clear), writes fail with
+ * EROFS; read-write again accepts them. An image opened read-only cannot
+ * be made writable. */
+static int test_remount_ro_and_back(void)
+{
+    const struct uext4_options ro = {.read_only = true};
+    const char *img = mkimg("-t ext4 -O inline_data,metadata_csum,64bit");
+    struct uext4_fs *fs;
+    struct stat st;
+    uint32_t ino;
+    char why[256];
+
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(put_file(fs, UEXT4_ROOT_INO, "a", 6000, 21, &ino), 0);
+    CHECK(sb_says(img, "needs_recovery"));
+    CHECK_EQ(uext4_remount(fs, true, why, sizeof(why)), 0);
+    CHECK(uext4_is_read_only(fs));
+    CHECK(!sb_says(img, "needs_recovery"));
+    CHECK(sb_says(img, "Filesystem state: *clean$"));
+    CHECK(fsck_clean(img));
+    CHECK_EQ(uext4_write(fs, &root, ino, "x", 1, 0, 0), -EROFS);
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "b", S_IFREG | 0644, 0, &st), -EROFS);
+    CHECK_EQ(uext4_remount(fs, true, why, sizeof(why)), 0);
+    CHECK_EQ(uext4_remount(fs, false, why, sizeof(why)), 0);
+    CHECK(!uext4_is_read_only(fs));
+    CHECK(sb_says(img, "needs_recovery"));
+    CHECK_EQ(put_file(fs, UEXT4_ROOT_INO, "b", 9000, 22, NULL), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    fs = open_img(img, &ro);
+    CHECK(fs);
+    CHECK_EQ(uext4_remount(fs, false, why, sizeof(why)), -EROFS);
+    CHECK(strstr(why, "mounted read-only") != NULL);
+    CHECK(uext4_is_read_only(fs));
+    for (int i = 0; i < 2; i++) {
+        static unsigned char want[9000], got[9000];
+        size_t len = i ? 9000 : 6000;
+        CHECK_EQ(uext4_resolve(fs, i ? "/b" : "/a", &ino), 0);
+        CHECK_EQ(uext4_read(fs, ino, got, len, 0), len);
+        pattern(want, len, 21 + i);
+        CHECK(!memcmp(want, got, len));
+    }
+    CHECK_EQ(uext4_close(fs), 0);
+    return 0;
+}
+
 /* A read-only open of an image that needs recovery replays the journal in
  * memory: every completed phase is visible, and the image file stays byte
  * for byte as the crash left it (cmp); the read-write open after it then
@@ -650,6 +699,7 @@ int main(int argc, char **argv)
         {"e2fsck_replays_our_journal", test_e2fsck_replays_our_journal},
         {"norecovery_reads_unreplayed", test_norecovery_reads_unreplayed},
         {"ro_replays_in_memory", test_ro_replays_in_memory},
+        {"remount_ro_and_back", test_remount_ro_and_back},
         {"small_journal_many_commits", test_small_journal_many_commits},
         {"transactions_larger_than_the_log", test_transactions_larger_than_the_log},
         {"enospc_after_delete_retries", test_enospc_after_delete_retries},
