@@ -18,8 +18,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import tempfile
-import time
 
 from uext4test import (UEXT4, Mount, SkipFile, TestFailure, check,
                        debugfs_cat, eq, errno_of, fsck, fuse_unmount, main,
@@ -104,53 +102,6 @@ def expected_tree():
     want = {'dir': None, 'dir/sub': None}
     want.update(KERNEL_FILES)
     return want
-
-
-@test
-def ro_mount_replays_in_memory():
-    with workdir() as d:
-        img = kernel_crashed_image(d)
-        check('needs_recovery' in sb_field(img, 'Filesystem features'),
-              'the copied image does not need recovery')
-        # The test means something only if the home blocks are stale:
-        # without replay the files are not there.
-        with Mount(img, opts=['ro', 'norecovery']) as m:
-            check(tree(m.mnt) != expected_tree(),
-                  'the files are visible without replaying the journal')
-        before = sha256(img)
-        with Mount(img, opts=['ro']) as m:
-            eq(tree(m.mnt), expected_tree(), 'the tree of the ro mount')
-        eq(sha256(img), before, 'sha256 of the image after the ro mount')
-        check('journal recovered in memory' in m.log(),
-              'no in-memory recovery logged: ' + m.log())
-        check('needs_recovery' in sb_field(img, 'Filesystem features'),
-              'needs_recovery was cleared by the ro mount')
-        # A second ro mount replays again, the same way.
-        with Mount(img, opts=['ro']) as m:
-            eq(tree(m.mnt), expected_tree(), 'the tree of a second ro mount')
-        eq(sha256(img), before, 'sha256 after a second ro mount')
-        # Read-write replays into the image for real.
-        with Mount(img) as m:
-            eq(tree(m.mnt), expected_tree(), 'the tree of the rw mount')
-        check(sha256(img) != before, 'the rw mount did not replay')
-        check('needs_recovery' not in sb_field(img, 'Filesystem features'),
-              'needs_recovery still set after the rw mount')
-        fsck(img)
-        with Mount(img, opts=['ro']) as m:
-            eq(tree(m.mnt), expected_tree(), 'the tree after the replay')
-            check('journal recovered' not in m.log(),
-                  'a clean image was replayed again: ' + m.log())
-
-
-@test
-def ro_norecovery_unchanged():
-    with workdir() as d:
-        img = kernel_crashed_image(d)
-        before = sha256(img)
-        with Mount(img, opts=['ro', 'noload']) as m:
-            check(tree(m.mnt) != expected_tree(),
-                  'noload shows the journal\'s files')
-        eq(sha256(img), before, 'sha256 of the image after a noload mount')
 
 
 # ------------------------------------------------------------ remount
@@ -316,8 +267,8 @@ def remount_through_mount8():
     remount,...` found on the default PATH (mount(8) drops the caller's):
     a private mount namespace gets a directory with our uext4 bound over
     /usr/local/bin, and the whole case runs in it."""
-    if not shutil.which('mount.fuse3'):
-        raise SkipFile('mount.fuse3 is not installed')
+    check(shutil.which('mount.fuse3'),
+          'mount.fuse3 is not installed (it comes with fusermount3)')
     with workdir() as d:
         img = mkfs(os.path.join(d, 'img'), size='32M')
         bindir = os.path.join(d, 'bin')
@@ -489,6 +440,56 @@ def unmount_refusals():
             rc, out = uext4('-u', mnt, check_rc=False)
         eq(rc, 0, 'uext4 -u after closing (output: %s)' % out)
         clean_and_recovered(img)
+
+
+# ------------------------------------------------------------ ro replay
+# Last: without loop mounts they skip the rest of the file.
+
+@test
+def ro_mount_replays_in_memory():
+    with workdir() as d:
+        img = kernel_crashed_image(d)
+        check('needs_recovery' in sb_field(img, 'Filesystem features'),
+              'the copied image does not need recovery')
+        # The test means something only if the home blocks are stale:
+        # without replay the files are not there.
+        with Mount(img, opts=['ro', 'norecovery']) as m:
+            check(tree(m.mnt) != expected_tree(),
+                  'the files are visible without replaying the journal')
+        before = sha256(img)
+        with Mount(img, opts=['ro']) as m:
+            eq(tree(m.mnt), expected_tree(), 'the tree of the ro mount')
+        eq(sha256(img), before, 'sha256 of the image after the ro mount')
+        check('journal recovered in memory' in m.log(),
+              'no in-memory recovery logged: ' + m.log())
+        check('needs_recovery' in sb_field(img, 'Filesystem features'),
+              'needs_recovery was cleared by the ro mount')
+        # A second ro mount replays again, the same way.
+        with Mount(img, opts=['ro']) as m:
+            eq(tree(m.mnt), expected_tree(), 'the tree of a second ro mount')
+        eq(sha256(img), before, 'sha256 after a second ro mount')
+        # Read-write replays into the image for real.
+        with Mount(img) as m:
+            eq(tree(m.mnt), expected_tree(), 'the tree of the rw mount')
+        check(sha256(img) != before, 'the rw mount did not replay')
+        check('needs_recovery' not in sb_field(img, 'Filesystem features'),
+              'needs_recovery still set after the rw mount')
+        fsck(img)
+        with Mount(img, opts=['ro']) as m:
+            eq(tree(m.mnt), expected_tree(), 'the tree after the replay')
+            check('journal recovered' not in m.log(),
+                  'a clean image was replayed again: ' + m.log())
+
+
+@test
+def ro_norecovery_unchanged():
+    with workdir() as d:
+        img = kernel_crashed_image(d)
+        before = sha256(img)
+        with Mount(img, opts=['ro', 'noload']) as m:
+            check(tree(m.mnt) != expected_tree(),
+                  'noload shows the journal\'s files')
+        eq(sha256(img), before, 'sha256 of the image after a noload mount')
 
 
 if __name__ == '__main__':
