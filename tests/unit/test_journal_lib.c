@@ -389,13 +389,14 @@ static int test_norecovery_reads_unreplayed(void)
 }
 
 /* uext4_remount: read-only commits and leaves the image final while it is
- * still open (e2fsck -fn clean, needs_recovery clear), writes fail with
- * EROFS; read-write again accepts them. An image opened read-only cannot
- * be made writable. */
-static int test_remount_ro_and_back(void)
+ * still open (e2fsck -fn clean, needs_recovery clear, or clean without a
+ * journal), writes fail with EROFS; read-write again accepts them. An
+ * image opened read-only cannot be made writable. */
+static int remount_ro_and_back(const char *mkfs_args, bool journal)
 {
     const struct uext4_options ro = {.read_only = true};
-    const char *img = mkimg("-t ext4 -O inline_data,metadata_csum,64bit");
+    const char *img = mkimg(mkfs_args);
+    const char *in_use = journal ? "needs_recovery" : "Filesystem state: *not clean$";
     struct uext4_fs *fs;
     struct stat st;
     uint32_t ino;
@@ -405,10 +406,10 @@ static int test_remount_ro_and_back(void)
     fs = open_img(img, NULL);
     CHECK(fs);
     CHECK_EQ(put_file(fs, UEXT4_ROOT_INO, "a", 6000, 21, &ino), 0);
-    CHECK(sb_says(img, "needs_recovery"));
+    CHECK(sb_says(img, in_use));
     CHECK_EQ(uext4_remount(fs, true, why, sizeof(why)), 0);
     CHECK(uext4_is_read_only(fs));
-    CHECK(!sb_says(img, "needs_recovery"));
+    CHECK(!sb_says(img, in_use));
     CHECK(sb_says(img, "Filesystem state: *clean$"));
     CHECK(fsck_clean(img));
     CHECK_EQ(uext4_write(fs, &root, ino, "x", 1, 0, 0), -EROFS);
@@ -416,7 +417,7 @@ static int test_remount_ro_and_back(void)
     CHECK_EQ(uext4_remount(fs, true, why, sizeof(why)), 0);
     CHECK_EQ(uext4_remount(fs, false, why, sizeof(why)), 0);
     CHECK(!uext4_is_read_only(fs));
-    CHECK(sb_says(img, "needs_recovery"));
+    CHECK(sb_says(img, in_use));
     CHECK_EQ(put_file(fs, UEXT4_ROOT_INO, "b", 9000, 22, NULL), 0);
     CHECK_EQ(uext4_close(fs), 0);
     CHECK(fsck_clean(img));
@@ -435,6 +436,12 @@ static int test_remount_ro_and_back(void)
     }
     CHECK_EQ(uext4_close(fs), 0);
     return 0;
+}
+
+static int test_remount_ro_and_back(void)
+{
+    return remount_ro_and_back("-t ext4 -O inline_data,metadata_csum,64bit", true) ||
+           remount_ro_and_back("-t ext2", false);
 }
 
 /* A read-only open of an image that needs recovery replays the journal in
