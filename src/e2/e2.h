@@ -41,6 +41,10 @@ int e2_image_sync(struct e2_image *img);
 /* @fn is called (with a leaf lock held: it may only signal) when the
  * running transaction should be committed soon. */
 void e2_set_commit_notify(struct e2_image *img, void (*fn)(void *arg), void *arg);
+/* The running transaction has outgrown half the journal without a commit:
+ * the caller, about to start an operation and holding no lock, should
+ * commit first (fs_commit_if_overdue). Lock-free. */
+bool e2_commit_overdue(struct e2_image *img);
 bool e2_has_journal(const struct e2_image *img);
 /* Blocks freed since the last commit are held back from allocation until
  * it is durable (journal.c); a commit releases them. */

@@ -6,6 +6,7 @@
 #include "e2/e2.h"
 
 #include <ext2fs/ext2fs.h>
+#include <stdatomic.h>
 
 struct e2_journal;
 
@@ -15,6 +16,9 @@ struct e2_image {
     /* protected by disk_lock: */
     struct e2_journal *journal; /* NULL without a journal, or read-only */
     bool commit_asked;          /* commit_wanted called since the last commit */
+    /* Written under disk_lock, read without it (e2_commit_overdue): the
+     * running transaction holds half the log and nobody has committed. */
+    atomic_bool commit_overdue;
     bool closing;               /* e2_orphans_release at close, not recovery */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
@@ -32,6 +36,7 @@ static inline void e2_lock(struct e2_image *img)
 }
 
 bool e2_journal_wants_commit(const struct e2_image *img);
+bool e2_journal_commit_overdue(const struct e2_image *img);
 
 static inline void e2_unlock(struct e2_image *img)
 {
@@ -41,6 +46,9 @@ static inline void e2_unlock(struct e2_image *img)
         img->commit_asked = true;
         img->commit_wanted(img->commit_arg);
     }
+    if (img->commit_asked && !atomic_load_explicit(&img->commit_overdue, memory_order_relaxed) &&
+        e2_journal_commit_overdue(img))
+        atomic_store(&img->commit_overdue, true);
     mutex_unlock(&img->disk_lock);
 }
 

@@ -533,6 +533,7 @@ int e2_image_sync(struct e2_image *img)
     if (img->journal) {
         ret = e2_journal_commit_locked(img);
         img->commit_asked = false;
+        atomic_store(&img->commit_overdue, false);
     } else if (!img->read_only) {
         ret = e2_errno(ext2fs_flush2(img->fs, 0));
         if (!ret)
@@ -540,6 +541,11 @@ int e2_image_sync(struct e2_image *img)
     }
     e2_unlock(img);
     return ret;
+}
+
+bool e2_commit_overdue(struct e2_image *img)
+{
+    return atomic_load(&img->commit_overdue);
 }
 
 void e2_set_commit_notify(struct e2_image *img, void (*fn)(void *arg), void *arg)

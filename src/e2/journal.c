@@ -361,6 +361,16 @@ bool e2_journal_wants_commit(const struct e2_image *img)
     return jn && e2_bio_dirty_count(img->fs->io) * 4 > area_len(jn);
 }
 
+bool e2_journal_commit_overdue(const struct e2_image *img)
+{
+    const struct e2_journal *jn = img->journal;
+
+    /* Half the log: the commit thread was asked at a quarter and has not
+     * got the mount lock since (namespace operations in a tight loop take
+     * it for writing too, and a loaded machine may not run the thread). */
+    return jn && e2_bio_dirty_count(img->fs->io) * 2 > area_len(jn);
+}
+
 /* Tests only: UEXT4_TEST_LOG_BLOCKS=N uses just N blocks of the log, so
  * that ordinary operations outgrow it (commit_unjournaled). */
 static void test_log_limit(struct e2_journal *jn)

@@ -51,6 +51,17 @@ static void *commit_thread(void *arg)
     return NULL;
 }
 
+void fs_commit_if_overdue(struct uext4_fs *fs)
+{
+    int ret;
+
+    if (!e2_commit_overdue(fs->img))
+        return;
+    ret = fs_commit_now(fs);
+    if (ret) /* the commit thread tries again and reports it */
+        log_err("commit: writing metadata to the image failed: %s", strerror(-ret));
+}
+
 /* Called by the e2 layer with its disk lock held: only signal. */
 static void commit_wanted(void *arg)
 {

@@ -126,6 +126,10 @@ int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
 /* Commit now (fs.c): takes the mount lock for writing, so the caller holds
  * no lock. */
 int fs_commit_now(struct uext4_fs *fs);
+/* At the start of an operation, with no lock held: commit now if the
+ * running transaction is overdue (e2_commit_overdue), so that no
+ * operation can grow it past what the journal holds. */
+void fs_commit_if_overdue(struct uext4_fs *fs);
 void fs_commit_stop(struct uext4_fs *fs);
 
 /* ---- perm.c ---- */

@@ -240,6 +240,7 @@ struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi;
 
+    fs_commit_if_overdue(fs);
     rwlock_rdlock(&fs->mount_lock);
     fi = fs_inode_get(fs, ino);
     if (!fi) {

@@ -266,6 +266,7 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     fs_cred_from(fs, cr, &fc);
     a.mode = mode;
     a.rdev = rdev;
+    fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = prepare_create(fs, &fc, dir, name, &da, &a);
     if (ret)
@@ -348,6 +349,7 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
     int ret;
 
     fs_cred_from(fs, cr, &fc);
+    fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = fs_dir_access(fs, &fc, dir, &da, true);
     if (!ret && (fc.uid == 0xffffffffu || fc.gid == 0xffffffffu))
@@ -422,6 +424,7 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     int ret;
 
     fs_cred_from(fs, cr, &fc);
+    fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = e2_inode_get(fs->img, ino, &a);
     if (ret)
@@ -491,6 +494,7 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     if (!strcmp(name, ".."))
         return is_rmdir ? -ENOTEMPTY : -EISDIR;
     fs_cred_from(fs, cr, &fc);
+    fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = fs_dir_access(fs, &fc, dir, &da, true);
     if (!ret)

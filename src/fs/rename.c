@@ -229,6 +229,7 @@ int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
         (flags & (UEXT4_RENAME_NOREPLACE | UEXT4_RENAME_WHITEOUT)))
         return -EINVAL;
     fs_cred_from(fs, cr, &fc);
+    fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = FS_CHECK(fs, dir, rename_locked(fs, &fc, &s, &d, flags));
     rwlock_unlock(&fs->mount_lock);
