@@ -297,7 +297,9 @@ int uext4_writeback(struct uext4_fs *fs, uint32_t ino);
 unsigned uext4_dirty_pages(struct uext4_fs *fs, uint32_t ino);
 
 /* fallocate(2): @mode of 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE |
- * FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE (optionally | KEEP_SIZE). */
+ * FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE (optionally | KEEP_SIZE).
+ * Every mode drops setuid/setgid of a caller that is not capable, as a
+ * write(2) does. */
 int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
                     off_t off, off_t len);
 

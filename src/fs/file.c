@@ -260,8 +260,12 @@ int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
     return fs_commit_now(fs);
 }
 
-static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a0,
-                            int mode, uint64_t off, uint64_t len)
+/* Every mode changes the file, so every mode drops setuid/setgid as a
+ * write does (the kernel's file_modified()). With HANDLE_KILLPRIV_V2 the
+ * kernel leaves that to us and FALLOCATE carries no kill flag: the caller's
+ * credentials decide, as for a write by that caller. */
+static int fallocate_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct fs_inode *fi,
+                            const struct e2_attr *a0, int mode, uint64_t off, uint64_t len)
 {
     bool keep = mode & FALLOC_FL_KEEP_SIZE;
     uint64_t end = off + len;
@@ -313,6 +317,8 @@ static int fallocate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
         a.size = end;
         fields |= E2_A_SIZE | E2_A_MTIME;
     }
+    if (!fs_capable(fs, fc, &a) && fs_kill_priv(&a.mode, fs_cred_in_group(fs, fc, a.gid)))
+        fields |= E2_A_MODE;
     fs_now(&a.ctime);
     a.mtime = a.ctime;
     return e2_inode_set(fs->img, fi->ino, &a, fields);
@@ -325,6 +331,7 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
                           FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
     const int shifts = FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE;
     struct fs_inode *fi;
+    struct fs_cred fc;
     struct e2_attr a;
     int ret;
 
@@ -340,6 +347,7 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         return -EINVAL;
     if (off < 0 || len <= 0)
         return -EINVAL;
+    fs_cred_from(fs, cr, &fc);
     fi = fs_op_begin(fs, ino);
     if (!fi)
         return -ENOMEM;
@@ -354,7 +362,7 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
-        ret = fallocate_locked(fs, fi, &a, mode, (uint64_t)off, (uint64_t)len);
+        ret = fallocate_locked(fs, &fc, fi, &a, mode, (uint64_t)off, (uint64_t)len);
     ret = FS_CHECK(fs, ino, ret);
     fs_op_end(fs, fi);
     return ret;

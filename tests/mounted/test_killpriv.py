@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""setuid/setgid removal on modification, compared with the kernel's ext4.
+
+The daemon negotiates FUSE_HANDLE_KILLPRIV_V2, which tells the kernel that
+the daemon clears S_ISUID/S_ISGID itself when a file is modified by a caller
+without CAP_FSETID.  Every way of modifying a file's data or size is run by
+root, by the owner, by a member of the file's group and by another user on
+files of several set-id modes, on a kernel loop mount of a fresh image and on
+a uext4 `allow_other` mount of a copy of it.  The errno of each operation and
+the resulting modes (through the mount, and on disk by debugfs after
+unmount) must be the kernel's.  Only freshly made images are loop-mounted.
+"""
+
+import mmap
+import os
+import shutil
+import stat
+import subprocess
+
+from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
+                       FALLOC_FL_ZERO_RANGE, Mount, SkipFile, TestFailure,
+                       errno_of, fallocate, fsck, inode_info, main, mkfs, run,
+                       run_as, test, workdir, write_file)
+
+G1, G2, G3 = 20001, 20002, 20003
+OWNER = (10001, G1, [G1])
+ACTORS = {
+    'root': None,                      # CAP_FSETID: keeps the bits
+    'owner': OWNER,
+    'member': (10002, G2, [G2, G1]),   # G1 as a supplementary group
+    'other': (10003, G3, [G3]),
+}
+MODES = (0o6666, 0o6777, 0o4777, 0o4666, 0o2666, 0o2676, 0o6755, 0o2775)
+SIZE = 8192
+
+
+def _direct_buf():
+    buf = mmap.mmap(-1, 4096)      # page-aligned, as O_DIRECT wants
+    buf.write(b'd' * 4096)
+    return buf
+
+
+def op_write(p, src):
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.pwrite(fd, b'w', 0)
+    finally:
+        os.close(fd)
+
+
+def op_append(p, src):
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b'appended\n')
+    finally:
+        os.close(fd)
+
+
+def op_direct(p, src):
+    fd = os.open(p, os.O_WRONLY | os.O_DIRECT)
+    try:
+        os.pwrite(fd, _direct_buf(), 4096)
+    finally:
+        os.close(fd)
+
+
+def _falloc(mode, off, length):
+    def op(p, src):
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            fallocate(fd, mode, off, length)
+        finally:
+            os.close(fd)
+    return op
+
+
+def op_copy_range(p, src):
+    fi = os.open(src, os.O_RDONLY)
+    try:
+        fo = os.open(p, os.O_WRONLY)
+        try:
+            n = os.copy_file_range(fi, fo, 4096, 0, 0)
+            if n != 4096:
+                raise TestFailure('copy_file_range copied %d of 4096' % n)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+
+
+def op_truncate(p, src):
+    os.truncate(p, 100)
+
+
+def op_ftruncate(p, src):
+    fd = os.open(p, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, SIZE * 2)
+    finally:
+        os.close(fd)
+
+
+def op_open_trunc(p, src):
+    os.close(os.open(p, os.O_WRONLY | os.O_TRUNC))
+
+
+def op_mmap(p, src):
+    fd = os.open(p, os.O_RDWR)
+    try:
+        m = mmap.mmap(fd, SIZE)
+        try:
+            m[10:14] = b'mmap'
+            m.flush()
+        finally:
+            m.close()
+    finally:
+        os.close(fd)
+
+
+OPS = {
+    'write': op_write,
+    'append': op_append,
+    'direct': op_direct,
+    'falloc': _falloc(0, 0, SIZE * 2),
+    'falloc_keep': _falloc(FALLOC_FL_KEEP_SIZE, SIZE, SIZE),
+    'punch': _falloc(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096),
+    'zero': _falloc(FALLOC_FL_ZERO_RANGE, 0, 4096),
+    'copy_range': op_copy_range,
+    'truncate': op_truncate,
+    'ftruncate': op_ftruncate,
+    'open_trunc': op_open_trunc,
+    'mmap': op_mmap,
+}
+
+
+def name_of(mode, actor, op):
+    return 'f%o-%s-%s' % (mode, actor, op)
+
+
+def make_files(top):
+    """As root: one file per case, owned by OWNER, then its set-id mode
+    (chmod after chown: chown would clear the bits)."""
+    os.chmod(top, 0o777)
+    src = os.path.join(top, 'src')
+    write_file(src, b's' * SIZE, 0o644)
+    for mode in MODES:
+        for actor in ACTORS:
+            for op in OPS:
+                p = os.path.join(top, name_of(mode, actor, op))
+                write_file(p, b'x' * SIZE, 0o600)
+                os.chown(p, OWNER[0], OWNER[1])
+                os.chmod(p, mode)
+    return src
+
+
+def run_ops(top, src, actor):
+    """In the actor's process: every op on its files; {name: errno}."""
+    out = {}
+    for mode in MODES:
+        for op, fn in OPS.items():
+            name = name_of(mode, actor, op)
+            out[name] = errno_of(fn, os.path.join(top, name), src)
+    return out
+
+
+def script(top):
+    """Run every case under @top; returns ({name: errno}, {name: mode})."""
+    src = make_files(top)
+    results = {}
+    for actor, cred in ACTORS.items():
+        if cred is None:
+            results.update(run_ops(top, src, actor))
+        else:
+            results.update(run_as(*cred, run_ops, top, src, actor))
+    modes = {name: stat.S_IMODE(os.stat(os.path.join(top, name)).st_mode)
+             for name in results}
+    return results, modes
+
+
+def disk_modes(image, names):
+    """Modes on disk, one debugfs run for all files."""
+    req = '\n'.join('stat /t/%s' % n for n in names) + '\n'
+    p = run(['debugfs', '-f', '-', image], input=req.encode())
+    out = p.stdout.decode(errors='replace')
+    modes = []
+    for line in out.splitlines():
+        if line.startswith('Inode:') and 'Mode:' in line:
+            modes.append(int(line.split('Mode:')[1].split()[0], 8) & 0o7777)
+    if len(modes) != len(names):
+        raise TestFailure('debugfs gave %d modes for %d files'
+                          % (len(modes), len(names)))
+    return dict(zip(names, modes))
+
+
+def diff(what, kern, ours, show=repr):
+    lines = ['  %s: kernel %s, uext4 %s' % (k, show(kern.get(k)),
+                                            show(ours.get(k)))
+             for k in sorted(set(kern) | set(ours))
+             if kern.get(k) != ours.get(k)]
+    if lines:
+        return '%s differ (%d):\n%s' % (what, len(lines),
+                                       '\n'.join(lines[:40]))
+    return None
+
+
+def octal(mode):
+    return '%04o' % mode if isinstance(mode, int) else repr(mode)
+
+
+def compare(opts):
+    with workdir() as d:
+        kimg = mkfs(d + '/kernel.img')
+        uimg = d + '/uext4.img'
+        shutil.copyfile(kimg, uimg)
+        kmnt = d + '/kmnt'
+        os.mkdir(kmnt)
+        run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
+        try:
+            os.mkdir(os.path.join(kmnt, 't'))
+            kres, kmodes = script(os.path.join(kmnt, 't'))
+        finally:
+            run(['umount', kmnt])
+        fsck(kimg)
+        with Mount(uimg, opts=['allow_other'] + list(opts)) as m:
+            os.chmod(m.mnt, 0o755)
+            os.mkdir(m.path('t'))
+            ures, umodes = script(m.path('t'))
+        fsck(uimg)
+        names = sorted(kres)
+        problems = [diff('operation errno', kres, ures),
+                    diff('modes through the mount', kmodes, umodes, octal),
+                    diff('modes on disk', disk_modes(kimg, names),
+                         disk_modes(uimg, names), octal)]
+        problems = [p for p in problems if p]
+        if problems:
+            raise TestFailure('\n'.join(problems))
+        # The comparison is only worth something if the kernel did clear
+        # bits in some cases and kept them in others.
+        kept = sum(1 for n in names if kmodes[n] & 0o6000)
+        if not 0 < kept < len(names):
+            raise TestFailure('kernel kept set-id bits on %d of %d files'
+                              % (kept, len(names)))
+
+
+def setup():
+    with workdir() as d:
+        img = mkfs(d + '/probe.img', size='16M')
+        os.mkdir(d + '/m')
+        p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img,
+                            d + '/m'], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            raise SkipFile('kernel loop mount unavailable: %s'
+                           % p.stdout.decode(errors='replace').strip())
+        subprocess.run(['umount', d + '/m'], check=True)
+
+
+@test
+def killpriv_default():
+    compare([])
+
+
+@test
+def killpriv_no_default_permissions():
+    compare(['no_default_permissions'])
+
+
+@test
+def killpriv_writeback_cache():
+    compare(['writeback_cache'])
+
+
+if __name__ == '__main__':
+    main(setup)
