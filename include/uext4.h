@@ -105,6 +105,10 @@ struct uext4_cred {
      * them) to fill them. Finding groups can be costly (FUSE reads /proc);
      * most operations never need them. */
     void (*load_groups)(const struct uext4_cred *cr, const gid_t **groups, unsigned *ngroups);
+    /* Optional: whether a caller of uid 0 holds CAP_FSETID, which keeps a
+     * file's setuid/setgid when it writes, truncates or fallocates it.
+     * NULL: uid 0 holds it. Asked only when uid 0 modifies a set-id file. */
+    bool (*has_fsetid)(const struct uext4_cred *cr);
 };
 
 /* Open @image (a file holding an ext2/3/4 file system) with @opts (NULL for

@@ -1,8 +1,13 @@
 /* Who is asking: the caller of a FUSE request as a struct uext4_cred. */
 #include "frontend/fe_int.h"
 
+#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#define CAP_FSETID_BIT 4 /* <linux/capability.h> */
 
 /* Read the caller's supplementary groups into @c. fuse_req_getgroups() reads
  * them from /proc and returns the full count even when @size is too small,
@@ -44,6 +49,47 @@ static void fe_cred_lazy_groups(const struct uext4_cred *cr, const gid_t **group
     *ngroups = c->cr.ngroups;
 }
 
+/* Whether process @pid holds CAP_FSETID, from its CapEff line. A process
+ * we cannot look at (gone, in another pid namespace, no /proc) is taken to
+ * hold it: uid 0 kept its setuid/setgid before the kernel marked requests,
+ * and a mark, where there is one, is what decides. */
+static bool fe_proc_has_fsetid(pid_t pid)
+{
+    char path[64], line[256];
+    bool has = true;
+    FILE *f;
+
+    if (pid <= 0)
+        return true;
+    snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+    f = fopen(path, "re");
+    if (!f)
+        return true;
+    while (fgets(line, sizeof(line), f)) {
+        uint64_t eff;
+
+        if (strncmp(line, "CapEff:", 7) == 0 && sscanf(line + 7, "%" SCNx64, &eff) == 1) {
+            has = (eff >> CAP_FSETID_BIT) & 1;
+            break;
+        }
+    }
+    fclose(f);
+    return has;
+}
+
+/* The kernel's own word where the request carries one (a write, a
+ * truncation); the caller's capabilities otherwise (fallocate,
+ * copy_file_range, for which the kernel leaves the decision to us). */
+static bool fe_cred_has_fsetid(const struct uext4_cred *cr)
+{
+    const struct fe_cred *c =
+        (const struct fe_cred *)((const char *)cr - offsetof(struct fe_cred, cr));
+
+    if (c->kill != FE_KILL_UNKNOWN)
+        return c->kill == FE_KILL_NO;
+    return fe_proc_has_fsetid(fuse_req_ctx(c->req)->pid);
+}
+
 void fe_cred_init(struct fe_cred *c, fuse_req_t req, bool want_groups)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -58,6 +104,8 @@ void fe_cred_init(struct fe_cred *c, fuse_req_t req, bool want_groups)
     c->heap_groups = NULL;
     c->req = req;
     c->cr.load_groups = want_groups ? fe_cred_lazy_groups : NULL;
+    c->kill = fe_wire_kill_mark(&fe_ctx(req)->wire);
+    c->cr.has_fsetid = fe_cred_has_fsetid;
 }
 
 void fe_cred_release(struct fe_cred *c)

@@ -95,6 +95,7 @@ void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat
 struct fe_cred {
     struct uext4_cred cr;
     fuse_req_t req;
+    enum fe_wire_kill kill; /* the request's kill mark (wire.h) */
     gid_t *heap_groups;
     gid_t inline_groups[FE_GROUPS_INLINE];
 };

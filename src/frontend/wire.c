@@ -18,6 +18,10 @@
  * with the flag it sets SB_NOSEC, checks an inode once, and checks it again
  * after any attribute refresh or security.* setxattr.
  *
+ * The channel also notes the kill mark of each write and truncation
+ * (fe_wire_kill_mark()), which libfuse drops: it says whether the caller
+ * holds CAP_FSETID, which the daemon cannot see from its uid.
+ *
  * Only this file includes <linux/fuse.h>: its names collide with libfuse's. */
 #include "frontend/wire.h"
 
@@ -34,6 +38,31 @@
 
 /* What we add to the INIT reply, each only if the kernel offered it. */
 #define WIRE_EXTRA_FLAGS ((uint32_t)FUSE_HANDLE_KILLPRIV_V2)
+
+/* The kill mark of the request this thread read last (wire.h). */
+static _Thread_local enum fe_wire_kill wire_kill;
+
+/* A write sent on nobody's behalf (the writeback of cached or mmap'd
+ * pages) carries no mark; nor does a SETATTR that changes no size. */
+static enum fe_wire_kill wire_kill_of(const struct fuse_in_header *in, size_t n)
+{
+    if (in->opcode == FUSE_WRITE && n >= sizeof(*in) + sizeof(struct fuse_write_in)) {
+        const struct fuse_write_in *arg = (const void *)(in + 1);
+
+        if (arg->write_flags & FUSE_WRITE_CACHE)
+            return FE_KILL_UNKNOWN;
+        return (arg->write_flags & FUSE_WRITE_KILL_SUIDGID) ? FE_KILL_YES : FE_KILL_NO;
+    }
+    if (in->opcode == FUSE_SETATTR && n >= sizeof(*in) + sizeof(struct fuse_setattr_in)) {
+        const struct fuse_setattr_in *arg = (const void *)(in + 1);
+
+        /* chown sets the mark whoever the caller is. */
+        if (!(arg->valid & FATTR_SIZE) || (arg->valid & (FATTR_UID | FATTR_GID)))
+            return FE_KILL_UNKNOWN;
+        return (arg->valid & FATTR_KILL_SUIDGID) ? FE_KILL_YES : FE_KILL_NO;
+    }
+    return FE_KILL_UNKNOWN;
+}
 
 void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
 {
@@ -64,6 +93,7 @@ ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
         w->kernel_flags = arg->flags;
         atomic_store(&w->init_pending, true);
     }
+    wire_kill = n >= (ssize_t)sizeof(*in) ? wire_kill_of(in, (size_t)n) : FE_KILL_UNKNOWN;
     return n;
 }
 
@@ -92,4 +122,9 @@ ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count)
 bool fe_wire_has_killpriv_v2(const struct fe_wire *w)
 {
     return (w->added & FUSE_HANDLE_KILLPRIV_V2) != 0;
+}
+
+enum fe_wire_kill fe_wire_kill_mark(const struct fe_wire *w)
+{
+    return fe_wire_has_killpriv_v2(w) ? wire_kill : FE_KILL_UNKNOWN;
 }

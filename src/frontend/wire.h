@@ -33,4 +33,16 @@ ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count);
 /* After INIT: whether the kernel now leaves killing privileges to us. */
 bool fe_wire_has_killpriv_v2(const struct fe_wire *w);
 
+/* With HANDLE_KILLPRIV_V2 the kernel marks a write(2) and a truncation by a
+ * caller without CAP_FSETID (FUSE_WRITE_KILL_SUIDGID, FATTR_KILL_SUIDGID);
+ * libfuse 3.14 passes neither mark on. This is the mark of the request the
+ * calling thread read last: libfuse's worker that reads a request also
+ * runs its handler, on the same thread, before it reads the next one. */
+enum fe_wire_kill {
+    FE_KILL_UNKNOWN, /* no such mark in this request, or no KILLPRIV_V2 */
+    FE_KILL_NO,      /* the caller holds CAP_FSETID */
+    FE_KILL_YES,     /* it does not: setuid/setgid go */
+};
+enum fe_wire_kill fe_wire_kill_mark(const struct fe_wire *w);
+
 #endif

@@ -104,8 +104,7 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         /* truncate(2) and open(O_TRUNC) set mtime even when the size
          * stays, and drop setuid/setgid of a non-capable caller. */
         fields |= E2_A_MTIME;
-        if (!fs_capable(fs, fc, &a) && !(to_set & UEXT4_SET_MODE) &&
-            fs_kill_priv(&n.mode, fs_cred_in_group(fs, fc, a.gid)))
+        if (!(to_set & UEXT4_SET_MODE) && fs_remove_privs(fs, fc, &a, &n.mode))
             fields |= E2_A_MODE;
     }
     if ((to_set & UEXT4_SET_SIZE) && (uint64_t)in->st_size != a.size) {

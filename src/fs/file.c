@@ -162,8 +162,7 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
         return ret;
     fs_now(&a.mtime);
     a.ctime = a.mtime;
-    if (kill_priv && !fs_capable(fs, fc, &a) &&
-        fs_kill_priv(&a.mode, fs_cred_in_group(fs, fc, a.gid)))
+    if (kill_priv && fs_remove_privs(fs, fc, &a, &a.mode))
         fields |= E2_A_MODE;
     return e2_inode_set(fs->img, ino, &a, fields);
 }
@@ -317,7 +316,7 @@ static int fallocate_locked(struct uext4_fs *fs, const struct fs_cred *fc, struc
         a.size = end;
         fields |= E2_A_SIZE | E2_A_MTIME;
     }
-    if (!fs_capable(fs, fc, &a) && fs_kill_priv(&a.mode, fs_cred_in_group(fs, fc, a.gid)))
+    if (fs_remove_privs(fs, fc, &a, &a.mode))
         fields |= E2_A_MODE;
     fs_now(&a.ctime);
     a.mtime = a.ctime;

@@ -190,6 +190,13 @@ static inline bool fs_kill_priv(mode_t *mode, bool in_group)
     return true;
 }
 
+/* file_remove_privs() for a modification (write, truncate, fallocate) of
+ * @a by @fc: drops from *@mode what fs_kill_priv() drops, unless the caller
+ * is capable and holds CAP_FSETID (uext4_cred.has_fsetid). Returns whether
+ * *@mode changed. */
+bool fs_remove_privs(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
+                     mode_t *mode);
+
 /* ---- idmap.c ---- */
 int fs_uid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);
 int fs_gid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);

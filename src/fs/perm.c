@@ -79,6 +79,22 @@ bool fs_capable(const struct uext4_fs *fs, const struct fs_cred *fc, const struc
     return fs_uid_is_mapped(fs, a->uid, &local) && fs_gid_is_mapped(fs, a->gid, &local);
 }
 
+bool fs_remove_privs(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
+                     mode_t *mode)
+{
+    const struct uext4_cred *cr = fc->local;
+
+    if (!(*mode & (S_ISUID | S_ISGID)) || !S_ISREG(a->mode))
+        return false;
+    /* fakeroot makes every caller root with all its powers. */
+    if (fs_capable(fs, fc, a) &&
+        (fs->opts.fakeroot || !cr || !cr->has_fsetid || cr->has_fsetid(cr)))
+        return false;
+    /* in_group_or_capable(): CAP_FSETID is the capability it means, and the
+     * caller has none by now. */
+    return fs_kill_priv(mode, fs_cred_in_group(fs, fc, a->gid));
+}
+
 bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a)
 {
     return fc->uid == a->uid || fs_capable(fs, fc, a);

@@ -11,6 +11,7 @@ the resulting modes (through the mount, and on disk by debugfs after
 unmount) must be the kernel's.  Only freshly made images are loop-mounted.
 """
 
+import ctypes
 import mmap
 import os
 import shutil
@@ -24,8 +25,10 @@ from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
 
 G1, G2, G3 = 20001, 20002, 20003
 OWNER = (10001, G1, [G1])
+ROOT = (0, 0, [0])
 ACTORS = {
     'root': None,                      # CAP_FSETID: keeps the bits
+    'root_nofsetid': ROOT,             # uid 0 without CAP_FSETID
     'owner': OWNER,
     'member': (10002, G2, [G2, G1]),   # G1 as a supplementary group
     'other': (10003, G3, [G3]),
@@ -153,8 +156,32 @@ def make_files(top):
     return src
 
 
+CAP_FSETID = 4
+
+
+def drop_fsetid():
+    """Clear CAP_FSETID from this process's effective set (capset(2))."""
+    class Header(ctypes.Structure):
+        _fields_ = [('version', ctypes.c_uint32), ('pid', ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [('effective', ctypes.c_uint32),
+                    ('permitted', ctypes.c_uint32),
+                    ('inheritable', ctypes.c_uint32)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    hdr = Header(0x20080522, 0)             # _LINUX_CAPABILITY_VERSION_3
+    data = (Data * 2)()
+    if libc.capget(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), 'capget')
+    data[0].effective &= ~(1 << CAP_FSETID)
+    if libc.capset(ctypes.byref(hdr), data) != 0:
+        raise OSError(ctypes.get_errno(), 'capset')
+
+
 def run_ops(top, src, actor):
     """In the actor's process: every op on its files; {name: errno}."""
+    if actor == 'root_nofsetid':
+        drop_fsetid()
     out = {}
     for mode in MODES:
         for op, fn in OPS.items():

@@ -634,6 +634,54 @@ static int test_permissions_and_sticky(void)
     return 0;
 }
 
+static bool no_fsetid(const struct uext4_cred *cr)
+{
+    (void)cr;
+    return false;
+}
+
+/* Library callers say through has_fsetid whether uid 0 keeps setuid/setgid
+ * when it modifies a file; without the callback it does. */
+static int test_kill_privs_fsetid(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct uext4_cred dropped = root;
+    const struct {
+        const char *name;
+        const struct uext4_cred *cr;
+        bool fallocate;
+        mode_t want;
+    } cases[] = {
+        {"w_keep", &root, false, 06777},
+        {"w_drop", &dropped, false, 0777},
+        {"f_keep", &root, true, 06777},
+        {"f_drop", &dropped, true, 0777},
+    };
+    struct stat st, in = {.st_mode = 06777};
+
+    CHECK(fs);
+    dropped.has_fsetid = no_fsetid;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint32_t ino = create(fs, UEXT4_ROOT_INO, cases[i].name);
+
+        CHECK_EQ(uext4_setattr(fs, &root, ino, &in, UEXT4_SET_MODE, &st), 0);
+        if (cases[i].fallocate)
+            CHECK_EQ(uext4_fallocate(fs, cases[i].cr, ino, 0, 0, 4096), 0);
+        else
+            CHECK_EQ(uext4_write(fs, cases[i].cr, ino, "x", 1, 0, 0), 1);
+        CHECK_EQ(uext4_getattr(fs, ino, &st), 0);
+        if ((st.st_mode & 07777) != cases[i].want) {
+            fprintf(stderr, "%s: mode %o, want %o\n", cases[i].name, (unsigned)(st.st_mode & 07777),
+                    (unsigned)cases[i].want);
+            return 1;
+        }
+    }
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_xattrs_and_acl_mode(void)
 {
     const char *img = mkimg("-t ext4 -O inline_data");
@@ -722,6 +770,7 @@ int main(void)
         {"fallocate_punch_seek", test_fallocate_punch_seek},
         {"read_ref", test_read_ref},
         {"permissions_and_sticky", test_permissions_and_sticky},
+        {"kill_privs_fsetid", test_kill_privs_fsetid},
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
         {"second_open_refused", test_second_open_refused},
         {"not_ext4_refused", test_not_ext4_refused},
