@@ -218,7 +218,10 @@ int uext4_statfs(struct uext4_fs *fs, struct statvfs *sv);
 
 /* ---- directories ---- */
 
-struct uext4_dir; /* a snapshot of a directory's entries, taken at opendir */
+/* A snapshot of a directory's entries, taken by each uext4_readdir() from
+ * position 0 (the first, and each rewind): a handle is read by one thread
+ * at a time. */
+struct uext4_dir;
 
 int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                   struct uext4_dir **dir);

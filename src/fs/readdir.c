@@ -1,7 +1,9 @@
-/* Directory listing. opendir takes a snapshot of the entries, so positions
- * are plain indexes and stay valid however the directory changes while it
- * is being read (entries added after opendir may be missed, as POSIX
- * allows). */
+/* Directory listing. A read from position 0 takes a snapshot of the
+ * entries, so positions are plain indexes and stay valid however the
+ * directory changes while it is being read (entries added since may be
+ * missed, as POSIX allows). Position 0 is where a listing starts and where
+ * rewinddir(3) goes back to, and after either POSIX wants the directory as
+ * it is then, not as it was at opendir. */
 #include "fs/fs_internal.h"
 
 #include <errno.h>
@@ -16,6 +18,7 @@ struct snap_entry {
 };
 
 struct uext4_dir {
+    uint32_t ino, generation; /* the generation tells a reused inode */
     size_t n, cap;
     struct snap_entry *e;
 };
@@ -41,18 +44,25 @@ static int snap_proc(void *ctx, const char *name, size_t len, uint32_t ino, unsi
     return 0;
 }
 
+static void snap_free(struct uext4_dir *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->e[i].name);
+    free(d->e);
+    d->e = NULL;
+    d->n = d->cap = 0;
+}
+
 void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir)
 {
     if (!dir)
         return;
-    for (size_t i = 0; i < dir->n; i++)
-        free(dir->e[i].name);
-    free(dir->e);
+    snap_free(dir);
     free(dir);
 }
 
 /* Reading a directory is an access, as ext4's getdents: recorded once per
- * opendir, since the listing is a snapshot taken here. */
+ * opendir. */
 static void touch_dir_atime(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi;
@@ -68,6 +78,31 @@ static void touch_dir_atime(struct uext4_fs *fs, uint32_t ino)
     fs_op_end(fs, fi);
 }
 
+/* The entries as they are now, or the old snapshot untouched if the new
+ * one cannot be taken (the error is the caller's). The directory may have
+ * been removed since opendir (its inode freed, perhaps reused): then it
+ * lists as empty, as on the kernel. */
+static int snap_retake(struct uext4_fs *fs, struct uext4_dir *dir)
+{
+    struct uext4_dir d = {.ino = dir->ino, .generation = dir->generation};
+    struct e2_attr a;
+    int ret;
+
+    rwlock_rdlock(&fs->mount_lock);
+    ret = e2_inode_get(fs->img, dir->ino, &a);
+    if (!ret && S_ISDIR(a.mode) && a.nlink > 0 && a.generation == dir->generation)
+        ret = e2_dir_iterate(fs->img, d.ino, snap_proc, &d);
+    ret = FS_CHECK(fs, d.ino, ret);
+    rwlock_unlock(&fs->mount_lock);
+    if (ret) {
+        snap_free(&d);
+        return ret;
+    }
+    snap_free(dir);
+    *dir = d;
+    return 0;
+}
+
 int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                   struct uext4_dir **out)
 {
@@ -79,6 +114,7 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
     d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
+    d->ino = ino;
     fs_cred_from(fs, cr, &fc);
     rwlock_rdlock(&fs->mount_lock);
     ret = e2_inode_get(fs->img, ino, &a);
@@ -87,7 +123,7 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
     if (!ret)
         ret = fs_permission(fs, &fc, ino, &a, R_OK);
     if (!ret)
-        ret = e2_dir_iterate(fs->img, ino, snap_proc, d);
+        d->generation = a.generation;
     ret = FS_CHECK(fs, ino, ret);
     rwlock_unlock(&fs->mount_lock);
     if (ret) {
@@ -102,6 +138,12 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
 int uext4_readdir(struct uext4_fs *fs, struct uext4_dir *dir, uint64_t pos, uext4_filldir_t fill,
                   void *ctx)
 {
+    if (pos == 0) {
+        int ret = snap_retake(fs, dir);
+
+        if (ret)
+            return ret;
+    }
     for (uint64_t i = pos; i < dir->n; i++) {
         const struct snap_entry *e = &dir->e[i];
         if (fill(ctx, e->name, e->ino, e->dtype, i + 1))

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Directories: mkdir, rmdir, readdir, link counts, htree, big dirs."""
 
+import ctypes
 import errno
 import os
 import stat
@@ -149,6 +150,85 @@ def readdir_while_changing():
             got = [n for n in seen if n.startswith('s')]
             eq(len(got), len(set(got)), 'duplicate stable entries')
             eq(set(got), stable, 'stable entries seen')
+        fsck(img)
+
+
+class _Dirent(ctypes.Structure):
+    _fields_ = [('d_ino', ctypes.c_uint64), ('d_off', ctypes.c_int64),
+                ('d_reclen', ctypes.c_ushort), ('d_type', ctypes.c_ubyte),
+                ('d_name', ctypes.c_char * 256)]
+
+
+class _Libc:
+    """opendir(3), readdir(3), rewinddir(3), closedir(3) of glibc."""
+    def __init__(self):
+        c = ctypes.CDLL(None, use_errno=True)
+        c.opendir.argtypes = [ctypes.c_char_p]
+        c.opendir.restype = ctypes.c_void_p
+        c.readdir.argtypes = [ctypes.c_void_p]
+        c.readdir.restype = ctypes.POINTER(_Dirent)
+        c.rewinddir.argtypes = [ctypes.c_void_p]
+        c.closedir.argtypes = [ctypes.c_void_p]
+        self.c = c
+
+    def opendir(self, path):
+        d = self.c.opendir(os.fsencode(path))
+        if not d:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e), path)
+        return d
+
+    def read_all(self, d):
+        names = []
+        while True:
+            ctypes.set_errno(0)
+            ent = self.c.readdir(d)
+            if not ent:
+                e = ctypes.get_errno()
+                if e:
+                    raise OSError(e, os.strerror(e))
+                return names
+            names.append(ent.contents.d_name.decode())
+
+
+@test
+def rewinddir_shows_changes():
+    """After rewinddir(3) a stream lists the directory as it is now
+    (POSIX; fstests generic/471): names created since opendir appear,
+    removed ones are gone; also when nothing was read before the rewind."""
+    libc = _Libc()
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img) as m:
+            top = m.path('d')
+            os.mkdir(top)
+            old = ['old%03d' % i for i in range(20)]
+            for n in old:
+                write_file(os.path.join(top, n), b'')
+            dirp = libc.opendir(top)
+            try:
+                eq(sorted(libc.read_all(dirp)), sorted(old + ['.', '..']),
+                   'first listing')
+                new = ['new%04d' % i for i in range(1000)]
+                for n in new:
+                    write_file(os.path.join(top, n), b'')
+                for n in old[:10]:
+                    os.unlink(os.path.join(top, n))
+                libc.c.rewinddir(dirp)
+                eq(sorted(libc.read_all(dirp)),
+                   sorted(old[10:] + new + ['.', '..']),
+                   'listing after rewinddir')
+            finally:
+                libc.c.closedir(dirp)
+            # opendir, create, rewinddir with nothing read in between
+            dirp = libc.opendir(top)
+            try:
+                write_file(os.path.join(top, 'later'), b'')
+                libc.c.rewinddir(dirp)
+                check('later' in libc.read_all(dirp),
+                      'name created after opendir missing after rewinddir')
+            finally:
+                libc.c.closedir(dirp)
         fsck(img)
 
 
