@@ -149,6 +149,15 @@ unsigned uext4_block_size(const struct uext4_fs *fs);
  * reference on the inode (released by uext4_forget), as FUSE's lookup does. */
 int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
                  struct stat *st);
+/* Look up inode @ino itself, as for a file handle (by number, not by
+ * name; no permission checked: whoever holds a handle may use it): like
+ * uext4_lookup(), with @generation set to its i_generation (0 for the root,
+ * which FUSE names without one). -ESTALE when @ino is not an inode files
+ * live in, is free, or has no links left. */
+int uext4_lookup_ino(struct uext4_fs *fs, uint32_t ino, struct stat *st, uint32_t *generation);
+/* The i_generation of @ino, which the caller holds a reference on (0 for
+ * the root, as above). */
+int uext4_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation);
 /* Drop @n lookup references; an unlinked inode is freed when none remain
  * and it is not open. */
 void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n);

@@ -125,6 +125,10 @@ enum e2_attr_field {
 #define E2_LINK_MAX 65000u
 
 int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a);
+/* Whether @ino names an inode files can live in (the root or one past the
+ * reserved ones) and is allocated in the inode bitmap. For numbers that
+ * come from outside (file handles): never reads the inode table. */
+bool e2_inode_in_use(struct e2_image *img, uint32_t ino);
 /* Read-modify-write of the @fields of inode @ino from @a. */
 int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, unsigned fields);
 

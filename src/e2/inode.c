@@ -153,6 +153,18 @@ int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a)
     return ret;
 }
 
+bool e2_inode_in_use(struct e2_image *img, uint32_t ino)
+{
+    bool used;
+
+    e2_lock(img);
+    used = (ino == EXT2_ROOT_INO ||
+            (ino >= EXT2_FIRST_INO(img->fs->super) && ino <= img->fs->super->s_inodes_count)) &&
+           ext2fs_test_inode_bitmap2(img->fs->inode_map, ino);
+    e2_unlock(img);
+    return used;
+}
+
 int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, unsigned fields)
 {
     struct ext2_inode_large in;

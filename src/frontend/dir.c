@@ -166,7 +166,11 @@ static int fe_plus_entry(fuse_req_t req, const struct uext4_cred *cr, uint32_t d
         /* The name may have been replaced since the snapshot: the reference
          * is on what the lookup found. */
         ent->ino = (uint32_t)st.st_ino;
-        fe_entry_fill(req, e, &st);
+        rc = fe_entry_fill(req, e, &st);
+        if (rc < 0) {
+            uext4_forget(fs, ent->ino, 1);
+            return rc;
+        }
         ent->referenced = true;
         return 0;
     }

@@ -82,8 +82,12 @@ static inline fuse_ino_t fe_fuse_ino(uint32_t ino)
     return ino == UEXT4_ROOT_INO ? FUSE_ROOT_ID : (fuse_ino_t)ino;
 }
 
-/* Fill @e for an inode the core has just returned with one lookup reference. */
-void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st);
+/* Fill @e for an inode the core has just returned with one lookup reference.
+ * The entry carries the inode's i_generation, which the kernel puts in file
+ * handles and checks when it finds a handle's inode by number (export
+ * support): every entry of an inode must carry the same one, or the kernel
+ * takes the inode for a stale one. Fails only on a corrupt inode. */
+int fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st);
 
 /* ---- credentials (cred.c) ---- */
 

@@ -61,10 +61,12 @@ static void fe_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
         if (rc < 0)
             goto out_forget;
     }
+    rc = fe_entry_fill(req, &e, &st);
+    if (rc < 0)
+        goto out_release;
     fe_cred_release(&c);
 
     fe_open_info(req, fi);
-    fe_entry_fill(req, &e, &st);
     if (fuse_reply_create(req, &e, fi) != 0) {
         if (counted)
             uext4_release(fs, ino);
@@ -72,6 +74,9 @@ static void fe_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fu
     }
     return;
 
+out_release:
+    if (counted)
+        uext4_release(fs, ino);
 out_forget:
     uext4_forget(fs, ino, 1);
 out_release_cred:
@@ -111,10 +116,12 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
     if (rc < 0)
         goto out_forget;
+    rc = fe_entry_fill(req, &e, &st);
+    if (rc < 0)
+        goto out_release;
     fe_cred_release(&c);
 
     fe_open_info(req, fi);
-    fe_entry_fill(req, &e, &st);
     /* A reply the kernel never receives leaves it without the reference and
      * the open it stands for: give both back. */
     if (fuse_reply_create(req, &e, fi) != 0) {
@@ -123,6 +130,8 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
     }
     return;
 
+out_release:
+    uext4_release(fs, ino);
 out_forget:
     uext4_forget(fs, ino, 1);
 out_release_cred:

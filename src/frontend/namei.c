@@ -4,13 +4,25 @@
 #include <errno.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <string.h>
 
+/* With export support the kernel finds the inode of a file handle it no
+ * longer has in its cache by a lookup of "." in the handle's node id (any
+ * type of inode), and a directory's parent by a lookup of ".." (an entry
+ * ext4 keeps in every directory). Path walks never send either. */
 void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fe_cred c;
     struct stat st;
     int rc;
 
+    if (!strcmp(name, ".")) {
+        uint32_t gen;
+
+        rc = uext4_lookup_ino(fe_fs(req), fe_ext4_ino(parent), &st, &gen);
+        fe_reply_entry(req, rc, &st); /* an error, never a negative entry */
+        return;
+    }
     fe_cred_init(&c, req, true);
     rc = uext4_lookup(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, &st);
     fe_cred_release(&c);

@@ -6,13 +6,18 @@
 #include <errno.h>
 #include <string.h>
 
-void fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st)
+int fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st)
 {
+    uint32_t gen;
+    int rc = uext4_generation(fe_fs(req), (uint32_t)st->st_ino, &gen);
+
     memset(e, 0, sizeof(*e));
     e->ino = fe_fuse_ino((uint32_t)st->st_ino);
+    e->generation = gen;
     e->attr = *st;
     e->attr_timeout = FE_TIMEOUT;
     e->entry_timeout = fe_ctx(req)->entry_timeout;
+    return rc;
 }
 
 void fe_reply_err(fuse_req_t req, int rc)
@@ -34,7 +39,12 @@ void fe_reply_entry(fuse_req_t req, int rc, const struct stat *st)
         fe_reply_err(req, rc);
         return;
     }
-    fe_entry_fill(req, &e, st);
+    rc = fe_entry_fill(req, &e, st);
+    if (rc < 0) {
+        uext4_forget(fe_fs(req), (uint32_t)st->st_ino, 1);
+        fe_reply_err(req, rc);
+        return;
+    }
     if (fuse_reply_entry(req, &e) != 0)
         uext4_forget(fe_fs(req), (uint32_t)st->st_ino, 1);
 }

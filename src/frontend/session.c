@@ -81,11 +81,15 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
     /* Replies to reads are spliced from the image file (file.c). Not
      * wanted: splicing requests in (write data would have to be copied out
      * of the pipe again), moving pages (they belong to the image file's
-     * page cache), export support (no NFS handles). writeback_cache only
-     * when asked for (doc/uext4.1 says what it changes). */
-    conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ |
-                              FUSE_CAP_SPLICE_MOVE | FUSE_CAP_EXPORT_SUPPORT);
+     * page cache). writeback_cache only when asked for (doc/uext4.1 says
+     * what it changes). */
+    conn->want &=
+        ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_MOVE);
     fe_want(conn, FUSE_CAP_SPLICE_WRITE);
+    /* File handles (name_to_handle_at, NFS) outlive the kernel's cache and
+     * the mount: node ids are ext4 inode numbers and entries carry
+     * i_generation, so a handle is resolved by number (namei.c). */
+    fe_want(conn, FUSE_CAP_EXPORT_SUPPORT);
     if (ctx->writeback_cache && !(conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
         /* INIT comes before any other request: nothing reads ctx yet. */
         log_warn("the kernel offers no writeback cache: writeback_cache ignored");

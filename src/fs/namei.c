@@ -88,6 +88,48 @@ out_unlock:
     return ret;
 }
 
+int uext4_lookup_ino(struct uext4_fs *fs, uint32_t ino, struct stat *st, uint32_t *generation)
+{
+    struct e2_attr a;
+    int ret = 0;
+
+    rwlock_rdlock(&fs->mount_lock);
+    /* The bitmap first: the number may be anything, and reading a free
+     * or never-used slot of the inode table is no business of a handle. */
+    if (!e2_inode_in_use(fs->img, ino))
+        ret = -ESTALE;
+    if (!ret)
+        ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+    /* An unlinked inode still in use (open, or known to the kernel) never
+     * needs a lookup by number: the kernel finds it in its own cache. */
+    if (!ret && a.nlink == 0)
+        ret = -ESTALE;
+    if (!ret) {
+        fs_inode_ref_lookup(fs, ino, 1);
+        fs_attr_to_stat(fs, ino, &a, st);
+        *generation = ino == UEXT4_ROOT_INO ? 0 : a.generation;
+    }
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+
+int uext4_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation)
+{
+    struct e2_attr a;
+    int ret;
+
+    if (ino == UEXT4_ROOT_INO) {
+        *generation = 0;
+        return 0;
+    }
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+    rwlock_unlock(&fs->mount_lock);
+    if (!ret)
+        *generation = a.generation;
+    return ret;
+}
+
 int uext4_resolve(struct uext4_fs *fs, const char *path, uint32_t *out)
 {
     uint32_t ino = UEXT4_ROOT_INO;
