@@ -309,6 +309,9 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     else
         n = uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
     fe_cred_release(&c);
+    /* The page cache must not keep what the write went around (inval.c). */
+    if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+        fe_inval_range(fe_ctx(req)->inval, ino, off, (off_t)n);
     fe_reply_write(req, n);
 }
 

@@ -302,16 +302,23 @@ int fe_session_run(struct fe_session *s, bool single_thread)
     struct fuse_loop_config *cfg;
     int rc;
 
+    rc = fe_inval_start(&s->ctx.inval, s->se, single_thread ? 1 : s->max_threads);
+    if (rc < 0)
+        return rc;
     if (single_thread) {
         rc = fuse_session_loop(s->se);
     } else {
         cfg = fuse_loop_cfg_create();
-        if (!cfg)
-            return -ENOMEM;
-        fuse_loop_cfg_set_max_threads(cfg, s->max_threads);
-        rc = fuse_session_loop_mt(s->se, cfg);
-        fuse_loop_cfg_destroy(cfg);
+        if (cfg) {
+            fuse_loop_cfg_set_max_threads(cfg, s->max_threads);
+            rc = fuse_session_loop_mt(s->se, cfg);
+            fuse_loop_cfg_destroy(cfg);
+        } else {
+            rc = -ENOMEM;
+        }
     }
+    fe_inval_stop(s->ctx.inval);
+    s->ctx.inval = NULL;
     /* A positive value is the signal that stopped the loop: a normal end. */
     return rc < 0 ? rc : 0;
 }

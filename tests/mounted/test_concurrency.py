@@ -5,13 +5,17 @@ test builds run the lock-order checker) must neither deadlock nor abort,
 every file must hold exactly what its writer wrote, and the image must be
 clean afterwards."""
 
+import ctypes
+import mmap
 import os
+import platform
 import random
 import signal
 import time
 
 from uext4test import (Mount, TestFailure, check, eq, fsck, main, mkfs,
-                       pattern, read_file, test, workdir, write_file)
+                       pattern, read_file, test, wait_until, workdir,
+                       write_file)
 
 WORKERS = 6
 SECONDS = 8
@@ -177,6 +181,125 @@ def parallel_io_one_file():
             want = b''.join(pattern(chunk, k * 100 + 19) for k in range(4))
             eq(read_file(p), want, 'final content')
         fsck(img)
+
+
+class _Iocb(ctypes.Structure):
+    _fields_ = [('data', ctypes.c_uint64), ('key', ctypes.c_uint32),
+                ('rw_flags', ctypes.c_uint32), ('opcode', ctypes.c_uint16),
+                ('reqprio', ctypes.c_int16), ('fildes', ctypes.c_uint32),
+                ('buf', ctypes.c_uint64), ('nbytes', ctypes.c_uint64),
+                ('offset', ctypes.c_int64), ('reserved2', ctypes.c_uint64),
+                ('flags', ctypes.c_uint32), ('resfd', ctypes.c_uint32)]
+
+
+class _IoEvent(ctypes.Structure):
+    _fields_ = [('data', ctypes.c_uint64), ('obj', ctypes.c_uint64),
+                ('res', ctypes.c_int64), ('res2', ctypes.c_int64)]
+
+
+# io_setup, io_destroy, io_submit, io_getevents (no libaio needed)
+_AIO_NR = {'x86_64': (206, 207, 209, 208), 'aarch64': (0, 1, 2, 4)}
+IOCB_CMD_PWRITE = 1
+
+
+class Aio:
+    """One asynchronous O_DIRECT pwrite at a time, through the raw
+    syscalls (the kernel's aio path, unlike a synchronous write)."""
+    def __init__(self):
+        nr = _AIO_NR.get(platform.machine())
+        if nr is None:
+            raise TestFailure('no aio syscall numbers for %s'
+                              % platform.machine())
+        self.nr_setup, self.nr_destroy, self.nr_submit, self.nr_get = nr
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.syscall.restype = ctypes.c_long
+        self.ctx = ctypes.c_ulong(0)
+        self._call(self.nr_setup, 4, ctypes.byref(self.ctx))
+
+    def _call(self, nr, *args):
+        r = self.libc.syscall(nr, *args)
+        if r < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return r
+
+    def pwrite(self, fd, buf, off):
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        cb = _Iocb(opcode=IOCB_CMD_PWRITE, fildes=fd, buf=addr,
+                   nbytes=len(buf), offset=off)
+        cbs = (ctypes.POINTER(_Iocb) * 1)(ctypes.pointer(cb))
+        eq(self._call(self.nr_submit, self.ctx, 1, cbs), 1, 'io_submit')
+        ev = _IoEvent()
+        eq(self._call(self.nr_get, self.ctx, 1, 1, ctypes.byref(ev), None), 1,
+           'io_getevents')
+        return ev.res
+
+    def close(self):
+        self.libc.syscall(self.nr_destroy, self.ctx)
+
+
+def odirect_aio_check(opts=(), rounds=1000, strict=True):
+    """fstests generic/451: asynchronous O_DIRECT writes of a range that
+    two other processes keep reading through the page cache; once a write
+    has completed, a buffered read must return its bytes (@strict), or
+    at least soon after the last one."""
+    size = 655360
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img, opts=opts) as m:
+            p = m.path('f')
+            dfd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o644)
+            bfd = os.open(p, os.O_RDONLY)
+            buf = mmap.mmap(-1, size)      # page-aligned for O_DIRECT
+            aio = Aio()
+            readers = []
+            try:
+                os.pwrite(dfd, buf, 0)
+                for _ in range(2):
+                    pid = os.fork()
+                    if pid == 0:
+                        try:
+                            signal.alarm(100)
+                            while True:
+                                os.pread(bfd, size, 0)
+                        finally:
+                            os._exit(0)
+                    readers.append(pid)
+                stale = 0
+                for i in range(rounds):
+                    want = bytes([i % 250 + 1]) * size
+                    buf.seek(0)
+                    buf.write(want)
+                    eq(aio.pwrite(dfd, buf, 0), size, 'aio O_DIRECT write')
+                    if os.pread(bfd, size, 0) != want:
+                        stale += 1
+                if strict:
+                    eq(stale, 0, 'buffered reads of old bytes after %d '
+                       'completed O_DIRECT writes' % rounds)
+                wait_until(lambda: os.pread(bfd, size, 0) == want, True,
+                           'buffered read after the last O_DIRECT write')
+            finally:
+                for pid in readers:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                aio.close()
+                os.close(dfd)
+                os.close(bfd)
+        fsck(img)
+
+
+@test(timeout=120)
+def odirect_aio_with_buffered_reads():
+    odirect_aio_check()
+
+
+@test(timeout=120)
+def odirect_aio_one_worker():
+    """With one worker the daemon cannot wait for the invalidation (the
+    reads the kernel waits for need a worker): no deadlock (as there was
+    when the worker did it after its reply), and buffered reads see the
+    data once the invalidation is done."""
+    odirect_aio_check(['max_threads=1'], rounds=300, strict=False)
 
 
 if __name__ == '__main__':
