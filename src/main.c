@@ -341,6 +341,87 @@ static void ignore_stop_signals(void)
 
 /* ---- serving ---- */
 
+/* Octal escapes of /proc/self/mountinfo (\040 for a space), decoded in
+ * place. */
+static void unescape_mount_field(char *s)
+{
+    char *out = s;
+
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') << 6 | (s[2] - '0') << 3 | (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* The mount point of a FUSE mount whose source is @image: uext4 names its
+ * image (by its real path) as the source unless fsname= says otherwise.
+ * Fields of a mountinfo line: 4 is the mount point, and after the "-"
+ * that ends the optional ones come the type and the source. */
+static bool find_fuse_mount(const char *image, char *out, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    size_t cap = 0;
+    char *line = NULL;
+    bool found = false;
+
+    if (!f)
+        return false;
+    while (!found && getline(&line, &cap, f) > 0) {
+        char *save = NULL, *mnt = NULL, *type = NULL, *src = NULL;
+        bool dash = false;
+        int i = 0;
+
+        for (char *t = strtok_r(line, " \n", &save); t && !src;
+             t = strtok_r(NULL, " \n", &save), i++) {
+            if (i == 4)
+                mnt = t;
+            else if (dash && !type)
+                type = t;
+            else if (dash)
+                src = t;
+            else if (i > 5 && !strcmp(t, "-"))
+                dash = true;
+        }
+        if (!mnt || !src || (strcmp(type, "fuse") && strncmp(type, "fuse.", 5)))
+            continue;
+        unescape_mount_field(src);
+        unescape_mount_field(mnt);
+        if (!strcmp(src, image)) {
+            snprintf(out, len, "%s", mnt);
+            found = true;
+        }
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/* The image is locked by another uext4 (or a library user): name where it
+ * is mounted, if it is, and the way to a second view of the same file
+ * system, which one daemon serves (two would corrupt it). */
+static void report_busy(int notify_fd, const struct cli *c, const char *why)
+{
+    char *mnt = malloc(PATH_MAX);
+
+    if (mnt && find_fuse_mount(c->image, mnt, PATH_MAX))
+        report_failure(notify_fd,
+                       "%s: it is mounted on '%s'; for a second view of it, bind-mount that "
+                       "directory: mount --bind '%s' '%s'",
+                       why, mnt, mnt, c->mountpoint);
+    else
+        report_failure(notify_fd,
+                       "%s; if it is mounted, bind-mount its mount point for a second view "
+                       "(mount --bind)",
+                       why);
+    free(mnt);
+}
+
 /* Open, mount, serve, unmount, close. Start-up failures are reported via
  * report_failure(); later ones are logged. Returns 0 or -errno. */
 static int serve(const struct cli *c, int notify_fd)
@@ -362,7 +443,9 @@ static int serve(const struct cli *c, int notify_fd)
                  c->opts.noted[i].why);
     rc = uext4_open(c->image, &c->opts.core, &fs, why, sizeof(why));
     if (rc < 0) {
-        if (why[0])
+        if (rc == -EBUSY)
+            report_busy(notify_fd, c, why[0] ? why : strerror(-rc));
+        else if (why[0])
             report_failure(notify_fd, "%s", why);
         else
             report_failure(notify_fd, "cannot open image '%s': %s", c->image, strerror(-rc));

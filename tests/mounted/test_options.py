@@ -131,6 +131,13 @@ def second_mount_refused():
             write_file(m.path('f'), b'first')
             out = expect_refused(img, d + '/mnt2', (),
                                  r'lock|busy|in use|already', 'second mount')
+            # The refusal names the mount point and the way to a second
+            # view of the same file system.
+            want = "mounted on '%s'" % os.path.realpath(m.mnt)
+            check(want in out, 'second mount: %r not in %r' % (want, out))
+            want = "mount --bind '%s' '%s'" % (os.path.realpath(m.mnt),
+                                               os.path.realpath(d + '/mnt2'))
+            check(want in out, 'second mount: %r not in %r' % (want, out))
             out = expect_refused(img, d + '/mnt3', ['ro'],
                                  r'lock|busy|in use|already',
                                  'second read-only mount')
