@@ -187,6 +187,80 @@ static int test_tmpfile_as_create(void)
     return 0;
 }
 
+/* Negotiate (or not) HANDLE_KILLPRIV_V2 on @w with an INIT and its reply. */
+static int negotiate(struct fe_wire *w, uint32_t offered)
+{
+    struct init_req q;
+    struct init_reply r, got;
+    char buf[4096];
+
+    fe_wire_init(w, true);
+    make_init(&q, 1, offered);
+    CHECK_EQ(feed(w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+    make_reply(&r, 1, 0, 0);
+    CHECK_EQ(reply(w, &r, sizeof(r.out), &got), 0);
+    return 0;
+}
+
+/* The kill mark of each WRITE and size SETATTR, read back on the thread
+ * that read the request; nothing for other requests, or without
+ * HANDLE_KILLPRIV_V2. */
+static int test_kill_marks(void)
+{
+    static const struct {
+        const char *name;
+        bool negotiated;
+        uint32_t opcode, flags; /* write_flags, or setattr valid */
+        enum fe_wire_kill want;
+    } rows[] = {
+        {"write", true, FUSE_WRITE, 0, FE_KILL_NO},
+        {"write, kill", true, FUSE_WRITE, FUSE_WRITE_KILL_SUIDGID, FE_KILL_YES},
+        {"writeback, kill", true, FUSE_WRITE, FUSE_WRITE_CACHE | FUSE_WRITE_KILL_SUIDGID,
+         FE_KILL_UNKNOWN},
+        {"truncate", true, FUSE_SETATTR, FATTR_SIZE, FE_KILL_NO},
+        {"truncate, kill", true, FUSE_SETATTR, FATTR_SIZE | FATTR_KILL_SUIDGID, FE_KILL_YES},
+        {"chown and truncate", true, FUSE_SETATTR, FATTR_SIZE | FATTR_UID | FATTR_KILL_SUIDGID,
+         FE_KILL_UNKNOWN},
+        {"chmod", true, FUSE_SETATTR, FATTR_MODE, FE_KILL_UNKNOWN},
+        {"getattr", true, FUSE_GETATTR, 0, FE_KILL_UNKNOWN},
+        {"write, kill, not negotiated", false, FUSE_WRITE, FUSE_WRITE_KILL_SUIDGID,
+         FE_KILL_UNKNOWN},
+    };
+    union {
+        struct fuse_write_in w;
+        struct fuse_setattr_in s;
+    } arg;
+    struct {
+        struct fuse_in_header h;
+        char arg[sizeof(arg)];
+    } q;
+    char buf[4096];
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct fe_wire w;
+
+        if (negotiate(&w, rows[i].negotiated ? FUSE_HANDLE_KILLPRIV_V2 : 0))
+            return 1;
+        memset(&arg, 0, sizeof(arg));
+        if (rows[i].opcode == FUSE_WRITE)
+            arg.w.write_flags = rows[i].flags;
+        else
+            arg.s.valid = rows[i].flags;
+        memset(&q, 0, sizeof(q));
+        q.h.len = sizeof(q);
+        q.h.opcode = rows[i].opcode;
+        q.h.unique = 2;
+        memcpy(q.arg, &arg, sizeof(arg));
+        CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+        if (fe_wire_kill_mark(&w) != rows[i].want) {
+            fprintf(stderr, "%s: mark %d, want %d\n", rows[i].name, (int)fe_wire_kill_mark(&w),
+                    (int)rows[i].want);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -194,6 +268,7 @@ int main(void)
         {"error_reply_untouched", test_error_reply_untouched},
         {"other_requests_pass", test_other_requests_pass},
         {"tmpfile_as_create", test_tmpfile_as_create},
+        {"kill_marks", test_kill_marks},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
 }
