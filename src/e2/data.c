@@ -280,8 +280,16 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
     last = (off + len - 1) / bs;
     ret = e2_errno(ext2fs_fallocate(img->fs, EXT2_FALLOCATE_FORCE_UNINIT, ino,
                                     (struct ext2_inode *)&in, ~0ULL, first, last - first + 1));
-    if (!ret)
-        ret = e2_write_inode_locked(img, ino, &in);
+    /* Write our copy of the inode even when the allocation failed part way
+     * (ENOSPC): the extents placed so far are in the tree already, and
+     * i_blocks counts them only here. libext2fs writes the inode itself
+     * only when a tree block is added, so a failure used to leave every
+     * extent placed after the last such block uncounted (issue 17: the
+     * retry after a commit then succeeded on top, 65,025 blocks short, and
+     * freeing the file underflowed i_blocks). As the kernel, what was
+     * allocated stays. */
+    int wret = e2_write_inode_locked(img, ino, &in);
+    ret = ret ? ret : wret;
 out_unlock:
     e2_unlock(img);
     return ret;
