@@ -177,7 +177,7 @@ int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
     if (ret)
         goto out_unlock;
     bs = img->fs->blocksize;
-    if (size < EXT2_I_SIZE(&in) &&
+    if (size <= EXT2_I_SIZE(&in) &&
         ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
         ret = e2_punch_locked(img, ino, &in, (size + bs - 1) / bs, ~0ULL);
         if (ret)
