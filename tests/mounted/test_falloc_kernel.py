@@ -297,6 +297,38 @@ def generic_213_sequence_committed():
     run_pair(steps)
 
 
+@test(timeout=60)
+def falloc_below_first_extent():
+    """A fallocate wholly below the file's first extent: libext2fs 1.47.0
+    mapped everything from its start up to that extent (2 GiB here for
+    32 MiB asked), with and without KEEP_SIZE, and a single block."""
+    def steps(pair):
+        pair.step(('falloc-keep', 'f', 3 * GB, MB))
+        pair.step(('falloc-keep', 'f', GB, 32 * MB))
+        pair.step(('falloc', 'f', 512 * MB, 8 * MB + 5))
+        pair.step(('falloc', 'f', 4096 * 3, 4096))
+        pair.step(('falloc-keep', 'f', 0, 100))
+        pair.step(('unlink', 'f'))
+    run_pair(steps)
+
+
+@test(timeout=60)
+def truncate_same_size():
+    """A truncate that keeps the size frees what was fallocated past EOF,
+    as ext4 does; a growing one keeps it."""
+    def steps(pair):
+        pair.step(('falloc-keep', 'f', 0, 8 * MB))
+        pair.step(('truncate', 'f', 0))
+        pair.step(('truncate', 'f', 5000))
+        pair.step(('falloc-keep', 'f', 4096, MB))
+        pair.step(('truncate', 'f', 8192))
+        pair.step(('truncate', 'f', 8192))
+        pair.step(('falloc-keep', 'f', 2 * MB, MB))
+        pair.step(('truncate', 'f', 3 * MB - 1))
+        pair.step(('unlink', 'f'))
+    run_pair(steps)
+
+
 def random_steps(rng, n):
     names = ['a', 'b', 'c']
     sizes = {}
