@@ -370,7 +370,7 @@ def random_steps(rng, n):
 
 def random_run(seed):
     rng = random.Random(seed)
-    steps = random_steps(rng, 30)
+    steps = random_steps(rng, 24)
 
     def go(pair):
         for s in steps:
