@@ -122,11 +122,16 @@ int uext4_open(const char *image, const struct uext4_options *opts, struct uext4
                char *why, size_t why_len);
 
 /* Write everything back, release deferred-delete inodes, mark the image
- * clean and close it. Returns the first error of that write-back (the image
- * is closed either way). */
+ * clean and close it. Returns the first error of that write-back, or of
+ * freeing an unlinked inode that no uext4_fsync() or uext4_sync() has
+ * reported yet (the image is closed either way). */
 int uext4_close(struct uext4_fs *fs);
 
-/* Flush all dirty state to the image file and fdatasync it. */
+/* Flush all dirty state to the image file and fdatasync it. Also returns,
+ * once, a failure to free an unlinked inode at its last uext4_forget() or
+ * uext4_release() since the last report (-EUCLEAN for a corrupt inode): the
+ * inode is then left allocated for e2fsck, and the error is recorded in
+ * the superblock as corruption is. */
 int uext4_sync(struct uext4_fs *fs);
 
 /* Remount read-only (@read_only) or back to read-write, the image staying
@@ -159,7 +164,8 @@ int uext4_lookup_ino(struct uext4_fs *fs, uint32_t ino, struct stat *st, uint32_
  * the root, as above). */
 int uext4_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation);
 /* Drop @n lookup references; an unlinked inode is freed when none remain
- * and it is not open. */
+ * and it is not open (a failure is reported by the next uext4_fsync() or
+ * uext4_sync(), see there). */
 void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n);
 /* Resolve an absolute path ("/a/b") without taking references; for tools. */
 int uext4_resolve(struct uext4_fs *fs, const char *path, uint32_t *ino);
@@ -249,7 +255,10 @@ void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir);
  * says this open created the file (as FUSE's create does): like open(2), it
  * then succeeds whatever the new file's mode. */
 int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int flags);
-/* Undo one uext4_open_file; returns a latched writeback error, if any. */
+/* Undo one uext4_open_file; returns a latched writeback error, if any, or
+ * the error of freeing the inode if this was its last reference after an
+ * unlink (reported again by the next uext4_fsync() or uext4_sync(), since
+ * FUSE drops the reply to a release). */
 int uext4_release(struct uext4_fs *fs, uint32_t ino);
 
 ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off);
@@ -291,7 +300,8 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
                     size_t size, off_t off, unsigned flags);
 
 /* Write back dirty mmap pages (below), then make the inode's data and the
- * metadata that reaches it durable in the image file. */
+ * metadata that reaches it durable in the image file. Also reports a
+ * failure to free an unlinked inode, once, as uext4_sync() does. */
 int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync);
 
 /* ---- mmap emulation (library mode) ----

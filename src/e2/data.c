@@ -177,7 +177,7 @@ int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
     if (ret)
         goto out_unlock;
     bs = img->fs->blocksize;
-    if (size < EXT2_I_SIZE(&in) &&
+    if (size <= EXT2_I_SIZE(&in) &&
         ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in)) {
         ret = e2_punch_locked(img, ino, &in, (size + bs - 1) / bs, ~0ULL);
         if (ret)
@@ -257,10 +257,48 @@ out_unlock:
     return ret;
 }
 
+/* ext2fs_fallocate() of libext2fs 1.47.0 maps too much when the range lies
+ * wholly before the file's first extent: everything from the range's start
+ * up to that extent, whatever the length asked (fixed in e2fsprogs 1.47.3;
+ * 32 MiB asked 2 GiB below the first extent took 2 GiB, or failed with
+ * ENOSPC). In that case map the range's first block here, unwritten: the
+ * rest of the range then follows an extent, which ext2fs_fallocate()
+ * handles right (extending this one where the blocks after it are free).
+ * Sets *@mapped when it did. */
+static int falloc_head_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              blk64_t first, blk64_t last, bool *mapped)
+{
+    ext2_extent_handle_t h;
+    struct ext2fs_extent e;
+    blk64_t pblk = 0;
+    errcode_t err;
+
+    *mapped = false;
+    err = ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)in, &h);
+    if (err)
+        return e2_errno(err);
+    /* In a hole with no extent below it, the goto leaves the handle on the
+     * next extent above (which ext2fs_fallocate() relies on too). */
+    ext2fs_extent_goto(h, first);
+    err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+    ext2fs_extent_free(h);
+    if (err || e.e_lblk <= last)
+        return 0; /* no extent, or one at or below @first, or inside the range */
+    /* Allocates, maps, counts the block in i_blocks and writes the inode
+     * (after reading it again: @in has no change of ours yet). */
+    err = ext2fs_bmap2(img->fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC | BMAP_UNINIT, first,
+                       NULL, &pblk);
+    if (err)
+        return e2_errno(err);
+    *mapped = true;
+    return 0;
+}
+
 int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len)
 {
     struct ext2_inode_large in;
     uint64_t bs, first, last;
+    bool head;
     int ret;
 
     e2_lock(img);
@@ -278,10 +316,25 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
     bs = img->fs->blocksize;
     first = off / bs;
     last = (off + len - 1) / bs;
+    ret = falloc_head_locked(img, ino, &in, first, last, &head);
+    if (ret)
+        goto out_unlock;
+    if (head && first == last)
+        goto out_unlock; /* that block was the whole range */
+    if (head)
+        first++;
     ret = e2_errno(ext2fs_fallocate(img->fs, EXT2_FALLOCATE_FORCE_UNINIT, ino,
                                     (struct ext2_inode *)&in, ~0ULL, first, last - first + 1));
-    if (!ret)
-        ret = e2_write_inode_locked(img, ino, &in);
+    /* Write our copy of the inode even when the allocation failed part way
+     * (ENOSPC): the extents placed so far are in the tree already, and
+     * i_blocks counts them only here. libext2fs writes the inode itself
+     * only when a tree block is added, so a failure used to leave every
+     * extent placed after the last such block uncounted (issue 17: the
+     * retry after a commit then succeeded on top, 65,025 blocks short, and
+     * freeing the file underflowed i_blocks). As the kernel, what was
+     * allocated stays. */
+    int wret = e2_write_inode_locked(img, ino, &in);
+    ret = ret ? ret : wret;
 out_unlock:
     e2_unlock(img);
     return ret;

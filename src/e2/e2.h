@@ -241,7 +241,8 @@ int e2_image_fd(struct e2_image *img);
 /* Write to a block-mapped file, growing i_size to the end of the write.
  * The caller clamps mmap writeback to i_size first. Returns bytes written. */
 ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off);
-/* Set i_size, freeing blocks past the new end; zeroes the tail of the last
+/* Set i_size, freeing every block past the new end (those fallocated past
+ * the old end too, even when the size stays); zeroes the tail of the last
  * block so a later extension reads zeros. */
 int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size);
 int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len);

@@ -78,6 +78,22 @@ static int drop_last_block(struct e2_image *img, uint32_t ino, struct ext2_inode
     return e2_errno(err);
 }
 
+/* ext2fs_punch, keeping our copy of the inode and the disk in step: a
+ * punch that fails part way has changed the tree already (the root, in
+ * @in, and freed tree blocks, counted off i_blocks in @in), but writes the
+ * inode only on success; so write it either way. EOVERFLOW means i_blocks
+ * counted fewer blocks than the range mapped: a corrupt inode. */
+static int punch_range(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                       blk64_t start, blk64_t end)
+{
+    errcode_t err = ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, end);
+
+    if (!err)
+        return 0;
+    e2_write_inode_locked(img, ino, in); /* the punch's error is the one to report */
+    return err == EOVERFLOW ? -EUCLEAN : e2_errno(err);
+}
+
 /* Block-mapped: one call per level of the tree the range touches. */
 static int punch_ind(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
                      blk64_t end)
@@ -87,16 +103,16 @@ static int punch_ind(struct e2_image *img, uint32_t ino, struct ext2_inode_large
     for (int level = 0; level < 4 && start <= end; level++) {
         blk64_t stop = end < level_end - 1 ? end : level_end - 1;
         if (start <= stop) {
-            errcode_t err = ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, stop);
-            if (err)
-                return e2_errno(err);
+            int ret = punch_range(img, ino, in, start, stop);
+            if (ret)
+                return ret;
             start = stop + 1;
         }
         level_end += size;
         size *= k;
     }
     if (start <= end)
-        return e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, end));
+        return punch_range(img, ino, in, start, end);
     return 0;
 }
 
@@ -116,14 +132,14 @@ int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large 
     if (ret < 0)
         return ret;
     if (ret == 0 || lblk < start || lblk > end)
-        return e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, end));
+        return punch_range(img, ino, in, start, end);
     if (lblk < end) {
-        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, lblk + 1, end));
+        ret = punch_range(img, ino, in, lblk + 1, end);
         if (ret)
             return ret;
     }
     if (lblk > start) {
-        ret = e2_errno(ext2fs_punch(img->fs, ino, (struct ext2_inode *)in, NULL, start, lblk - 1));
+        ret = punch_range(img, ino, in, start, lblk - 1);
         if (ret)
             return ret;
     }

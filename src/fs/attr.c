@@ -107,7 +107,10 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         if (!(to_set & UEXT4_SET_MODE) && fs_remove_privs(fs, fc, &a, &n.mode))
             fields |= E2_A_MODE;
     }
-    if ((to_set & UEXT4_SET_SIZE) && (uint64_t)in->st_size != a.size) {
+    /* The same size too, as ext4: blocks allocated past EOF (fallocate
+     * with KEEP_SIZE) are freed by any truncate that does not grow. */
+    if ((to_set & UEXT4_SET_SIZE) &&
+        ((uint64_t)in->st_size != a.size || !(a.flags & E2_FL_INLINE_DATA))) {
         ret = fs_file_truncate_locked(fs, fi, &a, (uint64_t)in->st_size);
         if (ret)
             return ret;

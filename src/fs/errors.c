@@ -11,6 +11,12 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
     if (err != -EUCLEAN)
         return err;
     log_err("corruption found in inode %u (%s:%d)", ino, func, line);
+    fs_record_error(fs, ino, func, line);
+    return err;
+}
+
+void fs_record_error(struct uext4_fs *fs, uint32_t ino, const char *func, int line)
+{
     e2_record_error(fs->img, ino, func, line);
     switch (fs->opts.errors) {
     case UEXT4_ERRORS_PANIC:
@@ -25,7 +31,6 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
     case UEXT4_ERRORS_DEFAULT:
         break;
     }
-    return err;
 }
 
 int fs_may_write(struct uext4_fs *fs)

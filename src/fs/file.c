@@ -54,15 +54,15 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 int uext4_release(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi = fs_op_begin(fs, ino);
-    int ret = 0;
+    int ret = 0, fret;
 
     if (fi) {
         /* Closing writes the emulated mmap pages back, as FUSE's flush. */
         ret = fs_writeback_locked(fs, fi);
         fs_op_end(fs, fi);
     }
-    fs_inode_ref_open(fs, ino, -1);
-    return ret;
+    fret = fs_inode_ref_open(fs, ino, -1);
+    return ret ? ret : fret;
 }
 
 void fs_touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
@@ -246,7 +246,7 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
 {
     struct fs_inode *fi;
-    int ret;
+    int ret, fret;
 
     /* Everything is written through to the image already; make it durable. */
     fi = fs_op_begin(fs, ino);
@@ -254,9 +254,11 @@ int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
         return -ENOMEM;
     ret = fs_writeback_locked(fs, fi);
     fs_op_end(fs, fi);
-    if (ret)
-        return ret;
-    return fs_commit_now(fs);
+    if (!ret)
+        ret = fs_commit_now(fs);
+    /* Taken whatever happened, so that it is reported once. */
+    fret = fs_take_free_error(fs);
+    return ret ? ret : fret;
 }
 
 /* Every mode changes the file, so every mode drops setuid/setgid as a

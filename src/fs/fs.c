@@ -80,6 +80,8 @@ int uext4_close(struct uext4_fs *fs)
     cret = fs_icache_destroy(fs);
     ret = ret ? ret : cret;
     rwlock_unlock(&fs->mount_lock);
+    cret = fs->free_err; /* not reported by a fsync or sync yet */
+    ret = ret ? ret : cret;
     cret = e2_image_close(fs->img);
     pc_destroy(fs->pc);
     rwlock_destroy(&fs->mount_lock);
@@ -89,11 +91,12 @@ int uext4_close(struct uext4_fs *fs)
 
 int uext4_sync(struct uext4_fs *fs)
 {
-    int ret = fs_writeback_all(fs);
+    int ret = fs_writeback_all(fs), fret;
 
-    if (ret)
-        return ret;
-    return fs_commit_now(fs);
+    if (!ret)
+        ret = fs_commit_now(fs);
+    fret = fs_take_free_error(fs);
+    return ret ? ret : fret;
 }
 
 int fs_commit_now(struct uext4_fs *fs)

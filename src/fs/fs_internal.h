@@ -65,6 +65,9 @@ struct uext4_fs {
     struct fs_inode **itable; /* protected by itable_lock */
     struct fs_inode *root;    /* pinned from fs_icache_init() to fs_icache_destroy() */
     size_t itable_size, itable_count;
+    /* protected by itable_lock: the first failure to free an unlinked
+     * inode at a forget or release, until fs_take_free_error() reports it */
+    int free_err;
 };
 
 /* ---- icache.c ---- */
@@ -80,7 +83,15 @@ void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi);
 struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino);
 void fs_op_end(struct uext4_fs *fs, struct fs_inode *fi);
 void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n);
-void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);
+/* Count an open (@delta 1) or a release (-1). Returns the error of freeing
+ * the inode if this release freed it (also latched, see below). */
+int fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);
+/* The first failure to free an unlinked inode at its last forget or
+ * release since the last call, once (0 if none). Such a failure is also
+ * logged and recorded in the superblock (errors= applies): the inode stays
+ * allocated with no name until e2fsck repairs it. A forget has no reply
+ * and FUSE drops release's, so fsync, sync and close report it. */
+int fs_take_free_error(struct uext4_fs *fs);
 /* The on-disk link count of @ino reached 0: free it now if nothing
  * refers to it, or at its last forget/release. */
 int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino);
@@ -99,6 +110,9 @@ int fs_inode_relink(struct uext4_fs *fs, uint32_t ino);
  * @err unchanged. Corruption (-EUCLEAN) is logged and recorded. */
 int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int line);
 #define FS_CHECK(fs, ino, err) fs_check((fs), (ino), (err), __func__, __LINE__)
+/* Record an error found in @ino in the superblock (error count, first and
+ * last error) and apply the errors= policy; the caller has logged it. */
+void fs_record_error(struct uext4_fs *fs, uint32_t ino, const char *func, int line);
 int fs_may_write(struct uext4_fs *fs);
 void fs_now(struct timespec *ts);
 /* An access to @ino (inode locked, @a its attributes): record it in atime

@@ -98,21 +98,45 @@ static void destroy_inode(struct fs_inode *fi)
     free(fi);
 }
 
-/* Drop @fi if nothing refers to it; free its disk inode if unlinked. */
-static void release_if_unused_locked(struct uext4_fs *fs, struct fs_inode *fi)
+/* Freeing unlinked inode @ino failed with @err: log it, record it, and
+ * latch the first such failure for fs_take_free_error(). */
+static int free_failed_locked(struct uext4_fs *fs, uint32_t ino, int err)
 {
-    int ret;
+    log_err("freeing unlinked inode %u: %s", ino, strerror(-err));
+    fs_record_error(fs, ino, __func__, __LINE__);
+    if (!fs->free_err)
+        fs->free_err = err;
+    return err;
+}
+
+/* Drop @fi if nothing refers to it; free its disk inode if unlinked.
+ * Returns the error of that free. */
+static int release_if_unused_locked(struct uext4_fs *fs, struct fs_inode *fi)
+{
+    int ret = 0;
 
     if (fi->nlookup || fi->nopen || fi->pins)
-        return;
+        return 0;
     unhash_locked(fs, fi);
     if (fi->unlinked) {
         pc_forget(fs->pc, fi->ino);
         ret = e2_inode_free(fs->img, fi->ino);
         if (ret)
-            log_err("freeing unlinked inode %u: %s", fi->ino, strerror(-ret));
+            free_failed_locked(fs, fi->ino, ret);
     }
     destroy_inode(fi);
+    return ret;
+}
+
+int fs_take_free_error(struct uext4_fs *fs)
+{
+    int ret;
+
+    mutex_lock(&fs->itable_lock);
+    ret = fs->free_err;
+    fs->free_err = 0;
+    mutex_unlock(&fs->itable_lock);
+    return ret;
 }
 
 struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino)
@@ -161,9 +185,10 @@ void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n)
     mutex_unlock(&fs->itable_lock);
 }
 
-void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta)
+int fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta)
 {
     struct fs_inode *fi;
+    int ret = 0;
 
     mutex_lock(&fs->itable_lock);
     fi = delta > 0 ? get_locked(fs, ino) : find_locked(fs, ino);
@@ -172,9 +197,10 @@ void fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta)
             fi->nopen++;
         else if (fi->nopen)
             fi->nopen--;
-        release_if_unused_locked(fs, fi);
+        ret = release_if_unused_locked(fs, fi);
     }
     mutex_unlock(&fs->itable_lock);
+    return ret;
 }
 
 int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)
@@ -189,8 +215,16 @@ int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)
          * unlink, so a crash cannot leak it. */
         fi->unlinked = true;
         ret = e2_orphan_add(fs->img, ino);
-    } else
+    } else {
+        /* The unlink returns the error; its FS_CHECK records corruption,
+         * and any other failure is recorded here: the inode is left
+         * allocated with no name either way. */
         ret = e2_inode_free(fs->img, ino);
+        if (ret && ret != -EUCLEAN) {
+            log_err("freeing unlinked inode %u: %s", ino, strerror(-ret));
+            fs_record_error(fs, ino, __func__, __LINE__);
+        }
+    }
     mutex_unlock(&fs->itable_lock);
     return ret;
 }
@@ -268,12 +302,16 @@ int fs_icache_destroy(struct uext4_fs *fs)
         first = e2_orphans_release(fs->img);
 
     mutex_lock(&fs->itable_lock);
+    if (first)
+        free_failed_locked(fs, 0, first); /* somewhere on the orphan list */
     for (size_t i = 0; i < fs->itable_size; i++) {
         struct fs_inode *fi, *next;
         for (fi = fs->itable[i]; fi; fi = next) {
             next = fi->hnext;
             if (fi->unlinked && !e2_is_read_only(fs->img)) {
                 int ret = e2_inode_free(fs->img, fi->ino);
+                if (ret)
+                    free_failed_locked(fs, fi->ino, ret);
                 if (ret && !first)
                     first = ret;
             }

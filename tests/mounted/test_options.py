@@ -12,8 +12,9 @@ import time
 
 from uext4test import (EXIT_TIMEOUT, UEXT4, UEXT4_SRC, Mount, TestFailure,
                        check, debugfs, eq, errno_of, expect_errno, fsck,
-                       fuse_unmount, main, mkfs, mounted_at, read_file, run,
-                       run_daemon, sb_field, test, workdir, write_file)
+                       fuse_unmount, inode_info, main, mkfs, mounted_at,
+                       read_file, run, run_daemon, sb_field, test,
+                       wait_until, workdir, write_file)
 
 
 def sha(path):
@@ -388,6 +389,41 @@ def errors_remount_ro():
             expect_errno(errno.EROFS, os.open, m.path('after'),
                          os.O_CREAT | os.O_WRONLY, 0o644)
             expect_errno(errno.EROFS, os.unlink, m.path('before'))
+        repairable(img)
+
+
+@test
+def free_failure_reported():
+    """A file whose i_blocks counts fewer blocks than it maps (set by
+    debugfs) cannot be freed.  rm succeeds: the kernel still holds the
+    inode, freed at its FORGET, which has no reply.  The failure must not
+    stay in the log (issue 17): the next fsync on the mount fails with
+    EUCLEAN, once, and the superblock records it against the inode."""
+    with workdir() as d:
+        src = d + '/src'
+        os.mkdir(src)
+        write_file(src + '/victim', b'v' * 20000)
+        write_file(src + '/other', b'intact')
+        img = mkfs(d + '/img', opts=['-d', src])
+        fsck(img)
+        ino = inode_info(img, '/victim')['ino']
+        debugfs(img, 'sif /victim blocks 8', write=True)
+        check(run(['e2fsck', '-fn', img], check_rc=False).returncode != 0,
+              'corruption not detected by e2fsck')
+        with Mount(img, opts=['errors=continue']) as m:
+            fd = os.open(m.path('other'), os.O_RDONLY)
+            try:
+                os.unlink(m.path('victim'))
+                # Reported by the first fsync after the FORGET arrives.
+                wait_until(lambda: errno_of(os.fsync, fd), errno.EUCLEAN,
+                           'fsync after the failed free')
+                eq(errno_of(os.fsync, fd), 0, 'the next fsync')
+            finally:
+                os.close(fd)
+        check('freeing unlinked inode %d' % ino in m.log(),
+              'daemon log: %s' % m.log())
+        eq(sb_field(img, 'FS Error count'), '1', 'superblock error count')
+        eq(sb_field(img, 'Last error inode #'), str(ino), 'error inode')
         repairable(img)
 
 

@@ -731,6 +731,163 @@ static int test_second_open_refused(void)
     return 0;
 }
 
+/* A superblock field as dumpe2fs -h prints it ("" if absent). */
+static const char *sb_field(const char *img, const char *name, char *out, size_t size)
+{
+    char cmd[512], line[512];
+    size_t n = strlen(name);
+    FILE *p;
+
+    out[0] = 0;
+    snprintf(cmd, sizeof(cmd), "dumpe2fs -h %s 2>/dev/null", img);
+    p = popen(cmd, "r");
+    if (!p)
+        return out;
+    while (fgets(line, sizeof(line), p)) {
+        if (!strncmp(line, name, n) && line[n] == ':') {
+            char *v = line + n + 1;
+            v += strspn(v, " ");
+            v[strcspn(v, "\n")] = 0;
+            snprintf(out, size, "%s", v);
+        }
+    }
+    pclose(p);
+    return out;
+}
+
+/* A fallocate that runs out of space part way keeps what it placed, as the
+ * kernel does, and counts it in i_blocks. libext2fs writes the inode when
+ * an extent goes into the root in the inode, not when it goes into a tree
+ * block, and uext4 wrote it only on success: the extents placed after the
+ * tree grew a block went uncounted (issue 17). Five one-block extents
+ * first make the tree outgrow the inode. */
+static int test_fallocate_enospc_counts_blocks(void)
+{
+    const char *img = mkimg("-t ext4 -b 4096");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct statvfs before, after;
+    struct stat st;
+    uint32_t ino;
+
+    CHECK(fs);
+    CHECK_EQ(uext4_statfs(fs, &before), 0);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    CHECK(ino);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_KEEP_SIZE, i * 8192, 4096), 0);
+    /* Less than the image (ext2fs_fallocate refuses more at once), more
+     * than is free. */
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_KEEP_SIZE, 1 << 20, (32 << 20) - 4096),
+             -ENOSPC);
+    CHECK_EQ(uext4_getattr(fs, ino, &st), 0);
+    CHECK(st.st_blocks > 8 * 4096); /* most of the free blocks: 16 MiB at least */
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img)); /* i_blocks as mapped */
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), 0);
+    CHECK_EQ(uext4_statfs(fs, &after), 0);
+    CHECK_EQ(after.f_bfree, before.f_bfree);
+    CHECK_EQ(after.f_ffree, before.f_ffree);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+/* An image whose /f maps more blocks than its i_blocks counts (set by
+ * debugfs): freeing it underflows i_blocks. */
+static const char *undercounted_image(void)
+{
+    const char *img = mkimg("-t ext4 -b 4096");
+    struct uext4_fs *fs = open_img(img, NULL);
+    uint32_t ino;
+
+    if (!fs)
+        return NULL;
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    if (!ino || uext4_fallocate(fs, &root, ino, 0, 0, 1 << 20) || uext4_close(fs) ||
+        !fsck_clean(img))
+        return NULL;
+    if (sh("debugfs -w -R 'sif /f blocks 8' %s >/dev/null 2>&1", img))
+        return NULL;
+    return img;
+}
+
+/* The last release of an unlinked file whose blocks cannot be freed (a
+ * corrupt inode) returns the error; it is recorded in the superblock, and
+ * the next fsync reports it once more (FUSE drops release's reply), then
+ * no longer. Before, the daemon only logged it. */
+static int test_free_failure_reported_at_release(void)
+{
+    const char *img = undercounted_image();
+    struct uext4_fs *fs;
+    char buf[64], ino_s[16];
+    struct stat st;
+
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, "f", &st), 0);
+    CHECK_EQ(uext4_open_file(fs, &root, (uint32_t)st.st_ino, O_RDWR), 0);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), 0); /* still open: deferred */
+    uext4_forget(fs, (uint32_t)st.st_ino, 1);
+    CHECK_EQ(uext4_release(fs, (uint32_t)st.st_ino), -EUCLEAN);
+    CHECK_EQ(uext4_fsync(fs, UEXT4_ROOT_INO, false), -EUCLEAN);
+    CHECK_EQ(uext4_fsync(fs, UEXT4_ROOT_INO, false), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(!strcmp(sb_field(img, "FS Error count", buf, sizeof(buf)), "1"));
+    snprintf(ino_s, sizeof(ino_s), "%lu", (unsigned long)st.st_ino);
+    CHECK(!strcmp(sb_field(img, "Last error inode #", buf, sizeof(buf)), ino_s));
+    CHECK(!fsck_clean(img)); /* the inode is left for e2fsck */
+    sh("e2fsck -fy %s >/dev/null 2>&1", img);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+/* Freed at the last forget (no reply to carry an error): recorded, and
+ * reported by uext4_sync; and by uext4_close when nothing reported it. An
+ * unlink that frees at once returns the error itself. */
+static int test_free_failure_reported_at_sync_close(void)
+{
+    const char *img = undercounted_image();
+    struct uext4_fs *fs;
+    char buf[64];
+    struct stat st;
+
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, "f", &st), 0);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), 0); /* looked up: deferred */
+    uext4_forget(fs, (uint32_t)st.st_ino, 1);
+    CHECK_EQ(uext4_sync(fs), -EUCLEAN);
+    CHECK_EQ(uext4_sync(fs), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(!strcmp(sb_field(img, "FS Error count", buf, sizeof(buf)), "1"));
+
+    img = undercounted_image();
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, "f", &st), 0);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), 0);
+    uext4_forget(fs, (uint32_t)st.st_ino, 1);
+    CHECK_EQ(uext4_close(fs), -EUCLEAN);
+    CHECK(!strcmp(sb_field(img, "FS Error count", buf, sizeof(buf)), "1"));
+
+    img = undercounted_image();
+    CHECK(img);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), -EUCLEAN);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(!strcmp(sb_field(img, "FS Error count", buf, sizeof(buf)), "1"));
+    CHECK(!fsck_clean(img));
+    sh("e2fsck -fy %s >/dev/null 2>&1", img);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_not_ext4_refused(void)
 {
     char path[128], why[256];
@@ -774,6 +931,9 @@ int main(void)
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
         {"second_open_refused", test_second_open_refused},
         {"not_ext4_refused", test_not_ext4_refused},
+        {"fallocate_enospc_counts_blocks", test_fallocate_enospc_counts_blocks},
+        {"free_failure_reported_at_release", test_free_failure_reported_at_release},
+        {"free_failure_reported_at_sync_close", test_free_failure_reported_at_sync_close},
     };
     int ret;
 
