@@ -312,6 +312,7 @@ static void report_ready(int notify_fd)
     if (write(notify_fd, &ok, 1) != 1)
         log_warn("cannot tell the parent that the mount is ready: %s", strerror(errno));
     close(notify_fd);
+    log_tee_to_stderr(false);
     if (chdir("/") != 0)
         log_warn("chdir /: %s", strerror(errno));
     null_fd = open("/dev/null", O_RDWR);
@@ -469,6 +470,7 @@ static int daemonize_and_serve(const struct cli *c)
     setsid();
     /* Before the core can start threads: log_setup() must come first. */
     log_setup("uext4", LOG_LVL_WARN, true);
+    log_tee_to_stderr(true);
     _exit(serve(c, pipefd[1]) < 0 ? 1 : 0);
 }
 
