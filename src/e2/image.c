@@ -224,10 +224,11 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
         return ret;
     ext2fs_clear_feature_journal_needs_recovery((*fs)->super);
     if (st.sb_errno) {
-        /* The kernel aborted the journal: what it was doing is suspect. */
-        log_warn("'%s': the journal records an abort (errno %d); marking the file system "
+        /* The kernel aborted the journal: what it was doing is suspect.
+         * s_errno comes from the image: any 32-bit value, INT_MIN too. */
+        log_warn("'%s': the journal records an abort (errno %lld); marking the file system "
                  "as having errors",
-                 path, (int)-st.sb_errno);
+                 path, -(long long)st.sb_errno);
         (*fs)->super->s_state |= EXT2_ERROR_FS;
     }
     ext2fs_mark_super_dirty(*fs);
