@@ -205,7 +205,7 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
 
     if (ret)
         return ret;
-    if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
+    if (fc->uid == FS_NO_ID || fc->gid == FS_NO_ID)
         return -EOVERFLOW; /* the caller has no id in the image */
     ret = fs_dir_access(fs, fc, dir, da, true);
     if (ret)
