@@ -169,6 +169,11 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
 bool fs_capable(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a);
 /* Owner, or capable (inode_owner_or_capable()). */
 bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a);
+/* may_linkat() under fs.protected_hardlinks: a caller who does not own
+ * @ino may link it only if it is a regular file, not setuid nor setgid
+ * executable, that it may read and write. 0, -EPERM, or another -errno. */
+int fs_may_hardlink(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                    const struct e2_attr *a);
 /* Sticky directory rule for removing/replacing @victim in @dir. */
 int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
                     const struct e2_attr *victim);

@@ -437,6 +437,9 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     ret = prepare_create(fs, &fc, newdir, newname, &da, &dummy);
     if (ret)
         goto out_unlock;
+    ret = fs_may_hardlink(fs, &fc, ino, &a);
+    if (ret)
+        goto out_unlock;
     if (a.nlink >= E2_LINK_MAX) {
         ret = -EMLINK;
         goto out_unlock;

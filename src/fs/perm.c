@@ -3,6 +3,7 @@
 #include "fs/fs_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -226,6 +227,38 @@ int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const s
     if (fs_cred_uid_is(fc, victim->uid) || fs_cred_uid_is(fc, dir->uid))
         return 0;
     return -EPERM;
+}
+
+/* The host's fs.protected_hardlinks, read at each link (it may change).
+ * Unreadable counts as on: fewer rights, never more. */
+static bool hardlinks_protected(void)
+{
+    char c = '1';
+    int fd = open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return true;
+    if (read(fd, &c, 1) != 1)
+        c = '1';
+    close(fd);
+    return c != '0';
+}
+
+int fs_may_hardlink(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                    const struct e2_attr *a)
+{
+    int ret;
+
+    if (!hardlinks_protected() || fs_is_owner(fs, fc, a))
+        return 0;
+    /* Only a file the caller could read and write anyway, and not one
+     * that would carry someone else's privileges: no device or FIFO, no
+     * setuid, no setgid executable. */
+    if (!S_ISREG(a->mode) || (a->mode & S_ISUID) ||
+        (a->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        return -EPERM;
+    ret = fs_permission(fs, fc, ino, a, R_OK | W_OK);
+    return ret == -EACCES ? -EPERM : ret;
 }
 
 /* posix_acl_create_masq(): restrict @acl by @mode and @mode by @acl.

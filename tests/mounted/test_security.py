@@ -407,6 +407,87 @@ def uidmap_unmapped_owner_gives_no_rights():
         check('victim' in debugfs(img, 'ls /pub'), 'victim deleted')
 
 
+# ------------------------------------------------------------ hard links
+
+# UA's files in a world-writable directory, and what the kernel's
+# may_linkat() answers another user under fs.protected_hardlinks=1.
+LINK_SOURCES = (
+    ('secret', 0o600, 0),              # not readable by UB
+    ('readonly', 0o644, 0),            # readable, not writable
+    ('rw', 0o666, 0),                  # safe: UB may read and write it
+    ('suid', 0o4666, 0),               # setuid
+    ('sgid_x', 0o2676, 0),             # setgid and group-executable
+    ('sgid_nox', 0o2666, 0),           # setgid, not executable: safe
+    ('fifo', 0o666, stat.S_IFIFO),     # not a regular file
+)
+LINK_WANT = {'secret': errno.EPERM, 'readonly': errno.EPERM, 'rw': 0,
+             'suid': errno.EPERM, 'sgid_x': errno.EPERM, 'sgid_nox': 0,
+             'fifo': errno.EPERM}
+
+
+def make_link_sources(top):
+    d = os.path.join(top, 'd')
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    for name, mode, kind in LINK_SOURCES:
+        p = os.path.join(d, name)
+        if kind == stat.S_IFIFO:
+            os.mkfifo(p)
+        else:
+            write_file(p, b'data of ' + name.encode())
+        os.chown(p, UA[0], UA[1])
+        os.chmod(p, mode)
+
+
+def try_links(top):
+    d = os.path.join(top, 'd')
+    return {name: errno_of(os.link, os.path.join(d, name),
+                           os.path.join(d, 'link_' + name))
+            for name, _, _ in LINK_SOURCES}
+
+
+@test
+def protected_hardlinks():
+    """Under no_default_permissions the daemon applies the host's
+    fs.protected_hardlinks as the kernel's may_linkat() does (the VFS
+    itself cannot: it asks no read/write permission of a FUSE file
+    system that checks its own). Compared with a kernel loop mount."""
+    with open('/proc/sys/fs/protected_hardlinks') as f:
+        if f.read().strip() != '1':
+            raise SkipFile('fs.protected_hardlinks is not 1 on this host')
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img, mnt=d + '/setup') as m:
+            os.chmod(m.mnt, 0o755)
+            make_link_sources(m.mnt)
+        shutil.copyfile(img, d + '/kimg')
+        kmnt = d + '/kmnt'
+        os.mkdir(kmnt)
+        run(['mount', '-t', 'ext4', '-o', 'loop', d + '/kimg', kmnt])
+        try:
+            kernel = run_as(*UB, try_links, kmnt)
+            owner = run_as(*UA, errno_of, os.link, kmnt + '/d/secret',
+                           kmnt + '/d/own_link')
+        finally:
+            run(['umount', kmnt])
+        eq(kernel, LINK_WANT, 'the kernel on ext4 (reference)')
+        eq(owner, 0, 'the kernel: the owner links its own 0600 file')
+        for opts in (['allow_other', 'no_default_permissions'],
+                     ['allow_other']):
+            with Mount(img, opts=opts) as m:
+                got = run_as(*UB, try_links, m.mnt)
+                eq(run_as(*UA, errno_of, os.link, m.path('d', 'secret'),
+                          m.path('d', 'own_link')), 0,
+                   '%s: the owner links its own 0600 file' % opts)
+                for name in LINK_WANT:
+                    if got[name] == 0:
+                        os.unlink(m.path('d', 'link_' + name))
+                os.unlink(m.path('d', 'own_link'))
+            eq(got, kernel, 'uext4 -o %s against the kernel' % ','.join(opts))
+        fsck(img)
+        fsck(d + '/kimg')
+
+
 # ------------------------------------------------------------ fakeroot
 
 @test
