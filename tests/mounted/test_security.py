@@ -16,6 +16,7 @@ argument, must not be able to do through uext4.
 """
 
 import ctypes
+import errno
 import fcntl
 import os
 import re
@@ -30,7 +31,6 @@ from uext4test import (UEXT4, Mount, SkipFile, TestFailure, check, debugfs,
                        fuse_unmount, inode_info, main, mkfs, mounted_at,
                        read_file, run, run_as, run_daemon, sb_field, test,
                        workdir, write_file)
-import errno
 
 NOBODY = (65534, 65534, [65534])
 UA = (10001, 10001, [10001])    # the local user image root is mapped to
@@ -501,6 +501,51 @@ def fakeroot_with_allow_other_refused():
                                   'allow_other'], r'fakeroot',
                 'fakeroot,no_default_permissions,allow_other')
         fsck(img)
+
+
+# ------------------------------------------------------------ journal
+
+@test
+def journal_abort_errno_int_min():
+    """An image that needs recovery, whose journal superblock records an
+    abort with s_errno 0x80000000 (negating it as an int is undefined:
+    UBSan stops the ASan build's daemon there): the journal is replayed,
+    the file system marked as having errors, and the mount refused for
+    them; after e2fsck the fsync'd data is there."""
+    with workdir() as d:
+        # No metadata_csum: the journal superblock then has no checksum.
+        img = mkfs(d + '/img', features=('^metadata_csum',))
+        m = Mount(img, expect_clean_exit=False)
+        with m:
+            fd = os.open(m.path('synced'), os.O_WRONLY | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, b'fsynced before the kill')
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            m.proc.kill()
+            m.proc.wait(30)
+            fuse_unmount(m.mnt)
+        check('needs_recovery' in sb_field(img, 'Filesystem features'),
+              'the killed daemon left no journal to recover')
+        blk = int(re.search(r'(\d+)\s*$',
+                            debugfs(img, 'bmap <8> 0')).group(1))
+        check(blk > 0, 'no journal superblock block')
+        with open(img, 'r+b') as f:
+            f.seek(blk * 4096 + 32)
+            f.write(b'\x80\x00\x00\x00')
+        out = refused(img, d + '/mnt', (),
+                      r'has errors recorded; run .e2fsck -fy', 'aborted journal')
+        check('runtime error' not in out, 'UBSan: %s' % out)
+        check('needs_recovery' not in sb_field(img, 'Filesystem features'),
+              'the journal was not replayed')
+        check('with errors' in sb_field(img, 'Filesystem state'),
+              'the abort was not recorded as errors')
+        p = run(['e2fsck', '-fy', img], check_rc=False)
+        check(p.returncode in (0, 1), 'e2fsck -fy exited %d' % p.returncode)
+        fsck(img)
+        eq(debugfs_cat(img, '/synced'), b'fsynced before the kill',
+           'replayed data')
 
 
 # ------------------------------------------------------------ stacking
