@@ -20,6 +20,16 @@
 #define NAME_PREFIX   "uext4-fd:"
 #define RETRY_MS      50
 #define WARN_AFTER_MS 1000
+/* A holder still serving a mount is given this long: a daemon whose mount
+ * was just unmounted closes /dev/fuse a moment before it writes back. */
+#define SERVING_GRACE_MS 1000
+
+/* How long a holder may be waited for. */
+enum holder_wait {
+    WAIT_NONE,  /* this process, or an open file that is not locked */
+    WAIT_GRACE, /* serving a mount: most likely it stays */
+    WAIT_FULL,  /* not serving (finishing, or unknown) */
+};
 
 void e2_imgfile_name(char *buf, size_t len, int fd)
 {
@@ -131,8 +141,9 @@ static bool is_serving(long pid)
     return serving;
 }
 
-/* Say who holds the lock of @path; returns whether waiting can help. */
-static bool say_lock_holder(const char *path, const struct stat *st, char *why, size_t len)
+/* Say who holds the lock of @path, and how long to wait for it. */
+static enum holder_wait say_lock_holder(const char *path, const struct stat *st, char *why,
+                                        size_t len)
 {
     long pid = -1;
     bool exclusive = false;
@@ -140,12 +151,14 @@ static bool say_lock_holder(const char *path, const struct stat *st, char *why, 
 
     if (!find_lock_holder(st, &pid, &exclusive) || pid <= 0) {
         e2_say(why, len, "image '%s' is in use: another process holds its lock", path);
-        return true;
+        return WAIT_FULL;
     }
     read_comm(pid, comm, sizeof(comm));
     e2_say(why, len, "image '%s' is in use: pid %ld (%s) holds its lock %s", path, pid, comm,
            exclusive ? "for writing" : "for reading");
-    return pid != (long)getpid() && !is_serving(pid);
+    if (pid == (long)getpid())
+        return WAIT_NONE;
+    return is_serving(pid) ? WAIT_GRACE : WAIT_FULL;
 }
 
 /* Undo the octal escapes (\040) of a /proc/self/mountinfo field. */
@@ -188,15 +201,15 @@ static bool find_mount(dev_t rdev, char *mnt, size_t len)
     return found;
 }
 
-/* One attempt: the descriptor, or -errno with *@retry telling whether
- * the holder may let go soon. */
-static int try_open(const char *path, bool rw, char *why, size_t len, bool *retry)
+/* One attempt: the descriptor, or -errno with *@wait telling whether the
+ * holder may let go soon. */
+static int try_open(const char *path, bool rw, char *why, size_t len, enum holder_wait *wait)
 {
     struct stat st;
     char mnt[PATH_MAX];
     int fd, err, fl;
 
-    *retry = false;
+    *wait = WAIT_NONE;
     /* O_NONBLOCK: a FIFO that slipped past the caller's stat() must not
      * block the open. O_EXCL without O_CREAT claims a block device and
      * means nothing for a regular file. */
@@ -209,7 +222,7 @@ static int try_open(const char *path, bool rw, char *why, size_t len, bool *retr
             } else {
                 e2_say(why, len, "device '%s' is in use: another program has it open exclusively",
                        path);
-                *retry = true;
+                *wait = WAIT_FULL;
             }
         } else if (rw && (err == EACCES || err == EPERM || err == EROFS)) {
             e2_say(why, len, "cannot open image '%s' for writing: %s (-o ro mounts it read-only)",
@@ -236,7 +249,7 @@ static int try_open(const char *path, bool rw, char *why, size_t len, bool *retr
     if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
         err = errno;
         if (err == EWOULDBLOCK) {
-            *retry = say_lock_holder(path, &st, why, len);
+            *wait = say_lock_holder(path, &st, why, len);
             err = EBUSY;
         } else {
             e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
@@ -263,7 +276,8 @@ int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len)
     const struct timespec pause = {0, RETRY_MS * 1000000L};
     struct timespec t0;
     struct stat st;
-    bool retry, warned = false;
+    enum holder_wait wait;
+    bool warned = false;
     int fd, ret;
 
     /* Checked before any open: opening a FIFO or a tape has effects. */
@@ -277,8 +291,10 @@ int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len)
         return ret;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        fd = try_open(path, rw, why, why_len, &retry);
-        if (fd >= 0 || !retry || ms_since(&t0) >= E2_IMGFILE_WAIT_MS)
+        fd = try_open(path, rw, why, why_len, &wait);
+        if (fd >= 0 || wait == WAIT_NONE)
+            break;
+        if (ms_since(&t0) >= (wait == WAIT_GRACE ? SERVING_GRACE_MS : E2_IMGFILE_WAIT_MS))
             break;
         if (!warned && ms_since(&t0) >= WARN_AFTER_MS) {
             log_warn("%s; waiting up to %d s for it to be released", why,

@@ -15,8 +15,10 @@
  *    mount, LOCK_EX for read-write (`uext4 -u` waits for it to go);
  *  - a lock (or an O_EXCL claim) held by someone else is waited for, up
  *    to E2_IMGFILE_WAIT_MS, with a warning after a second: the daemon of
- *    an image just unmounted may still be writing it back. A refusal names
- *    the holder (pid and command, from /proc/locks) when it can be found.
+ *    an image just unmounted may still be writing it back. A holder that
+ *    still has /dev/fuse open is serving a mount and is given only a
+ *    second; this process itself is not waited for. A refusal names the
+ *    holder (pid and command, from /proc/locks) when it can be found.
  */
 #ifndef UEXT4_E2_IMGFILE_H
 #define UEXT4_E2_IMGFILE_H

@@ -260,17 +260,7 @@ def lock_held_by_finishing_process_is_waited_for():
                 write_file(os.path.join(mnt, 'f'), b'after the wait')
             finally:
                 fuse_unmount(mnt)
-        # The daemon's exit is not ours to wait for (it detached): the
-        # lock is, and it goes when the image is final.
-        with open(img, 'rb') as f:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    check(time.monotonic() < deadline, 'lock never released')
-                    time.sleep(0.05)
+        wait_lock_free(img)
         fsck(img)
         eq(debugfs_cat(img, '/f'), b'after the wait', 'data written')
 
@@ -291,6 +281,51 @@ def lock_wait_is_bounded():
             with Mount(img, opts=['ro']) as m:
                 check(os.path.isdir(m.path('lost+found')), 'ro mount')
         fsck(img)
+
+
+def wait_lock_free(img, timeout=30):
+    """Wait until no uext4 holds @img (a detached daemon's exit is not
+    ours to wait for; its lock goes when the image is final)."""
+    deadline = time.monotonic() + timeout
+    with open(img, 'rb') as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                check(time.monotonic() < deadline, '%s still locked after '
+                      '%d s' % (img, timeout))
+                time.sleep(0.05)
+
+
+@test
+def remount_right_after_unmount():
+    """Issue 12: fusermount3 -u returns before the old daemon has written
+    the image back and let go of its lock; the next mount waits for it
+    instead of failing. 30 mount/write/unmount cycles, no pause."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        mnt = d + '/mnt'
+        os.mkdir(mnt)
+        data = [os.urandom(256 << 10) for _ in range(30)]
+        for i, blob in enumerate(data):
+            p = subprocess.run([UEXT4, img, mnt], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=30)
+            check(p.returncode == 0, 'cycle %d: mount failed: %s'
+                  % (i, p.stderr.decode().strip()))
+            try:
+                write_file(os.path.join(mnt, 'f%d' % i), blob)
+            finally:
+                u = subprocess.run(['fusermount3', '-u', mnt],
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, timeout=30)
+            check(u.returncode == 0, 'cycle %d: fusermount3 -u: %s'
+                  % (i, u.stdout.decode()))
+        wait_lock_free(img)
+        fsck(img)
+        for i, blob in enumerate(data):
+            eq(debugfs_cat(img, '/f%d' % i), blob, 'f%d' % i)
 
 
 # ------------------------------------------------------------ id maps
@@ -576,15 +611,7 @@ def mount_on_mount_point_warns():
                     fuse_unmount(mnt)
             eq(read_file(m.path('one')), b'1', 'first mount again')
         for img in (img1, img2):
-            deadline = time.monotonic() + 30
-            with open(img, 'rb') as f:
-                while True:
-                    try:
-                        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        check(time.monotonic() < deadline, 'still locked')
-                        time.sleep(0.05)
+            wait_lock_free(img)
             fsck(img)
 
 
