@@ -167,51 +167,22 @@ static bool needs_recovery(ext2_filsys fs)
     return ext2fs_has_feature_journal_needs_recovery(fs->super);
 }
 
-/* A writable descriptor of the image file @fd: a dup, or for a read-only
- * open the same file opened again through /proc (never by its path). */
-static int reopen_for_writing(int fd)
-{
-    char proc[64];
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl < 0)
-        return -errno;
-    if ((fl & O_ACCMODE) == O_RDWR)
-        fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    else {
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        fd = open(proc, O_RDWR | O_CLOEXEC);
-    }
-    return fd < 0 ? -errno : fd;
-}
-
-/* Replay the journal of the image file @img_fd open read-only in *@fs
- * (closed on return), then clear needs_recovery. */
+/* Replay the journal of the image file @img_fd (open read-write) into
+ * the image; *@fs is the image open read-only (closed on return). Then
+ * clear needs_recovery. */
 static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, size_t len)
 {
     struct e2_recover_stats st;
     unsigned bs = (*fs)->blocksize;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     uint32_t maplen = 0;
-    int fd, ret;
+    int ret;
 
     ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
     ext2fs_close_free(fs);
     if (ret)
         return ret;
-    fd = reopen_for_writing(img_fd);
-    if (fd < 0) {
-        ret = fd;
-        e2_say(why, len,
-               "image '%s' needs journal recovery but cannot be opened for writing (%s); "
-               "mount it with -o norecovery to read it as it is",
-               path, strerror(-ret));
-        free(map);
-        return ret;
-    }
-    ret = e2_journal_recover(fd, bs, nblocks, map, maplen, &st, why, len);
-    if (close(fd) && !ret)
-        ret = -EIO;
+    ret = e2_journal_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
     free(map);
     if (ret)
         return ret;

@@ -540,6 +540,36 @@ def fakeroot_with_allow_other_refused():
 
 # ------------------------------------------------------------ journal
 
+def killed_with_synced_file(img, data):
+    """Mount @img, write and fsync /synced, SIGKILL the daemon: the image
+    then needs recovery."""
+    m = Mount(img, expect_clean_exit=False)
+    with m:
+        fd = os.open(m.path('synced'), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        m.proc.kill()
+        m.proc.wait(30)
+        fuse_unmount(m.mnt)
+    check('needs_recovery' in sb_field(img, 'Filesystem features'),
+          'the killed daemon left no journal to recover')
+
+
+@test
+def ro_mount_of_image_needing_recovery():
+    """The image is served through its read-only descriptor; the journal
+    of an image that needs recovery is still replayed for an ro mount."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        killed_with_synced_file(img, b'synced data')
+        with Mount(img, opts=['ro']) as m:
+            eq(read_file(m.path('synced')), b'synced data', 'recovered file')
+        fsck(img)
+
+
 @test
 def journal_abort_errno_int_min():
     """An image that needs recovery, whose journal superblock records an
@@ -550,19 +580,7 @@ def journal_abort_errno_int_min():
     with workdir() as d:
         # No metadata_csum: the journal superblock then has no checksum.
         img = mkfs(d + '/img', features=('^metadata_csum',))
-        m = Mount(img, expect_clean_exit=False)
-        with m:
-            fd = os.open(m.path('synced'), os.O_WRONLY | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, b'fsynced before the kill')
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            m.proc.kill()
-            m.proc.wait(30)
-            fuse_unmount(m.mnt)
-        check('needs_recovery' in sb_field(img, 'Filesystem features'),
-              'the killed daemon left no journal to recover')
+        killed_with_synced_file(img, b'fsynced before the kill')
         blk = int(re.search(r'(\d+)\s*$',
                             debugfs(img, 'bmap <8> 0')).group(1))
         check(blk > 0, 'no journal superblock block')
