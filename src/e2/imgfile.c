@@ -99,19 +99,28 @@ static bool find_lock_holder(const struct stat *st, long *pid, bool *exclusive)
     return found;
 }
 
+/* The first line of the file @path, without its newline. */
+static bool read_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    bool ok;
+
+    if (!f)
+        return false;
+    ok = fgets(buf, (int)len, f) != NULL;
+    if (ok)
+        buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+    return ok;
+}
+
 static void read_comm(long pid, char *comm, size_t len)
 {
     char path[64];
-    FILE *f;
 
-    snprintf(comm, len, "?");
     snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
-    f = fopen(path, "re");
-    if (!f)
-        return;
-    if (fgets(comm, (int)len, f))
-        comm[strcspn(comm, "\n")] = '\0';
-    fclose(f);
+    if (!read_line(path, comm, len))
+        snprintf(comm, len, "?");
 }
 
 /* Whether @pid has /dev/fuse open: a uext4 serving a mount (one that is
@@ -201,12 +210,45 @@ static bool find_mount(dev_t rdev, char *mnt, size_t len)
     return found;
 }
 
+/* Whether the kernel has mounted the regular file @st through a loop
+ * device (which takes no lock on it): the device's name and mount point. */
+static bool find_loop_mount(const struct stat *st, char *dev, size_t dev_len, char *mnt,
+                            size_t mnt_len)
+{
+    char path[PATH_MAX], line[PATH_MAX];
+    DIR *dp = opendir("/sys/block");
+    struct dirent *d;
+    unsigned maj, min;
+    struct stat bst;
+    bool found = false;
+
+    if (!dp)
+        return false;
+    while (!found && (d = readdir(dp))) {
+        if (strncmp(d->d_name, "loop", 4) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", d->d_name);
+        if (!read_line(path, line, sizeof(line)) || stat(line, &bst) != 0 ||
+            bst.st_dev != st->st_dev || bst.st_ino != st->st_ino)
+            continue;
+        snprintf(path, sizeof(path), "/sys/block/%s/dev", d->d_name);
+        if (!read_line(path, line, sizeof(line)) || sscanf(line, "%u:%u", &maj, &min) != 2)
+            continue;
+        if (find_mount(makedev(maj, min), mnt, mnt_len)) {
+            snprintf(dev, dev_len, "/dev/%s", d->d_name);
+            found = true;
+        }
+    }
+    closedir(dp);
+    return found;
+}
+
 /* One attempt: the descriptor, or -errno with *@wait telling whether the
  * holder may let go soon. */
 static int try_open(const char *path, bool rw, char *why, size_t len, enum holder_wait *wait)
 {
     struct stat st;
-    char mnt[PATH_MAX];
+    char mnt[PATH_MAX], dev[NAME_MAX + 8];
     int fd, err, fl;
 
     *wait = WAIT_NONE;
@@ -240,6 +282,12 @@ static int try_open(const char *path, bool rw, char *why, size_t len, enum holde
     err = -check_type(path, st.st_mode, why, len);
     if (err)
         goto out_close;
+    if (S_ISREG(st.st_mode) && find_loop_mount(&st, dev, sizeof(dev), mnt, sizeof(mnt))) {
+        e2_say(why, len, "image '%s' is in use: the kernel has it mounted on '%s' through %s", path,
+               mnt, dev);
+        err = EBUSY;
+        goto out_close;
+    }
     fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
         err = errno;

@@ -10,7 +10,8 @@
  *    checked by stat(2) first and then by fstat(2) of an O_NONBLOCK open,
  *    so a FIFO cannot block the open and a swapped path cannot slip in;
  *  - block devices are opened O_EXCL, as mount(8) and e2fsprogs do: one
- *    the kernel has mounted is refused with -EBUSY;
+ *    the kernel has mounted is refused with -EBUSY, and so is a regular
+ *    file the kernel has mounted through a loop device;
  *  - the lock is an flock(2) on that open file: LOCK_SH for a read-only
  *    mount, LOCK_EX for read-write (`uext4 -u` waits for it to go);
  *  - a lock (or an O_EXCL claim) held by someone else is waited for, up

@@ -172,6 +172,29 @@ def block_device_mounted_by_kernel_refused():
 
 
 @test
+def file_mounted_by_kernel_through_loop_refused():
+    """An image file the kernel has mounted through a loop device (which
+    takes no lock) is refused, naming the device and the mount point."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        kmnt = d + '/kmnt'
+        os.mkdir(kmnt)
+        run(['mount', '-t', 'ext4', '-o', 'loop', img, kmnt])
+        try:
+            write_file(kmnt + '/k', b'kernel')
+            refused(img, d + '/mnt', (),
+                    r"image '%s' is in use: the kernel has it mounted on '%s' "
+                    r"through /dev/loop\d+" % (re.escape(img), re.escape(kmnt)),
+                    'loop-mounted')
+            refused(img, d + '/mnt', ['ro'], r'mounted on', 'ro too')
+        finally:
+            run(['umount', kmnt])
+        with Mount(img) as m:
+            eq(read_file(m.path('k')), b'kernel', 'served once unmounted')
+        fsck(img)
+
+
+@test
 def image_opened_once():
     """Every descriptor the daemon has on the image is the one open file
     that holds the lock; renaming the path and putting another image there
