@@ -3,10 +3,11 @@
 argument, must not be able to do through uext4.
 
 - the image: only a regular file or a block device is opened (a FIFO used
-  to hang the daemon), a block device the kernel has mounted is refused,
-  the image is opened once and served through the descriptor that holds
-  its lock, ro mounts share the lock, rw ones hold it alone, and a refusal
-  names the holder; a holder that is not serving is waited for (bounded);
+  to hang the daemon), a block device or an image file the kernel has
+  mounted is refused, the image is opened once and served through the
+  descriptor that holds its lock, ro mounts share the lock, rw ones hold it
+  alone, and a refusal names the holder; a holder that is not serving is
+  waited for (bounded), so a mount right after an unmount succeeds;
 - uidmap + allow_other: an unmapped owner shows as 65534, and the local
   user 65534 must not get the owner's rights (nor any other user);
 - fakeroot + allow_other is refused; fakeroot alone still works;
