@@ -112,8 +112,11 @@ struct uext4_cred {
 };
 
 /* Open @image (a file holding an ext2/3/4 file system) with @opts (NULL for
- * defaults). Takes an exclusive lock on the file: a second open of the same
- * image, by this or any process, fails with -EBUSY. Refuses images that are
+ * defaults). @image must be a regular file or a block device (opened
+ * O_EXCL); it is opened once and locked with flock(2), exclusively unless
+ * @opts->read_only (then shared). An open the lock refuses fails with
+ * -EBUSY, after waiting up to 10 s for a holder that serves no FUSE mount
+ * (none for this process itself). Refuses images that are
  * not ext2/3/4 (-EINVAL), need journal recovery, have errors recorded
  * (-EUCLEAN) or use features this version cannot write safely (-EOPNOTSUPP,
  * or opened read-only when @opts allows it). On failure, a one-line

@@ -85,7 +85,7 @@ static void usage(FILE *out)
             "  rw                    serve read-write (the default)\n"
             "  fakeroot              every caller acts as root inside the image;\n"
             "                        no permission checks (implies\n"
-            "                        no_default_permissions)\n"
+            "                        no_default_permissions; not with allow_other)\n"
             "  uidmap=IMG:LOCAL[:N]  image uids IMG..IMG+N-1 are local uids\n"
             "                        LOCAL..LOCAL+N-1 (N defaults to 1); up to %u,\n"
             "                        unmapped ids show as 65534\n"
@@ -154,6 +154,51 @@ static int usage_error(const char *fmt, ...)
     return -EINVAL;
 }
 
+/* Undo the octal escapes (\040) of a /proc/self/mountinfo field. */
+static void unescape_mountinfo(char *s)
+{
+    char *out = s;
+
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* The kernel stacks a new mount on an existing one without a word; the
+ * user most likely did not mean to hide what is mounted there. */
+static void warn_if_mount_point(const char *mountpoint)
+{
+    static char line[2 * PATH_MAX + 512], point[PATH_MAX + 1];
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char fstype[64], source[256];
+
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        const char *tail = strstr(line, " - ");
+        if (sscanf(line, "%*d %*d %*s %*s %4096s", point) != 1 || !tail ||
+            sscanf(tail, " - %63s %255s", fstype, source) != 2)
+            continue;
+        unescape_mountinfo(point);
+        unescape_mountinfo(source);
+        if (strcmp(point, mountpoint) == 0) {
+            fprintf(stderr,
+                    "uext4: warning: '%s' is already a mount point (%s, type %s); the new "
+                    "mount hides it\n",
+                    mountpoint, source, fstype);
+            break;
+        }
+    }
+    fclose(f);
+}
+
 /* Resolve the image and the mount point up front, so their problems are
  * named before anything forks. */
 static int check_paths(struct cli *c, const char *image, const char *mountpoint)
@@ -172,6 +217,7 @@ static int check_paths(struct cli *c, const char *image, const char *mountpoint)
         fprintf(stderr, "uext4: bad mount point '%s': %s\n", mountpoint, strerror(ENOTDIR));
         return -ENOTDIR;
     }
+    warn_if_mount_point(c->mountpoint);
     return 0;
 }
 
@@ -312,6 +358,7 @@ static void report_ready(int notify_fd)
     if (write(notify_fd, &ok, 1) != 1)
         log_warn("cannot tell the parent that the mount is ready: %s", strerror(errno));
     close(notify_fd);
+    log_tee_to_stderr(false);
     if (chdir("/") != 0)
         log_warn("chdir /: %s", strerror(errno));
     null_fd = open("/dev/null", O_RDWR);
@@ -552,6 +599,7 @@ static int daemonize_and_serve(const struct cli *c)
     setsid();
     /* Before the core can start threads: log_setup() must come first. */
     log_setup("uext4", LOG_LVL_WARN, true);
+    log_tee_to_stderr(true);
     _exit(serve(c, pipefd[1]) < 0 ? 1 : 0);
 }
 

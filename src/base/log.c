@@ -8,6 +8,8 @@
 static const char *log_ident = "uext4";
 static enum log_level log_max = LOG_LVL_WARN;
 static bool log_to_syslog;
+/* Atomic: set by the daemon until it detaches, read by every thread. */
+static bool log_tee_stderr;
 
 void log_setup(const char *ident, enum log_level max, bool use_syslog)
 {
@@ -16,6 +18,11 @@ void log_setup(const char *ident, enum log_level max, bool use_syslog)
     log_to_syslog = use_syslog;
     if (use_syslog)
         openlog(ident, LOG_PID, LOG_DAEMON);
+}
+
+void log_tee_to_stderr(bool on)
+{
+    __atomic_store_n(&log_tee_stderr, on, __ATOMIC_RELAXED);
 }
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
@@ -28,8 +35,13 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
         return;
     va_start(ap, fmt);
     if (log_to_syslog) {
-        vsyslog(prio[lvl], fmt, ap);
-    } else {
+        va_list again;
+        va_copy(again, ap);
+        vsyslog(prio[lvl], fmt, again);
+        va_end(again);
+    }
+    if (!log_to_syslog ||
+        (__atomic_load_n(&log_tee_stderr, __ATOMIC_RELAXED) && lvl <= LOG_LVL_WARN)) {
         /* One fprintf per line keeps lines from different threads whole. */
         char line[1024];
         vsnprintf(line, sizeof(line), fmt, ap);

@@ -10,6 +10,11 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 /* Call before any thread starts. @use_syslog sends output to syslog(3). */
 void log_setup(const char *ident, enum log_level max, bool use_syslog);
 
+/* With syslog: also write errors and warnings to stderr while @on, for a
+ * daemon whose starter still waits on its terminal (a lock being waited
+ * for, a read-only fallback). */
+void log_tee_to_stderr(bool on);
+
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)

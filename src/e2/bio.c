@@ -2,6 +2,7 @@
  * that also holds the running transaction (state diagram in bio.h). */
 #include "e2/bio.h"
 #include "e2/fault.h"
+#include "e2/imgfile.h"
 #include "e2/overlay.h"
 
 #include <errno.h>
@@ -537,8 +538,8 @@ static errcode_t bio_open(const char *name, int flags, io_channel *out)
 {
     io_channel io = NULL;
     struct bio *b = NULL;
-    int oflags = (flags & IO_FLAG_RW) ? O_RDWR : O_RDONLY;
     errcode_t err;
+    int fd, acc;
 
     if (!name)
         return EXT2_ET_BAD_DEVICE_NAME;
@@ -557,7 +558,22 @@ static errcode_t bio_open(const char *name, int flags, io_channel *out)
         goto out_nomem;
     list_init(&b->lru);
     list_init(&b->dirty);
-    b->fd = open(name, oflags | O_CLOEXEC | ((flags & IO_FLAG_EXCLUSIVE) ? O_EXCL : 0));
+    /* Never by path: only the image file imgfile.c opened and locked. */
+    fd = e2_imgfile_name_fd(name);
+    if (fd < 0) {
+        err = EXT2_ET_BAD_DEVICE_NAME;
+        goto out_free;
+    }
+    acc = fcntl(fd, F_GETFL);
+    if (acc < 0) {
+        err = errno;
+        goto out_free;
+    }
+    if ((acc & O_ACCMODE) != O_RDWR && (flags & IO_FLAG_RW)) {
+        err = EROFS;
+        goto out_free;
+    }
+    b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (b->fd < 0) {
         err = errno;
         goto out_free;

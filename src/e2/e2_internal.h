@@ -22,7 +22,7 @@ struct e2_image {
     bool closing;               /* e2_orphans_release at close, not recovery */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
-    int lock_fd; /* holds the image's exclusive flock */
+    int lock_fd; /* the image file, holding its flock (imgfile.h) */
     bool read_only;
     char *path;
     /* A read-only mount's journal, replayed in memory (overlay.h); NULL if

@@ -1,5 +1,6 @@
 /* Opening, checking, locking and closing an image. */
 #include "e2/bio.h"
+#include "e2/imgfile.h"
 #include "e2/e2_internal.h"
 #include "e2/overlay.h"
 #include "e2/recover.h"
@@ -13,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,29 +41,6 @@ static const char *first_feature(int type, uint32_t mask)
             return e2p_feature2string(type, 1u << bit);
     }
     return "?";
-}
-
-static int lock_image(const char *path, int *fd_out, char *why, size_t why_len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        int err = errno;
-        e2_say(why, why_len, "cannot open image '%s': %s", path, strerror(err));
-        return -err;
-    }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int err = errno;
-        close(fd);
-        if (err == EWOULDBLOCK) {
-            e2_say(why, why_len, "image '%s' is in use: another uext4 holds its lock", path);
-            return -EBUSY;
-        }
-        e2_say(why, why_len, "cannot lock image '%s': %s", path, strerror(err));
-        return -err;
-    }
-    *fd_out = fd;
-    return 0;
 }
 
 /* Refusals that depend only on the superblock. */
@@ -135,20 +112,22 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
     return 0;
 }
 
-/* Open @path with libext2fs through our I/O manager; with @replayed (a
- * journal replayed in memory, read-only only) laid over the file. */
-static int open_fs(const char *path, bool ro, const struct e2_overlay *replayed, ext2_filsys *out,
-                   char *why, size_t len)
+/* Open the file system in the image file @fd (@path names it in
+ * messages) through our I/O manager; with @replayed (a journal replayed
+ * in memory, read-only only) laid over the file. */
+static int open_fs(const char *path, int fd, bool ro, const struct e2_overlay *replayed,
+                   ext2_filsys *out, char *why, size_t len)
 {
     int flags = EXT2_FLAG_64BITS | (ro ? 0 : EXT2_FLAG_RW);
-    char io_opts[64];
+    char io_opts[64], name[32];
     errcode_t err;
 
     pthread_once(&error_table_once, register_error_table);
 
+    e2_imgfile_name(name, sizeof(name), fd);
     if (replayed)
         e2_bio_overlay_opt(replayed, io_opts, sizeof(io_opts));
-    err = ext2fs_open2(path, replayed ? io_opts : NULL, flags, 0, 0, e2_bio_manager, out);
+    err = ext2fs_open2(name, replayed ? io_opts : NULL, flags, 0, 0, e2_bio_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
         e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
@@ -188,33 +167,22 @@ static bool needs_recovery(ext2_filsys fs)
     return ext2fs_has_feature_journal_needs_recovery(fs->super);
 }
 
-/* Replay the journal of the image open read-only in *@fs (closed on
- * return), then clear needs_recovery. */
-static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
+/* Replay the journal of the image file @img_fd (open read-write) into
+ * the image; *@fs is the image open read-only (closed on return). Then
+ * clear needs_recovery. */
+static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, size_t len)
 {
     struct e2_recover_stats st;
     unsigned bs = (*fs)->blocksize;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     uint32_t maplen = 0;
-    int fd, ret;
+    int ret;
 
     ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
     ext2fs_close_free(fs);
     if (ret)
         return ret;
-    fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        ret = -errno;
-        e2_say(why, len,
-               "image '%s' needs journal recovery but cannot be opened for writing (%s); "
-               "mount it with -o norecovery to read it as it is",
-               path, strerror(-ret));
-        free(map);
-        return ret;
-    }
-    ret = e2_journal_recover(fd, bs, nblocks, map, maplen, &st, why, len);
-    if (close(fd) && !ret)
-        ret = -EIO;
+    ret = e2_journal_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
     free(map);
     if (ret)
         return ret;
@@ -222,15 +190,16 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
         log_info("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
                  st.transactions, st.transactions == 1 ? "" : "s",
                  (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
-    ret = open_fs(path, false, NULL, fs, why, len);
+    ret = open_fs(path, img_fd, false, NULL, fs, why, len);
     if (ret)
         return ret;
     ext2fs_clear_feature_journal_needs_recovery((*fs)->super);
     if (st.sb_errno) {
-        /* The kernel aborted the journal: what it was doing is suspect. */
-        log_warn("'%s': the journal records an abort (errno %d); marking the file system "
+        /* The kernel aborted the journal: what it was doing is suspect.
+         * s_errno comes from the image: any 32-bit value, INT_MIN too. */
+        log_warn("'%s': the journal records an abort (errno %lld); marking the file system "
                  "as having errors",
-                 path, (int)-st.sb_errno);
+                 path, -(long long)st.sb_errno);
         (*fs)->super->s_state |= EXT2_ERROR_FS;
     }
     ext2fs_mark_super_dirty(*fs);
@@ -335,13 +304,16 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
         ret = -ENOMEM;
         goto out_free;
     }
-    ret = lock_image(path, &img->lock_fd, why, why_len);
-    if (ret)
+    /* The one open of the image file: everything below reads and writes
+     * through it. */
+    ret = e2_imgfile_open(path, !o->read_only, why, why_len);
+    if (ret < 0)
         goto out_free;
+    img->lock_fd = ret;
 
     /* Read-only first: the superblock decides whether we may write. */
     for (int pass = 0;; pass++) {
-        ret = open_fs(path, true, img->replayed, &img->fs, why, why_len);
+        ret = open_fs(path, img->lock_fd, true, img->replayed, &img->fs, why, why_len);
         if (ret)
             goto out_unlock;
         ret = check_layout(img->fs, path, why, why_len);
@@ -356,7 +328,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
                 goto out_unlock;
             continue;
         }
-        ret = recover(path, &img->fs, why, why_len);
+        ret = recover(path, img->lock_fd, &img->fs, why, why_len);
         if (ret)
             goto out_unlock;
         need_ro = false;
@@ -385,7 +357,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     img->read_only = o->read_only || need_ro;
     *ro_forced = need_ro && !o->read_only;
 
-    ret = open_fs(path, img->read_only, img->replayed, &img->fs, why, why_len);
+    ret = open_fs(path, img->lock_fd, img->read_only, img->replayed, &img->fs, why, why_len);
     if (ret)
         goto out_unlock;
     /* libext2fs caches 4 inodes by default; every operation reads a few. */

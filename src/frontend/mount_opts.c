@@ -581,6 +581,12 @@ int fe_opts_finish(struct fe_mount_opts *o, char *err, size_t err_len)
         return opt_error(err, err_len,
                          "mount options 'fakeroot' and 'default_permissions' contradict each "
                          "other: the kernel would refuse what fakeroot allows");
+    /* fakeroot makes every caller root in the image; with allow_other that
+     * is every local user, not only the one who mounted it. */
+    if (o->core.fakeroot && o->allow_other)
+        return opt_error(err, err_len,
+                         "mount options 'fakeroot' and 'allow_other' together would make every "
+                         "local user root inside the image; use one or the other");
     if (o->perm_check == FE_PERM_UNSET)
         o->perm_check = o->core.fakeroot ? FE_PERM_DAEMON : FE_PERM_KERNEL;
     return 0;

@@ -215,10 +215,14 @@ out_free_opts:
 int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct fe_session **out)
 {
     bool kernel_checks = p->opts->perm_check == FE_PERM_KERNEL;
+    /* Under an id map the kernel sees unmapped owners as 65534, and the
+     * local user 65534 would pass its owner checks: the daemon, which
+     * knows the image's ids, checks every path and open as well. */
+    bool id_mapped = p->opts->core.nuidmap || p->opts->core.ngidmap;
     /* The daemon checks nothing per path or per open when the kernel checks
      * first, or when nobody checks (fakeroot): the kernel may then keep
      * names and open files without asking. */
-    bool nothing_to_check = kernel_checks || p->opts->core.fakeroot;
+    bool nothing_to_check = (kernel_checks && !id_mapped) || p->opts->core.fakeroot;
     struct fe_session *s;
     int rc;
 

@@ -41,7 +41,7 @@ static int setattr_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t
     if ((to_set & UEXT4_SET_UID) && !fs_capable(fs, fc, a) && n->uid != a->uid)
         return -EPERM;
     if ((to_set & UEXT4_SET_GID) && !fs_capable(fs, fc, a) &&
-        (fc->uid != a->uid || !fs_cred_in_group(fs, fc, n->gid)))
+        (!fs_cred_uid_is(fc, a->uid) || !fs_cred_in_group(fs, fc, n->gid)))
         return -EPERM;
     if ((to_set & UEXT4_SET_MODE) && !fs_is_owner(fs, fc, a) &&
         !only_drops_privs(fs, fc, ino, a, n))

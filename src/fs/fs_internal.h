@@ -153,8 +153,11 @@ struct fs_groups {
     const gid_t *gids; /* local ids */
 };
 
+/* The image id of a caller whose local id the id map leaves out. */
+#define FS_NO_ID 0xffffffffu
+
 struct fs_cred {
-    uint32_t uid, gid; /* image ids */
+    uint32_t uid, gid; /* image ids, FS_NO_ID when unmapped */
     /* Loaded on first use by fs_cred_in_group(): the pointer lets a const
      * fs_cred fill it in. */
     struct fs_groups *groups;
@@ -164,6 +167,12 @@ struct fs_cred {
     const struct uext4_cred *local;
 };
 int fs_cred_from(struct uext4_fs *fs, const struct uext4_cred *cr, struct fs_cred *fc);
+/* The caller's image uid is @uid. An unmapped caller is nobody in the
+ * image, not the owner of whatever an image stores as 0xffffffff. */
+static inline bool fs_cred_uid_is(const struct fs_cred *fc, uint32_t uid)
+{
+    return fc->uid != FS_NO_ID && fc->uid == uid;
+}
 bool fs_cred_in_group(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t gid);
 /* generic_permission(): @mask of MAY_READ/WRITE/EXEC (R_OK/W_OK/X_OK). */
 int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
@@ -174,6 +183,11 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
 bool fs_capable(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a);
 /* Owner, or capable (inode_owner_or_capable()). */
 bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a);
+/* may_linkat() under fs.protected_hardlinks: a caller who does not own
+ * @ino may link it only if it is a regular file, not setuid nor setgid
+ * executable, that it may read and write. 0, -EPERM, or another -errno. */
+int fs_may_hardlink(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                    const struct e2_attr *a);
 /* Sticky directory rule for removing/replacing @victim in @dir. */
 int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
                     const struct e2_attr *victim);

@@ -247,7 +247,7 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
 
     if (ret)
         return ret;
-    if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
+    if (fc->uid == FS_NO_ID || fc->gid == FS_NO_ID)
         return -EOVERFLOW; /* the caller has no id in the image */
     ret = fs_dir_access(fs, fc, dir, da, true);
     if (ret)
@@ -477,6 +477,9 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     }
     dummy.mode = a.mode & S_IFMT;
     ret = prepare_create(fs, &fc, newdir, newname, &da, &dummy);
+    if (ret)
+        goto out_unlock;
+    ret = fs_may_hardlink(fs, &fc, ino, &a);
     if (ret)
         goto out_unlock;
     if (a.nlink >= E2_LINK_MAX) {

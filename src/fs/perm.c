@@ -3,6 +3,7 @@
 #include "fs/fs_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,7 +15,6 @@
 #define ACL_GROUP         0x08
 #define ACL_MASK          0x10
 #define ACL_OTHER         0x20
-#define NO_ID             0xffffffffu
 
 struct acl_entry {
     uint16_t tag, perm;
@@ -37,9 +37,9 @@ int fs_cred_from(struct uext4_fs *fs, const struct uext4_cred *cr, struct fs_cre
         return 0;
     }
     if (fs_uid_to_image(fs, cr->uid, &fc->uid))
-        fc->uid = NO_ID;
+        fc->uid = FS_NO_ID;
     if (fs_gid_to_image(fs, cr->gid, &fc->gid))
-        fc->gid = NO_ID;
+        fc->gid = FS_NO_ID;
     fc->groups = &fc->groups_storage;
     fc->groups->loaded = !cr->load_groups;
     fc->groups->n = cr->ngroups;
@@ -52,6 +52,8 @@ bool fs_cred_in_group(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t gi
 {
     struct fs_groups *g = fc->groups;
 
+    if (gid == FS_NO_ID)
+        return false; /* what an unmapped caller's gid is set to */
     if (fc->gid == gid)
         return true;
     if (!g)
@@ -97,7 +99,7 @@ bool fs_remove_privs(struct uext4_fs *fs, const struct fs_cred *fc, const struct
 
 bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a)
 {
-    return fc->uid == a->uid || fs_capable(fs, fc, a);
+    return fs_cred_uid_is(fc, a->uid) || fs_capable(fs, fc, a);
 }
 
 static struct acl *acl_parse(const void *buf, size_t len)
@@ -173,7 +175,7 @@ static int acl_permission(struct uext4_fs *fs, const struct fs_cred *fc, const s
         const struct acl_entry *e = &acl->e[i];
         switch (e->tag) {
         case ACL_USER:
-            if (e->id == fc->uid)
+            if (fs_cred_uid_is(fc, e->id))
                 match = e;
             break;
         case ACL_GROUP_OBJ:
@@ -217,7 +219,7 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
             return -EACCES;
         return 0;
     }
-    if (fc->uid == a->uid) {
+    if (fs_cred_uid_is(fc, a->uid)) {
         perm = (a->mode >> 6) & 7;
         return (perm & (unsigned)mask) == (unsigned)mask ? 0 : -EACCES;
     }
@@ -238,9 +240,41 @@ int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const s
 {
     if (!(dir->mode & S_ISVTX) || fs_capable(fs, fc, victim))
         return 0;
-    if (fc->uid == victim->uid || fc->uid == dir->uid)
+    if (fs_cred_uid_is(fc, victim->uid) || fs_cred_uid_is(fc, dir->uid))
         return 0;
     return -EPERM;
+}
+
+/* The host's fs.protected_hardlinks, read at each link (it may change).
+ * Unreadable counts as on: fewer rights, never more. */
+static bool hardlinks_protected(void)
+{
+    char c = '1';
+    int fd = open("/proc/sys/fs/protected_hardlinks", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return true;
+    if (read(fd, &c, 1) != 1)
+        c = '1';
+    close(fd);
+    return c != '0';
+}
+
+int fs_may_hardlink(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                    const struct e2_attr *a)
+{
+    int ret;
+
+    if (!hardlinks_protected() || fs_is_owner(fs, fc, a))
+        return 0;
+    /* Only a file the caller could read and write anyway, and not one
+     * that would carry someone else's privileges: no device or FIFO, no
+     * setuid, no setgid executable. */
+    if (!S_ISREG(a->mode) || (a->mode & S_ISUID) ||
+        (a->mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        return -EPERM;
+    ret = fs_permission(fs, fc, ino, a, R_OK | W_OK);
+    return ret == -EACCES ? -EPERM : ret;
 }
 
 /* posix_acl_create_masq(): restrict @acl by @mode and @mode by @acl.

@@ -74,6 +74,37 @@ def nonroot_daemon():
 
 
 @test
+def nonroot_fakeroot():
+    """With fakeroot the user who mounts acts as uid 0 / gid 0 in the
+    image (fakeroot is refused with allow_other: test_security.py)."""
+    c = cred()
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with Mount(img) as m:
+            os.chmod(m.mnt, 0o755)
+            write_file(m.path('rootonly'), b'root data', 0o600)
+            os.chown(m.path('rootonly'), 1234, 1234)
+        os.chown(img, c[0], c[1])
+
+        def ops(mnt):
+            with open(os.path.join(mnt, 'rootonly'), 'rb') as f:
+                data = f.read()
+            write_file(os.path.join(mnt, 'made'), b'x', 0o640)
+            os.chown(os.path.join(mnt, 'made'), 4321, 8765)
+            write_file(os.path.join(mnt, 'made2'), b'y', 0o640)
+            return data, os.stat(os.path.join(mnt, 'made')).st_uid
+        with Mount(img, user=c, opts=['fakeroot']) as m:
+            data, uid = run_as(*c, ops, m.mnt)
+            eq(data, b'root data', 'fakeroot user reads a 0600 file of 1234')
+            eq(uid, 4321, 'fakeroot chown')
+        fsck(img)
+        info = inode_info(img, '/made2')
+        eq((info['uid'], info['gid']), (0, 0),
+           'file created under fakeroot is owned by 0:0 in the image')
+        eq(inode_info(img, '/made')['uid'], 4321, 'chowned file uid')
+
+
+@test
 def nonroot_uidmap():
     c = cred()
     with workdir() as d:

@@ -4,7 +4,8 @@
 The first variants mount with no_default_permissions, so the daemon's own
 checks are what is tested; the *_defperm variants repeat them with the
 default (default_permissions: the kernel checks first, from the attributes
-and ACLs the daemon reports).  fakeroot is checked at the end.
+and ACLs the daemon reports).  fakeroot is checked in test_nonroot.py (it
+cannot be combined with allow_other).
 """
 
 import errno
@@ -333,28 +334,6 @@ def perm_setgid_dir_defperm():
 @test
 def perm_kill_suid_defperm():
     kill_suid_checks(['allow_other'])
-
-
-@test
-def fakeroot_mode():
-    """With fakeroot every caller acts as uid 0 / gid 0 in the image."""
-    with workdir() as d:
-        img = mkfs(d + '/img')
-        with Mount(img) as m:
-            os.chmod(m.mnt, 0o755)
-            write_file(m.path('rootonly'), b'root data', 0o600)
-        with Mount(img, opts=['allow_other', 'fakeroot']) as m:
-            eq(run_as(*UB, op_read, m.path('rootonly')), b'root data',
-               'fakeroot user reads a 0600 root file')
-            run_as(*UB, write_file, m.path('made'), b'x', 0o640)
-            run_as(*UB, os.chown, m.path('made'), 4321, 8765)
-            eq(os.stat(m.path('made')).st_uid, 4321, 'fakeroot chown')
-            run_as(*UB, write_file, m.path('made2'), b'y', 0o640)
-        fsck(img)
-        info = inode_info(img, '/made2')
-        eq((info['uid'], info['gid']), (0, 0),
-           'file created under fakeroot is owned by 0:0 in the image')
-        eq(inode_info(img, '/made')['uid'], 4321, 'chowned file uid')
 
 
 @test

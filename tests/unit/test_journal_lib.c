@@ -507,6 +507,43 @@ static int test_ro_replays_in_memory(void)
     return 0;
 }
 
+/* An image that needs recovery whose journal superblock records an abort
+ * with s_errno 0x80000000 (INT_MIN, which negating overflows): the log is
+ * replayed, the file system marked as having errors, and the open refused
+ * for them, with no undefined behaviour (the ASan+UBSan build halts on
+ * any). */
+static int test_aborted_journal_errno_int_min(void)
+{
+    /* No metadata_csum: the journal superblock has no checksum to fix. */
+    const char *img = mkimg("-t ext4 -b 4096 -O ^metadata_csum");
+    char cmd[1024], why[256] = "";
+    struct uext4_fs *fs = NULL;
+    int status;
+
+    CHECK(img);
+    CHECK_EQ(run_child(img, NULL, NULL, false, &status), NPHASES);
+    CHECK(sb_says(img, "needs_recovery"));
+    /* s_errno is the big-endian word at byte 32 of the journal superblock,
+     * the first block of the journal inode (8). */
+    snprintf(cmd, sizeof(cmd),
+             "b=$(debugfs -R 'bmap <8> 0' %s 2>/dev/null) && [ \"$b\" -gt 0 ] && "
+             "printf '\\200\\000\\000\\000' | "
+             "dd of=%s bs=1 seek=$((b * 4096 + 32)) conv=notrunc status=none",
+             img, img);
+    CHECK_EQ(system(cmd), 0);
+    CHECK_EQ(uext4_open(img, NULL, &fs, why, sizeof(why)), -EUCLEAN);
+    CHECK(strstr(why, "errors"));
+    CHECK(!sb_says(img, "needs_recovery"));
+    CHECK(sb_says(img, "Filesystem state:.*with errors"));
+    /* The replay itself was whole: once e2fsck has cleared the error
+     * state, the data of every phase is there. */
+    snprintf(cmd, sizeof(cmd), "e2fsck -fy %s >&2", img);
+    status = system(cmd);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) <= 1);
+    CHECK(fsck_clean(img));
+    return check_after_crash(img, NPHASES);
+}
+
 /* A power cut at every write step of the workload (with a seeded subset of
  * the unflushed writes lost), on @mkfs_args images. */
 static unsigned long long count_steps(const char *img, bool only_warm_up)
@@ -707,6 +744,7 @@ int main(int argc, char **argv)
         {"norecovery_reads_unreplayed", test_norecovery_reads_unreplayed},
         {"ro_replays_in_memory", test_ro_replays_in_memory},
         {"remount_ro_and_back", test_remount_ro_and_back},
+        {"aborted_journal_errno_int_min", test_aborted_journal_errno_int_min},
         {"small_journal_many_commits", test_small_journal_many_commits},
         {"transactions_larger_than_the_log", test_transactions_larger_than_the_log},
         {"enospc_after_delete_retries", test_enospc_after_delete_retries},

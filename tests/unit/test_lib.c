@@ -8,7 +8,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -905,6 +908,55 @@ static int test_not_ext4_refused(void)
     return 0;
 }
 
+/* Read-only opens share the image's lock; a read-write one is refused at
+ * once while this process holds it (no waiting for ourselves), naming us. */
+static int test_ro_opens_share_the_lock(void)
+{
+    const char *img = mkimg("-t ext4");
+    const struct uext4_options ro = {.read_only = true};
+    struct uext4_fs *a = NULL, *b = NULL, *c = NULL;
+    char why[256], pid[64];
+
+    CHECK(img);
+    CHECK_EQ(uext4_open(img, &ro, &a, why, sizeof(why)), 0);
+    CHECK_EQ(uext4_open(img, &ro, &b, why, sizeof(why)), 0);
+    CHECK_EQ(uext4_open(img, NULL, &c, why, sizeof(why)), -EBUSY);
+    snprintf(pid, sizeof(pid), "pid %ld (", (long)getpid());
+    CHECK(strstr(why, pid));
+    CHECK(strstr(why, "holds its lock for reading"));
+    CHECK_EQ(uext4_close(b), 0);
+    CHECK_EQ(uext4_close(a), 0);
+    c = open_img(img, NULL);
+    CHECK(c);
+    CHECK_EQ(uext4_open(img, &ro, &a, why, sizeof(why)), -EBUSY);
+    CHECK(strstr(why, "holds its lock for writing"));
+    CHECK_EQ(uext4_close(c), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+/* Only a regular file or a block device is opened: a FIFO would block the
+ * open, a character device would be read forever. */
+static int test_not_a_file_refused(void)
+{
+    const struct uext4_options ro = {.read_only = true};
+    struct uext4_fs *fs = NULL;
+    char path[128], why[256] = "";
+
+    snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+    CHECK_EQ(mkfifo(path, 0600), 0);
+    CHECK_EQ(uext4_open(path, NULL, &fs, why, sizeof(why)), -EINVAL);
+    CHECK(strstr(why, "is a FIFO, not a regular file or a block device"));
+    CHECK_EQ(uext4_open(path, &ro, &fs, why, sizeof(why)), -EINVAL);
+    CHECK(strstr(why, "is a FIFO"));
+    unlink(path);
+    CHECK_EQ(uext4_open("/dev/zero", &ro, &fs, why, sizeof(why)), -EINVAL);
+    CHECK(strstr(why, "'/dev/zero' is a character device"));
+    CHECK_EQ(uext4_open(tmpdir, &ro, &fs, why, sizeof(why)), -EISDIR);
+    CHECK(strstr(why, "is a directory"));
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -934,6 +986,8 @@ int main(void)
         {"fallocate_enospc_counts_blocks", test_fallocate_enospc_counts_blocks},
         {"free_failure_reported_at_release", test_free_failure_reported_at_release},
         {"free_failure_reported_at_sync_close", test_free_failure_reported_at_sync_close},
+        {"ro_opens_share_the_lock", test_ro_opens_share_the_lock},
+        {"not_a_file_refused", test_not_a_file_refused},
     };
     int ret;
 

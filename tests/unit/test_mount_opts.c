@@ -46,6 +46,8 @@ static const struct opt_row rows[] = {
     {"fakeroot_dp", "fakeroot,default_permissions", -EINVAL, "fakeroot"},
     {"dp_fakeroot", "default_permissions,fakeroot", -EINVAL, "default_permissions"},
     {"fakeroot_no_dp", "fakeroot,no_default_permissions", 0, NULL},
+    {"fakeroot_allow_other", "fakeroot,allow_other", -EINVAL, "allow_other"},
+    {"allow_other_fakeroot", "allow_other,no_default_permissions,fakeroot", -EINVAL, "fakeroot"},
     {"no_dp_value", "no_default_permissions=1", -EINVAL, "no_default_permissions"},
     /* what mount(8) and fstests pass (issue 12) */
     {"atime_modes", "nodiratime,strictatime,lazytime,relatime,atime,diratime,noatime", 0, NULL},

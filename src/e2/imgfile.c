@@ -1,0 +1,359 @@
+/* The image file: type checks, one open, its lock, and who holds it
+ * (rules in imgfile.h). */
+#include "e2/imgfile.h"
+#include "e2/e2_internal.h"
+#include "base/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NAME_PREFIX   "uext4-fd:"
+#define RETRY_MS      50
+#define WARN_AFTER_MS 1000
+/* A holder still serving a mount is given this long: a daemon whose mount
+ * was just unmounted closes /dev/fuse a moment before it writes back. */
+#define SERVING_GRACE_MS 1000
+
+/* How long a holder may be waited for. */
+enum holder_wait {
+    WAIT_NONE,  /* this process, or an open file that is not locked */
+    WAIT_GRACE, /* serving a mount: most likely it stays */
+    WAIT_FULL,  /* not serving (finishing, or unknown) */
+};
+
+void e2_imgfile_name(char *buf, size_t len, int fd)
+{
+    snprintf(buf, len, NAME_PREFIX "%d", fd);
+}
+
+int e2_imgfile_name_fd(const char *name)
+{
+    size_t n = strlen(NAME_PREFIX);
+    char *end;
+    long fd;
+
+    if (strncmp(name, NAME_PREFIX, n) != 0)
+        return -1;
+    errno = 0;
+    fd = strtol(name + n, &end, 10);
+    if (errno || end == name + n || *end || fd < 0 || fd > INT_MAX)
+        return -1;
+    return (int)fd;
+}
+
+static const char *type_name(mode_t mode)
+{
+    if (S_ISFIFO(mode))
+        return "a FIFO";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    if (S_ISDIR(mode))
+        return "a directory";
+    return "of an unknown type";
+}
+
+static int check_type(const char *path, mode_t mode, char *why, size_t len)
+{
+    if (S_ISREG(mode) || S_ISBLK(mode))
+        return 0;
+    e2_say(why, len, "image '%s' is %s, not a regular file or a block device", path,
+           type_name(mode));
+    return S_ISDIR(mode) ? -EISDIR : -EINVAL;
+}
+
+/* The first lock in /proc/locks on the file of @st (not a waiter): its
+ * owner's pid (-1 for an OFD lock) and whether it is exclusive. */
+static bool find_lock_holder(const struct stat *st, long *pid, bool *exclusive)
+{
+    FILE *f = fopen("/proc/locks", "re");
+    char line[256], rw[16];
+    unsigned maj, min;
+    unsigned long ino;
+    bool found = false;
+
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        if (strstr(line, "->"))
+            continue;
+        if (sscanf(line, "%*d: %*s %*s %15s %ld %x:%x:%lu", rw, pid, &maj, &min, &ino) != 5)
+            continue;
+        if (maj == major(st->st_dev) && min == minor(st->st_dev) && ino == st->st_ino) {
+            *exclusive = strcmp(rw, "WRITE") == 0;
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* The first line of the file @path, without its newline. */
+static bool read_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    bool ok;
+
+    if (!f)
+        return false;
+    ok = fgets(buf, (int)len, f) != NULL;
+    if (ok)
+        buf[strcspn(buf, "\n")] = '\0';
+    fclose(f);
+    return ok;
+}
+
+static void read_comm(long pid, char *comm, size_t len)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+    if (!read_line(path, comm, len))
+        snprintf(comm, len, "?");
+}
+
+/* Whether @pid has /dev/fuse open: a uext4 serving a mount (one that is
+ * writing back after its unmount has closed it). False when unknown (the
+ * process is another user's). */
+static bool is_serving(long pid)
+{
+    char dir[64], link[PATH_MAX + 64], target[64];
+    struct dirent *d;
+    bool serving = false;
+    DIR *dp;
+
+    snprintf(dir, sizeof(dir), "/proc/%ld/fd", pid);
+    dp = opendir(dir);
+    if (!dp)
+        return false;
+    while (!serving && (d = readdir(dp))) {
+        ssize_t n;
+        snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+        n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0)
+            continue;
+        target[n] = '\0';
+        serving = strcmp(target, "/dev/fuse") == 0;
+    }
+    closedir(dp);
+    return serving;
+}
+
+/* Say who holds the lock of @path, and how long to wait for it. */
+static enum holder_wait say_lock_holder(const char *path, const struct stat *st, char *why,
+                                        size_t len)
+{
+    long pid = -1;
+    bool exclusive = false;
+    char comm[32];
+
+    if (!find_lock_holder(st, &pid, &exclusive) || pid <= 0) {
+        e2_say(why, len, "image '%s' is in use: another process holds its lock", path);
+        return WAIT_FULL;
+    }
+    read_comm(pid, comm, sizeof(comm));
+    e2_say(why, len, "image '%s' is in use: pid %ld (%s) holds its lock %s", path, pid, comm,
+           exclusive ? "for writing" : "for reading");
+    if (pid == (long)getpid())
+        return WAIT_NONE;
+    return is_serving(pid) ? WAIT_GRACE : WAIT_FULL;
+}
+
+/* Undo the octal escapes (\040) of a /proc/self/mountinfo field. */
+static void unescape(char *s)
+{
+    char *out = s;
+
+    for (; *s; s++) {
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        } else {
+            *out++ = *s;
+        }
+    }
+    *out = '\0';
+}
+
+/* Where the kernel has mounted the block device @rdev, if it has. */
+static bool find_mount(dev_t rdev, char *mnt, size_t len)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[4096], point[4096];
+    unsigned maj, min;
+    bool found = false;
+
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, point) != 3)
+            continue;
+        if (maj == major(rdev) && min == minor(rdev)) {
+            unescape(point);
+            snprintf(mnt, len, "%s", point);
+            found = true;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* Whether the kernel has mounted the regular file @st through a loop
+ * device (which takes no lock on it): the device's name and mount point. */
+static bool find_loop_mount(const struct stat *st, char *dev, size_t dev_len, char *mnt,
+                            size_t mnt_len)
+{
+    char path[PATH_MAX], line[PATH_MAX];
+    DIR *dp = opendir("/sys/block");
+    struct dirent *d;
+    unsigned maj, min;
+    struct stat bst;
+    bool found = false;
+
+    if (!dp)
+        return false;
+    while (!found && (d = readdir(dp))) {
+        if (strncmp(d->d_name, "loop", 4) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", d->d_name);
+        if (!read_line(path, line, sizeof(line)) || stat(line, &bst) != 0 ||
+            bst.st_dev != st->st_dev || bst.st_ino != st->st_ino)
+            continue;
+        snprintf(path, sizeof(path), "/sys/block/%s/dev", d->d_name);
+        if (!read_line(path, line, sizeof(line)) || sscanf(line, "%u:%u", &maj, &min) != 2)
+            continue;
+        if (find_mount(makedev(maj, min), mnt, mnt_len)) {
+            snprintf(dev, dev_len, "/dev/%s", d->d_name);
+            found = true;
+        }
+    }
+    closedir(dp);
+    return found;
+}
+
+/* One attempt: the descriptor, or -errno with *@wait telling whether the
+ * holder may let go soon. */
+static int try_open(const char *path, bool rw, char *why, size_t len, enum holder_wait *wait)
+{
+    struct stat st;
+    char mnt[PATH_MAX], dev[NAME_MAX + 8];
+    int fd, err, fl;
+
+    *wait = WAIT_NONE;
+    /* O_NONBLOCK: a FIFO that slipped past the caller's stat() must not
+     * block the open. O_EXCL without O_CREAT claims a block device and
+     * means nothing for a regular file. */
+    fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_NOCTTY | O_EXCL | O_CLOEXEC);
+    if (fd < 0) {
+        err = errno;
+        if (err == EBUSY && stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+            if (find_mount(st.st_rdev, mnt, sizeof(mnt))) {
+                e2_say(why, len, "device '%s' is in use: it is mounted on '%s'", path, mnt);
+            } else {
+                e2_say(why, len, "device '%s' is in use: another program has it open exclusively",
+                       path);
+                *wait = WAIT_FULL;
+            }
+        } else if (rw && (err == EACCES || err == EPERM || err == EROFS)) {
+            e2_say(why, len, "cannot open image '%s' for writing: %s (-o ro mounts it read-only)",
+                   path, strerror(err));
+        } else {
+            e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
+        }
+        return -err;
+    }
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
+        goto out_close;
+    }
+    err = -check_type(path, st.st_mode, why, len);
+    if (err)
+        goto out_close;
+    if (S_ISREG(st.st_mode) && find_loop_mount(&st, dev, sizeof(dev), mnt, sizeof(mnt))) {
+        e2_say(why, len, "image '%s' is in use: the kernel has it mounted on '%s' through %s", path,
+               mnt, dev);
+        err = EBUSY;
+        goto out_close;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        err = errno;
+        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
+        goto out_close;
+    }
+    if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        err = errno;
+        if (err == EWOULDBLOCK) {
+            *wait = say_lock_holder(path, &st, why, len);
+            err = EBUSY;
+        } else {
+            e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
+        }
+        goto out_close;
+    }
+    return fd;
+
+out_close:
+    close(fd);
+    return -err;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len)
+{
+    const struct timespec pause = {0, RETRY_MS * 1000000L};
+    struct timespec t0;
+    struct stat st;
+    enum holder_wait wait;
+    bool warned = false;
+    int fd, ret;
+
+    /* Checked before any open: opening a FIFO or a tape has effects. */
+    if (stat(path, &st) != 0) {
+        ret = -errno;
+        e2_say(why, why_len, "cannot open image '%s': %s", path, strerror(-ret));
+        return ret;
+    }
+    ret = check_type(path, st.st_mode, why, why_len);
+    if (ret)
+        return ret;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        fd = try_open(path, rw, why, why_len, &wait);
+        if (fd >= 0 || wait == WAIT_NONE)
+            break;
+        if (ms_since(&t0) >= (wait == WAIT_GRACE ? SERVING_GRACE_MS : E2_IMGFILE_WAIT_MS))
+            break;
+        if (!warned && ms_since(&t0) >= WARN_AFTER_MS) {
+            log_warn("%s; waiting up to %d s for it to be released", why,
+                     E2_IMGFILE_WAIT_MS / 1000);
+            warned = true;
+        }
+        nanosleep(&pause, NULL);
+    }
+    if (fd >= 0 && why_len)
+        why[0] = '\0';
+    if (fd >= 0 && warned)
+        log_warn("image '%s' released after %.1f s", path, (double)ms_since(&t0) / 1000);
+    return fd;
+}

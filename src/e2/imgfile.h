@@ -1,0 +1,43 @@
+/* imgfile.c: the image file, opened once and locked.
+ *
+ * Everything the daemon reads and writes goes through the one descriptor
+ * opened here (libext2fs reaches it through a name made by
+ * e2_imgfile_name(), which bio.c resolves to a dup of it): the file that
+ * holds the lock is the file served, whatever happens to its path later.
+ *
+ * Rules:
+ *  - only a regular file or a block device is opened for I/O: the type is
+ *    checked by stat(2) first and then by fstat(2) of an O_NONBLOCK open,
+ *    so a FIFO cannot block the open and a swapped path cannot slip in;
+ *  - block devices are opened O_EXCL, as mount(8) and e2fsprogs do: one
+ *    the kernel has mounted is refused with -EBUSY, and so is a regular
+ *    file the kernel has mounted through a loop device;
+ *  - the lock is an flock(2) on that open file: LOCK_SH for a read-only
+ *    mount, LOCK_EX for read-write (`uext4 -u` waits for it to go);
+ *  - a lock (or an O_EXCL claim) held by someone else is waited for, up
+ *    to E2_IMGFILE_WAIT_MS, with a warning after a second: the daemon of
+ *    an image just unmounted may still be writing it back. A holder that
+ *    still has /dev/fuse open is serving a mount and is given only a
+ *    second; this process itself is not waited for. A refusal names the
+ *    holder (pid and command, from /proc/locks) when it can be found.
+ */
+#ifndef UEXT4_E2_IMGFILE_H
+#define UEXT4_E2_IMGFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define E2_IMGFILE_WAIT_MS 10000
+
+/* Open and lock @path for reading (@rw false) or reading and writing.
+ * Returns the descriptor (close-on-exec, blocking) or -errno with @why
+ * naming the file and the cause. */
+int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len);
+
+/* The name under which bio.c serves @fd ("uext4-fd:N"). */
+void e2_imgfile_name(char *buf, size_t len, int fd);
+
+/* The descriptor in a name made by e2_imgfile_name(), or -1. */
+int e2_imgfile_name_fd(const char *name);
+
+#endif
