@@ -41,6 +41,9 @@ struct bio {
     /* A journal replayed in memory, laid over every read (read-only
      * channels only; owned by the caller, outlives the channel). */
     const struct e2_overlay *overlay;
+    /* The first failed write or sync of metadata or the journal: from then
+     * on the image on disk is not what the cache says it is. */
+    errcode_t failed;
 };
 
 static struct bio *bio_of(io_channel io)
@@ -218,6 +221,8 @@ static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
     return err;
 }
 
+/* Every error of the image file reaches the caller; a short write goes on
+ * until it completes or fails (ENOSPC, EIO, EDQUOT: the host's answer). */
 static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
@@ -225,8 +230,11 @@ static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t 
     /* Writing under an overlay would be hidden by it: never allowed. */
     if (b->overlay)
         return EXT2_ET_RO_FILSYS;
-    if (b->fault)
-        e2_fault_before_write(b->fault, b->fd, len, off);
+    if (b->fault) {
+        int err = e2_fault_before_write(b->fault, b->fd, len, off);
+        if (err)
+            return err;
+    }
     while (len) {
         ssize_t n = pwrite(b->fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
@@ -242,14 +250,25 @@ static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t 
     return 0;
 }
 
+/* Latch the first failed metadata or journal write: see bio.h. */
+static errcode_t latch(struct bio *b, errcode_t err)
+{
+    if (err && !b->failed)
+        b->failed = err;
+    return err;
+}
+
 errcode_t e2_bio_sync(io_channel io)
 {
     struct bio *b = bio_of(io);
+    int err = b->fault ? e2_fault_before_sync(b->fault, b->fd) : 0;
 
-    if (b->fault)
-        e2_fault_before_sync(b->fault, b->fd);
+    /* A failed fdatasync may have dropped any write since the last one,
+     * data or metadata, and a second call would not say so: latched. */
+    if (err)
+        return latch(b, err);
     if (fdatasync(b->fd))
-        return errno;
+        return latch(b, errno);
     if (b->fault)
         e2_fault_synced(b->fault);
     return 0;
@@ -428,7 +447,7 @@ static errcode_t bio_write_blk64(io_channel io, unsigned long long block, int co
         return journaled_write(b, off, len, buf);
     if (b->bs && is_cached_same(b, off, len, buf))
         return 0;
-    err = raw_write(b, buf, len, off);
+    err = latch(b, raw_write(b, buf, len, off));
     if (!err && b->bs)
         patch_cached(b, off, len, buf);
     return err;
@@ -692,7 +711,7 @@ errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf)
 
     if (c)
         drop(b, c); /* a journal block is never metadata: be safe */
-    return raw_write(b, buf, b->bs, blk * b->bs);
+    return latch(b, raw_write(b, buf, b->bs, blk * b->bs));
 }
 
 errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf)
@@ -700,6 +719,11 @@ errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf)
     struct bio *b = bio_of(io);
 
     return raw_read(b, buf, b->bs, blk * b->bs);
+}
+
+errcode_t e2_bio_failed(io_channel io)
+{
+    return bio_of(io)->failed;
 }
 
 size_t e2_bio_dirty_count(io_channel io)
@@ -771,6 +795,7 @@ errcode_t e2_bio_checkpoint(io_channel io)
                 memcpy(run + (k - i) * b->bs, v[k]->data, b->bs);
             err = raw_write(b, run, (j - i) * b->bs, v[i]->blk * b->bs);
         }
+        latch(b, err);
         for (size_t k = i; k < j && !err; k++)
             make_clean(b, v[k]);
         i = j;

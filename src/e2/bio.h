@@ -33,6 +33,8 @@
  * injection: UEXT4_FAULT_AT=N makes the Nth step a simulated power cut
  * (a seeded subset of the writes since the last fdatasync is rolled back,
  * UEXT4_FAULT_SEED, then the process exits with status 86);
+ * UEXT4_FAULT_FAIL_AT / _FAIL_EVERY / _ERRNO make steps fail with ENOSPC,
+ * EIO or EDQUOT instead (fault.h);
  * UEXT4_FAULT_COUNT=PATH writes the number of steps to PATH at close.
  *
  * A read-only channel may carry an overlay (overlay.h: a journal replayed
@@ -83,6 +85,12 @@ errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf);
 errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf);
 /* fdatasync the image file. */
 errcode_t e2_bio_sync(io_channel io);
+/* The first error of a failed metadata write (write-through), journal
+ * write, checkpoint or fdatasync, or 0. Once set it stays: the image on
+ * disk may then miss writes the cache holds as done, so the layers above
+ * stop changing it (image.c). A failed e2_bio_write_data() is not latched:
+ * its caller gets the error and undoes what depended on it. */
+errcode_t e2_bio_failed(io_channel io);
 
 /* The running transaction. */
 size_t e2_bio_dirty_count(io_channel io);

@@ -32,12 +32,17 @@ struct e2_open_opts {
  * feature (named in @why). */
 int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
                   bool *ro_forced, char *why, size_t why_len);
-/* Marks a read-write image clean, flushes and closes it. */
+/* Marks a read-write image clean, flushes and closes it; -EIO, writing
+ * nothing, after e2_image_error(). */
 int e2_image_close(struct e2_image *img);
 /* Writes all metadata back and fdatasyncs the image file; with a journal,
  * commits the running transaction. The caller makes sure no sequence of
  * e2 calls that must be atomic is half done (the fs layer's mount lock). */
 int e2_image_sync(struct e2_image *img);
+/* -EIO once a write of metadata or of the journal, or an fdatasync, of the
+ * image has failed: from then on every sync fails and the image takes no
+ * more changes (the last durable state stays on disk); else 0. */
+int e2_image_error(struct e2_image *img);
 /* @fn is called (with a leaf lock held: it may only signal) when the
  * running transaction should be committed soon. */
 void e2_set_commit_notify(struct e2_image *img, void (*fn)(void *arg), void *arg);

@@ -20,6 +20,7 @@ struct e2_image {
      * running transaction holds half the log and nobody has committed. */
     atomic_bool commit_overdue;
     bool closing;               /* e2_orphans_release at close, not recovery */
+    bool failure_said;          /* a failed image write was logged */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
     int lock_fd; /* the image file, holding its flock (imgfile.h) */

@@ -346,6 +346,14 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     }
     ext2fs_extent_free(h);
     free(tmp);
+    if (ret && holes) {
+        /* The data did not all reach the image (a full or failing host
+         * disk): the blocks just allocated past EOF go back, or they would
+         * stay in the file beyond its size. Blocks written in place keep
+         * what reached them, as in the kernel; the write reports the error. */
+        int pret = e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk, last);
+        return pret ? pret : ret;
+    }
     if (ret)
         return ret;
     if (end > EXT2_I_SIZE(in)) {

@@ -1,4 +1,4 @@
-/* Simulated power cuts (fault.h). */
+/* Simulated power cuts and failed I/O (fault.h). */
 #include "e2/fault.h"
 #include "e2/bio.h"
 
@@ -19,6 +19,8 @@ struct undo {
 
 struct e2_fault {
     unsigned long long at, steps;
+    unsigned long long fail_at, fail_every; /* failed I/O: 0 for none */
+    int fail_errno;
     uint64_t rng;
     char *count_path;
     struct undo *last; /* writes since the last completed sync, newest first */
@@ -41,19 +43,38 @@ static unsigned long long env_number(const char *name, unsigned long long dflt)
     return v;
 }
 
+static int env_errno(void)
+{
+    const char *s = getenv("UEXT4_FAULT_ERRNO");
+
+    if (!s || !*s || !strcmp(s, "ENOSPC"))
+        return ENOSPC;
+    if (!strcmp(s, "EIO"))
+        return EIO;
+    if (!strcmp(s, "EDQUOT"))
+        return EDQUOT;
+    fprintf(stderr, "uext4: ignoring UEXT4_FAULT_ERRNO=%s: not ENOSPC, EIO or EDQUOT\n", s);
+    return ENOSPC;
+}
+
 errcode_t e2_fault_from_env(struct e2_fault **out)
 {
     const char *count = getenv("UEXT4_FAULT_COUNT");
     unsigned long long at = env_number("UEXT4_FAULT_AT", 0);
+    unsigned long long fail_at = env_number("UEXT4_FAULT_FAIL_AT", 0);
+    unsigned long long fail_every = env_number("UEXT4_FAULT_FAIL_EVERY", 0);
     struct e2_fault *f;
 
     *out = NULL;
-    if (!at && !(count && *count))
+    if (!at && !fail_at && !fail_every && !(count && *count))
         return 0;
     f = calloc(1, sizeof(*f));
     if (!f)
         return EXT2_ET_NO_MEMORY;
     f->at = at;
+    f->fail_at = fail_at ? fail_at : fail_every;
+    f->fail_every = fail_every;
+    f->fail_errno = env_errno();
     f->rng = env_number("UEXT4_FAULT_SEED", 0) * 2654435761u + 0x9E3779B97F4A7C15ull;
     if (count && *count && !(f->count_path = strdup(count))) {
         free(f);
@@ -111,23 +132,34 @@ static void power_cut(struct e2_fault *f, int fd)
     _exit(E2_FAULT_EXIT);
 }
 
-static void step(struct e2_fault *f, int fd)
+/* The next step: a power cut (no return), or the errno it fails with. */
+static int step(struct e2_fault *f, int fd)
 {
-    if (++f->steps == f->at)
+    unsigned long long s = ++f->steps;
+
+    if (s == f->at)
         power_cut(f, fd);
+    if (!f->fail_at || s < f->fail_at)
+        return 0;
+    if (s == f->fail_at || (f->fail_every && (s - f->fail_at) % f->fail_every == 0)) {
+        fprintf(stderr, "uext4: fault injection: write step %llu fails with %s\n", s,
+                strerror(f->fail_errno));
+        return f->fail_errno;
+    }
+    return 0;
 }
 
-void e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
+int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
 {
     struct undo *u;
+    int err = step(f, fd);
 
-    step(f, fd);
-    if (!f->at || f->steps > f->at)
-        return;
+    if (err || !f->at || f->steps > f->at)
+        return err;
     u = malloc(sizeof(*u) + len);
     if (!u) {
         /* Cannot keep the old contents: treat it as flushed. */
-        return;
+        return 0;
     }
     u->off = off;
     u->len = len;
@@ -143,11 +175,12 @@ void e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
     }
     u->prev = f->last;
     f->last = u;
+    return 0;
 }
 
-void e2_fault_before_sync(struct e2_fault *f, int fd)
+int e2_fault_before_sync(struct e2_fault *f, int fd)
 {
-    step(f, fd);
+    return step(f, fd);
 }
 
 void e2_fault_synced(struct e2_fault *f)

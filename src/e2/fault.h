@@ -12,6 +12,15 @@
  *   UEXT4_FAULT_COUNT=P  write the number of steps taken to file P when the
  *                        image is closed (to choose N for later runs).
  *
+ * and failed I/O (a full or failing host disk), on the same step count:
+ *
+ *   UEXT4_FAULT_FAIL_AT=N     the Nth step fails: the pwrite writes nothing,
+ *                             the fdatasync syncs nothing, and either returns
+ *                             the error below; the process carries on.
+ *   UEXT4_FAULT_FAIL_EVERY=K  every Kth step from N on fails (N, N+K,
+ *                             N+2K, ...; N is K if unset).
+ *   UEXT4_FAULT_ERRNO=E       ENOSPC (default), EIO or EDQUOT.
+ *
  * Only the image opened read-write is instrumented. Keeping the old
  * contents of every unflushed write costs a read per write, so this is for
  * tests only; with none of the variables set there is no cost. */
@@ -26,10 +35,12 @@ struct e2_fault;
 
 /* *@out is NULL when no variable is set. */
 errcode_t e2_fault_from_env(struct e2_fault **out);
-/* A step that writes @len bytes at @off of @fd: may not return. */
-void e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off);
-/* A step that syncs @fd: may not return. */
-void e2_fault_before_sync(struct e2_fault *f, int fd);
+/* A step that writes @len bytes at @off of @fd: may not return; returns
+ * the errno the write must fail with without writing, or 0. */
+int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off);
+/* A step that syncs @fd: may not return; returns the errno the sync must
+ * fail with, or 0. */
+int e2_fault_before_sync(struct e2_fault *f, int fd);
 /* The sync completed: what was written is now safe. */
 void e2_fault_synced(struct e2_fault *f);
 void e2_fault_destroy(struct e2_fault *f);

@@ -404,12 +404,45 @@ out_free:
     return ret;
 }
 
+/* After a failed write of metadata, of the journal or a failed fdatasync
+ * (bio.h's latch), nothing more is written: the cache holds changes that
+ * can no longer reach the image in order, as when jbd2 aborts. The image
+ * keeps what was last made durable: with a journal, the log the next
+ * mount replays; without one, a superblock marked not clean. */
+static bool has_failed_locked(struct e2_image *img)
+{
+    return e2_bio_failed(img->fs->io) != 0;
+}
+
+static void say_failed_locked(struct e2_image *img)
+{
+    int err = e2_errno(e2_bio_failed(img->fs->io));
+
+    if (img->failure_said)
+        return;
+    img->failure_said = true;
+    log_err("writing image '%s' failed: %s; it takes no more changes, and %s", img->path,
+            strerror(-err),
+            img->journal ? "its journal is replayed at the next mount"
+                         : "it needs 'e2fsck -fy' before it is mounted again");
+}
+
+int e2_image_error(struct e2_image *img)
+{
+    bool failed;
+
+    e2_lock(img);
+    failed = has_failed_locked(img);
+    e2_unlock(img);
+    return failed ? -EIO : 0;
+}
+
 int e2_image_close(struct e2_image *img)
 {
     int ret = 0, cret;
 
     e2_lock(img);
-    if (!img->read_only) {
+    if (!img->read_only && !has_failed_locked(img)) {
         struct ext2_super_block *sb = img->fs->super;
 
         sb->s_state |= EXT2_VALID_FS;
@@ -420,6 +453,12 @@ int e2_image_close(struct e2_image *img)
      * the error record itself) is committed, as without a journal it
      * would be written back. */
     ret = e2_journal_stop_locked(img);
+    if (has_failed_locked(img)) {
+        /* Nothing of the cache goes to the image now (the journal, if
+         * any, stays in journaled mode: bio drops its dirty blocks). */
+        img->fs->flags &= ~(EXT2_FLAG_DIRTY | EXT2_FLAG_BB_DIRTY | EXT2_FLAG_IB_DIRTY);
+        ret = -EIO;
+    }
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);
@@ -502,6 +541,11 @@ int e2_image_sync(struct e2_image *img)
     int ret = 0;
 
     e2_lock(img);
+    if (has_failed_locked(img)) {
+        say_failed_locked(img);
+        ret = -EIO;
+        goto out_unlock;
+    }
     if (img->journal) {
         ret = e2_journal_commit_locked(img);
         img->commit_asked = false;
@@ -511,6 +555,9 @@ int e2_image_sync(struct e2_image *img)
         if (!ret)
             ret = e2_errno(io_channel_flush(img->fs->io));
     }
+    if (has_failed_locked(img))
+        say_failed_locked(img);
+out_unlock:
     e2_unlock(img);
     return ret;
 }

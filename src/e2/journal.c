@@ -452,15 +452,22 @@ int e2_journal_stop_locked(struct e2_image *img)
 
     if (!jn)
         return 0;
-    ret = e2_journal_commit_locked(img);
-    if (!ret) {
-        /* Empty log, then no recovery needed: in that order, so that a
-         * crash in between leaves nothing e2fsck would replay. */
-        ret = log_reset(img);
+    if (e2_bio_failed(fs->io)) {
+        /* An earlier write failed: leave the log as it is, for the next
+         * mount to replay (image.c writes nothing more). */
+        ret = -EIO;
+    } else {
+        ret = e2_journal_commit_locked(img);
+        if (!ret) {
+            /* Empty log, then no recovery needed: in that order, so that
+             * a crash in between leaves nothing e2fsck would replay. */
+            ret = log_reset(img);
+        }
     }
     jn->reserving = false;
     reserved_release(fs, jn);
-    e2_bio_set_journaled(fs->io, false);
+    if (!e2_bio_failed(fs->io))
+        e2_bio_set_journaled(fs->io, false);
     ext2fs_set_block_alloc_stats_callback(fs, jn->old_stats, NULL);
     ext2fs_set_block_alloc_stats_range_callback(fs, jn->old_range, NULL);
     if (!ret)

@@ -15,33 +15,50 @@
 #define RUN_BLOCKS 256 /* blocks gathered before one write */
 
 struct run {
-    blk64_t pblk; /* first block; 0 when empty */
+    blk64_t pblk;  /* first block; 0 when empty */
+    blk64_t lblk;  /* the logical block it holds first */
+    uint64_t pos;  /* the file offset of its first byte */
     unsigned len;
-    char *buf; /* RUN_BLOCKS blocks */
+    char *buf;     /* RUN_BLOCKS blocks */
+    bool fresh[RUN_BLOCKS]; /* allocated by this write (a hole before) */
 };
 
-static int flush_run(struct e2_image *img, struct run *r)
+/* Give back the blocks allocated for the run: its data did not reach the
+ * image, and a block mapped now would show whatever the disk held. */
+static int unmap_fresh(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                       const struct run *r)
+{
+    int ret = 0;
+
+    for (unsigned i = 0; i < r->len && !ret; i++) {
+        unsigned j = i;
+        if (!r->fresh[i])
+            continue;
+        while (j + 1 < r->len && r->fresh[j + 1])
+            j++;
+        ret = e2_punch_locked(img, ino, in, r->lblk + i, r->lblk + j);
+        i = j;
+    }
+    return ret;
+}
+
+/* Write the run home. If that fails, nothing of it counts as written: its
+ * new blocks are unmapped and *@done stops at its start. */
+static int flush_run(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, struct run *r,
+                     uint64_t *done)
 {
     int ret = 0;
 
     if (r->len)
         ret = e2_data_write_blocks(img, r->pblk, r->len, r->buf);
+    if (ret) {
+        int uret = unmap_fresh(img, ino, in, r);
+        *done = r->pos;
+        if (uret)
+            ret = uret;
+    }
     r->len = 0;
     r->pblk = 0;
-    return ret;
-}
-
-/* The next block of the run, or a new run if it does not follow on. */
-static int run_slot(struct e2_image *img, struct run *r, blk64_t pblk, char **slot)
-{
-    int ret = 0;
-
-    if (r->len && (pblk != r->pblk + r->len || r->len == RUN_BLOCKS))
-        ret = flush_run(img, r);
-    if (!r->len)
-        r->pblk = pblk;
-    *slot = r->buf + (size_t)r->len * img->fs->blocksize;
-    r->len++;
     return ret;
 }
 
@@ -49,7 +66,7 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
                               const void *buf, size_t size, uint64_t off, bool *unwritten)
 {
     ext2_filsys fs = img->fs;
-    uint64_t bs = fs->blocksize, pos = off, end = off + size;
+    uint64_t bs = fs->blocksize, pos = off, end = off + size, done;
     struct run r = {0};
     int ret = 0, wret;
 
@@ -83,20 +100,39 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
             ret = -EUCLEAN;
             break;
         }
-        ret = run_slot(img, &r, pblk, &slot);
-        if (ret)
-            break;
-        if (n < bs) {
-            if (hole)
-                memset(slot, 0, bs);
-            else if ((ret = e2_data_read_blocks(img, pblk, 1, slot)))
+        if (r.len && (pblk != r.pblk + r.len || r.len == RUN_BLOCKS)) {
+            done = pos;
+            ret = flush_run(img, ino, in, &r, &done);
+            if (ret) {
+                pos = done;
+                if (hole) /* in no run yet: give it back too */
+                    e2_punch_locked(img, ino, in, lblk, lblk);
                 break;
+            }
+        }
+        if (!r.len) {
+            r.pblk = pblk;
+            r.lblk = lblk;
+            r.pos = pos;
+        }
+        slot = r.buf + (size_t)r.len * bs;
+        r.fresh[r.len] = hole;
+        r.len++;
+        if (n < bs) {
+            if (hole) {
+                memset(slot, 0, bs);
+            } else if ((ret = e2_data_read_blocks(img, pblk, 1, slot))) {
+                r.len--; /* not written: the slot holds no block's bytes */
+                break;
+            }
         }
         memcpy(slot + boff, (const char *)buf + (pos - off), n);
         pos += n;
     }
     /* Whatever was allocated is written, even after an error. */
-    wret = flush_run(img, &r);
+    done = pos;
+    wret = flush_run(img, ino, in, &r, &done);
+    pos = done;
     free(r.buf);
     if (!ret)
         ret = wret;
@@ -105,7 +141,9 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         in->i_size_high = (uint32_t)(pos >> 32);
     }
     wret = e2_write_inode_locked(img, ino, in);
-    if (pos > off && ret == -ENOSPC)
-        return (ssize_t)(pos - off); /* a short write; the caller decides */
+    /* What reached the image before an error is a short write; the caller
+     * writes the rest and then learns the error. */
+    if (pos > off && ret)
+        return wret ? wret : (ssize_t)(pos - off);
     return ret ? ret : wret ? wret : (ssize_t)(pos - off);
 }

@@ -39,8 +39,9 @@ static void *commit_thread(void *arg)
         pthread_mutex_unlock(&c->m);
         if (atomic_exchange(&fs->dirty, false) || urgent) {
             int ret = uext4_sync(fs);
-            if (ret) {
-                /* Try again at the next interval. */
+            if (ret && !e2_image_error(fs->img)) {
+                /* Try again at the next interval (not after a failed
+                 * write of the image: every commit would fail). */
                 atomic_store(&fs->dirty, true);
                 log_err("commit: writing metadata to the image failed: %s", strerror(-ret));
             }

@@ -37,6 +37,10 @@ int fs_may_write(struct uext4_fs *fs)
 {
     if (e2_is_read_only(fs->img))
         return -EROFS;
+    /* A failed write of the image stops every change (e2_image_error). */
+    int err = e2_image_error(fs->img);
+    if (err)
+        return err;
     /* Every change asks first, so this is where the commit learns of it. */
     atomic_store(&fs->dirty, true);
     return 0;

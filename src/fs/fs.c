@@ -104,7 +104,7 @@ int fs_commit_now(struct uext4_fs *fs)
     int ret;
 
     if (e2_is_read_only(fs->img))
-        return 0;
+        return e2_image_error(fs->img);
     /* No operation is half done while the mount lock is held for writing:
      * the commit sees only whole operations (a jbd2 transaction's handles
      * all stopped). */
