@@ -15,11 +15,11 @@
 #define RUN_BLOCKS 256 /* blocks gathered before one write */
 
 struct run {
-    blk64_t pblk;  /* first block; 0 when empty */
-    blk64_t lblk;  /* the logical block it holds first */
-    uint64_t pos;  /* the file offset of its first byte */
+    blk64_t pblk; /* first block; 0 when empty */
+    blk64_t lblk; /* the logical block it holds first */
+    uint64_t pos; /* the file offset of its first byte */
     unsigned len;
-    char *buf;     /* RUN_BLOCKS blocks */
+    char *buf;              /* RUN_BLOCKS blocks */
     bool fresh[RUN_BLOCKS]; /* allocated by this write (a hole before) */
 };
 
