@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@ struct bio {
     unsigned bs; /* 0 until attached: nothing is cached */
     bool journaled;
     bool rw; /* opened for writing */
+    bool holding; /* e2_bio_hold(): metadata writes wait in the cache */
     struct cblock **hash;
     size_t nbuckets, count;
     struct blist lru, dirty;
@@ -42,8 +44,9 @@ struct bio {
      * channels only; owned by the caller, outlives the channel). */
     const struct e2_overlay *overlay;
     /* The first failed write or sync of metadata or the journal: from then
-     * on the image on disk is not what the cache says it is. */
-    errcode_t failed;
+     * on the image on disk is not what the cache says it is. Written with
+     * the disk lock held, read without it (e2_image_error). */
+    _Atomic errcode_t failed;
 };
 
 static struct bio *bio_of(io_channel io)
@@ -253,8 +256,10 @@ static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t 
 /* Latch the first failed metadata or journal write: see bio.h. */
 static errcode_t latch(struct bio *b, errcode_t err)
 {
-    if (err && !b->failed)
-        b->failed = err;
+    errcode_t none = 0;
+
+    if (err)
+        atomic_compare_exchange_strong(&b->failed, &none, err);
     return err;
 }
 
@@ -443,7 +448,7 @@ static errcode_t bio_write_blk64(io_channel io, unsigned long long block, int co
 
     if (err)
         return err;
-    if (b->bs && b->journaled)
+    if (b->bs && (b->journaled || b->holding))
         return journaled_write(b, off, len, buf);
     if (b->bs && is_cached_same(b, off, len, buf))
         return 0;
@@ -723,7 +728,7 @@ errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf)
 
 errcode_t e2_bio_failed(io_channel io)
 {
-    return bio_of(io)->failed;
+    return atomic_load(&bio_of(io)->failed);
 }
 
 size_t e2_bio_dirty_count(io_channel io)
@@ -801,6 +806,59 @@ errcode_t e2_bio_checkpoint(io_channel io)
         i = j;
     }
     free(run);
+    free(v);
+    evict(b);
+    return err;
+}
+
+void e2_bio_hold(io_channel io)
+{
+    struct bio *b = bio_of(io);
+
+    if (b->bs)
+        b->holding = true;
+}
+
+static bool is_in(uint64_t blk, const uint64_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == blk)
+            return true;
+    return false;
+}
+
+static errcode_t write_home(struct bio *b, struct cblock *c)
+{
+    errcode_t err = latch(b, raw_write(b, c->data, b->bs, c->blk * b->bs));
+
+    if (!err)
+        make_clean(b, c);
+    return err;
+}
+
+errcode_t e2_bio_release(io_channel io, const uint64_t *last, size_t nlast)
+{
+    struct bio *b = bio_of(io);
+    struct cblock **v;
+    size_t n = b->ndirty;
+    errcode_t err = 0;
+
+    if (!b->holding)
+        return 0;
+    b->holding = false;
+    if (b->journaled)
+        return 0; /* the running transaction has them */
+    err = sorted_dirty(b, &v);
+    if (err)
+        return err;
+    for (size_t i = 0; i < n && !err; i++)
+        if (!is_in(v[i]->blk, last, nlast))
+            err = write_home(b, v[i]);
+    for (size_t k = 0; k < nlast && !err; k++) {
+        struct cblock *c = lookup(b, last[k]);
+        if (c && c->dirty)
+            err = write_home(b, c);
+    }
     free(v);
     evict(b);
     return err;

@@ -89,7 +89,8 @@ errcode_t e2_bio_sync(io_channel io);
  * write, checkpoint or fdatasync, or 0. Once set it stays: the image on
  * disk may then miss writes the cache holds as done, so the layers above
  * stop changing it (image.c). A failed e2_bio_write_data() is not latched:
- * its caller gets the error and undoes what depended on it. */
+ * its caller gets the error and undoes what depended on it. The one
+ * function here that may be called without the disk lock. */
 errcode_t e2_bio_failed(io_channel io);
 
 /* The running transaction. */
@@ -103,6 +104,16 @@ errcode_t e2_bio_dirty_foreach(io_channel io,
 /* Write every dirty block home (contiguous runs in one pwrite each); they
  * become clean. */
 errcode_t e2_bio_checkpoint(io_channel io);
+/* Without a journal, an operation that rewrites several metadata blocks
+ * (a directory growing out of its inode into a block) is written block by
+ * block, and a crash of the process in between leaves whatever prefix of
+ * those writes was made. e2_bio_hold() keeps the metadata writes that
+ * follow in the cache; e2_bio_release() writes them home: every block not
+ * in @last first (new blocks nothing points to yet), then the blocks of
+ * @last in that order (the inode that switches to them, ...). In journaled
+ * mode both do nothing: the transaction makes the operation atomic. */
+void e2_bio_hold(io_channel io);
+errcode_t e2_bio_release(io_channel io, const uint64_t *last, size_t nlast);
 /* Blocks freed by the file system: their cached copies, dirty or not, are
  * dropped (the freed contents must not reach the image or the log). */
 void e2_bio_forget(io_channel io, uint64_t blk, uint64_t count);

@@ -31,6 +31,15 @@ struct e2_image {
     struct e2_overlay *replayed;
 };
 
+/* The inode table block that holds inode @ino. */
+static inline uint64_t e2_inode_block(ext2_filsys fs, uint32_t ino)
+{
+    uint32_t ipg = fs->super->s_inodes_per_group;
+    uint64_t off = (uint64_t)((ino - 1) % ipg) * EXT2_INODE_SIZE(fs->super);
+
+    return ext2fs_inode_table_loc(fs, (ino - 1) / ipg) + off / fs->blocksize;
+}
+
 static inline void e2_lock(struct e2_image *img)
 {
     mutex_lock(&img->disk_lock);

@@ -21,6 +21,7 @@ struct e2_fault {
     unsigned long long at, steps;
     unsigned long long fail_at, fail_every; /* failed I/O: 0 for none */
     int fail_errno;
+    bool kill; /* at step "at": the process dies, nothing rolled back */
     uint64_t rng;
     char *count_path;
     struct undo *last; /* writes since the last completed sync, newest first */
@@ -75,6 +76,7 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     f->fail_at = fail_at ? fail_at : fail_every;
     f->fail_every = fail_every;
     f->fail_errno = env_errno();
+    f->kill = env_number("UEXT4_FAULT_KILL", 0) != 0;
     f->rng = env_number("UEXT4_FAULT_SEED", 0) * 2654435761u + 0x9E3779B97F4A7C15ull;
     if (count && *count && !(f->count_path = strdup(count))) {
         free(f);
@@ -121,6 +123,10 @@ static void free_undo(struct e2_fault *f)
  * one yields the older contents, a state a disk can also reach. */
 static void power_cut(struct e2_fault *f, int fd)
 {
+    if (f->kill) {
+        fprintf(stderr, "uext4: fault injection: killed at write step %llu\n", f->at);
+        _exit(E2_FAULT_EXIT);
+    }
     for (struct undo *u = f->last; u; u = u->prev)
         for (size_t o = 0; o < u->len; o += UNDO_GRAIN) {
             size_t n = u->len - o < UNDO_GRAIN ? u->len - o : UNDO_GRAIN;
@@ -154,7 +160,7 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
     struct undo *u;
     int err = step(f, fd);
 
-    if (err || !f->at || f->steps > f->at)
+    if (err || !f->at || f->kill || f->steps > f->at)
         return err;
     u = malloc(sizeof(*u) + len);
     if (!u) {

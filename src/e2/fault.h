@@ -9,6 +9,8 @@
  *                        writes leaves — and the process exits with
  *                        E2_FAULT_EXIT at once.
  *   UEXT4_FAULT_SEED=S   which unflushed blocks survive (default 0).
+ *   UEXT4_FAULT_KILL=1   the process dies at step N instead (SIGKILL): every
+ *                        write before it stays, flushed or not.
  *   UEXT4_FAULT_COUNT=P  write the number of steps taken to file P when the
  *                        image is closed (to choose N for later runs).
  *

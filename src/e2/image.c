@@ -429,12 +429,9 @@ static void say_failed_locked(struct e2_image *img)
 
 int e2_image_error(struct e2_image *img)
 {
-    bool failed;
-
-    e2_lock(img);
-    failed = has_failed_locked(img);
-    e2_unlock(img);
-    return failed ? -EIO : 0;
+    /* Without the disk lock: every operation asks (fs_may_write). img->fs
+     * is set for the image's whole life. */
+    return e2_bio_failed(img->fs->io) ? -EIO : 0;
 }
 
 int e2_image_close(struct e2_image *img)

@@ -354,6 +354,139 @@ static int test_failed_append_gives_blocks_back(void)
     return 0;
 }
 
+/* ---- a directory growing without a journal, the process killed ---- */
+
+#define DIR_SYNCED 3 /* entries fsync'd while the directory is inline */
+#define DIR_MORE   8  /* then: out of the inode into a block */
+
+static void dir_child(const char *img, int fd, bool stop_after_fsync)
+{
+    const struct uext4_options o = {.commit_seconds = 100000};
+    struct uext4_fs *fs = open_img(img, &o);
+    uint32_t d;
+    struct stat st;
+    char name[64], c = 'S';
+
+    if (!fs || uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "d", 0755, &st))
+        _exit(2);
+    d = (uint32_t)st.st_ino;
+    for (int i = 0; i < DIR_SYNCED; i++) {
+        snprintf(name, sizeof(name), "s%d", i);
+        if (uext4_mknod(fs, &root, d, name, S_IFREG | 0644, 0, &st))
+            _exit(3);
+    }
+    if (uext4_fsync(fs, d, false) || write(fd, &c, 1) != 1)
+        _exit(3);
+    if (stop_after_fsync)
+        _exit(uext4_close(fs) ? 5 : 0);
+    for (int i = 0; i < DIR_MORE; i++) {
+        snprintf(name, sizeof(name), "a_longer_name_to_fill_blocks_%02d", i);
+        if (uext4_mknod(fs, &root, d, name, S_IFREG | 0644, 0, &st))
+            _exit(3);
+    }
+    _exit(uext4_close(fs) ? 5 : 0);
+}
+
+/* The child with @vars set; 1 if it reported the fsync done. */
+static int run_dir_child(const char *img, const char *const *vars, bool stop, int *status)
+{
+    int fds[2], done = 0;
+    pid_t pid;
+    char c;
+
+    if (pipe(fds))
+        return -1;
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        close(fds[0]);
+        for (const char *const *v = vars; v && *v; v += 2)
+            setenv(v[0], v[1], 1);
+        dir_child(img, fds[1], stop);
+    }
+    close(fds[1]);
+    while (read(fds[0], &c, 1) == 1)
+        done++;
+    close(fds[0]);
+    waitpid(pid, status, 0);
+    return done;
+}
+
+static unsigned long long dir_steps(const char *mkfs_args, bool stop)
+{
+    char count_path[128];
+    const char *vars[] = {"UEXT4_FAULT_COUNT", count_path, NULL};
+    unsigned long long steps = 0;
+    const char *img = mkimg(mkfs_args);
+    int status;
+    FILE *f;
+
+    snprintf(count_path, sizeof(count_path), "%s/steps", tmpdir);
+    unlink(count_path);
+    if (!img || run_dir_child(img, vars, stop, &status) != 1 || !WIFEXITED(status) ||
+        WEXITSTATUS(status))
+        return 0;
+    f = fopen(count_path, "r");
+    if (f && fscanf(f, "%llu", &steps) != 1)
+        steps = 0;
+    if (f)
+        fclose(f);
+    return steps;
+}
+
+/* The daemon killed (no power cut: every write made stays) at each write
+ * step while a directory fsync'd with DIR_SYNCED entries grows out of its
+ * inode into a block, on an image without a journal: after e2fsck
+ * -fy (the image is not clean), e2fsck -fn finds nothing and the fsync'd
+ * entries are all there. libext2fs alone writes the inode of an inline
+ * directory with its entries and ".." cleared first ("Missing '..'"). */
+static int test_killed_while_inline_dir_grows(void)
+{
+    const char *mkfs_args = "-t ext4 -b 1024 -I 256 -O ^has_journal,inline_data";
+    unsigned long long first = dir_steps(mkfs_args, true), steps = dir_steps(mkfs_args, false);
+    unsigned tried = 0;
+
+    CHECK(first > 0 && steps > first);
+    for (unsigned long long n = first; n <= steps; n++) {
+        char at[32];
+        const char *vars[] = {"UEXT4_FAULT_AT", at, "UEXT4_FAULT_KILL", "1", NULL};
+        const char *img = mkimg(mkfs_args);
+        struct uext4_fs *fs;
+        int status;
+
+        CHECK(img);
+        snprintf(at, sizeof(at), "%llu", n);
+        if (run_dir_child(img, vars, false, &status) != 1)
+            continue; /* killed before the fsync returned */
+        CHECK(WIFEXITED(status));
+        sh("e2fsck -fy %s >/dev/null 2>&1", img);
+        if (!fsck_clean(img)) {
+            fprintf(stderr, "  killed at step %llu of %llu: e2fsck -fy left damage\n", n, steps);
+            return 1;
+        }
+        fs = open_img(img, NULL);
+        CHECK(fs);
+        for (int i = 0; i < DIR_SYNCED; i++) {
+            char path[32];
+            uint32_t ino;
+            snprintf(path, sizeof(path), "/d/s%d", i);
+            if (uext4_resolve(fs, path, &ino)) {
+                fprintf(stderr, "  killed at step %llu of %llu: fsync'd %s lost\n", n, steps,
+                        path);
+                sh("e2fsck -fn %s >&2", img);
+                uext4_close(fs);
+                return 1;
+            }
+        }
+        CHECK_EQ(uext4_close(fs), 0);
+        tried++;
+    }
+    fprintf(stderr, "  %s: killed at %u steps, fsync'd entries kept each time\n", mkfs_args,
+            tried);
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -361,6 +494,7 @@ int main(void)
         {"fail_step_ext4", test_fail_step_ext4},
         {"fail_step_ext3_block_mapped", test_fail_step_ext3_block_mapped},
         {"fail_step_ext4_csum_inline", test_fail_step_ext4_csum_inline},
+        {"killed_while_inline_dir_grows", test_killed_while_inline_dir_grows},
     };
     int ret;
 
