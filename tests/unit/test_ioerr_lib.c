@@ -357,7 +357,7 @@ static int test_failed_append_gives_blocks_back(void)
 /* ---- a directory growing without a journal, the process killed ---- */
 
 #define DIR_SYNCED 3 /* entries fsync'd while the directory is inline */
-#define DIR_MORE   8  /* then: out of the inode into a block */
+#define DIR_MORE   8 /* then: out of the inode into a block */
 
 static void dir_child(const char *img, int fd, bool stop_after_fsync)
 {
@@ -472,8 +472,7 @@ static int test_killed_while_inline_dir_grows(void)
             uint32_t ino;
             snprintf(path, sizeof(path), "/d/s%d", i);
             if (uext4_resolve(fs, path, &ino)) {
-                fprintf(stderr, "  killed at step %llu of %llu: fsync'd %s lost\n", n, steps,
-                        path);
+                fprintf(stderr, "  killed at step %llu of %llu: fsync'd %s lost\n", n, steps, path);
                 sh("e2fsck -fn %s >&2", img);
                 uext4_close(fs);
                 return 1;
@@ -482,8 +481,7 @@ static int test_killed_while_inline_dir_grows(void)
         CHECK_EQ(uext4_close(fs), 0);
         tried++;
     }
-    fprintf(stderr, "  %s: killed at %u steps, fsync'd entries kept each time\n", mkfs_args,
-            tried);
+    fprintf(stderr, "  %s: killed at %u steps, fsync'd entries kept each time\n", mkfs_args, tried);
     return 0;
 }
 
