@@ -87,13 +87,26 @@ static int read_fs_block(int fd, unsigned bs, uint64_t blk, void *buf)
     return n == (ssize_t)bs ? 0 : -EIO;
 }
 
+/* A short write goes on, so that what stopped it (ENOSPC, EIO, EDQUOT)
+ * is the error reported. */
 static int write_fs_block(int fd, unsigned bs, uint64_t blk, const void *buf)
 {
-    ssize_t n = pwrite(fd, buf, bs, (off_t)(blk * bs));
+    const char *p = buf;
+    off_t off = (off_t)(blk * bs);
 
-    if (n < 0)
-        return -errno;
-    return n == (ssize_t)bs ? 0 : -EIO;
+    for (size_t left = bs; left;) {
+        ssize_t n = pwrite(fd, p, left, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EIO;
+        p += n;
+        off += n;
+        left -= (size_t)n;
+    }
+    return 0;
 }
 
 /* A recovered block goes home: into the image, or into memory. */
@@ -515,10 +528,13 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
 
 static int sync_image(const struct scan *s, char *why, size_t len)
 {
+    int err;
+
     if (s->mem || fdatasync(s->fd) == 0)
         return 0;
-    e2_say(why, len, "cannot sync the image: %s", strerror(errno));
-    return -errno;
+    err = errno; /* before e2_say, which may change it */
+    e2_say(why, len, "cannot sync the image: %s", strerror(err));
+    return -err;
 }
 
 static int load_jsb(int fd, unsigned bs, uint64_t fs_blocks, const uint64_t *map, uint32_t map_len,
