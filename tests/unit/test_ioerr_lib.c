@@ -281,7 +281,7 @@ static int sweep(const char *mkfs_args, unsigned points)
 
 static int test_fail_step_ext4(void)
 {
-    return sweep("-t ext4 -b 4096", 24);
+    return sweep("-t ext4 -b 4096", 14);
 }
 
 static int test_fail_step_ext3_block_mapped(void)
@@ -291,7 +291,7 @@ static int test_fail_step_ext3_block_mapped(void)
 
 static int test_fail_step_ext4_csum_inline(void)
 {
-    return sweep("-t ext4 -b 1024 -O metadata_csum,inline_data,64bit", 12);
+    return sweep("-t ext4 -b 1024 -O metadata_csum,inline_data,64bit", 8);
 }
 
 /* The data write of an append fails: the blocks allocated for it must not
