@@ -184,6 +184,13 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
         return ret;
     ret = e2_journal_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
     free(map);
+    if (ret && why && len) {
+        /* recover.c names the block and the cause; add the image. */
+        char *cause = strdup(why);
+        e2_say(why, len, "cannot replay the journal of '%s': %s", path,
+               cause ? cause : strerror(-ret));
+        free(cause);
+    }
     if (ret)
         return ret;
     if (!st.was_empty)

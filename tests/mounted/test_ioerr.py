@@ -16,7 +16,7 @@ import os
 import subprocess
 
 from uext4test import (Mount, check, debugfs, eq, fsck, main, mkfs, pattern,
-                       read_file, run, test, workdir)
+                       read_file, run, run_daemon, test, workdir)
 
 # (name, offset, length); each is written at offset and fsync'd.
 FILES = [('a', 0, 3000), ('b', 0, 70000), ('c', 200000, 5000),
@@ -187,6 +187,12 @@ def host_full():
                         m.path('s%d' % i), 0, pattern(SMALL, i))
             check(set(res.values()) <= {0, errno.ENOSPC, errno.EIO},
                   'errors %r' % res)
+            # Still full: the replay cannot write home; a refusal names
+            # the image and the cause.
+            rc, out = run_daemon(img, d + '/mnt1')
+            if rc != 0:
+                check(img in out and 'No space left' in out,
+                      'refusal on a full host: %s' % out)
             # Room again (as after deleting on the host), then replay.
             run(['mount', '-o', 'remount,size=80m', host])
             with Mount(img, mnt=d + '/mnt2') as m:
