@@ -483,6 +483,8 @@ static int make_final_locked(struct e2_image *img)
     struct ext2_super_block *sb = img->fs->super;
     int ret, fret;
 
+    if (has_failed_locked(img))
+        return -EIO; /* nothing more is written (has_failed_locked) */
     ret = e2_journal_stop_locked(img);
     if (!ret)
         sb->s_state |= EXT2_VALID_FS;
@@ -522,6 +524,12 @@ int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t
         e2_say(why, why_len, "'%s' has errors recorded; unmount it and run 'e2fsck -fy' on it",
                img->path);
         ret = -EUCLEAN;
+        goto out_unlock;
+    }
+    if (has_failed_locked(img)) {
+        e2_say(why, why_len, "writing '%s' failed before; unmount it and mount it again",
+               img->path);
+        ret = -EIO;
         goto out_unlock;
     }
     ret = mark_mounted(img);
