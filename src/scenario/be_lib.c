@@ -322,6 +322,50 @@ static int lib_fsync(struct scn_run *r, const char *path)
     return ret ? ret : uext4_fsync(st_of(r)->fs, ino, false);
 }
 
+static int lib_fdatasync(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_fsync(st_of(r)->fs, ino, true);
+}
+
+/* syncfs(2): the library's whole-image flush; with a path, that name must
+ * resolve, as the syscall needs a descriptor of it. */
+static int lib_sync(struct scn_run *r, const char *path)
+{
+    uint32_t ino;
+    int ret = path ? lib_ino(r, path, &ino) : 0;
+
+    return ret ? ret : uext4_sync(st_of(r)->fs);
+}
+
+/* The kernel keeps dirty pages through drop_caches; the syscall backends
+ * syncfs first so that every backend ends with nothing dirty. Here that is
+ * uext4_sync: every emulated page written back, then the image flushed (the
+ * library keeps no clean cache a scenario could tell from the image). */
+static int lib_drop_caches(struct scn_run *r)
+{
+    return uext4_sync(st_of(r)->fs);
+}
+
+static int lib_setattr(struct scn_run *r, const char *path, const struct stat *in, unsigned what)
+{
+    struct stat out;
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_setattr(st_of(r)->fs, &root_cred, ino, in, what, &out);
+}
+
+static off_t lib_lseek(struct scn_run *r, const char *path, off_t off, int whence)
+{
+    uint32_t ino;
+    int ret = lib_ino(r, path, &ino);
+
+    return ret ? ret : uext4_lseek(st_of(r)->fs, ino, off, whence);
+}
+
 static int lib_unlink(struct scn_run *r, const char *path)
 {
     const char *name;
@@ -567,6 +611,11 @@ const struct scn_backend scn_backend_lib = {
     .truncate = lib_truncate,
     .fallocate = lib_fallocate,
     .fsync = lib_fsync,
+    .fdatasync = lib_fdatasync,
+    .sync = lib_sync,
+    .drop_caches = lib_drop_caches,
+    .setattr = lib_setattr,
+    .lseek = lib_lseek,
     .unlink = lib_unlink,
     .rmdir = lib_rmdir,
     .mkdir = lib_mkdir,

@@ -240,8 +240,48 @@ static bool check_stat(struct scn_run *r, const struct scn_step *st, char *got, 
         snprintf(got, glen, "%lld", (long long)sb.st_size);
         return sb.st_size == st->value;
     }
+    if (st->what == SCN_W_MODE) {
+        snprintf(want, wlen, "0%" PRIo64, st->value);
+        snprintf(got, glen, "0%o", (unsigned)(sb.st_mode & 07777));
+        return (int64_t)(sb.st_mode & 07777) == st->value;
+    }
+    if (st->what == SCN_W_UID || st->what == SCN_W_GID || st->what == SCN_W_MTIME) {
+        int64_t v = st->what == SCN_W_UID   ? (int64_t)sb.st_uid
+                    : st->what == SCN_W_GID ? (int64_t)sb.st_gid
+                                            : (int64_t)sb.st_mtim.tv_sec;
+
+        snprintf(got, glen, "%" PRId64, v);
+        return v == st->value;
+    }
     snprintf(got, glen, "%lu", (unsigned long)sb.st_nlink);
     return (int64_t)sb.st_nlink == st->value;
+}
+
+/* FNV-1a, 64 bits: a digest that names a content in a line of text. */
+static uint64_t fnv1a(const unsigned char *b, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static bool check_digest(struct scn_run *r, const struct scn_step *st, char *got, size_t glen,
+                         char *want, size_t wlen)
+{
+    unsigned char *b = NULL;
+    size_t len = 0;
+    int ret = read_all(r, st->path, &b, &len);
+
+    snprintf(want, wlen, "%s", st->name);
+    if (ret) {
+        snprintf(got, glen, "%s", scn_errno_name(ret));
+        return false;
+    }
+    snprintf(got, glen, "%zu:%016" PRIx64, len, fnv1a(b, len));
+    free(b);
+    return !strcmp(got, want);
 }
 
 bool scn_is_storage_check(const struct scn_step *st)
@@ -262,6 +302,8 @@ bool scn_check(struct scn_run *r, const struct scn_step *st, char *got, size_t g
     case SCN_W_CONTENT:
     case SCN_W_CONTENT_ONE_OF:
         return check_content(r, st, got, glen, want, wlen);
+    case SCN_W_DIGEST:
+        return check_digest(r, st, got, glen, want, wlen);
     case SCN_W_XATTR:
     case SCN_W_NO_XATTR:
         return check_xattr(r, st, got, glen, want, wlen);

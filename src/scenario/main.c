@@ -123,7 +123,7 @@ static void print_diff(const struct scn_script *s, struct scn_run *runs, unsigne
         }
         if (!differ || seen < 2)
             continue;
-        printf("# diff %s:%d: %s %s:", s->name, s->steps[i].line, scn_op_name(s->steps[i].op),
+        printf("# diff %s:%d: %s %s:", s->name, s->steps[i].line, scn_step_name(&s->steps[i]),
                s->steps[i].path ? s->steps[i].path : "");
         for (unsigned k = 0; k < n; k++)
             if (runs[k].outcome && runs[k].outcome[i] && strcmp(runs[k].outcome[i], "n/a"))

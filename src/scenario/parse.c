@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
 #define LINE_MAX_LEN 4096
 
@@ -45,6 +46,18 @@ static const struct keyword {
     {"removexattr", SCN_REMOVEXATTR, "PX", 0},
     {"remount", SCN_REMOUNT, "", 0},
     {"fsck-clean", SCN_FSCK_CLEAN, "", 0},
+    {"sync", SCN_SYNC, "", 0},
+    {"syncfs", SCN_SYNC, "P", 0},
+    {"fdatasync", SCN_FDATASYNC, "P", 0},
+    {"drop-caches", SCN_DROP_CACHES, "", 0},
+    {"sleep", SCN_SLEEP, "N", 0},
+    /* V value, W value2; chmod's mode is octal as 0640 */
+    {"chmod", SCN_SETATTR, "PV", UEXT4_SET_MODE},
+    {"chown", SCN_SETATTR, "PVW", UEXT4_SET_UID | UEXT4_SET_GID},
+    {"utimes", SCN_SETATTR, "PVW", UEXT4_SET_ATIME | UEXT4_SET_MTIME},
+    /* the resulting offset; none with `=> ENXIO` */
+    {"seek-data", SCN_SEEK, "POV", SEEK_DATA},
+    {"seek-hole", SCN_SEEK, "POV", SEEK_HOLE},
 };
 
 static const struct what_word {
@@ -73,6 +86,11 @@ static const struct what_word {
     {"xattrs", SCN_W_XATTRS, 'L'},
     {"entries", SCN_W_ENTRIES, 'L'},
     {"dirty-pages", SCN_W_DIRTY_PAGES, 'N'},
+    {"mode", SCN_W_MODE, 'N'},
+    {"uid", SCN_W_UID, 'N'},
+    {"gid", SCN_W_GID, 'N'},
+    {"mtime", SCN_W_MTIME, 'N'},
+    {"digest", SCN_W_DIGEST, 'X'},
 };
 
 static const struct {
@@ -113,10 +131,24 @@ const char *scn_op_name(enum scn_op op)
         return "expect";
     if (op == SCN_PARALLEL)
         return "parallel";
+    if (op == SCN_SYNC)
+        return "sync"; /* and syncfs */
     for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
         if (keywords[i].op == op)
             return keywords[i].word;
     return "?";
+}
+
+/* The keyword a step was written with, for messages. */
+const char *scn_step_name(const struct scn_step *st)
+{
+    if (st->op == SCN_SEEK)
+        return st->mode == SEEK_HOLE ? "seek-hole" : "seek-data";
+    if (st->op == SCN_SYNC)
+        return st->path ? "syncfs" : "sync";
+    if (st->op == SCN_SETATTR)
+        return st->mode & UEXT4_SET_MODE ? "chmod" : st->mode & UEXT4_SET_UID ? "chown" : "utimes";
+    return scn_op_name(st->op);
 }
 
 /* Split "word[tag,tag]" into the word and its tags. */
@@ -329,7 +361,9 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
     st->op = kw->op;
     st->mode = kw->fmode;
     for (; *a && !ret; a++) {
-        bool optional = strchr("MFRC", *a) != NULL;
+        /* seek-data/seek-hole have no result offset when they must fail */
+        bool optional =
+            strchr("MFRC", *a) != NULL || (*a == 'V' && kw->op == SCN_SEEK && st->want_errno);
         int64_t v;
 
         if (i >= ntok) {
@@ -366,6 +400,12 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
         case 'M':
             ret = num_arg(p, tok[i], "mode", &v);
             st->mode = (int)v;
+            break;
+        case 'V':
+            ret = num_arg(p, tok[i], "value", &st->value);
+            break;
+        case 'W':
+            ret = num_arg(p, tok[i], "value", &st->value2);
             break;
         default:
             ret = flag_word(p, kw, tok[i], &st->mode);
@@ -482,6 +522,30 @@ static void close_parallel(struct parser *p)
     p->parallel_line = 0;
 }
 
+static void parse_outcome(struct parser *p, char *spec, struct scn_step *st)
+{
+    char *save = NULL;
+    unsigned n = 0;
+
+    for (char *t = strtok_r(spec, "|", &save); t; t = strtok_r(NULL, "|", &save), n++) {
+        int e = 0;
+
+        if (strcmp(t, "ok") && !(e = scn_errno_by_name(t))) {
+            perr(p, "'=> %s': not an errno name (ENOENT, ENOSPC, ...) or ok", t);
+            return;
+        }
+        if (n >= 1 + sizeof(st->want_alt) / sizeof(st->want_alt[0])) {
+            perr(p, "'=>': at most %zu results separated by |",
+                 1 + sizeof(st->want_alt) / sizeof(st->want_alt[0]));
+            return;
+        }
+        if (n == 0)
+            st->want_errno = e;
+        else
+            st->want_alt[st->nalt++] = e;
+    }
+}
+
 static void parse_line(struct parser *p, char *line)
 {
     char *tok[SCN_MAX_TOKENS], why[256];
@@ -531,12 +595,12 @@ static void parse_line(struct parser *p, char *line)
     if (!st)
         return;
     st->tags = tags;
-    /* A trailing "=> ENAME" (or "=> ok") states the step's result. */
-    if (ntok >= 3 && !strcmp(tok[ntok - 2], "=>")) {
-        if (strcmp(tok[ntok - 1], "ok") && !(st->want_errno = scn_errno_by_name(tok[ntok - 1])))
-            perr(p, "'=> %s': not an errno name (ENOENT, ENOSPC, ...) or ok", tok[ntok - 1]);
+    /* A trailing "=> ENAME" (or "=> ok") states the step's result;
+     * "=> ok|ENOSPC" accepts any of up to four. */
+    if (ntok >= 2 && !strcmp(tok[ntok - 2], "=>"))
+        parse_outcome(p, tok[ntok - 1], st);
+    if (ntok >= 2 && !strcmp(tok[ntok - 2], "=>"))
         ntok -= 2;
-    }
     if (!strcmp(tok[0], "expect")) {
         st->op = SCN_EXPECT;
         if (st->want_errno)

@@ -58,6 +58,12 @@ enum scn_op {
     SCN_REMOVEXATTR,
     SCN_REMOUNT,
     SCN_FSCK_CLEAN,
+    SCN_SYNC, /* path NULL: the whole file system; else syncfs on its fd */
+    SCN_FDATASYNC,
+    SCN_DROP_CACHES, /* write everything back, then evict clean caches */
+    SCN_SLEEP,       /* len: milliseconds */
+    SCN_SETATTR,     /* chmod, chown, utimes: mode says which UEXT4_SET_* bits */
+    SCN_SEEK,        /* seek-data/seek-hole: mode is the whence, value the result */
     SCN_EXPECT,
     SCN_PARALLEL, /* steps [first, first + count) run on their own threads */
 };
@@ -86,6 +92,11 @@ enum scn_what {
     SCN_W_XATTRS,         /* live: the sorted list of names */
     SCN_W_ENTRIES,        /* live: sorted directory entries without . and .. */
     SCN_W_DIRTY_PAGES,    /* lib only: emulated dirty pages */
+    SCN_W_MODE,           /* live: permission bits (st_mode & 07777) */
+    SCN_W_UID,            /* live */
+    SCN_W_GID,            /* live */
+    SCN_W_MTIME,          /* live: st_mtime in whole seconds */
+    SCN_W_DIGEST,         /* live: "SIZE:FNV1A64" of the whole content */
 };
 
 struct scn_data {
@@ -98,6 +109,9 @@ struct scn_step {
     enum scn_op op;
     unsigned tags;  /* 0: every run */
     int want_errno; /* positive errno the step must fail with, 0: success */
+    /* `=> ok|ENOSPC`: further acceptable results (positive errno, 0: ok) */
+    int want_alt[3];
+    unsigned nalt;
     char *path, *path2;
     char *name; /* xattr name */
     int64_t off, len;
@@ -105,7 +119,7 @@ struct scn_step {
     struct scn_data data;
     /* expect */
     enum scn_what what;
-    int64_t value;
+    int64_t value, value2;           /* value2: chown's gid, utimes' mtime */
     uint32_t flags_set, flags_clear; /* SCN_W_FLAGS */
     bool flags_exact;
     struct scn_data *alts; /* SCN_W_CONTENT_ONE_OF */
@@ -159,6 +173,8 @@ const char *scn_errno_name(int err);
 int scn_parse_file(const char *file, struct scn_script *out);
 void scn_script_free(struct scn_script *s);
 const char *scn_op_name(enum scn_op op);
+/* The step's keyword as written (seek-hole, syncfs, chown, ...). */
+const char *scn_step_name(const struct scn_step *st);
 
 /* ---- proc.c: child processes with timeouts ---- */
 
@@ -214,6 +230,15 @@ struct scn_backend {
     int (*truncate)(struct scn_run *r, const char *path, off_t size);
     int (*fallocate)(struct scn_run *r, const char *path, int mode, off_t off, off_t len);
     int (*fsync)(struct scn_run *r, const char *path);
+    int (*fdatasync)(struct scn_run *r, const char *path);
+    /* syncfs(2) through @path's file, or the whole file system (NULL). */
+    int (*sync)(struct scn_run *r, const char *path);
+    /* Write every dirty page and inode back, then evict what is clean. */
+    int (*drop_caches)(struct scn_run *r);
+    /* chmod/chown/utimes: UEXT4_SET_MODE, _UID|_GID, _ATIME|_MTIME of @in. */
+    int (*setattr)(struct scn_run *r, const char *path, const struct stat *in, unsigned what);
+    /* lseek(2) SEEK_DATA/SEEK_HOLE: the offset or -errno. */
+    off_t (*lseek)(struct scn_run *r, const char *path, off_t off, int whence);
     int (*unlink)(struct scn_run *r, const char *path);
     int (*rmdir)(struct scn_run *r, const char *path);
     int (*mkdir)(struct scn_run *r, const char *path, mode_t mode);
@@ -252,6 +277,9 @@ struct scn_run {
     const char *daemon; /* the uext4 executable (mount backend) */
     bool verbose;
     bool keep;        /* leave the temp dir behind */
+    /* fuzz: record every outcome, judge nothing (a run stops only when the
+     * file system cannot be brought up) */
+    bool observe_only;
     void *priv;       /* the backend's state */
     bool live;        /* start()ed and not stop()ped */
     pid_t daemon_pid; /* mount backend: the uext4 process, 0 if none */

@@ -383,6 +383,85 @@ static int sys_fsync(struct scn_run *r, const char *path)
     return ret;
 }
 
+/* @fn on @path's open file, or on a read-only descriptor opened for it. */
+static int on_fd(struct scn_run *r, const char *path, int (*fn)(int))
+{
+    int fd = path ? existing_fd(r, path) : -1, own = -1, ret;
+
+    if (fd < 0) {
+        if (path)
+            own = fd = open_path(r, path, O_RDONLY, 0);
+        else
+            own = fd = open(r->mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return path ? fd : -errno;
+    }
+    ret = fn(fd) < 0 ? -errno : 0;
+    if (own >= 0)
+        close(own);
+    return ret;
+}
+
+static int sys_fdatasync(struct scn_run *r, const char *path)
+{
+    return on_fd(r, path, fdatasync);
+}
+
+static int sys_sync(struct scn_run *r, const char *path)
+{
+    return on_fd(r, path, syncfs);
+}
+
+/* syncfs, then drop_caches (pagecache, dentries and inodes): the kernel
+ * evicts this mount's clean pages and unused inodes (through FUSE, the
+ * client's, with FORGETs to the daemon). The knob is global; a scenario
+ * needs only that this mount's caches are gone. */
+static int sys_drop_caches(struct scn_run *r)
+{
+    int ret = on_fd(r, NULL, syncfs), fd;
+
+    if (ret)
+        return ret;
+    fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ret = write(fd, "3", 1) == 1 ? 0 : -errno;
+    close(fd);
+    return ret;
+}
+
+static int sys_setattr(struct scn_run *r, const char *path, const struct stat *in, unsigned what)
+{
+    char full[4096];
+
+    full_path(r, path, full, sizeof(full));
+    if (what & UEXT4_SET_MODE)
+        return chmod(full, in->st_mode & 07777) < 0 ? -errno : 0;
+    if (what & UEXT4_SET_UID)
+        return lchown(full, in->st_uid, in->st_gid) < 0 ? -errno : 0;
+    struct timespec ts[2] = {in->st_atim, in->st_mtim};
+
+    return utimensat(AT_FDCWD, full, ts, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static off_t sys_lseek(struct scn_run *r, const char *path, off_t off, int whence)
+{
+    int fd = existing_fd(r, path), own = -1;
+    off_t o;
+
+    if (fd < 0) {
+        own = fd = open_path(r, path, O_RDONLY, 0);
+        if (fd < 0)
+            return fd;
+    }
+    o = lseek(fd, off, whence);
+    if (o < 0)
+        o = -errno;
+    if (own >= 0)
+        close(own);
+    return o;
+}
+
 static int sys_unlink(struct scn_run *r, const char *path)
 {
     char full[4096];
@@ -591,6 +670,11 @@ const struct scn_backend scn_backend_mount = {
     .truncate = sys_truncate,
     .fallocate = sys_fallocate,
     .fsync = sys_fsync,
+    .fdatasync = sys_fdatasync,
+    .sync = sys_sync,
+    .drop_caches = sys_drop_caches,
+    .setattr = sys_setattr,
+    .lseek = sys_lseek,
     .unlink = sys_unlink,
     .rmdir = sys_rmdir,
     .mkdir = sys_mkdir,
@@ -625,6 +709,11 @@ const struct scn_backend scn_backend_kernel = {
     .truncate = sys_truncate,
     .fallocate = sys_fallocate,
     .fsync = sys_fsync,
+    .fdatasync = sys_fdatasync,
+    .sync = sys_sync,
+    .drop_caches = sys_drop_caches,
+    .setattr = sys_setattr,
+    .lseek = sys_lseek,
     .unlink = sys_unlink,
     .rmdir = sys_rmdir,
     .mkdir = sys_mkdir,

@@ -29,6 +29,10 @@ errors.scn:8|unexpected 'sideways'
 errors.scn:9|unknown qualifier 'sometimes'
 errors.scn:10|not an errno name
 errors.scn:11|belongs in the header
+errors.scn:12|at most 4 results
+errors.scn:13|seek-data: missing arguments
+errors.scn:14|chown: missing arguments
+errors.scn:15|'=> EWHATEVER': not an errno name
 noimage.scn:1|no 'image' line
 LIST
 exit $fail
