@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -584,10 +585,12 @@ static int lib_dirty_pages(struct scn_run *r, const char *path)
     return ret ? ret : (int)uext4_dirty_pages(st_of(r)->fs, ino);
 }
 
+/* By name, as the syscall backends inspect the image at rest: an open
+ * file whose name was unlinked or renamed over is not what PATH names. */
 static int lib_inspect(struct scn_run *r, const char *path, struct uext4_inode_info *info)
 {
     uint32_t ino;
-    int ret = lib_ino(r, path, &ino);
+    int ret = lib_resolve(st_of(r), path, &ino);
 
     return ret ? ret : uext4_inspect(st_of(r)->fs, ino, info);
 }
@@ -631,3 +634,32 @@ const struct scn_backend scn_backend_lib = {
     .entries = lib_entries,
     .dirty_pages = lib_dirty_pages,
 };
+
+/* Planted: a punch succeeds and changes nothing. */
+static int fake_fallocate(struct scn_run *r, const char *path, int mode, off_t off, off_t len)
+{
+    uint32_t ino;
+    int ret = lib_open_ino(r, path, &ino);
+
+    if (ret || (mode & FALLOC_FL_PUNCH_HOLE))
+        return ret;
+    return uext4_fallocate(st_of(r)->fs, &root_cred, ino, mode, off, len);
+}
+
+static struct scn_backend fake_backend;
+
+static void fake_init(void)
+{
+    fake_backend = scn_backend_lib;
+    fake_backend.name = "fake";
+    fake_backend.tag = SCN_TAG_FAKE;
+    fake_backend.fallocate = fake_fallocate;
+}
+
+const struct scn_backend *scn_backend_fake(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, fake_init);
+    return &fake_backend;
+}

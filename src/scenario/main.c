@@ -31,10 +31,15 @@ static void usage(FILE *out)
                  "\n"
                  "Replay scenario files (doc/scenario-format.md) on uext4 and report.\n"
                  "\n"
+                 "       uext4-scenario fuzz [--backend=B,B] [--time S] [--count N] [--seed N]\n"
+                 "                           --out DIR   (see uext4-scenario fuzz --help)\n"
+                 "\n"
                  "  --backend=LIST       comma list of lib, mount, kernel (default lib):\n"
                  "                       lib    in-process through the uext4 library\n"
                  "                       mount  through a FUSE mount by the uext4 daemon\n"
                  "                       kernel on a kernel loop mount (root only)\n"
+                 "                       fake   lib with punch-hole planted as a no-op\n"
+                 "                              (tests the fuzzer's minimiser)\n"
                  "  --inline-mmap=MODE   only run the keep or convert mode of each\n"
                  "                       scenario (default: the modes the file lists)\n"
                  "  --uext4=PATH         the daemon for the mount backend (default: uext4\n"
@@ -50,20 +55,23 @@ static void usage(FILE *out)
                  "Exit status: 0 ok, 1 failures, 2 bad usage or scenario file, 77 all skipped.\n");
 }
 
-static int parse_backends(const char *arg, const struct scn_backend **out, unsigned *n)
+int scn_parse_backends(const char *arg, const struct scn_backend **out, unsigned max, unsigned *n)
 {
-    static const struct scn_backend *const all[] = {&scn_backend_lib, &scn_backend_mount,
-                                                    &scn_backend_kernel};
+    const struct scn_backend *const all[] = {&scn_backend_lib, &scn_backend_mount,
+                                             &scn_backend_kernel, scn_backend_fake()};
     char *copy = strdup(arg), *save = NULL;
 
     *n = 0;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         size_t i;
 
-        for (i = 0; i < 3 && strcmp(all[i]->name, t); i++)
+        for (i = 0; i < 4 && strcmp(all[i]->name, t); i++)
             ;
-        if (i == 3 || *n == 3) {
-            fprintf(stderr, "uext4-scenario: unknown backend '%s' (lib, mount, kernel)\n", t);
+        if (i == 4 || *n == max) {
+            fprintf(stderr,
+                    "uext4-scenario: unknown backend '%s' or more than %u (lib, mount, kernel, "
+                    "fake)\n",
+                    t, max);
             free(copy);
             return -EINVAL;
         }
@@ -73,7 +81,7 @@ static int parse_backends(const char *arg, const struct scn_backend **out, unsig
     return *n ? 0 : -EINVAL;
 }
 
-static const char *default_daemon(void)
+const char *scn_default_daemon(void)
 {
     static char path[PATH_MAX];
     const char *env = getenv("UEXT4");
@@ -206,11 +214,11 @@ static int parse_cli(int argc, char **argv, struct cli *c)
 
     c->backends[0] = &scn_backend_lib;
     c->nbackends = 1;
-    c->daemon = default_daemon();
+    c->daemon = scn_default_daemon();
     while ((opt = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'b':
-            if (parse_backends(optarg, c->backends, &c->nbackends))
+            if (scn_parse_backends(optarg, c->backends, 3, &c->nbackends))
                 return 2;
             break;
         case 'm':
@@ -256,7 +264,11 @@ int main(int argc, char **argv)
     struct cli c = {0};
     struct counts cnt = {0};
     struct scn_script *scripts;
-    int nfiles, bad = 0, ret = parse_cli(argc, argv, &c);
+    int nfiles, bad = 0, ret;
+
+    if (argc > 1 && !strcmp(argv[1], "fuzz"))
+        return scn_fuzz_main(argc - 1, argv + 1);
+    ret = parse_cli(argc, argv, &c);
 
     if (ret)
         return ret;

@@ -159,7 +159,8 @@ static int parse_tags(struct parser *p, char *tok, unsigned *tags)
         unsigned tag;
     } names[] = {{"lib", SCN_TAG_LIB},         {"mount", SCN_TAG_MOUNT},
                  {"kernel", SCN_TAG_KERNEL},   {"keep", SCN_TAG_KEEP},
-                 {"convert", SCN_TAG_CONVERT}, {"uext4", SCN_TAG_LIB | SCN_TAG_MOUNT}};
+                 {"convert", SCN_TAG_CONVERT}, {"uext4", SCN_TAG_LIB | SCN_TAG_MOUNT},
+                 {"fake", SCN_TAG_FAKE}};
     char *open = strchr(tok, '['), *save = NULL;
 
     *tags = 0;
@@ -178,7 +179,7 @@ static int parse_tags(struct parser *p, char *tok, unsigned *tags)
             if (!strcmp(names[i].name, t))
                 break;
         if (i == sizeof(names) / sizeof(names[0])) {
-            perr(p, "unknown qualifier '%s' (lib, mount, kernel, uext4, keep, convert)", t);
+            perr(p, "unknown qualifier '%s' (lib, mount, kernel, uext4, fake, keep, convert)", t);
             return -EINVAL;
         }
         *tags |= names[i].tag;

@@ -33,8 +33,10 @@ enum {
     SCN_TAG_KERNEL = 1u << 2,
     SCN_TAG_KEEP = 1u << 3,
     SCN_TAG_CONVERT = 1u << 4,
+    /* the lib backend with one behaviour planted wrong (scn_backend_fake) */
+    SCN_TAG_FAKE = 1u << 5,
 };
-#define SCN_TAGS_BACKEND (SCN_TAG_LIB | SCN_TAG_MOUNT | SCN_TAG_KERNEL)
+#define SCN_TAGS_BACKEND (SCN_TAG_LIB | SCN_TAG_MOUNT | SCN_TAG_KERNEL | SCN_TAG_FAKE)
 #define SCN_TAGS_MODE    (SCN_TAG_KEEP | SCN_TAG_CONVERT)
 
 enum scn_op {
@@ -263,6 +265,9 @@ struct scn_backend {
 extern const struct scn_backend scn_backend_lib;
 extern const struct scn_backend scn_backend_mount;
 extern const struct scn_backend scn_backend_kernel;
+/* The lib backend with a planted difference, to test the fuzzer's
+ * minimiser against: PUNCH_HOLE does nothing (and succeeds). */
+const struct scn_backend *scn_backend_fake(void);
 
 /* One run of one script on one backend in one mode. */
 struct scn_run {
@@ -304,6 +309,14 @@ enum scn_result { SCN_OK, SCN_FAIL, SCN_SKIP };
 /* Run @s on @be; fills @msg with the failure or skip reason. */
 enum scn_result scn_run(struct scn_run *r, char *msg, size_t msg_len);
 void scn_run_free(struct scn_run *r);
+
+/* ---- fuzz.c ---- */
+
+/* `uext4-scenario fuzz ...` (@argv[0] is "fuzz"); returns the exit status. */
+int scn_fuzz_main(int argc, char **argv);
+/* The backends named in @arg (comma list), at most @max; 0 or -EINVAL. */
+int scn_parse_backends(const char *arg, const struct scn_backend **out, unsigned max, unsigned *n);
+const char *scn_default_daemon(void);
 
 /* ---- sys.c: the syscall backends' shared steps ---- */
 

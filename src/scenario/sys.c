@@ -329,6 +329,8 @@ static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, 
     return 0;
 }
 
+static int sys_lookup(struct scn_run *r, const char *path);
+
 static int sys_writeback(struct scn_run *r, const char *path)
 {
     struct scn_sys *s = st_of(r);
@@ -345,7 +347,9 @@ static int sys_writeback(struct scn_run *r, const char *path)
                                  SYNC_FILE_RANGE_WAIT_AFTER) < 0)
         ret = -errno;
     pthread_mutex_unlock(&s->lock);
-    return ret;
+    /* Nothing open: nothing to write back, if the name is there (the lib
+     * backend resolves it too). */
+    return h ? ret : sys_lookup(r, path);
 }
 
 static int sys_truncate(struct scn_run *r, const char *path, off_t size)
