@@ -350,11 +350,12 @@ static int lib_drop_caches(struct scn_run *r)
     return uext4_sync(st_of(r)->fs);
 }
 
+/* By name, as chmod(2), lchown(2) and utimensat(2) are. */
 static int lib_setattr(struct scn_run *r, const char *path, const struct stat *in, unsigned what)
 {
     struct stat out;
     uint32_t ino;
-    int ret = lib_ino(r, path, &ino);
+    int ret = lib_resolve(st_of(r), path, &ino);
 
     return ret ? ret : uext4_setattr(st_of(r)->fs, &root_cred, ino, in, what, &out);
 }
@@ -446,7 +447,8 @@ static int lib_link(struct scn_run *r, const char *from, const char *to)
     const char *name;
     struct stat st;
     uint32_t ino, dir;
-    int ret = lib_ino(r, from, &ino);
+    /* link(2) takes a name: an open file whose name is gone is not it */
+    int ret = lib_resolve(s, from, &ino);
 
     if (!ret)
         ret = lib_parent(s, to, &dir, &name);
