@@ -546,7 +546,7 @@ static int dump_scenario(struct fuzz *z, const struct gscn *g, uint64_t seed, un
 static void usage(FILE *out)
 {
     fprintf(out, "usage: uext4-scenario fuzz [--backend=B,B] [--time SECONDS] [--count N]\n"
-                 "                           [--seed N] [--inline-mmap=keep|convert]\n"
+                 "                           [--seed N] [--from I] [--inline-mmap=keep|convert]\n"
                  "                           [--uext4=PATH] [--dump] --out DIR\n"
                  "\n"
                  "Run random scenarios (inline sizes at the inode sizes' boundaries, writes,\n"
@@ -572,11 +572,12 @@ int scn_fuzz_main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},   {"seed", required_argument, NULL, 's'},
         {"out", required_argument, NULL, 'o'},     {"uext4", required_argument, NULL, 'u'},
         {"dump", no_argument, NULL, 'd'},          {"inline-mmap", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"from", required_argument, NULL, 'f'},    {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct fuzz z = {.daemon = scn_default_daemon()};
     uint64_t seed = (uint64_t)time(NULL);
-    int64_t limit_s = 60, count = -1, v;
+    int64_t limit_s = 60, count = -1, first = 0, v;
     unsigned nb = 0, found = 0, index;
     unsigned mode = 0;
     int opt;
@@ -597,12 +598,15 @@ int scn_fuzz_main(int argc, char **argv)
         case 't':
         case 'n':
         case 's':
+        case 'f':
             if (scn_parse_num(optarg, &v)) {
                 fprintf(stderr, "uext4-scenario fuzz: '%s' is not a number\n", optarg);
                 return 2;
             }
             if (opt == 's')
                 seed = (uint64_t)v;
+            else if (opt == 'f')
+                first = v;
             else
                 *(opt == 't' ? &limit_s : &count) = v;
             break;
@@ -650,7 +654,7 @@ int scn_fuzz_main(int argc, char **argv)
     signal(SIGTERM, on_stop);
     printf("# fuzz: seed %" PRIu64 ", backends %s,%s, uext4 inline_mmap=%s\n", seed, z.be[0]->name,
            z.be[1]->name, mode == SCN_TAG_CONVERT ? "convert" : "keep");
-    for (index = 0; count < 0 || index < (uint64_t)count; index++) {
+    for (index = (unsigned)first; count < 0 || index < (uint64_t)(first + count); index++) {
         struct gscn g;
         struct outcome o;
         char sig[64], path[600];
@@ -699,6 +703,6 @@ int scn_fuzz_main(int argc, char **argv)
         }
     }
     unlink(z.tmp);
-    printf("%u scenarios, %u runs, %u differences\n", index, z.runs, found);
+    printf("%u scenarios, %u runs, %u differences\n", index - (unsigned)first, z.runs, found);
     return found ? 1 : 0;
 }
