@@ -283,6 +283,44 @@ static int lib_mmap_store(struct scn_run *r, const char *path, const void *buf, 
     return ret ? ret : uext4_mmap_store(st_of(r)->fs, ino, off, buf, len);
 }
 
+/* The emulated pages are what uext4_read returns, dirty ones included;
+ * a load from a page wholly past EOF is SIGBUS, as a store is. */
+static ssize_t lib_mmap_load(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
+{
+    struct stat sb;
+    uint32_t ino;
+    int ret = lib_open_ino(r, path, &ino);
+
+    if (!ret)
+        ret = uext4_getattr(st_of(r)->fs, ino, &sb);
+    if (ret)
+        return ret;
+    if (len && (off + (off_t)len - 1) / 4096 > (sb.st_size ? (sb.st_size - 1) / 4096 : -1))
+        return -EFAULT;
+    /* bytes past EOF in the last page read as zeros */
+    memset(buf, 0, len);
+    ssize_t n = lib_read(r, path, buf, len, off);
+
+    return n < 0 ? n : (ssize_t)len;
+}
+
+static int lib_copy_range(struct scn_run *r, const char *from, off_t off_in, const char *to,
+                          off_t off_out, size_t len)
+{
+    uint32_t in, out;
+    ssize_t n;
+    int ret = lib_open_ino(r, from, &in);
+
+    if (!ret)
+        ret = lib_open_ino(r, to, &out);
+    if (ret)
+        return ret;
+    n = uext4_copy_file_range(st_of(r)->fs, &root_cred, in, off_in, out, off_out, len);
+    if (n < 0)
+        return (int)n;
+    return (size_t)n == len ? 0 : -EIO;
+}
+
 static int lib_writeback(struct scn_run *r, const char *path)
 {
     uint32_t ino;
@@ -612,6 +650,8 @@ const struct scn_backend scn_backend_lib = {
     .write = lib_write,
     .read = lib_read,
     .mmap_store = lib_mmap_store,
+    .mmap_load = lib_mmap_load,
+    .copy_range = lib_copy_range,
     .writeback = lib_writeback,
     .truncate = lib_truncate,
     .fallocate = lib_fallocate,

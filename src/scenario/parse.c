@@ -58,6 +58,9 @@ static const struct keyword {
     /* the resulting offset; none with `=> ENXIO` */
     {"seek-data", SCN_SEEK, "POV", SEEK_DATA},
     {"seek-hole", SCN_SEEK, "POV", SEEK_HOLE},
+    {"mmap-load", SCN_MMAP_LOAD, "POD", 0},
+    /* copy-range FROM OFF_IN TO OFF_OUT LEN */
+    {"copy-range", SCN_COPY_RANGE, "POQVN", 0},
 };
 
 static const struct what_word {

@@ -89,6 +89,15 @@ static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbu
         n = be->read(r, st->path, *rbuf, st->data.len, st->off);
         *rlen = n < 0 ? 0 : (size_t)n;
         return n < 0 ? (int)n : 0;
+    case SCN_MMAP_LOAD:
+        *rbuf = malloc(st->data.len + 1);
+        if (!*rbuf)
+            return -ENOMEM;
+        n = be->mmap_load(r, st->path, *rbuf, st->data.len, st->off);
+        *rlen = n < 0 ? 0 : (size_t)n;
+        return n < 0 ? (int)n : 0;
+    case SCN_COPY_RANGE:
+        return be->copy_range(r, st->path, st->off, st->path2, st->value, (size_t)st->len);
     case SCN_MMAP_STORE:
         return be->mmap_store(r, st->path, st->data.bytes, st->data.len, st->off);
     case SCN_WRITEBACK:
@@ -162,7 +171,7 @@ static bool judge(struct scn_run *r, const struct scn_step *st, int ret, const u
     char got[TEXT], want[TEXT];
     bool pass;
 
-    if (st->op == SCN_READ && !ret && !st->want_errno) {
+    if ((st->op == SCN_READ || st->op == SCN_MMAP_LOAD) && !ret && !st->want_errno) {
         struct scn_data want_data = st->data;
 
         scn_describe(want_data.bytes, want_data.len, want, sizeof(want));

@@ -66,6 +66,8 @@ enum scn_op {
     SCN_SLEEP,       /* len: milliseconds */
     SCN_SETATTR,     /* chmod, chown, utimes: mode says which UEXT4_SET_* bits */
     SCN_SEEK,        /* seek-data/seek-hole: mode is the whence, value the result */
+    SCN_MMAP_LOAD,   /* read through a shared mapping and expect bytes */
+    SCN_COPY_RANGE,  /* copy_file_range(path, off -> path2, value, len) */
     SCN_EXPECT,
     SCN_PARALLEL, /* steps [first, first + count) run on their own threads */
 };
@@ -239,6 +241,12 @@ struct scn_backend {
     int (*drop_caches)(struct scn_run *r);
     /* chmod/chown/utimes: UEXT4_SET_MODE, _UID|_GID, _ATIME|_MTIME of @in. */
     int (*setattr)(struct scn_run *r, const char *path, const struct stat *in, unsigned what);
+    /* Loads through a MAP_SHARED mapping (lib: the emulated pages, which
+     * uext4_read sees): the bytes, or -EFAULT past EOF (SIGBUS). */
+    ssize_t (*mmap_load)(struct scn_run *r, const char *path, void *buf, size_t len, off_t off);
+    /* copy_file_range(2): 0 when all @len bytes were copied, -EIO if short. */
+    int (*copy_range)(struct scn_run *r, const char *from, off_t off_in, const char *to,
+                      off_t off_out, size_t len);
     /* lseek(2) SEEK_DATA/SEEK_HOLE: the offset or -errno. */
     off_t (*lseek)(struct scn_run *r, const char *path, off_t off, int whence);
     int (*unlink)(struct scn_run *r, const char *path);

@@ -324,12 +324,67 @@ static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, 
         return -EFAULT;
     }
     bus_jmp = &jb;
-    memcpy(dst, buf, len);
+    /* Forward, one byte at a time: a store running into a page past EOF
+     * lands up to the fault, as in the lib backend. memcpy's order is the
+     * C library's choice (it may store the tail first) and would make the
+     * outcome depend on it. */
+    for (size_t i = 0; i < len; i++)
+        ((volatile unsigned char *)dst)[i] = ((const unsigned char *)buf)[i];
     bus_jmp = NULL;
     return 0;
 }
 
 static int sys_lookup(struct scn_run *r, const char *path);
+
+static ssize_t sys_mmap_load(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
+{
+    struct scn_sys *s = st_of(r);
+    struct sys_handle *h;
+    unsigned char *src = NULL;
+    sigjmp_buf jb;
+    int fd = handle_fd(r, path), ret;
+
+    if (fd < 0)
+        return fd;
+    pthread_mutex_lock(&s->lock);
+    h = find_locked(s, path);
+    ret = h ? cover_locked(h, off, len) : -EBADF;
+    if (!ret)
+        src = h->map + (off - h->map_off);
+    pthread_mutex_unlock(&s->lock);
+    if (ret)
+        return ret;
+    if (sigsetjmp(jb, 1)) {
+        bus_jmp = NULL;
+        return -EFAULT;
+    }
+    bus_jmp = &jb;
+    memcpy(buf, src, len);
+    bus_jmp = NULL;
+    return (ssize_t)len;
+}
+
+static int sys_copy_range(struct scn_run *r, const char *from, off_t off_in, const char *to,
+                          off_t off_out, size_t len)
+{
+    int in = handle_fd(r, from), out = in < 0 ? in : handle_fd(r, to);
+    loff_t a = off_in, b = off_out;
+    size_t done = 0;
+
+    if (in < 0 || out < 0)
+        return in < 0 ? in : out;
+    /* The kernel may copy less than asked at a time; short at EOF only. */
+    while (done < len) {
+        ssize_t n = copy_file_range(in, &a, out, &b, len - done, 0);
+
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return done == len ? 0 : -EIO;
+}
 
 static int sys_writeback(struct scn_run *r, const char *path)
 {
@@ -670,6 +725,8 @@ const struct scn_backend scn_backend_mount = {
     .write = sys_write,
     .read = sys_read,
     .mmap_store = sys_mmap_store,
+    .mmap_load = sys_mmap_load,
+    .copy_range = sys_copy_range,
     .writeback = sys_writeback,
     .truncate = sys_truncate,
     .fallocate = sys_fallocate,
@@ -709,6 +766,8 @@ const struct scn_backend scn_backend_kernel = {
     .write = sys_write,
     .read = sys_read,
     .mmap_store = sys_mmap_store,
+    .mmap_load = sys_mmap_load,
+    .copy_range = sys_copy_range,
     .writeback = sys_writeback,
     .truncate = sys_truncate,
     .fallocate = sys_fallocate,
