@@ -21,10 +21,18 @@ struct lib_handle {
     uint32_t ino;
 };
 
+#define MAX_HELD 256
+
 struct lib_state {
     struct uext4_fs *fs;
-    pthread_mutex_t lock; /* protects handles[] against parallel steps */
+    pthread_mutex_t lock; /* protects handles[] and held[] against parallel steps */
     struct lib_handle handles[MAX_HANDLES];
+    /* Lookup references of created files, kept as the kernel's dentry
+     * cache keeps a new file's inode after its close: the inode stays in
+     * uext4's cache with its in-memory state (an empty new file may still
+     * become inline), until drop-caches, an unlink of its name or stop. */
+    uint32_t held[MAX_HELD];
+    unsigned nheld;
 };
 
 /* The scenario acts as root with umask 022, as the syscall backends do. */
@@ -33,6 +41,42 @@ static const struct uext4_cred root_cred = {.uid = 0, .gid = 0, .umask = 022};
 static struct lib_state *st_of(struct scn_run *r)
 {
     return r->priv;
+}
+
+/* Keep @ino's lookup reference (forget it at once if the table is full). */
+static void hold_ref(struct lib_state *s, uint32_t ino)
+{
+    bool kept = false;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->nheld < MAX_HELD) {
+        s->held[s->nheld++] = ino;
+        kept = true;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (!kept)
+        uext4_forget(s->fs, ino, 1);
+}
+
+/* Drop the held references of @ino (0: all of them), as the kernel drops
+ * a dentry on unlink, or its caches on drop_caches. */
+static void drop_refs(struct lib_state *s, uint32_t ino)
+{
+    uint32_t gone[MAX_HELD];
+    unsigned n = 0;
+
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < s->nheld;) {
+        if (ino && s->held[i] != ino) {
+            i++;
+            continue;
+        }
+        gone[n++] = s->held[i];
+        s->held[i] = s->held[--s->nheld];
+    }
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < n; i++)
+        uext4_forget(s->fs, gone[i], 1);
 }
 
 static bool lib_available(struct scn_run *r, char *why, size_t why_len)
@@ -77,6 +121,7 @@ static int lib_stop(struct scn_run *r, char *why, size_t why_len)
 
     if (!s || !s->fs)
         return 0;
+    drop_refs(s, 0);
     /* Releasing the last open writes dirty pages back, as a close does
      * through FUSE; the first error wins. */
     for (unsigned i = 0; i < MAX_HANDLES; i++) {
@@ -210,9 +255,8 @@ static int lib_create(struct scn_run *r, const char *path, mode_t mode)
     if (ret)
         return ret;
     ret = uext4_open_file(s->fs, &root_cred, (uint32_t)st.st_ino, O_CREAT | O_RDWR);
-    /* The open count keeps the inode now; drop mknod's lookup reference
-     * as the kernel's forget would. */
-    uext4_forget(s->fs, (uint32_t)st.st_ino, 1);
+    /* mknod's lookup reference is the kernel's dentry: kept (hold_ref) */
+    hold_ref(s, (uint32_t)st.st_ino);
     return ret ? ret : add_handle(s, path, (uint32_t)st.st_ino);
 }
 
@@ -381,11 +425,14 @@ static int lib_sync(struct scn_run *r, const char *path)
 
 /* The kernel keeps dirty pages through drop_caches; the syscall backends
  * syncfs first so that every backend ends with nothing dirty. Here that is
- * uext4_sync: every emulated page written back, then the image flushed (the
- * library keeps no clean cache a scenario could tell from the image). */
+ * uext4_sync: every emulated page written back, then the image flushed. */
 static int lib_drop_caches(struct scn_run *r)
 {
-    return uext4_sync(st_of(r)->fs);
+    int ret = uext4_sync(st_of(r)->fs);
+
+    /* then the "dentries and inodes": files not open leave the cache */
+    drop_refs(st_of(r), 0);
+    return ret;
 }
 
 /* By name, as chmod(2), lchown(2) and utimensat(2) are. */
@@ -409,10 +456,16 @@ static off_t lib_lseek(struct scn_run *r, const char *path, off_t off, int whenc
 static int lib_unlink(struct scn_run *r, const char *path)
 {
     const char *name;
-    uint32_t dir;
+    uint32_t dir, ino = 0;
     int ret = lib_parent(st_of(r), path, &dir, &name);
 
-    return ret ? ret : uext4_unlink(st_of(r)->fs, &root_cred, dir, name);
+    if (!ret && lib_resolve(st_of(r), path, &ino))
+        ino = 0;
+    if (!ret)
+        ret = uext4_unlink(st_of(r)->fs, &root_cred, dir, name);
+    if (!ret && ino)
+        drop_refs(st_of(r), ino);
+    return ret;
 }
 
 static int lib_rmdir(struct scn_run *r, const char *path)
@@ -468,14 +521,20 @@ static int lib_rename(struct scn_run *r, const char *from, const char *to, unsig
     struct lib_state *s = st_of(r);
     const char *n1, *n2;
     uint32_t d1, d2;
+    uint32_t victim = 0;
     int ret = lib_parent(s, from, &d1, &n1);
 
     if (!ret)
         ret = lib_parent(s, to, &d2, &n2);
+    /* a target replaced loses its name: its dentry goes */
+    if (!ret && (flags & UEXT4_RENAME_EXCHANGE || lib_resolve(s, to, &victim)))
+        victim = 0;
     if (!ret)
         ret = uext4_rename(s->fs, &root_cred, d1, n1, d2, n2, flags);
     if (!ret)
         rename_handles(s, from, to, flags);
+    if (!ret && victim)
+        drop_refs(s, victim);
     return ret;
 }
 
