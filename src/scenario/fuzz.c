@@ -699,6 +699,11 @@ int scn_fuzz_main(int argc, char **argv)
             return 2;
         }
         signature(&g, &o, sig, sizeof(sig));
+        /* A failed run's reason, before the minimiser's runs replace it
+         * (a failure that does not come back is not minimised away). */
+        for (unsigned b = 0; b < 2; b++)
+            if (o.failed[b])
+                printf("# scenario %u: %s run failed: %s\n", index, z.be[b]->name, o.msg[b]);
         outcome_free(&o);
         if (!sig[0])
             continue;
