@@ -10,5 +10,5 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     gcc libc6-dev meson ninja-build pkg-config \
-    libfuse3-dev fuse3 libext2fs-dev e2fsprogs \
+    libfuse3-dev fuse3 libext2fs-dev e2fsprogs liburing-dev \
     python3 acl attr util-linux passwd kmod fuse2fs

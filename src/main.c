@@ -119,6 +119,8 @@ static void usage(FILE *out)
             "                        older, and a full image fails fsync or close\n"
             "                        instead of write (see uext4(1))\n"
             "  max_threads=N         serve requests from up to N threads (default 4)\n"
+            "  io_uring, no_io_uring take requests through FUSE over io_uring where\n"
+            "                        the kernel offers it (default: no_io_uring)\n"
             "  fsname=NAME           source shown in /proc/mounts (default: IMAGE)\n"
             "  subtype=NAME          type shown as fuse.NAME (default: uext4)\n"
             "\n"
@@ -138,6 +140,7 @@ static void print_version(void)
     printf("uext4 %s\n", UEXT4_VERSION);
     printf("libfuse %s\n", fe_fuse_version());
     printf("libext2fs %s\n", uext4_ext2fs_version());
+    printf("FUSE over io_uring: %s\n", fe_uring_available() ? "built in" : "not built");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -45,4 +45,7 @@ void fe_session_destroy(struct fe_session *s);
 /* The version of the libfuse library in use, e.g. "3.14.0". */
 const char *fe_fuse_version(void);
 
+/* Whether this build can serve FUSE over io_uring (-o io_uring). */
+bool fe_uring_available(void);
+
 #endif

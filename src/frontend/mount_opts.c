@@ -240,6 +240,18 @@ static int set_writeback_cache(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_io_uring(const struct opt_ctx *c)
+{
+    c->o->io_uring = true;
+    return 0;
+}
+
+static int set_no_io_uring(const struct opt_ctx *c)
+{
+    c->o->io_uring = false;
+    return 0;
+}
+
 static int set_grpid(const struct opt_ctx *c)
 {
     c->o->core.grpid = true;
@@ -290,6 +302,8 @@ static const struct {
     {"inline_mmap", true, set_inline_mmap},
     {"commit", true, set_commit},
     {"max_threads", true, set_max_threads},
+    {"io_uring", false, set_io_uring},
+    {"no_io_uring", false, set_no_io_uring},
     {"fsname", true, set_fsname},
     {"subtype", true, set_subtype},
     {"defaults", false, set_ignored},

@@ -47,6 +47,9 @@ struct fe_mount_opts {
     bool writeback_cache;
     /* Worker threads of the session loop; 0 for the default (session.c). */
     unsigned max_threads;
+    /* -o io_uring: serve requests through FUSE over io_uring where the
+     * kernel offers it (uring.c); off by default. */
+    bool io_uring;
     /* Point into the option string given to fe_opts_parse(); NULL when not
      * given (the image path and "uext4" are used). */
     const char *fsname;

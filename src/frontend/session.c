@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "frontend/fe.h"
+#include "frontend/uring.h"
 
 /* Workers of the multi-threaded loop (-o max_threads= overrides). The core
  * runs image access under one lock, so workers add no throughput; what they
@@ -28,6 +29,10 @@ struct fe_session {
     struct fuse_session *se;
     struct fuse_args args; /* kept until destroy: the session was built from them */
     unsigned max_threads;
+    /* Threads per io_uring queue, and the transport once INIT took it
+     * (uring.c; started by the worker that answers INIT). */
+    unsigned uring_per_queue;
+    struct fe_uring *uring;
     bool mounted;
 };
 
@@ -212,6 +217,23 @@ out_free_opts:
     return rc;
 }
 
+/* Answering INIT, before io_uring is offered in the reply (wire.c). */
+static int fe_session_uring_prepare(void *arg, size_t payload)
+{
+    struct fe_session *s = arg;
+
+    return fe_uring_prepare(&s->uring, s->se, &s->ctx.wire, fuse_session_fd(s->se),
+                            s->uring_per_queue, payload);
+}
+
+/* INIT is answered and took FUSE over io_uring. */
+static void fe_session_uring_start(void *arg)
+{
+    struct fe_session *s = arg;
+
+    fe_uring_go(s->uring);
+}
+
 int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct fe_session **out)
 {
     bool kernel_checks = p->opts->perm_check == FE_PERM_KERNEL;
@@ -236,6 +258,12 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     s->ctx.no_open = nothing_to_check && !s->ctx.drop_cache_on_open;
     s->ctx.entry_timeout = nothing_to_check ? FE_TIMEOUT : 0.0;
     fe_wire_init(&s->ctx.wire, true);
+    if (p->opts->io_uring && !fe_uring_built())
+        log_info("io_uring: this uext4 was built without liburing: serving /dev/fuse");
+    s->ctx.wire.want_uring = p->opts->io_uring && fe_uring_built();
+    s->ctx.wire.on_prepare = fe_session_uring_prepare;
+    s->ctx.wire.on_init = fe_session_uring_start;
+    s->ctx.wire.on_init_arg = s;
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;
     rc = fe_build_args(&s->args, p);
     if (rc < 0)
@@ -271,15 +299,20 @@ static ssize_t fe_io_read(int fd, void *buf, size_t len, void *userdata)
 static ssize_t fe_io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
     struct fe_ctx *ctx = userdata;
+    bool taken;
+    ssize_t n = fe_uring_writev(iov, count, &taken);
 
-    return fe_wire_writev(&ctx->wire, fd, iov, count);
+    return taken ? n : fe_wire_writev(&ctx->wire, fd, iov, count);
 }
 
 /* Replies spliced from a pipe (read data, file.c). */
 static ssize_t fe_io_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
                                  unsigned int flags, void *userdata)
 {
-    return splice(fdin, offin, fdout, offout, len, flags);
+    bool taken;
+    ssize_t n = fe_uring_splice(fdin, len, &taken);
+
+    return taken ? n : splice(fdin, offin, fdout, offout, len, flags);
 }
 
 int fe_session_mount(struct fe_session *s, const char *mountpoint)
@@ -306,6 +339,7 @@ int fe_session_run(struct fe_session *s, bool single_thread)
     struct fuse_loop_config *cfg;
     int rc;
 
+    s->uring_per_queue = single_thread ? 1 : s->max_threads;
     rc = fe_inval_start(&s->ctx.inval, s->se, single_thread ? 1 : s->max_threads);
     if (rc < 0)
         return rc;
@@ -321,6 +355,8 @@ int fe_session_run(struct fe_session *s, bool single_thread)
             rc = -ENOMEM;
         }
     }
+    fe_uring_stop(s->uring);
+    s->uring = NULL;
     fe_inval_stop(s->ctx.inval);
     s->ctx.inval = NULL;
     /* A positive value is the signal that stopped the loop: a normal end. */
@@ -337,6 +373,11 @@ void fe_session_destroy(struct fe_session *s)
     fuse_session_destroy(s->se);
     fuse_opt_free_args(&s->args);
     free(s);
+}
+
+bool fe_uring_available(void)
+{
+    return fe_uring_built();
 }
 
 const char *fe_fuse_version(void)

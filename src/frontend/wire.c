@@ -25,12 +25,14 @@
  * Only this file includes <linux/fuse.h>: its names collide with libfuse's. */
 #include "frontend/wire.h"
 
+#include <errno.h>
 #include <linux/fuse.h>
 #include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "frontend/uring_abi.h"
 
 /* FUSE_TMPFILE (protocol 7.37); the <linux/fuse.h> of older systems
  * lacks the name. */
@@ -71,9 +73,9 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
     atomic_init(&w->init_pending, false);
 }
 
-ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
+/* What the channel does to each request, however it came. */
+static void wire_inspect(struct fe_wire *w, void *buf, ssize_t n)
 {
-    ssize_t n = read(fd, buf, len);
     const struct fuse_in_header *in = buf;
     const struct fuse_init_in *arg = (const void *)(in + 1);
 
@@ -91,9 +93,104 @@ ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
         in->opcode == FUSE_INIT) {
         w->init_unique = in->unique;
         w->kernel_flags = arg->flags;
+        w->kernel_flags2 = 0;
+        if ((arg->flags & FUSE_INIT_EXT) &&
+            (size_t)n >= sizeof(*in) + offsetof(struct fuse_init_in, flags2) + sizeof(arg->flags2))
+            w->kernel_flags2 = arg->flags2;
         atomic_store(&w->init_pending, true);
     }
     wire_kill = n >= (ssize_t)sizeof(*in) ? wire_kill_of(in, (size_t)n) : FE_KILL_UNKNOWN;
+}
+
+ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
+{
+    ssize_t n = read(fd, buf, len);
+
+    wire_inspect(w, buf, n);
+    return n;
+}
+
+ssize_t fe_wire_uring_in(struct fe_wire *w, const void *in_out, const void *op_in, char *payload,
+                         size_t headroom, size_t payload_sz, char **start)
+{
+    struct fuse_in_header in;
+    size_t op_len;
+    char *p;
+
+    memcpy(&in, in_out, sizeof(in));
+    if (in.len < sizeof(in) + payload_sz)
+        return -EPROTO;
+    op_len = in.len - sizeof(in) - payload_sz;
+    if (op_len > FE_URING_OP_IN_OUT_SZ || sizeof(in) + op_len > headroom)
+        return -EPROTO;
+    p = payload - op_len - sizeof(in);
+    memcpy(p, &in, sizeof(in));
+    memcpy(p + sizeof(in), op_in, op_len);
+    wire_inspect(w, p, (ssize_t)in.len);
+    *start = p;
+    return (ssize_t)in.len;
+}
+
+uint64_t fe_wire_out_unique(const struct iovec *iov, int count)
+{
+    const struct fuse_out_header *out = iov[0].iov_base;
+
+    if (count < 1 || iov[0].iov_len < sizeof(*out))
+        return 0;
+    return out->unique;
+}
+
+size_t fe_wire_out_header_size(void)
+{
+    return sizeof(struct fuse_out_header);
+}
+
+void fe_wire_out_error(void *in_out, uint64_t unique, int err)
+{
+    struct fuse_out_header out = {.len = sizeof(out), .error = err, .unique = unique};
+
+    memcpy(in_out, &out, sizeof(out));
+}
+
+/* FUSE over io_uring, if asked for and offered (uring_abi.h). */
+static void wire_init_uring(struct fe_wire *w, struct fuse_init_out *arg, size_t len)
+{
+    size_t payload;
+
+    if (!w->want_uring)
+        return;
+    if (!(w->kernel_flags2 & FE_FUSE_OVER_IO_URING_FLAGS2) ||
+        len < offsetof(struct fuse_init_out, flags2) + sizeof(arg->flags2)) {
+        log_info("io_uring: the kernel does not offer FUSE over io_uring (see "
+                 "/sys/module/fuse/parameters/enable_uring): serving /dev/fuse");
+        return;
+    }
+    w->max_write = arg->max_write;
+    /* Without FUSE_MAX_PAGES the kernel keeps its default of 32 pages. */
+    w->max_pages = (arg->flags & FUSE_MAX_PAGES) && arg->max_pages ? arg->max_pages : 32;
+    /* An entry holds the largest request: the kernel refuses smaller. */
+    payload = w->max_write;
+    if ((size_t)w->max_pages * 4096 > payload)
+        payload = (size_t)w->max_pages * 4096;
+    if (payload < 8192)
+        payload = 8192;
+    /* Once offered, the kernel holds requests until the rings are up:
+     * everything that can fail is done first. */
+    if (w->on_prepare && w->on_prepare(w->on_init_arg, payload) < 0)
+        return;
+    arg->flags |= FUSE_INIT_EXT;
+    arg->flags2 |= FE_FUSE_OVER_IO_URING_FLAGS2;
+    w->uring = true;
+}
+
+/* The kernel has taken INIT once write(2) returns: ring entries may be
+ * registered from then on. */
+static ssize_t wire_init_reply(struct fe_wire *w, int fd, struct iovec *iov, int count)
+{
+    ssize_t n = writev(fd, iov, count);
+
+    if (n >= 0 && w->uring && w->on_init)
+        w->on_init(w->on_init_arg);
     return n;
 }
 
@@ -112,8 +209,10 @@ ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count)
                 arg->flags |= add;
                 w->added = add;
                 log_debug("INIT reply: added flags %#x (kernel offered %#x)", add, w->kernel_flags);
+                wire_init_uring(w, arg, iov[1].iov_len);
             }
             atomic_store(&w->init_pending, false);
+            return wire_init_reply(w, fd, iov, count);
         }
     }
     return writev(fd, iov, count);

@@ -21,6 +21,19 @@ struct fe_wire {
     /* Set by the worker that read INIT, cleared by its reply; other
      * workers' replies only test it. */
     atomic_bool init_pending;
+    /* FUSE over io_uring (uring.c): asked for, what the kernel offered in
+     * flags2, whether the reply took it, and the connection's limits the
+     * ring entries must hold (written while answering INIT). */
+    bool want_uring;
+    uint32_t kernel_flags2;
+    bool uring;
+    uint32_t max_write, max_pages;
+    /* Called before io_uring goes into the INIT reply, with the payload
+     * size an entry needs; io_uring is offered only if it returns 0. */
+    int (*on_prepare)(void *arg, size_t payload);
+    /* Called once the INIT reply is written (the kernel has taken it). */
+    void (*on_init)(void *arg);
+    void *on_init_arg;
 };
 
 /* @killpriv_v2: ask for FUSE_HANDLE_KILLPRIV_V2. */
@@ -29,6 +42,24 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2);
 /* The fuse_custom_io read and writev operations, on @w. */
 ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len);
 ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count);
+
+/* A request taken from an io_uring entry: the fuse_in_header in @in_out,
+ * the opcode's fixed argument in @op_in, and @payload_sz bytes at
+ * @payload, which has @headroom bytes free before it. Lays the request out
+ * as read(2) of /dev/fuse would, ending at the payload's end, and does to
+ * it what fe_wire_read() does. Returns its length and its start in @start,
+ * or -EPROTO for a header that does not add up. */
+ssize_t fe_wire_uring_in(struct fe_wire *w, const void *in_out, const void *op_in, char *payload,
+                         size_t headroom, size_t payload_sz, char **start);
+
+/* The unique of the reply in @iov (its fuse_out_header). */
+uint64_t fe_wire_out_unique(const struct iovec *iov, int count);
+
+/* The size of fuse_out_header (replies spliced through a pipe start so). */
+size_t fe_wire_out_header_size(void);
+
+/* Set @in_out to the fuse_out_header of an error reply, @err < 0. */
+void fe_wire_out_error(void *in_out, uint64_t unique, int err);
 
 /* After INIT: whether the kernel now leaves killing privileges to us. */
 bool fe_wire_has_killpriv_v2(const struct fe_wire *w);

@@ -36,6 +36,9 @@ HASH_SEED = '3b9ac9ff-1d2e-4f50-8a6b-7c8d9e0f1a2b'
 # UEXT4_SELF_CHECK_KERNEL=1 runs the tests on kernel loop mounts instead of
 # uext4, to check the tests' expectations against the kernel (debug aid).
 SELF_CHECK_KERNEL = os.environ.get('UEXT4_SELF_CHECK_KERNEL') == '1'
+# Set by with_io_uring.py: every Mount adds -o io_uring, and a daemon that
+# exits cleanly must have served requests through the rings.
+IO_URING = os.environ.get('UEXT4_TEST_IO_URING') == '1'
 
 MOUNT_TIMEOUT = 20.0      # seconds for a mount to appear
 EXIT_TIMEOUT = 60.0       # seconds for a daemon to exit after unmount
@@ -354,9 +357,16 @@ class Mount:
 
     def command(self):
         cmd = [UEXT4, self.image, self.mnt, '-f']
-        if self.opts:
-            cmd += ['-o', ','.join(self.opts)]
+        opts = self.opts + (['io_uring'] if IO_URING else [])
+        if opts:
+            cmd += ['-o', ','.join(opts)]
         return cmd
+
+    def uring_served(self):
+        """Requests the daemon served through io_uring, from its last
+        words at exit (None: it did not use io_uring)."""
+        m = re.search(r'io_uring: (\d+) requests served', self.log())
+        return int(m.group(1)) if m else None
 
     def log(self):
         try:
@@ -440,6 +450,9 @@ class Mount:
         if self.expect_clean_exit and rc != 0:
             raise TestFailure('uext4 exited %d after unmount: %s' % (
                 rc, self.log().strip()[-2000:]))
+        if IO_URING and self.expect_clean_exit and not self.uring_served():
+            raise TestFailure('uext4 -o io_uring served no request through '
+                              'io_uring: %s' % self.log().strip()[-2000:])
 
     def __enter__(self):
         return self.start()

@@ -4,6 +4,7 @@
  * kernel offered it, only to the reply of that INIT, only to a successful
  * one; FUSE_TMPFILE becomes a CREATE; everything else passes through
  * byte for byte. */
+#include "frontend/uring_abi.h"
 #include "frontend/wire.h"
 #include "harness.h"
 
@@ -261,6 +262,111 @@ static int test_kill_marks(void)
     return 0;
 }
 
+static int on_init_calls;
+
+static void count_init(void *arg)
+{
+    on_init_calls++;
+}
+
+/* FUSE over io_uring is offered in the INIT reply (flags2, with
+ * FUSE_INIT_EXT) only when asked for and offered by the kernel, and the
+ * transport starts once, after that reply is written, with the limits the
+ * reply gave. */
+static int test_uring_negotiation(void)
+{
+    static const struct {
+        const char *name;
+        bool want, offered, expect;
+    } rows[] = {
+        {"wanted and offered", true, true, true},
+        {"wanted, not offered (enable_uring=N)", true, false, false},
+        {"offered, not wanted", false, true, false},
+    };
+
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        struct fe_wire w;
+        struct init_req q;
+        struct init_reply r, got;
+        char buf[4096];
+
+        fprintf(stderr, "  %s\n", rows[i].name);
+        fe_wire_init(&w, true);
+        w.want_uring = rows[i].want;
+        w.on_init = count_init;
+        on_init_calls = 0;
+        make_init(&q, 2, FUSE_INIT_EXT | FUSE_MAX_PAGES);
+        q.in.flags2 = rows[i].offered ? FE_FUSE_OVER_IO_URING_FLAGS2 : 0;
+        CHECK_EQ(feed(&w, &q, sizeof(q), buf, sizeof(buf)), (ssize_t)sizeof(q));
+        make_reply(&r, 2, 0, FUSE_MAX_PAGES);
+        r.out.max_write = 1u << 20;
+        r.out.max_pages = 256;
+        CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+        CHECK_EQ((got.out.flags2 & FE_FUSE_OVER_IO_URING_FLAGS2) != 0, rows[i].expect);
+        CHECK_EQ((got.out.flags & FUSE_INIT_EXT) != 0, rows[i].expect);
+        CHECK_EQ(w.uring, rows[i].expect);
+        CHECK_EQ(on_init_calls, rows[i].expect ? 1 : 0);
+        if (rows[i].expect) {
+            CHECK_EQ(w.max_write, 1u << 20);
+            CHECK_EQ(w.max_pages, 256u);
+        }
+        /* A later reply starts nothing. */
+        make_reply(&r, 4, 0, 0);
+        CHECK_EQ(reply(&w, &r, sizeof(r.out), &got), 0);
+        CHECK_EQ(on_init_calls, rows[i].expect ? 1 : 0);
+    }
+    return 0;
+}
+
+/* A request taken from a ring entry (header, op argument, payload apart)
+ * is laid out byte for byte as read(2) of /dev/fuse gives it, with the
+ * channel's work done on it; a header whose length does not add up is
+ * refused. */
+static int test_uring_request_layout(void)
+{
+    struct {
+        struct fuse_in_header h;
+        struct fuse_write_in in;
+        char data[100];
+    } want;
+    /* The struct may be padded at its end; the request is not. */
+    const size_t len = sizeof(want.h) + sizeof(want.in) + sizeof(want.data);
+    struct fe_wire w;
+    char mem[256 + sizeof(want.data)], *start = NULL;
+    char in_out[FE_URING_IN_OUT_HEADER_SZ] = {0}, op_in[FE_URING_OP_IN_OUT_SZ] = {0};
+
+    memset(&want, 0, sizeof(want));
+    want.h.len = (uint32_t)len;
+    want.h.opcode = FUSE_WRITE;
+    want.h.unique = 77;
+    want.h.nodeid = 12;
+    want.in.size = sizeof(want.data);
+    want.in.offset = 4096;
+    want.in.write_flags = FUSE_WRITE_KILL_SUIDGID;
+    for (size_t i = 0; i < sizeof(want.data); i++)
+        want.data[i] = (char)(i * 7 + 1);
+    memcpy(in_out, &want.h, sizeof(want.h));
+    memcpy(op_in, &want.in, sizeof(want.in));
+    memcpy(mem + 256, want.data, sizeof(want.data));
+
+    fe_wire_init(&w, true);
+    w.added = FUSE_HANDLE_KILLPRIV_V2;
+    CHECK_EQ(fe_wire_uring_in(&w, in_out, op_in, mem + 256, 256, sizeof(want.data), &start),
+             (ssize_t)len);
+    CHECK(start == mem + 256 - sizeof(want.h) - sizeof(want.in));
+    CHECK(!memcmp(start, &want, len));
+    CHECK_EQ(fe_wire_kill_mark(&w), FE_KILL_YES);
+
+    /* Payload larger than the length says; op argument beyond its area. */
+    CHECK_EQ(fe_wire_uring_in(&w, in_out, op_in, mem + 256, 256, len + 1, &start),
+             (ssize_t)-EPROTO);
+    want.h.len = sizeof(want.h) + FE_URING_OP_IN_OUT_SZ + 1 + sizeof(want.data);
+    memcpy(in_out, &want.h, sizeof(want.h));
+    CHECK_EQ(fe_wire_uring_in(&w, in_out, op_in, mem + 256, 256, sizeof(want.data), &start),
+             (ssize_t)-EPROTO);
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -269,6 +375,8 @@ int main(void)
         {"other_requests_pass", test_other_requests_pass},
         {"tmpfile_as_create", test_tmpfile_as_create},
         {"kill_marks", test_kill_marks},
+        {"uring_negotiation", test_uring_negotiation},
+        {"uring_request_layout", test_uring_request_layout},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
 }
