@@ -57,7 +57,8 @@ void uext4_set_log_func(uext4_log_func func, void *data, enum uext4_log_level ma
 /* The size of struct uext4_options in its first layout (soname 1): up to
  * and including gidmap. Fields added later go after gidmap, and a caller's
  * @size that stops before them leaves them at their defaults. */
-#define OPTIONS_SIZE_1 (offsetof(struct uext4_options, gidmap) + sizeof(((struct uext4_options *)0)->gidmap))
+#define OPTIONS_SIZE_1                                                                             \
+    (offsetof(struct uext4_options, gidmap) + sizeof(((struct uext4_options *)0)->gidmap))
 
 void uext4_options_init(struct uext4_options *opts, size_t size)
 {
@@ -84,18 +85,18 @@ static int options_copy(struct uext4_options *dst, const struct uext4_options *o
         return 0;
     if (opts->size < OPTIONS_SIZE_1) {
         set_why(why, why_len,
-                 "struct uext4_options.size is %zu (at least %zu): set it up with "
-                 "uext4_options_init()",
-                 opts->size, (size_t)OPTIONS_SIZE_1);
+                "struct uext4_options.size is %zu (at least %zu): set it up with "
+                "uext4_options_init()",
+                opts->size, (size_t)OPTIONS_SIZE_1);
         return -EINVAL;
     }
     /* Options of a newer uext4.h: refused if set, as they would be ignored. */
     for (i = 0; i + sizeof(*dst) < opts->size; i++) {
         if (tail[i]) {
             set_why(why, why_len,
-                     "struct uext4_options sets an option at byte %zu that this library (uext4 "
-                     "%s) does not know",
-                     sizeof(*dst) + i, UEXT4_VERSION);
+                    "struct uext4_options sets an option at byte %zu that this library (uext4 "
+                    "%s) does not know",
+                    sizeof(*dst) + i, UEXT4_VERSION);
             return -EINVAL;
         }
     }
