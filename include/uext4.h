@@ -69,7 +69,9 @@ struct uext4_idmap {
  * reads the first @size bytes and takes the defaults for fields past them
  * (a program built against an older uext4.h), and refuses -EINVAL a @size
  * below this first layout's, or non-zero bytes in fields this library does
- * not know (a program built against a newer uext4.h). */
+ * not know (a program built against a newer uext4.h). A @size of 0 (a
+ * zero-initialised struct that never set it) is read as the first layout,
+ * the fields up to gidmap: options added after them need @size. */
 struct uext4_options {
     size_t size;
     bool read_only;

@@ -83,6 +83,13 @@ static int options_copy(struct uext4_options *dst, const struct uext4_options *o
     uext4_options_init(dst, sizeof(*dst));
     if (!opts)
         return 0;
+    if (opts->size == 0) {
+        /* Zero-initialised and never set: written against the first
+         * layout's fields (`= {.read_only = true}`), which is all it gets. */
+        memcpy(dst, opts, OPTIONS_SIZE_1);
+        dst->size = sizeof(*dst);
+        return 0;
+    }
     if (opts->size < OPTIONS_SIZE_1) {
         set_why(why, why_len,
                 "struct uext4_options.size is %zu (at least %zu): set it up with "

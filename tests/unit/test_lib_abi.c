@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -48,22 +49,28 @@ static int open_honours_initialised_options(void)
     return 0;
 }
 
-/* A caller that never set the size (e.g. `= {.read_only = true}`): refused
- * with a reason that names the fix, and the image is left alone. */
-static int open_refuses_unset_size(void)
+/* A caller that never set the size (`= {.read_only = true}`) gets the first
+ * layout's fields; a size shorter than that layout is refused with a reason
+ * that names the fix, and the image is left alone. */
+static int open_size_zero_or_too_short(void)
 {
     const char *img = mkimg("-t ext4");
-    struct uext4_options o;
+    struct uext4_options o = {.read_only = true};
     struct uext4_fs *fs = NULL;
     char why[256];
 
     CHECK(img);
-    memset(&o, 0, sizeof(o));
-    o.read_only = true;
+    CHECK_EQ(o.size, 0);
+    CHECK_EQ(uext4_open(img, &o, &fs, why, sizeof(why)), 0);
+    CHECK(uext4_is_read_only(fs));
+    CHECK_EQ(uext4_close(fs), 0);
+
+    fs = NULL;
+    o.size = sizeof(size_t) + 1;
     CHECK_EQ(uext4_open(img, &o, &fs, why, sizeof(why)), -EINVAL);
     CHECK(fs == NULL);
     CHECK(strstr(why, "uext4_options_init"));
-    o.size = sizeof(size_t) + 1;
+    o.size = offsetof(struct uext4_options, gidmap);
     CHECK_EQ(uext4_open(img, &o, &fs, why, sizeof(why)), -EINVAL);
     /* Not left locked: a proper open works. */
     fs = open_img(img, NULL);
@@ -189,7 +196,7 @@ int main(void)
     static const struct test_case cases[] = {
         {"options_init_sets_size_and_defaults", init_sets_size_and_defaults},
         {"open_honours_initialised_options", open_honours_initialised_options},
-        {"open_refuses_unset_size", open_refuses_unset_size},
+        {"open_size_zero_or_too_short", open_size_zero_or_too_short},
         {"open_newer_caller", open_newer_caller},
         {"log_func_gets_messages", log_func_gets_messages},
     };
