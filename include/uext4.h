@@ -62,7 +62,18 @@ struct uext4_idmap {
 
 #define UEXT4_MAX_IDMAP 8
 
+/* Open options. The struct grows at its end as uext4 learns options, without
+ * a new soname: @size says how much of it the caller knows. Set it up with
+ * uext4_options_init(&opts, sizeof(opts)) (or `.size = sizeof(struct
+ * uext4_options)` in an initialiser) before setting fields. uext4_open()
+ * reads the first @size bytes and takes the defaults for fields past them
+ * (a program built against an older uext4.h), and refuses -EINVAL a @size
+ * below this first layout's, or non-zero bytes in fields this library does
+ * not know (a program built against a newer uext4.h). A @size of 0 (a
+ * zero-initialised struct that never set it) is read as the first layout,
+ * the fields up to gidmap: options added after them need @size. */
 struct uext4_options {
+    size_t size;
     bool read_only;
     bool fakeroot; /* every caller acts as uid 0 / gid 0 inside the image */
     enum uext4_errors errors;
@@ -93,6 +104,10 @@ struct uext4_options {
     struct uext4_idmap uidmap[UEXT4_MAX_IDMAP];
     struct uext4_idmap gidmap[UEXT4_MAX_IDMAP];
 };
+
+/* Fill @opts (@size bytes: sizeof(*opts) as the caller was compiled) with
+ * the defaults and set opts->size = @size. */
+void uext4_options_init(struct uext4_options *opts, size_t size);
 
 struct uext4_cred {
     uid_t uid;
@@ -379,6 +394,28 @@ struct uext4_inode_info {
 
 int uext4_inspect(struct uext4_fs *fs, uint32_t ino, struct uext4_inode_info *info);
 void uext4_inode_info_free(struct uext4_inode_info *info);
+
+/* ---- messages ---- */
+
+enum uext4_log_level {
+    UEXT4_LOG_ERR,
+    UEXT4_LOG_WARNING,
+    UEXT4_LOG_INFO,
+    UEXT4_LOG_DEBUG,
+};
+
+/* Receives one message: a line without its newline, valid for the call
+ * only. Called from the threads making uext4_* calls and from the library's
+ * own commit thread (until uext4_close returns), possibly concurrently; it
+ * must not call back into uext4. */
+typedef void (*uext4_log_func)(enum uext4_log_level level, const char *msg, void *data);
+
+/* Send the library's messages (corruption found, writeback errors, features
+ * that force read-only, ...) at @max and more severe levels to @func with
+ * @data, instead of to stderr (the default, at UEXT4_LOG_WARNING). @func NULL
+ * restores the default. Call it before uext4_open() or while no uext4_* call
+ * is running: it is not synchronised with them. */
+void uext4_set_log_func(uext4_log_func func, void *data, enum uext4_log_level max);
 
 const char *uext4_version(void);
 /* The version of the libext2fs in use at run time. */

@@ -11,4 +11,8 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
     gcc libc6-dev meson ninja-build pkg-config \
     libfuse3-dev fuse3 libext2fs-dev e2fsprogs liburing-dev \
-    python3 acl attr util-linux passwd kmod fuse2fs
+    python3 acl attr util-linux passwd kmod fuse2fs \
+    systemd
+# systemd: only its systemd-analyze, for tests/ecosystem/check_systemd_unit.sh
+# (not as init). The Debian package test (UEXT4_TEST_DEB=1, by hand) also
+# needs: debhelper dpkg-dev lintian.

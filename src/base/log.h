@@ -15,6 +15,15 @@ void log_setup(const char *ident, enum log_level max, bool use_syslog);
  * for, a read-only fallback). */
 void log_tee_to_stderr(bool on);
 
+/* Where messages go instead of stderr/syslog when set (library mode:
+ * uext4_set_log_func). @line has no newline. */
+typedef void (*log_func_t)(enum log_level lvl, const char *line, void *data);
+
+/* Route messages at @max and more severe levels to @func (NULL: back to the
+ * log_setup() destination, at LOG_LVL_WARN). Not synchronised with
+ * log_msg(): call while no other thread logs. */
+void log_set_func(log_func_t func, void *data, enum log_level max);
+
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)

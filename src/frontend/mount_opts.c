@@ -528,6 +528,9 @@ static int set_noted(const struct opt_ctx *c, enum noted_value kind, const char 
 void fe_opts_init(struct fe_mount_opts *o)
 {
     memset(o, 0, sizeof(*o));
+    /* As uext4_options_init() would (the library, not linked by the unit
+     * test of this file): uext4_open() checks the size. */
+    o->core.size = sizeof(o->core);
     o->core.errors = UEXT4_ERRORS_DEFAULT;
     o->core.inline_mmap = UEXT4_INLINE_MMAP_KEEP;
 }

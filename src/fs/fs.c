@@ -3,6 +3,8 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,23 +19,117 @@ const char *uext4_ext2fs_version(void)
     return e2_library_version();
 }
 
-int uext4_open(const char *image, const struct uext4_options *opts, struct uext4_fs **out,
+static void set_why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_why(char *why, size_t why_len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || !why_len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+}
+
+/* The level numbers are the same; log.h's stay internal. */
+_Static_assert((int)UEXT4_LOG_ERR == (int)LOG_LVL_ERR && (int)UEXT4_LOG_DEBUG == (int)LOG_LVL_DEBUG,
+               "uext4_log_level and log_level differ");
+
+/* The embedding program's function; set with the same contract as
+ * log_set_func() (no other thread logging). */
+static uext4_log_func user_log_func;
+
+static void log_to_user(enum log_level lvl, const char *line, void *data)
+{
+    user_log_func((enum uext4_log_level)lvl, line, data);
+}
+
+void uext4_set_log_func(uext4_log_func func, void *data, enum uext4_log_level max)
+{
+    if (max > UEXT4_LOG_DEBUG)
+        max = UEXT4_LOG_DEBUG;
+    user_log_func = func;
+    log_set_func(func ? log_to_user : NULL, data, (enum log_level)max);
+}
+
+/* The size of struct uext4_options in its first layout (soname 1): up to
+ * and including gidmap. Fields added later go after gidmap, and a caller's
+ * @size that stops before them leaves them at their defaults. */
+#define OPTIONS_SIZE_1                                                                             \
+    (offsetof(struct uext4_options, gidmap) + sizeof(((struct uext4_options *)0)->gidmap))
+
+void uext4_options_init(struct uext4_options *opts, size_t size)
+{
+    struct uext4_options defaults = {.size = sizeof(defaults)};
+
+    /* The defaults are all zero today; a field whose default is not goes
+     * into @defaults above, and a caller's shorter @size cuts it off. */
+    memset(opts, 0, size);
+    memcpy(opts, &defaults, size < sizeof(defaults) ? size : sizeof(defaults));
+    if (size >= sizeof(opts->size))
+        opts->size = size;
+}
+
+/* Copy the caller's @opts (of its own size) into @dst (ours), with the
+ * defaults for fields it does not know. */
+static int options_copy(struct uext4_options *dst, const struct uext4_options *opts, char *why,
+                        size_t why_len)
+{
+    const unsigned char *tail = (const unsigned char *)opts + sizeof(*dst);
+    size_t i;
+
+    uext4_options_init(dst, sizeof(*dst));
+    if (!opts)
+        return 0;
+    if (opts->size == 0) {
+        /* Zero-initialised and never set: written against the first
+         * layout's fields (`= {.read_only = true}`), which is all it gets. */
+        memcpy(dst, opts, OPTIONS_SIZE_1);
+        dst->size = sizeof(*dst);
+        return 0;
+    }
+    if (opts->size < OPTIONS_SIZE_1) {
+        set_why(why, why_len,
+                "struct uext4_options.size is %zu (at least %zu): set it up with "
+                "uext4_options_init()",
+                opts->size, (size_t)OPTIONS_SIZE_1);
+        return -EINVAL;
+    }
+    /* Options of a newer uext4.h: refused if set, as they would be ignored. */
+    for (i = 0; i + sizeof(*dst) < opts->size; i++) {
+        if (tail[i]) {
+            set_why(why, why_len,
+                    "struct uext4_options sets an option at byte %zu that this library (uext4 "
+                    "%s) does not know",
+                    sizeof(*dst) + i, UEXT4_VERSION);
+            return -EINVAL;
+        }
+    }
+    memcpy(dst, opts, opts->size < sizeof(*dst) ? opts->size : sizeof(*dst));
+    dst->size = sizeof(*dst);
+    return 0;
+}
+
+int uext4_open(const char *image, const struct uext4_options *user_opts, struct uext4_fs **out,
                char *why, size_t why_len)
 {
-    static const struct uext4_options defaults;
     struct e2_open_opts eo;
     struct uext4_fs *fs;
+    const struct uext4_options *opts;
     bool ro_forced = false;
     int ret;
 
     if (why && why_len)
         why[0] = '\0';
-    if (!opts)
-        opts = &defaults;
     fs = calloc(1, sizeof(*fs));
     if (!fs)
         return -ENOMEM;
-    fs->opts = *opts;
+    ret = options_copy(&fs->opts, user_opts, why, why_len);
+    if (ret)
+        goto out_free;
+    opts = &fs->opts;
     eo.read_only = opts->read_only;
     eo.norecovery = opts->norecovery;
     eo.force_ro_ok = true;

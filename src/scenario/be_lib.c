@@ -97,7 +97,7 @@ static void lib_fini(struct scn_run *r)
 
 static int lib_start(struct scn_run *r, char *why, size_t why_len)
 {
-    struct uext4_options opts = {.inline_mmap = r->inline_mmap};
+    struct uext4_options opts = {.size = sizeof(opts), .inline_mmap = r->inline_mmap};
     struct lib_state *s = r->priv;
     int ret;
 

@@ -59,7 +59,7 @@ static int go_down(struct scn_run *r, char *why, size_t why_len)
  * of the syscall backends. */
 static int go_at_rest(struct scn_run *r, char *why, size_t why_len)
 {
-    struct uext4_options opts = {.read_only = true};
+    struct uext4_options opts = {.size = sizeof(opts), .read_only = true};
     int ret = go_down(r, why, why_len);
 
     if (ret || r->ro)

@@ -190,7 +190,7 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    struct uext4_options opts = {.read_only = true};
+    struct uext4_options opts = {.size = sizeof(opts), .read_only = true};
     struct uext4_inode_info info;
     struct uext4_fs *fs = NULL;
     char why[512] = "", *xl = NULL;

@@ -175,7 +175,7 @@ static void child(const char *img, int fd, bool clean_close)
 {
     /* No commits but the workload's own: the write steps are the same in
      * every run, so a step number means the same moment each time. */
-    const struct uext4_options o = {.commit_seconds = 100000};
+    const struct uext4_options o = {.size = sizeof(o), .commit_seconds = 100000};
     struct uext4_fs *fs = open_img(img, &o);
     uint32_t orphan = 0;
 
@@ -373,7 +373,7 @@ static int test_e2fsck_replays_our_journal(void)
 static int test_norecovery_reads_unreplayed(void)
 {
     const char *img = mkimg("-t ext4");
-    struct uext4_options o = {.norecovery = true};
+    struct uext4_options o = {.size = sizeof(o), .norecovery = true};
     struct uext4_fs *fs;
     int status;
 
@@ -394,7 +394,7 @@ static int test_norecovery_reads_unreplayed(void)
  * image opened read-only cannot be made writable. */
 static int remount_ro_and_back(const char *mkfs_args, bool journal)
 {
-    const struct uext4_options ro = {.read_only = true};
+    const struct uext4_options ro = {.size = sizeof(ro), .read_only = true};
     const char *img = mkimg(mkfs_args);
     const char *in_use = journal ? "needs_recovery" : "Filesystem state: *not clean$";
     struct uext4_fs *fs;
@@ -456,7 +456,7 @@ static unsigned long long count_steps(const char *img, bool only_warm_up);
 static int test_ro_replays_in_memory(void)
 {
     const char *mkfs_args = "-t ext4 -O inline_data,metadata_csum,64bit";
-    const struct uext4_options ro = {.read_only = true};
+    const struct uext4_options ro = {.size = sizeof(ro), .read_only = true};
     char at[32], before[128], cmd[512];
     unsigned long long steps;
     unsigned tried = 0;

@@ -167,7 +167,7 @@ static int test_inline_truncate_rules(void)
 static int mmap_case(enum uext4_inline_mmap mode, long want_flags)
 {
     const char *img = mkimg("-t ext4 -O inline_data -I 256");
-    struct uext4_options o = {.inline_mmap = mode};
+    struct uext4_options o = {.size = sizeof(o), .inline_mmap = mode};
     struct uext4_fs *fs = open_img(img, &o);
     char page[4096];
     uint32_t ino;
@@ -326,7 +326,7 @@ static int test_mmap_writeback_failure_keeps_data(void)
 static int test_mmap_budget_respected(void)
 {
     const char *img = mkimg("-t ext4");
-    struct uext4_options o = {.cache_bytes = 64 << 10};
+    struct uext4_options o = {.size = sizeof(o), .cache_bytes = 64 << 10};
     struct uext4_fs *fs = open_img(img, &o);
     static char big[1 << 20], back[1 << 20];
     struct stat st = {.st_size = sizeof(big)};
@@ -913,7 +913,7 @@ static int test_not_ext4_refused(void)
 static int test_ro_opens_share_the_lock(void)
 {
     const char *img = mkimg("-t ext4");
-    const struct uext4_options ro = {.read_only = true};
+    const struct uext4_options ro = {.size = sizeof(ro), .read_only = true};
     struct uext4_fs *a = NULL, *b = NULL, *c = NULL;
     char why[256], pid[64];
 
@@ -939,7 +939,7 @@ static int test_ro_opens_share_the_lock(void)
  * open, a character device would be read forever. */
 static int test_not_a_file_refused(void)
 {
-    const struct uext4_options ro = {.read_only = true};
+    const struct uext4_options ro = {.size = sizeof(ro), .read_only = true};
     struct uext4_fs *fs = NULL;
     char path[128], why[256] = "";
 
