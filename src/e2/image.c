@@ -219,9 +219,9 @@ static int recover(const char *path, ext2_filsys *fs, char *why, size_t len)
     if (ret)
         return ret;
     if (!st.was_empty)
-        log_info("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
-                 st.transactions, st.transactions == 1 ? "" : "s",
-                 (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
+        log_notice("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
+                   st.transactions, st.transactions == 1 ? "" : "s",
+                   (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
     ret = open_fs(path, false, NULL, fs, why, len);
     if (ret)
         return ret;
