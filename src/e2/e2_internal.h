@@ -23,6 +23,7 @@ struct e2_image {
     void (*commit_wanted)(void *arg);
     void *commit_arg;
     int lock_fd; /* holds the image's exclusive flock */
+    struct e2_mmp *mmp; /* multiple-mount protection held, or NULL */
     bool read_only;
     char *path;
     /* A read-only mount's journal, replayed in memory (overlay.h); NULL if
@@ -51,6 +52,20 @@ static inline void e2_unlock(struct e2_image *img)
         atomic_store(&img->commit_overdue, true);
     mutex_unlock(&img->disk_lock);
 }
+
+/* mmp.c: multiple-mount protection. e2_mmp_start() runs the kernel's mount
+ * protocol on the MMP block of the image open in @fs (read-only is enough:
+ * the block is written through a descriptor of its own); it sleeps twice
+ * for the check time (11 s with the default interval) and fails with -EBUSY
+ * and a message naming the other user's node and device if the image is in
+ * use. On success an update thread keeps the block ours (and makes @img
+ * read-only if another system takes it over). e2_mmp_stop() ends the
+ * thread and marks the block clean: call it after the last write to the
+ * image. -EBUSY if the block had been taken over. */
+struct e2_mmp;
+int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why,
+                 size_t len);
+int e2_mmp_stop(struct e2_mmp *mp);
 
 /* errcode_t (libext2fs and com_err) to -errno: the one table (errcode.c). */
 int e2_errno(errcode_t err);

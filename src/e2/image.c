@@ -24,8 +24,10 @@ static const uint32_t incompat_refused =
     EXT3_FEATURE_INCOMPAT_JOURNAL_DEV | EXT4_FEATURE_INCOMPAT_DIRDATA |
     EXT2_FEATURE_INCOMPAT_COMPRESSION;
 /* Readable, but writing would leave something e2fsck repairs (quota usage,
- * verity trees, cluster accounting, MMP sequence, orphan file). */
-static const uint32_t incompat_ro = EXT4_FEATURE_INCOMPAT_MMP | EXT4_FEATURE_INCOMPAT_EA_INODE;
+ * verity trees, cluster accounting, EA inode refcounts, orphan file). */
+static const uint32_t incompat_ro = EXT4_FEATURE_INCOMPAT_EA_INODE;
+/* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
+static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
 static const uint32_t ro_compat_ro =
     EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_BIGALLOC |
     EXT4_FEATURE_RO_COMPAT_PROJECT | EXT4_FEATURE_RO_COMPAT_VERITY |
@@ -72,7 +74,8 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     struct ext2_super_block *sb = fs->super;
     uint32_t bad;
 
-    bad = sb->s_feature_incompat & (incompat_refused | ~EXT2_LIB_FEATURE_INCOMPAT_SUPP);
+    bad = sb->s_feature_incompat &
+          (incompat_refused | ~(EXT2_LIB_FEATURE_INCOMPAT_SUPP | incompat_ours));
     bad &= ~EXT3_FEATURE_INCOMPAT_RECOVER;
     if (bad) {
         e2_say(why, len, "image '%s' uses the unsupported feature '%s'", path,
@@ -140,7 +143,9 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
 static int open_fs(const char *path, bool ro, const struct e2_overlay *replayed, ext2_filsys *out,
                    char *why, size_t len)
 {
-    int flags = EXT2_FLAG_64BITS | (ro ? 0 : EXT2_FLAG_RW);
+    /* SKIP_MMP: libext2fs would run e2fsck's MMP protocol; mmp.c runs the
+     * kernel's. */
+    int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP | (ro ? 0 : EXT2_FLAG_RW);
     char io_opts[64];
     errcode_t err;
 
@@ -280,6 +285,25 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
     return 0;
 }
 
+/* Take the MMP block of an image that has one (once), before the first
+ * write to the image; img->fs is open. */
+static int take_mmp(struct e2_image *img, char *why, size_t len)
+{
+    if (img->mmp || !ext2fs_has_feature_mmp(img->fs->super))
+        return 0;
+    return e2_mmp_start(img, img->fs, &img->mmp, why, len);
+}
+
+/* Give the MMP block back (if held) after a failed or read-only open. */
+static void release_mmp(struct e2_image *img)
+{
+    int ret = e2_mmp_stop(img->mmp);
+
+    img->mmp = NULL;
+    if (ret)
+        log_err("'%s': releasing its MMP block failed: %s", img->path, strerror(-ret));
+}
+
 /* A read-write mount marks the file system as in use, as the kernel does:
  * without a journal not clean until close, so a crashed daemon's image
  * gets checked; with one, needing recovery, so the log gets replayed. */
@@ -343,7 +367,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     for (int pass = 0;; pass++) {
         ret = open_fs(path, true, img->replayed, &img->fs, why, why_len);
         if (ret)
-            goto out_unlock;
+            goto out_close;
         ret = check_layout(img->fs, path, why, why_len);
         if (!ret)
             ret = check_super(img->fs, path, &need_ro, why, why_len);
@@ -353,12 +377,17 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
             /* The next pass checks the replayed superblock. */
             ret = recover_in_memory(path, &img->fs, &img->replayed, why, why_len);
             if (ret)
-                goto out_unlock;
+                goto out_close;
             continue;
         }
+        /* Replaying writes: the image must be ours first, as for the
+         * kernel, which replays after taking the MMP block. */
+        ret = take_mmp(img, why, why_len);
+        if (ret)
+            goto out_close;
         ret = recover(path, &img->fs, why, why_len);
         if (ret)
-            goto out_unlock;
+            goto out_close;
         need_ro = false;
     }
     if (!ret && needs_recovery(img->fs)) {
@@ -375,19 +404,27 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
             need_ro = true;
         }
     }
-    ext2fs_close_free(&img->fs);
     if (ret)
-        goto out_unlock;
+        goto out_close;
     if (need_ro && !o->read_only && !o->force_ro_ok) {
         ret = -EROFS;
-        goto out_unlock;
+        goto out_close;
     }
     img->read_only = o->read_only || need_ro;
     *ro_forced = need_ro && !o->read_only;
+    /* A read-only mount leaves the MMP block alone, as the kernel's does
+     * (if it was taken for a replay only, it is given back here). */
+    if (img->read_only)
+        release_mmp(img);
+    else
+        ret = take_mmp(img, why, why_len);
+    if (ret)
+        goto out_close;
+    ext2fs_close_free(&img->fs);
 
     ret = open_fs(path, img->read_only, img->replayed, &img->fs, why, why_len);
     if (ret)
-        goto out_unlock;
+        goto out_close;
     /* libext2fs caches 4 inodes by default; every operation reads a few. */
     if (img->fs->icache) {
         ext2fs_free_inode_cache(img->fs->icache);
@@ -421,8 +458,9 @@ out_stop:
     e2_unlock(img);
 
 out_close:
-    ext2fs_close_free(&img->fs);
-out_unlock:
+    if (img->fs)
+        ext2fs_close_free(&img->fs);
+    release_mmp(img);
     close(img->lock_fd);
 out_free:
     e2_overlay_free(img->replayed);
@@ -451,6 +489,14 @@ int e2_image_close(struct e2_image *img)
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);
+    /* After the last write to the image. */
+    cret = e2_mmp_stop(img->mmp);
+    img->mmp = NULL;
+    if (cret == -EBUSY)
+        log_err("'%s' was taken over by another system while mounted: run 'e2fsck -f' on it "
+                "once that system has released it",
+                img->path);
+    ret = ret ? ret : cret;
     if (ret)
         log_err("closing '%s': %s", img->path, strerror(-ret));
     close(img->lock_fd);

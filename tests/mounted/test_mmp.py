@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Multiple-mount protection (mkfs -O mmp): uext4 takes the MMP block at a
+read-write mount, bumps its sequence every update interval, marks it clean
+at unmount; it refuses an image whose block shows a live user, naming that
+user's node and device. The kernel is the other party: it must refuse the
+image while uext4 serves it, and uext4 must refuse it while the kernel
+has it mounted (the same image file, through a loop device).
+
+Each refusal after "someone may be alive" takes the protocol's check time,
+11 s with the shortest interval: the images use mmp_update_interval=1.
+Runs only as root where loop mounts work, else exits 77."""
+
+import errno
+import hashlib
+import os
+import re
+import struct
+import subprocess
+import threading
+import time
+
+import uext4test
+from uext4test import (Mount, SkipFile, TestFailure, check, debugfs_cat, eq,
+                       expect_errno, fsck, main, mkfs, mounted_at, pattern,
+                       read_file, run, run_daemon, sb_field, test, wait_until,
+                       workdir, write_file)
+
+# Taking over a stale block waits twice the check time (22 s).
+uext4test.MOUNT_TIMEOUT = 40.0
+
+SEQ_CLEAN = 0xFF4D4D50
+SEQ_FSCK = 0xE24D4D50
+MMP_MAGIC = 0x004D4D50
+# magic, seq, time, nodename, bdevname, check_interval
+MMP_HEAD = struct.Struct('<IIQ64s32sH')
+BLOCK = 4096
+
+
+def mmp_image(path, features=('mmp',)):
+    return mkfs(path, size='32M', features=list(features),
+                extended=['mmp_update_interval=1'])
+
+
+def mmp_offset(img):
+    return int(sb_field(img, 'MMP block number')) * BLOCK
+
+
+def read_mmp(img):
+    with open(img, 'rb') as f:
+        f.seek(mmp_offset(img))
+        raw = f.read(1024)
+    magic, seq, t, node, dev, interval = MMP_HEAD.unpack_from(raw)
+    eq(magic, MMP_MAGIC, 'MMP block magic')
+    return {'seq': seq, 'time': t, 'interval': interval,
+            'node': node.rstrip(b'\0').decode(errors='replace'),
+            'dev': dev.rstrip(b'\0').decode(errors='replace')}
+
+
+def write_mmp(img, seq, node, dev, interval=5):
+    """Write the MMP block as another system would (images without
+    metadata_csum only: no checksum to compute)."""
+    check('metadata_csum' not in sb_field(img, 'Filesystem features'),
+          'write_mmp needs an image without metadata_csum')
+    raw = MMP_HEAD.pack(MMP_MAGIC, seq, int(time.time()), node.encode(),
+                        dev.encode(), interval)
+    fd = os.open(img, os.O_WRONLY)
+    try:
+        os.pwrite(fd, raw, mmp_offset(img))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class OtherNode:
+    """A live user elsewhere: bumps the MMP sequence every 0.5 s."""
+
+    def __init__(self, img, node, dev):
+        self.img, self.node, self.dev = img, node, dev
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        seq = 100
+        while not self.stop.wait(0.5):
+            seq += 1
+            write_mmp(self.img, seq, self.node, self.dev)
+
+    def __enter__(self):
+        write_mmp(self.img, 100, self.node, self.dev)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+        return False
+
+
+class LoopMount:
+    """The kernel's ext4 on IMG through a loop device of our own."""
+
+    def __init__(self, img, mnt):
+        self.img, self.mnt = img, mnt
+        self.dev = None
+        self.mounted = False
+
+    def attach(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        self.dev = run(['losetup', '--find', '--show', self.img]) \
+            .stdout.decode().strip()
+        return self
+
+    def mount(self):
+        """Returns (exit status, output) of mount(8)."""
+        p = run(['mount', '-t', 'ext4', self.dev, self.mnt], check_rc=False,
+                timeout=120)
+        self.mounted = p.returncode == 0
+        return p.returncode, (p.stdout + p.stderr).decode(errors='replace')
+
+    def close(self):
+        if self.mounted:
+            run(['umount', self.mnt])
+            self.mounted = False
+        if self.dev:
+            run(['losetup', '-d', self.dev])
+            self.dev = None
+
+    def __enter__(self):
+        return self.attach()
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def sha(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def expect_refused(img, mnt, pattern_, what):
+    before = time.monotonic()
+    rc, out = run_daemon(img, mnt, timeout=60)
+    check(rc != 0, '%s: uext4 mounted (rc %d): %s' % (what, rc, out))
+    check(re.search(pattern_, out),
+          '%s: refusal does not name the other user (/%s/): %r'
+          % (what, pattern_, out.strip()))
+    check(not mounted_at(mnt), '%s: left a mount behind' % what)
+    return time.monotonic() - before
+
+
+@test(timeout=90)
+def mmp_uext4_holds_kernel_refused():
+    """uext4 takes the block (the kernel's way: no wait on a clean block),
+    keeps it moving, and the kernel refuses the image meanwhile; after
+    unmount the block is clean and the kernel mounts and reads the files."""
+    with workdir() as d:
+        img = mmp_image(d + '/img')
+        eq(read_mmp(img)['seq'], SEQ_CLEAN, 'fresh image')
+        files = {'a': pattern(100000, 3), 'b': b'small', 'dir/c': b'x' * 5000}
+        with Mount(img) as m:
+            got = read_mmp(img)
+            check(got['seq'] not in (SEQ_CLEAN, SEQ_FSCK),
+                  'MMP block not taken: %r' % got)
+            eq(got['node'], os.uname().nodename, 'node name in the block')
+            check(img.endswith(got['dev']),
+                  'device name %r is not the image %r' % (got['dev'], img))
+            first = got['seq']
+            wait_until(lambda: read_mmp(img)['seq'] != first, True,
+                       'the MMP sequence moving', timeout=5)
+            os.mkdir(m.path('dir'))
+            for name, data in files.items():
+                write_file(m.path(name), data)
+            with LoopMount(img, d + '/kmnt') as k:
+                rc, out = k.mount()
+                check(rc != 0, 'the kernel mounted an image uext4 serves')
+                dmesg = run(['dmesg']).stdout.decode(errors='replace')
+                check(re.search(r'already active on another node', dmesg),
+                      'no MMP refusal in dmesg')
+            write_file(m.path('after'), b'still ours')
+        eq(read_mmp(img)['seq'], SEQ_CLEAN, 'MMP block after unmount')
+        fsck(img)
+        for name, data in files.items():
+            eq(debugfs_cat(img, '/' + name), data, 'image content of ' + name)
+        with LoopMount(img, d + '/kmnt') as k:
+            rc, out = k.mount()
+            eq(rc, 0, 'kernel mount after uext4 released it: %s' % out)
+            for name, data in files.items():
+                eq(read_file(os.path.join(k.mnt, name)), data,
+                   'kernel reads ' + name)
+            eq(read_file(os.path.join(k.mnt, 'after')), b'still ours',
+               'kernel reads after')
+        eq(read_mmp(img)['seq'], SEQ_CLEAN, 'MMP block after kernel unmount')
+        fsck(img)
+
+
+@test(timeout=90)
+def mmp_kernel_holds_uext4_refused():
+    """The kernel has the image mounted: uext4 waits the check time, sees
+    the sequence move and refuses, naming the kernel's node and device."""
+    with workdir() as d:
+        img = mmp_image(d + '/img')
+        with LoopMount(img, d + '/kmnt') as k:
+            rc, out = k.mount()
+            eq(rc, 0, 'kernel mount: %s' % out)
+            write_file(os.path.join(k.mnt, 'k'), b'kernel wrote this')
+            dev = os.path.basename(k.dev)
+            took = expect_refused(
+                img, d + '/mnt',
+                r"in use: mounted on node '%s', device '%s'"
+                % (re.escape(os.uname().nodename), re.escape(dev)),
+                'kernel holds the image')
+            check(took >= 10, 'refused after %.1f s: did not wait the check '
+                  'time' % took)
+            eq(read_file(os.path.join(k.mnt, 'k')), b'kernel wrote this',
+               'kernel mount still intact')
+        fsck(img)
+        with Mount(img) as m:
+            eq(read_file(m.path('k')), b'kernel wrote this', 'uext4 reads')
+        fsck(img)
+
+
+@test(timeout=90)
+def mmp_crafted_blocks():
+    """Blocks written as other systems leave them: e2fsck at work (refused
+    at once), a live node (refused after the check time), a node that
+    stopped updating (taken over after waiting, as the kernel does)."""
+    with workdir() as d:
+        img = mmp_image(d + '/img', features=('mmp', '^metadata_csum'))
+        mnt = d + '/mnt'
+        write_mmp(img, SEQ_FSCK, 'fscknode', '/dev/sdq1')
+        before = sha(img)
+        took = expect_refused(img, mnt, r"e2fsck or tune2fs .* node "
+                              r"'fscknode', device '/dev/sdq1'", 'fsck seq')
+        check(took < 5, 'fsck seq: refusal took %.1f s' % took)
+        eq(sha(img), before, 'refused image was modified')
+
+        with OtherNode(img, 'othernode', '/dev/sdz9'):
+            took = expect_refused(img, mnt, r"in use: mounted on node "
+                                  r"'othernode', device '/dev/sdz9'",
+                                  'live node')
+        check(took >= 10, 'live node: refused after %.1f s' % took)
+        # The other node stopped updating: stale, the block is taken over.
+        stale = read_mmp(img)['seq']
+        t0 = time.monotonic()
+        with Mount(img, opts=[]) as m:
+            took = time.monotonic() - t0
+            got = read_mmp(img)
+            check(got['seq'] != stale and got['node'] == os.uname().nodename,
+                  'stale block not taken over: %r' % got)
+            write_file(m.path('mine'), b'taken over')
+        check(took >= 20, 'stale block taken over after %.1f s' % took)
+        eq(read_mmp(img)['seq'], SEQ_CLEAN, 'MMP block after unmount')
+        fsck(img)
+        # Read-only mounts leave the block alone.
+        write_mmp(img, SEQ_FSCK, 'fscknode', '/dev/sdq1')
+        with Mount(img, opts=['ro']) as m:
+            eq(read_file(m.path('mine')), b'taken over', 'read-only read')
+            expect_errno(errno.EROFS, write_file, m.path('x'), b'')
+        eq(read_mmp(img)['seq'], SEQ_FSCK, 'read-only mount wrote the block')
+        write_mmp(img, SEQ_CLEAN, 'fscknode', '/dev/sdq1')
+        fsck(img)
+
+
+def setup():
+    if os.geteuid() != 0:
+        raise SkipFile('needs root for loop mounts')
+    if subprocess.run(['losetup', '--find'], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL).returncode != 0:
+        raise SkipFile('no loop devices')
+
+
+if __name__ == '__main__':
+    main(setup)
