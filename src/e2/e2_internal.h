@@ -67,6 +67,24 @@ int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char
                  size_t len);
 int e2_mmp_stop(struct e2_mmp *mp);
 
+/* eainode.c: xattr values in EA inodes (disk lock held; no-ops without
+ * the ea_inode feature). e2_ea_refs_get_locked() notes the EA inodes an
+ * inode's xattrs reference and what they add to its i_blocks (in blocks);
+ * after a libext2fs call that may have changed them,
+ * e2_ea_refs_update_locked() moves i_blocks by the difference and gives new
+ * EA inodes the inode's owner. e2_ea_inodes_release_locked() drops the EA
+ * inode references of an inode being freed: call it before its xattr
+ * block's reference is dropped. */
+struct e2_ea_refs {
+    uint64_t charge;
+    uint32_t *inums;
+    unsigned n, cap;
+};
+int e2_ea_refs_get_locked(struct e2_image *img, uint32_t ino, struct e2_ea_refs *r);
+int e2_ea_refs_update_locked(struct e2_image *img, uint32_t ino, const struct e2_ea_refs *before);
+void e2_ea_refs_free(struct e2_ea_refs *r);
+int e2_ea_inodes_release_locked(struct e2_image *img, uint32_t ino);
+
 /* errcode_t (libext2fs and com_err) to -errno: the one table (errcode.c). */
 int e2_errno(errcode_t err);
 /* Format a message into the caller's @why buffer (may be NULL or 0 long). */

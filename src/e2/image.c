@@ -25,7 +25,7 @@ static const uint32_t incompat_refused =
     EXT2_FEATURE_INCOMPAT_COMPRESSION;
 /* Readable, but writing would leave something e2fsck repairs (quota usage,
  * verity trees, cluster accounting, EA inode refcounts, orphan file). */
-static const uint32_t incompat_ro = EXT4_FEATURE_INCOMPAT_EA_INODE;
+static const uint32_t incompat_ro = 0;
 /* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
 static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
 static const uint32_t ro_compat_ro =
