@@ -137,6 +137,10 @@ int uext4_sync(struct uext4_fs *fs);
 int uext4_remount(struct uext4_fs *fs, bool read_only, char *why, size_t why_len);
 
 bool uext4_is_read_only(const struct uext4_fs *fs);
+/* Whether uext4_open_file() may refuse an open that the caller's
+ * permissions allow (opening an fs-verity file for writing: EPERM), so a
+ * front end must pass every open to it. */
+bool uext4_open_needs_check(const struct uext4_fs *fs);
 unsigned uext4_block_size(const struct uext4_fs *fs);
 
 /* ---- names ---- */

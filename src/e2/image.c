@@ -23,13 +23,12 @@ static const uint32_t incompat_refused =
     EXT4_FEATURE_INCOMPAT_ENCRYPT | EXT4_FEATURE_INCOMPAT_CASEFOLD |
     EXT3_FEATURE_INCOMPAT_JOURNAL_DEV | EXT4_FEATURE_INCOMPAT_DIRDATA |
     EXT2_FEATURE_INCOMPAT_COMPRESSION;
-/* Readable, but writing would leave something e2fsck repairs (quota usage,
- * verity trees, cluster accounting, EA inode refcounts, orphan file). */
-static const uint32_t incompat_ro = 0;
 /* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
 static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
+/* Readable, but writing would leave something e2fsck repairs (quota usage,
+ * shared blocks, orphan file) or that is not ours to write. */
 static const uint32_t ro_compat_ro =
-    EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_PROJECT | EXT4_FEATURE_RO_COMPAT_VERITY |
+    EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_PROJECT |
     EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS | EXT4_FEATURE_RO_COMPAT_READONLY |
     EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_REPLICA |
     EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
@@ -90,12 +89,6 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     if (sb->s_state & EXT2_ERROR_FS) {
         e2_say(why, len, "image '%s' has errors recorded; run 'e2fsck -fy' on it first", path);
         return -EUCLEAN;
-    }
-    bad = sb->s_feature_incompat & incompat_ro;
-    if (bad) {
-        e2_say(why, len, "feature '%s' is not supported for writing; mounting read-only",
-               first_feature(E2P_FEATURE_INCOMPAT, bad));
-        *need_ro = true;
     }
     bad = sb->s_feature_ro_compat & (ro_compat_ro | ~EXT2_LIB_FEATURE_RO_COMPAT_SUPP);
     if (bad) {
@@ -644,6 +637,11 @@ uint64_t e2_max_file_size(const struct e2_image *img, bool extents)
     if (!ext2fs_has_feature_huge_file(img->fs->super) && blocks > ((1ULL << 32) - 1) / (bs / 512))
         blocks = ((1ULL << 32) - 1) / (bs / 512); /* i_blocks counts 512-byte sectors */
     return blocks * bs;
+}
+
+bool e2_has_verity(const struct e2_image *img)
+{
+    return ext2fs_has_feature_verity(img->fs->super);
 }
 
 bool e2_has_extents(const struct e2_image *img)

@@ -231,7 +231,7 @@ def errors_recorded_refused():
 
 @test
 def unsupported_features():
-    for feature in ('encrypt', 'verity', 'casefold'):
+    for feature in ('encrypt', 'casefold'):
         with workdir() as d:
             img = mkfs(d + '/img', features=[feature])
             mnt = d + '/mnt'
