@@ -136,15 +136,15 @@ static int mmp_write(struct e2_mmp *mp, uint32_t seq, char *why, size_t len)
 }
 
 /* Refuse: someone else has the image. */
-static int mmp_busy(struct e2_mmp *mp, const char *what, char *why, size_t len)
+static int mmp_busy(struct e2_mmp *mp, const char *what, const char *hint, char *why, size_t len)
 {
     char node[sizeof(mp->cur->mmp_nodename) + 1], dev[sizeof(mp->cur->mmp_bdevname) + 1];
 
     mmp_name(node, sizeof(node), mp->cur->mmp_nodename, sizeof(mp->cur->mmp_nodename));
     mmp_name(dev, sizeof(dev), mp->cur->mmp_bdevname, sizeof(mp->cur->mmp_bdevname));
     e2_say(why, len,
-           "image '%s' is in use: %s on node '%s', device '%s' (multiple-mount protection)",
-           mp->path, what, node, dev);
+           "image '%s' is in use: %s on node '%s', device '%s' (multiple-mount protection)%s",
+           mp->path, what, node, dev, hint);
     return -EBUSY;
 }
 
@@ -192,7 +192,7 @@ static void *mmp_thread(void *arg)
         if (!ret && (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != mp->written_seq ||
                      memcmp(mp->cur->mmp_nodename, mp->buf->mmp_nodename,
                             sizeof(mp->buf->mmp_nodename)) != 0)) {
-            mmp_busy(mp, "the MMP block was taken over", why, sizeof(why));
+            mmp_busy(mp, "the MMP block was taken over", "", why, sizeof(why));
             log_err("%s; serving it read-only from now on", why);
             /* As errors=remount-ro would: nothing more of ours reaches
              * an image that another system writes. */
@@ -290,7 +290,9 @@ int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char
         wait = ext2fs_le16_to_cpu(mp->cur->mmp_check_interval);
     wait = 2 * wait + 1 < wait + 60 ? 2 * wait + 1 : wait + 60;
     if (seq == EXT4_MMP_SEQ_FSCK) {
-        ret = mmp_busy(mp, "e2fsck or tune2fs is working on it", why, len);
+        ret =
+            mmp_busy(mp, "e2fsck or tune2fs is working on it",
+                     "; if none is, 'tune2fs -f -E clear_mmp' on the image releases it", why, len);
         goto out_free;
     }
     if (seq == EXT4_MMP_SEQ_CLEAN) {
@@ -304,7 +306,7 @@ int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char
         if (ret)
             goto out_free;
         if (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != seq) {
-            ret = mmp_busy(mp, "mounted", why, len);
+            ret = mmp_busy(mp, "mounted", "", why, len);
             goto out_free;
         }
     }
@@ -321,7 +323,7 @@ int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char
     if (ret)
         goto out_free;
     if (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != seq) {
-        ret = mmp_busy(mp, "mounted at the same time", why, len);
+        ret = mmp_busy(mp, "mounted at the same time", "", why, len);
         goto out_free;
     }
     ret = -pthread_create(&mp->thread, NULL, mmp_thread, mp);
