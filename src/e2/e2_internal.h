@@ -10,6 +10,12 @@
 
 struct e2_journal;
 
+/* A logical cluster of an inode (bigalloc); see e2_image.partial. */
+struct e2_partial {
+    uint32_t ino;
+    uint64_t cluster;
+};
+
 struct e2_image {
     ext2_filsys fs; /* protected by disk_lock */
     struct mutex disk_lock;
@@ -24,6 +30,15 @@ struct e2_image {
     void *commit_arg;
     int lock_fd; /* holds the image's exclusive flock */
     struct e2_mmp *mmp; /* multiple-mount protection held, or NULL */
+    /* protected by disk_lock; bigalloc with a journal only: clusters that
+     * lost blocks in the running transaction but stay allocated, as
+     * (inode, logical cluster). Their freed blocks can be mapped again at
+     * once (a cluster is allocated whole), so data written there before
+     * the commit would land in blocks the durable state still gives to the
+     * file's old contents: such writes go through the journal (data.c).
+     * Emptied when the transaction is durable (journal.c). */
+    struct e2_partial *partial;
+    size_t npartial, cappartial;
     bool read_only;
     char *path;
     /* A read-only mount's journal, replayed in memory (overlay.h); NULL if
@@ -103,6 +118,9 @@ int e2_inline_get_ea_locked(struct e2_image *img, uint32_t ino, void **val, size
 int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len);
 int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap);
 int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len);
+
+/* punch.c: the partial clusters above. */
+bool e2_partial_hit_locked(struct e2_image *img, uint32_t ino, uint64_t first, uint64_t last);
 
 /* punch.c: ext2fs_punch, working around its refusal to free the file
  * system's last block. */

@@ -456,6 +456,7 @@ out_close:
     close(img->lock_fd);
 out_free:
     e2_overlay_free(img->replayed);
+    free(img->partial);
     free(img->path);
     mutex_destroy(&img->disk_lock);
     free(img);
@@ -494,6 +495,7 @@ int e2_image_close(struct e2_image *img)
     close(img->lock_fd);
     e2_overlay_free(img->replayed);
     mutex_destroy(&img->disk_lock);
+    free(img->partial);
     free(img->path);
     free(img);
     return ret;
