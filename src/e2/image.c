@@ -265,7 +265,7 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
         e2_overlay_free(ov);
         return ret;
     }
-    log_info("'%s': journal recovered in memory (read-only: the image is not modified): "
+    log_notice("'%s': journal recovered in memory (read-only: the image is not modified): "
              "%u transaction%s, %zu block%s",
              path, st.transactions, st.transactions == 1 ? "" : "s", e2_overlay_count(ov),
              e2_overlay_count(ov) == 1 ? "" : "s");
@@ -521,8 +521,20 @@ static int make_final_locked(struct e2_image *img)
 
 int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t why_len)
 {
+    bool took_mmp = false;
     int ret = 0;
 
+    /* Multiple-mount protection, as the kernel's remount: taken before the
+     * image becomes writable (it may sleep: not under the disk lock; the
+     * superblock fields it reads never change), released once it is
+     * read-only again. */
+    if (writable && img->read_only && (img->fs->flags & EXT2_FLAG_RW) && !img->mmp &&
+        ext2fs_has_feature_mmp(img->fs->super)) {
+        ret = take_mmp(img, why, why_len);
+        if (ret)
+            return ret;
+        took_mmp = true;
+    }
     e2_lock(img);
     if (writable == !img->read_only)
         goto out_unlock;
@@ -562,6 +574,9 @@ int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t
         img->read_only = false;
 out_unlock:
     e2_unlock(img);
+    /* The MMP thread takes the disk lock: stopped only after it is free. */
+    if ((!writable && img->mmp) || (ret && took_mmp))
+        release_mmp(img);
     return ret;
 }
 

@@ -262,6 +262,49 @@ def mmp_crafted_blocks():
         fsck(img)
 
 
+@test(timeout=90)
+def mmp_remount():
+    """remount,ro gives the block back (clean), as the kernel's remount
+    does; remount,rw takes it again, and refuses while another node is
+    live, the mount staying read-only."""
+    with workdir() as d:
+        img = mmp_image(d + '/img', features=('mmp', '^metadata_csum'))
+        with Mount(img) as m:
+            write_file(m.path('a'), b'before')
+            check(read_mmp(img)['seq'] not in (SEQ_CLEAN, SEQ_FSCK),
+                  'block not taken at mount')
+            remount(m.mnt, 'ro')
+            eq(read_mmp(img)['seq'], SEQ_CLEAN, 'block after remount,ro')
+            expect_errno(errno.EROFS, write_file, m.path('b'), b'')
+            remount(m.mnt, 'rw')
+            got = read_mmp(img)
+            check(got['seq'] not in (SEQ_CLEAN, SEQ_FSCK) and
+                  got['node'] == os.uname().nodename,
+                  'block not taken again at remount,rw: %r' % got)
+            write_file(m.path('b'), b'after')
+            remount(m.mnt, 'ro')
+            with OtherNode(img, 'othernode', '/dev/sdz9'):
+                rc, out = remount(m.mnt, 'rw', check_rc=False)
+            check(rc != 0 and re.search(r"node 'othernode', device "
+                                        r"'/dev/sdz9'", out),
+                  'remount,rw beside a live node: rc %d: %r' % (rc, out))
+            expect_errno(errno.EROFS, write_file, m.path('c'), b'')
+            write_mmp(img, SEQ_CLEAN, 'othernode', '/dev/sdz9')
+        fsck(img)
+        with Mount(img, opts=['ro']) as m:
+            eq(read_file(m.path('b')), b'after', 'written after remount')
+
+
+def remount(mnt, mode, check_rc=True):
+    p = subprocess.run([uext4test.UEXT4, mnt, '-o', 'remount,' + mode],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=120)
+    out = p.stdout.decode(errors='replace')
+    if check_rc and p.returncode != 0:
+        raise TestFailure('remount,%s exited %d: %s' % (mode, p.returncode, out))
+    return p.returncode, out
+
+
 def setup():
     if os.geteuid() != 0:
         raise SkipFile('needs root for loop mounts')
