@@ -135,7 +135,10 @@ struct uext4_cred {
  * not ext2/3/4 (-EINVAL), need journal recovery, have errors recorded
  * (-EUCLEAN) or use features this version cannot write safely (-EOPNOTSUPP,
  * or opened read-only when @opts allows it). On failure, a one-line
- * explanation naming the cause is written to @why (if not NULL). */
+ * explanation naming the cause is written to @why (if not NULL).
+ * A read-write open of an image with multiple-mount protection (mmp) may
+ * sleep: twice the check time (22 s or more) if its MMP block was not left
+ * clean; -EBUSY if another system keeps it moving. */
 int uext4_open(const char *image, const struct uext4_options *opts, struct uext4_fs **out,
                char *why, size_t why_len);
 
@@ -164,6 +167,10 @@ int uext4_sync(struct uext4_fs *fs);
 int uext4_remount(struct uext4_fs *fs, bool read_only, char *why, size_t why_len);
 
 bool uext4_is_read_only(const struct uext4_fs *fs);
+/* Whether uext4_open_file() may refuse an open that the caller's
+ * permissions allow (opening an fs-verity file for writing: EPERM), so a
+ * front end must pass every open to it. */
+bool uext4_open_needs_check(const struct uext4_fs *fs);
 unsigned uext4_block_size(const struct uext4_fs *fs);
 
 /* ---- names ---- */

@@ -6,7 +6,9 @@
  *    will serve it, so the daemon forks first and opens afterwards;
  *  - the parent of a daemon exits 0 only once the mount is live, and with
  *    the daemon's error message and 1 if it is not, told through a pipe
- *    (no sleeping, no polling of /proc/mounts);
+ *    (no sleeping, no polling of /proc/mounts); what the daemon logs before
+ *    that (warnings, a journal replayed) is printed on the stderr it shares
+ *    with the waiting parent, so it is there when the command returns;
  *  - on the way out the session is destroyed (no request can reach the
  *    core any more) before uext4_close() writes the image back, and the
  *    process exits only after that, so a caller that waits for the daemon's
@@ -600,8 +602,11 @@ static int daemonize_and_serve(const struct cli *c)
 
     close(pipefd[0]);
     setsid();
-    /* Before the core can start threads: log_setup() must come first. */
-    log_setup("uext4", LOG_LVL_WARN, true);
+    /* Before the core can start threads: log_setup() must come first. Until
+     * the mount is ready, stderr is still the terminal of the parent, which
+     * waits: warnings and notices (read-only fallback, journal replayed) go
+     * there too. */
+    log_setup("uext4", LOG_LVL_NOTICE, true);
     log_tee_to_stderr(true);
     _exit(serve(c, pipefd[1]) < 0 ? 1 : 0);
 }

@@ -37,8 +37,8 @@ void log_set_func(log_func_t func, void *data, enum log_level max)
 
 void log_msg(enum log_level lvl, const char *fmt, ...)
 {
-    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    static const char *const name[] = {"error", "warning", "info", "debug"};
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
+    static const char *const name[] = {"error", "warning", "notice", "info", "debug"};
     va_list ap;
 
     if (lvl > log_max)
@@ -57,8 +57,10 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
         vsyslog(prio[lvl], fmt, again);
         va_end(again);
     }
+    /* A notice (a journal replayed, orphans freed) is for the user who
+     * mounts as much as a warning is. */
     if (!log_to_syslog ||
-        (__atomic_load_n(&log_tee_stderr, __ATOMIC_RELAXED) && lvl <= LOG_LVL_WARN)) {
+        (__atomic_load_n(&log_tee_stderr, __ATOMIC_RELAXED) && lvl <= LOG_LVL_NOTICE)) {
         /* One fprintf per line keeps lines from different threads whole. */
         char line[1024];
         vsnprintf(line, sizeof(line), fmt, ap);

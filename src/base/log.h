@@ -1,18 +1,22 @@
 /* Logging for every layer. Messages go to stderr (foreground) or syslog
- * (daemonised); the destination is chosen once at start-up. */
+ * (daemonised); the destination is chosen once at start-up. A daemon that
+ * is not yet mounted also copies them to stderr (log_tee_to_stderr), so
+ * what it says before it is ready reaches the user who started it. */
 #ifndef UEXT4_BASE_LOG_H
 #define UEXT4_BASE_LOG_H
 
 #include <stdbool.h>
 
-enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+/* NOTICE: normal but worth telling the user who mounts (a journal replayed);
+ * a daemon logs up to NOTICE, the foreground up to INFO. */
+enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_NOTICE, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 /* Call before any thread starts. @use_syslog sends output to syslog(3). */
 void log_setup(const char *ident, enum log_level max, bool use_syslog);
 
-/* With syslog: also write errors and warnings to stderr while @on, for a
- * daemon whose starter still waits on its terminal (a lock being waited
- * for, a read-only fallback). */
+/* With syslog: also write errors, warnings and notices to stderr while @on,
+ * for a daemon whose starter still waits on its terminal (a lock being
+ * waited for, a read-only fallback, a journal replayed). */
 void log_tee_to_stderr(bool on);
 
 /* Where messages go instead of stderr/syslog when set (library mode:
@@ -26,9 +30,10 @@ void log_set_func(log_func_t func, void *data, enum log_level max);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
+#define log_err(...)    log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define log_warn(...)   log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)
+#define log_info(...)   log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define log_debug(...)  log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 
 #endif

@@ -101,6 +101,18 @@ out_unlock:
     return ret ? ret : (ssize_t)done;
 }
 
+/* Whether a write of @size bytes at @off touches a cluster of @ino that
+ * lost blocks in the running transaction (bigalloc). */
+static bool partial_hit_locked(struct e2_image *img, uint32_t ino, size_t size, off_t off)
+{
+    uint64_t cluster_bytes = (uint64_t)img->fs->blocksize * EXT2FS_CLUSTER_RATIO(img->fs);
+
+    if (!img->npartial)
+        return false;
+    return e2_partial_hit_locked(img, ino, (uint64_t)off / cluster_bytes,
+                                 ((uint64_t)off + size - 1) / cluster_bytes);
+}
+
 ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off)
 {
     struct ext2_inode_large in;
@@ -116,7 +128,9 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
-    if (size) {
+    if (size && partial_hit_locked(img, ino, size, off)) {
+        /* Through the journal, with libext2fs's file API (e2_internal.h). */
+    } else if (size) {
         ssize_t n = E2_WRITE_ELSEWHERE;
         bool unwritten = false;
         if (e2_extio_usable(&in))

@@ -79,6 +79,7 @@ unsigned e2_block_size(const struct e2_image *img);
 /* libext2fs's version string, as loaded at run time. */
 const char *e2_library_version(void);
 bool e2_has_inline_data(const struct e2_image *img);
+bool e2_has_verity(const struct e2_image *img);
 bool e2_has_extents(const struct e2_image *img);
 /* The largest file size ext4 allows for an extent-mapped (@extents) or
  * block-mapped file (the kernel's s_maxbytes / s_bitmap_maxbytes). */
@@ -125,6 +126,7 @@ enum e2_attr_field {
 #define E2_FL_INDEX       0x00001000u
 #define E2_FL_IMMUTABLE   0x00000010u
 #define E2_FL_APPEND      0x00000020u
+#define E2_FL_VERITY      0x00100000u
 
 /* Largest link count of a directory before dir_nlink makes it 1. */
 #define E2_LINK_MAX 65000u

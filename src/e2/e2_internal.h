@@ -10,6 +10,12 @@
 
 struct e2_journal;
 
+/* A logical cluster of an inode (bigalloc); see e2_image.partial. */
+struct e2_partial {
+    uint32_t ino;
+    uint64_t cluster;
+};
+
 struct e2_image {
     ext2_filsys fs; /* protected by disk_lock */
     struct mutex disk_lock;
@@ -23,7 +29,17 @@ struct e2_image {
     bool failure_said;          /* a failed image write was logged */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
-    int lock_fd; /* the image file, holding its flock (imgfile.h) */
+    int lock_fd;        /* the image file, holding its flock (imgfile.h) */
+    struct e2_mmp *mmp; /* multiple-mount protection held, or NULL */
+    /* protected by disk_lock; bigalloc with a journal only: clusters that
+     * lost blocks in the running transaction but stay allocated, as
+     * (inode, logical cluster). Their freed blocks can be mapped again at
+     * once (a cluster is allocated whole), so data written there before
+     * the commit would land in blocks the durable state still gives to the
+     * file's old contents: such writes go through the journal (data.c).
+     * Emptied when the transaction is durable (journal.c). */
+    struct e2_partial *partial;
+    size_t npartial, cappartial;
     bool read_only;
     char *path;
     /* A read-only mount's journal, replayed in memory (overlay.h); NULL if
@@ -62,6 +78,39 @@ static inline void e2_unlock(struct e2_image *img)
     mutex_unlock(&img->disk_lock);
 }
 
+/* mmp.c: multiple-mount protection. e2_mmp_start() runs the kernel's mount
+ * protocol on the MMP block of the image open in @fs (read-only is enough:
+ * the block is written with pwrite on img->lock_fd, which must be open
+ * read-write); it sleeps twice
+ * for the check time (11 s with the default interval) and fails with -EBUSY
+ * and a message naming the other user's node and device if the image is in
+ * use. On success an update thread keeps the block ours (and makes @img
+ * read-only if another system takes it over). e2_mmp_stop() ends the
+ * thread and marks the block clean: call it after the last write to the
+ * image. -EBUSY if the block had been taken over. */
+struct e2_mmp;
+int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why,
+                 size_t len);
+int e2_mmp_stop(struct e2_mmp *mp);
+
+/* eainode.c: xattr values in EA inodes (disk lock held; no-ops without
+ * the ea_inode feature). e2_ea_refs_get_locked() notes the EA inodes an
+ * inode's xattrs reference and what they add to its i_blocks (in blocks);
+ * after a libext2fs call that may have changed them,
+ * e2_ea_refs_update_locked() moves i_blocks by the difference and gives new
+ * EA inodes the inode's owner. e2_ea_inodes_release_locked() drops the EA
+ * inode references of an inode being freed: call it before its xattr
+ * block's reference is dropped. */
+struct e2_ea_refs {
+    uint64_t charge;
+    uint32_t *inums;
+    unsigned n, cap;
+};
+int e2_ea_refs_get_locked(struct e2_image *img, uint32_t ino, struct e2_ea_refs *r);
+int e2_ea_refs_update_locked(struct e2_image *img, uint32_t ino, const struct e2_ea_refs *before);
+void e2_ea_refs_free(struct e2_ea_refs *r);
+int e2_ea_inodes_release_locked(struct e2_image *img, uint32_t ino);
+
 /* errcode_t (libext2fs and com_err) to -errno: the one table (errcode.c). */
 int e2_errno(errcode_t err);
 /* Format a message into the caller's @why buffer (may be NULL or 0 long). */
@@ -80,6 +129,9 @@ int e2_inline_get_ea_locked(struct e2_image *img, uint32_t ino, void **val, size
 int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len);
 int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap);
 int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val, size_t len);
+
+/* punch.c: the partial clusters above. */
+bool e2_partial_hit_locked(struct e2_image *img, uint32_t ino, uint64_t first, uint64_t last);
 
 /* punch.c: ext2fs_punch, working around its refusal to free the file
  * system's last block. */

@@ -78,6 +78,17 @@ static int append_block_locked(struct e2_image *img, uint32_t dir, struct ext2_i
     errcode_t err;
 
     *lblk = EXT2_I_SIZE(in) / fs->blocksize;
+    if (EXT2FS_CLUSTER_RATIO(fs) > 1) {
+        /* bigalloc: a block of a cluster the directory has already is at
+         * its offset in that cluster, allocating nothing; libext2fs's
+         * allocating bmap knows the rule and charges i_blocks by cluster. */
+        *pblk = 0;
+        err = ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, BMAP_ALLOC, *lblk, NULL, pblk);
+        if (err)
+            return e2_errno(err);
+        in->i_size += fs->blocksize;
+        return 0;
+    }
     err = ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, 0, *lblk - 1, NULL, &goal);
     if (!err)
         err = ext2fs_new_block2(fs, goal, NULL, pblk);

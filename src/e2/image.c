@@ -23,12 +23,12 @@ static const uint32_t incompat_refused =
     EXT4_FEATURE_INCOMPAT_ENCRYPT | EXT4_FEATURE_INCOMPAT_CASEFOLD |
     EXT3_FEATURE_INCOMPAT_JOURNAL_DEV | EXT4_FEATURE_INCOMPAT_DIRDATA |
     EXT2_FEATURE_INCOMPAT_COMPRESSION;
+/* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
+static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
 /* Readable, but writing would leave something e2fsck repairs (quota usage,
- * verity trees, cluster accounting, MMP sequence, orphan file). */
-static const uint32_t incompat_ro = EXT4_FEATURE_INCOMPAT_MMP | EXT4_FEATURE_INCOMPAT_EA_INODE;
+ * shared blocks, orphan file) or that is not ours to write. */
 static const uint32_t ro_compat_ro =
-    EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_BIGALLOC |
-    EXT4_FEATURE_RO_COMPAT_PROJECT | EXT4_FEATURE_RO_COMPAT_VERITY |
+    EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_PROJECT |
     EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS | EXT4_FEATURE_RO_COMPAT_READONLY |
     EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_REPLICA |
     EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
@@ -49,7 +49,8 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     struct ext2_super_block *sb = fs->super;
     uint32_t bad;
 
-    bad = sb->s_feature_incompat & (incompat_refused | ~EXT2_LIB_FEATURE_INCOMPAT_SUPP);
+    bad = sb->s_feature_incompat &
+          (incompat_refused | ~(EXT2_LIB_FEATURE_INCOMPAT_SUPP | incompat_ours));
     bad &= ~EXT3_FEATURE_INCOMPAT_RECOVER;
     if (bad) {
         e2_say(why, len, "image '%s' uses the unsupported feature '%s'", path,
@@ -65,12 +66,6 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     if (sb->s_state & EXT2_ERROR_FS) {
         e2_say(why, len, "image '%s' has errors recorded; run 'e2fsck -fy' on it first", path);
         return -EUCLEAN;
-    }
-    bad = sb->s_feature_incompat & incompat_ro;
-    if (bad) {
-        e2_say(why, len, "feature '%s' is not supported for writing; mounting read-only",
-               first_feature(E2P_FEATURE_INCOMPAT, bad));
-        *need_ro = true;
     }
     bad = sb->s_feature_ro_compat & (ro_compat_ro | ~EXT2_LIB_FEATURE_RO_COMPAT_SUPP);
     if (bad) {
@@ -118,7 +113,9 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
 static int open_fs(const char *path, int fd, bool ro, const struct e2_overlay *replayed,
                    ext2_filsys *out, char *why, size_t len)
 {
-    int flags = EXT2_FLAG_64BITS | (ro ? 0 : EXT2_FLAG_RW);
+    /* SKIP_MMP: libext2fs would run e2fsck's MMP protocol; mmp.c runs the
+     * kernel's. */
+    int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP | (ro ? 0 : EXT2_FLAG_RW);
     char io_opts[64], name[32];
     errcode_t err;
 
@@ -194,9 +191,9 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
     if (ret)
         return ret;
     if (!st.was_empty)
-        log_info("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
-                 st.transactions, st.transactions == 1 ? "" : "s",
-                 (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
+        log_notice("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
+                   st.transactions, st.transactions == 1 ? "" : "s",
+                   (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
     ret = open_fs(path, img_fd, false, NULL, fs, why, len);
     if (ret)
         return ret;
@@ -244,7 +241,7 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
         e2_overlay_free(ov);
         return ret;
     }
-    log_info("'%s': journal recovered in memory (read-only: the image is not modified): "
+    log_notice("'%s': journal recovered in memory (read-only: the image is not modified): "
              "%u transaction%s, %zu block%s",
              path, st.transactions, st.transactions == 1 ? "" : "s", e2_overlay_count(ov),
              e2_overlay_count(ov) == 1 ? "" : "s");
@@ -254,6 +251,25 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
                  path, -(long long)st.sb_errno);
     *out = ov;
     return 0;
+}
+
+/* Take the MMP block of an image that has one (once), before the first
+ * write to the image; img->fs is open. */
+static int take_mmp(struct e2_image *img, char *why, size_t len)
+{
+    if (img->mmp || !ext2fs_has_feature_mmp(img->fs->super))
+        return 0;
+    return e2_mmp_start(img, img->fs, &img->mmp, why, len);
+}
+
+/* Give the MMP block back (if held) after a failed or read-only open. */
+static void release_mmp(struct e2_image *img)
+{
+    int ret = e2_mmp_stop(img->mmp);
+
+    img->mmp = NULL;
+    if (ret)
+        log_err("'%s': releasing its MMP block failed: %s", img->path, strerror(-ret));
 }
 
 /* A read-write mount marks the file system as in use, as the kernel does:
@@ -322,7 +338,7 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     for (int pass = 0;; pass++) {
         ret = open_fs(path, img->lock_fd, true, img->replayed, &img->fs, why, why_len);
         if (ret)
-            goto out_unlock;
+            goto out_close;
         ret = check_layout(img->fs, path, why, why_len);
         if (!ret)
             ret = check_super(img->fs, path, &need_ro, why, why_len);
@@ -332,12 +348,17 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
             /* The next pass checks the replayed superblock. */
             ret = recover_in_memory(path, &img->fs, &img->replayed, why, why_len);
             if (ret)
-                goto out_unlock;
+                goto out_close;
             continue;
         }
+        /* Replaying writes: the image must be ours first, as for the
+         * kernel, which replays after taking the MMP block. */
+        ret = take_mmp(img, why, why_len);
+        if (ret)
+            goto out_close;
         ret = recover(path, img->lock_fd, &img->fs, why, why_len);
         if (ret)
-            goto out_unlock;
+            goto out_close;
         need_ro = false;
     }
     if (!ret && needs_recovery(img->fs)) {
@@ -354,19 +375,27 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
             need_ro = true;
         }
     }
-    ext2fs_close_free(&img->fs);
     if (ret)
-        goto out_unlock;
+        goto out_close;
     if (need_ro && !o->read_only && !o->force_ro_ok) {
         ret = -EROFS;
-        goto out_unlock;
+        goto out_close;
     }
     img->read_only = o->read_only || need_ro;
     *ro_forced = need_ro && !o->read_only;
+    /* A read-only mount leaves the MMP block alone, as the kernel's does
+     * (if it was taken for a replay only, it is given back here). */
+    if (img->read_only)
+        release_mmp(img);
+    else
+        ret = take_mmp(img, why, why_len);
+    if (ret)
+        goto out_close;
+    ext2fs_close_free(&img->fs);
 
     ret = open_fs(path, img->lock_fd, img->read_only, img->replayed, &img->fs, why, why_len);
     if (ret)
-        goto out_unlock;
+        goto out_close;
     /* libext2fs caches 4 inodes by default; every operation reads a few. */
     if (img->fs->icache) {
         ext2fs_free_inode_cache(img->fs->icache);
@@ -400,11 +429,13 @@ out_stop:
     e2_unlock(img);
 
 out_close:
-    ext2fs_close_free(&img->fs);
-out_unlock:
+    if (img->fs)
+        ext2fs_close_free(&img->fs);
+    release_mmp(img);
     close(img->lock_fd);
 out_free:
     e2_overlay_free(img->replayed);
+    free(img->partial);
     free(img->path);
     mutex_destroy(&img->disk_lock);
     free(img);
@@ -466,11 +497,20 @@ int e2_image_close(struct e2_image *img)
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);
+    /* After the last write to the image. */
+    cret = e2_mmp_stop(img->mmp);
+    img->mmp = NULL;
+    if (cret == -EBUSY)
+        log_err("'%s' was taken over by another system while mounted: run 'e2fsck -f' on it "
+                "once that system has released it",
+                img->path);
+    ret = ret ? ret : cret;
     if (ret)
         log_err("closing '%s': %s", img->path, strerror(-ret));
     close(img->lock_fd);
     e2_overlay_free(img->replayed);
     mutex_destroy(&img->disk_lock);
+    free(img->partial);
     free(img->path);
     free(img);
     return ret;
@@ -498,8 +538,20 @@ static int make_final_locked(struct e2_image *img)
 
 int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t why_len)
 {
+    bool took_mmp = false;
     int ret = 0;
 
+    /* Multiple-mount protection, as the kernel's remount: taken before the
+     * image becomes writable (it may sleep: not under the disk lock; the
+     * superblock fields it reads never change), released once it is
+     * read-only again. */
+    if (writable && img->read_only && (img->fs->flags & EXT2_FLAG_RW) && !img->mmp &&
+        ext2fs_has_feature_mmp(img->fs->super)) {
+        ret = take_mmp(img, why, why_len);
+        if (ret)
+            return ret;
+        took_mmp = true;
+    }
     e2_lock(img);
     if (writable == !img->read_only)
         goto out_unlock;
@@ -545,6 +597,9 @@ int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t
         img->read_only = false;
 out_unlock:
     e2_unlock(img);
+    /* The MMP thread takes the disk lock: stopped only after it is free. */
+    if ((!writable && img->mmp) || (ret && took_mmp))
+        release_mmp(img);
     return ret;
 }
 
@@ -630,6 +685,11 @@ uint64_t e2_max_file_size(const struct e2_image *img, bool extents)
     if (!ext2fs_has_feature_huge_file(img->fs->super) && blocks > ((1ULL << 32) - 1) / (bs / 512))
         blocks = ((1ULL << 32) - 1) / (bs / 512); /* i_blocks counts 512-byte sectors */
     return blocks * bs;
+}
+
+bool e2_has_verity(const struct e2_image *img)
+{
+    return ext2fs_has_feature_verity(img->fs->super);
 }
 
 bool e2_has_extents(const struct e2_image *img)

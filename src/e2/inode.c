@@ -443,6 +443,9 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino)
         if (ret)
             return ret;
     }
+    ret = e2_ea_inodes_release_locked(img, ino);
+    if (ret)
+        return ret;
     ret = release_xattr_block_locked(img, ino, &in);
     if (ret)
         return ret;

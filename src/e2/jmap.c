@@ -115,7 +115,9 @@ static int check_overlaps(ext2_filsys fs, const uint64_t *map, uint32_t len, cha
                           size_t why_len)
 {
     ext2fs_block_bitmap bm;
-    errcode_t err = ext2fs_allocate_block_bitmap(fs, "journal blocks", &bm);
+    /* Per block even with bigalloc, where a block bitmap marks clusters
+     * and the journal shares its clusters with metadata. */
+    errcode_t err = ext2fs_allocate_subcluster_bitmap(fs, "journal blocks", &bm);
     int ret = 0;
 
     if (err)

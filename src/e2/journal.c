@@ -143,8 +143,13 @@ static void reserved_set(ext2_filsys fs, struct e2_journal *jn, bool reserve)
 
 static void reserved_release(ext2_filsys fs, struct e2_journal *jn)
 {
+    struct e2_image *img = fs->priv_data;
+
     reserved_set(fs, jn, false);
     jn->nfreed = 0;
+    /* Partly freed clusters (bigalloc) are safe to write home again. */
+    if (img)
+        img->npartial = 0;
 }
 
 /* ---- the log ---- */

@@ -131,7 +131,7 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
             ret = e2_journal_commit_locked(img);
     }
     if (freed && !img->closing)
-        log_info("'%s': freed %u orphan inode%s left by an unclean shutdown", img->path, freed,
-                 freed == 1 ? "" : "s");
+        log_notice("'%s': freed %u orphan inode%s left by an unclean shutdown", img->path, freed,
+                   freed == 1 ? "" : "s");
     return ret;
 }

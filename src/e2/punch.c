@@ -116,11 +116,62 @@ static int punch_ind(struct e2_image *img, uint32_t ino, struct ext2_inode_large
     return 0;
 }
 
+/* Note logical cluster @cluster of @ino as partly freed (see
+ * e2_internal.h). Out of memory, the caller is told: the punch must not go
+ * ahead unprotected. */
+static int note_partial_locked(struct e2_image *img, uint32_t ino, uint64_t cluster)
+{
+    if (e2_partial_hit_locked(img, ino, cluster, cluster))
+        return 0;
+    if (img->npartial == img->cappartial) {
+        size_t cap = img->cappartial ? 2 * img->cappartial : 16;
+        struct e2_partial *p = realloc(img->partial, cap * sizeof(*p));
+
+        if (!p)
+            return -ENOMEM;
+        img->partial = p;
+        img->cappartial = cap;
+    }
+    img->partial[img->npartial].ino = ino;
+    img->partial[img->npartial].cluster = cluster;
+    img->npartial++;
+    return 0;
+}
+
+bool e2_partial_hit_locked(struct e2_image *img, uint32_t ino, uint64_t first, uint64_t last)
+{
+    for (size_t i = 0; i < img->npartial; i++) {
+        if (img->partial[i].ino == ino && img->partial[i].cluster >= first &&
+            img->partial[i].cluster <= last)
+            return true;
+    }
+    return false;
+}
+
+/* The clusters at the ends of [start, end] that keep some of their blocks. */
+static int note_partial_ends_locked(struct e2_image *img, uint32_t ino, blk64_t start, blk64_t end)
+{
+    unsigned ratio = EXT2FS_CLUSTER_RATIO(img->fs);
+    int ret = 0;
+
+    if (ratio == 1 || !img->journal)
+        return 0;
+    if (start % ratio)
+        ret = note_partial_locked(img, ino, start / ratio);
+    if (!ret && end != ~0ULL && (end + 1) % ratio)
+        ret = note_partial_locked(img, ino, end / ratio);
+    return ret;
+}
+
 int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
                     blk64_t end)
 {
     blk64_t lblk = 0;
-    int ret = 0;
+    int ret;
+
+    ret = note_partial_ends_locked(img, ino, start, end);
+    if (ret)
+        return ret;
 
     if (!(in->i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL)))
         return punch_ind(img, ino, in, start, end);

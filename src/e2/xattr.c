@@ -89,6 +89,7 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
 {
     struct ext2_xattr_handle *h;
     void *old = NULL;
+    struct e2_ea_refs refs;
     size_t oldlen;
     int ret;
 
@@ -97,9 +98,12 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
         ret = -EROFS;
         goto out_unlock;
     }
+    ret = e2_ea_refs_get_locked(img, ino, &refs);
+    if (ret)
+        goto out_free_refs;
     ret = open_read_locked(img, ino, &h);
     if (ret)
-        goto out_unlock;
+        goto out_free_refs;
     ret = e2_errno(ext2fs_xattr_get(h, name, &old, &oldlen));
     if (ret == 0) {
         ext2fs_free_mem(&old);
@@ -116,8 +120,12 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
     ret = e2_errno(ext2fs_xattr_set(h, name, val, len));
     if (!ret)
         ret = drop_empty_block_locked(img, ino);
+    if (!ret)
+        ret = e2_ea_refs_update_locked(img, ino, &refs);
 out_close:
     ext2fs_xattrs_close(&h);
+out_free_refs:
+    e2_ea_refs_free(&refs);
 out_unlock:
     e2_unlock(img);
     return ret;
@@ -169,6 +177,7 @@ int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
 {
     struct ext2_xattr_handle *h;
     void *old = NULL;
+    struct e2_ea_refs refs;
     size_t oldlen;
     int ret;
 
@@ -177,9 +186,12 @@ int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
         ret = -EROFS;
         goto out_unlock;
     }
+    ret = e2_ea_refs_get_locked(img, ino, &refs);
+    if (ret)
+        goto out_free_refs;
     ret = open_read_locked(img, ino, &h);
     if (ret)
-        goto out_unlock;
+        goto out_free_refs;
     /* libext2fs removes a missing key silently; removexattr(2) says ENODATA. */
     ret = e2_errno(ext2fs_xattr_get(h, name, &old, &oldlen));
     if (!ret) {
@@ -187,8 +199,12 @@ int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
         ret = e2_errno(ext2fs_xattr_remove(h, name));
         if (!ret)
             ret = drop_empty_block_locked(img, ino);
+        if (!ret)
+            ret = e2_ea_refs_update_locked(img, ino, &refs);
     }
     ext2fs_xattrs_close(&h);
+out_free_refs:
+    e2_ea_refs_free(&refs);
 out_unlock:
     e2_unlock(img);
     return ret;

@@ -243,8 +243,10 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     bool id_mapped = p->opts->core.nuidmap || p->opts->core.ngidmap;
     /* The daemon checks nothing per path or per open when the kernel checks
      * first, or when nobody checks (fakeroot): the kernel may then keep
-     * names and open files without asking. */
-    bool nothing_to_check = (kernel_checks && !id_mapped) || p->opts->core.fakeroot;
+     * names and open files without asking. Not on an image with fs-verity
+     * files, whose opens for writing fail (EPERM) whatever the mode says. */
+    bool nothing_to_check =
+        ((kernel_checks && !id_mapped) || p->opts->core.fakeroot) && !uext4_open_needs_check(fs);
     struct fe_session *s;
     int rc;
 

@@ -101,6 +101,11 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     if ((to_set & UEXT4_SET_SIZE) && (!S_ISREG(a.mode) || in->st_size < 0))
         return -EINVAL;
     if (to_set & UEXT4_SET_SIZE) {
+        ret = fs_may_write_data(&a);
+        if (ret)
+            return ret;
+    }
+    if (to_set & UEXT4_SET_SIZE) {
         /* truncate(2) and open(O_TRUNC) set mtime even when the size
          * stays, and drop setuid/setgid of a non-capable caller. */
         fields |= E2_A_MTIME;

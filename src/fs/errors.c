@@ -46,6 +46,11 @@ int fs_may_write(struct uext4_fs *fs)
     return 0;
 }
 
+int fs_may_write_data(const struct e2_attr *a)
+{
+    return (a->flags & E2_FL_VERITY) ? -EPERM : 0;
+}
+
 void fs_now(struct timespec *ts)
 {
     clock_gettime(CLOCK_REALTIME, ts);

@@ -39,6 +39,8 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = fs_permission(fs, &fc, ino, &a, mask);
     if (!ret && (mask & W_OK) && S_ISREG(a.mode))
         ret = fs_may_write(fs);
+    if (!ret && (mask & W_OK))
+        ret = fs_may_write_data(&a);
     if (!ret)
         fs_inode_ref_open(fs, ino, +1);
     rwlock_unlock(&fs->mount_lock);
@@ -187,6 +189,8 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         err = e2_inode_get(fs->img, ino, &a);
     if (!err && !S_ISREG(a.mode))
         err = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+    if (!err)
+        err = fs_may_write_data(&a);
     if (err) {
         ret = err;
         goto out_end;
@@ -357,6 +361,8 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret && !S_ISREG(a.mode))
         ret = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
+    if (!ret)
+        ret = fs_may_write_data(&a);
     /* As the kernel: write the cached pages back, then change the blocks. */
     if (!ret)
         ret = fs_writeback_locked(fs, fi);
@@ -451,6 +457,8 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
             ret = e2_inode_get(fs->img, ino_out, &ao);
         if (!ret && (!S_ISREG(ai.mode) || !S_ISREG(ao.mode)))
             ret = -EINVAL;
+        if (!ret)
+            ret = fs_may_write_data(&ao);
         if (ret)
             break;
         got = fs_file_read_locked(fs, in, &ai, buf, want, off_in + (off_t)done);

@@ -238,6 +238,11 @@ bool uext4_is_read_only(const struct uext4_fs *fs)
     return e2_is_read_only(fs->img);
 }
 
+bool uext4_open_needs_check(const struct uext4_fs *fs)
+{
+    return e2_has_verity(fs->img);
+}
+
 unsigned uext4_block_size(const struct uext4_fs *fs)
 {
     return e2_block_size(fs->img);

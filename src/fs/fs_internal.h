@@ -114,6 +114,9 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
  * last error) and apply the errors= policy; the caller has logged it. */
 void fs_record_error(struct uext4_fs *fs, uint32_t ino, const char *func, int line);
 int fs_may_write(struct uext4_fs *fs);
+/* Whether @a's contents may change: -EPERM for an fs-verity file, whose
+ * Merkle tree (past EOF) would no longer match, as the kernel refuses. */
+int fs_may_write_data(const struct e2_attr *a);
 void fs_now(struct timespec *ts);
 /* An access to @ino (inode locked, @a its attributes): record it in atime
  * as the atime options say (relatime by default: only when atime predates

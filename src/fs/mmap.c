@@ -78,6 +78,8 @@ int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *b
     if (!ret)
         ret = fs_may_write(fs);
     if (!ret)
+        ret = fs_may_write_data(&a);
+    if (!ret)
         ret = pc_store(fs->pc, ino, a.size, off, buf, len);
     if (!ret) {
         /* page_mkwrite updates the times when the page is first written. */

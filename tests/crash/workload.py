@@ -53,6 +53,8 @@ VARIANTS = {
     '1k': ('ext4', ('inline_data', 'metadata_csum', '64bit'), 1024),
     'nocsum': ('ext4', ('inline_data', '^metadata_csum', '64bit'), 4096),
     'ext3': ('ext3', (), 4096),
+    # 16-block (64 KiB) clusters; not in crash.py's default list.
+    'bigalloc': ('ext4', ('bigalloc', 'metadata_csum', '64bit'), 4096),
 }
 
 DURABLE = ('fsync', 'fdatasync', 'fsyncdir', 'ofsync')

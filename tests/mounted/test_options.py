@@ -239,7 +239,7 @@ def errors_recorded_refused():
 
 @test
 def unsupported_features():
-    for feature in ('encrypt', 'verity', 'casefold'):
+    for feature in ('encrypt', 'casefold'):
         with workdir() as d:
             img = mkfs(d + '/img', features=[feature])
             mnt = d + '/mnt'
@@ -334,6 +334,93 @@ def daemon_mode():
             if mounted_at(mnt):
                 fuse_unmount(mnt)
                 raise TestFailure('second daemon mounted a locked image')
+        fsck(img)
+
+
+def background_mount(img, mnt, opts=()):
+    """`uext4 IMG MNT` without -f; returns (exit status, everything the
+    command printed by the time it returned, daemon pid)."""
+    out_path = mnt + '.out'
+    cmd = [UEXT4, img, mnt] + (['-o', ','.join(opts)] if opts else [])
+    with open(out_path, 'wb') as out:
+        p = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL, timeout=30)
+    return (p.returncode, read_file(out_path).decode(errors='replace'),
+            find_daemon(img, mnt))
+
+
+def stop_background(mnt, pid):
+    clean = fuse_unmount(mnt)
+    if pid:
+        wait_pid_gone(pid)
+    check(clean, 'unmount was busy')
+
+
+def needing_replay(d):
+    """An image whose journal holds a committed transaction: a daemon
+    killed after an fsync."""
+    img = mkfs(d + '/replay.img')
+    m = Mount(img, mnt=d + '/kill', expect_clean_exit=False)
+    with m:
+        write_file(m.path('kept'), b'fsynced before the kill')
+        fd = os.open(m.path('kept'), os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        m.proc.kill()
+        m.proc.wait(EXIT_TIMEOUT)
+    check('needs_recovery' in (sb_field(img, 'Filesystem features') or ''),
+          'the killed daemon left no journal to replay')
+    return img
+
+
+@test
+def daemon_mode_messages():
+    """What the daemon says before the mount is ready is on the command's
+    stderr when it returns: the read-only fallback and a journal replay."""
+    with workdir() as d:
+        img = mkfs(d + '/quota.img', features=['quota'])
+        mnt = d + '/mnt'
+        os.mkdir(mnt)
+        rc, log, pid = background_mount(img, mnt)
+        try:
+            eq(rc, 0, 'exit status (%s)' % log)
+            check(mounted_at(mnt), 'not mounted when the command returned')
+            check(re.search(r"feature 'quota'.*read-only", log),
+                  'read-only fallback not told: %r' % log)
+            check(re.search(r'serving read-only', log),
+                  'read-only serving not told: %r' % log)
+            expect_errno(errno.EROFS, os.open, os.path.join(mnt, 'f'),
+                         os.O_CREAT | os.O_WRONLY, 0o644)
+        finally:
+            stop_background(mnt, pid)
+        fsck(img)
+
+        img = needing_replay(d)
+        rc, log, pid = background_mount(img, mnt)
+        try:
+            eq(rc, 0, 'exit status (%s)' % log)
+            check(re.search(r'journal recovered: 1 transaction', log),
+                  'journal replay not told: %r' % log)
+            eq(read_file(os.path.join(mnt, 'kept')),
+               b'fsynced before the kill', 'replayed file')
+            # After readiness the daemon's stderr is no longer the user's.
+            eq(os.readlink('/proc/%d/fd/2' % pid), '/dev/null',
+               'daemon stderr after ready')
+        finally:
+            stop_background(mnt, pid)
+        fsck(img)
+
+        # norecovery: the read-only fallback of an unreplayed journal.
+        img = needing_replay(d)
+        rc, log, pid = background_mount(img, mnt, ['norecovery'])
+        try:
+            eq(rc, 0, 'exit status (%s)' % log)
+            check(re.search(r'needs journal recovery.*read-only', log),
+                  'norecovery fallback not told: %r' % log)
+        finally:
+            stop_background(mnt, pid)
+        with Mount(img, mnt=mnt):
+            pass                    # replays it
         fsck(img)
 
 

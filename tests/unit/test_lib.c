@@ -957,6 +957,60 @@ static int test_not_a_file_refused(void)
     return 0;
 }
 
+/* fs-verity files (EXT4_VERITY_FL, set here with debugfs: this kernel cannot
+ * make them) refuse every change to their contents with EPERM, through
+ * each core entry point; reading and copying from them still work. */
+static int test_verity_contents_refused(void)
+{
+    const char *img = mkimg("-t ext4 -O verity");
+    static char data[5000], back[5000];
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct stat st, in = {.st_size = 0};
+    uint32_t v, p;
+
+    CHECK(fs);
+    memset(data, 'v', sizeof(data));
+    v = create(fs, UEXT4_ROOT_INO, "v");
+    p = create(fs, UEXT4_ROOT_INO, "p");
+    CHECK_EQ(write_all(fs, v, data, sizeof(data), 0), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK_EQ(sh("debugfs -w -R 'set_inode_field /v flags 0x180000' %s >/dev/null 2>&1", img), 0);
+    CHECK(fsck_clean(img));
+
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK(uext4_open_needs_check(fs));
+    CHECK_EQ(uext4_lookup(fs, &root, UEXT4_ROOT_INO, "v", &st), 0);
+    CHECK_EQ(uext4_open_file(fs, &root, v, O_WRONLY), -EPERM);
+    CHECK_EQ(uext4_open_file(fs, &root, v, O_RDWR), -EPERM);
+    CHECK_EQ(uext4_write(fs, &root, v, "x", 1, 0, 0), -EPERM);
+    CHECK_EQ(uext4_write(fs, &root, v, "x", 1, 0, UEXT4_WRITE_MMAP), -EPERM);
+    CHECK_EQ(uext4_mmap_store(fs, v, 0, "x", 1), -EPERM);
+    CHECK_EQ(uext4_setattr(fs, &root, v, &in, UEXT4_SET_SIZE, &st), -EPERM);
+    CHECK_EQ(uext4_fallocate(fs, &root, v, 0, 0, 65536), -EPERM);
+    CHECK_EQ(uext4_fallocate(fs, &root, v, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096),
+             -EPERM);
+    CHECK_EQ(uext4_fallocate(fs, &root, v, FALLOC_FL_ZERO_RANGE, 0, 4096), -EPERM);
+    CHECK_EQ(write_all(fs, p, "pp", 2, 0), 0);
+    CHECK_EQ(uext4_copy_file_range(fs, &root, p, 0, v, 0, 2), -EPERM);
+    CHECK_EQ(uext4_copy_file_range(fs, &root, v, 0, p, 0, sizeof(data)), (ssize_t)sizeof(data));
+    CHECK_EQ(uext4_open_file(fs, &root, v, O_RDONLY), 0);
+    CHECK_EQ(uext4_release(fs, v), 0);
+    CHECK_EQ(uext4_read(fs, v, back, sizeof(back), 0), (ssize_t)sizeof(back));
+    CHECK(!memcmp(back, data, sizeof(data)));
+    CHECK(read_is(fs, p, data, sizeof(data)));
+    uext4_forget(fs, v, 1);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(disk_flags(img, "/v") & 0x100000);
+    CHECK(fsck_clean(img));
+
+    fs = open_img(mkimg("-t ext4"), NULL);
+    CHECK(fs);
+    CHECK(!uext4_open_needs_check(fs));
+    CHECK_EQ(uext4_close(fs), 0);
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -988,6 +1042,7 @@ int main(void)
         {"free_failure_reported_at_sync_close", test_free_failure_reported_at_sync_close},
         {"ro_opens_share_the_lock", test_ro_opens_share_the_lock},
         {"not_a_file_refused", test_not_a_file_refused},
+        {"verity_contents_refused", test_verity_contents_refused},
     };
     int ret;
 
