@@ -407,6 +407,7 @@ void uext4_inode_info_free(struct uext4_inode_info *info);
 enum uext4_log_level {
     UEXT4_LOG_ERR,
     UEXT4_LOG_WARNING,
+    UEXT4_LOG_NOTICE, /* worth telling a user: a journal replayed, orphans freed */
     UEXT4_LOG_INFO,
     UEXT4_LOG_DEBUG,
 };

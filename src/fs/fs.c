@@ -34,7 +34,11 @@ static void set_why(char *why, size_t why_len, const char *fmt, ...)
 }
 
 /* The level numbers are the same; log.h's stay internal. */
-_Static_assert((int)UEXT4_LOG_ERR == (int)LOG_LVL_ERR && (int)UEXT4_LOG_DEBUG == (int)LOG_LVL_DEBUG,
+_Static_assert((int)UEXT4_LOG_ERR == (int)LOG_LVL_ERR &&
+                   (int)UEXT4_LOG_WARNING == (int)LOG_LVL_WARN &&
+                   (int)UEXT4_LOG_NOTICE == (int)LOG_LVL_NOTICE &&
+                   (int)UEXT4_LOG_INFO == (int)LOG_LVL_INFO &&
+                   (int)UEXT4_LOG_DEBUG == (int)LOG_LVL_DEBUG,
                "uext4_log_level and log_level differ");
 
 /* The embedding program's function; set with the same contract as
