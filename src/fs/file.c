@@ -53,14 +53,9 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 
 int uext4_release(struct uext4_fs *fs, uint32_t ino)
 {
-    struct fs_inode *fi = fs_op_begin(fs, ino);
-    int ret = 0, fret;
+    /* Closing writes the emulated mmap pages back, as FUSE's flush. */
+    int ret = uext4_writeback(fs, ino), fret;
 
-    if (fi) {
-        /* Closing writes the emulated mmap pages back, as FUSE's flush. */
-        ret = fs_writeback_locked(fs, fi);
-        fs_op_end(fs, fi);
-    }
     fret = fs_inode_ref_open(fs, ino, -1);
     return ret ? ret : fret;
 }
@@ -220,7 +215,7 @@ out_end:
 /* Blocks freed since the last commit stay reserved until it is durable
  * (e2/journal.c): as ext4 does, commit and try once more before reporting
  * that the file system is full. */
-static bool should_retry_enospc(struct uext4_fs *fs, long ret)
+bool fs_should_retry_enospc(struct uext4_fs *fs, long ret)
 {
     return ret == -ENOSPC && e2_has_reserved_blocks(fs->img) && fs_commit_now(fs) == 0;
 }
@@ -232,28 +227,24 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 
     /* A short count is a write that ran out of space part way. */
     if (ret >= 0 && (size_t)ret < size) {
-        if (!should_retry_enospc(fs, -ENOSPC))
+        if (!fs_should_retry_enospc(fs, -ENOSPC))
             return ret;
         more =
             write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret, flags);
         return more > 0 ? ret + more : ret;
     }
-    if (should_retry_enospc(fs, ret))
+    if (fs_should_retry_enospc(fs, ret))
         ret = write_once(fs, cr, ino, buf, size, off, flags);
     return ret;
 }
 
 int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
 {
-    struct fs_inode *fi;
-    int ret, fret;
+    /* Everything but the emulated mmap pages is written through to the
+     * image already; write those back (committing and retrying once if
+     * they found the disk full), then make it all durable. */
+    int ret = uext4_writeback(fs, ino), fret;
 
-    /* Everything is written through to the image already; make it durable. */
-    fi = fs_op_begin(fs, ino);
-    if (!fi)
-        return -ENOMEM;
-    ret = fs_writeback_locked(fs, fi);
-    fs_op_end(fs, fi);
     if (!ret)
         ret = fs_commit_now(fs);
     /* Taken whatever happened, so that it is reported once. */
@@ -374,7 +365,7 @@ int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 {
     int ret = fallocate_once(fs, cr, ino, mode, off, len);
 
-    if (should_retry_enospc(fs, ret))
+    if (fs_should_retry_enospc(fs, ret))
         ret = fallocate_once(fs, cr, ino, mode, off, len);
     return ret;
 }

@@ -135,6 +135,13 @@ int fs_writeback_all(struct uext4_fs *fs);
  * writeback error, once. */
 int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi);
 
+/* ---- file.c ---- */
+/* @ret is -ENOSPC and blocks freed since the last commit are held back
+ * until it is durable (e2/journal.c): commit now (the caller holds no
+ * lock) and say whether the operation should be tried once more, as ext4
+ * does. */
+bool fs_should_retry_enospc(struct uext4_fs *fs, long ret);
+
 /* ---- commit.c ---- */
 int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
 /* Commit now (fs.c): takes the mount lock for writing, so the caller holds

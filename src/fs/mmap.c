@@ -101,7 +101,7 @@ int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi)
     return FS_CHECK(fs, fi->ino, ret);
 }
 
-int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
+static int writeback_once(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi = fs_op_begin(fs, ino);
     int ret;
@@ -110,6 +110,18 @@ int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
         return -ENOMEM;
     ret = fs_writeback_locked(fs, fi);
     fs_op_end(fs, fi);
+    return ret;
+}
+
+int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
+{
+    int ret = writeback_once(fs, ino);
+
+    /* A page that needs a block may find only blocks freed in the running
+     * transaction: as uext4_write, commit (which needs the locks dropped)
+     * and write the still-dirty pages once more. */
+    if (fs_should_retry_enospc(fs, ret))
+        ret = writeback_once(fs, ino);
     return ret;
 }
 
