@@ -37,6 +37,11 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = -EISDIR;
     if (!ret)
         ret = fs_permission(fs, &fc, ino, &a, mask);
+    /* may_open(): an append-only file is written only through O_APPEND,
+     * and never truncated. */
+    if (!ret && (a.flags & E2_FL_APPEND) &&
+        (((flags & O_ACCMODE) != O_RDONLY && !(flags & O_APPEND)) || (flags & O_TRUNC)))
+        ret = -EPERM;
     if (!ret && (mask & W_OK) && S_ISREG(a.mode))
         ret = fs_may_write(fs);
     if (!ret)
@@ -64,7 +69,7 @@ void fs_touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
 {
     struct timespec now;
 
-    if (fs->opts.noatime || e2_is_read_only(fs->img))
+    if (fs->opts.noatime || (a->flags & E2_FL_NOATIME) || e2_is_read_only(fs->img))
         return;
     if (fs->opts.nodiratime && S_ISDIR(a->mode))
         return;
@@ -162,8 +167,35 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
     return e2_inode_set(fs->img, ino, &a, fields);
 }
 
+/* The immutable and append-only rules for a write of @size bytes at @off:
+ * an append-only file grows and its bytes stay. Data from the kernel's
+ * writeback cache comes back in whole pages, the old bytes of the page
+ * at EOF with it: those may come back unchanged. */
+static int may_write_flags(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                           const void *buf, size_t size, off_t off, unsigned flags)
+{
+    size_t n;
+    char *old;
+    ssize_t got;
+
+    if (a->flags & E2_FL_IMMUTABLE)
+        return -EPERM;
+    if (!(a->flags & E2_FL_APPEND) || (uint64_t)off >= a->size)
+        return 0;
+    if (!(flags & UEXT4_WRITE_CACHED))
+        return -EPERM;
+    n = a->size - (uint64_t)off < size ? (size_t)(a->size - (uint64_t)off) : size;
+    old = malloc(n);
+    if (!old)
+        return -ENOMEM;
+    got = fs_file_read_locked(fs, fi, a, old, n, off);
+    got = got < 0 ? got : (got == (ssize_t)n && !memcmp(old, buf, n)) ? 0 : -EPERM;
+    free(old);
+    return (int)got;
+}
+
 static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                          const void *buf, size_t size, off_t off, unsigned flags)
+                          const void *buf, size_t size, off_t off, unsigned flags, bool *sync)
 {
     struct fs_inode *fi;
     struct fs_cred fc;
@@ -182,10 +214,13 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         err = e2_inode_get(fs->img, ino, &a);
     if (!err && !S_ISREG(a.mode))
         err = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
+    if (!err)
+        err = may_write_flags(fs, fi, &a, buf, size, off, flags);
     if (err) {
         ret = err;
         goto out_end;
     }
+    *sync = a.flags & E2_FL_SYNC;
     if (size == 0) {
         ret = 0;
         goto out_end;
@@ -220,21 +255,37 @@ bool fs_should_retry_enospc(struct uext4_fs *fs, long ret)
     return ret == -ENOSPC && e2_has_reserved_blocks(fs->img) && fs_commit_now(fs) == 0;
 }
 
-ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
-                    size_t size, off_t off, unsigned flags)
+static ssize_t write_retry(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                           const void *buf, size_t size, off_t off, unsigned flags, bool *sync)
 {
-    ssize_t ret = write_once(fs, cr, ino, buf, size, off, flags), more;
+    ssize_t ret = write_once(fs, cr, ino, buf, size, off, flags, sync), more;
 
     /* A short count is a write that ran out of space part way. */
     if (ret >= 0 && (size_t)ret < size) {
         if (!fs_should_retry_enospc(fs, -ENOSPC))
             return ret;
-        more =
-            write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret, flags);
+        more = write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret,
+                          flags, sync);
         return more > 0 ? ret + more : ret;
     }
     if (fs_should_retry_enospc(fs, ret))
-        ret = write_once(fs, cr, ino, buf, size, off, flags);
+        ret = write_once(fs, cr, ino, buf, size, off, flags, sync);
+    return ret;
+}
+
+ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
+                    size_t size, off_t off, unsigned flags)
+{
+    bool sync = false;
+    ssize_t ret = write_retry(fs, cr, ino, buf, size, off, flags, &sync);
+    int err;
+
+    /* chattr +S: the write is durable when it returns. */
+    if (ret > 0 && sync) {
+        err = fs_commit_now(fs);
+        if (err)
+            ret = err;
+    }
     return ret;
 }
 
@@ -348,6 +399,11 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret && !S_ISREG(a.mode))
         ret = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
+    /* vfs_fallocate(): nothing on an immutable file; an append-only one
+     * may only gain blocks. */
+    if (!ret && ((a.flags & E2_FL_IMMUTABLE) ||
+                 ((a.flags & E2_FL_APPEND) && (mode & ~FALLOC_FL_KEEP_SIZE))))
+        ret = -EPERM;
     /* As the kernel: write the cached pages back, then change the blocks. */
     if (!ret)
         ret = fs_writeback_locked(fs, fi);
@@ -442,6 +498,8 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
             ret = e2_inode_get(fs->img, ino_out, &ao);
         if (!ret && (!S_ISREG(ai.mode) || !S_ISREG(ao.mode)))
             ret = -EINVAL;
+        if (!ret && (ao.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+            ret = -EPERM;
         if (ret)
             break;
         got = fs_file_read_locked(fs, in, &ai, buf, want, off_in + (off_t)done);

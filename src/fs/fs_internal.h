@@ -195,9 +195,11 @@ bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const stru
  * executable, that it may read and write. 0, -EPERM, or another -errno. */
 int fs_may_hardlink(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
                     const struct e2_attr *a);
-/* Sticky directory rule for removing/replacing @victim in @dir. */
-int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
-                    const struct e2_attr *victim);
+/* may_delete()'s rules for removing or replacing @victim in @dir (whose
+ * write access the caller has checked): not out of an append-only
+ * directory, not an immutable or append-only victim, and the sticky bit. */
+int fs_may_delete(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
+                  const struct e2_attr *victim);
 /* New inode's mode and ACLs from the parent's default ACL (posix_acl_create). */
 int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **access_acl,
                    size_t *access_len, void **default_acl, size_t *default_len);
@@ -231,6 +233,16 @@ static inline bool fs_kill_priv(mode_t *mode, bool in_group)
  * *@mode changed. */
 bool fs_remove_privs(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
                      mode_t *mode);
+
+/* ext4_mask_flags(): the i_flags an inode of @mode can carry. */
+static inline uint32_t fs_mask_flags(mode_t mode, uint32_t flags)
+{
+    if (S_ISDIR(mode))
+        return flags;
+    if (S_ISREG(mode))
+        return flags & ~E2_FL_DIR_ONLY;
+    return flags & E2_FL_OTHER_MASK;
+}
 
 /* ---- idmap.c ---- */
 int fs_uid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);

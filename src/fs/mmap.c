@@ -75,6 +75,9 @@ int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *b
     ret = e2_inode_get(fs->img, ino, &a);
     if (!ret && !S_ISREG(a.mode))
         ret = -ENODEV;
+    /* No writable shared mapping of an immutable or append-only file. */
+    if (!ret && (a.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+        ret = -EPERM;
     if (!ret)
         ret = fs_may_write(fs);
     if (!ret)
