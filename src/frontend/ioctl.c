@@ -38,20 +38,16 @@ static uint32_t fe_flags_to_xflags(uint32_t flags)
 }
 
 /* The new i_flags for FS_IOC_FSSETXATTR: the xflag-visible bits from
- * @xflags, the rest as they are; -EOPNOTSUPP for xflags ext4 lacks. */
-static int fe_xflags_to_flags(uint32_t xflags, uint32_t old, uint32_t *flags)
+ * @xflags, the rest as they are. Other xflags are ignored, as ext4 does. */
+static uint32_t fe_xflags_to_flags(uint32_t xflags, uint32_t old)
 {
-    uint32_t f = old, known = 0;
+    uint32_t f = old;
 
     for (unsigned i = 0; i < FE_NXFLAGS; i++) {
-        known |= fe_xflags[i].xfl;
         f &= ~fe_xflags[i].fl;
         f |= (xflags & fe_xflags[i].xfl) ? fe_xflags[i].fl : 0;
     }
-    if (xflags & ~known)
-        return -EOPNOTSUPP;
-    *flags = f;
-    return 0;
+    return f;
 }
 
 static void fe_getflags(fuse_req_t req, uint32_t ino, size_t out_size)
@@ -96,10 +92,8 @@ static void fe_setattrs(fuse_req_t req, uint32_t ino, const uint32_t *flags,
 
     fe_cred_init(&c, req, true);
     rc = uext4_fileattr_get(fe_fs(req), ino, &fa);
-    if (!rc && x)
-        rc = fe_xflags_to_flags(x->fsx_xflags, fa.flags, &nflags);
-    else if (!rc)
-        nflags = *flags;
+    if (!rc)
+        nflags = x ? fe_xflags_to_flags(x->fsx_xflags, fa.flags) : *flags;
     if (!rc)
         rc = uext4_fileattr_set(fe_fs(req), &c.cr, ino, nflags, x ? x->fsx_projid : fa.projid);
     fe_cred_release(&c);
