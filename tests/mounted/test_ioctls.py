@@ -303,7 +303,13 @@ def script(root):
 
 
 def disk_flags(img, paths):
-    return {p: inode_info(img, '/' + p)['flags'] for p in paths}
+    out = {}
+    for p in paths:
+        try:
+            out[p] = '%#x' % inode_info(img, '/' + p)['flags']
+        except TestFailure:
+            out[p] = 'missing'
+    return out
 
 
 DISK_PATHS = ['f', 'g', 'h', 'di', 'da', 'inh', 'inh/file', 'inh/dir',
@@ -344,7 +350,7 @@ def compare(opts, open_differs):
         kd, ud = disk_flags(kimg, DISK_PATHS), disk_flags(uimg, DISK_PATHS)
         for p in DISK_PATHS:
             if kd[p] != ud[p]:
-                lines.append('  on disk %s: kernel %#x, uext4 %#x'
+                lines.append('  on disk %s: kernel %s, uext4 %s'
                              % (p, kd[p], ud[p]))
         if lines:
             raise TestFailure('differs from the kernel:\n' + '\n'.join(lines))
