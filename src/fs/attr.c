@@ -124,6 +124,7 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         if (ret)
             return ret;
         pc_resize(fs->pc, ino, a.size, (uint64_t)in->st_size);
+        fs_stale_tail_set(fi, a.size, (uint64_t)in->st_size);
         ret = e2_inode_get(fs->img, ino, &a);
         if (ret)
             return ret;

@@ -112,6 +112,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
     if (ret)
         return ret;
     ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    fs_stale_tail_touch(fi, (uint64_t)off, size);
     if (ret > 0)
         pc_overlay(fs->pc, ino, off, buf, (size_t)ret);
     if (ret >= 0)
@@ -143,6 +144,7 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
             segs[i].len = (size_t)map[i].len;
         }
         fs_touch_atime(fs, ino, &a);
+        fs_stale_tail_touch(fi, (uint64_t)off, size);
         ret = sink(arg, e2_image_fd(fs->img), segs, n, (size_t)ret);
     } else if (ret != -EOPNOTSUPP) {
         FS_CHECK(fs, ino, (int)ret);
@@ -226,8 +228,12 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         goto out_end;
     }
     if (flags & UEXT4_WRITE_MMAP) {
-        ret = fs_file_mmap_writeback_locked(fs, fi, &a, buf, size, off);
+        void *scrubbed = fs_stale_tail_scrub(fi, buf, size, (uint64_t)off, &err);
+        ret = err ? err
+                  : fs_file_mmap_writeback_locked(fs, fi, &a, scrubbed ? scrubbed : buf, size, off);
+        free(scrubbed);
     } else {
+        fs_stale_tail_touch(fi, (uint64_t)off, size);
         ret = fs_file_write_locked(fs, fi, &a, buf, size, off);
         if (ret > 0) {
             /* Keep emulated mmap pages coherent with write(2). */

@@ -41,6 +41,15 @@ struct fs_inode {
     struct mutex lock;
     /* protected by lock: */
     bool may_inline; /* new empty file: a first write that fits goes inline */
+    /* [stale_lo, stale_hi): what a size-growing truncate exposed of the
+     * page that held the old EOF. ext4 zeroes those bytes in its page
+     * cache (pagecache_isize_extended); the FUSE kernel does not, and
+     * writes the page back whole right after the truncate (it launders
+     * the dirty page it invalidates), bytes stored there past the old
+     * EOF through a mapping included. The next mmap writeback over the
+     * range stores zeros there instead; a read or write(2) of the range
+     * (the page is then the file's again) forgets it. */
+    uint64_t stale_lo, stale_hi;
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
 };
@@ -128,6 +137,16 @@ static inline int timespec_cmp(const struct timespec *a, const struct timespec *
 }
 
 /* ---- mmap.c ---- */
+/* i_size went from @old to @new by a truncate: remember the tail of the
+ * page holding @old as stale (fs_inode.stale_lo), or forget it. */
+void fs_stale_tail_set(struct fs_inode *fi, uint64_t old, uint64_t new);
+/* A read or write(2) of [@off, @off + @len): the range is no longer stale. */
+void fs_stale_tail_touch(struct fs_inode *fi, uint64_t off, uint64_t len);
+/* An mmap writeback of @size bytes at @off: NULL if it covers no stale
+ * bytes, else a malloc'd copy of @buf with them zeroed (the range is then
+ * forgotten); *@err is -ENOMEM when the copy fails. */
+void *fs_stale_tail_scrub(struct fs_inode *fi, const void *buf, size_t size, uint64_t off,
+                          int *err);
 int fs_pcache_create(struct uext4_fs *fs);
 /* Write back every inode's emulated dirty pages (commit, close). */
 int fs_writeback_all(struct uext4_fs *fs);

@@ -4,6 +4,7 @@
 #include "fs/fs_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Default budget of dirty pages (uext4_options.cache_bytes). */
@@ -91,6 +92,46 @@ int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *b
     ret = FS_CHECK(fs, ino, ret);
     fs_op_end(fs, fi);
     return ret;
+}
+
+void fs_stale_tail_set(struct fs_inode *fi, uint64_t old, uint64_t new)
+{
+    uint64_t page_end = (old + PC_PAGE_SIZE - 1) / PC_PAGE_SIZE * PC_PAGE_SIZE;
+
+    assert_inode_locked(fi);
+    fi->stale_lo = fi->stale_hi = 0;
+    if (new > old && page_end > old) {
+        fi->stale_lo = old;
+        fi->stale_hi = new < page_end ? new : page_end;
+    }
+}
+
+void fs_stale_tail_touch(struct fs_inode *fi, uint64_t off, uint64_t len)
+{
+    assert_inode_locked(fi);
+    if (fi->stale_hi > fi->stale_lo && off < fi->stale_hi && off + len > fi->stale_lo)
+        fi->stale_lo = fi->stale_hi = 0;
+}
+
+void *fs_stale_tail_scrub(struct fs_inode *fi, const void *buf, size_t size, uint64_t off, int *err)
+{
+    uint64_t lo = fi->stale_lo > off ? fi->stale_lo : off;
+    uint64_t hi = fi->stale_hi < off + size ? fi->stale_hi : off + size;
+    char *copy;
+
+    assert_inode_locked(fi);
+    *err = 0;
+    if (lo >= hi)
+        return NULL;
+    copy = malloc(size);
+    if (!copy) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memcpy(copy, buf, size);
+    memset(copy + (lo - off), 0, (size_t)(hi - lo));
+    fi->stale_lo = fi->stale_hi = 0;
+    return copy;
 }
 
 /* Called with the inode locked: write back, and report a latched error. */
