@@ -978,14 +978,14 @@ static int test_fileattr_rules(void)
     CHECK_EQ(write_all(fs, ino, "abc", 3, 0), 0);
     CHECK_EQ(uext4_fileattr_get(fs, ino, &fa), 0);
     CHECK_EQ(fa.flags, EXTENTS_FL);
-    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x10, 0), -EPERM); /* +i */
-    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x20, 0), -EPERM); /* +a */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x10, 0), -EPERM);   /* +i */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x20, 0), -EPERM);   /* +a */
     CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x4000, 0), -EPERM); /* +j */
     CHECK_EQ(uext4_fileattr_set(fs, &other, ino, EXTENTS_FL | 0x80, 0), -EPERM);
     CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x10000, 0), -EOPNOTSUPP); /* +D */
     CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x80000000u, 0), -EOPNOTSUPP);
-    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, 0, 0), -EOPNOTSUPP); /* -e */
-    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL, 5), -EOPNOTSUPP); /* projid */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, 0, 0), -EOPNOTSUPP);             /* -e */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL, 5), -EOPNOTSUPP);    /* projid */
     CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x80 | 0x8, 0), 0); /* +AS */
     CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x80 | 0x8 | 0x10, 0), 0);
     /* Immutable: nothing changes, not even for root, but clearing i. */
@@ -999,7 +999,7 @@ static int test_fileattr_rules(void)
     CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "f", UEXT4_ROOT_INO, "g", 0), -EPERM);
     CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), -EPERM);
     CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x10, 0), -EPERM); /* -AS */
-    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x20, 0), 0);     /* -iAS +a */
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x20, 0), 0);      /* -iAS +a */
     /* Append-only: the file only grows. */
     CHECK_EQ(uext4_write(fs, &root, ino, "X", 1, 0, 0), -EPERM);
     CHECK_EQ(uext4_write(fs, &root, ino, "def", 3, 3, 0), 3);
