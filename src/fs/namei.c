@@ -426,6 +426,8 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
     if (ret)
         goto out_unlock;
     ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    if (!ret)
+        ret = inherit_flags(fs, ino, a.mode, &da);
     if (ret) {
         e2_inode_free(fs->img, ino);
         goto out_unlock;
