@@ -375,6 +375,37 @@ ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32
 int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                       const char *name);
 
+/* ---- file attributes (lsattr/chattr: FS_IOC_GETFLAGS and friends) ---- */
+
+struct uext4_fileattr {
+    uint32_t flags;      /* ext4's i_flags as FS_IOC_GETFLAGS shows them (FS_*_FL) */
+    uint32_t projid;     /* project id; 0 on images without `project` */
+    uint32_t generation; /* i_generation (FS_IOC_GETVERSION) */
+};
+
+int uext4_fileattr_get(struct uext4_fs *fs, uint32_t ino, struct uext4_fileattr *fa);
+/* FS_IOC_SETFLAGS (and FS_IOC_FSSETXATTR with @projid) as ext4 does it:
+ * the owner or root only (-EPERM); i (immutable) and a (append-only) set
+ * or cleared by root only (CAP_LINUX_IMMUTABLE; -EPERM); j by root only;
+ * flags ext4 does not show -EOPNOTSUPP; flags that cannot be changed are
+ * kept silently, as chattr(1) expects, except that e (extents) cannot
+ * change here (-EOPNOTSUPP) and directory-only flags on a file are
+ * -EOPNOTSUPP; an immutable inode changes only by clearing i. A project
+ * id other than 0 needs the `project` feature (-EOPNOTSUPP), whose
+ * images are read-only here. Immutable and append-only are then enforced
+ * by every operation, as ext4 does (-EPERM). */
+int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                       uint32_t flags, uint32_t projid);
+
+/* FITRIM: give the host back the free space of the byte range [@start,
+ * @start + @len) by punching holes in the image file over free runs of at
+ * least @minlen bytes, after a commit (so that blocks freed until now
+ * count). Root only (-EPERM); -EINVAL as ext4 for @len below a block or
+ * @start past the end; -EOPNOTSUPP if the image's file system cannot punch
+ * holes. *@trimmed: the bytes the image file released on the host. */
+int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start, uint64_t len,
+               uint64_t minlen, uint64_t *trimmed);
+
 /* ---- inspection (for tools and tests) ---- */
 
 struct uext4_extent {

@@ -81,6 +81,9 @@ const char *e2_library_version(void);
 bool e2_has_inline_data(const struct e2_image *img);
 bool e2_has_verity(const struct e2_image *img);
 bool e2_has_extents(const struct e2_image *img);
+/* Project ids (the `project` feature; such images are opened read-only). */
+bool e2_has_project(const struct e2_image *img);
+uint64_t e2_blocks_count(const struct e2_image *img);
 /* The largest file size ext4 allows for an extent-mapped (@extents) or
  * block-mapped file (the kernel's s_maxbytes / s_bitmap_maxbytes). */
 uint64_t e2_max_file_size(const struct e2_image *img, bool extents);
@@ -106,6 +109,7 @@ struct e2_attr {
     dev_t rdev;
     uint32_t flags; /* i_flags */
     uint32_t generation;
+    uint32_t projid; /* i_projid; 0 where the inode has no room for it */
 };
 
 enum e2_attr_field {
@@ -127,6 +131,18 @@ enum e2_attr_field {
 #define E2_FL_IMMUTABLE   0x00000010u
 #define E2_FL_APPEND      0x00000020u
 #define E2_FL_VERITY      0x00100000u
+#define E2_FL_SYNC        0x00000008u
+#define E2_FL_NOATIME     0x00000080u
+
+/* What FS_IOC_GETFLAGS shows and FS_IOC_SETFLAGS may change (the
+ * kernel's EXT4_FL_USER_VISIBLE and EXT4_FL_USER_MODIFIABLE). */
+#define E2_FL_USER_VISIBLE    0x725BDFFFu
+#define E2_FL_USER_MODIFIABLE 0x624BC0FFu
+/* Flags a new inode takes from its directory (EXT4_FL_INHERITED), and
+ * those a regular file and other non-directories can carry. */
+#define E2_FL_INHERITED  0x6201C4CFu
+#define E2_FL_DIR_ONLY   0x60030000u /* DIRSYNC, TOPDIR, CASEFOLD, PROJINHERIT */
+#define E2_FL_OTHER_MASK 0x000000C0u /* NODUMP, NOATIME */
 
 /* Largest link count of a directory before dir_nlink makes it 1. */
 #define E2_LINK_MAX 65000u
@@ -266,5 +282,17 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
 /* Next data (@data true) or hole offset at or after @off, within @size. */
 int e2_data_seek(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t size, bool data,
                  uint64_t *res);
+
+/* ---- trim.c ---- */
+
+/* FITRIM: punch holes in the image file (fallocate PUNCH_HOLE|KEEP_SIZE)
+ * over every run of free blocks of at least @minblks that lies in blocks
+ * [@first, @first + @count), so a sparse image gives the space back to the
+ * host. Blocks freed in the running transaction are still marked in use
+ * and stay; the caller commits first to include them. *@released: bytes
+ * the image file gave back (its st_blocks before minus after). -EOPNOTSUPP
+ * when the host file system cannot punch holes. */
+int e2_trim(struct e2_image *img, uint64_t first, uint64_t count, uint64_t minblks,
+            uint64_t *released);
 
 #endif

@@ -697,6 +697,16 @@ bool e2_has_extents(const struct e2_image *img)
     return ext2fs_has_feature_extents(img->fs->super);
 }
 
+bool e2_has_project(const struct e2_image *img)
+{
+    return ext2fs_has_feature_project(img->fs->super);
+}
+
+uint64_t e2_blocks_count(const struct e2_image *img)
+{
+    return ext2fs_blocks_count(img->fs->super);
+}
+
 void e2_record_error(struct e2_image *img, uint32_t ino, const char *func, int line)
 {
     struct ext2_super_block *sb;

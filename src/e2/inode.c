@@ -100,6 +100,7 @@ void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, s
     a->rdev = (S_ISCHR(in->i_mode) || S_ISBLK(in->i_mode)) ? decode_rdev(in) : 0;
     a->flags = in->i_flags;
     a->generation = in->i_generation;
+    a->projid = EXTRA_HAS(in, i_projid) ? in->i_projid : 0;
 }
 
 static void set_time(struct ext2_inode_large *in, const struct timespec *ts, uint32_t *secs,

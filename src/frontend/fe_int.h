@@ -145,6 +145,8 @@ void fe_reply_write(fuse_req_t req, ssize_t rc);
 void fe_reply_xattr(fuse_req_t req, ssize_t rc, const void *buf, size_t size);
 void fe_reply_statfs(fuse_req_t req, int rc, const struct statvfs *sv);
 void fe_reply_lseek(fuse_req_t req, off_t rc);
+/* An ioctl's result 0 with @size bytes of @buf for the caller. */
+void fe_reply_ioctl(fuse_req_t req, int rc, const void *buf, size_t size);
 
 /* ---- handlers, one file per mechanism ---- */
 
@@ -191,6 +193,11 @@ void fe_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
 void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
                         struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
                         struct fuse_file_info *fi_out, size_t len, int flags);
+
+/* ioctl.c: file attributes, FS_IOC_GETVERSION, FITRIM */
+void fe_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+              struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+              size_t out_bufsz);
 
 /* dir.c: directory handles */
 void fe_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);

@@ -115,6 +115,15 @@ void fe_reply_statfs(fuse_req_t req, int rc, const struct statvfs *sv)
     fuse_reply_statfs(req, sv);
 }
 
+void fe_reply_ioctl(fuse_req_t req, int rc, const void *buf, size_t size)
+{
+    if (rc < 0) {
+        fe_reply_err(req, rc);
+        return;
+    }
+    fuse_reply_ioctl(req, 0, buf, size);
+}
+
 void fe_reply_lseek(fuse_req_t req, off_t rc)
 {
     if (rc < 0) {

@@ -162,6 +162,7 @@ static const struct fuse_lowlevel_ops fe_ops = {
     .fallocate = fe_fallocate,
     .lseek = fe_lseek,
     .copy_file_range = fe_copy_file_range,
+    .ioctl = fe_ioctl,
 };
 
 /* Append "name" or "name=value" to the comma-separated @opts, escaping

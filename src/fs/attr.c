@@ -38,6 +38,17 @@ static bool only_drops_privs(struct uext4_fs *fs, const struct fs_cred *fc, uint
 static int setattr_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
                          const struct e2_attr *a, const struct e2_attr *n, unsigned to_set)
 {
+    const unsigned append_forbids = UEXT4_SET_MODE | UEXT4_SET_UID | UEXT4_SET_GID | UEXT4_SET_SIZE;
+    bool explicit_time = (to_set & UEXT4_SET_ATIME && !(to_set & UEXT4_SET_ATIME_NOW)) ||
+                         (to_set & UEXT4_SET_MTIME && !(to_set & UEXT4_SET_MTIME_NOW));
+
+    /* ext4_setattr() and notify_change(): an immutable inode changes not
+     * at all; an append-only one keeps its mode, owner, size and times,
+     * but may be touched to "now". */
+    if (a->flags & E2_FL_IMMUTABLE)
+        return -EPERM;
+    if ((a->flags & E2_FL_APPEND) && ((to_set & append_forbids) || explicit_time))
+        return -EPERM;
     if ((to_set & UEXT4_SET_UID) && !fs_capable(fs, fc, a) && n->uid != a->uid)
         return -EPERM;
     if ((to_set & UEXT4_SET_GID) && !fs_capable(fs, fc, a) &&
@@ -48,8 +59,6 @@ static int setattr_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t
         return -EPERM;
     if (to_set & (UEXT4_SET_ATIME | UEXT4_SET_MTIME)) {
         /* Explicit times need ownership; "now" needs write access. */
-        bool explicit_time = (to_set & UEXT4_SET_ATIME && !(to_set & UEXT4_SET_ATIME_NOW)) ||
-                             (to_set & UEXT4_SET_MTIME && !(to_set & UEXT4_SET_MTIME_NOW));
         if (!fs_is_owner(fs, fc, a)) {
             if (explicit_time)
                 return -EPERM;
@@ -120,6 +129,7 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         if (ret)
             return ret;
         pc_resize(fs->pc, ino, a.size, (uint64_t)in->st_size);
+        fs_stale_tail_set(fi, a.size, (uint64_t)in->st_size);
         ret = e2_inode_get(fs->img, ino, &a);
         if (ret)
             return ret;

@@ -37,6 +37,11 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = -EISDIR;
     if (!ret)
         ret = fs_permission(fs, &fc, ino, &a, mask);
+    /* may_open(): an append-only file is written only through O_APPEND,
+     * and never truncated. */
+    if (!ret && (a.flags & E2_FL_APPEND) &&
+        (((flags & O_ACCMODE) != O_RDONLY && !(flags & O_APPEND)) || (flags & O_TRUNC)))
+        ret = -EPERM;
     if (!ret && (mask & W_OK) && S_ISREG(a.mode))
         ret = fs_may_write(fs);
     if (!ret && (mask & W_OK))
@@ -55,14 +60,9 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 
 int uext4_release(struct uext4_fs *fs, uint32_t ino)
 {
-    struct fs_inode *fi = fs_op_begin(fs, ino);
-    int ret = 0, fret;
+    /* Closing writes the emulated mmap pages back, as FUSE's flush. */
+    int ret = uext4_writeback(fs, ino), fret;
 
-    if (fi) {
-        /* Closing writes the emulated mmap pages back, as FUSE's flush. */
-        ret = fs_writeback_locked(fs, fi);
-        fs_op_end(fs, fi);
-    }
     fret = fs_inode_ref_open(fs, ino, -1);
     return ret ? ret : fret;
 }
@@ -71,7 +71,7 @@ void fs_touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
 {
     struct timespec now;
 
-    if (fs->opts.noatime || e2_is_read_only(fs->img))
+    if (fs->opts.noatime || (a->flags & E2_FL_NOATIME) || e2_is_read_only(fs->img))
         return;
     if (fs->opts.nodiratime && S_ISDIR(a->mode))
         return;
@@ -114,6 +114,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
     if (ret)
         return ret;
     ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    fs_stale_tail_touch(fi, (uint64_t)off, size);
     if (ret > 0)
         pc_overlay(fs->pc, ino, off, buf, (size_t)ret);
     if (ret >= 0)
@@ -145,6 +146,7 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
             segs[i].len = (size_t)map[i].len;
         }
         fs_touch_atime(fs, ino, &a);
+        fs_stale_tail_touch(fi, (uint64_t)off, size);
         ret = sink(arg, e2_image_fd(fs->img), segs, n, (size_t)ret);
     } else if (ret != -EOPNOTSUPP) {
         FS_CHECK(fs, ino, (int)ret);
@@ -169,8 +171,35 @@ static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t i
     return e2_inode_set(fs->img, ino, &a, fields);
 }
 
+/* The immutable and append-only rules for a write of @size bytes at @off:
+ * an append-only file grows and its bytes stay. Data from the kernel's
+ * writeback cache comes back in whole pages, the old bytes of the page
+ * at EOF with it: those may come back unchanged. */
+static int may_write_flags(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                           const void *buf, size_t size, off_t off, unsigned flags)
+{
+    size_t n;
+    char *old;
+    ssize_t got;
+
+    if (a->flags & E2_FL_IMMUTABLE)
+        return -EPERM;
+    if (!(a->flags & E2_FL_APPEND) || (uint64_t)off >= a->size)
+        return 0;
+    if (!(flags & UEXT4_WRITE_CACHED))
+        return -EPERM;
+    n = a->size - (uint64_t)off < size ? (size_t)(a->size - (uint64_t)off) : size;
+    old = malloc(n);
+    if (!old)
+        return -ENOMEM;
+    got = fs_file_read_locked(fs, fi, a, old, n, off);
+    got = got < 0 ? got : (got == (ssize_t)n && !memcmp(old, buf, n)) ? 0 : -EPERM;
+    free(old);
+    return (int)got;
+}
+
 static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                          const void *buf, size_t size, off_t off, unsigned flags)
+                          const void *buf, size_t size, off_t off, unsigned flags, bool *sync)
 {
     struct fs_inode *fi;
     struct fs_cred fc;
@@ -191,17 +220,24 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         err = S_ISDIR(a.mode) ? -EISDIR : -EINVAL;
     if (!err)
         err = fs_may_write_data(&a);
+    if (!err)
+        err = may_write_flags(fs, fi, &a, buf, size, off, flags);
     if (err) {
         ret = err;
         goto out_end;
     }
+    *sync = a.flags & E2_FL_SYNC;
     if (size == 0) {
         ret = 0;
         goto out_end;
     }
     if (flags & UEXT4_WRITE_MMAP) {
-        ret = fs_file_mmap_writeback_locked(fs, fi, &a, buf, size, off);
+        void *scrubbed = fs_stale_tail_scrub(fi, buf, size, (uint64_t)off, &err);
+        ret = err ? err
+                  : fs_file_mmap_writeback_locked(fs, fi, &a, scrubbed ? scrubbed : buf, size, off);
+        free(scrubbed);
     } else {
+        fs_stale_tail_touch(fi, (uint64_t)off, size);
         ret = fs_file_write_locked(fs, fi, &a, buf, size, off);
         if (ret > 0) {
             /* Keep emulated mmap pages coherent with write(2). */
@@ -224,40 +260,52 @@ out_end:
 /* Blocks freed since the last commit stay reserved until it is durable
  * (e2/journal.c): as ext4 does, commit and try once more before reporting
  * that the file system is full. */
-static bool should_retry_enospc(struct uext4_fs *fs, long ret)
+bool fs_should_retry_enospc(struct uext4_fs *fs, long ret)
 {
     return ret == -ENOSPC && e2_has_reserved_blocks(fs->img) && fs_commit_now(fs) == 0;
+}
+
+static ssize_t write_retry(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                           const void *buf, size_t size, off_t off, unsigned flags, bool *sync)
+{
+    ssize_t ret = write_once(fs, cr, ino, buf, size, off, flags, sync), more;
+
+    /* A short count is a write that ran out of space part way. */
+    if (ret >= 0 && (size_t)ret < size) {
+        if (!fs_should_retry_enospc(fs, -ENOSPC))
+            return ret;
+        more = write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret,
+                          flags, sync);
+        return more > 0 ? ret + more : ret;
+    }
+    if (fs_should_retry_enospc(fs, ret))
+        ret = write_once(fs, cr, ino, buf, size, off, flags, sync);
+    return ret;
 }
 
 ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
                     size_t size, off_t off, unsigned flags)
 {
-    ssize_t ret = write_once(fs, cr, ino, buf, size, off, flags), more;
+    bool sync = false;
+    ssize_t ret = write_retry(fs, cr, ino, buf, size, off, flags, &sync);
+    int err;
 
-    /* A short count is a write that ran out of space part way. */
-    if (ret >= 0 && (size_t)ret < size) {
-        if (!should_retry_enospc(fs, -ENOSPC))
-            return ret;
-        more =
-            write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret, flags);
-        return more > 0 ? ret + more : ret;
+    /* chattr +S: the write is durable when it returns. */
+    if (ret > 0 && sync) {
+        err = fs_commit_now(fs);
+        if (err)
+            ret = err;
     }
-    if (should_retry_enospc(fs, ret))
-        ret = write_once(fs, cr, ino, buf, size, off, flags);
     return ret;
 }
 
 int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
 {
-    struct fs_inode *fi;
-    int ret, fret;
+    /* Everything but the emulated mmap pages is written through to the
+     * image already; write those back (committing and retrying once if
+     * they found the disk full), then make it all durable. */
+    int ret = uext4_writeback(fs, ino), fret;
 
-    /* Everything is written through to the image already; make it durable. */
-    fi = fs_op_begin(fs, ino);
-    if (!fi)
-        return -ENOMEM;
-    ret = fs_writeback_locked(fs, fi);
-    fs_op_end(fs, fi);
     if (!ret)
         ret = fs_commit_now(fs);
     /* Taken whatever happened, so that it is reported once. */
@@ -363,6 +411,11 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         ret = S_ISDIR(a.mode) ? -EISDIR : -ENODEV;
     if (!ret)
         ret = fs_may_write_data(&a);
+    /* vfs_fallocate(): nothing on an immutable file; an append-only one
+     * may only gain blocks. */
+    if (!ret && ((a.flags & E2_FL_IMMUTABLE) ||
+                 ((a.flags & E2_FL_APPEND) && (mode & ~FALLOC_FL_KEEP_SIZE))))
+        ret = -EPERM;
     /* As the kernel: write the cached pages back, then change the blocks. */
     if (!ret)
         ret = fs_writeback_locked(fs, fi);
@@ -380,7 +433,7 @@ int uext4_fallocate(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
 {
     int ret = fallocate_once(fs, cr, ino, mode, off, len);
 
-    if (should_retry_enospc(fs, ret))
+    if (fs_should_retry_enospc(fs, ret))
         ret = fallocate_once(fs, cr, ino, mode, off, len);
     return ret;
 }
@@ -459,6 +512,8 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
             ret = -EINVAL;
         if (!ret)
             ret = fs_may_write_data(&ao);
+        if (!ret && (ao.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+            ret = -EPERM;
         if (ret)
             break;
         got = fs_file_read_locked(fs, in, &ai, buf, want, off_in + (off_t)done);

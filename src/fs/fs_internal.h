@@ -41,6 +41,15 @@ struct fs_inode {
     struct mutex lock;
     /* protected by lock: */
     bool may_inline; /* new empty file: a first write that fits goes inline */
+    /* [stale_lo, stale_hi): what a size-growing truncate exposed of the
+     * page that held the old EOF. ext4 zeroes those bytes in its page
+     * cache (pagecache_isize_extended); the FUSE kernel does not, and
+     * writes the page back whole right after the truncate (it launders
+     * the dirty page it invalidates), bytes stored there past the old
+     * EOF through a mapping included. The next mmap writeback over the
+     * range stores zeros there instead; a read or write(2) of the range
+     * (the page is then the file's again) forgets it. */
+    uint64_t stale_lo, stale_hi;
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
 };
@@ -131,12 +140,29 @@ static inline int timespec_cmp(const struct timespec *a, const struct timespec *
 }
 
 /* ---- mmap.c ---- */
+/* i_size went from @old to @new by a truncate: remember the tail of the
+ * page holding @old as stale (fs_inode.stale_lo), or forget it. */
+void fs_stale_tail_set(struct fs_inode *fi, uint64_t old, uint64_t new);
+/* A read or write(2) of [@off, @off + @len): the range is no longer stale. */
+void fs_stale_tail_touch(struct fs_inode *fi, uint64_t off, uint64_t len);
+/* An mmap writeback of @size bytes at @off: NULL if it covers no stale
+ * bytes, else a malloc'd copy of @buf with them zeroed (the range is then
+ * forgotten); *@err is -ENOMEM when the copy fails. */
+void *fs_stale_tail_scrub(struct fs_inode *fi, const void *buf, size_t size, uint64_t off,
+                          int *err);
 int fs_pcache_create(struct uext4_fs *fs);
 /* Write back every inode's emulated dirty pages (commit, close). */
 int fs_writeback_all(struct uext4_fs *fs);
 /* Write back one inode's dirty pages (inode locked); returns a latched
  * writeback error, once. */
 int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi);
+
+/* ---- file.c ---- */
+/* @ret is -ENOSPC and blocks freed since the last commit are held back
+ * until it is durable (e2/journal.c): commit now (the caller holds no
+ * lock) and say whether the operation should be tried once more, as ext4
+ * does. */
+bool fs_should_retry_enospc(struct uext4_fs *fs, long ret);
 
 /* ---- commit.c ---- */
 int fs_commit_start(struct uext4_fs *fs, unsigned seconds);
@@ -191,9 +217,11 @@ bool fs_is_owner(const struct uext4_fs *fs, const struct fs_cred *fc, const stru
  * executable, that it may read and write. 0, -EPERM, or another -errno. */
 int fs_may_hardlink(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
                     const struct e2_attr *a);
-/* Sticky directory rule for removing/replacing @victim in @dir. */
-int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
-                    const struct e2_attr *victim);
+/* may_delete()'s rules for removing or replacing @victim in @dir (whose
+ * write access the caller has checked): not out of an append-only
+ * directory, not an immutable or append-only victim, and the sticky bit. */
+int fs_may_delete(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
+                  const struct e2_attr *victim);
 /* New inode's mode and ACLs from the parent's default ACL (posix_acl_create). */
 int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **access_acl,
                    size_t *access_len, void **default_acl, size_t *default_len);
@@ -227,6 +255,16 @@ static inline bool fs_kill_priv(mode_t *mode, bool in_group)
  * *@mode changed. */
 bool fs_remove_privs(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
                      mode_t *mode);
+
+/* ext4_mask_flags(): the i_flags an inode of @mode can carry. */
+static inline uint32_t fs_mask_flags(mode_t mode, uint32_t flags)
+{
+    if (S_ISDIR(mode))
+        return flags;
+    if (S_ISREG(mode))
+        return flags & ~E2_FL_DIR_ONLY;
+    return flags & E2_FL_OTHER_MASK;
+}
 
 /* ---- idmap.c ---- */
 int fs_uid_to_image(const struct uext4_fs *fs, uint32_t local, uint32_t *image);

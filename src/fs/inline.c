@@ -156,6 +156,19 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
     return e2_data_write(fs->img, fi->ino, buf, size, off);
 }
 
+/* The bytes of a page of @n bytes at @off that an inline file must keep:
+ * past the @clen bytes of content the file reads as zeros, so trailing
+ * zeros there change nothing. */
+static size_t inline_page_end(const void *buf, size_t n, off_t off, size_t clen)
+{
+    const char *p = buf;
+    size_t keep = clen > (uint64_t)off ? clen - (size_t)off : 0;
+
+    while (n > keep && p[n - 1] == 0)
+        n--;
+    return n;
+}
+
 ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
                                       const struct e2_attr *a, const void *buf, size_t size,
                                       off_t off)
@@ -178,10 +191,15 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
         /* Stored back inline, system.data growing as needed, i_size as it
          * is. Only a file the kernel left inline with i_size beyond its
          * capacity (truncated up, then written) cannot take bytes past the
-         * capacity inline: it is converted rather than losing them. */
-        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && off + n <= cap) {
-            size_t keep = clen > off + n ? clen : (size_t)off + n;
-            err = inline_rewrite(fs, fi->ino, keep, buf, n, (uint64_t)off, a->size);
+         * capacity inline: it is converted rather than losing them. The
+         * page comes back whole, so what counts is whether it holds
+         * anything but the zeros the file reads as past its content. */
+        size_t used = inline_page_end(buf, n, off, clen);
+        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && used == 0)
+            return (ssize_t)size;
+        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && off + used <= cap) {
+            size_t keep = clen > off + used ? clen : (size_t)off + used;
+            err = inline_rewrite(fs, fi->ino, keep, buf, used, (uint64_t)off, a->size);
             return err ? err : (ssize_t)size;
         }
         err = fs_inline_convert_locked(fs, fi);

@@ -4,6 +4,7 @@
 #include "fs/fs_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Default budget of dirty pages (uext4_options.cache_bytes). */
@@ -75,6 +76,9 @@ int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *b
     ret = e2_inode_get(fs->img, ino, &a);
     if (!ret && !S_ISREG(a.mode))
         ret = -ENODEV;
+    /* No writable shared mapping of an immutable or append-only file. */
+    if (!ret && (a.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+        ret = -EPERM;
     if (!ret)
         ret = fs_may_write(fs);
     if (!ret)
@@ -92,6 +96,46 @@ int uext4_mmap_store(struct uext4_fs *fs, uint32_t ino, off_t off, const void *b
     return ret;
 }
 
+void fs_stale_tail_set(struct fs_inode *fi, uint64_t old, uint64_t new)
+{
+    uint64_t page_end = (old + PC_PAGE_SIZE - 1) / PC_PAGE_SIZE * PC_PAGE_SIZE;
+
+    assert_inode_locked(fi);
+    fi->stale_lo = fi->stale_hi = 0;
+    if (new > old && page_end > old) {
+        fi->stale_lo = old;
+        fi->stale_hi = new < page_end ? new : page_end;
+    }
+}
+
+void fs_stale_tail_touch(struct fs_inode *fi, uint64_t off, uint64_t len)
+{
+    assert_inode_locked(fi);
+    if (fi->stale_hi > fi->stale_lo && off < fi->stale_hi && off + len > fi->stale_lo)
+        fi->stale_lo = fi->stale_hi = 0;
+}
+
+void *fs_stale_tail_scrub(struct fs_inode *fi, const void *buf, size_t size, uint64_t off, int *err)
+{
+    uint64_t lo = fi->stale_lo > off ? fi->stale_lo : off;
+    uint64_t hi = fi->stale_hi < off + size ? fi->stale_hi : off + size;
+    char *copy;
+
+    assert_inode_locked(fi);
+    *err = 0;
+    if (lo >= hi)
+        return NULL;
+    copy = malloc(size);
+    if (!copy) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    memcpy(copy, buf, size);
+    memset(copy + (lo - off), 0, (size_t)(hi - lo));
+    fi->stale_lo = fi->stale_hi = 0;
+    return copy;
+}
+
 /* Called with the inode locked: write back, and report a latched error. */
 int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi)
 {
@@ -103,7 +147,7 @@ int fs_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi)
     return FS_CHECK(fs, fi->ino, ret);
 }
 
-int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
+static int writeback_once(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi = fs_op_begin(fs, ino);
     int ret;
@@ -112,6 +156,18 @@ int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
         return -ENOMEM;
     ret = fs_writeback_locked(fs, fi);
     fs_op_end(fs, fi);
+    return ret;
+}
+
+int uext4_writeback(struct uext4_fs *fs, uint32_t ino)
+{
+    int ret = writeback_once(fs, ino);
+
+    /* A page that needs a block may find only blocks freed in the running
+     * transaction: as uext4_write, commit (which needs the locks dropped)
+     * and write the still-dirty pages once more. */
+    if (fs_should_retry_enospc(fs, ret))
+        ret = writeback_once(fs, ino);
     return ret;
 }
 

@@ -294,6 +294,23 @@ static int store_acls(struct uext4_fs *fs, uint32_t ino, void *acc, size_t acc_l
 
 enum create_kind { CREATE_NODE, CREATE_DIR, CREATE_SYMLINK };
 
+/* ext4_new_inode(): a new inode takes the inheritable flags of its
+ * directory (chattr +A, +S, +D, ...) that suit its type. */
+static int inherit_flags(struct uext4_fs *fs, uint32_t ino, mode_t mode, const struct e2_attr *da)
+{
+    uint32_t fl = fs_mask_flags(mode, da->flags & E2_FL_INHERITED);
+    struct e2_attr a;
+    int ret;
+
+    if (!fl)
+        return 0;
+    ret = e2_inode_get(fs->img, ino, &a);
+    if (ret)
+        return ret;
+    a.flags |= fl;
+    return e2_inode_set(fs->img, ino, &a, E2_A_FLAGS);
+}
+
 static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
                      const char *name, mode_t mode, dev_t rdev, const char *target,
                      enum create_kind kind, struct stat *st)
@@ -330,6 +347,8 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     if (ret)
         goto out_unlock;
     ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    if (!ret)
+        ret = inherit_flags(fs, ino, a.mode, &da);
     if (!ret)
         ret = fs_add_entry(fs, dir, name, ino, a.mode);
     if (ret) {
@@ -407,6 +426,8 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
     if (ret)
         goto out_unlock;
     ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    if (!ret)
+        ret = inherit_flags(fs, ino, a.mode, &da);
     if (ret) {
         e2_inode_free(fs->img, ino);
         goto out_unlock;
@@ -477,6 +498,9 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     }
     dummy.mode = a.mode & S_IFMT;
     ret = prepare_create(fs, &fc, newdir, newname, &da, &dummy);
+    /* vfs_link(): no new names for an immutable or append-only inode. */
+    if (!ret && (a.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+        ret = -EPERM;
     if (ret)
         goto out_unlock;
     ret = fs_may_hardlink(fs, &fc, ino, &a);
@@ -547,7 +571,7 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
-        ret = fs_sticky_check(fs, &fc, &da, &a);
+        ret = fs_may_delete(fs, &fc, &da, &a);
     if (!ret)
         ret = fs_may_write(fs);
     if (ret)

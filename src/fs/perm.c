@@ -213,6 +213,9 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
     int ret;
 
     mask &= R_OK | W_OK | X_OK;
+    /* inode_permission(): nobody writes an immutable inode, root included. */
+    if ((mask & W_OK) && (a->flags & E2_FL_IMMUTABLE))
+        return -EPERM;
     if (fs_capable(fs, fc, a)) {
         /* CAP_DAC_OVERRIDE: all but executing a file no one may execute. */
         if ((mask & X_OK) && !S_ISDIR(a->mode) && !(a->mode & 0111))
@@ -235,9 +238,11 @@ int fs_permission(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
     return (perm & (unsigned)mask) == (unsigned)mask ? 0 : -EACCES;
 }
 
-int fs_sticky_check(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
-                    const struct e2_attr *victim)
+int fs_may_delete(const struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *dir,
+                  const struct e2_attr *victim)
 {
+    if ((dir->flags & E2_FL_APPEND) || (victim->flags & (E2_FL_APPEND | E2_FL_IMMUTABLE)))
+        return -EPERM;
     if (!(dir->mode & S_ISVTX) || fs_capable(fs, fc, victim))
         return 0;
     if (fs_cred_uid_is(fc, victim->uid) || fs_cred_uid_is(fc, dir->uid))

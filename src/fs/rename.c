@@ -176,9 +176,9 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
         return -EEXIST;
     if (d->ino == s->ino)
         return 0; /* the same file: POSIX says do nothing */
-    ret = fs_sticky_check(fs, fc, &s->da, &s->a);
+    ret = fs_may_delete(fs, fc, &s->da, &s->a);
     if (!ret && d->ino)
-        ret = fs_sticky_check(fs, fc, &d->da, &d->a);
+        ret = fs_may_delete(fs, fc, &d->da, &d->a);
     if (ret)
         return ret;
     /* A directory may not move below itself. */

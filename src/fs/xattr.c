@@ -32,6 +32,8 @@ static enum xns name_space(const char *name)
 static int xattr_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
                         const struct e2_attr *a, enum xns ns, bool write)
 {
+    if (write && (a->flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+        return -EPERM;
     switch (ns) {
     case XNS_NONE:
         return -EOPNOTSUPP;

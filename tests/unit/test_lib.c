@@ -1011,6 +1011,103 @@ static int test_verity_contents_refused(void)
     return 0;
 }
 
+/* chattr's rules in the core (through FUSE the kernel checks ownership and
+ * CAP_LINUX_IMMUTABLE first; here only the core does), then enforcement. */
+static int test_fileattr_rules(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    const struct uext4_cred other = {.uid = 1001, .gid = 1001, .umask = 022};
+    struct stat st, in = {.st_size = 0};
+    struct uext4_fileattr fa;
+    uint32_t ino;
+
+    CHECK(fs);
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "f", S_IFREG | 0666, 0, &st), 0);
+    ino = (uint32_t)st.st_ino;
+    in.st_uid = 1000;
+    in.st_gid = 1000;
+    CHECK_EQ(uext4_setattr(fs, &root, ino, &in, UEXT4_SET_UID | UEXT4_SET_GID, NULL), 0);
+    CHECK_EQ(write_all(fs, ino, "abc", 3, 0), 0);
+    CHECK_EQ(uext4_fileattr_get(fs, ino, &fa), 0);
+    CHECK_EQ(fa.flags, EXTENTS_FL);
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x10, 0), -EPERM);   /* +i */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x20, 0), -EPERM);   /* +a */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x4000, 0), -EPERM); /* +j */
+    CHECK_EQ(uext4_fileattr_set(fs, &other, ino, EXTENTS_FL | 0x80, 0), -EPERM);
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x10000, 0), -EOPNOTSUPP); /* +D */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x80000000u, 0), -EOPNOTSUPP);
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, 0, 0), -EOPNOTSUPP);             /* -e */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL, 5), -EOPNOTSUPP);    /* projid */
+    CHECK_EQ(uext4_fileattr_set(fs, &user, ino, EXTENTS_FL | 0x80 | 0x8, 0), 0); /* +AS */
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x80 | 0x8 | 0x10, 0), 0);
+    /* Immutable: nothing changes, not even for root, but clearing i. */
+    CHECK_EQ(uext4_write(fs, &root, ino, "X", 1, 0, 0), -EPERM);
+    CHECK_EQ(uext4_setattr(fs, &root, ino, &in, UEXT4_SET_SIZE, NULL), -EPERM);
+    CHECK_EQ(uext4_open_file(fs, &root, ino, O_WRONLY), -EPERM);
+    CHECK_EQ(uext4_mmap_store(fs, ino, 0, "X", 1), -EPERM);
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, 0, 0, 4096), -EPERM);
+    CHECK_EQ(uext4_setxattr(fs, &root, ino, "user.a", "1", 1, 0), -EPERM);
+    CHECK_EQ(uext4_link(fs, &root, ino, UEXT4_ROOT_INO, "g", &st), -EPERM);
+    CHECK_EQ(uext4_rename(fs, &root, UEXT4_ROOT_INO, "f", UEXT4_ROOT_INO, "g", 0), -EPERM);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), -EPERM);
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x10, 0), -EPERM); /* -AS */
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, EXTENTS_FL | 0x20, 0), 0);      /* -iAS +a */
+    /* Append-only: the file only grows. */
+    CHECK_EQ(uext4_write(fs, &root, ino, "X", 1, 0, 0), -EPERM);
+    CHECK_EQ(uext4_write(fs, &root, ino, "def", 3, 3, 0), 3);
+    CHECK_EQ(uext4_open_file(fs, &root, ino, O_WRONLY), -EPERM);
+    CHECK_EQ(uext4_open_file(fs, &root, ino, O_WRONLY | O_APPEND | O_TRUNC), -EPERM);
+    CHECK_EQ(uext4_open_file(fs, &root, ino, O_WRONLY | O_APPEND), 0);
+    CHECK_EQ(uext4_release(fs, ino), 0);
+    CHECK_EQ(uext4_setattr(fs, &root, ino, &in, UEXT4_SET_SIZE, NULL), -EPERM);
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_KEEP_SIZE, 0, 8192), 0);
+    CHECK_EQ(uext4_fallocate(fs, &root, ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096),
+             -EPERM);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "f"), -EPERM);
+    CHECK(read_is(fs, ino, "abcdef", 6));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK_EQ(disk_flags(img, "/f"), EXTENTS_FL | 0x20);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+/* FITRIM: the blocks of a deleted file become a hole in the image file,
+ * even before the delete is committed. */
+static int test_trim(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    static char buf[1 << 20];
+    struct stat before, after;
+    uint64_t trimmed = 0;
+    uint32_t ino;
+
+    CHECK(fs);
+    memset(buf, 'z', sizeof(buf));
+    ino = create(fs, UEXT4_ROOT_INO, "big");
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ(write_all(fs, ino, buf, sizeof(buf), (off_t)i << 20), 0);
+    CHECK_EQ(uext4_fsync(fs, ino, false), 0);
+    CHECK_EQ(stat(img, &before), 0);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "big"), 0);
+    uext4_forget(fs, ino, 1); /* create's lookup reference: now it is freed */
+    CHECK_EQ(uext4_trim(fs, &user, 0, UINT64_MAX, 0, &trimmed), -EPERM);
+    CHECK_EQ(uext4_trim(fs, &root, 0, 100, 0, &trimmed), -EINVAL);
+    CHECK_EQ(uext4_trim(fs, &root, 1ull << 40, UINT64_MAX, 0, &trimmed), -EINVAL);
+    CHECK_EQ(uext4_trim(fs, &root, 0, UINT64_MAX, 0, &trimmed), 0);
+    CHECK_EQ(stat(img, &after), 0);
+    CHECK(trimmed >= 8u << 20);
+    CHECK_EQ(trimmed, (uint64_t)(before.st_blocks - after.st_blocks) * 512);
+    CHECK_EQ(uext4_trim(fs, &root, 0, UINT64_MAX, 0, &trimmed), 0);
+    CHECK_EQ(trimmed, 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -1043,6 +1140,8 @@ int main(void)
         {"ro_opens_share_the_lock", test_ro_opens_share_the_lock},
         {"not_a_file_refused", test_not_a_file_refused},
         {"verity_contents_refused", test_verity_contents_refused},
+        {"fileattr_rules", test_fileattr_rules},
+        {"trim", test_trim},
     };
     int ret;
 

@@ -1,0 +1,163 @@
+/* The ioctls FUSE forwards that ext4 answers: file attributes (lsattr,
+ * chattr: FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), the
+ * inode generation (FS_IOC_GETVERSION) and FITRIM.
+ *
+ * All are restricted ioctls: the kernel sizes the argument from the
+ * command and copies it in and out itself. The attribute ioctls do not
+ * come from the caller as such: the kernel's VFS turns them into its own
+ * fileattr calls (checking ownership and CAP_LINUX_IMMUTABLE with the
+ * caller's real capabilities) and FUSE sends them to us with a 4-byte
+ * flags word or a struct fsxattr. Anything else is -ENOTTY, as ext4
+ * answers an ioctl it does not know. */
+#include "frontend/fe_int.h"
+
+#include <errno.h>
+#include <linux/fs.h>
+#include <string.h>
+
+/* ext4's i_flags that FS_IOC_FSGETXATTR shows as FS_XFLAG_* bits
+ * (EXT4_FL_XFLAG_VISIBLE); FS_*_FL values are ext4's. */
+static const struct {
+    uint32_t fl, xfl;
+} fe_xflags[] = {
+    {FS_SYNC_FL, FS_XFLAG_SYNC},       {FS_IMMUTABLE_FL, FS_XFLAG_IMMUTABLE},
+    {FS_APPEND_FL, FS_XFLAG_APPEND},   {FS_NODUMP_FL, FS_XFLAG_NODUMP},
+    {FS_NOATIME_FL, FS_XFLAG_NOATIME}, {FS_PROJINHERIT_FL, FS_XFLAG_PROJINHERIT},
+    {FS_DAX_FL, FS_XFLAG_DAX},
+};
+
+#define FE_NXFLAGS (sizeof(fe_xflags) / sizeof(fe_xflags[0]))
+
+static uint32_t fe_flags_to_xflags(uint32_t flags)
+{
+    uint32_t x = 0;
+
+    for (unsigned i = 0; i < FE_NXFLAGS; i++)
+        x |= (flags & fe_xflags[i].fl) ? fe_xflags[i].xfl : 0;
+    return x;
+}
+
+/* The new i_flags for FS_IOC_FSSETXATTR: the xflag-visible bits from
+ * @xflags, the rest as they are. Other xflags are ignored, as ext4 does. */
+static uint32_t fe_xflags_to_flags(uint32_t xflags, uint32_t old)
+{
+    uint32_t f = old;
+
+    for (unsigned i = 0; i < FE_NXFLAGS; i++) {
+        f &= ~fe_xflags[i].fl;
+        f |= (xflags & fe_xflags[i].xfl) ? fe_xflags[i].fl : 0;
+    }
+    return f;
+}
+
+static void fe_getflags(fuse_req_t req, uint32_t ino, size_t out_size)
+{
+    struct uext4_fileattr fa;
+    int rc = out_size < sizeof(uint32_t) ? -EINVAL : uext4_fileattr_get(fe_fs(req), ino, &fa);
+
+    fe_reply_ioctl(req, rc, &fa.flags, sizeof(fa.flags));
+}
+
+static void fe_getversion(fuse_req_t req, uint32_t ino, size_t out_size)
+{
+    struct uext4_fileattr fa;
+    int rc = out_size < sizeof(uint32_t) ? -EINVAL : uext4_fileattr_get(fe_fs(req), ino, &fa);
+
+    /* ext4 stores an int through the long pointer: 4 bytes. */
+    fe_reply_ioctl(req, rc, &fa.generation, sizeof(fa.generation));
+}
+
+static void fe_fsgetxattr(fuse_req_t req, uint32_t ino, size_t out_size)
+{
+    struct uext4_fileattr fa;
+    struct fsxattr x;
+    int rc = out_size < sizeof(x) ? -EINVAL : uext4_fileattr_get(fe_fs(req), ino, &fa);
+
+    memset(&x, 0, sizeof(x));
+    if (!rc) {
+        x.fsx_xflags = fe_flags_to_xflags(fa.flags);
+        x.fsx_projid = fa.projid;
+    }
+    fe_reply_ioctl(req, rc, &x, sizeof(x));
+}
+
+/* SETFLAGS (@x NULL: @flags) or FSSETXATTR (@x). */
+static void fe_setattrs(fuse_req_t req, uint32_t ino, const uint32_t *flags,
+                        const struct fsxattr *x)
+{
+    struct uext4_fileattr fa;
+    struct fe_cred c;
+    uint32_t nflags = 0;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_fileattr_get(fe_fs(req), ino, &fa);
+    if (!rc)
+        nflags = x ? fe_xflags_to_flags(x->fsx_xflags, fa.flags) : *flags;
+    if (!rc)
+        rc = uext4_fileattr_set(fe_fs(req), &c.cr, ino, nflags, x ? x->fsx_projid : fa.projid);
+    fe_cred_release(&c);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
+static void fe_fitrim(fuse_req_t req, const struct fstrim_range *in)
+{
+    struct fstrim_range r = *in;
+    struct fe_cred c;
+    uint64_t trimmed = 0;
+    int rc;
+
+    fe_cred_init(&c, req, false);
+    rc = uext4_trim(fe_fs(req), &c.cr, r.start, r.len, r.minlen, &trimmed);
+    fe_cred_release(&c);
+    r.len = trimmed;
+    fe_reply_ioctl(req, rc, &r, sizeof(r));
+}
+
+void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
+              struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
+              size_t out_bufsz)
+{
+    uint32_t ino = fe_ext4_ino(fino);
+    uint32_t f;
+
+    /* A 32-bit caller's FITRIM and fsxattr have the same layout, but
+     * nothing else here is worth the translation. */
+    switch (cmd) {
+    case FS_IOC_GETFLAGS:
+        fe_getflags(req, ino, out_bufsz);
+        return;
+    case FS_IOC_SETFLAGS:
+        if (in_bufsz < sizeof(f))
+            break;
+        memcpy(&f, in_buf, sizeof(f));
+        fe_setattrs(req, ino, &f, NULL);
+        return;
+    case FS_IOC_FSGETXATTR:
+        fe_fsgetxattr(req, ino, out_bufsz);
+        return;
+    case FS_IOC_FSSETXATTR: {
+        struct fsxattr x;
+        if (in_bufsz < sizeof(x))
+            break;
+        memcpy(&x, in_buf, sizeof(x));
+        fe_setattrs(req, ino, NULL, &x);
+        return;
+    }
+    case FS_IOC_GETVERSION:
+        fe_getversion(req, ino, out_bufsz);
+        return;
+    case FITRIM: {
+        struct fstrim_range r;
+        if (in_bufsz < sizeof(r) || out_bufsz < sizeof(r))
+            break;
+        memcpy(&r, in_buf, sizeof(r));
+        fe_fitrim(req, &r);
+        return;
+    }
+    default:
+        fe_reply_err(req, -ENOTTY);
+        return;
+    }
+    fe_reply_err(req, -EINVAL);
+}

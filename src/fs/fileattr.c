@@ -1,0 +1,136 @@
+/* File attributes (ext4's i_flags as lsattr/chattr see them) and FITRIM.
+ *
+ * The rules are ext4's (ext4_fileattr_set, ext4_ioctl_setflags) with the
+ * VFS checks in front of them (vfs_fileattr_set): through FUSE the kernel
+ * made those already with the caller's capabilities; the core makes them
+ * again with what it knows of the caller (root or not), which also serves
+ * library mode. Immutable and append-only are enforced where each
+ * operation checks permissions (perm.c, attr.c, file.c, namei.c,
+ * rename.c, xattr.c, mmap.c). */
+#include "fs/fs_internal.h"
+
+#include <errno.h>
+
+/* Change by ext4 rules, never silently ignored here (see uext4.h). */
+#define FL_JOURNAL_DATA 0x00004000u
+#define FL_CASEFOLD     0x40000000u
+#define FL_DAX          0x02000000u
+/* dax_compatible(): DAX excludes verity, encryption and inline data. */
+#define FL_DAX_EXCL 0x10100800u
+
+int uext4_fileattr_get(struct uext4_fs *fs, uint32_t ino, struct uext4_fileattr *fa)
+{
+    struct e2_attr a;
+    int ret;
+
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+    rwlock_unlock(&fs->mount_lock);
+    if (ret)
+        return ret;
+    fa->flags = a.flags & E2_FL_USER_VISIBLE;
+    fa->projid = e2_has_project(fs->img) ? a.projid : 0;
+    fa->generation = a.generation;
+    return 0;
+}
+
+/* ext4_fileattr_set() and what vfs_fileattr_set() checks before it. The
+ * new i_flags in *@out. */
+static int setflags_check(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
+                          uint32_t flags, uint32_t projid, uint32_t *out)
+{
+    uint32_t old = a->flags, changed;
+
+    if (!fs_is_owner(fs, fc, a))
+        return -EPERM;
+    if (((flags ^ (old & E2_FL_USER_VISIBLE)) & (E2_FL_IMMUTABLE | E2_FL_APPEND)) && !fc->root)
+        return -EPERM;
+    if (flags & ~E2_FL_USER_VISIBLE)
+        return -EOPNOTSUPP;
+    /* chattr sets what lsattr read, changed: flags that are visible but
+     * not settable are dropped silently, as ext4 does. */
+    flags &= E2_FL_USER_MODIFIABLE;
+    if (fs_mask_flags(a->mode, flags) != flags)
+        return -EOPNOTSUPP;
+    /* ext4_ioctl_check_immutable(): only clearing i changes such a file. */
+    if ((old & E2_FL_IMMUTABLE) && (flags & E2_FL_IMMUTABLE) &&
+        ((old & ~E2_FL_IMMUTABLE) != (flags & ~E2_FL_IMMUTABLE) ||
+         (e2_has_project(fs->img) && a->projid != projid)))
+        return -EPERM;
+    changed = (flags ^ old) & E2_FL_USER_MODIFIABLE;
+    if ((changed & FL_JOURNAL_DATA) && !fc->root)
+        return -EPERM; /* CAP_SYS_RESOURCE */
+    if ((flags & FL_DAX) && (old & FL_DAX_EXCL & (S_ISDIR(a->mode) ? ~E2_FL_INLINE_DATA : ~0u)))
+        return -EOPNOTSUPP;
+    /* Migrating between extents and block maps, and case folding (an
+     * image with casefold is not opened), are not done here. */
+    if (changed & (E2_FL_EXTENTS | FL_CASEFOLD))
+        return -EOPNOTSUPP;
+    /* ext4_ioctl_setproject() */
+    if (projid != (e2_has_project(fs->img) ? a->projid : 0))
+        return e2_has_project(fs->img) ? -EROFS : -EOPNOTSUPP;
+    *out = (old & ~E2_FL_USER_MODIFIABLE) | flags;
+    return 0;
+}
+
+int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                       uint32_t flags, uint32_t projid)
+{
+    struct fs_inode *fi;
+    struct fs_cred fc;
+    struct e2_attr a;
+    uint32_t nflags = 0;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    fi = fs_op_begin(fs, ino);
+    if (!fi)
+        return -ENOMEM;
+    ret = fs_may_write(fs);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret)
+        ret = setflags_check(fs, &fc, &a, flags, projid, &nflags);
+    /* As ext4 before a file turns immutable: its dirty pages go back
+     * first, while they still may. */
+    if (!ret && S_ISREG(a.mode) && !(a.flags & E2_FL_IMMUTABLE) && (nflags & E2_FL_IMMUTABLE))
+        ret = fs_writeback_locked(fs, fi);
+    if (!ret)
+        ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret) {
+        a.flags = nflags;
+        fs_now(&a.ctime);
+        ret = e2_inode_set(fs->img, ino, &a, E2_A_FLAGS | E2_A_CTIME);
+    }
+    ret = FS_CHECK(fs, ino, ret);
+    fs_op_end(fs, fi);
+    return ret;
+}
+
+int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start, uint64_t len,
+               uint64_t minlen, uint64_t *trimmed)
+{
+    uint64_t bs = e2_block_size(fs->img), nblocks = e2_blocks_count(fs->img);
+    struct fs_cred fc;
+    int ret;
+
+    *trimmed = 0;
+    fs_cred_from(fs, cr, &fc);
+    if (!fc.root)
+        return -EPERM; /* CAP_SYS_ADMIN */
+    /* ext4_trim_fs()'s argument checks. */
+    if (start / bs >= nblocks || len < bs)
+        return -EINVAL;
+    ret = fs_may_write(fs);
+    if (ret)
+        return ret;
+    /* The commit releases the blocks freed since the last one, and the
+     * mount lock held for writing keeps every operation out until the
+     * holes are punched. */
+    rwlock_wrlock(&fs->mount_lock);
+    ret = e2_image_sync(fs->img);
+    if (!ret)
+        ret = e2_trim(fs->img, start / bs, len / bs, (minlen + bs - 1) / bs, trimmed);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
