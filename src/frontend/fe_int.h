@@ -103,6 +103,8 @@ void fe_inval_stop(struct fe_inval *v);
  * true when that is done, false when it was left to the thread of its own
  * (or could not be queued: logged). No lock may be held. */
 bool fe_inval_range(struct fe_inval *v, fuse_ino_t ino, off_t off, off_t len);
+/* Drops the kernel's cached attributes of @ino (a mode the daemon changed). */
+void fe_inval_attr(struct fe_inval *v, fuse_ino_t ino);
 
 /* ---- credentials (cred.c) ---- */
 

@@ -352,6 +352,12 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
     fe_cred_init(&c, req, true);
     rc = uext4_fallocate(fe_fs(req), &c.cr, fe_ext4_ino(ino), mode, off, len);
     fe_cred_release(&c);
+    /* fallocate may have dropped setuid/setgid (HANDLE_KILLPRIV_V2), but
+     * after FALLOCATE the kernel refreshes only size and times, and a
+     * statx(2) for the mode alone would read the old one from its cache
+     * (fstests generic/683-685). */
+    if (!rc)
+        fe_inval_attr(fe_ctx(req)->inval, ino);
     fe_reply_status(req, rc);
 }
 

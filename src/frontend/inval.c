@@ -111,6 +111,16 @@ void fe_inval_stop(struct fe_inval *v)
     free(v);
 }
 
+/* Attributes only (offset < 0): the kernel takes no page lock for that, so
+ * any worker may wait for it, whatever the others hold. */
+void fe_inval_attr(struct fe_inval *v, fuse_ino_t ino)
+{
+    int rc = fuse_lowlevel_notify_inval_inode(v->se, ino, -1, 0);
+
+    if (rc < 0 && rc != -ENOENT)
+        log_debug("inode %u: attribute invalidation: %s", fe_ext4_ino(ino), strerror(-rc));
+}
+
 bool fe_inval_range(struct fe_inval *v, fuse_ino_t ino, off_t off, off_t len)
 {
     struct fe_inval_job *j;

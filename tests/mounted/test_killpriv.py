@@ -297,5 +297,54 @@ def killpriv_writeback_cache():
     compare(['writeback_cache'])
 
 
+def _falloc_in_place(path, mode):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        fallocate(fd, mode, 0, 4096)
+    finally:
+        os.close(fd)
+
+
+@test
+def killpriv_fallocate_cached_mode():
+    """stat(2) right after another user's fallocate shows the dropped bits.
+
+    The kernel keeps a file's mode cached and after FALLOCATE refreshes
+    only size and times, so the daemon must tell it that the mode changed
+    (fstests generic/683-685 stat before and right after with GNU stat)."""
+    falls = {'alloc': 0, 'keep': FALLOC_FL_KEEP_SIZE,
+             'punch': FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+             'zero': FALLOC_FL_ZERO_RANGE}
+    with workdir() as d:
+        img = mkfs(d + '/u.img')
+        seen = {}
+        with Mount(img, opts=['allow_other']) as m:
+            os.chmod(m.mnt, 0o755)
+            for name, fmode in falls.items():
+                p = m.path(name)
+                write_file(p, b'X' * SIZE)
+                os.chmod(p, 0o6666)
+                if stat.S_IMODE(os.stat(p).st_mode) != 0o6666:
+                    raise TestFailure('%s: chmod 6666 not seen' % name)
+                run_as(*ACTORS['other'], _falloc_in_place, p, fmode)
+                # GNU stat asks statx(2) for the mode alone, which the
+                # kernel answers from its cache when that is still valid.
+                seen[name] = int(run(['stat', '-c', '%a', p]).stdout, 8)
+        fsck(img)
+        req = '\n'.join('stat /%s' % n for n in falls) + '\n'
+        out = run(['debugfs', '-f', '-', img],
+                  input=req.encode()).stdout.decode(errors='replace')
+        disk = [int(line.split('Mode:')[1].split()[0], 8) & 0o7777
+                for line in out.splitlines()
+                if line.startswith('Inode:') and 'Mode:' in line]
+        bad = ['%s: through the mount %s, on disk %s'
+               % (n, octal(seen[n]), octal(k))
+               for n, k in zip(falls, disk)
+               if seen[n] != k or k & stat.S_ISUID]
+        if len(disk) != len(falls) or bad:
+            raise TestFailure('mode after fallocate by another user:\n  '
+                              + '\n  '.join(bad or ['debugfs: %r' % disk]))
+
+
 if __name__ == '__main__':
     main(setup)
