@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 
+from uext4test import require_kernel_loop_mount
 from uext4test import (Mount, SkipFile, TestFailure, check, eq, expect_errno,
                        fsck, main, mkfs, pattern, run, sb_field, test,
                        workdir, write_file)
@@ -219,18 +220,7 @@ def ea_inode_shared_by_the_kernel():
 
 
 def setup():
-    if os.geteuid() != 0:
-        raise SkipFile('needs root for loop mounts')
-    with workdir() as d:
-        img = mkfs(d + '/probe.img', size='16M', features=['ea_inode'])
-        os.mkdir(d + '/m')
-        p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img,
-                            d + '/m'], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('kernel loop mount unavailable: %s'
-                           % p.stdout.decode(errors='replace').strip())
-        subprocess.run(['umount', d + '/m'], check=True)
+    require_kernel_loop_mount(features=['ea_inode'])
 
 
 if __name__ == '__main__':

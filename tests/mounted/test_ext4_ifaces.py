@@ -17,6 +17,7 @@ import stat
 import subprocess
 import time
 
+from uext4test import require_kernel_loop_mount
 from uext4test import (Mount, SkipFile, TestFailure, check, debugfs, eq,
                        ename, fsck, fuse_unmount, main, mkfs, renameat2, run,
                        run_as, sb_field, test, workdir)
@@ -478,18 +479,7 @@ def tmpfile_daemon_killed():
 
 
 def setup():
-    if os.geteuid() != 0:
-        raise SkipFile('needs root for loop mounts')
-    with workdir() as d:
-        img = mkfs(d + '/probe.img', size='16M')
-        os.mkdir(d + '/m')
-        p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img,
-                            d + '/m'], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('kernel loop mount unavailable: %s'
-                           % p.stdout.decode(errors='replace').strip())
-        subprocess.run(['umount', d + '/m'], check=True)
+    require_kernel_loop_mount()
 
 
 if __name__ == '__main__':

@@ -23,6 +23,7 @@ import stat
 import struct
 import subprocess
 
+from uext4test import require_kernel_loop_mount
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount,
                        SkipFile, TestFailure, debugfs, eq, errno_as, fallocate,
                        fsck, inode_info, main, mkfs, pattern, read_file, run,
@@ -356,18 +357,7 @@ def compare(opts, open_differs):
 
 
 def setup():
-    if os.geteuid() != 0:
-        raise SkipFile('needs root for loop mounts')
-    with workdir() as d:
-        img = mkfs(d + '/probe.img', size='16M')
-        os.mkdir(d + '/m')
-        p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img,
-                            d + '/m'], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('kernel loop mount unavailable: %s'
-                           % p.stdout.decode(errors='replace').strip())
-        subprocess.run(['umount', d + '/m'], check=True)
+    require_kernel_loop_mount()
 
 
 @test

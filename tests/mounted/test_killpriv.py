@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 
+from uext4test import require_kernel_loop_mount
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
                        FALLOC_FL_ZERO_RANGE, Mount, SkipFile, TestFailure,
                        errno_of, fallocate, fsck, inode_info, main, mkfs, run,
@@ -270,16 +271,7 @@ def compare(opts):
 
 
 def setup():
-    with workdir() as d:
-        img = mkfs(d + '/probe.img', size='16M')
-        os.mkdir(d + '/m')
-        p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img,
-                            d + '/m'], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('kernel loop mount unavailable: %s'
-                           % p.stdout.decode(errors='replace').strip())
-        subprocess.run(['umount', d + '/m'], check=True)
+    require_kernel_loop_mount()
 
 
 @test

@@ -674,3 +674,22 @@ def main(setup=None):
 def stat_summary(st):
     return (stat.filemode(st.st_mode), st.st_nlink, st.st_size, st.st_uid,
             st.st_gid)
+
+
+def require_kernel_loop_mount(features=()):
+    """The setup() of a file that compares uext4 with the kernel's ext4:
+    skip the whole file (exit 77) unless this process is root and the
+    kernel loop-mounts an image made as the tests make theirs (with
+    @features)."""
+    if os.geteuid() != 0:
+        raise SkipFile('needs root for loop mounts')
+    with workdir() as d:
+        img = mkfs(d + '/probe.img', size='16M', features=features)
+        os.mkdir(d + '/m')
+        p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img,
+                            d + '/m'], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            raise SkipFile('kernel loop mount unavailable: %s'
+                           % p.stdout.decode(errors='replace').strip())
+        subprocess.run(['umount', d + '/m'], check=True)
