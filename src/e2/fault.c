@@ -58,15 +58,24 @@ static int env_errno(void)
     return ENOSPC;
 }
 
+/* Built with -Dtest_hooks=false (packages), the library reads none of the
+ * test suite's variables: a program embedding it cannot be made to fail
+ * its I/O, or to die, by its environment. */
+static const bool test_hooks = UEXT4_TEST_HOOKS;
+
 errcode_t e2_fault_from_env(struct e2_fault **out)
 {
-    const char *count = getenv("UEXT4_FAULT_COUNT");
-    unsigned long long at = env_number("UEXT4_FAULT_AT", 0);
-    unsigned long long fail_at = env_number("UEXT4_FAULT_FAIL_AT", 0);
-    unsigned long long fail_every = env_number("UEXT4_FAULT_FAIL_EVERY", 0);
+    const char *count;
+    unsigned long long at, fail_at, fail_every;
     struct e2_fault *f;
 
     *out = NULL;
+    if (!test_hooks)
+        return 0;
+    count = getenv("UEXT4_FAULT_COUNT");
+    at = env_number("UEXT4_FAULT_AT", 0);
+    fail_at = env_number("UEXT4_FAULT_FAIL_AT", 0);
+    fail_every = env_number("UEXT4_FAULT_FAIL_EVERY", 0);
     if (!at && !fail_at && !fail_every && !(count && *count))
         return 0;
     f = calloc(1, sizeof(*f));
