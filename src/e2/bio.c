@@ -33,7 +33,7 @@ struct bio {
     int fd;
     unsigned bs; /* 0 until attached: nothing is cached */
     bool journaled;
-    bool rw; /* opened for writing */
+    bool rw;      /* opened for writing */
     bool holding; /* e2_bio_hold(): metadata writes wait in the cache */
     struct cblock **hash;
     size_t nbuckets, count;

@@ -25,8 +25,8 @@ struct e2_image {
     /* Written under disk_lock, read without it (e2_commit_overdue): the
      * running transaction holds half the log and nobody has committed. */
     atomic_bool commit_overdue;
-    bool closing;               /* e2_orphans_release at close, not recovery */
-    bool failure_said;          /* a failed image write was logged */
+    bool closing;      /* e2_orphans_release at close, not recovery */
+    bool failure_said; /* a failed image write was logged */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
     int lock_fd;        /* the image file, holding its flock (imgfile.h) */
@@ -89,8 +89,7 @@ static inline void e2_unlock(struct e2_image *img)
  * thread and marks the block clean: call it after the last write to the
  * image. -EBUSY if the block had been taken over. */
 struct e2_mmp;
-int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why,
-                 size_t len);
+int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why, size_t len);
 int e2_mmp_stop(struct e2_mmp *mp);
 
 /* eainode.c: xattr values in EA inodes (disk lock held; no-ops without

@@ -242,9 +242,9 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
         return ret;
     }
     log_notice("'%s': journal recovered in memory (read-only: the image is not modified): "
-             "%u transaction%s, %zu block%s",
-             path, st.transactions, st.transactions == 1 ? "" : "s", e2_overlay_count(ov),
-             e2_overlay_count(ov) == 1 ? "" : "s");
+               "%u transaction%s, %zu block%s",
+               path, st.transactions, st.transactions == 1 ? "" : "s", e2_overlay_count(ov),
+               e2_overlay_count(ov) == 1 ? "" : "s");
     if (st.sb_errno)
         log_warn("'%s': the journal records an abort (errno %lld); what the file system was "
                  "doing then is suspect",

@@ -578,21 +578,20 @@ static void usage(FILE *out)
                  "  --inline-mmap uext4's mode (default: convert against kernel, else keep:\n"
                  "                the deliberate mmap rule is not reported)\n"
                  "  --dump        also write every generated scenario, DIR/gen-SEED-I.scn\n"
-            "  --no-check=C,C  leave out those expect checks (size, digest, xattrs,\n"
-            "                entries, inline, blocks): a known difference\n"
+                 "  --no-check=C,C  leave out those expect checks (size, digest, xattrs,\n"
+                 "                entries, inline, blocks): a known difference\n"
                  "Exit status: 0 nothing found, 1 differences found, 2 bad usage.\n");
 }
 
 int scn_fuzz_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"backend", required_argument, NULL, 'b'}, {"time", required_argument, NULL, 't'},
-        {"count", required_argument, NULL, 'n'},   {"seed", required_argument, NULL, 's'},
-        {"out", required_argument, NULL, 'o'},     {"uext4", required_argument, NULL, 'u'},
-        {"dump", no_argument, NULL, 'd'},          {"inline-mmap", required_argument, NULL, 'm'},
-        {"from", required_argument, NULL, 'f'},    {"help", no_argument, NULL, 'h'},
-        {"no-check", required_argument, NULL, 'x'},
-        {NULL, 0, NULL, 0},
+        {"backend", required_argument, NULL, 'b'},  {"time", required_argument, NULL, 't'},
+        {"count", required_argument, NULL, 'n'},    {"seed", required_argument, NULL, 's'},
+        {"out", required_argument, NULL, 'o'},      {"uext4", required_argument, NULL, 'u'},
+        {"dump", no_argument, NULL, 'd'},           {"inline-mmap", required_argument, NULL, 'm'},
+        {"from", required_argument, NULL, 'f'},     {"help", no_argument, NULL, 'h'},
+        {"no-check", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0},
     };
     struct fuzz z = {.daemon = scn_default_daemon()};
     uint64_t seed = (uint64_t)time(NULL);

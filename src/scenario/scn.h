@@ -289,7 +289,7 @@ struct scn_run {
     char log[300];      /* tool and daemon output */
     const char *daemon; /* the uext4 executable (mount backend) */
     bool verbose;
-    bool keep;        /* leave the temp dir behind */
+    bool keep; /* leave the temp dir behind */
     /* fuzz: record every outcome, judge nothing (a run stops only when the
      * file system cannot be brought up) */
     bool observe_only;
