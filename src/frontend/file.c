@@ -37,34 +37,28 @@ static void fe_open_info(fuse_req_t req, struct fuse_file_info *fi)
     fi->direct_io = 0;
 }
 
-/* O_TMPFILE, arriving as a CREATE of "/" (wire.c). The open is counted as
- * a create's, except without counted opens (no_open): the kernel holds the
- * lookup reference of the reply until the file is closed, and its FORGET
- * frees the inode. */
-static void fe_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+/* The reply to a CREATE whose file @st the core has just made under @c's
+ * credentials (and holds one lookup reference to): open it (counted unless
+ * @counted is false) and answer with the entry and the open. On any
+ * failure, or a reply the kernel never receives, the open and the
+ * reference are given back. Releases @c. */
+static void reply_created(fuse_req_t req, struct fe_cred *c, const struct stat *st,
+                          struct fuse_file_info *fi, bool counted)
 {
     struct uext4_fs *fs = fe_fs(req);
-    bool counted = !fe_ctx(req)->no_open;
+    uint32_t ino = (uint32_t)st->st_ino;
     struct fuse_entry_param e;
-    struct fe_cred c;
-    struct stat st;
-    uint32_t ino;
-    int rc;
+    int rc = 0;
 
-    fe_cred_init(&c, req, true);
-    rc = uext4_tmpfile(fs, &c.cr, fe_ext4_ino(parent), mode, fi->flags, &st);
+    /* O_CREAT tells the core this open made the file: no mode check. */
+    if (counted)
+        rc = uext4_open_file(fs, &c->cr, ino, fi->flags | O_CREAT);
     if (rc < 0)
-        goto out_release_cred;
-    ino = (uint32_t)st.st_ino;
-    if (counted) {
-        rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
-        if (rc < 0)
-            goto out_forget;
-    }
-    rc = fe_entry_fill(req, &e, &st);
+        goto out_forget;
+    rc = fe_entry_fill(req, &e, st);
     if (rc < 0)
         goto out_release;
-    fe_cred_release(&c);
+    fe_cred_release(c);
 
     fe_open_info(req, fi);
     if (fuse_reply_create(req, &e, fi) != 0) {
@@ -79,19 +73,35 @@ out_release:
         uext4_release(fs, ino);
 out_forget:
     uext4_forget(fs, ino, 1);
-out_release_cred:
-    fe_cred_release(&c);
+    fe_cred_release(c);
     fe_reply_err(req, rc);
+}
+
+/* O_TMPFILE, arriving as a CREATE of "/" (wire.c). The open is counted as
+ * a create's, except without counted opens (no_open): the kernel holds the
+ * lookup reference of the reply until the file is closed, and its FORGET
+ * frees the inode. */
+static void fe_tmpfile(fuse_req_t req, fuse_ino_t parent, mode_t mode, struct fuse_file_info *fi)
+{
+    struct fe_cred c;
+    struct stat st;
+    int rc;
+
+    fe_cred_init(&c, req, true);
+    rc = uext4_tmpfile(fe_fs(req), &c.cr, fe_ext4_ino(parent), mode, fi->flags, &st);
+    if (rc < 0) {
+        fe_cred_release(&c);
+        fe_reply_err(req, rc);
+        return;
+    }
+    reply_created(req, &c, &st, fi, !fe_ctx(req)->no_open);
 }
 
 void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
                struct fuse_file_info *fi)
 {
-    struct uext4_fs *fs = fe_fs(req);
-    struct fuse_entry_param e;
     struct fe_cred c;
     struct stat st;
-    uint32_t ino;
     int rc;
 
     if (strcmp(name, "/") == 0) {
@@ -108,35 +118,14 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         return;
     }
     fe_cred_init(&c, req, true);
-    rc = uext4_mknod(fs, &c.cr, fe_ext4_ino(parent), name, S_IFREG | (mode & ~S_IFMT), 0, &st);
-    if (rc < 0)
-        goto out_release_cred;
-    ino = (uint32_t)st.st_ino;
-    /* O_CREAT tells the core this open made the file: no mode check. */
-    rc = uext4_open_file(fs, &c.cr, ino, fi->flags | O_CREAT);
-    if (rc < 0)
-        goto out_forget;
-    rc = fe_entry_fill(req, &e, &st);
-    if (rc < 0)
-        goto out_release;
-    fe_cred_release(&c);
-
-    fe_open_info(req, fi);
-    /* A reply the kernel never receives leaves it without the reference and
-     * the open it stands for: give both back. */
-    if (fuse_reply_create(req, &e, fi) != 0) {
-        uext4_release(fs, ino);
-        uext4_forget(fs, ino, 1);
+    rc = uext4_mknod(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, S_IFREG | (mode & ~S_IFMT), 0,
+                     &st);
+    if (rc < 0) {
+        fe_cred_release(&c);
+        fe_reply_err(req, rc);
+        return;
     }
-    return;
-
-out_release:
-    uext4_release(fs, ino);
-out_forget:
-    uext4_forget(fs, ino, 1);
-out_release_cred:
-    fe_cred_release(&c);
-    fe_reply_err(req, rc);
+    reply_created(req, &c, &st, fi, true);
 }
 
 void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
