@@ -298,13 +298,13 @@ static int cover_locked(struct sys_handle *h, off_t off, size_t len)
     return 0;
 }
 
-static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, size_t len,
-                          off_t off)
+/* The shared mapping of @path's open file, grown to cover [@off, @off +
+ * @len): *@p is where byte @off is. The caller touches it unlocked, under
+ * its own SIGBUS guard. */
+static int map_range(struct scn_run *r, const char *path, off_t off, size_t len, unsigned char **p)
 {
     struct scn_sys *s = st_of(r);
     struct sys_handle *h;
-    unsigned char *dst = NULL;
-    sigjmp_buf jb;
     int fd = handle_fd(r, path), ret;
 
     if (fd < 0)
@@ -313,8 +313,18 @@ static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, 
     h = find_locked(s, path);
     ret = h ? cover_locked(h, off, len) : -EBADF;
     if (!ret)
-        dst = h->map + (off - h->map_off);
+        *p = h->map + (off - h->map_off);
     pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, size_t len,
+                          off_t off)
+{
+    unsigned char *dst;
+    sigjmp_buf jb;
+    int ret = map_range(r, path, off, len, &dst);
+
     if (ret)
         return ret;
     /* The store runs unlocked: it may fault into the file system, which
@@ -338,20 +348,10 @@ static int sys_lookup(struct scn_run *r, const char *path);
 
 static ssize_t sys_mmap_load(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
 {
-    struct scn_sys *s = st_of(r);
-    struct sys_handle *h;
-    unsigned char *src = NULL;
+    unsigned char *src;
     sigjmp_buf jb;
-    int fd = handle_fd(r, path), ret;
+    int ret = map_range(r, path, off, len, &src);
 
-    if (fd < 0)
-        return fd;
-    pthread_mutex_lock(&s->lock);
-    h = find_locked(s, path);
-    ret = h ? cover_locked(h, off, len) : -EBADF;
-    if (!ret)
-        src = h->map + (off - h->map_off);
-    pthread_mutex_unlock(&s->lock);
     if (ret)
         return ret;
     if (sigsetjmp(jb, 1)) {
