@@ -350,8 +350,14 @@ static int fallocate_locked(struct uext4_fs *fs, const struct fs_cred *fc, struc
         !(a.flags & E2_FL_INLINE_DATA))
         return -EOPNOTSUPP;
     if (mode & FALLOC_FL_PUNCH_HOLE) {
+        /* As ext4_punch_hole(): nothing at or past EOF, and a hole that
+         * reaches past EOF ends at the end of EOF's page, so the block that
+         * holds EOF is freed rather than zeroed, while blocks fallocated
+         * beyond that page stay (measured on Linux 6.18: t8004). */
+        uint64_t eof_page = (a.size + PC_PAGE_SIZE - 1) / PC_PAGE_SIZE * PC_PAGE_SIZE;
+
         if (off < a.size)
-            ret = e2_data_punch(fs->img, fi->ino, off, (end < a.size ? end : a.size) - off);
+            ret = e2_data_punch(fs->img, fi->ino, off, (end <= a.size ? end : eof_page) - off);
         fields |= E2_A_MTIME;
     } else if (mode & FALLOC_FL_ZERO_RANGE) {
         ret = e2_data_punch(fs->img, fi->ino, off, len);
