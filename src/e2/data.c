@@ -1,6 +1,6 @@
 /* Data of block-mapped (extent or indirect) files. Never called on inline
  * inodes: the fs layer routes those to inline.c. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>

@@ -1,6 +1,6 @@
 /* Directory entries: iterate, add, remove, retarget. Name lookups are the
  * fs layer's business (it indexes names; ext2fs_lookup scans linearly). */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <dirent.h>

@@ -7,7 +7,7 @@
  * before the commit that exposes it); holes are allocated for the whole
  * request at once with ext2fs_fallocate, which gives contiguous extents.
  * Unwritten extents and block-mapped files stay with the file API. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>

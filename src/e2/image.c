@@ -1,9 +1,9 @@
 /* Opening, checking, locking and closing an image. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/imgfile.h"
 #include "e2/e2_internal.h"
 #include "e2/overlay.h"
-#include "e2/recover.h"
+#include "jbd2/recover.h"
 #include "base/log.h"
 
 #include <e2p/e2p.h>

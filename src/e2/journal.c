@@ -32,10 +32,10 @@
  * metadata than the journal holds) is written without the journal's
  * protection: the superblock is first marked not clean on disk, so a crash
  * in the middle makes e2fsck check the file system. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "jbd2/recover.h"
 #include "base/log.h"
 
 #include <errno.h>

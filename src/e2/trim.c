@@ -6,7 +6,7 @@
  * free in the in-memory bitmap are punched: blocks freed in the running
  * transaction are still marked there (journal.c) because the committed
  * file system may refer to them, and metadata blocks are always marked. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>

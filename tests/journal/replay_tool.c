@@ -18,8 +18,8 @@
  *       journal superblock's checksum/64bit features first (the log is
  *       empty, so a writer may choose them, as the kernel does at mount).
  */
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "jbd2/recover.h"
 
 #include <errno.h>
 #include <ext2fs/ext2fs.h>

@@ -6,8 +6,8 @@
  *
  * The scratch "image" is a memfd: home blocks [0, HOMES), then the journal,
  * whose block i lives at image block HOMES + (i * 7919) % JLEN. */
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "jbd2/recover.h"
 #include "harness.h"
 
 #include <errno.h>

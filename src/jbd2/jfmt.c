@@ -4,7 +4,7 @@
  * the packing of tags and the order of blocks follow the kernel's commit
  * path so that a transaction we write looks like one the kernel writes. */
 #include "e2/e2_internal.h"
-#include "e2/jfmt.h"
+#include "jbd2/jfmt.h"
 
 #include <ext2fs/ext2fs.h>
 

@@ -1,6 +1,6 @@
 /* uext4's I/O manager: the image file under libext2fs, with a block cache
  * that also holds the running transaction (state diagram in bio.h). */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/fault.h"
 #include "e2/imgfile.h"
 #include "e2/overlay.h"

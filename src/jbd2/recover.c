@@ -22,9 +22,9 @@
  * deliberate difference: with async_commit the kernel moves the end of the
  * log forward past a second bad commit block, replaying the first bad
  * transaction; we keep the end at the first. */
-#include "e2/recover.h"
+#include "jbd2/recover.h"
 #include "e2/e2_internal.h"
-#include "e2/jfmt.h"
+#include "jbd2/jfmt.h"
 #include "e2/overlay.h"
 
 #include <errno.h>
