@@ -3,6 +3,7 @@
 #include "e2/imgfile.h"
 #include "e2/e2_internal.h"
 #include "e2/overlay.h"
+#include "e2/jmap.h"
 #include "jbd2/recover.h"
 #include "base/log.h"
 
@@ -169,7 +170,7 @@ static bool needs_recovery(ext2_filsys fs)
  * clear needs_recovery. */
 static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, size_t len)
 {
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     unsigned bs = (*fs)->blocksize;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     uint32_t maplen = 0;
@@ -179,7 +180,7 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
     ext2fs_close_free(fs);
     if (ret)
         return ret;
-    ret = e2_journal_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
+    ret = jbd2_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
     free(map);
     if (ret && why && len) {
         /* recover.c names the block and the cause; add the image. */
@@ -214,6 +215,12 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
     return ret;
 }
 
+/* jbd2_recover_to()'s sink for a read-only mount. */
+static int put_overlay(void *ov, uint64_t blk, const void *data)
+{
+    return e2_overlay_put(ov, blk, data);
+}
+
 /* Replay the journal of the image open read-only in *@fs (closed on
  * return) into a new overlay *@out instead of the image: a read-only mount
  * serves the recovered state and leaves every byte of the image as it
@@ -221,7 +228,7 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
 static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overlay **out, char *why,
                              size_t len)
 {
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     struct e2_overlay *ov = e2_overlay_new((*fs)->blocksize);
     uint32_t maplen = 0;
@@ -234,7 +241,8 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
     ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
     /* Through the channel's own descriptor: the file already open. */
     if (!ret)
-        ret = e2_journal_recover_mem(e2_iom_fd((*fs)->io), ov, nblocks, map, maplen, &st, why, len);
+        ret = jbd2_recover_to(e2_iom_fd((*fs)->io), (*fs)->blocksize, nblocks, map, maplen,
+                              put_overlay, ov, &st, why, len);
     ext2fs_close_free(fs);
     free(map);
     if (ret) {

@@ -3,7 +3,7 @@
  * is read once; both users then do block I/O on the image directly. */
 #include "e2/e2_internal.h"
 #include "jbd2/jfmt.h"
-#include "jbd2/recover.h"
+#include "e2/jmap.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -35,7 +35,7 @@
 #include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 #include "jbd2/jfmt.h"
-#include "jbd2/recover.h"
+#include "e2/jmap.h"
 #include "base/log.h"
 
 #include <errno.h>

@@ -4,7 +4,7 @@
  * A read-only mount of an image that needs recovery must not write the
  * image, yet has to serve the state the journal holds. Recovery then
  * replays the log into an overlay instead of the file (recover.h,
- * e2_journal_recover_mem), and the I/O manager (iomgr.c) lays the overlay
+ * jbd2_recover_to()), and the I/O manager (iomgr.c) lays the overlay
  * over every read of the file, the superblock included, so libext2fs and
  * every reader above see the recovered image while the file stays byte for
  * byte as it was.
