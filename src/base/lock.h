@@ -17,7 +17,7 @@
  *     -> LC_DISK      fs_inode_put() frees an orphan inode (fs/icache.c)
  *   LC_DISK   (mutex, the libext2fs lock, held only around library calls;
  *              libext2fs is not thread-safe even for reads; it also guards
- *              the block cache and journal of src/e2/bio.c and journal.c)
+ *              the block cache and journal of src/e2/iomgr.c and journal.c)
  *     -> the commit thread's wake mutex (fs/commit.c, a raw pthread leaf)
  *                     e2_unlock() asks for a commit when the running
  *                     transaction outgrows its share of the journal

@@ -1,6 +1,6 @@
 /* Data of block-mapped (extent or indirect) files. Never called on inline
  * inodes: the fs layer routes those to inline.c. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>
@@ -64,7 +64,7 @@ ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, 
 
 int e2_image_fd(struct e2_image *img)
 {
-    return e2_bio_fd(img->fs->io);
+    return e2_iom_fd(img->fs->io);
 }
 
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)

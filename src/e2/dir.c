@@ -1,6 +1,6 @@
 /* Directory entries: iterate, add, remove, retarget. Name lookups are the
  * fs layer's business (it indexes names; ext2fs_lookup scans linearly). */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <dirent.h>
@@ -197,16 +197,16 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
     }
     if (err == EXT2_ET_DIR_NO_SPACE) {
         /* Full: add a block (an inline directory becomes a block one).
-         * Without a journal, held and written in crash order (bio.h): the
+         * Without a journal, held and written in crash order (iomgr.h): the
          * new block, then the inode. libext2fs writes the inode first and
          * more than once; an inline directory's with its entries and its
          * ".." cleared before the block holding them exists. */
         uint64_t last = e2_inode_block(img->fs, dir);
         errcode_t rerr;
 
-        e2_bio_hold(img->fs->io);
+        e2_iom_hold(img->fs->io);
         err = ext2fs_expand_dir(img->fs, dir);
-        rerr = e2_bio_release(img->fs->io, &last, 1);
+        rerr = e2_iom_release(img->fs->io, &last, 1);
         if (!err)
             err = rerr;
         if (!err)

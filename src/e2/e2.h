@@ -255,7 +255,7 @@ struct e2_seg {
  * segments, for a reader that takes the bytes from the image file itself.
  * Returns the bytes mapped (0 at or past EOF), or -EOPNOTSUPP when the
  * data must be copied instead: inline or block-mapped files, blocks whose
- * newest contents are not home yet (bio.h), more than @max segments. The
+ * newest contents are not home yet (iomgr.h), more than @max segments. The
  * map holds while nothing changes the inode (the caller's inode lock). */
 ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, struct e2_seg *segs,
                     unsigned max, unsigned *nseg);

@@ -165,7 +165,7 @@ int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
 int e2_orphan_cleanup_locked(struct e2_image *img);
 int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
 
-/* File data: straight to the image, never into a transaction (bio.h). */
+/* File data: straight to the image, never into a transaction (iomgr.h). */
 int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const void *buf);
 int e2_data_read_blocks(struct e2_image *img, blk64_t blk, size_t count, void *buf);
 

@@ -1,13 +1,13 @@
 /* File data of extent-mapped files moved in large contiguous block I/O.
  *
  * libext2fs's file API reads and writes one block at a time and allocates
- * block by block, and its writes are metadata to bio.c (journaled). For
+ * block by block, and its writes are metadata to iomgr.c (journaled). For
  * extent files we map the request to runs of physical blocks and move each
- * run with one pread/pwrite as file data (bio.h: straight home, ordered
+ * run with one pread/pwrite as file data (iomgr.h: straight home, ordered
  * before the commit that exposes it); holes are allocated for the whole
  * request at once with ext2fs_fallocate, which gives contiguous extents.
  * Unwritten extents and block-mapped files stay with the file API. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>
@@ -54,12 +54,12 @@ static int map_run(ext2_filsys fs, ext2_extent_handle_t h, blk64_t lblk, blk64_t
 
 int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const void *buf)
 {
-    return e2_errno(e2_bio_write_data(img->fs->io, blk, count, buf));
+    return e2_errno(e2_iom_write_data(img->fs->io, blk, count, buf));
 }
 
 int e2_data_read_blocks(struct e2_image *img, blk64_t blk, size_t count, void *buf)
 {
-    return e2_errno(e2_bio_read_data(img->fs->io, blk, count, buf));
+    return e2_errno(e2_iom_read_data(img->fs->io, blk, count, buf));
 }
 
 bool e2_extio_usable(const struct ext2_inode_large *in)
@@ -94,7 +94,7 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
         } else if (boff == 0 && end - pos >= bs) {
             /* Whole blocks straight into the caller's buffer. */
             blk64_t n = (end - pos) / bs < r.len ? (end - pos) / bs : r.len;
-            ret = e2_errno(e2_bio_read_data(fs->io, r.pblk, n, dst + (pos - off)));
+            ret = e2_errno(e2_iom_read_data(fs->io, r.pblk, n, dst + (pos - off)));
             pos += n * bs;
         } else {
             uint64_t n = bs - boff < end - pos ? bs - boff : end - pos;
@@ -102,7 +102,7 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
                 ret = -ENOMEM;
                 break;
             }
-            ret = e2_errno(e2_bio_read_data(fs->io, r.pblk, 1, tmp));
+            ret = e2_errno(e2_iom_read_data(fs->io, r.pblk, 1, tmp));
             memcpy(dst + (pos - off), tmp + boff, n);
             pos += n;
         }
@@ -134,7 +134,7 @@ ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
         if (ret)
             break;
         len = r.len * bs - boff < end - pos ? r.len * bs - boff : end - pos;
-        if (r.state == RUN_DATA && e2_bio_any_dirty(fs->io, r.pblk, r.len)) {
+        if (r.state == RUN_DATA && e2_iom_any_dirty(fs->io, r.pblk, r.len)) {
             ret = -EOPNOTSUPP;
             break;
         }
@@ -215,11 +215,11 @@ static int write_partial(ext2_filsys fs, blk64_t pblk, bool was_hole, uint64_t b
     if (was_hole)
         memset(tmp, 0, fs->blocksize);
     else
-        ret = e2_errno(e2_bio_read_data(fs->io, pblk, 1, tmp));
+        ret = e2_errno(e2_iom_read_data(fs->io, pblk, 1, tmp));
     if (ret)
         return ret;
     memcpy(tmp + boff, src, n);
-    return e2_errno(e2_bio_write_data(fs->io, pblk, 1, tmp));
+    return e2_errno(e2_iom_write_data(fs->io, pblk, 1, tmp));
 }
 
 /* ext2fs_fallocate() extends an initialised extent only if it may zero the
@@ -331,7 +331,7 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
             break;
         if (boff == 0 && end - pos >= bs) {
             blk64_t n = (end - pos) / bs < r.len ? (end - pos) / bs : r.len;
-            ret = e2_errno(e2_bio_write_data(fs->io, r.pblk, n, src + (pos - off)));
+            ret = e2_errno(e2_iom_write_data(fs->io, r.pblk, n, src + (pos - off)));
             pos += n * bs;
         } else {
             uint64_t n = bs - boff < end - pos ? bs - boff : end - pos;

@@ -1,6 +1,6 @@
 /* Simulated power cuts and failed I/O (fault.h). */
 #include "e2/fault.h"
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,10 @@
 /* Opening, checking, locking and closing an image. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/imgfile.h"
 #include "e2/e2_internal.h"
 #include "e2/overlay.h"
-#include "e2/recover.h"
+#include "e2/jmap.h"
+#include "jbd2/recover.h"
 #include "base/log.h"
 
 #include <e2p/e2p.h>
@@ -78,7 +79,7 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
 
 /* Inodes libext2fs keeps decoded in memory. */
 #define E2_INODE_CACHE 1024
-/* Clean metadata blocks kept by bio.c (dirty ones are bounded by the
+/* Clean metadata blocks kept by iomgr.c (dirty ones are bounded by the
  * journal's size). */
 #define E2_BLOCK_CACHE (16u << 20)
 
@@ -123,8 +124,8 @@ static int open_fs(const char *path, int fd, bool ro, const struct e2_overlay *r
 
     e2_imgfile_name(name, sizeof(name), fd);
     if (replayed)
-        e2_bio_overlay_opt(replayed, io_opts, sizeof(io_opts));
-    err = ext2fs_open2(name, replayed ? io_opts : NULL, flags, 0, 0, e2_bio_manager, out);
+        e2_iom_overlay_opt(replayed, io_opts, sizeof(io_opts));
+    err = ext2fs_open2(name, replayed ? io_opts : NULL, flags, 0, 0, e2_iom_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
         e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
@@ -142,7 +143,7 @@ static int open_fs(const char *path, int fd, bool ro, const struct e2_overlay *r
                err < 4096 ? strerror(-e) : error_message(err));
         return e;
     }
-    err = e2_bio_attach((*out)->io, (*out)->blocksize, E2_BLOCK_CACHE);
+    err = e2_iom_attach((*out)->io, (*out)->blocksize, E2_BLOCK_CACHE);
     if (err) {
         ext2fs_close_free(out);
         e2_say(why, len, "cannot open image '%s': %s", path, error_message(err));
@@ -169,7 +170,7 @@ static bool needs_recovery(ext2_filsys fs)
  * clear needs_recovery. */
 static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, size_t len)
 {
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     unsigned bs = (*fs)->blocksize;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     uint32_t maplen = 0;
@@ -179,7 +180,7 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
     ext2fs_close_free(fs);
     if (ret)
         return ret;
-    ret = e2_journal_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
+    ret = jbd2_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
     free(map);
     if (ret && why && len) {
         /* recover.c names the block and the cause; add the image. */
@@ -214,6 +215,12 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
     return ret;
 }
 
+/* jbd2_recover_to()'s sink for a read-only mount. */
+static int put_overlay(void *ov, uint64_t blk, const void *data)
+{
+    return e2_overlay_put(ov, blk, data);
+}
+
 /* Replay the journal of the image open read-only in *@fs (closed on
  * return) into a new overlay *@out instead of the image: a read-only mount
  * serves the recovered state and leaves every byte of the image as it
@@ -221,7 +228,7 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
 static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overlay **out, char *why,
                              size_t len)
 {
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     struct e2_overlay *ov = e2_overlay_new((*fs)->blocksize);
     uint32_t maplen = 0;
@@ -234,7 +241,8 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
     ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
     /* Through the channel's own descriptor: the file already open. */
     if (!ret)
-        ret = e2_journal_recover_mem(e2_bio_fd((*fs)->io), ov, nblocks, map, maplen, &st, why, len);
+        ret = jbd2_recover_to(e2_iom_fd((*fs)->io), (*fs)->blocksize, nblocks, map, maplen,
+                              put_overlay, ov, &st, why, len);
     ext2fs_close_free(fs);
     free(map);
     if (ret) {
@@ -289,7 +297,7 @@ static int mark_mounted(struct e2_image *img)
     ext2fs_mark_super_dirty(img->fs);
     ret = e2_errno(ext2fs_flush(img->fs));
     if (!ret)
-        ret = e2_errno(e2_bio_sync(img->fs->io));
+        ret = e2_errno(e2_iom_sync(img->fs->io));
     return ret;
 }
 
@@ -443,18 +451,18 @@ out_free:
 }
 
 /* After a failed write of metadata, of the journal or a failed fdatasync
- * (bio.h's latch), nothing more is written: the cache holds changes that
+ * (iomgr.h's latch), nothing more is written: the cache holds changes that
  * can no longer reach the image in order, as when jbd2 aborts. The image
  * keeps what was last made durable: with a journal, the log the next
  * mount replays; without one, a superblock marked not clean. */
 static bool has_failed_locked(struct e2_image *img)
 {
-    return e2_bio_failed(img->fs->io) != 0;
+    return e2_iom_failed(img->fs->io) != 0;
 }
 
 static void say_failed_locked(struct e2_image *img)
 {
-    int err = e2_errno(e2_bio_failed(img->fs->io));
+    int err = e2_errno(e2_iom_failed(img->fs->io));
 
     if (img->failure_said)
         return;
@@ -469,7 +477,7 @@ int e2_image_error(struct e2_image *img)
 {
     /* Without the disk lock: every operation asks (fs_may_write). img->fs
      * is set for the image's whole life. */
-    return e2_bio_failed(img->fs->io) ? -EIO : 0;
+    return e2_iom_failed(img->fs->io) ? -EIO : 0;
 }
 
 int e2_image_close(struct e2_image *img)
@@ -490,7 +498,7 @@ int e2_image_close(struct e2_image *img)
     ret = e2_journal_stop_locked(img);
     if (has_failed_locked(img)) {
         /* Nothing of the cache goes to the image now (the journal, if
-         * any, stays in journaled mode: bio drops its dirty blocks). */
+         * any, stays in journaled mode: the I/O manager drops its dirty blocks). */
         img->fs->flags &= ~(EXT2_FLAG_DIRTY | EXT2_FLAG_BB_DIRTY | EXT2_FLAG_IB_DIRTY);
         ret = -EIO;
     }
@@ -532,7 +540,7 @@ static int make_final_locked(struct e2_image *img)
     ext2fs_mark_super_dirty(img->fs);
     fret = e2_errno(ext2fs_flush(img->fs));
     if (!fret)
-        fret = e2_errno(e2_bio_sync(img->fs->io));
+        fret = e2_errno(e2_iom_sync(img->fs->io));
     return ret ? ret : fret;
 }
 

@@ -2,7 +2,7 @@
  *
  * Everything the daemon reads and writes goes through the one descriptor
  * opened here (libext2fs reaches it through a name made by
- * e2_imgfile_name(), which bio.c resolves to a dup of it): the file that
+ * e2_imgfile_name(), which iomgr.c resolves to a dup of it): the file that
  * holds the lock is the file served, whatever happens to its path later.
  *
  * Rules:
@@ -34,7 +34,7 @@
  * naming the file and the cause. */
 int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len);
 
-/* The name under which bio.c serves @fd ("uext4-fd:N"). */
+/* The name under which iomgr.c serves @fd ("uext4-fd:N"). */
 void e2_imgfile_name(char *buf, size_t len, int fd);
 
 /* The descriptor in a name made by e2_imgfile_name(), or -1. */

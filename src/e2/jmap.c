@@ -2,8 +2,8 @@
  * journal inode, for recovery and the journal writer (recover.h). The map
  * is read once; both users then do block I/O on the image directly. */
 #include "e2/e2_internal.h"
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "e2/jmap.h"
 
 #include <errno.h>
 #include <stdarg.h>

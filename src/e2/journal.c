@@ -1,6 +1,6 @@
 /* Metadata through the image's jbd2 journal (ordered mode).
  *
- * The running transaction is the set of dirty blocks bio.c holds: every
+ * The running transaction is the set of dirty blocks iomgr.c holds: every
  * metadata write libext2fs makes between two commits. A commit, with the
  * file system quiescent (the fs layer holds its mount lock for writing, we
  * hold the disk lock):
@@ -21,7 +21,7 @@
  * journal superblock points at, already (or being) checkpointed. Replaying
  * it again is harmless, and no revoke records are ever needed, because:
  *  - a block freed in a transaction is dropped from the transaction
- *    (bio forget) and stays reserved in the in-memory block bitmap until
+ *    (e2_iom_forget) and stays reserved in the in-memory block bitmap until
  *    the transaction is durable, so it cannot be reused as file data while
  *    an older logged copy of it could still be replayed;
  *  - a new transaction is placed after the previous one in the circular
@@ -32,10 +32,10 @@
  * metadata than the journal holds) is written without the journal's
  * protection: the superblock is first marked not clean on disk, so a crash
  * in the middle makes e2fsck check the file system. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "e2/jmap.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -84,7 +84,7 @@ static void note_freed(ext2_filsys fs, blk64_t blk, blk64_t count)
 
     if (!jn || !jn->reserving)
         return;
-    e2_bio_forget(fs->io, blk, count);
+    e2_iom_forget(fs->io, blk, count);
     if (jn->nfreed && jn->freed[jn->nfreed - 1].blk + jn->freed[jn->nfreed - 1].count == blk) {
         jn->freed[jn->nfreed - 1].count += count;
     } else {
@@ -159,7 +159,7 @@ static int write_jsb(struct e2_image *img, uint32_t seq, uint32_t start)
     struct e2_journal *jn = img->journal;
 
     jfmt_sb_set_tail(jn->sb, &jn->j, seq, start);
-    return e2_errno(e2_bio_write_raw(img->fs->io, jn->map[0], jn->sb));
+    return e2_errno(e2_iom_write_raw(img->fs->io, jn->map[0], jn->sb));
 }
 
 struct emit_ctx {
@@ -173,7 +173,7 @@ static int emit_block(void *arg, const void *block)
     struct emit_ctx *c = arg;
     struct e2_journal *jn = c->img->journal;
 
-    c->err = e2_errno(e2_bio_write_raw(c->img->fs->io, jn->map[c->pos], block));
+    c->err = e2_errno(e2_iom_write_raw(c->img->fs->io, jn->map[c->pos], block));
     c->pos = log_next(jn, c->pos);
     return c->err;
 }
@@ -194,12 +194,12 @@ static bool overlaps(const struct e2_journal *jn, uint32_t a, uint32_t alen, uin
 static int log_reset(struct e2_image *img)
 {
     struct e2_journal *jn = img->journal;
-    int ret = e2_errno(e2_bio_sync(img->fs->io));
+    int ret = e2_errno(e2_iom_sync(img->fs->io));
 
     if (!ret)
         ret = write_jsb(img, jn->seq, 0);
     if (!ret)
-        ret = e2_errno(e2_bio_sync(img->fs->io));
+        ret = e2_errno(e2_iom_sync(img->fs->io));
     if (!ret) {
         jn->tail_start = 0;
         jn->tail_len = 0;
@@ -217,7 +217,7 @@ static int commit_unjournaled(struct e2_image *img)
 
     log_warn("journal: a transaction of %zu blocks does not fit the %u-block journal of '%s'; "
              "writing it unprotected (a crash now leaves the image to e2fsck)",
-             e2_bio_dirty_count(fs->io), area_len(img->journal), img->path);
+             e2_iom_dirty_count(fs->io), area_len(img->journal), img->path);
     ret = log_reset(img);
     if (ret)
         return ret;
@@ -231,19 +231,19 @@ static int commit_unjournaled(struct e2_image *img)
         unsigned char *b = malloc(bs);
         if (!b)
             return -ENOMEM;
-        ret = e2_errno(e2_bio_read_raw(fs->io, blk, b));
+        ret = e2_errno(e2_iom_read_raw(fs->io, blk, b));
         if (!ret) {
             memcpy(b + 1024 % bs, &sb, sizeof(sb));
-            ret = e2_errno(e2_bio_write_data(fs->io, blk, 1, b));
+            ret = e2_errno(e2_iom_write_data(fs->io, blk, 1, b));
         }
         free(b);
     }
     if (!ret)
-        ret = e2_errno(e2_bio_sync(fs->io));
+        ret = e2_errno(e2_iom_sync(fs->io));
     if (!ret)
-        ret = e2_errno(e2_bio_checkpoint(fs->io));
+        ret = e2_errno(e2_iom_checkpoint(fs->io));
     if (!ret)
-        ret = e2_errno(e2_bio_sync(fs->io));
+        ret = e2_errno(e2_iom_sync(fs->io));
     return ret;
 }
 
@@ -275,7 +275,7 @@ int e2_journal_commit_locked(struct e2_image *img)
     reserved_set(fs, jn, true);
     if (ret)
         return ret;
-    n = e2_bio_dirty_count(fs->io);
+    n = e2_iom_dirty_count(fs->io);
     if (!n) {
         reserved_release(fs, jn);
         /* Nothing to log, but this is a durability point all the same:
@@ -285,7 +285,7 @@ int e2_journal_commit_locked(struct e2_image *img)
          * come back. Retiring it also syncs the data. */
         if (jn->tail_start)
             return log_reset(img);
-        return e2_errno(e2_bio_sync(fs->io));
+        return e2_errno(e2_iom_sync(fs->io));
     }
     log_blocks = jfmt_txn_log_blocks(&jn->j, n, 0);
     if (log_blocks >= area_len(jn)) {
@@ -306,7 +306,7 @@ int e2_journal_commit_locked(struct e2_image *img)
         ret = -ENOMEM;
         goto out_free;
     }
-    ret = e2_errno(e2_bio_dirty_foreach(fs->io, put_block, v));
+    ret = e2_errno(e2_iom_dirty_foreach(fs->io, put_block, v));
     if (ret)
         goto out_free;
 
@@ -318,18 +318,18 @@ int e2_journal_commit_locked(struct e2_image *img)
     if (!ret)
         ret = ec.err;
     if (!ret)
-        ret = e2_errno(e2_bio_sync(fs->io));
+        ret = e2_errno(e2_iom_sync(fs->io));
     if (ret)
         goto out_free;
 
     /* 3. commit */
     clock_gettime(CLOCK_REALTIME, &now);
     jfmt_commit_block(&jn->j, jn->seq, &now, v1_crc, cblk);
-    ret = e2_errno(e2_bio_write_raw(fs->io, jn->map[ec.pos], cblk));
+    ret = e2_errno(e2_iom_write_raw(fs->io, jn->map[ec.pos], cblk));
     if (!ret)
         ret = write_jsb(img, jn->seq, jn->head);
     if (!ret)
-        ret = e2_errno(e2_bio_sync(fs->io));
+        ret = e2_errno(e2_iom_sync(fs->io));
     if (ret)
         goto out_free;
     jn->tail_start = jn->head;
@@ -338,7 +338,7 @@ int e2_journal_commit_locked(struct e2_image *img)
     jn->seq++;
 
     /* 4. checkpoint */
-    ret = e2_errno(e2_bio_checkpoint(fs->io));
+    ret = e2_errno(e2_iom_checkpoint(fs->io));
     reserved_release(fs, jn);
 out_free:
     free(cblk);
@@ -363,7 +363,7 @@ bool e2_journal_wants_commit(const struct e2_image *img)
     const struct e2_journal *jn = img->journal;
 
     /* A quarter of the log, as jbd2 bounds its transactions. */
-    return jn && e2_bio_dirty_count(img->fs->io) * 4 > area_len(jn);
+    return jn && e2_iom_dirty_count(img->fs->io) * 4 > area_len(jn);
 }
 
 bool e2_journal_commit_overdue(const struct e2_image *img)
@@ -373,7 +373,7 @@ bool e2_journal_commit_overdue(const struct e2_image *img)
     /* Half the log: the commit thread was asked at a quarter and has not
      * got the mount lock since (namespace operations in a tight loop take
      * it for writing too, and a loaded machine may not run the thread). */
-    return jn && e2_bio_dirty_count(img->fs->io) * 2 > area_len(jn);
+    return jn && e2_iom_dirty_count(img->fs->io) * 2 > area_len(jn);
 }
 
 /* Tests only: UEXT4_TEST_LOG_BLOCKS=N uses just N blocks of the log, so
@@ -404,7 +404,7 @@ int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
         ret = -ENOMEM;
         goto out_free;
     }
-    ret = e2_errno(e2_bio_read_raw(fs->io, jn->map[0], jn->sb));
+    ret = e2_errno(e2_iom_read_raw(fs->io, jn->map[0], jn->sb));
     if (!ret)
         ret = jfmt_sb_parse(jn->sb, fs->blocksize, &jn->j, why, why_len);
     if (ret)
@@ -439,7 +439,7 @@ int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
     fs->priv_data = img;
     ext2fs_set_block_alloc_stats_callback(fs, stats_cb, &jn->old_stats);
     ext2fs_set_block_alloc_stats_range_callback(fs, range_cb, &jn->old_range);
-    e2_bio_set_journaled(fs->io, true);
+    e2_iom_set_journaled(fs->io, true);
     return 0;
 
 out_free:
@@ -457,7 +457,7 @@ int e2_journal_stop_locked(struct e2_image *img)
 
     if (!jn)
         return 0;
-    if (e2_bio_failed(fs->io)) {
+    if (e2_iom_failed(fs->io)) {
         /* An earlier write failed: leave the log as it is, for the next
          * mount to replay (image.c writes nothing more). */
         ret = -EIO;
@@ -471,8 +471,8 @@ int e2_journal_stop_locked(struct e2_image *img)
     }
     jn->reserving = false;
     reserved_release(fs, jn);
-    if (!e2_bio_failed(fs->io))
-        e2_bio_set_journaled(fs->io, false);
+    if (!e2_iom_failed(fs->io))
+        e2_iom_set_journaled(fs->io, false);
     ext2fs_set_block_alloc_stats_callback(fs, jn->old_stats, NULL);
     ext2fs_set_block_alloc_stats_range_callback(fs, jn->old_range, NULL);
     if (!ret)

@@ -2,7 +2,7 @@
  * apply: block-mapped (ext2/ext3) files, and holes inside extent files.
  * Blocks are mapped one at a time with ext2fs_bmap2 (allocating holes:
  * extent or indirect blocks are metadata, journaled), and the data goes
- * straight home in contiguous runs (bio.h: ordered before the commit that
+ * straight home in contiguous runs (iomgr.h: ordered before the commit that
  * exposes it) instead of through libext2fs's file API, whose writes would
  * be journaled like metadata. Every block allocated here is written in
  * full (zeros around the data in a new block), so no stale bytes show. */

@@ -19,7 +19,7 @@
  *      interval, first checking that the block still holds what it wrote;
  *   5. at unmount, after the last write to the image, write CLEAN.
  * The block is read and written with pread/pwrite on the image's one
- * descriptor (img->lock_fd, imgfile.h), beside the block layer (bio.c
+ * descriptor (img->lock_fd, imgfile.h), beside the block layer (iomgr.c
  * never sees the block: libext2fs is told to skip MMP), and every write is
  * synced, as the kernel writes it synchronously. */
 #include "e2/e2_internal.h"

@@ -4,14 +4,14 @@
  * A read-only mount of an image that needs recovery must not write the
  * image, yet has to serve the state the journal holds. Recovery then
  * replays the log into an overlay instead of the file (recover.h,
- * e2_journal_recover_mem), and the I/O manager (bio.c) lays the overlay
+ * jbd2_recover_to()), and the I/O manager (iomgr.c) lays the overlay
  * over every read of the file, the superblock included, so libext2fs and
  * every reader above see the recovered image while the file stays byte for
  * byte as it was.
  *
  * An overlay holds whole file system blocks of one size; it is built once
  * (puts, normally in increasing block order, as recovery replays them) and
- * then only read, so it needs no lock of its own: bio.c reads it under the
+ * then only read, so it needs no lock of its own: iomgr.c reads it under the
  * disk lock, and before the image is open nobody else has it. Memory: one
  * block per distinct home block of the replayed transactions (bounded by
  * the journal's size). */

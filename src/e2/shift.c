@@ -12,7 +12,7 @@
  * the mapping is the same either way, and e2fsck accepts both.
  *
  * The writes are metadata (tree blocks, the inode), journaled like any
- * other through bio.c. A failure part-way (an I/O error, or -ENOSPC
+ * other through iomgr.c. A failure part-way (an I/O error, or -ENOSPC
  * splitting a full leaf for INSERT) leaves a consistent tree with some
  * extents moved: the caller reports it and the errors= policy applies. */
 #include "e2/e2_internal.h"

@@ -6,7 +6,7 @@
  * free in the in-memory bitmap are punched: blocks freed in the running
  * transaction are still marked there (journal.c) because the committed
  * file system may refer to them, and metadata blocks are always marked. */
-#include "e2/bio.h"
+#include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
 #include <errno.h>
@@ -17,14 +17,14 @@
 static int punch_run(struct e2_image *img, uint64_t blk, uint64_t n)
 {
     ext2_filsys fs = img->fs;
-    int fd = e2_bio_fd(fs->io);
+    int fd = e2_iom_fd(fs->io);
 
     /* A free block has no dirty copy (a block freed in the running
      * transaction is dropped from it and stays marked); a clean copy
      * would no longer match the file. */
-    if (e2_bio_any_dirty(fs->io, blk, n))
+    if (e2_iom_any_dirty(fs->io, blk, n))
         return 0;
-    e2_bio_forget(fs->io, blk, n);
+    e2_iom_forget(fs->io, blk, n);
     if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(blk * fs->blocksize),
                   (off_t)(n * fs->blocksize)) < 0)
         return -errno;
@@ -72,7 +72,7 @@ int e2_trim(struct e2_image *img, uint64_t first, uint64_t count, uint64_t minbl
         ret = -EROFS;
         goto out_unlock;
     }
-    fd = e2_bio_fd(img->fs->io);
+    fd = e2_iom_fd(img->fs->io);
     nblocks = ext2fs_blocks_count(img->fs->super);
     if (first < img->fs->super->s_first_data_block)
         first = img->fs->super->s_first_data_block;

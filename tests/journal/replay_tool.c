@@ -1,7 +1,7 @@
 /* Test driver for journal recovery and the journal format, on real images.
  *
  *   replay_tool recover IMAGE
- *       Replay IMAGE's journal with e2_journal_recover(), then clear the
+ *       Replay IMAGE's journal with jbd2_recover(), then clear the
  *       needs_recovery flag (primary superblock only, nothing else
  *       rewritten). Prints the statistics as key=value lines; on failure
  *       prints "error=ERRNO_NAME" and the reason, exits 1.
@@ -18,8 +18,9 @@
  *       journal superblock's checksum/64bit features first (the log is
  *       empty, so a writer may choose them, as the kernel does at mount).
  */
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "e2/jmap.h"
+#include "jbd2/recover.h"
 
 #include <errno.h>
 #include <ext2fs/ext2fs.h>
@@ -86,7 +87,7 @@ static int set_needs_recovery(const char *path, bool on)
 static int do_recover(const char *path)
 {
     struct image im = {0};
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     char why[512];
     int fd, ret;
 
@@ -98,7 +99,7 @@ static int do_recover(const char *path)
         perror(path);
         return 1;
     }
-    ret = e2_journal_recover(fd, im.bs, im.blocks, im.map, im.len, &st, why, sizeof(why));
+    ret = jbd2_recover(fd, im.bs, im.blocks, im.map, im.len, &st, why, sizeof(why));
     close(fd);
     free(im.map);
     if (ret) {

@@ -6,8 +6,9 @@
  *
  * The scratch "image" is a memfd: home blocks [0, HOMES), then the journal,
  * whose block i lives at image block HOMES + (i * 7919) % JLEN. */
-#include "e2/jfmt.h"
-#include "e2/recover.h"
+#include "jbd2/jfmt.h"
+#include "e2/jmap.h"
+#include "jbd2/recover.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -184,9 +185,9 @@ static void flip(struct jt *t, uint32_t logblk, unsigned off)
     pwrite_blk(t, t->map[logblk], t->buf[0]);
 }
 
-static int recover(struct jt *t, struct e2_recover_stats *st)
+static int recover(struct jt *t, struct jbd2_recover_stats *st)
 {
-    return e2_journal_recover(t->fd, t->bs, t->fs_blocks, t->map, JLEN, st, t->why, sizeof(t->why));
+    return jbd2_recover(t->fd, t->bs, t->fs_blocks, t->map, JLEN, st, t->why, sizeof(t->why));
 }
 
 static uint32_t jsb_field(struct jt *t, unsigned off)
@@ -233,7 +234,7 @@ static const struct feat_row feats[] = {
 static int roundtrip(const struct feat_row *r, unsigned bs)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint64_t homes[1024], rev[4] = {5, 6, 7, 60};
     unsigned vers[1024], n1, t1_last[HOMES] = {0};
     unsigned t1_revoked = 0;
@@ -344,7 +345,7 @@ static int test_log_blocks_count(void)
 static int test_uncommitted_not_replayed(void)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint32_t before;
 
     CHECK_EQ(jt_init(&t, 1024, 0, JFMT_INCOMPAT_CSUM_V3, 7, 10, 0), 0);
@@ -366,7 +367,7 @@ static int test_uncommitted_not_replayed(void)
 static int tag_csum_case(uint32_t incompat)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
 
     CHECK_EQ(jt_init(&t, 1024, 0, incompat, 40, 20, 0), 0);
     CHECK_EQ(jt_txn(&t, 40, (uint64_t[]){1, 2, 3}, (unsigned[]){1, 2, 3}, 3, NULL, 0, true), 0);
@@ -393,7 +394,7 @@ static int test_tag_csum_bad(void)
 static int commit_case(uint32_t compat, uint32_t incompat, bool older, int want_ret)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
 
     CHECK_EQ(jt_init(&t, 4096, compat, incompat, 90, 30, 0), 0);
     CHECK_EQ(jt_txn(&t, 90, (uint64_t[]){1}, (unsigned[]){1}, 1, NULL, 0, true), 0);
@@ -430,7 +431,7 @@ static int test_commit_csum_bad(void)
 static int descriptor_case(bool revoke_block, bool older, int want_ret)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint32_t before;
 
     CHECK_EQ(jt_init(&t, 1024, 0, JFMT_INCOMPAT_CSUM_V3 | JFMT_INCOMPAT_REVOKE, 5, 40, 0), 0);
@@ -464,7 +465,7 @@ static int test_descriptor_csum_bad(void)
 static int test_revoke_many(void)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint64_t *rev = malloc(75000 * sizeof(*rev));
 
     CHECK(rev);
@@ -488,7 +489,7 @@ static int test_revoke_many(void)
 static int refuse_case(const char *name, int want, void (*mutate)(struct jt *t))
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint32_t before;
     int ret;
 
@@ -623,7 +624,7 @@ static int test_sb_parse_rows(void)
 static int test_fast_commit(void)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint8_t fc[1024] = {9, 0, 8, 0};
     uint32_t before;
 
@@ -656,7 +657,7 @@ static int test_fast_commit(void)
 static int test_endless_log(void)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint8_t d[1024] = {0};
 
     CHECK_EQ(jt_init(&t, 1024, 0, 0, 77, 500, 0), 0);
@@ -687,7 +688,7 @@ static uint32_t rnd(uint64_t *state)
 static int fuzz_row(uint32_t compat, uint32_t incompat, uint64_t seed, unsigned iters)
 {
     struct jt t;
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     uint32_t ctl[64];
     unsigned nctl = 0;
     uint8_t *pristine;
@@ -742,7 +743,7 @@ static int test_map_real_image(void)
     uint64_t *map = NULL;
     uint32_t len = 0, save;
     uint8_t b[1024];
-    struct e2_recover_stats st;
+    struct jbd2_recover_stats st;
     int fd;
 
     CHECK(mkdtemp(dir));
@@ -757,9 +758,8 @@ static int test_map_real_image(void)
     CHECK(fd >= 0 && pread(fd, b, 1024, (off_t)(map[0] * 1024)) == 1024);
     CHECK_EQ(jfmt_get_be32(b), JFMT_MAGIC);
     CHECK_EQ(jfmt_get_be32(b + JFMT_SB_MAXLEN), 2048);
-    CHECK_EQ(e2_journal_recover(fd, 1024, ext2fs_blocks_count(fs->super), map, len, &st, why,
-                                sizeof(why)),
-             0);
+    CHECK_EQ(
+        jbd2_recover(fd, 1024, ext2fs_blocks_count(fs->super), map, len, &st, why, sizeof(why)), 0);
     CHECK(st.was_empty);
     close(fd);
     free(map);

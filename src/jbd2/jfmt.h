@@ -16,8 +16,8 @@
  *
  * Nothing here does I/O or takes locks; every function is pure over the
  * buffers it is given, and safe on hostile input (parsers bound-check). */
-#ifndef UEXT4_E2_JFMT_H
-#define UEXT4_E2_JFMT_H
+#ifndef UEXT4_JBD2_JFMT_H
+#define UEXT4_JBD2_JFMT_H
 
 #include <stdbool.h>
 #include <stddef.h>

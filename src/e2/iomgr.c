@@ -1,6 +1,6 @@
 /* uext4's I/O manager: the image file under libext2fs, with a block cache
- * that also holds the running transaction (state diagram in bio.h). */
-#include "e2/bio.h"
+ * that also holds the running transaction (state diagram in iomgr.h). */
+#include "e2/iomgr.h"
 #include "e2/fault.h"
 #include "e2/imgfile.h"
 #include "e2/overlay.h"
@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BIO_MAGIC 0x75653462 /* our io_channel private data */
+#define IOM_MAGIC 0x75653462 /* our io_channel private data */
 #define FILL_MAX  8          /* reads of up to this many blocks are cached */
 
 struct cblock {
@@ -28,13 +28,13 @@ struct blist {
     struct cblock head; /* sentinel: head.next is the most recent */
 };
 
-struct bio {
+struct iom {
     int magic;
     int fd;
     unsigned bs; /* 0 until attached: nothing is cached */
     bool journaled;
     bool rw;      /* opened for writing */
-    bool holding; /* e2_bio_hold(): metadata writes wait in the cache */
+    bool holding; /* e2_iom_hold(): metadata writes wait in the cache */
     struct cblock **hash;
     size_t nbuckets, count;
     struct blist lru, dirty;
@@ -49,11 +49,11 @@ struct bio {
     _Atomic errcode_t failed;
 };
 
-static struct bio *bio_of(io_channel io)
+static struct iom *iom_of(io_channel io)
 {
-    struct bio *b = io->private_data;
+    struct iom *b = io->private_data;
 
-    return b && b->magic == BIO_MAGIC ? b : NULL;
+    return b && b->magic == IOM_MAGIC ? b : NULL;
 }
 
 /* ---- lists and hash ---- */
@@ -82,12 +82,12 @@ static size_t hash_slot(uint64_t blk, size_t nbuckets)
     return (size_t)((blk * 0x9E3779B97F4A7C15ull) >> 20) & (nbuckets - 1);
 }
 
-static size_t bucket(const struct bio *b, uint64_t blk)
+static size_t bucket(const struct iom *b, uint64_t blk)
 {
     return hash_slot(blk, b->nbuckets);
 }
 
-static struct cblock *lookup(struct bio *b, uint64_t blk)
+static struct cblock *lookup(struct iom *b, uint64_t blk)
 {
     struct cblock *c;
 
@@ -99,7 +99,7 @@ static struct cblock *lookup(struct bio *b, uint64_t blk)
     return NULL;
 }
 
-static void grow(struct bio *b)
+static void grow(struct iom *b)
 {
     size_t n = b->nbuckets * 2;
     struct cblock **h = calloc(n, sizeof(*h));
@@ -120,7 +120,7 @@ static void grow(struct bio *b)
     b->nbuckets = n;
 }
 
-static void unhash(struct bio *b, struct cblock *c)
+static void unhash(struct iom *b, struct cblock *c)
 {
     struct cblock **p = &b->hash[bucket(b, c->blk)];
 
@@ -130,7 +130,7 @@ static void unhash(struct bio *b, struct cblock *c)
     b->count--;
 }
 
-static void drop(struct bio *b, struct cblock *c)
+static void drop(struct iom *b, struct cblock *c)
 {
     unhash(b, c);
     list_del(c);
@@ -141,14 +141,14 @@ static void drop(struct bio *b, struct cblock *c)
     free(c);
 }
 
-static void evict(struct bio *b)
+static void evict(struct iom *b)
 {
     while (b->nclean > b->clean_max && b->lru.head.prev != &b->lru.head)
         drop(b, b->lru.head.prev);
 }
 
 /* A new clean block (contents filled by the caller), or NULL. */
-static struct cblock *insert(struct bio *b, uint64_t blk)
+static struct cblock *insert(struct iom *b, uint64_t blk)
 {
     struct cblock *c = malloc(sizeof(*c) + b->bs);
     size_t k;
@@ -168,7 +168,7 @@ static struct cblock *insert(struct bio *b, uint64_t blk)
     return c;
 }
 
-static void make_dirty(struct bio *b, struct cblock *c)
+static void make_dirty(struct iom *b, struct cblock *c)
 {
     if (c->dirty)
         return;
@@ -179,7 +179,7 @@ static void make_dirty(struct bio *b, struct cblock *c)
     b->ndirty++;
 }
 
-static void make_clean(struct bio *b, struct cblock *c)
+static void make_clean(struct iom *b, struct cblock *c)
 {
     if (!c->dirty)
         return;
@@ -192,7 +192,7 @@ static void make_clean(struct bio *b, struct cblock *c)
 
 /* ---- raw I/O: every durability step passes here ---- */
 
-static errcode_t file_read(struct bio *b, void *buf, size_t len, uint64_t off)
+static errcode_t file_read(struct iom *b, void *buf, size_t len, uint64_t off)
 {
     char *p = buf;
 
@@ -215,7 +215,7 @@ static errcode_t file_read(struct bio *b, void *buf, size_t len, uint64_t off)
 }
 
 /* What the image reads as: the file, under the overlay if there is one. */
-static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
+static errcode_t raw_read(struct iom *b, void *buf, size_t len, uint64_t off)
 {
     errcode_t err = file_read(b, buf, len, off);
 
@@ -226,7 +226,7 @@ static errcode_t raw_read(struct bio *b, void *buf, size_t len, uint64_t off)
 
 /* Every error of the image file reaches the caller; a short write goes on
  * until it completes or fails (ENOSPC, EIO, EDQUOT: the host's answer). */
-static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t off)
+static errcode_t raw_write(struct iom *b, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
 
@@ -253,8 +253,8 @@ static errcode_t raw_write(struct bio *b, const void *buf, size_t len, uint64_t 
     return 0;
 }
 
-/* Latch the first failed metadata or journal write: see bio.h. */
-static errcode_t latch(struct bio *b, errcode_t err)
+/* Latch the first failed metadata or journal write: see iomgr.h. */
+static errcode_t latch(struct iom *b, errcode_t err)
 {
     errcode_t none = 0;
 
@@ -263,9 +263,9 @@ static errcode_t latch(struct bio *b, errcode_t err)
     return err;
 }
 
-errcode_t e2_bio_sync(io_channel io)
+errcode_t e2_iom_sync(io_channel io)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     int err = b->fault ? e2_fault_before_sync(b->fault, b->fd) : 0;
 
     /* A failed fdatasync may have dropped any write since the last one,
@@ -289,7 +289,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 /* Read [off, off+len): cached blocks from the cache, runs of missing
  * blocks with one pread each; small runs are added to the cache when
  * @fill. */
-static errcode_t cached_read(struct bio *b, uint64_t off, size_t len, char *buf, bool fill)
+static errcode_t cached_read(struct iom *b, uint64_t off, size_t len, char *buf, bool fill)
 {
     uint64_t bs = b->bs, end = off + len, blk = off / bs;
     errcode_t first_err = 0;
@@ -349,7 +349,7 @@ static errcode_t cached_read(struct bio *b, uint64_t off, size_t len, char *buf,
 
 /* Patch the cached copies of [off, off+len) after the bytes went to the
  * image (@keep_dirty: a data write into a journaled block). */
-static void patch_cached(struct bio *b, uint64_t off, size_t len, const char *buf)
+static void patch_cached(struct iom *b, uint64_t off, size_t len, const char *buf)
 {
     uint64_t bs = b->bs, end = off + len;
 
@@ -365,7 +365,7 @@ static void patch_cached(struct bio *b, uint64_t off, size_t len, const char *bu
 
 /* Every block of [off, off+len) is cached and already holds these bytes
  * (libext2fs rewrites unchanged bitmap and descriptor blocks). */
-static bool is_cached_same(struct bio *b, uint64_t off, size_t len, const char *buf)
+static bool is_cached_same(struct iom *b, uint64_t off, size_t len, const char *buf)
 {
     uint64_t bs = b->bs, end = off + len;
 
@@ -379,7 +379,7 @@ static bool is_cached_same(struct bio *b, uint64_t off, size_t len, const char *
 }
 
 /* A metadata write in journaled mode: into dirty cache blocks. */
-static errcode_t journaled_write(struct bio *b, uint64_t off, size_t len, const char *buf)
+static errcode_t journaled_write(struct iom *b, uint64_t off, size_t len, const char *buf)
 {
     uint64_t bs = b->bs, end = off + len;
 
@@ -424,9 +424,9 @@ static errcode_t chan_span(io_channel io, unsigned long long block, int count, u
     return 0;
 }
 
-static errcode_t bio_read_blk64(io_channel io, unsigned long long block, int count, void *buf)
+static errcode_t iom_read_blk64(io_channel io, unsigned long long block, int count, void *buf)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     uint64_t off;
     size_t len;
     errcode_t err = chan_span(io, block, count, &off, &len);
@@ -438,10 +438,10 @@ static errcode_t bio_read_blk64(io_channel io, unsigned long long block, int cou
     return cached_read(b, off, len, buf, true);
 }
 
-static errcode_t bio_write_blk64(io_channel io, unsigned long long block, int count,
+static errcode_t iom_write_blk64(io_channel io, unsigned long long block, int count,
                                  const void *buf)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     uint64_t off;
     size_t len;
     errcode_t err = chan_span(io, block, count, &off, &len);
@@ -458,17 +458,17 @@ static errcode_t bio_write_blk64(io_channel io, unsigned long long block, int co
     return err;
 }
 
-static errcode_t bio_read_blk(io_channel io, unsigned long block, int count, void *buf)
+static errcode_t iom_read_blk(io_channel io, unsigned long block, int count, void *buf)
 {
-    return bio_read_blk64(io, block, count, buf);
+    return iom_read_blk64(io, block, count, buf);
 }
 
-static errcode_t bio_write_blk(io_channel io, unsigned long block, int count, const void *buf)
+static errcode_t iom_write_blk(io_channel io, unsigned long block, int count, const void *buf)
 {
-    return bio_write_blk64(io, block, count, buf);
+    return iom_write_blk64(io, block, count, buf);
 }
 
-static errcode_t bio_set_blksize(io_channel io, int blksize)
+static errcode_t iom_set_blksize(io_channel io, int blksize)
 {
     if (blksize <= 0)
         return EXT2_ET_INVALID_ARGUMENT;
@@ -478,19 +478,19 @@ static errcode_t bio_set_blksize(io_channel io, int blksize)
 
 /* libext2fs's flush: durability is ours to order in journaled mode (the
  * commit in journal.c syncs); otherwise this is the sync point. */
-static errcode_t bio_flush(io_channel io)
+static errcode_t iom_flush(io_channel io)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     if (b->journaled)
         return 0;
-    return e2_bio_sync(io);
+    return e2_iom_sync(io);
 }
 
-static errcode_t bio_zeroout(io_channel io, unsigned long long block, unsigned long long count)
+static errcode_t iom_zeroout(io_channel io, unsigned long long block, unsigned long long count)
 {
     enum { CHUNK = 256 };
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     uint64_t bsz = (uint64_t)io->block_size;
     char *zeros;
     errcode_t err = 0;
@@ -512,15 +512,15 @@ static errcode_t bio_zeroout(io_channel io, unsigned long long block, unsigned l
     return err;
 }
 
-/* The one option: E2_BIO_OVERLAY_OPT=<pointer>, set by e2_bio_overlay_opt()
+/* The one option: E2_IOM_OVERLAY_OPT=<pointer>, set by e2_iom_overlay_opt()
  * (libext2fs applies io options right after opening the channel, before
  * it reads the superblock, which the overlay may hold). */
-static errcode_t bio_set_option(io_channel io, const char *option, const char *arg)
+static errcode_t iom_set_option(io_channel io, const char *option, const char *arg)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     void *p = NULL;
 
-    if (!b || !arg || strcmp(option, E2_BIO_OVERLAY_OPT))
+    if (!b || !arg || strcmp(option, E2_IOM_OVERLAY_OPT))
         return EXT2_ET_INVALID_ARGUMENT;
     if (b->rw || sscanf(arg, "%p", &p) != 1 || !p)
         return EXT2_ET_INVALID_ARGUMENT;
@@ -528,7 +528,7 @@ static errcode_t bio_set_option(io_channel io, const char *option, const char *a
     return 0;
 }
 
-static void free_all(struct bio *b)
+static void free_all(struct iom *b)
 {
     while (b->lru.head.next != &b->lru.head)
         drop(b, b->lru.head.next);
@@ -536,9 +536,9 @@ static void free_all(struct bio *b)
         drop(b, b->dirty.head.next);
 }
 
-static errcode_t bio_close(io_channel io)
+static errcode_t iom_close(io_channel io)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     errcode_t err = 0;
 
     if (--io->refcount > 0)
@@ -558,10 +558,10 @@ static errcode_t bio_close(io_channel io)
     return err;
 }
 
-static errcode_t bio_open(const char *name, int flags, io_channel *out)
+static errcode_t iom_open(const char *name, int flags, io_channel *out)
 {
     io_channel io = NULL;
-    struct bio *b = NULL;
+    struct iom *b = NULL;
     errcode_t err;
     int fd, acc;
 
@@ -574,7 +574,7 @@ static errcode_t bio_open(const char *name, int flags, io_channel *out)
     io->name = strdup(name);
     if (!io->name)
         goto out_nomem;
-    b->magic = BIO_MAGIC;
+    b->magic = IOM_MAGIC;
     b->rw = (flags & IO_FLAG_RW) != 0;
     b->nbuckets = 1024;
     b->hash = calloc(b->nbuckets, sizeof(*b->hash));
@@ -610,7 +610,7 @@ static errcode_t bio_open(const char *name, int flags, io_channel *out)
         }
     }
     io->magic = EXT2_ET_MAGIC_IO_CHANNEL;
-    io->manager = e2_bio_manager;
+    io->manager = e2_iom_manager;
     io->block_size = 1024;
     io->refcount = 1;
     io->private_data = b;
@@ -629,33 +629,33 @@ out_free:
     return err;
 }
 
-static struct struct_io_manager bio_manager = {
+static struct struct_io_manager iom_manager = {
     .magic = EXT2_ET_MAGIC_IO_MANAGER,
     .name = "uext4 block I/O",
-    .open = bio_open,
-    .close = bio_close,
-    .set_blksize = bio_set_blksize,
-    .read_blk = bio_read_blk,
-    .write_blk = bio_write_blk,
-    .flush = bio_flush,
-    .set_option = bio_set_option,
-    .read_blk64 = bio_read_blk64,
-    .write_blk64 = bio_write_blk64,
-    .zeroout = bio_zeroout,
+    .open = iom_open,
+    .close = iom_close,
+    .set_blksize = iom_set_blksize,
+    .read_blk = iom_read_blk,
+    .write_blk = iom_write_blk,
+    .flush = iom_flush,
+    .set_option = iom_set_option,
+    .read_blk64 = iom_read_blk64,
+    .write_blk64 = iom_write_blk64,
+    .zeroout = iom_zeroout,
 };
 
-io_manager e2_bio_manager = &bio_manager;
+io_manager e2_iom_manager = &iom_manager;
 
-/* ---- the interface of bio.h ---- */
+/* ---- the interface of iomgr.h ---- */
 
-void e2_bio_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len)
+void e2_iom_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s=%p", E2_BIO_OVERLAY_OPT, (const void *)ov);
+    snprintf(buf, len, "%s=%p", E2_IOM_OVERLAY_OPT, (const void *)ov);
 }
 
-errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes)
+errcode_t e2_iom_attach(io_channel io, unsigned blocksize, size_t clean_bytes)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     if (!b || blocksize < 1024 || (blocksize & (blocksize - 1)))
         return EXT2_ET_INVALID_ARGUMENT;
@@ -665,14 +665,14 @@ errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes)
     return 0;
 }
 
-void e2_bio_set_journaled(io_channel io, bool on)
+void e2_iom_set_journaled(io_channel io, bool on)
 {
-    bio_of(io)->journaled = on;
+    iom_of(io)->journaled = on;
 }
 
-errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const void *buf)
+errcode_t e2_iom_write_data(io_channel io, uint64_t blk, size_t count, const void *buf)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     uint64_t off = blk * b->bs, len = count * b->bs;
     errcode_t err = raw_write(b, buf, len, off);
 
@@ -681,16 +681,16 @@ errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const voi
     return err;
 }
 
-errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf)
+errcode_t e2_iom_read_data(io_channel io, uint64_t blk, size_t count, void *buf)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     return cached_read(b, blk * b->bs, count * b->bs, buf, false);
 }
 
-bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count)
+bool e2_iom_any_dirty(io_channel io, uint64_t blk, uint64_t count)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     if (e2_overlay_any(b->overlay, blk, count))
         return true;
@@ -704,14 +704,14 @@ bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count)
     return false;
 }
 
-int e2_bio_fd(io_channel io)
+int e2_iom_fd(io_channel io)
 {
-    return bio_of(io)->fd;
+    return iom_of(io)->fd;
 }
 
-errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf)
+errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     struct cblock *c = lookup(b, blk);
 
     if (c)
@@ -719,21 +719,21 @@ errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf)
     return latch(b, raw_write(b, buf, b->bs, blk * b->bs));
 }
 
-errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf)
+errcode_t e2_iom_read_raw(io_channel io, uint64_t blk, void *buf)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     return raw_read(b, buf, b->bs, blk * b->bs);
 }
 
-errcode_t e2_bio_failed(io_channel io)
+errcode_t e2_iom_failed(io_channel io)
 {
-    return atomic_load(&bio_of(io)->failed);
+    return atomic_load(&iom_of(io)->failed);
 }
 
-size_t e2_bio_dirty_count(io_channel io)
+size_t e2_iom_dirty_count(io_channel io)
 {
-    return bio_of(io)->ndirty;
+    return iom_of(io)->ndirty;
 }
 
 static int cmp_cblock(const void *a, const void *b)
@@ -744,7 +744,7 @@ static int cmp_cblock(const void *a, const void *b)
     return x->blk < y->blk ? -1 : x->blk > y->blk;
 }
 
-static errcode_t sorted_dirty(struct bio *b, struct cblock ***out)
+static errcode_t sorted_dirty(struct iom *b, struct cblock ***out)
 {
     struct cblock **v = malloc((b->ndirty ? b->ndirty : 1) * sizeof(*v));
     size_t i = 0;
@@ -758,11 +758,11 @@ static errcode_t sorted_dirty(struct bio *b, struct cblock ***out)
     return 0;
 }
 
-errcode_t e2_bio_dirty_foreach(io_channel io,
+errcode_t e2_iom_dirty_foreach(io_channel io,
                                void (*fn)(void *ctx, size_t i, uint64_t blk, const void *data),
                                void *ctx)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     size_t n = b->ndirty;
     struct cblock **v;
     errcode_t err = sorted_dirty(b, &v);
@@ -775,9 +775,9 @@ errcode_t e2_bio_dirty_foreach(io_channel io,
     return 0;
 }
 
-errcode_t e2_bio_checkpoint(io_channel io)
+errcode_t e2_iom_checkpoint(io_channel io)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     size_t n = b->ndirty, i = 0;
     struct cblock **v;
     char *run = NULL;
@@ -811,9 +811,9 @@ errcode_t e2_bio_checkpoint(io_channel io)
     return err;
 }
 
-void e2_bio_hold(io_channel io)
+void e2_iom_hold(io_channel io)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     if (b->bs)
         b->holding = true;
@@ -827,7 +827,7 @@ static bool is_in(uint64_t blk, const uint64_t *v, size_t n)
     return false;
 }
 
-static errcode_t write_home(struct bio *b, struct cblock *c)
+static errcode_t write_home(struct iom *b, struct cblock *c)
 {
     errcode_t err = latch(b, raw_write(b, c->data, b->bs, c->blk * b->bs));
 
@@ -836,9 +836,9 @@ static errcode_t write_home(struct bio *b, struct cblock *c)
     return err;
 }
 
-errcode_t e2_bio_release(io_channel io, const uint64_t *last, size_t nlast)
+errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
     struct cblock **v;
     size_t n = b->ndirty;
     errcode_t err = 0;
@@ -864,9 +864,9 @@ errcode_t e2_bio_release(io_channel io, const uint64_t *last, size_t nlast)
     return err;
 }
 
-void e2_bio_forget(io_channel io, uint64_t blk, uint64_t count)
+void e2_iom_forget(io_channel io, uint64_t blk, uint64_t count)
 {
-    struct bio *b = bio_of(io);
+    struct iom *b = iom_of(io);
 
     if (!b->count)
         return;

@@ -22,10 +22,9 @@
  * deliberate difference: with async_commit the kernel moves the end of the
  * log forward past a second bad commit block, replaying the first bad
  * transaction; we keep the end at the first. */
-#include "e2/recover.h"
-#include "e2/e2_internal.h"
-#include "e2/jfmt.h"
-#include "e2/overlay.h"
+#include "jbd2/recover.h"
+#include "jbd2/jbd2_internal.h"
+#include "jbd2/jfmt.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -53,7 +52,8 @@ struct revoke_rec {
 struct scan {
     const struct jfmt_journal *j;
     int fd;
-    struct e2_overlay *mem; /* replay into this instead of the image, if set */
+    jbd2_put_fn put; /* hand recovered blocks to this instead of the image, if set */
+    void *put_ctx;
     const uint64_t *map;
     uint64_t fs_blocks;
     uint8_t *blk;  /* the block being parsed */
@@ -112,8 +112,8 @@ static int write_fs_block(int fd, unsigned bs, uint64_t blk, const void *buf)
 /* A recovered block goes home: into the image, or into memory. */
 static int write_home(struct scan *s, uint64_t blk, const void *buf)
 {
-    if (s->mem)
-        return e2_overlay_put(s->mem, blk, buf);
+    if (s->put)
+        return s->put(s->put_ctx, blk, buf);
     return write_fs_block(s->fd, s->j->blocksize, blk, buf);
 }
 
@@ -123,14 +123,14 @@ static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_
     int ret;
 
     if (phys >= s->fs_blocks) {
-        e2_say(why, len, "journal block %u maps to block %llu, outside the file system", logblk,
-               (unsigned long long)phys);
+        jbd2_say(why, len, "journal block %u maps to block %llu, outside the file system", logblk,
+                 (unsigned long long)phys);
         return -EUCLEAN;
     }
     ret = read_fs_block(s->fd, s->j->blocksize, phys, buf);
     if (ret)
-        e2_say(why, len, "cannot read journal block %u (block %llu): %s", logblk,
-               (unsigned long long)phys, strerror(-ret));
+        jbd2_say(why, len, "cannot read journal block %u (block %llu): %s", logblk,
+                 (unsigned long long)phys, strerror(-ret));
     return ret;
 }
 
@@ -252,8 +252,8 @@ static int scan_revoke(struct scan *s, char *why, size_t len)
     if (!jfmt_tail_csum_ok(j, s->blk))
         s->need_check_commit_time = true;
     if (count > j->blocksize - (jfmt_csum_v23(j) ? JFMT_TAIL_SIZE : 0)) {
-        e2_say(why, len, "revoke block of transaction %u has r_count %u beyond its block", s->seq,
-               count);
+        jbd2_say(why, len, "revoke block of transaction %u has r_count %u beyond its block", s->seq,
+                 count);
         return -EUCLEAN;
     }
     for (uint32_t off = JFMT_REVOKE_HEADER; off + rec <= count; off += rec) {
@@ -289,7 +289,7 @@ static int judge_commit(struct scan *s, char *why, size_t len)
          * the bad checksum is corruption. An older one is a stale block
          * of a previous use of the journal: the log ends here. */
         if (when >= s->last_commit_time) {
-            e2_say(why, len, "journal transaction %u has a block with a bad checksum", s->seq);
+            jbd2_say(why, len, "journal transaction %u has a block with a bad checksum", s->seq);
             return -EUCLEAN;
         }
         return COMMIT_STALE;
@@ -402,14 +402,14 @@ static int check_homes(struct scan *s, uint32_t map_len, char *why, size_t len)
         const struct tag_rec *t = &s->tags[i];
 
         if (t->home >= s->fs_blocks) {
-            e2_say(why, len,
-                   "journal transaction %u logs block %llu, beyond the file system's %llu blocks",
-                   t->seq, (unsigned long long)t->home, (unsigned long long)s->fs_blocks);
+            jbd2_say(why, len,
+                     "journal transaction %u logs block %llu, beyond the file system's %llu blocks",
+                     t->seq, (unsigned long long)t->home, (unsigned long long)s->fs_blocks);
             ret = -EUCLEAN;
         } else if (bsearch(&t->home, sorted, map_len, sizeof(*sorted), cmp_u64)) {
-            e2_say(why, len,
-                   "journal transaction %u logs block %llu, a block of the journal itself", t->seq,
-                   (unsigned long long)t->home);
+            jbd2_say(why, len,
+                     "journal transaction %u logs block %llu, a block of the journal itself",
+                     t->seq, (unsigned long long)t->home);
             ret = -EUCLEAN;
         }
     }
@@ -435,10 +435,10 @@ static int check_fast_commit(struct scan *s, char *why, size_t len)
         return ret;
     if ((b[0] | b[1] << 8) == 9 && (b[2] | b[3] << 8) >= 8 &&
         (uint32_t)(b[8] | b[9] << 8 | b[10] << 16 | (uint32_t)b[11] << 24) == s->end_seq) {
-        e2_say(why, len,
-               "journal holds fast commits of transaction %u; replaying fast commits is not "
-               "supported (mount it with Linux or run e2fsck to recover it)",
-               s->end_seq);
+        jbd2_say(why, len,
+                 "journal holds fast commits of transaction %u; replaying fast commits is not "
+                 "supported (mount it with Linux or run e2fsck to recover it)",
+                 s->end_seq);
         return -EOPNOTSUPP;
     }
     return 0;
@@ -471,7 +471,7 @@ static int cmp_ref(const void *a, const void *b)
     return x->idx < y->idx ? 1 : x->idx > y->idx ? -1 : 0;
 }
 
-static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t len)
+static int replay(struct scan *s, struct jbd2_recover_stats *st, char *why, size_t len)
 {
     const struct jfmt_journal *j = s->j;
     size_t n = s->tags_committed, nrevs = merge_revokes(s->revs, s->revs_committed);
@@ -501,10 +501,10 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
             break;
         if (!jfmt_tag_csum_ok(j, t->tag, t->seq, s->data)) {
             if (!st->csum_errors)
-                e2_say(why, len,
-                       "journal block %u (transaction %u, block %llu) has a bad checksum; "
-                       "that block was not replayed",
-                       t->logblk, t->seq, (unsigned long long)t->home);
+                jbd2_say(why, len,
+                         "journal block %u (transaction %u, block %llu) has a bad checksum; "
+                         "that block was not replayed",
+                         t->logblk, t->seq, (unsigned long long)t->home);
             st->csum_errors++;
             continue;
         }
@@ -514,8 +514,8 @@ static int replay(struct scan *s, struct e2_recover_stats *st, char *why, size_t
             jfmt_put_be32(s->data, JFMT_MAGIC);
         ret = write_home(s, t->home, s->data);
         if (ret) {
-            e2_say(why, len, "cannot write block %llu: %s", (unsigned long long)t->home,
-                   strerror(-ret));
+            jbd2_say(why, len, "cannot write block %llu: %s", (unsigned long long)t->home,
+                     strerror(-ret));
             break;
         }
         written_home = t->home;
@@ -530,10 +530,10 @@ static int sync_image(const struct scan *s, char *why, size_t len)
 {
     int err;
 
-    if (s->mem || fdatasync(s->fd) == 0)
+    if (s->put || fdatasync(s->fd) == 0)
         return 0;
-    err = errno; /* before e2_say, which may change it */
-    e2_say(why, len, "cannot sync the image: %s", strerror(err));
+    err = errno; /* before jbd2_say, which may change it */
+    jbd2_say(why, len, "cannot sync the image: %s", strerror(err));
     return -err;
 }
 
@@ -543,37 +543,38 @@ static int load_jsb(int fd, unsigned bs, uint64_t fs_blocks, const uint64_t *map
     int ret;
 
     if (!map_len || map[0] >= fs_blocks) {
-        e2_say(why, len, "the journal has no blocks inside the file system");
+        jbd2_say(why, len, "the journal has no blocks inside the file system");
         return -EUCLEAN;
     }
     ret = read_fs_block(fd, bs, map[0], jsb);
     if (ret) {
-        e2_say(why, len, "cannot read the journal superblock (block %llu): %s",
-               (unsigned long long)map[0], strerror(-ret));
+        jbd2_say(why, len, "cannot read the journal superblock (block %llu): %s",
+                 (unsigned long long)map[0], strerror(-ret));
         return ret;
     }
     ret = jfmt_sb_parse(jsb, bs, j, why, len);
     if (ret)
         return ret;
     if (j->maxlen > map_len) {
-        e2_say(why, len, "journal superblock says %u blocks but the journal has only %u", j->maxlen,
-               map_len);
+        jbd2_say(why, len, "journal superblock says %u blocks but the journal has only %u",
+                 j->maxlen, map_len);
         return -EUCLEAN;
     }
     return 0;
 }
 
-static int finish(struct scan *s, uint8_t *jsb, struct e2_recover_stats *st, char *why, size_t len)
+static int finish(struct scan *s, uint8_t *jsb, struct jbd2_recover_stats *st, char *why,
+                  size_t len)
 {
     int ret = sync_image(s, why, len);
 
     if (ret)
         return ret;
     if (s->failed_commit) {
-        e2_say(why, len,
-               "journal transaction %u is corrupt (bad commit block checksum); the %u "
-               "transactions before it were replayed",
-               s->end_seq, s->committed);
+        jbd2_say(why, len,
+                 "journal transaction %u is corrupt (bad commit block checksum); the %u "
+                 "transactions before it were replayed",
+                 s->end_seq, s->committed);
         return -EUCLEAN;
     }
     if (st->csum_errors)
@@ -585,20 +586,21 @@ static int finish(struct scan *s, uint8_t *jsb, struct e2_recover_stats *st, cha
     jfmt_sb_set_tail(jsb, s->j, st->next_seq, 0);
     ret = write_home(s, s->map[0], jsb);
     if (ret) {
-        e2_say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
+        jbd2_say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
         return ret;
     }
     return sync_image(s, why, len);
 }
 
-static int recover(int fd, struct e2_overlay *mem, unsigned fs_blocksize, uint64_t fs_blocks,
-                   const uint64_t *map, uint32_t map_len, struct e2_recover_stats *st, char *why,
-                   size_t why_len)
+static int recover(int fd, jbd2_put_fn put, void *put_ctx, unsigned fs_blocksize,
+                   uint64_t fs_blocks, const uint64_t *map, uint32_t map_len,
+                   struct jbd2_recover_stats *st, char *why, size_t why_len)
 {
     struct jfmt_journal j;
     struct scan s = {.j = &j,
                      .fd = fd,
-                     .mem = mem,
+                     .put = put,
+                     .put_ctx = put_ctx,
                      .map = map,
                      .fs_blocks = fs_blocks,
                      .revs_limit = REVS_COMPACT_MIN};
@@ -608,7 +610,7 @@ static int recover(int fd, struct e2_overlay *mem, unsigned fs_blocksize, uint64
     memset(st, 0, sizeof(*st));
     if (fs_blocksize < JFMT_SB_SIZE || fs_blocksize > 65536 ||
         (fs_blocksize & (fs_blocksize - 1))) {
-        e2_say(why, why_len, "invalid block size %u", fs_blocksize);
+        jbd2_say(why, why_len, "invalid block size %u", fs_blocksize);
         return -EINVAL;
     }
     /* the jsb, the block being parsed, a data block */
@@ -649,14 +651,15 @@ out_free:
     return ret;
 }
 
-int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                       uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len)
+int jbd2_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
+                 uint32_t map_len, struct jbd2_recover_stats *st, char *why, size_t why_len)
 {
-    return recover(fd, NULL, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
+    return recover(fd, NULL, NULL, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
 }
 
-int e2_journal_recover_mem(int fd, struct e2_overlay *mem, uint64_t fs_blocks, const uint64_t *map,
-                           uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len)
+int jbd2_recover_to(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
+                    uint32_t map_len, jbd2_put_fn put, void *put_ctx, struct jbd2_recover_stats *st,
+                    char *why, size_t why_len)
 {
-    return recover(fd, mem, e2_overlay_block_size(mem), fs_blocks, map, map_len, st, why, why_len);
+    return recover(fd, put, put_ctx, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
 }

@@ -3,8 +3,8 @@
  * layout). Written from the Linux jbd2 sources' description of the format;
  * the packing of tags and the order of blocks follow the kernel's commit
  * path so that a transaction we write looks like one the kernel writes. */
-#include "e2/e2_internal.h"
-#include "e2/jfmt.h"
+#include "jbd2/jfmt.h"
+#include "jbd2/jbd2_internal.h"
 
 #include <ext2fs/ext2fs.h>
 
@@ -13,6 +13,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+void jbd2_say(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!why || !len)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+}
 
 uint32_t jfmt_crc32c(uint32_t crc, const void *buf, size_t len)
 {
@@ -75,21 +86,21 @@ static int check_geometry(const uint8_t *b, struct jfmt_journal *j, char *why, s
             fc = JFMT_DEFAULT_FC_BLOCKS;
     }
     if ((uint64_t)j->maxlen < JFMT_MIN_LOG_BLOCKS + fc) {
-        e2_say(why, len,
-               "journal too short: %u blocks, %llu of them fast-commit (at least %u needed)",
-               j->maxlen, (unsigned long long)fc, JFMT_MIN_LOG_BLOCKS);
+        jbd2_say(why, len,
+                 "journal too short: %u blocks, %llu of them fast-commit (at least %u needed)",
+                 j->maxlen, (unsigned long long)fc, JFMT_MIN_LOG_BLOCKS);
         return -EUCLEAN;
     }
     j->num_fc_blks = (uint32_t)fc;
     j->last = j->maxlen - j->num_fc_blks;
     if (j->first == 0 || j->first >= j->last) {
-        e2_say(why, len, "journal superblock has an invalid first log block %u (log ends at %u)",
-               j->first, j->last);
+        jbd2_say(why, len, "journal superblock has an invalid first log block %u (log ends at %u)",
+                 j->first, j->last);
         return -EUCLEAN;
     }
     if (j->start && (j->start < j->first || j->start >= j->last)) {
-        e2_say(why, len, "journal superblock's log start %u is outside the log [%u, %u)", j->start,
-               j->first, j->last);
+        jbd2_say(why, len, "journal superblock's log start %u is outside the log [%u, %u)",
+                 j->start, j->first, j->last);
         return -EUCLEAN;
     }
     return 0;
@@ -98,22 +109,22 @@ static int check_geometry(const uint8_t *b, struct jfmt_journal *j, char *why, s
 static int check_checksums(const uint8_t *b, struct jfmt_journal *j, char *why, size_t len)
 {
     if (j->csum_v2 && j->csum_v3) {
-        e2_say(why, len, "journal superblock claims both checksum v2 and v3");
+        jbd2_say(why, len, "journal superblock claims both checksum v2 and v3");
         return -EUCLEAN;
     }
     if (j->csum_v1 && jfmt_csum_v23(j)) {
-        e2_say(why, len, "journal superblock claims both checksum v1 and v2/v3");
+        jbd2_say(why, len, "journal superblock claims both checksum v1 and v2/v3");
         return -EUCLEAN;
     }
     if (!jfmt_csum_v23(j))
         return 0;
     if (b[JFMT_SB_CHECKSUM_TYPE] != JFMT_CRC32C_CHKSUM) {
-        e2_say(why, len, "journal superblock has unknown checksum type %u",
-               b[JFMT_SB_CHECKSUM_TYPE]);
+        jbd2_say(why, len, "journal superblock has unknown checksum type %u",
+                 b[JFMT_SB_CHECKSUM_TYPE]);
         return -EUCLEAN;
     }
     if (jfmt_get_be32(b + JFMT_SB_CHECKSUM) != sb_csum(b)) {
-        e2_say(why, len, "journal superblock checksum does not match");
+        jbd2_say(why, len, "journal superblock checksum does not match");
         return -EUCLEAN;
     }
     j->csum_seed = jfmt_crc32c(~0u, j->uuid, sizeof(j->uuid));
@@ -130,14 +141,14 @@ int jfmt_sb_parse(const void *blk, unsigned fs_blocksize, struct jfmt_journal *j
     memset(j, 0, sizeof(*j));
     type = jfmt_get_be32(b + 4);
     if (jfmt_get_be32(b) != JFMT_MAGIC || (type != JFMT_SB_V1 && type != JFMT_SB_V2)) {
-        e2_say(why, why_len, "no journal superblock (bad magic or block type)");
+        jbd2_say(why, why_len, "no journal superblock (bad magic or block type)");
         return -EUCLEAN;
     }
     j->version = type == JFMT_SB_V1 ? 1 : 2;
     j->blocksize = jfmt_get_be32(b + JFMT_SB_BLOCKSIZE);
     if (j->blocksize != fs_blocksize) {
-        e2_say(why, why_len, "journal block size %u differs from the file system's %u",
-               j->blocksize, fs_blocksize);
+        jbd2_say(why, why_len, "journal block size %u differs from the file system's %u",
+                 j->blocksize, fs_blocksize);
         return -EUCLEAN;
     }
     j->maxlen = jfmt_get_be32(b + JFMT_SB_MAXLEN);
@@ -148,8 +159,8 @@ int jfmt_sb_parse(const void *blk, unsigned fs_blocksize, struct jfmt_journal *j
     memcpy(j->uuid, b + JFMT_SB_UUID, sizeof(j->uuid));
     parse_features(b, j);
     if ((j->incompat & ~JFMT_KNOWN_INCOMPAT) || j->ro_compat) {
-        e2_say(why, why_len, "journal uses unknown features (incompat %#x, ro_compat %#x)",
-               j->incompat & ~JFMT_KNOWN_INCOMPAT, j->ro_compat);
+        jbd2_say(why, why_len, "journal uses unknown features (incompat %#x, ro_compat %#x)",
+                 j->incompat & ~JFMT_KNOWN_INCOMPAT, j->ro_compat);
         return -EOPNOTSUPP;
     }
     ret = check_geometry(b, j, why, why_len);

@@ -1,20 +1,18 @@
 /* Journal recovery: replaying a jbd2 log into the image, as the kernel does
  * when it mounts a file system that needs recovery (fs/jbd2/recovery.c),
- * and finding the journal's blocks (jmap.c).
+ * given where the journal's blocks are (e2/jmap.h finds them).
  *
  * Neither function takes the disk lock: recovery runs before the image is
  * opened for use (the image must not be open for writing through
  * libext2fs meanwhile: recovery writes behind its back). */
-#ifndef UEXT4_E2_RECOVER_H
-#define UEXT4_E2_RECOVER_H
+#ifndef UEXT4_JBD2_RECOVER_H
+#define UEXT4_JBD2_RECOVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct struct_ext2_filsys; /* ext2_filsys */
-
-struct e2_recover_stats {
+struct jbd2_recover_stats {
     bool was_empty;          /* s_start was 0: nothing to replay, nothing written */
     uint32_t transactions;   /* committed transactions replayed */
     uint32_t first_seq;      /* the first one's sequence (s_sequence) */
@@ -66,30 +64,20 @@ struct e2_recover_stats {
  *            fast commit of the next transaction (fast-commit replay is
  *            not implemented): nothing was written;
  *  -EIO etc. reading or writing the image. */
-int e2_journal_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                       uint32_t map_len, struct e2_recover_stats *st, char *why, size_t why_len);
+int jbd2_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
+                 uint32_t map_len, struct jbd2_recover_stats *st, char *why, size_t why_len);
 
-struct e2_overlay;
+/* Where jbd2_recover_to() sends a recovered block instead of the image:
+ * @data is one file system block, to be copied; returns 0 or -errno. */
+typedef int (*jbd2_put_fn)(void *ctx, uint64_t blk, const void *data);
 
 /* The same replay without writing the image (for a read-only mount): every
- * block e2_journal_recover would write home, the emptied journal
- * superblock included, is put into @mem (of the file system's block size)
- * instead, and nothing is synced. @fd may be open read-only. Same checks,
- * statistics and errors; -ENOMEM if @mem cannot grow. */
-int e2_journal_recover_mem(int fd, struct e2_overlay *mem, uint64_t fs_blocks, const uint64_t *map,
-                           uint32_t map_len, struct e2_recover_stats *st, char *why,
-                           size_t why_len);
-
-/* Build the journal block map of the file system @fs (open, read-only is
- * enough) from its journal inode (s_journal_inum): *@map (malloc'd, the
- * caller frees it) gets the file system block of each of the *@len journal
- * blocks. Returns 0; -ENOENT if the file system has no journal;
- * -EOPNOTSUPP for an external journal (journal_dev, s_journal_dev or a
- * journal UUID without an inode); -EUCLEAN if the inode is not a regular
- * file, is empty or larger than JFMT_MAX_LOG_BLOCKS, or has a hole or a block
- * outside the file system; other -errno from libext2fs. @why names the
- * cause. */
-int e2_journal_map_load(struct struct_ext2_filsys *fs, uint64_t **map, uint32_t *len, char *why,
-                        size_t why_len);
+ * block jbd2_recover would write home, the emptied journal superblock
+ * included, is handed to @put (with @put_ctx) instead, and nothing is
+ * synced. @fd may be open read-only. Same checks, statistics and errors,
+ * and any error of @put (e.g. -ENOMEM). */
+int jbd2_recover_to(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
+                    uint32_t map_len, jbd2_put_fn put, void *put_ctx, struct jbd2_recover_stats *st,
+                    char *why, size_t why_len);
 
 #endif

@@ -1,20 +1,20 @@
-/* bio.c: uext4's libext2fs I/O manager — the image file, a block cache,
+/* iomgr.c: uext4's libext2fs I/O manager — the image file, a block cache,
  * and the running transaction's metadata blocks.
  *
  * libext2fs reads and writes the image only through an io_channel; ours
- * (e2_bio_manager) gives the layers above three kinds of write:
+ * (e2_iom_manager) gives the layers above three kinds of write:
  *
  *  - libext2fs's own writes (superblock, group descriptors, bitmaps, inode
  *    tables, directory, extent and xattr blocks): metadata. Without a
  *    journal they go straight to the image (write-through). In journaled
  *    mode they are held in the cache as dirty blocks — the running
  *    transaction — until journal.c logs them and writes them home
- *    (e2_bio_checkpoint()).
- *  - file data (e2_bio_write_data(), zeroout): always straight to the image,
+ *    (e2_iom_checkpoint()).
+ *  - file data (e2_iom_write_data(), zeroout): always straight to the image,
  *    before the transaction that exposes it commits (ordered mode). A data
  *    write to a block that is dirty in the transaction (file data written
  *    by libext2fs's file API, which is journaled) updates that copy too.
- *  - journal blocks (e2_bio_write_raw()): straight to the image, uncached.
+ *  - journal blocks (e2_iom_write_raw()): straight to the image, uncached.
  *
  * Block states, per fs block:
  *
@@ -22,11 +22,11 @@
  *           |                                  |      journaled--> DIRTY
  *           +--metadata write, journaled-------+----------------->   |
  *      CLEAN --evicted (LRU, over budget)--> (not cached)            |
- *      DIRTY --e2_bio_checkpoint()--> CLEAN                          |
- *      DIRTY --e2_bio_forget() (block freed)--> (not cached) <-------+
+ *      DIRTY --e2_iom_checkpoint()--> CLEAN                          |
+ *      DIRTY --e2_iom_forget() (block freed)--> (not cached) <-------+
  *
  * Invariants: a DIRTY block is never evicted; a cached block's bytes equal
- * the image's bytes unless it is DIRTY; before e2_bio_attach() nothing is
+ * the image's bytes unless it is DIRTY; before e2_iom_attach() nothing is
  * cached (libext2fs reads the superblock with a 1024-byte block size).
  *
  * Durability steps (every pwrite and fdatasync) are counted for fault
@@ -43,8 +43,8 @@
  *
  * Locking: every function is called with the image's disk lock held (it
  * is the io_channel of the libext2fs handle the lock protects). */
-#ifndef UEXT4_E2_BIO_H
-#define UEXT4_E2_BIO_H
+#ifndef UEXT4_E2_IOMGR_H
+#define UEXT4_E2_IOMGR_H
 
 #include <ext2fs/ext2fs.h>
 #include <stdbool.h>
@@ -54,68 +54,68 @@
 /* Exit status of a simulated power cut. */
 #define E2_FAULT_EXIT 86
 
-extern io_manager e2_bio_manager;
+extern io_manager e2_iom_manager;
 
 struct e2_overlay;
 
-/* The io option naming an overlay; e2_bio_overlay_opt() formats the
+/* The io option naming an overlay; e2_iom_overlay_opt() formats the
  * io_options string for ext2fs_open2() that lays @ov (which must outlive
  * the channel) over a read-only channel from its first read on. */
-#define E2_BIO_OVERLAY_OPT "uext4_overlay"
-void e2_bio_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len);
+#define E2_IOM_OVERLAY_OPT "uext4_overlay"
+void e2_iom_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len);
 
 /* Cache whole blocks of @blocksize from now on, keeping at most
  * @clean_bytes of clean blocks. */
-errcode_t e2_bio_attach(io_channel io, unsigned blocksize, size_t clean_bytes);
+errcode_t e2_iom_attach(io_channel io, unsigned blocksize, size_t clean_bytes);
 /* Journaled mode: libext2fs's writes are held as dirty blocks. */
-void e2_bio_set_journaled(io_channel io, bool on);
+void e2_iom_set_journaled(io_channel io, bool on);
 
-errcode_t e2_bio_write_data(io_channel io, uint64_t blk, size_t count, const void *buf);
-errcode_t e2_bio_read_data(io_channel io, uint64_t blk, size_t count, void *buf);
+errcode_t e2_iom_write_data(io_channel io, uint64_t blk, size_t count, const void *buf);
+errcode_t e2_iom_read_data(io_channel io, uint64_t blk, size_t count, void *buf);
 /* Whether any of the @count blocks from @blk has a dirty cached copy, one
  * not yet written home, or is in the overlay: the image file then does not
  * hold the block's contents, and a reader must not go to the file
  * directly. */
-bool e2_bio_any_dirty(io_channel io, uint64_t blk, uint64_t count);
+bool e2_iom_any_dirty(io_channel io, uint64_t blk, uint64_t count);
 /* The image file's descriptor, for readers that splice file data from it
  * (blocks without a dirty copy only). */
-int e2_bio_fd(io_channel io);
+int e2_iom_fd(io_channel io);
 /* A block of the journal: written as is, never cached. */
-errcode_t e2_bio_write_raw(io_channel io, uint64_t blk, const void *buf);
-errcode_t e2_bio_read_raw(io_channel io, uint64_t blk, void *buf);
+errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf);
+errcode_t e2_iom_read_raw(io_channel io, uint64_t blk, void *buf);
 /* fdatasync the image file. */
-errcode_t e2_bio_sync(io_channel io);
+errcode_t e2_iom_sync(io_channel io);
 /* The first error of a failed metadata write (write-through), journal
  * write, checkpoint or fdatasync, or 0. Once set it stays: the image on
  * disk may then miss writes the cache holds as done, so the layers above
- * stop changing it (image.c). A failed e2_bio_write_data() is not latched:
+ * stop changing it (image.c). A failed e2_iom_write_data() is not latched:
  * its caller gets the error and undoes what depended on it. The one
  * function here that may be called without the disk lock. */
-errcode_t e2_bio_failed(io_channel io);
+errcode_t e2_iom_failed(io_channel io);
 
 /* The running transaction. */
-size_t e2_bio_dirty_count(io_channel io);
+size_t e2_iom_dirty_count(io_channel io);
 /* Call @fn for each dirty block in block number order, with its index in
  * that order; the data pointer stays valid until the next call that
  * changes the cache. */
-errcode_t e2_bio_dirty_foreach(io_channel io,
+errcode_t e2_iom_dirty_foreach(io_channel io,
                                void (*fn)(void *ctx, size_t i, uint64_t blk, const void *data),
                                void *ctx);
 /* Write every dirty block home (contiguous runs in one pwrite each); they
  * become clean. */
-errcode_t e2_bio_checkpoint(io_channel io);
+errcode_t e2_iom_checkpoint(io_channel io);
 /* Without a journal, an operation that rewrites several metadata blocks
  * (a directory growing out of its inode into a block) is written block by
  * block, and a crash of the process in between leaves whatever prefix of
- * those writes was made. e2_bio_hold() keeps the metadata writes that
- * follow in the cache; e2_bio_release() writes them home: every block not
+ * those writes was made. e2_iom_hold() keeps the metadata writes that
+ * follow in the cache; e2_iom_release() writes them home: every block not
  * in @last first (new blocks nothing points to yet), then the blocks of
  * @last in that order (the inode that switches to them, ...). In journaled
  * mode both do nothing: the transaction makes the operation atomic. */
-void e2_bio_hold(io_channel io);
-errcode_t e2_bio_release(io_channel io, const uint64_t *last, size_t nlast);
+void e2_iom_hold(io_channel io);
+errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast);
 /* Blocks freed by the file system: their cached copies, dirty or not, are
  * dropped (the freed contents must not reach the image or the log). */
-void e2_bio_forget(io_channel io, uint64_t blk, uint64_t count);
+void e2_iom_forget(io_channel io, uint64_t blk, uint64_t count);
 
 #endif
