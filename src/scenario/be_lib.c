@@ -12,13 +12,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define MAX_HANDLES 64
 
 struct lib_handle {
     char *path; /* NULL: free slot */
     uint32_t ino;
+    int flags;   /* the open(2) flags: O_ACCMODE, O_APPEND */
+    bool mapped; /* a mapping step touched it since the open or munmap */
+    bool map_ro; /* `mprotect PATH ro`: stores fault (-EFAULT) */
 };
 
 #define MAX_HELD 256
@@ -79,9 +84,56 @@ static void drop_refs(struct lib_state *s, uint32_t ino)
         uext4_forget(s->fs, gone[i], 1);
 }
 
+/* `mount-opts uext4=...`: the daemon's options that the library has as
+ * struct uext4_options fields. Returns false with the first one it has
+ * not, for the run to be skipped. */
+static bool lib_mount_opts(const char *list, struct uext4_options *o, char *why, size_t why_len)
+{
+    char copy[256], *save = NULL;
+
+    snprintf(copy, sizeof(copy), "%s", list);
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        unsigned v;
+        char end;
+
+        if (!strcmp(t, "ro"))
+            o->read_only = true;
+        else if (!strcmp(t, "noatime"))
+            o->noatime = true;
+        else if (!strcmp(t, "strictatime"))
+            o->strictatime = true;
+        else if (!strcmp(t, "nodiratime"))
+            o->nodiratime = true;
+        else if (!strcmp(t, "grpid"))
+            o->grpid = true;
+        else if (sscanf(t, "commit=%u%c", &v, &end) == 1)
+            o->commit_seconds = v;
+        else {
+            snprintf(why, why_len,
+                     "mount-opts uext4=%s: '%s' is a daemon option the library has no "
+                     "uext4_options field for",
+                     list, t);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool lib_available(struct scn_run *r, char *why, size_t why_len)
 {
-    return true;
+    struct uext4_options o = {.size = sizeof(o)};
+
+    return lib_mount_opts(r->script->image.uext4_opts, &o, why, why_len);
+}
+
+/* O_DIRECT has nothing to bypass here: the library has no page cache of its
+ * own for read/write (include/uext4.h), and no alignment rule to enforce. */
+static const char *lib_cannot(struct scn_run *r, const struct scn_step *st)
+{
+    if (st->op == SCN_OPEN && (st->mode & O_DIRECT))
+        return "open direct: the library has no O_DIRECT (uext4_read/uext4_write have no "
+               "page cache to bypass nor an alignment rule)";
+    return NULL;
 }
 
 static void lib_fini(struct scn_run *r)
@@ -101,6 +153,8 @@ static int lib_start(struct scn_run *r, char *why, size_t why_len)
     struct lib_state *s = r->priv;
     int ret;
 
+    if (!lib_mount_opts(r->script->image.uext4_opts, &opts, why, why_len))
+        return -EINVAL;
     if (!s) {
         s = calloc(1, sizeof(*s));
         if (!s)
@@ -181,7 +235,7 @@ static struct lib_handle *find_handle_locked(struct lib_state *s, const char *pa
 }
 
 /* Record an open of @ino under @path, closing what was open under it. */
-static int add_handle(struct lib_state *s, const char *path, uint32_t ino)
+static int add_handle(struct lib_state *s, const char *path, uint32_t ino, int flags)
 {
     struct lib_handle *h;
     int ret = -EMFILE;
@@ -191,6 +245,8 @@ static int add_handle(struct lib_state *s, const char *path, uint32_t ino)
     if (h) {
         uext4_release(s->fs, h->ino);
         h->ino = ino;
+        h->flags = flags;
+        h->mapped = h->map_ro = false;
         ret = 0;
         goto out_unlock;
     }
@@ -199,6 +255,8 @@ static int add_handle(struct lib_state *s, const char *path, uint32_t ino)
             continue;
         s->handles[i].path = strdup(path);
         s->handles[i].ino = ino;
+        s->handles[i].flags = flags;
+        s->handles[i].mapped = s->handles[i].map_ro = false;
         ret = s->handles[i].path ? 0 : -ENOMEM;
         break;
     }
@@ -238,7 +296,25 @@ static int lib_open_ino(struct scn_run *r, const char *path, uint32_t *ino)
     if (ret || open)
         return ret;
     ret = uext4_open_file(s->fs, &root_cred, *ino, O_RDWR);
-    return ret ? ret : add_handle(s, path, *ino);
+    return ret ? ret : add_handle(s, path, *ino, O_RDWR);
+}
+
+/* The open flags of @path's open file (-1: none), marking it mapped. */
+static int handle_flags(struct lib_state *s, const char *path, bool map, bool *map_ro)
+{
+    struct lib_handle *h;
+    int flags = -1;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_handle_locked(s, path);
+    if (h) {
+        flags = h->flags;
+        h->mapped = h->mapped || map;
+        if (map_ro)
+            *map_ro = h->map_ro;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return flags;
 }
 
 static int lib_create(struct scn_run *r, const char *path, mode_t mode)
@@ -257,17 +333,20 @@ static int lib_create(struct scn_run *r, const char *path, mode_t mode)
     ret = uext4_open_file(s->fs, &root_cred, (uint32_t)st.st_ino, O_CREAT | O_RDWR);
     /* mknod's lookup reference is the kernel's dentry: kept (hold_ref) */
     hold_ref(s, (uint32_t)st.st_ino);
-    return ret ? ret : add_handle(s, path, (uint32_t)st.st_ino);
+    return ret ? ret : add_handle(s, path, (uint32_t)st.st_ino, O_RDWR);
 }
 
-static int lib_open(struct scn_run *r, const char *path)
+/* uext4_open_file checks the access mode and applies O_TRUNC; O_APPEND
+ * and a read-only mode are this backend's to honour on later steps. */
+static int lib_open(struct scn_run *r, const char *path, int flags)
 {
     uint32_t ino;
     int ret = lib_ino(r, path, &ino);
 
+    flags &= O_ACCMODE | O_APPEND | O_TRUNC;
     if (!ret)
-        ret = uext4_open_file(st_of(r)->fs, &root_cred, ino, O_RDWR);
-    return ret ? ret : add_handle(st_of(r), path, ino);
+        ret = uext4_open_file(st_of(r)->fs, &root_cred, ino, flags);
+    return ret ? ret : add_handle(st_of(r), path, ino, flags & ~O_TRUNC);
 }
 
 static int lib_close(struct scn_run *r, const char *path)
@@ -287,18 +366,27 @@ static int lib_close(struct scn_run *r, const char *path)
     return h ? uext4_release(s->fs, ino) : -EBADF;
 }
 
-static int lib_write(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off)
+/* pwrite(2): EBADF through a read-only open; with O_APPEND at the end of
+ * the file whatever @off says, as Linux's pwrite does. */
+static ssize_t lib_write(struct scn_run *r, const char *path, const void *buf, size_t len,
+                         off_t off)
 {
+    struct stat sb;
     uint32_t ino;
-    ssize_t n;
     int ret = lib_open_ino(r, path, &ino);
+    int flags = ret ? 0 : handle_flags(st_of(r), path, false, NULL);
 
     if (ret)
         return ret;
-    n = uext4_write(st_of(r)->fs, &root_cred, ino, buf, len, off, 0);
-    if (n < 0)
-        return (int)n;
-    return (size_t)n == len ? 0 : -EIO;
+    if ((flags & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
+    if (flags & O_APPEND) {
+        ret = uext4_getattr(st_of(r)->fs, ino, &sb);
+        if (ret)
+            return ret;
+        off = sb.st_size;
+    }
+    return uext4_write(st_of(r)->fs, &root_cred, ino, buf, len, off, 0);
 }
 
 static ssize_t lib_read(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
@@ -322,9 +410,87 @@ static int lib_mmap_store(struct scn_run *r, const char *path, const void *buf, 
                           off_t off)
 {
     uint32_t ino;
+    bool map_ro = false;
+    int ret = lib_open_ino(r, path, &ino);
+    int flags = ret ? 0 : handle_flags(st_of(r), path, true, &map_ro);
+
+    if (ret)
+        return ret;
+    /* mmap(PROT_WRITE, MAP_SHARED) of a read-only open is EACCES; a store
+     * into a mapping made read-only faults */
+    if ((flags & O_ACCMODE) == O_RDONLY)
+        return -EACCES;
+    return map_ro ? -EFAULT : uext4_mmap_store(st_of(r)->fs, ino, off, buf, len);
+}
+
+/* The emulation has pages, not mappings: dropping the mapping leaves its
+ * dirty pages dirty, to be written back later, as munmap(2) does. */
+static int lib_munmap(struct scn_run *r, const char *path)
+{
+    struct lib_state *s = st_of(r);
+    struct lib_handle *h;
+    uint32_t ino;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_handle_locked(s, path);
+    if (h)
+        h->mapped = h->map_ro = false;
+    pthread_mutex_unlock(&s->lock);
+    return h ? 0 : lib_resolve(s, path, &ino);
+}
+
+/* A mapping must exist (-ENOMEM, as msync and mprotect say of an unmapped
+ * range): a mapping step since the open or the last munmap. */
+static int lib_mapped(struct scn_run *r, const char *path, int prot, bool set_prot)
+{
+    struct lib_state *s = st_of(r);
+    struct lib_handle *h;
+    int ret = -ENOMEM;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_handle_locked(s, path);
+    if (h && h->mapped) {
+        ret = 0;
+        if (set_prot)
+            h->map_ro = !(prot & PROT_WRITE);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* MS_ASYNC starts nothing on Linux (the pages are already in the cache
+ * that writeback walks); the emulated pages likewise stay dirty. */
+static int lib_msync_async(struct scn_run *r, const char *path)
+{
+    return lib_mapped(r, path, 0, false);
+}
+
+static int lib_mprotect(struct scn_run *r, const char *path, int prot)
+{
+    return lib_mapped(r, path, prot, true);
+}
+
+/* MAP_PRIVATE: the copy-on-write pages are the process's; nothing reaches
+ * the file or the emulated pages. Only the SIGBUS rule is observable. */
+static int lib_mmap_private_store(struct scn_run *r, const char *path, const void *buf, size_t len,
+                                  off_t off)
+{
+    struct stat sb;
+    uint32_t ino;
     int ret = lib_open_ino(r, path, &ino);
 
-    return ret ? ret : uext4_mmap_store(st_of(r)->fs, ino, off, buf, len);
+    if (!ret)
+        ret = uext4_getattr(st_of(r)->fs, ino, &sb);
+    if (ret)
+        return ret;
+    if (len && (off + (off_t)len - 1) / 4096 > (sb.st_size ? (sb.st_size - 1) / 4096 : -1))
+        return -EFAULT;
+    return 0;
+}
+
+static int lib_statfs(struct scn_run *r, struct statvfs *sv)
+{
+    return uext4_statfs(st_of(r)->fs, sv);
 }
 
 /* The emulated pages are what uext4_read returns, dirty ones included;
@@ -335,8 +501,10 @@ static ssize_t lib_mmap_load(struct scn_run *r, const char *path, void *buf, siz
     uint32_t ino;
     int ret = lib_open_ino(r, path, &ino);
 
-    if (!ret)
+    if (!ret) {
+        handle_flags(st_of(r), path, true, NULL); /* now mapped */
         ret = uext4_getattr(st_of(r)->fs, ino, &sb);
+    }
     if (ret)
         return ret;
     if (len && (off + (off_t)len - 1) / 4096 > (sb.st_size ? (sb.st_size - 1) / 4096 : -1))
@@ -394,6 +562,8 @@ static int lib_fallocate(struct scn_run *r, const char *path, int mode, off_t of
     uint32_t ino;
     int ret = lib_open_ino(r, path, &ino);
 
+    if (!ret && (handle_flags(st_of(r), path, false, NULL) & O_ACCMODE) == O_RDONLY)
+        return -EBADF;
     return ret ? ret : uext4_fallocate(st_of(r)->fs, &root_cred, ino, mode, off, len);
 }
 
@@ -734,6 +904,12 @@ const struct scn_backend scn_backend_lib = {
     .listxattr = lib_listxattr,
     .entries = lib_entries,
     .dirty_pages = lib_dirty_pages,
+    .munmap = lib_munmap,
+    .msync_async = lib_msync_async,
+    .mmap_private_store = lib_mmap_private_store,
+    .mprotect = lib_mprotect,
+    .statfs = lib_statfs,
+    .cannot = lib_cannot,
 };
 
 /* Planted: a punch succeeds and changes nothing. */

@@ -284,6 +284,81 @@ static bool check_digest(struct scn_run *r, const struct scn_step *st, char *got
     return !strcmp(got, want);
 }
 
+static bool check_statfs(struct scn_run *r, const struct scn_step *st, char *got, size_t glen,
+                         char *want, size_t wlen)
+{
+    static const char *const cmp[] = {"", ">=", "<="};
+    struct statvfs sv;
+    uint64_t v;
+    int ret = r->be->statfs(r, &sv);
+
+    snprintf(want, wlen, "%s %s%" PRId64, st->name, cmp[st->mode], st->value);
+    if (ret) {
+        snprintf(got, glen, "%s", scn_errno_name(ret));
+        return false;
+    }
+    /* blocks in f_frsize units, as df counts them */
+    v = !strcmp(st->name, "blocks")   ? sv.f_blocks
+        : !strcmp(st->name, "bfree")  ? sv.f_bfree
+        : !strcmp(st->name, "bavail") ? sv.f_bavail
+        : !strcmp(st->name, "files")  ? sv.f_files
+                                      : sv.f_ffree;
+    snprintf(got, glen, "%s %" PRIu64, st->name, v);
+    if (st->mode == SCN_CMP_GE)
+        return v >= (uint64_t)st->value;
+    if (st->mode == SCN_CMP_LE)
+        return v <= (uint64_t)st->value;
+    return v == (uint64_t)st->value;
+}
+
+static int ts_cmp(const struct timespec *a, const struct timespec *b)
+{
+    if (a->tv_sec != b->tv_sec)
+        return a->tv_sec < b->tv_sec ? -1 : 1;
+    return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
+}
+
+/* newer, mtime-changed, mtime-same: the outcome is the relation, so that a
+ * backend diff never shows clock readings. */
+static bool check_times(struct scn_run *r, const struct scn_step *st, char *got, size_t glen,
+                        char *want, size_t wlen)
+{
+    struct timespec other;
+    struct stat a, b;
+    unsigned i;
+    int c, ret = r->be->stat(r, st->path, &a);
+
+    if (!ret && st->what == SCN_W_NEWER)
+        ret = r->be->stat(r, st->path2, &b);
+    if (st->what == SCN_W_NEWER)
+        snprintf(want, wlen, "mtime newer than %s's", st->path2);
+    else
+        snprintf(want, wlen, "mtime %s since the stamp",
+                 st->what == SCN_W_MTIME_SAME ? "unchanged" : "changed");
+    if (ret) {
+        snprintf(got, glen, "%s", scn_errno_name(ret));
+        return false;
+    }
+    if (st->what == SCN_W_NEWER) {
+        other = b.st_mtim;
+    } else {
+        for (i = 0; i < r->nstamps && strcmp(r->stamp_path[i], st->path); i++)
+            ;
+        if (i == r->nstamps) {
+            snprintf(got, glen, "no 'stamp %s' step before", st->path);
+            return false;
+        }
+        other = r->stamp_mtime[i];
+    }
+    c = ts_cmp(&a.st_mtim, &other);
+    if (st->what == SCN_W_NEWER) {
+        snprintf(got, glen, "%s", c > 0 ? "newer" : c == 0 ? "the same mtime" : "older");
+        return c > 0;
+    }
+    snprintf(got, glen, "%s", c > 0 ? "changed" : c == 0 ? "unchanged" : "went back");
+    return st->what == SCN_W_MTIME_SAME ? c == 0 : c > 0;
+}
+
 bool scn_is_storage_check(const struct scn_step *st)
 {
     return st->op == SCN_EXPECT && st->what <= SCN_W_NEXTENTS;
@@ -304,6 +379,12 @@ bool scn_check(struct scn_run *r, const struct scn_step *st, char *got, size_t g
         return check_content(r, st, got, glen, want, wlen);
     case SCN_W_DIGEST:
         return check_digest(r, st, got, glen, want, wlen);
+    case SCN_W_STATFS:
+        return check_statfs(r, st, got, glen, want, wlen);
+    case SCN_W_NEWER:
+    case SCN_W_MTIME_CHANGED:
+    case SCN_W_MTIME_SAME:
+        return check_times(r, st, got, glen, want, wlen);
     case SCN_W_XATTR:
     case SCN_W_NO_XATTR:
         return check_xattr(r, st, got, glen, want, wlen);

@@ -478,7 +478,7 @@ static void emit_line(FILE *f, const struct gstep *st, const char *got, const ch
         fprintf(f, "  # not run\n");
     else if (!strcmp(got, "success") || !strcmp(got, "clean"))
         fprintf(f, "\n");
-    else if (scn_errno_by_name(got))
+    else if (scn_errno_by_name(got) || !strncmp(got, "short:", 6))
         fprintf(f, " => %s\n", got);
     else
         fprintf(f, "  # %s\n", got);

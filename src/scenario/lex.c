@@ -158,12 +158,12 @@ static int parse_string(const char **pp, struct scn_data *d, char *why, size_t w
     return ret;
 }
 
-/* zero:N, pat:N[:SEED] or fill:N:BYTE up to the next '+'. */
+/* zero:N, pat:N[:SEED[:OFFSET]] or fill:N:BYTE up to the next '+'. */
 static int parse_generator(const char **pp, struct scn_data *d, char *why, size_t why_len)
 {
-    char word[64], orig[64], *args[3] = {NULL, NULL, NULL};
+    char word[64], orig[64], *args[4] = {NULL, NULL, NULL, NULL};
     size_t n = strcspn(*pp, "+");
-    int64_t count, extra = 1;
+    int64_t count, extra = 1, start = 0;
     unsigned nargs = 0;
     int ret;
 
@@ -175,17 +175,23 @@ static int parse_generator(const char **pp, struct scn_data *d, char *why, size_
     word[n] = '\0';
     memcpy(orig, word, n + 1); /* strtok_r cuts word up; messages quote it whole */
     *pp += n;
-    for (char *s = word, *save = NULL; nargs < 3 && (s = strtok_r(s, ":", &save)); s = NULL)
+    for (char *s = word, *save = NULL; nargs < 4 && (s = strtok_r(s, ":", &save)); s = NULL)
         args[nargs++] = s;
     if (nargs < 2 || scn_parse_num(args[1], &count) || count > (64 << 20)) {
         snprintf(why, why_len,
-                 "bad byte specification '%s' (want \"TEXT\", zero:N, pat:N[:SEED] "
+                 "bad byte specification '%s' (want \"TEXT\", zero:N, pat:N[:SEED[:OFFSET]] "
                  "or fill:N:BYTE, at most 64M)",
                  orig);
         return -EINVAL;
     }
-    if (nargs == 3 && scn_parse_num(args[2], &extra)) {
+    if (nargs >= 3 && scn_parse_num(args[2], &extra)) {
         snprintf(why, why_len, "bad number '%s' in '%s'", args[2], orig);
+        return -EINVAL;
+    }
+    /* pat:N:SEED:OFFSET: the pattern's bytes from OFFSET on, so a read of
+     * the middle of a patterned file can be stated */
+    if (nargs == 4 && (strcmp(args[0], "pat") || scn_parse_num(args[3], &start))) {
+        snprintf(why, why_len, "bad byte specification '%s' (only pat takes an OFFSET)", orig);
         return -EINVAL;
     }
     if (!strcmp(args[0], "zero") && nargs == 2)
@@ -199,7 +205,7 @@ static int parse_generator(const char **pp, struct scn_data *d, char *why, size_
     ret = append(d, NULL, (size_t)count, 0);
     for (int64_t i = 0; !ret && i < count; i++)
         d->bytes[d->len - (size_t)count + (size_t)i] =
-            scn_pattern_byte((uint64_t)i, (unsigned)extra);
+            scn_pattern_byte((uint64_t)(start + i), (unsigned)extra);
     return ret;
 }
 

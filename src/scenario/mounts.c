@@ -119,15 +119,17 @@ bool scn_fuse_available(struct scn_run *r, char *why, size_t why_len)
 
 int scn_fuse_start(struct scn_run *r, char *why, size_t why_len)
 {
-    char opt[64], excerpt[512];
+    char opt[320], excerpt[512];
     double deadline = now() + MOUNT_TIMEOUT;
     pid_t pid;
     int ret = scn_sys_init(r);
 
     if (ret)
         return ret;
-    snprintf(opt, sizeof(opt), "inline_mmap=%s",
-             r->inline_mmap == UEXT4_INLINE_MMAP_CONVERT ? "convert" : "keep");
+    /* the scenario's `mount-opts uext4=...` after the mode */
+    snprintf(opt, sizeof(opt), "inline_mmap=%s%s%s",
+             r->inline_mmap == UEXT4_INLINE_MMAP_CONVERT ? "convert" : "keep",
+             r->script->image.uext4_opts[0] ? "," : "", r->script->image.uext4_opts);
     fflush(NULL);
     pid = fork();
     if (pid < 0)
@@ -220,14 +222,17 @@ bool scn_loop_available(struct scn_run *r, char *why, size_t why_len)
 
 int scn_loop_start(struct scn_run *r, char *why, size_t why_len)
 {
-    char fstype[sizeof(r->script->image.fstype)];
-    char *const argv[] = {"mount", "-t", fstype, "-o", "loop", r->image, r->mnt, NULL};
+    char fstype[sizeof(r->script->image.fstype)], opt[320];
+    char *const argv[] = {"mount", "-t", fstype, "-o", opt, r->image, r->mnt, NULL};
     char excerpt[512];
     int ret = scn_sys_init(r);
 
     if (ret)
         return ret;
     memcpy(fstype, r->script->image.fstype, sizeof(fstype));
+    /* the scenario's `mount-opts kernel=...` */
+    snprintf(opt, sizeof(opt), "loop%s%s", r->script->image.kernel_opts[0] ? "," : "",
+             r->script->image.kernel_opts);
     ret = scn_run_cmd(argv, r->log, TOOL_TIMEOUT);
     if (ret == 0 && is_mounted(r->mnt))
         return 0;

@@ -3,19 +3,24 @@
 #include "scenario/scn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #define LINE_MAX_LEN 4096
+/* repeat N: at most this many steps after expansion, so a typo in N cannot
+ * exhaust memory */
+#define MAX_EXPANDED 100000
 
 /* How a step keyword reads its arguments: P path, Q second path, O offset,
- * N length/size, D bytes, X xattr name, M optional mode (octal), and the
- * optional trailing flag words in @flagwords. */
+ * N length/size, D bytes, X xattr name, M optional mode (octal), F R C one
+ * optional flag word (flag_word), G a required one, * any number of them. */
 static const struct keyword {
     const char *word;
     enum scn_op op;
@@ -23,7 +28,7 @@ static const struct keyword {
     int fmode; /* fallocate mode */
 } keywords[] = {
     {"create", SCN_CREATE, "PM", 0},
-    {"open", SCN_OPEN, "P", 0},
+    {"open", SCN_OPEN, "P*", O_RDWR},
     {"close", SCN_CLOSE, "P", 0},
     {"write", SCN_WRITE, "POD", 0},
     {"read", SCN_READ, "POD", 0},
@@ -61,13 +66,19 @@ static const struct keyword {
     {"mmap-load", SCN_MMAP_LOAD, "POD", 0},
     /* copy-range FROM OFF_IN TO OFF_OUT LEN */
     {"copy-range", SCN_COPY_RANGE, "POQVN", 0},
+    {"munmap", SCN_MUNMAP, "P", 0},
+    {"msync-async", SCN_MSYNC_ASYNC, "P", 0},
+    {"mmap-private-store", SCN_MMAP_PRIVATE_STORE, "POD", 0},
+    {"mprotect", SCN_MPROTECT, "PG", 0},
+    {"stamp", SCN_STAMP, "P", 0},
 };
 
 static const struct what_word {
     const char *word;
     enum scn_what what;
     char arg; /* '-' none, 'N' number, 'D' bytes, 'A' alternatives, 'L' names,
-               * 'F' flags, 'T' type, 'X' name, 'V' name and bytes */
+               * 'F' flags, 'T' type, 'X' name, 'V' name and bytes, 'P' path,
+               * 'S' statfs field and value */
 } whats[] = {
     {"inline", SCN_W_INLINE, '-'},
     {"extents", SCN_W_EXTENTS, '-'},
@@ -94,7 +105,14 @@ static const struct what_word {
     {"gid", SCN_W_GID, 'N'},
     {"mtime", SCN_W_MTIME, 'N'},
     {"digest", SCN_W_DIGEST, 'X'},
+    {"statfs", SCN_W_STATFS, 'S'},
+    {"newer", SCN_W_NEWER, 'P'},
+    {"mtime-changed", SCN_W_MTIME_CHANGED, '-'},
+    {"mtime-same", SCN_W_MTIME_SAME, '-'},
 };
+
+/* The statvfs fields `expect . statfs FIELD N` can name. */
+static const char *const statfs_fields[] = {"blocks", "bfree", "bavail", "files", "ffree"};
 
 static const struct {
     const char *name;
@@ -114,6 +132,14 @@ struct parser {
     int parallel_line;     /* inside a parallel block: its line, else 0 */
     struct scn_step *body; /* the parallel block's steps, moved at `end` */
     unsigned nbody;
+    /* inside `repeat N`: its line, the count, and the body's lines (with
+     * their numbers), parsed N times at its `end`; depth counts the blocks
+     * opened inside it */
+    int repeat_line;
+    int64_t repeat_n;
+    char **rep_text;
+    int *rep_lineno;
+    unsigned nrep, rep_depth;
 };
 
 static void perr(struct parser *p, const char *fmt, ...)
@@ -308,7 +334,7 @@ static int parse_expect(struct parser *p, char **tok, int ntok, struct scn_step 
         perr(p, "content-one-of needs at least two byte specifications");
         return -EINVAL;
     }
-    if (nargs != (w->arg == '-' ? 0 : w->arg == 'V' ? 2 : 1)) {
+    if (nargs != (w->arg == '-' ? 0 : w->arg == 'V' || w->arg == 'S' ? 2 : 1)) {
         perr(p, "expect %s: wrong number of arguments", w->word);
         return -EINVAL;
     }
@@ -325,6 +351,25 @@ static int parse_expect(struct parser *p, char **tok, int ntok, struct scn_step 
     case 'V':
         st->name = strdup(tok[3]);
         return data_arg(p, tok[4], &st->data);
+    case 'P':
+        return path_arg(p, tok[3], &st->path2);
+    case 'S': {
+        const char *v = tok[4];
+        size_t i;
+
+        for (i = 0; i < sizeof(statfs_fields) / sizeof(statfs_fields[0]); i++)
+            if (!strcmp(statfs_fields[i], tok[3]))
+                break;
+        if (i == sizeof(statfs_fields) / sizeof(statfs_fields[0])) {
+            perr(p, "expect statfs: '%s' is not blocks, bfree, bavail, files or ffree", tok[3]);
+            return -EINVAL;
+        }
+        st->name = strdup(tok[3]);
+        st->mode = !strncmp(v, ">=", 2)   ? SCN_CMP_GE
+                   : !strncmp(v, "<=", 2) ? SCN_CMP_LE
+                                          : SCN_CMP_EQ;
+        return num_arg(p, v + (st->mode == SCN_CMP_EQ ? 0 : 2), "statfs value", &st->value);
+    }
     case 'T':
         if (strcmp(tok[3], "file") && strcmp(tok[3], "dir") && strcmp(tok[3], "symlink")) {
             perr(p, "expect type: '%s' is not file, dir or symlink", tok[3]);
@@ -349,6 +394,16 @@ static int flag_word(struct parser *p, const struct keyword *kw, const char *tok
         *mode = XATTR_CREATE;
     else if (kw->op == SCN_SETXATTR && !strcmp(tok, "replace"))
         *mode = XATTR_REPLACE;
+    else if (kw->op == SCN_MPROTECT && (!strcmp(tok, "ro") || !strcmp(tok, "rw")))
+        *mode = PROT_READ | (tok[1] == 'w' ? PROT_WRITE : 0);
+    else if (kw->op == SCN_OPEN && !strcmp(tok, "ro"))
+        *mode &= ~O_ACCMODE; /* O_RDONLY */
+    else if (kw->op == SCN_OPEN && !strcmp(tok, "append"))
+        *mode |= O_APPEND;
+    else if (kw->op == SCN_OPEN && !strcmp(tok, "trunc"))
+        *mode |= O_TRUNC;
+    else if (kw->op == SCN_OPEN && !strcmp(tok, "direct"))
+        *mode |= O_DIRECT;
     else {
         perr(p, "%s: unexpected '%s'", kw->word, tok);
         return -EINVAL;
@@ -367,7 +422,7 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
     for (; *a && !ret; a++) {
         /* seek-data/seek-hole have no result offset when they must fail */
         bool optional =
-            strchr("MFRC", *a) != NULL || (*a == 'V' && kw->op == SCN_SEEK && st->want_errno);
+            strchr("MFRC*", *a) != NULL || (*a == 'V' && kw->op == SCN_SEEK && st->want_errno);
         int64_t v;
 
         if (i >= ntok) {
@@ -411,6 +466,12 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
         case 'W':
             ret = num_arg(p, tok[i], "value", &st->value2);
             break;
+        case '*':
+            for (; i + 1 < ntok && !ret; i++)
+                ret = flag_word(p, kw, tok[i], &st->mode);
+            if (!ret)
+                ret = flag_word(p, kw, tok[i], &st->mode);
+            break;
         default:
             ret = flag_word(p, kw, tok[i], &st->mode);
         }
@@ -425,10 +486,69 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
     return ret;
 }
 
+/* `mount-opts kernel=OPTS uext4=OPTS`, `debugfs "CMD"`, `fill N`. */
+static int parse_image_edits(struct parser *p, char **tok, int ntok)
+{
+    struct scn_image *im = &p->s->image;
+
+    if (!strcmp(tok[0], "fill")) {
+        if (ntok != 2 || num_arg(p, tok[1], "fill", &im->fill_free)) {
+            if (ntok != 2)
+                perr(p, "fill takes one number: the blocks to leave free");
+            return -EINVAL;
+        }
+        return 0;
+    }
+    if (!strcmp(tok[0], "debugfs")) {
+        struct scn_data d;
+        char **na;
+
+        if (ntok != 2 || tok[1][0] != '"') {
+            perr(p, "debugfs takes one quoted command (debugfs \"set_super_value ...\")");
+            return -EINVAL;
+        }
+        if (data_arg(p, tok[1], &d))
+            return -EINVAL;
+        na = realloc(im->debugfs, (im->ndebugfs + 1) * sizeof(*na));
+        if (!na || memchr(d.bytes, '\0', d.len) || memchr(d.bytes, '\n', d.len)) {
+            free(d.bytes);
+            if (na)
+                im->debugfs = na;
+            perr(p, "debugfs: the command must be one line of text");
+            return -EINVAL;
+        }
+        im->debugfs = na;
+        d.bytes[d.len] = '\0'; /* scn_parse_data leaves room */
+        im->debugfs[im->ndebugfs++] = (char *)d.bytes;
+        return 0;
+    }
+    for (int i = 1; i < ntok; i++) {
+        char *eq = strchr(tok[i], '=');
+        char *dst = NULL;
+
+        if (eq && !strncmp(tok[i], "kernel=", 7))
+            dst = im->kernel_opts;
+        else if (eq && !strncmp(tok[i], "uext4=", 6))
+            dst = im->uext4_opts;
+        if (!dst || strlen(eq + 1) >= sizeof(im->kernel_opts) || !eq[1]) {
+            perr(p, "mount-opts: '%s' is not kernel=OPTS or uext4=OPTS", tok[i]);
+            return -EINVAL;
+        }
+        strcpy(dst, eq + 1);
+    }
+    if (ntok < 2) {
+        perr(p, "mount-opts needs kernel=OPTS and/or uext4=OPTS");
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int parse_header(struct parser *p, char **tok, int ntok)
 {
     struct scn_script *s = p->s;
 
+    if (!strcmp(tok[0], "fill") || !strcmp(tok[0], "debugfs") || !strcmp(tok[0], "mount-opts"))
+        return parse_image_edits(p, tok, ntok);
     if (!strcmp(tok[0], "no-final-fsck")) {
         s->final_fsck = false;
         if (ntok == 1)
@@ -534,8 +654,17 @@ static void parse_outcome(struct parser *p, char *spec, struct scn_step *st)
     for (char *t = strtok_r(spec, "|", &save); t; t = strtok_r(NULL, "|", &save), n++) {
         int e = 0;
 
+        /* short:N, or short for any count short of the whole */
+        if (!strncmp(t, "short:", 6) || !strcmp(t, "short")) {
+            st->short_len = -1;
+            if (st->want_short || (t[5] && num_arg(p, t + 6, "short count", &st->short_len)))
+                return;
+            st->want_short = true;
+            st->short_only = n == 0;
+            continue;
+        }
         if (strcmp(t, "ok") && !(e = scn_errno_by_name(t))) {
-            perr(p, "'=> %s': not an errno name (ENOENT, ENOSPC, ...) or ok", t);
+            perr(p, "'=> %s': not an errno name (ENOENT, ENOSPC, ...), ok or short:N", t);
             return;
         }
         if (n >= 1 + sizeof(st->want_alt) / sizeof(st->want_alt[0])) {
@@ -543,21 +672,99 @@ static void parse_outcome(struct parser *p, char *spec, struct scn_step *st)
                  1 + sizeof(st->want_alt) / sizeof(st->want_alt[0]));
             return;
         }
-        if (n == 0)
+        if (n == 0 || (n == 1 && st->short_only))
             st->want_errno = e;
         else
             st->want_alt[st->nalt++] = e;
+        if (n == 1 && st->short_only)
+            st->short_only = false;
     }
+}
+
+static void parse_line(struct parser *p, char *line);
+
+/* The first word of @line without its qualifiers ("" if none). */
+static void first_word(const char *line, char *out, size_t len)
+{
+    size_t skip = strspn(line, " \t"), n = strcspn(line + skip, " \t[#");
+
+    snprintf(out, len, "%.*s", (int)n, line + skip);
+}
+
+/* Inside `repeat N`: keep the body's lines until its own `end`, then parse
+ * them N times (a nested parallel or repeat block is parsed then, too). */
+static void collect_repeat(struct parser *p, const char *line)
+{
+    char word[32], **text;
+    int *lineno, end_line = p->line;
+    unsigned n;
+    int64_t times;
+
+    first_word(line, word, sizeof(word));
+    if (!strcmp(word, "parallel") || !strcmp(word, "repeat"))
+        p->rep_depth++;
+    if (strcmp(word, "end") || p->rep_depth-- > 0) {
+        char **nt = realloc(p->rep_text, (p->nrep + 1) * sizeof(*nt));
+        int *nl = nt ? realloc(p->rep_lineno, (p->nrep + 1) * sizeof(*nl)) : NULL;
+
+        if (nt)
+            p->rep_text = nt;
+        if (nl)
+            p->rep_lineno = nl;
+        if (!nt || !nl || !(p->rep_text[p->nrep] = strdup(line))) {
+            perr(p, "out of memory");
+            return;
+        }
+        p->rep_lineno[p->nrep++] = p->line;
+        return;
+    }
+    /* The block's own end: take its lines out first, so that a repeat in
+     * the body starts a collection of its own. */
+    text = p->rep_text;
+    lineno = p->rep_lineno;
+    n = p->nrep;
+    times = p->repeat_n;
+    p->rep_text = NULL;
+    p->rep_lineno = NULL;
+    p->nrep = p->rep_depth = 0;
+    p->repeat_line = 0;
+    if (!n) {
+        perr(p, "an empty repeat block");
+        times = 0;
+    }
+    for (int64_t k = 0; k < times && !p->errors; k++) {
+        for (unsigned i = 0; i < n && !p->errors; i++) {
+            char copy[LINE_MAX_LEN + 2];
+
+            snprintf(copy, sizeof(copy), "%s", text[i]);
+            p->line = lineno[i];
+            parse_line(p, copy);
+        }
+        if (p->s->nsteps + p->nbody > MAX_EXPANDED) {
+            perr(p, "repeat: more than %d steps once expanded", MAX_EXPANDED);
+            break;
+        }
+    }
+    p->line = end_line;
+    for (unsigned i = 0; i < n; i++)
+        free(text[i]);
+    free(text);
+    free(lineno);
 }
 
 static void parse_line(struct parser *p, char *line)
 {
     char *tok[SCN_MAX_TOKENS], why[256];
-    int ntok = scn_tokenize(line, tok, why, sizeof(why));
+    int ntok;
     struct scn_step *st;
     unsigned tags;
     size_t k;
 
+    if (p->repeat_line) {
+        collect_repeat(p, line);
+        return;
+    }
+    ntok = scn_tokenize(line, tok, why, sizeof(why));
     if (ntok < 0) {
         perr(p, "%s", why);
         return;
@@ -565,7 +772,8 @@ static void parse_line(struct parser *p, char *line)
     if (ntok == 0)
         return;
     if (!strcmp(tok[0], "image") || !strcmp(tok[0], "backends") || !strcmp(tok[0], "inline-mmap") ||
-        !strcmp(tok[0], "no-final-fsck")) {
+        !strcmp(tok[0], "no-final-fsck") || !strcmp(tok[0], "mount-opts") ||
+        !strcmp(tok[0], "debugfs") || !strcmp(tok[0], "fill")) {
         if (p->seen_step)
             perr(p, "'%s' belongs in the header, before the first step", tok[0]);
         else
@@ -574,7 +782,7 @@ static void parse_line(struct parser *p, char *line)
     }
     if (!strcmp(tok[0], "end")) {
         if (!p->parallel_line)
-            perr(p, "'end' without 'parallel'");
+            perr(p, "'end' without 'parallel' or 'repeat'");
         else
             close_parallel(p);
         return;
@@ -582,6 +790,18 @@ static void parse_line(struct parser *p, char *line)
     p->seen_step = true;
     if (parse_tags(p, tok[0], &tags))
         return;
+    if (!strcmp(tok[0], "repeat")) {
+        if (p->parallel_line || tags || ntok != 2 || num_arg(p, tok[1], "repeat", &p->repeat_n) ||
+            p->repeat_n < 1 || p->repeat_n > MAX_EXPANDED) {
+            perr(p,
+                 "repeat N (1 to %d) opens a block closed by 'end'; not inside parallel, "
+                 "no qualifiers",
+                 MAX_EXPANDED);
+            return;
+        }
+        p->repeat_line = p->line;
+        return;
+    }
     if (!strcmp(tok[0], "parallel")) {
         if (p->parallel_line || ntok != 1) {
             perr(p, "parallel blocks do not nest and take no arguments");
@@ -621,8 +841,12 @@ static void parse_line(struct parser *p, char *line)
         perr(p, "unknown step '%s'", tok[0]);
         return;
     }
-    if (p->parallel_line && (keywords[k].op == SCN_REMOUNT || keywords[k].op == SCN_FSCK_CLEAN))
+    /* stamp: the run's remembered mtimes are not shared between threads */
+    if (p->parallel_line && (keywords[k].op == SCN_REMOUNT || keywords[k].op == SCN_FSCK_CLEAN ||
+                             keywords[k].op == SCN_STAMP))
         perr(p, "%s cannot run inside a parallel block", tok[0]);
+    if (st->want_short && keywords[k].op != SCN_WRITE)
+        perr(p, "'=> short:N' is a write's result only");
     parse_step(p, &keywords[k], tok, ntok, st);
 }
 
@@ -670,6 +894,7 @@ int scn_parse_file(const char *file, struct scn_script *out)
     out->backends = SCN_TAGS_BACKEND;
     out->modes = SCN_TAG_KEEP;
     out->final_fsck = true;
+    out->image.fill_free = -1;
     f = fopen(file, "r");
     if (!f) {
         fprintf(stderr, "%s: cannot open: %s\n", file, strerror(errno));
@@ -685,6 +910,14 @@ int scn_parse_file(const char *file, struct scn_script *out)
         parse_line(&p, line);
     }
     fclose(f);
+    if (p.repeat_line) {
+        p.line = p.repeat_line;
+        perr(&p, "repeat block without 'end'");
+        for (unsigned i = 0; i < p.nrep; i++)
+            free(p.rep_text[i]);
+        free(p.rep_text);
+        free(p.rep_lineno);
+    }
     if (p.parallel_line) {
         p.line = p.parallel_line;
         perr(&p, "parallel block without 'end'");
@@ -718,6 +951,9 @@ void scn_script_free(struct scn_script *s)
     for (unsigned i = 0; i < s->nsteps; i++)
         step_free(&s->steps[i]);
     free(s->steps);
+    for (unsigned i = 0; i < s->image.ndebugfs; i++)
+        free(s->image.debugfs[i]);
+    free(s->image.debugfs);
     free(s->file);
     free(s->name);
     memset(s, 0, sizeof(*s));

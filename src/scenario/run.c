@@ -67,6 +67,41 @@ static int go_at_rest(struct scn_run *r, char *why, size_t why_len)
     return uext4_open(r->image, &opts, &r->ro, why, why_len);
 }
 
+/* `stamp PATH`: remember PATH's mtime, then wait until the clock has moved
+ * past it (file systems stamp from the coarse clock), so that any later
+ * change gives a later mtime and `expect PATH mtime-changed` is exact. */
+static int stamp(struct scn_run *r, const char *path)
+{
+    struct timespec now;
+    struct stat sb;
+    unsigned i;
+    int ret = r->be->stat(r, path, &sb);
+
+    if (ret)
+        return ret;
+    for (i = 0; i < r->nstamps && strcmp(r->stamp_path[i], path); i++)
+        ;
+    if (i == sizeof(r->stamp_path) / sizeof(r->stamp_path[0]))
+        return -ENOSPC;
+    if (i == r->nstamps) {
+        r->stamp_path[i] = strdup(path);
+        if (!r->stamp_path[i])
+            return -ENOMEM;
+        r->nstamps++;
+    }
+    r->stamp_mtime[i] = sb.st_mtim;
+    /* at most a tick or two (4 ms at HZ=250); bounded in case the file's
+     * mtime lies in the future */
+    for (int k = 0; k < 1000; k++) {
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
+        if (now.tv_sec > sb.st_mtim.tv_sec ||
+            (now.tv_sec == sb.st_mtim.tv_sec && now.tv_nsec > sb.st_mtim.tv_nsec))
+            return 0;
+        usleep(1000);
+    }
+    return 0;
+}
+
 /* An action step; the result is 0 or -errno, reads also give their bytes. */
 static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbuf, size_t *rlen)
 {
@@ -77,11 +112,14 @@ static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbu
     case SCN_CREATE:
         return be->create(r, st->path, (mode_t)st->mode);
     case SCN_OPEN:
-        return be->open(r, st->path);
+        return be->open(r, st->path, st->mode);
     case SCN_CLOSE:
         return be->close(r, st->path);
     case SCN_WRITE:
-        return be->write(r, st->path, st->data.bytes, st->data.len, st->off);
+        /* the count written travels in @rlen */
+        n = be->write(r, st->path, st->data.bytes, st->data.len, st->off);
+        *rlen = n < 0 ? 0 : (size_t)n;
+        return n < 0 ? (int)n : 0;
     case SCN_READ:
         *rbuf = malloc(st->data.len + 1);
         if (!*rbuf)
@@ -100,6 +138,16 @@ static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbu
         return be->copy_range(r, st->path, st->off, st->path2, st->value, (size_t)st->len);
     case SCN_MMAP_STORE:
         return be->mmap_store(r, st->path, st->data.bytes, st->data.len, st->off);
+    case SCN_MUNMAP:
+        return be->munmap(r, st->path);
+    case SCN_MSYNC_ASYNC:
+        return be->msync_async(r, st->path);
+    case SCN_MMAP_PRIVATE_STORE:
+        return be->mmap_private_store(r, st->path, st->data.bytes, st->data.len, st->off);
+    case SCN_MPROTECT:
+        return be->mprotect(r, st->path, st->mode);
+    case SCN_STAMP:
+        return stamp(r, st->path);
     case SCN_WRITEBACK:
         return be->writeback(r, st->path);
     case SCN_TRUNCATE:
@@ -164,6 +212,14 @@ static void record(struct scn_run *r, const struct scn_step *st, const char *tex
         printf("#   %s:%d: %s %s\n", r->script->name, st->line, scn_step_name(st), text);
 }
 
+static void short_text(const struct scn_step *st, char *out, size_t len)
+{
+    if (st->short_len < 0)
+        snprintf(out, len, "short");
+    else
+        snprintf(out, len, "short:%" PRId64, st->short_len);
+}
+
 /* Judge an action's result. Returns true if as expected. */
 static bool judge(struct scn_run *r, const struct scn_step *st, int ret, const unsigned char *rb,
                   size_t rlen, char *msg, size_t msg_len)
@@ -177,15 +233,30 @@ static bool judge(struct scn_run *r, const struct scn_step *st, int ret, const u
         scn_describe(want_data.bytes, want_data.len, want, sizeof(want));
         pass = rlen == want_data.len && !memcmp(rb, want_data.bytes, rlen);
         scn_describe(rb, rlen, got, sizeof(got));
+    } else if (st->op == SCN_WRITE && !ret && rlen != st->data.len) {
+        /* a short write: accepted only as `=> short:N` */
+        if (st->want_short)
+            short_text(st, want, sizeof(want));
+        else
+            snprintf(want, sizeof(want), "%s", scn_errno_name(st->want_errno));
+        snprintf(got, sizeof(got), "short:%zu", rlen);
+        pass = st->want_short && (st->short_len < 0 || (int64_t)rlen == st->short_len);
+        /* `=> short` passes any count; the outcome shows which */
     } else if (st->op == SCN_SEEK && !ret && !st->want_errno) {
         snprintf(want, sizeof(want), "%" PRId64, st->value);
         snprintf(got, sizeof(got), "%zu", rlen);
         pass = (int64_t)rlen == st->value;
     } else {
-        size_t o = (size_t)snprintf(want, sizeof(want), "%s", scn_errno_name(st->want_errno));
+        char sh[40];
+        size_t o;
 
+        short_text(st, sh, sizeof(sh));
+        o = (size_t)snprintf(want, sizeof(want), "%s",
+                             st->short_only ? sh : scn_errno_name(st->want_errno));
         snprintf(got, sizeof(got), "%s", scn_errno_name(ret));
-        pass = ret == -st->want_errno;
+        pass = ret == -st->want_errno && !st->short_only;
+        if (st->want_short && !st->short_only && o < sizeof(want))
+            o += (size_t)snprintf(want + o, sizeof(want) - o, " or %s", sh);
         for (unsigned i = 0; i < st->nalt; i++) {
             pass = pass || ret == -st->want_alt[i];
             if (o < sizeof(want))
@@ -366,6 +437,14 @@ enum scn_result scn_run(struct scn_run *r, char *msg, size_t msg_len)
     }
     if (!r->be->available(r, msg, msg_len))
         return SCN_SKIP;
+    for (unsigned i = 0; r->be->cannot && i < s->nsteps; i++) {
+        const char *why_not = applies(r, s->steps[i].tags) ? r->be->cannot(r, &s->steps[i]) : NULL;
+
+        if (why_not) {
+            snprintf(msg, msg_len, "step %d: %s", s->steps[i].line, why_not);
+            return SCN_SKIP;
+        }
+    }
     r->outcome = calloc(s->nsteps ? s->nsteps : 1, sizeof(char *));
     if (!r->outcome || make_dir(r)) {
         snprintf(msg, msg_len, "cannot make a temp dir: %s", strerror(errno));
@@ -404,6 +483,9 @@ void scn_run_free(struct scn_run *r)
 {
     for (unsigned i = 0; r->outcome && i < r->script->nsteps; i++)
         free(r->outcome[i]);
+    for (unsigned i = 0; i < r->nstamps; i++)
+        free(r->stamp_path[i]);
+    r->nstamps = 0;
     free(r->outcome);
     r->outcome = NULL;
 }

@@ -16,7 +16,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "uext4.h"
 
@@ -62,12 +64,17 @@ enum scn_op {
     SCN_FSCK_CLEAN,
     SCN_SYNC, /* path NULL: the whole file system; else syncfs on its fd */
     SCN_FDATASYNC,
-    SCN_DROP_CACHES, /* write everything back, then evict clean caches */
-    SCN_SLEEP,       /* len: milliseconds */
-    SCN_SETATTR,     /* chmod, chown, utimes: mode says which UEXT4_SET_* bits */
-    SCN_SEEK,        /* seek-data/seek-hole: mode is the whence, value the result */
-    SCN_MMAP_LOAD,   /* read through a shared mapping and expect bytes */
-    SCN_COPY_RANGE,  /* copy_file_range(path, off -> path2, value, len) */
+    SCN_DROP_CACHES,        /* write everything back, then evict clean caches */
+    SCN_SLEEP,              /* len: milliseconds */
+    SCN_SETATTR,            /* chmod, chown, utimes: mode says which UEXT4_SET_* bits */
+    SCN_SEEK,               /* seek-data/seek-hole: mode is the whence, value the result */
+    SCN_MMAP_LOAD,          /* read through a shared mapping and expect bytes */
+    SCN_COPY_RANGE,         /* copy_file_range(path, off -> path2, value, len) */
+    SCN_MUNMAP,             /* drop the shared mapping without msync */
+    SCN_MSYNC_ASYNC,        /* msync(MS_ASYNC) of the shared mapping */
+    SCN_MMAP_PRIVATE_STORE, /* a store through a MAP_PRIVATE mapping */
+    SCN_MPROTECT,           /* mode: PROT_READ or PROT_READ | PROT_WRITE */
+    SCN_STAMP,              /* remember path's mtime for `expect PATH mtime-changed` */
     SCN_EXPECT,
     SCN_PARALLEL, /* steps [first, first + count) run on their own threads */
 };
@@ -101,7 +108,14 @@ enum scn_what {
     SCN_W_GID,            /* live */
     SCN_W_MTIME,          /* live: st_mtime in whole seconds */
     SCN_W_DIGEST,         /* live: "SIZE:FNV1A64" of the whole content */
+    SCN_W_STATFS,         /* live: statvfs field (name) compared (mode) to value */
+    SCN_W_NEWER,          /* live: path's mtime later than name's (ns) */
+    SCN_W_MTIME_CHANGED,  /* live: mtime differs from the last `stamp PATH` */
+    SCN_W_MTIME_SAME,     /* live: mtime equals the last `stamp PATH` */
 };
+
+/* How SCN_W_STATFS compares (`bfree 100`, `bfree >=100`, `bfree <=100`). */
+enum { SCN_CMP_EQ, SCN_CMP_GE, SCN_CMP_LE };
 
 struct scn_data {
     unsigned char *bytes;
@@ -116,6 +130,10 @@ struct scn_step {
     /* `=> ok|ENOSPC`: further acceptable results (positive errno, 0: ok) */
     int want_alt[3];
     unsigned nalt;
+    /* `=> short:N` (writes): N bytes written of more is an accepted result;
+     * short_only: and a full write is not */
+    bool want_short, short_only;
+    int64_t short_len;
     char *path, *path2;
     char *name; /* xattr name */
     int64_t off, len;
@@ -140,6 +158,13 @@ struct scn_image {
     char features[256]; /* mke2fs -O, "" for the defaults */
     uint64_t size;
     unsigned inode_size, block_size;
+    /* `debugfs "CMD"` lines, run with debugfs -w after mkfs, in order */
+    char **debugfs;
+    unsigned ndebugfs;
+    /* `fill N`: blocks left free after filling (-1: no fill) */
+    int64_t fill_free;
+    /* `mount-opts kernel=... uext4=...`: extra -o for each ("" none) */
+    char kernel_opts[256], uext4_opts[256];
 };
 
 struct scn_script {
@@ -192,7 +217,8 @@ void scn_log_excerpt(const char *path, char *out, size_t max);
 
 /* ---- image.c ---- */
 
-/* mke2fs @img from @im with the fixed UUID and hash seed. */
+/* mke2fs @img from @im with the fixed UUID and hash seed, then the
+ * header's debugfs commands and fill. */
 int scn_mkfs(const struct scn_image *im, const char *img, const char *log, char *why,
              size_t why_len);
 /* e2fsck -fn; 0 if clean, else -EUCLEAN with the report's start in @why. */
@@ -225,9 +251,11 @@ struct scn_backend {
     /* Steps (parallel): the step's own result, 0 or -errno. Reads return
      * the bytes in @buf (allocated, freed by the caller). */
     int (*create)(struct scn_run *r, const char *path, mode_t mode);
-    int (*open)(struct scn_run *r, const char *path);
+    /* @flags: O_RDWR or O_RDONLY, with O_APPEND, O_TRUNC, O_DIRECT */
+    int (*open)(struct scn_run *r, const char *path, int flags);
     int (*close)(struct scn_run *r, const char *path);
-    int (*write)(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off);
+    /* The bytes written (short counts as write(2) returns them) or -errno. */
+    ssize_t (*write)(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off);
     ssize_t (*read)(struct scn_run *r, const char *path, void *buf, size_t len, off_t off);
     int (*mmap_store)(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off);
     int (*writeback)(struct scn_run *r, const char *path);
@@ -268,6 +296,18 @@ struct scn_backend {
     ssize_t (*entries)(struct scn_run *r, const char *path, char **list);
     /* -EOPNOTSUPP where not observable. */
     int (*dirty_pages)(struct scn_run *r, const char *path);
+    /* The mapping steps beyond store and load: munmap (no msync), msync
+     * MS_ASYNC, a store through a MAP_PRIVATE mapping, and mprotect of the
+     * shared mapping (@prot PROT_READ or PROT_READ | PROT_WRITE). */
+    int (*munmap)(struct scn_run *r, const char *path);
+    int (*msync_async)(struct scn_run *r, const char *path);
+    int (*mmap_private_store)(struct scn_run *r, const char *path, const void *buf, size_t len,
+                              off_t off);
+    int (*mprotect)(struct scn_run *r, const char *path, int prot);
+    int (*statfs)(struct scn_run *r, struct statvfs *sv);
+    /* Why this backend cannot honour @st at all (NULL: it can); the run is
+     * then skipped with that reason. NULL function: it honours everything. */
+    const char *(*cannot)(struct scn_run *r, const struct scn_step *st);
 };
 
 extern const struct scn_backend scn_backend_lib;
@@ -300,6 +340,10 @@ struct scn_run {
     struct uext4_fs *ro;
     /* what each step observed (NULL: not run), indexed like script->steps */
     char **outcome;
+    /* `stamp PATH`: the mtimes remembered, by path */
+    char *stamp_path[16];
+    struct timespec stamp_mtime[16];
+    unsigned nstamps;
 };
 
 /* ---- expect.c ---- */

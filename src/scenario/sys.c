@@ -4,8 +4,13 @@
  * on a loop device) is mounts.c's business; everything here is the same
  * for both, so one scenario exercises both the same way.
  *
- * A store through a mapping into a page wholly past EOF raises SIGBUS; it
- * is caught (per thread) and reported as -EFAULT, as the lib backend does. */
+ * A store through a mapping into a page wholly past EOF raises SIGBUS, and
+ * one into a mapping made read-only by `mprotect` SIGSEGV; both are caught
+ * (per thread) and reported as -EFAULT, as the lib backend does.
+ *
+ * A file opened with `open PATH direct` (O_DIRECT) is read and written
+ * through a page-aligned bounce buffer, so that only the offset and the
+ * length decide the alignment, and an EINVAL is the file system's. */
 #include "scenario/scn.h"
 
 #include <dirent.h>
@@ -19,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -28,9 +34,11 @@
 struct sys_handle {
     char *path; /* NULL: free slot */
     int fd;
+    int flags;          /* the open(2) flags */
     unsigned char *map; /* MAP_SHARED over [map_off, map_off + map_len) */
     off_t map_off;
     size_t map_len;
+    int prot; /* the mapping's protection, kept when it is remapped larger */
 };
 
 struct scn_sys {
@@ -55,6 +63,9 @@ static void install_sigbus(void)
 
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, NULL);
+    /* a store into a read-only mapping; any other SIGSEGV (no guard set)
+     * is re-raised with the default action */
+    sigaction(SIGSEGV, &sa, NULL);
 }
 
 static struct scn_sys *st_of(struct scn_run *r)
@@ -126,7 +137,7 @@ static struct sys_handle *find_locked(struct scn_sys *s, const char *path)
     return NULL;
 }
 
-static int add_handle(struct scn_sys *s, const char *path, int fd)
+static int add_handle(struct scn_sys *s, const char *path, int fd, int flags)
 {
     struct sys_handle *h;
     int ret = -EMFILE;
@@ -140,6 +151,8 @@ static int add_handle(struct scn_sys *s, const char *path, int fd)
             continue;
         s->handles[i].path = strdup(path);
         s->handles[i].fd = fd;
+        s->handles[i].flags = flags;
+        s->handles[i].prot = PROT_READ | ((flags & O_ACCMODE) != O_RDONLY ? PROT_WRITE : 0);
         ret = s->handles[i].path ? 0 : -ENOMEM;
         break;
     }
@@ -176,12 +189,13 @@ static int handle_fd(struct scn_run *r, const char *path)
     fd = open_path(r, path, O_RDWR, 0);
     if (fd < 0)
         return fd;
-    ret = add_handle(s, path, fd);
+    ret = add_handle(s, path, fd, O_RDWR);
     return ret ? ret : fd;
 }
 
-/* The fd of @path's open file, or -1: live queries fall back to the path. */
-static int existing_fd(struct scn_run *r, const char *path)
+/* The fd of @path's open file, or -1: live queries fall back to the path.
+ * *@direct (if given) says whether it was opened O_DIRECT. */
+static int existing_fd_direct(struct scn_run *r, const char *path, bool *direct)
 {
     struct scn_sys *s = st_of(r);
     struct sys_handle *h;
@@ -190,22 +204,37 @@ static int existing_fd(struct scn_run *r, const char *path)
     pthread_mutex_lock(&s->lock);
     h = find_locked(s, path);
     fd = h ? h->fd : -1;
+    if (direct)
+        *direct = h && (h->flags & O_DIRECT);
     pthread_mutex_unlock(&s->lock);
     return fd;
+}
+
+static int existing_fd(struct scn_run *r, const char *path)
+{
+    return existing_fd_direct(r, path, NULL);
+}
+
+/* A page-aligned buffer of @len bytes (at least one page) for O_DIRECT. */
+static void *bounce_alloc(size_t len)
+{
+    void *b = NULL;
+
+    return posix_memalign(&b, PAGE, len ? len : 1) ? NULL : b;
 }
 
 static int sys_create(struct scn_run *r, const char *path, mode_t mode)
 {
     int fd = open_path(r, path, O_RDWR | O_CREAT | O_EXCL, mode);
 
-    return fd < 0 ? fd : add_handle(st_of(r), path, fd);
+    return fd < 0 ? fd : add_handle(st_of(r), path, fd, O_RDWR);
 }
 
-static int sys_open(struct scn_run *r, const char *path)
+static int sys_open(struct scn_run *r, const char *path, int flags)
 {
-    int fd = open_path(r, path, O_RDWR, 0);
+    int fd = open_path(r, path, flags, 0);
 
-    return fd < 0 ? fd : add_handle(st_of(r), path, fd);
+    return fd < 0 ? fd : add_handle(st_of(r), path, fd, flags);
 }
 
 static int sys_close(struct scn_run *r, const char *path)
@@ -229,22 +258,36 @@ static int sys_close(struct scn_run *r, const char *path)
     return ret;
 }
 
-static int sys_write(struct scn_run *r, const char *path, const void *buf, size_t len, off_t off)
+/* One pwrite(2): a short count is the step's to judge. */
+static ssize_t sys_write(struct scn_run *r, const char *path, const void *buf, size_t len,
+                         off_t off)
 {
     int fd = handle_fd(r, path);
+    void *bounce = NULL;
+    bool direct;
     ssize_t n;
 
     if (fd < 0)
         return fd;
-    n = pwrite(fd, buf, len, off);
+    existing_fd_direct(r, path, &direct);
+    if (direct) {
+        bounce = bounce_alloc(len);
+        if (!bounce)
+            return -ENOMEM;
+        memcpy(bounce, buf, len);
+    }
+    n = pwrite(fd, bounce ? bounce : buf, len, off);
     if (n < 0)
-        return -errno;
-    return (size_t)n == len ? 0 : -EIO;
+        n = -errno;
+    free(bounce);
+    return n;
 }
 
 static ssize_t sys_read(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
 {
-    int fd = existing_fd(r, path), own = -1;
+    bool direct;
+    int fd = existing_fd_direct(r, path, &direct), own = -1;
+    unsigned char *bounce = NULL, *dst = buf;
     size_t done = 0;
     ssize_t ret = 0;
 
@@ -253,8 +296,13 @@ static ssize_t sys_read(struct scn_run *r, const char *path, void *buf, size_t l
         if (fd < 0)
             return fd;
     }
+    if (direct) {
+        dst = bounce = bounce_alloc(len);
+        if (!bounce)
+            return -ENOMEM;
+    }
     while (done < len) {
-        ssize_t n = pread(fd, (char *)buf + done, len - done, off + (off_t)done);
+        ssize_t n = pread(fd, dst + done, len - done, off + (off_t)done);
 
         if (n < 0) {
             ret = -errno;
@@ -263,6 +311,13 @@ static ssize_t sys_read(struct scn_run *r, const char *path, void *buf, size_t l
         if (n == 0)
             break;
         done += (size_t)n;
+        /* O_DIRECT: a short read is EOF, and the rest would be unaligned */
+        if (bounce)
+            break;
+    }
+    if (bounce) {
+        memcpy(buf, bounce, done);
+        free(bounce);
     }
     if (own >= 0)
         close(own);
@@ -289,7 +344,7 @@ static int cover_locked(struct sys_handle *h, off_t off, size_t len)
     }
     if (end == start)
         end = start + PAGE;
-    m = mmap(NULL, (size_t)(end - start), PROT_READ | PROT_WRITE, MAP_SHARED, h->fd, start);
+    m = mmap(NULL, (size_t)(end - start), h->prot, MAP_SHARED, h->fd, start);
     if (m == MAP_FAILED)
         return -errno;
     h->map = m;
@@ -301,7 +356,8 @@ static int cover_locked(struct sys_handle *h, off_t off, size_t len)
 /* The shared mapping of @path's open file, grown to cover [@off, @off +
  * @len): *@p is where byte @off is. The caller touches it unlocked, under
  * its own SIGBUS guard. */
-static int map_range(struct scn_run *r, const char *path, off_t off, size_t len, unsigned char **p)
+static int map_range(struct scn_run *r, const char *path, off_t off, size_t len, bool store,
+                     unsigned char **p)
 {
     struct scn_sys *s = st_of(r);
     struct sys_handle *h;
@@ -312,6 +368,9 @@ static int map_range(struct scn_run *r, const char *path, off_t off, size_t len,
     pthread_mutex_lock(&s->lock);
     h = find_locked(s, path);
     ret = h ? cover_locked(h, off, len) : -EBADF;
+    /* a shared writable mapping of a read-only open: mmap(2) says EACCES */
+    if (!ret && store && (h->flags & O_ACCMODE) == O_RDONLY)
+        ret = -EACCES;
     if (!ret)
         *p = h->map + (off - h->map_off);
     pthread_mutex_unlock(&s->lock);
@@ -323,7 +382,7 @@ static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, 
 {
     unsigned char *dst;
     sigjmp_buf jb;
-    int ret = map_range(r, path, off, len, &dst);
+    int ret = map_range(r, path, off, len, true, &dst);
 
     if (ret)
         return ret;
@@ -346,11 +405,104 @@ static int sys_mmap_store(struct scn_run *r, const char *path, const void *buf, 
 
 static int sys_lookup(struct scn_run *r, const char *path);
 
+/* munmap(2) without msync: the dirty pages stay in the page cache, to be
+ * written back later (a close, fsync, sync or the kernel's own timer). */
+static int sys_munmap(struct scn_run *r, const char *path)
+{
+    struct scn_sys *s = st_of(r);
+    struct sys_handle *h;
+    int ret = 0;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_locked(s, path);
+    if (h && h->map && munmap(h->map, h->map_len) < 0)
+        ret = -errno;
+    else if (h)
+        h->map = NULL;
+    pthread_mutex_unlock(&s->lock);
+    /* no mapping is not an error for munmap(2) either; the name must be */
+    return h ? ret : sys_lookup(r, path);
+}
+
+/* msync(MS_ASYNC) or mprotect(2) of the shared mapping; -ENOMEM (as both
+ * syscalls say of an unmapped range) when there is none. */
+static int sys_map_op(struct scn_run *r, const char *path, int prot, bool is_mprotect)
+{
+    struct scn_sys *s = st_of(r);
+    struct sys_handle *h;
+    int ret = -ENOMEM;
+
+    pthread_mutex_lock(&s->lock);
+    h = find_locked(s, path);
+    if (h && h->map) {
+        ret =
+            is_mprotect ? mprotect(h->map, h->map_len, prot) : msync(h->map, h->map_len, MS_ASYNC);
+        ret = ret < 0 ? -errno : 0;
+        if (!ret && is_mprotect)
+            h->prot = prot;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+static int sys_msync_async(struct scn_run *r, const char *path)
+{
+    return sys_map_op(r, path, 0, false);
+}
+
+static int sys_mprotect(struct scn_run *r, const char *path, int prot)
+{
+    return sys_map_op(r, path, prot, true);
+}
+
+/* A store through a MAP_PRIVATE mapping of its own, unmapped at once: the
+ * copy-on-write pages never reach the file. A page wholly past EOF is
+ * SIGBUS (-EFAULT), as for a shared store. */
+static int guarded_store(unsigned char *dst, const void *buf, size_t len)
+{
+    sigjmp_buf jb;
+
+    if (sigsetjmp(jb, 1)) {
+        bus_jmp = NULL;
+        return -EFAULT;
+    }
+    bus_jmp = &jb;
+    for (size_t i = 0; i < len; i++)
+        ((volatile unsigned char *)dst)[i] = ((const unsigned char *)buf)[i];
+    bus_jmp = NULL;
+    return 0;
+}
+
+static int sys_mmap_private_store(struct scn_run *r, const char *path, const void *buf, size_t len,
+                                  off_t off)
+{
+    off_t start = off & ~(off_t)(PAGE - 1);
+    size_t mlen = (size_t)(off + (off_t)len - start + PAGE - 1) & ~(size_t)(PAGE - 1);
+    int fd = handle_fd(r, path), ret;
+    unsigned char *m;
+
+    if (fd < 0)
+        return fd;
+    if (!mlen)
+        mlen = PAGE;
+    m = mmap(NULL, mlen, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, start);
+    if (m == MAP_FAILED)
+        return -errno;
+    ret = guarded_store(m + (off - start), buf, len);
+    munmap(m, mlen);
+    return ret;
+}
+
+static int sys_statfs(struct scn_run *r, struct statvfs *sv)
+{
+    return statvfs(r->mnt, sv) < 0 ? -errno : 0;
+}
+
 static ssize_t sys_mmap_load(struct scn_run *r, const char *path, void *buf, size_t len, off_t off)
 {
     unsigned char *src;
     sigjmp_buf jb;
-    int ret = map_range(r, path, off, len, &src);
+    int ret = map_range(r, path, off, len, false, &src);
 
     if (ret)
         return ret;
@@ -750,6 +902,11 @@ const struct scn_backend scn_backend_mount = {
     .listxattr = sys_listxattr,
     .entries = sys_entries,
     .dirty_pages = sys_dirty_pages,
+    .munmap = sys_munmap,
+    .msync_async = sys_msync_async,
+    .mmap_private_store = sys_mmap_private_store,
+    .mprotect = sys_mprotect,
+    .statfs = sys_statfs,
 };
 
 const struct scn_backend scn_backend_kernel = {
@@ -791,4 +948,9 @@ const struct scn_backend scn_backend_kernel = {
     .listxattr = sys_listxattr,
     .entries = sys_entries,
     .dirty_pages = sys_dirty_pages,
+    .munmap = sys_munmap,
+    .msync_async = sys_msync_async,
+    .mmap_private_store = sys_mmap_private_store,
+    .mprotect = sys_mprotect,
+    .statfs = sys_statfs,
 };

@@ -4,7 +4,7 @@
 set -u
 RUNNER=$1
 HERE=$(cd "$(dirname "$0")" && pwd)
-out=$("$RUNNER" "$HERE/bad/errors.scn" "$HERE/bad/noimage.scn" 2>&1 >/dev/null)
+out=$("$RUNNER" "$HERE/bad/errors.scn" "$HERE/bad/noimage.scn" "$HERE/bad/header.scn" 2>&1 >/dev/null)
 rc=$?
 fail=0
 if [ "$rc" -ne 2 ]; then
@@ -33,6 +33,17 @@ errors.scn:12|at most 4 results
 errors.scn:13|seek-data: missing arguments
 errors.scn:14|chown: missing arguments
 errors.scn:15|'=> EWHATEVER': not an errno name
+errors.scn:16|only pat takes an OFFSET
+errors.scn:17|a write's result only
+errors.scn:18|is not blocks, bfree, bavail, files or ffree
+errors.scn:19|open: unexpected 'sideways'
+errors.scn:20|mprotect: missing arguments
+errors.scn:21|repeat N (1 to
+errors.scn:23|stamp cannot run inside a parallel block
+errors.scn:26|repeat block without 'end'
 noimage.scn:1|no 'image' line
+header.scn:2|debugfs takes one quoted command
+header.scn:3|fill 'many' is not a number
+header.scn:4|is not kernel=OPTS or uext4=OPTS
 LIST
 exit $fail
