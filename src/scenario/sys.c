@@ -49,23 +49,37 @@ struct scn_sys {
 /* volatile: the stores around the memcpy must not be optimised away. */
 static __thread sigjmp_buf *volatile bus_jmp;
 
-static void on_sigbus(int sig)
+/* The handlers that were there before ours (a sanitizer's, say): a fault
+ * outside a guarded store goes to them, so ASan still reports it. */
+static struct sigaction prev_bus, prev_segv;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
 {
+    const struct sigaction *prev = sig == SIGBUS ? &prev_bus : &prev_segv;
+
     if (bus_jmp)
         siglongjmp(*bus_jmp, 1);
+    if (prev->sa_flags & SA_SIGINFO) {
+        prev->sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN) {
+        prev->sa_handler(sig);
+        return;
+    }
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
 static void install_sigbus(void)
 {
-    struct sigaction sa = {.sa_handler = on_sigbus};
+    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO};
 
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, NULL);
+    sigaction(SIGBUS, &sa, &prev_bus);
     /* a store into a read-only mapping; any other SIGSEGV (no guard set)
-     * is re-raised with the default action */
-    sigaction(SIGSEGV, &sa, NULL);
+     * goes to the handler before ours, else the default action */
+    sigaction(SIGSEGV, &sa, &prev_segv);
 }
 
 static struct scn_sys *st_of(struct scn_run *r)
