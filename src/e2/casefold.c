@@ -69,13 +69,12 @@ uint32_t e2_name_hash(const struct e2_image *img, uint32_t dir_flags, const char
     return (uint32_t)h;
 }
 
-bool e2_name_is_foldable(const struct e2_image *img, const char *name, size_t len)
+bool e2_name_is_foldable(ext2_filsys fs, const char *name, size_t len)
 {
     ext2_dirhash_t h = 0;
 
-    return !img->fs->encoding ||
-           !ext2fs_dirhash2(EXT2_HASH_HALF_MD4, name, (int)len, img->fs->encoding, EXT4_CASEFOLD_FL,
-                            NULL, &h, NULL);
+    return !fs->encoding || !ext2fs_dirhash2(EXT2_HASH_HALF_MD4, name, (int)len, fs->encoding,
+                                             EXT4_CASEFOLD_FL, NULL, &h, NULL);
 }
 
 int e2_dirhash(ext2_filsys fs, int version, uint32_t dir_flags, const char *name, size_t len,

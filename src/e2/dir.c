@@ -192,7 +192,7 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
      * the strict flag): libext2fs 1.47 cannot hash it, so its ext2fs_link
      * fails on an indexed directory; a linear one is not indexed for it. */
     dflags = dir_flags_locked(img, dir);
-    unfoldable = (dflags & EXT4_CASEFOLD_FL) && !e2_name_is_foldable(img, name, strlen(name));
+    unfoldable = (dflags & EXT4_CASEFOLD_FL) && !e2_name_is_foldable(img->fs, name, strlen(name));
     if (unfoldable && (dflags & EXT2_INDEX_FL)) {
         e2_unlock(img);
         return -EINVAL;
@@ -209,11 +209,12 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
     }
     if (err == EXT2_ET_DIR_NO_SPACE && !unfoldable && can_index_locked(img, dir)) {
         int ret = e2_dir_make_indexed_locked(img, dir);
-        if (ret) {
+        if (ret && ret != -EOPNOTSUPP) {
             e2_unlock(img);
             return ret;
         }
-        err = ext2fs_link(img->fs, dir, name, ino, ftype);
+        if (!ret)
+            err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
     if (err == EXT2_ET_DIR_NO_SPACE) {
         /* Full: add a block (an inline directory becomes a block one).

@@ -183,11 +183,15 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
 int e2_dirhash(ext2_filsys fs, int version, uint32_t dir_flags, const char *name, size_t len,
                uint32_t *hash, uint32_t *minor);
 
-/* Whether libext2fs can hash @name casefolded (valid UTF-8): its
- * ext2fs_link fails on an indexed casefold directory otherwise. */
-bool e2_name_is_foldable(const struct e2_image *img, const char *name, size_t len);
+/* Whether libext2fs can hash @name casefolded (valid UTF-8). Its
+ * ext2fs_link fails on an indexed casefold directory otherwise, and its
+ * e2fsck (1.47.0) cannot place such a name in an index: casefold
+ * directories holding one are never indexed by uext4. */
+bool e2_name_is_foldable(ext2_filsys fs, const char *name, size_t len);
 
-/* htree.c: index a full one-block directory, as the kernel does. */
+/* htree.c: index a full one-block directory, as the kernel does.
+ * -EOPNOTSUPP, with nothing changed, for a casefold directory holding a
+ * name that is not UTF-8 (e2_name_is_foldable). */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);
 /* Remove @name from the leaf block the index of @dir points to, with
  * @remove doing the entry surgery on that block; -ENOENT if the directory

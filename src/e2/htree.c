@@ -159,7 +159,7 @@ static void split_leaf(ext2_filsys fs, char *b1, char *b2, struct dx_map *map, u
 /* The entries of @block after "." and "..", by hash, filled from the end as
  * the kernel's dx_make_map() does. Returns the count. */
 static unsigned make_map(ext2_filsys fs, uint32_t dir_flags, const char *block, struct dx_map *map,
-                         unsigned max)
+                         unsigned max, bool *unfoldable)
 {
     unsigned n = 0, bs = fs->blocksize;
     int ver = hash_version(fs);
@@ -174,6 +174,9 @@ static unsigned make_map(ext2_filsys fs, uint32_t dir_flags, const char *block, 
             /* A casefold directory hashes the casefolded name. */
             if (e2_dirhash(fs, ver, dir_flags, de->name, ext2fs_dirent_name_len(de), &h, NULL))
                 h = 0;
+            if ((dir_flags & EXT4_CASEFOLD_FL) &&
+                !e2_name_is_foldable(fs, de->name, ext2fs_dirent_name_len(de)))
+                *unfoldable = true;
             map[max - 1 - n] = (struct dx_map){h, off};
             n++;
         }
@@ -197,6 +200,7 @@ int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
     struct ext2_dir_entry *dot, *dotdot;
     unsigned dot_rec = 0, dotdot_rec = 0, limit, max;
     uint32_t hash2;
+    bool unfoldable = false;
     int ret;
 
     ret = e2_read_inode_locked(img, dir, &in);
@@ -268,9 +272,13 @@ int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
     cl = (struct ext2_dx_countlimit *)ent;
 
     /* Split block 1 by hash into blocks 1 and 2. */
-    count = make_map(fs, in.i_flags, b1, map, max);
+    count = make_map(fs, in.i_flags, b1, map, max, &unfoldable);
     if (count < 2) {
         ret = -EUCLEAN;
+        goto out_free;
+    }
+    if (unfoldable) {
+        ret = -EOPNOTSUPP; /* nothing written yet */
         goto out_free;
     }
     sort_map(map, count);

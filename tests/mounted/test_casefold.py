@@ -259,6 +259,29 @@ def strict_and_byte_names():
             eq(listing(cf), [b'A\xff', b'Good', b'a\xff'], 'listing')
             os.unlink(cf + b'/a\xff')
             eq(listing(cf), [b'A\xff', b'Good'], 'after unlink')
+            # libext2fs 1.47 cannot hash such a name casefolded: a casefold
+            # directory holding one grows without an index, and an indexed
+            # one refuses it.
+            grow = os.fsencode(m.path('grow'))
+            make_casefold_dir(grow)
+            write_file(grow + b'/\xfe-first', b'')
+            idx = os.fsencode(m.path('idx'))
+            make_casefold_dir(idx)
+            many = [b'Valid-Name-%03d-padding-padding' % i for i in range(200)]
+            for name in many:
+                write_file(grow + b'/' + name, name)
+                write_file(idx + b'/' + name, name)
+            expect_errno(errno.EINVAL, os.open, idx + b'/\xfe-late',
+                         os.O_CREAT | os.O_WRONLY, 0o644)
+            for name in many[::9]:
+                eq(read_file(grow + b'/' + name.upper()), name, 'grow')
+                eq(read_file(idx + b'/' + name.lower()), name, 'idx')
+            eq(listing(grow), sorted(many + [b'\xfe-first']), 'grow listing')
+        check(inode_info(img, '/idx')['flags'] & EXT4_INDEX_FL,
+              'idx is not indexed')
+        info = inode_info(img, '/grow')
+        check(not info['flags'] & EXT4_INDEX_FL and info['size'] > 4096,
+              'grow: %#x, %d bytes' % (info['flags'], info['size']))
         fsck(img)
 
 
