@@ -507,8 +507,7 @@ static int test_casefold_dir(void)
     CHECK(f);
     CHECK_EQ(uext4_lookup(fs, &root, (uint32_t)d.st_ino, "README", &st), 0);
     CHECK_EQ(st.st_ino, f);
-    CHECK_EQ(uext4_mknod(fs, &root, (uint32_t)d.st_ino, "readME", S_IFREG | 0644, 0, &st),
-             -EEXIST);
+    CHECK_EQ(uext4_mknod(fs, &root, (uint32_t)d.st_ino, "readME", S_IFREG | 0644, 0, &st), -EEXIST);
     /* +F only while empty */
     CHECK_EQ(uext4_fileattr_set(fs, &root, (uint32_t)d.st_ino, fa.flags, 0), -ENOTEMPTY);
     CHECK_EQ(uext4_rename(fs, &root, (uint32_t)d.st_ino, "README", (uint32_t)d.st_ino, "Other", 0),
