@@ -18,8 +18,8 @@ import re
 import struct
 
 from uext4test import (Mount, check, debugfs, eq, expect_errno, fsck,
-                       inode_info, main, mkfs, read_file, test, workdir,
-                       write_file, EXT4_INDEX_FL)
+                       inode_info, main, mkfs, read_file, run, run_daemon,
+                       test, workdir, write_file, EXT4_INDEX_FL)
 
 FS_IOC_GETFLAGS = 0x80086601
 FS_IOC_SETFLAGS = 0x40086602
@@ -311,6 +311,30 @@ def kernel_name_cache():
             expect_errno(errno.ENOENT, os.stat, cf + '/foo')
             eq(read_file(cf + '/BAZ'), b'f', 'BAZ after rename')
         fsck(img)
+
+
+@test
+def unknown_encoding_refused():
+    """An encoding libext2fs does not know (only utf8 12.1 exists) cannot
+    be compared: refused, naming it, the image untouched. e2fsck refuses
+    it too (the reference agrees; it cannot check such an image)."""
+    with workdir() as d:
+        # no metadata_csum: the superblock is patched without a checksum
+        img = mkfs(d + '/img', features=['casefold', '^metadata_csum'])
+        with open(img, 'r+b') as f:
+            f.seek(1024 + 0x27c)
+            f.write(struct.pack('<H', 7))
+        with open(img, 'rb') as f:
+            before = f.read()
+        rc, out = run_daemon(img, d + '/mnt')
+        check(rc != 0, 'mounted an image with encoding 7: %r' % out)
+        check(re.search(r'unknown filename encoding 7', out),
+              'refusal does not name the encoding: %r' % out)
+        with open(img, 'rb') as f:
+            check(f.read() == before, 'refused image was modified')
+        p = run(['e2fsck', '-fn', img], check_rc=False)
+        check(p.returncode != 0 and b'encoding' in p.stdout + p.stderr,
+              'e2fsck accepted encoding 7')
 
 
 if __name__ == '__main__':
