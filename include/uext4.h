@@ -171,6 +171,10 @@ bool uext4_is_read_only(const struct uext4_fs *fs);
  * permissions allow (opening an fs-verity file for writing: EPERM), so a
  * front end must pass every open to it. */
 bool uext4_open_needs_check(const struct uext4_fs *fs);
+/* Whether the image has case-insensitive directories (casefold): one
+ * file then answers to many names, so a front end must not cache names
+ * (positive or negative) by their exact bytes. */
+bool uext4_has_casefold(const struct uext4_fs *fs);
 unsigned uext4_block_size(const struct uext4_fs *fs);
 
 /* ---- names ---- */

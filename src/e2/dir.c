@@ -150,6 +150,15 @@ static int grow_inline_dir_locked(struct e2_image *img, uint32_t dir)
     return e2_write_inode_locked(img, dir, &in);
 }
 
+/* i_flags of directory @dir, 0 if unreadable (the walk that follows
+ * reports that). */
+static uint32_t dir_flags_locked(struct e2_image *img, uint32_t dir)
+{
+    struct ext2_inode in;
+
+    return ext2fs_read_inode(img->fs, dir, &in) ? 0 : in.i_flags;
+}
+
 static bool is_inline_dir_locked(struct e2_image *img, uint32_t dir)
 {
     struct ext2_inode in;
@@ -171,11 +180,22 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
 {
     errcode_t err;
     int ftype = (int)e2_ftype(mode);
+    uint32_t dflags;
+    bool unfoldable;
 
     e2_lock(img);
     if (img->read_only) {
         err = EXT2_ET_RO_FILSYS;
         goto out_unlock;
+    }
+    /* A name that is not UTF-8 in a casefold directory (allowed without
+     * the strict flag): libext2fs 1.47 cannot hash it, so its ext2fs_link
+     * fails on an indexed directory; a linear one is not indexed for it. */
+    dflags = dir_flags_locked(img, dir);
+    unfoldable = (dflags & EXT4_CASEFOLD_FL) && !e2_name_is_foldable(img->fs, name, strlen(name));
+    if (unfoldable && (dflags & EXT2_INDEX_FL)) {
+        e2_unlock(img);
+        return -EINVAL;
     }
     err = ext2fs_link(img->fs, dir, name, ino, ftype);
     if (err == EXT2_ET_DIR_NO_SPACE && is_inline_dir_locked(img, dir)) {
@@ -187,13 +207,14 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
         if (!ret)
             err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
-    if (err == EXT2_ET_DIR_NO_SPACE && can_index_locked(img, dir)) {
+    if (err == EXT2_ET_DIR_NO_SPACE && !unfoldable && can_index_locked(img, dir)) {
         int ret = e2_dir_make_indexed_locked(img, dir);
-        if (ret) {
+        if (ret && ret != -EOPNOTSUPP) {
             e2_unlock(img);
             return ret;
         }
-        err = ext2fs_link(img->fs, dir, name, ino, ftype);
+        if (!ret)
+            err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
     if (err == EXT2_ET_DIR_NO_SPACE) {
         /* Full: add a block (an inline directory becomes a block one).
@@ -238,15 +259,18 @@ static int delete_entry(ext2_filsys fs, char *buf, int prev_off, struct ext2_dir
     return 0;
 }
 
-static bool name_is(const struct ext2_dir_entry *de, const char *name, size_t len)
+/* Whether @de is @name: in a casefold directory (@dir_flags), by any case. */
+static bool name_is(const struct e2_image *img, uint32_t dir_flags, const struct ext2_dir_entry *de,
+                    const char *name, size_t len)
 {
-    return de->inode && (size_t)ext2fs_dirent_name_len(de) == len && !memcmp(de->name, name, len);
+    return de->inode && e2_name_eq(img, dir_flags, de->name, ext2fs_dirent_name_len(de), name, len);
 }
 
 /* Remove @name from one directory block of @len usable bytes. */
-static int remove_from_block(ext2_filsys fs, char *block, unsigned len, const char *name,
-                             size_t name_len)
+static int remove_from_block(struct e2_image *img, uint32_t dir_flags, char *block, unsigned len,
+                             const char *name, size_t name_len)
 {
+    ext2_filsys fs = img->fs;
     int prev = -1;
 
     for (unsigned off = 0; off < len;) {
@@ -254,7 +278,7 @@ static int remove_from_block(ext2_filsys fs, char *block, unsigned len, const ch
         unsigned rec = 0;
         if (ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || off + rec > len)
             return -EUCLEAN;
-        if (name_is(de, name, name_len))
+        if (name_is(img, dir_flags, de, name, name_len))
             return delete_entry(fs, block, prev, de, rec);
         prev = (int)off;
         off += rec;
@@ -263,7 +287,8 @@ static int remove_from_block(ext2_filsys fs, char *block, unsigned len, const ch
 }
 
 struct unlink_ctx {
-    ext2_filsys fs;
+    struct e2_image *img;
+    uint32_t dir_flags;
     const char *name;
     size_t len;
     int prev_off; /* offset of the previous entry in the same block, or -1 */
@@ -283,12 +308,13 @@ static int unlink_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int
     if (buf != uc->prev_buf || offset == 0)
         uc->prev_off = -1;
     uc->prev_buf = buf;
-    if (!name_is(de, uc->name, uc->len)) {
+    if (!name_is(uc->img, uc->dir_flags, de, uc->name, uc->len)) {
         uc->prev_off = offset;
         return 0;
     }
-    if (ext2fs_get_rec_len(uc->fs, de, &rec) || rec < 8 || offset + rec > (unsigned)blocksize ||
-        (uc->err = delete_entry(uc->fs, buf, uc->prev_off, de, rec))) {
+    if (ext2fs_get_rec_len(uc->img->fs, de, &rec) || rec < 8 ||
+        offset + rec > (unsigned)blocksize ||
+        (uc->err = delete_entry(uc->img->fs, buf, uc->prev_off, de, rec))) {
         uc->err = uc->err ? uc->err : -EUCLEAN;
         return DIRENT_ABORT;
     }
@@ -298,12 +324,13 @@ static int unlink_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, int
 
 int e2_dir_unlink(struct e2_image *img, uint32_t dir, const char *name)
 {
-    struct unlink_ctx uc = {.fs = img->fs, .name = name, .len = strlen(name), .prev_off = -1};
+    struct unlink_ctx uc = {.img = img, .name = name, .len = strlen(name), .prev_off = -1};
     int ret = -EROFS;
 
     e2_lock(img);
     if (img->read_only)
         goto out_unlock;
+    uc.dir_flags = dir_flags_locked(img, dir);
     /* An indexed directory: only the leaf the hash points to. */
     ret = e2_dir_unlink_indexed_locked(img, dir, name, remove_from_block);
     if (ret != -ENOENT)
@@ -317,6 +344,8 @@ out_unlock:
 }
 
 struct retarget_ctx {
+    struct e2_image *img;
+    uint32_t dir_flags;
     const char *name;
     size_t len;
     uint32_t ino;
@@ -333,7 +362,7 @@ static int retarget_proc(ext2_ino_t dir, int entry, struct ext2_dir_entry *de, i
         return 0;
     /* By name, "..", too: libext2fs numbers the ".." of an inline
      * directory as an ordinary entry. */
-    if ((size_t)ext2fs_dirent_name_len(de) != rc->len || memcmp(de->name, rc->name, rc->len))
+    if (!name_is(rc->img, rc->dir_flags, de, rc->name, rc->len))
         return 0;
     de->inode = rc->ino;
     if (rc->ftype)
@@ -348,6 +377,8 @@ static int retarget(struct e2_image *img, uint32_t dir, struct retarget_ctx *rc)
 
     e2_lock(img);
     if (!img->read_only) {
+        rc->img = img;
+        rc->dir_flags = dir_flags_locked(img, dir);
         ret = e2_errno(iterate_locked(img, dir, 0, retarget_proc, rc));
         if (!ret && !rc->done)
             ret = -ENOENT;

@@ -84,6 +84,20 @@ bool e2_has_extents(const struct e2_image *img);
 /* Project ids (the `project` feature; such images are opened read-only). */
 bool e2_has_project(const struct e2_image *img);
 uint64_t e2_blocks_count(const struct e2_image *img);
+
+/* casefold.c: names in directories with E2_FL_CASEFOLD (@dir_flags is the
+ * directory's i_flags; without the flag, or on an image without the
+ * casefold feature, names are bytes). Pure functions of the image's
+ * encoding, fixed at open: no lock needed. */
+bool e2_has_casefold(const struct e2_image *img);
+/* -EINVAL if @name may not be created in such a directory: not valid
+ * UTF-8 on an image with the strict encoding flag. */
+int e2_name_check(const struct e2_image *img, uint32_t dir_flags, const char *name, size_t len);
+/* Whether two names are the same entry: casefolded equal, or byte-equal. */
+bool e2_name_eq(const struct e2_image *img, uint32_t dir_flags, const char *a, size_t alen,
+                const char *b, size_t blen);
+/* A hash for in-memory name indexes that agrees with e2_name_eq(). */
+uint32_t e2_name_hash(const struct e2_image *img, uint32_t dir_flags, const char *name, size_t len);
 /* The largest file size ext4 allows for an extent-mapped (@extents) or
  * block-mapped file (the kernel's s_maxbytes / s_bitmap_maxbytes). */
 uint64_t e2_max_file_size(const struct e2_image *img, bool extents);
@@ -133,6 +147,7 @@ enum e2_attr_field {
 #define E2_FL_VERITY      0x00100000u
 #define E2_FL_SYNC        0x00000008u
 #define E2_FL_NOATIME     0x00000080u
+#define E2_FL_CASEFOLD    0x40000000u
 
 /* What FS_IOC_GETFLAGS shows and FS_IOC_SETFLAGS may change (the
  * kernel's EXT4_FL_USER_VISIBLE and EXT4_FL_USER_MODIFIABLE). */

@@ -177,15 +177,30 @@ int e2_data_read_blocks(struct e2_image *img, blk64_t blk, size_t count, void *b
 ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               const void *buf, size_t size, uint64_t off, bool *unwritten);
 
-/* htree.c: index a full one-block directory, as the kernel does. */
+/* casefold.c: the htree hash of @name in a directory with i_flags
+ * @dir_flags (of its casefolded form in a casefold directory, as the
+ * kernel and e2fsck compute it). */
+int e2_dirhash(ext2_filsys fs, int version, uint32_t dir_flags, const char *name, size_t len,
+               uint32_t *hash, uint32_t *minor);
+
+/* Whether libext2fs can hash @name casefolded (valid UTF-8). Its
+ * ext2fs_link fails on an indexed casefold directory otherwise, and its
+ * e2fsck (1.47.0) cannot place such a name in an index: casefold
+ * directories holding one are never indexed by uext4. */
+bool e2_name_is_foldable(ext2_filsys fs, const char *name, size_t len);
+
+/* htree.c: index a full one-block directory, as the kernel does.
+ * -EOPNOTSUPP, with nothing changed, for a casefold directory holding a
+ * name that is not UTF-8 (e2_name_is_foldable). */
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir);
 /* Remove @name from the leaf block the index of @dir points to, with
  * @remove doing the entry surgery on that block; -ENOENT if the directory
  * is not indexed, the index cannot be followed or the name is not in that
  * leaf (the caller then scans the whole directory). */
 int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char *name,
-                                 int (*remove)(ext2_filsys fs, char *block, unsigned len,
-                                               const char *name, size_t name_len));
+                                 int (*remove)(struct e2_image *img, uint32_t dir_flags,
+                                               char *block, unsigned len, const char *name,
+                                               size_t name_len));
 
 /* Private libext2fs 1.47 functions: exported by the library but declared
  * only in its internal header. */

@@ -158,7 +158,8 @@ static void split_leaf(ext2_filsys fs, char *b1, char *b2, struct dx_map *map, u
 
 /* The entries of @block after "." and "..", by hash, filled from the end as
  * the kernel's dx_make_map() does. Returns the count. */
-static unsigned make_map(ext2_filsys fs, const char *block, struct dx_map *map, unsigned max)
+static unsigned make_map(ext2_filsys fs, uint32_t dir_flags, const char *block, struct dx_map *map,
+                         unsigned max, bool *unfoldable)
 {
     unsigned n = 0, bs = fs->blocksize;
     int ver = hash_version(fs);
@@ -169,10 +170,14 @@ static unsigned make_map(ext2_filsys fs, const char *block, struct dx_map *map, 
         if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)de, &rec) || rec < 8)
             break;
         if (de->inode && ext2fs_dirent_name_len(de) && n < max) {
-            ext2_dirhash_t h = 0, minor = 0;
-            ext2fs_dirhash2(ver, de->name, ext2fs_dirent_name_len(de), NULL, 0,
-                            fs->super->s_hash_seed, &h, &minor);
-            map[max - 1 - n] = (struct dx_map){(uint32_t)h, off};
+            uint32_t h = 0;
+            /* A casefold directory hashes the casefolded name. */
+            if (e2_dirhash(fs, ver, dir_flags, de->name, ext2fs_dirent_name_len(de), &h, NULL))
+                h = 0;
+            if ((dir_flags & EXT4_CASEFOLD_FL) &&
+                !e2_name_is_foldable(fs, de->name, ext2fs_dirent_name_len(de)))
+                *unfoldable = true;
+            map[max - 1 - n] = (struct dx_map){h, off};
             n++;
         }
         off += rec;
@@ -195,6 +200,7 @@ int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
     struct ext2_dir_entry *dot, *dotdot;
     unsigned dot_rec = 0, dotdot_rec = 0, limit, max;
     uint32_t hash2;
+    bool unfoldable = false;
     int ret;
 
     ret = e2_read_inode_locked(img, dir, &in);
@@ -266,9 +272,13 @@ int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
     cl = (struct ext2_dx_countlimit *)ent;
 
     /* Split block 1 by hash into blocks 1 and 2. */
-    count = make_map(fs, b1, map, max);
+    count = make_map(fs, in.i_flags, b1, map, max, &unfoldable);
     if (count < 2) {
         ret = -EUCLEAN;
+        goto out_free;
+    }
+    if (unfoldable) {
+        ret = -EOPNOTSUPP; /* nothing written yet */
         goto out_free;
     }
     sort_map(map, count);
@@ -329,7 +339,7 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
     struct ext2_dx_root_info *info;
     struct ext2_dx_countlimit *cl;
     struct ext2_dx_entry *ent;
-    ext2_dirhash_t hash = 0, minor = 0;
+    uint32_t hash = 0;
     blk64_t lblk = 0, pblk = 0;
     int ver;
 
@@ -349,8 +359,7 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
             ver = info->hash_version;
             if (ver <= EXT2_HASH_TEA && (fs->super->s_flags & EXT2_FLAGS_UNSIGNED_HASH))
                 ver += 3;
-            if (ext2fs_dirhash2(ver, name, (int)len, NULL, 0, fs->super->s_hash_seed, &hash,
-                                &minor))
+            if (e2_dirhash(fs, ver, in->i_flags, name, len, &hash, NULL))
                 return -ENOENT;
             off = 24 + sizeof(*info);
         } else {
@@ -365,7 +374,7 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
         /* The last entry whose hash is <= ours (entry 0 covers from 0). */
         unsigned at = 0;
         for (unsigned i = 1; i < count; i++) {
-            if ((ext2fs_le32_to_cpu(ent[i].hash) & ~1u) > (uint32_t)hash)
+            if ((ext2fs_le32_to_cpu(ent[i].hash) & ~1u) > hash)
                 break;
             at = i;
         }
@@ -378,8 +387,9 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
 }
 
 int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char *name,
-                                 int (*remove)(ext2_filsys fs, char *block, unsigned len,
-                                               const char *name, size_t name_len))
+                                 int (*remove)(struct e2_image *img, uint32_t dir_flags,
+                                               char *block, unsigned len, const char *name,
+                                               size_t name_len))
 {
     ext2_filsys fs = img->fs;
     size_t len = strlen(name);
@@ -403,7 +413,7 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
     if (!ret)
         ret = e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));
     if (!ret)
-        ret = remove(fs, block, fs->blocksize - csum_size(fs), name, len);
+        ret = remove(img, in.i_flags, block, fs->blocksize - csum_size(fs), name, len);
     if (!ret)
         ret = e2_errno(ext2fs_write_dir_block4(fs, pblk, block, 0, dir));
     free(block);

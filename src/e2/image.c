@@ -21,9 +21,8 @@
 /* Features whose on-disk rules this daemon does not implement when writing.
  * Refused outright: we could not even read such an image correctly. */
 static const uint32_t incompat_refused =
-    EXT4_FEATURE_INCOMPAT_ENCRYPT | EXT4_FEATURE_INCOMPAT_CASEFOLD |
-    EXT3_FEATURE_INCOMPAT_JOURNAL_DEV | EXT4_FEATURE_INCOMPAT_DIRDATA |
-    EXT2_FEATURE_INCOMPAT_COMPRESSION;
+    EXT4_FEATURE_INCOMPAT_ENCRYPT | EXT3_FEATURE_INCOMPAT_JOURNAL_DEV |
+    EXT4_FEATURE_INCOMPAT_DIRDATA | EXT2_FEATURE_INCOMPAT_COMPRESSION;
 /* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
 static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
 /* Readable, but writing would leave something e2fsck repairs (quota usage,
@@ -56,6 +55,13 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     if (bad) {
         e2_say(why, len, "image '%s' uses the unsupported feature '%s'", path,
                first_feature(E2P_FEATURE_INCOMPAT, bad));
+        return -EOPNOTSUPP;
+    }
+    /* casefold: names are compared in the superblock's encoding, which
+     * libext2fs loaded at open if it knows it (utf8 12.1 only). */
+    if (ext2fs_has_feature_casefold(sb) && !fs->encoding) {
+        e2_say(why, len, "image '%s' uses the unknown filename encoding %u (casefold)", path,
+               (unsigned)sb->s_encoding);
         return -EOPNOTSUPP;
     }
     if ((sb->s_feature_incompat & EXT3_FEATURE_INCOMPAT_RECOVER) &&

@@ -259,7 +259,11 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
     s->ctx.drop_cache_on_open = p->opts->core.strictatime && !p->opts->core.noatime;
     s->ctx.no_open = nothing_to_check && !s->ctx.drop_cache_on_open;
-    s->ctx.entry_timeout = nothing_to_check ? FE_TIMEOUT : 0.0;
+    /* Casefold: the kernel's dentry cache knows names by their bytes, so a
+     * name kept for "readme" would outlive an unlink of "README", and a
+     * negative "README" would hide a new "readme". Every name is then
+     * looked up again at each use (the daemon's index makes that cheap). */
+    s->ctx.entry_timeout = nothing_to_check && !uext4_has_casefold(fs) ? FE_TIMEOUT : 0.0;
     fe_wire_init(&s->ctx.wire, true);
     if (p->opts->io_uring && !fe_uring_built())
         log_info("io_uring: this uext4 was built without liburing: serving /dev/fuse");

@@ -1,7 +1,10 @@
 /* Name lookups. libext2fs's ext2fs_lookup scans a directory linearly, even
  * an htree one; large directories get an in-memory hash index of their
  * names, built by one scan at the first lookup and kept in step by the
- * namespace operations (which run under the mount lock held for writing). */
+ * namespace operations (which run under the mount lock held for writing).
+ * In a casefold directory names match by any case (e2_name_eq) and the
+ * index hashes the casefolded name; a change of the directory's casefold
+ * flag drops its index (fileattr.c). */
 #include "fs/fs_internal.h"
 
 #include <errno.h>
@@ -22,11 +25,16 @@ struct dentry {
 struct dirindex {
     size_t nbuckets, count;
     struct dentry **buckets;
+    struct e2_image *img;
+    uint32_t fold; /* E2_FL_CASEFOLD if the directory has it, else 0 */
 };
 
-static uint32_t name_hash(const char *name, size_t len)
+static uint32_t name_hash(const struct dirindex *di, const char *name, size_t len)
 {
     uint32_t h = 2166136261u; /* FNV-1a */
+
+    if (di->fold)
+        return e2_name_hash(di->img, di->fold, name, len);
 
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)name[i]) * 16777619u;
@@ -65,7 +73,7 @@ static int index_insert(struct dirindex *di, const char *name, size_t len, uint3
     d = malloc(sizeof(*d) + len + 1);
     if (!d)
         return -ENOMEM;
-    d->hash = name_hash(name, len);
+    d->hash = name_hash(di, name, len);
     d->ino = ino;
     d->ftype = ftype;
     memcpy(d->name, name, len);
@@ -79,10 +87,11 @@ static int index_insert(struct dirindex *di, const char *name, size_t len, uint3
 static struct dentry **index_slot(struct dirindex *di, const char *name)
 {
     size_t len = strlen(name);
-    uint32_t h = name_hash(name, len);
+    uint32_t h = name_hash(di, name, len);
     struct dentry **pp = &di->buckets[h & (di->nbuckets - 1)];
 
-    while (*pp && ((*pp)->hash != h || strcmp((*pp)->name, name)))
+    while (*pp && ((*pp)->hash != h ||
+                   !e2_name_eq(di->img, di->fold, (*pp)->name, strlen((*pp)->name), name, len)))
         pp = &(*pp)->next;
     return pp;
 }
@@ -110,13 +119,15 @@ static int build_proc(void *ctx, const char *name, size_t len, uint32_t ino, uns
     return index_insert(ctx, name, len, ino, ftype) ? 1 : 0;
 }
 
-static int build_index(struct uext4_fs *fs, struct fs_inode *dir)
+static int build_index(struct uext4_fs *fs, struct fs_inode *dir, uint32_t dir_flags)
 {
     struct dirindex *di = calloc(1, sizeof(*di));
     int ret;
 
     if (!di)
         return -ENOMEM;
+    di->img = fs->img;
+    di->fold = dir_flags & E2_FL_CASEFOLD;
     index_grow(di);
     dir->names = di;
     ret = e2_dir_iterate(fs->img, dir->ino, build_proc, di);
@@ -128,6 +139,8 @@ static int build_index(struct uext4_fs *fs, struct fs_inode *dir)
 }
 
 struct scan_ctx {
+    struct e2_image *img;
+    uint32_t fold;
     const char *name;
     size_t len;
     uint32_t ino;
@@ -138,7 +151,7 @@ static int scan_proc(void *ctx, const char *name, size_t len, uint32_t ino, unsi
 {
     struct scan_ctx *sc = ctx;
 
-    if (len != sc->len || memcmp(name, sc->name, len))
+    if (!e2_name_eq(sc->img, sc->fold, name, len, sc->name, sc->len))
         return 0;
     sc->ino = ino;
     sc->ftype = ftype;
@@ -148,7 +161,7 @@ static int scan_proc(void *ctx, const char *name, size_t len, uint32_t ino, unsi
 int fs_dir_find(struct uext4_fs *fs, struct fs_inode *dir, const char *name, uint32_t *ino,
                 unsigned *ftype)
 {
-    struct scan_ctx sc = {name, strlen(name), 0, 0};
+    struct scan_ctx sc = {fs->img, 0, name, strlen(name), 0, 0};
     struct e2_attr a;
     struct dentry *d;
     int ret;
@@ -157,8 +170,9 @@ int fs_dir_find(struct uext4_fs *fs, struct fs_inode *dir, const char *name, uin
         ret = e2_inode_get(fs->img, dir->ino, &a);
         if (ret)
             return ret;
+        sc.fold = a.flags & E2_FL_CASEFOLD;
         if (a.size > INDEX_MIN_BYTES) {
-            ret = build_index(fs, dir);
+            ret = build_index(fs, dir, a.flags);
             if (ret && ret != -ENOMEM)
                 return ret;
         }

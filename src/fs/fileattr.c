@@ -13,7 +13,6 @@
 
 /* Change by ext4 rules, never silently ignored here (see uext4.h). */
 #define FL_JOURNAL_DATA 0x00004000u
-#define FL_CASEFOLD     0x40000000u
 #define FL_DAX          0x02000000u
 /* dax_compatible(): DAX excludes verity, encryption and inline data. */
 #define FL_DAX_EXCL 0x10100800u
@@ -36,10 +35,11 @@ int uext4_fileattr_get(struct uext4_fs *fs, uint32_t ino, struct uext4_fileattr 
 
 /* ext4_fileattr_set() and what vfs_fileattr_set() checks before it. The
  * new i_flags in *@out. */
-static int setflags_check(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
-                          uint32_t flags, uint32_t projid, uint32_t *out)
+static int setflags_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                          const struct e2_attr *a, uint32_t flags, uint32_t projid, uint32_t *out)
 {
     uint32_t old = a->flags, changed;
+    int ret;
 
     if (!fs_is_owner(fs, fc, a))
         return -EPERM;
@@ -62,10 +62,21 @@ static int setflags_check(struct uext4_fs *fs, const struct fs_cred *fc, const s
         return -EPERM; /* CAP_SYS_RESOURCE */
     if ((flags & FL_DAX) && (old & FL_DAX_EXCL & (S_ISDIR(a->mode) ? ~E2_FL_INLINE_DATA : ~0u)))
         return -EOPNOTSUPP;
-    /* Migrating between extents and block maps, and case folding (an
-     * image with casefold is not opened), are not done here. */
-    if (changed & (E2_FL_EXTENTS | FL_CASEFOLD))
+    /* Migrating between extents and block maps is not done here. */
+    if (changed & E2_FL_EXTENTS)
         return -EOPNOTSUPP;
+    /* Case folding changes only on an empty directory of a casefold
+     * image: its names would otherwise need rehashing and could collide.
+     * The mount lock (read) keeps names from being added meanwhile. */
+    if (changed & E2_FL_CASEFOLD) {
+        if (!e2_has_casefold(fs->img))
+            return -EOPNOTSUPP;
+        if (!S_ISDIR(a->mode))
+            return -ENOTDIR;
+        ret = e2_dir_is_empty(fs->img, ino);
+        if (ret <= 0)
+            return ret ? ret : -ENOTEMPTY;
+    }
     /* ext4_ioctl_setproject() */
     if (projid != (e2_has_project(fs->img) ? a->projid : 0))
         return e2_has_project(fs->img) ? -EROFS : -EOPNOTSUPP;
@@ -90,7 +101,7 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
-        ret = setflags_check(fs, &fc, &a, flags, projid, &nflags);
+        ret = setflags_check(fs, &fc, ino, &a, flags, projid, &nflags);
     /* As ext4 before a file turns immutable: its dirty pages go back
      * first, while they still may. */
     if (!ret && S_ISREG(a.mode) && !(a.flags & E2_FL_IMMUTABLE) && (nflags & E2_FL_IMMUTABLE))
@@ -98,6 +109,9 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret) {
+        /* The name index, if any, matches names the old way. */
+        if ((a.flags ^ nflags) & E2_FL_CASEFOLD)
+            fs_dir_index_free(fi);
         a.flags = nflags;
         fs_now(&a.ctime);
         ret = e2_inode_set(fs->img, ino, &a, E2_A_FLAGS | E2_A_CTIME);

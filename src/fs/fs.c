@@ -247,6 +247,11 @@ bool uext4_open_needs_check(const struct uext4_fs *fs)
     return e2_has_verity(fs->img);
 }
 
+bool uext4_has_casefold(const struct uext4_fs *fs)
+{
+    return e2_has_casefold(fs->img);
+}
+
 unsigned uext4_block_size(const struct uext4_fs *fs)
 {
     return e2_block_size(fs->img);

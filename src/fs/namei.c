@@ -255,10 +255,14 @@ static int prepare_create(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
     ret = fs_may_write(fs);
     if (ret)
         return ret;
+    /* In a casefold directory, a name that folds to an existing one. */
     ret = fs_find_entry(fs, dir, name, &existing);
     if (ret == 0)
         return -EEXIST;
     if (ret != -ENOENT)
+        return ret;
+    ret = e2_name_check(fs->img, da->flags, name, strlen(name));
+    if (ret)
         return ret;
     fs_init_owner(fs, fc, da, a);
     return 0;

@@ -193,6 +193,9 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
         if (!ret)
             ret = fs_permission(fs, fc, d->ino, &d->a, W_OK);
     }
+    /* A new name in a casefold directory of a strict image (ext4_add_entry). */
+    if (!ret && !d->ino)
+        ret = e2_name_check(fs->img, d->da.flags, d->name, strlen(d->name));
     if (!ret)
         ret = fs_may_write(fs);
     if (ret)

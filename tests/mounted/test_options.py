@@ -239,7 +239,7 @@ def errors_recorded_refused():
 
 @test
 def unsupported_features():
-    for feature in ('encrypt', 'casefold'):
+    for feature in ('encrypt',):
         with workdir() as d:
             img = mkfs(d + '/img', features=[feature])
             mnt = d + '/mnt'

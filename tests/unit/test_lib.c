@@ -485,6 +485,61 @@ static int test_large_directory(void)
     return 0;
 }
 
+/* Casefold in library mode: names by any case in a +F directory, the
+ * stored names listed, an indexed one hashed as e2fsck expects. */
+static int test_casefold_dir(void)
+{
+    const char *img = mkimg("-t ext4 -O casefold");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct uext4_fileattr fa;
+    struct uext4_dir *dir;
+    struct stat d, st;
+    char name[64], names[4][16];
+    unsigned count = 0, kept = 0;
+    uint32_t f;
+
+    CHECK(fs);
+    CHECK(uext4_has_casefold(fs));
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "cf", 0755, &d), 0);
+    CHECK_EQ(uext4_fileattr_get(fs, (uint32_t)d.st_ino, &fa), 0);
+    CHECK_EQ(uext4_fileattr_set(fs, &root, (uint32_t)d.st_ino, fa.flags | 0x40000000u, 0), 0);
+    f = create(fs, (uint32_t)d.st_ino, "Readme");
+    CHECK(f);
+    CHECK_EQ(uext4_lookup(fs, &root, (uint32_t)d.st_ino, "README", &st), 0);
+    CHECK_EQ(st.st_ino, f);
+    CHECK_EQ(uext4_mknod(fs, &root, (uint32_t)d.st_ino, "readME", S_IFREG | 0644, 0, &st), -EEXIST);
+    /* +F only while empty */
+    CHECK_EQ(uext4_fileattr_set(fs, &root, (uint32_t)d.st_ino, fa.flags, 0), -ENOTEMPTY);
+    CHECK_EQ(uext4_rename(fs, &root, (uint32_t)d.st_ino, "README", (uint32_t)d.st_ino, "Other", 0),
+             0);
+    CHECK_EQ(uext4_lookup(fs, &root, (uint32_t)d.st_ino, "readme", &st), -ENOENT);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "Casefolded-Entry-Name-%03d", i);
+        CHECK(create(fs, (uint32_t)d.st_ino, name));
+    }
+    for (int i = 0; i < 300; i += 2) {
+        snprintf(name, sizeof(name), "CASEFOLDED-ENTRY-NAME-%03d", i);
+        CHECK_EQ(uext4_unlink(fs, &root, (uint32_t)d.st_ino, name), 0);
+    }
+    CHECK_EQ(uext4_unlink(fs, &root, (uint32_t)d.st_ino, "OTHER"), 0);
+    CHECK_EQ(uext4_opendir(fs, &root, (uint32_t)d.st_ino, &dir), 0);
+    int fill(void *ctx, const char *n, uint32_t ino, unsigned dt, uint64_t next)
+    {
+        if (kept < 4 && strcmp(n, ".") && strcmp(n, ".."))
+            snprintf(names[kept++], sizeof(names[0]), "%.15s", n);
+        count++;
+        return 0;
+    }
+    CHECK_EQ(uext4_readdir(fs, dir, 0, fill, NULL), 0);
+    uext4_releasedir(fs, dir);
+    CHECK_EQ(count, 150 + 2);
+    CHECK(!strcmp(names[0], "Casefolded-Entr")); /* as created */
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK((disk_flags(img, "/cf") & 0x40001000) == 0x40001000); /* +F, indexed */
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_ext3_block_mapped(void)
 {
     const char *img = mkimg("-t ext3");
@@ -1126,6 +1181,7 @@ int main(void)
         {"enospc_then_delete", test_enospc_then_delete},
         {"rename_dir_across_parents", test_rename_dir_across_parents},
         {"large_directory", test_large_directory},
+        {"casefold_dir", test_casefold_dir},
         {"ext3_block_mapped", test_ext3_block_mapped},
         {"fallocate_punch_seek", test_fallocate_punch_seek},
         {"read_ref", test_read_ref},
