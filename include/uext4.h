@@ -437,6 +437,23 @@ struct uext4_inode_info {
 int uext4_inspect(struct uext4_fs *fs, uint32_t ino, struct uext4_inode_info *info);
 void uext4_inode_info_free(struct uext4_inode_info *info);
 
+/* The JSON object `uext4-inspect --json` prints: @info, the xattr names
+ * @xattrs (NUL-separated, @xlen bytes; a negative @xlen lists none) and,
+ * unless @path is NULL, a "path" member first. Returns a malloc'd string
+ * (ending in '}', no newline) in *@out, 0 or -ENOMEM. */
+int uext4_inspect_json(const struct uext4_inode_info *info, const char *path, const char *xattrs,
+                       ssize_t xlen, char **out);
+
+/* A read-only virtual extended attribute: uext4_getxattr (so getxattr(2)
+ * on a mount) of this name returns uext4_inspect_json() of the inode as
+ * stored now, with no "path" and only the xattr names the caller may list.
+ * The state is the library's: what the next commit writes, including
+ * everything not yet committed, but not the pages a kernel still holds
+ * dirty (writeback_cache, mmap). It needs read permission on the inode
+ * (what FIEMAP needs: an open for reading), works on every file type, is
+ * never listed, and setting or removing it fails with -EPERM. */
+#define UEXT4_INSPECT_XATTR "uext4.inspect"
+
 /* ---- messages ---- */
 
 enum uext4_log_level {

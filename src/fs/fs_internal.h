@@ -232,6 +232,11 @@ int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode);
 int fs_acl_equiv_mode(const void *acl, size_t len, mode_t *mode);
 /* Translate the named-user and named-group ids of an ACL xattr in place. */
 int fs_acl_map_ids(const struct uext4_fs *fs, void *buf, size_t len, bool to_image);
+/* getxattr of UEXT4_INSPECT_XATTR (inspect.c): called with no lock held,
+ * takes the mount lock shared like uext4_inspect(). Returns the JSON's
+ * length (@size 0: only that), -ERANGE, or the -errno of a check. */
+ssize_t fs_inspect_xattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                         void *value, size_t size);
 
 /* file_remove_privs() / setattr_should_drop_sgid(): drop setuid, and
  * setgid where it means group-exec or the caller is outside the group

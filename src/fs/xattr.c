@@ -100,8 +100,11 @@ ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
 {
     struct xop x;
     enum xns ns = name_space(name);
-    ssize_t ret = xop_begin(fs, cr, ino, name, false, &x);
+    ssize_t ret;
 
+    if (!strcmp(name, UEXT4_INSPECT_XATTR))
+        return FS_CHECK(fs, ino, fs_inspect_xattr(fs, cr, ino, value, size));
+    ret = xop_begin(fs, cr, ino, name, false, &x);
     if (!ret)
         ret = e2_xattr_get(fs->img, ino, name, value, size);
     if (ret > 0 && size && (ns == XNS_ACL_ACCESS || ns == XNS_ACL_DEFAULT))
@@ -152,6 +155,8 @@ int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t in
     struct xop x;
     int ret;
 
+    if (!strcmp(name, UEXT4_INSPECT_XATTR))
+        return -EPERM; /* virtual and read-only */
     if (strlen(name) > 255)
         return -ERANGE;
     if (size > 65536)
@@ -215,8 +220,11 @@ int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t
                       const char *name)
 {
     struct xop x;
-    int ret = xop_begin(fs, cr, ino, name, true, &x);
+    int ret;
 
+    if (!strcmp(name, UEXT4_INSPECT_XATTR))
+        return -EPERM; /* virtual and read-only */
+    ret = xop_begin(fs, cr, ino, name, true, &x);
     if (!ret)
         ret = e2_xattr_remove(fs->img, ino, name);
     if (!ret) {

@@ -80,8 +80,8 @@ enum scn_op {
 };
 
 /* What an `expect PATH WHAT ...` line checks. The storage kinds read the
- * inode as stored (uext4_inspect); in the mount and kernel backends they
- * make a checkpoint. */
+ * inode as stored (uext4_inspect; on a mount the daemon's inspect xattr);
+ * in the kernel backend they make a checkpoint. */
 enum scn_what {
     SCN_W_INLINE,         /* storage: EXT4_INLINE_DATA_FL set */
     SCN_W_EXTENTS,        /* storage: not inline, EXT4_EXTENTS_FL set */
@@ -235,7 +235,7 @@ struct scn_run;
 struct scn_backend {
     const char *name;
     unsigned tag;
-    /* inspect() works while live (lib); else storage checks need a checkpoint. */
+    /* inspect() works while live (lib, mount); else storage checks need a checkpoint. */
     bool live_inspect;
     /* Whether this machine can run the backend at all (else: skipped). */
     bool (*available)(struct scn_run *r, char *why, size_t why_len);
@@ -378,6 +378,8 @@ void scn_sys_fini(struct scn_run *r);
 /* Close every open file and mapping (writing nothing back explicitly). */
 void scn_sys_close_all(struct scn_run *r);
 int scn_sys_inspect(struct scn_run *r, const char *path, struct uext4_inode_info *info);
+/* The mount backend's: the daemon's UEXT4_INSPECT_XATTR, live (live.c). */
+int scn_live_inspect(struct scn_run *r, const char *path, struct uext4_inode_info *info);
 
 /* ---- mounts.c: what serves the syscall backends' mount point ---- */
 

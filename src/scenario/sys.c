@@ -880,11 +880,12 @@ int scn_sys_inspect(struct scn_run *r, const char *path, struct uext4_inode_info
 const struct scn_backend scn_backend_mount = {
     .name = "mount",
     .tag = SCN_TAG_MOUNT,
+    .live_inspect = true,
     .available = scn_fuse_available,
     .start = scn_fuse_start,
     .stop = scn_fuse_stop,
     .fini = scn_sys_fini,
-    .inspect = scn_sys_inspect,
+    .inspect = scn_live_inspect,
     .create = sys_create,
     .open = sys_open,
     .close = sys_close,

@@ -71,22 +71,6 @@ static void flags_text(uint32_t flags, char *out, size_t len)
                                   flag_names[i].name);
 }
 
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
 static void print_text(const char *what, const struct uext4_inode_info *in, const char *xl,
                        ssize_t xlen)
 {
@@ -125,41 +109,17 @@ static void print_text(const char *what, const struct uext4_inode_info *in, cons
         printf("    %s\n", p);
 }
 
-static void print_json(const char *what, const struct uext4_inode_info *in, const char *xl,
-                       ssize_t xlen)
+static int print_json(const char *what, const struct uext4_inode_info *in, const char *xl,
+                      ssize_t xlen)
 {
-    char fl[256];
-    bool first = true;
+    char *json;
+    int ret = uext4_inspect_json(in, what, xl, xlen, &json);
 
-    flags_text(in->flags, fl, sizeof(fl));
-    printf("{\"path\": ");
-    json_string(what);
-    printf(", \"ino\": %" PRIu32 ", \"type\": \"%s\", \"mode\": %u, \"nlink\": %" PRIu32
-           ", \"size\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"flags\": %" PRIu32
-           ", \"flag_names\": [",
-           in->ino, type_name(in->mode), (unsigned)(in->mode & 07777), in->nlink, in->size,
-           in->blocks, in->flags);
-    for (char *p = fl, *save = NULL, *t; (t = strtok_r(p, ",", &save)); p = NULL) {
-        printf("%s\"%s\"", first ? "" : ", ", t);
-        first = false;
-    }
-    printf("], \"storage\": \"%s\", \"inline\": %s, \"inline_size\": %zu"
-           ", \"inline_capacity\": %zu, \"xattr_block\": %" PRIu64 ", \"extents\": [",
-           in->is_inline            ? "inline"
-           : in->flags & EXTENTS_FL ? "extents"
-                                    : "block-map",
-           in->is_inline ? "true" : "false", in->inline_size, in->inline_capacity, in->xattr_block);
-    for (unsigned i = 0; i < in->nextents; i++)
-        printf("%s{\"lblk\": %" PRIu64 ", \"pblk\": %" PRIu64 ", \"len\": %" PRIu32
-               ", \"unwritten\": %s}",
-               i ? ", " : "", in->extents[i].lblk, in->extents[i].pblk, in->extents[i].len,
-               in->extents[i].unwritten ? "true" : "false");
-    printf("], \"xattrs\": [");
-    for (const char *p = xl; xlen > 0 && p < xl + xlen; p += strlen(p) + 1) {
-        printf("%s", p == xl ? "" : ", ");
-        json_string(p);
-    }
-    printf("]}\n");
+    if (ret)
+        return ret;
+    printf("%s\n", json);
+    free(json);
+    return 0;
 }
 
 /* PATH, or INO when the argument is all digits. */
@@ -243,9 +203,12 @@ int main(int argc, char **argv)
         xlen = xl ? uext4_listxattr(fs, &root_cred, ino, xl, (size_t)xlen) : -ENOMEM;
     }
     if (json)
-        print_json(argv[optind + 1], &info, xl, xlen);
+        ret = print_json(argv[optind + 1], &info, xl, xlen);
     else
         print_text(argv[optind + 1], &info, xl, xlen);
+    if (ret)
+        fprintf(stderr, "uext4-inspect: %s: inode %" PRIu32 ": %s\n", argv[optind], ino,
+                strerror(-ret));
     free(xl);
     uext4_inode_info_free(&info);
 out_close:
