@@ -125,6 +125,9 @@ static void usage(FILE *out)
             "                        the kernel offers it (default: no_io_uring)\n"
             "  fsname=NAME           source shown in /proc/mounts (default: IMAGE)\n"
             "  subtype=NAME          type shown as fuse.NAME (default: uext4)\n"
+            "  record=FILE           write the file operations served to FILE as a\n"
+            "                        scenario that replays them in library mode\n"
+            "                        (uext4-scenario --backend=lib FILE)\n"
             "\n"
             "Mount flags, passed to the kernel:\n"
             "  nosuid, suid, nodev, dev, noexec, exec, sync, async, dirsync\n"
@@ -481,6 +484,7 @@ static int serve(const struct cli *c, int notify_fd)
     struct fe_mount_params params = {
         .fsname = c->opts.fsname ? c->opts.fsname : c->image,
         .subtype = c->opts.subtype ? c->opts.subtype : "uext4",
+        .image = c->image,
         .debug = c->debug,
         .opts = &c->opts,
     };

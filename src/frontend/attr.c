@@ -82,6 +82,8 @@ void fe_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
     if (rc == -EPERM && fe_ctx(req)->writeback_cache && fe_is_kernel_mtime(attr, to_set, fi))
         rc = uext4_setattr(fs, &c.cr, fe_ext4_ino(ino), attr, mask | UEXT4_SET_MTIME_NOW, &st);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_setattr(fe_ctx(req)->rec, fe_ext4_ino(ino), mask, &st);
     fe_reply_attr(req, rc, &st);
 }
 

@@ -42,6 +42,7 @@ void fe_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 {
     int rc = uext4_fsync(fe_fs(req), fe_ext4_ino(ino), datasync != 0);
 
+    fe_record_flush(fe_ctx(req)->rec);
     fe_reply_status(req, rc);
 }
 

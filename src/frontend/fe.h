@@ -19,6 +19,7 @@ struct fe_session;
 struct fe_mount_params {
     const char *fsname;  /* shown as the source in /proc/mounts */
     const char *subtype; /* the type shows as fuse.SUBTYPE */
+    const char *image;   /* the image file (for -o record's header) */
     bool read_only;
     bool debug; /* libfuse traces every request to stderr */
     const struct fe_mount_opts *opts;

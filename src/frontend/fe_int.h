@@ -22,6 +22,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "frontend/record.h"
 #include "frontend/wire.h"
 #include "uext4.h"
 
@@ -60,6 +61,8 @@ struct fe_ctx {
     /* Drops the kernel's cached pages after O_DIRECT writes (inval.c);
      * set before the loop starts. */
     struct fe_inval *inval;
+    /* -o record=FILE, else NULL; set before the loop starts (record.h). */
+    struct fe_record *rec;
 };
 
 static inline struct fe_ctx *fe_ctx(fuse_req_t req)

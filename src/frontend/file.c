@@ -125,6 +125,7 @@ void fe_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
         fe_reply_err(req, rc);
         return;
     }
+    fe_rec_new(fe_ctx(req)->rec, fe_ext4_ino(parent), name, &st, 0, NULL);
     reply_created(req, &c, &st, fi, true);
 }
 
@@ -298,6 +299,11 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     else
         n = uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
     fe_cred_release(&c);
+    /* A writepage without writeback_cache is a shared mapping's page; with
+     * it, write(2) data too, which the core takes as writes. */
+    if (n > 0)
+        fe_rec_write(fe_ctx(req)->rec, fe_ext4_ino(ino), buf, (size_t)n, off,
+                     fi->writepage && !fe_ctx(req)->writeback_cache);
     /* The page cache must not keep what the write went around (inval.c). */
     if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
         fe_inval_range(fe_ctx(req)->inval, ino, off, (off_t)n);
@@ -329,6 +335,7 @@ void fe_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_inf
 {
     int rc = uext4_fsync(fe_fs(req), fe_ext4_ino(ino), datasync != 0);
 
+    fe_record_flush(fe_ctx(req)->rec);
     fe_reply_status(req, rc);
 }
 
@@ -345,8 +352,10 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
      * after FALLOCATE the kernel refreshes only size and times, and a
      * statx(2) for the mode alone would read the old one from its cache
      * (fstests generic/683-685). */
-    if (!rc)
+    if (!rc) {
+        fe_rec_fallocate(fe_ctx(req)->rec, fe_ext4_ino(ino), mode, off, len);
         fe_inval_attr(fe_ctx(req)->inval, ino);
+    }
     fe_reply_status(req, rc);
 }
 
@@ -383,5 +392,8 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     n = uext4_copy_file_range(fe_fs(req), &c.cr, fe_ext4_ino(ino_in), off_in, fe_ext4_ino(ino_out),
                               off_out, len);
     fe_cred_release(&c);
+    if (n > 0)
+        fe_rec_copy(fe_ctx(req)->rec, fe_ext4_ino(ino_in), off_in, fe_ext4_ino(ino_out), off_out,
+                    (size_t)n);
     fe_reply_write(req, n);
 }

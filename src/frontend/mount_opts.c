@@ -184,6 +184,14 @@ static int set_fsname(const struct opt_ctx *c)
 
 /* mount(8) passes "subtype=" empty for a type given as plain "fuse": the
  * default then applies. */
+static int set_record(const struct opt_ctx *c)
+{
+    if (c->value[0] == '\0')
+        return bad_value(c);
+    c->o->record = c->value;
+    return 0;
+}
+
 static int set_subtype(const struct opt_ctx *c)
 {
     c->o->subtype = c->value[0] ? c->value : NULL;
@@ -306,6 +314,7 @@ static const struct {
     {"no_io_uring", false, set_no_io_uring},
     {"fsname", true, set_fsname},
     {"subtype", true, set_subtype},
+    {"record", true, set_record},
     {"defaults", false, set_ignored},
     {"auto", false, set_ignored},
     {"noauto", false, set_ignored},

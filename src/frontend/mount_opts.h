@@ -54,6 +54,8 @@ struct fe_mount_opts {
      * given (the image path and "uext4" are used). */
     const char *fsname;
     const char *subtype;
+    /* -o record=FILE: write the operations served as a scenario (record.c). */
+    const char *record;
     /* Per group, the mount(8) name to forward, or NULL for the default. */
     const char *kflag[FE_KF_NR];
     /* Options of ext4 or mount(8) accepted with no effect on uext4, each

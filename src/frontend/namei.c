@@ -26,6 +26,8 @@ void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     fe_cred_init(&c, req, true);
     rc = uext4_lookup(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, &st);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_name(fe_ctx(req)->rec, fe_ext4_ino(parent), name, (uint32_t)st.st_ino);
     fe_reply_lookup(req, rc, &st);
 }
 
@@ -59,6 +61,8 @@ void fe_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
     fe_cred_init(&c, req, true);
     rc = uext4_mknod(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, mode, rdev, &st);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_new(fe_ctx(req)->rec, fe_ext4_ino(parent), name, &st, rdev, NULL);
     fe_reply_entry(req, rc, &st);
 }
 
@@ -71,6 +75,8 @@ void fe_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
     fe_cred_init(&c, req, true);
     rc = uext4_mkdir(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, mode, &st);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_new(fe_ctx(req)->rec, fe_ext4_ino(parent), name, &st, 0, NULL);
     fe_reply_entry(req, rc, &st);
 }
 
@@ -83,6 +89,8 @@ void fe_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const cha
     fe_cred_init(&c, req, true);
     rc = uext4_symlink(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, target, &st);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_new(fe_ctx(req)->rec, fe_ext4_ino(parent), name, &st, 0, target);
     fe_reply_entry(req, rc, &st);
 }
 
@@ -95,6 +103,8 @@ void fe_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
     fe_cred_init(&c, req, true);
     rc = uext4_link(fe_fs(req), &c.cr, fe_ext4_ino(ino), fe_ext4_ino(newparent), newname, &st);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_link(fe_ctx(req)->rec, fe_ext4_ino(ino), fe_ext4_ino(newparent), newname);
     fe_reply_entry(req, rc, &st);
 }
 
@@ -106,6 +116,8 @@ void fe_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     fe_cred_init(&c, req, true);
     rc = uext4_unlink(fe_fs(req), &c.cr, fe_ext4_ino(parent), name);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_remove(fe_ctx(req)->rec, fe_ext4_ino(parent), name, false);
     fe_reply_status(req, rc);
 }
 
@@ -117,6 +129,8 @@ void fe_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
     fe_cred_init(&c, req, true);
     rc = uext4_rmdir(fe_fs(req), &c.cr, fe_ext4_ino(parent), name);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_remove(fe_ctx(req)->rec, fe_ext4_ino(parent), name, true);
     fe_reply_status(req, rc);
 }
 
@@ -151,6 +165,9 @@ void fe_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
     rc = uext4_rename(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, fe_ext4_ino(newparent), newname,
                       uflags);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_rename(fe_ctx(req)->rec, fe_ext4_ino(parent), name, fe_ext4_ino(newparent), newname,
+                      flags);
     fe_reply_status(req, rc);
 }
 

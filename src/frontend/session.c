@@ -275,6 +275,13 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     rc = fe_build_args(&s->args, p);
     if (rc < 0)
         goto out_free_args;
+    /* Before the daemon leaves its working directory: FILE may be relative. */
+    if (p->opts->record) {
+        rc = fe_record_open(&s->ctx.rec, p->opts->record, p->image,
+                            p->opts->core.inline_mmap == UEXT4_INLINE_MMAP_CONVERT);
+        if (rc < 0)
+            goto out_free_args;
+    }
 
     s->se = fuse_session_new(&s->args, &fe_ops, sizeof(fe_ops), &s->ctx);
     if (!s->se) {
@@ -291,6 +298,7 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
 out_destroy_session:
     fuse_session_destroy(s->se);
 out_free_args:
+    fe_record_close(s->ctx.rec, fs);
     fuse_opt_free_args(&s->args);
     free(s);
     return rc;
@@ -378,6 +386,8 @@ void fe_session_destroy(struct fe_session *s)
         fuse_session_unmount(s->se);
     fuse_remove_signal_handlers(s->se);
     fuse_session_destroy(s->se);
+    /* No request is left: the expect lines read the file system as final. */
+    fe_record_close(s->ctx.rec, s->ctx.fs);
     fuse_opt_free_args(&s->args);
     free(s);
 }

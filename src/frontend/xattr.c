@@ -14,6 +14,8 @@ void fe_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
     fe_cred_init(&c, req, true);
     rc = uext4_setxattr(fe_fs(req), &c.cr, fe_ext4_ino(ino), name, value, size, flags);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_xattr(fe_ctx(req)->rec, fe_ext4_ino(ino), name, value ? value : "", size, flags);
     fe_reply_status(req, rc);
 }
 
@@ -59,5 +61,7 @@ void fe_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
     fe_cred_init(&c, req, true);
     rc = uext4_removexattr(fe_fs(req), &c.cr, fe_ext4_ino(ino), name);
     fe_cred_release(&c);
+    if (rc == 0)
+        fe_rec_xattr(fe_ctx(req)->rec, fe_ext4_ino(ino), name, NULL, 0, 0);
     fe_reply_status(req, rc);
 }

@@ -42,6 +42,8 @@ static const struct opt_row rows[] = {
     {"commit", "commit=30", 0, NULL},
     {"commit_empty", "commit=", -EINVAL, "commit"},
     {"fsname_empty", "fsname=", -EINVAL, "fsname"},
+    {"record", "record=/tmp/x.scn", 0, NULL},
+    {"record_empty", "record=", -EINVAL, "record"},
     {"flag_with_value", "noatime=1", -EINVAL, "noatime"},
     {"fakeroot_dp", "fakeroot,default_permissions", -EINVAL, "fakeroot"},
     {"dp_fakeroot", "default_permissions,fakeroot", -EINVAL, "default_permissions"},
