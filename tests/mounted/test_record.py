@@ -161,6 +161,25 @@ def record_with_writeback_cache():
 
 
 @test
+def record_write_error_stops_recording_only():
+    with workdir() as d:
+        img = mkfs(os.path.join(d, 'img'), '16M')
+        with Mount(img, opts=['record=/dev/full']) as m:
+            for i in range(3):
+                write_file(m.path('f%d' % i), pattern(5000, i))
+                fd = os.open(m.path('f%d' % i), os.O_RDONLY)
+                try:
+                    os.fsync(fd)     # the flush that fails, then no more
+                finally:
+                    os.close(fd)
+            eq(open(m.path('f2'), 'rb').read(), pattern(5000, 2), 'f2')
+        eq(m.log().count("record: writing '/dev/full' failed"), 1,
+           'the error is logged once: ' + m.log())
+        check('No space left' in m.log(), 'with its cause: ' + m.log())
+        fsck(img)
+
+
+@test
 def record_file_cannot_be_created():
     with workdir() as d:
         img = mkfs(os.path.join(d, 'img'), '16M')
