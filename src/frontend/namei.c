@@ -27,7 +27,8 @@ void fe_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     rc = uext4_lookup(fe_fs(req), &c.cr, fe_ext4_ino(parent), name, &st);
     fe_cred_release(&c);
     if (rc == 0)
-        fe_rec_name(fe_ctx(req)->rec, fe_ext4_ino(parent), name, (uint32_t)st.st_ino);
+        fe_rec_name(fe_ctx(req)->rec, fe_ext4_ino(parent), name, (uint32_t)st.st_ino,
+                    S_ISDIR(st.st_mode));
     fe_reply_lookup(req, rc, &st);
 }
 

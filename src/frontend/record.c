@@ -32,46 +32,104 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define REC_BUCKETS  4096u
+#define REC_BUCKETS  16384u
 #define REC_LINE_MAX 3000 /* bytes of encoded data per line: the format's lines end at 4096 */
 
+/* The path of one inode, in two hash chains: by inode and by path. */
 struct rec_node {
     uint32_t ino;
+    bool is_dir;
     char *path; /* "." for the root */
-    struct rec_node *next;
+    struct rec_node *next_ino, *next_path;
+};
+
+struct rec_str {
+    char *s;
+    struct rec_str *next;
 };
 
 struct fe_record {
     pthread_mutex_t lock;
     FILE *out;  /* NULL once writing failed */
     char *file; /* for messages */
-    struct rec_node *by_ino[REC_BUCKETS];
+    struct rec_node *by_ino[REC_BUCKETS], *by_path[REC_BUCKETS];
+    unsigned ndirs; /* nodes with is_dir: a rename or rmdir scans for children only if any */
+    struct rec_str *touched_set[REC_BUCKETS];
     char **touched; /* paths to check at the end, in first-touch order */
     unsigned ntouched, cap;
 };
 
-static struct rec_node **slot_locked(struct fe_record *r, uint32_t ino)
+static unsigned hash_str(const char *s)
+{
+    uint32_t h = 2166136261u;
+
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % REC_BUCKETS;
+}
+
+static struct rec_node **ino_slot_locked(struct fe_record *r, uint32_t ino)
 {
     struct rec_node **p = &r->by_ino[ino % REC_BUCKETS];
 
     while (*p && (*p)->ino != ino)
-        p = &(*p)->next;
+        p = &(*p)->next_ino;
+    return p;
+}
+
+static struct rec_node **path_slot_locked(struct fe_record *r, const char *path)
+{
+    struct rec_node **p = &r->by_path[hash_str(path)];
+
+    while (*p && strcmp((*p)->path, path))
+        p = &(*p)->next_path;
     return p;
 }
 
 static const char *path_locked(struct fe_record *r, uint32_t ino)
 {
-    struct rec_node *n = *slot_locked(r, ino);
+    struct rec_node *n = *ino_slot_locked(r, ino);
 
     return n ? n->path : NULL;
 }
 
-static void set_path_locked(struct fe_record *r, uint32_t ino, char *path)
+static void free_node_locked(struct fe_record *r, struct rec_node *n)
 {
-    struct rec_node **p = slot_locked(r, ino), *n = *p;
+    struct rec_node **p = ino_slot_locked(r, n->ino);
+
+    *p = n->next_ino;
+    p = path_slot_locked(r, n->path);
+    *p = n->next_path;
+    r->ndirs -= n->is_dir;
+    free(n->path);
+    free(n);
+}
+
+/* @n takes @path (owned): rehashed in the path chains. */
+static void rename_node_locked(struct fe_record *r, struct rec_node *n, char *path)
+{
+    struct rec_node **p = path_slot_locked(r, n->path);
+    struct rec_node *stale;
+
+    *p = n->next_path;
+    free(n->path);
+    n->path = path;
+    /* A name is one inode's: an older mapping of it is stale. */
+    stale = *path_slot_locked(r, path);
+    if (stale)
+        free_node_locked(r, stale);
+    p = &r->by_path[hash_str(path)];
+    n->next_path = *p;
+    *p = n;
+}
+
+static void set_path_locked(struct fe_record *r, uint32_t ino, char *path, bool is_dir)
+{
+    struct rec_node **p, *n;
 
     if (!path)
         return;
+    n = *ino_slot_locked(r, ino);
     if (!n) {
         n = calloc(1, sizeof(*n));
         if (!n) {
@@ -79,10 +137,22 @@ static void set_path_locked(struct fe_record *r, uint32_t ino, char *path)
             return;
         }
         n->ino = ino;
+        n->path = strdup("");
+        if (!n->path) {
+            free(n);
+            free(path);
+            return;
+        }
+        p = &r->by_ino[ino % REC_BUCKETS];
+        n->next_ino = *p;
+        *p = n;
+        p = &r->by_path[hash_str(n->path)];
+        n->next_path = *p;
         *p = n;
     }
-    free(n->path);
-    n->path = path;
+    r->ndirs += is_dir - n->is_dir;
+    n->is_dir = is_dir;
+    rename_node_locked(r, n, path);
 }
 
 /* "DIR/NAME" for NAME in directory @dir, or NULL (directory never seen, or
@@ -115,12 +185,14 @@ static bool is_word(const char *p)
 
 static void touch_locked(struct fe_record *r, const char *path)
 {
+    struct rec_str **slot, *e;
     char **t;
 
     if (!strcmp(path, "."))
         return;
-    for (unsigned i = 0; i < r->ntouched; i++)
-        if (!strcmp(r->touched[i], path))
+    slot = &r->touched_set[hash_str(path)];
+    for (e = *slot; e; e = e->next)
+        if (!strcmp(e->s, path))
             return;
     if (r->ntouched == r->cap) {
         unsigned cap = r->cap ? r->cap * 2 : 64;
@@ -131,9 +203,14 @@ static void touch_locked(struct fe_record *r, const char *path)
         r->touched = t;
         r->cap = cap;
     }
-    r->touched[r->ntouched] = strdup(path);
-    if (r->touched[r->ntouched])
-        r->ntouched++;
+    e = calloc(1, sizeof(*e));
+    if (!e || !(e->s = strdup(path))) {
+        free(e);
+        return;
+    }
+    e->next = *slot;
+    *slot = e;
+    r->touched[r->ntouched++] = e->s;
 }
 
 static void fail_locked(struct fe_record *r, int err)
@@ -320,7 +397,7 @@ int fe_record_open(struct fe_record **out, const char *file, const char *image, 
         log_err("record: cannot read the superblock of '%s': %s", image, strerror(-ret));
         goto out_free;
     }
-    set_path_locked(r, UEXT4_ROOT_INO, strdup("."));
+    set_path_locked(r, UEXT4_ROOT_INO, strdup("."), true);
     *out = r;
     return 0;
 out_free:
@@ -342,13 +419,13 @@ void fe_record_flush(struct fe_record *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-void fe_rec_name(struct fe_record *r, uint32_t dir, const char *name, uint32_t ino)
+void fe_rec_name(struct fe_record *r, uint32_t dir, const char *name, uint32_t ino, bool is_dir)
 {
     if (!r)
         return;
     pthread_mutex_lock(&r->lock);
     if (!path_locked(r, ino))
-        set_path_locked(r, ino, child_locked(r, dir, name));
+        set_path_locked(r, ino, child_locked(r, dir, name), is_dir);
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -378,7 +455,7 @@ void fe_rec_new(struct fe_record *r, uint32_t dir, const char *name, const struc
     if (p && is_word(p) &&
         (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) || (S_ISLNK(st->st_mode) && is_word(target))))
         touch_locked(r, p);
-    set_path_locked(r, (uint32_t)st->st_ino, p);
+    set_path_locked(r, (uint32_t)st->st_ino, p, S_ISDIR(st->st_mode));
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -401,24 +478,23 @@ void fe_rec_link(struct fe_record *r, uint32_t ino, uint32_t dir, const char *na
 }
 
 /* Forget the names at and under @p (an unlinked file keeps no path: a
- * later operation through an open handle is not expressible). */
+ * later operation through an open handle is not expressible). Children
+ * are looked for only when @p names a directory. */
 static void drop_locked(struct fe_record *r, const char *p)
 {
+    struct rec_node *n = *path_slot_locked(r, p);
     size_t len = strlen(p);
+    bool dir = n && n->is_dir;
 
+    if (n)
+        free_node_locked(r, n);
+    if (!dir || !r->ndirs)
+        return;
     for (unsigned b = 0; b < REC_BUCKETS; b++)
-        for (struct rec_node **n = &r->by_ino[b]; *n;) {
-            const char *q = (*n)->path;
-
-            if (!strncmp(q, p, len) && (!q[len] || q[len] == '/')) {
-                struct rec_node *dead = *n;
-
-                *n = dead->next;
-                free(dead->path);
-                free(dead);
-                continue;
-            }
-            n = &(*n)->next;
+        for (struct rec_node *c = r->by_ino[b], *next; c; c = next) {
+            next = c->next_ino;
+            if (!strncmp(c->path, p, len) && c->path[len] == '/')
+                free_node_locked(r, c);
         }
 }
 
@@ -444,19 +520,35 @@ void fe_rec_remove(struct fe_record *r, uint32_t dir, const char *name, bool is_
 /* Every name at or under @from now lies under @to. */
 static void move_locked(struct fe_record *r, const char *from, const char *to)
 {
+    struct rec_node *n = *path_slot_locked(r, from);
     size_t len = strlen(from);
+    char *np;
 
-    for (unsigned b = 0; b < REC_BUCKETS; b++)
-        for (struct rec_node *n = r->by_ino[b]; n; n = n->next) {
-            char *np;
+    if (!n)
+        return;
+    if (n->is_dir) {
+        struct rec_node **kids = NULL, **k;
+        size_t nk = 0;
 
-            if (strncmp(n->path, from, len) || (n->path[len] && n->path[len] != '/'))
-                continue;
-            if (asprintf(&np, "%s%s", to, n->path + len) < 0)
-                continue;
-            free(n->path);
-            n->path = np;
-        }
+        /* Collected first: renaming may free a stale node of the chains. */
+        for (unsigned b = 0; b < REC_BUCKETS; b++)
+            for (struct rec_node *c = r->by_ino[b]; c; c = c->next_ino) {
+                if (strncmp(c->path, from, len) || c->path[len] != '/')
+                    continue;
+                k = realloc(kids, (nk + 1) * sizeof(*kids));
+                if (!k)
+                    break;
+                kids = k;
+                kids[nk++] = c;
+            }
+        for (size_t i = 0; i < nk; i++)
+            if (asprintf(&np, "%s%s", to, kids[i]->path + len) >= 0)
+                rename_node_locked(r, kids[i], np);
+        free(kids);
+    }
+    np = strdup(to);
+    if (np)
+        rename_node_locked(r, n, np);
 }
 
 /* The files touched under a directory moved from @from to @to are checked
@@ -699,20 +791,23 @@ void fe_record_close(struct fe_record *r, struct uext4_fs *fs)
         return;
     pthread_mutex_lock(&r->lock);
     line_locked(r, "# the file system as the daemon left it at unmount");
-    for (unsigned i = 0; i < r->ntouched; i++) {
-        /* A path that only ever named non-files (mknod) is left out. */
+    for (unsigned i = 0; i < r->ntouched; i++)
         expect_locked(r, fs, r->touched[i]);
-        free(r->touched[i]);
-    }
     if (r->out && fclose(r->out) == EOF)
         log_err("record: writing '%s' failed: %s", r->file, strerror(errno));
     r->out = NULL;
-    for (unsigned b = 0; b < REC_BUCKETS; b++)
+    for (unsigned b = 0; b < REC_BUCKETS; b++) {
         for (struct rec_node *n = r->by_ino[b], *next; n; n = next) {
-            next = n->next;
+            next = n->next_ino;
             free(n->path);
             free(n);
         }
+        for (struct rec_str *e = r->touched_set[b], *next; e; e = next) {
+            next = e->next;
+            free(e->s);
+            free(e);
+        }
+    }
     pthread_mutex_unlock(&r->lock);
     pthread_mutex_destroy(&r->lock);
     free(r->touched);

@@ -26,7 +26,7 @@ void fe_record_close(struct fe_record *r, struct uext4_fs *fs);
 void fe_record_flush(struct fe_record *r);
 
 /* LOOKUP found @name in @dir as @ino: learn its path. */
-void fe_rec_name(struct fe_record *r, uint32_t dir, const char *name, uint32_t ino);
+void fe_rec_name(struct fe_record *r, uint32_t dir, const char *name, uint32_t ino, bool is_dir);
 /* A new name (create, mknod, mkdir, symlink to @target) for st->st_ino. */
 void fe_rec_new(struct fe_record *r, uint32_t dir, const char *name, const struct stat *st,
                 dev_t rdev, const char *target);
