@@ -172,10 +172,10 @@ static char *child_locked(struct fe_record *r, uint32_t dir, const char *name)
 }
 
 /* Whether the format can carry @p as a word: no blanks, no quote, no '..',
- * not starting with '/' or '#'. */
+ * not starting with '/' or '#', short enough to leave a line room for data. */
 static bool is_word(const char *p)
 {
-    if (!p || !*p || *p == '/' || *p == '#' || strstr(p, ".."))
+    if (!p || !*p || *p == '/' || *p == '#' || strstr(p, "..") || strlen(p) > 400)
         return false;
     for (; *p; p++)
         if (*p <= ' ' || *p == '"' || *p == 0x7f)
