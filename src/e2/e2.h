@@ -81,8 +81,20 @@ const char *e2_library_version(void);
 bool e2_has_inline_data(const struct e2_image *img);
 bool e2_has_verity(const struct e2_image *img);
 bool e2_has_extents(const struct e2_image *img);
-/* Project ids (the `project` feature; such images are opened read-only). */
+/* Project ids (the `project` feature). */
 bool e2_has_project(const struct e2_image *img);
+
+/* Quota (quota.c): the dquot of @id in the quota file of @type, with the
+ * usage charged since the last commit; zeros if the file has no entry for
+ * @id, -ENOENT if the image has no such quota file. Limits 0: none. */
+enum { E2_QUOTA_USER, E2_QUOTA_GROUP, E2_QUOTA_PROJECT, E2_QUOTA_TYPES };
+struct e2_dquot {
+    uint64_t bhardlimit; /* bytes */
+    uint64_t ihardlimit;
+    uint64_t curspace; /* bytes */
+    uint64_t curinodes;
+};
+int e2_quota_get(struct e2_image *img, int type, uint32_t id, struct e2_dquot *dq);
 uint64_t e2_blocks_count(const struct e2_image *img);
 
 /* casefold.c: names in directories with E2_FL_CASEFOLD (@dir_flags is the
@@ -136,6 +148,7 @@ enum e2_attr_field {
     E2_A_MTIME = 1u << 6,
     E2_A_CTIME = 1u << 7,
     E2_A_FLAGS = 1u << 8,
+    E2_A_PROJID = 1u << 9, /* where the inode has room for i_projid */
 };
 
 /* i_flags bits the fs layer needs to see. */
