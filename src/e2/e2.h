@@ -161,6 +161,7 @@ enum e2_attr_field {
 #define E2_FL_SYNC        0x00000008u
 #define E2_FL_NOATIME     0x00000080u
 #define E2_FL_CASEFOLD    0x40000000u
+#define E2_FL_PROJINHERIT 0x20000000u
 
 /* What FS_IOC_GETFLAGS shows and FS_IOC_SETFLAGS may change (the
  * kernel's EXT4_FL_USER_VISIBLE and EXT4_FL_USER_MODIFIABLE). */

@@ -181,6 +181,10 @@ int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, un
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
+    if ((fields & E2_A_PROJID) && !EXTRA_HAS(&in, i_projid)) {
+        ret = -EOVERFLOW; /* as ext4 when it cannot make room for it */
+        goto out_unlock;
+    }
     attr_to_inode(a, fields, &in);
     ret = e2_write_inode_locked(img, ino, &in);
 out_unlock:

@@ -46,19 +46,19 @@
 #define QT_INFO_OFF   8u
 
 /* Offsets in an entry (struct v2r1_disk_dqblk). */
-#define DQ_ID         0
-#define DQ_IHARD      8
-#define DQ_CURINODES  24
-#define DQ_BHARD      32
-#define DQ_CURSPACE   48
-#define DQ_ITIME      64
+#define DQ_ID        0
+#define DQ_IHARD     8
+#define DQ_CURINODES 24
+#define DQ_BHARD     32
+#define DQ_CURSPACE  48
+#define DQ_ITIME     64
 
 static const uint32_t qt_magic[E2_QUOTA_TYPES] = {0xd9c01f11, 0xd9c01927, 0xd9c03f14};
 static const char *const qt_name[E2_QUOTA_TYPES] = {"user", "group", "project"};
 
 struct qt_delta {
     uint32_t id;
-    int64_t space;  /* bytes */
+    int64_t space; /* bytes */
     int64_t inodes;
 };
 
@@ -148,8 +148,8 @@ static int qblk_write(ext2_filsys fs, uint32_t inum, uint32_t n, const unsigned 
         return e2_errno(err);
     err = ext2fs_bmap2(fs, inum, NULL, NULL, 0, off / fs->blocksize, NULL, &pblk);
     if (!err && !pblk)
-        err = ext2fs_bmap2(fs, inum, NULL, NULL, BMAP_ALLOC, off / fs->blocksize, &ret_flags,
-                           &pblk);
+        err =
+            ext2fs_bmap2(fs, inum, NULL, NULL, BMAP_ALLOC, off / fs->blocksize, &ret_flags, &pblk);
     else if (!err)
         err = io_channel_read_blk64(fs->io, pblk, 1, fsblk);
     if (err)
@@ -278,8 +278,8 @@ static int block_get(ext2_filsys fs, uint32_t inum, struct qt_info *qi, uint32_t
  * entries, or a new data block put on that list. Takes the block off the
  * list when it becomes full. The block is left in @buf with the entry
  * count raised (the caller fills the entry at *@off and writes it). */
-static int slot_get(ext2_filsys fs, uint32_t inum, struct qt_info *qi, uint32_t *blk,
-                    unsigned *off, unsigned char *buf)
+static int slot_get(ext2_filsys fs, uint32_t inum, struct qt_info *qi, uint32_t *blk, unsigned *off,
+                    unsigned char *buf)
 {
     unsigned entries;
     int ret;
@@ -513,8 +513,8 @@ static errcode_t write_inode_hook(ext2_filsys fs, ext2_ino_t ino, struct ext2_in
         return EXT2_ET_CALLBACK_NOTHANDLED;
     if (!q->fresh) {
         memset(&old, 0, sizeof(old));
-        err = ext2fs_read_inode2(fs, ino, (struct ext2_inode *)&old, sizeof(old),
-                                 READ_INODE_NOCSUM);
+        err =
+            ext2fs_read_inode2(fs, ino, (struct ext2_inode *)&old, sizeof(old), READ_INODE_NOCSUM);
         if (err)
             return err;
         charge_of(fs, (struct ext2_inode *)&old, projid_of(&old), &was);
@@ -559,8 +559,8 @@ int e2_quota_start(struct e2_image *img, char *why, size_t why_len)
             continue;
         ret = inum > fs->super->s_inodes_count ? -EUCLEAN : info_read(fs, t, inum, &qi);
         if (ret) {
-            e2_say(why, why_len, "the %s quota file (inode %u) of '%s' is unusable: %s",
-                   qt_name[t], inum, img->path, strerror(-ret));
+            e2_say(why, why_len, "the %s quota file (inode %u) of '%s' is unusable: %s", qt_name[t],
+                   inum, img->path, strerror(-ret));
             free(q);
             return ret;
         }
@@ -583,8 +583,8 @@ int e2_quota_flush_locked(struct e2_image *img)
     for (int t = 0; t < E2_QUOTA_TYPES && !ret; t++) {
         ret = flush_file(img->fs, t, &q->f[t]);
         if (ret)
-            log_err("'%s': cannot update the %s quota file (inode %u): %s", img->path,
-                    qt_name[t], q->f[t].inum, strerror(-ret));
+            log_err("'%s': cannot update the %s quota file (inode %u): %s", img->path, qt_name[t],
+                    q->f[t].inum, strerror(-ret));
     }
     return ret;
 }

@@ -234,8 +234,15 @@ void fs_init_owner(struct uext4_fs *fs, const struct fs_cred *fc, const struct e
         if (S_ISDIR(a->mode))
             a->mode |= S_ISGID;
     }
+    /* ext4_new_inode(): the project of a PROJINHERIT directory. */
+    a->projid = e2_has_project(fs->img) && (da->flags & E2_FL_PROJINHERIT) ? da->projid : 0;
     fs_now(&a->atime);
     a->mtime = a->ctime = a->crtime = a->atime;
+}
+
+bool fs_crosses_project(struct uext4_fs *fs, const struct e2_attr *da, const struct e2_attr *a)
+{
+    return e2_has_project(fs->img) && (da->flags & E2_FL_PROJINHERIT) && da->projid != a->projid;
 }
 
 /* Common front half of every create: checks, owner, group, mode. */
@@ -505,6 +512,9 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     /* vfs_link(): no new names for an immutable or append-only inode. */
     if (!ret && (a.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
         ret = -EPERM;
+    /* ext4_link(): not into another project's tree. */
+    if (!ret && fs_crosses_project(fs, &da, &a))
+        ret = -EXDEV;
     if (ret)
         goto out_unlock;
     ret = fs_may_hardlink(fs, &fc, ino, &a);

@@ -1,0 +1,282 @@
+#!/usr/bin/env python3
+"""quota and project (-O quota,project -I 256).
+
+The kernel here is built without CONFIG_QUOTA: it refuses to mount an
+image with the quota or project feature. So the kernel comparison runs the
+workload (creates, writes, chown, chgrp, unlink, truncate, fallocate,
+punch, xattr blocks, mkdir/rmdir, symlinks, hard links) on a kernel loop
+mount of a copy of an image without quota, and on uext4 over a copy that
+tune2fs gave quota files (usage computed by e2fsprogs); after the kernel's
+unmount, tune2fs adds quota files to the kernel's copy, which is e2fsprogs'
+count of what the kernel left. The usage of every user and group id
+(debugfs list_quota) must match uext4's, kept as it went. Then a project
+workload (FS_IOC_FSSETXATTR, PROJINHERIT inheritance, EXDEV for links and
+renames into another project's tree) on uext4, its usage compared with a
+recount by tune2fs on a copy. e2fsck -fn (which recounts all usage) on
+every image, and the usage after a journal replay.
+
+Runs only as root where loop mounts work, else exits 77."""
+
+import errno
+import fcntl
+import os
+import shutil
+import struct
+
+import test_kernel_diff as kd
+import uext4test
+from uext4test import (Mount, TestFailure, check, eq, expect_errno_as, fsck,
+                       main, mkfs, pattern, run, run_as, test, workdir)
+
+FEATURES = ['quota', 'project']
+OPTS = ['-I', '256']
+FS_IOC_FSGETXATTR = 0x801c581f
+FS_IOC_FSSETXATTR = 0x401c5820
+FS_XFLAG_PROJINHERIT = 0x200
+FSXATTR = struct.Struct('<IIIII8x')
+
+
+def set_project(path, projid, inherit):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(FSXATTR.size)
+        fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
+        xflags, extsize, nextents, _, cow = FSXATTR.unpack(buf)
+        if inherit:
+            xflags |= FS_XFLAG_PROJINHERIT
+        fcntl.ioctl(fd, FS_IOC_FSSETXATTR,
+                    FSXATTR.pack(xflags, extsize, nextents, projid, cow))
+    finally:
+        os.close(fd)
+
+
+def get_project(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(FSXATTR.size)
+        fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
+        return FSXATTR.unpack(buf)[3]
+    finally:
+        os.close(fd)
+
+
+def script(root):
+    log = []
+
+    def P(*parts):
+        return os.path.join(root, *parts)
+
+    def r(name, fn, *args):
+        try:
+            res = fn(*args)
+        except OSError as e:
+            res = 'E%d' % e.errno
+        log.append((name, res))
+
+    r('mkdir d', os.mkdir, P('d'))
+    r('write d/f', kd.write_at, P('d', 'f'), pattern(100000, 1), 0)
+    r('chown d/f', os.chown, P('d', 'f'), 1000, 1001)
+    r('chown d', os.chown, P('d'), 1000, 1000)
+    for i in range(40):
+        r('small %d' % i, kd.write_at, P('s%02d' % i), b's' * (i * 300), 0)
+        r('chown small %d' % i, os.chown, P('s%02d' % i), 2000 + 97 * i,
+          3000 + i % 7)
+    for i in range(0, 40, 3):
+        r('unlink small %d' % i, os.unlink, P('s%02d' % i))
+    r('chgrp s01', os.chown, P('s01'), -1, 1001)
+    r('write t', kd.write_at, P('t'), pattern(300000, 2), 0)
+    r('chown t', os.chown, P('t'), 1000, -1)
+    r('truncate t', os.truncate, P('t'), 70000)
+    r('falloc u', kd.falloc, P('u'), 0, 0, 200000)
+    r('chown u', os.chown, P('u'), 1002, 1002)
+    r('falloc keep u', kd.falloc, P('u'), kd.FALLOC_FL_KEEP_SIZE, 200000,
+      100000)
+    r('punch u', kd.falloc, P('u'),
+      kd.FALLOC_FL_PUNCH_HOLE | kd.FALLOC_FL_KEEP_SIZE, 8192, 16384)
+    r('xattr block', os.setxattr, P('d', 'f'), 'user.big', pattern(3000, 3))
+    r('xattr block 2', os.setxattr, P('s02'), 'user.big', pattern(2500, 4))
+    r('xattr removed', os.removexattr, P('s02'), 'user.big')
+    r('mkdir e', os.mkdir, P('e'))
+    for i in range(30):
+        r('e entry %d' % i, os.mknod, P('e', 'entry-with-a-long-name-%04d' % i))
+    for i in range(30):
+        r('e unlink %d' % i, os.unlink, P('e', 'entry-with-a-long-name-%04d' % i))
+    r('rmdir e', os.rmdir, P('e'))
+    r('symlink', os.symlink, 'x' * 300, P('link'))
+    r('lchown symlink', os.lchown, P('link'), 1003, 1003)
+    r('hard link', os.link, P('d', 'f'), P('f2'))
+    r('unlink d/f', os.unlink, P('d', 'f'))
+    return log
+
+
+def project_script(root):
+    log = []
+
+    def P(*parts):
+        return os.path.join(root, *parts)
+
+    def r(name, fn, *args):
+        try:
+            res = fn(*args)
+        except OSError as e:
+            res = 'E%d' % e.errno
+        log.append((name, res))
+
+    # Projects: a PROJINHERIT tree, a file moved in its charge by
+    # FSSETXATTR, and the boundaries link and rename may not cross.
+    r('mkdir p', os.mkdir, P('p'))
+    r('project p', set_project, P('p'), 42, True)
+    r('write p/a', kd.write_at, P('p', 'a'), pattern(50000, 5), 0)
+    r('mkdir p/sub', os.mkdir, P('p', 'sub'))
+    r('write p/sub/b', kd.write_at, P('p', 'sub', 'b'), pattern(9000, 6), 0)
+    r('chown p/sub/b', os.chown, P('p', 'sub', 'b'), 1000, 1000)
+    r('projid p/sub', get_project, P('p', 'sub'))
+    r('projid p/sub/b', get_project, P('p', 'sub', 'b'))
+    r('project t', set_project, P('t'), 7, False)
+    r('projid t', get_project, P('t'))
+    r('rename into p', os.rename, P('s04'), P('p', 's04'))
+    r('link into p', os.link, P('s05'), P('p', 's05'))
+    r('rename out of p', os.rename, P('p', 'a'), P('a'))
+    r('rename within p', os.rename, P('p', 'a'), P('p', 'sub', 'a'))
+    r('project s07 42', set_project, P('s07'), 42, False)
+    r('rename s07 into p', os.rename, P('s07'), P('p', 's07'))
+    r('mkdir q', os.mkdir, P('q'))
+    r('project q', set_project, P('q'), 43, True)
+    r('write q/c', kd.write_at, P('q', 'c'), pattern(20000, 7), 0)
+    r('rename p/sub into q', os.rename, P('p', 'sub'), P('q', 'sub'))
+    r('unlink q/c', os.unlink, P('q', 'c'))
+    return log
+
+
+def usage(img):
+    """{(type, id): (space, inodes)} of the ids with any usage."""
+    out = {}
+    for qtype in ('user', 'group', 'project'):
+        text = uexec_debugfs(img, 'list_quota ' + qtype)
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) != 7 or not f[0].isdigit():
+                continue
+            space, inodes = int(f[1]), int(f[4])
+            if space or inodes:
+                out['%s %s' % (qtype, f[0])] = (space, inodes)
+    return out
+
+
+def uexec_debugfs(img, request):
+    p = run(['debugfs', '-R', request, img])
+    return p.stdout.decode(errors='replace')
+
+
+def make_image(path):
+    return mkfs(path, size='64M', features=FEATURES, opts=OPTS)
+
+
+def recount(img, d):
+    """e2fsprogs' count of @img's usage: the quota files made again."""
+    copy = d + '/recount.img'
+    shutil.copyfile(img, copy)
+    run(['tune2fs', '-O', '^quota', copy])
+    run(['tune2fs', '-O', 'quota', '-Q', 'usrquota,grpquota,prjquota', copy])
+    return usage(copy)
+
+
+def add_quota(img):
+    run(['tune2fs', '-O', 'quota,project', '-Q', 'usrquota,grpquota,prjquota',
+         img])
+
+
+@test
+def quota_kernel_compare():
+    with workdir() as d:
+        kimg = mkfs(d + '/kernel.img', size='64M', opts=OPTS)
+        uimg = d + '/uext4.img'
+        shutil.copyfile(kimg, uimg)
+        add_quota(uimg)
+        kmnt = d + '/kmnt'
+        os.mkdir(kmnt)
+        run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
+        try:
+            klog = script(kmnt)
+        finally:
+            run(['umount', kmnt])
+        fsck(kimg)
+        add_quota(kimg)
+        fsck(kimg)
+        with Mount(uimg) as m:
+            ulog = script(m.mnt)
+        fsck(uimg)
+        kq, uq = usage(kimg), usage(uimg)
+        check(len(kq) > 40, 'the kernel charged only %d ids' % len(kq))
+        problems = [kd.diff('operation results', klog, ulog),
+                    kd.diff('quota usage (space, inodes)', kq, uq)]
+        problems = [p for p in problems if p]
+        if problems:
+            raise TestFailure('\n'.join(problems))
+
+
+# What ext4 answers (ext4_link, ext4_rename: EXDEV into a PROJINHERIT
+# directory of another project; FSGETXATTR shows the inherited id).
+PROJECT_RESULTS = {
+    'projid p/sub': 42, 'projid p/sub/b': 42, 'projid t': 7,
+    'rename into p': 'E18', 'link into p': 'E18', 'rename out of p': None,
+    'rename within p': 'E2', 'rename s07 into p': None,
+    'rename p/sub into q': 'E18',
+}
+
+
+@test
+def quota_projects():
+    with workdir() as d:
+        img = make_image(d + '/img')
+        with Mount(img) as m:
+            script(m.mnt)
+            log = project_script(m.mnt)
+        fsck(img)
+        got = dict(log)
+        for k, want in PROJECT_RESULTS.items():
+            eq(got[k], want, k)
+        others = [(k, v) for k, v in log
+                  if k not in PROJECT_RESULTS and v not in (None, 9000, 20000,
+                                                            50000)]
+        eq(others, [], 'operations that failed')
+        q = usage(img)
+        check(q.get('project 42', (0, 0))[1] >= 4,
+              'project 42 usage: %r' % (q.get('project 42'),))
+        check('project 7' in q and 'project 43' in q,
+              'projects 7 and 43 not charged: %r' % sorted(q))
+        problem = kd.diff('quota usage (space, inodes)', recount(img, d), q)
+        if problem:
+            raise TestFailure(problem)
+
+
+@test
+def quota_after_replay():
+    """The quota files commit with the changes they count: a daemon
+    killed after an fsync leaves a journal whose replay (by e2fsprogs)
+    gives usage e2fsck agrees with."""
+    with workdir() as d:
+        img = make_image(d + '/img')
+        m = Mount(img, opts=['commit=3600'], expect_clean_exit=False)
+        with m:
+            os.mkdir(m.path('d'))
+            for i in range(20):
+                kd.write_at(m.path('d', 'f%d' % i), pattern(5000 * i, i), 0)
+                os.chown(m.path('d', 'f%d' % i), 5000 + i, 6000 + i)
+            kd.fsync(m.path('d', 'f19'))
+            m.proc.kill()
+            m.proc.wait(30)
+        # e2fsprogs replays the journal (the kernel here has no quota
+        # support to mount the image); e2fsck -fn then recounts.
+        check('needs_recovery' in run(['dumpe2fs', '-h', img]).stdout.decode(),
+              'the killed daemon left no journal to replay')
+        run(['e2fsck', '-E', 'journal_only', '-y', img])
+        fsck(img)
+        q = usage(img)
+        eq(q.get('user 5019'), (98304, 1), 'user 5019 usage after replay')
+
+
+if __name__ == '__main__':
+    uext4test._tests[:] = [t for t in uext4test._tests
+                           if t.__module__ == __name__]
+    main(uext4test.require_kernel_loop_mount)
