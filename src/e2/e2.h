@@ -84,17 +84,17 @@ bool e2_has_extents(const struct e2_image *img);
 /* Project ids (the `project` feature). */
 bool e2_has_project(const struct e2_image *img);
 
-/* Quota (quota.c): the dquot of @id in the quota file of @type, with the
- * usage charged since the last commit; zeros if the file has no entry for
- * @id, -ENOENT if the image has no such quota file. Limits 0: none. */
+/* Quota (quota.c). */
 enum { E2_QUOTA_USER, E2_QUOTA_GROUP, E2_QUOTA_PROJECT, E2_QUOTA_TYPES };
-struct e2_dquot {
-    uint64_t bhardlimit; /* bytes */
-    uint64_t ihardlimit;
-    uint64_t curspace; /* bytes */
-    uint64_t curinodes;
-};
-int e2_quota_get(struct e2_image *img, int type, uint32_t id, struct e2_dquot *dq);
+/* Hard limits (bhardlimit, ihardlimit; checked by the fs layer for callers
+ * without CAP_SYS_RESOURCE). e2_quota_may_create(): -EDQUOT if an inode
+ * owned as @a (uid, gid, projid) with @space bytes would pass a limit.
+ * e2_quota_may_write(): the blocks a write of *@size bytes at @off to @ino
+ * would allocate, counted in order: -EDQUOT if the first does not fit,
+ * else *@size cut to the bytes before the first that does not. */
+struct e2_attr;
+int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space);
+int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t *size);
 uint64_t e2_blocks_count(const struct e2_image *img);
 
 /* casefold.c: names in directories with E2_FL_CASEFOLD (@dir_flags is the

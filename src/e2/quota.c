@@ -611,43 +611,114 @@ void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh)
     }
 }
 
-int e2_quota_get(struct e2_image *img, int type, uint32_t id, struct e2_dquot *dq)
+/* ---- limits ---- */
+
+/* The bytes @ids may still be charged before a hard block limit, and the
+ * inodes before a hard inode limit (UINT64_MAX: no limit). */
+static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES], uint64_t *space,
+                       uint64_t *inodes)
 {
-    struct e2_quota *q;
+    struct e2_quota *q = img->quota;
     unsigned char buf[QT_BLKSIZE];
     struct qt_info qi;
-    uint32_t blk, inum;
+    uint32_t blk;
     unsigned off;
     int ret;
 
-    memset(dq, 0, sizeof(*dq));
-    if (type < 0 || type >= E2_QUOTA_TYPES)
-        return -EINVAL;
+    *space = *inodes = UINT64_MAX;
+    for (int t = 0; t < E2_QUOTA_TYPES; t++) {
+        struct qt_file *f = &q->f[t];
+        uint64_t bhard, ihard, cur_space, cur_inodes;
+
+        if (!f->inum)
+            continue;
+        ret = info_read(img->fs, t, f->inum, &qi);
+        if (!ret)
+            ret = entry_find(img->fs, f->inum, &qi, ids[t], &blk, &off);
+        if (!ret && blk)
+            ret = qblk_read(img->fs, f->inum, blk, buf);
+        if (ret)
+            return ret;
+        if (!blk)
+            continue; /* no entry: no limits */
+        bhard = get64(buf + off + DQ_BHARD) * QT_BLKSIZE;
+        ihard = get64(buf + off + DQ_IHARD);
+        cur_space = get64(buf + off + DQ_CURSPACE);
+        cur_inodes = get64(buf + off + DQ_CURINODES);
+        for (size_t i = 0; i < f->n; i++) {
+            if (f->d[i].id == ids[t]) {
+                cur_space = add_clamped(cur_space, f->d[i].space);
+                cur_inodes = add_clamped(cur_inodes, f->d[i].inodes);
+            }
+        }
+        if (bhard && bhard - (cur_space < bhard ? cur_space : bhard) < *space)
+            *space = bhard - (cur_space < bhard ? cur_space : bhard);
+        if (ihard && ihard - (cur_inodes < ihard ? cur_inodes : ihard) < *inodes)
+            *inodes = ihard - (cur_inodes < ihard ? cur_inodes : ihard);
+    }
+    return 0;
+}
+
+int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space)
+{
+    uint32_t ids[E2_QUOTA_TYPES] = {a->uid, a->gid, a->projid};
+    uint64_t room_space, room_inodes;
+    int ret = 0;
+
     e2_lock(img);
-    q = img->quota;
-    inum = q ? q->f[type].inum : 0;
-    if (!inum) {
-        ret = -ENOENT;
+    if (img->quota)
+        ret = room_locked(img, ids, &room_space, &room_inodes);
+    if (img->quota && !ret && (room_inodes < 1 || room_space < space))
+        ret = -EDQUOT;
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t *size)
+{
+    struct ext2_inode_large in;
+    uint32_t ids[E2_QUOTA_TYPES];
+    uint64_t bs, room, room_inodes, charged = 0;
+    blk64_t first, last, pblk;
+    int ret;
+
+    e2_lock(img);
+    if (!img->quota || !*size) {
+        ret = 0;
         goto out_unlock;
     }
-    ret = info_read(img->fs, type, inum, &qi);
-    if (!ret)
-        ret = entry_find(img->fs, inum, &qi, id, &blk, &off);
-    if (!ret && blk)
-        ret = qblk_read(img->fs, inum, blk, buf);
+    ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
-    if (blk) {
-        const unsigned char *e = buf + off;
-        dq->ihardlimit = get64(e + DQ_IHARD);
-        dq->bhardlimit = get64(e + DQ_BHARD) * QT_BLKSIZE;
-        dq->curinodes = get64(e + DQ_CURINODES);
-        dq->curspace = get64(e + DQ_CURSPACE);
-    }
-    for (size_t i = 0; i < q->f[type].n; i++) {
-        if (q->f[type].d[i].id == id) {
-            dq->curinodes = add_clamped(dq->curinodes, q->f[type].d[i].inodes);
-            dq->curspace = add_clamped(dq->curspace, q->f[type].d[i].space);
+    ids[E2_QUOTA_USER] = inode_uid(in);
+    ids[E2_QUOTA_GROUP] = inode_gid(in);
+    ids[E2_QUOTA_PROJECT] = projid_of(&in);
+    ret = room_locked(img, ids, &room, &room_inodes);
+    if (ret || room == UINT64_MAX)
+        goto out_unlock;
+    bs = img->fs->blocksize;
+    first = off / bs;
+    last = (off + *size - 1) / bs;
+    /* Block by block, as ext4 reserves them: the write stops at the first
+     * new block that does not fit. */
+    for (blk64_t b = first; b <= last; b++) {
+        pblk = 0;
+        if (!(in.i_flags & EXT4_INLINE_DATA_FL)) {
+            ret = e2_errno(
+                ext2fs_bmap2(img->fs, ino, (struct ext2_inode *)&in, NULL, 0, b, NULL, &pblk));
+            if (ret)
+                goto out_unlock;
+        }
+        if (pblk)
+            continue;
+        charged += bs;
+        if (charged > room) {
+            if (b == first) {
+                ret = -EDQUOT;
+            } else {
+                *size = b * bs - off;
+            }
+            break;
         }
     }
 out_unlock:

@@ -276,6 +276,86 @@ def quota_after_replay():
         eq(q.get('user 5019'), (98304, 1), 'user 5019 usage after replay')
 
 
+def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
+    """Set the hard limits of @qid's entry in the quota file of @qtype (the
+    entry must exist): a small writer of the vfsv1 tree, standing in for
+    setquota(8), whose quotactl(2) does not reach a FUSE daemon."""
+    inum = {'user': 3, 'group': 4}[qtype]
+    data = run(['debugfs', '-R', 'cat <%d>' % inum, img]).stdout
+    blocks = run(['debugfs', '-R', 'blocks <%d>' % inum, img]).stdout.split()
+    bs = 4096
+    ref = 1
+    for depth in range(4):
+        idx = (qid >> ((3 - depth) * 8)) & 0xff
+        ref = struct.unpack_from('<I', data, ref * 1024 + 4 * idx)[0]
+        check(ref != 0, 'id %d has no entry in the %s quota file'
+              % (qid, qtype))
+    for i in range(14):
+        off = ref * 1024 + 16 + 72 * i
+        if struct.unpack_from('<I', data, off)[0] == qid and \
+                any(data[off:off + 72]):
+            break
+    else:
+        raise TestFailure('id %d not in its data block' % qid)
+    pblk = int(blocks[off // bs])
+    with open(img, 'r+b') as f:
+        f.seek(pblk * bs + off % bs + 8)
+        f.write(struct.pack('<Q', ihard))
+        f.seek(pblk * bs + off % bs + 32)
+        f.write(struct.pack('<Q', bhard_kib))
+
+
+@test
+def quota_hard_limits():
+    """Hard limits (written into the user quota file by write_limits):
+    EDQUOT for an ordinary user's creates, mkdir and fallocate past
+    them, a write cut short at the limit then EDQUOT, as ext4 with
+    usrquota; root passes them."""
+    with workdir() as d:
+        img = make_image(d + '/img')
+        os.chmod(d, 0o755)
+        with Mount(img) as m:
+            os.mkdir(m.path('home'))
+            os.chown(m.path('home'), 1000, 1000)
+        write_limits(img, 'user', 1000, bhard_kib=256, ihard=5)
+        fsck(img)
+        cred = (1000, 1000, [])
+        with Mount(img, opts=['allow_other']) as m:
+            home = m.path('home')
+
+            def h(name):
+                return os.path.join(home, name)
+
+            # 1 inode used (home): 4 more may be made.
+            for i in range(4):
+                run_as(1000, 1000, [], os.mknod, h('n%d' % i))
+            expect_errno_as(cred, errno.EDQUOT, os.mknod, h('n4'))
+            expect_errno_as(cred, errno.EDQUOT, os.mkdir, h('dd'))
+            os.unlink(h('n3'))
+            run_as(1000, 1000, [], os.mkdir, h('dd'))
+            # 8 KiB used (home's and dd's blocks): 248 KiB left.
+            eq(run_as(1000, 1000, [], kd.write_at, h('n0'),
+                      b'a' * 200 * 1024, 0), 200 * 1024, 'write under the limit')
+            # Overwriting allocates nothing.
+            eq(run_as(1000, 1000, [], kd.write_at, h('n0'),
+                      b'A' * 200 * 1024, 0), 200 * 1024, 'overwrite')
+            expect_errno_as(cred, errno.EDQUOT, kd.falloc, h('n1'), 0, 0,
+                            100 * 1024)
+            eq(run_as(1000, 1000, [], kd.write_at, h('n1'),
+                      b'b' * 100 * 1024, 0), 48 * 1024,
+               'a write past the limit, cut short')
+            expect_errno_as(cred, errno.EDQUOT, kd.write_at, h('n1'),
+                            b'b' * 4096, 48 * 1024)
+            # Root is not limited, even in the user's files.
+            os.mknod(h('root-made'))
+            os.chown(h('root-made'), 1000, 1000)
+            kd.write_at(h('n2'), b'c' * 300 * 1024, 0)
+        fsck(img)
+        q = usage(img)
+        eq(q['user 1000'], (8192 + 248 * 1024 + 300 * 1024, 6),
+           'usage of user 1000')
+
+
 if __name__ == '__main__':
     uext4test._tests[:] = [t for t in uext4test._tests
                            if t.__module__ == __name__]
