@@ -26,7 +26,8 @@ import struct
 import test_kernel_diff as kd
 import uext4test
 from uext4test import (Mount, TestFailure, check, eq, expect_errno_as, fsck,
-                       main, mkfs, pattern, run, run_as, test, workdir)
+                       main, mkfs, pattern, run, run_as, sb_field, test,
+                       workdir)
 
 FEATURES = ['quota', 'project']
 OPTS = ['-I', '256']
@@ -208,6 +209,8 @@ def quota_kernel_compare():
         fsck(uimg)
         kq, uq = usage(kimg), usage(uimg)
         check(len(kq) > 40, 'the kernel charged only %d ids' % len(kq))
+        check_tree(uimg, 3)
+        check_tree(uimg, 4)
         problems = [kd.diff('operation results', klog, ulog),
                     kd.diff('quota usage (space, inodes)', kq, uq)]
         problems = [p for p in problems if p]
@@ -248,6 +251,7 @@ def quota_projects():
         problem = kd.diff('quota usage (space, inodes)', recount(img, d), q)
         if problem:
             raise TestFailure(problem)
+        check_tree(img, int(sb_field(img, 'Project quota inode')))
 
 
 @test
@@ -274,6 +278,83 @@ def quota_after_replay():
         fsck(img)
         q = usage(img)
         eq(q.get('user 5019'), (98304, 1), 'user 5019 usage after replay')
+
+
+def check_tree(img, inum):
+    """The vfsv1 file of inode @inum is well formed as the kernel reads it:
+    tree references inside the file, each data block's entry count right,
+    the list of data blocks with free entries exactly those not full,
+    linked both ways. Returns the number of entries."""
+    data = run(['debugfs', '-R', 'cat <%d>' % inum, img]).stdout
+    nblocks, free_blk, free_entry = struct.unpack_from('<III', data, 8 + 12)
+    check(len(data) >= nblocks * 1024, 'quota file %d shorter than its '
+          '%d blocks' % (inum, nblocks))
+    leaves = set()
+
+    def walk(ref, depth):
+        check(1 <= ref < nblocks, 'reference %d out of the file' % ref)
+        if depth == 4:
+            leaves.add(ref)
+            return
+        for r in struct.unpack_from('<256I', data, ref * 1024):
+            if r:
+                walk(r, depth + 1)
+    walk(1, 0)
+    entries, not_full = 0, set()
+    for b in leaves:
+        n = sum(1 for i in range(14)
+                if any(data[b * 1024 + 16 + 72 * i:b * 1024 + 88 + 72 * i]))
+        eq(struct.unpack_from('<H', data, b * 1024 + 8)[0], n,
+           'entry count of data block %d' % b)
+        entries += n
+        if n < 14:
+            not_full.add(b)
+    listed, prev, b = set(), 0, free_entry
+    while b:
+        check(b not in listed, 'free entry list loops at %d' % b)
+        nxt, prv = struct.unpack_from('<II', data, b * 1024)
+        eq(prv, prev, 'prev link of data block %d' % b)
+        listed.add(b)
+        prev, b = b, nxt
+    eq(sorted(listed), sorted(not_full), 'data blocks with free entries')
+    return entries
+
+
+@test
+def quota_many_ids():
+    """Hundreds of ids on 1 KiB blocks (a quota block per file system
+    block), with inline directories: the quota files grow by tree and data
+    blocks; an unlinked file still open is uncharged with its last link
+    (as e2fsck counts) and freed at close."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M', features=FEATURES + ['inline_data'],
+                   opts=OPTS + ['-b', '1024'])
+        ids = [(i * 7919) % 200003 for i in range(1, 700)] + [65536, 1 << 24]
+        with Mount(img) as m:
+            for i, qid in enumerate(ids):
+                p = m.path('f%d' % i)
+                kd.write_at(p, b'q' * (i % 5) * 700, 0)
+                os.chown(p, qid, qid + 1)
+            os.mkdir(m.path('dir'))
+            os.chown(m.path('dir'), 4242, 4242)
+            for i in range(0, len(ids), 4):
+                os.unlink(m.path('f%d' % i))
+            fd = os.open(m.path('f1'), os.O_RDWR)
+            try:
+                os.unlink(m.path('f1'))
+                os.pwrite(fd, b'z' * 50000, 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsck(img)
+        q = usage(img)
+        problem = kd.diff('quota usage (space, inodes)', recount(img, d), q)
+        if problem:
+            raise TestFailure(problem)
+        check(q.get('user 4242') == (0, 1), 'inline directory charged %r'
+              % (q.get('user 4242'),))
+        check(check_tree(img, 3) > 500, 'too few user entries')
+        check(check_tree(img, 4) > 500, 'too few group entries')
 
 
 def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
