@@ -95,6 +95,10 @@ enum { E2_QUOTA_USER, E2_QUOTA_GROUP, E2_QUOTA_PROJECT, E2_QUOTA_TYPES };
 struct e2_attr;
 int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space);
 int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t *size);
+/* -EDQUOT if an inode of attributes @from (its blocks charged) would pass
+ * a limit of an id that differs in @to (dquot_transfer). */
+int e2_quota_may_transfer(struct e2_image *img, const struct e2_attr *from,
+                          const struct e2_attr *to);
 uint64_t e2_blocks_count(const struct e2_image *img);
 
 /* casefold.c: names in directories with E2_FL_CASEFOLD (@dir_flags is the

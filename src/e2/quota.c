@@ -614,9 +614,10 @@ void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh)
 /* ---- limits ---- */
 
 /* The bytes @ids may still be charged before a hard block limit, and the
- * inodes before a hard inode limit (UINT64_MAX: no limit). */
-static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES], uint64_t *space,
-                       uint64_t *inodes)
+ * inodes before a hard inode limit (UINT64_MAX: no limit), for the types
+ * in the bit @mask. */
+static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES], unsigned mask,
+                       uint64_t *space, uint64_t *inodes)
 {
     struct e2_quota *q = img->quota;
     unsigned char buf[QT_BLKSIZE];
@@ -630,7 +631,7 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
         struct qt_file *f = &q->f[t];
         uint64_t bhard, ihard, cur_space, cur_inodes;
 
-        if (!f->inum)
+        if (!f->inum || !(mask & (1u << t)))
             continue;
         ret = info_read(img->fs, t, f->inum, &qi);
         if (!ret)
@@ -667,8 +668,27 @@ int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t 
 
     e2_lock(img);
     if (img->quota)
-        ret = room_locked(img, ids, &room_space, &room_inodes);
+        ret = room_locked(img, ids, ~0u, &room_space, &room_inodes);
     if (img->quota && !ret && (room_inodes < 1 || room_space < space))
+        ret = -EDQUOT;
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_quota_may_transfer(struct e2_image *img, const struct e2_attr *from,
+                          const struct e2_attr *to)
+{
+    uint32_t ids[E2_QUOTA_TYPES] = {to->uid, to->gid, to->projid};
+    unsigned mask = (from->uid != to->uid ? 1u << E2_QUOTA_USER : 0) |
+                    (from->gid != to->gid ? 1u << E2_QUOTA_GROUP : 0) |
+                    (from->projid != to->projid ? 1u << E2_QUOTA_PROJECT : 0);
+    uint64_t room_space, room_inodes;
+    int ret = 0;
+
+    e2_lock(img);
+    if (img->quota && mask)
+        ret = room_locked(img, ids, mask, &room_space, &room_inodes);
+    if (img->quota && mask && !ret && (room_inodes < 1 || room_space < from->blocks * 512))
         ret = -EDQUOT;
     e2_unlock(img);
     return ret;
@@ -693,7 +713,7 @@ int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_
     ids[E2_QUOTA_USER] = inode_uid(in);
     ids[E2_QUOTA_GROUP] = inode_gid(in);
     ids[E2_QUOTA_PROJECT] = projid_of(&in);
-    ret = room_locked(img, ids, &room, &room_inodes);
+    ret = room_locked(img, ids, ~0u, &room, &room_inodes);
     if (ret || room == UINT64_MAX)
         goto out_unlock;
     bs = img->fs->blocksize;

@@ -111,16 +111,22 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret) {
         unsigned fields = E2_A_FLAGS | E2_A_CTIME;
+        struct e2_attr n = a;
 
         /* The name index, if any, matches names the old way. */
         if ((a.flags ^ nflags) & E2_FL_CASEFOLD)
             fs_dir_index_free(fi);
-        if (e2_has_project(fs->img) && projid != a.projid)
+        n.flags = nflags;
+        n.projid = projid;
+        fs_now(&n.ctime);
+        if (e2_has_project(fs->img) && projid != a.projid) {
             fields |= E2_A_PROJID;
-        a.flags = nflags;
-        a.projid = projid;
-        fs_now(&a.ctime);
-        ret = e2_inode_set(fs->img, ino, &a, fields);
+            /* dquot_transfer(): the new project's hard limits. */
+            if (!fc.root)
+                ret = e2_quota_may_transfer(fs->img, &a, &n);
+        }
+        if (!ret)
+            ret = e2_inode_set(fs->img, ino, &n, fields);
     }
     ret = FS_CHECK(fs, ino, ret);
     fs_op_end(fs, fi);

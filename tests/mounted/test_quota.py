@@ -388,17 +388,20 @@ def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
 
 @test
 def quota_hard_limits():
-    """Hard limits (written into the user quota file by write_limits):
+    """Hard limits (written into the quota files by write_limits):
     EDQUOT for an ordinary user's creates, mkdir and fallocate past
-    them, a write cut short at the limit then EDQUOT, as ext4 with
-    usrquota; root passes them."""
+    them, a write cut short at the limit then EDQUOT, a chgrp past the
+    new group's limit, as ext4 with usrquota,grpquota; root passes them."""
     with workdir() as d:
         img = make_image(d + '/img')
         os.chmod(d, 0o755)
         with Mount(img) as m:
             os.mkdir(m.path('home'))
             os.chown(m.path('home'), 1000, 1000)
+            os.mknod(m.path('g1001'))
+            os.chown(m.path('g1001'), 0, 1001)
         write_limits(img, 'user', 1000, bhard_kib=256, ihard=5)
+        write_limits(img, 'group', 1001, bhard_kib=4)
         fsck(img)
         cred = (1000, 1000, [])
         with Mount(img, opts=['allow_other']) as m:
@@ -427,7 +430,12 @@ def quota_hard_limits():
                'a write past the limit, cut short')
             expect_errno_as(cred, errno.EDQUOT, kd.write_at, h('n1'),
                             b'b' * 4096, 48 * 1024)
+            # chgrp moves the file's charge: not past the group's limit.
+            expect_errno_as((1000, 1000, [1001]), errno.EDQUOT, os.chown,
+                            h('n0'), -1, 1001)
+            run_as(1000, 1000, [1001], os.chown, h('n2'), -1, 1001)
             # Root is not limited, even in the user's files.
+            os.chown(h('n0'), -1, 1001)
             os.mknod(h('root-made'))
             os.chown(h('root-made'), 1000, 1000)
             kd.write_at(h('n2'), b'c' * 300 * 1024, 0)
