@@ -548,6 +548,15 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
             ret = (int)got;
             break;
         }
+        /* The hard block limits, as write(2). */
+        if (!fc.root) {
+            uint64_t n = (uint64_t)got;
+
+            ret = e2_quota_may_write(fs->img, ino_out, (uint64_t)(off_out + (off_t)done), &n);
+            if (ret)
+                break;
+            got = (ssize_t)n;
+        }
         put = fs_file_write_locked(fs, out, &ao, buf, (size_t)got, off_out + (off_t)done);
         if (put < 0) {
             ret = (int)put;

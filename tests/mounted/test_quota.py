@@ -357,6 +357,18 @@ def quota_many_ids():
         check(check_tree(img, 4) > 500, 'too few group entries')
 
 
+def copy_range(src, dst, off):
+    fi = os.open(src, os.O_RDONLY)
+    try:
+        fo = os.open(dst, os.O_WRONLY)
+        try:
+            return os.copy_file_range(fi, fo, 8192, 0, off)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+
+
 def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
     """Set the hard limits of @qid's entry in the quota file of @qtype (the
     entry must exist): a small writer of the vfsv1 tree, standing in for
@@ -430,6 +442,8 @@ def quota_hard_limits():
                'a write past the limit, cut short')
             expect_errno_as(cred, errno.EDQUOT, kd.write_at, h('n1'),
                             b'b' * 4096, 48 * 1024)
+            expect_errno_as(cred, errno.EDQUOT, copy_range, h('n0'), h('n1'),
+                            48 * 1024)
             # chgrp moves the file's charge: not past the group's limit.
             expect_errno_as((1000, 1000, [1001]), errno.EDQUOT, os.chown,
                             h('n0'), -1, 1001)
