@@ -152,7 +152,7 @@ enum e2_attr_field {
     E2_A_MTIME = 1u << 6,
     E2_A_CTIME = 1u << 7,
     E2_A_FLAGS = 1u << 8,
-    E2_A_PROJID = 1u << 9, /* where the inode has room for i_projid */
+    E2_A_PROJID = 1u << 9, /* -EOVERFLOW where the inode has no room for i_projid */
 };
 
 /* i_flags bits the fs layer needs to see. */
