@@ -81,8 +81,24 @@ const char *e2_library_version(void);
 bool e2_has_inline_data(const struct e2_image *img);
 bool e2_has_verity(const struct e2_image *img);
 bool e2_has_extents(const struct e2_image *img);
-/* Project ids (the `project` feature; such images are opened read-only). */
+/* Project ids (the `project` feature). */
 bool e2_has_project(const struct e2_image *img);
+
+/* Quota (quota.c). */
+enum { E2_QUOTA_USER, E2_QUOTA_GROUP, E2_QUOTA_PROJECT, E2_QUOTA_TYPES };
+/* Hard limits (bhardlimit, ihardlimit; checked by the fs layer for callers
+ * without CAP_SYS_RESOURCE). e2_quota_may_create(): -EDQUOT if an inode
+ * owned as @a (uid, gid, projid) with @space bytes would pass a limit.
+ * e2_quota_may_write(): the blocks a write of *@size bytes at @off to @ino
+ * would allocate, counted in order: -EDQUOT if the first does not fit,
+ * else *@size cut to the bytes before the first that does not. */
+struct e2_attr;
+int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space);
+int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t *size);
+/* -EDQUOT if an inode of attributes @from (its blocks charged) would pass
+ * a limit of an id that differs in @to (dquot_transfer). */
+int e2_quota_may_transfer(struct e2_image *img, const struct e2_attr *from,
+                          const struct e2_attr *to);
 uint64_t e2_blocks_count(const struct e2_image *img);
 
 /* casefold.c: names in directories with E2_FL_CASEFOLD (@dir_flags is the
@@ -136,6 +152,7 @@ enum e2_attr_field {
     E2_A_MTIME = 1u << 6,
     E2_A_CTIME = 1u << 7,
     E2_A_FLAGS = 1u << 8,
+    E2_A_PROJID = 1u << 9, /* -EOVERFLOW where the inode has no room for i_projid */
 };
 
 /* i_flags bits the fs layer needs to see. */
@@ -148,6 +165,7 @@ enum e2_attr_field {
 #define E2_FL_SYNC        0x00000008u
 #define E2_FL_NOATIME     0x00000080u
 #define E2_FL_CASEFOLD    0x40000000u
+#define E2_FL_PROJINHERIT 0x20000000u
 
 /* What FS_IOC_GETFLAGS shows and FS_IOC_SETFLAGS may change (the
  * kernel's EXT4_FL_USER_VISIBLE and EXT4_FL_USER_MODIFIABLE). */

@@ -45,6 +45,7 @@ struct e2_image {
     /* A read-only mount's journal, replayed in memory (overlay.h); NULL if
      * nothing needed replaying. Read-only once built; freed at close. */
     struct e2_overlay *replayed;
+    struct e2_quota *quota; /* protected by disk_lock; NULL without quota files */
 };
 
 /* The inode table block that holds inode @ino. */
@@ -164,6 +165,20 @@ int e2_journal_stop_locked(struct e2_image *img);
 int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
 int e2_orphan_cleanup_locked(struct e2_image *img);
 int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
+
+/* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
+ * checks the files and hooks libext2fs's inode writes to charge every
+ * change of an inode's blocks, owner, project or liveness (after the image
+ * is opened read-write, before anything is written; no-op without quota).
+ * e2_quota_flush_locked() adds what was charged to the files: before each
+ * commit captures the transaction, and before a close without a journal.
+ * e2_quota_stop() unhooks and frees. Our own writes of a whole
+ * ext2_inode_large say so with e2_quota_whole_inode() around the write
+ * (@fresh: a new inode, whose slot held nothing charged). */
+int e2_quota_start(struct e2_image *img, char *why, size_t why_len);
+int e2_quota_flush_locked(struct e2_image *img);
+void e2_quota_stop(struct e2_image *img);
+void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh);
 
 /* File data: straight to the image, never into a transaction (iomgr.h). */
 int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const void *buf);

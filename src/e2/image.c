@@ -25,10 +25,9 @@ static const uint32_t incompat_refused =
     EXT4_FEATURE_INCOMPAT_DIRDATA | EXT2_FEATURE_INCOMPAT_COMPRESSION;
 /* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
 static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
-/* Readable, but writing would leave something e2fsck repairs (quota usage,
- * shared blocks, orphan file) or that is not ours to write. */
+/* Readable, but writing would leave something e2fsck repairs (shared
+ * blocks, orphan file) or that is not ours to write. */
 static const uint32_t ro_compat_ro =
-    EXT4_FEATURE_RO_COMPAT_QUOTA | EXT4_FEATURE_RO_COMPAT_PROJECT |
     EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS | EXT4_FEATURE_RO_COMPAT_READONLY |
     EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_REPLICA |
     EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
@@ -78,6 +77,14 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     if (bad) {
         e2_say(why, len, "feature '%s' is not supported for writing; mounting read-only",
                first_feature(E2P_FEATURE_RO_INCOMPAT, bad));
+        *need_ro = true;
+    }
+    /* quota.c does not charge an inode for the EA inodes it references,
+     * as e2fsck counts them. */
+    if (!*need_ro && ext2fs_has_feature_quota(sb) && ext2fs_has_feature_ea_inode(sb)) {
+        e2_say(why, len,
+               "features 'quota' and 'ea_inode' together are not supported for writing; "
+               "mounting read-only");
         *need_ro = true;
     }
     return 0;
@@ -422,6 +429,9 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
         goto out_close;
     }
     if (!img->read_only) {
+        ret = e2_quota_start(img, why, why_len);
+        if (ret)
+            goto out_close;
         ret = mark_mounted(img);
         if (ret) {
             e2_say(why, why_len, "cannot write the superblock of '%s': %s", path, strerror(-ret));
@@ -443,6 +453,7 @@ out_stop:
     e2_unlock(img);
 
 out_close:
+    e2_quota_stop(img);
     if (img->fs)
         ext2fs_close_free(&img->fs);
     release_mmp(img);
@@ -501,13 +512,16 @@ int e2_image_close(struct e2_image *img)
     /* Also after errors=remount-ro: what was done before the error (and
      * the error record itself) is committed, as without a journal it
      * would be written back. */
-    ret = e2_journal_stop_locked(img);
+    ret = e2_quota_flush_locked(img);
+    cret = e2_journal_stop_locked(img);
+    ret = ret ? ret : cret;
     if (has_failed_locked(img)) {
         /* Nothing of the cache goes to the image now (the journal, if
          * any, stays in journaled mode: the I/O manager drops its dirty blocks). */
         img->fs->flags &= ~(EXT2_FLAG_DIRTY | EXT2_FLAG_BB_DIRTY | EXT2_FLAG_IB_DIRTY);
         ret = -EIO;
     }
+    e2_quota_stop(img);
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);
@@ -539,7 +553,9 @@ static int make_final_locked(struct e2_image *img)
 
     if (has_failed_locked(img))
         return -EIO; /* nothing more is written (has_failed_locked) */
-    ret = e2_journal_stop_locked(img);
+    ret = e2_quota_flush_locked(img);
+    if (!ret)
+        ret = e2_journal_stop_locked(img);
     if (!ret)
         sb->s_state |= EXT2_VALID_FS;
     sb->s_wtime = (uint32_t)time(NULL);
@@ -632,7 +648,9 @@ int e2_image_sync(struct e2_image *img)
         img->commit_asked = false;
         atomic_store(&img->commit_overdue, false);
     } else if (!img->read_only) {
-        ret = e2_errno(ext2fs_flush2(img->fs, 0));
+        ret = e2_quota_flush_locked(img);
+        if (!ret)
+            ret = e2_errno(ext2fs_flush2(img->fs, 0));
         if (!ret)
             ret = e2_errno(io_channel_flush(img->fs->io));
     }

@@ -21,10 +21,14 @@ int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode
 
 int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode)
 {
+    errcode_t err;
+
     if (img->read_only)
         return -EROFS;
-    return e2_errno(
-        ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)inode, sizeof(*inode)));
+    e2_quota_whole_inode(img, true, false);
+    err = ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)inode, sizeof(*inode));
+    e2_quota_whole_inode(img, false, false);
+    return e2_errno(err);
 }
 
 /* Whether the in-inode extra space covers a field ending at @field_end. */
@@ -139,6 +143,8 @@ static void attr_to_inode(const struct e2_attr *a, unsigned fields, struct ext2_
         set_time(in, &a->ctime, &in->i_ctime, &in->i_ctime_extra, EXTRA_HAS(in, i_ctime_extra));
     if (fields & E2_A_FLAGS)
         in->i_flags = a->flags;
+    if ((fields & E2_A_PROJID) && EXTRA_HAS(in, i_projid))
+        in->i_projid = a->projid;
 }
 
 int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a)
@@ -175,6 +181,10 @@ int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, un
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
+    if ((fields & E2_A_PROJID) && !EXTRA_HAS(&in, i_projid)) {
+        ret = -EOVERFLOW; /* as ext4 when it cannot make room for it */
+        goto out_unlock;
+    }
     attr_to_inode(a, fields, &in);
     ret = e2_write_inode_locked(img, ino, &in);
 out_unlock:
@@ -199,7 +209,10 @@ static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
             want = isize - EXT2_GOOD_OLD_INODE_SIZE;
         in->i_extra_isize = (uint16_t)want;
     }
-    attr_to_inode(a, E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME, in);
+    attr_to_inode(a,
+                  E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME |
+                      (ext2fs_has_feature_project(img->fs->super) ? E2_A_PROJID : 0),
+                  in);
     if (EXTRA_HAS(in, i_crtime_extra))
         set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, true);
     if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
@@ -229,7 +242,9 @@ static int write_new_inode_locked(struct e2_image *img, ext2_ino_t ino, struct e
     if (!buf)
         return -ENOMEM;
     memcpy(buf, in, sizeof(*in));
+    e2_quota_whole_inode(img, true, true);
     err = ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)buf, isize);
+    e2_quota_whole_inode(img, false, false);
     free(buf);
     return e2_errno(err);
 }

@@ -269,6 +269,10 @@ int e2_journal_commit_locked(struct e2_image *img)
     uint32_t need;
     int ret;
 
+    /* The quota files commit with the changes they count. */
+    ret = e2_quota_flush_locked(img);
+    if (ret)
+        return ret;
     /* 1. capture: the bitmaps written show this transaction's frees. */
     reserved_set(fs, jn, false);
     ret = e2_errno(ext2fs_flush2(fs, EXT2_FLAG_FLUSH_NO_SYNC));

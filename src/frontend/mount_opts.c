@@ -355,7 +355,7 @@ enum noted_value {
 
 #define WHY_JOURNAL  "uext4 journals metadata and writes data in place (data=ordered)"
 #define WHY_ALLOC    "uext4 allocates with libext2fs and has no delayed allocation"
-#define WHY_QUOTA    "uext4 does not enforce quotas"
+#define WHY_QUOTA    "the quota feature alone decides: usage kept, hard limits enforced"
 #define WHY_SECURITY "no security module labels FUSE files through the mount"
 #define WHY_KERNEL   "a kernel ext4 tuning with no counterpart in uext4"
 #define WHY_DEBUG    "an ext4 debugging aid with no counterpart in uext4"

@@ -222,6 +222,15 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         err = fs_may_write_data(&a);
     if (!err)
         err = may_write_flags(fs, fi, &a, buf, size, off, flags);
+    /* Hard block limits, which CAP_SYS_RESOURCE passes: a short write up
+     * to the limit, as ext4 reserves block by block. (mmap writeback
+     * writes what the pages already hold.) */
+    if (!err && !fc.root && !(flags & UEXT4_WRITE_MMAP)) {
+        uint64_t n = size;
+
+        err = e2_quota_may_write(fs->img, ino, (uint64_t)off, &n);
+        size = (size_t)n;
+    }
     if (err) {
         ret = err;
         goto out_end;
@@ -383,6 +392,15 @@ static int fallocate_locked(struct uext4_fs *fs, const struct fs_cred *fc, struc
     return e2_inode_set(fs->img, fi->ino, &a, fields);
 }
 
+/* fallocate's blocks under the hard limits: all of them, or EDQUOT. */
+static int quota_may_allocate(struct uext4_fs *fs, uint32_t ino, uint64_t off, uint64_t len)
+{
+    uint64_t n = len;
+    int ret = e2_quota_may_write(fs->img, ino, off, &n);
+
+    return ret ? ret : n < len ? -EDQUOT : 0;
+}
+
 static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int mode,
                           off_t off, off_t len)
 {
@@ -425,6 +443,9 @@ static int fallocate_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
     /* As the kernel: write the cached pages back, then change the blocks. */
     if (!ret)
         ret = fs_writeback_locked(fs, fi);
+    if (!ret && !fc.root &&
+        !(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)))
+        ret = quota_may_allocate(fs, ino, (uint64_t)off, (uint64_t)len);
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret)
@@ -526,6 +547,15 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
         if (got <= 0) {
             ret = (int)got;
             break;
+        }
+        /* The hard block limits, as write(2). */
+        if (!fc.root) {
+            uint64_t n = (uint64_t)got;
+
+            ret = e2_quota_may_write(fs->img, ino_out, (uint64_t)(off_out + (off_t)done), &n);
+            if (ret)
+                break;
+            got = (ssize_t)n;
         }
         put = fs_file_write_locked(fs, out, &ao, buf, (size_t)got, off_out + (off_t)done);
         if (put < 0) {

@@ -77,9 +77,10 @@ static int setflags_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
         if (ret <= 0)
             return ret ? ret : -ENOTEMPTY;
     }
-    /* ext4_ioctl_setproject() */
-    if (projid != (e2_has_project(fs->img) ? a->projid : 0))
-        return e2_has_project(fs->img) ? -EROFS : -EOPNOTSUPP;
+    /* ext4_ioctl_setproject(): the quota charge moves with the inode
+     * (quota.c sees the new projid written). */
+    if (projid != (e2_has_project(fs->img) ? a->projid : 0) && !e2_has_project(fs->img))
+        return -EOPNOTSUPP;
     *out = (old & ~E2_FL_USER_MODIFIABLE) | flags;
     return 0;
 }
@@ -109,12 +110,23 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
     if (!ret)
         ret = e2_inode_get(fs->img, ino, &a);
     if (!ret) {
+        unsigned fields = E2_A_FLAGS | E2_A_CTIME;
+        struct e2_attr n = a;
+
         /* The name index, if any, matches names the old way. */
         if ((a.flags ^ nflags) & E2_FL_CASEFOLD)
             fs_dir_index_free(fi);
-        a.flags = nflags;
-        fs_now(&a.ctime);
-        ret = e2_inode_set(fs->img, ino, &a, E2_A_FLAGS | E2_A_CTIME);
+        n.flags = nflags;
+        n.projid = projid;
+        fs_now(&n.ctime);
+        if (e2_has_project(fs->img) && projid != a.projid) {
+            fields |= E2_A_PROJID;
+            /* dquot_transfer(): the new project's hard limits. */
+            if (!fc.root)
+                ret = e2_quota_may_transfer(fs->img, &a, &n);
+        }
+        if (!ret)
+            ret = e2_inode_set(fs->img, ino, &n, fields);
     }
     ret = FS_CHECK(fs, ino, ret);
     fs_op_end(fs, fi);

@@ -299,6 +299,10 @@ int fs_check_name(const char *name);
  * directory), all times now. */
 void fs_init_owner(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *da,
                    struct e2_attr *a);
+/* Whether @a may not get a name in the directory of attributes @da: the
+ * directory has PROJINHERIT and another project (link and rename give
+ * EXDEV, as ext4). */
+bool fs_crosses_project(struct uext4_fs *fs, const struct e2_attr *da, const struct e2_attr *a);
 int fs_find_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t *ino);
 int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir, struct e2_attr *a,
                   bool write);

@@ -234,8 +234,15 @@ void fs_init_owner(struct uext4_fs *fs, const struct fs_cred *fc, const struct e
         if (S_ISDIR(a->mode))
             a->mode |= S_ISGID;
     }
+    /* ext4_new_inode(): the project of a PROJINHERIT directory. */
+    a->projid = e2_has_project(fs->img) && (da->flags & E2_FL_PROJINHERIT) ? da->projid : 0;
     fs_now(&a->atime);
     a->mtime = a->ctime = a->crtime = a->atime;
+}
+
+bool fs_crosses_project(struct uext4_fs *fs, const struct e2_attr *da, const struct e2_attr *a)
+{
+    return e2_has_project(fs->img) && (da->flags & E2_FL_PROJINHERIT) && da->projid != a->projid;
 }
 
 /* Common front half of every create: checks, owner, group, mode. */
@@ -298,6 +305,23 @@ static int store_acls(struct uext4_fs *fs, uint32_t ino, void *acc, size_t acc_l
 
 enum create_kind { CREATE_NODE, CREATE_DIR, CREATE_SYMLINK };
 
+/* The bytes a new inode is charged when it is made: a directory's first
+ * block (none when inline), a slow symlink's block. */
+static uint64_t new_inode_space(struct uext4_fs *fs, enum create_kind kind, const char *target)
+{
+    if ((kind == CREATE_DIR && !e2_has_inline_data(fs->img)) ||
+        (kind == CREATE_SYMLINK && strlen(target) >= 60))
+        return uext4_block_size(fs);
+    return 0;
+}
+
+/* dquot_alloc_inode(): hard limits, which CAP_SYS_RESOURCE passes. */
+static int quota_may_create(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
+                            uint64_t space)
+{
+    return fc->root ? 0 : e2_quota_may_create(fs->img, a, space);
+}
+
 /* ext4_new_inode(): a new inode takes the inheritable flags of its
  * directory (chattr +A, +S, +D, ...) that suit its type. */
 static int inherit_flags(struct uext4_fs *fs, uint32_t ino, mode_t mode, const struct e2_attr *da)
@@ -332,6 +356,8 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
     ret = prepare_create(fs, &fc, dir, name, &da, &a);
+    if (!ret)
+        ret = quota_may_create(fs, &fc, &a, new_inode_space(fs, kind, target));
     if (ret)
         goto out_unlock;
     ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
@@ -424,7 +450,9 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
     if (ret)
         goto out_unlock;
     fs_init_owner(fs, &fc, &da, &a);
-    ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
+    ret = quota_may_create(fs, &fc, &a, 0);
+    if (!ret)
+        ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
     if (!ret)
         ret = e2_inode_new(fs->img, dir, &a, &ino);
     if (ret)
@@ -505,6 +533,9 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     /* vfs_link(): no new names for an immutable or append-only inode. */
     if (!ret && (a.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
         ret = -EPERM;
+    /* ext4_link(): not into another project's tree. */
+    if (!ret && fs_crosses_project(fs, &da, &a))
+        ret = -EXDEV;
     if (ret)
         goto out_unlock;
     ret = fs_may_hardlink(fs, &fc, ino, &a);

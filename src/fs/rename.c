@@ -196,6 +196,10 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
     /* A new name in a casefold directory of a strict image (ext4_add_entry). */
     if (!ret && !d->ino)
         ret = e2_name_check(fs->img, d->da.flags, d->name, strlen(d->name));
+    /* ext4_rename(), ext4_cross_rename(): not into another project. */
+    if (!ret && (fs_crosses_project(fs, &d->da, &s->a) ||
+                 ((flags & UEXT4_RENAME_EXCHANGE) && fs_crosses_project(fs, &s->da, &d->a))))
+        ret = -EXDEV;
     if (!ret)
         ret = fs_may_write(fs);
     if (ret)

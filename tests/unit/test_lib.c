@@ -1128,6 +1128,52 @@ static int test_fileattr_rules(void)
     return 0;
 }
 
+/* quota and project in library mode: usage charged to users, groups
+ * and projects as e2fsck counts it, PROJINHERIT inheritance, EXDEV across
+ * projects, hard limits (none in a fresh image: nothing refused). */
+static int test_quota_project_usage(void)
+{
+    const char *img = mkimg("-t ext4 -b 4096 -O quota,project -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    struct uext4_fileattr fa;
+    struct stat st, in = {.st_size = 0};
+    char buf[10000];
+    uint32_t f, p, g;
+
+    CHECK(fs);
+    memset(buf, 'q', sizeof(buf));
+    CHECK_EQ(uext4_mknod(fs, &user, UEXT4_ROOT_INO, "f", S_IFREG | 0666, 0, &st), -EACCES);
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "home", 0755, &st), 0);
+    in.st_uid = in.st_gid = 1000;
+    CHECK_EQ(
+        uext4_setattr(fs, &root, (uint32_t)st.st_ino, &in, UEXT4_SET_UID | UEXT4_SET_GID, NULL), 0);
+    CHECK_EQ(uext4_mknod(fs, &user, (uint32_t)st.st_ino, "f", S_IFREG | 0666, 0, &st), 0);
+    f = (uint32_t)st.st_ino;
+    CHECK_EQ(uext4_write(fs, &user, f, buf, sizeof(buf), 0, 0), (ssize_t)sizeof(buf));
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "p", 0755, &st), 0);
+    p = (uint32_t)st.st_ino;
+    CHECK_EQ(uext4_fileattr_set(fs, &root, p, EXTENTS_FL | 0x20000000u, 9), 0);
+    CHECK_EQ(uext4_sync(fs), 0);
+    CHECK_EQ(uext4_mknod(fs, &root, p, "g", S_IFREG | 0644, 0, &st), 0);
+    g = (uint32_t)st.st_ino;
+    CHECK_EQ(uext4_fileattr_get(fs, g, &fa), 0);
+    CHECK_EQ(fa.projid, 9);
+    CHECK_EQ(uext4_link(fs, &root, f, p, "f", &st), -EXDEV);
+    CHECK_EQ(uext4_write(fs, &root, g, buf, 5000, 0, 0), 5000);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    /* Project 9: the directory's block and g's two, two inodes. User
+     * 1000: home's block and f's three, two inodes. */
+    CHECK(sh("debugfs -R 'list_quota project' %s 2>/dev/null | "
+             "grep -Eq '^ +9 +12288 +0 +0 +2 +0 +0$'",
+             img) == 0);
+    CHECK(sh("debugfs -R 'list_quota user' %s 2>/dev/null | "
+             "grep -Eq '^ +1000 +16384 +0 +0 +2 +0 +0$'",
+             img) == 0);
+    return 0;
+}
+
 /* FITRIM: the blocks of a deleted file become a hole in the image file,
  * even before the delete is committed. */
 static int test_trim(void)
@@ -1167,6 +1213,7 @@ int main(void)
 {
     static const struct test_case cases[] = {
         {"inline_create_write_read", test_inline_create_write_read},
+        {"quota_project_usage", test_quota_project_usage},
         {"inline_capacity_boundary", test_inline_capacity_boundary},
         {"inline_grows_then_converts", test_inline_grows_then_converts},
         {"inline_truncate_rules", test_inline_truncate_rules},

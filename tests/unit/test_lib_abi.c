@@ -129,7 +129,8 @@ static void record(enum uext4_log_level level, const char *msg, void *data)
     r->n++;
 }
 
-/* Open @img read-write (a quota image is forced read-only with a warning)
+/* Open @img read-write (a quota,ea_inode image is forced read-only with a
+ * warning)
  * with stderr sent to a file; returns the bytes written to stderr. */
 static long open_close_capturing_stderr(const char *img, int *open_ret)
 {
@@ -159,7 +160,7 @@ static long open_close_capturing_stderr(const char *img, int *open_ret)
 
 static int log_func_gets_messages(void)
 {
-    const char *img = mkimg("-t ext4 -O quota");
+    const char *img = mkimg("-t ext4 -O quota,ea_inode");
     struct log_record r = {0};
     int ret;
 

@@ -1,0 +1,465 @@
+#!/usr/bin/env python3
+"""quota and project (-O quota,project -I 256).
+
+The kernel here is built without CONFIG_QUOTA: it refuses to mount an
+image with the quota or project feature. So the kernel comparison runs the
+workload (creates, writes, chown, chgrp, unlink, truncate, fallocate,
+punch, xattr blocks, mkdir/rmdir, symlinks, hard links) on a kernel loop
+mount of a copy of an image without quota, and on uext4 over a copy that
+tune2fs gave quota files (usage computed by e2fsprogs); after the kernel's
+unmount, tune2fs adds quota files to the kernel's copy, which is e2fsprogs'
+count of what the kernel left. The usage of every user and group id
+(debugfs list_quota) must match uext4's, kept as it went. Then a project
+workload (FS_IOC_FSSETXATTR, PROJINHERIT inheritance, EXDEV for links and
+renames into another project's tree) on uext4, its usage compared with a
+recount by tune2fs on a copy. e2fsck -fn (which recounts all usage) on
+every image, and the usage after a journal replay.
+
+Runs only as root where loop mounts work, else exits 77."""
+
+import errno
+import fcntl
+import os
+import shutil
+import struct
+
+import test_kernel_diff as kd
+import uext4test
+from uext4test import (Mount, TestFailure, check, eq, expect_errno_as, fsck,
+                       main, mkfs, pattern, run, run_as, sb_field, test,
+                       workdir)
+
+FEATURES = ['quota', 'project']
+OPTS = ['-I', '256']
+FS_IOC_FSGETXATTR = 0x801c581f
+FS_IOC_FSSETXATTR = 0x401c5820
+FS_XFLAG_PROJINHERIT = 0x200
+FSXATTR = struct.Struct('<IIIII8x')
+
+
+def set_project(path, projid, inherit):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(FSXATTR.size)
+        fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
+        xflags, extsize, nextents, _, cow = FSXATTR.unpack(buf)
+        if inherit:
+            xflags |= FS_XFLAG_PROJINHERIT
+        fcntl.ioctl(fd, FS_IOC_FSSETXATTR,
+                    FSXATTR.pack(xflags, extsize, nextents, projid, cow))
+    finally:
+        os.close(fd)
+
+
+def get_project(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        buf = bytearray(FSXATTR.size)
+        fcntl.ioctl(fd, FS_IOC_FSGETXATTR, buf)
+        return FSXATTR.unpack(buf)[3]
+    finally:
+        os.close(fd)
+
+
+def script(root):
+    log = []
+
+    def P(*parts):
+        return os.path.join(root, *parts)
+
+    def r(name, fn, *args):
+        try:
+            res = fn(*args)
+        except OSError as e:
+            res = 'E%d' % e.errno
+        log.append((name, res))
+
+    r('mkdir d', os.mkdir, P('d'))
+    r('write d/f', kd.write_at, P('d', 'f'), pattern(100000, 1), 0)
+    r('chown d/f', os.chown, P('d', 'f'), 1000, 1001)
+    r('chown d', os.chown, P('d'), 1000, 1000)
+    for i in range(40):
+        r('small %d' % i, kd.write_at, P('s%02d' % i), b's' * (i * 300), 0)
+        r('chown small %d' % i, os.chown, P('s%02d' % i), 2000 + 97 * i,
+          3000 + i % 7)
+    for i in range(0, 40, 3):
+        r('unlink small %d' % i, os.unlink, P('s%02d' % i))
+    r('chgrp s01', os.chown, P('s01'), -1, 1001)
+    r('write t', kd.write_at, P('t'), pattern(300000, 2), 0)
+    r('chown t', os.chown, P('t'), 1000, -1)
+    r('truncate t', os.truncate, P('t'), 70000)
+    r('falloc u', kd.falloc, P('u'), 0, 0, 200000)
+    r('chown u', os.chown, P('u'), 1002, 1002)
+    r('falloc keep u', kd.falloc, P('u'), kd.FALLOC_FL_KEEP_SIZE, 200000,
+      100000)
+    r('punch u', kd.falloc, P('u'),
+      kd.FALLOC_FL_PUNCH_HOLE | kd.FALLOC_FL_KEEP_SIZE, 8192, 16384)
+    r('xattr block', os.setxattr, P('d', 'f'), 'user.big', pattern(3000, 3))
+    r('xattr block 2', os.setxattr, P('s02'), 'user.big', pattern(2500, 4))
+    r('xattr removed', os.removexattr, P('s02'), 'user.big')
+    r('mkdir e', os.mkdir, P('e'))
+    for i in range(30):
+        r('e entry %d' % i, os.mknod, P('e', 'entry-with-a-long-name-%04d' % i))
+    for i in range(30):
+        r('e unlink %d' % i, os.unlink, P('e', 'entry-with-a-long-name-%04d' % i))
+    r('rmdir e', os.rmdir, P('e'))
+    r('symlink', os.symlink, 'x' * 300, P('link'))
+    r('lchown symlink', os.lchown, P('link'), 1003, 1003)
+    r('hard link', os.link, P('d', 'f'), P('f2'))
+    r('unlink d/f', os.unlink, P('d', 'f'))
+    return log
+
+
+def project_script(root):
+    log = []
+
+    def P(*parts):
+        return os.path.join(root, *parts)
+
+    def r(name, fn, *args):
+        try:
+            res = fn(*args)
+        except OSError as e:
+            res = 'E%d' % e.errno
+        log.append((name, res))
+
+    # Projects: a PROJINHERIT tree, a file moved in its charge by
+    # FSSETXATTR, and the boundaries link and rename may not cross.
+    r('mkdir p', os.mkdir, P('p'))
+    r('project p', set_project, P('p'), 42, True)
+    r('write p/a', kd.write_at, P('p', 'a'), pattern(50000, 5), 0)
+    r('mkdir p/sub', os.mkdir, P('p', 'sub'))
+    r('write p/sub/b', kd.write_at, P('p', 'sub', 'b'), pattern(9000, 6), 0)
+    r('chown p/sub/b', os.chown, P('p', 'sub', 'b'), 1000, 1000)
+    r('projid p/sub', get_project, P('p', 'sub'))
+    r('projid p/sub/b', get_project, P('p', 'sub', 'b'))
+    r('project t', set_project, P('t'), 7, False)
+    r('projid t', get_project, P('t'))
+    r('rename into p', os.rename, P('s04'), P('p', 's04'))
+    r('link into p', os.link, P('s05'), P('p', 's05'))
+    r('rename out of p', os.rename, P('p', 'a'), P('a'))
+    r('rename within p', os.rename, P('p', 'a'), P('p', 'sub', 'a'))
+    r('project s07 42', set_project, P('s07'), 42, False)
+    r('rename s07 into p', os.rename, P('s07'), P('p', 's07'))
+    r('mkdir q', os.mkdir, P('q'))
+    r('project q', set_project, P('q'), 43, True)
+    r('write q/c', kd.write_at, P('q', 'c'), pattern(20000, 7), 0)
+    r('rename p/sub into q', os.rename, P('p', 'sub'), P('q', 'sub'))
+    r('unlink q/c', os.unlink, P('q', 'c'))
+    return log
+
+
+def usage(img):
+    """{(type, id): (space, inodes)} of the ids with any usage."""
+    out = {}
+    for qtype in ('user', 'group', 'project'):
+        text = uexec_debugfs(img, 'list_quota ' + qtype)
+        for line in text.splitlines():
+            f = line.split()
+            if len(f) != 7 or not f[0].isdigit():
+                continue
+            space, inodes = int(f[1]), int(f[4])
+            if space or inodes:
+                out['%s %s' % (qtype, f[0])] = (space, inodes)
+    return out
+
+
+def uexec_debugfs(img, request):
+    p = run(['debugfs', '-R', request, img])
+    return p.stdout.decode(errors='replace')
+
+
+def make_image(path):
+    return mkfs(path, size='64M', features=FEATURES, opts=OPTS)
+
+
+def recount(img, d):
+    """e2fsprogs' count of @img's usage: the quota files made again."""
+    copy = d + '/recount.img'
+    shutil.copyfile(img, copy)
+    run(['tune2fs', '-O', '^quota', copy])
+    run(['tune2fs', '-O', 'quota', '-Q', 'usrquota,grpquota,prjquota', copy])
+    return usage(copy)
+
+
+def add_quota(img):
+    run(['tune2fs', '-O', 'quota,project', '-Q', 'usrquota,grpquota,prjquota',
+         img])
+
+
+@test
+def quota_kernel_compare():
+    with workdir() as d:
+        kimg = mkfs(d + '/kernel.img', size='64M', opts=OPTS)
+        uimg = d + '/uext4.img'
+        shutil.copyfile(kimg, uimg)
+        add_quota(uimg)
+        kmnt = d + '/kmnt'
+        os.mkdir(kmnt)
+        run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
+        try:
+            klog = script(kmnt)
+        finally:
+            run(['umount', kmnt])
+        fsck(kimg)
+        add_quota(kimg)
+        fsck(kimg)
+        with Mount(uimg) as m:
+            ulog = script(m.mnt)
+        fsck(uimg)
+        kq, uq = usage(kimg), usage(uimg)
+        check(len(kq) > 40, 'the kernel charged only %d ids' % len(kq))
+        check_tree(uimg, 3)
+        check_tree(uimg, 4)
+        problems = [kd.diff('operation results', klog, ulog),
+                    kd.diff('quota usage (space, inodes)', kq, uq)]
+        problems = [p for p in problems if p]
+        if problems:
+            raise TestFailure('\n'.join(problems))
+
+
+# What ext4 answers (ext4_link, ext4_rename: EXDEV into a PROJINHERIT
+# directory of another project; FSGETXATTR shows the inherited id).
+PROJECT_RESULTS = {
+    'projid p/sub': 42, 'projid p/sub/b': 42, 'projid t': 7,
+    'rename into p': 'E18', 'link into p': 'E18', 'rename out of p': None,
+    'rename within p': 'E2', 'rename s07 into p': None,
+    'rename p/sub into q': 'E18',
+}
+
+
+@test
+def quota_projects():
+    with workdir() as d:
+        img = make_image(d + '/img')
+        with Mount(img) as m:
+            script(m.mnt)
+            log = project_script(m.mnt)
+        fsck(img)
+        got = dict(log)
+        for k, want in PROJECT_RESULTS.items():
+            eq(got[k], want, k)
+        others = [(k, v) for k, v in log
+                  if k not in PROJECT_RESULTS and v not in (None, 9000, 20000,
+                                                            50000)]
+        eq(others, [], 'operations that failed')
+        q = usage(img)
+        check(q.get('project 42', (0, 0))[1] >= 4,
+              'project 42 usage: %r' % (q.get('project 42'),))
+        check('project 7' in q and 'project 43' in q,
+              'projects 7 and 43 not charged: %r' % sorted(q))
+        problem = kd.diff('quota usage (space, inodes)', recount(img, d), q)
+        if problem:
+            raise TestFailure(problem)
+        check_tree(img, int(sb_field(img, 'Project quota inode')))
+
+
+@test
+def quota_after_replay():
+    """The quota files commit with the changes they count: a daemon
+    killed after an fsync leaves a journal whose replay (by e2fsprogs)
+    gives usage e2fsck agrees with."""
+    with workdir() as d:
+        img = make_image(d + '/img')
+        m = Mount(img, opts=['commit=3600'], expect_clean_exit=False)
+        with m:
+            os.mkdir(m.path('d'))
+            for i in range(20):
+                kd.write_at(m.path('d', 'f%d' % i), pattern(5000 * i, i), 0)
+                os.chown(m.path('d', 'f%d' % i), 5000 + i, 6000 + i)
+            kd.fsync(m.path('d', 'f19'))
+            m.proc.kill()
+            m.proc.wait(30)
+        # e2fsprogs replays the journal (the kernel here has no quota
+        # support to mount the image); e2fsck -fn then recounts.
+        check('needs_recovery' in run(['dumpe2fs', '-h', img]).stdout.decode(),
+              'the killed daemon left no journal to replay')
+        run(['e2fsck', '-E', 'journal_only', '-y', img])
+        fsck(img)
+        q = usage(img)
+        eq(q.get('user 5019'), (98304, 1), 'user 5019 usage after replay')
+
+
+def check_tree(img, inum):
+    """The vfsv1 file of inode @inum is well formed as the kernel reads it:
+    tree references inside the file, each data block's entry count right,
+    the list of data blocks with free entries exactly those not full,
+    linked both ways. Returns the number of entries."""
+    data = run(['debugfs', '-R', 'cat <%d>' % inum, img]).stdout
+    nblocks, free_blk, free_entry = struct.unpack_from('<III', data, 8 + 12)
+    check(len(data) >= nblocks * 1024, 'quota file %d shorter than its '
+          '%d blocks' % (inum, nblocks))
+    leaves = set()
+
+    def walk(ref, depth):
+        check(1 <= ref < nblocks, 'reference %d out of the file' % ref)
+        if depth == 4:
+            leaves.add(ref)
+            return
+        for r in struct.unpack_from('<256I', data, ref * 1024):
+            if r:
+                walk(r, depth + 1)
+    walk(1, 0)
+    entries, not_full = 0, set()
+    for b in leaves:
+        n = sum(1 for i in range(14)
+                if any(data[b * 1024 + 16 + 72 * i:b * 1024 + 88 + 72 * i]))
+        eq(struct.unpack_from('<H', data, b * 1024 + 8)[0], n,
+           'entry count of data block %d' % b)
+        entries += n
+        if n < 14:
+            not_full.add(b)
+    listed, prev, b = set(), 0, free_entry
+    while b:
+        check(b not in listed, 'free entry list loops at %d' % b)
+        nxt, prv = struct.unpack_from('<II', data, b * 1024)
+        eq(prv, prev, 'prev link of data block %d' % b)
+        listed.add(b)
+        prev, b = b, nxt
+    eq(sorted(listed), sorted(not_full), 'data blocks with free entries')
+    return entries
+
+
+@test
+def quota_many_ids():
+    """Hundreds of ids on 1 KiB blocks (a quota block per file system
+    block), with inline directories: the quota files grow by tree and data
+    blocks; an unlinked file still open is uncharged with its last link
+    (as e2fsck counts) and freed at close."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M', features=FEATURES + ['inline_data'],
+                   opts=OPTS + ['-b', '1024'])
+        ids = [(i * 7919) % 200003 for i in range(1, 700)] + [65536, 1 << 24]
+        with Mount(img) as m:
+            for i, qid in enumerate(ids):
+                p = m.path('f%d' % i)
+                kd.write_at(p, b'q' * (i % 5) * 700, 0)
+                os.chown(p, qid, qid + 1)
+            os.mkdir(m.path('dir'))
+            os.chown(m.path('dir'), 4242, 4242)
+            for i in range(0, len(ids), 4):
+                os.unlink(m.path('f%d' % i))
+            fd = os.open(m.path('f1'), os.O_RDWR)
+            try:
+                os.unlink(m.path('f1'))
+                os.pwrite(fd, b'z' * 50000, 0)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsck(img)
+        q = usage(img)
+        problem = kd.diff('quota usage (space, inodes)', recount(img, d), q)
+        if problem:
+            raise TestFailure(problem)
+        check(q.get('user 4242') == (0, 1), 'inline directory charged %r'
+              % (q.get('user 4242'),))
+        check(check_tree(img, 3) > 500, 'too few user entries')
+        check(check_tree(img, 4) > 500, 'too few group entries')
+
+
+def copy_range(src, dst, off):
+    fi = os.open(src, os.O_RDONLY)
+    try:
+        fo = os.open(dst, os.O_WRONLY)
+        try:
+            return os.copy_file_range(fi, fo, 8192, 0, off)
+        finally:
+            os.close(fo)
+    finally:
+        os.close(fi)
+
+
+def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
+    """Set the hard limits of @qid's entry in the quota file of @qtype (the
+    entry must exist): a small writer of the vfsv1 tree, standing in for
+    setquota(8), whose quotactl(2) does not reach a FUSE daemon."""
+    inum = {'user': 3, 'group': 4}[qtype]
+    data = run(['debugfs', '-R', 'cat <%d>' % inum, img]).stdout
+    blocks = run(['debugfs', '-R', 'blocks <%d>' % inum, img]).stdout.split()
+    bs = 4096
+    ref = 1
+    for depth in range(4):
+        idx = (qid >> ((3 - depth) * 8)) & 0xff
+        ref = struct.unpack_from('<I', data, ref * 1024 + 4 * idx)[0]
+        check(ref != 0, 'id %d has no entry in the %s quota file'
+              % (qid, qtype))
+    for i in range(14):
+        off = ref * 1024 + 16 + 72 * i
+        if struct.unpack_from('<I', data, off)[0] == qid and \
+                any(data[off:off + 72]):
+            break
+    else:
+        raise TestFailure('id %d not in its data block' % qid)
+    pblk = int(blocks[off // bs])
+    with open(img, 'r+b') as f:
+        f.seek(pblk * bs + off % bs + 8)
+        f.write(struct.pack('<Q', ihard))
+        f.seek(pblk * bs + off % bs + 32)
+        f.write(struct.pack('<Q', bhard_kib))
+
+
+@test
+def quota_hard_limits():
+    """Hard limits (written into the quota files by write_limits):
+    EDQUOT for an ordinary user's creates, mkdir and fallocate past
+    them, a write cut short at the limit then EDQUOT, a chgrp past the
+    new group's limit, as ext4 with usrquota,grpquota; root passes them."""
+    with workdir() as d:
+        img = make_image(d + '/img')
+        os.chmod(d, 0o755)
+        with Mount(img) as m:
+            os.mkdir(m.path('home'))
+            os.chown(m.path('home'), 1000, 1000)
+            os.mknod(m.path('g1001'))
+            os.chown(m.path('g1001'), 0, 1001)
+        write_limits(img, 'user', 1000, bhard_kib=256, ihard=5)
+        write_limits(img, 'group', 1001, bhard_kib=4)
+        fsck(img)
+        cred = (1000, 1000, [])
+        with Mount(img, opts=['allow_other']) as m:
+            home = m.path('home')
+
+            def h(name):
+                return os.path.join(home, name)
+
+            # 1 inode used (home): 4 more may be made.
+            for i in range(4):
+                run_as(1000, 1000, [], os.mknod, h('n%d' % i))
+            expect_errno_as(cred, errno.EDQUOT, os.mknod, h('n4'))
+            expect_errno_as(cred, errno.EDQUOT, os.mkdir, h('dd'))
+            os.unlink(h('n3'))
+            run_as(1000, 1000, [], os.mkdir, h('dd'))
+            # 8 KiB used (home's and dd's blocks): 248 KiB left.
+            eq(run_as(1000, 1000, [], kd.write_at, h('n0'),
+                      b'a' * 200 * 1024, 0), 200 * 1024, 'write under the limit')
+            # Overwriting allocates nothing.
+            eq(run_as(1000, 1000, [], kd.write_at, h('n0'),
+                      b'A' * 200 * 1024, 0), 200 * 1024, 'overwrite')
+            expect_errno_as(cred, errno.EDQUOT, kd.falloc, h('n1'), 0, 0,
+                            100 * 1024)
+            eq(run_as(1000, 1000, [], kd.write_at, h('n1'),
+                      b'b' * 100 * 1024, 0), 48 * 1024,
+               'a write past the limit, cut short')
+            expect_errno_as(cred, errno.EDQUOT, kd.write_at, h('n1'),
+                            b'b' * 4096, 48 * 1024)
+            expect_errno_as(cred, errno.EDQUOT, copy_range, h('n0'), h('n1'),
+                            48 * 1024)
+            # chgrp moves the file's charge: not past the group's limit.
+            expect_errno_as((1000, 1000, [1001]), errno.EDQUOT, os.chown,
+                            h('n0'), -1, 1001)
+            run_as(1000, 1000, [1001], os.chown, h('n2'), -1, 1001)
+            # Root is not limited, even in the user's files.
+            os.chown(h('n0'), -1, 1001)
+            os.mknod(h('root-made'))
+            os.chown(h('root-made'), 1000, 1000)
+            kd.write_at(h('n2'), b'c' * 300 * 1024, 0)
+        fsck(img)
+        q = usage(img)
+        eq(q['user 1000'], (8192 + 248 * 1024 + 300 * 1024, 6),
+           'usage of user 1000')
+
+
+if __name__ == '__main__':
+    uext4test._tests[:] = [t for t in uext4test._tests
+                           if t.__module__ == __name__]
+    main(uext4test.require_kernel_loop_mount)
