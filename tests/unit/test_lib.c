@@ -485,6 +485,23 @@ static int test_large_directory(void)
     return 0;
 }
 
+/* The first few names a listing gives, as stored, and how many it gives. */
+struct casefold_seen {
+    char names[4][16];
+    unsigned kept, count;
+};
+
+static int casefold_listed(void *ctx, const char *n, uint32_t ino, unsigned dt, uint64_t next)
+{
+    struct casefold_seen *seen = ctx;
+
+    (void)ino, (void)dt, (void)next;
+    if (seen->kept < 4 && strcmp(n, ".") && strcmp(n, ".."))
+        snprintf(seen->names[seen->kept++], sizeof(seen->names[0]), "%.15s", n);
+    seen->count++;
+    return 0;
+}
+
 /* Casefold in library mode: names by any case in a +F directory, the
  * stored names listed, an indexed one hashed as e2fsck expects. */
 static int test_casefold_dir(void)
@@ -494,8 +511,8 @@ static int test_casefold_dir(void)
     struct uext4_fileattr fa;
     struct uext4_dir *dir;
     struct stat d, st;
-    char name[64], names[4][16];
-    unsigned count = 0, kept = 0;
+    struct casefold_seen seen = {0};
+    char name[64];
     uint32_t f;
 
     CHECK(fs);
@@ -523,17 +540,10 @@ static int test_casefold_dir(void)
     }
     CHECK_EQ(uext4_unlink(fs, &root, (uint32_t)d.st_ino, "OTHER"), 0);
     CHECK_EQ(uext4_opendir(fs, &root, (uint32_t)d.st_ino, &dir), 0);
-    int fill(void *ctx, const char *n, uint32_t ino, unsigned dt, uint64_t next)
-    {
-        if (kept < 4 && strcmp(n, ".") && strcmp(n, ".."))
-            snprintf(names[kept++], sizeof(names[0]), "%.15s", n);
-        count++;
-        return 0;
-    }
-    CHECK_EQ(uext4_readdir(fs, dir, 0, fill, NULL), 0);
+    CHECK_EQ(uext4_readdir(fs, dir, 0, casefold_listed, &seen), 0);
     uext4_releasedir(fs, dir);
-    CHECK_EQ(count, 150 + 2);
-    CHECK(!strcmp(names[0], "Casefolded-Entr")); /* as created */
+    CHECK_EQ(seen.count, 150 + 2);
+    CHECK(!strcmp(seen.names[0], "Casefolded-Entr")); /* as created */
     CHECK_EQ(uext4_close(fs), 0);
     CHECK((disk_flags(img, "/cf") & 0x40001000) == 0x40001000); /* +F, indexed */
     CHECK(fsck_clean(img));
