@@ -67,9 +67,8 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, '..', 'mounted'))
 
-import uext4test as ut      # noqa: E402  (mount readiness and unmounting)
+import uext4test as ut      # noqa: E402  (tests/lib, on PYTHONPATH)
 import verify               # noqa: E402
 import workload             # noqa: E402
 

@@ -31,41 +31,25 @@ mounts and files, also on failure.  Output: `ok NAME` / `FAIL NAME: reason`
 lines, then `N passed, N failed`; exit 1 on any failure.
 """
 
-import contextlib
 import hashlib
 import os
 import re
 import shutil
-import signal
 import stat
 import subprocess
 import sys
-import tempfile
-import traceback
+
+from uext4test import (HASH_SEED, UUID, SkipFile, TestFailure, check,
+                       kernel_mount, main, test, workdir)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPLAY_TOOL = os.environ.get('REPLAY_TOOL') or os.path.join(
     HERE, '..', '..', 'build', 'tests', 'journal', 'replay_tool')
-UUID = '5d1c6e0a-7b2f-4c3d-9e8f-0a1b2c3d4e5f'
-HASH_SEED = '3b9ac9ff-1d2e-4f50-8a6b-7c8d9e0f1a2b'
 JBD2_MAGIC = b'\xc0\x3b\x39\x98'
 SB_OFFSET = 1024                 # the primary superblock, whatever the block size
 # Superblock fields e2fsck's own writes change: s_wtime (and its high
 # byte), s_kbytes_written, and so the checksum.
 SB_SIDE_EFFECTS = ((0x30, 4), (0x274, 1), (0x178, 8), (0x3FC, 4))
-
-
-class TestFailure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
 
 
 def run(cmd, check_rc=True, timeout=120):
@@ -174,41 +158,6 @@ def replay_e2fsck(image):
           'e2fsck -E journal_only exited %d: %s' % (rc, out.strip()))
 
 
-# ---------------------------------------------------------------- mounts
-
-def mounted(path):
-    path = os.path.realpath(path)
-    with open('/proc/mounts') as f:
-        return any(line.split()[1] == path for line in f)
-
-
-@contextlib.contextmanager
-def loop_mount(image, mnt, opts):
-    os.makedirs(mnt, exist_ok=True)
-    run(['mount', '-t', 'ext4', '-o', ','.join(['loop'] + list(opts)), image, mnt])
-    try:
-        yield mnt
-    finally:
-        # Only what we mounted; loop devices of `mount -o loop` go with it.
-        if mounted(mnt):
-            rc, out = run(['umount', mnt], check_rc=False)
-            if rc != 0:
-                run(['umount', '-l', mnt], check_rc=False)
-
-
-@contextlib.contextmanager
-def workdir():
-    d = tempfile.mkdtemp(prefix='uext4-journal-')
-    try:
-        yield d
-    finally:
-        for sub in os.listdir(d):
-            p = os.path.join(d, sub)
-            if mounted(p):
-                run(['umount', '-l', p], check_rc=False)
-        shutil.rmtree(d, ignore_errors=True)
-
-
 def tree(mnt):
     """Everything a replay decides, per path."""
     out = {}
@@ -234,8 +183,8 @@ def tree(mnt):
 
 
 def compare_trees(image_a, image_b, d):
-    with loop_mount(image_a, os.path.join(d, 'ta'), ['ro', 'noload']) as ma, \
-            loop_mount(image_b, os.path.join(d, 'tb'), ['ro', 'noload']) as mb:
+    with kernel_mount(image_a, os.path.join(d, 'ta'), ['ro', 'noload']) as ma, \
+            kernel_mount(image_b, os.path.join(d, 'tb'), ['ro', 'noload']) as mb:
         ta, tb = tree(ma), tree(mb)
     if ta != tb:
         only = sorted(set(ta) ^ set(tb))
@@ -288,7 +237,7 @@ def phase2(m):
 def crash_copy(orig, crash, d, mount_opts, workload):
     """Run @workload on a loop mount of @orig and copy it, still mounted,
     to @crash."""
-    with loop_mount(orig, os.path.join(d, 'm'), ['commit=600'] + mount_opts) as m:
+    with kernel_mount(orig, os.path.join(d, 'm'), ['commit=600'] + mount_opts) as m:
         workload(m)
         copy(orig, crash)
         features = sb_info(crash).get('Journal features', '')
@@ -303,17 +252,6 @@ def synced_workload(m):
 
 
 # ---------------------------------------------------------------- cases
-
-_tests = []
-
-
-def test(timeout=300):
-    def reg(fn):
-        fn.timeout = timeout
-        _tests.append(fn)
-        return fn
-    return reg
-
 
 def kernel_case(mkfs_opts, mount_opts, want_features, want_revokes=True):
     with workdir() as d:
@@ -349,28 +287,28 @@ def kernel_case(mkfs_opts, mount_opts, want_features, want_revokes=True):
             '%s=%s' % kv for kv in sorted(st.items()))))
 
 
-@test()
+@test(timeout=300)
 def kernel_csum_v3_4k():
     kernel_case(['-b', '4096'], [], ['journal_checksum_v3', 'journal_64bit'])
 
 
-@test()
+@test(timeout=300)
 def kernel_csum_v3_1k():
     kernel_case(['-b', '1024'], [], ['journal_checksum_v3', 'journal_64bit'])
 
 
-@test()
+@test(timeout=300)
 def kernel_no_csum_32bit():
     kernel_case(['-b', '4096', '-O', '^metadata_csum,^64bit'], [], [])
 
 
-@test()
+@test(timeout=300)
 def kernel_no_csum_64bit():
     kernel_case(['-b', '4096', '-O', '^metadata_csum,64bit'], [],
                 ['journal_64bit'])
 
 
-@test()
+@test(timeout=300)
 def kernel_csum_v1():
     # Without metadata_csum, -o journal_checksum makes Linux write v1
     # (COMPAT_CHECKSUM: a crc32_be of each transaction in its commit).
@@ -378,20 +316,20 @@ def kernel_csum_v1():
                 ['journal_checksum'])
 
 
-@test()
+@test(timeout=300)
 def kernel_async_commit_v3():
     kernel_case(['-b', '4096'], ['data=writeback', 'journal_async_commit'],
                 ['journal_async_commit', 'journal_checksum_v3'])
 
 
-@test()
+@test(timeout=300)
 def kernel_async_commit_v1():
     kernel_case(['-b', '4096', '-O', '^metadata_csum'],
                 ['data=writeback', 'journal_async_commit'],
                 ['journal_async_commit', 'journal_checksum'])
 
 
-@test()
+@test(timeout=300)
 def kernel_data_journal():
     # File data goes through the log too: a journal big enough that Linux
     # does not checkpoint the first phase before the copy. Linux never
@@ -400,14 +338,14 @@ def kernel_data_journal():
                 ['journal_checksum_v3'], want_revokes=False)
 
 
-@test()
+@test(timeout=300)
 def kernel_fast_commit_area_unused():
     # fast_commit journals wrap their log before the fast-commit area; with
     # only full commits (sync) there is nothing there to replay.
     kernel_case(['-b', '4096', '-O', 'fast_commit'], [], ['journal_checksum_v3'])
 
 
-@test()
+@test(timeout=300)
 def kernel_fast_commit_refused():
     """fsync after a full commit leaves a fast commit: we must refuse and
     change nothing, while e2fsck's replay shows the fast commit mattered."""
@@ -491,7 +429,7 @@ def writer_case(bs, features):
         check(st['transactions'] == '3' and st['revoked'] == '1',
               'unexpected replay statistics %s' % st)
         k = copy(img, os.path.join(d, 'K.img'))
-        with loop_mount(k, os.path.join(d, 'mk'), []):
+        with kernel_mount(k, os.path.join(d, 'mk'), []):
             pass                                   # Linux replays at mount
         for name, image in (('e2fsck', a), ('uext4', b), ('Linux', k)):
             for blk, data in want.items():
@@ -503,98 +441,55 @@ def writer_case(bs, features):
         fsck_clean(k)
 
 
-@test()
+@test(timeout=300)
 def writer_csum_v3_1k():
     writer_case(1024, 'v3')
 
 
-@test()
+@test(timeout=300)
 def writer_csum_v3_64bit_4k():
     writer_case(4096, 'v3,64bit')
 
 
-@test()
+@test(timeout=300)
 def writer_csum_v2_1k():
     writer_case(1024, 'v2')
 
 
-@test()
+@test(timeout=300)
 def writer_csum_v2_64bit_4k():
     writer_case(4096, 'v2,64bit')
 
 
-@test()
+@test(timeout=300)
 def writer_csum_v1_1k():
     writer_case(1024, 'v1')
 
 
-@test()
+@test(timeout=300)
 def writer_no_csum_32bit_4k():
     writer_case(4096, 'none')
 
 
-@test()
+@test(timeout=300)
 def writer_no_csum_64bit_1k():
     writer_case(1024, 'none,64bit')
 
 
-# ---------------------------------------------------------------- runner
-
-class Timeout(Exception):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise Timeout('test timed out')
-
-
 def setup():
     if os.geteuid() != 0:
-        raise Skip('needs root for loop mounts')
+        raise SkipFile('needs root for loop mounts')
     if not os.access(REPLAY_TOOL, os.X_OK):
         raise TestFailure('replay tool %s is not built' % REPLAY_TOOL)
     with workdir() as d:
         img = os.path.join(d, 'probe.img')
         mkfs(img, ['-b', '4096'], size='16M')
         try:
-            with loop_mount(img, os.path.join(d, 'm'), []):
+            with kernel_mount(img, os.path.join(d, 'm'), []):
                 pass
         except TestFailure as e:
-            raise Skip('loop mounts do not work here: %s' % e)
-
-
-def main():
-    names = sys.argv[1:]
-    try:
-        setup()
-    except Skip as e:
-        print('SKIP: %s' % e)
-        sys.exit(77)
-    signal.signal(signal.SIGALRM, _on_alarm)
-    passed = failed = 0
-    for fn in _tests:
-        if names and fn.__name__ not in names:
-            continue
-        signal.alarm(fn.timeout)
-        try:
-            fn()
-        except Exception as e:
-            signal.alarm(0)
-            failed += 1
-            reason = str(e) or e.__class__.__name__
-            if not isinstance(e, TestFailure):
-                reason = '%s: %s' % (e.__class__.__name__, reason)
-            print('FAIL %s: %s' % (fn.__name__, reason))
-            if not isinstance(e, TestFailure):
-                traceback.print_exc(file=sys.stdout)
-        else:
-            signal.alarm(0)
-            passed += 1
-            print('ok %s' % fn.__name__)
-        sys.stdout.flush()
-    print('%d passed, %d failed' % (passed, failed))
-    sys.exit(1 if failed else 0)
+            raise SkipFile('loop mounts do not work here: %s' % e)
 
 
 if __name__ == '__main__':
-    main()
+    main(setup, needs_daemon=False)

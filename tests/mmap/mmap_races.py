@@ -57,9 +57,7 @@ import threading
 import time
 import traceback
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                '..', 'mounted'))
-import uext4test as ut  # noqa: E402
+import uext4test as ut  # tests/lib, on PYTHONPATH
 
 PAGE = 4096
 INLINE_FL = ut.EXT4_INLINE_DATA_FL

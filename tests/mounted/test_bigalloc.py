@@ -16,8 +16,9 @@ import shutil
 
 import test_kernel_diff as kd
 import uext4test
+from uext4test import kernel_mount, recorder
 from uext4test import (Mount, TestFailure, check, eq, fsck, main, mkfs, pattern,
-                       read_file, run, sb_field, test, workdir)
+                       read_file, sb_field, test, workdir)
 
 K = 1024
 FALLOC_FL_KEEP_SIZE = 1
@@ -31,12 +32,7 @@ def cluster_script(root, cluster):
     def P(*parts):
         return os.path.join(root, *parts)
 
-    def r(name, fn, *args):
-        try:
-            res = fn(*args)
-        except OSError as e:
-            res = 'E%d' % e.errno
-        log.append((name, res))
+    r = recorder(log, fail=lambda e: 'E%d' % e)
 
     def fill(name, size, seed):
         kd.write_at(P(name), pattern(size, seed), 0)
@@ -94,14 +90,10 @@ def run_both(d, cluster_bytes, script):
     uimg = d + '/uext4.img'
     shutil.copyfile(kimg, uimg)
     kmnt = d + '/kmnt'
-    os.mkdir(kmnt)
-    run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
-    try:
+    with kernel_mount(kimg, kmnt):
         klog = script(kmnt, cluster_bytes)
         os.sync()
         ksnap = kd.snapshot(kmnt)
-    finally:
-        run(['umount', kmnt])
     fsck(kimg)
     with Mount(uimg) as m:
         ulog = script(m.mnt, cluster_bytes)

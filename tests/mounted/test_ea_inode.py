@@ -16,6 +16,7 @@ import shutil
 import subprocess
 
 from uext4test import require_kernel_loop_mount
+from uext4test import kernel_mount
 from uext4test import (Mount, SkipFile, TestFailure, check, eq, expect_errno,
                        fsck, main, mkfs, pattern, run, sb_field, test,
                        workdir, write_file)
@@ -124,11 +125,6 @@ def compare(what, a, b):
                           % (what, a, b))
 
 
-def kernel_mount(img, mnt):
-    os.makedirs(mnt, exist_ok=True)
-    run(['mount', '-t', 'ext4', '-o', 'loop', img, mnt])
-
-
 @test(timeout=120)
 def ea_inode_kernel_diff():
     with workdir() as d:
@@ -136,12 +132,9 @@ def ea_inode_kernel_diff():
         uimg = d + '/uext4.img'
         shutil.copyfile(kimg, uimg)
         kmnt = d + '/kmnt'
-        kernel_mount(kimg, kmnt)
-        try:
+        with kernel_mount(kimg, kmnt):
             names = script(kmnt)
             kx = xattrs(kmnt, names)
-        finally:
-            run(['umount', kmnt])
         fsck(kimg)
         with Mount(uimg) as m:
             uimg_names = script(m.mnt)
@@ -159,12 +152,9 @@ def ea_inode_kernel_diff():
             compare(field, sb_field(kimg, field), sb_field(uimg, field))
 
         # Each reads what the other wrote.
-        kernel_mount(uimg, kmnt)
-        try:
+        with kernel_mount(uimg, kmnt):
             compare('kernel reading uext4\'s values', ux,
                     xattrs(kmnt, names))
-        finally:
-            run(['umount', kmnt])
         fsck(uimg)
         with Mount(kimg, opts=['ro']) as m:
             compare('uext4 reading the kernel\'s values', kx,
@@ -180,15 +170,12 @@ def ea_inode_shared_by_the_kernel():
         img = mkfs(d + '/img', size='64M', features=['ea_inode'])
         kmnt = d + '/kmnt'
         value = pattern(12000, 21)
-        kernel_mount(img, kmnt)
-        try:
+        with kernel_mount(img, kmnt):
             for n in ('s1', 's2', 's3'):
                 write_file(os.path.join(kmnt, n), b'')
                 os.setxattr(os.path.join(kmnt, n), 'user.same', value)
             os.setxattr(os.path.join(kmnt, 's3'), 'user.other',
                         pattern(9000, 22))
-        finally:
-            run(['umount', kmnt])
         fsck(img)
         shared = ea_inodes(img)
         eq([e[-1] for e in shared if e[0] == '12000'], ['00000003'],
@@ -210,12 +197,9 @@ def ea_inode_shared_by_the_kernel():
                          'user.same')
         fsck(img)
         eq(ea_inodes(img), [], 'EA inodes left after the unlinks')
-        kernel_mount(img, kmnt)
-        try:
+        with kernel_mount(img, kmnt):
             eq(sorted(os.listdir(kmnt)), ['lost+found', 's1'],
                'kernel listing')
-        finally:
-            run(['umount', kmnt])
         fsck(img)
 
 

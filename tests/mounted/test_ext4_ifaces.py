@@ -7,7 +7,6 @@ behaving as the kernel's.
 Runs only as root where `mount -o loop` works, else exits 77.  Only freshly
 made (and fsck-clean) images are ever loop-mounted."""
 
-import contextlib
 import ctypes
 import os
 import re
@@ -18,20 +17,10 @@ import subprocess
 import time
 
 from uext4test import require_kernel_loop_mount
+from uext4test import kernel_mount, recorder
 from uext4test import (Mount, SkipFile, TestFailure, check, debugfs, eq,
                        ename, fsck, fuse_unmount, main, mkfs, renameat2, run,
                        run_as, sb_field, test, workdir)
-
-
-@contextlib.contextmanager
-def kernel_mount(img, mnt, opts=()):
-    os.makedirs(mnt, exist_ok=True)
-    run(['mount', '-t', 'ext4', '-o', ','.join(['loop'] + list(opts)), img,
-         mnt])
-    try:
-        yield mnt
-    finally:
-        run(['umount', mnt])
 
 
 def on_both(d, fn, kopts=(), uopts=None, features=(), size='32M'):
@@ -338,13 +327,7 @@ def tmpfile_script(root):
     P = lambda *p: os.path.join(root, *p)
     out = []
 
-    def r(what, fn, *args):
-        try:
-            res = fn(*args)
-        except OSError as e:
-            res = ename(e.errno)
-        out.append((what, res))
-        return res
+    r = recorder(out, fail=ename)
 
     def fst(fd):
         st = os.fstat(fd)

@@ -19,11 +19,11 @@ import errno
 import fcntl
 import os
 import shutil
-import stat
 import struct
 import subprocess
 
 from uext4test import require_kernel_loop_mount
+from uext4test import kernel_mount, recorder
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount,
                        SkipFile, TestFailure, debugfs, eq, errno_as, fallocate,
                        fsck, inode_info, main, mkfs, pattern, read_file, run,
@@ -144,15 +144,7 @@ def script(root):
     def P(*parts):
         return os.path.join(root, *parts)
 
-    def r(name, fn, *args, **kw):
-        try:
-            res = fn(*args, **kw)
-        except OSError as e:
-            res = 'E' + errno.errorcode.get(e.errno, str(e.errno))
-        if isinstance(res, os.stat_result):
-            res = (stat.filemode(res.st_mode), res.st_nlink, res.st_size)
-        log.append((name, res))
-        return res
+    r = recorder(log)
 
     write_at(P('f'), b'immutable', 0)
     write_at(P('g'), b'append', 0)
@@ -321,12 +313,8 @@ def kernel_run(d):
     uimg = d + '/uext4.img'
     shutil.copyfile(kimg, uimg)
     kmnt = d + '/kmnt'
-    os.mkdir(kmnt)
-    run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
-    try:
+    with kernel_mount(kimg, kmnt):
         klog = script(kmnt)
-    finally:
-        run(['umount', kmnt])
     fsck(kimg)
     return kimg, uimg, klog
 

@@ -18,6 +18,7 @@ import struct
 import subprocess
 
 from uext4test import require_kernel_loop_mount
+from uext4test import kernel_mount, recorder
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
                        FALLOC_FL_ZERO_RANGE, RENAME_EXCHANGE, RENAME_NOREPLACE,
                        SEEK_DATA, SEEK_HOLE, Mount, SkipFile, TestFailure,
@@ -122,15 +123,7 @@ def script(root):
     def P(*parts):
         return os.path.join(root, *parts)
 
-    def r(name, fn, *args, **kw):
-        try:
-            res = fn(*args, **kw)
-        except OSError as e:
-            res = 'E' + errno.errorcode.get(e.errno, str(e.errno))
-        if isinstance(res, os.stat_result):
-            res = (stat.filemode(res.st_mode), res.st_nlink, res.st_size)
-        log.append((name, res))
-        return res
+    r = recorder(log)
 
     r('mkdir d', os.mkdir, P('d'))
     r('mkdir d/sub', os.mkdir, P('d', 'sub'), 0o750)
@@ -358,14 +351,10 @@ def compare(features=(), fstype='ext4', opts=()):
         shutil.copyfile(kimg, uimg)
         fsck(kimg)
         kmnt = d + '/kmnt'
-        os.mkdir(kmnt)
-        run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
-        try:
+        with kernel_mount(kimg, kmnt):
             klog = script(kmnt)
             os.sync()
             ksnap = snapshot(kmnt)
-        finally:
-            run(['umount', kmnt])
         fsck(kimg)
         with Mount(uimg) as m:
             ulog = script(m.mnt)

@@ -19,6 +19,7 @@ import stat
 import subprocess
 
 from uext4test import require_kernel_loop_mount
+from uext4test import kernel_mount
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
                        FALLOC_FL_ZERO_RANGE, Mount, SkipFile, TestFailure,
                        errno_of, fallocate, fsck, inode_info, main, mkfs, run,
@@ -241,13 +242,9 @@ def compare(opts):
         uimg = d + '/uext4.img'
         shutil.copyfile(kimg, uimg)
         kmnt = d + '/kmnt'
-        os.mkdir(kmnt)
-        run(['mount', '-t', 'ext4', '-o', 'loop', kimg, kmnt])
-        try:
+        with kernel_mount(kimg, kmnt):
             os.mkdir(os.path.join(kmnt, 't'))
             kres, kmodes = script(os.path.join(kmnt, 't'))
-        finally:
-            run(['umount', kmnt])
         fsck(kimg)
         with Mount(uimg, opts=['allow_other'] + list(opts)) as m:
             os.chmod(m.mnt, 0o755)

@@ -1,6 +1,8 @@
-"""Harness for the mounted uext4 tests.
+"""The test toolkit: one module for every Python harness (tests/mounted,
+mmap, crash, journal and the kernel-comparison files). meson puts this
+folder on PYTHONPATH; by hand: `PYTHONPATH=tests/lib python3 tests/...`.
 
-Every test builds its own images with mke2fs (fixed UUID and hash seed) in a
+Every mounted test builds its own images with mke2fs (fixed UUID and hash seed) in a
 private temp dir, mounts them with the real daemon through FUSE, checks the
 results byte for byte and errno for errno, and runs `e2fsck -fn` on every
 image it touched.
@@ -278,6 +280,59 @@ def sb_field(image, name):
     return None
 
 
+# ---------------------------------------------------------------- kernel
+
+@contextlib.contextmanager
+def kernel_mount(image, mnt, opts=()):
+    """Loop-mount @image with the kernel's ext4 on @mnt (made if missing)
+    for the with-block. Unmounts only what it mounted (the loop device goes
+    with it); lazily if the mount is still busy, and then says so."""
+    os.makedirs(mnt, exist_ok=True)
+    run(['mount', '-t', 'ext4', '-o', ','.join(['loop'] + list(opts)), image,
+         mnt])
+    try:
+        yield mnt
+    finally:
+        busy = _kernel_unmount(mnt)
+    if busy:    # reached only when the with-block itself succeeded
+        raise TestFailure('umount %s: %s (unmounted lazily)' % (mnt, busy))
+
+
+def _kernel_unmount(mnt):
+    """umount @mnt if mounted, lazily if busy; returns umount's complaint
+    when it had to be lazy."""
+    if not mounted_at(mnt):
+        return None
+    p = run(['umount', mnt], check_rc=False)
+    if p.returncode == 0:
+        return None
+    run(['umount', '-l', mnt], check_rc=False)
+    return p.stderr.decode(errors='replace').strip() or 'busy'
+
+
+def errno_tag(e):
+    """How a step recorder writes a failure: 'E' + the errno's name."""
+    return 'E' + errno.errorcode.get(e, str(e))
+
+
+def recorder(log, fail=errno_tag):
+    """The step recorder of the kernel-comparison scripts: r(name, fn,
+    *args) runs fn and appends (name, result) to @log, a failure as
+    fail(errno) and an os.stat_result as (filemode, nlink, size); it
+    returns the result. The same script runs on both file systems and
+    the logs are compared."""
+    def r(name, fn, *args, **kw):
+        try:
+            res = fn(*args, **kw)
+        except OSError as e:
+            res = fail(e.errno)
+        if isinstance(res, os.stat_result):
+            res = (stat.filemode(res.st_mode), res.st_nlink, res.st_size)
+        log.append((name, res))
+        return res
+    return r
+
+
 # ---------------------------------------------------------------- mounts
 
 def _unescape(s):
@@ -532,9 +587,13 @@ def workdir():
     try:
         yield d
     finally:
-        left = mounts_under(d)
-        for mp in left:
-            fuse_unmount(mp)
+        # What a failed test left mounted: FUSE mounts through fusermount3,
+        # kernel loop mounts lazily (their loop devices go with them).
+        for mp in reversed(mounts_under(d)):
+            if (mounted_at(mp) or '').startswith('fuse'):
+                fuse_unmount(mp)
+            else:
+                _kernel_unmount(mp)
         if not mounts_under(d):
             shutil.rmtree(d, ignore_errors=True)
         else:
@@ -624,16 +683,19 @@ def require_basics():
         raise SkipFile('the mounted tests run as root')
 
 
-def main(setup=None):
+def main(setup=None, needs_daemon=True):
+    """Run the @test functions named on the command line (all by default).
+    @needs_daemon: the file mounts with uext4 (/dev/fuse, root, $UEXT4)."""
     names = sys.argv[1:]
     try:
-        require_basics()
+        if needs_daemon:
+            require_basics()
         if setup:
             setup()
     except SkipFile as e:
         print('SKIP: %s' % e)
         sys.exit(77)
-    if not SELF_CHECK_KERNEL and not os.access(UEXT4, os.X_OK):
+    if needs_daemon and not SELF_CHECK_KERNEL and not os.access(UEXT4, os.X_OK):
         print('FAIL setup: daemon %s is not executable' % UEXT4)
         print('0 passed, 1 failed')
         sys.exit(1)
