@@ -7,6 +7,7 @@ the journal brings back a clean image that holds everything fsync'd.
              [--keep-failures DIR] [-j J] [--cross-every N]
     crash.py --uext4 PATH --point fault:VARIANT:SEED:STEP[:FSEED]
     crash.py --uext4 PATH --point kill:SEED[:DELAY[:COMMIT[:PACE]]]
+    (by hand with PYTHONPATH=tests/lib, the test toolkit; meson sets it)
 
 A crash point runs the seeded workload of workload.py (creates, inline and
 multi-block writes, appends, overwrites, truncates, renames, unlinks also of

@@ -60,6 +60,7 @@ operation fails with ENOTCONN) and the seed fails instead of hanging.
 Usage:
   fsx.py --uext4 PATH [--seeds N] [--first-seed F] [--ops N]
   fsx.py --uext4 PATH --seed S [--ops N] [-v]     # reproduce one seed
+  (by hand with PYTHONPATH=tests/lib, the test toolkit; meson sets it)
   --keep keeps the temp dirs (image, daemon log); --skip OP,... leaves out
   operations (to hunt past a known bug; it changes every sequence).
 A seed's op sequence does not depend on --ops: a failure at op K reproduces
@@ -83,6 +84,8 @@ import tempfile
 import threading
 import time
 import traceback
+
+from uext4test import mounted_at, mounts_under  # tests/lib, on PYTHONPATH
 
 PAGE = os.sysconf('SC_PAGE_SIZE')
 MAX_FILE = 64 * 1024 + 512          # largest size / offset + length
@@ -168,26 +171,6 @@ def map_store(fd, maplen, stores):
 def run(cmd, timeout, **kw):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           stdin=subprocess.DEVNULL, timeout=timeout, **kw)
-
-
-def _unescape(s):
-    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), s)
-
-
-def mounts_under(path):
-    path = os.path.realpath(path)
-    out = []
-    with open('/proc/mounts') as f:
-        for line in f:
-            fields = line.split()
-            mp = _unescape(fields[1])
-            if mp == path or mp.startswith(path + '/'):
-                out.append(mp)
-    return out
-
-
-def is_mounted(path):
-    return os.path.realpath(path) in mounts_under(path)
 
 
 def pid_alive(pid):
@@ -461,7 +444,7 @@ class Runner:
         with open(os.path.join(self.workdir, 'daemon.pids'), 'a') as f:
             f.write('%d\n' % self.proc.pid)
         deadline = time.monotonic() + MOUNT_TIMEOUT
-        while not is_mounted(self.mnt):
+        while not mounted_at(self.mnt):
             if self.proc.poll() is not None:
                 self.fail('uext4 exited %d before mounting' % self.proc.returncode)
             if time.monotonic() > deadline:
@@ -473,9 +456,9 @@ class Runner:
         if self.proc is None:
             return
         deadline = time.monotonic() + 15
-        while is_mounted(self.mnt):
+        while mounted_at(self.mnt):
             p = run(['fusermount3', '-u', self.mnt], timeout=30)
-            if p.returncode == 0 or not is_mounted(self.mnt):
+            if p.returncode == 0 or not mounted_at(self.mnt):
                 break
             if time.monotonic() > deadline:
                 self.fail('fusermount3 -u keeps failing: %s'
@@ -513,7 +496,7 @@ class Runner:
                     pass
                 f.fd = -1
         if self.proc is not None:
-            if is_mounted(self.mnt):
+            if mounted_at(self.mnt):
                 fusermount_u(self.mnt)
             try:
                 self.proc.wait(EXIT_TIMEOUT if self.proc.poll() is None else 1)
@@ -522,7 +505,7 @@ class Runner:
                 self.proc.wait(10)
             self.daemon_rc = self.proc.returncode
             self.proc = None
-        if is_mounted(self.mnt):
+        if mounted_at(self.mnt):
             fusermount_u(self.mnt, lazy=True)
 
     def fsck(self):

@@ -41,18 +41,15 @@ when nothing could run (no /dev/fuse, not root).
 """
 
 import argparse
-import contextlib
 import ctypes
 import mmap as pymmap
 import os
 import random
 import re
 import select
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -232,24 +229,6 @@ def diff_text(got, want, candidates=None):
 
 # ------------------------------------------------------------ mounts
 
-@contextlib.contextmanager
-def workdir():
-    d = tempfile.mkdtemp(prefix='uext4-mr-')
-    os.chmod(d, 0o755)
-    try:
-        yield d
-    finally:
-        for mp in ut.mounts_under(d):
-            if ut.mounted_at(mp) == 'ext4':
-                subprocess.run(['umount', mp], timeout=60)
-            else:
-                ut.fuse_unmount(mp)
-        if not ut.mounts_under(d):
-            shutil.rmtree(d, ignore_errors=True)
-        else:
-            sys.stderr.write('not removing %s: still mounted\n' % d)
-
-
 def make_image(d):
     img = ut.mkfs(os.path.join(d, 'img'), size='16M',
                   features=['inline_data'], opts=['-I', '256'])
@@ -381,7 +360,7 @@ def basic_ops(path, plan):
 
 
 def basic_case(ctx, label, opts, inline):
-    with workdir() as d:
+    with ut.workdir() as d:
         img = make_image(d)
         check_capacity(img)
         with Group(img, opts) as g:
@@ -430,7 +409,7 @@ def case_basic_kernel(ctx):
     inline file, so a byte difference is printed as a note."""
     if os.geteuid() != 0:
         raise Skip('kernel loop mounts need root')
-    with workdir() as d:
+    with ut.workdir() as d:
         img = make_image(d)
         mnt = os.path.join(d, 'kmnt')
         os.mkdir(mnt)
@@ -740,7 +719,7 @@ def race_expect(plan, convert=False):
 def race_case(ctx, label, kind, mode, convert=False):
     """mode: threads, procs, or mixed (drawn per iteration)."""
     opts = ['inline_mmap=convert'] if convert else []
-    with workdir() as d:
+    with ut.workdir() as d:
         img = make_image(d)
         check_capacity(img)
         with Group(img, opts) as g:
