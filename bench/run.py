@@ -118,6 +118,50 @@ def proc_counters(pid):
     return out
 
 
+def control_socket(pid):
+    """The path of the uext4 daemon @pid's control socket (the listening Unix
+    socket among its descriptors named ctl-*), or None."""
+    inodes = set()
+    try:
+        for fd in os.listdir('/proc/%d/fd' % pid):
+            try:
+                t = os.readlink('/proc/%d/fd/%s' % (pid, fd))
+            except OSError:
+                continue
+            if t.startswith('socket:['):
+                inodes.add(t[8:-1])
+        with open('/proc/net/unix') as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                if len(p) >= 8 and p[6] in inodes and '/ctl-' in p[7]:
+                    return p[7]
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return None
+
+
+def daemon_requests(path):
+    """FUSE requests the uext4 daemon behind control socket @path has taken
+    (its "stats" answer "0 requests N"), or None."""
+    import socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
+            sk.settimeout(5)
+            sk.connect(path)
+            sk.sendall(b'stats\n')
+            ans = b''
+            while not ans.endswith(b'\n'):
+                got = sk.recv(256)
+                if not got:
+                    break
+                ans += got
+        m = re.fullmatch(r'0 requests (\d+)\n', ans.decode(errors='replace'))
+        return int(m.group(1)) if m else None
+    except OSError:
+        return None
+
+
 def counters_delta(a, b):
     return {k: b[k] - a[k] for k in b if k in a}
 
@@ -194,6 +238,7 @@ class Kernel(System):
 
 class FuseSystem(System):
     fusermount = 'fusermount3'
+    expect_log = None  # a line the daemon must have logged, checked at unmount
 
     def cmd(self, img, mnt):
         raise NotImplementedError
@@ -244,10 +289,14 @@ class FuseSystem(System):
             self.kill(m)
             raise MountError('%s did not exit after unmount' % self.name)
         REG.remove(m)
+        m.errf.seek(0)
+        log_text = m.errf.read().decode(errors='replace')
         if m.proc.returncode != 0:
-            m.errf.seek(0)
             raise MountError('%s exited %d: %s' % (self.name, m.proc.returncode,
-                             m.errf.read().decode(errors='replace').strip()[-500:]))
+                             log_text.strip()[-500:]))
+        if self.expect_log and self.expect_log not in log_text:
+            raise MountError('%s: no "%s" in its log: %s' % (self.name, self.expect_log,
+                                                             log_text.strip()[-300:]))
 
 
 class Fuse2fs(FuseSystem):
@@ -272,6 +321,61 @@ class Uext4(FuseSystem):
 
     def cmd(self, img, mnt):
         return [self.binary, img, mnt, '-f'] + (['-o', self.opts] if self.opts else [])
+
+    def mount(self, img, mnt, timeout=30.0):
+        # The mount shows in /proc/mounts just before the daemon opens its
+        # control socket, which the request counts need.
+        m = super().mount(img, mnt, timeout)
+        deadline = time.perf_counter() + 5
+        while control_socket(m.pid) is None and time.perf_counter() < deadline:
+            time.sleep(0.001)
+        return m
+
+
+URING_PARAM = '/sys/module/fuse/parameters/enable_uring'
+
+
+class Uext4Uring(Uext4):
+    """uext4 -o io_uring, which must have served through the rings: a run
+    where the kernel did not offer io_uring (the daemon fell back to
+    /dev/fuse) is an error, not a figure."""
+
+    def __init__(self, args):
+        super().__init__(args, 'uring', 'io_uring')
+        self.expect_log = 'io_uring: serving'
+
+
+class UringParam:
+    """Sets the fuse module's enable_uring to Y for the run and gives it back
+    its previous value on every way out (restore() is idempotent)."""
+
+    def __init__(self):
+        self.prev = None
+
+    def enable(self):
+        with open(URING_PARAM) as f:
+            self.prev = f.read().strip()
+        if self.prev != 'Y':
+            with open(URING_PARAM, 'w') as f:
+                f.write('Y\n')
+        log('%s: %s -> Y (restored at the end)' % (URING_PARAM, self.prev))
+
+    def restore(self):
+        if self.prev is None:
+            return
+        prev, self.prev = self.prev, None
+        try:
+            with open(URING_PARAM) as f:
+                cur = f.read().strip()
+            if cur != prev:
+                with open(URING_PARAM, 'w') as f:
+                    f.write(prev + '\n')
+            log('%s: restored to %s' % (URING_PARAM, prev))
+        except OSError as e:
+            log('! could not restore %s to %s: %s' % (URING_PARAM, prev, e))
+
+
+URING = UringParam()
 
 
 # ---------------------------------------------------------------- watchdog
@@ -355,11 +459,19 @@ class Ctx:
     def measure(self, phase, fn, *a):
         pid = self.m.pid if self.m else None
         before = proc_counters(pid) if pid else {}
+        ctl = control_socket(pid) if pid and isinstance(self.system, Uext4) else None
+        if ctl:
+            before['requests'] = daemon_requests(ctl)
         t0 = time.perf_counter()
         r = fn(*a)
         dt = time.perf_counter() - t0
         if pid:
-            self.daemon[phase] = counters_delta(before, proc_counters(pid))
+            after = proc_counters(pid)
+            if ctl:
+                after['requests'] = daemon_requests(ctl)
+                if before['requests'] is None or after['requests'] is None:
+                    del before['requests'], after['requests']
+            self.daemon[phase] = counters_delta(before, after)
         self.times[phase] = dt
         return r
 
@@ -628,6 +740,12 @@ WORKLOADS = [
     ('mmap', wl_mmap, [('mmap_dirty_msync', 'mmap {mmap_h} shared, dirty all, msync')]),
     ('par2', wl_par2, [('par2_rand_read_direct', '2 procs rand 4K O_DIRECT read x{rand_ops} each')]),
 ]
+
+
+# Round-trip-bound phases: operations per run (a size key), for the floor.
+PHASE_OPS = {'rtt': 'rtt_ops', 'rand_read_direct': 'rand_ops', 'rand_write_direct': 'rand_ops',
+             'rand_write_buffered': 'rand_ops', 'create': 'files', 'stat_cold': 'files',
+             'unlink': 'files', 'small_write': 'small', 'small_read_cold': 'small'}
 
 
 def human(n):
@@ -947,8 +1065,10 @@ def main():
     names = [w[0] for w in WORKLOADS] + ['scaling', 'mount', 'rss']
     ap.add_argument('--only', nargs='+', metavar='WORKLOAD', choices=names,
                     help='run only these: ' + ' '.join(names))
-    ap.add_argument('--systems', nargs='+', choices=['kernel', 'fuse2fs', 'uext4'],
-                    default=['kernel', 'fuse2fs', 'uext4'])
+    ap.add_argument('--systems', nargs='+', choices=['kernel', 'fuse2fs', 'uext4', 'uring'],
+                    default=['kernel', 'fuse2fs', 'uext4', 'uring'],
+                    help='uring: uext4 -o io_uring (root, a kernel with FUSE over io_uring; '
+                         'enable_uring is set to Y for the run and restored after)')
     ap.add_argument('--uext4-opts', action='append', default=[], metavar='NAME=OPTS',
                     help='also run uext4 -o OPTS as the system uext4-NAME '
                          '(e.g. wbc=writeback_cache); may be repeated')
@@ -984,6 +1104,12 @@ def main():
                 log('no fuse2fs at %s: skipped (apt-get install fuse2fs)' % args.fuse2fs)
                 continue
             systems.append(Fuse2fs(args))
+        elif n == 'uring':
+            if not is_root() or not os.path.exists(URING_PARAM):
+                log('no FUSE over io_uring here (not root, or no %s): uext4-uring skipped'
+                    % URING_PARAM)
+                continue
+            systems.append(Uext4Uring(args))
         else:
             if not os.access(args.uext4, os.X_OK):
                 sys.exit('no uext4 binary at %s (build it, or pass --uext4)' % args.uext4)
@@ -1012,6 +1138,8 @@ def main():
               'systems': [s.name for s in systems], 'runs': [], 'workdir_fs': fs_type_of(work)}
     t_all = time.perf_counter()
     try:
+        if any(isinstance(s, Uext4Uring) for s in systems):
+            URING.enable()
         base = os.path.join(work, 'base.img')
         log('image: mkfs.ext4 -O inline_data, 1 GiB, on %s (%s)' % (work, fs_type_of(work)))
         mkfs(base, GiB)
@@ -1087,10 +1215,12 @@ def main():
     except KeyboardInterrupt:
         log('interrupted: cleaning up')
         cleanup(work, own_tmpfs)
+        URING.restore()
         sys.exit(130)
     finally:
         if REG.mounts or os.path.isdir(work):
             cleanup(work, own_tmpfs)
+        URING.restore()
     result['elapsed_s'] = time.perf_counter() - t_all
 
     # ------------------------------------------------------------ print
@@ -1143,6 +1273,37 @@ def main():
               'splice calls not counted) '
               'during each timed phase:')
         print(table(rows2, h2))
+        print()
+
+    # the FUSE floor: requests per operation x the round trip of the same system
+    floor_sys = [s for s in fuse_systems if isinstance(s, Uext4)]
+    if rows and floor_sys and samples.get(('rtt', floor_sys[0].name)):
+        h3 = ['round-trip-bound row']
+        for s in floor_sys:
+            h3 += ['%s req/op' % s.name, '%s floor' % s.name, '%s rate/floor' % s.name]
+        rows3 = []
+        for wl_name, fn, phases in wls:
+            for ph, desc in phases:
+                if ph not in PHASE_OPS:
+                    continue
+                nops = S[PHASE_OPS[ph]]
+                r = [ph]
+                for s in floor_sys:
+                    ds = [d['requests'] for d in dstats.get((ph, s.name), []) if 'requests' in d]
+                    rtt = samples.get(('rtt', s.name))
+                    t = samples.get((ph, s.name))
+                    if not ds or not rtt or not t:
+                        r += ['-', '-', '-']
+                        continue
+                    per_req = statistics.median(rtt) / S['rtt_ops']
+                    rpo = statistics.median(ds) / nops
+                    floor = rpo * nops * per_req
+                    r += ['%.2f' % rpo, fmt_t(floor), '%.2f' % (floor / statistics.median(t))]
+                rows3.append(r)
+        print('FUSE floor: requests per operation (the daemon\'s count, median) x the '
+              'round trip (median rtt / %d) of the same system; rate/floor = floor time / '
+              'median time (1.00 = at the floor):' % S['rtt_ops'])
+        print(table(rows3, h3))
         print()
 
     if probes:

@@ -523,7 +523,7 @@ static int serve(const struct cli *c, int notify_fd)
     }
     /* Before the mount is reported ready: a `uext4 -u` right after it
      * must find the socket. Without one the mount still works. */
-    rc = fe_control_start(fs, c->mountpoint, &control, why, sizeof(why));
+    rc = fe_control_start(fs, session, c->mountpoint, &control, why, sizeof(why));
     if (rc < 0)
         log_warn("no control socket (uext4 -u and remount cannot reach this daemon): %s", why);
     log_info("serving %s on %s%s", c->image, c->mountpoint, params.read_only ? " (read-only)" : "");

@@ -3,6 +3,7 @@
  * requests are rare, and a remount must not run beside another. */
 #include "frontend/control.h"
 #include "base/log.h"
+#include "frontend/fe.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 
 struct fe_control {
     struct uext4_fs *fs;
+    const struct fe_session *session;
     int listen_fd;
     int stop_pipe[2]; /* written by fe_control_stop to end the thread */
     pthread_t thread;
@@ -183,6 +185,12 @@ static bool serve_one(struct fe_control *c, int fd)
         reply(fd, rc, rc ? (why[0] ? why : strerror(-rc)) : (ro ? "read-only" : "read-write"));
         return false;
     }
+    if (!strcmp(req, "stats")) {
+        snprintf(why, sizeof(why), "requests %llu",
+                 (unsigned long long)fe_session_requests(c->session));
+        reply(fd, 0, why);
+        return false;
+    }
     reply(fd, -EINVAL, "unknown request");
     return false;
 }
@@ -233,8 +241,8 @@ static int bind_socket(struct fe_control *c)
     return listen(c->listen_fd, 8) == 0 ? 0 : -errno;
 }
 
-int fe_control_start(struct uext4_fs *fs, const char *mnt, struct fe_control **out, char *why,
-                     size_t why_len)
+int fe_control_start(struct uext4_fs *fs, const struct fe_session *session, const char *mnt,
+                     struct fe_control **out, char *why, size_t why_len)
 {
     struct fe_control *c = calloc(1, sizeof(*c));
     int ret;
@@ -242,6 +250,7 @@ int fe_control_start(struct uext4_fs *fs, const char *mnt, struct fe_control **o
     if (!c)
         return -ENOMEM;
     c->fs = fs;
+    c->session = session;
     c->listen_fd = -1;
     c->stop_pipe[0] = c->stop_pipe[1] = -1;
     ret = fe_control_path(geteuid(), mnt, 1, c->path, sizeof(c->path), why, why_len);

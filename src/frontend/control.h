@@ -19,6 +19,9 @@
  *                                   image is closed (committed, clean, its
  *                                   lock released), "<rc> closed"; the
  *                                   connection ends when the daemon exits.
+ *     "stats"                       "0 requests N": the FUSE requests
+ *                                   taken so far (bench/run.py counts
+ *                                   requests per operation with it).
  */
 #ifndef UEXT4_FRONTEND_CONTROL_H
 #define UEXT4_FRONTEND_CONTROL_H
@@ -29,6 +32,7 @@
 #include "uext4.h"
 
 struct fe_control;
+struct fe_session;
 
 /* The socket path of the daemon of @uid serving the canonical mount point
  * @mnt, in the first of @uid's directories that exists and is safe (with
@@ -37,10 +41,11 @@ struct fe_control;
 int fe_control_path(uid_t uid, const char *mnt, int create, char *path, size_t len, char *why,
                     size_t why_len);
 
-/* Listen for requests about the mount on @mnt (canonical) serving @fs, in
- * a thread of its own. Returns 0 or -errno with @why. */
-int fe_control_start(struct uext4_fs *fs, const char *mnt, struct fe_control **out, char *why,
-                     size_t why_len);
+/* Listen for requests about the mount on @mnt (canonical) serving @fs
+ * through @session (which must outlive fe_control_stop()), in a thread of
+ * its own. Returns 0 or -errno with @why. */
+int fe_control_start(struct uext4_fs *fs, const struct fe_session *session, const char *mnt,
+                     struct fe_control **out, char *why, size_t why_len);
 
 /* Stop answering (the session is over: remounts are refused from here on)
  * and remove the socket; "wait" connections stay open. */

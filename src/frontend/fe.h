@@ -10,6 +10,7 @@
 #define UEXT4_FRONTEND_FE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "frontend/mount_opts.h"
 #include "uext4.h"
@@ -39,6 +40,10 @@ int fe_session_mount(struct fe_session *s, const char *mountpoint);
  * umount) or a signal arrives. @single_thread selects the single-threaded
  * loop. Returns 0 or -errno. */
 int fe_session_run(struct fe_session *s, bool single_thread);
+
+/* The number of FUSE requests @s has taken so far (FORGETs included), on
+ * either transport; any thread may ask. */
+uint64_t fe_session_requests(const struct fe_session *s);
 
 /* Unmount if still mounted, remove the signal handlers and free @s. */
 void fe_session_destroy(struct fe_session *s);

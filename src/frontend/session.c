@@ -378,6 +378,11 @@ int fe_session_run(struct fe_session *s, bool single_thread)
     return rc < 0 ? rc : 0;
 }
 
+uint64_t fe_session_requests(const struct fe_session *s)
+{
+    return fe_wire_requests(&s->ctx.wire);
+}
+
 void fe_session_destroy(struct fe_session *s)
 {
     /* After `fusermount3 -u` the kernel side is gone already; libfuse

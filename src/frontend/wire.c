@@ -71,6 +71,7 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
     memset(w, 0, sizeof(*w));
     w->want = killpriv_v2 ? WIRE_EXTRA_FLAGS : 0;
     atomic_init(&w->init_pending, false);
+    atomic_init(&w->requests, 0);
 }
 
 /* What the channel does to each request, however it came. */
@@ -79,6 +80,8 @@ static void wire_inspect(struct fe_wire *w, void *buf, ssize_t n)
     const struct fuse_in_header *in = buf;
     const struct fuse_init_in *arg = (const void *)(in + 1);
 
+    if (n >= (ssize_t)sizeof(*in))
+        atomic_fetch_add_explicit(&w->requests, 1, memory_order_relaxed);
     /* O_TMPFILE: libfuse 3.14 knows no FUSE_TMPFILE and would answer
      * ENOSYS, which turns the op off for good. Its request is laid out as a
      * CREATE's (fuse_create_in, then the name) and wants a CREATE's reply,
@@ -216,6 +219,11 @@ ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count)
         }
     }
     return writev(fd, iov, count);
+}
+
+uint64_t fe_wire_requests(const struct fe_wire *w)
+{
+    return atomic_load_explicit(&w->requests, memory_order_relaxed);
 }
 
 bool fe_wire_has_killpriv_v2(const struct fe_wire *w)

@@ -34,6 +34,10 @@ struct fe_wire {
     /* Called once the INIT reply is written (the kernel has taken it). */
     void (*on_init)(void *arg);
     void *on_init_arg;
+    /* Requests taken so far, however they came (FORGETs included): what
+     * the control socket's "stats" reports, for the benchmark's count of
+     * requests per operation. Relaxed: a count, not a synchronisation. */
+    atomic_uint_least64_t requests;
 };
 
 /* @killpriv_v2: ask for FUSE_HANDLE_KILLPRIV_V2. */
@@ -60,6 +64,9 @@ size_t fe_wire_out_header_size(void);
 
 /* Set @in_out to the fuse_out_header of an error reply, @err < 0. */
 void fe_wire_out_error(void *in_out, uint64_t unique, int err);
+
+/* The number of requests taken so far (fe_wire.requests). */
+uint64_t fe_wire_requests(const struct fe_wire *w);
 
 /* After INIT: whether the kernel now leaves killing privileges to us. */
 bool fe_wire_has_killpriv_v2(const struct fe_wire *w);

@@ -11,8 +11,10 @@ large reads spliced from the image.  And where the daemon must see opens
 """
 
 import collections
+import errno
 import os
 import re
+import socket
 
 from uext4test import (Mount, check, drop_caches, eq, fsck, main, mkfs,
                        pattern, read_file, test, wait_until, workdir,
@@ -155,6 +157,55 @@ def daemon_checks_see_every_open():
             got = between(m, lambda: [read_file(m.path('d', 'f%d' % i))
                                       for i in range(5)])
             eq(got['OPEN'], 5, 'OPEN per open (%r)' % got)
+        fsck(img)
+
+
+def control_stats(mnt):
+    """The daemon's "stats" answer on its control socket (root's socket
+    directory; src/frontend/control.c names the socket by an FNV-1a hash of
+    the canonical mount point): the number of requests it has taken."""
+    h = 0xcbf29ce484222325
+    for ch in os.path.realpath(mnt).encode():
+        h = ((h ^ ch) * 0x100000001b3) & 0xffffffffffffffff
+    paths = ['%s/ctl-%016x' % (d, h) for d in ('/run/uext4', '/tmp/uext4-0')]
+    # The mount shows before the daemon opens the socket.
+    wait_until(lambda: any(os.path.exists(p) for p in paths), True,
+               'a control socket among %r' % paths)
+    path = next(p for p in paths if os.path.exists(p))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
+        sk.settimeout(10)
+        sk.connect(path)
+        sk.sendall(b'stats\n')
+        ans = b''
+        while not ans.endswith(b'\n'):
+            got = sk.recv(256)
+            check(got, 'control socket closed before answering: %r' % ans)
+            ans += got
+    m = re.fullmatch(r'0 requests (\d+)\n', ans.decode())
+    check(m, 'unexpected "stats" answer %r' % ans)
+    return int(m.group(1))
+
+
+@test
+def stats_counts_every_request():
+    # bench/run.py divides this count by the operations of a workload: it
+    # must see every request the trace shows, and nothing else.
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        with TracedMount(img) as m:
+            write_file(m.path('f'), b'x')
+            os.mkdir(m.path('d'))
+            s0, t0 = control_stats(m.mnt), len(m.requests())
+            for _ in range(50):
+                try:
+                    os.getxattr(m.path('f'), 'user.missing')
+                except OSError as e:
+                    eq(e.errno, errno.ENODATA, 'getxattr of a missing name')
+            small_files(m, 7)
+            s1, t1 = control_stats(m.mnt), len(m.requests())
+            check(t1 - t0 >= 50 + 7, 'the trace shows %d requests' % (t1 - t0))
+            eq(s1 - s0, t1 - t0, 'requests counted by "stats" vs the -d trace (%r)'
+               % collections.Counter(m.requests()[t0:t1]))
         fsck(img)
 
 
