@@ -58,6 +58,10 @@ struct fe_ctx {
     /* The channel under libfuse (wire.c); its INIT state is written by
      * the worker that answers INIT, before any other request exists. */
     struct fe_wire wire;
+    /* FUSE_ASYNC_DIO was negotiated (set by init): an aio O_DIRECT write
+     * may then complete without the kernel dropping its cached pages of
+     * the range, so the daemon does (inval.c). */
+    bool async_dio;
     /* Drops the kernel's cached pages after O_DIRECT writes (inval.c);
      * set before the loop starts. */
     struct fe_inval *inval;

@@ -304,8 +304,9 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     if (n > 0)
         fe_rec_write(fe_ctx(req)->rec, fe_ext4_ino(ino), buf, (size_t)n, off,
                      fi->writepage && !fe_ctx(req)->writeback_cache);
-    /* The page cache must not keep what the write went around (inval.c). */
-    if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT))
+    /* The page cache must not keep what the write went around (inval.c);
+     * without async_dio the kernel drops the range itself (session.c). */
+    if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT) && fe_ctx(req)->async_dio)
         fe_inval_range(fe_ctx(req)->inval, ino, off, (off_t)n);
     fe_reply_write(req, n);
 }

@@ -6,6 +6,9 @@
  * asynchronous one (aio, io_uring): readers would go on seeing the old
  * bytes (fstests generic/451). So the daemon drops it, before the reply,
  * for the writer's completion to mean that buffered reads see the data.
+ * Only with FUSE_ASYNC_DIO, which makes aio O_DIRECT writes asynchronous
+ * on FUSE: session.c turns it off, and then the kernel drops the range
+ * after every O_DIRECT write itself (fe_write asks fe_ctx.async_dio).
  *
  * The kernel does that by locking each cached page, and a page stays locked
  * until its READ is answered, by some worker: a worker that waits there

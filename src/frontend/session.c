@@ -100,6 +100,16 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
         log_warn("the kernel offers no writeback cache: writeback_cache ignored");
         ctx->writeback_cache = false;
     }
+    /* Without async_dio every O_DIRECT request is an ordinary one and
+     * completes before its system call (or aio) returns, so the kernel
+     * drops the cached pages of each range written itself, as it does for
+     * any synchronous O_DIRECT write: the daemon's own invalidation (an
+     * extra notify, a system call per write, inval.c) is then not needed.
+     * With it, O_DIRECT requests are background requests (queued behind
+     * max_background, completed through the kernel's aio path) and may be
+     * split over several in flight, which gains nothing from a core that
+     * serves an inode's I/O one at a time. */
+    conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
     if (ctx->writeback_cache) {
         conn->want |= FUSE_CAP_WRITEBACK_CACHE;
         /* Writeback requests are background requests, which the kernel
@@ -109,14 +119,12 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
          * afterwards, the slow way to allocate (256 MiB written
          * sequentially: 0.9 s instead of 0.6 s).
          * The core serialises an inode's writes anyway, so one at a time
-         * costs nothing but the reordering. O_DIRECT requests would queue
-         * for that one slot too (with async_dio they are background
-         * requests, two processes reading at once: +30%): without
-         * async_dio they are ordinary requests, one in flight per open
-         * file, which is all the core can serve anyway. */
+         * costs nothing but the reordering. (O_DIRECT requests, with
+         * async_dio background ones, would queue for that one slot too:
+         * it is off, above.) */
         conn->max_background = 1;
-        conn->want &= ~(unsigned)FUSE_CAP_ASYNC_DIO;
     }
+    ctx->async_dio = (conn->want & FUSE_CAP_ASYNC_DIO) != 0;
     log_debug("FUSE %u.%u, capable %#x, want %#x, max_write %u", conn->proto_major,
               conn->proto_minor, conn->capable, conn->want, conn->max_write);
 }
