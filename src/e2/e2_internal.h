@@ -42,6 +42,10 @@ struct e2_image {
     size_t npartial, cappartial;
     bool read_only;
     char *path;
+    /* protected by disk_lock: the i_generation sequence of new inodes
+     * (inode.c), seeded from getrandom(2) by the first one. */
+    uint64_t gen_state;
+    bool gen_seeded;
     /* A read-only mount's journal, replayed in memory (overlay.h); NULL if
      * nothing needed replaying. Read-only once built; freed at close. */
     struct e2_overlay *replayed;

@@ -1,6 +1,7 @@
 /* Inodes: reading and changing fields, creating and freeing inodes. */
 #include "e2/e2_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <ext2fs/ext3_extents.h>
 
 int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode)
@@ -192,12 +194,35 @@ out_unlock:
     return ret;
 }
 
+/* A new inode's i_generation: unpredictable across mounts, distinct in a
+ * row, as the kernel's get_random_u32(). One getrandom(2) per image, then
+ * splitmix64 steps: a system call per create cost more than the rest of
+ * setting up the inode. */
+static uint32_t next_generation_locked(struct e2_image *img)
+{
+    uint64_t z;
+
+    assert(mutex_is_held(&img->disk_lock));
+    if (!img->gen_seeded) {
+        if (getrandom(&img->gen_state, sizeof(img->gen_state), 0) != sizeof(img->gen_state)) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            img->gen_state = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        }
+        img->gen_seeded = true;
+    }
+    z = img->gen_state += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
 /* Fill a fresh in-memory inode from @a: the fields every new inode shares. */
 static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
                            struct ext2_inode_large *in)
 {
     unsigned isize = EXT2_INODE_SIZE(img->fs->super);
-    uint32_t gen;
 
     memset(in, 0, sizeof(*in));
     if (isize > EXT2_GOOD_OLD_INODE_SIZE) {
@@ -215,9 +240,7 @@ static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
                   in);
     if (EXTRA_HAS(in, i_crtime_extra))
         set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, true);
-    if (getrandom(&gen, sizeof(gen), 0) != sizeof(gen))
-        gen = (uint32_t)a->ctime.tv_nsec;
-    in->i_generation = gen;
+    in->i_generation = next_generation_locked(img);
 }
 
 static void init_extent_header(struct ext2_inode_large *in)

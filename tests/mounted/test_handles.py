@@ -10,11 +10,12 @@ is freed or reused by another file.
 
 import ctypes
 import errno
+import fcntl
 import os
 import struct
 
 from uext4test import (Mount, TestFailure, check, drop_caches, eq, fsck,
-                       main, mkfs, test, workdir, write_file)
+                       main, mkfs, run, test, workdir, write_file)
 
 MAX_HANDLE_SZ = 128
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -128,6 +129,45 @@ def handles_survive_cache_drop_and_remount():
             eq(handle_errno(mnt, gone), errno.ESTALE,
                'handle of a reused inode number after mount')
         fsck(img)
+
+
+FS_IOC_GETVERSION = 0x80087601
+
+
+def generations(m, n):
+    """Create n files in a new directory; their i_generation each."""
+    os.mkdir(m.path('g'))
+    out = []
+    for i in range(n):
+        fd = os.open(m.path('g', 'f%d' % i), os.O_CREAT | os.O_RDONLY, 0o644)
+        try:
+            out.append(struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETVERSION, b'\0' * 8)[:4])[0])
+        finally:
+            os.close(fd)
+    return out
+
+
+@test
+def new_generations_differ():
+    # A handle tells a reused inode number from the old file by its
+    # generation: distinct from one new inode to the next, and not the same
+    # sequence on the next mount of the same image (src/e2/inode.c).
+    n = 200
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        run(['cp', '--sparse=always', img, d + '/img2'])
+        with Mount(img) as m:
+            a = generations(m, n)
+        with Mount(d + '/img2', mnt=d + '/mnt2') as m:
+            b = generations(m, n)
+        eq(len(set(a)), n, 'distinct generations among %d new inodes' % n)
+        check(len(set(a) & set(b)) < 5,
+              'two mounts of the same image gave %d of the same generations'
+              % len(set(a) & set(b)))
+        check(len({(y - x) & 0xffffffff for x, y in zip(a, a[1:])}) > n // 2,
+              'generations step by a constant: %r' % a[:8])
+        fsck(img)
+        fsck(d + '/img2')
 
 
 if __name__ == '__main__':
