@@ -832,8 +832,10 @@ def o_direct_probe(system, base, work):
         p = os.path.join(mnt, 'probe')
         write_file(p, MiB)
         read_file(p)  # now in the page cache
+        ctl = control_socket(m.pid) if isinstance(system, Uext4) else None
         for direct in (False, True):
             before = proc_counters(m.pid)
+            req0 = daemon_requests(ctl) if ctl else None
             try:
                 fd = open_direct(p, os.O_RDONLY) if direct else os.open(p, os.O_RDONLY)
             except NotApplicable as e:
@@ -848,7 +850,11 @@ def o_direct_probe(system, base, work):
             # Each request answered is a write to /dev/fuse (syscw; wchar holds
             # the data replied). Reads may be served from libext2fs's cache, so
             # the image reads (rchar) tell nothing.
-            res['direct' if direct else 'buffered'] = d.get('syscw', 0)
+            # uext4 counts its requests itself, which also covers io_uring
+            # (no write(2) to /dev/fuse there).
+            req1 = daemon_requests(ctl) if req0 is not None else None
+            res['direct' if direct else 'buffered'] = (
+                req1 - req0 if req1 is not None else d.get('syscw', 0))
             res[('direct' if direct else 'buffered') + '_wchar'] = d.get('wchar', 0)
     finally:
         system.unmount(m)
@@ -1307,18 +1313,18 @@ def main():
         print()
 
     if probes:
-        print('O_DIRECT on FUSE (200 re-reads of one cached 4 KiB block; replies the daemon '
-              'wrote to /dev/fuse):')
+        print('O_DIRECT on FUSE (200 re-reads of one cached 4 KiB block; requests uext4 '
+              'counted, replies fuse2fs wrote to /dev/fuse):')
         for n, p in probes.items():
             if 'error' in p:
                 print('  %s: probe failed: %s' % (n, p['error']))
                 continue
             dr = p.get('direct')
             txt = dr if isinstance(dr, str) else (
-                '%d replies, %s -> %s' % (dr, mib(p.get('direct_wchar')),
+                '%d, %s written -> %s' % (dr, mib(p.get('direct_wchar')),
                                           'every read reached the daemon (uncached)'
                                           if dr >= 200 else 'served from the page cache'))
-            print('  %s: buffered %d replies; O_DIRECT %s' % (n, p.get('buffered', -1), txt))
+            print('  %s: buffered %d; O_DIRECT %s' % (n, p.get('buffered', -1), txt))
         print()
 
     notes = []
