@@ -19,7 +19,7 @@
  *              libext2fs is not thread-safe even for reads; it also guards
  *              the block cache and journal of src/e2/iomgr.c and journal.c)
  *     -> the commit thread's wake mutex (fs/commit.c, a raw pthread leaf)
- *                     e2_unlock() asks for a commit when the running
+ *                     e2_step_end_locked() asks for a commit when the running
  *                     transaction outgrows its share of the journal
  *
  * A journal commit (e2_image_sync) runs under LC_MOUNT held for writing,

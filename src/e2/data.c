@@ -138,6 +138,7 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
         if (n == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL))
             n = e2_mapio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &unwritten);
         if (n != E2_WRITE_ELSEWHERE && !unwritten) {
+            e2_step_end_locked(img);
             e2_unlock(img);
             return n;
         }
@@ -166,6 +167,7 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
     }
     ret = close_file(f, ret);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     /* A short write reports what reached the file; the error comes next. */
     if (ret && done)
@@ -202,6 +204,7 @@ int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
         goto out_unlock;
     ret = close_file(f, e2_errno(ext2fs_file_set_size2(f, size)));
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -267,6 +270,7 @@ int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len
     if (end % bs && end / bs >= first)
         ret = zero_partial_locked(img, ino, &in, end / bs * bs, end % bs);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -350,6 +354,7 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
     int wret = e2_write_inode_locked(img, ino, &in);
     ret = ret ? ret : wret;
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }

@@ -201,6 +201,7 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
     if (err == EXT2_ET_DIR_NO_SPACE && is_inline_dir_locked(img, dir)) {
         int ret = grow_inline_dir_locked(img, dir);
         if (ret && ret != -ENOSPC) {
+            e2_step_end_locked(img);
             e2_unlock(img);
             return ret;
         }
@@ -210,6 +211,7 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
     if (err == EXT2_ET_DIR_NO_SPACE && !unfoldable && can_index_locked(img, dir)) {
         int ret = e2_dir_make_indexed_locked(img, dir);
         if (ret && ret != -EOPNOTSUPP) {
+            e2_step_end_locked(img);
             e2_unlock(img);
             return ret;
         }
@@ -234,6 +236,7 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
             err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return e2_errno(err);
 }
@@ -339,6 +342,7 @@ int e2_dir_unlink(struct e2_image *img, uint32_t dir, const char *name)
     if (!ret)
         ret = uc.err ? uc.err : (uc.done ? 0 : -ENOENT);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -383,6 +387,7 @@ static int retarget(struct e2_image *img, uint32_t dir, struct retarget_ctx *rc)
         if (!ret && !rc->done)
             ret = -ENOENT;
     }
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }

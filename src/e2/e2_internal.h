@@ -66,20 +66,21 @@ static inline void e2_lock(struct e2_image *img)
     mutex_lock(&img->disk_lock);
 }
 
+/* The running transaction has outgrown a quarter of the log (journal.c). */
 bool e2_journal_wants_commit(const struct e2_image *img);
-bool e2_journal_commit_overdue(const struct e2_image *img);
+
+/* The commit policy (journal.c), called by every storage call that may
+ * have grown the running transaction, at its end, before it lets go of the
+ * disk lock: past a quarter of the log it asks the fs layer for a commit
+ * (commit_wanted: the commit thread runs it once the file system is
+ * quiescent); past half, with that request not yet served, it marks the
+ * commit overdue (e2_commit_overdue: the next operation commits first).
+ * It only signals: a commit needs the mount lock. No-op without a
+ * journal. */
+void e2_step_end_locked(struct e2_image *img);
 
 static inline void e2_unlock(struct e2_image *img)
 {
-    /* A transaction that grows past its bound asks for a commit as soon
-     * as the file system is quiescent (the fs layer's commit thread). */
-    if (img->journal && !img->commit_asked && img->commit_wanted && e2_journal_wants_commit(img)) {
-        img->commit_asked = true;
-        img->commit_wanted(img->commit_arg);
-    }
-    if (img->commit_asked && !atomic_load_explicit(&img->commit_overdue, memory_order_relaxed) &&
-        e2_journal_commit_overdue(img))
-        atomic_store(&img->commit_overdue, true);
     mutex_unlock(&img->disk_lock);
 }
 

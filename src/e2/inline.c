@@ -267,6 +267,7 @@ int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t
 
     e2_lock(img);
     ret = store_locked(img, ino, data, len, isize);
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -308,6 +309,7 @@ int e2_inline_begin(struct e2_image *img, uint32_t ino)
         e2_write_inode_locked(img, ino, &in);
     }
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -414,6 +416,7 @@ int e2_inline_convert(struct e2_image *img, uint32_t ino)
     else
         ret = convert_file_locked(img, ino);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }

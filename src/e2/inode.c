@@ -190,6 +190,7 @@ int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, un
     attr_to_inode(a, fields, &in);
     ret = e2_write_inode_locked(img, ino, &in);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -308,6 +309,7 @@ int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, ui
     }
     *ino = n;
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -379,6 +381,7 @@ int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr
     }
     *ino = n;
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -434,6 +437,7 @@ out_check:
     }
     *ino = n;
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -503,6 +507,7 @@ int e2_inode_free(struct e2_image *img, uint32_t ino)
 
     e2_lock(img);
     ret = e2_inode_free_locked(img, ino);
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }

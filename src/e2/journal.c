@@ -38,6 +38,7 @@
 #include "e2/jmap.h"
 #include "base/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,22 +363,40 @@ bool e2_has_reserved_blocks(struct e2_image *img)
     return ret;
 }
 
-bool e2_journal_wants_commit(const struct e2_image *img)
+/* A quarter of the log, as jbd2 bounds its transactions. */
+static bool wants_commit(const struct e2_journal *jn, size_t dirty)
 {
-    const struct e2_journal *jn = img->journal;
-
-    /* A quarter of the log, as jbd2 bounds its transactions. */
-    return jn && e2_iom_dirty_count(img->fs->io) * 4 > area_len(jn);
+    return dirty * 4 > area_len(jn);
 }
 
-bool e2_journal_commit_overdue(const struct e2_image *img)
+/* Half the log: the commit thread was asked at a quarter and has not got
+ * the mount lock since (namespace operations in a tight loop take it for
+ * writing too, and a loaded machine may not run the thread). */
+static bool commit_overdue(const struct e2_journal *jn, size_t dirty)
 {
-    const struct e2_journal *jn = img->journal;
+    return dirty * 2 > area_len(jn);
+}
 
-    /* Half the log: the commit thread was asked at a quarter and has not
-     * got the mount lock since (namespace operations in a tight loop take
-     * it for writing too, and a loaded machine may not run the thread). */
-    return jn && e2_iom_dirty_count(img->fs->io) * 2 > area_len(jn);
+bool e2_journal_wants_commit(const struct e2_image *img)
+{
+    return img->journal && wants_commit(img->journal, e2_iom_dirty_count(img->fs->io));
+}
+
+void e2_step_end_locked(struct e2_image *img)
+{
+    size_t dirty;
+
+    assert(mutex_is_held(&img->disk_lock));
+    if (!img->journal)
+        return;
+    dirty = e2_iom_dirty_count(img->fs->io);
+    if (!img->commit_asked && img->commit_wanted && wants_commit(img->journal, dirty)) {
+        img->commit_asked = true;
+        img->commit_wanted(img->commit_arg);
+    }
+    if (img->commit_asked && !atomic_load_explicit(&img->commit_overdue, memory_order_relaxed) &&
+        commit_overdue(img->journal, dirty))
+        atomic_store(&img->commit_overdue, true);
 }
 
 /* Tests only: UEXT4_TEST_LOG_BLOCKS=N uses just N blocks of the log, so

@@ -30,6 +30,7 @@ int e2_orphan_add(struct e2_image *img, uint32_t ino)
     img->fs->super->s_last_orphan = ino;
     ext2fs_mark_super_dirty(img->fs);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -76,6 +77,7 @@ int e2_orphan_remove(struct e2_image *img, uint32_t ino)
         ret = e2_orphan_remove_locked(img, ino, &in);
     if (!ret)
         ret = e2_write_inode_locked(img, ino, &in);
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -87,6 +89,7 @@ int e2_orphans_release(struct e2_image *img)
     e2_lock(img);
     img->closing = true;
     ret = img->read_only ? 0 : e2_orphan_cleanup_locked(img);
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }

@@ -181,6 +181,7 @@ int e2_data_collapse(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
         ret = e2_write_inode_locked(img, ino, &in);
     }
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -222,6 +223,7 @@ int e2_data_insert(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t le
         ret = e2_write_inode_locked(img, ino, &in);
     }
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }

@@ -127,6 +127,7 @@ out_close:
 out_free_refs:
     e2_ea_refs_free(&refs);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -206,6 +207,7 @@ int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
 out_free_refs:
     e2_ea_refs_free(&refs);
 out_unlock:
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
