@@ -256,42 +256,100 @@ static void put_block(void *ctx, size_t i, uint64_t blk, const void *data)
     v[i].data = data;
 }
 
+/* Step 1, capture: libext2fs's in-memory metadata into the transaction,
+ * the bitmaps written showing this transaction's frees (the blocks they
+ * free stay reserved in memory). *@n gets the transaction's size. */
+static int capture(struct e2_image *img, size_t *n)
+{
+    ext2_filsys fs = img->fs;
+    int ret;
+
+    reserved_set(fs, img->journal, false);
+    ret = e2_errno(ext2fs_flush2(fs, EXT2_FLAG_FLUSH_NO_SYNC));
+    reserved_set(fs, img->journal, true);
+    if (!ret)
+        *n = e2_iom_dirty_count(fs->io);
+    return ret;
+}
+
+/* An empty transaction: nothing to log, but this is a durability point
+ * all the same: the transaction the log still points at must not be
+ * replayed any more, or its copies of blocks that file data has since
+ * overwritten in place (blocks libext2fs's file API logged) would come
+ * back. Retiring it also syncs the data. */
+static int commit_empty(struct e2_image *img)
+{
+    reserved_release(img->fs, img->journal);
+    if (img->journal->tail_start)
+        return log_reset(img);
+    return e2_errno(e2_iom_sync(img->fs->io));
+}
+
+/* Step 2, log: the descriptor and copies of the @n blocks @v from the log
+ * head, synced. *@end gets the log block after them (the commit block's
+ * place), *@v1_crc the v1 transaction checksum. */
+static int write_log(struct e2_image *img, const struct jfmt_block *v, size_t n, uint32_t *end,
+                     uint32_t *v1_crc)
+{
+    struct e2_journal *jn = img->journal;
+    struct emit_ctx ec = {.img = img, .pos = jn->head, .err = 0};
+    int ret;
+
+    ret = jfmt_txn_emit(&jn->j, jn->seq, v, n, NULL, 0, emit_block, &ec, v1_crc);
+    if (!ret)
+        ret = ec.err;
+    if (!ret)
+        ret = e2_errno(e2_iom_sync(img->fs->io));
+    *end = ec.pos;
+    return ret;
+}
+
+/* Step 3, commit: the commit block at log block @end and the journal
+ * superblock pointing at the transaction, synced; the transaction (@need
+ * log blocks from the head) is then durable and the log's tail, and the
+ * head moves past it. @cblk is a block-sized buffer. */
+static int write_commit(struct e2_image *img, uint32_t end, uint32_t need, uint32_t v1_crc,
+                        unsigned char *cblk)
+{
+    struct e2_journal *jn = img->journal;
+    struct timespec now;
+    int ret;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    jfmt_commit_block(&jn->j, jn->seq, &now, v1_crc, cblk);
+    ret = e2_errno(e2_iom_write_raw(img->fs->io, jn->map[end], cblk));
+    if (!ret)
+        ret = write_jsb(img, jn->seq, jn->head);
+    if (!ret)
+        ret = e2_errno(e2_iom_sync(img->fs->io));
+    if (ret)
+        return ret;
+    jn->tail_start = jn->head;
+    jn->tail_len = need;
+    jn->head = log_next(jn, end);
+    jn->seq++;
+    return 0;
+}
+
 int e2_journal_commit_locked(struct e2_image *img)
 {
     struct e2_journal *jn = img->journal;
     ext2_filsys fs = img->fs;
     struct jfmt_block *v = NULL;
     unsigned char *cblk = NULL;
-    uint32_t v1_crc = 0;
-    struct emit_ctx ec;
-    struct timespec now;
-    size_t n;
+    uint32_t v1_crc = 0, need, end;
     uint64_t log_blocks;
-    uint32_t need;
+    size_t n;
     int ret;
 
     /* The quota files commit with the changes they count. */
     ret = e2_quota_flush_locked(img);
+    if (!ret)
+        ret = capture(img, &n);
     if (ret)
         return ret;
-    /* 1. capture: the bitmaps written show this transaction's frees. */
-    reserved_set(fs, jn, false);
-    ret = e2_errno(ext2fs_flush2(fs, EXT2_FLAG_FLUSH_NO_SYNC));
-    reserved_set(fs, jn, true);
-    if (ret)
-        return ret;
-    n = e2_iom_dirty_count(fs->io);
-    if (!n) {
-        reserved_release(fs, jn);
-        /* Nothing to log, but this is a durability point all the same:
-         * the transaction the log still points at must not be replayed
-         * any more, or its copies of blocks that file data has since
-         * overwritten in place (blocks libext2fs's file API logged) would
-         * come back. Retiring it also syncs the data. */
-        if (jn->tail_start)
-            return log_reset(img);
-        return e2_errno(e2_iom_sync(fs->io));
-    }
+    if (!n)
+        return commit_empty(img);
     log_blocks = jfmt_txn_log_blocks(&jn->j, n, 0);
     if (log_blocks >= area_len(jn)) {
         ret = commit_unjournaled(img);
@@ -312,37 +370,14 @@ int e2_journal_commit_locked(struct e2_image *img)
         goto out_free;
     }
     ret = e2_errno(e2_iom_dirty_foreach(fs->io, put_block, v));
+    if (!ret)
+        ret = write_log(img, v, n, &end, &v1_crc);
+    if (!ret)
+        ret = write_commit(img, end, need, v1_crc, cblk);
     if (ret)
         goto out_free;
-
-    /* 2. log */
-    ec.img = img;
-    ec.pos = jn->head;
-    ec.err = 0;
-    ret = jfmt_txn_emit(&jn->j, jn->seq, v, n, NULL, 0, emit_block, &ec, &v1_crc);
-    if (!ret)
-        ret = ec.err;
-    if (!ret)
-        ret = e2_errno(e2_iom_sync(fs->io));
-    if (ret)
-        goto out_free;
-
-    /* 3. commit */
-    clock_gettime(CLOCK_REALTIME, &now);
-    jfmt_commit_block(&jn->j, jn->seq, &now, v1_crc, cblk);
-    ret = e2_errno(e2_iom_write_raw(fs->io, jn->map[ec.pos], cblk));
-    if (!ret)
-        ret = write_jsb(img, jn->seq, jn->head);
-    if (!ret)
-        ret = e2_errno(e2_iom_sync(fs->io));
-    if (ret)
-        goto out_free;
-    jn->tail_start = jn->head;
-    jn->tail_len = need;
-    jn->head = log_next(jn, ec.pos);
-    jn->seq++;
-
-    /* 4. checkpoint */
+    /* Step 4, checkpoint: home, not synced (the next commit's log sync
+     * orders it before the journal superblock moves past). */
     ret = e2_errno(e2_iom_checkpoint(fs->io));
     reserved_release(fs, jn);
 out_free:
