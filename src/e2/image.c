@@ -331,6 +331,118 @@ static int start_writing(struct e2_image *img, char *why, size_t why_len)
     return ret;
 }
 
+/* The image read-only first: its superblock decides whether we may
+ * write. A journal that needs recovery is replayed (into the image, or in
+ * memory for a read-only open) and the replayed superblock checked again.
+ * *@need_ro says a feature or norecovery allows reading only (@why names
+ * it). img->fs is left open, or NULL. */
+static int check_and_recover(struct e2_image *img, const struct e2_open_opts *o, bool *need_ro,
+                             char *why, size_t why_len)
+{
+    const char *path = img->path;
+    int ret;
+
+    for (int pass = 0;; pass++) {
+        ret = open_fs(path, img->lock_fd, true, img->replayed, &img->fs, why, why_len);
+        if (ret)
+            return ret;
+        ret = check_layout(img->fs, path, why, why_len);
+        if (!ret)
+            ret = check_super(img->fs, path, need_ro, why, why_len);
+        if (ret || !needs_recovery(img->fs) || o->norecovery || pass)
+            break;
+        if (o->read_only) {
+            /* The next pass checks the replayed superblock. */
+            ret = recover_in_memory(path, &img->fs, &img->replayed, why, why_len);
+            if (ret)
+                return ret;
+            continue;
+        }
+        /* Replaying writes: the image must be ours first, as for the
+         * kernel, which replays after taking the MMP block. */
+        ret = take_mmp(img, why, why_len);
+        if (ret)
+            return ret;
+        ret = recover(path, img->lock_fd, &img->fs, why, why_len);
+        if (ret)
+            return ret;
+        *need_ro = false;
+    }
+    if (!ret && needs_recovery(img->fs)) {
+        if (!o->norecovery) {
+            e2_say(why, why_len, "image '%s' still needs recovery after replaying its journal",
+                   path);
+            ret = -EUCLEAN;
+        } else if (!o->read_only) {
+            /* norecovery: the image as it is, which only reading can use. */
+            e2_say(why, why_len,
+                   "image '%s' needs journal recovery; with norecovery it is mounted read-only "
+                   "and shows the state before the journal's transactions",
+                   path);
+            *need_ro = true;
+        }
+    }
+    return ret;
+}
+
+/* Read-only or read-write, as asked and as check_and_recover() allows;
+ * a read-write open holds the MMP block, a read-only one leaves it alone,
+ * as the kernel's does (if it was taken for a replay only, it is given
+ * back here). */
+static int choose_mode(struct e2_image *img, const struct e2_open_opts *o, bool need_ro,
+                       bool *ro_forced, char *why, size_t why_len)
+{
+    if (need_ro && !o->read_only && !o->force_ro_ok)
+        return -EROFS;
+    img->read_only = o->read_only || need_ro;
+    *ro_forced = need_ro && !o->read_only;
+    if (!img->read_only)
+        return take_mmp(img, why, why_len);
+    release_mmp(img);
+    return 0;
+}
+
+/* The image opened again in its mode for use (img->fs closed before),
+ * with an inode cache and its bitmaps. */
+static int open_for_use(struct e2_image *img, char *why, size_t why_len)
+{
+    int ret;
+
+    ret = open_fs(img->path, img->lock_fd, img->read_only, img->replayed, &img->fs, why, why_len);
+    if (ret)
+        return ret;
+    /* libext2fs caches 4 inodes by default; every operation reads a few. */
+    if (img->fs->icache) {
+        ext2fs_free_inode_cache(img->fs->icache);
+        img->fs->icache = NULL;
+    }
+    ext2fs_create_inode_cache(img->fs, E2_INODE_CACHE);
+    ret = e2_errno(ext2fs_read_bitmaps(img->fs));
+    if (ret)
+        e2_say(why, why_len, "cannot read the bitmaps of '%s': %s", img->path, strerror(-ret));
+    return ret;
+}
+
+/* A read-write open: quota accounting started, the superblock marked
+ * mounted, then writing started (start_writing: the journal, the orphan
+ * list). */
+static int go_read_write(struct e2_image *img, char *why, size_t why_len)
+{
+    int ret = e2_quota_start(img, why, why_len);
+
+    if (ret)
+        return ret;
+    ret = mark_mounted(img);
+    if (ret) {
+        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
+        return ret;
+    }
+    e2_lock(img);
+    ret = start_writing(img, why, why_len);
+    e2_unlock(img);
+    return ret;
+}
+
 int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
                   bool *ro_forced, char *why, size_t why_len)
 {
@@ -355,93 +467,19 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
         goto out_free;
     img->lock_fd = ret;
 
-    /* Read-only first: the superblock decides whether we may write. */
-    for (int pass = 0;; pass++) {
-        ret = open_fs(path, img->lock_fd, true, img->replayed, &img->fs, why, why_len);
-        if (ret)
-            goto out_close;
-        ret = check_layout(img->fs, path, why, why_len);
-        if (!ret)
-            ret = check_super(img->fs, path, &need_ro, why, why_len);
-        if (ret || !needs_recovery(img->fs) || o->norecovery || pass)
-            break;
-        if (o->read_only) {
-            /* The next pass checks the replayed superblock. */
-            ret = recover_in_memory(path, &img->fs, &img->replayed, why, why_len);
-            if (ret)
-                goto out_close;
-            continue;
-        }
-        /* Replaying writes: the image must be ours first, as for the
-         * kernel, which replays after taking the MMP block. */
-        ret = take_mmp(img, why, why_len);
-        if (ret)
-            goto out_close;
-        ret = recover(path, img->lock_fd, &img->fs, why, why_len);
-        if (ret)
-            goto out_close;
-        need_ro = false;
-    }
-    if (!ret && needs_recovery(img->fs)) {
-        if (!o->norecovery) {
-            e2_say(why, why_len, "image '%s' still needs recovery after replaying its journal",
-                   path);
-            ret = -EUCLEAN;
-        } else if (!o->read_only) {
-            /* norecovery: the image as it is, which only reading can use. */
-            e2_say(why, why_len,
-                   "image '%s' needs journal recovery; with norecovery it is mounted read-only "
-                   "and shows the state before the journal's transactions",
-                   path);
-            need_ro = true;
-        }
-    }
-    if (ret)
-        goto out_close;
-    if (need_ro && !o->read_only && !o->force_ro_ok) {
-        ret = -EROFS;
-        goto out_close;
-    }
-    img->read_only = o->read_only || need_ro;
-    *ro_forced = need_ro && !o->read_only;
-    /* A read-only mount leaves the MMP block alone, as the kernel's does
-     * (if it was taken for a replay only, it is given back here). */
-    if (img->read_only)
-        release_mmp(img);
-    else
-        ret = take_mmp(img, why, why_len);
+    ret = check_and_recover(img, o, &need_ro, why, why_len);
+    if (!ret)
+        ret = choose_mode(img, o, need_ro, ro_forced, why, why_len);
     if (ret)
         goto out_close;
     ext2fs_close_free(&img->fs);
-
-    ret = open_fs(path, img->lock_fd, img->read_only, img->replayed, &img->fs, why, why_len);
+    ret = open_for_use(img, why, why_len);
     if (ret)
         goto out_close;
-    /* libext2fs caches 4 inodes by default; every operation reads a few. */
-    if (img->fs->icache) {
-        ext2fs_free_inode_cache(img->fs->icache);
-        img->fs->icache = NULL;
-    }
-    ext2fs_create_inode_cache(img->fs, E2_INODE_CACHE);
-    ret = e2_errno(ext2fs_read_bitmaps(img->fs));
-    if (ret) {
-        e2_say(why, why_len, "cannot read the bitmaps of '%s': %s", path, strerror(-ret));
-        goto out_close;
-    }
     if (!img->read_only) {
-        ret = e2_quota_start(img, why, why_len);
+        ret = go_read_write(img, why, why_len);
         if (ret)
-            goto out_close;
-        ret = mark_mounted(img);
-        if (ret) {
-            e2_say(why, why_len, "cannot write the superblock of '%s': %s", path, strerror(-ret));
-            goto out_close;
-        }
-        e2_lock(img);
-        ret = start_writing(img, why, why_len);
-        e2_unlock(img);
-        if (ret)
-            goto out_stop;
+            goto out_stop; /* stops the journal if it was started */
     }
     *out = img;
     return 0;
