@@ -131,18 +131,21 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
     if (size && partial_hit_locked(img, ino, size, off)) {
         /* Through the journal, with libext2fs's file API (e2_internal.h). */
     } else if (size) {
-        ssize_t n = E2_WRITE_ELSEWHERE;
+        enum e2_write_route route = E2_WRITE_ELSEWHERE;
+        ssize_t n = 0;
         bool unwritten = false;
         if (e2_extio_usable(&in))
-            n = e2_extio_write_locked(img, ino, &in, buf, size, (uint64_t)off);
-        if (n == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL))
+            n = e2_extio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &route);
+        if (route == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL)) {
             n = e2_mapio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &unwritten);
-        if (n != E2_WRITE_ELSEWHERE && !unwritten) {
+            route = E2_WRITE_DONE;
+        }
+        if (route == E2_WRITE_DONE && !unwritten) {
             e2_step_end_locked(img);
             e2_unlock(img);
             return n;
         }
-        if (n < 0 && n != E2_WRITE_ELSEWHERE) {
+        if (n < 0) {
             ret = (int)n;
             goto out_unlock;
         }

@@ -143,11 +143,12 @@ bool e2_partial_hit_locked(struct e2_image *img, uint32_t ino, uint64_t first, u
 int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,
                     blk64_t end);
 
-/* extio.c: large contiguous I/O for extent files (disk lock held). The
- * write returns E2_WRITE_ELSEWHERE (never a byte count: it is negative)
- * when it would allocate blocks other than by extending the last extent,
- * or the range has unwritten extents: the caller then uses mapio. */
-#define E2_WRITE_ELSEWHERE (-4096)
+/* extio.c: large contiguous I/O for extent files (disk lock held). A
+ * write sets *@route to E2_WRITE_ELSEWHERE, writing nothing and returning
+ * 0, when it would allocate blocks other than by extending the last
+ * extent, or the range has unwritten extents: the caller then uses mapio.
+ * Else E2_WRITE_DONE, and the return value is the byte count or -errno. */
+enum e2_write_route { E2_WRITE_DONE, E2_WRITE_ELSEWHERE };
 bool e2_extio_usable(const struct ext2_inode_large *in);
 ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                              void *buf, size_t size, uint64_t off);
@@ -155,7 +156,8 @@ ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
                             uint64_t off, size_t size, struct e2_seg *segs, unsigned max,
                             unsigned *nseg);
 ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                              const void *buf, size_t size, uint64_t off);
+                              const void *buf, size_t size, uint64_t off,
+                              enum e2_write_route *route);
 
 /* journal.c: metadata through the jbd2 journal (the protocol is described
  * at the top of journal.c). Start after the image is opened read-write and

@@ -260,16 +260,87 @@ static int merge_with_previous(ext2_extent_handle_t h, blk64_t first)
     return e2_errno(err);
 }
 
-ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                              const void *buf, size_t size, uint64_t off)
+/* The blocks a write covers and what they hold now. */
+struct wplan {
+    blk64_t first, last;       /* the first and last logical block written */
+    blk64_t eof_blk;           /* the first block past EOF */
+    bool holes;                /* some of them are to be allocated */
+    bool elsewhere;            /* not for us: the caller maps block by block */
+    bool head_hole, tail_hole; /* the partial end blocks were holes */
+};
+
+/* Fill @p for a write of [@off, @end) to the extent file @ino: whether it
+ * is ours (it allocates only by extending the last extent, and meets no
+ * unwritten extent) and which of its partial end blocks were holes, noted
+ * before allocating because they keep zeros around the data. */
+static int plan_write(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in, uint64_t off,
+                      uint64_t end, struct wplan *p)
 {
-    ext2_filsys fs = img->fs;
-    uint64_t bs = fs->blocksize, pos = off, end = off + size;
-    blk64_t first = off / bs, last = (end - 1) / bs;
-    blk64_t eof_blk = (EXT2_I_SIZE(in) + bs - 1) / bs;
-    bool holes, fallback, head_hole = false, tail_hole = false;
+    uint64_t bs = fs->blocksize;
     ext2_extent_handle_t h;
-    const char *src = buf;
+    struct run r;
+    int ret;
+
+    *p = (struct wplan){
+        .first = off / bs, .last = (end - 1) / bs, .eof_blk = (EXT2_I_SIZE(in) + bs - 1) / bs};
+    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    if (ret)
+        return ret;
+    ret = scan_range(fs, h, p->first, p->last, p->eof_blk, &p->holes, &p->elsewhere);
+    if (!ret && p->holes && !p->elsewhere)
+        ret = appends_to_last_extent(h, p->first, &p->elsewhere);
+    if (!ret && p->holes && !p->elsewhere) {
+        ret = map_run(fs, h, p->first, 1, &r);
+        p->head_hole = r.state == RUN_HOLE;
+        if (!ret) {
+            ret = map_run(fs, h, p->last, 1, &r);
+            p->tail_hole = r.state == RUN_HOLE;
+        }
+    }
+    ext2fs_extent_free(h);
+    return ret;
+}
+
+/* The blocks past EOF a failed write allocated go back. */
+static int punch_extension(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                           const struct wplan *p)
+{
+    return e2_punch_locked(img, ino, in, p->first > p->eof_blk ? p->first : p->eof_blk, p->last);
+}
+
+/* One allocation for the whole extension: contiguous extents,
+ * initialised (every block is written after). Without room for all of it,
+ * what was taken goes back and *@elsewhere is set: the file API writes
+ * what fits. */
+static int allocate_holes(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                          struct wplan *p)
+{
+    int ret, wret, pret;
+
+    ret = e2_errno(
+        ext2fs_fallocate(img->fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino,
+                         (struct ext2_inode *)in, ~0ULL, p->first, p->last - p->first + 1));
+    /* ext2fs_fallocate updates our copy of the inode (i_blocks, the
+     * extent root) without writing it: write it, failed or not. */
+    wret = e2_write_inode_locked(img, ino, in);
+    if (!ret)
+        return wret;
+    pret = wret ? wret : punch_extension(img, ino, in, p);
+    if (pret)
+        return pret;
+    if (ret == -ENOSPC)
+        p->elsewhere = true;
+    return ret == -ENOSPC ? 0 : ret;
+}
+
+/* Move the bytes [@off, @end) of @buf to the blocks mapped for them: whole
+ * blocks in runs, straight to the image; partial ones merged with what the
+ * block holds (zeros if it was a hole). */
+static int write_runs(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in, const char *buf,
+                      uint64_t off, uint64_t end, const struct wplan *p)
+{
+    uint64_t bs = fs->blocksize, pos = off;
+    ext2_extent_handle_t h;
     char *tmp = NULL;
     struct run r;
     int ret;
@@ -277,81 +348,64 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
     if (ret)
         return ret;
-    ret = scan_range(fs, h, first, last, eof_blk, &holes, &fallback);
-    if (!ret && holes && !fallback)
-        ret = appends_to_last_extent(h, first, &fallback);
-    if (!ret && fallback)
-        ret = E2_WRITE_ELSEWHERE; /* the caller maps block by block */
-    if (!ret && holes) {
-        /* The partial end blocks keep zeros around the data if they were
-         * holes: note which before allocating. */
-        ret = map_run(fs, h, first, 1, &r);
-        head_hole = r.state == RUN_HOLE;
-        if (!ret) {
-            ret = map_run(fs, h, last, 1, &r);
-            tail_hole = r.state == RUN_HOLE;
-        }
-    }
-    ext2fs_extent_free(h);
-    if (ret)
-        return ret;
-    if (holes) {
-        /* One allocation for the whole extension: contiguous extents,
-         * initialised (every block is written below). */
-        ret = e2_errno(
-            ext2fs_fallocate(fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino,
-                             (struct ext2_inode *)in, ~0ULL, first, last - first + 1));
-        /* ext2fs_fallocate updates our copy of the inode (i_blocks, the
-         * extent root) without writing it: write it, failed or not. */
-        int wret = e2_write_inode_locked(img, ino, in);
-        if (ret) {
-            /* Not enough room for all of it: give back what was taken past
-             * EOF and let the file API write what fits. */
-            int pret = wret
-                           ? wret
-                           : e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk, last);
-            return pret ? pret : (ret == -ENOSPC ? E2_WRITE_ELSEWHERE : ret);
-        }
-        if (wret)
-            return wret;
-    }
-    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
-    if (ret)
-        return ret;
-    if (holes)
-        ret = merge_with_previous(h, first);
+    if (p->holes)
+        ret = merge_with_previous(h, p->first);
     while (pos < end && !ret) {
         blk64_t lblk = pos / bs;
         uint64_t boff = pos % bs;
 
-        ret = map_run(fs, h, lblk, last - lblk + 1, &r);
+        ret = map_run(fs, h, lblk, p->last - lblk + 1, &r);
         if (!ret && r.state != RUN_DATA)
             ret = -EUCLEAN; /* allocated a moment ago */
         if (ret)
             break;
         if (boff == 0 && end - pos >= bs) {
             blk64_t n = (end - pos) / bs < r.len ? (end - pos) / bs : r.len;
-            ret = e2_errno(e2_iom_write_data(fs->io, r.pblk, n, src + (pos - off)));
+            ret = e2_errno(e2_iom_write_data(fs->io, r.pblk, n, buf + (pos - off)));
             pos += n * bs;
         } else {
             uint64_t n = bs - boff < end - pos ? bs - boff : end - pos;
-            bool was_hole = lblk == first ? head_hole : lblk == last ? tail_hole : false;
+            bool was_hole = lblk == p->first  ? p->head_hole
+                            : lblk == p->last ? p->tail_hole
+                                              : false;
             if (!tmp && !(tmp = malloc(bs))) {
                 ret = -ENOMEM;
                 break;
             }
-            ret = write_partial(fs, r.pblk, was_hole, boff, src + (pos - off), n, tmp);
+            ret = write_partial(fs, r.pblk, was_hole, boff, buf + (pos - off), n, tmp);
             pos += n;
         }
     }
     ext2fs_extent_free(h);
     free(tmp);
-    if (ret && holes) {
+    return ret;
+}
+
+ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              const void *buf, size_t size, uint64_t off,
+                              enum e2_write_route *route)
+{
+    uint64_t end = off + size;
+    struct wplan p;
+    int ret;
+
+    *route = E2_WRITE_DONE;
+    ret = plan_write(img->fs, ino, in, off, end, &p);
+    if (!ret && !p.elsewhere && p.holes)
+        ret = allocate_holes(img, ino, in, &p);
+    if (ret)
+        return ret;
+    if (p.elsewhere) {
+        *route = E2_WRITE_ELSEWHERE;
+        return 0;
+    }
+    ret = write_runs(img->fs, ino, in, buf, off, end, &p);
+    if (ret && p.holes) {
         /* The data did not all reach the image (a full or failing host
          * disk): the blocks just allocated past EOF go back, or they would
          * stay in the file beyond its size. Blocks written in place keep
          * what reached them, as in the kernel; the write reports the error. */
-        int pret = e2_punch_locked(img, ino, in, first > eof_blk ? first : eof_blk, last);
+        int pret = punch_extension(img, ino, in, &p);
         return pret ? pret : ret;
     }
     if (ret)
