@@ -186,21 +186,142 @@ static unsigned make_map(ext2_filsys fs, uint32_t dir_flags, const char *block, 
     return n;
 }
 
+/* The record lengths of "." and ".." at the start of the directory block
+ * @root, checked. */
+static int dot_entries(ext2_filsys fs, const char *root, unsigned *dot_rec, unsigned *dotdot_rec)
+{
+    unsigned bs = fs->blocksize;
+
+    *dot_rec = *dotdot_rec = 0;
+    if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)root, dot_rec) || *dot_rec < 12 ||
+        *dot_rec >= bs)
+        return -EUCLEAN;
+    if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)(root + *dot_rec), dotdot_rec) ||
+        *dotdot_rec < 12 || *dot_rec + *dotdot_rec > bs)
+        return -EUCLEAN;
+    return 0;
+}
+
+/* Block 1 (@b1) gets everything of @root from @start (after ".."), the
+ * last entry stretched; @root keeps zeros there. */
+static int move_to_block1(ext2_filsys fs, char *root, char *b1, unsigned start)
+{
+    unsigned bs = fs->blocksize, len = bs - csum_size(fs) - start;
+    char *last = NULL;
+
+    memcpy(b1, root + start, len);
+    for (unsigned off = 0; off < len;) {
+        unsigned rec = 0;
+        if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)(b1 + off), &rec) || rec < 8 ||
+            off + rec > len)
+            return -EUCLEAN;
+        last = b1 + off;
+        off += rec;
+    }
+    if (!last)
+        return -EUCLEAN;
+    stretch_last(fs, b1, last);
+    init_tail(fs, b1);
+    memset(root + start, 0, bs - start);
+    return 0;
+}
+
+/* The root: ".." spans the rest of the block; the index follows it.
+ * Returns its first entry, which holds the count and limit; *@limit gets
+ * how many entries fit. */
+static struct ext2_dx_entry *init_root(ext2_filsys fs, char *root, unsigned dot_rec,
+                                       unsigned *limit)
+{
+    unsigned bs = fs->blocksize;
+    struct ext2_dx_root_info *info = (struct ext2_dx_root_info *)(root + dot_rec + 12);
+
+    ext2fs_set_rec_len(fs, bs - dot_rec, (struct ext2_dir_entry *)(root + dot_rec));
+    memset(info, 0, sizeof(*info));
+    info->hash_version = fs->super->s_def_hash_version;
+    info->info_length = sizeof(*info);
+    *limit =
+        (bs - dot_rec - 12 - sizeof(*info) - (csum_size(fs) ? sizeof(struct ext2_dx_tail) : 0)) /
+        sizeof(struct ext2_dx_entry);
+    return (struct ext2_dx_entry *)((char *)info + sizeof(*info));
+}
+
+/* Where to split the @count entries of block 1, sorted by hash in @map:
+ * the index of the first that moves to block 2, about half the bytes
+ * from the top (at least one entry stays). */
+static unsigned choose_split(ext2_filsys fs, const char *b1, const struct dx_map *map,
+                             unsigned count)
+{
+    unsigned bs = fs->blocksize, size = 0, move = 0;
+
+    for (int i = (int)count - 1; i >= 0; i--) {
+        /* Recompute the entry's size after sorting: by its offset. */
+        unsigned rec = 0;
+        ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)(b1 + map[i].offs), &rec);
+        if (size + rec / 2 > bs / 2)
+            return (unsigned)i > 0 ? count - move : count / 2;
+        size += rec;
+        move++;
+    }
+    return count / 2;
+}
+
+/* The root's index: two leaves, logical blocks @l1 and, from @hash2 on,
+ * @l2. The first entry holds the count and limit in place of its hash. */
+static void set_index(struct ext2_dx_entry *ent, unsigned limit, blk64_t l1, uint32_t hash2,
+                      blk64_t l2)
+{
+    struct ext2_dx_countlimit *cl = (struct ext2_dx_countlimit *)ent;
+
+    cl->limit = ext2fs_cpu_to_le16(limit);
+    cl->count = ext2fs_cpu_to_le16(2);
+    ent[0].block = ext2fs_cpu_to_le32((uint32_t)l1);
+    ent[1].hash = ext2fs_cpu_to_le32(hash2);
+    ent[1].block = ext2fs_cpu_to_le32((uint32_t)l2);
+}
+
+/* Split the entries of block @b1 by hash into @b1 and @b2; *@hash2 gets
+ * the first hash of @b2 (odd if the hash continues from @b1). -EOPNOTSUPP,
+ * nothing changed, if the directory (flags @dir_flags) is casefolded and
+ * holds a name that cannot be folded. */
+static int split_by_hash(ext2_filsys fs, uint32_t dir_flags, char *b1, char *b2, uint32_t *hash2)
+{
+    unsigned max = fs->blocksize / 8, count, split;
+    struct dx_map *map = calloc(max, sizeof(*map));
+    bool unfoldable = false;
+    int ret = 0;
+
+    if (!map)
+        return -ENOMEM;
+    count = make_map(fs, dir_flags, b1, map, max, &unfoldable);
+    if (count < 2) {
+        ret = -EUCLEAN;
+        goto out_free;
+    }
+    if (unfoldable) {
+        ret = -EOPNOTSUPP; /* nothing written yet */
+        goto out_free;
+    }
+    sort_map(map, count);
+    split = choose_split(fs, b1, map, count);
+    *hash2 = map[split].hash;
+    if (*hash2 == map[split - 1].hash)
+        *hash2 |= 1; /* the hash continues into the next block */
+    split_leaf(fs, b1, b2, map + split, count - split);
+out_free:
+    free(map);
+    return ret;
+}
+
 int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
 {
     ext2_filsys fs = img->fs;
-    unsigned bs = fs->blocksize, count, size = 0, move = 0, split;
+    unsigned bs = fs->blocksize;
     char *root = NULL, *b1 = NULL, *b2 = NULL;
     struct ext2_inode_large in;
     blk64_t p0 = 0, l1, p1, l2, p2;
-    struct ext2_dx_root_info *info;
-    struct ext2_dx_countlimit *cl;
     struct ext2_dx_entry *ent;
-    struct dx_map *map = NULL;
-    struct ext2_dir_entry *dot, *dotdot;
-    unsigned dot_rec = 0, dotdot_rec = 0, limit, max;
+    unsigned dot_rec, dotdot_rec, limit;
     uint32_t hash2;
-    bool unfoldable = false;
     int ret;
 
     ret = e2_read_inode_locked(img, dir, &in);
@@ -216,100 +337,26 @@ int e2_dir_make_indexed_locked(struct e2_image *img, uint32_t dir)
     root = calloc(1, bs);
     b1 = calloc(1, bs);
     b2 = calloc(1, bs);
-    max = bs / 8;
-    map = calloc(max, sizeof(*map));
-    if (!root || !b1 || !b2 || !map) {
+    if (!root || !b1 || !b2) {
         ret = -ENOMEM;
         goto out_free;
     }
     ret = e2_errno(ext2fs_read_dir_block4(fs, p0, root, 0, dir));
+    if (!ret)
+        ret = dot_entries(fs, root, &dot_rec, &dotdot_rec);
+    if (!ret)
+        ret = move_to_block1(fs, root, b1, dot_rec + dotdot_rec);
     if (ret)
         goto out_free;
-    dot = (struct ext2_dir_entry *)root;
-    if (ext2fs_get_rec_len(fs, dot, &dot_rec) || dot_rec < 12 || dot_rec >= bs) {
-        ret = -EUCLEAN;
-        goto out_free;
-    }
-    dotdot = (struct ext2_dir_entry *)(root + dot_rec);
-    if (ext2fs_get_rec_len(fs, dotdot, &dotdot_rec) || dotdot_rec < 12 ||
-        dot_rec + dotdot_rec > bs) {
-        ret = -EUCLEAN;
-        goto out_free;
-    }
-    /* Block 1 gets everything after "..", the last entry stretched. */
-    {
-        unsigned start = dot_rec + dotdot_rec, len = bs - csum_size(fs) - start;
-        char *last = NULL;
-        memcpy(b1, root + start, len);
-        for (unsigned off = 0; off < len;) {
-            unsigned rec = 0;
-            if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)(b1 + off), &rec) || rec < 8 ||
-                off + rec > len) {
-                ret = -EUCLEAN;
-                goto out_free;
-            }
-            last = b1 + off;
-            off += rec;
-        }
-        if (!last) {
-            ret = -EUCLEAN;
-            goto out_free;
-        }
-        stretch_last(fs, b1, last);
-        init_tail(fs, b1);
-        memset(root + start, 0, bs - start);
-    }
-    /* The root: ".." spans the rest of the block; the index follows it. */
-    ext2fs_set_rec_len(fs, bs - dot_rec, dotdot);
-    info = (struct ext2_dx_root_info *)(root + dot_rec + 12);
-    memset(info, 0, sizeof(*info));
-    info->hash_version = fs->super->s_def_hash_version;
-    info->info_length = sizeof(*info);
-    limit =
-        (bs - dot_rec - 12 - sizeof(*info) - (csum_size(fs) ? sizeof(struct ext2_dx_tail) : 0)) /
-        sizeof(struct ext2_dx_entry);
-    ent = (struct ext2_dx_entry *)((char *)info + sizeof(*info));
-    cl = (struct ext2_dx_countlimit *)ent;
-
-    /* Split block 1 by hash into blocks 1 and 2. */
-    count = make_map(fs, in.i_flags, b1, map, max, &unfoldable);
-    if (count < 2) {
-        ret = -EUCLEAN;
-        goto out_free;
-    }
-    if (unfoldable) {
-        ret = -EOPNOTSUPP; /* nothing written yet */
-        goto out_free;
-    }
-    sort_map(map, count);
-    for (int i = (int)count - 1; i >= 0; i--) {
-        /* Recompute the entry's size after sorting: by its offset. */
-        unsigned rec = 0;
-        ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)(b1 + map[i].offs), &rec);
-        if (size + rec / 2 > bs / 2) {
-            split = (unsigned)i > 0 ? count - move : count / 2;
-            goto have_split;
-        }
-        size += rec;
-        move++;
-    }
-    split = count / 2;
-have_split:
-    hash2 = map[split].hash;
-    if (hash2 == map[split - 1].hash)
-        hash2 |= 1; /* the hash continues into the next block */
-    split_leaf(fs, b1, b2, map + split, count - split);
-
-    ret = append_block_locked(img, dir, &in, &l1, &p1);
+    ent = init_root(fs, root, dot_rec, &limit);
+    ret = split_by_hash(fs, in.i_flags, b1, b2, &hash2);
+    if (!ret)
+        ret = append_block_locked(img, dir, &in, &l1, &p1);
     if (!ret)
         ret = append_block_locked(img, dir, &in, &l2, &p2);
     if (ret)
         goto out_free;
-    cl->limit = ext2fs_cpu_to_le16(limit);
-    cl->count = ext2fs_cpu_to_le16(2);
-    ent[0].block = ext2fs_cpu_to_le32((uint32_t)l1);
-    ent[1].hash = ext2fs_cpu_to_le32(hash2);
-    ent[1].block = ext2fs_cpu_to_le32((uint32_t)l2);
+    set_index(ent, limit, l1, hash2, l2);
     in.i_flags |= EXT2_INDEX_FL;
     ret = e2_errno(ext2fs_write_dir_block4(fs, p1, b1, 0, dir));
     if (!ret)
@@ -319,7 +366,6 @@ have_split:
     if (!ret)
         ret = e2_write_inode_locked(img, dir, &in);
 out_free:
-    free(map);
     free(b2);
     free(b1);
     free(root);
