@@ -120,12 +120,7 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
     size_t done = 0;
     int ret;
 
-    e2_lock(img);
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
-    ret = e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     if (size && partial_hit_locked(img, ino, size, off)) {
@@ -185,14 +180,9 @@ int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
     ext2_file_t f;
     int ret;
 
-    e2_lock(img);
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
     /* Free the blocks past the new end first, with the workaround of
      * punch.c; ext2fs_file_set_size2 then finds nothing left to free. */
-    ret = e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     bs = img->fs->blocksize;
@@ -247,12 +237,7 @@ int e2_data_punch(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len
     uint64_t bs, first, end, head_end;
     int ret;
 
-    e2_lock(img);
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
-    ret = e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     bs = img->fs->blocksize;
@@ -322,12 +307,7 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
     bool head;
     int ret;
 
-    e2_lock(img);
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
-    ret = e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     if (!(in.i_flags & EXT4_EXTENTS_FL)) {

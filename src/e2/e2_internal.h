@@ -69,6 +69,20 @@ static inline void e2_lock(struct e2_image *img)
 /* The running transaction has outgrown a quarter of the log (journal.c). */
 bool e2_journal_wants_commit(const struct e2_image *img);
 
+/* The preamble of a storage call that changes inode @ino: -EROFS on a
+ * read-only image, else *@in read (inode.c). */
+int e2_read_inode_for_change_locked(struct e2_image *img, uint32_t ino,
+                                    struct ext2_inode_large *in);
+/* The same with the disk lock taken first. The lock is held on return,
+ * error or not: the caller's exit path (e2_step_end_locked, e2_unlock)
+ * lets go of it. */
+static inline int e2_lock_for_change(struct e2_image *img, uint32_t ino,
+                                     struct ext2_inode_large *in)
+{
+    e2_lock(img);
+    return e2_read_inode_for_change_locked(img, ino, in);
+}
+
 /* The commit policy (journal.c), called by every storage call that may
  * have grown the running transaction, at its end, before it lets go of the
  * disk lock: past a quarter of the log it asks the fs layer for a commit

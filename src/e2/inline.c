@@ -277,12 +277,7 @@ int e2_inline_begin(struct e2_image *img, uint32_t ino)
     struct ext2_inode_large in;
     int ret;
 
-    e2_lock(img);
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
-    ret = e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     if (ext2fs_inode_data_blocks2(img->fs, (struct ext2_inode *)&in) != 0 ||
@@ -399,12 +394,7 @@ int e2_inline_convert(struct e2_image *img, uint32_t ino)
     struct ext2_inode_large in;
     int ret;
 
-    e2_lock(img);
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
-    ret = e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     if (!(in.i_flags & EXT4_INLINE_DATA_FL)) {

@@ -21,6 +21,14 @@ int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode
         ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)inode, sizeof(*inode)));
 }
 
+int e2_read_inode_for_change_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in)
+{
+    assert(mutex_is_held(&img->disk_lock));
+    if (img->read_only)
+        return -EROFS;
+    return e2_read_inode_locked(img, ino, in);
+}
+
 int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode)
 {
     errcode_t err;

@@ -19,8 +19,7 @@ int e2_orphan_add(struct e2_image *img, uint32_t ino)
     struct ext2_inode_large in;
     int ret;
 
-    e2_lock(img);
-    ret = img->read_only ? -EROFS : e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
     in.i_dtime = img->fs->super->s_last_orphan;
@@ -71,8 +70,7 @@ int e2_orphan_remove(struct e2_image *img, uint32_t ino)
     struct ext2_inode_large in;
     int ret;
 
-    e2_lock(img);
-    ret = img->read_only ? -EROFS : e2_read_inode_locked(img, ino, &in);
+    ret = e2_lock_for_change(img, ino, &in);
     if (!ret)
         ret = e2_orphan_remove_locked(img, ino, &in);
     if (!ret)

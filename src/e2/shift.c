@@ -131,9 +131,7 @@ static int shift_begin(struct e2_image *img, uint32_t ino, struct ext2_inode_lar
     uint64_t bs = img->fs->blocksize;
     int ret;
 
-    if (img->read_only)
-        return -EROFS;
-    ret = e2_read_inode_locked(img, ino, in);
+    ret = e2_read_inode_for_change_locked(img, ino, in);
     if (ret)
         return ret;
     if (!(in->i_flags & EXT4_EXTENTS_FL))
