@@ -9,7 +9,7 @@ revoke records), and the backing file is copied while still mounted: the
 copy is a crashed image whose log holds committed transactions.  Then:
 
   A = copy replayed by `e2fsck -E journal_only` (e2fsprogs' recovery only)
-  B = copy replayed by replay_tool (our e2_journal_recover + clearing
+  B = copy replayed by replay_tool (our jbd2_recover + clearing
       needs_recovery in the primary superblock)
 
 A and B must be byte-identical except the superblock's s_wtime,
