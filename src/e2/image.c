@@ -402,12 +402,13 @@ static int choose_mode(struct e2_image *img, const struct e2_open_opts *o, bool 
     return 0;
 }
 
-/* The image opened again in its mode for use (img->fs closed before),
- * with an inode cache and its bitmaps. */
+/* The image opened again in its mode for use, in place of the read-only
+ * handle the checks used, with an inode cache and its bitmaps. */
 static int open_for_use(struct e2_image *img, char *why, size_t why_len)
 {
     int ret;
 
+    ext2fs_close_free(&img->fs);
     ret = open_fs(img->path, img->lock_fd, img->read_only, img->replayed, &img->fs, why, why_len);
     if (ret)
         return ret;
@@ -472,7 +473,6 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
         ret = choose_mode(img, o, need_ro, ro_forced, why, why_len);
     if (ret)
         goto out_close;
-    ext2fs_close_free(&img->fs);
     ret = open_for_use(img, why, why_len);
     if (ret)
         goto out_close;
