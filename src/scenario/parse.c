@@ -877,6 +877,8 @@ static int place_bodies(struct scn_script *s)
     return 0;
 }
 
+static void step_free(struct scn_step *st);
+
 int scn_parse_file(const char *file, struct scn_script *out)
 {
     struct parser p = {.file = file, .s = out};
@@ -921,6 +923,9 @@ int scn_parse_file(const char *file, struct scn_script *out)
     if (p.parallel_line) {
         p.line = p.parallel_line;
         perr(&p, "parallel block without 'end'");
+        for (unsigned i = 0; i < p.nbody; i++)
+            step_free(&p.body[i]);
+        free(p.body);
     }
     if (!out->image.fstype[0]) {
         p.line = 1;
@@ -944,6 +949,10 @@ static void step_free(struct scn_step *st)
     for (unsigned i = 0; i < st->nnames; i++)
         free(st->names[i]);
     free(st->names);
+    /* a parallel block's body not yet placed (the file had errors) */
+    for (unsigned i = 0; st->body && i < st->count; i++)
+        step_free(&st->body[i]);
+    free(st->body);
 }
 
 void scn_script_free(struct scn_script *s)
