@@ -17,11 +17,13 @@ decorated with @test and ends with `main()`.  Output: one `ok NAME` or
 import contextlib
 import ctypes
 import errno
+import fcntl
 import os
 import re
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -755,3 +757,27 @@ def require_kernel_loop_mount(features=()):
             raise SkipFile('kernel loop mount unavailable: %s'
                            % p.stdout.decode(errors='replace').strip())
         subprocess.run(['umount', d + '/m'], check=True)
+
+
+FS_IOC_GETFLAGS = 0x80086601
+FS_IOC_SETFLAGS = 0x40086602
+
+
+def getflags(path):
+    """The inode flags (FS_IOC_GETFLAGS, as lsattr reads them)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        # chattr and lsattr pass an int: the kernel stores 4 bytes.
+        return struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS,
+                                              bytes(4)))[0]
+    finally:
+        os.close(fd)
+
+
+def setflags(path, flags):
+    """Set the inode flags (FS_IOC_SETFLAGS, as chattr does)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', flags))
+    finally:
+        os.close(fd)

@@ -12,17 +12,15 @@ fold alike) and the exact names `debugfs ls` finds on the image.
 """
 
 import errno
-import fcntl
 import os
 import re
 import struct
 
-from uext4test import (Mount, check, debugfs, eq, expect_errno, fsck,
+from uext4test import (Mount, check, debugfs, eq, expect_errno, fsck, getflags,
+                       setflags,
                        inode_info, main, mkfs, read_file, run, run_daemon,
                        test, workdir, write_file, EXT4_INDEX_FL)
 
-FS_IOC_GETFLAGS = 0x80086601
-FS_IOC_SETFLAGS = 0x40086602
 CASEFOLD_FL = 0x40000000
 EXTENTS_FL = 0x00080000
 
@@ -38,23 +36,6 @@ def casefold_image(d, strict=True):
         enc, flags = struct.unpack('<HH', f.read(4))
     eq((enc, flags & 1), (1, 1 if strict else 0), 'encoding, strict flag')
     return img
-
-
-def getflags(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS,
-                                              bytes(4)))[0]
-    finally:
-        os.close(fd)
-
-
-def setflags(path, flags):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', flags))
-    finally:
-        os.close(fd)
 
 
 def make_casefold_dir(path):

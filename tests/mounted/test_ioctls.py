@@ -23,14 +23,12 @@ import struct
 import subprocess
 
 from uext4test import require_kernel_loop_mount
-from uext4test import kernel_mount, recorder
+from uext4test import getflags, kernel_mount, recorder, setflags
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount,
                        SkipFile, TestFailure, debugfs, eq, errno_as, fallocate,
                        fsck, inode_info, main, mkfs, pattern, read_file, run,
                        test, wait_until, workdir)
 
-FS_IOC_GETFLAGS = 0x80086601
-FS_IOC_SETFLAGS = 0x40086602
 FS_IOC_GETVERSION = 0x80087601
 FS_IOC_FSGETXATTR = 0x801c581f
 FS_IOC_FSSETXATTR = 0x401c5820
@@ -41,24 +39,6 @@ FL = {'s': 0x1, 'u': 0x2, 'c': 0x4, 'S': 0x8, 'i': 0x10, 'a': 0x20,
       'T': 0x20000, 'e': 0x80000, 'P': 0x20000000}
 XFLAG_NOATIME = 0x40
 XFLAG_NODUMP = 0x80
-
-
-def getflags(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        # chattr and lsattr pass an int: the kernel stores 4 bytes.
-        return struct.unpack('I', fcntl.ioctl(fd, FS_IOC_GETFLAGS,
-                                              bytes(4)))[0]
-    finally:
-        os.close(fd)
-
-
-def setflags(path, flags):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.ioctl(fd, FS_IOC_SETFLAGS, struct.pack('I', flags))
-    finally:
-        os.close(fd)
 
 
 def chattr(path, change):
