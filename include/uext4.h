@@ -238,6 +238,15 @@ ssize_t uext4_readlink(struct uext4_fs *fs, uint32_t ino, char *buf, size_t size
 
 int uext4_getattr(struct uext4_fs *fs, uint32_t ino, struct stat *st);
 
+/* What uext4_getattr gives, plus what only statx(2) can carry, as ext4
+ * reports it: the birth time (i_crtime; STATX_BTIME in stx_mask only where
+ * the inode has room for it, not in 128-byte inodes) and stx_attributes
+ * (STATX_ATTR_APPEND, COMPRESSED, ENCRYPTED, IMMUTABLE, NODUMP, VERITY,
+ * all six in stx_attributes_mask). stx_dev_* are 0, as st_dev is.
+ * struct statx is <sys/stat.h>'s with _GNU_SOURCE. */
+struct statx;
+int uext4_statx(struct uext4_fs *fs, uint32_t ino, struct statx *stx);
+
 #define UEXT4_SET_MODE      (1u << 0)
 #define UEXT4_SET_UID       (1u << 1)
 #define UEXT4_SET_GID       (1u << 2)

@@ -136,6 +136,7 @@ struct e2_attr {
     uint64_t size;
     uint64_t blocks; /* in 512-byte units */
     struct timespec atime, mtime, ctime, crtime;
+    bool has_crtime; /* the inode has room for i_crtime (not 128-byte inodes) */
     dev_t rdev;
     uint32_t flags; /* i_flags */
     uint32_t generation;
@@ -166,6 +167,9 @@ enum e2_attr_field {
 #define E2_FL_NOATIME     0x00000080u
 #define E2_FL_CASEFOLD    0x40000000u
 #define E2_FL_PROJINHERIT 0x20000000u
+#define E2_FL_COMPR       0x00000004u
+#define E2_FL_NODUMP      0x00000040u
+#define E2_FL_ENCRYPT     0x00000800u
 
 /* What FS_IOC_GETFLAGS shows and FS_IOC_SETFLAGS may change (the
  * kernel's EXT4_FL_USER_VISIBLE and EXT4_FL_USER_MODIFIABLE). */

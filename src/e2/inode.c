@@ -107,8 +107,12 @@ void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, s
     e2_time_decode(in->i_atime, in->i_atime_extra, EXTRA_HAS(in, i_atime_extra), &a->atime);
     e2_time_decode(in->i_mtime, in->i_mtime_extra, EXTRA_HAS(in, i_mtime_extra), &a->mtime);
     e2_time_decode(in->i_ctime, in->i_ctime_extra, EXTRA_HAS(in, i_ctime_extra), &a->ctime);
-    if (EXTRA_HAS(in, i_crtime_extra))
-        e2_time_decode(in->i_crtime, in->i_crtime_extra, true, &a->crtime);
+    /* ext4_getattr(): a birth time wherever i_crtime fits, its
+     * nanoseconds only where i_crtime_extra does too. */
+    a->has_crtime = EXTRA_HAS(in, i_crtime);
+    if (a->has_crtime)
+        e2_time_decode(in->i_crtime, in->i_crtime_extra, EXTRA_HAS(in, i_crtime_extra),
+                       &a->crtime);
     else
         a->crtime = (struct timespec){0, 0};
     a->rdev = (S_ISCHR(in->i_mode) || S_ISBLK(in->i_mode)) ? decode_rdev(in) : 0;
@@ -247,8 +251,9 @@ static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
                   E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME |
                       (ext2fs_has_feature_project(img->fs->super) ? E2_A_PROJID : 0),
                   in);
-    if (EXTRA_HAS(in, i_crtime_extra))
-        set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, true);
+    if (EXTRA_HAS(in, i_crtime))
+        set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra,
+                 EXTRA_HAS(in, i_crtime_extra));
     in->i_generation = next_generation_locked(img);
 }
 

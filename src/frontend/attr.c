@@ -3,11 +3,18 @@
 
 #include <errno.h>
 
+/* GETATTR, and statx(2)'s STATX, which reaches us as a GETATTR (wire.c). */
 void fe_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+    struct statx stx;
     struct stat st;
     int rc;
 
+    if (fe_wire_is_statx()) {
+        rc = uext4_statx(fe_fs(req), fe_ext4_ino(ino), &stx);
+        fe_reply_statx(req, rc, &stx);
+        return;
+    }
     rc = uext4_getattr(fe_fs(req), fe_ext4_ino(ino), &st);
     fe_reply_attr(req, rc, &st);
 }

@@ -149,6 +149,8 @@ void fe_reply_entry(fuse_req_t req, int rc, const struct stat *st);
  * kernel may keep, where it may keep names at all (entry_timeout > 0). */
 void fe_reply_lookup(fuse_req_t req, int rc, const struct stat *st);
 void fe_reply_attr(fuse_req_t req, int rc, const struct stat *st);
+/* The reply to a STATX (fe_wire_is_statx()). */
+void fe_reply_statx(fuse_req_t req, int rc, const struct statx *stx);
 void fe_reply_buf(fuse_req_t req, ssize_t rc, const void *buf);
 void fe_reply_write(fuse_req_t req, ssize_t rc);
 void fe_reply_xattr(fuse_req_t req, ssize_t rc, const void *buf, size_t size);

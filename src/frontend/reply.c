@@ -74,6 +74,18 @@ void fe_reply_attr(fuse_req_t req, int rc, const struct stat *st)
     fuse_reply_attr(req, st, FE_TIMEOUT);
 }
 
+void fe_reply_statx(fuse_req_t req, int rc, const struct statx *stx)
+{
+    char out[FE_WIRE_STATX_OUT_SIZE];
+
+    if (rc < 0) {
+        fe_reply_err(req, rc);
+        return;
+    }
+    fe_wire_statx_out(out, stx, FE_TIMEOUT);
+    fuse_reply_buf(req, out, sizeof(out));
+}
+
 void fe_reply_buf(fuse_req_t req, ssize_t rc, const void *buf)
 {
     if (rc < 0) {

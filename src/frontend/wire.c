@@ -1,7 +1,8 @@
 /* The FUSE channel under libfuse (installed with fuse_session_custom_io()).
  *
- * Two things pass through here that libfuse 3.14 cannot handle: the INIT
- * flags below, and O_TMPFILE's FUSE_TMPFILE request (fe_wire_read).
+ * Three things pass through here that libfuse 3.14 cannot handle: the INIT
+ * flags below, O_TMPFILE's FUSE_TMPFILE request and statx(2)'s FUSE_STATX
+ * request (wire_inspect).
  *
  * libfuse 3.14 negotiates the connection from a table of the protocol
  * features it knows; FUSE_HANDLE_KILLPRIV_V2 is not among them, and it never
@@ -29,6 +30,7 @@
 #include <linux/fuse.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -38,11 +40,55 @@
  * lacks the name. */
 #define FE_WIRE_OP_TMPFILE 51
 
+/* FUSE_STATX (protocol 7.39): the opcode and structures, as the kernel's
+ * uapi lays them out; the <linux/fuse.h> of older systems lacks them. */
+#define FE_WIRE_OP_STATX 52
+
+struct wire_sx_time {
+    int64_t tv_sec;
+    uint32_t tv_nsec;
+    int32_t reserved;
+};
+
+struct wire_statx {
+    uint32_t mask, blksize;
+    uint64_t attributes;
+    uint32_t nlink, uid, gid;
+    uint16_t mode, spare0;
+    uint64_t ino, size, blocks, attributes_mask;
+    struct wire_sx_time atime, btime, ctime, mtime;
+    uint32_t rdev_major, rdev_minor, dev_major, dev_minor;
+    uint64_t spare2[14];
+};
+
+struct wire_statx_in {
+    uint32_t getattr_flags, reserved;
+    uint64_t fh;
+    uint32_t sx_flags, sx_mask;
+};
+
+struct wire_statx_out {
+    uint64_t attr_valid;
+    uint32_t attr_valid_nsec, flags;
+    uint64_t spare[2];
+    struct wire_statx stat;
+};
+
+_Static_assert(sizeof(struct wire_statx) == 256, "struct fuse_statx is 256 bytes");
+_Static_assert(sizeof(struct wire_statx_out) == FE_WIRE_STATX_OUT_SIZE, "fuse_statx_out");
+/* A STATX is served as a GETATTR: its argument starts as GETATTR's does. */
+_Static_assert(offsetof(struct wire_statx_in, getattr_flags) ==
+                       offsetof(struct fuse_getattr_in, getattr_flags) &&
+                   offsetof(struct wire_statx_in, fh) == offsetof(struct fuse_getattr_in, fh),
+               "fuse_statx_in begins as fuse_getattr_in");
+
 /* What we add to the INIT reply, each only if the kernel offered it. */
 #define WIRE_EXTRA_FLAGS ((uint32_t)FUSE_HANDLE_KILLPRIV_V2)
 
 /* The kill mark of the request this thread read last (wire.h). */
 static _Thread_local enum fe_wire_kill wire_kill;
+/* Whether the request this thread read last came as a STATX (wire.h). */
+static _Thread_local bool wire_statx;
 
 /* A write sent on nobody's behalf (the writeback of cached or mmap'd
  * pages) carries no mark; nor does a SETATTR that changes no size. */
@@ -89,6 +135,16 @@ static void wire_inspect(struct fe_wire *w, void *buf, ssize_t n)
      * as a CREATE, fe_create tells them apart by the name. */
     if (n >= (ssize_t)sizeof(*in) && in->opcode == FE_WIRE_OP_TMPFILE)
         ((struct fuse_in_header *)buf)->opcode = FUSE_CREATE;
+    /* statx(2) asking for the birth time: libfuse 3.14 knows no
+     * FUSE_STATX either, and its ENOSYS would make the kernel send GETATTR
+     * instead for good, which has no birth time. Its argument begins as
+     * GETATTR's (the file handle of an fstat included), so libfuse takes
+     * it as a GETATTR, and fe_getattr answers it as a STATX when
+     * fe_wire_is_statx() says so (on this thread, as the kill mark). */
+    wire_statx = n >= (ssize_t)(sizeof(*in) + sizeof(struct wire_statx_in)) &&
+                 in->opcode == FE_WIRE_OP_STATX;
+    if (wire_statx)
+        ((struct fuse_in_header *)buf)->opcode = FUSE_GETATTR;
     /* The kernel sends INIT first and nothing else until it is answered:
      * the worker that reads it also replies to it, with no other request
      * in flight. */
@@ -234,4 +290,44 @@ bool fe_wire_has_killpriv_v2(const struct fe_wire *w)
 enum fe_wire_kill fe_wire_kill_mark(const struct fe_wire *w)
 {
     return fe_wire_has_killpriv_v2(w) ? wire_kill : FE_KILL_UNKNOWN;
+}
+
+bool fe_wire_is_statx(void)
+{
+    return wire_statx;
+}
+
+static struct wire_sx_time wire_sx_time(struct statx_timestamp t)
+{
+    return (struct wire_sx_time){.tv_sec = t.tv_sec, .tv_nsec = t.tv_nsec};
+}
+
+void fe_wire_statx_out(void *out, const struct statx *stx, double timeout)
+{
+    struct wire_statx_out o;
+    struct wire_statx *sx = &o.stat;
+
+    memset(&o, 0, sizeof(o));
+    o.attr_valid = (uint64_t)timeout;
+    o.attr_valid_nsec = (uint32_t)((timeout - (double)o.attr_valid) * 1e9);
+    sx->mask = stx->stx_mask;
+    sx->blksize = stx->stx_blksize;
+    sx->attributes = stx->stx_attributes;
+    sx->attributes_mask = stx->stx_attributes_mask;
+    sx->nlink = stx->stx_nlink;
+    sx->uid = stx->stx_uid;
+    sx->gid = stx->stx_gid;
+    sx->mode = stx->stx_mode;
+    sx->ino = stx->stx_ino;
+    sx->size = stx->stx_size;
+    sx->blocks = stx->stx_blocks;
+    sx->atime = wire_sx_time(stx->stx_atime);
+    sx->btime = wire_sx_time(stx->stx_btime);
+    sx->ctime = wire_sx_time(stx->stx_ctime);
+    sx->mtime = wire_sx_time(stx->stx_mtime);
+    sx->rdev_major = stx->stx_rdev_major;
+    sx->rdev_minor = stx->stx_rdev_minor;
+    sx->dev_major = stx->stx_dev_major;
+    sx->dev_minor = stx->stx_dev_minor;
+    memcpy(out, &o, sizeof(o));
 }

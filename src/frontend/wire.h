@@ -3,7 +3,9 @@
  * the INIT reply protocol flags that libfuse 3.14 cannot ask for (wire.c
  * says which and why that is safe), and hands FUSE_TMPFILE requests, which
  * libfuse 3.14 does not know, to libfuse as CREATEs of the name "/"
- * (fe_create serves them). Nothing else is looked at or changed. */
+ * (fe_create serves them), and FUSE_STATX requests, which it does not know
+ * either, as GETATTRs (fe_getattr answers them as STATX, see
+ * fe_wire_is_statx()). Nothing else is looked at or changed. */
 #ifndef UEXT4_FRONTEND_WIRE_H
 #define UEXT4_FRONTEND_WIRE_H
 
@@ -82,5 +84,19 @@ enum fe_wire_kill {
     FE_KILL_YES,     /* it does not: setuid/setgid go */
 };
 enum fe_wire_kill fe_wire_kill_mark(const struct fe_wire *w);
+
+/* Whether the GETATTR the calling thread serves came as a FUSE_STATX
+ * (statx(2) asking for more than stat has, the birth time): its reply must
+ * then be a fuse_statx_out, laid out by fe_wire_statx_out(). As with the
+ * kill mark, the request is the one this thread read last. */
+bool fe_wire_is_statx(void);
+
+/* The size of a STATX reply's argument (struct fuse_statx_out). */
+#define FE_WIRE_STATX_OUT_SIZE 288
+
+/* Lay out in @out (FE_WIRE_STATX_OUT_SIZE bytes) the reply to a STATX:
+ * @stx, valid for @timeout seconds. */
+struct statx;
+void fe_wire_statx_out(void *out, const struct statx *stx, double timeout);
 
 #endif

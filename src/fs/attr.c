@@ -3,21 +3,84 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
+
+/* The attributes of a live inode, for getattr and statx alike. */
+static int read_attr(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
+{
+    int ret;
+
+    rwlock_rdlock(&fs->mount_lock);
+    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, a));
+    rwlock_unlock(&fs->mount_lock);
+    if (ret)
+        return ret;
+    if (a->nlink == 0 && a->mode == 0)
+        return -ENOENT;
+    return 0;
+}
 
 int uext4_getattr(struct uext4_fs *fs, uint32_t ino, struct stat *st)
 {
     struct e2_attr a;
-    int ret;
+    int ret = read_attr(fs, ino, &a);
 
-    rwlock_rdlock(&fs->mount_lock);
-    ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
-    rwlock_unlock(&fs->mount_lock);
     if (ret)
         return ret;
-    if (a.nlink == 0 && a.mode == 0)
-        return -ENOENT;
     fs_attr_to_stat(fs, ino, &a, st);
+    return 0;
+}
+
+static struct statx_timestamp statx_time(struct timespec ts)
+{
+    return (struct statx_timestamp){.tv_sec = ts.tv_sec, .tv_nsec = (uint32_t)ts.tv_nsec};
+}
+
+/* The inode flags ext4_getattr() shows as statx attributes. */
+static const struct {
+    uint32_t fl;
+    uint64_t attr;
+} statx_attrs[] = {
+    {E2_FL_APPEND, STATX_ATTR_APPEND},       {E2_FL_COMPR, STATX_ATTR_COMPRESSED},
+    {E2_FL_ENCRYPT, STATX_ATTR_ENCRYPTED},   {E2_FL_IMMUTABLE, STATX_ATTR_IMMUTABLE},
+    {E2_FL_NODUMP, STATX_ATTR_NODUMP},       {E2_FL_VERITY, STATX_ATTR_VERITY},
+};
+
+int uext4_statx(struct uext4_fs *fs, uint32_t ino, struct statx *stx)
+{
+    struct e2_attr a;
+    struct stat st;
+    int ret = read_attr(fs, ino, &a);
+
+    if (ret)
+        return ret;
+    /* The fields stat has, as uext4_getattr gives them (ids mapped). */
+    fs_attr_to_stat(fs, ino, &a, &st);
+    memset(stx, 0, sizeof(*stx));
+    stx->stx_mask = STATX_BASIC_STATS;
+    stx->stx_blksize = (uint32_t)st.st_blksize;
+    stx->stx_nlink = (uint32_t)st.st_nlink;
+    stx->stx_uid = st.st_uid;
+    stx->stx_gid = st.st_gid;
+    stx->stx_mode = (uint16_t)st.st_mode;
+    stx->stx_ino = st.st_ino;
+    stx->stx_size = (uint64_t)st.st_size;
+    stx->stx_blocks = (uint64_t)st.st_blocks;
+    stx->stx_atime = statx_time(st.st_atim);
+    stx->stx_mtime = statx_time(st.st_mtim);
+    stx->stx_ctime = statx_time(st.st_ctim);
+    stx->stx_rdev_major = major(st.st_rdev);
+    stx->stx_rdev_minor = minor(st.st_rdev);
+    if (a.has_crtime) {
+        stx->stx_mask |= STATX_BTIME;
+        stx->stx_btime = statx_time(a.crtime);
+    }
+    for (size_t i = 0; i < sizeof(statx_attrs) / sizeof(statx_attrs[0]); i++) {
+        stx->stx_attributes_mask |= statx_attrs[i].attr;
+        if (a.flags & statx_attrs[i].fl)
+            stx->stx_attributes |= statx_attrs[i].attr;
+    }
     return 0;
 }
 

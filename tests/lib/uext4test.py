@@ -181,6 +181,61 @@ def getxattr_size(path, name, size):
     return r
 
 
+STATX_BASIC_STATS = 0x7ff
+STATX_BTIME = 0x800
+STATX_ATTR_COMPRESSED = 0x4
+STATX_ATTR_IMMUTABLE = 0x10
+STATX_ATTR_APPEND = 0x20
+STATX_ATTR_NODUMP = 0x40
+STATX_ATTR_ENCRYPTED = 0x800
+STATX_ATTR_VERITY = 0x100000
+AT_STATX_FORCE_SYNC = 0x2000
+
+
+class _StatxTime(ctypes.Structure):
+    _fields_ = [('tv_sec', ctypes.c_int64), ('tv_nsec', ctypes.c_uint32),
+                ('_reserved', ctypes.c_int32)]
+
+
+class _Statx(ctypes.Structure):
+    """struct statx of <linux/stat.h> (256 bytes)."""
+    _fields_ = [('mask', ctypes.c_uint32), ('blksize', ctypes.c_uint32),
+                ('attributes', ctypes.c_uint64), ('nlink', ctypes.c_uint32),
+                ('uid', ctypes.c_uint32), ('gid', ctypes.c_uint32),
+                ('mode', ctypes.c_uint16), ('_spare0', ctypes.c_uint16),
+                ('ino', ctypes.c_uint64), ('size', ctypes.c_uint64),
+                ('blocks', ctypes.c_uint64),
+                ('attributes_mask', ctypes.c_uint64),
+                ('atime', _StatxTime), ('btime', _StatxTime),
+                ('ctime', _StatxTime), ('mtime', _StatxTime),
+                ('rdev_major', ctypes.c_uint32),
+                ('rdev_minor', ctypes.c_uint32),
+                ('dev_major', ctypes.c_uint32), ('dev_minor', ctypes.c_uint32),
+                ('_spare2', ctypes.c_uint64 * 14)]
+
+
+_libc.statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                        ctypes.c_uint, ctypes.POINTER(_Statx)]
+
+
+def statx(path, mask=STATX_BASIC_STATS | STATX_BTIME, flags=0):
+    """statx(2) (os.stat has no birth time): a dict of the fields, the
+    times as (sec, nsec); 'btime' is None unless STATX_BTIME is in the
+    returned mask."""
+    buf = _Statx()
+    if _libc.statx(AT_FDCWD, os.fsencode(path), flags, mask,
+                   ctypes.byref(buf)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    out = {name: getattr(buf, name) for name, _ in _Statx._fields_
+           if not name.startswith('_')}
+    for t in ('atime', 'btime', 'ctime', 'mtime'):
+        out[t] = (out[t].tv_sec, out[t].tv_nsec)
+    if not buf.mask & STATX_BTIME:
+        out['btime'] = None
+    return out
+
+
 def wait_until(fn, want, what, timeout=5.0):
     """Poll fn() until it returns want (for effects that follow FUSE's
     asynchronous FORGET); fail with the last value after timeout."""
