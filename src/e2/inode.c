@@ -111,8 +111,7 @@ void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, s
      * nanoseconds only where i_crtime_extra does too. */
     a->has_crtime = EXTRA_HAS(in, i_crtime);
     if (a->has_crtime)
-        e2_time_decode(in->i_crtime, in->i_crtime_extra, EXTRA_HAS(in, i_crtime_extra),
-                       &a->crtime);
+        e2_time_decode(in->i_crtime, in->i_crtime_extra, EXTRA_HAS(in, i_crtime_extra), &a->crtime);
     else
         a->crtime = (struct timespec){0, 0};
     a->rdev = (S_ISCHR(in->i_mode) || S_ISBLK(in->i_mode)) ? decode_rdev(in) : 0;
@@ -252,8 +251,7 @@ static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
                       (ext2fs_has_feature_project(img->fs->super) ? E2_A_PROJID : 0),
                   in);
     if (EXTRA_HAS(in, i_crtime))
-        set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra,
-                 EXTRA_HAS(in, i_crtime_extra));
+        set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, EXTRA_HAS(in, i_crtime_extra));
     in->i_generation = next_generation_locked(img);
 }
 

@@ -1184,6 +1184,58 @@ static int test_quota_project_usage(void)
     return 0;
 }
 
+/* uext4_statx: the fields of uext4_getattr, the birth time set at creation
+ * (STATX_BTIME only where the inode has room for i_crtime) and ext4's
+ * stx_attributes from chattr's flags. */
+static int check_statx(const char *mkfs_args, bool has_btime)
+{
+    const char *img = mkimg(mkfs_args);
+    struct uext4_fs *fs = open_img(img, NULL);
+    const uint64_t all = STATX_ATTR_APPEND | STATX_ATTR_COMPRESSED | STATX_ATTR_ENCRYPTED |
+                         STATX_ATTR_IMMUTABLE | STATX_ATTR_NODUMP | STATX_ATTR_VERITY;
+    struct uext4_fileattr fa;
+    struct statx sx;
+    struct stat st;
+    uint32_t ino;
+
+    CHECK(fs);
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "f", S_IFREG | 0640, 0, &st), 0);
+    ino = (uint32_t)st.st_ino;
+    CHECK_EQ(uext4_statx(fs, ino, &sx), 0);
+    CHECK_EQ(sx.stx_mask, STATX_BASIC_STATS | (has_btime ? STATX_BTIME : 0));
+    CHECK_EQ(sx.stx_ino, ino);
+    CHECK_EQ(sx.stx_mode, S_IFREG | 0640);
+    CHECK_EQ(sx.stx_nlink, 1);
+    CHECK_EQ(sx.stx_mtime.tv_sec, st.st_mtim.tv_sec);
+    CHECK_EQ(sx.stx_mtime.tv_nsec, st.st_mtim.tv_nsec);
+    /* A new inode is born when it changes last (ext4's __ext4_new_inode). */
+    CHECK_EQ(sx.stx_btime.tv_sec, has_btime ? st.st_ctim.tv_sec : 0);
+    CHECK_EQ(sx.stx_btime.tv_nsec, has_btime ? st.st_ctim.tv_nsec : 0);
+    CHECK_EQ(sx.stx_attributes, 0);
+    CHECK_EQ(sx.stx_attributes_mask, all);
+    CHECK_EQ(uext4_fileattr_get(fs, ino, &fa), 0);
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, fa.flags | 0x10 | 0x20 | 0x40, 0), 0); /* +iad */
+    CHECK_EQ(uext4_statx(fs, ino, &sx), 0);
+    CHECK_EQ(sx.stx_attributes, STATX_ATTR_IMMUTABLE | STATX_ATTR_APPEND | STATX_ATTR_NODUMP);
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, fa.flags | 0x20, 0), 0); /* -id */
+    CHECK_EQ(uext4_statx(fs, ino, &sx), 0);
+    CHECK_EQ(sx.stx_attributes, STATX_ATTR_APPEND);
+    CHECK_EQ(uext4_statx(fs, 4242, &sx), -ENOENT);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
+static int test_statx(void)
+{
+    return check_statx("-t ext4", true);
+}
+
+static int test_statx_small_inodes(void)
+{
+    return check_statx("-t ext4 -I 128", false);
+}
+
 /* FITRIM: the blocks of a deleted file become a hole in the image file,
  * even before the delete is committed. */
 static int test_trim(void)
@@ -1255,6 +1307,8 @@ int main(void)
         {"verity_contents_refused", test_verity_contents_refused},
         {"fileattr_rules", test_fileattr_rules},
         {"trim", test_trim},
+        {"statx", test_statx},
+        {"statx_small_inodes", test_statx_small_inodes},
     };
     int ret;
 
