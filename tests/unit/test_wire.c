@@ -2,8 +2,8 @@
  * pipes with requests and replies laid out as the kernel and libfuse lay
  * them out: HANDLE_KILLPRIV_V2 is added to the INIT reply only when the
  * kernel offered it, only to the reply of that INIT, only to a successful
- * one; FUSE_TMPFILE becomes a CREATE; everything else passes through
- * byte for byte. */
+ * one; FUSE_TMPFILE becomes a CREATE, FUSE_STATX a GETATTR answered with
+ * a fuse_statx_out; everything else passes through byte for byte. */
 #include "frontend/uring_abi.h"
 #include "frontend/wire.h"
 #include "harness.h"
@@ -12,6 +12,7 @@
 #include <linux/fuse.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct init_req {
@@ -185,6 +186,109 @@ static int test_tmpfile_as_create(void)
     q.h.opcode = FUSE_CREATE;
     CHECK_EQ(feed(&w, &q, sizeof(q), &got, sizeof(got)), (ssize_t)sizeof(q));
     CHECK(!memcmp(&got, &q, sizeof(q)));
+    return 0;
+}
+
+/* FUSE_STATX (52) goes to libfuse as a GETATTR whose argument is the
+ * statx one (it begins as fuse_getattr_in), and fe_wire_is_statx() says so
+ * until the next request; a STATX too short for its argument is left
+ * alone. */
+static int test_statx_as_getattr(void)
+{
+    struct {
+        struct fuse_in_header h;
+        uint32_t getattr_flags, reserved;
+        uint64_t fh;
+        uint32_t sx_flags, sx_mask;
+    } q, got;
+    struct fe_wire w;
+
+    fe_wire_init(&w, true);
+    memset(&q, 0, sizeof(q));
+    q.h.len = sizeof(q);
+    q.h.opcode = 52;
+    q.h.unique = 9;
+    q.h.nodeid = 5;
+    q.getattr_flags = FUSE_GETATTR_FH;
+    q.fh = 77;
+    q.sx_mask = 0xfff;
+    CHECK_EQ(feed(&w, &q, sizeof(q), &got, sizeof(got)), (ssize_t)sizeof(q));
+    CHECK_EQ(got.h.opcode, FUSE_GETATTR);
+    CHECK(fe_wire_is_statx());
+    got.h.opcode = q.h.opcode;
+    CHECK(!memcmp(&got, &q, sizeof(q)));
+    q.h.opcode = FUSE_GETATTR;
+    CHECK_EQ(feed(&w, &q, sizeof(q), &got, sizeof(got)), (ssize_t)sizeof(q));
+    CHECK(!fe_wire_is_statx());
+    CHECK(!memcmp(&got, &q, sizeof(q)));
+    q.h.opcode = 52;
+    q.h.len = sizeof(q.h);
+    CHECK_EQ(feed(&w, &q, sizeof(q.h), &got, sizeof(got)), (ssize_t)sizeof(q.h));
+    CHECK_EQ(got.h.opcode, 52);
+    CHECK(!fe_wire_is_statx());
+    return 0;
+}
+
+/* The STATX reply as the kernel's uapi lays out fuse_statx_out: the
+ * validity, then struct fuse_statx at byte 32 (its fields where struct
+ * statx has them). */
+static int test_statx_reply_layout(void)
+{
+    unsigned char out[FE_WIRE_STATX_OUT_SIZE];
+    struct statx sx;
+    uint64_t u64;
+    uint32_t u32;
+    uint16_t u16;
+    int64_t s64;
+
+    memset(&sx, 0, sizeof(sx));
+    sx.stx_mask = 0xfff;
+    sx.stx_blksize = 4096;
+    sx.stx_attributes = 0x30;
+    sx.stx_nlink = 3;
+    sx.stx_uid = 1000;
+    sx.stx_gid = 1001;
+    sx.stx_mode = 0100644;
+    sx.stx_ino = 12;
+    sx.stx_size = 5;
+    sx.stx_blocks = 8;
+    sx.stx_attributes_mask = 0x100874;
+    sx.stx_btime.tv_sec = -2;
+    sx.stx_btime.tv_nsec = 999999999;
+    sx.stx_mtime.tv_sec = 1700000000;
+    sx.stx_rdev_major = 8;
+    sx.stx_rdev_minor = 1;
+    fe_wire_statx_out(out, &sx, 86400.5);
+    memcpy(&u64, out, 8);
+    CHECK_EQ(u64, 86400);
+    memcpy(&u32, out + 8, 4);
+    CHECK_EQ(u32, 500000000);
+    memcpy(&u32, out + 32, 4);
+    CHECK_EQ(u32, 0xfff);
+    memcpy(&u32, out + 32 + 4, 4);
+    CHECK_EQ(u32, 4096);
+    memcpy(&u64, out + 32 + 8, 8);
+    CHECK_EQ(u64, 0x30);
+    memcpy(&u32, out + 32 + 16, 4);
+    CHECK_EQ(u32, 3);
+    memcpy(&u32, out + 32 + 24, 4);
+    CHECK_EQ(u32, 1001);
+    memcpy(&u16, out + 32 + 28, 2);
+    CHECK_EQ(u16, 0100644);
+    memcpy(&u64, out + 32 + 32, 8);
+    CHECK_EQ(u64, 12);
+    memcpy(&u64, out + 32 + 56, 8);
+    CHECK_EQ(u64, 0x100874);
+    memcpy(&s64, out + 32 + 80, 8);
+    CHECK_EQ(s64, -2);
+    memcpy(&u32, out + 32 + 88, 4);
+    CHECK_EQ(u32, 999999999);
+    memcpy(&s64, out + 32 + 112, 8);
+    CHECK_EQ(s64, 1700000000);
+    memcpy(&u32, out + 32 + 128, 4);
+    CHECK_EQ(u32, 8);
+    memcpy(&u32, out + 32 + 132, 4);
+    CHECK_EQ(u32, 1);
     return 0;
 }
 
@@ -374,6 +478,8 @@ int main(void)
         {"error_reply_untouched", test_error_reply_untouched},
         {"other_requests_pass", test_other_requests_pass},
         {"tmpfile_as_create", test_tmpfile_as_create},
+        {"statx_as_getattr", test_statx_as_getattr},
+        {"statx_reply_layout", test_statx_reply_layout},
         {"kill_marks", test_kill_marks},
         {"uring_negotiation", test_uring_negotiation},
         {"uring_request_layout", test_uring_request_layout},
