@@ -283,17 +283,35 @@ static ssize_t fe_writeback_all(struct uext4_fs *fs, const struct uext4_cred *cr
     return (ssize_t)done;
 }
 
+/* Whether @ino is a setuid/setgid file, which a write or copy by a caller
+ * without CAP_FSETID changes (HANDLE_KILLPRIV_V2: the core drops the bits).
+ * After WRITE and COPY_FILE_RANGE the kernel refreshes only size and times:
+ * a statx(2) for the mode alone would read the old one from its cache
+ * (fstests generic/355), so the caller drops the cached attributes when
+ * this was true. Asked before the write: afterwards the bits are gone. */
+static bool fe_is_setid(fuse_req_t req, fuse_ino_t ino)
+{
+    struct stat st;
+
+    return uext4_getattr(fe_fs(req), fe_ext4_ino(ino), &st) == 0 && S_ISREG(st.st_mode) &&
+           (st.st_mode & (S_ISUID | S_ISGID));
+}
+
 /* Writeback requests are sent on nobody's behalf (pid 0, the ids of no
  * caller), so there are no groups to read. write(2) without writeback_cache
- * and O_DIRECT writes return a short count to the caller, as write(2) may. */
+ * and O_DIRECT writes return a short count to the caller, as write(2) may.
+ * Only a write the kernel marked (a caller without CAP_FSETID) can drop
+ * setuid/setgid: others pay nothing for fe_is_setid(). */
 void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
     unsigned flags = fe_write_flags(req, fi);
     struct fe_cred c;
+    bool setid;
     ssize_t n;
 
     fe_cred_init(&c, req, !fi->writepage);
+    setid = c.kill == FE_KILL_YES && fe_is_setid(req, ino);
     if (fi->writepage)
         n = fe_writeback_all(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
     else
@@ -308,6 +326,8 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
      * without async_dio the kernel drops the range itself (session.c). */
     if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT) && fe_ctx(req)->async_dio)
         fe_inval_range(fe_ctx(req)->inval, ino, off, (off_t)n);
+    if (n > 0 && setid)
+        fe_inval_attr(fe_ctx(req)->inval, ino);
     fe_reply_write(req, n);
 }
 
@@ -383,12 +403,16 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
                         struct fuse_file_info *fi_out, size_t len, int flags)
 {
     struct fe_cred c;
+    bool setid;
     ssize_t n;
 
     if (flags != 0) {
         fe_reply_err(req, -EINVAL);
         return;
     }
+    /* The request carries no kill mark: the core asks the caller's
+     * capabilities, so any copy into a set-id file may drop the bits. */
+    setid = fe_is_setid(req, ino_out);
     fe_cred_init(&c, req, true);
     n = uext4_copy_file_range(fe_fs(req), &c.cr, fe_ext4_ino(ino_in), off_in, fe_ext4_ino(ino_out),
                               off_out, len);
@@ -396,5 +420,7 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     if (n > 0)
         fe_rec_copy(fe_ctx(req)->rec, fe_ext4_ino(ino_in), off_in, fe_ext4_ino(ino_out), off_out,
                     (size_t)n);
+    if (n > 0 && setid)
+        fe_inval_attr(fe_ctx(req)->inval, ino_out);
     fe_reply_write(req, n);
 }

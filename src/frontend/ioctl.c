@@ -81,10 +81,14 @@ static void fe_fsgetxattr(fuse_req_t req, uint32_t ino, size_t out_size)
     fe_reply_ioctl(req, rc, &x, sizeof(x));
 }
 
-/* SETFLAGS (@x NULL: @flags) or FSSETXATTR (@x). */
-static void fe_setattrs(fuse_req_t req, uint32_t ino, const uint32_t *flags,
+/* SETFLAGS (@x NULL: @flags) or FSSETXATTR (@x). The core changes the
+ * ctime, but after IOCTL the kernel refreshes nothing: its cached
+ * attributes are dropped, or stat(2) would show the old ctime until they
+ * time out (fstests generic/277). */
+static void fe_setattrs(fuse_req_t req, fuse_ino_t fino, const uint32_t *flags,
                         const struct fsxattr *x)
 {
+    uint32_t ino = fe_ext4_ino(fino);
     struct uext4_fileattr fa;
     struct fe_cred c;
     uint32_t nflags = 0;
@@ -97,6 +101,8 @@ static void fe_setattrs(fuse_req_t req, uint32_t ino, const uint32_t *flags,
     if (!rc)
         rc = uext4_fileattr_set(fe_fs(req), &c.cr, ino, nflags, x ? x->fsx_projid : fa.projid);
     fe_cred_release(&c);
+    if (!rc)
+        fe_inval_attr(fe_ctx(req)->inval, fino);
     fe_reply_ioctl(req, rc, NULL, 0);
 }
 
@@ -131,7 +137,7 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         if (in_bufsz < sizeof(f))
             break;
         memcpy(&f, in_buf, sizeof(f));
-        fe_setattrs(req, ino, &f, NULL);
+        fe_setattrs(req, fino, &f, NULL);
         return;
     case FS_IOC_FSGETXATTR:
         fe_fsgetxattr(req, ino, out_bufsz);
@@ -141,7 +147,7 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         if (in_bufsz < sizeof(x))
             break;
         memcpy(&x, in_buf, sizeof(x));
-        fe_setattrs(req, ino, NULL, &x);
+        fe_setattrs(req, fino, NULL, &x);
         return;
     }
     case FS_IOC_GETVERSION:

@@ -18,6 +18,7 @@ those released, and the image stays fsck-clean with its other file intact.
 import errno
 import fcntl
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -375,6 +376,55 @@ def chattr_lsattr_tools():
             raise TestFailure('FS_IOC_GETVERSION gave %d; debugfs:\n%s'
                               % (gen, out[:400]))
         fsck(img)
+
+
+def ctime_shown(path):
+    """The ctime as GNU stat shows it: it asks statx(2) for the ctime
+    alone, which the kernel answers from its cached attributes while they
+    are valid (fstests generic/277)."""
+    return run(['stat', '-c', '%.9Z', path]).stdout.decode().strip()
+
+
+def disk_ctime(img, path):
+    m = re.search(r'ctime: 0x([0-9a-f]+):([0-9a-f]+)',
+                  inode_info(img, path)['text'])
+    # The extra field holds the nanoseconds above two epoch bits.
+    return '%d.%09d' % (int(m.group(1), 16), int(m.group(2), 16) >> 2)
+
+
+@test
+def chattr_ctime_not_cached():
+    """stat right after chattr shows the ctime the ioctl set.
+
+    The daemon sets the ctime on SETFLAGS and FSSETXATTR; the kernel,
+    which cached the attributes just before (default attribute timeout),
+    must not go on showing the old one. Each step's ctime must be new, and
+    the last one shown must be the one on disk."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='16M')
+        shown = {}
+        with Mount(img) as m:
+            write_at(m.path('f'), b'x', 0)
+            os.mkdir(m.path('d'))
+            for name in ('f', 'd'):
+                p = m.path(name)
+                os.stat(p)
+                seen = [ctime_shown(p)]
+                for step in (lambda: setflags(p, getflags(p) | FL['A']),
+                             lambda: setflags(p, getflags(p) & ~FL['A']),
+                             lambda: fssetxattr(p, XFLAG_NODUMP),
+                             lambda: fssetxattr(p, 0)):
+                    step()
+                    seen.append(ctime_shown(p))
+                stale = [i for i in range(1, len(seen))
+                         if seen[i] == seen[i - 1]]
+                if stale:
+                    raise TestFailure('%s: ctime shown unchanged after '
+                                      'step(s) %s: %s' % (name, stale, seen))
+                shown[name] = seen[-1]
+        fsck(img)
+        for name, last in shown.items():
+            eq(last, disk_ctime(img, '/' + name), name + ': ctime on disk')
 
 
 def du_bytes(path):

@@ -7,8 +7,9 @@ without CAP_FSETID.  Every way of modifying a file's data or size is run by
 root, by the owner, by a member of the file's group and by another user on
 files of several set-id modes, on a kernel loop mount of a fresh image and on
 a uext4 `allow_other` mount of a copy of it.  The errno of each operation and
-the resulting modes (through the mount, and on disk by debugfs after
-unmount) must be the kernel's.  Only freshly made images are loop-mounted.
+the resulting modes (through the mount, by statx(2) for the mode alone
+from the kernel's attribute cache, and on disk by debugfs after unmount)
+must be the kernel's.  Only freshly made images are loop-mounted.
 """
 
 import ctypes
@@ -192,8 +193,22 @@ def run_ops(top, src, actor):
     return out
 
 
+def cached_modes(top, names):
+    """Modes as GNU stat shows them: it asks statx(2) for the mode alone,
+    which the kernel answers from the attributes it cached, while a full
+    stat(2) would also want the times a write invalidated and refresh
+    everything (fstests generic/355)."""
+    out = run(['stat', '-c', '%n %a'] + [os.path.join(top, n) for n in names])
+    modes = {}
+    for line in out.stdout.decode().splitlines():
+        path, mode = line.rsplit(' ', 1)
+        modes[os.path.basename(path)] = int(mode, 8)
+    return modes
+
+
 def script(top):
-    """Run every case under @top; returns ({name: errno}, {name: mode})."""
+    """Run every case under @top; returns ({name: errno}, {name: mode},
+    {name: mode by statx(STATX_MODE)})."""
     src = make_files(top)
     results = {}
     for actor, cred in ACTORS.items():
@@ -201,9 +216,11 @@ def script(top):
             results.update(run_ops(top, src, actor))
         else:
             results.update(run_as(*cred, run_ops, top, src, actor))
+    # Before any full stat(2), which would refresh the cache.
+    cached = cached_modes(top, sorted(results))
     modes = {name: stat.S_IMODE(os.stat(os.path.join(top, name)).st_mode)
              for name in results}
-    return results, modes
+    return results, modes, cached
 
 
 def disk_modes(image, names):
@@ -244,16 +261,18 @@ def compare(opts):
         kmnt = d + '/kmnt'
         with kernel_mount(kimg, kmnt):
             os.mkdir(os.path.join(kmnt, 't'))
-            kres, kmodes = script(os.path.join(kmnt, 't'))
+            kres, kmodes, kcached = script(os.path.join(kmnt, 't'))
         fsck(kimg)
         with Mount(uimg, opts=['allow_other'] + list(opts)) as m:
             os.chmod(m.mnt, 0o755)
             os.mkdir(m.path('t'))
-            ures, umodes = script(m.path('t'))
+            ures, umodes, ucached = script(m.path('t'))
         fsck(uimg)
         names = sorted(kres)
         problems = [diff('operation errno', kres, ures),
                     diff('modes through the mount', kmodes, umodes, octal),
+                    diff('modes by statx(STATX_MODE), from the kernel\'s '
+                         'cache', kcached, ucached, octal),
                     diff('modes on disk', disk_modes(kimg, names),
                          disk_modes(uimg, names), octal)]
         problems = [p for p in problems if p]
