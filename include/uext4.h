@@ -412,10 +412,14 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
 
 /* FITRIM: give the host back the free space of the byte range [@start,
  * @start + @len) by punching holes in the image file over free runs of at
- * least @minlen bytes, after a commit (so that blocks freed until now
- * count). Root only (-EPERM); -EINVAL as ext4 for @len below a block or
- * @start past the end; -EOPNOTSUPP if the image's file system cannot punch
- * holes. *@trimmed: the bytes the image file released on the host. */
+ * least @minlen bytes (at least the host file system's block size), after
+ * a commit (so that blocks freed until now count). Root only (-EPERM);
+ * -EINVAL as ext4 for @minlen above a block group, @start past the end or
+ * @len below a block; -EOPNOTSUPP if the image's file system cannot punch
+ * holes. *@trimmed: as ext4, the bytes of the free runs trimmed (a run that
+ * starts in the range counts up to the end of its block group), whether or
+ * not they were holes already; every call counts them again, where ext4
+ * skips block groups trimmed since mount with nothing freed since. */
 int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start, uint64_t len,
                uint64_t minlen, uint64_t *trimmed);
 

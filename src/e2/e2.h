@@ -322,14 +322,20 @@ int e2_data_seek(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t size
 
 /* ---- trim.c ---- */
 
-/* FITRIM: punch holes in the image file (fallocate PUNCH_HOLE|KEEP_SIZE)
- * over every run of free blocks of at least @minblks that lies in blocks
- * [@first, @first + @count), so a sparse image gives the space back to the
- * host. Blocks freed in the running transaction are still marked in use
- * and stay; the caller commits first to include them. *@released: bytes
- * the image file gave back (its st_blocks before minus after). -EOPNOTSUPP
- * when the host file system cannot punch holes. */
-int e2_trim(struct e2_image *img, uint64_t first, uint64_t count, uint64_t minblks,
-            uint64_t *released);
+/* FITRIM as ext4_trim_fs(): punch holes in the image file (fallocate
+ * PUNCH_HOLE|KEEP_SIZE) over every run of free blocks that starts in the
+ * byte range [@start, @start + @len) and has at least @minlen bytes (raised
+ * to the host file system's block size, the discard granularity of an
+ * image file), each run taken up to the end of its block group, so a
+ * sparse image gives the space back to the host. Blocks freed in the
+ * running transaction are still marked in use and stay; the caller commits
+ * first to include them. *@trimmed: the bytes of the runs punched, as ext4
+ * reports the bytes it discarded (not what the host released: a run that
+ * was a hole already counts). No memory of earlier trims: ext4 skips the
+ * groups it trimmed since mount in which nothing was freed since, uext4
+ * trims and counts them again. -EINVAL as ext4: @minlen above a group,
+ * @start past the end, @len below a block; -EROFS; -EOPNOTSUPP when the
+ * host file system cannot punch holes. */
+int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen, uint64_t *trimmed);
 
 #endif

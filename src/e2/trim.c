@@ -31,65 +31,103 @@ static int punch_run(struct e2_image *img, uint64_t blk, uint64_t n)
     return 0;
 }
 
-static int trim_locked(struct e2_image *img, uint64_t first, uint64_t end, uint64_t minblks)
+/* The free runs of group @g within blocks [@lo, @hi] (inclusive, inside
+ * the group), each of at least @minblks: a run that starts inside the
+ * range is taken whole, up to the end of the group, as ext4 does since
+ * Linux 6.8 (so that trimming a range in parts trims what the whole would).
+ * Adds the blocks of the runs to *@n. */
+static int trim_group(struct e2_image *img, dgrp_t g, blk64_t lo, blk64_t hi, blk64_t minblks,
+                      uint64_t *n)
 {
     ext2_filsys fs = img->fs;
-    blk64_t blk = first, free_start, used;
+    blk64_t glast = ext2fs_group_last_block2(fs, g), blk = lo, free_start, used;
     errcode_t err;
     int ret;
 
-    while (blk < end) {
-        err = ext2fs_find_first_zero_block_bitmap2(fs->block_map, blk, end - 1, &free_start);
+    while (blk <= hi) {
+        err = ext2fs_find_first_zero_block_bitmap2(fs->block_map, blk, hi, &free_start);
         if (err == ENOENT)
             return 0;
         if (err)
             return e2_errno(err);
-        err = ext2fs_find_first_set_block_bitmap2(fs->block_map, free_start, end - 1, &used);
+        err = ext2fs_find_first_set_block_bitmap2(fs->block_map, free_start, glast, &used);
         if (err == ENOENT)
-            used = end;
+            used = glast + 1;
         else if (err)
             return e2_errno(err);
         if (used - free_start >= minblks) {
             ret = punch_run(img, free_start, used - free_start);
             if (ret)
                 return ret;
+            *n += used - free_start;
         }
         blk = used;
     }
     return 0;
 }
 
-int e2_trim(struct e2_image *img, uint64_t first, uint64_t count, uint64_t minblks,
-            uint64_t *released)
+/* ext4_trim_fs()'s arithmetic: the minimum run in blocks (whole clusters),
+ * raised to the discard granularity, which for an image file is the block
+ * size of the file system holding it (as a loop device has it); 0 when
+ * nothing can be trimmed at all. */
+static blk64_t trim_minblks(ext2_filsys fs, int fd, uint64_t minlen)
 {
-    struct stat before, after;
-    uint64_t end, nblocks;
-    int fd, ret;
+    uint64_t ratio = EXT2FS_CLUSTER_RATIO(fs), gran = 0, blks = minlen / fs->blocksize;
+    struct stat st;
 
-    *released = 0;
+    if (fstat(fd, &st) == 0 && st.st_blksize > 0)
+        gran = (uint64_t)st.st_blksize;
+    if (minlen < gran)
+        blks = gran / fs->blocksize;
+    blks = (blks + ratio - 1) / ratio; /* clusters */
+    if (blks > fs->super->s_clusters_per_group)
+        return 0;
+    return (blks ? blks : 1) * ratio;
+}
+
+int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen, uint64_t *trimmed)
+{
+    ext2_filsys fs;
+    uint64_t nblocks, first, last, n = 0, bs;
+    blk64_t minblks;
+    dgrp_t g, g_last;
+    int ret = 0;
+
+    *trimmed = 0;
     e2_lock(img);
+    fs = img->fs;
+    bs = fs->blocksize;
+    nblocks = ext2fs_blocks_count(fs->super);
+    first = start / bs;
+    /* ext4's argument checks, in its order. */
+    if ((minlen / bs + EXT2FS_CLUSTER_RATIO(fs) - 1) / EXT2FS_CLUSTER_RATIO(fs) >
+            fs->super->s_clusters_per_group ||
+        first >= nblocks || len < bs) {
+        ret = -EINVAL;
+        goto out_unlock;
+    }
     if (img->read_only) {
         ret = -EROFS;
         goto out_unlock;
     }
-    fd = e2_iom_fd(img->fs->io);
-    nblocks = ext2fs_blocks_count(img->fs->super);
-    if (first < img->fs->super->s_first_data_block)
-        first = img->fs->super->s_first_data_block;
-    end = count > nblocks - first ? nblocks : first + count;
-    if (first >= end) {
-        ret = 0;
+    minblks = trim_minblks(fs, e2_iom_fd(fs->io), minlen);
+    /* The last block of the range; @len / bs >= 1, so no underflow. */
+    last = len / bs - 1 > nblocks - 1 - first ? nblocks - 1 : first + len / bs - 1;
+    if (!minblks || last <= fs->super->s_first_data_block)
         goto out_unlock;
+    if (first < fs->super->s_first_data_block)
+        first = fs->super->s_first_data_block;
+    g_last = ext2fs_group_of_blk2(fs, last);
+    for (g = ext2fs_group_of_blk2(fs, first); g <= g_last && !ret; g++) {
+        blk64_t lo = ext2fs_group_first_block2(fs, g), hi = ext2fs_group_last_block2(fs, g);
+
+        /* A group with fewer free clusters than the minimum has no run. */
+        if (ext2fs_bg_free_blocks_count(fs, g) < minblks / EXT2FS_CLUSTER_RATIO(fs))
+            continue;
+        ret = trim_group(img, g, lo > first ? lo : first, hi < last ? hi : last, minblks, &n);
     }
-    if (fstat(fd, &before) < 0) {
-        ret = -errno;
-        goto out_unlock;
-    }
-    ret = trim_locked(img, first, end, minblks ? minblks : 1);
-    if (!ret && fstat(fd, &after) < 0)
-        ret = -errno;
-    if (!ret && after.st_blocks < before.st_blocks)
-        *released = (uint64_t)(before.st_blocks - after.st_blocks) * 512;
+    if (!ret)
+        *trimmed = n * bs;
 out_unlock:
     e2_unlock(img);
     return ret;

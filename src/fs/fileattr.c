@@ -136,7 +136,6 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
 int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start, uint64_t len,
                uint64_t minlen, uint64_t *trimmed)
 {
-    uint64_t bs = e2_block_size(fs->img), nblocks = e2_blocks_count(fs->img);
     struct fs_cred fc;
     int ret;
 
@@ -144,9 +143,6 @@ int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start,
     fs_cred_from(fs, cr, &fc);
     if (!fc.root)
         return -EPERM; /* CAP_SYS_ADMIN */
-    /* ext4_trim_fs()'s argument checks. */
-    if (start / bs >= nblocks || len < bs)
-        return -EINVAL;
     ret = fs_may_write(fs);
     if (ret)
         return ret;
@@ -156,7 +152,7 @@ int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start,
     rwlock_wrlock(&fs->mount_lock);
     ret = e2_image_sync(fs->img);
     if (!ret)
-        ret = e2_trim(fs->img, start / bs, len / bs, (minlen + bs - 1) / bs, trimmed);
+        ret = e2_trim(fs->img, start, len, minlen, trimmed);
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }
