@@ -200,6 +200,11 @@ int e2_quota_start(struct e2_image *img, char *why, size_t why_len);
 int e2_quota_flush_locked(struct e2_image *img);
 void e2_quota_stop(struct e2_image *img);
 void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh);
+/* Charge @refs more (or fewer) EA inode references held by the xattrs of
+ * inode @ino (as @in on disk) to its ids, one inode each, as e2fsck counts
+ * them (eainode.c, after the references changed; no-op without quota). */
+int e2_quota_charge_ea_refs_locked(struct e2_image *img, uint32_t ino,
+                                   const struct ext2_inode_large *in, int64_t refs);
 
 /* File data: straight to the image, never into a transaction (iomgr.h). */
 int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const void *buf);

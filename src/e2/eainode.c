@@ -11,7 +11,8 @@
  *    inode body, and those in its xattr block when this inode held the
  *    block's last reference (a shared block's entries are referenced once
  *    per block, not per inode sharing it);
- *  - a new EA inode is owned by the owner of the inode it serves.
+ *  - a new EA inode is owned by the owner of the inode it serves, and each
+ *    reference is one more inode charged to the owner's quota (quota.c).
  * Unlike the kernel, uext4 does not share one EA inode between equal values
  * (it only keeps the references of those it finds right). */
 #include "e2/e2_internal.h"
@@ -192,6 +193,8 @@ int e2_ea_refs_update_locked(struct e2_image *img, uint32_t ino, const struct e2
         if (!has_inum(before, after.inums[i]))
             ret = set_owner_locked(img, after.inums[i], &in);
     }
+    if (!ret)
+        ret = e2_quota_charge_ea_refs_locked(img, ino, &in, (int64_t)after.n - (int64_t)before->n);
     if (ret || after.charge == before->charge)
         goto out;
     if (after.charge > before->charge)

@@ -79,14 +79,6 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
                first_feature(E2P_FEATURE_RO_INCOMPAT, bad));
         *need_ro = true;
     }
-    /* quota.c does not charge an inode for the EA inodes it references,
-     * as e2fsck counts them. */
-    if (!*need_ro && ext2fs_has_feature_quota(sb) && ext2fs_has_feature_ea_inode(sb)) {
-        e2_say(why, len,
-               "features 'quota' and 'ea_inode' together are not supported for writing; "
-               "mounting read-only");
-        *need_ro = true;
-    }
     return 0;
 }
 

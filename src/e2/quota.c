@@ -4,8 +4,14 @@
  * What counts (e2fsck pass 1, mkquota.c): every inode with links, the root
  * or one from s_first_ino on, except the quota files and EA inodes; it is
  * charged to its uid, gid and projid with i_blocks in bytes (data, extent
- * tree and xattr blocks alike) and one inode. So the charge is a function
- * of the inode alone, and the one place that sees every change of it is
+ * tree and xattr blocks alike, and the values in EA inodes, which
+ * eainode.c adds to i_blocks) and one inode, plus one for each reference
+ * its xattrs hold to an EA inode (in its body or its xattr block, shared
+ * or not: ext4_xattr_inode_alloc_quota, ext4_get_inode_usage). So the
+ * charge is a function of the inode and its xattrs. Those references
+ * change only through eainode.c, which charges the difference
+ * (e2_quota_charge_ea_refs_locked); every other change of the charge is
+ * one of the inode alone, and the one place that sees every change of it is
  * libext2fs's write_inode hook: every inode write, ours and those libext2fs
  * makes inside bmap, punch or the xattr code, passes it. The hook charges
  * the difference between the inode on disk and the one being written, in
@@ -27,7 +33,16 @@
  * that would be all zero keeps dqb_itime 1, as the kernel writes it).
  * Entries are added for new ids; entries whose usage falls to zero are
  * kept (e2fsck accepts them; the kernel would delete those without
- * limits). */
+ * limits).
+ *
+ * Soft limits follow the kernel's dquot rules: a charge that takes an id
+ * past its soft limit while no grace period runs starts one (dqb_btime or
+ * dqb_itime = now + the file's dqi_bgrace or dqi_igrace), a release that
+ * brings it back to the limit or under ends it, and once now reaches the
+ * time the soft limit refuses like a hard one. "Now" is the daemon's clock
+ * (CLOCK_REALTIME, as ktime_get_real_seconds) when the charge is added to
+ * the file, at the flush before the commit: a grace period starts up to a
+ * commit interval after the operation that passed the limit. */
 #include "e2/e2_internal.h"
 #include "base/log.h"
 
@@ -36,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define QT_BLKSIZE    1024u
 #define QT_TREEOFF    1u
@@ -48,10 +64,17 @@
 /* Offsets in an entry (struct v2r1_disk_dqblk). */
 #define DQ_ID        0
 #define DQ_IHARD     8
+#define DQ_ISOFT     16
 #define DQ_CURINODES 24
 #define DQ_BHARD     32
+#define DQ_BSOFT     40
 #define DQ_CURSPACE  48
+#define DQ_BTIME     56
 #define DQ_ITIME     64
+
+/* Offsets in the info (struct v2_disk_dqinfo), from QT_INFO_OFF. */
+#define DQI_BGRACE 0
+#define DQI_IGRACE 4
 
 static const uint32_t qt_magic[E2_QUOTA_TYPES] = {0xd9c01f11, 0xd9c01927, 0xd9c03f14};
 static const char *const qt_name[E2_QUOTA_TYPES] = {"user", "group", "project"};
@@ -392,6 +415,21 @@ static uint64_t add_clamped(uint64_t v, int64_t d)
     return v + (uint64_t)d;
 }
 
+/* Add @d to the usage at @cur_off of entry @e and start or end its grace
+ * period (time at @time_off) against the soft limit @soft (0: none), as
+ * the kernel's check_bdq/check_idq and dquot_decr_space/inodes do. */
+static void charge_entry(unsigned char *e, unsigned cur_off, unsigned time_off, uint64_t soft,
+                         int64_t d, uint32_t grace, uint64_t now)
+{
+    uint64_t cur = add_clamped(get64(e + cur_off), d);
+
+    put64(e + cur_off, cur);
+    if (d > 0 && soft && cur > soft && !get64(e + time_off))
+        put64(e + time_off, now + grace);
+    else if (d < 0 && cur <= soft)
+        put64(e + time_off, 0);
+}
+
 /* Add one type's differences to its file. */
 static int flush_file(ext2_filsys fs, int type, struct qt_file *f)
 {
@@ -400,6 +438,8 @@ static int flush_file(ext2_filsys fs, int type, struct qt_file *f)
     uint32_t blk;
     unsigned off;
     bool info_dirty = false;
+    uint64_t now = (uint64_t)time(NULL);
+    uint32_t bgrace, igrace;
     int ret;
 
     if (!f->n)
@@ -407,6 +447,8 @@ static int flush_file(ext2_filsys fs, int type, struct qt_file *f)
     ret = info_read(fs, type, f->inum, &qi);
     if (ret)
         return ret;
+    bgrace = get32(qi.blk + QT_INFO_OFF + DQI_BGRACE);
+    igrace = get32(qi.blk + QT_INFO_OFF + DQI_IGRACE);
     while (f->n) {
         struct qt_delta *d = &f->d[f->n - 1];
 
@@ -422,8 +464,9 @@ static int flush_file(ext2_filsys fs, int type, struct qt_file *f)
             if (ret)
                 break;
             unsigned char *e = buf + off;
-            put64(e + DQ_CURSPACE, add_clamped(get64(e + DQ_CURSPACE), d->space));
-            put64(e + DQ_CURINODES, add_clamped(get64(e + DQ_CURINODES), d->inodes));
+            charge_entry(e, DQ_CURSPACE, DQ_BTIME, get64(e + DQ_BSOFT) * QT_BLKSIZE, d->space,
+                         bgrace, now);
+            charge_entry(e, DQ_CURINODES, DQ_ITIME, get64(e + DQ_ISOFT), d->inodes, igrace, now);
             if (entry_unused(e))
                 put64(e + DQ_ITIME, 1);
             ret = qblk_write(fs, f->inum, blk, buf);
@@ -470,6 +513,7 @@ struct charge {
     bool counted;
     uint32_t id[E2_QUOTA_TYPES];
     int64_t space;
+    int64_t inodes; /* 1 + the EA inode references, when counted */
 };
 
 static void charge_of(ext2_filsys fs, const struct ext2_inode *in, uint32_t projid,
@@ -480,6 +524,19 @@ static void charge_of(ext2_filsys fs, const struct ext2_inode *in, uint32_t proj
     c->id[E2_QUOTA_GROUP] = inode_gid(*in);
     c->id[E2_QUOTA_PROJECT] = projid;
     c->space = (int64_t)ext2fs_get_stat_i_blocks(fs, (struct ext2_inode *)in) * 512;
+    c->inodes = 1;
+}
+
+/* The EA inode references of inode @ino as on disk, which a write of the
+ * inode alone (not through the xattr code) leaves as they are. */
+static int ea_refs_on_disk(struct e2_image *img, ext2_ino_t ino, int64_t *refs)
+{
+    struct e2_ea_refs r;
+    int ret = e2_ea_refs_get_locked(img, ino, &r);
+
+    *refs = r.n;
+    e2_ea_refs_free(&r);
+    return ret;
 }
 
 static uint32_t projid_of(const struct ext2_inode_large *in)
@@ -506,6 +563,7 @@ static errcode_t write_inode_hook(ext2_filsys fs, ext2_ino_t ino, struct ext2_in
     struct ext2_inode_large old;
     struct charge was = {0}, now;
     uint32_t projid;
+    int64_t refs = 0;
     errcode_t err;
     int ret = 0;
 
@@ -521,15 +579,29 @@ static errcode_t write_inode_hook(ext2_filsys fs, ext2_ino_t ino, struct ext2_in
     }
     projid = q->whole ? projid_of((struct ext2_inode_large *)inode) : was.id[E2_QUOTA_PROJECT];
     charge_of(fs, inode, projid, &now);
+    /* The inodes charged move only with the owner or liveness; then the
+     * EA inode references move too (a new inode has none). */
+    if (!q->fresh && (was.counted || now.counted) &&
+        (was.counted != now.counted || memcmp(was.id, now.id, sizeof(was.id)))) {
+        ret = ea_refs_on_disk(img, ino, &refs);
+        if (ret == -ENOMEM)
+            return EXT2_ET_NO_MEMORY;
+        if (ret == -EIO)
+            return EXT2_ET_SHORT_READ;
+        if (ret)
+            return EXT2_ET_EA_INODE_CORRUPTED; /* the walk found the xattrs unreadable */
+        was.inodes += refs;
+        now.inodes += refs;
+    }
     for (int t = 0; t < E2_QUOTA_TYPES && !ret; t++) {
         if (was.counted && now.counted && was.id[t] == now.id[t]) {
             ret = note(&q->f[t], now.id[t], now.space - was.space, 0);
             continue;
         }
         if (was.counted)
-            ret = note(&q->f[t], was.id[t], -was.space, -1);
+            ret = note(&q->f[t], was.id[t], -was.space, -was.inodes);
         if (!ret && now.counted)
-            ret = note(&q->f[t], now.id[t], now.space, 1);
+            ret = note(&q->f[t], now.id[t], now.space, now.inodes);
     }
     return ret ? EXT2_ET_NO_MEMORY : EXT2_ET_CALLBACK_NOTHANDLED;
 }
@@ -603,6 +675,21 @@ void e2_quota_stop(struct e2_image *img)
     img->quota = NULL;
 }
 
+int e2_quota_charge_ea_refs_locked(struct e2_image *img, uint32_t ino,
+                                   const struct ext2_inode_large *in, int64_t refs)
+{
+    struct e2_quota *q = img->quota;
+    struct charge c;
+    int ret = 0;
+
+    if (!q || !refs || !is_charged_ino(img->fs, q, ino))
+        return 0;
+    charge_of(img->fs, (const struct ext2_inode *)in, projid_of(in), &c);
+    for (int t = 0; t < E2_QUOTA_TYPES && c.counted && !ret; t++)
+        ret = note(&q->f[t], c.id[t], 0, refs);
+    return ret;
+}
+
 void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh)
 {
     if (img->quota) {
@@ -613,9 +700,18 @@ void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh)
 
 /* ---- limits ---- */
 
-/* The bytes @ids may still be charged before a hard block limit, and the
- * inodes before a hard inode limit (UINT64_MAX: no limit), for the types
- * in the bit @mask. */
+/* The limit a charge may not pass: the hard limit, or the soft one once
+ * its grace period has ended (the lower of the two; 0: none). */
+static uint64_t limit_now(uint64_t hard, uint64_t soft, uint64_t grace_end, uint64_t now)
+{
+    if (soft && grace_end && now >= grace_end && (!hard || soft < hard))
+        return soft;
+    return hard;
+}
+
+/* The bytes @ids may still be charged before a block limit, and the
+ * inodes before an inode limit (UINT64_MAX: no limit), for the types in
+ * the bit @mask: hard limits, and soft ones whose grace has ended. */
 static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES], unsigned mask,
                        uint64_t *space, uint64_t *inodes)
 {
@@ -624,6 +720,7 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
     struct qt_info qi;
     uint32_t blk;
     unsigned off;
+    uint64_t now = (uint64_t)time(NULL);
     int ret;
 
     *space = *inodes = UINT64_MAX;
@@ -642,8 +739,11 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
             return ret;
         if (!blk)
             continue; /* no entry: no limits */
-        bhard = get64(buf + off + DQ_BHARD) * QT_BLKSIZE;
-        ihard = get64(buf + off + DQ_IHARD);
+        bhard = limit_now(get64(buf + off + DQ_BHARD), get64(buf + off + DQ_BSOFT),
+                          get64(buf + off + DQ_BTIME), now) *
+                QT_BLKSIZE;
+        ihard = limit_now(get64(buf + off + DQ_IHARD), get64(buf + off + DQ_ISOFT),
+                          get64(buf + off + DQ_ITIME), now);
         cur_space = get64(buf + off + DQ_CURSPACE);
         cur_inodes = get64(buf + off + DQ_CURINODES);
         for (size_t i = 0; i < f->n; i++) {

@@ -378,15 +378,16 @@ def daemon_mode_messages():
     """What the daemon says before the mount is ready is on the command's
     stderr when it returns: the read-only fallback and a journal replay."""
     with workdir() as d:
-        # quota with ea_inode is still mounted read-only (quota.c).
-        img = mkfs(d + '/quota.img', features=['quota', 'ea_inode'])
+        # The read-only feature: mounted read-only, with a warning.
+        img = mkfs(d + '/ro.img')
+        run(['tune2fs', '-O', 'read-only', img])
         mnt = d + '/mnt'
         os.mkdir(mnt)
         rc, log, pid = background_mount(img, mnt)
         try:
             eq(rc, 0, 'exit status (%s)' % log)
             check(mounted_at(mnt), 'not mounted when the command returned')
-            check(re.search(r"'quota'.*read-only", log),
+            check(re.search(r"'read-only'.*mounting read-only", log),
                   'read-only fallback not told: %r' % log)
             check(re.search(r'serving read-only', log),
                   'read-only serving not told: %r' % log)

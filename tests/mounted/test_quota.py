@@ -22,6 +22,7 @@ import fcntl
 import os
 import shutil
 import struct
+import time
 
 import test_kernel_diff as kd
 import uext4test
@@ -369,10 +370,9 @@ def copy_range(src, dst, off):
         os.close(fi)
 
 
-def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
-    """Set the hard limits of @qid's entry in the quota file of @qtype (the
-    entry must exist): a small writer of the vfsv1 tree, standing in for
-    setquota(8), whose quotactl(2) does not reach a FUSE daemon."""
+def entry_offset(img, qtype, qid):
+    """Where @qid's entry (the vfsv1 tree's v2r1_disk_dqblk) of the quota
+    file of @qtype is in the image file (the entry must exist)."""
     inum = {'user': 3, 'group': 4}[qtype]
     data = run(['debugfs', '-R', 'cat <%d>' % inum, img]).stdout
     blocks = run(['debugfs', '-R', 'blocks <%d>' % inum, img]).stdout.split()
@@ -390,12 +390,43 @@ def write_limits(img, qtype, qid, bhard_kib=0, ihard=0):
             break
     else:
         raise TestFailure('id %d not in its data block' % qid)
-    pblk = int(blocks[off // bs])
+    return int(blocks[off // bs]) * bs + off % bs
+
+
+# v2r1_disk_dqblk after the id and its padding.
+DQBLK = struct.Struct('<QQQQQQQQ')
+DQBLK_FIELDS = ('ihard', 'isoft', 'curinodes', 'bhard', 'bsoft', 'curspace',
+                'btime', 'itime')
+
+
+def read_entry(img, qtype, qid):
+    with open(img, 'rb') as f:
+        f.seek(entry_offset(img, qtype, qid) + 8)
+        return dict(zip(DQBLK_FIELDS, DQBLK.unpack(f.read(DQBLK.size))))
+
+
+def write_limits(img, qtype, qid, bhard_kib=0, ihard=0, bsoft_kib=0,
+                 isoft=0, **times):
+    """Set the limits (and the grace times btime=, itime= if given) of
+    @qid's entry in the quota file of @qtype: a small writer of the vfsv1
+    tree, standing in for setquota(8), whose quotactl(2) does not reach a
+    FUSE daemon."""
+    e = read_entry(img, qtype, qid)
+    e.update(ihard=ihard, isoft=isoft, bhard=bhard_kib, bsoft=bsoft_kib,
+             **times)
     with open(img, 'r+b') as f:
-        f.seek(pblk * bs + off % bs + 8)
-        f.write(struct.pack('<Q', ihard))
-        f.seek(pblk * bs + off % bs + 32)
-        f.write(struct.pack('<Q', bhard_kib))
+        f.seek(entry_offset(img, qtype, qid) + 8)
+        f.write(DQBLK.pack(*(e[k] for k in DQBLK_FIELDS)))
+
+
+def write_grace(img, qtype, bgrace, igrace):
+    """The grace periods of the quota file of @qtype (dqi_bgrace,
+    dqi_igrace: the info after the 8-byte header of its first block)."""
+    inum = {'user': 3, 'group': 4}[qtype]
+    blocks = run(['debugfs', '-R', 'blocks <%d>' % inum, img]).stdout.split()
+    with open(img, 'r+b') as f:
+        f.seek(int(blocks[0]) * 4096 + 8)
+        f.write(struct.pack('<II', bgrace, igrace))
 
 
 @test
@@ -457,6 +488,206 @@ def quota_hard_limits():
         q = usage(img)
         eq(q['user 1000'], (8192 + 248 * 1024 + 300 * 1024, 6),
            'usage of user 1000')
+
+
+
+def commit(path):
+    """fsync @path: uext4 commits, with the quota charges before it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@test
+def quota_soft_limits():
+    """Soft limits and grace times, by the kernel's dquot rules: at the soft
+    limit nothing starts; past it the grace period starts (btime, itime =
+    the daemon's time + the file's grace, written at the commit) and
+    allocation goes on; once it has ended creates and allocating writes give
+    EDQUOT (a write is cut short at the soft limit), overwrites and root
+    pass; back at the limit or under, the time is cleared and a new excess
+    starts a new grace period. e2fsck -fn and debugfs read the file."""
+    grace = 4
+    with workdir() as d:
+        img = make_image(d + '/img')
+        os.chmod(d, 0o755)
+        with Mount(img) as m:
+            os.mkdir(m.path('home'))
+            os.chown(m.path('home'), 1000, 1000)
+        # home: 4 KiB and 1 inode of 64 KiB and 3 inodes.
+        write_limits(img, 'user', 1000, bsoft_kib=64, isoft=3)
+        write_grace(img, 'user', grace, grace)
+        fsck(img)
+        cred = (1000, 1000, [])
+
+        def as_user(fn, *args):
+            return run_as(1000, 1000, [], fn, *args)
+
+        with Mount(img, opts=['allow_other']) as m:
+            home = m.path('home')
+            as_user(os.mknod, os.path.join(home, 'n0'))
+            as_user(os.mknod, os.path.join(home, 'n1'))
+            eq(as_user(kd.write_at, os.path.join(home, 'n0'), b'a' * 60 * 1024,
+                       0), 60 * 1024, 'write up to the soft limit')
+        fsck(img)
+        e = read_entry(img, 'user', 1000)
+        eq((e['curspace'], e['curinodes'], e['btime'], e['itime']),
+           (64 * 1024, 3, 0, 0), 'at the soft limits: no grace period')
+
+        with Mount(img, opts=['allow_other']) as m:
+            home = m.path('home')
+            t0 = int(time.time())
+            as_user(os.mknod, os.path.join(home, 'n2'))
+            eq(as_user(kd.write_at, os.path.join(home, 'n1'), b'b' * 4096, 0),
+               4096, 'write past the soft limit, in the grace period')
+            commit(home)
+            t1 = int(time.time())
+            # Still in the grace period: more may be allocated.
+            as_user(os.mknod, os.path.join(home, 'n3'))
+            eq(as_user(kd.write_at, os.path.join(home, 'n1'), b'b' * 4096,
+                       4096), 4096, 'write in the grace period')
+        fsck(img)
+        e = read_entry(img, 'user', 1000)
+        eq((e['curspace'], e['curinodes']), (72 * 1024, 5), 'usage')
+        for k in ('btime', 'itime'):
+            check(t0 + grace <= e[k] <= t1 + grace,
+                  '%s %d not the commit time + grace (%d..%d)'
+                  % (k, e[k], t0 + grace, t1 + grace))
+        eq(usage(img)['user 1000'], (72 * 1024, 5), 'debugfs list_quota')
+        text = uexec_debugfs(img, 'get_quota user 1000')
+        check(' 64 ' in text and ' 3 ' in text,
+              'debugfs get_quota shows no soft limits: %r' % text)
+
+        with Mount(img, opts=['allow_other']) as m:
+            home = m.path('home')
+
+            def h(name):
+                return os.path.join(home, name)
+
+            # The daemon's clock past both times: the soft limits refuse.
+            while time.time() < max(e['btime'], e['itime']):
+                time.sleep(0.2)
+            expect_errno_as(cred, errno.EDQUOT, os.mknod, h('n4'))
+            expect_errno_as(cred, errno.EDQUOT, os.mkdir, h('dd'))
+            expect_errno_as(cred, errno.EDQUOT, kd.write_at, h('n1'),
+                            b'c' * 4096, 8192)
+            eq(as_user(kd.write_at, h('n0'), b'A' * 60 * 1024, 0), 60 * 1024,
+               'overwrite after the grace period')
+            os.mknod(h('root-made'))
+            # Back to the limits: both times cleared, n1 may grow again
+            # (no longer past the soft limit), a new inode starts a new
+            # grace period.
+            os.unlink(h('n3'))
+            os.unlink(h('n2'))
+            os.truncate(h('n1'), 0)
+            commit(home)
+            t2 = int(time.time())
+            eq(as_user(kd.write_at, h('n1'), b'd' * 8192, 0), 8192,
+               'write after usage fell to the soft limit')
+            as_user(os.mknod, h('n2'))
+            commit(home)
+            t3 = int(time.time())
+        fsck(img)
+        e = read_entry(img, 'user', 1000)
+        eq((e['curspace'], e['curinodes']), (72 * 1024, 4), 'usage at the end')
+        for k in ('btime', 'itime'):
+            check(t2 + grace <= e[k] <= t3 + grace,
+                  '%s %d is not a new grace period (%d..%d)'
+                  % (k, e[k], t2 + grace, t3 + grace))
+
+
+def e2fsck_recount(img, d):
+    """e2fsck's count of @img's usage: quota files made by tune2fs, which
+    counts an EA inode as an inode of its own owner, then corrected by
+    e2fsck -fy, which charges it to the inodes referencing it."""
+    copy = d + '/recount.img'
+    shutil.copyfile(img, copy)
+    run(['tune2fs', '-O', '^quota', copy])
+    run(['tune2fs', '-O', 'quota', '-Q', 'usrquota,grpquota,prjquota', copy])
+    p = run(['e2fsck', '-fy', copy], check_rc=False)
+    check(p.returncode in (0, 1), 'e2fsck -fy of the recount exited %d: %s'
+          % (p.returncode, p.stdout.decode(errors='replace')))
+    fsck(copy)
+    return usage(copy)
+
+
+@test
+def quota_ea_inode():
+    """quota with ea_inode, read-write: values in EA inodes charge their
+    blocks (i_blocks) and one inode per reference to the owner's user,
+    group and project, moved by chown, chgrp and project changes, dropped
+    when replaced inline, removed or when the last link goes; e2fsck -fn
+    (which counts them so) finds the files right, and the usage is
+    e2fsck's recount; the values read back byte for byte."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M', features=FEATURES + ['ea_inode'],
+                   opts=OPTS)
+        values = {}
+        with Mount(img) as m:
+            def mk(name, uid, gid):
+                os.mknod(m.path(name))
+                os.chown(m.path(name), uid, gid)
+
+            def setx(name, key, n, seed):
+                os.setxattr(m.path(name), key, pattern(n, seed))
+                values[(name, key)] = pattern(n, seed)
+
+            mk('f1', 1000, 1000)
+            setx('f1', 'user.a', 20000, 1)
+            setx('f1', 'user.b', 5000, 2)
+            set_project(m.path('f1'), 42, False)
+            mk('f2', 1001, 1001)
+            setx('f2', 'user.a', 60000, 3)
+            setx('f2', 'user.a', 30000, 4)
+            setx('f2', 'user.a', 40, 5)
+            setx('f2', 'user.c', 9000, 6)
+            os.removexattr(m.path('f2'), 'user.c')
+            del values[('f2', 'user.c')]
+            os.mknod(m.path('f3'))
+            setx('f3', 'user.a', 60000, 7)
+            os.chown(m.path('f3'), 1002, 1003)
+            mk('f4', 1003, 1003)
+            setx('f4', 'user.a', 60000, 8)
+            os.unlink(m.path('f4'))
+            del values[('f4', 'user.a')]
+            mk('f5', 1004, 1004)
+            setx('f5', 'user.a', 40000, 9)
+            os.link(m.path('f5'), m.path('f5b'))
+            os.unlink(m.path('f5'))
+            values[('f5b', 'user.a')] = values.pop(('f5', 'user.a'))
+            os.mkdir(m.path('dir'))
+            os.chown(m.path('dir'), 1005, 1005)
+            setx('dir', 'user.a', 30000, 10)
+            os.chown(m.path('dir'), -1, 1006)
+            mk('f6', 1007, 1007)
+            setx('f6', 'user.a', 20000, 11)
+            fd = os.open(m.path('f6'), os.O_RDONLY)
+            try:
+                os.unlink(m.path('f6'))
+                os.setxattr(fd, 'user.b', pattern(10000, 12))
+                commit(m.path('.'))
+            finally:
+                os.close(fd)
+            del values[('f6', 'user.a')]
+        fsck(img)
+        q = usage(img)
+        problem = kd.diff('quota usage (space, inodes)', e2fsck_recount(img, d),
+                          q)
+        if problem:
+            raise TestFailure(problem)
+        # Each reference is an inode of its owner's.
+        eq(q.get('user 1000'), (28 * 1024, 3), 'f1: two EA inodes')
+        eq(q.get('project 42'), (28 * 1024, 3), 'f1 in project 42')
+        eq(q.get('user 1002'), (60 * 1024, 2), 'f3 after its chown')
+        eq(q.get('group 1006'), (4096 + 32 * 1024, 2), 'dir after its chgrp')
+        eq(q.get('user 1001'), (0, 1), 'f2: its value back in the inode')
+        with Mount(img, opts=['ro']) as m:
+            for (name, key), want in sorted(values.items()):
+                eq(os.getxattr(m.path(name), key), want,
+                   '%s %s' % (name, key))
+        fsck(img)
 
 
 if __name__ == '__main__':
