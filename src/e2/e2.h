@@ -86,18 +86,20 @@ bool e2_has_project(const struct e2_image *img);
 
 /* Quota (quota.c). */
 enum { E2_QUOTA_USER, E2_QUOTA_GROUP, E2_QUOTA_PROJECT, E2_QUOTA_TYPES };
-/* Hard limits (bhardlimit, ihardlimit; checked by the fs layer for callers
- * without CAP_SYS_RESOURCE). e2_quota_may_create(): -EDQUOT if an inode
- * owned as @a (uid, gid, projid) with @space bytes would pass a limit.
+/* Hard limits (bhardlimit, ihardlimit) and soft ones whose grace time has
+ * ended (checked by the fs layer for callers without CAP_SYS_RESOURCE).
+ * e2_quota_may_create(): -EDQUOT if an inode owned as @a (uid, gid,
+ * projid) with @space bytes would pass a limit.
  * e2_quota_may_write(): the blocks a write of *@size bytes at @off to @ino
  * would allocate, counted in order: -EDQUOT if the first does not fit,
  * else *@size cut to the bytes before the first that does not. */
 struct e2_attr;
 int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space);
 int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t *size);
-/* -EDQUOT if an inode of attributes @from (its blocks charged) would pass
- * a limit of an id that differs in @to (dquot_transfer). */
-int e2_quota_may_transfer(struct e2_image *img, const struct e2_attr *from,
+/* -EDQUOT if inode @ino of attributes @from (its blocks charged, and one
+ * inode plus one per EA inode its xattrs reference) would pass a limit of
+ * an id that differs in @to (dquot_transfer, ext4_get_inode_usage). */
+int e2_quota_may_transfer(struct e2_image *img, uint32_t ino, const struct e2_attr *from,
                           const struct e2_attr *to);
 uint64_t e2_blocks_count(const struct e2_image *img);
 

@@ -775,7 +775,7 @@ int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t 
     return ret;
 }
 
-int e2_quota_may_transfer(struct e2_image *img, const struct e2_attr *from,
+int e2_quota_may_transfer(struct e2_image *img, uint32_t ino, const struct e2_attr *from,
                           const struct e2_attr *to)
 {
     uint32_t ids[E2_QUOTA_TYPES] = {to->uid, to->gid, to->projid};
@@ -783,12 +783,16 @@ int e2_quota_may_transfer(struct e2_image *img, const struct e2_attr *from,
                     (from->gid != to->gid ? 1u << E2_QUOTA_GROUP : 0) |
                     (from->projid != to->projid ? 1u << E2_QUOTA_PROJECT : 0);
     uint64_t room_space, room_inodes;
+    int64_t refs = 0;
     int ret = 0;
 
     e2_lock(img);
     if (img->quota && mask)
+        ret = ea_refs_on_disk(img, ino, &refs);
+    if (img->quota && mask && !ret)
         ret = room_locked(img, ids, mask, &room_space, &room_inodes);
-    if (img->quota && mask && !ret && (room_inodes < 1 || room_space < from->blocks * 512))
+    if (img->quota && mask && !ret &&
+        (room_inodes < 1 + (uint64_t)refs || room_space < from->blocks * 512))
         ret = -EDQUOT;
     e2_unlock(img);
     return ret;

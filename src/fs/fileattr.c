@@ -123,7 +123,7 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
             fields |= E2_A_PROJID;
             /* dquot_transfer(): the new project's hard limits. */
             if (!fc.root)
-                ret = e2_quota_may_transfer(fs->img, &a, &n);
+                ret = e2_quota_may_transfer(fs->img, ino, &a, &n);
         }
         if (!ret)
             ret = e2_inode_set(fs->img, ino, &n, fields);

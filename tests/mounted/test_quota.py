@@ -620,7 +620,8 @@ def quota_ea_inode():
     group and project, moved by chown, chgrp and project changes, dropped
     when replaced inline, removed or when the last link goes; e2fsck -fn
     (which counts them so) finds the files right, and the usage is
-    e2fsck's recount; the values read back byte for byte."""
+    e2fsck's recount; the values read back byte for byte. A chgrp past
+    the new group's inode limit counts the references too."""
     with workdir() as d:
         img = mkfs(d + '/img', size='64M', features=FEATURES + ['ea_inode'],
                    opts=OPTS)
@@ -687,7 +688,19 @@ def quota_ea_inode():
             for (name, key), want in sorted(values.items()):
                 eq(os.getxattr(m.path(name), key), want,
                    '%s %s' % (name, key))
+        # A chgrp moves 1 + the references (ext4_get_inode_usage) past
+        # the new group's inode limit: group 1006 (2 inodes) may take 2.
+        write_limits(img, 'group', 1006, ihard=4)
+        os.chmod(d, 0o755)
+        with Mount(img, opts=['allow_other']) as m:
+            expect_errno_as((1000, 1000, [1006]), errno.EDQUOT, os.chown,
+                            m.path('f1'), -1, 1006)
+            run_as(1004, 1004, [1006], os.chown, m.path('f5b'), -1, 1006)
         fsck(img)
+        q = usage(img)
+        eq((q.get('group 1006'), q.get('group 1000'), q.get('group 1004')),
+           ((4096 + 72 * 1024, 4), (28 * 1024, 3), None),
+           'groups after the chgrps')
 
 
 if __name__ == '__main__':
