@@ -27,8 +27,8 @@ import time
 import test_kernel_diff as kd
 import uext4test
 from uext4test import (Mount, TestFailure, check, eq, expect_errno_as, fsck,
-                       main, mkfs, pattern, run, run_as, sb_field, test,
-                       workdir)
+                       kernel_mount, main, mkfs, pattern, run, run_as,
+                       sb_field, test, workdir)
 
 FEATURES = ['quota', 'project']
 OPTS = ['-I', '256']
@@ -491,6 +491,25 @@ def quota_hard_limits():
 
 
 
+def repquota(img, d):
+    """quota-tools' reading of @img's user quota file: {id: [used KiB,
+    soft, hard, btime, inodes, soft, hard, itime]}. repquota reads an
+    aquota.user itself where the kernel's quota is off (this kernel has no
+    CONFIG_QUOTA): a copy in a kernel loop mount of a plain image with
+    usrquota."""
+    plain = mkfs(d + '/repquota.img', size='16M')
+    with kernel_mount(plain, d + '/rq', ['usrquota']) as mnt:
+        run(['debugfs', '-R', 'dump <3> %s/aquota.user' % mnt, img])
+        out = run(['repquota', '-F', 'vfsv1', '-u', '-n', '-p', mnt]).stdout
+    rows = {}
+    for line in out.decode(errors='replace').splitlines():
+        f = line.split()
+        if len(f) == 10 and f[0].startswith('#'):
+            rows[int(f[0][1:])] = [int(x) for x in f[2:]]
+    fsck(plain)
+    return rows
+
+
 def commit(path):
     """fsync @path: uext4 commits, with the quota charges before it."""
     fd = os.open(path, os.O_RDONLY)
@@ -556,6 +575,8 @@ def quota_soft_limits():
                   '%s %d not the commit time + grace (%d..%d)'
                   % (k, e[k], t0 + grace, t1 + grace))
         eq(usage(img)['user 1000'], (72 * 1024, 5), 'debugfs list_quota')
+        eq(repquota(img, d).get(1000),
+           [72, 64, 0, e['btime'], 5, 3, 0, e['itime']], 'repquota of user 1000')
         text = uexec_debugfs(img, 'get_quota user 1000')
         check(' 64 ' in text and ' 3 ' in text,
               'debugfs get_quota shows no soft limits: %r' % text)
