@@ -1184,6 +1184,46 @@ static int test_quota_project_usage(void)
     return 0;
 }
 
+/* quota with ea_inode in library mode, read-write: each value in an EA
+ * inode charges its blocks and one inode to the owner of the file holding
+ * it, moved by a chown, dropped with the xattr, as e2fsck counts them. */
+static int test_quota_ea_inode(void)
+{
+    const char *img = mkimg("-t ext4 -b 4096 -O quota,ea_inode -I 256");
+    struct uext4_fs *fs = open_img(img, NULL);
+    struct stat st, in = {.st_size = 0};
+    static char buf[20000];
+    uint32_t f, g;
+
+    CHECK(fs);
+    CHECK(!uext4_is_read_only(fs));
+    memset(buf, 'e', sizeof(buf));
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "f", S_IFREG | 0644, 0, &st), 0);
+    f = (uint32_t)st.st_ino;
+    in.st_uid = in.st_gid = 1000;
+    CHECK_EQ(uext4_setattr(fs, &root, f, &in, UEXT4_SET_UID | UEXT4_SET_GID, NULL), 0);
+    CHECK_EQ(uext4_setxattr(fs, &root, f, "user.a", buf, 20000, 0), 0);
+    CHECK_EQ(uext4_setxattr(fs, &root, f, "user.b", buf, 9000, 0), 0);
+    CHECK_EQ(uext4_setxattr(fs, &root, f, "user.c", buf, 9000, 0), 0);
+    CHECK_EQ(uext4_removexattr(fs, &root, f, "user.c"), 0);
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "g", S_IFREG | 0644, 0, &st), 0);
+    g = (uint32_t)st.st_ino;
+    CHECK_EQ(uext4_setxattr(fs, &root, g, "user.a", buf, 9000, 0), 0);
+    in.st_uid = in.st_gid = 1001;
+    CHECK_EQ(uext4_setattr(fs, &root, g, &in, UEXT4_SET_UID | UEXT4_SET_GID, NULL), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    /* User 1000: f and its two EA inodes (5 + 3 blocks); user 1001: g and
+     * its one (3 blocks). */
+    CHECK(sh("debugfs -R 'list_quota user' %s 2>/dev/null | "
+             "grep -Eq '^ +1000 +32768 +0 +0 +3 +0 +0$'",
+             img) == 0);
+    CHECK(sh("debugfs -R 'list_quota user' %s 2>/dev/null | "
+             "grep -Eq '^ +1001 +12288 +0 +0 +2 +0 +0$'",
+             img) == 0);
+    return 0;
+}
+
 /* uext4_statx: the fields of uext4_getattr, the birth time set at creation
  * (STATX_BTIME only where the inode has room for i_crtime) and ext4's
  * stx_attributes from chattr's flags. */
@@ -1284,6 +1324,7 @@ int main(void)
     static const struct test_case cases[] = {
         {"inline_create_write_read", test_inline_create_write_read},
         {"quota_project_usage", test_quota_project_usage},
+        {"quota_ea_inode", test_quota_ea_inode},
         {"inline_capacity_boundary", test_inline_capacity_boundary},
         {"inline_grows_then_converts", test_inline_grows_then_converts},
         {"inline_truncate_rules", test_inline_truncate_rules},
