@@ -2,6 +2,7 @@
  * fs layer's business (it indexes names; ext2fs_lookup scans linearly). */
 #include "e2/iomgr.h"
 #include "e2/e2_internal.h"
+#include "base/log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -217,6 +218,19 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
         }
         if (!ret)
             err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    }
+    if (err == EXT2_ET_DIR_NO_SPACE && (dir_flags_locked(img, dir) & EXT2_INDEX_FL)) {
+        /* ext2fs_link splits leaves and index nodes itself; it says "no
+         * space" only when the index is as deep as ext4 allows (two levels
+         * below the root with large_dir, one without). A block appended
+         * here would be outside the index (e2fsck: "not referenced"), so
+         * ENOSPC, as the kernel's "index full". */
+        log_warn("'%s': directory inode %u: its htree index is full (%s); no entry added",
+                 img->path, dir,
+                 ext2fs_has_feature_largedir(img->fs->super)
+                     ? "3 levels, the most large_dir allows"
+                     : "2 levels, the most without large_dir");
+        goto out_unlock;
     }
     if (err == EXT2_ET_DIR_NO_SPACE) {
         /* Full: add a block (an inline directory becomes a block one).

@@ -185,6 +185,10 @@ int e2_journal_stop_locked(struct e2_image *img);
 /* orphan.c: the orphan list (s_last_orphan chained through i_dtime). */
 int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
 int e2_orphan_cleanup_locked(struct e2_image *img);
+/* Release the orphans a crashed kernel listed in the orphan file, zero
+ * their slots and clear orphan_present (read-write open, after the list);
+ * 0 without the feature, -EUCLEAN for a damaged orphan file. */
+int e2_orphan_file_cleanup_locked(struct e2_image *img);
 int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()

@@ -26,11 +26,11 @@ static const uint32_t incompat_refused =
 /* Implemented here (mmp.c), whatever the headers' CONFIG_MMP says. */
 static const uint32_t incompat_ours = EXT4_FEATURE_INCOMPAT_MMP;
 /* Readable, but writing would leave something e2fsck repairs (shared
- * blocks, orphan file) or that is not ours to write. */
+ * blocks) or that is not ours to write. orphan_present is not here: a
+ * read-write open releases the orphan file's inodes (orphan.c). */
 static const uint32_t ro_compat_ro =
     EXT4_FEATURE_RO_COMPAT_SHARED_BLOCKS | EXT4_FEATURE_RO_COMPAT_READONLY |
-    EXT4_FEATURE_RO_COMPAT_ORPHAN_PRESENT | EXT4_FEATURE_RO_COMPAT_REPLICA |
-    EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
+    EXT4_FEATURE_RO_COMPAT_REPLICA | EXT4_FEATURE_RO_COMPAT_HAS_SNAPSHOT;
 
 /* Name the first feature bit of @mask (E2P_FEATURE_* type @type). */
 static const char *first_feature(int type, uint32_t mask)
@@ -77,6 +77,13 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     if (bad) {
         e2_say(why, len, "feature '%s' is not supported for writing; mounting read-only",
                first_feature(E2P_FEATURE_RO_INCOMPAT, bad));
+        *need_ro = true;
+    }
+    /* orphan_present says the orphan file holds entries: without one,
+     * nothing here knows where they are. */
+    if (!*need_ro && ext2fs_has_feature_orphan_present(sb) && !ext2fs_has_feature_orphan_file(sb)) {
+        e2_say(why, len, "image '%s' has orphan_present set but no orphan_file; mounting read-only",
+               path);
         *need_ro = true;
     }
     return 0;
@@ -306,7 +313,8 @@ static int mark_mounted(struct e2_image *img)
     return ret;
 }
 
-/* Journal on, then what the last session left on the orphan list. */
+/* Journal on, then what the last session left on the orphan list and in
+ * the orphan file (in this order, as the kernel). */
 static int start_writing(struct e2_image *img, char *why, size_t why_len)
 {
     int ret;
@@ -317,6 +325,8 @@ static int start_writing(struct e2_image *img, char *why, size_t why_len)
             return ret;
     }
     ret = e2_orphan_cleanup_locked(img);
+    if (!ret)
+        ret = e2_orphan_file_cleanup_locked(img);
     if (ret)
         e2_say(why, why_len, "cannot release the orphan inodes of '%s': %s", img->path,
                strerror(-ret));
@@ -394,6 +404,28 @@ static int choose_mode(struct e2_image *img, const struct e2_open_opts *o, bool 
     return 0;
 }
 
+/* The superblock's free block and inode totals from the group
+ * descriptors, as the kernel's mount computes them: the kernel updates
+ * the totals in the superblock only when it writes it for another reason,
+ * so after its crash (a journal replayed here) they are stale, and
+ * freeing orphans from stale totals would leave them wrong. */
+static void recount_free(ext2_filsys fs)
+{
+    uint64_t clusters = 0, inodes = 0;
+
+    for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
+        clusters += ext2fs_bg_free_blocks_count(fs, g);
+        inodes += ext2fs_bg_free_inodes_count(fs, g);
+    }
+    if (ext2fs_free_blocks_count(fs->super) == EXT2FS_C2B(fs, clusters) &&
+        fs->super->s_free_inodes_count == inodes)
+        return;
+    ext2fs_free_blocks_count_set(fs->super, EXT2FS_C2B(fs, clusters));
+    fs->super->s_free_inodes_count = (uint32_t)inodes;
+    if (fs->flags & EXT2_FLAG_RW)
+        ext2fs_mark_super_dirty(fs);
+}
+
 /* The image opened again in its mode for use, in place of the read-only
  * handle the checks used, with an inode cache and its bitmaps. */
 static int open_for_use(struct e2_image *img, char *why, size_t why_len)
@@ -413,6 +445,8 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
     ret = e2_errno(ext2fs_read_bitmaps(img->fs));
     if (ret)
         e2_say(why, why_len, "cannot read the bitmaps of '%s': %s", img->path, strerror(-ret));
+    else
+        recount_free(img->fs);
     return ret;
 }
 

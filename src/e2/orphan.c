@@ -3,11 +3,28 @@
  * the list when the image is mounted again (the daemon was killed) is
  * freed then, as the kernel's ext4_orphan_cleanup() and e2fsck do. With a
  * journal the unlink and the list insertion commit together, so a crash
- * never leaves an unreferenced inode behind. */
+ * never leaves an unreferenced inode behind.
+ *
+ * The orphan file (compat orphan_file): the kernel records its orphans as
+ * inode numbers in the blocks of the inode s_orphan_file_inum (each block
+ * ends with a magic and, with metadata_csum, a checksum) and keeps
+ * ro_compat orphan_present set while it is mounted read-write. A
+ * read-write open releases what a crashed kernel left there, after the
+ * list, as ext4_orphan_cleanup() does, then clears orphan_present.
+ *
+ * Our own orphans stay on the s_last_orphan list even when the image has
+ * an orphan file: the kernel and e2fsck read both, the list costs one
+ * inode write in the unlink's transaction, and an orphan file slot would
+ * need a free-slot search and a checksummed block write per unlink for no
+ * gain in a daemon whose writes are serialised by one lock anyway. Since
+ * we never write an entry, orphan_present stays clear while we run: it
+ * means "the orphan file may hold entries". */
 #include "e2/e2_internal.h"
 #include "base/log.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 static bool is_valid_orphan(ext2_filsys fs, ext2_ino_t ino)
 {
@@ -92,6 +109,38 @@ int e2_orphans_release(struct e2_image *img)
     return ret;
 }
 
+/* Release orphan @ino: truncated past i_size if it still has links (ext4
+ * lists inodes mid-truncate too), else freed; taken off the s_last_orphan
+ * list either way. Counts frees in *@freed. */
+static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *freed)
+{
+    ext2_filsys fs = img->fs;
+    struct ext2_inode_large in;
+    int ret;
+
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        return ret;
+    if (in.i_links_count) {
+        uint64_t bs = fs->blocksize, keep = (EXT2_I_SIZE(&in) + bs - 1) / bs;
+
+        ret = e2_orphan_remove_locked(img, ino, &in); /* the list's head: O(1) */
+        if (!ret && !(in.i_flags & EXT4_INLINE_DATA_FL) &&
+            ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)&in))
+            ret = e2_punch_locked(img, ino, &in, keep, ~0ULL);
+        if (!ret)
+            ret = e2_write_inode_locked(img, ino, &in);
+    } else {
+        ret = e2_inode_free_locked(img, ino);
+        (*freed)++;
+    }
+    /* Thousands of orphans at once (a mount after a crash, or a close
+     * with many unlinked files open): commit as the log fills. */
+    if (!ret && img->journal && e2_journal_wants_commit(img))
+        ret = e2_journal_commit_locked(img);
+    return ret;
+}
+
 int e2_orphan_cleanup_locked(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
@@ -100,7 +149,6 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
 
     while (fs->super->s_last_orphan && !ret) {
         ext2_ino_t ino = fs->super->s_last_orphan;
-        struct ext2_inode_large in;
 
         if (!is_valid_orphan(fs, ino) || steps++ > fs->super->s_inodes_count) {
             log_warn("'%s': orphan list damaged at inode %u; dropping the rest of it", img->path,
@@ -109,30 +157,109 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
             ext2fs_mark_super_dirty(fs);
             break;
         }
-        ret = e2_read_inode_locked(img, ino, &in);
-        if (ret)
-            break;
-        if (in.i_links_count) {
-            /* ext4 also lists inodes mid-truncate; ours never are, and the
-             * blocks past i_size are released as the kernel would. */
-            uint64_t bs = fs->blocksize, keep = (EXT2_I_SIZE(&in) + bs - 1) / bs;
-            ret = e2_orphan_remove_locked(img, ino, &in); /* the head: O(1) */
-            if (!ret && !(in.i_flags & EXT4_INLINE_DATA_FL) &&
-                ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)&in))
-                ret = e2_punch_locked(img, ino, &in, keep, ~0ULL);
-            if (!ret)
-                ret = e2_write_inode_locked(img, ino, &in);
-            continue;
-        }
-        ret = e2_inode_free_locked(img, ino);
-        freed++;
-        /* Thousands of orphans at once (a mount after a crash, or a close
-         * with many unlinked files open): commit as the log fills. */
-        if (!ret && img->journal && e2_journal_wants_commit(img))
-            ret = e2_journal_commit_locked(img);
+        ret = release_one_locked(img, ino, &freed);
     }
     if (freed && !img->closing)
         log_notice("'%s': freed %u orphan inode%s left by an unclean shutdown", img->path, freed,
                    freed == 1 ? "" : "s");
     return ret;
+}
+
+/* Release the orphans listed in block @lblk (physical @pblk) of the
+ * orphan file @of_ino (generation @gen) and zero their slots. */
+static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uint32_t gen,
+                                    blk64_t lblk, blk64_t pblk, char *buf, uint32_t *freed)
+{
+    ext2_filsys fs = img->fs;
+    struct ext4_orphan_block_tail *tail = ext2fs_orphan_block_tail(fs, buf);
+    uint32_t *slot = (uint32_t *)buf;
+    int per_block = ext2fs_inodes_per_orphan_block(fs);
+    bool changed = false;
+    int ret = 0;
+
+    ret = e2_errno(io_channel_read_blk64(fs->io, pblk, 1, buf));
+    if (ret)
+        return ret;
+    if (ext2fs_le32_to_cpu(tail->ob_magic) != EXT4_ORPHAN_BLOCK_MAGIC ||
+        (ext2fs_has_feature_metadata_csum(fs->super) &&
+         ext2fs_le32_to_cpu(tail->ob_checksum) !=
+             ext2fs_do_orphan_file_block_csum(fs, of_ino, gen, pblk, buf))) {
+        log_err("'%s': block %llu of the orphan file (inode %u) has a bad %s", img->path,
+                (unsigned long long)lblk, of_ino,
+                ext2fs_le32_to_cpu(tail->ob_magic) != EXT4_ORPHAN_BLOCK_MAGIC ? "magic"
+                                                                              : "checksum");
+        return -EUCLEAN;
+    }
+    for (int i = 0; i < per_block && !ret; i++) {
+        ext2_ino_t ino = ext2fs_le32_to_cpu(slot[i]);
+
+        if (!ino)
+            continue;
+        if (!is_valid_orphan(fs, ino) || ino == of_ino ||
+            !ext2fs_test_inode_bitmap2(fs->inode_map, ino))
+            log_warn("'%s': orphan file entry %u names inode %u, which is not in use; dropped",
+                     img->path, i, ino);
+        else
+            ret = release_one_locked(img, ino, freed);
+        if (!ret) {
+            slot[i] = 0;
+            changed = true;
+        }
+    }
+    if (changed && ext2fs_has_feature_metadata_csum(fs->super))
+        tail->ob_checksum =
+            ext2fs_cpu_to_le32(ext2fs_do_orphan_file_block_csum(fs, of_ino, gen, pblk, buf));
+    if (changed && !ret)
+        ret = e2_errno(io_channel_write_blk64(fs->io, pblk, 1, buf));
+    return ret;
+}
+
+int e2_orphan_file_cleanup_locked(struct e2_image *img)
+{
+    ext2_filsys fs = img->fs;
+    ext2_ino_t of_ino = fs->super->s_orphan_file_inum;
+    struct ext2_inode_large of;
+    uint32_t freed = 0;
+    uint64_t nblocks;
+    char *buf;
+    int ret;
+
+    if (!ext2fs_has_feature_orphan_file(fs->super))
+        return 0;
+    if (!of_ino || of_ino > fs->super->s_inodes_count)
+        goto out_bad;
+    ret = e2_read_inode_locked(img, of_ino, &of);
+    if (ret)
+        return ret;
+    if (!LINUX_S_ISREG(of.i_mode))
+        goto out_bad;
+    nblocks = EXT2_I_SIZE(&of) / fs->blocksize;
+    buf = malloc(fs->blocksize);
+    if (!buf)
+        return -ENOMEM;
+    for (blk64_t lblk = 0; lblk < nblocks && !ret; lblk++) {
+        blk64_t pblk = 0;
+
+        ret = e2_errno(
+            ext2fs_bmap2(fs, of_ino, (struct ext2_inode *)&of, NULL, 0, lblk, NULL, &pblk));
+        if (!ret && !pblk) {
+            log_err("'%s': block %llu of the orphan file (inode %u) is a hole", img->path,
+                    (unsigned long long)lblk, of_ino);
+            ret = -EUCLEAN;
+        }
+        if (!ret)
+            ret = orphan_file_block_locked(img, of_ino, of.i_generation, lblk, pblk, buf, &freed);
+    }
+    free(buf);
+    if (!ret && ext2fs_has_feature_orphan_present(fs->super)) {
+        ext2fs_clear_feature_orphan_present(fs->super);
+        ext2fs_mark_super_dirty(fs);
+    }
+    if (freed)
+        log_notice("'%s': freed %u orphan inode%s listed in the orphan file", img->path, freed,
+                   freed == 1 ? "" : "s");
+    return ret;
+out_bad:
+    log_err("'%s': the superblock names no valid orphan file (inode %u)", img->path, of_ino);
+    return -EUCLEAN;
 }
