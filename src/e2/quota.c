@@ -23,17 +23,8 @@
  * projid (beyond those) is taken from the buffer only when our own code
  * writes a whole large inode (e2_quota_whole_inode), else from the disk.
  *
- * The files are the kernel's QFMT_VFS_V1 format: 1 KiB quota blocks; block
- * 0 holds the header (magic per type, version 1) and the info (grace
- * times, flags, block count, free block list, list of data blocks with
- * free entries); block 1 is the root of a 4-level radix tree indexed by the
- * bytes of the id, most significant first, whose last level points at data
- * blocks: a 16-byte header (free-list links, entry count) and 14 entries of
- * 72 bytes. An entry whose bytes are all zero is free (so an id 0 entry
- * that would be all zero keeps dqb_itime 1, as the kernel writes it).
- * Entries are added for new ids; entries whose usage falls to zero are
- * kept (e2fsck accepts them; the kernel would delete those without
- * limits).
+ * The files are the kernel's QFMT_VFS_V1 trees, read and written by
+ * qtree.c; entries falling to zero usage are kept.
  *
  * Soft limits follow the kernel's dquot rules: a charge that takes an id
  * past its soft limit while no grace period runs starts one (dqb_btime or
@@ -44,6 +35,7 @@
  * the file, at the flush before the commit: a grace period starts up to a
  * commit interval after the operation that passed the limit. */
 #include "e2/e2_internal.h"
+#include "e2/qtree.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -53,30 +45,6 @@
 #include <string.h>
 #include <time.h>
 
-#define QT_BLKSIZE    1024u
-#define QT_TREEOFF    1u
-#define QT_TREEDEPTH  4
-#define QT_HDR_SIZE   16u
-#define QT_ENTRY_SIZE 72u
-#define QT_PER_BLOCK  ((QT_BLKSIZE - QT_HDR_SIZE) / QT_ENTRY_SIZE)
-#define QT_INFO_OFF   8u
-
-/* Offsets in an entry (struct v2r1_disk_dqblk). */
-#define DQ_ID        0
-#define DQ_IHARD     8
-#define DQ_ISOFT     16
-#define DQ_CURINODES 24
-#define DQ_BHARD     32
-#define DQ_BSOFT     40
-#define DQ_CURSPACE  48
-#define DQ_BTIME     56
-#define DQ_ITIME     64
-
-/* Offsets in the info (struct v2_disk_dqinfo), from QT_INFO_OFF. */
-#define DQI_BGRACE 0
-#define DQI_IGRACE 4
-
-static const uint32_t qt_magic[E2_QUOTA_TYPES] = {0xd9c01f11, 0xd9c01927, 0xd9c03f14};
 static const char *const qt_name[E2_QUOTA_TYPES] = {"user", "group", "project"};
 
 struct qt_delta {
@@ -97,317 +65,6 @@ struct e2_quota {
     bool fresh; /* ... and a new one: nothing was charged for its slot */
 };
 
-/* ---- little-endian fields ---- */
-
-static uint32_t get32(const unsigned char *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, 4);
-    return ext2fs_le32_to_cpu(v);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    v = ext2fs_cpu_to_le32(v);
-    memcpy(p, &v, 4);
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, 8);
-    return ext2fs_le64_to_cpu(v);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    v = ext2fs_cpu_to_le64(v);
-    memcpy(p, &v, 8);
-}
-
-/* ---- quota blocks of a quota file ---- */
-
-/* Read quota block @n of file @inum; a hole or a block past the end reads
- * as zeros. */
-static int qblk_read(ext2_filsys fs, uint32_t inum, uint32_t n, unsigned char *buf)
-{
-    uint64_t off = (uint64_t)n * QT_BLKSIZE;
-    blk64_t pblk = 0;
-    char *fsblk;
-    errcode_t err;
-
-    err = ext2fs_bmap2(fs, inum, NULL, NULL, 0, off / fs->blocksize, NULL, &pblk);
-    if (err)
-        return e2_errno(err);
-    if (!pblk) {
-        memset(buf, 0, QT_BLKSIZE);
-        return 0;
-    }
-    err = ext2fs_get_mem(fs->blocksize, &fsblk);
-    if (err)
-        return e2_errno(err);
-    err = io_channel_read_blk64(fs->io, pblk, 1, fsblk);
-    if (!err)
-        memcpy(buf, fsblk + off % fs->blocksize, QT_BLKSIZE);
-    ext2fs_free_mem(&fsblk);
-    return e2_errno(err);
-}
-
-/* Write quota block @n, allocating the file block under it and growing
- * i_size as needed. Through the io channel: in the running transaction. */
-static int qblk_write(ext2_filsys fs, uint32_t inum, uint32_t n, const unsigned char *buf)
-{
-    uint64_t off = (uint64_t)n * QT_BLKSIZE, end = off + QT_BLKSIZE;
-    struct ext2_inode_large in;
-    blk64_t pblk = 0;
-    char *fsblk = NULL;
-    errcode_t err;
-    int ret_flags = 0;
-
-    err = ext2fs_get_memzero(fs->blocksize, &fsblk);
-    if (err)
-        return e2_errno(err);
-    err = ext2fs_bmap2(fs, inum, NULL, NULL, 0, off / fs->blocksize, NULL, &pblk);
-    if (!err && !pblk)
-        err =
-            ext2fs_bmap2(fs, inum, NULL, NULL, BMAP_ALLOC, off / fs->blocksize, &ret_flags, &pblk);
-    else if (!err)
-        err = io_channel_read_blk64(fs->io, pblk, 1, fsblk);
-    if (err)
-        goto out_free;
-    memcpy(fsblk + off % fs->blocksize, buf, QT_BLKSIZE);
-    err = io_channel_write_blk64(fs->io, pblk, 1, fsblk);
-    if (err)
-        goto out_free;
-    err = ext2fs_read_inode_full(fs, inum, (struct ext2_inode *)&in, sizeof(in));
-    if (!err && EXT2_I_SIZE(&in) < end) {
-        err = ext2fs_inode_size_set(fs, (struct ext2_inode *)&in, end);
-        if (!err)
-            err = ext2fs_write_inode_full(fs, inum, (struct ext2_inode *)&in, sizeof(in));
-    }
-out_free:
-    ext2fs_free_mem(&fsblk);
-    return e2_errno(err);
-}
-
-/* ---- the tree ---- */
-
-struct qt_info {
-    unsigned char blk[QT_BLKSIZE]; /* block 0 as read */
-    uint32_t blocks, free_blk, free_entry;
-};
-
-static int info_read(ext2_filsys fs, int type, uint32_t inum, struct qt_info *qi)
-{
-    int ret = qblk_read(fs, inum, 0, qi->blk);
-
-    if (ret)
-        return ret;
-    if (get32(qi->blk) != qt_magic[type] || get32(qi->blk + 4) != 1)
-        return -EUCLEAN;
-    qi->blocks = get32(qi->blk + QT_INFO_OFF + 12);
-    qi->free_blk = get32(qi->blk + QT_INFO_OFF + 16);
-    qi->free_entry = get32(qi->blk + QT_INFO_OFF + 20);
-    if (qi->blocks <= QT_TREEOFF)
-        return -EUCLEAN;
-    return 0;
-}
-
-static int info_write(ext2_filsys fs, uint32_t inum, struct qt_info *qi)
-{
-    put32(qi->blk + QT_INFO_OFF + 12, qi->blocks);
-    put32(qi->blk + QT_INFO_OFF + 16, qi->free_blk);
-    put32(qi->blk + QT_INFO_OFF + 20, qi->free_entry);
-    return qblk_write(fs, inum, 0, qi->blk);
-}
-
-static bool ref_ok(const struct qt_info *qi, uint32_t ref)
-{
-    return ref > QT_TREEOFF && ref < qi->blocks;
-}
-
-static bool entry_unused(const unsigned char *e)
-{
-    for (unsigned i = 0; i < QT_ENTRY_SIZE; i++) {
-        if (e[i])
-            return false;
-    }
-    return true;
-}
-
-static unsigned tree_index(uint32_t id, int depth)
-{
-    return (id >> ((QT_TREEDEPTH - depth - 1) * 8)) & 0xff;
-}
-
-/* Where the entry of @id is: data block *@blk (0 if the id has none), at
- * byte *@off in it. */
-static int entry_find(ext2_filsys fs, uint32_t inum, const struct qt_info *qi, uint32_t id,
-                      uint32_t *blk, unsigned *off)
-{
-    unsigned char buf[QT_BLKSIZE];
-    uint32_t ref = QT_TREEOFF;
-    int ret;
-
-    *blk = 0;
-    for (int depth = 0; depth < QT_TREEDEPTH; depth++) {
-        ret = qblk_read(fs, inum, ref, buf);
-        if (ret)
-            return ret;
-        ref = get32(buf + 4 * tree_index(id, depth));
-        if (!ref)
-            return 0;
-        if (!ref_ok(qi, ref))
-            return -EUCLEAN;
-    }
-    ret = qblk_read(fs, inum, ref, buf);
-    if (ret)
-        return ret;
-    for (unsigned i = 0; i < QT_PER_BLOCK; i++) {
-        const unsigned char *e = buf + QT_HDR_SIZE + i * QT_ENTRY_SIZE;
-        if (!entry_unused(e) && get32(e + DQ_ID) == id) {
-            *blk = ref;
-            *off = QT_HDR_SIZE + i * QT_ENTRY_SIZE;
-            return 0;
-        }
-    }
-    return -EUCLEAN; /* the tree points at a block without the id */
-}
-
-/* A block for a new tree or data block: the head of the free block list,
- * else one past the end of the file. */
-static int block_get(ext2_filsys fs, uint32_t inum, struct qt_info *qi, uint32_t *blk)
-{
-    unsigned char buf[QT_BLKSIZE];
-    int ret;
-
-    if (qi->free_blk) {
-        if (!ref_ok(qi, qi->free_blk))
-            return -EUCLEAN;
-        ret = qblk_read(fs, inum, qi->free_blk, buf);
-        if (ret)
-            return ret;
-        *blk = qi->free_blk;
-        qi->free_blk = get32(buf); /* dqdh_next_free */
-        return 0;
-    }
-    *blk = qi->blocks++;
-    return 0;
-}
-
-/* A free entry slot for a new id: in the first data block with free
- * entries, or a new data block put on that list. Takes the block off the
- * list when it becomes full. The block is left in @buf with the entry
- * count raised (the caller fills the entry at *@off and writes it). */
-static int slot_get(ext2_filsys fs, uint32_t inum, struct qt_info *qi, uint32_t *blk, unsigned *off,
-                    unsigned char *buf)
-{
-    unsigned entries;
-    int ret;
-
-    if (qi->free_entry) {
-        if (!ref_ok(qi, qi->free_entry))
-            return -EUCLEAN;
-        *blk = qi->free_entry;
-        ret = qblk_read(fs, inum, *blk, buf);
-        if (ret)
-            return ret;
-    } else {
-        ret = block_get(fs, inum, qi, blk);
-        if (ret)
-            return ret;
-        memset(buf, 0, QT_BLKSIZE);
-        qi->free_entry = *blk; /* the list was empty: the block is all of it */
-    }
-    entries = buf[8] | (unsigned)buf[9] << 8;
-    if (entries >= QT_PER_BLOCK)
-        return -EUCLEAN;
-    entries++;
-    buf[8] = (unsigned char)entries;
-    buf[9] = (unsigned char)(entries >> 8);
-    if (entries == QT_PER_BLOCK) {
-        /* Full: off the list, of which it is the head. */
-        uint32_t next = get32(buf);
-        unsigned char nb[QT_BLKSIZE];
-
-        if (next) {
-            if (!ref_ok(qi, next))
-                return -EUCLEAN;
-            ret = qblk_read(fs, inum, next, nb);
-            if (!ret) {
-                put32(nb + 4, 0); /* dqdh_prev_free */
-                ret = qblk_write(fs, inum, next, nb);
-            }
-            if (ret)
-                return ret;
-        }
-        qi->free_entry = next;
-        put32(buf, 0);
-        put32(buf + 4, 0);
-    }
-    for (unsigned i = 0; i < QT_PER_BLOCK; i++) {
-        if (entry_unused(buf + QT_HDR_SIZE + i * QT_ENTRY_SIZE)) {
-            *off = QT_HDR_SIZE + i * QT_ENTRY_SIZE;
-            return 0;
-        }
-    }
-    return -EUCLEAN; /* the count said there was room */
-}
-
-/* Add an entry for @id (none exists) with zero usage and no limits. */
-static int entry_insert(ext2_filsys fs, uint32_t inum, struct qt_info *qi, uint32_t id,
-                        uint32_t *dblk, unsigned *doff)
-{
-    unsigned char tree[QT_BLKSIZE], data[QT_BLKSIZE];
-    uint32_t ref = QT_TREEOFF, next;
-    unsigned idx;
-    int ret;
-
-    for (int depth = 0; depth < QT_TREEDEPTH; depth++) {
-        ret = qblk_read(fs, inum, ref, tree);
-        if (ret)
-            return ret;
-        idx = tree_index(id, depth);
-        next = get32(tree + 4 * idx);
-        if (depth == QT_TREEDEPTH - 1) {
-            if (next)
-                return -EUCLEAN; /* the leaf slot is taken but lacks @id */
-            ret = slot_get(fs, inum, qi, dblk, doff, data);
-            if (ret)
-                return ret;
-            memset(data + *doff, 0, QT_ENTRY_SIZE);
-            put32(data + *doff + DQ_ID, id);
-            if (entry_unused(data + *doff))
-                put64(data + *doff + DQ_ITIME, 1);
-            ret = qblk_write(fs, inum, *dblk, data);
-            if (!ret) {
-                put32(tree + 4 * idx, *dblk);
-                ret = qblk_write(fs, inum, ref, tree);
-            }
-            return ret;
-        }
-        if (!next) {
-            unsigned char zero[QT_BLKSIZE] = {0};
-
-            ret = block_get(fs, inum, qi, &next);
-            if (!ret)
-                ret = qblk_write(fs, inum, next, zero);
-            if (!ret) {
-                put32(tree + 4 * idx, next);
-                ret = qblk_write(fs, inum, ref, tree);
-            }
-            if (ret)
-                return ret;
-        } else if (!ref_ok(qi, next)) {
-            return -EUCLEAN;
-        }
-        ref = next;
-    }
-    return -EUCLEAN; /* not reached */
-}
-
 static uint64_t add_clamped(uint64_t v, int64_t d)
 {
     if (d < 0 && (uint64_t)-d > v)
@@ -421,65 +78,56 @@ static uint64_t add_clamped(uint64_t v, int64_t d)
 static void charge_entry(unsigned char *e, unsigned cur_off, unsigned time_off, uint64_t soft,
                          int64_t d, uint32_t grace, uint64_t now)
 {
-    uint64_t cur = add_clamped(get64(e + cur_off), d);
+    uint64_t cur = add_clamped(e2_qt_get64(e + cur_off), d);
 
-    put64(e + cur_off, cur);
-    if (d > 0 && soft && cur > soft && !get64(e + time_off))
-        put64(e + time_off, now + grace);
+    e2_qt_put64(e + cur_off, cur);
+    if (d > 0 && soft && cur > soft && !e2_qt_get64(e + time_off))
+        e2_qt_put64(e + time_off, now + grace);
     else if (d < 0 && cur <= soft)
-        put64(e + time_off, 0);
+        e2_qt_put64(e + time_off, 0);
 }
 
 /* Add one type's differences to its file. */
 static int flush_file(ext2_filsys fs, int type, struct qt_file *f)
 {
-    unsigned char buf[QT_BLKSIZE];
-    struct qt_info qi;
+    unsigned char buf[E2_QT_BLKSIZE];
+    struct e2_qtree qt;
     uint32_t blk;
     unsigned off;
-    bool info_dirty = false;
     uint64_t now = (uint64_t)time(NULL);
-    uint32_t bgrace, igrace;
-    int ret;
+    int ret, cret;
 
     if (!f->n)
         return 0;
-    ret = info_read(fs, type, f->inum, &qi);
+    ret = e2_qtree_open(&qt, fs, type, f->inum);
     if (ret)
         return ret;
-    bgrace = get32(qi.blk + QT_INFO_OFF + DQI_BGRACE);
-    igrace = get32(qi.blk + QT_INFO_OFF + DQI_IGRACE);
     while (f->n) {
         struct qt_delta *d = &f->d[f->n - 1];
 
         if (d->space || d->inodes) {
-            ret = entry_find(fs, f->inum, &qi, d->id, &blk, &off);
-            if (!ret && !blk) {
-                uint32_t before = qi.blocks, fb = qi.free_blk, fe = qi.free_entry;
-                ret = entry_insert(fs, f->inum, &qi, d->id, &blk, &off);
-                info_dirty |= before != qi.blocks || fb != qi.free_blk || fe != qi.free_entry;
-            }
+            ret = e2_qtree_find(&qt, d->id, &blk, &off);
+            if (!ret && !blk)
+                ret = e2_qtree_insert(&qt, d->id, &blk, &off);
             if (!ret)
-                ret = qblk_read(fs, f->inum, blk, buf);
+                ret = e2_qtree_read_block(&qt, blk, buf);
             if (ret)
                 break;
             unsigned char *e = buf + off;
-            charge_entry(e, DQ_CURSPACE, DQ_BTIME, get64(e + DQ_BSOFT) * QT_BLKSIZE, d->space,
-                         bgrace, now);
-            charge_entry(e, DQ_CURINODES, DQ_ITIME, get64(e + DQ_ISOFT), d->inodes, igrace, now);
-            if (entry_unused(e))
-                put64(e + DQ_ITIME, 1);
-            ret = qblk_write(fs, f->inum, blk, buf);
+            charge_entry(e, E2_DQ_CURSPACE, E2_DQ_BTIME,
+                         e2_qt_get64(e + E2_DQ_BSOFT) * E2_QT_BLKSIZE, d->space,
+                         e2_qtree_grace(&qt, false), now);
+            charge_entry(e, E2_DQ_CURINODES, E2_DQ_ITIME, e2_qt_get64(e + E2_DQ_ISOFT), d->inodes,
+                         e2_qtree_grace(&qt, true), now);
+            e2_qtree_keep_entry(e);
+            ret = e2_qtree_write_block(&qt, blk, buf);
             if (ret)
                 break;
         }
         f->n--;
     }
-    if (info_dirty) {
-        int iret = info_write(fs, f->inum, &qi);
-        ret = ret ? ret : iret;
-    }
-    return ret;
+    cret = e2_qtree_close(&qt);
+    return ret ? ret : cret;
 }
 
 /* ---- charging ---- */
@@ -612,7 +260,7 @@ int e2_quota_start(struct e2_image *img, char *why, size_t why_len)
 {
     ext2_filsys fs = img->fs;
     struct e2_quota *q;
-    struct qt_info qi;
+    struct e2_qtree qt;
     int ret;
 
     if (!ext2fs_has_feature_quota(fs->super))
@@ -629,7 +277,7 @@ int e2_quota_start(struct e2_image *img, char *why, size_t why_len)
 
         if (!inum)
             continue;
-        ret = inum > fs->super->s_inodes_count ? -EUCLEAN : info_read(fs, t, inum, &qi);
+        ret = inum > fs->super->s_inodes_count ? -EUCLEAN : e2_qtree_open(&qt, fs, t, inum);
         if (ret) {
             e2_say(why, why_len, "the %s quota file (inode %u) of '%s' is unusable: %s", qt_name[t],
                    inum, img->path, strerror(-ret));
@@ -716,8 +364,8 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
                        uint64_t *space, uint64_t *inodes)
 {
     struct e2_quota *q = img->quota;
-    unsigned char buf[QT_BLKSIZE];
-    struct qt_info qi;
+    unsigned char buf[E2_QT_BLKSIZE];
+    struct e2_qtree qt;
     uint32_t blk;
     unsigned off;
     uint64_t now = (uint64_t)time(NULL);
@@ -730,22 +378,24 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
 
         if (!f->inum || !(mask & (1u << t)))
             continue;
-        ret = info_read(img->fs, t, f->inum, &qi);
+        ret = e2_qtree_open(&qt, img->fs, t, f->inum);
         if (!ret)
-            ret = entry_find(img->fs, f->inum, &qi, ids[t], &blk, &off);
+            ret = e2_qtree_find(&qt, ids[t], &blk, &off);
         if (!ret && blk)
-            ret = qblk_read(img->fs, f->inum, blk, buf);
+            ret = e2_qtree_read_block(&qt, blk, buf);
         if (ret)
             return ret;
         if (!blk)
             continue; /* no entry: no limits */
-        bhard = limit_now(get64(buf + off + DQ_BHARD), get64(buf + off + DQ_BSOFT),
-                          get64(buf + off + DQ_BTIME), now) *
-                QT_BLKSIZE;
-        ihard = limit_now(get64(buf + off + DQ_IHARD), get64(buf + off + DQ_ISOFT),
-                          get64(buf + off + DQ_ITIME), now);
-        cur_space = get64(buf + off + DQ_CURSPACE);
-        cur_inodes = get64(buf + off + DQ_CURINODES);
+        bhard =
+            limit_now(e2_qt_get64(buf + off + E2_DQ_BHARD), e2_qt_get64(buf + off + E2_DQ_BSOFT),
+                      e2_qt_get64(buf + off + E2_DQ_BTIME), now) *
+            E2_QT_BLKSIZE;
+        ihard =
+            limit_now(e2_qt_get64(buf + off + E2_DQ_IHARD), e2_qt_get64(buf + off + E2_DQ_ISOFT),
+                      e2_qt_get64(buf + off + E2_DQ_ITIME), now);
+        cur_space = e2_qt_get64(buf + off + E2_DQ_CURSPACE);
+        cur_inodes = e2_qt_get64(buf + off + E2_DQ_CURINODES);
         for (size_t i = 0; i < f->n; i++) {
             if (f->d[i].id == ids[t]) {
                 cur_space = add_clamped(cur_space, f->d[i].space);
