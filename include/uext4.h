@@ -450,6 +450,14 @@ struct uext4_inode_info {
 int uext4_inspect(struct uext4_fs *fs, uint32_t ino, struct uext4_inode_info *info);
 void uext4_inode_info_free(struct uext4_inode_info *info);
 
+/* The names uext4-inspect and uext4_inspect_json() print: the type of
+ * @mode ("file", "dir", "symlink", "device", "fifo", "socket", "unknown"),
+ * and the flag whose only bit is @bit ("immutable", "append", "noatime",
+ * "index", "huge", "extents", "ea_inode", "inline"; NULL for any other
+ * bit). Static strings. */
+const char *uext4_inode_type_name(mode_t mode);
+const char *uext4_inode_flag_name(uint32_t bit);
+
 /* The JSON object `uext4-inspect --json` prints: @info, the xattr names
  * @xattrs (NUL-separated, @xlen bytes; a negative @xlen lists none) and,
  * unless @path is NULL, a "path" member first. Returns a malloc'd string

@@ -58,16 +58,24 @@ void uext4_inode_info_free(struct uext4_inode_info *info)
     info->nextents = 0;
 }
 
-static const struct {
-    uint32_t bit;
-    const char *name;
-} flag_names[] = {
-    {0x00000010u, "immutable"}, {0x00000020u, "append"}, {0x00000080u, "noatime"},
-    {0x00001000u, "index"},     {0x00040000u, "huge"},   {0x00080000u, "extents"},
-    {0x00200000u, "ea_inode"},  {0x10000000u, "inline"},
-};
+const char *uext4_inode_flag_name(uint32_t bit)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } names[] = {
+        {0x00000010u, "immutable"}, {0x00000020u, "append"}, {0x00000080u, "noatime"},
+        {0x00001000u, "index"},     {0x00040000u, "huge"},   {0x00080000u, "extents"},
+        {0x00200000u, "ea_inode"},  {0x10000000u, "inline"},
+    };
 
-static const char *type_name(mode_t m)
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].bit == bit)
+            return names[i].name;
+    return NULL;
+}
+
+const char *uext4_inode_type_name(mode_t m)
 {
     if (S_ISREG(m))
         return "file";
@@ -117,12 +125,14 @@ int uext4_inspect_json(const struct uext4_inode_info *in, const char *path, cons
             "\"ino\": %" PRIu32 ", \"type\": \"%s\", \"mode\": %u, \"nlink\": %" PRIu32
             ", \"size\": %" PRIu64 ", \"blocks\": %" PRIu64 ", \"flags\": %" PRIu32
             ", \"flag_names\": [",
-            in->ino, type_name(in->mode), (unsigned)(in->mode & 07777), in->nlink, in->size,
-            in->blocks, in->flags);
-    for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
-        if (!(in->flags & flag_names[i].bit))
+            in->ino, uext4_inode_type_name(in->mode), (unsigned)(in->mode & 07777), in->nlink,
+            in->size, in->blocks, in->flags);
+    for (unsigned i = 0; i < 32; i++) {
+        const char *name = uext4_inode_flag_name(in->flags & (1u << i));
+
+        if (!name)
             continue;
-        fprintf(f, "%s\"%s\"", first ? "" : ", ", flag_names[i].name);
+        fprintf(f, "%s\"%s\"", first ? "" : ", ", name);
         first = false;
     }
     fprintf(f,

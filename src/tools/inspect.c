@@ -22,15 +22,6 @@
 #define INLINE_FL  0x10000000u
 #define EXTENTS_FL 0x00080000u
 
-static const struct {
-    uint32_t bit;
-    const char *name;
-} flag_names[] = {
-    {0x00000010u, "immutable"}, {0x00000020u, "append"}, {0x00000080u, "noatime"},
-    {0x00001000u, "index"},     {0x00040000u, "huge"},   {0x00080000u, "extents"},
-    {0x00200000u, "ea_inode"},  {0x10000000u, "inline"},
-};
-
 static const struct uext4_cred root_cred = {.uid = 0, .gid = 0, .umask = 022};
 
 static void usage(FILE *out)
@@ -47,28 +38,17 @@ static void usage(FILE *out)
                  "  -V, --version  print the version\n");
 }
 
-static const char *type_name(mode_t m)
-{
-    if (S_ISREG(m))
-        return "file";
-    if (S_ISDIR(m))
-        return "dir";
-    if (S_ISLNK(m))
-        return "symlink";
-    if (S_ISCHR(m) || S_ISBLK(m))
-        return "device";
-    return S_ISFIFO(m) ? "fifo" : S_ISSOCK(m) ? "socket" : "unknown";
-}
-
 static void flags_text(uint32_t flags, char *out, size_t len)
 {
     size_t o = 0;
 
     out[0] = '\0';
-    for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)
-        if (flags & flag_names[i].bit)
-            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? "," : "",
-                                  flag_names[i].name);
+    for (unsigned i = 0; i < 32; i++) {
+        const char *name = uext4_inode_flag_name(flags & (1u << i));
+
+        if (name)
+            o += (size_t)snprintf(out + o, o < len ? len - o : 0, "%s%s", o ? "," : "", name);
+    }
 }
 
 static void print_text(const char *what, const struct uext4_inode_info *in, const char *xl,
@@ -78,7 +58,7 @@ static void print_text(const char *what, const struct uext4_inode_info *in, cons
 
     flags_text(in->flags, fl, sizeof(fl));
     printf("%s: inode %" PRIu32 "\n", what, in->ino);
-    printf("  type       %s, mode %04o, links %" PRIu32 "\n", type_name(in->mode),
+    printf("  type       %s, mode %04o, links %" PRIu32 "\n", uext4_inode_type_name(in->mode),
            (unsigned)(in->mode & 07777), in->nlink);
     printf("  size       %" PRIu64 " bytes, %" PRIu64 " 512-byte blocks\n", in->size, in->blocks);
     printf("  flags      0x%08" PRIx32 " (%s)\n", in->flags, fl[0] ? fl : "none");
