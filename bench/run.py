@@ -29,6 +29,9 @@ MiB = 1 << 20
 GiB = 1 << 30
 PAGE = 4096
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, 'tests', 'lib'))  # the test toolkit
+import uext4test as ut  # noqa: E402
+from uext4test import mounted_at as mounted  # noqa: E402
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -61,18 +64,8 @@ def drop_caches():
     backing each image stays in RAM: "cold" means the file system's caches."""
     if not is_root():
         return False
-    os.sync()
-    with open('/proc/sys/vm/drop_caches', 'w') as f:
-        f.write('3\n')
+    ut.drop_caches(3)
     return True
-
-
-def mounted(mnt):
-    with open('/proc/mounts') as f:
-        for line in f:
-            if line.split(' ', 2)[1] == mnt:
-                return True
-    return False
 
 
 def fs_type_of(path):
@@ -142,23 +135,11 @@ def control_socket(pid):
 
 
 def daemon_requests(path):
-    """FUSE requests the uext4 daemon behind control socket @path has taken
-    (its "stats" answer "0 requests N"), or None."""
-    import socket
+    """FUSE requests the uext4 daemon behind control socket @path has taken,
+    or None when it cannot tell."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
-            sk.settimeout(5)
-            sk.connect(path)
-            sk.sendall(b'stats\n')
-            ans = b''
-            while not ans.endswith(b'\n'):
-                got = sk.recv(256)
-                if not got:
-                    break
-                ans += got
-        m = re.fullmatch(r'0 requests (\d+)\n', ans.decode(errors='replace'))
-        return int(m.group(1)) if m else None
-    except OSError:
+        return ut.daemon_requests(path, timeout=5)
+    except (OSError, ut.TestFailure):
         return None
 
 
@@ -230,9 +211,7 @@ class Kernel(System):
         return m
 
     def unmount(self, m, timeout=60.0):
-        r = run(['umount', m.mnt], check=False, timeout=timeout)
-        if r.returncode != 0 and mounted(m.mnt):
-            run(['umount', '-l', m.mnt], check=False)
+        ut.kernel_unmount(m.mnt)
         REG.remove(m)
 
 
@@ -755,10 +734,10 @@ def human(n):
 # ---------------------------------------------------------------- images
 
 def mkfs(img, size, extra=(), lazy=False):
-    with open(img, 'wb') as f:
-        f.truncate(size)
-    e = [] if lazy else ['-E', 'lazy_itable_init=0,lazy_journal_init=0']
-    run(['mkfs.ext4', '-F', '-q', '-O', 'inline_data'] + e + list(extra) + [img], timeout=300)
+    """The toolkit's image (fixed UUID and hash seed), inline_data; inode
+    tables and journal written now unless @lazy."""
+    ut.mkfs(img, size=str(size), features=('inline_data',), opts=extra,
+            extended=() if lazy else ('lazy_itable_init=0', 'lazy_journal_init=0'))
 
 
 def copy_image(src, dst):
@@ -766,16 +745,19 @@ def copy_image(src, dst):
 
 
 def fsck(img):
-    r = run(['e2fsck', '-fn', img], check=False, timeout=300)
-    return r.returncode, (r.stdout + r.stderr).strip()
+    """None if e2fsck -fn passes, else the end of what it said."""
+    msg = ut.fsck(img, check_rc=False)
+    if msg is None:
+        return None
+    head, _, said = msg.partition('\n')
+    return '%s %s' % (head, said.strip()[-400:])
 
 
 def inline_flag(img, path):
-    r = run(['debugfs', '-R', 'stat ' + path, img], check=False)
-    m = re.search(r'Flags: (0x[0-9a-f]+)', r.stdout)
-    if not m:
+    try:
+        return bool(ut.inode_info(img, path)['flags'] & ut.EXT4_INLINE_DATA_FL)
+    except ut.TestFailure:
         return None
-    return bool(int(m.group(1), 16) & 0x10000000)
 
 
 # ---------------------------------------------------------------- one run
@@ -812,10 +794,10 @@ def one_run(system, wl_name, fn, S, base, work):
     if err is None and wl_name == 'small':
         ctx.notes['inline'] = inline_flag(img, '/s/f00000')
     if err != 'n/a':
-        rc, out = fsck(img)
-        if rc != 0:
-            ctx.notes['fsck'] = 'e2fsck -fn exit %d: %s' % (rc, out[-400:])
-            log('  ! %s/%s: e2fsck -fn failed (%d)' % (system.name, wl_name, rc))
+        problem = fsck(img)
+        if problem:
+            ctx.notes['fsck'] = problem
+            log('  ! %s/%s: %s' % (system.name, wl_name, problem.splitlines()[0]))
     os.unlink(img)
     return ctx, err
 
@@ -894,10 +876,9 @@ def scaling(system, S, work, limit):
             system.unmount(m)
         except Exception as e:
             err = err or str(e)
-    rc, out = fsck(img)
+    problem = fsck(img)
     os.unlink(img)
-    return {'batches_s': batches, 'error': err,
-            'fsck': None if rc == 0 else out[-400:]}
+    return {'batches_s': batches, 'error': err, 'fsck': problem}
 
 
 # ---------------------------------------------------------------- mount time / RSS
@@ -1204,9 +1185,9 @@ def main():
             copy_image(base, small_img)
             mstats = mount_stats(systems, {'1g': small_img, '64g': big}, work, S['mount_reps'])
             for img in (big, small_img):
-                rc, out = fsck(img)
-                if rc:
-                    mstats.setdefault('fsck', []).append(out[-300:])
+                problem = fsck(img)
+                if problem:
+                    mstats.setdefault('fsck', []).append(problem[-300:])
             os.unlink(big)
             os.unlink(small_img)
         result['mount'] = mstats

@@ -46,6 +46,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))  # the test toolkit, also by hand
+from uext4test import debugfs_batch, mounted_at, run  # noqa: E402
 BUILD_SH = os.path.join(HERE, "..", "..", "images", "build.sh")
 BASES = ["fuzz-csum.img", "fuzz-nocsum.img", "fuzz-ext3.img"]
 SAN_MARKERS = ["ERROR: AddressSanitizer", "runtime error:", "ERROR: ThreadSanitizer",
@@ -155,24 +157,6 @@ class Region:
         self.fields, self.csum = list(fields), csum
 
 
-def debugfs(image, commands, timeout=60):
-    r = subprocess.run(["debugfs", "-f", "-", image], input="\n".join(commands) + "\n",
-                       capture_output=True, text=True, timeout=timeout)
-    return r.stdout
-
-
-def split_debugfs(out):
-    """Split `debugfs -f` output into {command: text}."""
-    res, cur = {}, None
-    for line in out.splitlines():
-        if line.startswith("debugfs: "):
-            cur = line[len("debugfs: "):].strip()
-            res[cur] = []
-        elif cur is not None:
-            res[cur].append(line)
-    return {k: "\n".join(v) for k, v in res.items()}
-
-
 BLOCK_RE = None
 
 
@@ -244,7 +228,7 @@ class Base:
         self.inodes[2] = ("/", 0o40755)
         seen = {2}
         while todo:
-            out = split_debugfs(debugfs(self.path, ['ls -p "%s"' % p for p, _ in todo]))
+            out = debugfs_batch(self.path, ['ls -p "%s"' % p for p, _ in todo])
             nxt = []
             for p, _ in todo:
                 for line in out.get('ls -p "%s"' % p, "").splitlines():
@@ -263,10 +247,10 @@ class Base:
         for special, label in ((7, "<resize>"), (8, "<journal>")):
             if special not in self.inodes:
                 self.inodes[special] = (label, 0o100600)
-        stats = split_debugfs(debugfs(self.path, ["stat <%d>" % i for i in sorted(self.inodes)]))
+        stats = debugfs_batch(self.path, ["stat <%d>" % i for i in sorted(self.inodes)])
         self.stat = {i: stats.get("stat <%d>" % i, "") for i in self.inodes}
         # Cross-check the inode table arithmetic against debugfs once.
-        im = debugfs(self.path, ["imap <2>"])
+        im = debugfs_batch(self.path, ["imap <2>"]).get("imap <2>", "")
         if "located at block" in im:
             blk = int(im.split("located at block")[1].split(",")[0])
             off = int(im.split("offset")[1].split()[0], 16)
@@ -676,17 +660,6 @@ def worker_main(phase, mnt):
 # ---------------------------------------------------------------------------
 # Mount, exercise, unmount.
 
-def is_mounted(mnt):
-    try:
-        with open("/proc/self/mountinfo") as f:
-            for line in f:
-                if line.split()[4] == mnt:
-                    return True
-    except OSError:
-        pass
-    return False
-
-
 def daemon_backtrace(proc):
     """All threads' stacks of our hung daemon, if gdb is installed (bounded)."""
     if proc is None or proc.poll() is not None or not shutil.which("gdb"):
@@ -731,9 +704,11 @@ def run_bounded(cmd, timeout, daemon):
 
 def unmount(mnt, log, daemon=None):
     """fusermount3 -u, retried; -uz as the last resort. Never hangs: a stuck
-    unmount (waiting for writeback the daemon never answers) kills our daemon."""
+    unmount (waiting for writeback the daemon never answers) kills our daemon.
+    (The toolkit's fuse_unmount waits for fusermount3; a damaged image can
+    make it wait forever, so the sweep keeps this bounded variant.)"""
     for attempt in range(6):
-        if not is_mounted(mnt):
+        if not mounted_at(mnt):
             return True
         rc, _, err, timed_out = run_bounded(["fusermount3", "-u", mnt], 15, daemon)
         if timed_out:
@@ -743,10 +718,10 @@ def unmount(mnt, log, daemon=None):
         else:
             log.append("fusermount3 -u: " + err.strip())
         time.sleep(0.2 * (attempt + 1))
-    if is_mounted(mnt):
+    if mounted_at(mnt):
         run_bounded(["fusermount3", "-uz", mnt], 15, daemon)
         log.append("needed fusermount3 -uz")
-    return not is_mounted(mnt)
+    return not mounted_at(mnt)
 
 
 def stop_daemon(proc, timeout):
@@ -789,7 +764,7 @@ def exercise(args, img, mnt, errpath, opts):
     mounted_at_exit = False
     try:
         deadline = time.monotonic() + args.mount_timeout
-        while not is_mounted(mnt):
+        while not mounted_at(mnt):
             if proc.poll() is not None:
                 break
             if time.monotonic() > deadline:
@@ -811,7 +786,7 @@ def exercise(args, img, mnt, errpath, opts):
                 else:
                     out.phases[key] = {"worker-exit": rc, "stderr": se.strip()[-300:]}
                 if proc.poll() is not None:
-                    mounted_at_exit = is_mounted(mnt)
+                    mounted_at_exit = mounted_at(mnt)
                     break
         if out.status == "hung":
             out.backtrace = daemon_backtrace(proc)
@@ -828,7 +803,7 @@ def exercise(args, img, mnt, errpath, opts):
                     % args.exit_timeout
         else:
             proc.wait()
-        if is_mounted(mnt):
+        if mounted_at(mnt):
             unmount(mnt, ulog)
         out.notes += ulog
         errf.close()
@@ -966,8 +941,7 @@ def main():
             with open(img, "wb") as f:
                 f.write(data)
             try:
-                fsck = subprocess.run(["e2fsck", "-fn", img], capture_output=True,
-                                      timeout=60).returncode
+                fsck = run(["e2fsck", "-fn", img], check_rc=False, timeout=60).returncode
             except subprocess.TimeoutExpired:
                 fsck = "timeout"
             ts = time.monotonic()
@@ -976,10 +950,10 @@ def main():
             dt = time.monotonic() - ts
             if seed == "control" and out.status == "mounted":
                 # Informational: the daemon's writes should leave a clean image clean.
-                after = subprocess.run(["e2fsck", "-fn", img], capture_output=True, text=True,
-                                       timeout=60)
+                after = run(["e2fsck", "-fn", img], check_rc=False, timeout=60)
                 if after.returncode != 0:
-                    msg = [l for l in after.stdout.splitlines() if l and not l.startswith(
+                    msg = [l for l in after.stdout.decode(errors="replace").splitlines()
+                           if l and not l.startswith(
                         ("Pass ", "e2fsck ")) and "***" not in l]
                     out.notes.append("e2fsck -fn after the run: exit %d: %s" % (
                         after.returncode, " | ".join(msg[:6])))
@@ -1042,7 +1016,7 @@ def main():
         failed += 1
     finally:
         m = os.path.join(tmp, "mnt")
-        if is_mounted(m) and not unmount(m, []):
+        if mounted_at(m) and not unmount(m, []):
             print("corrupt_sweep: could not unmount %s; leaving %s in place" % (m, tmp))
         else:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -4,7 +4,8 @@
 Every case in CASES names an inode size and a list of steps (create, write,
 pwrite, O_APPEND, O_TRUNC, truncate, fallocate, punch hole, mkdir, directory
 growth, rename, xattrs, mmap).  For each case two identical images are made
-with mke2fs (fixed UUID and hash seed, inline_data, 16 MiB, 4 KiB blocks);
+with the toolkit's mkfs (tests/lib/uext4test.py: fixed UUID and hash
+seed; here inline_data, 16 MiB, 4 KiB blocks);
 the steps run through real syscalls on a kernel loop mount of one and on a
 uext4 mount of the other.  Then, for every inode the case can reach, the
 two images are compared:
@@ -43,7 +44,6 @@ machine cannot loop-mount ext4 or run FUSE.  Needs root.
 """
 
 import argparse
-import ctypes
 import json
 import mmap
 import os
@@ -53,22 +53,17 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
-UUID = '7e0c1d2a-3b4c-4d5e-8f60-718293a4b5c6'
-HASH_SEED = '0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0'
-IMAGE_SIZE = 16 << 20
-BLOCK_SIZE = 4096
+# The test toolkit, tests/lib (also when run by hand).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'lib'))
+import uext4test as ut  # noqa: E402
+from uext4test import (EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL,  # noqa: E402
+                       Mount, SkipFile, TestFailure, debugfs, debugfs_batch,
+                       fallocate, fsck, kernel_mount, mkfs, pattern, workdir)
 
-MOUNT_TIMEOUT = 20      # seconds for a mount to appear
 STEPS_TIMEOUT = 90      # seconds for one side's steps (a hung daemon)
-EXIT_TIMEOUT = 60       # seconds for the daemon to exit after unmount
-TOOL_TIMEOUT = 120      # mke2fs, e2fsck, debugfs, mount, umount
-
-EXT4_INDEX_FL = 0x00001000
-EXT4_EXTENTS_FL = 0x00080000
-EXT4_INLINE_DATA_FL = 0x10000000
 
 FALLOC_MODES = {'': 0, 'keep': 0x01, 'punch': 0x01 | 0x02, 'zero': 0x10,
                 'zero-keep': 0x10 | 0x01}
@@ -362,20 +357,6 @@ def build_table():
 # Run in a child process (--run-steps) so that a hung daemon fails the case
 # instead of hanging the test.
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.fallocate64.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64,
-                              ctypes.c_int64]
-
-
-def pattern(n, seed):
-    out = bytearray()
-    i = 0
-    while len(out) < n:
-        out += ('%d:%06d|' % (seed, i)).encode()
-        i += 1
-    return bytes(out[:n])
-
-
 def _write_all(fd, data, off=None):
     view = memoryview(data)
     while view:
@@ -430,9 +411,7 @@ def do_step(root, idx, st):
     elif op == 'falloc':
         fd = os.open(P(st[1]), os.O_RDWR)
         try:
-            if _libc.fallocate64(fd, FALLOC_MODES[st[2]], st[3], st[4]) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, os.strerror(e))
+            fallocate(fd, FALLOC_MODES[st[2]], st[3], st[4])
         finally:
             os.close(fd)
     elif op == 'mkdir':
@@ -472,9 +451,7 @@ def do_step(root, idx, st):
         finally:
             os.close(fd)
     elif op == 'dropcaches':
-        os.sync()
-        with open('/proc/sys/vm/drop_caches', 'w') as f:
-            f.write('2\n')
+        ut.drop_caches()
         time.sleep(0.5)     # let FUSE forgets reach the daemon
     else:
         raise ValueError('unknown step %r' % (st,))
@@ -516,61 +493,28 @@ def run_steps_child(steps_json, root):
 
 # ------------------------------------------------------------------ tools
 
-class CaseFail(Exception):
-    pass
-
-
-def run(cmd, timeout=TOOL_TIMEOUT, check=True, **kw):
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=timeout, **kw)
-    except subprocess.TimeoutExpired:
-        raise CaseFail('%s timed out after %ds' % (' '.join(cmd), timeout))
-    if check and p.returncode != 0:
-        raise CaseFail('%s exited %d: %s' % (
-            ' '.join(cmd), p.returncode,
-            (p.stdout + p.stderr).decode(errors='replace').strip()[-600:]))
-    return p
-
-
-def mkfs(path, isize):
-    with open(path, 'wb') as f:
-        f.truncate(IMAGE_SIZE)
-    env = dict(os.environ, MKE2FS_CONFIG='/etc/mke2fs.conf')
+def make_image(path, isize):
+    """A fresh inline_data image with @isize-byte inodes."""
     if isize <= 128:
         # mke2fs refuses inline_data with 128-byte inodes; the kernel does
         # not, so set the feature bit afterwards (no inode can go inline).
-        run(['mke2fs', '-F', '-q', '-t', 'ext4', '-b', str(BLOCK_SIZE),
-             '-I', str(isize), '-U', UUID, '-E', 'hash_seed=' + HASH_SEED,
-             path], env=env)
-        run(['debugfs', '-w', '-R', 'feature inline_data', path])
+        mkfs(path, size='16M', opts=('-I', str(isize)))
+        debugfs(path, 'feature inline_data', write=True)
     else:
-        run(['mke2fs', '-F', '-q', '-t', 'ext4', '-b', str(BLOCK_SIZE),
-             '-O', 'inline_data', '-I', str(isize), '-U', UUID,
-             '-E', 'hash_seed=' + HASH_SEED, path], env=env)
+        mkfs(path, size='16M', features=('inline_data',),
+             opts=('-I', str(isize)))
 
 
-def fsck(image):
-    p = run(['e2fsck', '-fn', image], check=False)
-    if p.returncode != 0:
-        lines = [l for l in p.stdout.decode(errors='replace').splitlines()
+def fsck_problem(image):
+    """None if `e2fsck -fn` passes @image, else what it said."""
+    msg = fsck(image, check_rc=False)
+    if msg:
+        head, _, out = msg.partition('\n')
+        lines = [l for l in out.splitlines()
                  if l and not l.startswith(('Pass ', 'e2fsck '))]
-        return 'exit %d: %s' % (p.returncode, ' | '.join(lines[:6]))
+        return 'exit %s: %s' % (re.search(r'exited (\d+)', head).group(1),
+                                ' | '.join(lines[:6]))
     return None
-
-
-def _unescape(s):
-    return re.sub(r'\\([0-7]{3})', lambda m: chr(int(m.group(1), 8)), s)
-
-
-def mounted(path):
-    path = os.path.realpath(path)
-    with open('/proc/mounts') as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) > 2 and _unescape(fields[1]) == path:
-                return True
-    return False
 
 
 def run_steps(steps, root):
@@ -583,7 +527,7 @@ def run_steps(steps, root):
         out, err = p.communicate(timeout=STEPS_TIMEOUT)
     except subprocess.TimeoutExpired:
         p.kill()
-        raise CaseFail('steps did not finish within %ds (hung mount?)'
+        raise TestFailure('steps did not finish within %ds (hung mount?)'
                        % STEPS_TIMEOUT)
     finally:
         if p.poll() is None:
@@ -593,132 +537,10 @@ def run_steps(steps, root):
             except subprocess.TimeoutExpired:
                 pass
     if p.returncode != 0:
-        raise CaseFail('step runner exited %d: %s' % (
+        raise TestFailure('step runner exited %d: %s' % (
             p.returncode, err.decode(errors='replace').strip()[-800:]))
     d = json.loads(out)
     return d['results'], d['tree']
-
-
-class KernelMount:
-    def __init__(self, image, mnt):
-        self.image, self.mnt, self.up = image, mnt, False
-
-    def __enter__(self):
-        os.makedirs(self.mnt, exist_ok=True)
-        run(['mount', '-t', 'ext4', '-o', 'loop', self.image, self.mnt],
-            timeout=60)
-        self.up = True
-        return self
-
-    def stop(self):
-        if self.up and mounted(self.mnt):
-            p = run(['umount', self.mnt], check=False, timeout=120)
-            if p.returncode != 0 and mounted(self.mnt):
-                run(['umount', '-l', self.mnt], check=False)
-                self.up = False
-                raise CaseFail('umount (kernel) failed: %s' %
-                               p.stderr.decode(errors='replace').strip())
-        self.up = False
-
-    def __exit__(self, *exc):
-        try:
-            self.stop()
-        except CaseFail:
-            if exc[0] is None:
-                raise
-        return False
-
-
-class Uext4Mount:
-    """uext4 IMAGE MNT -f [-o opts]; we own the PID."""
-
-    def __init__(self, exe, image, mnt, opts):
-        self.exe, self.image, self.mnt, self.opts = exe, image, mnt, opts
-        self.proc = None
-        self.log_path = mnt + '.log'
-        self.returncode = None
-
-    def log(self, n=800):
-        try:
-            with open(self.log_path, 'rb') as f:
-                return f.read().decode(errors='replace').strip()[-n:]
-        except OSError:
-            return ''
-
-    def __enter__(self):
-        os.makedirs(self.mnt, exist_ok=True)
-        cmd = [self.exe, self.image, self.mnt]
-        if self.opts:
-            cmd += ['-o', ','.join(self.opts)]
-        cmd += ['-f']
-        with open(self.log_path, 'wb') as logf:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                         stdout=logf, stderr=logf)
-        deadline = time.monotonic() + MOUNT_TIMEOUT
-        while not mounted(self.mnt):
-            if self.proc.poll() is not None:
-                raise CaseFail('uext4 exited %d before mounting: %s' % (
-                    self.proc.returncode, self.log()))
-            if time.monotonic() > deadline:
-                self._kill()
-                raise CaseFail('uext4 did not mount within %ds' %
-                               MOUNT_TIMEOUT)
-            time.sleep(0.01)
-        return self
-
-    def _fusermount(self, lazy=False):
-        if mounted(self.mnt):
-            subprocess.run(['fusermount3', '-uz' if lazy else '-u', self.mnt],
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=30)
-
-    def _kill(self):
-        """Kill our daemon (only this PID), then drop the mount."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            self._fusermount(lazy=True)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def stop(self):
-        """Unmount and wait for the daemon; returns its exit status."""
-        if self.proc is None:
-            return None
-        deadline = time.monotonic() + 10
-        while mounted(self.mnt):
-            try:
-                self._fusermount()
-            except subprocess.TimeoutExpired:
-                pass
-            if not mounted(self.mnt):
-                break
-            if time.monotonic() > deadline:
-                self._kill()
-                raise CaseFail('fusermount3 -u kept failing (busy?)')
-            time.sleep(0.1)
-        try:
-            self.returncode = self.proc.wait(EXIT_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self._kill()
-            raise CaseFail('uext4 did not exit within %ds after unmount'
-                           % EXIT_TIMEOUT)
-        return self.returncode
-
-    def abort(self):
-        self._kill()
-
-    def __exit__(self, *exc):
-        if exc[0] is not None:
-            self.abort()
-        elif self.proc is not None and (self.proc.poll() is None or
-                                        mounted(self.mnt)):
-            self.stop()
-        return False
 
 
 # ------------------------------------------------------------------ image
@@ -790,24 +612,6 @@ def raw_inode_info(img, ino):
 
 
 # ------------------------------------------------------------------ debugfs
-
-def debugfs_batch(image, cmds, workdir):
-    cmdfile = os.path.join(workdir, 'debugfs.cmds')
-    with open(cmdfile, 'w') as f:
-        f.write(''.join(c + '\n' for c in cmds))
-    env = dict(os.environ, PAGER='__none__', DEBUGFS_PAGER='__none__')
-    p = run(['debugfs', '-f', cmdfile, image], env=env)
-    out = p.stdout.decode(errors='replace')
-    sections = {}
-    cur = None
-    for line in out.splitlines():
-        if line.startswith('debugfs: '):
-            cur = line[len('debugfs: '):]
-            sections[cur] = []
-        elif cur is not None:
-            sections[cur].append(line)
-    return {k: '\n'.join(v) for k, v in sections.items()}
-
 
 def parse_stat(text):
     if not text.strip():
@@ -895,7 +699,7 @@ def collect(image, paths, kinds, workdir):
         if kinds.get(p) == 'file':
             cmds.append('dump /%s %s' % (p, os.path.join(
                 workdir, 'dump-' + p.replace('/', '%'))))
-    sec = debugfs_batch(image, cmds, workdir)
+    sec = debugfs_batch(image, cmds)
     img = RawImage(image)
     out = {}
     for p in paths:
@@ -1020,44 +824,43 @@ def compare_live(kt, ut, skip=()):
 
 # ------------------------------------------------------------------ runner
 
-def run_case(c, exe, keep):
-    work = tempfile.mkdtemp(prefix='uext4-inl-%s-' % c['name'])
-    ok = False
+class CaseDiffs(Exception):
+    """A case's differences, raised so that workdir() keeps its files."""
+
+
+def run_case(c, keep):
     try:
-        diffs = _run_case(c, exe, work)
-        ok = not diffs
-        return diffs
-    finally:
-        if ok or not keep:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            print('# kept %s' % work)
+        with workdir(keep_failed=keep) as work:
+            diffs = _run_case(c, work)
+            if diffs:
+                raise CaseDiffs(diffs)
+    except CaseDiffs as e:
+        return e.args[0]
+    return []
 
 
-def _run_case(c, exe, work):
+def _run_case(c, work):
     kimg = os.path.join(work, 'kernel.img')
     uimg = os.path.join(work, 'uext4.img')
-    mkfs(kimg, c['isize'])
+    make_image(kimg, c['isize'])
     shutil.copyfile(kimg, uimg)
 
-    with KernelMount(kimg, os.path.join(work, 'kmnt')) as km:
-        kres, ktree = run_steps(c['steps'], km.mnt)
-        km.stop()
+    with kernel_mount(kimg, os.path.join(work, 'kmnt')) as kmnt:
+        kres, ktree = run_steps(c['steps'], kmnt)
 
     diffs = []
-    um = Uext4Mount(exe, uimg, os.path.join(work, 'umnt'), c['opts'])
-    with um:
-        ures, utree = run_steps(c['steps'], um.mnt)
-        rc = um.stop()
-    if rc != 0:
+    with Mount(uimg, os.path.join(work, 'umnt'), c['opts'],
+               expect_clean_exit=False) as m:
+        ures, utree = run_steps(c['steps'], m.mnt)
+    if m.returncode != 0:
         diffs.append('daemon exit status: kernel=0 uext4=%s (%s)' %
-                     (rc, um.log(300)))
+                     (m.returncode, m.log().strip()[-300:]))
 
-    kf = fsck(kimg)
+    kf = fsck_problem(kimg)
     if kf:
-        raise CaseFail('kernel image not clean (table or kernel problem): '
+        raise TestFailure('kernel image not clean (table or kernel problem): '
                        + kf)
-    uf = fsck(uimg)
+    uf = fsck_problem(uimg)
     if uf:
         diffs.append('e2fsck -fn: kernel=clean uext4=%s' % uf)
 
@@ -1083,7 +886,7 @@ def _run_case(c, exe, work):
     for p, want in c['kernel'].items():
         got = kinfo.get(p, {}).get('storage')
         if got != want:
-            raise CaseFail('table: kernel made /%s %s, the case expects %s'
+            raise TestFailure('table: kernel made /%s %s, the case expects %s'
                            % (p, got, want))
 
     notes = []
@@ -1111,7 +914,7 @@ def _run_case(c, exe, work):
             # The deliberate difference: the kernel converted on mmap
             # writeback, uext4 (inline_mmap=keep) stayed inline.
             if k.get('storage') != 'extents':
-                raise CaseFail('table: kernel did not convert %s on mmap '
+                raise TestFailure('table: kernel did not convert %s on mmap '
                                '(storage %s)' % (name, k.get('storage')))
             if u.get('storage') != 'inline':
                 diffs.append('%s storage after mmap (inline_mmap=keep): '
@@ -1124,43 +927,18 @@ def _run_case(c, exe, work):
     return diffs
 
 
-def probe(exe):
-    """77 unless this machine can loop-mount ext4 and run uext4."""
-    if os.geteuid() != 0:
-        return 'not root'
+def probe():
+    """Why this machine cannot run the cases (skip), or None."""
     for tool in ('mke2fs', 'e2fsck', 'debugfs', 'mount', 'umount',
                  'fusermount3'):
         if not shutil.which(tool):
             return '%s not found' % tool
-    if not os.path.exists('/dev/fuse'):
-        return 'no /dev/fuse'
-    if not os.access(exe, os.X_OK):
-        return None     # a missing daemon is a failure, not a skip
-    work = tempfile.mkdtemp(prefix='uext4-inl-probe-')
     try:
-        img = os.path.join(work, 'probe.img')
-        try:
-            mkfs(img, 256)
-        except CaseFail as e:
-            return 'mke2fs: %s' % e
-        mnt = os.path.join(work, 'mnt')
-        os.makedirs(mnt)
-        try:
-            p = subprocess.run(['mount', '-t', 'ext4', '-o', 'loop', img, mnt],
-                               stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, timeout=60)
-        except subprocess.TimeoutExpired:
-            return 'loop mount timed out'
-        try:
-            if p.returncode != 0 or not mounted(mnt):
-                return 'cannot loop-mount ext4: %s' % p.stdout.decode(
-                    errors='replace').strip()
-        finally:
-            if mounted(mnt):
-                subprocess.run(['umount', mnt], timeout=120)
-        return None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        ut.require_basics()
+        ut.require_kernel_loop_mount(features=('inline_data',))
+    except SkipFile as e:
+        return str(e)
+    return None
 
 
 def main():
@@ -1185,7 +963,8 @@ def main():
         print('%d cases' % len(cases))
         return 0
     exe = os.path.abspath(args.uext4)
-    why = probe(exe)
+    ut.UEXT4 = exe          # the daemon every Mount runs
+    why = probe()
     if why:
         print('skipped: %s' % why)
         return 77
@@ -1201,8 +980,8 @@ def main():
     for c in cases:
         t = time.monotonic()
         try:
-            diffs = run_case(c, exe, args.keep)
-        except CaseFail as e:
+            diffs = run_case(c, args.keep)
+        except TestFailure as e:
             diffs = [str(e)]
         except Exception as e:      # a bug here must not hide the rest
             diffs = ['internal error: %s: %s' % (type(e).__name__, e)]

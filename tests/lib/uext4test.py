@@ -250,11 +250,12 @@ def wait_until(fn, want, what, timeout=5.0):
         time.sleep(0.01)
 
 
-def drop_caches():
-    """Make the kernel forget cached dentries/inodes (FUSE forget)."""
+def drop_caches(what=2):
+    """Make the kernel forget cached dentries/inodes (FUSE forget); with
+    what=3 the page cache too."""
     os.sync()
     with open('/proc/sys/vm/drop_caches', 'w') as f:
-        f.write('2\n')
+        f.write('%d\n' % what)
 
 
 # ---------------------------------------------------------------- images
@@ -289,20 +290,40 @@ def mkfs(path, size='64M', fstype='ext4', features=(), opts=(),
     return path
 
 
-def fsck(image):
-    """e2fsck -fn must exit 0 on every image a test touched."""
-    p = run(['e2fsck', '-fn', image], check_rc=False)
-    if p.returncode != 0:
-        raise TestFailure('e2fsck -fn %s exited %d:\n%s%s' % (
-            os.path.basename(image), p.returncode,
-            p.stdout.decode(errors='replace'),
-            p.stderr.decode(errors='replace')))
+def fsck(image, check_rc=True):
+    """e2fsck -fn must exit 0 on every image a test touched. With
+    check_rc=False, return what it said instead of failing (None: clean)."""
+    p = run(['e2fsck', '-fn', image], check_rc=False, timeout=300)
+    if p.returncode == 0:
+        return None
+    msg = 'e2fsck -fn %s exited %d:\n%s%s' % (
+        os.path.basename(image), p.returncode,
+        p.stdout.decode(errors='replace'), p.stderr.decode(errors='replace'))
+    if check_rc:
+        raise TestFailure(msg)
+    return msg
 
 
 def debugfs(image, request, write=False):
     cmd = ['debugfs'] + (['-w'] if write else []) + ['-R', request, image]
     p = run(cmd)
     return p.stdout.decode(errors='replace')
+
+
+def debugfs_batch(image, requests):
+    """Run @requests (a list of debugfs commands) in one `debugfs -f -`;
+    returns {request: its output} (what debugfs printed after echoing it)."""
+    p = run(['debugfs', '-f', '-', image],
+            input=''.join(r + '\n' for r in requests).encode(),
+            env=dict(os.environ, PAGER='__none__', DEBUGFS_PAGER='__none__'))
+    sections, cur = {}, None
+    for line in p.stdout.decode(errors='replace').splitlines():
+        if line.startswith('debugfs: '):
+            cur = line[len('debugfs: '):].strip()
+            sections[cur] = []
+        elif cur is not None:
+            sections[cur].append(line)
+    return {k: '\n'.join(v) for k, v in sections.items()}
 
 
 def debugfs_cat(image, path):
@@ -350,12 +371,12 @@ def kernel_mount(image, mnt, opts=()):
     try:
         yield mnt
     finally:
-        busy = _kernel_unmount(mnt)
+        busy = kernel_unmount(mnt)
     if busy:    # reached only when the with-block itself succeeded
         raise TestFailure('umount %s: %s (unmounted lazily)' % (mnt, busy))
 
 
-def _kernel_unmount(mnt):
+def kernel_unmount(mnt):
     """umount @mnt if mounted, lazily if busy; returns umount's complaint
     when it had to be lazy."""
     if not mounted_at(mnt):
@@ -635,14 +656,38 @@ def run_daemon(image, mnt, opts=(), args=None, timeout=30, user=None):
     return p.returncode, out
 
 
+def daemon_requests(sock, timeout=10):
+    """The FUSE requests the uext4 daemon behind control socket @sock has
+    taken: its answer to "stats", "0 requests N" (src/frontend/control.c).
+    TestFailure for any other answer, OSError when it cannot be asked."""
+    import socket
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
+        sk.settimeout(timeout)
+        sk.connect(sock)
+        sk.sendall(b'stats\n')
+        ans = b''
+        while not ans.endswith(b'\n'):
+            got = sk.recv(256)
+            check(got, 'control socket closed before answering: %r' % ans)
+            ans += got
+    m = re.fullmatch(r'0 requests (\d+)\n', ans.decode(errors='replace'))
+    check(m, 'unexpected "stats" answer %r' % ans)
+    return int(m.group(1))
+
+
 # ---------------------------------------------------------------- dirs
 
 @contextlib.contextmanager
-def workdir():
+def workdir(keep_failed=False):
+    """A private temp dir for the with-block, removed after it with
+    whatever the block left mounted. @keep_failed: when the block raises,
+    unmount but leave the files, and say where (for a look at the images)."""
     d = tempfile.mkdtemp(prefix='uext4-t-')
     os.chmod(d, 0o755)
+    failed = True
     try:
         yield d
+        failed = False
     finally:
         # What a failed test left mounted: FUSE mounts through fusermount3,
         # kernel loop mounts lazily (their loop devices go with them).
@@ -650,11 +695,13 @@ def workdir():
             if (mounted_at(mp) or '').startswith('fuse'):
                 fuse_unmount(mp)
             else:
-                _kernel_unmount(mp)
-        if not mounts_under(d):
-            shutil.rmtree(d, ignore_errors=True)
-        else:
+                kernel_unmount(mp)
+        if mounts_under(d):
             sys.stderr.write('not removing %s: still mounted\n' % d)
+        elif failed and keep_failed:
+            sys.stderr.write('kept %s\n' % d)
+        else:
+            shutil.rmtree(d, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- users

@@ -15,11 +15,9 @@ import errno
 import mmap
 import os
 import re
-import socket
-
-from uext4test import (Mount, check, drop_caches, eq, fsck, main, mkfs,
-                       pattern, read_file, test, wait_until, workdir,
-                       write_file)
+from uext4test import (Mount, check, daemon_requests, drop_caches, eq, fsck,
+                       main, mkfs, pattern, read_file, test, wait_until,
+                       workdir, write_file)
 
 OPCODE = re.compile(r'unique: (\d+), opcode: ([A-Z_]+) \(\d+\)')
 
@@ -208,19 +206,7 @@ def control_stats(mnt):
     # The mount shows before the daemon opens the socket.
     wait_until(lambda: any(os.path.exists(p) for p in paths), True,
                'a control socket among %r' % paths)
-    path = next(p for p in paths if os.path.exists(p))
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
-        sk.settimeout(10)
-        sk.connect(path)
-        sk.sendall(b'stats\n')
-        ans = b''
-        while not ans.endswith(b'\n'):
-            got = sk.recv(256)
-            check(got, 'control socket closed before answering: %r' % ans)
-            ans += got
-    m = re.fullmatch(r'0 requests (\d+)\n', ans.decode())
-    check(m, 'unexpected "stats" answer %r' % ans)
-    return int(m.group(1))
+    return daemon_requests(next(p for p in paths if os.path.exists(p)))
 
 
 @test
