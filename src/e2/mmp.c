@@ -224,15 +224,14 @@ static void mmp_free(struct e2_mmp *mp)
     free(mp);
 }
 
-int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why, size_t len)
+/* A struct e2_mmp for @img's MMP block, its intervals taken from the
+ * superblock (bounded as ext4 bounds them), the block number checked. */
+static int mmp_new(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why,
+                   size_t len)
 {
     struct ext2_super_block *sb = fs->super;
-    const char *path = img->path;
     pthread_condattr_t ca;
-    unsigned wait;
-    uint32_t seq;
     struct e2_mmp *mp;
-    int ret;
 
     *out = NULL;
     mp = calloc(1, sizeof(*mp));
@@ -244,7 +243,7 @@ int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&mp->cv, &ca);
     pthread_condattr_destroy(&ca);
-    mp->path = path;
+    mp->path = img->path;
     mp->img = img;
     mp->block = sb->s_mmp_block;
     mp->blocksize = fs->blocksize;
@@ -257,69 +256,102 @@ int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char
     mp->check_interval = 2 * mp->update_interval;
     if (mp->check_interval < EXT4_MMP_MIN_CHECK_INTERVAL)
         mp->check_interval = EXT4_MMP_MIN_CHECK_INTERVAL;
-    wait = mp->update_interval;
-    if (wait < EXT4_MMP_MIN_CHECK_INTERVAL)
-        wait = EXT4_MMP_MIN_CHECK_INTERVAL;
     if (mp->block <= sb->s_first_data_block || mp->block >= ext2fs_blocks_count(sb)) {
-        e2_say(why, len, "image '%s' is corrupt: its MMP block number %llu is out of range", path,
-               (unsigned long long)mp->block);
-        ret = -EUCLEAN;
-        goto out_free;
+        e2_say(why, len, "image '%s' is corrupt: its MMP block number %llu is out of range",
+               mp->path, (unsigned long long)mp->block);
+        mmp_free(mp);
+        return -EUCLEAN;
     }
     mp->buf = calloc(1, mp->blocksize);
     mp->cur = calloc(1, mp->blocksize);
     if (!mp->buf || !mp->cur) {
-        ret = -ENOMEM;
-        goto out_free;
+        mmp_free(mp);
+        return -ENOMEM;
     }
+    *out = mp;
+    return 0;
+}
 
+/* Refuse the image if e2fsck holds it, or if another user updates the MMP
+ * block while we watch it (skipped when it says clean). *@wait: how long a
+ * claim must then wait for other users to notice (0 after a clean block). */
+static int mmp_check_unused(struct e2_mmp *mp, unsigned *wait, char *why, size_t len)
+{
+    uint32_t seq;
+    int ret;
+
+    *wait = mp->update_interval;
+    if (*wait < EXT4_MMP_MIN_CHECK_INTERVAL)
+        *wait = EXT4_MMP_MIN_CHECK_INTERVAL;
     ret = mmp_read(mp, why, len);
     if (ret)
-        goto out_free;
+        return ret;
     seq = ext2fs_le32_to_cpu(mp->cur->mmp_seq);
-    if (ext2fs_le16_to_cpu(mp->cur->mmp_check_interval) > wait)
-        wait = ext2fs_le16_to_cpu(mp->cur->mmp_check_interval);
-    wait = 2 * wait + 1 < wait + 60 ? 2 * wait + 1 : wait + 60;
-    if (seq == EXT4_MMP_SEQ_FSCK) {
-        ret =
-            mmp_busy(mp, "e2fsck or tune2fs is working on it",
-                     "; if none is, 'tune2fs -f -E clear_mmp' on the image releases it", why, len);
-        goto out_free;
-    }
+    if (ext2fs_le16_to_cpu(mp->cur->mmp_check_interval) > *wait)
+        *wait = ext2fs_le16_to_cpu(mp->cur->mmp_check_interval);
+    *wait = 2 * *wait + 1 < *wait + 60 ? 2 * *wait + 1 : *wait + 60;
+    if (seq == EXT4_MMP_SEQ_FSCK)
+        return mmp_busy(mp, "e2fsck or tune2fs is working on it",
+                        "; if none is, 'tune2fs -f -E clear_mmp' on the image releases it", why,
+                        len);
     if (seq == EXT4_MMP_SEQ_CLEAN) {
-        wait = 0;
-    } else {
-        log_notice("'%s' was not unmounted cleanly or is in use elsewhere: waiting %u s to see "
-                   "whether its MMP block is being updated",
-                   path, wait);
-        mmp_sleep(wait);
-        ret = mmp_read(mp, why, len);
-        if (ret)
-            goto out_free;
-        if (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != seq) {
-            ret = mmp_busy(mp, "mounted", "", why, len);
-            goto out_free;
-        }
+        *wait = 0;
+        return 0;
     }
+    log_notice("'%s' was not unmounted cleanly or is in use elsewhere: waiting %u s to see "
+               "whether its MMP block is being updated",
+               mp->path, *wait);
+    mmp_sleep(*wait);
+    ret = mmp_read(mp, why, len);
+    if (ret)
+        return ret;
+    if (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != seq)
+        return mmp_busy(mp, "mounted", "", why, len);
+    return 0;
+}
+
+/* Write a new sequence number of ours, wait @wait seconds and read it back:
+ * another user that claimed the image at the same time has overwritten it. */
+static int mmp_claim(struct e2_mmp *mp, unsigned wait, char *why, size_t len)
+{
+    uint32_t seq;
+    int ret;
+
     memcpy(mp->buf, mp->cur, mp->blocksize);
     seq = mmp_new_seq();
     ret = mmp_write(mp, seq, why, len);
     if (ret)
-        goto out_free;
+        return ret;
     if (wait)
         log_notice("'%s': multiple-mount protection: waiting %u s for other users of the image",
-                   path, wait);
+                   mp->path, wait);
     mmp_sleep(wait);
     ret = mmp_read(mp, why, len);
     if (ret)
+        return ret;
+    if (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != seq)
+        return mmp_busy(mp, "mounted at the same time", "", why, len);
+    return 0;
+}
+
+int e2_mmp_start(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why, size_t len)
+{
+    struct e2_mmp *mp;
+    unsigned wait;
+    int ret;
+
+    *out = NULL;
+    ret = mmp_new(img, fs, &mp, why, len);
+    if (ret)
+        return ret;
+    ret = mmp_check_unused(mp, &wait, why, len);
+    if (!ret)
+        ret = mmp_claim(mp, wait, why, len);
+    if (ret)
         goto out_free;
-    if (ext2fs_le32_to_cpu(mp->cur->mmp_seq) != seq) {
-        ret = mmp_busy(mp, "mounted at the same time", "", why, len);
-        goto out_free;
-    }
     ret = -pthread_create(&mp->thread, NULL, mmp_thread, mp);
     if (ret) {
-        e2_say(why, len, "cannot start the MMP thread of '%s': %s", path, strerror(-ret));
+        e2_say(why, len, "cannot start the MMP thread of '%s': %s", mp->path, strerror(-ret));
         goto out_clean;
     }
     mp->thread_running = true;
