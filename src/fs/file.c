@@ -491,6 +491,65 @@ off_t uext4_lseek(struct uext4_fs *fs, uint32_t ino, off_t off, int whence)
     return ret ? ret : (off_t)res;
 }
 
+/* Both inodes of a copy (the same one once), the lower inode number first
+ * as the second subclass. */
+static void lock_pair(struct fs_inode *in, struct fs_inode *out)
+{
+    if (out == in) {
+        mutex_lock(&in->lock);
+        return;
+    }
+    mutex_lock_nested(in->ino < out->ino ? &in->lock : &out->lock, 0);
+    mutex_lock_nested(in->ino < out->ino ? &out->lock : &in->lock, 1);
+}
+
+static void unlock_pair(struct fs_inode *in, struct fs_inode *out)
+{
+    if (out != in)
+        mutex_unlock(&out->lock);
+    mutex_unlock(&in->lock);
+}
+
+/* One chunk of a copy, both inodes locked: read both inodes again (the last
+ * chunk changed @out, which may be @in), refuse what write(2) would, read
+ * up to @want bytes at @off_in and write them at @off_out, cut to the hard
+ * block limit for callers other than root. *@got: the bytes read, and
+ * meant to be written (0 at the end of @in). Returns the bytes written or
+ * -errno. */
+static ssize_t copy_chunk_locked(struct uext4_fs *fs, const struct fs_cred *fc,
+                                 struct fs_inode *in, struct fs_inode *out, char *buf,
+                                 size_t want, off_t off_in, off_t off_out, ssize_t *got)
+{
+    struct e2_attr ai, ao;
+    int ret;
+
+    *got = 0;
+    ret = e2_inode_get(fs->img, in->ino, &ai);
+    if (!ret)
+        ret = e2_inode_get(fs->img, out->ino, &ao);
+    if (!ret && (!S_ISREG(ai.mode) || !S_ISREG(ao.mode)))
+        ret = -EINVAL;
+    if (!ret)
+        ret = fs_may_write_data(&ao);
+    if (!ret && (ao.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
+        ret = -EPERM;
+    if (ret)
+        return ret;
+    *got = fs_file_read_locked(fs, in, &ai, buf, want, off_in);
+    if (*got <= 0)
+        return *got;
+    /* The hard block limits, as write(2). */
+    if (!fc->root) {
+        uint64_t n = (uint64_t)*got;
+
+        ret = e2_quota_may_write(fs->img, out->ino, (uint64_t)off_out, &n);
+        if (ret)
+            return ret;
+        *got = (ssize_t)n;
+    }
+    return fs_file_write_locked(fs, out, &ao, buf, (size_t)*got, off_out);
+}
+
 ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino_in,
                               off_t off_in, uint32_t ino_out, off_t off_out, size_t len)
 {
@@ -516,61 +575,29 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
         ret = -ENOMEM;
         goto out_put;
     }
-    if (out == in) {
-        mutex_lock(&in->lock);
-    } else {
-        /* Lower inode number first, as the second subclass. */
-        mutex_lock_nested(in->ino < out->ino ? &in->lock : &out->lock, 0);
-        mutex_lock_nested(in->ino < out->ino ? &out->lock : &in->lock, 1);
-    }
+    lock_pair(in, out);
     ret = fs_may_write(fs);
     if (!ret)
         ret = fs_writeback_locked(fs, in);
     if (!ret && out != in)
         ret = fs_writeback_locked(fs, out);
     while (!ret && done < len) {
-        struct e2_attr ai, ao;
         size_t want = len - done < chunk ? len - done : chunk;
         ssize_t got, put;
-        ret = e2_inode_get(fs->img, ino_in, &ai);
-        if (!ret)
-            ret = e2_inode_get(fs->img, ino_out, &ao);
-        if (!ret && (!S_ISREG(ai.mode) || !S_ISREG(ao.mode)))
-            ret = -EINVAL;
-        if (!ret)
-            ret = fs_may_write_data(&ao);
-        if (!ret && (ao.flags & (E2_FL_IMMUTABLE | E2_FL_APPEND)))
-            ret = -EPERM;
-        if (ret)
-            break;
-        got = fs_file_read_locked(fs, in, &ai, buf, want, off_in + (off_t)done);
-        if (got <= 0) {
-            ret = (int)got;
-            break;
-        }
-        /* The hard block limits, as write(2). */
-        if (!fc.root) {
-            uint64_t n = (uint64_t)got;
 
-            ret = e2_quota_may_write(fs->img, ino_out, (uint64_t)(off_out + (off_t)done), &n);
-            if (ret)
-                break;
-            got = (ssize_t)n;
-        }
-        put = fs_file_write_locked(fs, out, &ao, buf, (size_t)got, off_out + (off_t)done);
+        put = copy_chunk_locked(fs, &fc, in, out, buf, want, off_in + (off_t)done,
+                                off_out + (off_t)done, &got);
         if (put < 0) {
             ret = (int)put;
             break;
         }
         done += (size_t)put;
-        if (put < got)
+        if (got == 0 || put < got)
             break;
     }
     if (done)
         after_write(fs, &fc, ino_out, true);
-    if (out != in)
-        mutex_unlock(&out->lock);
-    mutex_unlock(&in->lock);
+    unlock_pair(in, out);
 out_put:
     fs_inode_put(fs, out);
     fs_inode_put(fs, in);
