@@ -62,6 +62,55 @@ static int flush_run(struct e2_image *img, uint32_t ino, struct ext2_inode_large
     return ret;
 }
 
+/* The block that holds @lblk in *@pblk, allocated if it was a hole
+ * (*@hole). Returns 1 if it is unwritten (the caller's file API takes over
+ * from there), else 0 or -errno (-EUCLEAN: a block outside the image). */
+static int map_block(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t lblk,
+                     blk64_t *pblk, bool *hole)
+{
+    ext2_filsys fs = img->fs;
+    int flags = 0, ret;
+
+    *pblk = 0;
+    ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, lblk, &flags, pblk));
+    if (ret)
+        return ret;
+    if (flags & BMAP_RET_UNINIT)
+        return 1;
+    *hole = *pblk == 0;
+    if (*hole) {
+        ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC, lblk,
+                                    &flags, pblk));
+        if (ret)
+            return ret;
+    }
+    if (*pblk < fs->super->s_first_data_block || *pblk >= ext2fs_blocks_count(fs->super))
+        return -EUCLEAN;
+    return 0;
+}
+
+/* Append block @pblk to the run with @n bytes of @src at @boff in it: the
+ * rest of a partial block is zeros in a new block, else read from disk. */
+static int add_to_run(struct e2_image *img, struct run *r, blk64_t pblk, bool hole, uint64_t boff,
+                      uint64_t n, const char *src)
+{
+    uint64_t bs = img->fs->blocksize;
+    char *slot = r->buf + (size_t)r->len * bs;
+    int ret;
+
+    if (n < bs) {
+        if (hole) {
+            memset(slot, 0, bs);
+        } else if ((ret = e2_data_read_blocks(img, pblk, 1, slot))) {
+            return ret; /* not added: the slot holds no block's bytes */
+        }
+    }
+    memcpy(slot + boff, src, n);
+    r->fresh[r->len] = hole;
+    r->len++;
+    return 0;
+}
+
 ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               const void *buf, size_t size, uint64_t off, bool *unwritten)
 {
@@ -75,31 +124,13 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     if (!r.buf)
         return -ENOMEM;
     while (pos < end && !ret) {
-        blk64_t lblk = pos / bs, pblk = 0;
+        blk64_t lblk = pos / bs, pblk;
         uint64_t boff = pos % bs, n = bs - boff < end - pos ? bs - boff : end - pos;
-        int flags = 0;
-        bool hole;
-        char *slot;
+        bool hole = false;
 
-        ret =
-            e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, lblk, &flags, &pblk));
+        ret = map_block(img, ino, in, lblk, &pblk, &hole);
         if (ret)
             break;
-        if (flags & BMAP_RET_UNINIT) {
-            *unwritten = true; /* the file API's job, from here (caller) */
-            break;
-        }
-        hole = pblk == 0;
-        if (hole) {
-            ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC, lblk,
-                                        &flags, &pblk));
-            if (ret)
-                break;
-        }
-        if (pblk < fs->super->s_first_data_block || pblk >= ext2fs_blocks_count(fs->super)) {
-            ret = -EUCLEAN;
-            break;
-        }
         if (r.len && (pblk != r.pblk + r.len || r.len == RUN_BLOCKS)) {
             done = pos;
             ret = flush_run(img, ino, in, &r, &done);
@@ -115,20 +146,13 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
             r.lblk = lblk;
             r.pos = pos;
         }
-        slot = r.buf + (size_t)r.len * bs;
-        r.fresh[r.len] = hole;
-        r.len++;
-        if (n < bs) {
-            if (hole) {
-                memset(slot, 0, bs);
-            } else if ((ret = e2_data_read_blocks(img, pblk, 1, slot))) {
-                r.len--; /* not written: the slot holds no block's bytes */
-                break;
-            }
-        }
-        memcpy(slot + boff, (const char *)buf + (pos - off), n);
+        ret = add_to_run(img, &r, pblk, hole, boff, n, (const char *)buf + (pos - off));
+        if (ret)
+            break;
         pos += n;
     }
+    *unwritten = ret > 0; /* the file API's job, from there (caller) */
+    ret = *unwritten ? 0 : ret;
     /* Whatever was allocated is written, even after an error. */
     done = pos;
     wret = flush_run(img, ino, in, &r, &done);
