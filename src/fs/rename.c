@@ -142,8 +142,11 @@ static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d, ui
     return ret;
 }
 
-static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
-                         struct rn_side *d, unsigned flags)
+/* Both sides' inodes: the source's must exist, the destination's is 0
+ * when its name is free. Searching needs write and search permission on
+ * both directories (they will change). */
+static int look_up_sides(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
+                         struct rn_side *d)
 {
     int ret;
 
@@ -164,18 +167,19 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
     ret = fs_find_entry(fs, d->dir, d->name, &d->ino);
     if (ret == -ENOENT) {
         d->ino = 0;
-        ret = 0;
-    } else if (!ret) {
-        ret = e2_inode_get(fs->img, d->ino, &d->a);
+        return 0;
     }
-    if (ret)
-        return ret;
-    if ((flags & UEXT4_RENAME_EXCHANGE) && !d->ino)
-        return -ENOENT;
-    if ((flags & UEXT4_RENAME_NOREPLACE) && d->ino)
-        return -EEXIST;
-    if (d->ino == s->ino)
-        return 0; /* the same file: POSIX says do nothing */
+    return ret ? ret : e2_inode_get(fs->img, d->ino, &d->a);
+}
+
+/* Whether the caller may make this rename of two different inodes: sticky
+ * directories, a directory below itself or given a new "..", a strict
+ * casefold name, another project, a read-only image. */
+static int may_rename(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
+                      struct rn_side *d, unsigned flags)
+{
+    int ret;
+
     ret = fs_may_delete(fs, fc, &s->da, &s->a);
     if (!ret && d->ino)
         ret = fs_may_delete(fs, fc, &d->da, &d->a);
@@ -202,23 +206,48 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
         ret = -EXDEV;
     if (!ret)
         ret = fs_may_write(fs);
+    return ret;
+}
+
+/* RENAME_WHITEOUT: the move, with a new whiteout inode at the source name. */
+static int move_with_whiteout(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
+                              struct rn_side *d)
+{
+    uint32_t wh;
+    int ret;
+
+    ret = new_whiteout(fs, fc, s, &wh);
+    if (ret)
+        return ret;
+    ret = do_move(fs, s, d, wh);
+    /* Not linked unless the source entry was retargeted: the first steps
+     * are the ones that fail (no space, bad destination). */
+    if (ret && fs_find_entry(fs, s->dir, s->name, &s->ino) == 0 && s->ino != wh)
+        e2_inode_free(fs->img, wh);
+    return ret;
+}
+
+static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
+                         struct rn_side *d, unsigned flags)
+{
+    int ret;
+
+    ret = look_up_sides(fs, fc, s, d);
+    if (ret)
+        return ret;
+    if ((flags & UEXT4_RENAME_EXCHANGE) && !d->ino)
+        return -ENOENT;
+    if ((flags & UEXT4_RENAME_NOREPLACE) && d->ino)
+        return -EEXIST;
+    if (d->ino == s->ino)
+        return 0; /* the same file: POSIX says do nothing */
+    ret = may_rename(fs, fc, s, d, flags);
     if (ret)
         return ret;
     if (flags & UEXT4_RENAME_EXCHANGE)
         return do_exchange(fs, s, d);
-    if (flags & UEXT4_RENAME_WHITEOUT) {
-        uint32_t wh;
-
-        ret = new_whiteout(fs, fc, s, &wh);
-        if (ret)
-            return ret;
-        ret = do_move(fs, s, d, wh);
-        /* Not linked unless the source entry was retargeted: the first
-         * steps are the ones that fail (no space, bad destination). */
-        if (ret && fs_find_entry(fs, s->dir, s->name, &s->ino) == 0 && s->ino != wh)
-            e2_inode_free(fs->img, wh);
-        return ret;
-    }
+    if (flags & UEXT4_RENAME_WHITEOUT)
+        return move_with_whiteout(fs, fc, s, d);
     return do_move(fs, s, d, 0);
 }
 
