@@ -1,6 +1,7 @@
 """The test toolkit: one module for every Python harness (tests/mounted,
-mmap, crash, journal and the kernel-comparison files). meson puts this
-folder on PYTHONPATH; by hand: `PYTHONPATH=tests/lib python3 tests/...`.
+mmap, crash, journal, fsx, inline, fuzz, the kernel-comparison files and
+bench/run.py). meson puts this folder on PYTHONPATH; by hand:
+`PYTHONPATH=tests/lib python3 tests/...`.
 
 Every mounted test builds its own images with mke2fs (fixed UUID and hash seed) in a
 private temp dir, mounts them with the real daemon through FUSE, checks the
