@@ -53,56 +53,23 @@ int e2_inline_ea_len_locked(struct e2_image *img, uint32_t ino, size_t *len)
 #define XATTR_LEN(name_len) XATTR_SIZE((name_len) + 16u)
 #define XATTR_INDEX_SYSTEM  7
 
-/* The kernel's ext4_get_max_inline_size(), from the raw in-inode xattr
- * area: what system.data could hold (its current value included) plus the
- * 60 bytes of i_block. libext2fs's ext2fs_xattr_inode_max_size differs
- * (it ignores the entry a new system.data would need). */
-int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
+/* What system.data could hold in the in-inode xattr entries at @first
+ * (@area bytes after the magic): its current value's room plus the free
+ * space, less a new entry when there is none yet. -EUCLEAN for an entry
+ * that runs past the area. */
+static int ibody_room_for_data(const unsigned char *first, size_t area, long *room)
 {
-    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
-    struct ext2_inode_large *in;
-    unsigned char *raw, *first, *e;
-    size_t min_offs, area, used, inline_val = 0;
+    size_t min_offs = area, inline_val = 0;
+    const unsigned char *e;
     bool has_inline = false;
-    uint32_t magic;
     long free_bytes;
-    errcode_t err;
 
-    *cap = 0;
-    if (isize <= EXT2_GOOD_OLD_INODE_SIZE)
-        return 0;
-    raw = calloc(1, isize);
-    if (!raw)
-        return -ENOMEM;
-    err = ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)raw, isize);
-    if (err) {
-        free(raw);
-        return e2_errno(err);
-    }
-    in = (struct ext2_inode_large *)raw;
-    if (in->i_extra_isize == 0 || EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize + 4u > isize) {
-        free(raw);
-        return 0;
-    }
-    area = isize - EXT2_GOOD_OLD_INODE_SIZE - in->i_extra_isize - 4; /* after the magic */
-    first = raw + EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize + 4;
-    memcpy(&magic, first - 4, 4);
-    min_offs = area;
-    if (ext2fs_le32_to_cpu(magic) != EXT2_EXT_ATTR_MAGIC) {
-        /* No in-inode xattrs yet: room for one new system.data entry. */
-        free_bytes = (long)min_offs - (long)XATTR_LEN(4) - (long)XATTR_ROUND - 4;
-        *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? XATTR_SIZE((size_t)free_bytes) : 0);
-        free(raw);
-        return 0;
-    }
-    for (e = first; e + 4 <= first + area && *(uint32_t *)e != 0;) {
+    for (e = first; e + 4 <= first + area && *(const uint32_t *)e != 0;) {
         unsigned name_len = e[0], index = e[1];
         uint16_t offs;
         uint32_t inum, vsize;
-        if (e + 16 > first + area || e + XATTR_LEN(name_len) > first + area) {
-            free(raw);
+        if (e + 16 > first + area || e + XATTR_LEN(name_len) > first + area)
             return -EUCLEAN;
-        }
         memcpy(&offs, e + 2, 2);
         memcpy(&inum, e + 4, 4);
         memcpy(&vsize, e + 8, 4);
@@ -116,8 +83,7 @@ int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
         }
         e += XATTR_LEN(name_len);
     }
-    used = (size_t)(e - first);
-    free_bytes = (long)min_offs - (long)used - 4;
+    free_bytes = (long)min_offs - (long)(e - first) - 4;
     if (has_inline) {
         free_bytes += (long)XATTR_SIZE(inline_val);
     } else {
@@ -125,9 +91,51 @@ int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
         free_bytes =
             free_bytes > (long)XATTR_ROUND ? (long)XATTR_SIZE((size_t)free_bytes - XATTR_ROUND) : 0;
     }
-    *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? (size_t)free_bytes : 0);
-    free(raw);
+    *room = free_bytes;
     return 0;
+}
+
+/* The kernel's ext4_get_max_inline_size(), from the raw in-inode xattr
+ * area: what system.data could hold (its current value included) plus the
+ * 60 bytes of i_block. libext2fs's ext2fs_xattr_inode_max_size differs
+ * (it ignores the entry a new system.data would need). */
+int e2_inline_capacity_locked(struct e2_image *img, uint32_t ino, size_t *cap)
+{
+    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
+    struct ext2_inode_large *in;
+    unsigned char *raw, *first;
+    long free_bytes;
+    uint32_t magic;
+    size_t area;
+    int ret = 0;
+
+    *cap = 0;
+    if (isize <= EXT2_GOOD_OLD_INODE_SIZE)
+        return 0;
+    raw = calloc(1, isize);
+    if (!raw)
+        return -ENOMEM;
+    ret = e2_errno(ext2fs_read_inode_full(img->fs, ino, (struct ext2_inode *)raw, isize));
+    if (ret)
+        goto out_free;
+    in = (struct ext2_inode_large *)raw;
+    if (in->i_extra_isize == 0 || EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize + 4u > isize)
+        goto out_free;
+    area = isize - EXT2_GOOD_OLD_INODE_SIZE - in->i_extra_isize - 4; /* after the magic */
+    first = raw + EXT2_GOOD_OLD_INODE_SIZE + in->i_extra_isize + 4;
+    memcpy(&magic, first - 4, 4);
+    if (ext2fs_le32_to_cpu(magic) != EXT2_EXT_ATTR_MAGIC) {
+        /* No in-inode xattrs yet: room for one new system.data entry. */
+        free_bytes = (long)area - (long)XATTR_LEN(4) - (long)XATTR_ROUND - 4;
+        *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? XATTR_SIZE((size_t)free_bytes) : 0);
+        goto out_free;
+    }
+    ret = ibody_room_for_data(first, area, &free_bytes);
+    if (!ret)
+        *cap = EXT4_MIN_INLINE_DATA_SIZE + (free_bytes > 0 ? (size_t)free_bytes : 0);
+out_free:
+    free(raw);
+    return ret;
 }
 
 int e2_inline_capacity(struct e2_image *img, uint32_t ino, size_t *cap)
