@@ -165,6 +165,18 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
     return ret;
 }
 
+/* Inodes the superblock names for its own use, which no orphan file entry
+ * may release even where they are ordinary inode numbers (a project quota
+ * file is one; a lying superblock can name any). */
+static bool is_sb_inode(ext2_filsys fs, ext2_ino_t ino)
+{
+    const struct ext2_super_block *sb = fs->super;
+
+    return ino == sb->s_orphan_file_inum || ino == sb->s_journal_inum ||
+           ino == sb->s_usr_quota_inum || ino == sb->s_grp_quota_inum ||
+           ino == sb->s_prj_quota_inum;
+}
+
 /* Release the orphans listed in block @lblk (physical @pblk) of the
  * orphan file @of_ino (generation @gen) and zero their slots. */
 static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uint32_t gen,
@@ -195,9 +207,10 @@ static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uin
 
         if (!ino)
             continue;
-        if (!is_valid_orphan(fs, ino) || ino == of_ino ||
+        if (!is_valid_orphan(fs, ino) || ino == of_ino || is_sb_inode(fs, ino) ||
             !ext2fs_test_inode_bitmap2(fs->inode_map, ino))
-            log_warn("'%s': orphan file entry %u names inode %u, which is not in use; dropped",
+            log_warn("'%s': orphan file entry %u names inode %u, which is reserved, the "
+                     "superblock's own or not in use; dropped",
                      img->path, i, ino);
         else
             ret = release_one_locked(img, ino, freed);
@@ -245,6 +258,14 @@ int e2_orphan_file_cleanup_locked(struct e2_image *img)
         if (!ret && !pblk) {
             log_err("'%s': block %llu of the orphan file (inode %u) is a hole", img->path,
                     (unsigned long long)lblk, of_ino);
+            ret = -EUCLEAN;
+        } else if (!ret && (pblk < fs->super->s_first_data_block ||
+                            pblk >= ext2fs_blocks_count(fs->super))) {
+            /* Its slots are zeroed in place: never outside the image's
+             * file system. */
+            log_err("'%s': block %llu of the orphan file (inode %u) maps to block %llu, outside "
+                    "the file system",
+                    img->path, (unsigned long long)lblk, of_ino, (unsigned long long)pblk);
             ret = -EUCLEAN;
         }
         if (!ret)

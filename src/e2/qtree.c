@@ -2,6 +2,7 @@
  * (the contract and the layout are in qtree.h). */
 #include "e2/qtree.h"
 #include "e2/e2_internal.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <string.h>
@@ -36,6 +37,21 @@ static void put32(unsigned char *p, uint32_t v)
 
 /* ---- quota blocks of a quota file ---- */
 
+/* The file system block under quota block @n, checked: a quota file whose
+ * extent points outside the file system would have us read, and write,
+ * bytes of the image file that are no block of it. */
+static int block_in_fs(struct e2_qtree *qt, uint32_t n, blk64_t pblk)
+{
+    ext2_filsys fs = qt->fs;
+
+    if (pblk >= fs->super->s_first_data_block && pblk < ext2fs_blocks_count(fs->super))
+        return 0;
+    log_err("'%s': quota block %u of the quota file (inode %u) maps to block %llu, outside the "
+            "file system",
+            fs->device_name, n, qt->inum, (unsigned long long)pblk);
+    return -EUCLEAN;
+}
+
 /* Read quota block @n of file @inum; a hole or a block past the end reads
  * as zeros. */
 int e2_qtree_read_block(struct e2_qtree *qt, uint32_t n, unsigned char *buf)
@@ -54,6 +70,8 @@ int e2_qtree_read_block(struct e2_qtree *qt, uint32_t n, unsigned char *buf)
         memset(buf, 0, QT_BLKSIZE);
         return 0;
     }
+    if (block_in_fs(qt, n, pblk))
+        return -EUCLEAN;
     err = ext2fs_get_mem(fs->blocksize, &fsblk);
     if (err)
         return e2_errno(err);
@@ -84,7 +102,10 @@ int e2_qtree_write_block(struct e2_qtree *qt, uint32_t n, const unsigned char *b
     if (!err && !pblk)
         err =
             ext2fs_bmap2(fs, inum, NULL, NULL, BMAP_ALLOC, off / fs->blocksize, &ret_flags, &pblk);
-    else if (!err)
+    else if (!err && block_in_fs(qt, n, pblk)) {
+        ext2fs_free_mem(&fsblk);
+        return -EUCLEAN;
+    } else if (!err)
         err = io_channel_read_blk64(fs->io, pblk, 1, fsblk);
     if (err)
         goto out_free;
@@ -107,6 +128,8 @@ out_free:
 
 int e2_qtree_open(struct e2_qtree *qt, ext2_filsys fs, int type, uint32_t inum)
 {
+    struct ext2_inode_large in;
+    const char *bad = NULL;
     int ret;
 
     memset(qt, 0, sizeof(*qt));
@@ -122,8 +145,25 @@ int e2_qtree_open(struct e2_qtree *qt, ext2_filsys fs, int type, uint32_t inum)
     qt->blocks = get32(qt->info + QT_INFO_OFF + 12);
     qt->free_blk = get32(qt->info + QT_INFO_OFF + 16);
     qt->free_entry = get32(qt->info + QT_INFO_OFF + 20);
+    ret = e2_errno(ext2fs_read_inode_full(fs, inum, (struct ext2_inode *)&in, sizeof(in)));
+    if (ret)
+        return ret;
+    /* The kernel's checks (v2_read_file_info): a count past the file's
+     * size, or free lists starting past the count, and an insert would
+     * add blocks at the count, up to 4 TiB out, and wrap it to 0. */
     if (qt->blocks <= QT_TREEOFF)
+        bad = "block count";
+    else if ((uint64_t)qt->blocks * QT_BLKSIZE > EXT2_I_SIZE(&in))
+        bad = "block count (past the end of the file)";
+    else if (qt->free_blk >= qt->blocks)
+        bad = "free block list";
+    else if (qt->free_entry >= qt->blocks)
+        bad = "list of blocks with free entries";
+    if (bad) {
+        log_err("'%s': the quota file (inode %u) has a bad %s in its header", fs->device_name, inum,
+                bad);
         return -EUCLEAN;
+    }
     return 0;
 }
 
@@ -212,6 +252,8 @@ static int block_get(struct e2_qtree *qt, uint32_t *blk)
         qt->free_blk = get32(buf); /* dqdh_next_free */
         return 0;
     }
+    if (qt->blocks == UINT32_MAX)
+        return -ENOSPC; /* quota block numbers are 32 bits */
     *blk = qt->blocks++;
     return 0;
 }
