@@ -150,7 +150,10 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
     while (fs->super->s_last_orphan && !ret) {
         ext2_ino_t ino = fs->super->s_last_orphan;
 
-        if (!is_valid_orphan(fs, ino) || steps++ > fs->super->s_inodes_count) {
+        /* A free inode is no orphan: its release would do nothing and
+         * leave it at the head, once per inode of the file system. */
+        if (!is_valid_orphan(fs, ino) || !ext2fs_test_inode_bitmap2(fs->inode_map, ino) ||
+            steps++ > fs->super->s_inodes_count) {
             log_warn("'%s': orphan list damaged at inode %u; dropping the rest of it", img->path,
                      ino);
             fs->super->s_last_orphan = 0;

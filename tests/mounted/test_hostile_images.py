@@ -123,6 +123,40 @@ def orphan_file_names_quota_file():
         fsck(img)
 
 
+@test
+def orphan_list_names_free_inode():
+    """s_last_orphan naming a free inode, and an orphan whose i_dtime (the
+    list's link) names itself: the list is dropped at the free inode with a
+    warning, after freeing the one real orphan. Before, a free inode at the
+    head stayed there once per inode of the file system and was counted as
+    freed each time ('freed 16385 orphan inodes'). e2fsck -fn clean after."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        debugfs(img, 'ssv last_orphan 20', write=True)
+        with Mount(img, d + '/mnt') as m:
+            os.listdir(m.mnt)
+        check('orphan list damaged at inode 20' in m.log() and
+              'freed' not in m.log(), 'log: %s' % m.log())
+        fsck(img)
+        src = d + '/data'
+        with open(src, 'wb') as f:
+            f.write(pattern(20000))
+        debugfs(img, 'write %s f' % src, write=True)
+        ino = inode_info(img, '/f')['ino']
+        free_before = int(run(['dumpe2fs', '-h', img]).stdout.decode().split(
+            'Free inodes:')[1].split()[0])
+        debugfs(img, 'unlink /f', write=True)
+        debugfs(img, 'sif <%d> links_count 0' % ino, write=True)
+        debugfs(img, 'sif <%d> dtime %d' % (ino, ino), write=True)
+        debugfs(img, 'ssv last_orphan %d' % ino, write=True)
+        with Mount(img, d + '/mnt') as m:
+            eq(os.statvfs(m.mnt).f_ffree, free_before + 1, 'free inodes')
+        check('freed 1 orphan inode ' in m.log() and
+              'orphan list damaged at inode %d' % ino in m.log(),
+              'log: %s' % m.log())
+        fsck(img)
+
+
 def quota_header(img, ino):
     pblk = int(run(['debugfs', '-R', 'bmap <%d> 0' % ino, img]).stdout.split()[0])
     with open(img, 'rb') as f:
