@@ -5,13 +5,15 @@
     corrupt_sweep.py --fuse2fs [PATH] --seeds N ...      (comparison, not in CI)
 
 For each seed S in [start, start+N):
-  1. take base image number S % 3 (built once per run by images/build.sh:
+  1. take base image number S % 4 (built once per run by images/build.sh:
      fuzz-csum.img = ext4 inline_data+metadata_csum, fuzz-nocsum.img = ext4
-     without metadata_csum, fuzz-ext3.img = ext3 with block-mapped files);
+     without metadata_csum, fuzz-ext3.img = ext3 with block-mapped files; and
+     fuzz-csum.img given an orphan file and user, group and project quota
+     files by tune2fs, fuzz-oq.img);
   2. with random.Random(S), pick one or two metadata targets (superblock
      fields, group descriptors, inode table entries, directory and htree
      blocks, extent tree and indirect blocks, xattr blocks, bitmaps, the
-     journal superblock) and flip or randomize 1-16 bytes; on the metadata_csum
+     journal superblock, quota file blocks, orphan file blocks) and flip or randomize 1-16 bytes; on the metadata_csum
      base, usually recompute the checksum of what was changed, so that the
      damage reaches code behind the checksum verification;
   3. start the daemon in the foreground on a copy of the image, walk the tree
@@ -50,6 +52,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))  # the test toolkit, also by
 from uext4test import debugfs_batch, mounted_at, run  # noqa: E402
 BUILD_SH = os.path.join(HERE, "..", "..", "images", "build.sh")
 BASES = ["fuzz-csum.img", "fuzz-nocsum.img", "fuzz-ext3.img"]
+# Made from fuzz-csum.img by tune2fs (build_bases): the structures of the
+# orphan file and the quota files, which no images/ recipe has.
+OQ_BASE = "fuzz-oq.img"
 SAN_MARKERS = ["ERROR: AddressSanitizer", "runtime error:", "ERROR: ThreadSanitizer",
                "ERROR: MemorySanitizer", "AddressSanitizer:DEADLYSIGNAL"]
 LEAK_MARKER = "ERROR: LeakSanitizer"
@@ -134,6 +139,13 @@ XATTR_BLOCK = [("h_magic", 0, 4), ("h_refcount", 4, 4), ("h_blocks", 8, 4), ("h_
 DXROOT = [("dx.hash_version", 0x1C, 1), ("dx.info_length", 0x1D, 1),
           ("dx.indirect_levels", 0x1E, 1), ("dx.limit", 0x20, 2), ("dx.count", 0x22, 2),
           ("dx.block0", 0x24, 4), ("dx.hash1", 0x28, 4), ("dx.block1", 0x2C, 4)]
+# Quota file (QFMT_VFS_V1): the info in quota block 0; tree and data blocks.
+QUOTA_INFO = [("dqi_bgrace", 8, 4), ("dqi_igrace", 12, 4), ("dqi_blocks", 20, 4),
+              ("dqi_free_blk", 24, 4), ("dqi_free_entry", 28, 4)]
+QUOTA_BLOCK = [("ref0", 0, 4), ("ref1", 4, 4), ("dqdh_entries", 8, 2), ("entry0.id", 16, 4),
+               ("entry0.ihardlimit", 24, 8), ("entry0.curinodes", 40, 8),
+               ("entry0.bsoftlimit", 56, 8), ("entry0.curspace", 64, 8), ("entry0.btime", 72, 8),
+               ("entry0.itime", 80, 8), ("entry1.id", 88, 4)]
 JBD2_FIELDS = [("j.magic", 0, 4), ("j.blocktype", 4, 4), ("j.s_blocksize", 12, 4),
                ("j.s_maxlen", 16, 4), ("j.s_first", 20, 4), ("j.s_sequence", 24, 4),
                ("j.s_start", 28, 4), ("j.s_errno", 32, 4), ("j.feature_incompat", 40, 4),
@@ -247,6 +259,17 @@ class Base:
         for special, label in ((7, "<resize>"), (8, "<journal>")):
             if special not in self.inodes:
                 self.inodes[special] = (label, 0o100600)
+        # The quota files and the orphan file, named by the superblock.
+        self.quota_inos, self.orphan_ino = set(), 0
+        hdr = run(["dumpe2fs", "-h", self.path], timeout=60).stdout.decode(errors="replace")
+        for line in hdr.splitlines():
+            key, _, val = line.partition(":")
+            if key in ("User quota inode", "Group quota inode", "Project quota inode"):
+                self.quota_inos.add(int(val))
+                self.inodes[int(val)] = ("<quota>", 0o100600)
+            elif key == "Orphan file inode":
+                self.orphan_ino = int(val)
+                self.inodes[int(val)] = ("<orphan file>", 0o100600)
         stats = debugfs_batch(self.path, ["stat <%d>" % i for i in sorted(self.inodes)])
         self.stat = {i: stats.get("stat <%d>" % i, "") for i in self.inodes}
         # Cross-check the inode table arithmetic against debugfs once.
@@ -305,6 +328,18 @@ class Base:
                 elif tag in ("IND", "DIND", "TIND"):
                     R(Region("indirect", "%s block %d of inode %d (%s)" % (tag, phys, ino, path),
                              phys * self.bs, self.bs, [("entry0", 0, 4), ("entry1", 4, 4)], None))
+                elif ino in self.quota_inos:
+                    for k in range(count * (self.bs // 1024)):
+                        qblk = int(tag) * (self.bs // 1024) + k
+                        R(Region("quota", "quota block %d of inode %d" % (qblk, ino),
+                                 phys * self.bs + k * 1024, 1024,
+                                 QUOTA_INFO if qblk == 0 else QUOTA_BLOCK, None))
+                elif ino == self.orphan_ino:
+                    for k in range(count):
+                        R(Region("orphan", "orphan file block %d of inode %d" % (int(tag) + k, ino),
+                                 (phys + k) * self.bs, self.bs,
+                                 [("slot0", 0, 4), ("slot1", 4, 4), ("slot2", 8, 4),
+                                  ("ob_magic", self.bs - 8, 4)], ("orphan", ino, phys + k)))
                 elif ino == 8:
                     if tag == "0":
                         R(Region("journal", "journal superblock (block %d)" % phys,
@@ -402,6 +437,12 @@ def fix_csum(base, img, region):
         blk[16:20] = b"\0\0\0\0"
         c = crc32c_raw(crc32c_raw(base.csum_seed, struct.pack("<Q", region.csum[1])), bytes(blk))
         struct.pack_into("<I", img, region.off + 16, c)
+    elif kind == "orphan":
+        # ext4_orphan_file_block_csum: the inode's seed, the block's
+        # physical number (le64), the block up to its tail.
+        c = crc32c_raw(inode_seed(base, img, region.csum[1]), struct.pack("<Q", region.csum[2]))
+        c = crc32c_raw(c, bytes(img[region.off:region.off + bs - 8]))
+        struct.pack_into("<I", img, region.off + bs - 4, c)
     elif kind in ("bbitmap", "ibitmap"):
         g = region.csum[1]
         if kind == "bbitmap":
@@ -452,7 +493,8 @@ def mutate(base, img, rng, csum_broken):
     """Damage img (a bytearray) in place. Returns a list of human-readable
     mutation records (dicts)."""
     weights = {"superblock": 14, "gdt": 8, "bitmap": 4, "inode": 34, "dirblock": 12,
-               "htree": 6, "extent": 8, "indirect": 6, "xattr": 6, "journal": 2}
+               "htree": 6, "extent": 8, "indirect": 6, "xattr": 6, "journal": 2,
+               "quota": 6, "orphan": 6}
     by_kind = {}
     for r in base.regions:
         by_kind.setdefault(r.kind, []).append(r)
@@ -853,7 +895,15 @@ def build_bases(tmp):
     if r.returncode != 0:
         sys.stderr.write(r.stdout + r.stderr)
         raise SystemExit("corrupt_sweep: images/build.sh failed to build the base images")
-    return [Base(n, os.path.join(d, n)) for n in BASES]
+    oq = os.path.join(d, OQ_BASE)
+    shutil.copyfile(os.path.join(d, BASES[0]), oq)
+    r = subprocess.run(["tune2fs", "-O", "orphan_file,quota,project", "-Q",
+                        "usrquota,grpquota,prjquota", oq], capture_output=True, text=True,
+                       timeout=60)
+    if r.returncode != 0:
+        sys.stderr.write(r.stdout + r.stderr)
+        raise SystemExit("corrupt_sweep: tune2fs failed to make %s" % OQ_BASE)
+    return [Base(n, os.path.join(d, n)) for n in BASES + [OQ_BASE]]
 
 
 class Interrupted(Exception):
@@ -892,7 +942,7 @@ def main():
         print("corrupt_sweep: %s is not an executable file" % daemon)
         print("0 passed, 1 failed")
         return 1
-    for tool in ("fusermount3", "debugfs", "e2fsck", "mke2fs"):
+    for tool in ("fusermount3", "debugfs", "e2fsck", "mke2fs", "tune2fs"):
         if not shutil.which(tool):
             print("corrupt_sweep: %s not found" % tool)
             print("0 passed, 1 failed")
