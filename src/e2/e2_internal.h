@@ -190,6 +190,10 @@ int e2_orphan_cleanup_locked(struct e2_image *img);
  * 0 without the feature, -EUCLEAN for a damaged orphan file. */
 int e2_orphan_file_cleanup_locked(struct e2_image *img);
 int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
+/* jmap.c: the blocks of every group's superblock copy, descriptors,
+ * bitmaps and inode table, marked in a new *@bm (the caller frees it);
+ * those inside the file system only. 0 or -errno. */
+int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

@@ -108,6 +108,23 @@ static void reserve_range(ext2fs_block_bitmap bm, ext2_filsys fs, blk64_t blk, b
     ext2fs_mark_block_bitmap_range2(bm, blk, (unsigned)n);
 }
 
+int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm)
+{
+    /* Per block even with bigalloc, where a block bitmap marks clusters
+     * and the journal shares its clusters with metadata. */
+    errcode_t err = ext2fs_allocate_subcluster_bitmap(fs, "metadata blocks", bm);
+
+    if (err)
+        return e2_errno(err);
+    for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
+        ext2fs_reserve_super_and_bgd(fs, g, *bm);
+        reserve_range(*bm, fs, ext2fs_block_bitmap_loc(fs, g), 1);
+        reserve_range(*bm, fs, ext2fs_inode_bitmap_loc(fs, g), 1);
+        reserve_range(*bm, fs, ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group);
+    }
+    return 0;
+}
+
 /* The journal's blocks must be its own: not the superblocks, group
  * descriptors, bitmaps or inode tables, and no block twice. A damaged
  * block map would otherwise have the log written over metadata. */
@@ -115,19 +132,10 @@ static int check_overlaps(ext2_filsys fs, const uint64_t *map, uint32_t len, cha
                           size_t why_len)
 {
     ext2fs_block_bitmap bm;
-    /* Per block even with bigalloc, where a block bitmap marks clusters
-     * and the journal shares its clusters with metadata. */
-    errcode_t err = ext2fs_allocate_subcluster_bitmap(fs, "journal blocks", &bm);
-    int ret = 0;
+    int ret = e2_metadata_map(fs, &bm);
 
-    if (err)
-        return e2_errno(err);
-    for (dgrp_t g = 0; g < fs->group_desc_count; g++) {
-        ext2fs_reserve_super_and_bgd(fs, g, bm);
-        reserve_range(bm, fs, ext2fs_block_bitmap_loc(fs, g), 1);
-        reserve_range(bm, fs, ext2fs_inode_bitmap_loc(fs, g), 1);
-        reserve_range(bm, fs, ext2fs_inode_table_loc(fs, g), fs->inode_blocks_per_group);
-    }
+    if (ret)
+        return ret;
     for (uint32_t i = 0; i < len && !ret; i++) {
         if (ext2fs_test_block_bitmap2(bm, map[i])) {
             e2_say(why, why_len,

@@ -109,16 +109,74 @@ int e2_orphans_release(struct e2_image *img)
     return ret;
 }
 
+struct meta_walk {
+    ext2fs_block_bitmap meta;
+    blk64_t bad;
+};
+
+static int meta_walk_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk,
+                           int ref_offset, void *priv)
+{
+    struct meta_walk *w = priv;
+
+    (void)blockcnt, (void)ref_blk, (void)ref_offset;
+    if (*blocknr < fs->super->s_first_data_block || *blocknr >= ext2fs_blocks_count(fs->super) ||
+        ext2fs_test_block_bitmap2(w->meta, *blocknr)) {
+        w->bad = *blocknr;
+        return BLOCK_ABORT;
+    }
+    return 0;
+}
+
+/* An orphan left by the last session must map no block of the file
+ * system's metadata: releasing it would mark, say, an inode table free in
+ * the bitmap, for the next allocation to write over (the kernel's "system
+ * zone" check). Checked at open only: this session's own orphans were
+ * checked as they were written. *@meta is built on first use. */
+static int orphan_blocks_ok_locked(struct e2_image *img, ext2_ino_t ino,
+                                   struct ext2_inode_large *in, ext2fs_block_bitmap *meta)
+{
+    ext2_filsys fs = img->fs;
+    struct meta_walk w = {0};
+    errcode_t err;
+    int ret;
+
+    if (img->closing || (in->i_flags & EXT4_INLINE_DATA_FL) ||
+        !ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)in))
+        return 0;
+    if (!*meta) {
+        ret = e2_metadata_map(fs, meta);
+        if (ret)
+            return ret;
+    }
+    w.meta = *meta;
+    err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY, NULL, meta_walk_block, &w);
+    if (err || w.bad) {
+        if (w.bad)
+            log_err("'%s': orphan inode %u maps block %llu, which is file system metadata or "
+                    "outside the file system; not released",
+                    img->path, ino, (unsigned long long)w.bad);
+        else
+            log_err("'%s': orphan inode %u: cannot read its block map: %s", img->path, ino,
+                    error_message(err));
+        return -EUCLEAN;
+    }
+    return 0;
+}
+
 /* Release orphan @ino: truncated past i_size if it still has links (ext4
  * lists inodes mid-truncate too), else freed; taken off the s_last_orphan
  * list either way. Counts frees in *@freed. */
-static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *freed)
+static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *freed,
+                              ext2fs_block_bitmap *meta)
 {
     ext2_filsys fs = img->fs;
     struct ext2_inode_large in;
     int ret;
 
     ret = e2_read_inode_locked(img, ino, &in);
+    if (!ret)
+        ret = orphan_blocks_ok_locked(img, ino, &in, meta);
     if (ret)
         return ret;
     if (in.i_links_count) {
@@ -144,6 +202,7 @@ static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *fr
 int e2_orphan_cleanup_locked(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
+    ext2fs_block_bitmap meta = NULL;
     uint32_t freed = 0, steps = 0;
     int ret = 0;
 
@@ -160,8 +219,10 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
             ext2fs_mark_super_dirty(fs);
             break;
         }
-        ret = release_one_locked(img, ino, &freed);
+        ret = release_one_locked(img, ino, &freed, &meta);
     }
+    if (meta)
+        ext2fs_free_block_bitmap(meta);
     if (freed && !img->closing)
         log_notice("'%s': freed %u orphan inode%s left by an unclean shutdown", img->path, freed,
                    freed == 1 ? "" : "s");
@@ -183,7 +244,8 @@ static bool is_sb_inode(ext2_filsys fs, ext2_ino_t ino)
 /* Release the orphans listed in block @lblk (physical @pblk) of the
  * orphan file @of_ino (generation @gen) and zero their slots. */
 static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uint32_t gen,
-                                    blk64_t lblk, blk64_t pblk, char *buf, uint32_t *freed)
+                                    blk64_t lblk, blk64_t pblk, char *buf, uint32_t *freed,
+                                    ext2fs_block_bitmap *meta)
 {
     ext2_filsys fs = img->fs;
     struct ext4_orphan_block_tail *tail = ext2fs_orphan_block_tail(fs, buf);
@@ -216,7 +278,7 @@ static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uin
                      "superblock's own or not in use; dropped",
                      img->path, i, ino);
         else
-            ret = release_one_locked(img, ino, freed);
+            ret = release_one_locked(img, ino, freed, meta);
         if (!ret) {
             slot[i] = 0;
             changed = true;
@@ -234,6 +296,7 @@ int e2_orphan_file_cleanup_locked(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
     ext2_ino_t of_ino = fs->super->s_orphan_file_inum;
+    ext2fs_block_bitmap meta = NULL;
     struct ext2_inode_large of;
     uint32_t freed = 0;
     uint64_t nblocks;
@@ -265,16 +328,27 @@ int e2_orphan_file_cleanup_locked(struct e2_image *img)
         } else if (!ret && (pblk < fs->super->s_first_data_block ||
                             pblk >= ext2fs_blocks_count(fs->super))) {
             /* Its slots are zeroed in place: never outside the image's
-             * file system. */
+             * file system, nor in its metadata. */
             log_err("'%s': block %llu of the orphan file (inode %u) maps to block %llu, outside "
                     "the file system",
                     img->path, (unsigned long long)lblk, of_ino, (unsigned long long)pblk);
             ret = -EUCLEAN;
+        } else if (!ret && !meta) {
+            ret = e2_metadata_map(fs, &meta);
+        }
+        if (!ret && ext2fs_test_block_bitmap2(meta, pblk)) {
+            log_err("'%s': block %llu of the orphan file (inode %u) maps to block %llu, which is "
+                    "file system metadata",
+                    img->path, (unsigned long long)lblk, of_ino, (unsigned long long)pblk);
+            ret = -EUCLEAN;
         }
         if (!ret)
-            ret = orphan_file_block_locked(img, of_ino, of.i_generation, lblk, pblk, buf, &freed);
+            ret = orphan_file_block_locked(img, of_ino, of.i_generation, lblk, pblk, buf, &freed,
+                                           &meta);
     }
     free(buf);
+    if (meta)
+        ext2fs_free_block_bitmap(meta);
     if (!ret && ext2fs_has_feature_orphan_present(fs->super)) {
         ext2fs_clear_feature_orphan_present(fs->super);
         ext2fs_mark_super_dirty(fs);

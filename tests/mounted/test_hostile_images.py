@@ -157,6 +157,73 @@ def orphan_list_names_free_inode():
         fsck(img)
 
 
+def itable_block(img):
+    out = run(['dumpe2fs', img]).stdout.decode()
+    return int(out.split('Inode table at ')[1].split('-')[0])
+
+
+def bitmap_and_itable(img):
+    """Group 0's block bitmap and the first 8 blocks of its inode table."""
+    out = run(['dumpe2fs', img]).stdout.decode()
+    bb = int(out.split('Block bitmap at ')[1].split()[0])
+    it = itable_block(img)
+    with open(img, 'rb') as f:
+        f.seek(bb * BS)
+        bits = f.read(BS)
+        f.seek(it * BS)
+        return bits + f.read(8 * BS)
+
+
+@test
+def orphan_maps_metadata():
+    """An orphan on the s_last_orphan list whose extent maps group 0's
+    inode table: releasing it marked the inode table's blocks free
+    (e2fsck: 'Block bitmap differences: +(41--45)'), for the next
+    allocation to write over. Refused, naming the inode and the block; the
+    block bitmap and inode table not changed by the attempt."""
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['^metadata_csum'])
+        src = d + '/data'
+        with open(src, 'wb') as f:
+            f.write(pattern(20000))
+        debugfs(img, 'write %s f' % src, write=True)
+        ino = inode_info(img, '/f')['ino']
+        it = itable_block(img)
+        debugfs(img, 'unlink /f', write=True)
+        debugfs(img, 'sif <%d> links_count 0' % ino, write=True)
+        debugfs(img, 'sif <%d> block[5] %d' % (ino, it), write=True)
+        debugfs(img, 'ssv last_orphan %d' % ino, write=True)
+        before = bitmap_and_itable(img)
+        rc, out = run_daemon(img, d + '/mnt')
+        check(rc != 0 and 'orphan inode %d maps block %d' % (ino, it) in out and
+              'metadata' in out, 'uext4 exited %d: %s' % (rc, out))
+        check(bitmap_and_itable(img) == before,
+              'the block bitmap or the inode table changed')
+
+
+@test
+def orphan_file_maps_metadata():
+    """The orphan file's extent maps group 0's inode table, whose last
+    bytes (in an unused inode) carry the orphan block magic: the root
+    inode's first 4 bytes read as an entry naming no valid inode, and the
+    slot was zeroed in place: the root directory's mode gone. Refused,
+    naming the orphan file block; the inode table not changed."""
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['orphan_file', '^metadata_csum'])
+        it = itable_block(img)
+        move_first_extent(img, 12, it)
+        with open(img, 'r+b') as f:
+            f.seek((it + 1) * BS - 8)
+            f.write(struct.pack('<I', ORPHAN_MAGIC))
+        debugfs(img, 'feature orphan_present', write=True)
+        before = bitmap_and_itable(img)
+        rc, out = run_daemon(img, d + '/mnt')
+        check(rc != 0 and 'orphan file (inode 12) maps to block %d' % it in out
+              and 'metadata' in out, 'uext4 exited %d: %s' % (rc, out))
+        check(bitmap_and_itable(img) == before,
+              'the block bitmap or the inode table changed')
+
+
 def quota_header(img, ino):
     pblk = int(run(['debugfs', '-R', 'bmap <%d> 0' % ino, img]).stdout.split()[0])
     with open(img, 'rb') as f:
