@@ -194,6 +194,10 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
  * bitmaps and inode table, marked in a new *@bm (the caller frees it);
  * those inside the file system only. 0 or -errno. */
 int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm);
+/* -EUCLEAN with *@bad set if inode @ino maps (data, extent tree or
+ * indirect blocks) a block marked in @meta or outside the file system;
+ * else 0, or -errno from reading its block map (*@bad 0). */
+int e2_inode_maps_metadata(ext2_filsys fs, ext2_ino_t ino, ext2fs_block_bitmap meta, blk64_t *bad);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

@@ -109,25 +109,6 @@ int e2_orphans_release(struct e2_image *img)
     return ret;
 }
 
-struct meta_walk {
-    ext2fs_block_bitmap meta;
-    blk64_t bad;
-};
-
-static int meta_walk_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk,
-                           int ref_offset, void *priv)
-{
-    struct meta_walk *w = priv;
-
-    (void)blockcnt, (void)ref_blk, (void)ref_offset;
-    if (*blocknr < fs->super->s_first_data_block || *blocknr >= ext2fs_blocks_count(fs->super) ||
-        ext2fs_test_block_bitmap2(w->meta, *blocknr)) {
-        w->bad = *blocknr;
-        return BLOCK_ABORT;
-    }
-    return 0;
-}
-
 /* An orphan left by the last session must map no block of the file
  * system's metadata: releasing it would mark, say, an inode table free in
  * the bitmap, for the next allocation to write over (the kernel's "system
@@ -137,8 +118,7 @@ static int orphan_blocks_ok_locked(struct e2_image *img, ext2_ino_t ino,
                                    struct ext2_inode_large *in, ext2fs_block_bitmap *meta)
 {
     ext2_filsys fs = img->fs;
-    struct meta_walk w = {0};
-    errcode_t err;
+    blk64_t bad = 0;
     int ret;
 
     if (img->closing || (in->i_flags & EXT4_INLINE_DATA_FL) ||
@@ -149,19 +129,15 @@ static int orphan_blocks_ok_locked(struct e2_image *img, ext2_ino_t ino,
         if (ret)
             return ret;
     }
-    w.meta = *meta;
-    err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY, NULL, meta_walk_block, &w);
-    if (err || w.bad) {
-        if (w.bad)
-            log_err("'%s': orphan inode %u maps block %llu, which is file system metadata or "
-                    "outside the file system; not released",
-                    img->path, ino, (unsigned long long)w.bad);
-        else
-            log_err("'%s': orphan inode %u: cannot read its block map: %s", img->path, ino,
-                    error_message(err));
-        return -EUCLEAN;
-    }
-    return 0;
+    ret = e2_inode_maps_metadata(fs, ino, *meta, &bad);
+    if (ret && bad)
+        log_err("'%s': orphan inode %u maps block %llu, which is file system metadata or "
+                "outside the file system; not released",
+                img->path, ino, (unsigned long long)bad);
+    else if (ret)
+        log_err("'%s': orphan inode %u: cannot read its block map: %s", img->path, ino,
+                strerror(-ret));
+    return ret ? -EUCLEAN : 0;
 }
 
 /* Release orphan @ino: truncated past i_size if it still has links (ext4

@@ -290,5 +290,30 @@ def quota_file_block_outside_fs():
         eq(tail_bytes(img, end), before, 'bytes past the file system')
 
 
+
+@test
+def quota_file_maps_metadata():
+    """The user quota file's extent moved onto group 0's inode table (the
+    blocks of inodes 17-48, unused, given a copy of the quota file): usage
+    would be written into the blocks new inodes are written to. Refused,
+    naming the quota file and the block; the inode table unchanged."""
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['quota'])
+        it = itable_block(img) + 1
+        old, n = move_first_extent(img, 3, it)
+        with open(img, 'r+b') as f:
+            f.seek(old * BS)
+            blocks = f.read(n * BS)
+            f.seek(it * BS)
+            f.write(blocks)
+        before = bitmap_and_itable(img)
+        rc, out = run_daemon(img, d + '/mnt')
+        check(rc != 0 and 'quota file (inode 3)' in out and
+              'maps block %d, which is file system metadata' % it in out,
+              'uext4 exited %d: %s' % (rc, out))
+        check(bitmap_and_itable(img) == before,
+              'the block bitmap or the inode table changed')
+
+
 if __name__ == '__main__':
     main()
