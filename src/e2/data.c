@@ -83,6 +83,10 @@ ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size,
         e2_unlock(img);
         return n;
     }
+    ret = e2_sysz_check_read_locked(img, ino, &in, (uint64_t)off / img->fs->blocksize,
+                                    ((uint64_t)off + size - 1) / img->fs->blocksize);
+    if (ret)
+        goto out_unlock;
     ret = open_file_locked(img, ino, 0, &f);
     if (ret)
         goto out_unlock;

@@ -206,6 +206,10 @@ int e2_inode_new_symlink(struct e2_image *img, uint32_t dir, const struct e2_att
                          const char *target, uint32_t *ino);
 /* Release all of an unlinked inode's blocks and xattrs and free it. */
 int e2_inode_free(struct e2_image *img, uint32_t ino);
+/* Whether @ino's blocks may be freed: -EUCLEAN (logged) if its mapping
+ * names file system metadata (sysz.c), which no free may touch; asked
+ * before the last link goes, so that such a file keeps its name. */
+int e2_inode_may_free(struct e2_image *img, uint32_t ino);
 int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size);
 
 /* Encoding of ext4 timestamps (exposed for unit tests). */

@@ -50,6 +50,9 @@ struct e2_image {
      * nothing needed replaying. Read-only once built; freed at close. */
     struct e2_overlay *replayed;
     struct e2_quota *quota; /* protected by disk_lock; NULL without quota files */
+    /* The system zone (sysz.c): built at open, unchanged after; tested
+     * under disk_lock only (a test moves the tree's cursor). */
+    ext2fs_block_bitmap sysz;
 };
 
 /* The inode table block that holds inode @ino. */
@@ -198,6 +201,43 @@ int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm);
  * indirect blocks) a block marked in @meta or outside the file system;
  * else 0, or -errno from reading its block map (*@bad 0). */
 int e2_inode_maps_metadata(ext2_filsys fs, ext2_ino_t ino, ext2fs_block_bitmap meta, blk64_t *bad);
+
+/* sysz.c: the system zone, the blocks no file may map (e2_metadata_map's,
+ * and the journal's for every inode but the journal's). Every block a
+ * file's mapping hands out for data I/O (extio.c, mapio.c, data.c) or for
+ * freeing (punch.c) is checked first: -EUCLEAN and one log line naming the
+ * image, the inode, the block and what it holds, with nothing written.
+ * e2_sysz_build() at open (0 or -errno), e2_sysz_free() at close. */
+int e2_sysz_build(struct e2_image *img);
+void e2_sysz_free(struct e2_image *img);
+/* The slow path of e2_sysz_check_locked: log and return -EUCLEAN. */
+int e2_sysz_refuse_locked(struct e2_image *img, uint32_t ino, blk64_t blk, blk64_t n);
+/* Whether inode @ino may map the @n blocks from @blk: 0, or -EUCLEAN. */
+static inline int e2_sysz_check_locked(struct e2_image *img, uint32_t ino, blk64_t blk, blk64_t n)
+{
+    ext2_filsys fs = img->fs;
+
+    if (blk >= fs->super->s_first_data_block && n <= ext2fs_blocks_count(fs->super) &&
+        blk <= ext2fs_blocks_count(fs->super) - n &&
+        (ino == fs->super->s_journal_inum || !img->sysz ||
+         ext2fs_test_block_bitmap_range2(img->sysz, blk, (unsigned)n)))
+        return 0;
+    return e2_sysz_refuse_locked(img, ino, blk, n);
+}
+/* Block-mapped @ino (others: 0): its indirect blocks named in @in and the
+ * blocks mapped for logical blocks [@first, @last] (none if @first >
+ * @last), before I/O through libext2fs's bmap or file API. */
+int e2_sysz_check_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              blk64_t first, blk64_t last);
+/* Before a write at logical block @lblk of @ino changes its mapping: the
+ * extent tree blocks on the way to @lblk (none for a tree in the inode),
+ * or a block-mapped file's indirect blocks named in @in. */
+int e2_sysz_check_path_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              blk64_t lblk);
+/* Before freeing [@first, @last] of @ino: every extent tree block or
+ * indirect block, and the data blocks of the range. */
+int e2_sysz_check_free_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              blk64_t first, blk64_t last);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

@@ -24,11 +24,12 @@ struct run {
 
 /* The mapping of logical block @lblk and how far it continues (up to
  * @want blocks). Holes are reported one block at a time. */
-static int map_run(ext2_filsys fs, ext2_extent_handle_t h, blk64_t lblk, blk64_t want,
-                   struct run *r)
+static int map_run(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h, blk64_t lblk,
+                   blk64_t want, struct run *r)
 {
     struct ext2fs_extent e;
     errcode_t err = ext2fs_extent_goto(h, lblk);
+    int ret;
 
     r->state = RUN_HOLE;
     r->len = 1;
@@ -45,9 +46,11 @@ static int map_run(ext2_filsys fs, ext2_extent_handle_t h, blk64_t lblk, blk64_t
         return 0;
     r->len = e.e_lblk + e.e_len - lblk < want ? e.e_lblk + e.e_len - lblk : want;
     r->pblk = e.e_pblk + (lblk - e.e_lblk);
-    if (r->pblk < fs->super->s_first_data_block ||
-        r->pblk + r->len > ext2fs_blocks_count(fs->super))
-        return -EUCLEAN; /* an extent pointing outside the file system */
+    /* The one place extent files' blocks come out for I/O: none may be
+     * metadata or outside the file system. */
+    ret = e2_sysz_check_locked(img, ino, r->pblk, r->len);
+    if (ret)
+        return ret;
     r->state = (e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) ? RUN_UNWRITTEN : RUN_DATA;
     return 0;
 }
@@ -60,6 +63,18 @@ int e2_data_write_blocks(struct e2_image *img, blk64_t blk, size_t count, const 
 int e2_data_read_blocks(struct e2_image *img, blk64_t blk, size_t count, void *buf)
 {
     return e2_errno(e2_iom_read_data(img->fs->io, blk, count, buf));
+}
+
+/* The extent tree blocks on the way to the first and last block of
+ * [@off, @end): no metadata (sysz.c; map_run checks the data blocks). */
+static int check_tree_ends(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                           uint64_t off, uint64_t end)
+{
+    int ret = e2_sysz_check_path_locked(img, ino, in, off / img->fs->blocksize);
+
+    if (!ret)
+        ret = e2_sysz_check_path_locked(img, ino, in, (end - 1) / img->fs->blocksize);
+    return ret;
 }
 
 bool e2_extio_usable(const struct ext2_inode_large *in)
@@ -76,7 +91,9 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
     char *tmp = NULL, *dst = buf;
     int ret = 0;
 
-    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    ret = check_tree_ends(img, ino, in, off, end);
+    if (!ret)
+        ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
     if (ret)
         return ret;
     while (pos < end && !ret) {
@@ -84,7 +101,7 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
         uint64_t boff = pos % bs;
         struct run r;
 
-        ret = map_run(fs, h, lblk, (end - lblk * bs + bs - 1) / bs, &r);
+        ret = map_run(img, ino, h, lblk, (end - lblk * bs + bs - 1) / bs, &r);
         if (ret)
             break;
         if (r.state != RUN_DATA) {
@@ -122,7 +139,9 @@ ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
     unsigned n = 0;
     int ret;
 
-    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
+    ret = check_tree_ends(img, ino, in, off, end);
+    if (!ret)
+        ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
     if (ret)
         return ret;
     while (pos < end && !ret) {
@@ -130,7 +149,7 @@ ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
         uint64_t boff = pos % bs, len;
         struct run r;
 
-        ret = map_run(fs, h, lblk, (end - lblk * bs + bs - 1) / bs, &r);
+        ret = map_run(img, ino, h, lblk, (end - lblk * bs + bs - 1) / bs, &r);
         if (ret)
             break;
         len = r.len * bs - boff < end - pos ? r.len * bs - boff : end - pos;
@@ -164,13 +183,13 @@ ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
  * it has what the file API must handle instead: unwritten extents, or
  * holes below @eof_blk (filling those goes block by block, so that a full
  * image never leaves allocated garbage inside the file). */
-static int scan_range(ext2_filsys fs, ext2_extent_handle_t h, blk64_t first, blk64_t last,
-                      blk64_t eof_blk, bool *holes, bool *fallback)
+static int scan_range(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h, blk64_t first,
+                      blk64_t last, blk64_t eof_blk, bool *holes, bool *fallback)
 {
     *holes = *fallback = false;
     for (blk64_t b = first; b <= last;) {
         struct run r;
-        int ret = map_run(fs, h, b, last - b + 1, &r);
+        int ret = map_run(img, ino, h, b, last - b + 1, &r);
         if (ret)
             return ret;
         *fallback |= r.state == RUN_UNWRITTEN || (r.state == RUN_HOLE && b < eof_blk);
@@ -273,9 +292,10 @@ struct wplan {
  * is ours (it allocates only by extending the last extent, and meets no
  * unwritten extent) and which of its partial end blocks were holes, noted
  * before allocating because they keep zeros around the data. */
-static int plan_write(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in, uint64_t off,
+static int plan_write(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, uint64_t off,
                       uint64_t end, struct wplan *p)
 {
+    ext2_filsys fs = img->fs;
     uint64_t bs = fs->blocksize;
     ext2_extent_handle_t h;
     struct run r;
@@ -286,14 +306,14 @@ static int plan_write(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in,
     ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
     if (ret)
         return ret;
-    ret = scan_range(fs, h, p->first, p->last, p->eof_blk, &p->holes, &p->elsewhere);
+    ret = scan_range(img, ino, h, p->first, p->last, p->eof_blk, &p->holes, &p->elsewhere);
     if (!ret && p->holes && !p->elsewhere)
         ret = appends_to_last_extent(h, p->first, &p->elsewhere);
     if (!ret && p->holes && !p->elsewhere) {
-        ret = map_run(fs, h, p->first, 1, &r);
+        ret = map_run(img, ino, h, p->first, 1, &r);
         p->head_hole = r.state == RUN_HOLE;
         if (!ret) {
-            ret = map_run(fs, h, p->last, 1, &r);
+            ret = map_run(img, ino, h, p->last, 1, &r);
             p->tail_hole = r.state == RUN_HOLE;
         }
     }
@@ -336,9 +356,10 @@ static int allocate_holes(struct e2_image *img, uint32_t ino, struct ext2_inode_
 /* Move the bytes [@off, @end) of @buf to the blocks mapped for them: whole
  * blocks in runs, straight to the image; partial ones merged with what the
  * block holds (zeros if it was a hole). */
-static int write_runs(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in, const char *buf,
-                      uint64_t off, uint64_t end, const struct wplan *p)
+static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                      const char *buf, uint64_t off, uint64_t end, const struct wplan *p)
 {
+    ext2_filsys fs = img->fs;
     uint64_t bs = fs->blocksize, pos = off;
     ext2_extent_handle_t h;
     char *tmp = NULL;
@@ -354,7 +375,7 @@ static int write_runs(ext2_filsys fs, uint32_t ino, struct ext2_inode_large *in,
         blk64_t lblk = pos / bs;
         uint64_t boff = pos % bs;
 
-        ret = map_run(fs, h, lblk, p->last - lblk + 1, &r);
+        ret = map_run(img, ino, h, lblk, p->last - lblk + 1, &r);
         if (!ret && r.state != RUN_DATA)
             ret = -EUCLEAN; /* allocated a moment ago */
         if (ret)
@@ -390,7 +411,10 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     int ret;
 
     *route = E2_WRITE_DONE;
-    ret = plan_write(img->fs, ino, in, off, end, &p);
+    /* Allocating writes into the tree blocks at the ends of the range. */
+    ret = check_tree_ends(img, ino, in, off, end);
+    if (!ret)
+        ret = plan_write(img, ino, in, off, end, &p);
     if (!ret && !p.elsewhere && p.holes)
         ret = allocate_holes(img, ino, in, &p);
     if (ret)
@@ -399,7 +423,7 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         *route = E2_WRITE_ELSEWHERE;
         return 0;
     }
-    ret = write_runs(img->fs, ino, in, buf, off, end, &p);
+    ret = write_runs(img, ino, in, buf, off, end, &p);
     if (ret && p.holes) {
         /* The data did not all reach the image (a full or failing host
          * disk): the blocks just allocated past EOF go back, or they would

@@ -443,10 +443,15 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
     }
     ext2fs_create_inode_cache(img->fs, E2_INODE_CACHE);
     ret = e2_errno(ext2fs_read_bitmaps(img->fs));
-    if (ret)
+    if (ret) {
         e2_say(why, why_len, "cannot read the bitmaps of '%s': %s", img->path, strerror(-ret));
-    else
-        recount_free(img->fs);
+        return ret;
+    }
+    recount_free(img->fs);
+    ret = e2_sysz_build(img);
+    if (ret)
+        e2_say(why, why_len, "cannot map the metadata blocks of '%s': %s", img->path,
+               strerror(-ret));
     return ret;
 }
 
@@ -518,6 +523,7 @@ out_stop:
 
 out_close:
     e2_quota_stop(img);
+    e2_sysz_free(img);
     if (img->fs)
         ext2fs_close_free(&img->fs);
     release_mmp(img);
@@ -586,6 +592,7 @@ int e2_image_close(struct e2_image *img)
         ret = -EIO;
     }
     e2_quota_stop(img);
+    e2_sysz_free(img);
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);

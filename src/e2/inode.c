@@ -512,6 +512,19 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino)
     return 0;
 }
 
+int e2_inode_may_free(struct e2_image *img, uint32_t ino)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (!ret && ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in))
+        ret = e2_sysz_check_free_locked(img, ino, &in, 0, ~0ULL);
+    e2_unlock(img);
+    return ret;
+}
+
 int e2_inode_free(struct e2_image *img, uint32_t ino)
 {
     int ret;

@@ -64,7 +64,7 @@ static int flush_run(struct e2_image *img, uint32_t ino, struct ext2_inode_large
 
 /* The block that holds @lblk in *@pblk, allocated if it was a hole
  * (*@hole). Returns 1 if it is unwritten (the caller's file API takes over
- * from there), else 0 or -errno (-EUCLEAN: a block outside the image). */
+ * from there), else 0 or -errno (-EUCLEAN: metadata or outside the image). */
 static int map_block(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t lblk,
                      blk64_t *pblk, bool *hole)
 {
@@ -84,9 +84,7 @@ static int map_block(struct e2_image *img, uint32_t ino, struct ext2_inode_large
         if (ret)
             return ret;
     }
-    if (*pblk < fs->super->s_first_data_block || *pblk >= ext2fs_blocks_count(fs->super))
-        return -EUCLEAN;
-    return 0;
+    return e2_sysz_check_locked(img, ino, *pblk, 1);
 }
 
 /* Append block @pblk to the run with @n bytes of @src at @boff in it: the
@@ -120,6 +118,13 @@ ssize_t e2_mapio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     int ret = 0, wret;
 
     *unwritten = false;
+    /* Allocating a hole writes into the tree or indirect blocks: they
+     * must be no metadata (map_block checks the data blocks). */
+    ret = e2_sysz_check_path_locked(img, ino, in, off / bs);
+    if (!ret)
+        ret = e2_sysz_check_path_locked(img, ino, in, (end - 1) / bs);
+    if (ret)
+        return ret;
     r.buf = malloc(RUN_BLOCKS * bs);
     if (!r.buf)
         return -ENOMEM;

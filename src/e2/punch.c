@@ -169,7 +169,11 @@ int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large 
     blk64_t lblk = 0;
     int ret;
 
-    ret = note_partial_ends_locked(img, ino, start, end);
+    /* Freeing a block of the system zone would hand it to the next
+     * allocation: nothing is freed from such a file. */
+    ret = e2_sysz_check_free_locked(img, ino, in, start, end);
+    if (!ret)
+        ret = note_partial_ends_locked(img, ino, start, end);
     if (ret)
         return ret;
 

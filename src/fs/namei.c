@@ -619,6 +619,12 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
         ret = -EISDIR;
         goto out_unlock;
     }
+    /* The last link: a file whose blocks cannot be freed keeps its name. */
+    if (is_rmdir || a.nlink <= 1) {
+        ret = e2_inode_may_free(fs->img, ino);
+        if (ret)
+            goto out_unlock;
+    }
     if (is_rmdir) {
         if (ino == UEXT4_ROOT_INO) {
             ret = -EBUSY;

@@ -183,6 +183,10 @@ static int may_rename(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_s
     ret = fs_may_delete(fs, fc, &s->da, &s->a);
     if (!ret && d->ino)
         ret = fs_may_delete(fs, fc, &d->da, &d->a);
+    /* Replacing the last link of a file whose blocks cannot be freed. */
+    if (!ret && d->ino && !(flags & UEXT4_RENAME_EXCHANGE) &&
+        (S_ISDIR(d->a.mode) || d->a.nlink <= 1))
+        ret = e2_inode_may_free(fs->img, d->ino);
     if (ret)
         return ret;
     /* A directory may not move below itself. */

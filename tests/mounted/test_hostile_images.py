@@ -9,11 +9,16 @@ naming the structure, and never read or write the image file's bytes past
 the file system. These images are deliberately damaged: never loop-mounted,
 and e2fsck -fn is run only on the ones the test repairs back.
 """
+import ctypes
+import errno
+import mmap
 import os
+import signal
 import struct
 
-from uext4test import (Mount, check, debugfs, eq, fsck, inode_info, main,
-                       mkfs, pattern, run, run_daemon, test, workdir)
+from uext4test import (UEXT4, Mount, check, debugfs, eq, fallocate, fsck, inode_info, main,
+                       mkfs, pattern, read_file, run, run_daemon, sb_field, test,
+                       workdir)
 
 BS = 4096
 ORPHAN_MAGIC = 0x0b10ca04
@@ -313,6 +318,323 @@ def quota_file_maps_metadata():
               'uext4 exited %d: %s' % (rc, out))
         check(bitmap_and_itable(img) == before,
               'the block bitmap or the inode table changed')
+
+
+
+# Files whose blocks lie: an ordinary file's mapping names file system
+# metadata (the kernel's system zone check, fs/ext4/block_validity.c). Every
+# way to read, write or free the file's blocks is refused with EUCLEAN, the
+# daemon's log names the inode, the block and what it holds, and the
+# metadata is not changed. Its honest twin /g reads back as written.
+
+FILE_BLOCKS = 16                # past the 12 direct blocks of ext2
+JOURNAL_LBLK = 1000             # deep in the log: a short test never writes it
+PUNCH_HOLE = 0x02 | 0x01        # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+
+
+def group0(img):
+    out = run(['dumpe2fs', img]).stdout.decode()
+    return {'block bitmap': int(out.split('Block bitmap at ')[1].split()[0]),
+            'inode bitmap': int(out.split('Inode bitmap at ')[1].split()[0]),
+            'inode table': itable_block(img),
+            'group descriptors': 1}
+
+
+def read_blocks(img, blk, n):
+    with open(img, 'rb') as f:
+        f.seek(blk * BS)
+        return f.read(n * BS)
+
+
+def protected(img, blk):
+    """What no refused call may change: group 0's descriptors, bitmaps and
+    inode table (but its first block, where /f's and /g's times change),
+    the lying mapping's target block @blk and the bytes past the end. (Not
+    the blocks after @blk: the journal's head may follow.)"""
+    g = group0(img)
+    return (read_blocks(img, 1, 1) + read_blocks(img, g['block bitmap'], 1) +
+            read_blocks(img, g['inode bitmap'], 1) +
+            read_blocks(img, g['inode table'] + 1, 1023) + read_blocks(img, blk, 1) +
+            tail_bytes(img, int(sb_field(img, 'Block count'))))
+
+
+def lying_image(d, fstype, target, slot=0):
+    """An image with /f (FILE_BLOCKS blocks of pattern) and its honest twin
+    /g; then /f's first extent (ext4), or its i_block[@slot] (ext2: 0 a
+    direct block, 12 the indirect block), moved onto @target: a name from
+    group0(), 'journal' (a block deep in the log) or 'past end' (the first
+    block past the file system; the image file made longer). Returns
+    (image, /f's inode, the block)."""
+    img = mkfs(d + '/img', fstype=fstype,
+               features=['^metadata_csum'] if fstype == 'ext4' else ())
+    src = d + '/data'
+    with open(src, 'wb') as f:
+        f.write(pattern(FILE_BLOCKS * BS))
+    debugfs(img, 'write %s f' % src, write=True)
+    debugfs(img, 'write %s g' % src, write=True)
+    fsck(img)
+    ino = inode_info(img, '/f')['ino']
+    if target == 'journal':
+        blk = int(debugfs(img, 'bmap <8> %d' % JOURNAL_LBLK).split()[0])
+    elif target == 'past end':
+        blk = grow_past_fs(img, FILE_BLOCKS)
+    elif target == 'inode table':
+        blk = group0(img)[target] + 2      # past the root's, in use
+    else:
+        blk = group0(img)[target]
+    if fstype == 'ext4':
+        move_first_extent(img, ino, blk)
+    else:
+        debugfs(img, 'sif <%d> %s %d' % (ino, 'block[IND]' if slot == 12 else 'block[%d]' % slot,
+                                          blk), write=True)
+    return img, ino, blk
+
+
+def errno_of_call(fn):
+    try:
+        fn()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def mounted_calls(m):
+    """Every way through the mount to /f's blocks: name -> call."""
+    p = m.path('f')
+
+    def read():
+        with open(p, 'rb') as f:
+            f.read()
+
+    def direct_read():
+        fd = os.open(p, os.O_RDONLY | os.O_DIRECT)
+        try:
+            buf = mmap.mmap(-1, FILE_BLOCKS * BS)
+            os.preadv(fd, [buf], 0)
+        finally:
+            os.close(fd)
+
+    def write():
+        fd = os.open(p, os.O_WRONLY)
+        try:
+            os.pwrite(fd, b'w' * 3 * BS, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def direct_write():
+        fd = os.open(p, os.O_WRONLY | os.O_DIRECT)
+        try:
+            buf = mmap.mmap(-1, BS)
+            buf.write(b'd' * BS)
+            os.pwritev(fd, [buf], 0)
+        finally:
+            os.close(fd)
+
+    def mmap_store():
+        """The store faults the page in, whose read is refused: SIGBUS,
+        as for any I/O error at a fault; in a child, reported as EUCLEAN's
+        stand-in only if the signal is SIGBUS."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                with open(p, 'r+b') as f:
+                    mm = mmap.mmap(f.fileno(), BS)
+                    mm[0:4] = b'mmap'
+                    mm.flush()
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        status = os.waitpid(pid, 0)[1]
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
+            raise OSError(errno.EUCLEAN, 'SIGBUS at the store')
+        raise OSError(errno.EIO if status else 0, 'child status %#x' % status)
+
+    def append():
+        with open(p, 'ab') as f:
+            f.write(b'a' * BS)
+            os.fsync(f.fileno())
+
+    def copy_range():
+        with open(p, 'r+b') as dst, open(m.path('g'), 'rb') as src:
+            os.copy_file_range(src.fileno(), dst.fileno(), BS, 0, 0)
+            os.fsync(dst.fileno())
+
+    def punch():
+        with open(p, 'r+b') as f:
+            fallocate(f.fileno(), PUNCH_HOLE, 0, FILE_BLOCKS * BS)
+
+    def rename_over():
+        os.rename(m.path('g'), p)
+
+    return [('read', read), ('O_DIRECT read', direct_read), ('write', write),
+            ('O_DIRECT write', direct_write), ('mmap store + msync', mmap_store),
+            ('copy_file_range', copy_range), ('punch', punch),
+            ('truncate', lambda: os.truncate(p, 0)), ('unlink', lambda: os.unlink(p)),
+            ('rename over it', rename_over), ('append', append)]
+
+
+def refused_through_mount(img, ino, blk, d, skip=('append',)):
+    """Each call but @skip's refused with EUCLEAN (EIO is not accepted; the
+    mmap store dies of SIGBUS, its fault's read refused), the log naming the
+    block; /g intact; what no refused call may change unchanged; e2fsck's
+    complaints (the damage made on purpose) the same after as before."""
+    before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
+    with Mount(img) as m:
+        got = {name: errno_of_call(fn) for name, fn in mounted_calls(m)
+               if name not in skip}
+        g = read_file(m.path('g')) if os.path.exists(m.path('g')) else None
+        log = m.log()
+    bad = {k: v for k, v in got.items() if v != errno.EUCLEAN}
+    check(not bad, 'not refused with EUCLEAN: %s' % bad)
+    check(g == pattern(FILE_BLOCKS * BS), '/g does not read back')
+    check('inode %d maps block %d, which holds' % (ino, blk) in log,
+          'log does not name inode %d and block %d: %s' % (ino, blk, log))
+    check(protected(img, blk) == before, 'metadata changed')
+    eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
+    return log
+
+
+@test
+def extent_maps_metadata():
+    """/f's first extent moved onto each kind of metadata in turn: the
+    inode table, the block bitmap, the group descriptors, the journal and
+    past the end. Before: read returned the inode table's bytes, write and
+    mmap wrote over them, unlink marked them free in the bitmap."""
+    for target, what in [('inode table', 'the inode table of group 0'),
+                         ('block bitmap', 'the block bitmap of group 0'),
+                         ('group descriptors', 'a superblock copy or group descriptors'),
+                         ('journal', 'the journal'),
+                         ('past end', 'past its end')]:
+        with workdir() as d:
+            img, ino, blk = lying_image(d, 'ext4', target)
+            log = refused_through_mount(img, ino, blk, d)
+            check(what in log, '%s: log does not say %r: %s' % (target, what, log))
+
+
+@test
+def block_map_maps_metadata():
+    """ext2 (block-mapped): /f's first direct block, then its indirect
+    block, on group 0's inode table. An append allocates through the
+    indirect block: refused in the second case only (it wrote a block
+    number into the inode table)."""
+    for slot, skip in ((0, ('append',)), (12, ())):
+        with workdir() as d:
+            img, ino, blk = lying_image(d, 'ext2', 'inode table', slot)
+            refused_through_mount(img, ino, blk, d, skip)
+
+
+def leaf_in_inode_table(d):
+    """/f with a depth-1 extent tree (10 one-block extents, every other
+    block), its leaf copied into an unused block of group 0's inode table
+    and its root's index entry (i_block[4], ei_leaf_lo) pointed there: the
+    tree reads back the same, from metadata. Returns (image, inode, the
+    new leaf block)."""
+    img = mkfs(d + '/img', features=['^metadata_csum'])
+    src = d + '/sparse'
+    with open(src, 'wb') as f:
+        for b in range(0, 20, 2):
+            f.seek(b * BS)
+            f.write(pattern(BS, seed=b + 1))
+        f.truncate(20 * BS)
+    debugfs(img, 'write %s f' % src, write=True)
+    debugfs(img, 'write %s g' % src, write=True)
+    fsck(img)
+    ino = inode_info(img, '/f')['ino']
+    leaf = int(inode_info(img, '/f')['text'].split('(ETB0):')[1].split(',')[0])
+    new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+    with open(img, 'r+b') as f:
+        f.seek(leaf * BS)
+        blk = f.read(BS)
+        f.seek(new * BS)
+        f.write(blk)
+    debugfs(img, 'sif <%d> block[4] %d' % (ino, new), write=True)
+    return img, ino, new
+
+
+@test
+def extent_index_maps_metadata():
+    """/f's extent tree leaf lives in the inode table (a copy of the real
+    one): before, reads served the file from it, a write into a hole wrote
+    the new extent into the inode table and unlink marked the inode table
+    block free. Every call refused, also an append (it would extend the
+    leaf); the /g twin (same tree, honest) reads back."""
+    with workdir() as d:
+        img, ino, blk = leaf_in_inode_table(d)
+        before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
+        with Mount(img) as m:
+            got = {name: errno_of_call(fn) for name, fn in mounted_calls(m)
+                   if name not in ('copy_file_range', 'rename over it')}
+            eq(read_file(m.path('g')), read_file(d + '/sparse'), '/g')
+            log = m.log()
+        bad = {k: v for k, v in got.items() if v != errno.EUCLEAN}
+        check(not bad, 'not refused with EUCLEAN: %s' % bad)
+        check('inode %d maps block %d, which holds the inode table of group 0' % (ino, blk)
+              in log, 'log: %s' % log)
+        check(protected(img, blk) == before, 'metadata changed')
+        eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
+
+
+class Cred(ctypes.Structure):
+    _fields_ = [('uid', ctypes.c_uint), ('gid', ctypes.c_uint), ('umask', ctypes.c_uint),
+                ('ngroups', ctypes.c_uint), ('groups', ctypes.c_void_p),
+                ('load_groups', ctypes.c_void_p), ('has_fsetid', ctypes.c_void_p)]
+
+
+def libuext4():
+    lib = ctypes.CDLL(os.path.join(os.path.dirname(UEXT4), 'libuext4.so'))
+    vp, u32, sz, off = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_size_t, ctypes.c_int64
+    lib.uext4_open.argtypes = [ctypes.c_char_p, vp, ctypes.POINTER(vp), ctypes.c_char_p, sz]
+    lib.uext4_close.argtypes = [vp]
+    lib.uext4_read.argtypes = [vp, u32, vp, sz, off]
+    lib.uext4_read.restype = ctypes.c_ssize_t
+    lib.uext4_write.argtypes = [vp, vp, u32, vp, sz, off, ctypes.c_uint]
+    lib.uext4_write.restype = ctypes.c_ssize_t
+    lib.uext4_mmap_store.argtypes = [vp, u32, off, vp, sz]
+    lib.uext4_fallocate.argtypes = [vp, vp, u32, ctypes.c_int, off, off]
+    lib.uext4_copy_file_range.argtypes = [vp, vp, u32, off, u32, off, sz]
+    lib.uext4_copy_file_range.restype = ctypes.c_ssize_t
+    lib.uext4_unlink.argtypes = [vp, vp, u32, ctypes.c_char_p]
+    return lib
+
+
+@test
+def library_calls_refused():
+    """The same through the library (no FUSE): read, write, the mmap
+    writeback's write (UEXT4_WRITE_MMAP), a store (which reads the page
+    in), punch, copy_file_range into /f and unlink each return -EUCLEAN,
+    for an extent on the inode table and an ext2 indirect block there."""
+    for fstype, slot in (('ext4', 0), ('ext2', 12)):
+        with workdir() as d:
+            img, ino, blk = lying_image(d, fstype, 'inode table', slot)
+            g = inode_info(img, '/g')['ino']
+            before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
+            lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
+            why = ctypes.create_string_buffer(512)
+            rc = lib.uext4_open(img.encode(), None, ctypes.byref(fs), why, len(why))
+            check(rc == 0, 'uext4_open: %d %s' % (rc, why.value))
+            buf = ctypes.create_string_buffer(FILE_BLOCKS * BS)
+            try:
+                got = {
+                    'read': lib.uext4_read(fs, ino, buf, len(buf), 0),
+                    'write': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 0),
+                    'mmap writeback': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 1),
+                    'mmap store': lib.uext4_mmap_store(fs, ino, 0, buf, 4),
+                    'punch': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, PUNCH_HOLE, 0,
+                                                 len(buf)),
+                    'copy_file_range': lib.uext4_copy_file_range(fs, ctypes.byref(cr), g, 0,
+                                                                 ino, 0, BS),
+                    'unlink': lib.uext4_unlink(fs, ctypes.byref(cr), 2, b'f'),
+                }
+                check(lib.uext4_read(fs, g, buf, len(buf), 0) == len(buf) and
+                      buf.raw == pattern(FILE_BLOCKS * BS), '/g does not read back')
+            finally:
+                rc = lib.uext4_close(fs)
+            bad = {k: v for k, v in got.items() if v != -errno.EUCLEAN}
+            check(not bad, '%s: not -EUCLEAN: %s' % (fstype, bad))
+            eq(rc, 0, 'uext4_close')
+            check(protected(img, blk) == before, 'metadata changed')
+            eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
 
 
 if __name__ == '__main__':
