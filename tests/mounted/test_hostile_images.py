@@ -11,10 +11,12 @@ and e2fsck -fn is run only on the ones the test repairs back.
 """
 import ctypes
 import errno
+import json
 import mmap
 import os
 import signal
 import struct
+import sys
 
 from uext4test import (UEXT4, Mount, check, debugfs, eq, fallocate, fsck, inode_info, main,
                        mkfs, pattern, read_file, run, run_daemon, sb_field, test,
@@ -598,44 +600,69 @@ def libuext4():
     return lib
 
 
+def lib_calls(img, ino, g):
+    """The calls on /f (inode @ino; @g the twin's) through the library:
+    {name: return value}, and whether /g read back."""
+    lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
+    why = ctypes.create_string_buffer(512)
+    rc = lib.uext4_open(img.encode(), None, ctypes.byref(fs), why, len(why))
+    if rc:
+        return {'uext4_open': rc, 'why': why.value.decode()}
+    buf = ctypes.create_string_buffer(FILE_BLOCKS * BS)
+    try:
+        got = {
+            'read': lib.uext4_read(fs, ino, buf, len(buf), 0),
+            'write': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 0),
+            'mmap writeback': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 1),
+            'mmap store': lib.uext4_mmap_store(fs, ino, 0, buf, 4),
+            'punch': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, PUNCH_HOLE, 0, len(buf)),
+            'copy_file_range': lib.uext4_copy_file_range(fs, ctypes.byref(cr), g, 0, ino, 0,
+                                                         BS),
+            'unlink': lib.uext4_unlink(fs, ctypes.byref(cr), 2, b'f'),
+        }
+        got['/g reads back'] = (lib.uext4_read(fs, g, buf, len(buf), 0) == len(buf) and
+                                buf.raw == pattern(FILE_BLOCKS * BS))
+    finally:
+        got['uext4_close'] = lib.uext4_close(fs)
+    return got
+
+
+def sanitizer_preload(path):
+    """A sanitized build's libuext4 loads into python only after its
+    runtime: the runtimes it links, for LD_PRELOAD."""
+    out = run(['ldd', path]).stdout.decode()
+    return ':'.join(line.split('=>')[1].split()[0] for line in out.splitlines()
+                    if 'san.so' in line and '=>' in line)
+
+
 @test
 def library_calls_refused():
     """The same through the library (no FUSE): read, write, the mmap
     writeback's write (UEXT4_WRITE_MMAP), a store (which reads the page
     in), punch, copy_file_range into /f and unlink each return -EUCLEAN,
-    for an extent on the inode table and an ext2 indirect block there."""
+    for an extent on the inode table and an ext2 indirect block there. In
+    a child python (a sanitized library needs its runtime preloaded)."""
+    libpath = os.path.join(os.path.dirname(UEXT4), 'libuext4.so')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    preload = sanitizer_preload(libpath)
+    if preload:     # python itself leaks: the leak check is the C tests'
+        env.update(LD_PRELOAD=preload, ASAN_OPTIONS='detect_leaks=0')
     for fstype, slot in (('ext4', 0), ('ext2', 12)):
         with workdir() as d:
             img, ino, blk = lying_image(d, fstype, 'inode table', slot)
             g = inode_info(img, '/g')['ino']
             before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
-            lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
-            why = ctypes.create_string_buffer(512)
-            rc = lib.uext4_open(img.encode(), None, ctypes.byref(fs), why, len(why))
-            check(rc == 0, 'uext4_open: %d %s' % (rc, why.value))
-            buf = ctypes.create_string_buffer(FILE_BLOCKS * BS)
-            try:
-                got = {
-                    'read': lib.uext4_read(fs, ino, buf, len(buf), 0),
-                    'write': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 0),
-                    'mmap writeback': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 1),
-                    'mmap store': lib.uext4_mmap_store(fs, ino, 0, buf, 4),
-                    'punch': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, PUNCH_HOLE, 0,
-                                                 len(buf)),
-                    'copy_file_range': lib.uext4_copy_file_range(fs, ctypes.byref(cr), g, 0,
-                                                                 ino, 0, BS),
-                    'unlink': lib.uext4_unlink(fs, ctypes.byref(cr), 2, b'f'),
-                }
-                check(lib.uext4_read(fs, g, buf, len(buf), 0) == len(buf) and
-                      buf.raw == pattern(FILE_BLOCKS * BS), '/g does not read back')
-            finally:
-                rc = lib.uext4_close(fs)
+            code = ('import json, sys, test_hostile_images as t; '
+                    'print(json.dumps(t.lib_calls(sys.argv[1], %d, %d)))' % (ino, g))
+            p = run([sys.executable, '-c', code, img], env=env,
+                    cwd=os.path.dirname(os.path.abspath(__file__)), timeout=60)
+            got = json.loads(p.stdout.decode().splitlines()[-1])
+            check(got.pop('/g reads back', False), '%s: /g does not read back: %s' % (fstype, got))
+            eq(got.pop('uext4_close'), 0, 'uext4_close')
             bad = {k: v for k, v in got.items() if v != -errno.EUCLEAN}
             check(not bad, '%s: not -EUCLEAN: %s' % (fstype, bad))
-            eq(rc, 0, 'uext4_close')
             check(protected(img, blk) == before, 'metadata changed')
             eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
-
 
 if __name__ == '__main__':
     main()
