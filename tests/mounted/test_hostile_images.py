@@ -332,6 +332,7 @@ def quota_file_maps_metadata():
 FILE_BLOCKS = 16                # past the 12 direct blocks of ext2
 JOURNAL_LBLK = 1000             # deep in the log: a short test never writes it
 PUNCH_HOLE = 0x02 | 0x01        # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+ZERO_RANGE = 0x10               # FALLOC_FL_ZERO_RANGE (extent files only)
 
 
 def group0(img):
@@ -466,12 +467,16 @@ def mounted_calls(m):
         with open(p, 'r+b') as f:
             fallocate(f.fileno(), PUNCH_HOLE, 0, FILE_BLOCKS * BS)
 
+    def zero_range():
+        with open(p, 'r+b') as f:
+            fallocate(f.fileno(), ZERO_RANGE, 0, 2 * BS)
+
     def rename_over():
         os.rename(m.path('g'), p)
 
     return [('read', read), ('O_DIRECT read', direct_read), ('write', write),
             ('O_DIRECT write', direct_write), ('mmap store + msync', mmap_store),
-            ('copy_file_range', copy_range), ('punch', punch),
+            ('copy_file_range', copy_range), ('punch', punch), ('zero range', zero_range),
             ('truncate', lambda: os.truncate(p, 0)), ('unlink', lambda: os.unlink(p)),
             ('rename over it', rename_over), ('append', append)]
 
@@ -519,8 +524,8 @@ def block_map_maps_metadata():
     """ext2 (block-mapped): /f's first direct block, then its indirect
     block, on group 0's inode table. An append allocates through the
     indirect block: refused in the second case only (it wrote a block
-    number into the inode table)."""
-    for slot, skip in ((0, ('append',)), (12, ())):
+    number into the inode table). Zero range is for extent files only."""
+    for slot, skip in ((0, ('append', 'zero range')), (12, ('zero range',))):
         with workdir() as d:
             img, ino, blk = lying_image(d, 'ext2', 'inode table', slot)
             refused_through_mount(img, ino, blk, d, skip)
