@@ -79,8 +79,12 @@ static int map_block(struct e2_image *img, uint32_t ino, struct ext2_inode_large
         return 1;
     *hole = *pblk == 0;
     if (*hole) {
-        ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC, lblk,
-                                    &flags, pblk));
+        /* The allocation writes into the tree node that maps @lblk, which
+         * may be a leaf between the ends the caller checked. */
+        ret = e2_sysz_check_path_locked(img, ino, in, lblk);
+        if (!ret)
+            ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC, lblk,
+                                        &flags, pblk));
         if (ret)
             return ret;
     }

@@ -632,6 +632,41 @@ def lib_calls(img, ino, g):
     return got
 
 
+def lib_write_all(img, ino, size):
+    """Write @size bytes of pattern over inode @ino from offset 0 in one
+    uext4_write call after another (a short one goes on from where it
+    stopped): the results, the last an error or @size in all."""
+    lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
+    why = ctypes.create_string_buffer(512)
+    rc = lib.uext4_open(img.encode(), None, ctypes.byref(fs), why, len(why))
+    if rc:
+        return {'uext4_open': rc, 'why': why.value.decode()}
+    buf, done, got = ctypes.create_string_buffer(pattern(size), size), 0, []
+    while done < size:
+        n = lib.uext4_write(fs, ctypes.byref(cr), ino, ctypes.byref(buf, done), size - done,
+                            done, 0)
+        got.append(n)
+        if n <= 0:
+            break
+        done += n
+    return {'writes': got, 'uext4_close': lib.uext4_close(fs)}
+
+
+def run_lib_child(call):
+    """Run `t.@call` (a python expression on this module, as t) in a child
+    python: its JSON result. A sanitized library needs its runtime
+    preloaded, which a running python cannot do."""
+    libpath = os.path.join(os.path.dirname(UEXT4), 'libuext4.so')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    preload = sanitizer_preload(libpath)
+    if preload:     # python itself leaks: the leak check is the C tests'
+        env.update(LD_PRELOAD=preload, ASAN_OPTIONS='detect_leaks=0')
+    code = 'import json, test_hostile_images as t; print(json.dumps(t.%s))' % call
+    p = run([sys.executable, '-c', code], env=env,
+            cwd=os.path.dirname(os.path.abspath(__file__)), timeout=60)
+    return json.loads(p.stdout.decode().splitlines()[-1])
+
+
 def sanitizer_preload(path):
     """A sanitized build's libuext4 loads into python only after its
     runtime: the runtimes it links, for LD_PRELOAD."""
@@ -645,29 +680,63 @@ def library_calls_refused():
     """The same through the library (no FUSE): read, write, the mmap
     writeback's write (UEXT4_WRITE_MMAP), a store (which reads the page
     in), punch, copy_file_range into /f and unlink each return -EUCLEAN,
-    for an extent on the inode table and an ext2 indirect block there. In
-    a child python (a sanitized library needs its runtime preloaded)."""
-    libpath = os.path.join(os.path.dirname(UEXT4), 'libuext4.so')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    preload = sanitizer_preload(libpath)
-    if preload:     # python itself leaks: the leak check is the C tests'
-        env.update(LD_PRELOAD=preload, ASAN_OPTIONS='detect_leaks=0')
+    for an extent on the inode table and an ext2 indirect block there."""
     for fstype, slot in (('ext4', 0), ('ext2', 12)):
         with workdir() as d:
             img, ino, blk = lying_image(d, fstype, 'inode table', slot)
             g = inode_info(img, '/g')['ino']
             before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
-            code = ('import json, sys, test_hostile_images as t; '
-                    'print(json.dumps(t.lib_calls(sys.argv[1], %d, %d)))' % (ino, g))
-            p = run([sys.executable, '-c', code, img], env=env,
-                    cwd=os.path.dirname(os.path.abspath(__file__)), timeout=60)
-            got = json.loads(p.stdout.decode().splitlines()[-1])
+            got = run_lib_child('lib_calls(%r, %d, %d)' % (img, ino, g))
             check(got.pop('/g reads back', False), '%s: /g does not read back: %s' % (fstype, got))
             eq(got.pop('uext4_close'), 0, 'uext4_close')
             bad = {k: v for k, v in got.items() if v != -errno.EUCLEAN}
             check(not bad, '%s: not -EUCLEAN: %s' % (fstype, bad))
             check(protected(img, blk) == before, 'metadata changed')
             eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
+
+
+@test
+def middle_leaf_maps_metadata():
+    """/f has 1100 one-block extents, every other block, in four leaves;
+    the second leaf's copy lives in the inode table. One write over the
+    whole file (library: no FUSE splitting) fills the holes; the ends' tree
+    paths are honest, and before, the holes of the second leaf were
+    allocated into the leaf in the inode table (it changed). Now the write
+    stops short at that leaf and the next call gets -EUCLEAN; the inode
+    table unchanged."""
+    n = 2200
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['^metadata_csum'])
+        src = d + '/sparse'
+        with open(src, 'wb') as f:
+            for b in range(0, n, 2):
+                f.seek(b * BS)
+                f.write(b'x' * BS)
+            f.truncate(n * BS)
+        debugfs(img, 'write %s f' % src, write=True)
+        fsck(img)
+        ino = inode_info(img, '/f')['ino']
+        leaves = [int(x.split(':')[1])
+                  for x in inode_info(img, '/f')['text'].split('EXTENTS:')[1].split(', ')
+                  if x.strip().startswith('(ETB')]
+        check(len(leaves) >= 4, 'leaves: %s' % leaves)
+        new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+        with open(img, 'r+b') as f:
+            f.seek(leaves[1] * BS)
+            blk = f.read(BS)
+            f.seek(new * BS)
+            f.write(blk)
+        # The root's second index entry: i_block[6..8] (ei_block, ei_leaf_lo, hi).
+        debugfs(img, 'sif <%d> block[7] %d' % (ino, new), write=True)
+        # The writes allocate (bitmaps and descriptors change): the table.
+        itable = group0(img)['inode table']
+        before = read_blocks(img, itable + 1, 1023)
+        got = run_lib_child('lib_write_all(%r, %d, %d)' % (img, ino, n * BS))
+        eq(got.get('uext4_close'), 0, 'uext4_close: %s' % got)
+        check(got['writes'][-1] == -errno.EUCLEAN and 0 < sum(got['writes'][:-1]) < n * BS,
+              'writes: %s' % got['writes'])
+        check(read_blocks(img, itable + 1, 1023) == before, 'the inode table changed')
+
 
 if __name__ == '__main__':
     main()
