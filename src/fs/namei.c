@@ -619,11 +619,12 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
         ret = -EISDIR;
         goto out_unlock;
     }
-    /* The last link: a file whose blocks cannot be freed keeps its name. */
+    /* The last link: a file whose blocks cannot be freed keeps its name
+     * (the corruption is the file's, not the directory's). */
     if (is_rmdir || a.nlink <= 1) {
-        ret = e2_inode_may_free(fs->img, ino);
+        ret = FS_CHECK(fs, ino, e2_inode_may_free(fs->img, ino));
         if (ret)
-            goto out_unlock;
+            goto out_unlock_checked;
     }
     if (is_rmdir) {
         if (ino == UEXT4_ROOT_INO) {
@@ -643,6 +644,7 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
         ret = fs_drop_link(fs, ino, &a);
 out_unlock:
     ret = FS_CHECK(fs, dir, ret);
+out_unlock_checked:
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }

@@ -497,6 +497,9 @@ def refused_through_mount(img, ino, blk, d, skip=('append',)):
     check(g == pattern(FILE_BLOCKS * BS), '/g does not read back')
     check('inode %d maps block %d, which holds' % (ino, blk) in log,
           'log does not name inode %d and block %d: %s' % (ino, blk, log))
+    # The unlink's corruption is the file's (recorded in the superblock).
+    check('corruption found in inode %d (do_remove' % ino in log and
+          'corruption found in inode 2 (do_remove' not in log, 'unlink blames: %s' % log)
     check(protected(img, blk) == before, 'metadata changed')
     eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
     return log
