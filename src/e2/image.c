@@ -89,8 +89,12 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     return 0;
 }
 
-/* Inodes libext2fs keeps decoded in memory. */
-#define E2_INODE_CACHE 1024
+/* Inodes libext2fs keeps in memory. Enough for the few inodes each
+ * operation reads again and again, and no more: libext2fs 1.47 finds an
+ * inode by a linear scan of the whole cache on every inode read and write,
+ * and with 1024 entries that scan cost more than the misses it saved (a
+ * miss is a cached block and an inode checksum). */
+#define E2_INODE_CACHE 64
 /* Clean metadata blocks kept by iomgr.c (dirty ones are bounded by the
  * journal's size). */
 #define E2_BLOCK_CACHE (16u << 20)
