@@ -300,4 +300,11 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
 errcode_t ext2fs_inline_data_ea_remove(ext2_filsys fs, ext2_ino_t ino);
 errcode_t ext2fs_inline_data_expand(ext2_filsys fs, ext2_ino_t ino);
 
+/* crc32c.c: CRC-32C (@crc in and out without inversion), the function
+ * libext2fs's ext2fs_crc32c_le() is replaced with in the daemon; the same
+ * a byte at a time; and a check of the two on a known vector (0 or -EIO). */
+uint32_t e2_crc32c(uint32_t crc, const unsigned char *p, size_t len);
+uint32_t e2_crc32c_sw(uint32_t crc, const unsigned char *p, size_t len);
+int e2_crc32c_check(void);
+
 #endif

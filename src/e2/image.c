@@ -487,6 +487,10 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     int ret;
 
     *ro_forced = false;
+    if (e2_crc32c_check()) {
+        e2_say(why, why_len, "cannot open '%s': this build computes wrong CRC-32C checksums", path);
+        return -EIO;
+    }
     img = calloc(1, sizeof(*img));
     if (!img)
         return -ENOMEM;
