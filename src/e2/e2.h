@@ -258,11 +258,17 @@ int e2_inline_capacity(struct e2_image *img, uint32_t ino, size_t *cap);
 int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len);
 /* Copy the first @size bytes of inline data from @off (clamped to i_size). */
 ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
-/* Replace the whole inline content with @len bytes (system.data holds what
- * passes 60) and set i_size to @isize, which may exceed @len: the rest reads
- * as zeros. -ENOSPC when it does not fit (state unchanged). */
-int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len,
+/* write(2) and mmap writeback into an inline file, in one step: the
+ * content below i_size with @len bytes of @buf at @off (zeros in any gap),
+ * i_size set to @isize. -ENOSPC when the content would pass the inline
+ * capacity (nothing changed: the caller converts to blocks). */
+int e2_inline_write(struct e2_image *img, uint32_t ino, const void *buf, size_t len, uint64_t off,
                     uint64_t isize);
+/* truncate(2) of an inline file: i_size @size, content past it dropped.
+ * -ENOSPC when @size grows the file past both its i_size and the space the
+ * inode already gives to inline data (nothing changed: the caller
+ * converts, as the kernel does). */
+int e2_inline_truncate(struct e2_image *img, uint32_t ino, uint64_t size);
 /* Make a file with no blocks inline, keeping its i_size (the kernel's first
  * write into a new file). */
 int e2_inline_begin(struct e2_image *img, uint32_t ino);

@@ -165,7 +165,7 @@ int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len)
  * can leave i_size beyond the inline area (an empty file truncated up and
  * then written): those bytes read as zeros. */
 static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, size_t min,
-                       char **out, size_t *size)
+                       char **out, size_t *size, size_t *allocated)
 {
     size_t total = 0;
     char *buf;
@@ -180,6 +180,8 @@ static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_lar
     if (ret)
         return ret;
     *size = EXT2_I_SIZE(in) < total ? EXT2_I_SIZE(in) : total;
+    if (allocated)
+        *allocated = total;
     buf = calloc(1, total > min ? total : min);
     if (!buf)
         return -ENOMEM;
@@ -202,7 +204,7 @@ ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t siz
     ssize_t ret;
 
     e2_lock(img);
-    ret = load_locked(img, ino, &in, 0, &data, &clen);
+    ret = load_locked(img, ino, &in, 0, &data, &clen, NULL);
     if (ret)
         goto out_unlock;
     isize = EXT2_I_SIZE(&in);
@@ -268,14 +270,57 @@ static int store_locked(struct e2_image *img, uint32_t ino, const void *data, si
     return e2_write_inode_locked(img, ino, &in);
 }
 
-int e2_inline_store(struct e2_image *img, uint32_t ino, const void *data, size_t len,
+int e2_inline_write(struct e2_image *img, uint32_t ino, const void *buf, size_t len, uint64_t off,
                     uint64_t isize)
 {
+    struct ext2_inode_large in;
+    char *data = NULL;
+    size_t cap, clen;
     int ret;
 
     e2_lock(img);
-    ret = store_locked(img, ino, data, len, isize);
+    ret = img->read_only ? -EROFS : e2_inline_capacity_locked(img, ino, &cap);
+    if (ret)
+        goto out_unlock;
+    /* Checked before the content is loaded: @off may be anything. */
+    if (off > cap || len > cap - off) {
+        ret = -ENOSPC;
+        goto out_unlock;
+    }
+    ret = load_locked(img, ino, &in, (size_t)off + len, &data, &clen, NULL);
+    if (ret)
+        goto out_unlock;
+    if (len)
+        memcpy(data + off, buf, len);
+    ret = store_locked(img, ino, data, clen > off + len ? clen : (size_t)off + len, isize);
+    free(data);
     e2_step_end_locked(img);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}
+
+int e2_inline_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
+{
+    struct ext2_inode_large in;
+    char *data = NULL;
+    size_t clen, allocated;
+    int ret;
+
+    e2_lock(img);
+    ret = img->read_only ? -EROFS : load_locked(img, ino, &in, 0, &data, &clen, &allocated);
+    if (ret)
+        goto out_unlock;
+    /* Growing stays inline only within the space the inode already gives
+     * to inline data, as the kernel does; shrinking trims system.data. */
+    if (size > EXT2_I_SIZE(&in) && size > allocated) {
+        ret = -ENOSPC;
+    } else {
+        ret = store_locked(img, ino, data, size < clen ? (size_t)size : clen, size);
+        e2_step_end_locked(img);
+    }
+    free(data);
+out_unlock:
     e2_unlock(img);
     return ret;
 }
@@ -343,7 +388,7 @@ static int convert_file_locked(struct e2_image *img, uint32_t ino)
     size_t isize;
     int ret;
 
-    ret = load_locked(img, ino, &in, fs->blocksize, &data, &isize);
+    ret = load_locked(img, ino, &in, fs->blocksize, &data, &isize, NULL);
     if (ret)
         return ret;
     if (isize > fs->blocksize) {

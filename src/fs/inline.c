@@ -56,33 +56,6 @@ static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_att
     return ret;
 }
 
-/* Store new inline content: the first @keep bytes of the current content,
- * then @len bytes of @buf at @off (zeros in any gap); content length
- * max(@keep, @off + @len); i_size @isize. Callers keep the content within
- * the capacity. */
-static int inline_rewrite(struct uext4_fs *fs, uint32_t ino, size_t keep, const void *buf,
-                          size_t len, uint64_t off, uint64_t isize)
-{
-    size_t end = off + len > keep ? (size_t)(off + len) : keep;
-    char *data = calloc(1, end ? end : 1);
-    ssize_t got = 0;
-    int ret;
-
-    if (!data)
-        return -ENOMEM;
-    if (keep)
-        got = e2_inline_read(fs->img, ino, data, keep, 0);
-    if (got < 0) {
-        free(data);
-        return (int)got;
-    }
-    if (len)
-        memcpy(data + off, buf, len);
-    ret = e2_inline_store(fs->img, ino, data, end, isize);
-    free(data);
-    return ret;
-}
-
 ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                             void *buf, size_t size, off_t off)
 {
@@ -100,7 +73,7 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
 {
     uint64_t end = (uint64_t)off + size;
     uint64_t isize, limit = max_file_size(fs, a);
-    size_t cap = 0, clen = 0, allocated;
+    size_t cap = 0;
     int ret;
 
     assert_inode_locked(fi);
@@ -114,15 +87,9 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
     }
     isize = end > a->size ? end : a->size;
     if (is_inline(a)) {
-        ret = e2_inline_capacity(fs->img, fi->ino, &cap);
-        if (!ret)
-            ret = inline_content(fs, fi->ino, a, &clen, &allocated);
-        if (ret)
-            return ret;
-        if (end <= cap) {
-            ret = inline_rewrite(fs, fi->ino, clen, buf, size, (uint64_t)off, isize);
+        ret = e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize);
+        if (ret != -ENOSPC)
             return ret ? ret : (ssize_t)size;
-        }
         ret = fs_inline_convert_locked(fs, fi);
         if (ret)
             return ret;
@@ -141,7 +108,7 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
             if (ret == -EINVAL)
                 return e2_data_write(fs->img, fi->ino, buf, size, off);
             if (!ret)
-                ret = inline_rewrite(fs, fi->ino, 0, buf, size, (uint64_t)off, isize);
+                ret = e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize);
             if (!ret)
                 return (ssize_t)size;
             if (ret != -ENOSPC)
@@ -182,10 +149,8 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
         return (ssize_t)size;
     n = a->size - (uint64_t)off < size ? (size_t)(a->size - (uint64_t)off) : size;
     if (is_inline(a)) {
-        size_t clen, allocated, cap;
+        size_t clen, allocated;
         err = inline_content(fs, fi->ino, a, &clen, &allocated);
-        if (!err)
-            err = e2_inline_capacity(fs->img, fi->ino, &cap);
         if (err)
             return err;
         /* Stored back inline, system.data growing as needed, i_size as it
@@ -197,10 +162,10 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
         size_t used = inline_page_end(buf, n, off, clen);
         if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && used == 0)
             return (ssize_t)size;
-        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && off + used <= cap) {
-            size_t keep = clen > off + used ? clen : (size_t)off + used;
-            err = inline_rewrite(fs, fi->ino, keep, buf, used, (uint64_t)off, a->size);
-            return err ? err : (ssize_t)size;
+        if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP) {
+            err = e2_inline_write(fs->img, fi->ino, buf, used, (uint64_t)off, a->size);
+            if (err != -ENOSPC)
+                return err ? err : (ssize_t)size;
         }
         err = fs_inline_convert_locked(fs, fi);
         if (err)
@@ -219,23 +184,15 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
 int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                             uint64_t size)
 {
-    size_t clen, allocated;
     int ret;
 
     assert_inode_locked(fi);
     if (size > max_file_size(fs, a))
         return -EFBIG;
     if (is_inline(a)) {
-        ret = inline_content(fs, fi->ino, a, &clen, &allocated);
-        if (ret)
+        ret = e2_inline_truncate(fs->img, fi->ino, size);
+        if (ret != -ENOSPC)
             return ret;
-        /* Shrinking keeps the file inline and trims system.data; growing
-         * stays inline only within the space the inode already gives to
-         * inline data, as the kernel does. */
-        if (size <= a->size || size <= allocated) {
-            size_t keep = size < allocated ? (size_t)size : allocated;
-            return inline_rewrite(fs, fi->ino, keep < clen ? keep : clen, NULL, 0, 0, size);
-        }
         ret = fs_inline_convert_locked(fs, fi);
         if (ret)
             return ret;
