@@ -155,20 +155,28 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
     return (int)ret;
 }
 
-/* After a write(2): times, and setuid/setgid dropped as file_remove_privs(). */
-static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino, bool kill_priv)
+/* After a write(2) into @ino, whose attributes before it were @a (its
+ * mode and owner cannot have changed since: the caller holds the inode
+ * lock): times, and setuid/setgid dropped as file_remove_privs(). One
+ * storage call, as the attributes need not be read again. */
+static int after_write_with(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                            struct e2_attr a, bool kill_priv)
 {
-    struct e2_attr a;
     unsigned fields = E2_A_MTIME | E2_A_CTIME;
-    int ret = e2_inode_get(fs->img, ino, &a);
 
-    if (ret)
-        return ret;
     fs_now(&a.mtime);
     a.ctime = a.mtime;
     if (kill_priv && fs_remove_privs(fs, fc, &a, &a.mode))
         fields |= E2_A_MODE;
     return e2_inode_set(fs->img, ino, &a, fields);
+}
+
+static int after_write(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino, bool kill_priv)
+{
+    struct e2_attr a;
+    int ret = e2_inode_get(fs->img, ino, &a);
+
+    return ret ? ret : after_write_with(fs, fc, ino, a, kill_priv);
 }
 
 /* The immutable and append-only rules for a write of @size bytes at @off:
@@ -256,7 +264,7 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         }
     }
     if (ret > 0 && !(flags & UEXT4_WRITE_CACHED)) {
-        err = after_write(fs, &fc, ino, !(flags & UEXT4_WRITE_MMAP));
+        err = after_write_with(fs, &fc, ino, a, !(flags & UEXT4_WRITE_MMAP));
         if (err)
             ret = err;
     }
