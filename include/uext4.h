@@ -336,6 +336,18 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
  * clears setuid/setgid as the kernel does. Returns bytes written. */
 ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const void *buf,
                     size_t size, off_t off, unsigned flags);
+/* uext4_write() of @size bytes that wait in the pipe @pipe_fd (a FUSE
+ * daemon's spliced WRITE data, say): where they go straight to the file's
+ * blocks, splice(2) moves them from the pipe into the image file without
+ * a copy through memory. -EAGAIN when they have to pass through memory
+ * (inline and block-mapped files, holes filled inside a file, unwritten
+ * extents, an append-only file, dirty mmap pages in library mode, a file
+ * just created, which may yet go inline): nothing was done and nothing
+ * taken from the pipe; read them and call uext4_write(). Otherwise the
+ * bytes written have left the pipe, and after an error an unknown part of
+ * the rest too. @flags: 0 or UEXT4_WRITE_CACHED. */
+ssize_t uext4_write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                         int pipe_fd, size_t size, off_t off, unsigned flags);
 
 /* Write back dirty mmap pages (below), then make the inode's data and the
  * metadata that reaches it durable in the image file. Also reports a

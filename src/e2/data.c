@@ -133,8 +133,9 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
         enum e2_write_route route = E2_WRITE_ELSEWHERE;
         ssize_t n = 0;
         bool unwritten = false;
+        struct e2_wsrc src = {.buf = buf};
         if (e2_extio_usable(&in))
-            n = e2_extio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &route);
+            n = e2_extio_write_locked(img, ino, &in, &src, size, (uint64_t)off, &route);
         if (route == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL)) {
             n = e2_mapio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &unwritten);
             route = E2_WRITE_DONE;
@@ -175,6 +176,25 @@ out_unlock:
     if (ret && done)
         return (ssize_t)done;
     return ret ? ret : (ssize_t)done;
+}
+
+ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off)
+{
+    struct e2_wsrc src = {.buf = NULL, .pipe = pipe_fd};
+    enum e2_write_route route = E2_WRITE_ELSEWHERE;
+    struct ext2_inode_large in;
+    ssize_t n;
+
+    n = e2_lock_for_change(img, ino, &in);
+    /* Only the extent path moves whole runs in order; the others need the
+     * bytes at hand (e2_data_write()). Each decides before it takes any. */
+    if (!n && size && !partial_hit_locked(img, ino, size, off) && e2_extio_usable(&in))
+        n = e2_extio_write_locked(img, ino, &in, &src, size, (uint64_t)off, &route);
+    if (!n && size && route == E2_WRITE_ELSEWHERE)
+        n = -EAGAIN;
+    e2_step_end_locked(img);
+    e2_unlock(img);
+    return n;
 }
 
 int e2_data_truncate(struct e2_image *img, uint32_t ino, uint64_t size)

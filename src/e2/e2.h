@@ -313,6 +313,14 @@ int e2_image_fd(struct e2_image *img);
 /* Write to a block-mapped file, growing i_size to the end of the write.
  * The caller clamps mmap writeback to i_size first. Returns bytes written. */
 ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off);
+/* e2_data_write() of @size bytes read from the pipe @pipe_fd, which holds
+ * at least that many: whole blocks go from the pipe to the image by
+ * splice(2). -EAGAIN when the bytes must be in memory (a block-mapped or
+ * inline file, a write filling a hole inside the file or meeting unwritten
+ * extents, a bigalloc cluster freed in this transaction): nothing changed,
+ * nothing taken from the pipe. Otherwise the pipe has given up the bytes
+ * written, and on an error an unknown part of the others. */
+ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off);
 /* Set i_size, freeing every block past the new end (those fallocated past
  * the old end too, even when the size stays); zeroes the tail of the last
  * block so a later extension reads zeros. */

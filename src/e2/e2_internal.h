@@ -172,8 +172,15 @@ ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_ino
 ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                             uint64_t off, size_t size, struct e2_seg *segs, unsigned max,
                             unsigned *nseg);
+/* The bytes a write takes, in order: from memory, or from a pipe (the FUSE
+ * channel's spliced WRITE data, e2_data_write_pipe()), where each step
+ * consumes what it moved. */
+struct e2_wsrc {
+    const char *buf; /* NULL: the bytes are in @pipe */
+    int pipe;
+};
 ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                              const void *buf, size_t size, uint64_t off,
+                              const struct e2_wsrc *src, size_t size, uint64_t off,
                               enum e2_write_route *route);
 
 /* journal.c: metadata through the jbd2 journal (the protocol is described

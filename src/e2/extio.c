@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum run_state { RUN_HOLE, RUN_UNWRITTEN, RUN_DATA };
 
@@ -224,10 +225,39 @@ static int appends_to_last_extent(ext2_extent_handle_t h, blk64_t first, bool *f
     return 0;
 }
 
+/* Copy the @n bytes of @src that belong at @done bytes into the write to
+ * @dst (from a pipe: its next @n bytes). */
+static int src_copy(const struct e2_wsrc *src, uint64_t done, char *dst, uint64_t n)
+{
+    if (src->buf) {
+        memcpy(dst, src->buf + done, n);
+        return 0;
+    }
+    while (n) {
+        ssize_t got = read(src->pipe, dst, n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            return got < 0 ? -errno : -EIO; /* a pipe short of the write: our bug */
+        dst += got;
+        n -= (uint64_t)got;
+    }
+    return 0;
+}
+
+/* Write @n whole blocks from @pblk with the bytes of @src at @done. */
+static int src_write_blocks(ext2_filsys fs, const struct e2_wsrc *src, uint64_t done, blk64_t pblk,
+                            blk64_t n)
+{
+    if (src->buf)
+        return e2_errno(e2_iom_write_data(fs->io, pblk, n, src->buf + done));
+    return e2_errno(e2_iom_splice_data(fs->io, pblk, n, src->pipe));
+}
+
 /* Write one partial block: on top of its old contents, or of zeros where
  * it was a hole. */
 static int write_partial(ext2_filsys fs, blk64_t pblk, bool was_hole, uint64_t boff,
-                         const char *src, uint64_t n, char *tmp)
+                         const struct e2_wsrc *src, uint64_t done, uint64_t n, char *tmp)
 {
     int ret = 0;
 
@@ -235,9 +265,10 @@ static int write_partial(ext2_filsys fs, blk64_t pblk, bool was_hole, uint64_t b
         memset(tmp, 0, fs->blocksize);
     else
         ret = e2_errno(e2_iom_read_data(fs->io, pblk, 1, tmp));
+    if (!ret)
+        ret = src_copy(src, done, tmp + boff, n);
     if (ret)
         return ret;
-    memcpy(tmp + boff, src, n);
     return e2_errno(e2_iom_write_data(fs->io, pblk, 1, tmp));
 }
 
@@ -353,11 +384,11 @@ static int allocate_holes(struct e2_image *img, uint32_t ino, struct ext2_inode_
     return ret == -ENOSPC ? 0 : ret;
 }
 
-/* Move the bytes [@off, @end) of @buf to the blocks mapped for them: whole
- * blocks in runs, straight to the image; partial ones merged with what the
- * block holds (zeros if it was a hole). */
+/* Move the bytes [@off, @end) of @src to the blocks mapped for them, in
+ * order: whole blocks in runs, straight to the image; partial ones merged
+ * with what the block holds (zeros if it was a hole). */
 static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                      const char *buf, uint64_t off, uint64_t end, const struct wplan *p)
+                      const struct e2_wsrc *src, uint64_t off, uint64_t end, const struct wplan *p)
 {
     ext2_filsys fs = img->fs;
     uint64_t bs = fs->blocksize, pos = off;
@@ -382,7 +413,7 @@ static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_larg
             break;
         if (boff == 0 && end - pos >= bs) {
             blk64_t n = (end - pos) / bs < r.len ? (end - pos) / bs : r.len;
-            ret = e2_errno(e2_iom_write_data(fs->io, r.pblk, n, buf + (pos - off)));
+            ret = src_write_blocks(fs, src, pos - off, r.pblk, n);
             pos += n * bs;
         } else {
             uint64_t n = bs - boff < end - pos ? bs - boff : end - pos;
@@ -393,7 +424,7 @@ static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_larg
                 ret = -ENOMEM;
                 break;
             }
-            ret = write_partial(fs, r.pblk, was_hole, boff, buf + (pos - off), n, tmp);
+            ret = write_partial(fs, r.pblk, was_hole, boff, src, pos - off, n, tmp);
             pos += n;
         }
     }
@@ -403,7 +434,7 @@ static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_larg
 }
 
 ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
-                              const void *buf, size_t size, uint64_t off,
+                              const struct e2_wsrc *src, size_t size, uint64_t off,
                               enum e2_write_route *route)
 {
     uint64_t end = off + size;
@@ -423,7 +454,7 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         *route = E2_WRITE_ELSEWHERE;
         return 0;
     }
-    ret = write_runs(img, ino, in, buf, off, end, &p);
+    ret = write_runs(img, ino, in, src, off, end, &p);
     if (ret && p.holes) {
         /* The data did not all reach the image (a full or failing host
          * disk): the blocks just allocated past EOF go back, or they would

@@ -687,6 +687,72 @@ errcode_t e2_iom_write_data(io_channel io, uint64_t blk, size_t count, const voi
     return err;
 }
 
+/* Whether any block of [@off, @off+@len) has a cached copy. */
+static bool any_cached(struct iom *b, uint64_t off, size_t len)
+{
+    if (!b->count)
+        return false;
+    for (uint64_t blk = off / b->bs; blk * b->bs < off + len; blk++)
+        if (lookup(b, blk))
+            return true;
+    return false;
+}
+
+/* Read exactly @len bytes from the pipe @fd into @buf. */
+static errcode_t pipe_read_full(int fd, char *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = read(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EXT2_ET_SHORT_READ;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe_fd)
+{
+    struct iom *b = iom_of(io);
+    uint64_t off = blk * b->bs;
+    size_t len = count * b->bs;
+
+    if (b->overlay)
+        return EXT2_ET_RO_FILSYS;
+    if (any_cached(b, off, len)) {
+        char *tmp = malloc(len);
+        errcode_t err = tmp ? pipe_read_full(pipe_fd, tmp, len) : EXT2_ET_NO_MEMORY;
+
+        if (!err)
+            err = e2_iom_write_data(io, blk, count, tmp);
+        free(tmp);
+        return err;
+    }
+    if (b->fault) {
+        int err = e2_fault_before_write(b->fault, b->fd, len, off);
+        if (err)
+            return err;
+    }
+    while (len) {
+        loff_t pos = (loff_t)off;
+        ssize_t n = splice(pipe_fd, NULL, b->fd, &pos, len, 0);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EXT2_ET_SHORT_WRITE; /* the pipe ran dry: a caller's bug */
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 errcode_t e2_iom_read_data(io_channel io, uint64_t blk, size_t count, void *buf)
 {
     struct iom *b = iom_of(io);

@@ -72,6 +72,13 @@ void e2_iom_set_journaled(io_channel io, bool on);
 
 errcode_t e2_iom_write_data(io_channel io, uint64_t blk, size_t count, const void *buf);
 errcode_t e2_iom_read_data(io_channel io, uint64_t blk, size_t count, void *buf);
+/* e2_iom_write_data() with the @count blocks' bytes taken from the pipe
+ * @pipe_fd, moved by splice(2) into the image file without passing through
+ * our memory (the FUSE channel's spliced WRITE data). Every byte written
+ * is consumed from the pipe; on an error an unknown prefix of them may
+ * have been. Blocks with a cached copy are read from the pipe and written
+ * as e2_iom_write_data() does (the copy must change too). */
+errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe_fd);
 /* Whether any of the @count blocks from @blk has a dirty cached copy, one
  * not yet written home, or is in the overlay: the image file then does not
  * hold the block's contents, and a reader must not go to the file

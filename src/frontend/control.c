@@ -186,8 +186,9 @@ static bool serve_one(struct fe_control *c, int fd)
         return false;
     }
     if (!strcmp(req, "stats")) {
-        snprintf(why, sizeof(why), "requests %llu",
-                 (unsigned long long)fe_session_requests(c->session));
+        snprintf(why, sizeof(why), "requests %llu spliced %llu",
+                 (unsigned long long)fe_session_requests(c->session),
+                 (unsigned long long)fe_session_spliced(c->session));
         reply(fd, 0, why);
         return false;
     }

@@ -44,6 +44,8 @@ int fe_session_run(struct fe_session *s, bool single_thread);
 /* The number of FUSE requests @s has taken so far (FORGETs included), on
  * either transport; any thread may ask. */
 uint64_t fe_session_requests(const struct fe_session *s);
+/* Bytes of WRITE data that stayed in a pipe for splicing (wire.c). */
+uint64_t fe_session_spliced(const struct fe_session *s);
 
 /* Unmount if still mounted, remove the signal handlers and free @s. */
 void fe_session_destroy(struct fe_session *s);

@@ -47,6 +47,10 @@ struct fe_ctx {
     /* FUSE_CAP_WRITEBACK_CACHE is on: write(2) data arrives as writeback
      * and the kernel owns i_size, mtime and ctime (file.c, attr.c). */
     bool writeback_cache;
+    /* Large WRITEs' data may stay in the channel's pipe and go from there
+     * into the image (wire.c, fe_write): not with -o no_splice_write, nor
+     * -o record, which logs the bytes. */
+    bool splice_write;
     /* OPEN is answered ENOSYS, so the kernel sends no OPEN and no RELEASE
      * for regular files (file.c): when the kernel checks permissions, or
      * nobody does (fakeroot). */

@@ -302,6 +302,48 @@ static bool fe_is_setid(fuse_req_t req, fuse_ino_t ino)
  * and O_DIRECT writes return a short count to the caller, as write(2) may.
  * Only a write the kernel marked (a caller without CAP_FSETID) can drop
  * setuid/setgid: others pay nothing for fe_is_setid(). */
+/* A large WRITE's data may have stayed in the channel's pipe (wire.h):
+ * moved from there straight into the image where the core can take it
+ * so, else read into the request's buffer, where read(2) would have put
+ * it: -EAGAIN then, for the caller to write from @buf. mmap writeback
+ * (UEXT4_WRITE_MMAP) is always written from memory; a writeback cut short
+ * has the rest of its bytes read and written on (fe_writeback_all()). */
+static ssize_t fe_write_spliced(fuse_req_t req, const struct uext4_cred *cr, fuse_ino_t ino,
+                                const char *buf, size_t size, off_t off, unsigned flags,
+                                bool writepage)
+{
+    /* libfuse's receive buffer, which has room for the whole request. */
+    char *mem = (char *)buf;
+    ssize_t n = -EAGAIN, more;
+    size_t len;
+    int fd = fe_wire_payload(&len);
+    int err;
+
+    if (fd < 0)
+        return -EAGAIN;
+    if (len != size) {
+        log_err("WRITE of %zu bytes with %zu in its pipe", size, len);
+        fe_wire_payload_taken(-1);
+        return -EIO;
+    }
+    if (!(flags & UEXT4_WRITE_MMAP))
+        n = uext4_write_pipe(fe_fs(req), cr, fe_ext4_ino(ino), fd, size, off, flags);
+    if (n != -EAGAIN)
+        fe_wire_payload_taken(n);
+    if (n != -EAGAIN && (!writepage || n <= 0 || (size_t)n == size))
+        return n;
+    if (n == -EAGAIN)
+        n = 0;
+    err = fe_wire_payload_fill(mem + n);
+    if (err)
+        return err;
+    if (n == 0)
+        return -EAGAIN;
+    more = fe_writeback_all(fe_fs(req), cr, fe_ext4_ino(ino), mem + n, size - (size_t)n, off + n,
+                            flags);
+    return more < 0 ? more : n + more;
+}
+
 void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
@@ -312,10 +354,11 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 
     fe_cred_init(&c, req, !fi->writepage);
     setid = c.kill == FE_KILL_YES && fe_is_setid(req, ino);
-    if (fi->writepage)
-        n = fe_writeback_all(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
-    else
-        n = uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
+    n = fe_write_spliced(req, &c.cr, ino, buf, size, off, flags, fi->writepage);
+    if (n == -EAGAIN)
+        n = fi->writepage
+                ? fe_writeback_all(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags)
+                : uext4_write(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags);
     fe_cred_release(&c);
     /* A writepage without writeback_cache is a shared mapping's page; with
      * it, write(2) data too, which the core takes as writes. */

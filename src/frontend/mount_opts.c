@@ -260,6 +260,18 @@ static int set_no_io_uring(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_splice_write(const struct opt_ctx *c)
+{
+    c->o->no_splice_write = false;
+    return 0;
+}
+
+static int set_no_splice_write(const struct opt_ctx *c)
+{
+    c->o->no_splice_write = true;
+    return 0;
+}
+
 static int set_grpid(const struct opt_ctx *c)
 {
     c->o->core.grpid = true;
@@ -312,6 +324,8 @@ static const struct {
     {"max_threads", true, set_max_threads},
     {"io_uring", false, set_io_uring},
     {"no_io_uring", false, set_no_io_uring},
+    {"splice_write", false, set_splice_write},
+    {"no_splice_write", false, set_no_splice_write},
     {"fsname", true, set_fsname},
     {"subtype", true, set_subtype},
     {"record", true, set_record},

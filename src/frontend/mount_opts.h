@@ -50,6 +50,8 @@ struct fe_mount_opts {
     /* -o io_uring: serve requests through FUSE over io_uring where the
      * kernel offers it (uring.c); off by default. */
     bool io_uring;
+    /* -o no_splice_write: read every request into memory (wire.c). */
+    bool no_splice_write;
     /* Point into the option string given to fe_opts_parse(); NULL when not
      * given (the image path and "uext4" are used). */
     const char *fsname;

@@ -46,7 +46,11 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct fe_ctx *ctx = userdata;
 
-    conn->max_write = FE_MAX_WRITE;
+    /* Where WRITE data can stay in a pipe (wire.c), max_write is what
+     * such a pipe holds. Not with io_uring, whose rings carry the data. */
+    conn->max_write = ctx->splice_write && !ctx->wire.want_uring
+                          ? (unsigned)fe_wire_splice_setup(&ctx->wire, FE_MAX_WRITE)
+                          : FE_MAX_WRITE;
     /* The kernel hands us the umask instead of applying it, so the core can
      * skip it where a default ACL governs the new inode's mode. */
     fe_want(conn, FUSE_CAP_DONT_MASK);
@@ -276,6 +280,7 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     if (p->opts->io_uring && !fe_uring_built())
         log_info("io_uring: this uext4 was built without liburing: serving /dev/fuse");
     s->ctx.wire.want_uring = p->opts->io_uring && fe_uring_built();
+    s->ctx.splice_write = !p->opts->no_splice_write && !p->opts->record;
     s->ctx.wire.on_prepare = fe_session_uring_prepare;
     s->ctx.wire.on_init = fe_session_uring_start;
     s->ctx.wire.on_init_arg = s;
@@ -389,6 +394,11 @@ int fe_session_run(struct fe_session *s, bool single_thread)
 uint64_t fe_session_requests(const struct fe_session *s)
 {
     return fe_wire_requests(&s->ctx.wire);
+}
+
+uint64_t fe_session_spliced(const struct fe_session *s)
+{
+    return fe_wire_spliced(&s->ctx.wire);
 }
 
 void fe_session_destroy(struct fe_session *s)

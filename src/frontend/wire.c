@@ -27,8 +27,11 @@
 #include "frontend/wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fuse.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -118,6 +121,8 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
     w->want = killpriv_v2 ? WIRE_EXTRA_FLAGS : 0;
     atomic_init(&w->init_pending, false);
     atomic_init(&w->requests, 0);
+    atomic_init(&w->spliced, 0);
+    atomic_init(&w->splice_credit, 0);
 }
 
 /* What the channel does to each request, however it came. */
@@ -161,12 +166,250 @@ static void wire_inspect(struct fe_wire *w, void *buf, ssize_t n)
     wire_kill = n >= (ssize_t)sizeof(*in) ? wire_kill_of(in, (size_t)n) : FE_KILL_UNKNOWN;
 }
 
+/* Splicing WRITE data in. A large WRITE read(2) from /dev/fuse is copied
+ * into our buffer and then again into the image file. Spliced from
+ * /dev/fuse into a pipe instead, its data pages are only referenced there
+ * (the kernel does not copy them), and splice(2) from the pipe into the
+ * image file makes the one copy left (uext4_write_pipe()). So each worker
+ * thread takes its requests through a pipe of its own, reads each one's
+ * header back, and the rest of it too unless it is a WRITE with at least
+ * splice_min bytes of data: those stay for the handler, which libfuse
+ * runs next on the same thread (fe_wire_payload()). */
+
+/* The header of a WRITE up to its data. */
+#define WIRE_WRITE_HEAD (sizeof(struct fuse_in_header) + sizeof(struct fuse_write_in))
+/* Smaller WRITEs are read whole: the pipe's bookkeeping would cost more
+ * than the copy saves. */
+#define WIRE_SPLICE_MIN (64u << 10)
+/* A request spliced and read back costs about 2 us more than one read(2)
+ * (one more system call and a page for the header): 13% of a round trip
+ * answered from memory. So requests are spliced only after a large WRITE
+ * came, for the next WIRE_SPLICE_CREDIT requests, a stream of large
+ * writes renewing it: the first WRITE of a stream is copied, the requests
+ * of other work are read. */
+#define WIRE_SPLICE_CREDIT 64
+
+/* A worker thread's pipe. The read end does not block: the data is
+ * always there when read, and a drain stops where the pipe is empty. */
+struct wire_pipe {
+    int rd, wr;
+    size_t pending; /* payload bytes the handler has not taken */
+    bool unknown;   /* it took an unknown part of them (an error) */
+};
+
+static pthread_key_t wire_pipe_key;
+static pthread_once_t wire_pipe_once = PTHREAD_ONCE_INIT;
+/* This thread's pipe; NULL before its first request, or if it has none. */
+static _Thread_local struct wire_pipe *wire_pipe_cur;
+static _Thread_local bool wire_pipe_none;
+
+static void wire_pipe_free(void *arg)
+{
+    struct wire_pipe *p = arg;
+
+    close(p->rd);
+    close(p->wr);
+    free(p);
+}
+
+static void wire_pipe_key_init(void)
+{
+    if (pthread_key_create(&wire_pipe_key, wire_pipe_free) != 0)
+        wire_pipe_key = (pthread_key_t)-1;
+}
+
+/* A pipe of @bytes, or -errno. Only the size asked or more will do: a
+ * request longer than the pipe would fail (the kernel answers its caller
+ * EIO). */
+static int wire_pipe_open(size_t bytes, int fds[2])
+{
+    int got;
+
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return -errno;
+    got = fcntl(fds[1], F_SETPIPE_SZ, (int)bytes);
+    if (got < 0 || (size_t)got < bytes) {
+        int err = got < 0 ? -errno : -ENOSPC;
+        close(fds[0]);
+        close(fds[1]);
+        return err;
+    }
+    return 0;
+}
+
+/* This thread's pipe, made at its first request; NULL where it cannot
+ * have one (the user's pipe quota, say): it then reads requests. */
+static struct wire_pipe *wire_pipe_get(const struct fe_wire *w)
+{
+    struct wire_pipe *p;
+    int fds[2];
+
+    if (wire_pipe_cur || wire_pipe_none)
+        return wire_pipe_cur;
+    wire_pipe_none = true;
+    pthread_once(&wire_pipe_once, wire_pipe_key_init);
+    if (wire_pipe_key == (pthread_key_t)-1 || wire_pipe_open(w->pipe_bytes, fds) != 0)
+        return NULL;
+    p = calloc(1, sizeof(*p));
+    if (!p || fcntl(fds[0], F_SETFL, O_NONBLOCK) != 0 || pthread_setspecific(wire_pipe_key, p)) {
+        free(p);
+        close(fds[0]);
+        close(fds[1]);
+        return NULL;
+    }
+    p->rd = fds[0];
+    p->wr = fds[1];
+    wire_pipe_none = false;
+    wire_pipe_cur = p;
+    return p;
+}
+
+/* Read exactly @len bytes, which the pipe holds. 0 or -errno. */
+static int wire_pipe_read(struct wire_pipe *p, char *buf, size_t len)
+{
+    while (len) {
+        ssize_t n = read(p->rd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 && errno != EAGAIN ? -errno : -EIO;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Drop what the last request's handler left in the pipe, through @buf. */
+static void wire_pipe_drain(struct wire_pipe *p, char *buf, size_t len)
+{
+    ssize_t n;
+
+    if (!p->pending && !p->unknown)
+        return;
+    do
+        n = read(p->rd, buf, len);
+    while (n > 0 || (n < 0 && errno == EINTR));
+    p->pending = 0;
+    p->unknown = false;
+}
+
+size_t fe_wire_splice_setup(struct fe_wire *w, size_t want)
+{
+    size_t bytes = want + 4096; /* the data's pages and one for the header */
+    int fds[2];
+
+    w->splice_in = false;
+    /* The largest pipe this user may have, down to one for 128 KiB WRITEs. */
+    while (bytes >= (128u << 10) + 4096 && wire_pipe_open(bytes, fds) != 0)
+        bytes = bytes > (1u << 20) ? (1u << 20) : bytes / 2;
+    if (bytes < (128u << 10) + 4096)
+        return want;
+    close(fds[0]);
+    close(fds[1]);
+    w->splice_in = true;
+    w->pipe_bytes = bytes;
+    w->splice_min = WIRE_SPLICE_MIN;
+    return bytes - 4096 < want ? bytes - 4096 : want;
+}
+
+/* fe_wire_read() through this thread's pipe. */
+static ssize_t wire_splice_read(struct fe_wire *w, struct wire_pipe *p, int fd, char *buf,
+                                size_t len)
+{
+    ssize_t n;
+    int err;
+
+    wire_pipe_drain(p, buf, len);
+    n = splice(fd, NULL, p->wr, NULL, len, 0);
+    if (n <= 0)
+        return n; /* errno as read(2) would set it: libfuse acts on it */
+    if ((size_t)n < WIRE_WRITE_HEAD + w->splice_min) {
+        err = wire_pipe_read(p, buf, (size_t)n);
+    } else {
+        err = wire_pipe_read(p, buf, WIRE_WRITE_HEAD);
+        if (!err && ((const struct fuse_in_header *)buf)->opcode == FUSE_WRITE) {
+            p->pending = (size_t)n - WIRE_WRITE_HEAD;
+            atomic_fetch_add_explicit(&w->spliced, p->pending, memory_order_relaxed);
+            return n;
+        }
+        if (!err)
+            err = wire_pipe_read(p, buf + WIRE_WRITE_HEAD, (size_t)n - WIRE_WRITE_HEAD);
+    }
+    if (err) {
+        /* A request lost here would never be answered: stop serving. */
+        log_err("reading a request back from its pipe: %s", strerror(-err));
+        errno = EIO;
+        return -1;
+    }
+    return n;
+}
+
+/* Whether to splice the next request in (WIRE_SPLICE_CREDIT). */
+static bool wire_splice_next(struct fe_wire *w)
+{
+    int credit;
+
+    if (!w->splice_in)
+        return false;
+    credit = atomic_load_explicit(&w->splice_credit, memory_order_relaxed);
+    if (credit <= 0)
+        return false;
+    atomic_store_explicit(&w->splice_credit, credit - 1, memory_order_relaxed);
+    return true;
+}
+
 ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
 {
-    ssize_t n = read(fd, buf, len);
+    struct wire_pipe *p = wire_splice_next(w) ? wire_pipe_get(w) : NULL;
+    ssize_t n = p ? wire_splice_read(w, p, fd, buf, len) : read(fd, buf, len);
 
+    if (w->splice_in && n >= (ssize_t)(WIRE_WRITE_HEAD + w->splice_min) &&
+        ((const struct fuse_in_header *)buf)->opcode == FUSE_WRITE)
+        atomic_store_explicit(&w->splice_credit, WIRE_SPLICE_CREDIT, memory_order_relaxed);
     wire_inspect(w, buf, n);
     return n;
+}
+
+int fe_wire_payload(size_t *len)
+{
+    struct wire_pipe *p = wire_pipe_cur;
+
+    if (!p || !p->pending || p->unknown)
+        return -1;
+    *len = p->pending;
+    return p->rd;
+}
+
+void fe_wire_payload_taken(ssize_t n)
+{
+    struct wire_pipe *p = wire_pipe_cur;
+
+    if (!p)
+        return;
+    if (n < 0)
+        p->unknown = true;
+    else
+        p->pending -= (size_t)n < p->pending ? (size_t)n : p->pending;
+}
+
+int fe_wire_payload_fill(void *buf)
+{
+    struct wire_pipe *p = wire_pipe_cur;
+    int err;
+
+    if (!p || !p->pending)
+        return 0;
+    err = wire_pipe_read(p, buf, p->pending);
+    if (err)
+        p->unknown = true;
+    else
+        p->pending = 0;
+    return err;
+}
+
+uint64_t fe_wire_spliced(const struct fe_wire *w)
+{
+    return atomic_load_explicit(&w->spliced, memory_order_relaxed);
 }
 
 ssize_t fe_wire_uring_in(struct fe_wire *w, const void *in_out, const void *op_in, char *payload,

@@ -40,11 +40,42 @@ struct fe_wire {
      * the control socket's "stats" reports, for the benchmark's count of
      * requests per operation. Relaxed: a count, not a synchronisation. */
     atomic_uint_least64_t requests;
+    /* Splicing WRITE data in (fe_wire_splice_setup()): on, the bytes a
+     * thread's pipe holds, and the smallest payload left there. */
+    bool splice_in;
+    size_t pipe_bytes;
+    size_t splice_min;
+    /* Requests still to be spliced since the last large WRITE: splice
+     * costs a small request more than read(2), so it is used only while
+     * large WRITEs come (wire.c). A hint, relaxed. */
+    atomic_int splice_credit;
+    /* WRITE data bytes left in a pipe for the handler (stats). Relaxed. */
+    atomic_uint_least64_t spliced;
 };
 
 /* @killpriv_v2: ask for FUSE_HANDLE_KILLPRIV_V2. */
 void fe_wire_init(struct fe_wire *w, bool killpriv_v2);
 
+/* Whether WRITE data may stay in a pipe for the handler, decided once
+ * before INIT is answered: a request is spliced whole into a pipe, which
+ * must hold the largest one, so this tries a pipe and returns the
+ * max_write to negotiate, @want or less (an ordinary user's pipes hold
+ * 1 MiB by default, one page short of a 1 MiB WRITE and its header). */
+size_t fe_wire_splice_setup(struct fe_wire *w, size_t want);
+/* The data of the WRITE the calling thread read last, when it stayed in
+ * the thread's pipe: that pipe's read end, and *@len its bytes; else -1.
+ * The handler either moves them out itself (uext4_write_pipe()) and says
+ * how many with fe_wire_payload_taken(), or has them read into the
+ * request's buffer, where read(2) would have put them, with
+ * fe_wire_payload_fill(). What it leaves is dropped before the thread's
+ * next request is read. */
+int fe_wire_payload(size_t *len);
+/* @n bytes of the payload were taken; a negative @n: an unknown part. */
+void fe_wire_payload_taken(ssize_t n);
+/* Read the payload into @buf, which has room for it. 0 or -errno. */
+int fe_wire_payload_fill(void *buf);
+/* WRITE data bytes that stayed in a pipe so far. */
+uint64_t fe_wire_spliced(const struct fe_wire *w);
 /* The fuse_custom_io read and writev operations, on @w. */
 ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len);
 ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count);

@@ -206,8 +206,59 @@ static int may_write_flags(struct uext4_fs *fs, struct fs_inode *fi, const struc
     return (int)got;
 }
 
+/* Where a write's bytes are: in memory, or waiting in a pipe
+ * (uext4_write_pipe()). */
+struct wsrc {
+    const void *buf; /* NULL: in @pipe */
+    int pipe;
+};
+
+/* The immutable and append-only rules for @src's bytes. An append-only
+ * file rewritten below its end has to compare them with what it holds,
+ * which bytes in a pipe cannot be: -EAGAIN (uext4_write_pipe()). */
+static int may_write_src(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                         const struct wsrc *src, size_t size, off_t off, unsigned flags)
+{
+    if (!src->buf && !(a->flags & E2_FL_IMMUTABLE) && (a->flags & E2_FL_APPEND))
+        return -EAGAIN;
+    return may_write_flags(fs, fi, a, src->buf, size, off, flags);
+}
+
+/* The data step of write_once(). */
+static ssize_t write_data(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                          const struct wsrc *src, size_t size, off_t off, unsigned flags)
+{
+    uint32_t ino = fi->ino;
+    ssize_t ret;
+    int err = 0;
+
+    if (flags & UEXT4_WRITE_MMAP) {
+        void *scrubbed = fs_stale_tail_scrub(fi, src->buf, size, (uint64_t)off, &err);
+        ret = err ? err
+                  : fs_file_mmap_writeback_locked(fs, fi, a, scrubbed ? scrubbed : src->buf, size,
+                                                  off);
+        free(scrubbed);
+        return ret;
+    }
+    fs_stale_tail_touch(fi, (uint64_t)off, size);
+    if (src->buf)
+        ret = fs_file_write_locked(fs, fi, a, src->buf, size, off);
+    else
+        ret = fs_file_write_pipe_locked(fs, fi, a, src->pipe, size, off);
+    if (ret > 0) {
+        /* Keep emulated mmap pages coherent with write(2) (a pipe's bytes
+         * come here only when there are none: fs_file_write_pipe_locked). */
+        if ((uint64_t)off + (uint64_t)ret > a->size)
+            pc_resize(fs->pc, ino, a->size, (uint64_t)off + (uint64_t)ret);
+        if (src->buf)
+            pc_update(fs->pc, ino, off, src->buf, (size_t)ret);
+    }
+    return ret;
+}
+
 static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                          const void *buf, size_t size, off_t off, unsigned flags, bool *sync)
+                          const struct wsrc *src, size_t size, off_t off, unsigned flags,
+                          bool *sync)
 {
     struct fs_inode *fi;
     struct fs_cred fc;
@@ -229,7 +280,7 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
     if (!err)
         err = fs_may_write_data(&a);
     if (!err)
-        err = may_write_flags(fs, fi, &a, buf, size, off, flags);
+        err = may_write_src(fs, fi, &a, src, size, off, flags);
     /* Hard block limits, which CAP_SYS_RESOURCE passes: a short write up
      * to the limit, as ext4 reserves block by block. (mmap writeback
      * writes what the pages already hold.) */
@@ -248,21 +299,7 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         ret = 0;
         goto out_end;
     }
-    if (flags & UEXT4_WRITE_MMAP) {
-        void *scrubbed = fs_stale_tail_scrub(fi, buf, size, (uint64_t)off, &err);
-        ret = err ? err
-                  : fs_file_mmap_writeback_locked(fs, fi, &a, scrubbed ? scrubbed : buf, size, off);
-        free(scrubbed);
-    } else {
-        fs_stale_tail_touch(fi, (uint64_t)off, size);
-        ret = fs_file_write_locked(fs, fi, &a, buf, size, off);
-        if (ret > 0) {
-            /* Keep emulated mmap pages coherent with write(2). */
-            if ((uint64_t)off + (uint64_t)ret > a.size)
-                pc_resize(fs->pc, ino, a.size, (uint64_t)off + (uint64_t)ret);
-            pc_update(fs->pc, ino, off, buf, (size_t)ret);
-        }
-    }
+    ret = write_data(fs, fi, &a, src, size, off, flags);
     if (ret > 0 && !(flags & UEXT4_WRITE_CACHED)) {
         err = after_write_with(fs, &fc, ino, a, !(flags & UEXT4_WRITE_MMAP));
         if (err)
@@ -285,18 +322,19 @@ bool fs_should_retry_enospc(struct uext4_fs *fs, long ret)
 static ssize_t write_retry(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                            const void *buf, size_t size, off_t off, unsigned flags, bool *sync)
 {
-    ssize_t ret = write_once(fs, cr, ino, buf, size, off, flags, sync), more;
+    struct wsrc src = {.buf = buf}, rest = {.buf = (const char *)buf};
+    ssize_t ret = write_once(fs, cr, ino, &src, size, off, flags, sync), more;
 
     /* A short count is a write that ran out of space part way. */
     if (ret >= 0 && (size_t)ret < size) {
         if (!fs_should_retry_enospc(fs, -ENOSPC))
             return ret;
-        more = write_once(fs, cr, ino, (const char *)buf + ret, size - (size_t)ret, off + ret,
-                          flags, sync);
+        rest.buf = (const char *)buf + ret;
+        more = write_once(fs, cr, ino, &rest, size - (size_t)ret, off + ret, flags, sync);
         return more > 0 ? ret + more : ret;
     }
     if (fs_should_retry_enospc(fs, ret))
-        ret = write_once(fs, cr, ino, buf, size, off, flags, sync);
+        ret = write_once(fs, cr, ino, &src, size, off, flags, sync);
     return ret;
 }
 
@@ -308,6 +346,29 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
     int err;
 
     /* chattr +S: the write is durable when it returns. */
+    if (ret > 0 && sync) {
+        err = fs_commit_now(fs);
+        if (err)
+            ret = err;
+    }
+    return ret;
+}
+
+ssize_t uext4_write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                         int pipe_fd, size_t size, off_t off, unsigned flags)
+{
+    struct wsrc src = {.buf = NULL, .pipe = pipe_fd};
+    bool sync = false;
+    ssize_t ret;
+    int err;
+
+    if (flags & ~UEXT4_WRITE_CACHED)
+        return -EINVAL;
+    /* No second try after ENOSPC as write_retry(): the blocks this path
+     * allocates do not run short (e2_data_write_pipe() says -EAGAIN
+     * instead, and uext4_write() retries), and bytes taken from the pipe
+     * cannot be taken again. */
+    ret = write_once(fs, cr, ino, &src, size, off, flags, &sync);
     if (ret > 0 && sync) {
         err = fs_commit_now(fs);
         if (err)
@@ -524,9 +585,9 @@ static void unlock_pair(struct fs_inode *in, struct fs_inode *out)
  * block limit for callers other than root. *@got: the bytes read, and
  * meant to be written (0 at the end of @in). Returns the bytes written or
  * -errno. */
-static ssize_t copy_chunk_locked(struct uext4_fs *fs, const struct fs_cred *fc,
-                                 struct fs_inode *in, struct fs_inode *out, char *buf,
-                                 size_t want, off_t off_in, off_t off_out, ssize_t *got)
+static ssize_t copy_chunk_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct fs_inode *in,
+                                 struct fs_inode *out, char *buf, size_t want, off_t off_in,
+                                 off_t off_out, ssize_t *got)
 {
     struct e2_attr ai, ao;
     int ret;

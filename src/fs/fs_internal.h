@@ -319,6 +319,10 @@ int fs_drop_link(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a);
 /* ---- inline.c (the inline-data policy) ---- */
 ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                              const void *buf, size_t size, off_t off);
+/* fs_file_write_locked() with the bytes in a pipe (uext4_write_pipe()):
+ * -EAGAIN, nothing taken, where they must pass through memory. */
+ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                                  int pipe_fd, size_t size, off_t off);
 ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                             void *buf, size_t size, off_t off);
 /* Writeback of mmap'd pages: never changes i_size (rule 3). */

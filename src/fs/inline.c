@@ -68,23 +68,48 @@ ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
     return e2_data_read(fs->img, fi->ino, buf, size, off);
 }
 
+/* As generic_write_checks(): nothing at or past the file size limit,
+ * and a write crossing it is cut short (*@size). */
+static int clamp_to_limit(struct uext4_fs *fs, const struct e2_attr *a, off_t off, size_t *size)
+{
+    uint64_t limit = max_file_size(fs, a);
+
+    if ((uint64_t)off >= limit)
+        return -EFBIG;
+    if ((uint64_t)off + *size > limit)
+        *size = (size_t)(limit - (uint64_t)off);
+    return 0;
+}
+
+ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
+                                  int pipe_fd, size_t size, off_t off)
+{
+    int ret;
+
+    assert_inode_locked(fi);
+    /* A new file's first write may yet go inline (fs_file_write_locked),
+     * and dirty emulated mmap pages take write(2)'s bytes (pc_update). */
+    if (is_inline(a) || fi->may_inline || pc_dirty_count(fs->pc, fi->ino))
+        return -EAGAIN;
+    ret = clamp_to_limit(fs, a, off, &size);
+    if (ret)
+        return ret;
+    return e2_data_write_pipe(fs->img, fi->ino, pipe_fd, size, off);
+}
+
 ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                              const void *buf, size_t size, off_t off)
 {
-    uint64_t end = (uint64_t)off + size;
-    uint64_t isize, limit = max_file_size(fs, a);
+    uint64_t end;
+    uint64_t isize;
     size_t cap = 0;
     int ret;
 
     assert_inode_locked(fi);
-    /* As generic_write_checks(): nothing at or past the limit, and a
-     * write crossing it is cut short. */
-    if ((uint64_t)off >= limit)
-        return -EFBIG;
-    if (end > limit) {
-        size = (size_t)(limit - (uint64_t)off);
-        end = limit;
-    }
+    ret = clamp_to_limit(fs, a, off, &size);
+    if (ret)
+        return ret;
+    end = (uint64_t)off + size;
     isize = end > a->size ? end : a->size;
     if (is_inline(a)) {
         ret = e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize);

@@ -458,6 +458,22 @@ def fuse_unmount(mnt, as_user=None):
     return True
 
 
+def ensure_user(name='uext4test'):
+    """The uid and gid of the system user @name, created if missing
+    (SkipFile where it cannot be)."""
+    import pwd
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        p = subprocess.run(['useradd', '--system', '--no-create-home',
+                            '--shell', '/usr/sbin/nologin', name],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if p.returncode != 0:
+            raise SkipFile('cannot create user %s: %s' % (name, p.stdout))
+        pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid
+
+
 def _cred_preexec(uid, gid, groups=()):
     def pre():
         os.setgroups(list(groups))
@@ -657,10 +673,12 @@ def run_daemon(image, mnt, opts=(), args=None, timeout=30, user=None):
     return p.returncode, out
 
 
-def daemon_requests(sock, timeout=10):
-    """The FUSE requests the uext4 daemon behind control socket @sock has
-    taken: its answer to "stats", "0 requests N" (src/frontend/control.c).
-    TestFailure for any other answer, OSError when it cannot be asked."""
+def daemon_stats(sock, timeout=10):
+    """The uext4 daemon's counters behind control socket @sock, its answer to
+    "stats", "0 requests N spliced M" (src/frontend/control.c): FUSE
+    requests taken, and bytes of WRITE data spliced (left in a pipe for the
+    handler). TestFailure for any other answer, OSError when it cannot be
+    asked."""
     import socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
         sk.settimeout(timeout)
@@ -671,9 +689,31 @@ def daemon_requests(sock, timeout=10):
             got = sk.recv(256)
             check(got, 'control socket closed before answering: %r' % ans)
             ans += got
-    m = re.fullmatch(r'0 requests (\d+)\n', ans.decode(errors='replace'))
+    m = re.fullmatch(r'0 requests (\d+) spliced (\d+)\n', ans.decode(errors='replace'))
     check(m, 'unexpected "stats" answer %r' % ans)
-    return int(m.group(1))
+    return {'requests': int(m.group(1)), 'spliced': int(m.group(2))}
+
+
+def daemon_requests(sock, timeout=10):
+    """The FUSE requests the uext4 daemon behind control socket @sock has
+    taken (daemon_stats())."""
+    return daemon_stats(sock, timeout)['requests']
+
+
+def control_socket(mnt, uid=0):
+    """The control socket of the daemon serving @mnt for @uid
+    (src/frontend/control.c: in /run/uext4 for root, /run/user/UID/uext4 or
+    /tmp/uext4-UID for others, named by an FNV-1a hash of the canonical
+    mount point). Waits for it: the mount shows before the daemon opens it."""
+    h = 0xcbf29ce484222325
+    for ch in os.path.realpath(mnt).encode():
+        h = ((h ^ ch) * 0x100000001b3) & 0xffffffffffffffff
+    dirs = (['/run/uext4'] if uid == 0 else ['/run/user/%d/uext4' % uid]) + \
+        ['/tmp/uext4-%d' % uid]
+    paths = ['%s/ctl-%016x' % (d, h) for d in dirs]
+    wait_until(lambda: any(os.path.exists(p) for p in paths), True,
+               'a control socket among %r' % paths)
+    return next(p for p in paths if os.path.exists(p))
 
 
 # ---------------------------------------------------------------- dirs

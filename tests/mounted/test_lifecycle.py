@@ -15,11 +15,10 @@ exits 77.  Only freshly made images are ever loop-mounted.
 import errno
 import hashlib
 import os
-import pwd
 import shutil
 import subprocess
 
-from uext4test import (UEXT4, Mount, SkipFile, TestFailure, check,
+from uext4test import (UEXT4, ensure_user, Mount, SkipFile, TestFailure, check,
                        debugfs_cat, eq, errno_of, fsck, fuse_unmount, main,
                        mkfs, mounted_at, pattern, read_file, run, run_as,
                        sb_field, test, workdir, write_file)
@@ -229,12 +228,17 @@ def unlinked_open_across_remount(mnt):
         os.close(fd)
 
 
+def user_cred(name):
+    uid, gid = ensure_user(name)
+    return (uid, gid, [gid])
+
+
 @test
 def remount_keeps_open_unlinked_file():
     """A file unlinked while open is on the orphan list; going read-only
     and back must leave it to its last close, not free it under the
     open descriptor."""
-    c = ensure_user(USER)
+    c = user_cred(USER)
     with workdir() as d:
         img = mkfs(os.path.join(d, 'img'), size='32M',
                    extended=['root_owner=%d:%d' % (c[0], c[1])])
@@ -304,23 +308,10 @@ trap - EXIT
         eq(debugfs_cat(img, '/two'), b'two\n', 'two')
 
 
-def ensure_user(name):
-    try:
-        pw = pwd.getpwnam(name)
-    except KeyError:
-        p = subprocess.run(['useradd', '--system', '--no-create-home',
-                            '--shell', '/usr/sbin/nologin', name],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('cannot create user %s: %s' % (name, p.stdout))
-        pw = pwd.getpwnam(name)
-    return (pw.pw_uid, pw.pw_gid, [pw.pw_gid])
-
-
 @test
 def remount_as_user():
-    c = ensure_user(USER)
-    other = ensure_user(OTHER_USER)
+    c = user_cred(USER)
+    other = user_cred(OTHER_USER)
     with workdir() as d:
         img = mkfs(os.path.join(d, 'img'), size='32M',
                    extended=['root_owner=%d:%d' % (c[0], c[1])])

@@ -12,11 +12,10 @@ unmounts, so that the image is final when checked.
 """
 
 import os
-import pwd
 import shutil
 import subprocess
 
-from uext4test import (UEXT4, SkipFile, check, debugfs_cat, eq, fsck,
+from uext4test import (ensure_user, UEXT4, SkipFile, check, debugfs_cat, eq, fsck,
                        inode_info, main, mkfs, sb_field, test, workdir)
 
 USER = 'uext4test'
@@ -39,19 +38,6 @@ for f in /usr/local/bin/uext4 /usr/local/share/man/man1/uext4.1; do
   [ -e "$f" ] || { echo "meson install did not install $f"; exit 4; }
 done
 '''
-
-
-def ensure_user(name):
-    try:
-        pw = pwd.getpwnam(name)
-    except KeyError:
-        p = subprocess.run(['useradd', '--system', '--no-create-home',
-                            '--shell', '/usr/sbin/nologin', name],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('cannot create user %s: %s' % (name, p.stdout))
-        pw = pwd.getpwnam(name)
-    return pw.pw_uid, pw.pw_gid
 
 
 def in_namespace(script, **env):

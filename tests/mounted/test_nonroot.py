@@ -4,32 +4,17 @@ without uidmap/gidmap."""
 
 import errno
 import os
-import pwd
 import stat
-import subprocess
 
-from uext4test import (Mount, SkipFile, check, eq, errno_of, fsck,
+from uext4test import (Mount, ensure_user, SkipFile, check, eq, errno_of, fsck,
                        inode_info, main, mkfs, run_as, test, workdir,
                        write_file)
 
 USER = 'uext4test'
 
 
-def ensure_user():
-    try:
-        pw = pwd.getpwnam(USER)
-    except KeyError:
-        p = subprocess.run(['useradd', '--system', '--no-create-home',
-                            '--shell', '/usr/sbin/nologin', USER],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        if p.returncode != 0:
-            raise SkipFile('cannot create user %s: %s' % (USER, p.stdout))
-        pw = pwd.getpwnam(USER)
-    return pw.pw_uid, pw.pw_gid
-
-
 def cred():
-    uid, gid = ensure_user()
+    uid, gid = ensure_user(USER)
     return (uid, gid, [gid])
 
 

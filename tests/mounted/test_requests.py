@@ -15,7 +15,7 @@ import errno
 import mmap
 import os
 import re
-from uext4test import (Mount, check, daemon_requests, drop_caches, eq, fsck,
+from uext4test import (Mount, check, control_socket, daemon_requests, drop_caches, eq, fsck,
                        main, mkfs, pattern, read_file, test, wait_until,
                        workdir, write_file)
 
@@ -196,17 +196,9 @@ def proc_syscw(pid):
 
 
 def control_stats(mnt):
-    """The daemon's "stats" answer on its control socket (root's socket
-    directory; src/frontend/control.c names the socket by an FNV-1a hash of
-    the canonical mount point): the number of requests it has taken."""
-    h = 0xcbf29ce484222325
-    for ch in os.path.realpath(mnt).encode():
-        h = ((h ^ ch) * 0x100000001b3) & 0xffffffffffffffff
-    paths = ['%s/ctl-%016x' % (d, h) for d in ('/run/uext4', '/tmp/uext4-0')]
-    # The mount shows before the daemon opens the socket.
-    wait_until(lambda: any(os.path.exists(p) for p in paths), True,
-               'a control socket among %r' % paths)
-    return daemon_requests(next(p for p in paths if os.path.exists(p)))
+    """The number of requests the daemon serving @mnt has taken, from its
+    control socket's "stats"."""
+    return daemon_requests(control_socket(mnt))
 
 
 @test
