@@ -204,10 +204,6 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino);
  * bitmaps and inode table, marked in a new *@bm (the caller frees it);
  * those inside the file system only. 0 or -errno. */
 int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm);
-/* -EUCLEAN with *@bad set if inode @ino maps (data, extent tree or
- * indirect blocks) a block marked in @meta or outside the file system;
- * else 0, or -errno from reading its block map (*@bad 0). */
-int e2_inode_maps_metadata(ext2_filsys fs, ext2_ino_t ino, ext2fs_block_bitmap meta, blk64_t *bad);
 
 /* sysz.c: the system zone, the blocks no file may map (e2_metadata_map's,
  * and the journal's for every inode but the journal's). Every block a

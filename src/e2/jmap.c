@@ -125,36 +125,6 @@ int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm)
     return 0;
 }
 
-struct meta_walk {
-    ext2fs_block_bitmap meta;
-    blk64_t bad;
-};
-
-static int meta_walk_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk,
-                           int ref_offset, void *priv)
-{
-    struct meta_walk *w = priv;
-
-    (void)blockcnt, (void)ref_blk, (void)ref_offset;
-    if (*blocknr < fs->super->s_first_data_block || *blocknr >= ext2fs_blocks_count(fs->super) ||
-        ext2fs_test_block_bitmap2(w->meta, *blocknr)) {
-        w->bad = *blocknr;
-        return BLOCK_ABORT;
-    }
-    return 0;
-}
-
-int e2_inode_maps_metadata(ext2_filsys fs, ext2_ino_t ino, ext2fs_block_bitmap meta, blk64_t *bad)
-{
-    struct meta_walk w = {.meta = meta};
-    errcode_t err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY, NULL, meta_walk_block, &w);
-
-    *bad = w.bad;
-    if (w.bad)
-        return -EUCLEAN;
-    return e2_errno(err);
-}
-
 /* The journal's blocks must be its own: not the superblocks, group
  * descriptors, bitmaps or inode tables, and no block twice. A damaged
  * block map would otherwise have the log written over metadata. */

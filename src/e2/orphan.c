@@ -109,42 +109,31 @@ int e2_orphans_release(struct e2_image *img)
     return ret;
 }
 
-/* An orphan left by the last session must map no block of the file
- * system's metadata: releasing it would mark, say, an inode table free in
- * the bitmap, for the next allocation to write over (the kernel's "system
- * zone" check). Checked at open only: this session's own orphans were
- * checked as they were written. *@meta is built on first use. */
+/* An orphan left by the last session must map no block of the system
+ * zone (sysz.c): releasing it would mark, say, an inode table or the
+ * journal free in the bitmap, for the next allocation to write over.
+ * Checked before anything changes (the release takes the inode off the
+ * list first). At open only: this session's own orphans were checked when
+ * their last name went (e2_inode_may_free). */
 static int orphan_blocks_ok_locked(struct e2_image *img, ext2_ino_t ino,
-                                   struct ext2_inode_large *in, ext2fs_block_bitmap *meta)
+                                   struct ext2_inode_large *in)
 {
-    ext2_filsys fs = img->fs;
-    blk64_t bad = 0;
     int ret;
 
     if (img->closing || (in->i_flags & EXT4_INLINE_DATA_FL) ||
-        !ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)in))
+        !ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)in))
         return 0;
-    if (!*meta) {
-        ret = e2_metadata_map(fs, meta);
-        if (ret)
-            return ret;
-    }
-    ret = e2_inode_maps_metadata(fs, ino, *meta, &bad);
-    if (ret && bad)
-        log_err("'%s': orphan inode %u maps block %llu, which is file system metadata or "
-                "outside the file system; not released",
-                img->path, ino, (unsigned long long)bad);
-    else if (ret)
-        log_err("'%s': orphan inode %u: cannot read its block map: %s", img->path, ino,
-                strerror(-ret));
-    return ret ? -EUCLEAN : 0;
+    ret = e2_sysz_check_free_locked(img, ino, in, 0, ~0ULL);
+    if (ret)
+        log_err("'%s': orphan inode %u not released: %s", img->path, ino,
+                ret == -EUCLEAN ? "its blocks lie (above)" : strerror(-ret));
+    return ret;
 }
 
 /* Release orphan @ino: truncated past i_size if it still has links (ext4
  * lists inodes mid-truncate too), else freed; taken off the s_last_orphan
  * list either way. Counts frees in *@freed. */
-static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *freed,
-                              ext2fs_block_bitmap *meta)
+static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *freed)
 {
     ext2_filsys fs = img->fs;
     struct ext2_inode_large in;
@@ -152,7 +141,7 @@ static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *fr
 
     ret = e2_read_inode_locked(img, ino, &in);
     if (!ret)
-        ret = orphan_blocks_ok_locked(img, ino, &in, meta);
+        ret = orphan_blocks_ok_locked(img, ino, &in);
     if (ret)
         return ret;
     if (in.i_links_count) {
@@ -178,7 +167,6 @@ static int release_one_locked(struct e2_image *img, ext2_ino_t ino, uint32_t *fr
 int e2_orphan_cleanup_locked(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
-    ext2fs_block_bitmap meta = NULL;
     uint32_t freed = 0, steps = 0;
     int ret = 0;
 
@@ -195,10 +183,8 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
             ext2fs_mark_super_dirty(fs);
             break;
         }
-        ret = release_one_locked(img, ino, &freed, &meta);
+        ret = release_one_locked(img, ino, &freed);
     }
-    if (meta)
-        ext2fs_free_block_bitmap(meta);
     if (freed && !img->closing)
         log_notice("'%s': freed %u orphan inode%s left by an unclean shutdown", img->path, freed,
                    freed == 1 ? "" : "s");
@@ -220,8 +206,7 @@ static bool is_sb_inode(ext2_filsys fs, ext2_ino_t ino)
 /* Release the orphans listed in block @lblk (physical @pblk) of the
  * orphan file @of_ino (generation @gen) and zero their slots. */
 static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uint32_t gen,
-                                    blk64_t lblk, blk64_t pblk, char *buf, uint32_t *freed,
-                                    ext2fs_block_bitmap *meta)
+                                    blk64_t lblk, blk64_t pblk, char *buf, uint32_t *freed)
 {
     ext2_filsys fs = img->fs;
     struct ext4_orphan_block_tail *tail = ext2fs_orphan_block_tail(fs, buf);
@@ -254,7 +239,7 @@ static int orphan_file_block_locked(struct e2_image *img, ext2_ino_t of_ino, uin
                      "superblock's own or not in use; dropped",
                      img->path, i, ino);
         else
-            ret = release_one_locked(img, ino, freed, meta);
+            ret = release_one_locked(img, ino, freed);
         if (!ret) {
             slot[i] = 0;
             changed = true;
@@ -272,7 +257,6 @@ int e2_orphan_file_cleanup_locked(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
     ext2_ino_t of_ino = fs->super->s_orphan_file_inum;
-    ext2fs_block_bitmap meta = NULL;
     struct ext2_inode_large of;
     uint32_t freed = 0;
     uint64_t nblocks;
@@ -289,6 +273,14 @@ int e2_orphan_file_cleanup_locked(struct e2_image *img)
     if (!LINUX_S_ISREG(of.i_mode))
         goto out_bad;
     nblocks = EXT2_I_SIZE(&of) / fs->blocksize;
+    /* Its slots are zeroed in place: no block of it (nor of its extent
+     * tree) may be outside the file system or in its system zone. */
+    ret = nblocks ? e2_sysz_check_free_locked(img, of_ino, &of, 0, nblocks - 1) : 0;
+    if (ret) {
+        log_err("'%s': the orphan file (inode %u) is not used: %s", img->path, of_ino,
+                ret == -EUCLEAN ? "its blocks lie (above)" : strerror(-ret));
+        return ret;
+    }
     buf = malloc(fs->blocksize);
     if (!buf)
         return -ENOMEM;
@@ -301,30 +293,11 @@ int e2_orphan_file_cleanup_locked(struct e2_image *img)
             log_err("'%s': block %llu of the orphan file (inode %u) is a hole", img->path,
                     (unsigned long long)lblk, of_ino);
             ret = -EUCLEAN;
-        } else if (!ret && (pblk < fs->super->s_first_data_block ||
-                            pblk >= ext2fs_blocks_count(fs->super))) {
-            /* Its slots are zeroed in place: never outside the image's
-             * file system, nor in its metadata. */
-            log_err("'%s': block %llu of the orphan file (inode %u) maps to block %llu, outside "
-                    "the file system",
-                    img->path, (unsigned long long)lblk, of_ino, (unsigned long long)pblk);
-            ret = -EUCLEAN;
-        } else if (!ret && !meta) {
-            ret = e2_metadata_map(fs, &meta);
-        }
-        if (!ret && ext2fs_test_block_bitmap2(meta, pblk)) {
-            log_err("'%s': block %llu of the orphan file (inode %u) maps to block %llu, which is "
-                    "file system metadata",
-                    img->path, (unsigned long long)lblk, of_ino, (unsigned long long)pblk);
-            ret = -EUCLEAN;
         }
         if (!ret)
-            ret = orphan_file_block_locked(img, of_ino, of.i_generation, lblk, pblk, buf, &freed,
-                                           &meta);
+            ret = orphan_file_block_locked(img, of_ino, of.i_generation, lblk, pblk, buf, &freed);
     }
     free(buf);
-    if (meta)
-        ext2fs_free_block_bitmap(meta);
     if (!ret && ext2fs_has_feature_orphan_present(fs->super)) {
         ext2fs_clear_feature_orphan_present(fs->super);
         ext2fs_mark_super_dirty(fs);

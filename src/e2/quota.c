@@ -259,7 +259,6 @@ static errcode_t write_inode_hook(ext2_filsys fs, ext2_ino_t ino, struct ext2_in
 int e2_quota_start(struct e2_image *img, char *why, size_t why_len)
 {
     ext2_filsys fs = img->fs;
-    ext2fs_block_bitmap meta = NULL;
     struct e2_quota *q;
     struct e2_qtree qt;
     int ret = 0;
@@ -275,31 +274,26 @@ int e2_quota_start(struct e2_image *img, char *why, size_t why_len)
         q->f[E2_QUOTA_PROJECT].inum = fs->super->s_prj_quota_inum;
     for (int t = 0; t < E2_QUOTA_TYPES; t++) {
         uint32_t inum = q->f[t].inum;
-        blk64_t bad = 0;
+        struct ext2_inode_large in;
 
         if (!inum)
             continue;
         ret = inum > fs->super->s_inodes_count ? -EUCLEAN : e2_qtree_open(&qt, fs, t, inum);
-        /* Usage is written into its blocks in place: none may be
-         * metadata (blocks it gains later come from the allocator). */
-        if (!ret && !meta)
-            ret = e2_metadata_map(fs, &meta);
-        if (!ret)
-            ret = e2_inode_maps_metadata(fs, inum, meta, &bad);
+        /* Usage is written into its blocks in place: none may be in the
+         * system zone (blocks it gains later come from the allocator). */
+        if (!ret) {
+            e2_lock(img);
+            ret = e2_read_inode_locked(img, inum, &in);
+            if (!ret)
+                ret = e2_sysz_check_free_locked(img, inum, &in, 0, ~0ULL);
+            e2_unlock(img);
+        }
         if (ret) {
-            if (bad)
-                e2_say(why, why_len,
-                       "the %s quota file (inode %u) of '%s' maps block %llu, which is file "
-                       "system metadata",
-                       qt_name[t], inum, img->path, (unsigned long long)bad);
-            else
-                e2_say(why, why_len, "the %s quota file (inode %u) of '%s' is unusable: %s",
-                       qt_name[t], inum, img->path, strerror(-ret));
+            e2_say(why, why_len, "the %s quota file (inode %u) of '%s' is unusable: %s", qt_name[t],
+                   inum, img->path, strerror(-ret));
             break;
         }
     }
-    if (meta)
-        ext2fs_free_block_bitmap(meta);
     if (ret) {
         free(q);
         return ret;

@@ -22,42 +22,69 @@ static void mark_range(ext2_filsys fs, ext2fs_block_bitmap bm, blk64_t blk, blk6
     ext2fs_mark_block_bitmap_range2(bm, blk, (unsigned)(n < end - blk ? n : end - blk));
 }
 
-static int mark_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk,
-                      int ref_offset, void *priv)
+/* A run of the journal's blocks, handed to a journal_walk callback: true
+ * stops the walk. */
+typedef bool journal_run_fn(ext2_filsys fs, blk64_t blk, blk64_t n, void *priv);
+
+struct journal_walk {
+    journal_run_fn *fn;
+    void *priv;
+    bool stopped;
+};
+
+static int journal_block(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt, blk64_t ref_blk,
+                         int ref_offset, void *priv)
 {
+    struct journal_walk *w = priv;
+
     (void)blockcnt, (void)ref_blk, (void)ref_offset;
-    mark_range(fs, priv, *blocknr, 1);
-    return 0;
+    w->stopped = w->fn(fs, *blocknr, 1, w->priv);
+    return w->stopped ? BLOCK_ABORT : 0;
 }
 
-/* The journal inode's blocks: by extent (a 1 GiB log is a few extents but
- * 262144 blocks), else block by block. Damage is jmap.c's to report: what
- * is readable is marked. */
-static void mark_journal(ext2_filsys fs, ext2_ino_t jino, ext2fs_block_bitmap bm)
+/* The journal inode's blocks, its tree or indirect blocks too: by extent
+ * (a 1 GiB log is a few extents but 262144 blocks), else block by block.
+ * Damage is jmap.c's to report: what is readable is walked. Returns
+ * whether @fn stopped the walk. */
+static bool walk_journal(ext2_filsys fs, journal_run_fn *fn, void *priv)
 {
+    ext2_ino_t jino = fs->super->s_journal_inum;
+    struct journal_walk w = {.fn = fn, .priv = priv};
     struct ext2_inode in;
     ext2_extent_handle_t h;
     struct ext2fs_extent e;
-    errcode_t err = ext2fs_read_inode(fs, jino, &in);
+    errcode_t err;
 
-    if (err)
-        return;
+    if (!ext2fs_has_feature_journal(fs->super) || !jino || ext2fs_read_inode(fs, jino, &in))
+        return false;
     if (!(in.i_flags & EXT4_EXTENTS_FL)) {
-        ext2fs_block_iterate3(fs, jino, BLOCK_FLAG_READ_ONLY, NULL, mark_block, bm);
-        return;
+        ext2fs_block_iterate3(fs, jino, BLOCK_FLAG_READ_ONLY, NULL, journal_block, &w);
+        return w.stopped;
     }
     if (ext2fs_extent_open2(fs, jino, &in, &h))
-        return;
-    for (err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e); !err;
+        return false;
+    for (err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e); !err && !w.stopped;
          err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e))
-        mark_range(fs, bm, e.e_pblk, (e.e_flags & EXT2_EXTENT_FLAGS_LEAF) ? e.e_len : 1);
+        w.stopped = fn(fs, e.e_pblk, (e.e_flags & EXT2_EXTENT_FLAGS_LEAF) ? e.e_len : 1, priv);
     ext2fs_extent_free(h);
+    return w.stopped;
+}
+
+static bool mark_run(ext2_filsys fs, blk64_t blk, blk64_t n, void *bm)
+{
+    mark_range(fs, bm, blk, n);
+    return false;
+}
+
+static bool run_holds(ext2_filsys fs, blk64_t blk, blk64_t n, void *want)
+{
+    (void)fs;
+    return *(blk64_t *)want >= blk && *(blk64_t *)want - blk < n;
 }
 
 int e2_sysz_build(struct e2_image *img)
 {
     ext2_filsys fs = img->fs;
-    ext2_ino_t jino = fs->super->s_journal_inum;
     int type = fs->default_bitmap_type, ret;
 
     /* As ranges: the metadata is a few runs per flex group. A bit per
@@ -70,8 +97,7 @@ int e2_sysz_build(struct e2_image *img)
     if (ret)
         return ret;
     /* The journal's blocks, for every other inode. */
-    if (ext2fs_has_feature_journal(fs->super) && jino)
-        mark_journal(fs, jino, img->sysz);
+    walk_journal(fs, mark_run, img->sysz);
     return 0;
 }
 
@@ -86,8 +112,6 @@ void e2_sysz_free(struct e2_image *img)
 static void say_what(struct e2_image *img, blk64_t blk, char *buf, size_t len)
 {
     ext2_filsys fs = img->fs;
-    ext2fs_block_bitmap meta;
-    bool journal = false;
 
     if (blk < fs->super->s_first_data_block || blk >= ext2fs_blocks_count(fs->super)) {
         snprintf(buf, len, "no block of the file system (past its end)");
@@ -105,12 +129,9 @@ static void say_what(struct e2_image *img, blk64_t blk, char *buf, size_t len)
         }
     }
     /* Neither: a superblock copy or descriptors, or the journal. */
-    if (!e2_metadata_map(fs, &meta)) {
-        journal = !ext2fs_test_block_bitmap2(meta, blk);
-        ext2fs_free_block_bitmap(meta);
-    }
     snprintf(buf, len, "%s (group %u)",
-             journal ? "the journal" : "a superblock copy or group descriptors",
+             walk_journal(fs, run_holds, &blk) ? "the journal"
+                                               : "a superblock copy or group descriptors",
              ext2fs_group_of_blk2(fs, blk));
 }
 
