@@ -238,6 +238,10 @@ static int zero_partial_locked(struct e2_image *img, uint32_t ino, struct ext2_i
 
     if (!len)
         return 0;
+    /* The zeros are written before the punch's own check (sysz.c). */
+    ret = e2_sysz_check_range_locked(img, ino, in, lblk, lblk);
+    if (ret)
+        return ret;
     err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, lblk, &ret_flags, &pblk);
     if (err)
         return e2_errno(err);
@@ -341,6 +345,12 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
     bs = img->fs->blocksize;
     first = off / bs;
     last = (off + len - 1) / bs;
+    /* As the kernel's ext4_map_blocks: an extent in the range that maps
+     * the system zone fails the call (libext2fs would skip it as
+     * allocated, and report success). */
+    ret = e2_sysz_check_range_locked(img, ino, &in, first, last);
+    if (ret)
+        goto out_unlock;
     ret = falloc_head_locked(img, ino, &in, first, last, &head);
     if (ret)
         goto out_unlock;

@@ -234,13 +234,28 @@ int e2_sysz_check_read_locked(struct e2_image *img, uint32_t ino, struct ext2_in
                               blk64_t first, blk64_t last);
 /* Before a write at logical block @lblk of @ino changes its mapping: the
  * extent tree blocks on the way to @lblk (none for a tree in the inode),
- * or a block-mapped file's indirect blocks named in @in. */
+ * or a block-mapped file's indirect blocks named in @in and those below
+ * them on the way to @lblk. */
 int e2_sysz_check_path_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               blk64_t lblk);
 /* Before freeing [@first, @last] of @ino: every extent tree block or
  * indirect block, and the data blocks of the range. */
 int e2_sysz_check_free_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               blk64_t first, blk64_t last);
+/* The tree blocks an extent handle @h of @ino went through to the node it
+ * rests on (after a goto, a hole's too). Leaves @h at the root: callers
+ * go to their next block from there (ext2fs_extent_goto does). */
+int e2_sysz_check_handle_locked(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h);
+/* Everything [@first, @last] of @ino is reached through: the tree or
+ * indirect blocks on the way and the blocks mapped there, for calls that
+ * use a mapping without moving data through extio.c or mapio.c
+ * (fallocate, partial-block zeroing). */
+int e2_sysz_check_range_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                               blk64_t first, blk64_t last);
+/* The xattr block @in names (i_file_acl), before libext2fs reads it as
+ * attributes, writes a change into it or drops a reference to it (which
+ * writes the count and frees the block with the last): 0 or -EUCLEAN. */
+int e2_sysz_check_acl_locked(struct e2_image *img, uint32_t ino, const struct ext2_inode_large *in);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

@@ -35,12 +35,16 @@ static int map_run(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h, b
     r->state = RUN_HOLE;
     r->len = 1;
     r->pblk = 0;
+    if (!err)
+        err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+    /* The tree blocks the lookup read, a hole's too: a leaf between the
+     * ends of a request (which the caller checked) may be metadata. */
+    ret = e2_sysz_check_handle_locked(img, ino, h);
+    if (ret)
+        return ret;
     if (err == EXT2_ET_EXTENT_NOT_FOUND || err == EXT2_ET_NO_CURRENT_NODE ||
         err == EXT2_ET_EXTENT_NO_NEXT)
         return 0;
-    if (err)
-        return e2_errno(err);
-    err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
     if (err)
         return e2_errno(err);
     if (lblk < e.e_lblk || lblk >= e.e_lblk + e.e_len)

@@ -464,8 +464,6 @@ static int release_xattr_block_locked(struct e2_image *img, ext2_ino_t ino,
 
     if (!blk)
         return 0;
-    if (blk >= ext2fs_blocks_count(img->fs->super) || blk < img->fs->super->s_first_data_block)
-        return -EUCLEAN;
     err = ext2fs_adjust_ea_refcount3(img->fs, blk, NULL, -1, &count, ino);
     if (err)
         return e2_errno(err);
@@ -486,6 +484,12 @@ int e2_inode_free_locked(struct e2_image *img, uint32_t ino)
     if (!ext2fs_test_inode_bitmap2(img->fs->inode_map, ino))
         return 0;
     ret = e2_read_inode_locked(img, ino, &in);
+    if (ret)
+        return ret;
+    /* Before anything changes: the xattr block's reference count is
+     * written and the block freed last (the blocks are checked by
+     * e2_punch_locked before it frees any). */
+    ret = e2_sysz_check_acl_locked(img, ino, &in);
     if (ret)
         return ret;
     ret = e2_orphan_remove_locked(img, ino, &in);
@@ -519,6 +523,8 @@ int e2_inode_may_free(struct e2_image *img, uint32_t ino)
 
     e2_lock(img);
     ret = e2_read_inode_locked(img, ino, &in);
+    if (!ret)
+        ret = e2_sysz_check_acl_locked(img, ino, &in);
     if (!ret && ext2fs_inode_has_valid_blocks2(img->fs, (struct ext2_inode *)&in))
         ret = e2_sysz_check_free_locked(img, ino, &in, 0, ~0ULL);
     e2_unlock(img);

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 /* Those of the @n blocks from @blk that lie inside the file system. */
 static void mark_range(ext2_filsys fs, ext2fs_block_bitmap bm, blk64_t blk, blk64_t n)
@@ -164,6 +165,64 @@ static int check_ind_locked(struct e2_image *img, uint32_t ino, const struct ext
     return 0;
 }
 
+/* Entry @i of indirect block @blk (checked by the caller) in *@next. */
+static int ind_entry(ext2_filsys fs, blk64_t blk, blk64_t i, blk64_t *next, uint32_t *buf)
+{
+    int ret = e2_errno(io_channel_read_blk64(fs->io, blk, 1, buf));
+
+    *next = ret ? 0 : ext2fs_le32_to_cpu(buf[i]);
+    return ret;
+}
+
+/* Block-mapped: the indirect blocks below the inode's own on the way to
+ * @lblk (the single indirect block under the double one, and the double
+ * and single ones under the triple one), which ext2fs_bmap2 reads and an
+ * allocation writes into. */
+static int check_ind_path_locked(struct e2_image *img, uint32_t ino,
+                                 const struct ext2_inode_large *in, blk64_t lblk)
+{
+    ext2_filsys fs = img->fs;
+    blk64_t apb = fs->blocksize / 4, b = lblk, blk, idx[2];
+    uint32_t *buf;
+    int n, ret = 0;
+
+    if (b < EXT2_NDIR_BLOCKS + apb)
+        return 0; /* direct, or under the single indirect block */
+    b -= EXT2_NDIR_BLOCKS + apb;
+    if (b < apb * apb) {
+        blk = in->i_block[EXT2_DIND_BLOCK];
+        idx[0] = b / apb;
+        n = 1;
+    } else {
+        b -= apb * apb;
+        blk = in->i_block[EXT2_TIND_BLOCK];
+        idx[0] = b / (apb * apb);
+        idx[1] = b / apb % apb;
+        n = 2;
+    }
+    if (!blk)
+        return 0;
+    buf = malloc(fs->blocksize);
+    if (!buf)
+        return -ENOMEM;
+    for (int i = 0; i < n && blk && !ret; i++) {
+        ret = ind_entry(fs, blk, idx[i], &blk, buf);
+        if (!ret && blk)
+            ret = e2_sysz_check_locked(img, ino, blk, 1);
+    }
+    free(buf);
+    return ret;
+}
+
+/* Whether logical block @b starts a new single indirect block below a
+ * double or triple one (or is the first of a range): its path is checked. */
+static bool starts_ind(const struct e2_image *img, blk64_t b, blk64_t first)
+{
+    blk64_t apb = img->fs->blocksize / 4;
+
+    return b == first || (b >= EXT2_NDIR_BLOCKS + apb && (b - EXT2_NDIR_BLOCKS - apb) % apb == 0);
+}
+
 int e2_sysz_check_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               blk64_t first, blk64_t last)
 {
@@ -174,8 +233,11 @@ int e2_sysz_check_read_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     ret = check_ind_locked(img, ino, in);
     for (blk64_t b = first; !ret && b <= last; b++) {
         blk64_t pblk = 0;
-        ret =
-            e2_errno(ext2fs_bmap2(img->fs, ino, (struct ext2_inode *)in, NULL, 0, b, NULL, &pblk));
+        if (starts_ind(img, b, first))
+            ret = check_ind_path_locked(img, ino, in, b);
+        if (!ret)
+            ret = e2_errno(
+                ext2fs_bmap2(img->fs, ino, (struct ext2_inode *)in, NULL, 0, b, NULL, &pblk));
         if (!ret && pblk)
             ret = e2_sysz_check_locked(img, ino, pblk, 1);
     }
@@ -217,8 +279,12 @@ int e2_sysz_check_path_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     errcode_t err;
     int ret = 0;
 
-    if (!(in->i_flags & EXT4_EXTENTS_FL) || (in->i_flags & EXT4_INLINE_DATA_FL))
-        return check_ind_locked(img, ino, in);
+    if (in->i_flags & EXT4_INLINE_DATA_FL)
+        return 0;
+    if (!(in->i_flags & EXT4_EXTENTS_FL)) {
+        ret = check_ind_locked(img, ino, in);
+        return ret ? ret : check_ind_path_locked(img, ino, in, lblk);
+    }
     if (ext2fs_le16_to_cpu(eh->eh_depth) == 0)
         return 0; /* no tree blocks */
     err = ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)in, &h);
@@ -275,4 +341,74 @@ int e2_sysz_check_free_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         return w.ret;
     err = ext2fs_block_iterate3(img->fs, ino, BLOCK_FLAG_READ_ONLY, NULL, ind_walk_block, &w);
     return w.ret ? w.ret : e2_errno(err);
+}
+
+int e2_sysz_check_handle_locked(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h)
+{
+    struct ext2_extent_info info;
+    struct ext2fs_extent e;
+    int ret = 0;
+
+    if (ext2fs_extent_get_info(h, &info))
+        return 0;
+    /* Up from the node the handle rests on: each parent's current entry
+     * names the block below it. Memory only: the path is cached. */
+    for (int level = info.curr_level; level > 0 && !ret; level--) {
+        if (ext2fs_extent_get(h, EXT2_EXTENT_UP, &e))
+            break;
+        ret = e2_sysz_check_locked(img, ino, e.e_pblk, 1);
+    }
+    return ret;
+}
+
+/* Extent files: the tree path to @first, then the entries met walking on
+ * to @last: index entries (tree blocks) and the extents overlapping
+ * [@first, @last]. */
+static int check_extent_range_locked(struct e2_image *img, uint32_t ino,
+                                     struct ext2_inode_large *in, blk64_t first, blk64_t last)
+{
+    ext2_extent_handle_t h;
+    struct ext2fs_extent e;
+    errcode_t err = ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)in, &h);
+    int ret;
+
+    if (err)
+        return e2_errno(err);
+    ext2fs_extent_goto(h, first);
+    ret = e2_sysz_check_handle_locked(img, ino, h);
+    /* A hole at @first leaves the handle on the extent nearest it. */
+    err = ext2fs_extent_goto(h, first);
+    if (err == EXT2_ET_EXTENT_NOT_FOUND)
+        err = 0;
+    if (!err)
+        err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+    while (!err && !ret && e.e_lblk <= last) {
+        if (!(e.e_flags & EXT2_EXTENT_FLAGS_LEAF))
+            ret = e2_sysz_check_locked(img, ino, e.e_pblk, 1);
+        else if (e.e_len && e.e_lblk + e.e_len > first)
+            ret = e2_sysz_check_locked(img, ino, e.e_pblk, e.e_len);
+        err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e);
+    }
+    ext2fs_extent_free(h);
+    if (ret)
+        return ret;
+    return !err || err == EXT2_ET_EXTENT_NO_NEXT || err == EXT2_ET_NO_CURRENT_NODE ? 0
+                                                                                   : e2_errno(err);
+}
+
+int e2_sysz_check_range_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                               blk64_t first, blk64_t last)
+{
+    if (in->i_flags & EXT4_INLINE_DATA_FL)
+        return 0;
+    if (in->i_flags & EXT4_EXTENTS_FL)
+        return check_extent_range_locked(img, ino, in, first, last);
+    return e2_sysz_check_read_locked(img, ino, in, first, last);
+}
+
+int e2_sysz_check_acl_locked(struct e2_image *img, uint32_t ino, const struct ext2_inode_large *in)
+{
+    blk64_t blk = ext2fs_file_acl_block(img->fs, (const struct ext2_inode *)in);
+
+    return blk ? e2_sysz_check_locked(img, ino, blk, 1) : 0;
 }

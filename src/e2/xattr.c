@@ -7,10 +7,24 @@
 #include <string.h>
 #include <sys/xattr.h>
 
+/* The inode's xattr block is no block of the system zone (sysz.c):
+ * checked before anything reads or changes the attributes. */
+static int acl_block_ok_locked(struct e2_image *img, uint32_t ino)
+{
+    struct ext2_inode_large in;
+    int ret = e2_read_inode_locked(img, ino, &in);
+
+    return ret ? ret : e2_sysz_check_acl_locked(img, ino, &in);
+}
+
 /* -EOPNOTSUPP when the image lacks the ext_attr feature. */
 static int open_read_locked(struct e2_image *img, uint32_t ino, struct ext2_xattr_handle **h)
 {
-    int ret = e2_errno(ext2fs_xattrs_open(img->fs, ino, h));
+    int ret = acl_block_ok_locked(img, ino);
+
+    if (ret)
+        return ret;
+    ret = e2_errno(ext2fs_xattrs_open(img->fs, ino, h));
 
     if (ret)
         return ret;
@@ -98,6 +112,10 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
         ret = -EROFS;
         goto out_unlock;
     }
+    /* Before the EA inode references are read from its attributes. */
+    ret = acl_block_ok_locked(img, ino);
+    if (ret)
+        goto out_unlock;
     ret = e2_ea_refs_get_locked(img, ino, &refs);
     if (ret)
         goto out_free_refs;
@@ -187,6 +205,9 @@ int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name)
         ret = -EROFS;
         goto out_unlock;
     }
+    ret = acl_block_ok_locked(img, ino);
+    if (ret)
+        goto out_unlock;
     ret = e2_ea_refs_get_locked(img, ino, &refs);
     if (ret)
         goto out_free_refs;

@@ -14,6 +14,7 @@ import errno
 import json
 import mmap
 import os
+import re
 import signal
 import struct
 import sys
@@ -380,7 +381,8 @@ def orphan_and_quota_file_map_journal():
 
 FILE_BLOCKS = 16                # past the 12 direct blocks of ext2
 JOURNAL_LBLK = 1000             # deep in the log: a short test never writes it
-PUNCH_HOLE = 0x02 | 0x01        # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+KEEP_SIZE = 0x01                # FALLOC_FL_KEEP_SIZE
+PUNCH_HOLE = 0x02 | KEEP_SIZE   # FALLOC_FL_PUNCH_HOLE
 ZERO_RANGE = 0x10               # FALLOC_FL_ZERO_RANGE (extent files only)
 
 
@@ -520,12 +522,26 @@ def mounted_calls(m):
         with open(p, 'r+b') as f:
             fallocate(f.fileno(), ZERO_RANGE, 0, 2 * BS)
 
+    def partial_punch():
+        """Inside block 0: its bytes are zeroed in place, no block freed."""
+        with open(p, 'r+b') as f:
+            fallocate(f.fileno(), PUNCH_HOLE, 100, 1000)
+
+    def allocate(mode):
+        """Over blocks the file has: libext2fs skips them as allocated."""
+        def call():
+            with open(p, 'r+b') as f:
+                fallocate(f.fileno(), mode, 0, 2 * BS)
+        return call
+
     def rename_over():
         os.rename(m.path('g'), p)
 
     return [('read', read), ('O_DIRECT read', direct_read), ('write', write),
             ('O_DIRECT write', direct_write), ('mmap store + msync', mmap_store),
-            ('copy_file_range', copy_range), ('punch', punch), ('zero range', zero_range),
+            ('copy_file_range', copy_range), ('partial punch', partial_punch),
+            ('fallocate', allocate(0)), ('fallocate keep size', allocate(KEEP_SIZE)),
+            ('punch', punch), ('zero range', zero_range),
             ('truncate', lambda: os.truncate(p, 0)), ('unlink', lambda: os.unlink(p)),
             ('rename over it', rename_over), ('append', append)]
 
@@ -576,8 +592,10 @@ def block_map_maps_metadata():
     """ext2 (block-mapped): /f's first direct block, then its indirect
     block, on group 0's inode table. An append allocates through the
     indirect block: refused in the second case only (it wrote a block
-    number into the inode table). Zero range is for extent files only."""
-    for slot, skip in ((0, ('append', 'zero range')), (12, ('zero range',))):
+    number into the inode table). Zero range and allocating fallocate are
+    for extent files only (EOPNOTSUPP)."""
+    ext4_only = ('zero range', 'fallocate', 'fallocate keep size')
+    for slot, skip in ((0, ('append',) + ext4_only), (12, ext4_only)):
         with workdir() as d:
             img, ino, blk = lying_image(d, 'ext2', 'inode table', slot)
             refused_through_mount(img, ino, blk, d, skip)
@@ -632,6 +650,202 @@ def extent_index_maps_metadata():
               in log, 'log: %s' % log)
         check(protected(img, blk) == before, 'metadata changed')
         eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
+
+
+@test
+def middle_leaf_read():
+    """Reads through a middle leaf stored in metadata: /f (1 KiB blocks)
+    has 300 one-block extents, every other block, in four leaves of 84
+    extents (168 KiB of file each); the second leaf's copy lives in the
+    inode table. An O_DIRECT read of the whole file is one FUSE request
+    whose ends lie in the honest first and last leaves: before, only those
+    ends' tree paths were checked and the file was served through the leaf
+    in the inode table (a buffered read's smaller requests had an end in
+    that leaf, and were refused). Now both EUCLEAN, the log naming the
+    inode and the leaf's block; e2fsck's complaints the same after."""
+    n, bs = 600, 1024
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['^metadata_csum'], opts=['-b', '1024'])
+        src = d + '/sparse'
+        with open(src, 'wb') as f:
+            for b in range(0, n, 2):
+                f.seek(b * bs)
+                f.write(pattern(bs, seed=b + 1))
+            f.truncate(n * bs)
+        debugfs(img, 'write %s f' % src, write=True)
+        fsck(img)
+        ino = inode_info(img, '/f')['ino']
+        leaves = [int(x.split(':')[1])
+                  for x in inode_info(img, '/f')['text'].split('EXTENTS:')[1].split(', ')
+                  if x.strip().startswith('(ETB')]
+        check(len(leaves) == 4, 'leaves: %s' % leaves)
+        itable = itable_block(img)
+        new = itable + 200          # inodes 1601-1608 of group 0: free
+        with open(img, 'r+b') as f:
+            f.seek(leaves[1] * bs)
+            blk = f.read(bs)
+            f.seek(new * bs)
+            f.write(blk)
+        # The root's second index entry: i_block[6..8] (ei_block, ei_leaf_lo, hi).
+        debugfs(img, 'sif <%d> block[7] %d' % (ino, new), write=True)
+        with open(img, 'rb') as f:     # past inodes 1-32, whose times change
+            f.seek((itable + 8) * bs)
+            before = f.read(504 * bs)
+        fsck_before = fsck(img, check_rc=False)
+        with Mount(img) as m:
+            def plain():
+                with open(m.path('f'), 'rb') as f:
+                    f.read()
+
+            def direct():
+                fd = os.open(m.path('f'), os.O_RDONLY | os.O_DIRECT)
+                try:
+                    os.preadv(fd, [mmap.mmap(-1, n * bs)], 0)
+                finally:
+                    os.close(fd)
+            got = {'read': errno_of_call(plain), 'O_DIRECT read': errno_of_call(direct)}
+            log = m.log()
+        eq(got, {'read': errno.EUCLEAN, 'O_DIRECT read': errno.EUCLEAN}, 'reads')
+        check('inode %d maps block %d, which holds the inode table of group 0' % (ino, new)
+              in log, 'log: %s' % log)
+        with open(img, 'rb') as f:
+            f.seek((itable + 8) * bs)
+            check(f.read(504 * bs) == before, 'the inode table changed')
+        eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
+
+
+def ind_blocks(img, ino):
+    """/f's (DIND) and (TIND) blocks from debugfs stat."""
+    text = inode_info(img, '<%d>' % ino)['text']
+    return (int(re.search(r'\(DIND\):(\d+)', text).group(1)),
+            int(re.search(r'\(TIND\):(\d+)', text).group(1)))
+
+
+def entry(img, blk, i, new=None):
+    """Entry @i of indirect block @blk; set to @new if given."""
+    with open(img, 'r+b') as f:
+        f.seek(blk * BS + 4 * i)
+        old = struct.unpack('<I', f.read(4))[0]
+        if new is not None:
+            f.seek(blk * BS + 4 * i)
+            f.write(struct.pack('<I', new))
+    return old
+
+
+DIND_LBLK = 12 + 1024                   # the first block under i_block[DIND]
+TIND_LBLK = 12 + 1024 + 1024 * 1024     # the first block under i_block[TIND]
+
+
+@test
+def deep_indirect_maps_metadata():
+    """ext2: /f has blocks under its double and its triple indirect block
+    (a sparse file of 4 GiB). In turn, the single indirect block under the
+    double one, the double one under the triple one and the single one
+    under that are moved into group 0's inode table (a copy: the map reads
+    the same). Before, only the inode's own three indirect blocks were
+    checked: reads were served through the copy, and a write into a hole
+    under it wrote the new block's number into the inode table. Now both
+    are refused with EUCLEAN, the log naming the inode and the block; the
+    inode table unchanged; e2fsck's complaints the same after."""
+    for case in ('IND under DIND', 'DIND under TIND', 'IND under TIND'):
+        with workdir() as d:
+            img = mkfs(d + '/img', fstype='ext2')
+            src = d + '/data'
+            with open(src, 'wb') as f:
+                for lblk in (0, DIND_LBLK, TIND_LBLK):
+                    f.seek(lblk * BS)
+                    f.write(pattern(BS, seed=lblk + 1))
+                f.truncate((TIND_LBLK + 8) * BS)
+            debugfs(img, 'write %s f' % src, write=True)
+            fsck(img)
+            ino = inode_info(img, '/f')['ino']
+            dind, tind = ind_blocks(img, ino)
+            lblk = TIND_LBLK if 'TIND' in case else DIND_LBLK
+            parent = {'IND under DIND': dind, 'DIND under TIND': tind,
+                      'IND under TIND': entry(img, tind, 0)}[case]
+            new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+            with open(img, 'r+b') as f:
+                f.seek(entry(img, parent, 0) * BS)
+                blk = f.read(BS)
+                f.seek(new * BS)
+                f.write(blk)
+            entry(img, parent, 0, new)
+            before, fsck_before = protected(img, new), fsck(img, check_rc=False)
+            with Mount(img) as m:
+                def read():
+                    with open(m.path('f'), 'rb') as f:
+                        f.seek(lblk * BS)
+                        f.read(BS)
+
+                def write_hole():
+                    fd = os.open(m.path('f'), os.O_WRONLY)
+                    try:
+                        os.pwrite(fd, b'h' * BS, (lblk + 2) * BS)
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                got = {'read': errno_of_call(read), 'write into a hole': errno_of_call(write_hole)}
+                log = m.log()
+            eq(got, {'read': errno.EUCLEAN, 'write into a hole': errno.EUCLEAN}, case)
+            check('inode %d maps block %d, which holds the inode table of group 0' % (ino, new)
+                  in log, '%s: log: %s' % (case, log))
+            check(protected(img, new) == before, '%s: metadata changed' % case)
+            eq(fsck(img, check_rc=False), fsck_before, '%s: e2fsck -fn output' % case)
+
+
+@test
+def xattr_block_maps_metadata():
+    """/f's xattr block (i_file_acl) pointed at a copy of itself in group
+    0's inode table, then past the end of the file system (the image file
+    made longer, the copy there). Before, getxattr and listxattr read the
+    copy as /f's attributes, setxattr wrote into it, and unlink dropped its
+    reference count there and marked the inode table block free. Now each
+    is refused with EUCLEAN, the log naming the inode and the block; the
+    metadata and the bytes past the end unchanged; e2fsck's complaints the
+    same after. /g, with its own honest block, reads back."""
+    value = pattern(1500)
+    for target in ('inode table', 'past end'):
+        with workdir() as d:
+            img = mkfs(d + '/img', features=['^metadata_csum'])
+            debugfs(img, 'write /dev/null f', write=True)
+            debugfs(img, 'write /dev/null g', write=True)
+            for name in ('f', 'g'):
+                with open(d + '/value', 'wb') as f:
+                    f.write(value)
+                debugfs(img, 'ea_set -f %s /%s user.big' % (d + '/value', name), write=True)
+            fsck(img)
+            ino = inode_info(img, '/f')['ino']
+            acl = int(re.search(r'File ACL: (\d+)', inode_info(img, '/f')['text']).group(1))
+            check(acl, 'no xattr block')
+            if target == 'past end':
+                new = grow_past_fs(img, 1)
+            else:
+                new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+            with open(img, 'r+b') as f:
+                f.seek(acl * BS)
+                blk = f.read(BS)
+                f.seek(new * BS)
+                f.write(blk)
+            debugfs(img, 'sif <%d> file_acl %d' % (ino, new), write=True)
+            before, fsck_before = protected(img, new), fsck(img, check_rc=False)
+            with Mount(img) as m:
+                p = m.path('f')
+                calls = [('getxattr', lambda: os.getxattr(p, 'user.big')),
+                         ('listxattr', lambda: os.listxattr(p)),
+                         ('setxattr', lambda: os.setxattr(p, 'user.big', b'x' * 2000)),
+                         ('new xattr', lambda: os.setxattr(p, 'user.new', b'n' * 10)),
+                         ('removexattr', lambda: os.removexattr(p, 'user.big')),
+                         ('unlink', lambda: os.unlink(p))]
+                got = {name: errno_of_call(fn) for name, fn in calls}
+                g = os.getxattr(m.path('g'), 'user.big')
+                log = m.log()
+            bad = {k: v for k, v in got.items() if v != errno.EUCLEAN}
+            check(not bad, '%s: not refused with EUCLEAN: %s' % (target, bad))
+            check(g == value, '%s: /g\'s xattr does not read back' % target)
+            check('inode %d maps block %d, which holds' % (ino, new) in log,
+                  '%s: log: %s' % (target, log))
+            check(protected(img, new) == before, '%s: metadata changed' % target)
+            eq(fsck(img, check_rc=False), fsck_before, '%s: e2fsck -fn output' % target)
 
 
 class Cred(ctypes.Structure):
@@ -754,8 +968,8 @@ def middle_leaf_maps_metadata():
     whole file (library: no FUSE splitting) fills the holes; the ends' tree
     paths are honest, and before, the holes of the second leaf were
     allocated into the leaf in the inode table (it changed). Now the write
-    stops short at that leaf and the next call gets -EUCLEAN; the inode
-    table unchanged."""
+    is refused, at once (the scan of the range meets the leaf) or short of
+    that leaf with -EUCLEAN next; the inode table unchanged."""
     n = 2200
     with workdir() as d:
         img = mkfs(d + '/img', features=['^metadata_csum'])
@@ -785,7 +999,7 @@ def middle_leaf_maps_metadata():
         before = read_blocks(img, itable + 1, 1023)
         got = run_lib_child('lib_write_all(%r, %d, %d)' % (img, ino, n * BS))
         eq(got.get('uext4_close'), 0, 'uext4_close: %s' % got)
-        check(got['writes'][-1] == -errno.EUCLEAN and 0 < sum(got['writes'][:-1]) < n * BS,
+        check(got['writes'][-1] == -errno.EUCLEAN and sum(got['writes'][:-1]) < n * BS,
               'writes: %s' % got['writes'])
         check(read_blocks(img, itable + 1, 1023) == before, 'the inode table changed')
 
