@@ -187,6 +187,11 @@ enum e2_attr_field {
 #define E2_LINK_MAX 65000u
 
 int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a);
+/* e2_inode_get() for an inode about to be handed out (a lookup, the
+ * kernel's iget): -EUCLEAN, logged, if its xattr block or a block named in
+ * the inode itself is file system metadata or past the end, as ext4_iget
+ * refuses it. Deeper blocks are checked where they are used. */
+int e2_inode_load(struct e2_image *img, uint32_t ino, struct e2_attr *a);
 /* Whether @ino names an inode files can live in (the root or one past the
  * reserved ones) and is allocated in the inode bitmap. For numbers that
  * come from outside (file handles): never reads the inode table. */

@@ -256,6 +256,12 @@ int e2_sysz_check_range_locked(struct e2_image *img, uint32_t ino, struct ext2_i
  * attributes, writes a change into it or drops a reference to it (which
  * writes the count and frees the block with the last): 0 or -EUCLEAN. */
 int e2_sysz_check_acl_locked(struct e2_image *img, uint32_t ino, const struct ext2_inode_large *in);
+/* What the kernel's ext4_iget checks of an inode's own fields before it
+ * hands the inode out: the xattr block and, for regular files,
+ * directories and slow symlinks without inline data, the blocks named in
+ * i_block (the root's extents or index entries, or the 15 block map
+ * entries). 0 or -EUCLEAN (logged). */
+int e2_sysz_check_inode_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

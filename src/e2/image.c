@@ -430,6 +430,25 @@ static void recount_free(ext2_filsys fs)
         ext2fs_mark_super_dirty(fs);
 }
 
+/* The root directory as the kernel's mount gets it (ext4_iget of inode
+ * 2): a root whose blocks lie refuses the open, since every path goes
+ * through it. */
+static int check_root(struct e2_image *img, char *why, size_t why_len)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, EXT2_ROOT_INO, &in);
+    if (!ret)
+        ret = e2_sysz_check_inode_locked(img, EXT2_ROOT_INO, &in);
+    e2_unlock(img);
+    if (ret)
+        e2_say(why, why_len, "cannot use the root directory of '%s': %s", img->path,
+               strerror(-ret));
+    return ret;
+}
+
 /* The image opened again in its mode for use, in place of the read-only
  * handle the checks used, with an inode cache and its bitmaps. */
 static int open_for_use(struct e2_image *img, char *why, size_t why_len)
@@ -453,10 +472,12 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
     }
     recount_free(img->fs);
     ret = e2_sysz_build(img);
-    if (ret)
+    if (ret) {
         e2_say(why, why_len, "cannot map the metadata blocks of '%s': %s", img->path,
                strerror(-ret));
-    return ret;
+        return ret;
+    }
+    return check_root(img, why, why_len);
 }
 
 /* A read-write open: quota accounting started, the superblock marked

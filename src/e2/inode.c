@@ -173,6 +173,21 @@ int e2_inode_get(struct e2_image *img, uint32_t ino, struct e2_attr *a)
     return ret;
 }
 
+int e2_inode_load(struct e2_image *img, uint32_t ino, struct e2_attr *a)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, ino, &in);
+    if (!ret)
+        ret = e2_sysz_check_inode_locked(img, ino, &in);
+    if (!ret)
+        e2_inode_to_attr(img, &in, a);
+    e2_unlock(img);
+    return ret;
+}
+
 bool e2_inode_in_use(struct e2_image *img, uint32_t ino)
 {
     bool used;

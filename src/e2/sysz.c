@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ext2fs/ext3_extents.h>
 
 /* Those of the @n blocks from @blk that lie inside the file system. */
 static void mark_range(ext2_filsys fs, ext2fs_block_bitmap bm, blk64_t blk, blk64_t n)
@@ -411,4 +412,56 @@ int e2_sysz_check_acl_locked(struct e2_image *img, uint32_t ino, const struct ex
     blk64_t blk = ext2fs_file_acl_block(img->fs, (const struct ext2_inode *)in);
 
     return blk ? e2_sysz_check_locked(img, ino, blk, 1) : 0;
+}
+
+/* The extents or index entries of the tree root in i_block. A header
+ * libext2fs would refuse is left to it: the tree is unusable anyway. */
+static int check_root_locked(struct e2_image *img, uint32_t ino, const struct ext2_inode_large *in)
+{
+    const struct ext3_extent_header *eh = (const void *)in->i_block;
+    const struct ext3_extent *x = (const void *)(eh + 1);
+    const struct ext3_extent_idx *ix = (const void *)(eh + 1);
+    unsigned n = ext2fs_le16_to_cpu(eh->eh_entries), max = ext2fs_le16_to_cpu(eh->eh_max);
+    int ret = 0;
+
+    if (ext2fs_le16_to_cpu(eh->eh_magic) != EXT3_EXT_MAGIC || n > max ||
+        max > (sizeof(in->i_block) - sizeof(*eh)) / sizeof(*x))
+        return 0;
+    for (unsigned i = 0; i < n && !ret; i++) {
+        blk64_t len;
+        if (eh->eh_depth) {
+            ret = e2_sysz_check_locked(img, ino,
+                                       ext2fs_le32_to_cpu(ix[i].ei_leaf) |
+                                           (blk64_t)ext2fs_le16_to_cpu(ix[i].ei_leaf_hi) << 32,
+                                       1);
+            continue;
+        }
+        /* Past EXT_INIT_MAX_LEN: an unwritten extent of len - 32768. */
+        len = ext2fs_le16_to_cpu(x[i].ee_len);
+        len = len > EXT_INIT_MAX_LEN ? len - EXT_INIT_MAX_LEN : len;
+        if (len)
+            ret = e2_sysz_check_locked(img, ino,
+                                       ext2fs_le32_to_cpu(x[i].ee_start) |
+                                           (blk64_t)ext2fs_le16_to_cpu(x[i].ee_start_hi) << 32,
+                                       len);
+    }
+    return ret;
+}
+
+int e2_sysz_check_inode_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in)
+{
+    int ret = e2_sysz_check_acl_locked(img, ino, in);
+
+    if (ret || (in->i_flags & EXT4_INLINE_DATA_FL))
+        return ret;
+    /* Those with blocks behind i_block (a fast symlink holds its target,
+     * a device its number). */
+    if (!LINUX_S_ISREG(in->i_mode) && !LINUX_S_ISDIR(in->i_mode) &&
+        !(LINUX_S_ISLNK(in->i_mode) && !ext2fs_is_fast_symlink((struct ext2_inode *)in)))
+        return 0;
+    if (in->i_flags & EXT4_EXTENTS_FL)
+        return check_root_locked(img, ino, in);
+    for (int i = 0; i < EXT2_N_BLOCKS && !ret; i++)
+        ret = in->i_block[i] ? e2_sysz_check_locked(img, ino, in->i_block[i], 1) : 0;
+    return ret;
 }

@@ -175,7 +175,9 @@ static int fe_plus_entry(fuse_req_t req, const struct uext4_cred *cr, uint32_t d
         ent->referenced = true;
         return 0;
     }
-    if (rc != -ENOENT)
+    /* An inode whose blocks lie is listed without attributes, as a
+     * kernel readdir lists it; only its stat fails. */
+    if (rc != -ENOENT && rc != -EUCLEAN)
         return rc;
     memset(e, 0, sizeof(*e));
     e->attr.st_ino = ent->ino;

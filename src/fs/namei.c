@@ -60,7 +60,7 @@ int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
 {
     struct fs_cred fc;
     struct e2_attr da, a;
-    uint32_t ino = 0;
+    uint32_t ino = 0, blame = dir;
     int ret;
 
     if (strlen(name) > 255)
@@ -74,8 +74,11 @@ int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
         ino = dir;
     else
         ret = fs_find_entry(fs, dir, name, &ino);
-    if (!ret)
-        ret = e2_inode_get(fs->img, ino, &a);
+    if (!ret) {
+        ret = e2_inode_load(fs->img, ino, &a);
+        if (ret)
+            blame = ino; /* the inode itself lies, not the entry */
+    }
     if (!ret && a.nlink == 0 && !S_ISDIR(a.mode))
         ret = -EUCLEAN; /* an entry naming a free inode */
     if (!ret) {
@@ -83,7 +86,7 @@ int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
         fs_attr_to_stat(fs, ino, &a, st);
     }
 out_unlock:
-    ret = FS_CHECK(fs, dir, ret);
+    ret = FS_CHECK(fs, blame, ret);
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }
@@ -99,7 +102,7 @@ int uext4_lookup_ino(struct uext4_fs *fs, uint32_t ino, struct stat *st, uint32_
     if (!e2_inode_in_use(fs->img, ino))
         ret = -ESTALE;
     if (!ret)
-        ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
+        ret = FS_CHECK(fs, ino, e2_inode_load(fs->img, ino, &a));
     /* An unlinked inode still in use (open, or known to the kernel) never
      * needs a lookup by number: the kernel finds it in its own cache. */
     if (!ret && a.nlink == 0)

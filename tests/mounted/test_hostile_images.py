@@ -36,8 +36,9 @@ def move_first_extent(img, ino, new_start):
     then ee_block, ee_len/ee_start_hi, ee_start_lo) at @new_start; returns
     (old start, length)."""
     text = inode_info(img, '<%d>' % ino)['text']
-    ext = text.split('EXTENTS:')[1].split()[0]          # (0-31):2069-2100
-    first, last = (int(x) for x in ext.split(':')[1].split('-'))
+    ext = text.split('EXTENTS:')[1].split()[0]          # (0-31):2069-2100, or (0):2069
+    run_ = ext.split(':')[1].split('-')
+    first, last = int(run_[0]), int(run_[-1])
     debugfs(img, 'sif <%d> block[5] %d' % (ino, new_start), write=True)
     debugfs(img, 'sif <%d> block[4] %d' % (ino, last - first + 1), write=True)
     return first, last - first + 1
@@ -488,17 +489,18 @@ def mounted_calls(m):
     def mmap_store():
         """The store faults the page in, whose read is refused: SIGBUS,
         as for any I/O error at a fault; in a child, reported as EUCLEAN's
-        stand-in only if the signal is SIGBUS."""
-        pid = os.fork()
-        if pid == 0:
-            try:
-                with open(p, 'r+b') as f:
+        stand-in only if the signal is SIGBUS. (The open, here, fails
+        with EUCLEAN where the inode itself lies.)"""
+        with open(p, 'r+b') as f:
+            pid = os.fork()
+            if pid == 0:
+                try:
                     mm = mmap.mmap(f.fileno(), BS)
                     mm[0:4] = b'mmap'
                     mm.flush()
-                os._exit(0)
-            except BaseException:
-                os._exit(1)
+                    os._exit(0)
+                except BaseException:
+                    os._exit(1)
         status = os.waitpid(pid, 0)[1]
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGBUS:
             raise OSError(errno.EUCLEAN, 'SIGBUS at the store')
@@ -537,7 +539,8 @@ def mounted_calls(m):
     def rename_over():
         os.rename(m.path('g'), p)
 
-    return [('read', read), ('O_DIRECT read', direct_read), ('write', write),
+    return [('stat', lambda: os.stat(p)),
+            ('read', read), ('O_DIRECT read', direct_read), ('write', write),
             ('O_DIRECT write', direct_write), ('mmap store + msync', mmap_store),
             ('copy_file_range', copy_range), ('partial punch', partial_punch),
             ('fallocate', allocate(0)), ('fallocate keep size', allocate(KEEP_SIZE)),
@@ -548,23 +551,29 @@ def mounted_calls(m):
 
 def refused_through_mount(img, ino, blk, d, skip=('append',)):
     """Each call but @skip's refused with EUCLEAN (EIO is not accepted; the
-    mmap store dies of SIGBUS, its fault's read refused), the log naming the
-    block; /g intact; what no refused call may change unchanged; e2fsck's
-    complaints (the damage made on purpose) the same after as before."""
+    mmap store dies of SIGBUS, its fault's read refused), from stat on: the
+    lookup refuses an inode whose own i_block or xattr block lies, as the
+    kernel's ext4_iget does. The directory still lists the name (readdirplus
+    sends it without attributes); the log names the inode and the block,
+    and the corruption is recorded against the file, not the directory; /g
+    intact; what no refused call may change unchanged; e2fsck's complaints
+    (the damage made on purpose) the same after as before."""
     before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
     with Mount(img) as m:
+        names = sorted(os.listdir(m.mnt))
         got = {name: errno_of_call(fn) for name, fn in mounted_calls(m)
                if name not in skip}
         g = read_file(m.path('g')) if os.path.exists(m.path('g')) else None
         log = m.log()
     bad = {k: v for k, v in got.items() if v != errno.EUCLEAN}
     check(not bad, 'not refused with EUCLEAN: %s' % bad)
+    check('f' in names and 'g' in names, 'listing: %s' % names)
     check(g == pattern(FILE_BLOCKS * BS), '/g does not read back')
     check('inode %d maps block %d, which holds' % (ino, blk) in log,
           'log does not name inode %d and block %d: %s' % (ino, blk, log))
-    # The unlink's corruption is the file's (recorded in the superblock).
-    check('corruption found in inode %d (do_remove' % ino in log and
-          'corruption found in inode 2 (do_remove' not in log, 'unlink blames: %s' % log)
+    # The corruption is the file's (recorded in the superblock).
+    check('corruption found in inode %d (' % ino in log and
+          'corruption found in inode 2 (' not in log, 'blames: %s' % log)
     check(protected(img, blk) == before, 'metadata changed')
     eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
     return log
@@ -654,16 +663,21 @@ def extent_index_maps_metadata():
 
 @test
 def middle_leaf_read():
-    """Reads through a middle leaf stored in metadata: /f (1 KiB blocks)
-    has 300 one-block extents, every other block, in four leaves of 84
-    extents (168 KiB of file each); the second leaf's copy lives in the
-    inode table. An O_DIRECT read of the whole file is one FUSE request
-    whose ends lie in the honest first and last leaves: before, only those
-    ends' tree paths were checked and the file was served through the leaf
-    in the inode table (a buffered read's smaller requests had an end in
-    that leaf, and were refused). Now both EUCLEAN, the log naming the
-    inode and the leaf's block; e2fsck's complaints the same after."""
-    n, bs = 600, 1024
+    """Reads, fallocate and a punch inside a block, through a middle leaf
+    stored in metadata: /f (1 KiB blocks)
+    has 500 one-block extents, every other block, in six leaves of 84
+    extents (168 KiB of file each) under one index block (depth 2: the
+    root in the inode is honest, which the lookup checks); the third
+    leaf's copy lives in the inode table, the index block's entry pointed
+    there. An O_DIRECT read of the whole file is one FUSE request whose
+    ends lie in the honest first and last leaves: before, only those ends'
+    tree paths were checked and the file was served through the leaf in
+    the inode table (a buffered read's smaller requests had an end in that
+    leaf, and were refused); fallocate over a hole in that leaf wrote the
+    new extent into the inode table, and the punch zeroed bytes of the
+    block the leaf names. Now all EUCLEAN, the log naming the inode and
+    the leaf's block; e2fsck's complaints the same after."""
+    n, bs = 1000, 1024
     with workdir() as d:
         img = mkfs(d + '/img', features=['^metadata_csum'], opts=['-b', '1024'])
         src = d + '/sparse'
@@ -675,19 +689,22 @@ def middle_leaf_read():
         debugfs(img, 'write %s f' % src, write=True)
         fsck(img)
         ino = inode_info(img, '/f')['ino']
-        leaves = [int(x.split(':')[1])
-                  for x in inode_info(img, '/f')['text'].split('EXTENTS:')[1].split(', ')
-                  if x.strip().startswith('(ETB')]
-        check(len(leaves) == 4, 'leaves: %s' % leaves)
+        text = inode_info(img, '/f')['text'].split('EXTENTS:')[1]
+        index = [int(x.split(':')[1]) for x in text.split(', ') if x.strip().startswith('(ETB0')]
+        leaves = [int(x.split(':')[1]) for x in text.split(', ') if x.strip().startswith('(ETB1')]
+        check(len(index) == 1 and len(leaves) >= 5, 'index %s, leaves %s' % (index, leaves))
         itable = itable_block(img)
         new = itable + 200          # inodes 1601-1608 of group 0: free
         with open(img, 'r+b') as f:
-            f.seek(leaves[1] * bs)
+            f.seek(leaves[2] * bs)
             blk = f.read(bs)
             f.seek(new * bs)
             f.write(blk)
-        # The root's second index entry: i_block[6..8] (ei_block, ei_leaf_lo, hi).
-        debugfs(img, 'sif <%d> block[7] %d' % (ino, new), write=True)
+            # The index block's third entry: ei_block, ei_leaf_lo, ei_leaf_hi.
+            f.seek(index[0] * bs + 12 + 2 * 12 + 4)
+            check(struct.unpack('<I', f.read(4))[0] == leaves[2], 'index entry')
+            f.seek(index[0] * bs + 12 + 2 * 12 + 4)
+            f.write(struct.pack('<I', new))
         with open(img, 'rb') as f:     # past inodes 1-32, whose times change
             f.seek((itable + 8) * bs)
             before = f.read(504 * bs)
@@ -703,9 +720,17 @@ def middle_leaf_read():
                     os.preadv(fd, [mmap.mmap(-1, n * bs)], 0)
                 finally:
                     os.close(fd)
-            got = {'read': errno_of_call(plain), 'O_DIRECT read': errno_of_call(direct)}
+            def falloc(mode, off, length):
+                def call():
+                    with open(m.path('f'), 'r+b') as f:
+                        fallocate(f.fileno(), mode, off, length)
+                return call
+            # Block 340 (data) and 341 (a hole) are the third leaf's.
+            got = {'read': errno_of_call(plain), 'O_DIRECT read': errno_of_call(direct),
+                   'fallocate': errno_of_call(falloc(0, 340 * bs, 2 * bs)),
+                   'partial punch': errno_of_call(falloc(PUNCH_HOLE, 340 * bs + 100, 100))}
             log = m.log()
-        eq(got, {'read': errno.EUCLEAN, 'O_DIRECT read': errno.EUCLEAN}, 'reads')
+        eq(got, dict.fromkeys(got, errno.EUCLEAN), 'calls')
         check('inode %d maps block %d, which holds the inode table of group 0' % (ino, new)
               in log, 'log: %s' % log)
         with open(img, 'rb') as f:
@@ -800,9 +825,11 @@ def xattr_block_maps_metadata():
     made longer, the copy there). Before, getxattr and listxattr read the
     copy as /f's attributes, setxattr wrote into it, and unlink dropped its
     reference count there and marked the inode table block free. Now each
-    is refused with EUCLEAN, the log naming the inode and the block; the
-    metadata and the bytes past the end unchanged; e2fsck's complaints the
-    same after. /g, with its own honest block, reads back."""
+    is refused with EUCLEAN, through the mount (at the lookup, as the
+    kernel's ext4_iget) and through the library by inode number (by the
+    xattr calls and the free themselves), the log naming the inode and the
+    block; the metadata and the bytes past the end unchanged; e2fsck's
+    complaints the same after. /g, with its own honest block, reads back."""
     value = pattern(1500)
     for target in ('inode table', 'past end'):
         with workdir() as d:
@@ -828,6 +855,9 @@ def xattr_block_maps_metadata():
                 f.write(blk)
             debugfs(img, 'sif <%d> file_acl %d' % (ino, new), write=True)
             before, fsck_before = protected(img, new), fsck(img, check_rc=False)
+            lib_img = d + '/lib-img'    # the mount records the error: a copy for the library
+            run(['cp', '--sparse=always', img, lib_img])
+            lib_fsck_before = fsck(lib_img, check_rc=False)
             with Mount(img) as m:
                 p = m.path('f')
                 calls = [('getxattr', lambda: os.getxattr(p, 'user.big')),
@@ -846,6 +876,39 @@ def xattr_block_maps_metadata():
                   '%s: log: %s' % (target, log))
             check(protected(img, new) == before, '%s: metadata changed' % target)
             eq(fsck(img, check_rc=False), fsck_before, '%s: e2fsck -fn output' % target)
+            # By inode number, with no lookup: xattr.c's and the free's own checks.
+            got = run_lib_child('lib_xattr_calls(%r, %d)' % (lib_img, ino))
+            eq(got.pop('uext4_close', None), 0, '%s: uext4_close: %s' % (target, got))
+            bad = {k: v for k, v in got.items() if v != -errno.EUCLEAN}
+            check(not bad, '%s: library: not -EUCLEAN: %s' % (target, bad))
+            check(protected(lib_img, new) == before, '%s: library: metadata changed' % target)
+            eq(fsck(lib_img, check_rc=False), lib_fsck_before, '%s: library: e2fsck -fn' % target)
+
+
+@test
+def root_maps_metadata():
+    """The root directory's extent moved onto a copy of its block in group
+    0's inode table: every path goes through it, and a create would write
+    its entry into the inode table. The open is refused, as the kernel's
+    mount refuses a root its iget rejects, naming inode 2 and the block;
+    the image unchanged."""
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['^metadata_csum'])
+        new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+        old, _ = move_first_extent(img, 2, new)
+        with open(img, 'r+b') as f:
+            f.seek(old * BS)
+            blk = f.read(BS)
+            f.seek(new * BS)
+            f.write(blk)
+        with open(img, 'rb') as f:
+            before = f.read()
+        rc, out = run_daemon(img, d + '/mnt')
+        check(rc != 0 and 'cannot use the root directory' in out and
+              'inode 2 maps block %d, which holds the inode table of group 0' % new in out,
+              'uext4 exited %d: %s' % (rc, out))
+        with open(img, 'rb') as f:
+            check(f.read() == before, 'the image changed')
 
 
 class Cred(ctypes.Structure):
@@ -868,6 +931,13 @@ def libuext4():
     lib.uext4_copy_file_range.argtypes = [vp, vp, u32, off, u32, off, sz]
     lib.uext4_copy_file_range.restype = ctypes.c_ssize_t
     lib.uext4_unlink.argtypes = [vp, vp, u32, ctypes.c_char_p]
+    name = ctypes.c_char_p
+    lib.uext4_getxattr.argtypes = [vp, vp, u32, name, vp, sz]
+    lib.uext4_getxattr.restype = ctypes.c_ssize_t
+    lib.uext4_setxattr.argtypes = [vp, vp, u32, name, vp, sz, ctypes.c_int]
+    lib.uext4_listxattr.argtypes = [vp, vp, u32, vp, sz]
+    lib.uext4_listxattr.restype = ctypes.c_ssize_t
+    lib.uext4_removexattr.argtypes = [vp, vp, u32, name]
     return lib
 
 
@@ -886,6 +956,10 @@ def lib_calls(img, ino, g):
             'write': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 0),
             'mmap writeback': lib.uext4_write(fs, ctypes.byref(cr), ino, buf, BS, 0, 1),
             'mmap store': lib.uext4_mmap_store(fs, ino, 0, buf, 4),
+            'partial punch': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, PUNCH_HOLE, 100, 1000),
+            'fallocate': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, 0, 0, 2 * BS),
+            'fallocate keep size': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, KEEP_SIZE, 0,
+                                                       2 * BS),
             'punch': lib.uext4_fallocate(fs, ctypes.byref(cr), ino, PUNCH_HOLE, 0, len(buf)),
             'copy_file_range': lib.uext4_copy_file_range(fs, ctypes.byref(cr), g, 0, ino, 0,
                                                          BS),
@@ -893,6 +967,29 @@ def lib_calls(img, ino, g):
         }
         got['/g reads back'] = (lib.uext4_read(fs, g, buf, len(buf), 0) == len(buf) and
                                 buf.raw == pattern(FILE_BLOCKS * BS))
+    finally:
+        got['uext4_close'] = lib.uext4_close(fs)
+    return got
+
+
+def lib_xattr_calls(img, ino):
+    """The xattr calls and unlink on /f (inode @ino) through the library,
+    by inode number (no lookup): {name: return value}."""
+    lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
+    why = ctypes.create_string_buffer(512)
+    rc = lib.uext4_open(img.encode(), None, ctypes.byref(fs), why, len(why))
+    if rc:
+        return {'uext4_open': rc, 'why': why.value.decode()}
+    buf = ctypes.create_string_buffer(4096)
+    try:
+        got = {
+            'getxattr': lib.uext4_getxattr(fs, ctypes.byref(cr), ino, b'user.big', buf, len(buf)),
+            'listxattr': lib.uext4_listxattr(fs, ctypes.byref(cr), ino, buf, len(buf)),
+            'setxattr': lib.uext4_setxattr(fs, ctypes.byref(cr), ino, b'user.big', buf, 2000, 0),
+            'new xattr': lib.uext4_setxattr(fs, ctypes.byref(cr), ino, b'user.new', buf, 10, 0),
+            'removexattr': lib.uext4_removexattr(fs, ctypes.byref(cr), ino, b'user.big'),
+            'unlink': lib.uext4_unlink(fs, ctypes.byref(cr), 2, b'f'),
+        }
     finally:
         got['uext4_close'] = lib.uext4_close(fs)
     return got
@@ -943,10 +1040,12 @@ def sanitizer_preload(path):
 
 @test
 def library_calls_refused():
-    """The same through the library (no FUSE): read, write, the mmap
-    writeback's write (UEXT4_WRITE_MMAP), a store (which reads the page
-    in), punch, copy_file_range into /f and unlink each return -EUCLEAN,
-    for an extent on the inode table and an ext2 indirect block there."""
+    """The same through the library (no FUSE, by inode number: no lookup
+    refuses the inode first): read, write, the mmap writeback's write
+    (UEXT4_WRITE_MMAP), a store (which reads the page in), a punch inside
+    block 0, fallocate (extent files), punch, copy_file_range into /f and
+    unlink each return -EUCLEAN, for an extent on the inode table and an
+    ext2 indirect block there."""
     for fstype, slot in (('ext4', 0), ('ext2', 12)):
         with workdir() as d:
             img, ino, blk = lying_image(d, fstype, 'inode table', slot)
@@ -955,6 +1054,9 @@ def library_calls_refused():
             got = run_lib_child('lib_calls(%r, %d, %d)' % (img, ino, g))
             check(got.pop('/g reads back', False), '%s: /g does not read back: %s' % (fstype, got))
             eq(got.pop('uext4_close'), 0, 'uext4_close')
+            if fstype == 'ext2':    # allocation needs extents (EOPNOTSUPP)
+                for k in ('fallocate', 'fallocate keep size'):
+                    eq(got.pop(k), -errno.EOPNOTSUPP, 'ext2: ' + k)
             bad = {k: v for k, v in got.items() if v != -errno.EUCLEAN}
             check(not bad, '%s: not -EUCLEAN: %s' % (fstype, bad))
             check(protected(img, blk) == before, 'metadata changed')
