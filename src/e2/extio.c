@@ -29,14 +29,14 @@ static int map_run(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h, b
                    blk64_t want, struct run *r)
 {
     struct ext2fs_extent e;
-    errcode_t err = ext2fs_extent_goto(h, lblk);
+    errcode_t err = ext2fs_extent_goto(h, lblk), gerr = 0;
     int ret;
 
     r->state = RUN_HOLE;
     r->len = 1;
     r->pblk = 0;
     if (!err)
-        err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
+        gerr = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
     /* The tree blocks the lookup read, a hole's too: a leaf between the
      * ends of a request (which the caller checked) may be metadata. */
     ret = e2_sysz_check_handle_locked(img, ino, h);
@@ -45,8 +45,8 @@ static int map_run(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h, b
     if (err == EXT2_ET_EXTENT_NOT_FOUND || err == EXT2_ET_NO_CURRENT_NODE ||
         err == EXT2_ET_EXTENT_NO_NEXT)
         return 0;
-    if (err)
-        return e2_errno(err);
+    if (err || gerr)
+        return e2_errno(err ? err : gerr);
     if (lblk < e.e_lblk || lblk >= e.e_lblk + e.e_len)
         return 0;
     r->len = e.e_lblk + e.e_len - lblk < want ? e.e_lblk + e.e_len - lblk : want;

@@ -5,7 +5,14 @@
  * it. An image that lies would otherwise have a file's data read from and
  * written over metadata, and its unlink mark the inode table free for the
  * next allocation; the kernel refuses such an inode too (EFSCORRUPTED).
- * The journal's blocks are the journal inode's own: it is exempt. */
+ * The journal's blocks are the journal inode's own: it is exempt.
+ *
+ * Where: extio.c and mapio.c check each run they map and the tree or
+ * indirect blocks on its way; data.c block-mapped reads, fallocate and
+ * partial-block zeroing; punch.c and inode.c every block freed; xattr.c
+ * and inode.c the xattr block; a lookup (e2_inode_load) what the inode
+ * itself names, as the kernel's ext4_iget; orphan.c and quota.c whole
+ * files at open. */
 #include "e2/e2_internal.h"
 #include "base/log.h"
 
