@@ -430,8 +430,9 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
  * @len below a block; -EOPNOTSUPP if the image's file system cannot punch
  * holes. *@trimmed: as ext4, the bytes of the free runs trimmed (a run that
  * starts in the range counts up to the end of its block group), whether or
- * not they were holes already; every call counts them again, where ext4
- * skips block groups trimmed since mount with nothing freed since. */
+ * not they were holes already. As ext4, block groups trimmed since the
+ * file system was opened, with nothing freed in them since, are skipped
+ * (count nothing) unless @minlen is smaller than the last call's. */
 int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start, uint64_t len,
                uint64_t minlen, uint64_t *trimmed);
 

@@ -356,11 +356,11 @@ int e2_data_seek(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t size
  * running transaction are still marked in use and stay; the caller commits
  * first to include them. *@trimmed: the bytes of the runs punched, as ext4
  * reports the bytes it discarded (not what the host released: a run that
- * was a hole already counts). No memory of earlier trims: ext4 skips the
- * groups it trimmed since mount in which nothing was freed since, uext4
- * trims and counts them again. -EINVAL as ext4: @minlen above a group,
- * @start past the end, @len below a block; -EROFS; -EOPNOTSUPP when the
- * host file system cannot punch holes. */
+ * was a hole already counts). As ext4, groups trimmed since the image was
+ * opened with nothing freed in them since are skipped (and count nothing)
+ * unless @minlen is now below the last trim's. -EINVAL as ext4: @minlen
+ * above a group, @start past the end, @len below a block; -EROFS;
+ * -EOPNOTSUPP when the host file system cannot punch holes. */
 int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen, uint64_t *trimmed);
 
 #endif

@@ -53,6 +53,9 @@ struct e2_image {
     /* The system zone (sysz.c): built at open, unchanged after; tested
      * under disk_lock only (a test moves the tree's cursor). */
     ext2fs_block_bitmap sysz;
+    /* FITRIM's memory of the groups it trimmed (trim.c): from open to
+     * close; its fields are protected by disk_lock. */
+    struct e2_trim_memo *trim;
 };
 
 /* The inode table block that holds inode @ino. */
@@ -262,6 +265,14 @@ int e2_sysz_check_acl_locked(struct e2_image *img, uint32_t ino, const struct ex
  * i_block (the root's extents or index entries, or the 15 block map
  * entries). 0 or -EUCLEAN (logged). */
 int e2_sysz_check_inode_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
+
+/* trim.c: FITRIM's memory of trimmed groups. e2_trim_start() at open,
+ * once the bitmaps are read and before the journal starts (so that the
+ * journal's block statistics callbacks chain to trim.c's, which forget a
+ * group when blocks are freed in it): 0 or -ENOMEM. e2_trim_stop() at
+ * close, after the journal has stopped. */
+int e2_trim_start(struct e2_image *img);
+void e2_trim_stop(struct e2_image *img);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

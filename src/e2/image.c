@@ -471,6 +471,11 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
         return ret;
     }
     recount_free(img->fs);
+    ret = e2_trim_start(img);
+    if (ret) {
+        e2_say(why, why_len, "cannot open '%s': %s", img->path, strerror(-ret));
+        return ret;
+    }
     ret = e2_sysz_build(img);
     if (ret) {
         e2_say(why, why_len, "cannot map the metadata blocks of '%s': %s", img->path,
@@ -551,6 +556,7 @@ out_stop:
     e2_unlock(img);
 
 out_close:
+    e2_trim_stop(img);
     e2_quota_stop(img);
     e2_sysz_free(img);
     if (img->fs)
@@ -614,6 +620,7 @@ int e2_image_close(struct e2_image *img)
     ret = e2_quota_flush_locked(img);
     cret = e2_journal_stop_locked(img);
     ret = ret ? ret : cret;
+    e2_trim_stop(img);
     if (has_failed_locked(img)) {
         /* Nothing of the cache goes to the image now (the journal, if
          * any, stays in journaled mode: the I/O manager drops its dirty blocks). */

@@ -5,14 +5,111 @@
  * sparse image shrinks on the host after files are deleted. Only blocks
  * free in the in-memory bitmap are punched: blocks freed in the running
  * transaction are still marked there (journal.c) because the committed
- * file system may refer to them, and metadata blocks are always marked. */
+ * file system may refer to them, and metadata blocks are always marked.
+ *
+ * As ext4, a trim remembers the block groups it went through whole (ext4's
+ * EXT4_GROUP_INFO_WAS_TRIMMED) and the minimum run it used (ext4's
+ * s_last_trim_minblks): later trims skip those groups, reporting nothing
+ * for them, unless blocks were freed in them since or the new minimum is
+ * smaller. The memory lasts as long as the image is open, as ext4's lasts
+ * a mount. Frees are seen through libext2fs's block statistics callbacks,
+ * installed at open before the journal's (which chain to them); a block
+ * freed in the running transaction becomes free in the bitmap only at the
+ * commit, but FITRIM commits first, so forgetting the group at the free is
+ * the same as ext4 forgetting it when the freed blocks reach its buddy
+ * bitmap after the commit. */
 #include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+
+struct e2_trim_memo {
+    void (*old_stats)(ext2_filsys, blk64_t, int);
+    void (*old_range)(ext2_filsys, blk64_t, blk_t, int);
+    /* protected by disk_lock: */
+    uint32_t last_minclus; /* the minimum run of the last trim, clusters */
+    uint8_t trimmed[];     /* a bit per group: trimmed, nothing freed since */
+};
+
+static bool was_trimmed(const struct e2_trim_memo *tm, dgrp_t g)
+{
+    return tm->trimmed[g / 8] & (1u << (g % 8));
+}
+
+static void set_trimmed(struct e2_trim_memo *tm, dgrp_t g)
+{
+    tm->trimmed[g / 8] |= (uint8_t)(1u << (g % 8));
+}
+
+/* Blocks [@blk, @blk + @num) were freed: their groups have free space no
+ * trim has seen. */
+static void forget_trimmed(ext2_filsys fs, blk64_t blk, blk64_t num)
+{
+    struct e2_image *img = fs->priv_data;
+    struct e2_trim_memo *tm = img->trim;
+    dgrp_t g, last;
+
+    assert(mutex_is_held(&img->disk_lock));
+    if (!num || blk < fs->super->s_first_data_block)
+        return;
+    last = ext2fs_group_of_blk2(fs, blk + num - 1);
+    for (g = ext2fs_group_of_blk2(fs, blk); g <= last && g < fs->group_desc_count; g++)
+        tm->trimmed[g / 8] &= (uint8_t) ~(1u << (g % 8));
+}
+
+static void stats_cb(ext2_filsys fs, blk64_t blk, int inuse)
+{
+    struct e2_image *img = fs->priv_data;
+
+    if (inuse < 0)
+        forget_trimmed(fs, blk, 1);
+    if (img->trim->old_stats)
+        img->trim->old_stats(fs, blk, inuse);
+}
+
+static void range_cb(ext2_filsys fs, blk64_t blk, blk_t num, int inuse)
+{
+    struct e2_image *img = fs->priv_data;
+
+    if (inuse < 0)
+        forget_trimmed(fs, blk, num);
+    if (img->trim->old_range)
+        img->trim->old_range(fs, blk, num, inuse);
+}
+
+int e2_trim_start(struct e2_image *img)
+{
+    ext2_filsys fs = img->fs;
+    struct e2_trim_memo *tm;
+
+    tm = calloc(1, sizeof(*tm) + (fs->group_desc_count + 7) / 8);
+    if (!tm)
+        return -ENOMEM;
+    img->trim = tm;
+    fs->priv_data = img;
+    ext2fs_set_block_alloc_stats_callback(fs, stats_cb, &tm->old_stats);
+    ext2fs_set_block_alloc_stats_range_callback(fs, range_cb, &tm->old_range);
+    return 0;
+}
+
+void e2_trim_stop(struct e2_image *img)
+{
+    struct e2_trim_memo *tm = img->trim;
+
+    if (!tm)
+        return;
+    if (img->fs) {
+        ext2fs_set_block_alloc_stats_callback(img->fs, tm->old_stats, NULL);
+        ext2fs_set_block_alloc_stats_range_callback(img->fs, tm->old_range, NULL);
+    }
+    img->trim = NULL;
+    free(tm);
+}
 
 static int punch_run(struct e2_image *img, uint64_t blk, uint64_t n)
 {
@@ -31,78 +128,96 @@ static int punch_run(struct e2_image *img, uint64_t blk, uint64_t n)
     return 0;
 }
 
-/* The free runs of group @g within blocks [@lo, @hi] (inclusive, inside
- * the group), each of at least @minblks: a run that starts inside the
- * range is taken whole, up to the end of the group, as ext4 does since
- * Linux 6.8 (so that trimming a range in parts trims what the whole would).
- * Adds the blocks of the runs to *@n. */
-static int trim_group(struct e2_image *img, dgrp_t g, blk64_t lo, blk64_t hi, blk64_t minblks,
-                      uint64_t *n)
+/* The number of whole clusters of group @g. */
+static uint32_t group_clusters(ext2_filsys fs, dgrp_t g)
+{
+    blk64_t first = ext2fs_group_first_block2(fs, g);
+
+    return (uint32_t)((ext2fs_group_last_block2(fs, g) + 1 - first) / EXT2FS_CLUSTER_RATIO(fs));
+}
+
+/* ext4_try_to_trim_range(), in clusters of group @g: the free runs that
+ * start in clusters [@start, @max], each taken whole up to the end of the
+ * group (as ext4 since Linux 6.8, so that trimming a range in parts trims
+ * what the whole would), punched if at least @minclus long and added to
+ * *@n. The group counts as trimmed, as in ext4, when the range starts at
+ * its first cluster and either covers it to the end or meets a free run
+ * that reaches (or stops just short of) its last cluster. The walk stops
+ * once the free clusters not yet seen cannot make a run of @minclus. */
+static int trim_group(struct e2_image *img, dgrp_t g, uint32_t start, uint32_t max,
+                      uint32_t minclus, uint64_t *n)
 {
     ext2_filsys fs = img->fs;
-    blk64_t glast = ext2fs_group_last_block2(fs, g), blk = lo, free_start, used;
+    blk64_t gfirst = ext2fs_group_first_block2(fs, g), ratio = EXT2FS_CLUSTER_RATIO(fs), b;
+    uint32_t last = group_clusters(fs, g) - 1, next, seen = 0;
+    uint32_t nfree = ext2fs_bg_free_blocks_count(fs, g);
+    bool whole = start == 0 && max >= last, from_first = start == 0;
     errcode_t err;
     int ret;
 
-    while (blk <= hi) {
-        err = ext2fs_find_first_zero_block_bitmap2(fs->block_map, blk, hi, &free_start);
+    while (start <= max) {
+        err = ext2fs_find_first_zero_block_bitmap2(fs->block_map, gfirst + start * ratio,
+                                                   gfirst + max * ratio, &b);
         if (err == ENOENT)
-            return 0;
+            break;
         if (err)
             return e2_errno(err);
-        err = ext2fs_find_first_set_block_bitmap2(fs->block_map, free_start, glast, &used);
+        start = (uint32_t)((b - gfirst) / ratio);
+        err = ext2fs_find_first_set_block_bitmap2(fs->block_map, b, gfirst + last * ratio, &b);
         if (err == ENOENT)
-            used = glast + 1;
+            next = last + 1;
         else if (err)
             return e2_errno(err);
-        if (used - free_start >= minblks) {
-            ret = punch_run(img, free_start, used - free_start);
+        else
+            next = (uint32_t)((b - gfirst) / ratio);
+        if (from_first && next >= last)
+            whole = true;
+        if (next - start >= minclus) {
+            ret = punch_run(img, gfirst + start * ratio, (next - start) * ratio);
             if (ret)
                 return ret;
-            *n += used - free_start;
+            *n += next - start;
         }
-        blk = used;
+        seen += next - start;
+        start = next + 1;
+        if (nfree < seen || nfree - seen < minclus)
+            break;
     }
+    if (whole)
+        set_trimmed(img->trim, g);
     return 0;
 }
 
-/* ext4_trim_fs()'s arithmetic: the minimum run in blocks (whole clusters),
- * raised to the discard granularity, which for an image file is the block
- * size of the file system holding it (as a loop device has it); 0 when
- * nothing can be trimmed at all. */
-static blk64_t trim_minblks(ext2_filsys fs, int fd, uint64_t minlen)
+/* The discard granularity of an image file: the block size of the file
+ * system holding it, as a loop device has it (0 if unknown). */
+static uint64_t discard_granularity(int fd)
 {
-    uint64_t ratio = EXT2FS_CLUSTER_RATIO(fs), gran = 0, blks = minlen / fs->blocksize;
     struct stat st;
 
     if (fstat(fd, &st) == 0 && st.st_blksize > 0)
-        gran = (uint64_t)st.st_blksize;
-    if (minlen < gran)
-        blks = gran / fs->blocksize;
-    blks = (blks + ratio - 1) / ratio; /* clusters */
-    if (blks > fs->super->s_clusters_per_group)
-        return 0;
-    return (blks ? blks : 1) * ratio;
+        return (uint64_t)st.st_blksize;
+    return 0;
 }
 
 int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen, uint64_t *trimmed)
 {
     ext2_filsys fs;
-    uint64_t nblocks, first, last, n = 0, bs;
-    blk64_t minblks;
-    dgrp_t g, g_last;
+    uint64_t nblocks, first, last, n = 0, bs, ratio, gran, minclus;
+    dgrp_t g, g_first, g_last;
+    uint32_t cpg;
     int ret = 0;
 
     *trimmed = 0;
     e2_lock(img);
     fs = img->fs;
     bs = fs->blocksize;
+    ratio = EXT2FS_CLUSTER_RATIO(fs);
+    cpg = fs->super->s_clusters_per_group;
     nblocks = ext2fs_blocks_count(fs->super);
     first = start / bs;
+    minclus = (minlen / bs + ratio - 1) / ratio;
     /* ext4's argument checks, in its order. */
-    if ((minlen / bs + EXT2FS_CLUSTER_RATIO(fs) - 1) / EXT2FS_CLUSTER_RATIO(fs) >
-            fs->super->s_clusters_per_group ||
-        first >= nblocks || len < bs) {
+    if (minclus > cpg || first >= nblocks || len < bs) {
         ret = -EINVAL;
         goto out_unlock;
     }
@@ -110,24 +225,40 @@ int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen,
         ret = -EROFS;
         goto out_unlock;
     }
-    minblks = trim_minblks(fs, e2_iom_fd(fs->io), minlen);
+    /* No shorter than the discard granularity; nothing at all (and
+     * nothing remembered) when that exceeds a group. */
+    gran = discard_granularity(e2_iom_fd(fs->io));
+    if (minlen < gran) {
+        minclus = (gran / bs + ratio - 1) / ratio;
+        if (minclus > cpg)
+            goto out_unlock;
+    }
     /* The last block of the range; @len / bs >= 1, so no underflow. */
     last = len / bs - 1 > nblocks - 1 - first ? nblocks - 1 : first + len / bs - 1;
-    if (!minblks || last <= fs->super->s_first_data_block)
+    if (last <= fs->super->s_first_data_block)
         goto out_unlock;
     if (first < fs->super->s_first_data_block)
         first = fs->super->s_first_data_block;
+    g_first = ext2fs_group_of_blk2(fs, first);
     g_last = ext2fs_group_of_blk2(fs, last);
-    for (g = ext2fs_group_of_blk2(fs, first); g <= g_last && !ret; g++) {
-        blk64_t lo = ext2fs_group_first_block2(fs, g), hi = ext2fs_group_last_block2(fs, g);
+    for (g = g_first; g <= g_last && !ret; g++) {
+        blk64_t gfirst = ext2fs_group_first_block2(fs, g);
+        uint32_t lo = g == g_first ? (uint32_t)((first - gfirst) / ratio) : 0;
+        uint32_t hi = g == g_last ? (uint32_t)((last - gfirst) / ratio) : cpg - 1;
 
-        /* A group with fewer free clusters than the minimum has no run. */
-        if (ext2fs_bg_free_blocks_count(fs, g) < minblks / EXT2FS_CLUSTER_RATIO(fs))
+        /* A group with fewer free clusters than the minimum has no run;
+         * one trimmed whole since its last free has nothing new, unless
+         * the minimum is now smaller. */
+        if (ext2fs_bg_free_blocks_count(fs, g) < minclus)
             continue;
-        ret = trim_group(img, g, lo > first ? lo : first, hi < last ? hi : last, minblks, &n);
+        if (was_trimmed(img->trim, g) && minclus >= img->trim->last_minclus)
+            continue;
+        ret = trim_group(img, g, lo, hi, (uint32_t)minclus, &n);
     }
-    if (!ret)
-        *trimmed = n * bs;
+    if (!ret) {
+        img->trim->last_minclus = (uint32_t)minclus;
+        *trimmed = n * ratio * bs;
+    }
 out_unlock:
     e2_unlock(img);
     return ret;

@@ -13,7 +13,9 @@ checked for exactly; with no_default_permissions the daemon sees opens and
 nothing differs. FITRIM: deleting a large file and trimming gives the
 space back to the host (du of the sparse image), the image stays
 fsck-clean with its other file intact, and the bytes reported are the
-kernel's for the same image and range (the free runs trimmed).
+kernel's for the same image and range (the free runs trimmed), also for a
+sequence of trims on one mount with frees in between (both remember the
+groups trimmed since mount).
 """
 
 import errno
@@ -471,13 +473,13 @@ def fitrim_shrinks_image():
             if got < released:
                 raise TestFailure('FITRIM reported %d bytes, the image '
                                   'released %d' % (got, released))
-            # Nothing is left to release, but the free runs are trimmed
-            # again (uext4 keeps no record of earlier trims); fstrim(8)
-            # says as much.
-            eq(fitrim(m.mnt), got, 'second FITRIM')
+            # As ext4, the groups trimmed with nothing freed since are
+            # skipped: nothing trimmed, nothing released; fstrim(8) says
+            # as much.
+            eq(fitrim(m.mnt), 0, 'second FITRIM')
             eq(du_bytes(img), after, 'image after the second FITRIM')
             out = run(['fstrim', '-v', m.mnt]).stdout.decode()
-            if '(%d bytes) trimmed' % got not in out:
+            if '(0 bytes) trimmed' not in out:
                 raise TestFailure('fstrim -v: %r' % out)
             # ext4's argument checks and its CAP_SYS_ADMIN rule.
             eq(errno_of_trim(m.mnt, length=100), errno.EINVAL, 'len < block')
@@ -563,10 +565,9 @@ def fitrim_like_kernel():
     """FITRIM's answer (bytes of the free runs it trimmed, or the errno)
     is the kernel's for the same image, case by case.
 
-    ext4 skips the block groups it trimmed since mount (and in which
-    nothing was freed since); uext4 keeps no such record and trims every
-    time. So each kernel case runs on a fresh loop mount, where ext4 has
-    trimmed nothing yet, and uext4 runs them all on one mount."""
+    Both skip the block groups they trimmed since mount (and in which
+    nothing was freed since: fitrim_remembers_like_kernel), so each case
+    runs on a fresh mount on both sides, where nothing was trimmed yet."""
     with workdir() as d:
         kimg = mkfs(d + '/kernel.img', size='160M', opts=['-g', '8192'])
         kmnt = d + '/kmnt'
@@ -583,8 +584,11 @@ def fitrim_like_kernel():
             with kernel_mount(kimg, kmnt):
                 kern.append(trim_result(kmnt, *case))
         fsck(kimg)
+        ours = []
+        for case in cases:
+            with Mount(uimg) as m:
+                ours.append(trim_result(m.mnt, *case))
         with Mount(uimg) as m:
-            ours = [trim_result(m.mnt, *case) for case in cases]
             eq(sorted(os.listdir(m.mnt)),
                sorted(['lost+found'] + ['f%02d' % i for i in range(1, 36, 2)]),
                'files after FITRIM')
@@ -606,6 +610,168 @@ def fitrim_like_kernel():
                 and 'EINVAL' in kern and 0 not in cut[:-2]
                 and cut[-1] < cut[-2]):
             raise TestFailure('unexpected kernel answers: %r' % kern)
+
+
+GROUP = 8192   # blocks per group of fitrim's 160 MiB images (-g 8192)
+ALL = 2**64 - 1
+
+
+def size_of(i):
+    return (64 + 97 * i) * 1024 + (i % 3) * 1000
+
+
+def files_by_group(img):
+    """{group: [name]} of fragment()'s files left in @img, by their first
+    block."""
+    out = {}
+    for i in range(1, 36, 2):
+        name = 'f%02d' % i
+        blocks = run(['debugfs', '-R', 'blocks /' + name, img]).stdout.split()
+        out.setdefault(int(blocks[0]) // GROUP, []).append(name)
+    return out
+
+
+def memory_script(root, groups, settle):
+    """FITRIM after FITRIM on one mount, with frees (truncate, punch,
+    unlink) in between, in three groups @groups = (g1, g2, g3) of
+    {group: [files]}; [(step, bytes trimmed or the errno's name)].
+    settle(): after each free, once it is done and committed."""
+    (g1, f1), (g2, f2), (g3, f3) = groups
+    at = {g: g * GROUP * 4096 for g in (g1, g2, g3)}
+    log = []
+
+    def T(step, start=0, length=ALL, minlen=0):
+        log.append((step, trim_result(root, start, length, minlen)))
+
+    def truncate(name, size):
+        os.truncate(os.path.join(root, name), size)
+        settle()
+
+    T('first')
+    T('second: nothing freed')
+    T('larger minlen 64 KiB', minlen=64 << 10)
+    T('smaller minlen again')
+    truncate(f1[0], 0)
+    T('freed in g1')
+    T('again')
+    # A range that does not start at its group's start: the group stays
+    # unremembered, the next whole trim goes through it again.
+    truncate(f3[0], 12288)
+    T('inside g3', at[g3] + MiB, 4 * MiB)
+    T('after inside g3')
+    # From the group's start but not to its end: remembered only when a
+    # free run found reaches (or stops one cluster short of) its end.
+    truncate(f1[1], 0)
+    T('first MiB of g1', at[g1], MiB)
+    T('after first MiB of g1')
+    truncate(f1[2], 0)
+    T('g1 but its last block', at[g1], (GROUP - 1) * 4096)
+    T('after g1 but its last block')
+    # The minimum run remembered is the last trim's.
+    truncate(f3[1], 0)
+    T('freed in g3, minlen 1 MiB', minlen=MiB)
+    T('minlen 1 MiB again', minlen=MiB)
+    T('minlen 2 MiB', minlen=2 * MiB)
+    T('minlen 0 after 1 MiB')
+    # Neither a refused trim nor one that ends before the first data
+    # block changes it.
+    T('minlen above a group', minlen=33 * MiB)
+    T('after EINVAL')
+    T('before the first data block, minlen 2 MiB', 0, 4096, 2 * MiB)
+    T('minlen 1 MiB after that', minlen=MiB)
+    # A hole punched, then the group's exact range; a file unlinked.
+    fd = os.open(os.path.join(root, f2[0]), os.O_WRONLY)
+    try:
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 64 << 10,
+                  256 << 10)
+    finally:
+        os.close(fd)
+    settle()
+    T('punched in g2, its range', at[g2], GROUP * 4096)
+    T('after g2 range')
+    os.unlink(os.path.join(root, f2[1]))
+    settle()
+    T('unlinked in g2')
+    T('last')
+    # The walk through a group stops once its free clusters not yet seen
+    # cannot make a run of the minimum: a run to the group's end not
+    # reached then leaves the group unremembered.
+    for name in f1[3:6]:
+        truncate(name, 0)
+    T('g1 but its last block, minlen 8 MiB', at[g1], (GROUP - 1) * 4096,
+      8 * MiB)
+    T('after that, minlen 8 MiB', minlen=8 * MiB)
+    return log
+
+
+@test
+def fitrim_remembers_like_kernel():
+    """A sequence of FITRIMs on one mount, with blocks freed in between,
+    reports what the kernel's does on a copy: both skip the groups trimmed
+    since mount with nothing freed since, unless the minimum run is now
+    smaller than the last trim's."""
+    with workdir() as d:
+        kimg = mkfs(d + '/kernel.img', size='160M', opts=['-g', '8192'])
+        kmnt = d + '/kmnt'
+        with kernel_mount(kimg, kmnt):
+            fragment(kmnt)
+        by_group = files_by_group(kimg)
+        groups = sorted((g, names) for g, names in by_group.items()
+                        if len(names) >= 2)
+        if len(groups) < 3 or len(groups[0][1]) < 6:
+            raise TestFailure('files not spread as expected: %r' % by_group)
+        groups = groups[:3]
+        uimg = d + '/uext4.img'
+        shutil.copyfile(kimg, uimg)
+        bfree = []
+
+        def kernel_settle():
+            os.sync()   # the commit puts freed blocks in ext4's buddy
+            bfree.append(os.statvfs(kmnt).f_bfree)
+
+        with kernel_mount(kimg, kmnt):
+            klog = memory_script(kmnt, groups, kernel_settle)
+        fsck(kimg)
+        with Mount(uimg) as m:
+            want = iter(bfree)
+            # An unlinked file's blocks are freed at FUSE's FORGET.
+            ulog = memory_script(m.mnt, groups, lambda: wait_until(
+                lambda: os.statvfs(m.mnt).f_bfree, next(want), 'f_bfree'))
+            (g1, f1), (g2, f2), (g3, f3) = groups
+            sizes = {n: size_of(int(n[1:])) for _, names in groups
+                     for n in names}
+            for name in f1[:6] + [f3[1]]:
+                eq(read_file(m.path(name)), b'', name)
+            eq(read_file(m.path(f3[0])),
+               pattern(sizes[f3[0]], seed=int(f3[0][1:]))[:12288], f3[0])
+            holed = bytearray(pattern(sizes[f2[0]], seed=int(f2[0][1:])))
+            holed[64 << 10:320 << 10] = bytes(256 << 10)
+            eq(read_file(m.path(f2[0])), bytes(holed), f2[0])
+            eq(os.path.exists(m.path(f2[1])), False, f2[1] + ' unlinked')
+        fsck(uimg)
+        eq(free_runs(uimg), free_runs(kimg), 'free runs')
+        bad = ['  %s: kernel %r, uext4 %r' % (ks, k, u)
+               for (ks, k), (_, u) in zip(klog, ulog) if k != u]
+        if bad:
+            raise TestFailure('FITRIM sequence differs from the kernel:\n'
+                              + '\n'.join(bad))
+        # The comparison means something only if the kernel skipped what
+        # it remembered and went through what it did not.
+        k = dict(klog)
+        zero = ['second: nothing freed', 'larger minlen 64 KiB', 'again',
+                'after g1 but its last block', 'minlen 1 MiB again',
+                'minlen 2 MiB', 'after EINVAL', 'minlen 1 MiB after that',
+                'after g2 range', 'last']
+        if not (k['first'] > 80 * MiB and all(k[s] == 0 for s in zero)
+                and k['smaller minlen again'] == k['first']
+                and 0 < k['freed in g1'] < k['first']
+                and k['after inside g3'] > 0
+                and k['after first MiB of g1'] > 0
+                and k['minlen 0 after 1 MiB'] > k['first']
+                and k['minlen above a group'] == 'EINVAL'
+                and k['unlinked in g2'] > 0
+                and k['after that, minlen 8 MiB'] > 0):
+            raise TestFailure('unexpected kernel answers: %r' % klog)
 
 
 def errno_of_trim(mnt, **kw):
