@@ -248,9 +248,12 @@ unsigned e2_ftype_to_dtype(unsigned ftype);
 /* As getxattr(2): length, -ENODATA, -ERANGE. POSIX ACLs come in the
  * Linux xattr format. */
 ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void *buf, size_t size);
-/* @flags: XATTR_CREATE / XATTR_REPLACE semantics. */
+/* @flags: XATTR_CREATE / XATTR_REPLACE semantics. @limited: the caller is
+ * held to quota limits (not root): a value that needs a new EA inode fails
+ * with -EDQUOT, nothing changed, if one more inode or the value's clusters
+ * would pass a limit of @ino's ids (ext4_xattr_inode_alloc_quota). */
 int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val, size_t len,
-                 int flags);
+                 int flags, bool limited);
 ssize_t e2_xattr_list(struct e2_image *img, uint32_t ino, char *buf, size_t size);
 int e2_xattr_remove(struct e2_image *img, uint32_t ino, const char *name);
 

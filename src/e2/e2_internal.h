@@ -287,6 +287,12 @@ int e2_quota_start(struct e2_image *img, char *why, size_t why_len);
 int e2_quota_flush_locked(struct e2_image *img);
 void e2_quota_stop(struct e2_image *img);
 void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh);
+/* Around a change of inode @ino's xattrs by a caller held to quota limits
+ * (xattr.c; @ino 0 ends it): a new EA inode libext2fs creates meanwhile for
+ * a value of @len bytes is refused (-EDQUOT at its first write, before
+ * anything is changed) if one more inode or the value's clusters would
+ * pass a limit of @ino's ids. No-op without quota. */
+void e2_quota_hold_ea_inode_locked(struct e2_image *img, uint32_t ino, size_t len);
 /* Charge @refs more (or fewer) EA inode references held by the xattrs of
  * inode @ino (as @in on disk) to its ids, one inode each, as e2fsck counts
  * them (eainode.c, after the references changed; no-op without quota). */

@@ -38,6 +38,7 @@
 #include "e2/qtree.h"
 #include "base/log.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -63,6 +64,10 @@ struct e2_quota {
     struct qt_file f[E2_QUOTA_TYPES];
     bool whole; /* the inode being written is a whole ext2_inode_large */
     bool fresh; /* ... and a new one: nothing was charged for its slot */
+    /* e2_quota_hold_ea_inode_locked(): the inode whose xattr a caller held
+     * to limits is setting (0: none), and the value's size. */
+    uint32_t held_ino;
+    size_t held_len;
 };
 
 static uint64_t add_clamped(uint64_t v, int64_t d)
@@ -204,6 +209,19 @@ static bool is_charged_ino(ext2_filsys fs, const struct e2_quota *q, ext2_ino_t 
     return true;
 }
 
+static int may_add_ea_inode_locked(struct e2_image *img, struct e2_quota *q);
+
+/* An EA inode being created: libext2fs writes it, linked, (three times)
+ * before it marks it in the inode bitmap, so its first write is the point
+ * where a refusal leaves nothing changed (xattr_create_ea_inode fails, and
+ * so ext2fs_xattr_set before it writes the xattrs). One being freed is
+ * written unmarked too, but unlinked. */
+static bool is_new_ea_inode(ext2_filsys fs, ext2_ino_t ino, const struct ext2_inode *inode)
+{
+    return (inode->i_flags & EXT4_EA_INODE_FL) && inode->i_links_count &&
+           !ext2fs_test_inode_bitmap2(fs->inode_map, ino);
+}
+
 static errcode_t write_inode_hook(ext2_filsys fs, ext2_ino_t ino, struct ext2_inode *inode)
 {
     struct e2_image *img = fs->priv_data;
@@ -215,6 +233,11 @@ static errcode_t write_inode_hook(ext2_filsys fs, ext2_ino_t ino, struct ext2_in
     errcode_t err;
     int ret = 0;
 
+    if (q->held_ino && is_new_ea_inode(fs, ino, inode)) {
+        ret = may_add_ea_inode_locked(img, q);
+        if (ret)
+            return (errcode_t)-ret; /* an errno, which e2_errno passes through */
+    }
     if (!is_charged_ino(fs, q, ino))
         return EXT2_ET_CALLBACK_NOTHANDLED;
     if (!q->fresh) {
@@ -421,6 +444,39 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
             *inodes = ihard - (cur_inodes < ihard ? cur_inodes : ihard);
     }
     return 0;
+}
+
+/* ext4_xattr_inode_alloc_quota(): a new EA inode costs the ids of the
+ * inode whose value it holds one inode and the value's clusters. Checked
+ * once per xattr change (it creates one EA inode at most). */
+static int may_add_ea_inode_locked(struct e2_image *img, struct e2_quota *q)
+{
+    ext2_filsys fs = img->fs;
+    uint64_t cluster = (uint64_t)fs->blocksize << fs->cluster_ratio_bits;
+    uint64_t need = (q->held_len + cluster - 1) / cluster * cluster, room_space, room_inodes;
+    struct ext2_inode_large in;
+    uint32_t ids[E2_QUOTA_TYPES];
+    int ret = e2_read_inode_locked(img, q->held_ino, &in);
+
+    q->held_ino = 0;
+    if (ret)
+        return ret;
+    ids[E2_QUOTA_USER] = inode_uid(in);
+    ids[E2_QUOTA_GROUP] = inode_gid(in);
+    ids[E2_QUOTA_PROJECT] = projid_of(&in);
+    ret = room_locked(img, ids, ~0u, &room_space, &room_inodes);
+    if (!ret && (room_inodes < 1 || room_space < need))
+        ret = -EDQUOT;
+    return ret;
+}
+
+void e2_quota_hold_ea_inode_locked(struct e2_image *img, uint32_t ino, size_t len)
+{
+    assert(mutex_is_held(&img->disk_lock));
+    if (img->quota) {
+        img->quota->held_ino = ino;
+        img->quota->held_len = len;
+    }
 }
 
 int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space)

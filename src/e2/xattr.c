@@ -99,7 +99,7 @@ out_unlock:
 }
 
 int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val, size_t len,
-                 int flags)
+                 int flags, bool limited)
 {
     struct ext2_xattr_handle *h;
     void *old = NULL;
@@ -135,7 +135,10 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
     } else {
         goto out_close;
     }
+    if (limited)
+        e2_quota_hold_ea_inode_locked(img, ino, len);
     ret = e2_errno(ext2fs_xattr_set(h, name, val, len));
+    e2_quota_hold_ea_inode_locked(img, 0, 0);
     if (!ret)
         ret = drop_empty_block_locked(img, ino);
     if (!ret)

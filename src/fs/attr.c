@@ -238,7 +238,7 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     if (ret)
         return ret;
     if ((fields & E2_A_MODE) && !S_ISLNK(a.mode))
-        ret = fs_acl_chmod(fs, ino, n.mode);
+        ret = fs_acl_chmod(fs, ino, n.mode, !fc->root);
     return ret;
 }
 

@@ -225,8 +225,9 @@ int fs_may_delete(const struct uext4_fs *fs, const struct fs_cred *fc, const str
 /* New inode's mode and ACLs from the parent's default ACL (posix_acl_create). */
 int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **access_acl,
                    size_t *access_len, void **default_acl, size_t *default_len);
-/* Keep an access ACL's entries in step with a chmod (posix_acl_chmod). */
-int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode);
+/* Keep an access ACL's entries in step with a chmod (posix_acl_chmod);
+ * @limited: as e2_xattr_set's. */
+int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode, bool limited);
 /* Mode bits equivalent to an access ACL being set; 1 if the ACL is fully
  * represented by the mode (and need not be stored). */
 int fs_acl_equiv_mode(const void *acl, size_t len, mode_t *mode);

@@ -294,15 +294,15 @@ static int inherit_acls(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t 
     return 0;
 }
 
-static int store_acls(struct uext4_fs *fs, uint32_t ino, void *acc, size_t acc_len, void *def,
-                      size_t def_len)
+static int store_acls(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino, void *acc,
+                      size_t acc_len, void *def, size_t def_len)
 {
     int ret = 0;
 
     if (acc_len)
-        ret = e2_xattr_set(fs->img, ino, "system.posix_acl_access", acc, acc_len, 0);
+        ret = e2_xattr_set(fs->img, ino, "system.posix_acl_access", acc, acc_len, 0, !fc->root);
     if (!ret && def_len)
-        ret = e2_xattr_set(fs->img, ino, "system.posix_acl_default", def, def_len, 0);
+        ret = e2_xattr_set(fs->img, ino, "system.posix_acl_default", def, def_len, 0, !fc->root);
     return ret;
 }
 
@@ -379,7 +379,7 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     }
     if (ret)
         goto out_unlock;
-    ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    ret = store_acls(fs, &fc, ino, acc, acc_len, def, def_len);
     if (!ret)
         ret = inherit_flags(fs, ino, a.mode, &da);
     if (!ret)
@@ -460,7 +460,7 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
         ret = e2_inode_new(fs->img, dir, &a, &ino);
     if (ret)
         goto out_unlock;
-    ret = store_acls(fs, ino, acc, acc_len, def, def_len);
+    ret = store_acls(fs, &fc, ino, acc, acc_len, def, def_len);
     if (!ret)
         ret = inherit_flags(fs, ino, a.mode, &da);
     if (ret) {

@@ -356,7 +356,7 @@ int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **acces
     return ret;
 }
 
-int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode)
+int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode, bool limited)
 {
     struct acl *acl;
     void *buf;
@@ -381,7 +381,7 @@ int fs_acl_chmod(struct uext4_fs *fs, uint32_t ino, mode_t mode)
     free(acl);
     if (!len)
         return -ENOMEM;
-    ret = e2_xattr_set(fs->img, ino, "system.posix_acl_access", buf, len, 0);
+    ret = e2_xattr_set(fs->img, ino, "system.posix_acl_access", buf, len, 0, limited);
     free(buf);
     return ret;
 }

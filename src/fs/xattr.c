@@ -144,7 +144,7 @@ static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void 
         }
     }
     return e2_xattr_set(fs->img, ino, ns == XNS_ACL_ACCESS ? ACL_ACCESS : ACL_DEFAULT, value, size,
-                        flags);
+                        flags, !x->fc.root);
 }
 
 int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const char *name,
@@ -172,7 +172,7 @@ int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t in
         ret = set_acl_locked(fs, &x, ns, copy, size, flags);
         free(copy);
     } else {
-        ret = e2_xattr_set(fs->img, ino, name, value, size, flags);
+        ret = e2_xattr_set(fs->img, ino, name, value, size, flags, !x.fc.root);
         if (!ret) {
             fs_now(&x.a.ctime);
             ret = e2_inode_set(fs->img, ino, &x.a, E2_A_CTIME);

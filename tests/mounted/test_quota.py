@@ -724,6 +724,75 @@ def quota_ea_inode():
            'groups after the chgrps')
 
 
+@test
+def quota_ea_inode_limits():
+    """A value that needs a new EA inode costs its file's ids one inode and
+    the value's clusters first (ext4_xattr_inode_alloc_quota): for a user
+    other than root, EDQUOT at an inode hard limit, a soft one whose grace
+    has ended, and a block hard limit, with nothing changed; replacing a
+    value in an EA inode by another needs one more inode meanwhile; values
+    kept in the inode, and root, pass. e2fsck -fn clean, usage e2fsck's
+    recount, the values byte for byte."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M', features=FEATURES + ['ea_inode'],
+                   opts=OPTS)
+        os.chmod(d, 0o755)
+        values = {}
+        with Mount(img) as m:
+            for name, uid in (('f0', 1000), ('f1', 1000), ('g0', 1001),
+                              ('h0', 1002)):
+                os.mknod(m.path(name), 0o666)
+                os.chown(m.path(name), uid, uid)
+            os.setxattr(m.path('f0'), 'user.a', pattern(20000, 1))
+            values[('f0', 'user.a')] = pattern(20000, 1)
+        # User 1000: f0, f1 and f0's EA inode, 4 allowed. User 1001: 16 KiB.
+        # User 1002: past a soft limit of 1 inode once it has 2, its grace
+        # long over (itime 1).
+        write_limits(img, 'user', 1000, ihard=4)
+        write_limits(img, 'user', 1001, bhard_kib=16)
+        write_limits(img, 'user', 1002, isoft=1, itime=1)
+        fsck(img)
+        with Mount(img, opts=['allow_other']) as m:
+            def setx(uid, name, key, n, seed):
+                run_as(uid, uid, [], os.setxattr, m.path(name), key,
+                       pattern(n, seed))
+                values[(name, key)] = pattern(n, seed)
+
+            def refused(uid, name, key, n, seed):
+                def setxattr(path, key):
+                    os.setxattr(path, key, pattern(n, seed))
+                expect_errno_as((uid, uid, []), errno.EDQUOT, setxattr,
+                                m.path(name), key)
+
+            setx(1000, 'f1', 'user.big', 20000, 2)          # the 4th inode
+            refused(1000, 'f1', 'user.big2', 20000, 3)
+            refused(1000, 'f0', 'user.a', 30000, 4)         # a new one first
+            setx(1000, 'f1', 'user.small', 100, 5)          # in the inode
+            setx(1000, 'f1', 'user.big', 40, 6)             # EA inode freed
+            setx(1000, 'f1', 'user.big2', 20000, 7)         # so room again
+            os.setxattr(m.path('f1'), 'user.root', pattern(20000, 8))
+            values[('f1', 'user.root')] = pattern(20000, 8)
+            refused(1001, 'g0', 'user.v', 20000, 9)         # 20 KiB > 16
+            setx(1001, 'g0', 'user.v', 12000, 10)           # 12 KiB fits
+            refused(1002, 'h0', 'user.v', 5000, 11)
+            setx(1002, 'h0', 'user.s', 200, 12)
+            for (name, key), want in sorted(values.items()):
+                eq(os.getxattr(m.path(name), key), want,
+                   '%s %s' % (name, key))
+            eq(sorted(os.listxattr(m.path('f1'))),
+               ['user.big', 'user.big2', 'user.root', 'user.small'],
+               'f1 xattrs')
+            eq(os.listxattr(m.path('h0')), ['user.s'], 'h0 xattrs')
+        fsck(img)
+        q = usage(img)
+        problem = kd.diff('quota usage (space, inodes)',
+                          e2fsck_recount(img, d), q)
+        if problem:
+            raise TestFailure(problem)
+        eq(q.get('user 1000')[1], 5, 'user 1000: root went past the limit')
+        eq(q.get('user 1001'), (12 * 1024, 2), 'user 1001')
+        eq(q.get('user 1002'), (4096, 1), 'user 1002: an xattr block')
+
 if __name__ == '__main__':
     uext4test._tests[:] = [t for t in uext4test._tests
                            if t.__module__ == __name__]
