@@ -12,21 +12,23 @@
  * whole process (the daemon exports this one: meson.build); the function
  * computes the same CRC-32C (Castagnoli, reflected, @crc in and out without
  * inversion), on x86-64 with SSE 4.2 with the instruction that computes
- * exactly that, elsewhere from a table of our own.
+ * exactly that. Without the instruction it hands over to libext2fs's own
+ * function, which ours hides from the PLT but dlsym(RTLD_NEXT) still finds
+ * in the objects loaded after ours: its slicing-by-8 is faster than a byte
+ * table. Only if that lookup fails (no libext2fs loaded after us, or the
+ * lookup finds ours again) does the byte table of ours serve. The choice is
+ * made once, by a constructor.
  *
  * e2_crc32c_check() (called when an image is opened, which also keeps this
- * file in the executable's link) compares the two ways on a known vector,
- * so a wrong instruction path cannot write a checksum unnoticed. */
+ * file in the executable's link) compares the chosen way with the table on
+ * a known vector, so a wrong path cannot write a checksum unnoticed. */
 #include "e2/e2_internal.h"
 
+#include <dlfcn.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__)
-#include <nmmintrin.h>
-#define E2_CRC_HW 1
-#endif
 
 /* The reflected Castagnoli polynomial. */
 #define CRC32C_POLY 0x82f63b78u
@@ -44,7 +46,7 @@ static void __attribute__((constructor)) crc_table_init(void)
     }
 }
 
-/* A byte at a time: for CPUs without the instruction, and the check. */
+/* A byte at a time: the last resort, and the check. */
 uint32_t e2_crc32c_sw(uint32_t crc, const unsigned char *p, size_t len)
 {
     while (len--)
@@ -52,14 +54,8 @@ uint32_t e2_crc32c_sw(uint32_t crc, const unsigned char *p, size_t len)
     return crc;
 }
 
-#ifdef E2_CRC_HW
-static bool crc_hw_ok;
-
-static void __attribute__((constructor)) crc_hw_init(void)
-{
-    __builtin_cpu_init();
-    crc_hw_ok = __builtin_cpu_supports("sse4.2");
-}
+#if defined(__x86_64__)
+#include <nmmintrin.h>
 
 __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const unsigned char *p,
                                                          size_t len)
@@ -78,21 +74,78 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uns
         c = _mm_crc32_u8((uint32_t)c, *p++);
     return (uint32_t)c;
 }
+
+static bool cpu_has_crc_insn(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2");
+}
+
+static e2_crc_fn crc_insn(void)
+{
+    return crc_hw;
+}
+#else
+static bool cpu_has_crc_insn(void)
+{
+    return false;
+}
+
+static e2_crc_fn crc_insn(void)
+{
+    return NULL;
+}
 #endif
+
+/* Until the constructor below has chosen. */
+static e2_crc_fn crc_impl = e2_crc32c_sw;
+
+/* libext2fs's own ext2fs_crc32c_le: the next definition after this
+ * object's (the daemon's, which takes its place in the PLT; in libuext4,
+ * which keeps ours local, the same). NULL if there is none, or the lookup
+ * came back to ours. */
+static e2_crc_fn libext2fs_crc(void)
+{
+    void *f = dlsym(RTLD_NEXT, "ext2fs_crc32c_le");
+
+    if (!f || f == (void *)ext2fs_crc32c_le)
+        return NULL;
+    return (e2_crc_fn)f;
+}
+
+e2_crc_fn e2_crc32c_select(bool hw)
+{
+    e2_crc_fn f = hw ? crc_insn() : NULL;
+
+    if (!f)
+        f = libext2fs_crc();
+    return f ? f : e2_crc32c_sw;
+}
+
+static void __attribute__((constructor)) crc_choose(void)
+{
+    bool hw = cpu_has_crc_insn();
+
+    /* Tests take the path of CPUs without the instruction. */
+    if (UEXT4_TEST_HOOKS && getenv("UEXT4_TEST_NO_SSE42"))
+        hw = false;
+    crc_impl = e2_crc32c_select(hw);
+}
+
+e2_crc_fn e2_crc32c_impl(void)
+{
+    return crc_impl;
+}
 
 uint32_t e2_crc32c(uint32_t crc, const unsigned char *p, size_t len)
 {
-#ifdef E2_CRC_HW
-    if (crc_hw_ok)
-        return crc_hw(crc, p, len);
-#endif
-    return e2_crc32c_sw(crc, p, len);
+    return crc_impl(crc, p, len);
 }
 
 /* libext2fs's name and prototype (ext2fs.h): see the top of the file. */
 __u32 ext2fs_crc32c_le(__u32 crc, unsigned char const *p, size_t len)
 {
-    return e2_crc32c(crc, p, len);
+    return crc_impl(crc, p, len);
 }
 
 int e2_crc32c_check(void)

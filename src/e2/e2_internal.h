@@ -343,9 +343,18 @@ errcode_t ext2fs_inline_data_expand(ext2_filsys fs, ext2_ino_t ino);
 
 /* crc32c.c: CRC-32C (@crc in and out without inversion), the function
  * libext2fs's ext2fs_crc32c_le() is replaced with in the daemon; the same
- * a byte at a time; and a check of the two on a known vector (0 or -EIO). */
+ * a byte at a time; and a check of the two on a known vector (0 or -EIO).
+ * e2_crc32c_select(): the implementation for a CPU with (@hw) or without
+ * the CRC32 instruction: the instruction; without it libext2fs's own
+ * function (found past ours by dlsym RTLD_NEXT), or if that cannot be
+ * found the byte table. e2_crc32c_impl(): the one e2_crc32c() uses, chosen
+ * at load for this CPU (in builds with test hooks, UEXT4_TEST_NO_SSE42 in
+ * the environment chooses as without the instruction). */
+typedef uint32_t (*e2_crc_fn)(uint32_t crc, const unsigned char *p, size_t len);
 uint32_t e2_crc32c(uint32_t crc, const unsigned char *p, size_t len);
 uint32_t e2_crc32c_sw(uint32_t crc, const unsigned char *p, size_t len);
 int e2_crc32c_check(void);
+e2_crc_fn e2_crc32c_select(bool hw);
+e2_crc_fn e2_crc32c_impl(void);
 
 #endif
