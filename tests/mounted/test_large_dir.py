@@ -8,6 +8,11 @@ name past that with ENOSPC; uext4 must too, leaving a directory e2fsck
 finds clean. With large_dir a second index level (a third htree level)
 takes more names; uext4 builds it, and reads and changes one the kernel
 built. The kernel's loop mount of a copy is the reference each time.
+
+Not tested: a directory past 4 GiB (i_size_high). e2fsck allows a
+directory no holes, so even on a sparse image with 64 KiB blocks (whose
+zeroed blocks are valid empty directory blocks) every e2fsck -fn reads 4 GiB
+of them (5 s each here), uext4's readdir and negative lookups as much.
 """
 import errno
 import os
