@@ -391,7 +391,9 @@ ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, 
  * absent; -ERANGE if @size is too small. */
 ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                        const char *name, void *value, size_t size);
-/* @flags: XATTR_CREATE / XATTR_REPLACE. */
+/* @flags: XATTR_CREATE / XATTR_REPLACE. With quota and ea_inode, -EDQUOT
+ * for a caller other than root when the value needs a new EA inode and
+ * that inode or the value's blocks would pass a limit of the file's ids. */
 int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const char *name,
                    const void *value, size_t size, int flags);
 /* NUL-separated names; returns the total length (size 0: only the length). */
