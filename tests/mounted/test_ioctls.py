@@ -628,15 +628,32 @@ def size_of(i):
     return (64 + 97 * i) * 1024 + (i % 3) * 1000
 
 
-def files_by_group(img):
-    """{group: [name]} of fragment()'s files left in @img, by their first
-    block."""
-    out = {}
-    for i in range(1, 36, 2):
-        name = 'f%02d' % i
-        blocks = run(['debugfs', '-R', 'blocks /' + name, img]).stdout.split()
-        out.setdefault(int(blocks[0]) // GROUP, []).append(name)
-    return out
+def written_in_order(path):
+    """fragment()'s files written one after the other by debugfs, then
+    every other one removed: libext2fs allocates the same blocks every run
+    (the kernel's allocator does not: its choice depends on the CPU), so
+    memory_script meets the same free runs every time. f01-f21 begin in
+    group 0, f21 ending in group 1 (freeing it leaves group 0 a free run to
+    its end), f23-f33 in group 1."""
+    img = mkfs(path, size='160M', opts=['-g', '8192'])
+    cmds = []
+    for i in range(36):
+        src = '%s.f%02d' % (path, i)
+        with open(src, 'wb') as f:
+            f.write(pattern(size_of(i), seed=i))
+        cmds.append('write %s f%02d' % (src, i))
+    cmds += ['rm f%02d' % i for i in range(0, 36, 2)]
+    with open(path + '.cmds', 'w') as f:
+        f.write('\n'.join(cmds) + '\n')
+    run(['debugfs', '-w', '-f', path + '.cmds', img])
+    for i in range(36):
+        os.unlink('%s.f%02d' % (path, i))
+    return img
+
+
+def group_of(img, name):
+    return int(run(['debugfs', '-R', 'blocks /' + name,
+                    img]).stdout.split()[0]) // GROUP
 
 
 def memory_script(root, groups, settle):
@@ -670,11 +687,11 @@ def memory_script(root, groups, settle):
     # From the group's start but not to its end: remembered only when a
     # free run found reaches (or stops one cluster short of) its end.
     truncate(f1[1], 0)
-    T('first MiB of g1', at[g1], MiB)
-    T('after first MiB of g1')
+    T('first 12 MiB of g1', at[g1], 12 * MiB)
+    T('g1 after its first 12 MiB', at[g1], GROUP * 4096)
     truncate(f1[2], 0)
     T('g1 but its last block', at[g1], (GROUP - 1) * 4096)
-    T('after g1 but its last block')
+    T('g1 after all but its last block', at[g1], GROUP * 4096)
     # The minimum run remembered is the last trim's.
     truncate(f3[1], 0)
     T('freed in g3, minlen 1 MiB', minlen=MiB)
@@ -706,9 +723,9 @@ def memory_script(root, groups, settle):
     # reached then leaves the group unremembered.
     for name in f1[3:6]:
         truncate(name, 0)
-    T('g1 but its last block, minlen 8 MiB', at[g1], (GROUP - 1) * 4096,
-      8 * MiB)
-    T('after that, minlen 8 MiB', minlen=8 * MiB)
+    T('g1 but its last block, minlen 4 MiB', at[g1], (GROUP - 1) * 4096,
+      4 * MiB)
+    T('g1 after that, minlen 4 MiB', at[g1], GROUP * 4096, 4 * MiB)
     return log
 
 
@@ -719,16 +736,16 @@ def fitrim_remembers_like_kernel():
     since mount with nothing freed since, unless the minimum run is now
     smaller than the last trim's."""
     with workdir() as d:
-        kimg = mkfs(d + '/kernel.img', size='160M', opts=['-g', '8192'])
+        kimg = written_in_order(d + '/kernel.img')
         kmnt = d + '/kmnt'
-        with kernel_mount(kimg, kmnt):
-            fragment(kmnt)
-        by_group = files_by_group(kimg)
-        groups = sorted((g, names) for g, names in by_group.items()
-                        if len(names) >= 2)
-        if len(groups) < 3 or len(groups[0][1]) < 6:
-            raise TestFailure('files not spread as expected: %r' % by_group)
-        groups = groups[:3]
+        # memory_script's g1 is group 0, its third file f21 the one at its
+        # end; g2 and g3 are both group 1.
+        groups = ((0, ['f01', 'f03', 'f21', 'f05', 'f07', 'f09']),
+                  (1, ['f23', 'f25']), (1, ['f27', 'f29']))
+        layout = [(n, g, group_of(kimg, n)) for g, names in groups
+                  for n in names]
+        if any(g != got for _, g, got in layout):
+            raise TestFailure('layout changed: %r' % layout)
         uimg = d + '/uext4.img'
         shutil.copyfile(kimg, uimg)
         bfree = []
@@ -767,18 +784,19 @@ def fitrim_remembers_like_kernel():
         # it remembered and went through what it did not.
         k = dict(klog)
         zero = ['second: nothing freed', 'larger minlen 64 KiB', 'again',
-                'after g1 but its last block', 'minlen 1 MiB again',
+                'g1 after all but its last block', 'minlen 1 MiB again',
                 'minlen 2 MiB', 'after EINVAL', 'minlen 1 MiB after that',
                 'after g2 range', 'last']
         if not (k['first'] > 80 * MiB and all(k[s] == 0 for s in zero)
                 and k['smaller minlen again'] == k['first']
                 and 0 < k['freed in g1'] < k['first']
                 and k['after inside g3'] > 0
-                and k['after first MiB of g1'] > 0
+                and k['first 12 MiB of g1'] > 0
+                and k['g1 after its first 12 MiB'] > 0
                 and k['minlen 0 after 1 MiB'] > k['first']
                 and k['minlen above a group'] == 'EINVAL'
                 and k['unlinked in g2'] > 0
-                and k['after that, minlen 8 MiB'] > 0):
+                and k['g1 after that, minlen 4 MiB'] > 0):
             raise TestFailure('unexpected kernel answers: %r' % klog)
 
 
