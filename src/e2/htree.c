@@ -69,6 +69,16 @@ static void sort_map(struct dx_map *map, unsigned count)
     } while (more);
 }
 
+/* One block more of i_size: large_dir directories may pass 4 GiB, where
+ * i_size_high takes the carry. */
+static void grow_dir_size(struct ext2_inode_large *in, unsigned bs)
+{
+    uint64_t size = EXT2_I_SIZE(in) + bs;
+
+    in->i_size = (uint32_t)size;
+    in->i_size_high = (uint32_t)(size >> 32);
+}
+
 /* Append a block to directory @dir: allocate, map at the end, grow i_size. */
 static int append_block_locked(struct e2_image *img, uint32_t dir, struct ext2_inode_large *in,
                                blk64_t *lblk, blk64_t *pblk)
@@ -86,7 +96,7 @@ static int append_block_locked(struct e2_image *img, uint32_t dir, struct ext2_i
         err = ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, BMAP_ALLOC, *lblk, NULL, pblk);
         if (err)
             return e2_errno(err);
-        in->i_size += fs->blocksize;
+        grow_dir_size(in, fs->blocksize);
         return 0;
     }
     err = ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, 0, *lblk - 1, NULL, &goal);
@@ -99,7 +109,7 @@ static int append_block_locked(struct e2_image *img, uint32_t dir, struct ext2_i
     if (err)
         return e2_errno(err);
     ext2fs_block_alloc_stats2(fs, *pblk, +1);
-    in->i_size += fs->blocksize;
+    grow_dir_size(in, fs->blocksize);
     return 0;
 }
 
