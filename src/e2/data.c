@@ -67,29 +67,25 @@ int e2_image_fd(struct e2_image *img)
     return e2_iom_fd(img->fs->io);
 }
 
-ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)
+/* Segments of one read taken outside the disk lock; a read in more pieces
+ * is copied under it. */
+#define READ_SEGS 16
+
+/* Block-mapped files: libext2fs's file API, block by block. */
+static ssize_t read_blockmap_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                                    void *buf, size_t size, off_t off)
 {
-    struct ext2_inode_large in;
     ext2_file_t f;
     size_t done = 0;
     int ret;
 
-    e2_lock(img);
-    ret = read_span_locked(img, ino, &in, off, &size);
-    if (ret <= 0)
-        goto out_unlock;
-    if (e2_extio_usable(&in)) {
-        ssize_t n = e2_extio_read_locked(img, ino, &in, buf, size, (uint64_t)off);
-        e2_unlock(img);
-        return n;
-    }
-    ret = e2_sysz_check_read_locked(img, ino, &in, (uint64_t)off / img->fs->blocksize,
+    ret = e2_sysz_check_read_locked(img, ino, in, (uint64_t)off / img->fs->blocksize,
                                     ((uint64_t)off + size - 1) / img->fs->blocksize);
     if (ret)
-        goto out_unlock;
+        return ret;
     ret = open_file_locked(img, ino, 0, &f);
     if (ret)
-        goto out_unlock;
+        return ret;
     ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off, EXT2_SEEK_SET, NULL));
     while (!ret && done < size) {
         unsigned want = size - done > IO_CHUNK ? IO_CHUNK : (unsigned)(size - done);
@@ -100,9 +96,56 @@ ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size,
             break;
     }
     ret = close_file(f, ret);
-out_unlock:
-    e2_unlock(img);
     return ret ? ret : (ssize_t)done;
+}
+
+/* The bytes of @segs (e2_data_map()) into @buf, from the image file,
+ * without the disk lock. */
+static ssize_t read_segs(struct e2_image *img, const struct e2_seg *segs, unsigned nseg, char *buf,
+                         size_t total)
+{
+    size_t done = 0;
+
+    for (unsigned i = 0; i < nseg; i++) {
+        if (segs[i].pos == E2_SEG_ZERO) {
+            memset(buf + done, 0, segs[i].len);
+        } else {
+            /* Past the end of the image file is an error, as for a read
+             * through the cache (EXT2_ET_SHORT_READ: EIO). */
+            int ret = e2_errno(e2_iom_read_home(img->fs->io, segs[i].pos, segs[i].len, buf + done));
+            if (ret)
+                return ret;
+        }
+        done += segs[i].len;
+    }
+    return (ssize_t)total;
+}
+
+ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)
+{
+    struct e2_seg segs[READ_SEGS];
+    struct ext2_inode_large in;
+    unsigned nseg = 0;
+    bool mapped = false;
+    ssize_t ret;
+
+    e2_lock(img);
+    ret = read_span_locked(img, ino, &in, off, &size);
+    if (ret > 0 && e2_extio_usable(&in)) {
+        ret = e2_extio_map_locked(img, ino, &in, (uint64_t)off, size, segs, READ_SEGS, &nseg);
+        mapped = ret > 0;
+        if (ret == -EOPNOTSUPP) /* too many pieces, or blocks not home */
+            ret = e2_extio_read_locked(img, ino, &in, buf, size, (uint64_t)off);
+    } else if (ret > 0) {
+        ret = read_blockmap_locked(img, ino, &in, buf, size, off);
+    }
+    e2_unlock(img);
+    /* The map stays true while the caller keeps the inode from changing
+     * (e2.h): the reads need only the image file. Readers of one image no
+     * longer queue behind each other's pread under the disk lock. */
+    if (mapped)
+        ret = read_segs(img, segs, nseg, buf, size);
+    return ret;
 }
 
 /* Whether a write of @size bytes at @off touches a cluster of @ino that

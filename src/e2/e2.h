@@ -299,6 +299,24 @@ int e2_inode_runs(struct e2_image *img, uint32_t ino, struct e2_run **runs, unsi
 
 /* ---- block-mapped data (data.c) ---- */
 
+/* Read up to @size bytes at @off (clamped to i_size; 0 at or past EOF) of
+ * a block-mapped file into @buf: holes and unwritten extents read as zeros,
+ * blocks that are file system metadata or outside it fail with -EUCLEAN
+ * (sysz.c), as do the extent tree blocks on the way to the range's ends.
+ * Extent files are mapped under the disk lock (e2_data_map()) and their
+ * blocks read from the image file after it is dropped, so concurrent reads
+ * do not queue on it; the rest (block maps, blocks not home yet, ranges in
+ * more than 16 pieces) is read under it.
+ *
+ * Contract: the caller keeps @ino's blocks from being freed, moved or
+ * rewritten through the journal from the call until it returns: nothing
+ * may write, truncate, punch, shift or free @ino meanwhile. In uext4 that
+ * is the inode's lock (LC_INODE, held by every caller through
+ * fs_op_begin(), with the in-memory inode pinned so it is not freed when
+ * unlinked), which every operation that changes a file's blocks takes; a
+ * block of @ino cannot go to another file before @ino frees it. Without
+ * it a read could return the bytes of a block freed and reused meanwhile:
+ * another file's data, or metadata. */
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
 
 /* Where file data lies in the image: @len bytes at byte @pos of the image

@@ -21,7 +21,8 @@ struct e2_fault {
     unsigned long long at, steps;
     unsigned long long fail_at, fail_every; /* failed I/O: 0 for none */
     int fail_errno;
-    bool kill; /* at step "at": the process dies, nothing rolled back */
+    bool kill;              /* at step "at": the process dies, nothing rolled back */
+    unsigned read_delay_us; /* before each read outside the disk lock */
     uint64_t rng;
     char *count_path;
     struct undo *last; /* writes since the last completed sync, newest first */
@@ -66,7 +67,7 @@ static const bool test_hooks = UEXT4_TEST_HOOKS;
 errcode_t e2_fault_from_env(struct e2_fault **out)
 {
     const char *count;
-    unsigned long long at, fail_at, fail_every;
+    unsigned long long at, fail_at, fail_every, read_delay;
     struct e2_fault *f;
 
     *out = NULL;
@@ -76,7 +77,8 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     at = env_number("UEXT4_FAULT_AT", 0);
     fail_at = env_number("UEXT4_FAULT_FAIL_AT", 0);
     fail_every = env_number("UEXT4_FAULT_FAIL_EVERY", 0);
-    if (!at && !fail_at && !fail_every && !(count && *count))
+    read_delay = env_number("UEXT4_FAULT_READ_DELAY_US", 0);
+    if (!at && !fail_at && !fail_every && !read_delay && !(count && *count))
         return 0;
     f = calloc(1, sizeof(*f));
     if (!f)
@@ -86,6 +88,7 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     f->fail_every = fail_every;
     f->fail_errno = env_errno();
     f->kill = env_number("UEXT4_FAULT_KILL", 0) != 0;
+    f->read_delay_us = read_delay < 1000000 ? (unsigned)read_delay : 1000000;
     f->rng = env_number("UEXT4_FAULT_SEED", 0) * 2654435761u + 0x9E3779B97F4A7C15ull;
     if (count && *count && !(f->count_path = strdup(count))) {
         free(f);
@@ -196,6 +199,12 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
 int e2_fault_before_sync(struct e2_fault *f, int fd)
 {
     return step(f, fd);
+}
+
+void e2_fault_before_read_home(struct e2_fault *f)
+{
+    if (f->read_delay_us)
+        usleep(f->read_delay_us);
 }
 
 void e2_fault_synced(struct e2_fault *f)

@@ -23,6 +23,15 @@
  *                             N+2K, ...; N is K if unset).
  *   UEXT4_FAULT_ERRNO=E       ENOSPC (default), EIO or EDQUOT.
  *
+ * and a wider window for races (tests that check what guards a read):
+ *
+ *   UEXT4_FAULT_READ_DELAY_US=U  every read of file data from the image
+ *                             file outside the disk lock (e2_iom_read_home)
+ *                             waits U microseconds first: the time between
+ *                             a read's map and its read, during which only
+ *                             the caller's inode lock keeps the blocks the
+ *                             file's, stretched for other threads to use.
+ *
  * Only the image opened read-write is instrumented. Keeping the old
  * contents of every unflushed write costs a read per write, so this is for
  * tests only; with none of the variables set there is no cost. */
@@ -43,6 +52,8 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off);
 /* A step that syncs @fd: may not return; returns the errno the sync must
  * fail with, or 0. */
 int e2_fault_before_sync(struct e2_fault *f, int fd);
+/* A read of the image file outside the disk lock is about to start. */
+void e2_fault_before_read_home(struct e2_fault *f);
 /* The sync completed: what was written is now safe. */
 void e2_fault_synced(struct e2_fault *f);
 void e2_fault_destroy(struct e2_fault *f);

@@ -781,6 +781,15 @@ int e2_iom_fd(io_channel io)
     return iom_of(io)->fd;
 }
 
+errcode_t e2_iom_read_home(io_channel io, uint64_t off, size_t len, void *buf)
+{
+    struct iom *b = iom_of(io);
+
+    if (b->fault)
+        e2_fault_before_read_home(b->fault);
+    return file_read(b, buf, len, off);
+}
+
 errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf)
 {
     struct iom *b = iom_of(io);

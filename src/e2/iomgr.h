@@ -42,7 +42,8 @@
  * of the file's, and writes fail (EXT2_ET_RO_FILSYS).
  *
  * Locking: every function is called with the image's disk lock held (it
- * is the io_channel of the libext2fs handle the lock protects). */
+ * is the io_channel of the libext2fs handle the lock protects), but
+ * e2_iom_failed() and e2_iom_read_home(). */
 #ifndef UEXT4_E2_IOMGR_H
 #define UEXT4_E2_IOMGR_H
 
@@ -87,6 +88,12 @@ bool e2_iom_any_dirty(io_channel io, uint64_t blk, uint64_t count);
 /* The image file's descriptor, for readers that splice file data from it
  * (blocks without a dirty copy only). */
 int e2_iom_fd(io_channel io);
+/* Read @len bytes at byte @off of the image file itself: no cache, no
+ * overlay (for blocks e2_iom_any_dirty() found home). Past the end of the
+ * file the rest reads as zeros and EXT2_ET_SHORT_READ is returned, as for
+ * e2_iom_read_data(). Needs no disk lock: it touches nothing of the
+ * channel but its descriptor, which lives as long as the channel. */
+errcode_t e2_iom_read_home(io_channel io, uint64_t off, size_t len, void *buf);
 /* A block of the journal: written as is, never cached. */
 errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf);
 errcode_t e2_iom_read_raw(io_channel io, uint64_t blk, void *buf);
@@ -96,8 +103,8 @@ errcode_t e2_iom_sync(io_channel io);
  * write, checkpoint or fdatasync, or 0. Once set it stays: the image on
  * disk may then miss writes the cache holds as done, so the layers above
  * stop changing it (image.c). A failed e2_iom_write_data() is not latched:
- * its caller gets the error and undoes what depended on it. The one
- * function here that may be called without the disk lock. */
+ * its caller gets the error and undoes what depended on it. May be
+ * called without the disk lock. */
 errcode_t e2_iom_failed(io_channel io);
 
 /* The running transaction. */

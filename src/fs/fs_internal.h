@@ -324,6 +324,10 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
  * -EAGAIN, nothing taken, where they must pass through memory. */
 ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                                   int pipe_fd, size_t size, off_t off);
+/* Read @fi's data, inline or in blocks. The inode lock held is what keeps
+ * the blocks e2_data_read() maps, then reads without the disk lock, the
+ * file's (e2.h): every writer, truncate, punch, shift and free of a file's
+ * blocks takes it too. */
 ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                             void *buf, size_t size, off_t off);
 /* Writeback of mmap'd pages: never changes i_size (rule 3). */

@@ -59,6 +59,7 @@ static int inline_content(struct uext4_fs *fs, uint32_t ino, const struct e2_att
 ssize_t fs_file_read_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                             void *buf, size_t size, off_t off)
 {
+    assert_inode_locked(fi);
     if ((uint64_t)off >= a->size)
         return 0;
     if (size > a->size - (uint64_t)off)

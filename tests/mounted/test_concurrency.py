@@ -13,7 +13,8 @@ import random
 import signal
 import time
 
-from uext4test import (Mount, TestFailure, check, eq, fsck, main, mkfs,
+from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount,
+                       TestFailure, check, eq, fallocate, fsck, main, mkfs,
                        pattern, read_file, test, wait_until, workdir,
                        write_file)
 
@@ -300,6 +301,225 @@ def odirect_aio_one_worker():
     when the worker did it after its reply), and buffered reads see the
     data once the invalidation is done."""
     odirect_aio_check(['max_threads=1'], rounds=300, strict=False)
+
+
+# O_DIRECT readers against a file whose blocks keep changing. The daemon
+# maps a read under the image lock and reads the image file after dropping
+# it (e2_data_read, e2.h): only the inode lock keeps a truncate or punch of
+# the file from freeing the mapped blocks, and another file from taking and
+# filling them, before the read.
+BS = 4096
+RACE_BLOCKS = 64
+RACE_SECONDS = 2.0
+
+
+def race_block(gen, i):
+    """Block @i of the target file as generation @gen wrote it: no zeros."""
+    return (b'TGT g=%07d b=%03d\n' % (gen, i)) * (BS // 20) + b'#' * (BS % 20)
+
+
+def other_block(n):
+    return (b'OTHER file %09d\n' % n) * (BS // 20) + b'%' * (BS % 20)
+
+
+def race_check_block(c, i):
+    """None if @c (a block read at block @i, short at EOF) is bytes of the
+    target's block @i, else what is wrong. Bytes of the target are the
+    bytes some version of the file held at their place: a byte of some
+    generation's block @i, or zero (a hole, or past EOF). Neighbouring
+    bytes may come from different versions: an O_DIRECT read does not wait
+    for a buffered write, the kernel may split a page between two WRITEs,
+    and a direct read cut short at the EOF of its time goes on through the
+    page cache, which a concurrent write may have extended."""
+    got = bytes(c)
+    if len(got) >= 20 and got[6:13].isdigit() and \
+            got == race_block(int(got[6:13]), i)[:len(got)]:
+        return None                     # one generation, the common case
+    want = race_block(0, i)
+    for p, g in enumerate(got):
+        if g == 0 or g == want[p]:
+            continue
+        if 6 <= p % 20 < 13 and p < BS - BS % 20 and 48 <= g <= 57:
+            continue                    # a digit of the generation
+        return 'block %d holds %r at byte %d (%r from byte 0)' % (
+            i, got[p:p + 40], p, got[:40])
+    return None
+
+
+def race_reader(path, seed):
+    rnd = random.Random(seed)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, 4 * BS)          # page-aligned for O_DIRECT
+    reads = 0
+    deadline = time.monotonic() + RACE_SECONDS
+    while time.monotonic() < deadline:
+        nblk = rnd.choice([1, 1, 1, 2, 4])   # 4 KiB copied, more by reference
+        first = rnd.randrange(RACE_BLOCKS)
+        n = os.preadv(fd, [memoryview(buf)[:nblk * BS]], first * BS)
+        reads += n > 0          # at EOF the kernel answers without a request
+        for j in range(0, n, BS):
+            bad = race_check_block(buf[j:min(n, j + BS)], first + j // BS)
+            if bad:
+                os.close(fd)
+                return 'read %d (%d bytes at %d, %d read): %s' % (
+                    reads, nblk * BS, first * BS, n, bad)
+    os.close(fd)
+    return 'reads %d' % reads
+
+
+def race_mutator(path, model_path, seed):
+    """Rewrites, truncates and punches the target; its final bytes go to
+    @model_path."""
+    rnd = random.Random(seed)
+    fd = os.open(path, os.O_RDWR)
+    model = bytearray()
+    gen = 0
+    rounds = 0
+
+    def write_blocks(first, count):
+        data = b''.join(race_block(gen, i) for i in range(first, first + count))
+        os.pwrite(fd, data, first * BS)
+        end = (first + count) * BS
+        if len(model) < first * BS:
+            model.extend(bytes(first * BS - len(model)))
+        model[first * BS:end] = data
+
+    deadline = time.monotonic() + RACE_SECONDS
+    while time.monotonic() < deadline:
+        rounds += 1
+        gen += 1
+        op = rnd.randrange(5)
+        if op == 0:
+            write_blocks(0, RACE_BLOCKS)
+        elif op == 1:
+            first = rnd.randrange(RACE_BLOCKS)
+            write_blocks(first, rnd.randrange(1, RACE_BLOCKS - first + 1))
+        elif op == 2:
+            size = rnd.randrange(RACE_BLOCKS // 4, RACE_BLOCKS) * BS + \
+                rnd.choice([0, 100, 2000])
+            os.ftruncate(fd, size)
+            del model[size:]
+            model.extend(bytes(size - len(model)))
+        elif op == 3:
+            os.ftruncate(fd, 0)
+            model.clear()
+            write_blocks(0, rnd.randrange(1, RACE_BLOCKS + 1))
+        else:
+            first = rnd.randrange(RACE_BLOCKS)
+            count = rnd.randrange(1, RACE_BLOCKS - first + 1)
+            fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      first * BS, count * BS)
+            lo, hi = first * BS, min(len(model), (first + count) * BS)
+            if lo < hi:
+                model[lo:hi] = bytes(hi - lo)
+    os.close(fd)
+    write_file(model_path, model)
+    return 'rounds %d' % rounds
+
+
+def race_churn(root, seed):
+    """Other files and directories come and go, taking the blocks the
+    target frees: their bytes must never show in the target."""
+    rnd = random.Random(seed)
+    live = []
+    n = 0
+    deadline = time.monotonic() + RACE_SECONDS
+    while time.monotonic() < deadline:
+        n += 1
+        if rnd.randrange(4) == 0:
+            d = os.path.join(root, 'd%d' % n)
+            os.mkdir(d)
+            for j in range(20):
+                write_file(os.path.join(d, 'entry-with-a-longish-name-%d' % j), b'')
+            live.append(d)
+        else:
+            p = os.path.join(root, 'o%d' % n)
+            write_file(p, other_block(n) * rnd.randrange(1, 33))
+            live.append(p)
+        while len(live) > 8:
+            p = live.pop(rnd.randrange(len(live)))
+            if os.path.isdir(p):
+                for e in os.listdir(p):
+                    os.unlink(os.path.join(p, e))
+                os.rmdir(p)
+            else:
+                os.unlink(p)
+    return 'files %d' % n
+
+
+def race_fork(fn, *args):
+    """Run @fn in a child; returns (pid, read end of its report pipe)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        code = 0
+        try:
+            signal.alarm(int(RACE_SECONDS) + 60)
+            out = fn(*args)
+        except BaseException as e:   # noqa: B902
+            out, code = 'ERROR %r' % e, 1
+        os.write(w, out.encode())
+        os._exit(code)
+    os.close(w)
+    return pid, r
+
+
+def race_collect(kids):
+    """Wait for the children of race_fork() in @kids ({(pid, fd): who});
+    {who: (status, report)}. Those not waited for yet are killed if this
+    fails part way."""
+    outs = {}
+    try:
+        for (pid, r), who in list(kids.items()):
+            out = b''
+            while True:
+                b = os.read(r, 4096)
+                if not b:
+                    break
+                out += b
+            _, status = os.waitpid(pid, 0)
+            os.close(r)
+            del kids[(pid, r)]
+            outs[who] = (status, out.decode())
+    finally:
+        for pid, r in kids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(r)
+    return outs
+
+
+@test(timeout=60)
+def odirect_reads_race_block_changes():
+    """Without a journal, blocks a truncate or punch frees go back to the
+    allocator at once (with one, only after the commit, which waits for
+    every operation in progress). The daemon waits 200 us between mapping
+    a 4 KiB read and reading the image (fault.h): were the inode not
+    locked meanwhile, the blocks it mapped would be freed and filled by
+    the other files in that time."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='16M', features=('^has_journal',))
+        with Mount(img, env={'UEXT4_FAULT_READ_DELAY_US': '200'}) as m:
+            target = m.path('target')
+            os.mkdir(m.path('churn'))
+            write_file(target, b''.join(race_block(0, i)
+                                        for i in range(RACE_BLOCKS)))
+            kids = {}
+            for k in range(2):
+                kids[race_fork(race_reader, target, 10 + k)] = 'reader %d' % k
+            kids[race_fork(race_mutator, target, d + '/model', 20)] = 'mutator'
+            kids[race_fork(race_churn, m.path('churn'), 30)] = 'churn'
+            outs = race_collect(kids)
+            bad = ['%s: %s' % (who, out) for who, (status, out) in outs.items()
+                   if status != 0 or out.startswith('ERROR') or ': ' in out]
+            if bad:
+                raise TestFailure('; '.join(bad))
+            for who, (_, out) in sorted(outs.items()):
+                print('# %s: %s' % (who, out))
+                check(int(out.split()[1]) > 20, '%s did little: %s' % (who, out))
+            eq(read_file(target), read_file(d + '/model'), 'final content')
+        fsck(img)
 
 
 if __name__ == '__main__':
