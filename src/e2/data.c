@@ -160,7 +160,20 @@ static bool partial_hit_locked(struct e2_image *img, uint32_t ino, size_t size, 
                                  ((uint64_t)off + size - 1) / cluster_bytes);
 }
 
-ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off)
+/* The attributes a write changes (@fields of @a) into @in, and @in
+ * written if they or the write (@changed) made it differ from the image. */
+static int store_write_attrs_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                                    bool changed, const struct e2_attr *a, unsigned fields)
+{
+    if (!fields && !changed)
+        return 0;
+    if (fields)
+        e2_attr_to_inode(a, fields, in);
+    return e2_write_inode_locked(img, ino, in);
+}
+
+ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off,
+                      const struct e2_attr *a, unsigned fields)
 {
     struct ext2_inode_large in;
     ext2_file_t f;
@@ -174,16 +187,27 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
         /* Through the journal, with libext2fs's file API (e2_internal.h). */
     } else if (size) {
         enum e2_write_route route = E2_WRITE_ELSEWHERE;
+        uint64_t old_size = EXT2_I_SIZE(&in);
         ssize_t n = 0;
-        bool unwritten = false;
+        bool unwritten = false, by_extio = false;
         struct e2_wsrc src = {.buf = buf};
-        if (e2_extio_usable(&in))
+        if (e2_extio_usable(&in)) {
             n = e2_extio_write_locked(img, ino, &in, &src, size, (uint64_t)off, &route);
+            by_extio = route == E2_WRITE_DONE;
+        }
         if (route == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL)) {
             n = e2_mapio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &unwritten);
             route = E2_WRITE_DONE;
         }
         if (route == E2_WRITE_DONE && !unwritten) {
+            /* extio leaves a new i_size to this write, which stores the
+             * times with it: one inode write for both. mapio wrote the
+             * inode already. */
+            if (n > 0) {
+                int wret = store_write_attrs_locked(
+                    img, ino, &in, by_extio && EXT2_I_SIZE(&in) != old_size, a, fields);
+                n = wret ? wret : n;
+            }
             e2_step_end_locked(img);
             e2_unlock(img);
             return n;
@@ -212,6 +236,13 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
             ret = -ENOSPC;
     }
     ret = close_file(f, ret);
+    /* The file API wrote the inode as it closed: the times after it. */
+    if (done && fields) {
+        int aret = e2_read_inode_locked(img, ino, &in);
+        if (!aret)
+            aret = store_write_attrs_locked(img, ino, &in, false, a, fields);
+        ret = ret ? ret : aret;
+    }
 out_unlock:
     e2_step_end_locked(img);
     e2_unlock(img);
@@ -221,20 +252,28 @@ out_unlock:
     return ret ? ret : (ssize_t)done;
 }
 
-ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off)
+ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off,
+                           const struct e2_attr *a, unsigned fields)
 {
     struct e2_wsrc src = {.buf = NULL, .pipe = pipe_fd};
     enum e2_write_route route = E2_WRITE_ELSEWHERE;
     struct ext2_inode_large in;
+    uint64_t old_size;
     ssize_t n;
 
     n = e2_lock_for_change(img, ino, &in);
+    old_size = EXT2_I_SIZE(&in);
     /* Only the extent path moves whole runs in order; the others need the
      * bytes at hand (e2_data_write()). Each decides before it takes any. */
     if (!n && size && !partial_hit_locked(img, ino, size, off) && e2_extio_usable(&in))
         n = e2_extio_write_locked(img, ino, &in, &src, size, (uint64_t)off, &route);
     if (!n && size && route == E2_WRITE_ELSEWHERE)
         n = -EAGAIN;
+    /* The new i_size extio left to us, and the times, in one inode write. */
+    if (n > 0) {
+        int wret = store_write_attrs_locked(img, ino, &in, EXT2_I_SIZE(&in) != old_size, a, fields);
+        n = wret ? wret : n;
+    }
     e2_step_end_locked(img);
     e2_unlock(img);
     return n;

@@ -268,10 +268,12 @@ int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len);
 ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
 /* write(2) and mmap writeback into an inline file, in one step: the
  * content below i_size with @len bytes of @buf at @off (zeros in any gap),
- * i_size set to @isize. -ENOSPC when the content would pass the inline
- * capacity (nothing changed: the caller converts to blocks). */
+ * i_size set to @isize, and @fields of @a (the attributes the write
+ * changes, as for e2_data_write(); 0 for none), in one inode write.
+ * -ENOSPC when the content would pass the inline capacity (nothing
+ * changed: the caller converts to blocks). */
 int e2_inline_write(struct e2_image *img, uint32_t ino, const void *buf, size_t len, uint64_t off,
-                    uint64_t isize);
+                    uint64_t isize, const struct e2_attr *a, unsigned fields);
 /* truncate(2) of an inline file: i_size @size, content past it dropped.
  * -ENOSPC when @size grows the file past both its i_size and the space the
  * inode already gives to inline data (nothing changed: the caller
@@ -337,16 +339,24 @@ ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, 
 /* The image file's descriptor, for the reader of e2_data_map(). */
 int e2_image_fd(struct e2_image *img);
 /* Write to a block-mapped file, growing i_size to the end of the write.
- * The caller clamps mmap writeback to i_size first. Returns bytes written. */
-ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off);
+ * The caller clamps mmap writeback to i_size first. Returns bytes written.
+ * When anything was written, the attributes the write changes (the fs
+ * layer decides them: mtime and ctime, set-id bits dropped) are stored in
+ * the same locked step: @fields (E2_A_MODE, E2_A_MTIME, E2_A_CTIME; 0 for
+ * none) of @a, with the inode write that records the data where there is
+ * one (extent files: a new i_size), else in one of their own. */
+ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off,
+                      const struct e2_attr *a, unsigned fields);
 /* e2_data_write() of @size bytes read from the pipe @pipe_fd, which holds
  * at least that many: whole blocks go from the pipe to the image by
  * splice(2). -EAGAIN when the bytes must be in memory (a block-mapped or
  * inline file, a write filling a hole inside the file or meeting unwritten
  * extents, a bigalloc cluster freed in this transaction): nothing changed,
  * nothing taken from the pipe. Otherwise the pipe has given up the bytes
- * written, and on an error an unknown part of the others. */
-ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off);
+ * written, and on an error an unknown part of the others. The attributes
+ * @fields of @a go with the data as for e2_data_write(). */
+ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off,
+                           const struct e2_attr *a, unsigned fields);
 /* Set i_size, freeing every block past the new end (those fallocated past
  * the old end too, even when the size stays); zeroes the tail of the last
  * block so a later extension reads zeros. */

@@ -145,6 +145,8 @@ void e2_say(char *why, size_t len, const char *fmt, ...) __attribute__((format(p
 int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);
 int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);
 void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, struct e2_attr *a);
+/* The @fields (E2_A_*) of @a into @in, as e2_inode_set() stores them. */
+void e2_attr_to_inode(const struct e2_attr *a, unsigned fields, struct ext2_inode_large *in);
 bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end);
 
 /* inline.c, with the disk lock held: the length of system.data, the
@@ -167,7 +169,9 @@ int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large 
  * write sets *@route to E2_WRITE_ELSEWHERE, writing nothing and returning
  * 0, when it would allocate blocks other than by extending the last
  * extent, or the range has unwritten extents: the caller then uses mapio.
- * Else E2_WRITE_DONE, and the return value is the byte count or -errno. */
+ * Else E2_WRITE_DONE, and the return value is the byte count or -errno.
+ * A write past EOF sets i_size in @in without writing the inode: the
+ * caller writes it, with the attributes the write changes (data.c). */
 enum e2_write_route { E2_WRITE_DONE, E2_WRITE_ELSEWHERE };
 bool e2_extio_usable(const struct ext2_inode_large *in);
 ssize_t e2_extio_read_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,

@@ -469,10 +469,10 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     }
     if (ret)
         return ret;
+    /* Written by the caller, with the times (e2_internal.h). */
     if (end > EXT2_I_SIZE(in)) {
         in->i_size = (uint32_t)end;
         in->i_size_high = (uint32_t)(end >> 32);
-        ret = e2_write_inode_locked(img, ino, in);
     }
-    return ret ? ret : (ssize_t)size;
+    return (ssize_t)size;
 }

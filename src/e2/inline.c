@@ -240,8 +240,10 @@ int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val,
     return e2_errno(err);
 }
 
+/* @data as the inline content, i_size @isize, and @fields of @a (the
+ * attributes a write changes; 0 for none), in one inode write. */
 static int store_locked(struct e2_image *img, uint32_t ino, const void *data, size_t len,
-                        uint64_t isize)
+                        uint64_t isize, const struct e2_attr *a, unsigned fields)
 {
     struct ext2_inode_large in;
     size_t cap;
@@ -267,11 +269,13 @@ static int store_locked(struct e2_image *img, uint32_t ino, const void *data, si
     memcpy(in.i_block, data, len < INLINE_IBLOCK ? len : INLINE_IBLOCK);
     in.i_size = (uint32_t)isize;
     in.i_size_high = (uint32_t)(isize >> 32);
+    if (fields)
+        e2_attr_to_inode(a, fields, &in);
     return e2_write_inode_locked(img, ino, &in);
 }
 
 int e2_inline_write(struct e2_image *img, uint32_t ino, const void *buf, size_t len, uint64_t off,
-                    uint64_t isize)
+                    uint64_t isize, const struct e2_attr *a, unsigned fields)
 {
     struct ext2_inode_large in;
     char *data = NULL;
@@ -292,7 +296,8 @@ int e2_inline_write(struct e2_image *img, uint32_t ino, const void *buf, size_t 
         goto out_unlock;
     if (len)
         memcpy(data + off, buf, len);
-    ret = store_locked(img, ino, data, clen > off + len ? clen : (size_t)off + len, isize);
+    ret =
+        store_locked(img, ino, data, clen > off + len ? clen : (size_t)off + len, isize, a, fields);
     free(data);
     e2_step_end_locked(img);
 out_unlock:
@@ -316,7 +321,7 @@ int e2_inline_truncate(struct e2_image *img, uint32_t ino, uint64_t size)
     if (size > EXT2_I_SIZE(&in) && size > allocated) {
         ret = -ENOSPC;
     } else {
-        ret = store_locked(img, ino, data, size < clen ? (size_t)size : clen, size);
+        ret = store_locked(img, ino, data, size < clen ? (size_t)size : clen, size, NULL, 0);
         e2_step_end_locked(img);
     }
     free(data);

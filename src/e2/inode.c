@@ -130,7 +130,7 @@ static void set_time(struct ext2_inode_large *in, const struct timespec *ts, uin
         *extra = e;
 }
 
-static void attr_to_inode(const struct e2_attr *a, unsigned fields, struct ext2_inode_large *in)
+void e2_attr_to_inode(const struct e2_attr *a, unsigned fields, struct ext2_inode_large *in)
 {
     if (fields & E2_A_MODE)
         in->i_mode = (uint16_t)a->mode;
@@ -213,7 +213,7 @@ int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, un
         ret = -EOVERFLOW; /* as ext4 when it cannot make room for it */
         goto out_unlock;
     }
-    attr_to_inode(a, fields, &in);
+    e2_attr_to_inode(a, fields, &in);
     ret = e2_write_inode_locked(img, ino, &in);
 out_unlock:
     e2_step_end_locked(img);
@@ -261,10 +261,10 @@ static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
             want = isize - EXT2_GOOD_OLD_INODE_SIZE;
         in->i_extra_isize = (uint16_t)want;
     }
-    attr_to_inode(a,
-                  E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME |
-                      (ext2fs_has_feature_project(img->fs->super) ? E2_A_PROJID : 0),
-                  in);
+    e2_attr_to_inode(a,
+                     E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME |
+                         (ext2fs_has_feature_project(img->fs->super) ? E2_A_PROJID : 0),
+                     in);
     if (EXTRA_HAS(in, i_crtime))
         set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, EXTRA_HAS(in, i_crtime_extra));
     in->i_generation = next_generation_locked(img);

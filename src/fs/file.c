@@ -155,19 +155,30 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
     return (int)ret;
 }
 
-/* After a write(2) into @ino, whose attributes before it were @a (its
- * mode and owner cannot have changed since: the caller holds the inode
- * lock): times, and setuid/setgid dropped as file_remove_privs(). One
- * storage call, as the attributes need not be read again. */
-static int after_write_with(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
-                            struct e2_attr a, bool kill_priv)
+/* What a write by @fc changes in the attributes @a of the file it writes:
+ * the times, and setuid/setgid dropped as file_remove_privs() (with
+ * @kill_priv). Returns the E2_A_* fields changed. */
+static unsigned write_attrs(struct uext4_fs *fs, const struct fs_cred *fc, struct e2_attr *a,
+                            bool kill_priv)
 {
     unsigned fields = E2_A_MTIME | E2_A_CTIME;
 
-    fs_now(&a.mtime);
-    a.ctime = a.mtime;
-    if (kill_priv && fs_remove_privs(fs, fc, &a, &a.mode))
+    fs_now(&a->mtime);
+    a->ctime = a->mtime;
+    if (kill_priv && fs_remove_privs(fs, fc, a, &a->mode))
         fields |= E2_A_MODE;
+    return fields;
+}
+
+/* After a write into @ino, whose attributes before it were @a (its mode
+ * and owner cannot have changed since: the caller holds the inode lock),
+ * store what the write changes in them. One storage call, as the
+ * attributes need not be read again. */
+static int after_write_with(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t ino,
+                            struct e2_attr a, bool kill_priv)
+{
+    unsigned fields = write_attrs(fs, fc, &a, kill_priv);
+
     return e2_inode_set(fs->img, ino, &a, fields);
 }
 
@@ -224,11 +235,18 @@ static int may_write_src(struct uext4_fs *fs, struct fs_inode *fi, const struct 
     return may_write_flags(fs, fi, a, src->buf, size, off, flags);
 }
 
-/* The data step of write_once(). */
-static ssize_t write_data(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
-                          const struct wsrc *src, size_t size, off_t off, unsigned flags)
+/* The data step of write_once(), with what the write by @fc changes in
+ * the attributes @a: after a writeback of mmap'd pages, the times; for
+ * write(2), the times and the set-id drop, stored with the data in one
+ * storage step. With a writeback cache (UEXT4_WRITE_CACHED) the kernel
+ * keeps the times and sends them with a SETATTR. */
+static ssize_t write_data(struct uext4_fs *fs, const struct fs_cred *fc, struct fs_inode *fi,
+                          const struct e2_attr *a, const struct wsrc *src, size_t size, off_t off,
+                          unsigned flags)
 {
     uint32_t ino = fi->ino;
+    struct e2_attr na = *a;
+    unsigned fields = 0;
     ssize_t ret;
     int err = 0;
 
@@ -238,13 +256,22 @@ static ssize_t write_data(struct uext4_fs *fs, struct fs_inode *fi, const struct
                   : fs_file_mmap_writeback_locked(fs, fi, a, scrubbed ? scrubbed : src->buf, size,
                                                   off);
         free(scrubbed);
+        /* Stores past EOF count as written without reaching the file:
+         * the times go on their own. */
+        if (ret > 0 && !(flags & UEXT4_WRITE_CACHED)) {
+            err = after_write_with(fs, fc, ino, *a, false);
+            if (err)
+                ret = err;
+        }
         return ret;
     }
+    if (!(flags & UEXT4_WRITE_CACHED))
+        fields = write_attrs(fs, fc, &na, true);
     fs_stale_tail_touch(fi, (uint64_t)off, size);
     if (src->buf)
-        ret = fs_file_write_locked(fs, fi, a, src->buf, size, off);
+        ret = fs_file_write_locked(fs, fi, a, src->buf, size, off, &na, fields);
     else
-        ret = fs_file_write_pipe_locked(fs, fi, a, src->pipe, size, off);
+        ret = fs_file_write_pipe_locked(fs, fi, a, src->pipe, size, off, &na, fields);
     if (ret > 0) {
         /* Keep emulated mmap pages coherent with write(2) (a pipe's bytes
          * come here only when there are none: fs_file_write_pipe_locked). */
@@ -299,12 +326,7 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         ret = 0;
         goto out_end;
     }
-    ret = write_data(fs, fi, &a, src, size, off, flags);
-    if (ret > 0 && !(flags & UEXT4_WRITE_CACHED)) {
-        err = after_write_with(fs, &fc, ino, a, !(flags & UEXT4_WRITE_MMAP));
-        if (err)
-            ret = err;
-    }
+    ret = write_data(fs, &fc, fi, &a, src, size, off, flags);
 out_end:
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
     fs_op_end(fs, fi);
@@ -616,7 +638,8 @@ static ssize_t copy_chunk_locked(struct uext4_fs *fs, const struct fs_cred *fc, 
             return ret;
         *got = (ssize_t)n;
     }
-    return fs_file_write_locked(fs, out, &ao, buf, (size_t)*got, off_out);
+    /* The times and the set-id drop once, after the last chunk. */
+    return fs_file_write_locked(fs, out, &ao, buf, (size_t)*got, off_out, NULL, 0);
 }
 
 ssize_t uext4_copy_file_range(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino_in,

@@ -318,12 +318,18 @@ int fs_touch_dir(struct uext4_fs *fs, uint32_t dir, int nlink_delta);
 int fs_drop_link(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a);
 
 /* ---- inline.c (the inline-data policy) ---- */
+/* Write @size bytes at @off into @fi, whose attributes are @a. When any
+ * byte is written, @fields of @na (the attributes the write changes:
+ * E2_A_MTIME, E2_A_CTIME, E2_A_MODE; 0 for none) are stored with the data,
+ * in the same storage step (e2_data_write()). */
 ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
-                             const void *buf, size_t size, off_t off);
+                             const void *buf, size_t size, off_t off, const struct e2_attr *na,
+                             unsigned fields);
 /* fs_file_write_locked() with the bytes in a pipe (uext4_write_pipe()):
  * -EAGAIN, nothing taken, where they must pass through memory. */
 ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
-                                  int pipe_fd, size_t size, off_t off);
+                                  int pipe_fd, size_t size, off_t off, const struct e2_attr *na,
+                                  unsigned fields);
 /* Read @fi's data, inline or in blocks. The inode lock held is what keeps
  * the blocks e2_data_read() maps, then reads without the disk lock, the
  * file's (e2.h): every writer, truncate, punch, shift and free of a file's

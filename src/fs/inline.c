@@ -83,7 +83,8 @@ static int clamp_to_limit(struct uext4_fs *fs, const struct e2_attr *a, off_t of
 }
 
 ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
-                                  int pipe_fd, size_t size, off_t off)
+                                  int pipe_fd, size_t size, off_t off, const struct e2_attr *na,
+                                  unsigned fields)
 {
     int ret;
 
@@ -95,11 +96,12 @@ ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, cons
     ret = clamp_to_limit(fs, a, off, &size);
     if (ret)
         return ret;
-    return e2_data_write_pipe(fs->img, fi->ino, pipe_fd, size, off);
+    return e2_data_write_pipe(fs->img, fi->ino, pipe_fd, size, off, na, fields);
 }
 
 ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
-                             const void *buf, size_t size, off_t off)
+                             const void *buf, size_t size, off_t off, const struct e2_attr *na,
+                             unsigned fields)
 {
     uint64_t end;
     uint64_t isize;
@@ -113,7 +115,7 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
     end = (uint64_t)off + size;
     isize = end > a->size ? end : a->size;
     if (is_inline(a)) {
-        ret = e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize);
+        ret = e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize, na, fields);
         if (ret != -ENOSPC)
             return ret ? ret : (ssize_t)size;
         ret = fs_inline_convert_locked(fs, fi);
@@ -132,9 +134,10 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
              * writeback, say): it stays a block file. */
             ret = e2_inline_begin(fs->img, fi->ino);
             if (ret == -EINVAL)
-                return e2_data_write(fs->img, fi->ino, buf, size, off);
+                return e2_data_write(fs->img, fi->ino, buf, size, off, na, fields);
             if (!ret)
-                ret = e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize);
+                ret =
+                    e2_inline_write(fs->img, fi->ino, buf, size, (uint64_t)off, isize, na, fields);
             if (!ret)
                 return (ssize_t)size;
             if (ret != -ENOSPC)
@@ -146,7 +149,7 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
         }
     }
     fi->may_inline = false;
-    return e2_data_write(fs->img, fi->ino, buf, size, off);
+    return e2_data_write(fs->img, fi->ino, buf, size, off, na, fields);
 }
 
 /* The bytes of a page of @n bytes at @off that an inline file must keep:
@@ -189,7 +192,7 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
         if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP && used == 0)
             return (ssize_t)size;
         if (fs->opts.inline_mmap == UEXT4_INLINE_MMAP_KEEP) {
-            err = e2_inline_write(fs->img, fi->ino, buf, used, (uint64_t)off, a->size);
+            err = e2_inline_write(fs->img, fi->ino, buf, used, (uint64_t)off, a->size, NULL, 0);
             if (err != -ENOSPC)
                 return err ? err : (ssize_t)size;
         }
@@ -198,7 +201,7 @@ ssize_t fs_file_mmap_writeback_locked(struct uext4_fs *fs, struct fs_inode *fi,
             return err;
     }
     fi->may_inline = false; /* the writeback gives the file blocks */
-    ret = e2_data_write(fs->img, fi->ino, buf, n, off);
+    ret = e2_data_write(fs->img, fi->ino, buf, n, off, NULL, 0);
     /* The bytes past i_size count as written (they never reach the file);
      * a short write (the disk full part way) must say so, or the caller
      * would drop the rest of the pages without an error. */

@@ -4,12 +4,14 @@ maintained as the kernel does (atime is not checked)."""
 
 import errno
 import os
+import re
 import stat
 import time
 
-from uext4test import (Mount, check, drop_caches, eq, expect_errno, fsck,
-                       inode_info, main, mkfs, read_file, test, workdir,
-                       write_file)
+from test_killpriv import drop_fsetid
+from uext4test import (Mount, TestFailure, check, debugfs_cat, drop_caches,
+                       eq, expect_errno, fallocate, fsck, inode_info, main,
+                       mkfs, read_file, test, workdir, write_file)
 
 
 @test
@@ -166,6 +168,107 @@ def times_on_write_and_truncate():
             check(os.stat(p).st_mtime_ns != old,
                   'O_TRUNC on empty file did not update mtime')
         fsck(img)
+
+
+def _disk_times(image, path):
+    """mtime and ctime on disk as (seconds, extra) pairs, from debugfs."""
+    text = inode_info(image, path)['text']
+    found = dict(re.findall(r'\b([mc]time): (0x[0-9a-f]+:[0-9a-f]+)', text))
+    return found.get('mtime'), found.get('ctime')
+
+
+def _write_without_fsetid(p, data, off):
+    """pwrite as root without CAP_FSETID, in a child: a write the
+    set-id bits do not survive."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            drop_fsetid()
+            fd = os.open(p, os.O_WRONLY)
+            code = 0 if os.pwrite(fd, data, off) == len(data) else 2
+            os.close(fd)
+        finally:
+            os._exit(code)
+    eq(os.waitpid(pid, 0)[1], 0, 'writer exit status')
+
+
+def _hole_below_eof(fd):
+    os.pwrite(fd, b'h' * 4096, 0)
+    os.ftruncate(fd, 65536)             # blocks 1-15: holes below EOF
+
+
+_EXT4, _INLINE, _EXT2 = ('ext4', ()), ('ext4', ('inline_data',)), ('ext2', ())
+# Each way a write reaches the image (e2_data_write, e2_inline_write),
+# as (name, (fs type, features), make the file at fd, write offset,
+# write length).
+_WRITE_PATHS = (
+    ('overwrite', _EXT4, lambda fd: os.pwrite(fd, b'o' * 65536, 0), 8192, 4096),
+    ('append', _EXT4, lambda fd: os.pwrite(fd, b'a' * 65536, 0), 65536, 4096),
+    ('hole', _EXT4, _hole_below_eof, 8192, 4096),
+    ('unwritten', _EXT4, lambda fd: fallocate(fd, 0, 0, 65536), 8192, 4096),
+    ('inline_new', _INLINE, lambda fd: None, 0, 10),
+    ('inline', _INLINE, lambda fd: os.pwrite(fd, b'i' * 20, 0), 5, 10),
+    ('blockmap', _EXT2, lambda fd: os.pwrite(fd, b'b' * 65536, 0),
+     8192, 4096),
+    ('blockmap_append', _EXT2,
+     lambda fd: os.pwrite(fd, b'b' * 65536, 0), 65536, 4096),
+)
+
+
+@test
+def write_times_and_setid_every_path():
+    """A write(2) stores its times and drops setuid/setgid with its data, in
+    one storage step that each write path makes on its own: every path
+    must store them, through the mount and on disk."""
+    old = 10**18
+    for kind in (_EXT4, _INLINE, _EXT2):
+        paths = [w for w in _WRITE_PATHS if w[1] == kind]
+        with workdir() as d:
+            img = mkfs(d + '/img', fstype=kind[0], features=kind[1])
+            want = {}
+            with Mount(img) as m:
+                for name, _, make, off, n in paths:
+                    p = m.path(name)
+                    fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
+                    make(fd)
+                    os.close(fd)
+                    os.chmod(p, 0o6755)
+                    before = read_file(p)
+                    os.utime(p, ns=(old, old))
+                    c0 = os.stat(p).st_ctime_ns
+                    data = bytes([65 + len(want)]) * n
+                    _write_without_fsetid(p, data, off)
+                    st = os.stat(p)
+                    check(st.st_mtime_ns != old,
+                          '%s: mtime not updated by the write' % name)
+                    check(st.st_ctime_ns > c0,
+                          '%s: ctime not updated by the write' % name)
+                    eq(st.st_mtime_ns, st.st_ctime_ns,
+                       '%s: the write sets mtime == ctime' % name)
+                    eq(oct(st.st_mode & 0o7777), oct(0o755),
+                       '%s: mode after the write' % name)
+                    body = bytearray(before)
+                    body.extend(bytes(max(0, off + n - len(body))))
+                    body[off:off + n] = data
+                    want[name] = bytes(body)
+                    eq(read_file(p), want[name], '%s: content' % name)
+            fsck(img)
+            for name, _, _, _, _ in paths:
+                info = inode_info(img, '/' + name)
+                eq(oct(info['mode'] & 0o7777), oct(0o755),
+                   '%s: mode on disk' % name)
+                mtime, ctime = _disk_times(img, '/' + name)
+                if mtime is None or mtime.startswith('0x3b9aca00:'):
+                    raise TestFailure('%s: mtime on disk %s, not the '
+                                      "write's" % (name, mtime))
+                eq(mtime, ctime, '%s: mtime == ctime on disk' % name)
+                # debugfs 1.47.0 cats an inline file's whole i_block (60
+                # bytes), whatever its size: the rest must be zeros.
+                got = debugfs_cat(img, '/' + name)
+                eq(got[:info['size']], want[name], '%s: content on disk' % name)
+                eq(got[info['size']:].strip(b'\0'), b'',
+                   '%s: on disk past i_size' % name)
 
 
 @test
