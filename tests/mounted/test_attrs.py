@@ -206,6 +206,11 @@ _WRITE_PATHS = (
     ('overwrite', _EXT4, lambda fd: os.pwrite(fd, b'o' * 65536, 0), 8192, 4096),
     ('append', _EXT4, lambda fd: os.pwrite(fd, b'a' * 65536, 0), 65536, 4096),
     ('hole', _EXT4, _hole_below_eof, 8192, 4096),
+    # 64 KiB and more: the data spliced from the request (wire.c)
+    ('overwrite_large', _EXT4, lambda fd: os.pwrite(fd, b'o' * 262144, 0),
+     0, 131072),
+    ('append_large', _EXT4, lambda fd: os.pwrite(fd, b'a' * 65536, 0), 65536,
+     262144),
     ('unwritten', _EXT4, lambda fd: fallocate(fd, 0, 0, 65536), 8192, 4096),
     ('inline_new', _INLINE, lambda fd: None, 0, 10),
     ('inline', _INLINE, lambda fd: os.pwrite(fd, b'i' * 20, 0), 5, 10),
