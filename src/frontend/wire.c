@@ -123,6 +123,7 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
     atomic_init(&w->requests, 0);
     atomic_init(&w->spliced, 0);
     atomic_init(&w->splice_credit, 0);
+    atomic_init(&w->splice_in, false);
 }
 
 /* What the channel does to each request, however it came. */
@@ -298,7 +299,6 @@ size_t fe_wire_splice_setup(struct fe_wire *w, size_t want)
     size_t bytes = want + 4096; /* the data's pages and one for the header */
     int fds[2];
 
-    w->splice_in = false;
     /* The largest pipe this user may have, down to one for 128 KiB WRITEs. */
     while (bytes >= (128u << 10) + 4096 && wire_pipe_open(bytes, fds) != 0)
         bytes = bytes > (1u << 20) ? (1u << 20) : bytes / 2;
@@ -306,9 +306,9 @@ size_t fe_wire_splice_setup(struct fe_wire *w, size_t want)
         return want;
     close(fds[0]);
     close(fds[1]);
-    w->splice_in = true;
     w->pipe_bytes = bytes;
     w->splice_min = WIRE_SPLICE_MIN;
+    atomic_store_explicit(&w->splice_in, true, memory_order_release);
     return bytes - 4096 < want ? bytes - 4096 : want;
 }
 
@@ -349,7 +349,7 @@ static bool wire_splice_next(struct fe_wire *w)
 {
     int credit;
 
-    if (!w->splice_in)
+    if (!atomic_load_explicit(&w->splice_in, memory_order_acquire))
         return false;
     credit = atomic_load_explicit(&w->splice_credit, memory_order_relaxed);
     if (credit <= 0)
@@ -363,7 +363,8 @@ ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
     struct wire_pipe *p = wire_splice_next(w) ? wire_pipe_get(w) : NULL;
     ssize_t n = p ? wire_splice_read(w, p, fd, buf, len) : read(fd, buf, len);
 
-    if (w->splice_in && n >= (ssize_t)(WIRE_WRITE_HEAD + w->splice_min) &&
+    if (atomic_load_explicit(&w->splice_in, memory_order_acquire) &&
+        n >= (ssize_t)(WIRE_WRITE_HEAD + w->splice_min) &&
         ((const struct fuse_in_header *)buf)->opcode == FUSE_WRITE)
         atomic_store_explicit(&w->splice_credit, WIRE_SPLICE_CREDIT, memory_order_relaxed);
     wire_inspect(w, buf, n);

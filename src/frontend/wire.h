@@ -40,11 +40,14 @@ struct fe_wire {
      * the control socket's "stats" reports, for the benchmark's count of
      * requests per operation. Relaxed: a count, not a synchronisation. */
     atomic_uint_least64_t requests;
-    /* Splicing WRITE data in (fe_wire_splice_setup()): on, the bytes a
-     * thread's pipe holds, and the smallest payload left there. */
-    bool splice_in;
+    /* Splicing WRITE data in (fe_wire_splice_setup()): the bytes a
+     * thread's pipe holds, the smallest payload left there, and whether
+     * it is on. The worker answering INIT sets them while the others,
+     * waiting for requests, test splice_in: its store releases the other
+     * two, a load that sees it on acquires them. */
     size_t pipe_bytes;
     size_t splice_min;
+    atomic_bool splice_in;
     /* Requests still to be spliced since the last large WRITE: splice
      * costs a small request more than read(2), so it is used only while
      * large WRITEs come (wire.c). A hint, relaxed. */
