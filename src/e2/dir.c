@@ -198,6 +198,14 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
         e2_unlock(img);
         return -EINVAL;
     }
+    if (dflags & EXT2_INDEX_FL) {
+        int ret = e2_dir_link_indexed_locked(img, dir, name, ino, (unsigned)ftype);
+        if (ret != -EAGAIN) {
+            e2_step_end_locked(img);
+            e2_unlock(img);
+            return ret;
+        }
+    }
     err = ext2fs_link(img->fs, dir, name, ino, ftype);
     if (err == EXT2_ET_DIR_NO_SPACE && is_inline_dir_locked(img, dir)) {
         int ret = grow_inline_dir_locked(img, dir);

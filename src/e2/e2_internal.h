@@ -339,6 +339,16 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
                                  int (*remove)(struct e2_image *img, uint32_t dir_flags,
                                                char *block, unsigned len, const char *name,
                                                size_t name_len));
+/* Add @name -> @ino (file type @ftype, an EXT2_FT_ value) to the leaf
+ * block the index of @dir points @name's hash to, where the kernel's
+ * ext4_dx_add_entry() puts it when that leaf has room: the index read
+ * with its checksums, the leaf read, changed and written once. -EAGAIN,
+ * nothing changed, for everything else: a directory that is not indexed
+ * (or inline, or encrypted), a full leaf (a split), an index or leaf that
+ * cannot be read or does not add up; the caller then has ext2fs_link do
+ * it, and report what is wrong. Other -errno: writing the leaf failed. */
+int e2_dir_link_indexed_locked(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino,
+                               unsigned ftype);
 
 /* Private libext2fs 1.47 functions: exported by the library but declared
  * only in its internal header. */

@@ -5,10 +5,16 @@
  *
  * Result: block 0 becomes the dx root ("." and ".." kept, the index after
  * them), the old entries move to block 1, and block 1 is split by hash with
- * block 2, half the entries' bytes each. */
+ * block 2, half the entries' bytes each.
+ *
+ * Also the common cases of changing an indexed directory, one leaf read
+ * and written: removing an entry, and adding one to a leaf with room.
+ * ext2fs_link reads that leaf twice, checksum and all, and walks it entry
+ * by entry through callbacks; it is left the splits. */
 #include "e2/e2_internal.h"
 
 #include <errno.h>
+#include <ext2fs/ext3_extents.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,16 +388,63 @@ out_free:
     return ret;
 }
 
-/* ---- removing an entry through the index ---- */
+/* ---- walking the index: removing and adding entries ---- */
 
-/* Walk the index of directory @dir to the leaf block that holds @name's
- * hash. Returns the leaf's logical block, -ENOENT when the index cannot be
- * followed (the caller then scans), or -errno. */
+/* Logical block @lblk of directory @dir (as @in) on disk, in *@pblk (0 for
+ * a hole). An extent tree held in the inode itself, which is every
+ * directory of up to four extents, is read here: libext2fs's bmap opens an
+ * extent handle for each call (two allocations and a copy of the inode),
+ * which cost as much as the rest of an insert. Deeper trees, unwritten
+ * extents and block maps go through libext2fs; so does a root that does
+ * not add up (it reports that as before). */
+static int dir_bmap(ext2_filsys fs, uint32_t dir, struct ext2_inode_large *in, blk64_t lblk,
+                    blk64_t *pblk)
+{
+    const struct ext3_extent_header *eh = (const struct ext3_extent_header *)in->i_block;
+    const struct ext3_extent *ex = (const struct ext3_extent *)(eh + 1);
+    unsigned n = ext2fs_le16_to_cpu(eh->eh_entries);
+    uint64_t next = 0;
+
+    *pblk = 0;
+    if ((in->i_flags & (EXT4_EXTENTS_FL | EXT4_INLINE_DATA_FL)) != EXT4_EXTENTS_FL ||
+        ext2fs_le16_to_cpu(eh->eh_magic) != EXT3_EXT_MAGIC || eh->eh_depth != 0 ||
+        n > ext2fs_le16_to_cpu(eh->eh_max) || n > 4)
+        goto out_libext2fs;
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t first = ext2fs_le32_to_cpu(ex[i].ee_block);
+        unsigned len = ext2fs_le16_to_cpu(ex[i].ee_len);
+
+        /* Unwritten, or not in order: libext2fs's business. */
+        if (len == 0 || len > EXT_INIT_MAX_LEN || first < next)
+            goto out_libext2fs;
+        next = (uint64_t)first + len;
+        if (lblk >= first && lblk < next) {
+            *pblk = ((blk64_t)ext2fs_le16_to_cpu(ex[i].ee_start_hi) << 32 |
+                     ext2fs_le32_to_cpu(ex[i].ee_start)) +
+                    (lblk - first);
+            return 0;
+        }
+    }
+    return 0;
+out_libext2fs:
+    return e2_errno(ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, 0, lblk, NULL, pblk));
+}
+
+/* Walk the index of directory @dir to the leaf block for @name's hash.
+ * Removal (@insert false) reads the index blocks as they are and takes
+ * the last entry whose hash, continuation bit aside, is not above the
+ * name's; an insert reads them checked (checksum included, as libext2fs
+ * and the kernel's dx_probe do before changing the directory) and
+ * compares whole hashes as dx_probe does, so that the entry lands where
+ * the kernel would put it. Returns the leaf's logical block, or -ENOENT
+ * when the index cannot be followed (the caller then scans, or leaves the
+ * insert to libext2fs). */
 static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_large *in,
-                        const char *name, size_t len, char *block, blk64_t *leaf)
+                        const char *name, size_t len, char *block, bool insert, blk64_t *leaf)
 {
     ext2_filsys fs = img->fs;
     unsigned bs = fs->blocksize, dot_rec = 0, levels, count, limit, off;
+    uint32_t mask = insert ? ~0u : ~1u;
     struct ext2_dx_root_info *info;
     struct ext2_dx_countlimit *cl;
     struct ext2_dx_entry *ent;
@@ -400,9 +453,10 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
     int ver;
 
     for (unsigned level = 0;; level++) {
-        if (ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, 0, lblk, NULL, &pblk) || !pblk)
+        if (dir_bmap(fs, dir, in, lblk, &pblk) || !pblk)
             return -ENOENT;
-        if (io_channel_read_blk64(fs->io, pblk, 1, block))
+        if (insert ? ext2fs_read_dir_block4(fs, pblk, block, 0, dir)
+                   : io_channel_read_blk64(fs->io, pblk, 1, block))
             return -ENOENT;
         if (level == 0) {
             if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)block, &dot_rec) || dot_rec != 12)
@@ -430,7 +484,7 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
         /* The last entry whose hash is <= ours (entry 0 covers from 0). */
         unsigned at = 0;
         for (unsigned i = 1; i < count; i++) {
-            if ((ext2fs_le32_to_cpu(ent[i].hash) & ~1u) > hash)
+            if ((ext2fs_le32_to_cpu(ent[i].hash) & mask) > hash)
                 break;
             at = i;
         }
@@ -440,6 +494,65 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
             return 0;
         }
     }
+}
+
+/* The checksum of leaf block @block of directory @dir (i_generation
+ * @gen), as ext4_dirblock_csum() computes it: over the block up to its
+ * tail, seeded with the directory's number and generation. */
+static uint32_t leaf_csum(ext2_filsys fs, uint32_t dir, uint32_t gen, const char *block)
+{
+    uint32_t le_dir = ext2fs_cpu_to_le32(dir), le_gen = ext2fs_cpu_to_le32(gen);
+    uint32_t crc = ext2fs_crc32c_le(fs->csum_seed, (const unsigned char *)&le_dir, 4);
+
+    crc = ext2fs_crc32c_le(crc, (const unsigned char *)&le_gen, 4);
+    return ext2fs_crc32c_le(crc, (const unsigned char *)block,
+                            fs->blocksize - sizeof(struct ext2_dir_entry_tail));
+}
+
+/* Whether leaf @block passes what ext2fs_read_dir_block4() checks: with
+ * metadata_csum, entry lengths that lead to the tail, a tail that says it
+ * is one, and the checksum in it. (libext2fs finds the tail through a
+ * callback per entry, twice per leaf changed, and reads the directory's
+ * inode for each checksum: a third of an insert's cost.) */
+static bool leaf_is_sound(ext2_filsys fs, uint32_t dir, uint32_t gen, const char *block)
+{
+    unsigned top = fs->blocksize - sizeof(struct ext2_dir_entry_tail), off = 0;
+    const struct ext2_dir_entry_tail *t = (const void *)(block + top);
+
+    if (!ext2fs_has_feature_metadata_csum(fs->super))
+        return true;
+    while (off < top) {
+        unsigned rec = 0;
+        if (ext2fs_get_rec_len(fs, (struct ext2_dir_entry *)(block + off), &rec) || rec < 8 ||
+            rec % 4)
+            return false;
+        off += rec;
+    }
+    return off == top && !t->det_reserved_zero1 &&
+           ext2fs_le16_to_cpu(t->det_rec_len) == sizeof(*t) &&
+           ext2fs_le16_to_cpu(t->det_reserved_name_len) == EXT2_DIR_NAME_LEN_CSUM &&
+           ext2fs_le32_to_cpu(t->det_checksum) == leaf_csum(fs, dir, gen, block);
+}
+
+/* Read leaf block @pblk of directory @dir (i_generation @gen) into
+ * @block, checked. A block that fails the check is read again by
+ * ext2fs_read_dir_block4(), whose verdict and error stand. */
+static int leaf_read(ext2_filsys fs, uint32_t dir, uint32_t gen, blk64_t pblk, char *block)
+{
+    if (!io_channel_read_blk64(fs->io, pblk, 1, block) && leaf_is_sound(fs, dir, gen, block))
+        return 0;
+    return e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));
+}
+
+/* Write leaf @block, read by leaf_read(), back to @pblk with its checksum
+ * renewed, as ext2fs_write_dir_block4() does. */
+static int leaf_write(ext2_filsys fs, uint32_t dir, uint32_t gen, blk64_t pblk, char *block)
+{
+    if (ext2fs_has_feature_metadata_csum(fs->super)) {
+        struct ext2_dir_entry_tail *t = EXT2_DIRENT_TAIL(block, fs->blocksize);
+        t->det_checksum = ext2fs_cpu_to_le32(leaf_csum(fs, dir, gen, block));
+    }
+    return e2_errno(io_channel_write_blk64(fs->io, pblk, 1, block));
 }
 
 int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char *name,
@@ -462,16 +575,98 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
     block = malloc(fs->blocksize);
     if (!block)
         return -ENOMEM;
-    ret = dx_find_leaf(img, dir, &in, name, len, block, &leaf);
-    if (!ret &&
-        (ext2fs_bmap2(fs, dir, (struct ext2_inode *)&in, NULL, 0, leaf, NULL, &pblk) || !pblk))
+    ret = dx_find_leaf(img, dir, &in, name, len, block, false, &leaf);
+    if (!ret && (dir_bmap(fs, dir, &in, leaf, &pblk) || !pblk))
         ret = -ENOENT;
     if (!ret)
-        ret = e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));
+        ret = leaf_read(fs, dir, in.i_generation, pblk, block);
     if (!ret)
         ret = remove(img, in.i_flags, block, fs->blocksize - csum_size(fs), name, len);
     if (!ret)
-        ret = e2_errno(ext2fs_write_dir_block4(fs, pblk, block, 0, dir));
+        ret = leaf_write(fs, dir, in.i_generation, pblk, block);
+    free(block);
+    return ret;
+}
+
+/* Where a new entry of @reclen bytes goes in leaf @block (@len usable
+ * bytes), as the kernel's ext4_find_dest_de() chooses: the first entry
+ * that is unused and long enough, or in use with that much room past its
+ * own name. Returns its offset, -ENOSPC if the leaf is full, or -EUCLEAN
+ * for an entry libext2fs's directory walk would call corrupt. */
+static int find_room(ext2_filsys fs, const char *block, unsigned len, unsigned reclen)
+{
+    for (unsigned off = 0; off < len;) {
+        struct ext2_dir_entry *de = (struct ext2_dir_entry *)(block + off);
+        unsigned rec = 0, used;
+
+        if (ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || rec % 4 || off + rec > len ||
+            ext2fs_dirent_name_len(de) + 8u > rec)
+            return -EUCLEAN;
+        used = de->inode ? rec_len_of(ext2fs_dirent_name_len(de)) : 0;
+        if (rec - used >= reclen)
+            return (int)off;
+        off += rec;
+    }
+    return -ENOSPC;
+}
+
+/* Put @name -> @ino at the entry at @off that find_room() chose: into it
+ * if unused, else split off the room past its name (ext4_insert_dentry). */
+static void put_entry(ext2_filsys fs, char *block, unsigned off, const char *name, size_t len,
+                      uint32_t ino, unsigned ftype)
+{
+    struct ext2_dir_entry *de = (struct ext2_dir_entry *)(block + off);
+    unsigned rec = 0;
+
+    ext2fs_get_rec_len(fs, de, &rec);
+    if (de->inode) {
+        unsigned used = rec_len_of(ext2fs_dirent_name_len(de));
+        ext2fs_set_rec_len(fs, used, de);
+        de = (struct ext2_dir_entry *)(block + off + used);
+        ext2fs_set_rec_len(fs, rec - used, de);
+    }
+    de->inode = ino;
+    ext2fs_dirent_set_name_len(de, (int)len);
+    ext2fs_dirent_set_file_type(de, ext2fs_has_feature_filetype(fs->super) ? (int)ftype : 0);
+    memcpy(de->name, name, len);
+}
+
+int e2_dir_link_indexed_locked(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino,
+                               unsigned ftype)
+{
+    ext2_filsys fs = img->fs;
+    size_t len = strlen(name);
+    struct ext2_inode_large in;
+    blk64_t leaf = 0, pblk = 0;
+    char *block;
+    int ret;
+
+    if (len == 0 || len > EXT2_NAME_LEN)
+        return -EAGAIN;
+    ret = e2_read_inode_locked(img, dir, &in);
+    if (ret)
+        return -EAGAIN;
+    if ((in.i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL | EXT4_ENCRYPT_FL)) != EXT2_INDEX_FL)
+        return -EAGAIN;
+    block = malloc(fs->blocksize);
+    if (!block)
+        return -ENOMEM;
+    /* Anything but a leaf with room, read and checked, is left to
+     * ext2fs_link: splits, and whatever error there is to report. */
+    ret = dx_find_leaf(img, dir, &in, name, len, block, true, &leaf);
+    if (!ret && (dir_bmap(fs, dir, &in, leaf, &pblk) || !pblk))
+        ret = -ENOENT;
+    if (!ret && leaf_read(fs, dir, in.i_generation, pblk, block))
+        ret = -ENOENT;
+    if (!ret)
+        ret = find_room(fs, block, fs->blocksize - csum_size(fs), rec_len_of((unsigned)len));
+    if (ret < 0) {
+        ret = -EAGAIN;
+        goto out_free;
+    }
+    put_entry(fs, block, (unsigned)ret, name, len, ino, ftype);
+    ret = leaf_write(fs, dir, in.i_generation, pblk, block);
+out_free:
     free(block);
     return ret;
 }

@@ -7,7 +7,8 @@ Without large_dir ext4 allows the root and one index level, and refuses a
 name past that with ENOSPC; uext4 must too, leaving a directory e2fsck
 finds clean. With large_dir a second index level (a third htree level)
 takes more names; uext4 builds it, and reads and changes one the kernel
-built. The kernel's loop mount of a copy is the reference each time.
+built. A name added to a leaf with room goes where the kernel puts it.
+The kernel's loop mount of a copy is the reference each time.
 
 Not tested: a directory past 4 GiB (i_size_high). e2fsck allows a
 directory no holes, so even on a sparse image with 64 KiB blocks (whose
@@ -19,8 +20,9 @@ import os
 import re
 import stat
 
-from uext4test import (Mount, check, debugfs, eq, fsck, kernel_mount, main,
-                       mkfs, require_kernel_loop_mount, run, test, workdir)
+from uext4test import (Mount, check, debugfs, debugfs_cat, eq, fsck,
+                       kernel_mount, main, mkfs, require_kernel_loop_mount,
+                       run, test, workdir)
 
 LIMIT = 30000
 
@@ -46,8 +48,8 @@ def create(mnt, first, count):
     return count, None
 
 
-def index_levels(img):
-    out = debugfs(img, 'htree_dump /')
+def index_levels(img, path='/'):
+    out = debugfs(img, 'htree_dump ' + path)
     m = re.search(r'Indirect levels: (\d+)', out)
     check(m, 'debugfs htree_dump / shows no index: %s' % out[:300])
     return int(m.group(1))
@@ -125,6 +127,57 @@ def three_levels_by_kernel():
             want |= {name(n) for n in range(count, count + 500)}
         fsck(img)
         kernel_sees(img, d, want)
+
+
+def long_name(tag, n):
+    return '%s%05d' % (tag, n) + 'y' * 94     # 100 bytes: 37 to a leaf
+
+
+@test(timeout=60)
+def leaf_inserts_like_kernel():
+    """Names added to an indexed directory whose leaves have room land in
+    the leaf and at the offset the kernel's ext4_dx_add_entry() picks
+    (into the room a removed entry left, or past the name of the first
+    entry with room), with the leaf's checksum, and removals through the
+    index leave the leaf as the kernel does: the directory the kernel
+    made and then thinned out, the same names linked into it and removed
+    from it by uext4 and, on a copy, by the kernel, are the same bytes."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='32M')
+        with kernel_mount(img, d + '/k') as k:
+            os.mkdir(k + '/d')
+            open(k + '/target', 'w').close()
+            for n in range(400):
+                os.mknod(os.path.join(k, 'd', long_name('a', n)),
+                         stat.S_IFREG | 0o644)
+            for n in range(0, 400, 2):
+                os.unlink(os.path.join(k, 'd', long_name('a', n)))
+        eq(index_levels(img, '/d'), 0, 'index levels (kernel)')
+        before = debugfs_cat(img, '/d')
+        copy = d + '/kimg'
+        run(['cp', '--sparse=always', img, copy])
+        # Links: the entries name one existing inode on both sides, where
+        # new files could get different inode numbers.
+        new = [long_name('b', n) for n in range(150)]
+        gone = [long_name('a', n) for n in range(1, 400, 6)]
+        with Mount(img, d + '/mnt') as m:
+            for nm in new:
+                os.link(m.path('target'), m.path('d', nm))
+            for nm in gone:
+                os.unlink(m.path('d', nm))
+        with kernel_mount(copy, d + '/k') as k:
+            for nm in new:
+                os.link(os.path.join(k, 'target'), os.path.join(k, 'd', nm))
+            for nm in gone:
+                os.unlink(os.path.join(k, 'd', nm))
+        fsck(img)
+        fsck(copy)
+        got, want = debugfs_cat(img, '/d'), debugfs_cat(copy, '/d')
+        eq(len(got), len(before), 'directory size (no leaf was split)')
+        bs = 4096
+        diff = [off // bs for off in range(0, len(want), bs)
+                if got[off:off + bs] != want[off:off + bs]]
+        eq(diff, [], 'directory blocks unlike the kernel\'s')
 
 
 def setup():
