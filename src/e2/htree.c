@@ -390,6 +390,15 @@ out_free:
 
 /* ---- walking the index: removing and adding entries ---- */
 
+/* A leaf or index block of the common size is worked on on the stack,
+ * saving a malloc and free of a block per insert or removal. */
+#define BLOCK_BUF 4096
+
+static char *block_buf(ext2_filsys fs, char *local)
+{
+    return fs->blocksize <= BLOCK_BUF ? local : malloc(fs->blocksize);
+}
+
 /* Logical block @lblk of directory @dir (as @in) on disk, in *@pblk (0 for
  * a hole). An extent tree held in the inode itself, which is every
  * directory of up to four extents, is read here: libext2fs's bmap opens an
@@ -564,7 +573,7 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
     size_t len = strlen(name);
     struct ext2_inode_large in;
     blk64_t leaf = 0, pblk = 0;
-    char *block;
+    char local[BLOCK_BUF], *block;
     int ret;
 
     ret = e2_read_inode_locked(img, dir, &in);
@@ -572,7 +581,7 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
         return ret;
     if (!(in.i_flags & EXT2_INDEX_FL) || (in.i_flags & EXT4_INLINE_DATA_FL))
         return -ENOENT;
-    block = malloc(fs->blocksize);
+    block = block_buf(fs, local);
     if (!block)
         return -ENOMEM;
     ret = dx_find_leaf(img, dir, &in, name, len, block, false, &leaf);
@@ -584,7 +593,8 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
         ret = remove(img, in.i_flags, block, fs->blocksize - csum_size(fs), name, len);
     if (!ret)
         ret = leaf_write(fs, dir, in.i_generation, pblk, block);
-    free(block);
+    if (block != local)
+        free(block);
     return ret;
 }
 
@@ -638,7 +648,7 @@ int e2_dir_link_indexed_locked(struct e2_image *img, uint32_t dir, const char *n
     size_t len = strlen(name);
     struct ext2_inode_large in;
     blk64_t leaf = 0, pblk = 0;
-    char *block;
+    char local[BLOCK_BUF], *block;
     int ret;
 
     if (len == 0 || len > EXT2_NAME_LEN)
@@ -648,7 +658,7 @@ int e2_dir_link_indexed_locked(struct e2_image *img, uint32_t dir, const char *n
         return -EAGAIN;
     if ((in.i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL | EXT4_ENCRYPT_FL)) != EXT2_INDEX_FL)
         return -EAGAIN;
-    block = malloc(fs->blocksize);
+    block = block_buf(fs, local);
     if (!block)
         return -ENOMEM;
     /* Anything but a leaf with room, read and checked, is left to
@@ -667,6 +677,7 @@ int e2_dir_link_indexed_locked(struct e2_image *img, uint32_t dir, const char *n
     put_entry(fs, block, (unsigned)ret, name, len, ino, ftype);
     ret = leaf_write(fs, dir, in.i_generation, pblk, block);
 out_free:
-    free(block);
+    if (block != local)
+        free(block);
     return ret;
 }
