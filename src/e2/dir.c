@@ -301,7 +301,8 @@ static int remove_from_block(struct e2_image *img, uint32_t dir_flags, char *blo
     for (unsigned off = 0; off < len;) {
         struct ext2_dir_entry *de = (struct ext2_dir_entry *)(block + off);
         unsigned rec = 0;
-        if (ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || off + rec > len)
+        /* An entry's header must fit before its length is read. */
+        if (len - off < 8 || ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || off + rec > len)
             return -EUCLEAN;
         if (name_is(img, dir_flags, de, name, name_len))
             return delete_entry(fs, block, prev, de, rec);

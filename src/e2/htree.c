@@ -609,8 +609,8 @@ static int find_room(ext2_filsys fs, const char *block, unsigned len, unsigned r
         struct ext2_dir_entry *de = (struct ext2_dir_entry *)(block + off);
         unsigned rec = 0, used;
 
-        if (ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || rec % 4 || off + rec > len ||
-            ext2fs_dirent_name_len(de) + 8u > rec)
+        if (len - off < 8 || ext2fs_get_rec_len(fs, de, &rec) || rec < 8 || rec % 4 ||
+            off + rec > len || ext2fs_dirent_name_len(de) + 8u > rec)
             return -EUCLEAN;
         used = de->inode ? rec_len_of(ext2fs_dirent_name_len(de)) : 0;
         if (rec - used >= reclen)
