@@ -15,6 +15,9 @@
  *              across the cache's storage callbacks)
  *   LC_ITABLE (mutex, the inode number -> in-memory inode table)
  *     -> LC_DISK      fs_inode_put() frees an orphan inode (fs/icache.c)
+ *   LC_DIR    (mutex per open directory handle, a leaf: guards its
+ *              snapshot of entries while one is taken in or copied out;
+ *              fs/readdir.c)
  *   LC_DISK   (mutex, the libext2fs lock, held only around library calls;
  *              libext2fs is not thread-safe even for reads; it also guards
  *              the block cache and journal of src/e2/iomgr.c and journal.c)
@@ -45,6 +48,7 @@ enum lock_class {
     LC_INODE,
     LC_ITABLE,
     LC_PCACHE,
+    LC_DIR,
     LC_DISK,
     LC_TEST_A, /* for the checker's own unit test */
     LC_TEST_B,

@@ -17,10 +17,15 @@ struct snap_entry {
     char *name;
 };
 
+/* An open directory. Requests on one handle may be served by different
+ * threads (FUSE workers, or a library caller's), one after another or at
+ * once: @lock orders them (LC_DIR, a leaf: the snapshot is taken outside it
+ * and swapped in). */
 struct uext4_dir {
     uint32_t ino, generation; /* the generation tells a reused inode */
-    size_t n, cap;
-    struct snap_entry *e;
+    struct mutex lock;
+    size_t n, cap;        /* protected by lock */
+    struct snap_entry *e; /* protected by lock */
 };
 
 static int snap_proc(void *ctx, const char *name, size_t len, uint32_t ino, unsigned ftype)
@@ -57,7 +62,13 @@ void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir)
 {
     if (!dir)
         return;
+    /* Whoever used the handle last is done with it (the kernel sends
+     * RELEASEDIR after every request on it): this orders their accesses
+     * before the free. */
+    mutex_lock(&dir->lock);
     snap_free(dir);
+    mutex_unlock(&dir->lock);
+    mutex_destroy(&dir->lock);
     free(dir);
 }
 
@@ -98,8 +109,12 @@ static int snap_retake(struct uext4_fs *fs, struct uext4_dir *dir)
         snap_free(&d);
         return ret;
     }
+    mutex_lock(&dir->lock);
     snap_free(dir);
-    *dir = d;
+    dir->n = d.n;
+    dir->cap = d.cap;
+    dir->e = d.e;
+    mutex_unlock(&dir->lock);
     return 0;
 }
 
@@ -114,6 +129,7 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
     d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
+    mutex_init(&d->lock, LC_DIR, 0);
     d->ino = ino;
     fs_cred_from(fs, cr, &fc);
     rwlock_rdlock(&fs->mount_lock);
@@ -144,10 +160,12 @@ int uext4_readdir(struct uext4_fs *fs, struct uext4_dir *dir, uint64_t pos, uext
         if (ret)
             return ret;
     }
+    mutex_lock(&dir->lock);
     for (uint64_t i = pos; i < dir->n; i++) {
         const struct snap_entry *e = &dir->e[i];
         if (fill(ctx, e->name, e->ino, e->dtype, i + 1))
             break;
     }
+    mutex_unlock(&dir->lock);
     return 0;
 }
