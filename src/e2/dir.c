@@ -449,3 +449,21 @@ int e2_dir_is_empty(struct e2_image *img, uint32_t dir)
         return ret;
     return nonempty ? 0 : 1;
 }
+
+int e2_dir_check(struct e2_image *img, uint32_t dir)
+{
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, dir, &in);
+    if (ret || !LINUX_S_ISDIR(in.i_mode))
+        goto out_unlock;
+    /* grow_inline_dir_locked() may write system.data into the xattr block. */
+    ret = e2_sysz_check_acl_locked(img, dir, &in);
+    if (!ret)
+        ret = e2_sysz_check_free_locked(img, dir, &in, 0, ~(blk64_t)0);
+out_unlock:
+    e2_unlock(img);
+    return ret;
+}

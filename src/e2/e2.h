@@ -238,6 +238,14 @@ int e2_dir_retarget(struct e2_image *img, uint32_t dir, const char *name, uint32
 int e2_dir_set_dotdot(struct e2_image *img, uint32_t dir, uint32_t parent);
 /* 1 if only "." and ".." remain, 0 if not, -errno. */
 int e2_dir_is_empty(struct e2_image *img, uint32_t dir);
+/* Every block directory @dir maps, its extent tree or indirect blocks and
+ * its xattr block, against the system zone (sysz.c): 0, or -EUCLEAN,
+ * logged naming the inode and the block. The calls above hand the
+ * directory's block I/O to libext2fs, which follows the mapping wherever
+ * it points: callers run this once before them (the fs layer caches the
+ * answer per directory), as e2_inode_load() checks only what the inode
+ * itself names. Not a directory: 0 (nothing of it is used here). */
+int e2_dir_check(struct e2_image *img, uint32_t dir);
 /* The ext2 ftype (EXT2_FT_*) for a mode. */
 unsigned e2_ftype(mode_t mode);
 /* d_type (DT_*) of an ext2 ftype. */

@@ -158,6 +158,37 @@ static int scan_proc(void *ctx, const char *name, size_t len, uint32_t ino, unsi
     return 1;
 }
 
+int fs_dir_check(struct uext4_fs *fs, struct fs_inode *dir)
+{
+    int ret;
+
+    if (atomic_load_explicit(&dir->dir_checked, memory_order_acquire))
+        return 0;
+    ret = e2_dir_check(fs->img, dir->ino);
+    if (!ret)
+        atomic_store_explicit(&dir->dir_checked, true, memory_order_release);
+    return ret;
+}
+
+int fs_dir_check_ino(struct uext4_fs *fs, uint32_t dir)
+{
+    struct fs_inode *di = fs_inode_get(fs, dir);
+    int ret;
+
+    if (!di)
+        return -ENOMEM;
+    ret = fs_dir_check(fs, di);
+    fs_inode_put(fs, di);
+    return ret;
+}
+
+int fs_dir_is_empty(struct uext4_fs *fs, uint32_t dir)
+{
+    int ret = fs_dir_check_ino(fs, dir);
+
+    return ret ? ret : e2_dir_is_empty(fs->img, dir);
+}
+
 int fs_dir_find(struct uext4_fs *fs, struct fs_inode *dir, const char *name, uint32_t *ino,
                 unsigned *ftype)
 {
@@ -167,6 +198,9 @@ int fs_dir_find(struct uext4_fs *fs, struct fs_inode *dir, const char *name, uin
     int ret;
 
     if (!dir->names) {
+        ret = fs_dir_check(fs, dir);
+        if (ret)
+            return ret;
         ret = e2_inode_get(fs->img, dir->ino, &a);
         if (ret)
             return ret;

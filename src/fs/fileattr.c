@@ -73,7 +73,7 @@ static int setflags_check(struct uext4_fs *fs, const struct fs_cred *fc, uint32_
             return -EOPNOTSUPP;
         if (!S_ISDIR(a->mode))
             return -ENOTDIR;
-        ret = e2_dir_is_empty(fs->img, ino);
+        ret = fs_dir_is_empty(fs, ino);
         if (ret <= 0)
             return ret ? ret : -ENOTEMPTY;
     }

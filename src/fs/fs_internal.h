@@ -52,6 +52,17 @@ struct fs_inode {
     uint64_t stale_lo, stale_hi;
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
+    /* A directory whose every block passed e2_dir_check() (fs_dir_check).
+     * Set once, never cleared: atomic, as the check is idempotent and two
+     * racing first checks only repeat the walk. It stays true while the
+     * image is ours (opened exclusively, MMP guarding it where enabled):
+     * from then on the mapping changes only by this mount's own calls, and
+     * every block they add (a directory growing, an htree index made or
+     * split, a new directory given a freed number) comes from the block
+     * allocator, which takes blocks the bitmap says are free, never those
+     * of the system zone. The in-memory inode goes when unused, and the
+     * next first use checks again. */
+    atomic_bool dir_checked;
 };
 
 static inline void assert_inode_locked(const struct fs_inode *fi)
@@ -291,6 +302,16 @@ int fs_dir_find(struct uext4_fs *fs, struct fs_inode *dir, const char *name, uin
 void fs_dir_index_add(struct fs_inode *dir, const char *name, uint32_t ino, unsigned ftype);
 void fs_dir_index_remove(struct fs_inode *dir, const char *name);
 void fs_dir_index_free(struct fs_inode *dir);
+/* Before any call that reads or writes directory @dir's blocks (lookup
+ * by scan or index build, readdir, adding, removing or retargeting an
+ * entry, "..", the emptiness test): its whole mapping checked against the
+ * system zone once per in-memory inode (fs_inode.dir_checked). 0 or
+ * -EUCLEAN (logged, naming the inode and block); the caller records it. */
+int fs_dir_check(struct uext4_fs *fs, struct fs_inode *dir);
+/* fs_dir_check() by number (pins the in-memory inode for the call). */
+int fs_dir_check_ino(struct uext4_fs *fs, uint32_t dir);
+/* e2_dir_is_empty() after fs_dir_check_ino(). */
+int fs_dir_is_empty(struct uext4_fs *fs, uint32_t dir);
 
 /* ---- namei.c: helpers shared with rename.c; mount lock held ---- */
 int fs_check_name(const char *name);

@@ -184,7 +184,9 @@ int fs_add_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint32_t i
 
     if (!di)
         return -ENOMEM;
-    ret = e2_dir_link(fs->img, dir, name, ino, mode);
+    ret = fs_dir_check(fs, di);
+    if (!ret)
+        ret = e2_dir_link(fs->img, dir, name, ino, mode);
     if (!ret)
         fs_dir_index_add(di, name, ino, e2_ftype(mode));
     else
@@ -200,7 +202,9 @@ int fs_remove_entry(struct uext4_fs *fs, uint32_t dir, const char *name)
 
     if (!di)
         return -ENOMEM;
-    ret = e2_dir_unlink(fs->img, dir, name);
+    ret = fs_dir_check(fs, di);
+    if (!ret)
+        ret = e2_dir_unlink(fs->img, dir, name);
     if (!ret)
         fs_dir_index_remove(di, name);
     fs_inode_put(fs, di);
@@ -215,7 +219,9 @@ int fs_retarget_entry(struct uext4_fs *fs, uint32_t dir, const char *name, uint3
 
     if (!di)
         return -ENOMEM;
-    ret = e2_dir_retarget(fs->img, dir, name, ino, mode);
+    ret = fs_dir_check(fs, di);
+    if (!ret)
+        ret = e2_dir_retarget(fs->img, dir, name, ino, mode);
     fs_dir_index_remove(di, name);
     if (!ret)
         fs_dir_index_add(di, name, ino, e2_ftype(mode));
@@ -634,7 +640,7 @@ static int do_remove(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
             ret = -EBUSY;
             goto out_unlock;
         }
-        ret = e2_dir_is_empty(fs->img, ino);
+        ret = fs_dir_is_empty(fs, ino);
         if (ret <= 0) {
             ret = ret ? ret : -ENOTEMPTY;
             goto out_unlock;

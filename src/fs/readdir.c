@@ -101,8 +101,11 @@ static int snap_retake(struct uext4_fs *fs, struct uext4_dir *dir)
 
     rwlock_rdlock(&fs->mount_lock);
     ret = e2_inode_get(fs->img, dir->ino, &a);
-    if (!ret && S_ISDIR(a.mode) && a.nlink > 0 && a.generation == dir->generation)
-        ret = e2_dir_iterate(fs->img, d.ino, snap_proc, &d);
+    if (!ret && S_ISDIR(a.mode) && a.nlink > 0 && a.generation == dir->generation) {
+        ret = fs_dir_check_ino(fs, d.ino);
+        if (!ret)
+            ret = e2_dir_iterate(fs->img, d.ino, snap_proc, &d);
+    }
     ret = FS_CHECK(fs, d.ino, ret);
     rwlock_unlock(&fs->mount_lock);
     if (ret) {

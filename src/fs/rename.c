@@ -36,6 +36,14 @@ static int check_not_ancestor(struct uext4_fs *fs, uint32_t ino, uint32_t dir)
     return ino == UEXT4_ROOT_INO ? -EINVAL : 0;
 }
 
+/* Point directory @ino's ".." at @parent. */
+static int set_dotdot(struct uext4_fs *fs, uint32_t ino, uint32_t parent)
+{
+    int ret = fs_dir_check_ino(fs, ino);
+
+    return ret ? ret : e2_dir_set_dotdot(fs->img, ino, parent);
+}
+
 /* A directory moving to a new parent: fix its ".." and both link counts. */
 static int move_dir(struct uext4_fs *fs, uint32_t ino, uint32_t from, uint32_t to)
 {
@@ -43,7 +51,7 @@ static int move_dir(struct uext4_fs *fs, uint32_t ino, uint32_t from, uint32_t t
 
     if (from == to)
         return 0;
-    ret = e2_dir_set_dotdot(fs->img, ino, to);
+    ret = set_dotdot(fs, ino, to);
     if (!ret)
         ret = fs_touch_dir(fs, from, -1);
     if (!ret)
@@ -70,9 +78,9 @@ static int do_exchange(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d
         else
             ret = move_dir(fs, d->ino, d->dir, s->dir);
     } else if (!ret && S_ISDIR(s->a.mode) && s->dir != d->dir) {
-        ret = e2_dir_set_dotdot(fs->img, s->ino, d->dir);
+        ret = set_dotdot(fs, s->ino, d->dir);
         if (!ret)
-            ret = e2_dir_set_dotdot(fs->img, d->ino, s->dir);
+            ret = set_dotdot(fs, d->ino, s->dir);
     }
     if (!ret)
         ret = fs_touch_dir(fs, s->dir, 0);
@@ -111,7 +119,7 @@ static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d, ui
         if (!S_ISDIR(s->a.mode) && S_ISDIR(d->a.mode))
             return -EISDIR;
         if (S_ISDIR(d->a.mode)) {
-            ret = e2_dir_is_empty(fs->img, d->ino);
+            ret = fs_dir_is_empty(fs, d->ino);
             if (ret <= 0)
                 return ret ? ret : -ENOTEMPTY;
         }
@@ -144,9 +152,10 @@ static int do_move(struct uext4_fs *fs, struct rn_side *s, struct rn_side *d, ui
 
 /* Both sides' inodes: the source's must exist, the destination's is 0
  * when its name is free. Searching needs write and search permission on
- * both directories (they will change). */
+ * both directories (they will change). *@blame: the destination directory
+ * when its blocks are found to lie. */
 static int look_up_sides(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
-                         struct rn_side *d)
+                         struct rn_side *d, uint32_t *blame)
 {
     int ret;
 
@@ -165,6 +174,8 @@ static int look_up_sides(struct uext4_fs *fs, const struct fs_cred *fc, struct r
     if (ret)
         return ret;
     ret = fs_find_entry(fs, d->dir, d->name, &d->ino);
+    if (ret == -EUCLEAN)
+        *blame = d->dir;
     if (ret == -ENOENT) {
         d->ino = 0;
         return 0;
@@ -172,11 +183,23 @@ static int look_up_sides(struct uext4_fs *fs, const struct fs_cred *fc, struct r
     return ret ? ret : e2_inode_get(fs->img, d->ino, &d->a);
 }
 
+/* A directory @ino about to get a new "..": its blocks checked now, before
+ * the entries change (*@blame then names it). */
+static int may_reparent(struct uext4_fs *fs, uint32_t ino, uint32_t *blame)
+{
+    int ret = fs_dir_check_ino(fs, ino);
+
+    if (ret == -EUCLEAN)
+        *blame = ino;
+    return ret;
+}
+
 /* Whether the caller may make this rename of two different inodes: sticky
  * directories, a directory below itself or given a new "..", a strict
- * casefold name, another project, a read-only image. */
+ * casefold name, another project, a read-only image, a directory whose
+ * blocks lie (*@blame). */
 static int may_rename(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
-                      struct rn_side *d, unsigned flags)
+                      struct rn_side *d, unsigned flags, uint32_t *blame)
 {
     int ret;
 
@@ -195,11 +218,15 @@ static int may_rename(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_s
         /* Moving a directory to a new parent rewrites its "..". */
         if (!ret)
             ret = fs_permission(fs, fc, s->ino, &s->a, W_OK);
+        if (!ret)
+            ret = may_reparent(fs, s->ino, blame);
     }
     if (!ret && (flags & UEXT4_RENAME_EXCHANGE) && S_ISDIR(d->a.mode) && s->dir != d->dir) {
         ret = check_not_ancestor(fs, d->ino, s->dir);
         if (!ret)
             ret = fs_permission(fs, fc, d->ino, &d->a, W_OK);
+        if (!ret)
+            ret = may_reparent(fs, d->ino, blame);
     }
     /* A new name in a casefold directory of a strict image (ext4_add_entry). */
     if (!ret && !d->ino)
@@ -232,11 +259,11 @@ static int move_with_whiteout(struct uext4_fs *fs, const struct fs_cred *fc, str
 }
 
 static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct rn_side *s,
-                         struct rn_side *d, unsigned flags)
+                         struct rn_side *d, unsigned flags, uint32_t *blame)
 {
     int ret;
 
-    ret = look_up_sides(fs, fc, s, d);
+    ret = look_up_sides(fs, fc, s, d, blame);
     if (ret)
         return ret;
     if ((flags & UEXT4_RENAME_EXCHANGE) && !d->ino)
@@ -245,7 +272,7 @@ static int rename_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct r
         return -EEXIST;
     if (d->ino == s->ino)
         return 0; /* the same file: POSIX says do nothing */
-    ret = may_rename(fs, fc, s, d, flags);
+    ret = may_rename(fs, fc, s, d, flags, blame);
     if (ret)
         return ret;
     if (flags & UEXT4_RENAME_EXCHANGE)
@@ -260,6 +287,7 @@ int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
 {
     struct rn_side s = {.dir = dir, .name = name}, d = {.dir = newdir, .name = newname};
     struct fs_cred fc;
+    uint32_t blame = dir; /* where corruption is recorded */
     int ret;
 
     if (flags & ~(UEXT4_RENAME_NOREPLACE | UEXT4_RENAME_EXCHANGE | UEXT4_RENAME_WHITEOUT))
@@ -271,7 +299,8 @@ int uext4_rename(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
     fs_cred_from(fs, cr, &fc);
     fs_commit_if_overdue(fs);
     rwlock_wrlock(&fs->mount_lock);
-    ret = FS_CHECK(fs, dir, rename_locked(fs, &fc, &s, &d, flags));
+    ret = rename_locked(fs, &fc, &s, &d, flags, &blame);
+    ret = FS_CHECK(fs, blame, ret);
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }

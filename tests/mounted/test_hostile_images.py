@@ -911,6 +911,113 @@ def root_maps_metadata():
             check(f.read() == before, 'the image changed')
 
 
+DIR_NAME = 'n' * 190     # 200-byte entries: 20 to a 4 KiB block
+
+
+def lying_directory(d, fstype):
+    """An image with /d, a directory of 300 entries (15 blocks) whose
+    blocks are spread out (a one-block file written after every 20
+    entries), /e an empty directory and /g a file. Then every data block
+    /d lists below its inode, in its extent leaf (ext4: the tree has depth
+    1) or in its indirect block (ext2: blocks 12 on), is copied into free
+    slots of group 0's inode table and the entry pointed at the copy: the
+    directory reads back the same, from metadata, and the inode's own
+    i_block (the index entry, the indirect block) is honest, which the
+    lookup checks. Returns (image, /d's inode, the copies' blocks)."""
+    img = mkfs(d + '/img', fstype=fstype,
+               features=['^metadata_csum'] if fstype == 'ext4' else ())
+    with open(d + '/one', 'wb') as f:
+        f.write(pattern(BS))
+    script = ['mkdir d', 'mkdir e', 'write %s g' % (d + '/one')]
+    for i in range(300):
+        script.append('write /dev/null d/%s%03d' % (DIR_NAME, i))
+        if i % 20 == 19:
+            script.append('write %s x%03d' % (d + '/one', i))
+    with open(d + '/script', 'w') as f:
+        f.write('\n'.join(script) + '\n')
+    run(['debugfs', '-w', '-f', d + '/script', img])
+    fsck(img)
+    info = inode_info(img, '/d')
+    text = info['text'].split('EXTENTS:' if fstype == 'ext4' else 'BLOCKS:')[1]
+    tree = int(text.split('(ETB0):' if fstype == 'ext4' else '(IND):')[1].split(',')[0])
+    new = group0(img)['inode table'] + 200     # inodes 3201-: free
+    copies = []
+    with open(img, 'r+b') as f:
+        f.seek(tree * BS)
+        node = bytearray(f.read(BS))
+        if fstype == 'ext4':   # leaf: 12-byte header, then (ee_block, ee_len, hi, ee_start_lo)
+            n = struct.unpack_from('<H', node, 2)[0]
+            slots = [(12 + 12 * i + 8, struct.unpack_from('<H', node, 12 + 12 * i + 4)[0])
+                     for i in range(n)]
+        else:                  # indirect block: 4-byte block numbers
+            slots = [(4 * i, 1) for i in range(BS // 4) if struct.unpack_from('<I', node, 4 * i)[0]]
+        check(len(slots) >= 3, '%s: /d below its inode: %s' % (fstype, slots))
+        for off, length in slots:
+            old = struct.unpack_from('<I', node, off)[0]
+            f.seek(old * BS)
+            data = f.read(length * BS)
+            f.seek(new * BS)
+            f.write(data)
+            struct.pack_into('<I', node, off, new)
+            copies += range(new, new + length)
+            new += length
+        f.seek(tree * BS)
+        f.write(node)
+    return img, info['ino'], copies
+
+
+def directory_calls(m):
+    """Every way through the mount into /d's blocks: name -> call."""
+    d, first = m.path('d'), DIR_NAME + '000'
+    return [('readdir', lambda: os.listdir(d)),
+            ('lookup', lambda: os.stat(os.path.join(d, first))),
+            ('create', lambda: os.close(os.open(os.path.join(d, 'new'), os.O_CREAT | os.O_WRONLY))),
+            ('mkdir', lambda: os.mkdir(os.path.join(d, 'sub'))),
+            ('symlink', lambda: os.symlink('t', os.path.join(d, 'sym'))),
+            ('link', lambda: os.link(m.path('g'), os.path.join(d, 'hard'))),
+            ('unlink', lambda: os.unlink(os.path.join(d, first))),
+            ('rename in it', lambda: os.rename(os.path.join(d, first), os.path.join(d, 'r'))),
+            ('rename into it', lambda: os.rename(m.path('g'), os.path.join(d, 'g'))),
+            ('move it', lambda: os.rename(d, m.path('e/d'))),
+            ('rmdir', lambda: os.rmdir(d))]
+
+
+@test
+def directory_blocks_map_metadata():
+    """A directory whose blocks below its inode lie (lying_directory: the
+    extent leaf's entries, ext4, or the indirect block's, ext2, name
+    copies in the inode table): before, readdir and lookups read the
+    copies as entries, and a create, mkdir, symlink, link or rename into
+    it wrote its entry there (the inode table changed). Now each call that
+    reads or writes its blocks is refused with EUCLEAN, the whole mapping
+    checked once (fs_dir_check), the log naming the directory and the
+    block, the corruption recorded against it; the inode table and bitmaps
+    unchanged, e2fsck's complaints the same after. The root and /e, honest,
+    still take a new name."""
+    for fstype in ('ext4', 'ext2'):
+        with workdir() as d:
+            img, ino, copies = lying_directory(d, fstype)
+            before, fsck_before = protected(img, copies[0]), fsck(img, check_rc=False)
+            honest = d + '/img2'    # the mount records the error: a copy for the rest
+            run(['cp', '--sparse=always', img, honest])
+            with Mount(img) as m:
+                got = {name: errno_of_call(fn) for name, fn in directory_calls(m)}
+                log = m.log()
+            bad = {k: v for k, v in got.items() if v != errno.EUCLEAN}
+            check(not bad, '%s: not refused with EUCLEAN: %s' % (fstype, bad))
+            check(re.search(r"inode %d maps block (\d+), which holds the inode table of group 0"
+                            % ino, log) and
+                  int(re.search(r'inode %d maps block (\d+)' % ino, log).group(1)) in copies,
+                  '%s: log does not name inode %d and a copy (%s): %s' % (fstype, ino, copies, log))
+            check('corruption found in inode %d (' % ino in log, '%s: blames: %s' % (fstype, log))
+            check(protected(img, copies[0]) == before, '%s: metadata changed' % fstype)
+            eq(fsck(img, check_rc=False), fsck_before, '%s: e2fsck -fn output' % fstype)
+            with Mount(honest) as m:
+                os.mkdir(m.path('e/ok'))
+                eq(sorted(os.listdir(m.path('e'))), ['ok'], '%s: /e' % fstype)
+                check('d' in os.listdir(m.mnt), '%s: the root lists /d' % fstype)
+
+
 class Cred(ctypes.Structure):
     _fields_ = [('uid', ctypes.c_uint), ('gid', ctypes.c_uint), ('umask', ctypes.c_uint),
                 ('ngroups', ctypes.c_uint), ('groups', ctypes.c_void_p),
