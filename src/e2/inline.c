@@ -15,14 +15,30 @@
 
 #define INLINE_IBLOCK EXT4_MIN_INLINE_DATA_SIZE
 
+/* Every xattr handle libext2fs opens reads the inode's xattr block, and
+ * its write rewrites it: a block of the system zone there is refused
+ * first (sysz.c), as xattr.c does. By number: the inode is in libext2fs's
+ * cache (the callers have just read it). */
+static int xattr_block_ok_locked(struct e2_image *img, uint32_t ino)
+{
+    struct ext2_inode_large in;
+    int ret = e2_read_inode_locked(img, ino, &in);
+
+    return ret ? ret : e2_sysz_check_acl_locked(img, ino, &in);
+}
+
 /* Length of the current system.data value, 0 if absent. */
 int e2_inline_get_ea_locked(struct e2_image *img, uint32_t ino, void **val, size_t *len)
 {
     struct ext2_xattr_handle *h;
     errcode_t err;
+    int ret;
 
     *val = NULL;
     *len = 0;
+    ret = xattr_block_ok_locked(img, ino);
+    if (ret)
+        return ret;
     err = ext2fs_xattrs_open(img->fs, ino, &h);
     if (err)
         return e2_errno(err);
@@ -176,7 +192,9 @@ static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_lar
         return ret;
     if (!(in->i_flags & EXT4_INLINE_DATA_FL))
         return -EUCLEAN;
-    ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &total));
+    ret = e2_sysz_check_acl_locked(img, ino, in);
+    if (!ret)
+        ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &total));
     if (ret)
         return ret;
     *size = EXT2_I_SIZE(in) < total ? EXT2_I_SIZE(in) : total;
@@ -227,7 +245,10 @@ int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val,
 {
     struct ext2_xattr_handle *h;
     errcode_t err;
+    int ret = xattr_block_ok_locked(img, ino);
 
+    if (ret)
+        return ret;
     err = ext2fs_xattrs_open(img->fs, ino, &h);
     if (err)
         return e2_errno(err);
@@ -343,6 +364,10 @@ int e2_inline_begin(struct e2_image *img, uint32_t ino)
         ret = -EINVAL;
         goto out_unlock;
     }
+    /* ext2fs_inline_data_init() writes the xattrs back. */
+    ret = e2_sysz_check_acl_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
     memset(in.i_block, 0, sizeof(in.i_block));
     in.i_flags &= ~EXT4_EXTENTS_FL;
     in.i_flags |= EXT4_INLINE_DATA_FL;
@@ -459,6 +484,10 @@ int e2_inline_convert(struct e2_image *img, uint32_t ino)
         ret = 0; /* somebody converted it first */
         goto out_unlock;
     }
+    /* Both ways remove system.data: the xattrs are written back. */
+    ret = e2_sysz_check_acl_locked(img, ino, &in);
+    if (ret)
+        goto out_unlock;
     if (LINUX_S_ISDIR(in.i_mode))
         ret = e2_errno(ext2fs_inline_data_expand(img->fs, ino));
     else

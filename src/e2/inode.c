@@ -582,6 +582,14 @@ int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size)
         ret = -ERANGE;
         goto out_unlock;
     }
+    /* A slow symlink's block, or the xattr block an inline one's
+     * system.data may be read from (sysz.c). */
+    if (in.i_flags & EXT4_INLINE_DATA_FL)
+        ret = e2_sysz_check_acl_locked(img, ino, &in);
+    else if (!ext2fs_is_fast_symlink((struct ext2_inode *)&in))
+        ret = e2_sysz_check_range_locked(img, ino, &in, 0, 0);
+    if (ret)
+        goto out_unlock;
     if (in.i_flags & EXT4_INLINE_DATA_FL) {
         char tmp[EXT4_MIN_INLINE_DATA_SIZE * 64];
         size_t isz = sizeof(tmp);

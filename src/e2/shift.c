@@ -118,6 +118,16 @@ static int split_at(ext2_extent_handle_t h, blk64_t at)
     return e2_errno(err);
 }
 
+/* Everything the shift goes through, before anything changes: the tree
+ * path to @first and every tree block and extent from there to the end,
+ * as punch checks its range (sysz.c). A leaf in the inode table would
+ * otherwise have its entries rewritten there. */
+static int check_shift_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              blk64_t first)
+{
+    return e2_sysz_check_range_locked(img, ino, in, first, ~(blk64_t)0);
+}
+
 static void set_size(struct ext2_inode_large *in, uint64_t size)
 {
     in->i_size = (uint32_t)size;
@@ -161,6 +171,9 @@ int e2_data_collapse(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
         ret = -EINVAL;
         goto out_unlock;
     }
+    ret = check_shift_locked(img, ino, &in, first);
+    if (ret)
+        goto out_unlock;
     ret = e2_punch_locked(img, ino, &in, first, first + n - 1);
     if (!ret)
         ret = e2_read_inode_locked(img, ino, &in);
@@ -207,6 +220,9 @@ int e2_data_insert(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t le
         ret = -EINVAL;
         goto out_unlock;
     }
+    ret = check_shift_locked(img, ino, &in, first);
+    if (ret)
+        goto out_unlock;
     ret = e2_errno(ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)&in, &h));
     if (ret)
         goto out_unlock;

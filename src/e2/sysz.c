@@ -9,10 +9,13 @@
  *
  * Where: extio.c and mapio.c check each run they map and the tree or
  * indirect blocks on its way; data.c block-mapped reads, fallocate and
- * partial-block zeroing; punch.c and inode.c every block freed; xattr.c
- * and inode.c the xattr block; a lookup (e2_inode_load) what the inode
- * itself names, as the kernel's ext4_iget; orphan.c and quota.c whole
- * files at open. */
+ * partial-block zeroing; punch.c and inode.c every block freed; shift.c
+ * the range a collapse or insert moves and its tree path; xattr.c,
+ * inode.c and inline.c the xattr block (inline data lives in xattrs);
+ * e2_readlink a slow symlink's block; dir.c (e2_dir_check) a whole
+ * directory, once per in-memory inode before the fs layer uses its
+ * blocks; a lookup (e2_inode_load) what the inode itself names, as the
+ * kernel's ext4_iget; orphan.c and quota.c whole files at open. */
 #include "e2/e2_internal.h"
 #include "base/log.h"
 

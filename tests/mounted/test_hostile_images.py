@@ -1045,6 +1045,8 @@ def libuext4():
     lib.uext4_listxattr.argtypes = [vp, vp, u32, vp, sz]
     lib.uext4_listxattr.restype = ctypes.c_ssize_t
     lib.uext4_removexattr.argtypes = [vp, vp, u32, name]
+    lib.uext4_readlink.argtypes = [vp, u32, vp, sz]
+    lib.uext4_readlink.restype = ctypes.c_ssize_t
     return lib
 
 
@@ -1102,8 +1104,8 @@ def lib_xattr_calls(img, ino):
     return got
 
 
-def lib_write_all(img, ino, size):
-    """Write @size bytes of pattern over inode @ino from offset 0 in one
+def lib_write_all(img, ino, size, off=0):
+    """Write @size bytes of pattern over inode @ino from offset @off in one
     uext4_write call after another (a short one goes on from where it
     stopped): the results, the last an error or @size in all."""
     lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
@@ -1114,7 +1116,7 @@ def lib_write_all(img, ino, size):
     buf, done, got = ctypes.create_string_buffer(pattern(size), size), 0, []
     while done < size:
         n = lib.uext4_write(fs, ctypes.byref(cr), ino, ctypes.byref(buf, done), size - done,
-                            done, 0)
+                            off + done, 0)
         got.append(n)
         if n <= 0:
             break
@@ -1122,10 +1124,36 @@ def lib_write_all(img, ino, size):
     return {'writes': got, 'uext4_close': lib.uext4_close(fs)}
 
 
-def run_lib_child(call):
+def lib_by_number(img, calls):
+    """@calls, (name, op, inode, args...) with op read (size, offset),
+    write (size, offset), writeback (the same, UEXT4_WRITE_MMAP), readlink
+    (size) or fallocate (mode, offset, length), made through the library
+    by inode number (no lookup checks the inode first): {name: result}."""
+    lib, fs, cr = libuext4(), ctypes.c_void_p(), Cred()
+    why = ctypes.create_string_buffer(512)
+    rc = lib.uext4_open(img.encode(), None, ctypes.byref(fs), why, len(why))
+    if rc:
+        return {'uext4_open': rc, 'why': why.value.decode()}
+    buf, got = ctypes.create_string_buffer(pattern(65536), 65536), {}
+    ops = {'read': lambda ino, n, o: lib.uext4_read(fs, ino, buf, n, o),
+           'write': lambda ino, n, o: lib.uext4_write(fs, ctypes.byref(cr), ino, buf, n, o, 0),
+           'writeback': lambda ino, n, o: lib.uext4_write(fs, ctypes.byref(cr), ino, buf, n, o, 1),
+           'readlink': lambda ino, n: lib.uext4_readlink(fs, ino, buf, n),
+           'fallocate': lambda ino, mode, o, n: lib.uext4_fallocate(fs, ctypes.byref(cr), ino,
+                                                                     mode, o, n)}
+    try:
+        for name, op, ino, *args in calls:
+            got[name] = ops[op](ino, *args)
+    finally:
+        got['uext4_close'] = lib.uext4_close(fs)
+    return got
+
+
+def run_lib_child(call, log=False):
     """Run `t.@call` (a python expression on this module, as t) in a child
-    python: its JSON result. A sanitized library needs its runtime
-    preloaded, which a running python cannot do."""
+    python: its JSON result (and, with @log, what it wrote to stderr: the
+    library's log). A sanitized library needs its runtime preloaded, which
+    a running python cannot do."""
     libpath = os.path.join(os.path.dirname(UEXT4), 'libuext4.so')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     preload = sanitizer_preload(libpath)
@@ -1134,7 +1162,8 @@ def run_lib_child(call):
     code = 'import json, test_hostile_images as t; print(json.dumps(t.%s))' % call
     p = run([sys.executable, '-c', code], env=env,
             cwd=os.path.dirname(os.path.abspath(__file__)), timeout=60)
-    return json.loads(p.stdout.decode().splitlines()[-1])
+    got = json.loads(p.stdout.decode().splitlines()[-1])
+    return (got, p.stderr.decode(errors='replace')) if log else got
 
 
 def sanitizer_preload(path):
@@ -1212,6 +1241,134 @@ def middle_leaf_maps_metadata():
               'writes: %s' % got['writes'])
         check(read_blocks(img, itable + 1, 1023) == before, 'the inode table changed')
 
+
+def copy_block(img, old, new):
+    """Block @old's bytes written over block @new."""
+    with open(img, 'r+b') as f:
+        f.seek(old * BS)
+        data = f.read(BS)
+        f.seek(new * BS)
+        f.write(data)
+
+
+def leaf_entry_start(img, leaf, i, new=None):
+    """ee_start_lo of extent @i of the leaf in block @leaf; set to @new if
+    given."""
+    with open(img, 'r+b') as f:
+        f.seek(leaf * BS + 12 + 12 * i + 8)
+        old = struct.unpack('<I', f.read(4))[0]
+        if new is not None:
+            f.seek(leaf * BS + 12 + 12 * i + 8)
+            f.write(struct.pack('<I', new))
+    return old
+
+
+COLLAPSE_RANGE = 0x08   # FALLOC_FL_COLLAPSE_RANGE
+INSERT_RANGE = 0x20     # FALLOC_FL_INSERT_RANGE
+
+
+@test
+def library_by_number_refused():
+    """Calls by inode number through the library, which no lookup checks
+    first, each refused with -EUCLEAN (the log naming the inode and the
+    block), nothing changed: (1) an inline-data file whose xattr block is
+    a copy in the inode table: before, a read took system.data's bytes
+    from it and a write or mmap writeback rewrote it (libext2fs writes the
+    xattrs back), and one too large for the inode converted the file;
+    (2) a slow symlink whose block is a copy in the inode table: readlink
+    returned it; (3) INSERT_RANGE on /f, whose extent leaf lives in the
+    inode table (leaf_in_inode_table): before, its entries were rewritten
+    there; COLLAPSE_RANGE on /g, whose last extent (past the range: the
+    punch of the range does not look at it) names the inode table: before,
+    it was moved. (One library open per image: the first refusal
+    records the error, and an image with errors recorded refuses an
+    open.)"""
+    with workdir() as d:
+        img2 = d + '/img2'
+        os.rename(leaf_in_inode_table(d)[0], img2)
+        img = mkfs(d + '/img', features=['inline_data', '^metadata_csum'])
+        with open(d + '/small', 'wb') as f:
+            f.write(pattern(40))
+        with open(d + '/value', 'wb') as f:
+            f.write(pattern(1500, seed=2))
+        debugfs(img, 'write %s f' % (d + '/small'), write=True)
+        debugfs(img, 'ea_set -f %s /f user.big' % (d + '/value'), write=True)
+        fsck(img)
+        info = inode_info(img, '/f')
+        check(info['flags'] & 0x10000000, 'not inline: %s' % info['text'])
+        acl = int(re.search(r'File ACL: (\d+)', info['text']).group(1))
+        new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+        copy_block(img, acl, new)
+        debugfs(img, 'sif <%d> file_acl %d' % (info['ino'], new), write=True)
+        ino = info['ino']
+        calls = {img: [('inline read', 'read', ino, 40, 0),
+                       ('inline write', 'write', ino, 10, 0),
+                       ('inline writeback', 'writeback', ino, 10, 0),
+                       ('inline write that converts', 'write', ino, 8192, 0)]}
+
+        f_ino = inode_info(img2, '/f')['ino']
+        leaf_f = int(re.search(r'\(ETB0\):(\d+)', inode_info(img2, '/f')['text']).group(1))
+        debugfs(img2, 'symlink s /%s' % ('t' * 100), write=True)
+        s_ino = inode_info(img2, '/s')['ino']
+        old_s, _ = move_first_extent(img2, s_ino, leaf_f + 1)
+        copy_block(img2, old_s, leaf_f + 1)
+        g_ino = inode_info(img2, '/g')['ino']
+        leaf_g = int(re.search(r'\(ETB0\):(\d+)', inode_info(img2, '/g')['text']).group(1))
+        copy_block(img2, leaf_entry_start(img2, leaf_g, 9), leaf_f + 2)
+        leaf_entry_start(img2, leaf_g, 9, leaf_f + 2)     # block 18 of 20
+        calls[img2] = [('slow symlink readlink', 'readlink', s_ino, 4096),
+                       ('insert range', 'fallocate', f_ino, INSERT_RANGE, 2 * BS, BS),
+                       ('collapse range', 'fallocate', g_ino, COLLAPSE_RANGE, 2 * BS, 2 * BS)]
+        lines = {img: [(ino, new)], img2: [(s_ino, leaf_f + 1), (f_ino, leaf_f),
+                                           (g_ino, leaf_f + 2)]}
+        # The copies (@new, leaf_f + 1 and + 2) are in the protected range.
+        for i, blk in ((img, new), (img2, leaf_f)):
+            before, fsck_before = protected(i, blk), fsck(i, check_rc=False)
+            got, log = run_lib_child('lib_by_number(%r, %r)' % (i, calls[i]), log=True)
+            eq(got.pop('uext4_close', None), 0, 'uext4_close: %s' % got)
+            bad = {k: v for k, v in got.items() if v != -errno.EUCLEAN}
+            check(not bad, 'not -EUCLEAN: %s' % bad)
+            for n, b in lines[i]:
+                check('inode %d maps block %d, which holds the inode table of group 0' % (n, b)
+                      in log, 'log does not name inode %d and block %d: %s' % (n, b, log))
+            check(protected(i, blk) == before, '%s: metadata changed' % i)
+            eq(fsck(i, check_rc=False), fsck_before, '%s: e2fsck -fn output' % i)
+
+
+@test
+def library_write_over_middle_ind():
+    """ext2, by inode number: /f has a block under each of the first three
+    single indirect blocks below its double one; the second's copy lives
+    in the inode table. One library write from the last block under the
+    first to the first under the third (4 MiB: FUSE would split it, each
+    piece's ends checked): both ends' paths are honest, and the holes under
+    the second were allocated through the copy, writing their numbers into
+    the inode table (mapio.c's check of each hole's path refuses that).
+    Now the write is short of those holes, then -EUCLEAN; the inode table
+    unchanged."""
+    with workdir() as d:
+        img = mkfs(d + '/img', fstype='ext2')
+        src = d + '/data'
+        with open(src, 'wb') as f:
+            for k in range(3):
+                f.seek((DIND_LBLK + 1024 * k + 512) * BS)
+                f.write(pattern(BS, seed=k + 1))
+        debugfs(img, 'write %s f' % src, write=True)
+        fsck(img)
+        ino = inode_info(img, '/f')['ino']
+        dind = int(re.search(r'\(DIND\):(\d+)', inode_info(img, '/f')['text']).group(1))
+        new = group0(img)['inode table'] + 1000     # inodes 16001-16016: free
+        copy_block(img, entry(img, dind, 1), new)
+        entry(img, dind, 1, new)
+        itable = group0(img)['inode table']
+        before = read_blocks(img, itable + 1, 1023)
+        first, last = DIND_LBLK + 1023, DIND_LBLK + 2048
+        got = run_lib_child('lib_write_all(%r, %d, %d, %d)' % (img, ino, (last - first + 1) * BS,
+                                                               first * BS))
+        eq(got.get('uext4_close'), 0, 'uext4_close: %s' % got)
+        check(got['writes'][-1] == -errno.EUCLEAN and
+              sum(got['writes'][:-1]) < (last - first + 1) * BS, 'writes: %s' % got['writes'])
+        check(read_blocks(img, itable + 1, 1023) == before, 'the inode table changed')
 
 if __name__ == '__main__':
     main()
