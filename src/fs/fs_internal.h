@@ -59,9 +59,11 @@ struct fs_inode {
      * from then on the mapping changes only by this mount's own calls, and
      * every block they add (a directory growing, an htree index made or
      * split, a new directory given a freed number) comes from the block
-     * allocator, which takes blocks the bitmap says are free, never those
-     * of the system zone. The in-memory inode goes when unused, and the
-     * next first use checks again. */
+     * allocator, which takes blocks the bitmap says are free: never those
+     * of the system zone while the bitmap marks them in use (a bitmap
+     * that marks its own group's metadata free misleads every allocation,
+     * files' too; not this cache's to catch). The in-memory inode goes
+     * when unused, and the next first use checks again. */
     atomic_bool dir_checked;
 };
 
