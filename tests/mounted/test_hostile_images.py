@@ -992,7 +992,9 @@ def directory_blocks_map_metadata():
     reads or writes its blocks is refused with EUCLEAN, the whole mapping
     checked once (fs_dir_check), the log naming the directory and the
     block, the corruption recorded against it; the inode table and bitmaps
-    unchanged, e2fsck's complaints the same after. The root and /e, honest,
+    unchanged, e2fsck's complaints the same after. Moving /d into /e (a
+    new "..") is refused before any entry changes (before, /d had left
+    the root for /e when its ".." was refused). The root and /e, honest,
     still take a new name."""
     for fstype in ('ext4', 'ext2'):
         with workdir() as d:
@@ -1002,9 +1004,12 @@ def directory_blocks_map_metadata():
             run(['cp', '--sparse=always', img, honest])
             with Mount(img) as m:
                 got = {name: errno_of_call(fn) for name, fn in directory_calls(m)}
+                # Nothing half done: the move of /d into /e changed no entry.
+                where = ('d' in os.listdir(m.mnt), os.listdir(m.path('e')))
                 log = m.log()
             bad = {k: v for k, v in got.items() if v != errno.EUCLEAN}
             check(not bad, '%s: not refused with EUCLEAN: %s' % (fstype, bad))
+            eq(where, (True, []), '%s: /d in the root, /e empty' % fstype)
             check(re.search(r"inode %d maps block (\d+), which holds the inode table of group 0"
                             % ino, log) and
                   int(re.search(r'inode %d maps block (\d+)' % ino, log).group(1)) in copies,
