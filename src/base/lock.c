@@ -36,11 +36,13 @@ void mutex_lock_at(struct mutex *l, const char *file, int line)
 void mutex_unlock(struct mutex *l)
 {
     assert(mutex_is_held(l));
+    /* Read before letting go: the next holder may free the mutex. */
     unsigned sub = l->held_subclass;
+    enum lock_class cls = l->cls;
 
     l->held = false;
     pthread_mutex_unlock(&l->m);
-    lockdep_release(l->cls, sub);
+    lockdep_release(cls, sub);
 }
 
 bool mutex_is_held(const struct mutex *l)

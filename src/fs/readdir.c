@@ -95,13 +95,16 @@ static void touch_dir_atime(struct uext4_fs *fs, uint32_t ino)
  * lists as empty, as on the kernel. */
 static int snap_retake(struct uext4_fs *fs, struct uext4_dir *dir)
 {
-    struct uext4_dir d = {.ino = dir->ino, .generation = dir->generation};
+    struct uext4_dir d;
     struct e2_attr a;
     int ret;
 
+    mutex_lock(&dir->lock);
+    d = (struct uext4_dir){.ino = dir->ino, .generation = dir->generation};
+    mutex_unlock(&dir->lock);
     rwlock_rdlock(&fs->mount_lock);
-    ret = e2_inode_get(fs->img, dir->ino, &a);
-    if (!ret && S_ISDIR(a.mode) && a.nlink > 0 && a.generation == dir->generation) {
+    ret = e2_inode_get(fs->img, d.ino, &a);
+    if (!ret && S_ISDIR(a.mode) && a.nlink > 0 && a.generation == d.generation) {
         ret = fs_dir_check_ino(fs, d.ino);
         if (!ret)
             ret = e2_dir_iterate(fs->img, d.ino, snap_proc, &d);
@@ -141,8 +144,14 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
         ret = -ENOTDIR;
     if (!ret)
         ret = fs_permission(fs, &fc, ino, &a, R_OK);
-    if (!ret)
+    if (!ret) {
+        /* Set under the lock, which publishes the whole handle: the next
+         * request on it, on another thread, is ordered after this one by
+         * the kernel, which ThreadSanitizer cannot see. */
+        mutex_lock(&d->lock);
         d->generation = a.generation;
+        mutex_unlock(&d->lock);
+    }
     ret = FS_CHECK(fs, ino, ret);
     rwlock_unlock(&fs->mount_lock);
     if (ret) {
