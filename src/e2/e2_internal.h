@@ -220,6 +220,12 @@ int e2_metadata_map(ext2_filsys fs, ext2fs_block_bitmap *bm);
  * e2_sysz_build() at open (0 or -errno), e2_sysz_free() at close. */
 int e2_sysz_build(struct e2_image *img);
 void e2_sysz_free(struct e2_image *img);
+/* Whether the block bitmap marks every block of the zone in use, as the
+ * kernel's ext4_validate_block_bitmap() requires of a group's own: one it
+ * calls free would be handed to the next allocation (a file's data, a
+ * directory's block) and written over. -EUCLEAN with the block and what
+ * it holds in @why, else 0. For a read-write open, after the bitmaps. */
+int e2_sysz_check_bitmap(struct e2_image *img, char *why, size_t why_len);
 /* The slow path of e2_sysz_check_locked: log and return -EUCLEAN. */
 int e2_sysz_refuse_locked(struct e2_image *img, uint32_t ino, blk64_t blk, blk64_t n);
 /* Whether inode @ino may map the @n blocks from @blk: 0, or -EUCLEAN. */

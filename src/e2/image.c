@@ -482,6 +482,11 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
                strerror(-ret));
         return ret;
     }
+    if (!img->read_only) {
+        ret = e2_sysz_check_bitmap(img, why, why_len);
+        if (ret)
+            return ret;
+    }
     return check_root(img, why, why_len);
 }
 

@@ -147,6 +147,33 @@ static void say_what(struct e2_image *img, blk64_t blk, char *buf, size_t len)
              ext2fs_group_of_blk2(fs, blk));
 }
 
+int e2_sysz_check_bitmap(struct e2_image *img, char *why, size_t why_len)
+{
+    ext2_filsys fs = img->fs;
+    blk64_t end = ext2fs_blocks_count(fs->super) - 1, a, b, free_blk;
+    char what[96];
+
+    /* Each run of the zone, and the first block of it the bitmap calls
+     * free: a run ends at the zone's next zero bit or the last block. */
+    for (blk64_t start = fs->super->s_first_data_block; start <= end; start = b + 1) {
+        if (ext2fs_find_first_set_block_bitmap2(img->sysz, start, end, &a))
+            return 0;
+        if (ext2fs_find_first_zero_block_bitmap2(img->sysz, a, end, &b))
+            b = end + 1;
+        b--;
+        if (!ext2fs_find_first_zero_block_bitmap2(fs->block_map, a, b, &free_blk)) {
+            say_what(img, free_blk, what, sizeof(what));
+            e2_say(why, why_len,
+                   "'%s': the block bitmap of group %u marks block %llu free, which holds %s "
+                   "(e2fsck -f repairs it): %s",
+                   img->path, ext2fs_group_of_blk2(fs, free_blk), (unsigned long long)free_blk,
+                   what, strerror(EUCLEAN));
+            return -EUCLEAN;
+        }
+    }
+    return 0;
+}
+
 int e2_sysz_refuse_locked(struct e2_image *img, uint32_t ino, blk64_t blk, blk64_t n)
 {
     blk64_t end = ext2fs_blocks_count(img->fs->super), bad = blk;

@@ -911,6 +911,37 @@ def root_maps_metadata():
             check(f.read() == before, 'the image changed')
 
 
+@test
+def bitmap_frees_metadata():
+    """The block bitmap marks four blocks of group 0's inode table free (as
+    `debugfs freeb` does, free counts with it): the next allocations would
+    take them, a file's data or a directory's block written over inodes.
+    The kernel refuses to allocate from such a group
+    (ext4_validate_block_bitmap); uext4 refuses the read-write open,
+    naming the block and what it holds, and the image is unchanged. A
+    read-only mount allocates nothing and works; after `e2fsck -fy` the
+    read-write mount works too."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        it = group0(img)['inode table']
+        debugfs(img, 'freeb %d 4' % (it + 8), write=True)
+        with open(img, 'rb') as f:
+            before = f.read()
+        rc, out = run_daemon(img, d + '/mnt')
+        check(rc != 0 and 'the block bitmap of group 0 marks block %d free, which holds the '
+              'inode table of group 0' % (it + 8) in out and img in out and
+              'Structure needs cleaning' in out, 'uext4 exited %d: %s' % (rc, out))
+        with open(img, 'rb') as f:
+            check(f.read() == before, 'the image changed')
+        with Mount(img, mnt=d + '/ro', opts=['ro']) as m:
+            eq(sorted(os.listdir(m.mnt)), ['lost+found'], 'listing, read-only')
+        run(['e2fsck', '-fy', img], check_rc=False)
+        with Mount(img, mnt=d + '/rw') as m:
+            with open(m.path('f'), 'wb') as f:
+                f.write(pattern(1 << 20))
+        fsck(img)
+
+
 DIR_NAME = 'n' * 190     # 200-byte entries: 20 to a 4 KiB block
 
 
