@@ -26,8 +26,8 @@ struct ld_edge {
 };
 
 static const char *const class_names[LC_NR_CLASSES] = {
-    [LC_MOUNT] = "mount", [LC_INODE] = "inode", [LC_ITABLE] = "itable", [LC_PCACHE] = "pcache",
-    [LC_DIR] = "dir",     [LC_DISK] = "disk",   [LC_TEST_A] = "test_a", [LC_TEST_B] = "test_b",
+    [LC_MOUNT] = "mount", [LC_INODE] = "inode",   [LC_ITABLE] = "itable", [LC_PCACHE] = "pcache",
+    [LC_DISK] = "disk",   [LC_TEST_A] = "test_a", [LC_TEST_B] = "test_b",
 };
 
 static _Thread_local struct held_lock held[LD_MAX_HELD];

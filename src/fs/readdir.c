@@ -19,11 +19,11 @@ struct snap_entry {
 
 /* An open directory. Requests on one handle may be served by different
  * threads (FUSE workers, or a library caller's), one after another or at
- * once: @lock orders them (LC_DIR, a leaf: the snapshot is taken outside it
- * and swapped in). */
+ * once: @lock orders them (a raw pthread leaf, lock.h: the snapshot is
+ * taken outside it and swapped in). */
 struct uext4_dir {
     uint32_t ino, generation; /* the generation tells a reused inode */
-    struct mutex lock;
+    pthread_mutex_t lock;
     size_t n, cap;        /* protected by lock */
     struct snap_entry *e; /* protected by lock */
 };
@@ -65,10 +65,10 @@ void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir)
     /* Whoever used the handle last is done with it (the kernel sends
      * RELEASEDIR after every request on it): this orders their accesses
      * before the free. */
-    mutex_lock(&dir->lock);
+    pthread_mutex_lock(&dir->lock);
     snap_free(dir);
-    mutex_unlock(&dir->lock);
-    mutex_destroy(&dir->lock);
+    pthread_mutex_unlock(&dir->lock);
+    pthread_mutex_destroy(&dir->lock);
     free(dir);
 }
 
@@ -99,9 +99,9 @@ static int snap_retake(struct uext4_fs *fs, struct uext4_dir *dir)
     struct e2_attr a;
     int ret;
 
-    mutex_lock(&dir->lock);
+    pthread_mutex_lock(&dir->lock);
     d = (struct uext4_dir){.ino = dir->ino, .generation = dir->generation};
-    mutex_unlock(&dir->lock);
+    pthread_mutex_unlock(&dir->lock);
     rwlock_rdlock(&fs->mount_lock);
     ret = e2_inode_get(fs->img, d.ino, &a);
     if (!ret && S_ISDIR(a.mode) && a.nlink > 0 && a.generation == d.generation) {
@@ -115,12 +115,12 @@ static int snap_retake(struct uext4_fs *fs, struct uext4_dir *dir)
         snap_free(&d);
         return ret;
     }
-    mutex_lock(&dir->lock);
+    pthread_mutex_lock(&dir->lock);
     snap_free(dir);
     dir->n = d.n;
     dir->cap = d.cap;
     dir->e = d.e;
-    mutex_unlock(&dir->lock);
+    pthread_mutex_unlock(&dir->lock);
     return 0;
 }
 
@@ -135,7 +135,7 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
     d = calloc(1, sizeof(*d));
     if (!d)
         return -ENOMEM;
-    mutex_init(&d->lock, LC_DIR, 0);
+    pthread_mutex_init(&d->lock, NULL);
     d->ino = ino;
     fs_cred_from(fs, cr, &fc);
     rwlock_rdlock(&fs->mount_lock);
@@ -148,9 +148,9 @@ int uext4_opendir(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino
         /* Set under the lock, which publishes the whole handle: the next
          * request on it, on another thread, is ordered after this one by
          * the kernel, which ThreadSanitizer cannot see. */
-        mutex_lock(&d->lock);
+        pthread_mutex_lock(&d->lock);
         d->generation = a.generation;
-        mutex_unlock(&d->lock);
+        pthread_mutex_unlock(&d->lock);
     }
     ret = FS_CHECK(fs, ino, ret);
     rwlock_unlock(&fs->mount_lock);
@@ -172,12 +172,12 @@ int uext4_readdir(struct uext4_fs *fs, struct uext4_dir *dir, uint64_t pos, uext
         if (ret)
             return ret;
     }
-    mutex_lock(&dir->lock);
+    pthread_mutex_lock(&dir->lock);
     for (uint64_t i = pos; i < dir->n; i++) {
         const struct snap_entry *e = &dir->e[i];
         if (fill(ctx, e->name, e->ino, e->dtype, i + 1))
             break;
     }
-    mutex_unlock(&dir->lock);
+    pthread_mutex_unlock(&dir->lock);
     return 0;
 }
