@@ -22,12 +22,9 @@
  *                     e2_step_end_locked() asks for a commit when the running
  *                     transaction outgrows its share of the journal
  *
- * An open directory's handle lock (fs/readdir.c) is a raw pthread leaf,
- * taken with none of these held and taking none: it guards the handle's
- * snapshot of entries, and a handle passes between worker threads through
- * the kernel (OPENDIR on one, READDIR on another), which ThreadSanitizer
- * cannot see, so the wrapper's reads of its own fields before locking
- * would show as races there.
+ * fs/readdir.c's dir_lock, over every open directory's snapshot, is a raw
+ * pthread leaf, taken with none of these held and taking none (readdir.c
+ * says why it is one lock and not one per handle).
  *
  * A journal commit (e2_image_sync) runs under LC_MOUNT held for writing,
  * so it sees only whole operations, and then LC_DISK.
