@@ -19,9 +19,12 @@
  *                                   image is closed (committed, clean, its
  *                                   lock released), "<rc> closed"; the
  *                                   connection ends when the daemon exits.
- *     "stats"                       "0 requests N": the FUSE requests
- *                                   taken so far (bench/run.py counts
- *                                   requests per operation with it).
+ *     "stats"                       "0 requests N spliced M interrupts K":
+ *                                   the FUSE requests taken so far
+ *                                   (bench/run.py counts requests per
+ *                                   operation with it), the WRITE data
+ *                                   bytes left in a pipe for the handler,
+ *                                   the FUSE_INTERRUPTs refused.
  */
 #ifndef UEXT4_FRONTEND_CONTROL_H
 #define UEXT4_FRONTEND_CONTROL_H

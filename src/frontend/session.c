@@ -401,6 +401,11 @@ uint64_t fe_session_spliced(const struct fe_session *s)
     return fe_wire_spliced(&s->ctx.wire);
 }
 
+uint64_t fe_session_interrupts(const struct fe_session *s)
+{
+    return fe_wire_interrupts(&s->ctx.wire);
+}
+
 void fe_session_destroy(struct fe_session *s)
 {
     /* After `fusermount3 -u` the kernel side is gone already; libfuse

@@ -31,6 +31,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -115,6 +116,29 @@ static enum fe_wire_kill wire_kill_of(const struct fuse_in_header *in, size_t n)
     return FE_KILL_UNKNOWN;
 }
 
+/* Test builds: a slow handler (wire.h, fe_wire.delay). */
+static void wire_test_delay(const struct fe_wire *w, const void *buf, ssize_t n)
+{
+    if (!UEXT4_TEST_HOOKS || n < (ssize_t)sizeof(struct fuse_in_header))
+        return;
+    for (size_t i = 0; i < sizeof(w->delay) / sizeof(w->delay[0]); i++)
+        if (w->delay[i].us && ((const struct fuse_in_header *)buf)->opcode == w->delay[i].op)
+            usleep(w->delay[i].us);
+}
+
+static void wire_test_delay_init(struct fe_wire *w)
+{
+    const char *d = UEXT4_TEST_HOOKS ? getenv("UEXT4_TEST_WIRE_DELAY") : NULL;
+    size_t i = 0;
+    int used;
+
+    while (d && i < sizeof(w->delay) / sizeof(w->delay[0]) &&
+           sscanf(d, "%u:%u%n", &w->delay[i].op, &w->delay[i].us, &used) == 2) {
+        i++;
+        d = d[used] == ',' ? d + used + 1 : NULL;
+    }
+}
+
 void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
 {
     memset(w, 0, sizeof(*w));
@@ -122,6 +146,8 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
     atomic_init(&w->init_pending, false);
     atomic_init(&w->requests, 0);
     atomic_init(&w->spliced, 0);
+    atomic_init(&w->interrupts, 0);
+    wire_test_delay_init(w);
     atomic_init(&w->splice_credit, 0);
     atomic_init(&w->splice_in, false);
 }
@@ -358,16 +384,46 @@ static bool wire_splice_next(struct fe_wire *w)
     return true;
 }
 
+/* FUSE_INTERRUPT asks the daemon to cut short a request whose caller got
+ * a signal. No handler here can be cut short (each ends in bounded time on
+ * its own), so the answer is ENOSYS, which tells the kernel to send no more
+ * (fc->no_interrupt) when it finds the interrupted request still waiting,
+ * and is ignored (ENOENT from the write) when that one was answered first.
+ * Left to libfuse, an INTERRUPT that finds its request answered is kept on
+ * a list until a later request's arrival answers it EAGAIN, and if none
+ * comes before the session ends it is never freed. */
+static bool wire_refuse_interrupt(struct fe_wire *w, int fd, const void *buf, ssize_t n)
+{
+    const struct fuse_in_header *in = buf;
+    struct fuse_out_header out;
+
+    if (n < (ssize_t)sizeof(*in) || in->opcode != FUSE_INTERRUPT)
+        return false;
+    atomic_fetch_add_explicit(&w->requests, 1, memory_order_relaxed);
+    wire_test_delay(w, buf, n);
+    out = (struct fuse_out_header){.len = sizeof(out), .error = -ENOSYS, .unique = in->unique};
+    if (write(fd, &out, sizeof(out)) < 0 && errno != ENOENT)
+        log_debug("answering FUSE_INTERRUPT %llu: %s", (unsigned long long)in->unique,
+                  strerror(errno));
+    atomic_fetch_add_explicit(&w->interrupts, 1, memory_order_relaxed);
+    return true;
+}
+
 ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
 {
-    struct wire_pipe *p = wire_splice_next(w) ? wire_pipe_get(w) : NULL;
-    ssize_t n = p ? wire_splice_read(w, p, fd, buf, len) : read(fd, buf, len);
+    ssize_t n;
 
+    do {
+        struct wire_pipe *p = wire_splice_next(w) ? wire_pipe_get(w) : NULL;
+
+        n = p ? wire_splice_read(w, p, fd, buf, len) : read(fd, buf, len);
+    } while (wire_refuse_interrupt(w, fd, buf, n));
     if (atomic_load_explicit(&w->splice_in, memory_order_acquire) &&
         n >= (ssize_t)(WIRE_WRITE_HEAD + w->splice_min) &&
         ((const struct fuse_in_header *)buf)->opcode == FUSE_WRITE)
         atomic_store_explicit(&w->splice_credit, WIRE_SPLICE_CREDIT, memory_order_relaxed);
     wire_inspect(w, buf, n);
+    wire_test_delay(w, buf, n);
     return n;
 }
 
@@ -411,6 +467,11 @@ int fe_wire_payload_fill(void *buf)
 uint64_t fe_wire_spliced(const struct fe_wire *w)
 {
     return atomic_load_explicit(&w->spliced, memory_order_relaxed);
+}
+
+uint64_t fe_wire_interrupts(const struct fe_wire *w)
+{
+    return atomic_load_explicit(&w->interrupts, memory_order_relaxed);
 }
 
 ssize_t fe_wire_uring_in(struct fe_wire *w, const void *in_out, const void *op_in, char *payload,

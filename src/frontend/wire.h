@@ -54,6 +54,14 @@ struct fe_wire {
     atomic_int splice_credit;
     /* WRITE data bytes left in a pipe for the handler (stats). Relaxed. */
     atomic_uint_least64_t spliced;
+    /* FUSE_INTERRUPTs answered ENOSYS here (stats). Relaxed. */
+    atomic_uint_least64_t interrupts;
+    /* Test builds: requests with these opcodes wait so many microseconds
+     * after they are read (UEXT4_TEST_WIRE_DELAY=OPCODE:US[,OPCODE:US]...,
+     * up to four), a slow handler for tests of what arrives meanwhile. */
+    struct {
+        uint32_t op, us;
+    } delay[4];
 };
 
 /* @killpriv_v2: ask for FUSE_HANDLE_KILLPRIV_V2. */
@@ -79,7 +87,11 @@ void fe_wire_payload_taken(ssize_t n);
 int fe_wire_payload_fill(void *buf);
 /* WRITE data bytes that stayed in a pipe so far. */
 uint64_t fe_wire_spliced(const struct fe_wire *w);
-/* The fuse_custom_io read and writev operations, on @w. */
+/* FUSE_INTERRUPTs answered so far (fe_wire_read()). */
+uint64_t fe_wire_interrupts(const struct fe_wire *w);
+/* The fuse_custom_io read and writev operations, on @w. The read answers
+ * FUSE_INTERRUPT itself (ENOSYS: no handler can be interrupted) and never
+ * returns one. */
 ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len);
 ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count);
 

@@ -675,9 +675,9 @@ def run_daemon(image, mnt, opts=(), args=None, timeout=30, user=None):
 
 def daemon_stats(sock, timeout=10):
     """The uext4 daemon's counters behind control socket @sock, its answer to
-    "stats", "0 requests N spliced M" (src/frontend/control.c): FUSE
-    requests taken, and bytes of WRITE data spliced (left in a pipe for the
-    handler). TestFailure for any other answer, OSError when it cannot be
+    "stats", "0 requests N spliced M interrupts K" (src/frontend/control.c):
+    FUSE requests taken, bytes of WRITE data spliced (left in a pipe for the
+    handler), and FUSE_INTERRUPTs answered (refused, ENOSYS). TestFailure for any other answer, OSError when it cannot be
     asked."""
     import socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
@@ -689,9 +689,11 @@ def daemon_stats(sock, timeout=10):
             got = sk.recv(256)
             check(got, 'control socket closed before answering: %r' % ans)
             ans += got
-    m = re.fullmatch(r'0 requests (\d+) spliced (\d+)\n', ans.decode(errors='replace'))
+    m = re.fullmatch(r'0 requests (\d+) spliced (\d+) interrupts (\d+)\n',
+                     ans.decode(errors='replace'))
     check(m, 'unexpected "stats" answer %r' % ans)
-    return {'requests': int(m.group(1)), 'spliced': int(m.group(2))}
+    return {'requests': int(m.group(1)), 'spliced': int(m.group(2)),
+            'interrupts': int(m.group(3))}
 
 
 def daemon_requests(sock, timeout=10):
