@@ -3,7 +3,8 @@
  * them out: HANDLE_KILLPRIV_V2 is added to the INIT reply only when the
  * kernel offered it, only to the reply of that INIT, only to a successful
  * one; FUSE_TMPFILE becomes a CREATE, FUSE_STATX a GETATTR answered with
- * a fuse_statx_out; everything else passes through byte for byte. */
+ * a fuse_statx_out; FUSE_INTERRUPT is answered ENOSYS and never passed on;
+ * everything else passes through byte for byte. */
 #include "frontend/uring_abi.h"
 #include "frontend/wire.h"
 #include "harness.h"
@@ -12,6 +13,7 @@
 #include <linux/fuse.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -471,6 +473,44 @@ static int test_uring_request_layout(void)
     return 0;
 }
 
+/* An INTERRUPT is answered on the channel itself (ENOSYS, its unique, a
+ * header alone) and the read goes on to the next request, which libfuse
+ * gets byte for byte. A socket pair keeps the two requests apart as
+ * /dev/fuse does. An INTERRUPT's unique has bit 0 set (the kernel's
+ * FUSE_INT_REQ_BIT). */
+static int test_interrupt_refused(void)
+{
+    struct {
+        struct fuse_in_header h;
+        struct fuse_interrupt_in in;
+    } intr = {.h = {.len = sizeof(intr), .opcode = FUSE_INTERRUPT, .unique = 7 | 1},
+              .in = {.unique = 6}};
+    struct init_req q;
+    struct fuse_out_header out;
+    struct fe_wire w;
+    char buf[4096];
+    int sv[2];
+
+    fe_wire_init(&w, false);
+    make_init(&q, 8, 0);
+    q.h.opcode = FUSE_GETATTR;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+    CHECK_EQ(write(sv[0], &intr, sizeof(intr)), (ssize_t)sizeof(intr));
+    CHECK_EQ(write(sv[0], &q, sizeof(q)), (ssize_t)sizeof(q));
+    CHECK_EQ(fe_wire_read(&w, sv[1], buf, sizeof(buf)), (ssize_t)sizeof(q));
+    CHECK(!memcmp(buf, &q, sizeof(q)));
+    CHECK_EQ(read(sv[0], buf, sizeof(buf)), (ssize_t)sizeof(out));
+    memcpy(&out, buf, sizeof(out));
+    CHECK_EQ(out.len, sizeof(out));
+    CHECK_EQ(out.error, -ENOSYS);
+    CHECK_EQ(out.unique, intr.h.unique);
+    CHECK_EQ(fe_wire_interrupts(&w), 1);
+    CHECK_EQ(fe_wire_requests(&w), 2);
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -483,6 +523,7 @@ int main(void)
         {"kill_marks", test_kill_marks},
         {"uring_negotiation", test_uring_negotiation},
         {"uring_request_layout", test_uring_request_layout},
+        {"interrupt_refused", test_interrupt_refused},
     };
     return run_tests(cases, sizeof(cases) / sizeof(cases[0]));
 }
