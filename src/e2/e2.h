@@ -259,7 +259,10 @@ ssize_t e2_xattr_get(struct e2_image *img, uint32_t ino, const char *name, void 
 /* @flags: XATTR_CREATE / XATTR_REPLACE semantics. @limited: the caller is
  * held to quota limits (not root): a value that needs a new EA inode fails
  * with -EDQUOT, nothing changed, if one more inode or the value's clusters
- * would pass a limit of @ino's ids (ext4_xattr_inode_alloc_quota). */
+ * would pass a limit of @ino's ids (ext4_xattr_inode_alloc_quota), and so
+ * does a change that needs an xattr block @ino does not own alone (a new
+ * one or a copy of a shared one) if a cluster more would
+ * (ext4_xattr_block_set's dquot_alloc_block). */
 int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val, size_t len,
                  int flags, bool limited);
 ssize_t e2_xattr_list(struct e2_image *img, uint32_t ino, char *buf, size_t size);

@@ -136,6 +136,13 @@ int e2_ea_refs_update_locked(struct e2_image *img, uint32_t ino, const struct e2
 void e2_ea_refs_free(struct e2_ea_refs *r);
 int e2_ea_inodes_release_locked(struct e2_image *img, uint32_t ino);
 
+/* xattr_fit.c: *@needs = whether setting xattr @name of inode @ino to
+ * @val (@len bytes, as given to e2_xattr_set) makes libext2fs allocate an
+ * xattr block: the inode has none, or shares it, and an entry will be in
+ * one. Read from the entries on disk, nothing changed (disk lock held). */
+int e2_xattr_needs_block_locked(struct e2_image *img, uint32_t ino, const char *name,
+                                const void *val, size_t len, bool *needs);
+
 /* errcode_t (libext2fs and com_err) to -errno: the one table (errcode.c). */
 int e2_errno(errcode_t err);
 /* Format a message into the caller's @why buffer (may be NULL or 0 long). */
@@ -303,6 +310,10 @@ void e2_quota_whole_inode(struct e2_image *img, bool whole, bool fresh);
  * anything is changed) if one more inode or the value's clusters would
  * pass a limit of @ino's ids. No-op without quota. */
 void e2_quota_hold_ea_inode_locked(struct e2_image *img, uint32_t ino, size_t len);
+/* Whether a new xattr block (a cluster) may be charged to the ids of inode
+ * @ino (ext4_xattr_block_set: dquot_alloc_block): 0, or -EDQUOT past a
+ * hard limit or an ended grace period. No-op without quota. */
+int e2_quota_may_add_xattr_block_locked(struct e2_image *img, uint32_t ino);
 /* Charge @refs more (or fewer) EA inode references held by the xattrs of
  * inode @ino (as @in on disk) to its ids, one inode each, as e2fsck counts
  * them (eainode.c, after the references changed; no-op without quota). */

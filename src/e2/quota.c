@@ -446,28 +446,51 @@ static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES],
     return 0;
 }
 
-/* ext4_xattr_inode_alloc_quota(): a new EA inode costs the ids of the
- * inode whose value it holds one inode and the value's clusters. Checked
- * once per xattr change (it creates one EA inode at most). */
-static int may_add_ea_inode_locked(struct e2_image *img, struct e2_quota *q)
+/* Whether the ids of inode @ino may be charged @inodes more inodes and
+ * @space more bytes: -EDQUOT past a hard limit or a soft one whose grace
+ * has ended, of any type. */
+static int may_charge_locked(struct e2_image *img, uint32_t ino, uint64_t inodes, uint64_t space)
 {
-    ext2_filsys fs = img->fs;
-    uint64_t cluster = (uint64_t)fs->blocksize << fs->cluster_ratio_bits;
-    uint64_t need = (q->held_len + cluster - 1) / cluster * cluster, room_space, room_inodes;
     struct ext2_inode_large in;
     uint32_t ids[E2_QUOTA_TYPES];
-    int ret = e2_read_inode_locked(img, q->held_ino, &in);
+    uint64_t room_space, room_inodes;
+    int ret = e2_read_inode_locked(img, ino, &in);
 
-    q->held_ino = 0;
     if (ret)
         return ret;
     ids[E2_QUOTA_USER] = inode_uid(in);
     ids[E2_QUOTA_GROUP] = inode_gid(in);
     ids[E2_QUOTA_PROJECT] = projid_of(&in);
     ret = room_locked(img, ids, ~0u, &room_space, &room_inodes);
-    if (!ret && (room_inodes < 1 || room_space < need))
+    if (!ret && (room_inodes < inodes || room_space < space))
         ret = -EDQUOT;
     return ret;
+}
+
+/* ext4_xattr_inode_alloc_quota(): a new EA inode costs the ids of the
+ * inode whose value it holds one inode and the value's clusters (held_len
+ * also counts the xattr block the same change needs, if any: charged
+ * after it, e2_quota_may_add_xattr_block_locked). Checked once per xattr
+ * change (it creates one EA inode at most). */
+static int may_add_ea_inode_locked(struct e2_image *img, struct e2_quota *q)
+{
+    ext2_filsys fs = img->fs;
+    uint64_t cluster = (uint64_t)fs->blocksize << fs->cluster_ratio_bits;
+    uint64_t need = (q->held_len + cluster - 1) / cluster * cluster;
+    uint32_t ino = q->held_ino;
+
+    q->held_ino = 0;
+    return may_charge_locked(img, ino, 1, need);
+}
+
+int e2_quota_may_add_xattr_block_locked(struct e2_image *img, uint32_t ino)
+{
+    ext2_filsys fs = img->fs;
+
+    assert(mutex_is_held(&img->disk_lock));
+    if (!img->quota)
+        return 0;
+    return may_charge_locked(img, ino, 0, (uint64_t)fs->blocksize << fs->cluster_ratio_bits);
 }
 
 void e2_quota_hold_ea_inode_locked(struct e2_image *img, uint32_t ino, size_t len)

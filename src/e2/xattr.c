@@ -98,13 +98,51 @@ out_unlock:
     return ret;
 }
 
+/* XATTR_CREATE / XATTR_REPLACE against the attribute as it is: 0 to go on,
+ * else -EEXIST, -ENODATA or a read error. */
+static int check_flags(struct ext2_xattr_handle *h, const char *name, int flags)
+{
+    void *old = NULL;
+    size_t oldlen;
+    int ret = e2_errno(ext2fs_xattr_get(h, name, &old, &oldlen));
+
+    if (ret == 0) {
+        ext2fs_free_mem(&old);
+        return (flags & XATTR_CREATE) ? -EEXIST : 0;
+    }
+    if (ret == -ENODATA && !(flags & XATTR_REPLACE))
+        return 0;
+    return ret;
+}
+
+/* The quota a set by a caller held to limits may need, before anything is
+ * changed: an xattr block it needs is checked now, and counted with the EA
+ * inode libext2fs may create for the value (quota.c's hold), as the kernel
+ * charges both (ext4_xattr_inode_alloc_quota, then the block's
+ * dquot_alloc_block) and refuses either with EDQUOT. */
+static int hold_quota_locked(struct e2_image *img, uint32_t ino, const char *name, const void *val,
+                             size_t len)
+{
+    ext2_filsys fs = img->fs;
+    bool needs = false;
+    int ret;
+
+    if (!img->quota)
+        return 0;
+    ret = e2_xattr_needs_block_locked(img, ino, name, val, len, &needs);
+    if (!ret && needs)
+        ret = e2_quota_may_add_xattr_block_locked(img, ino);
+    if (!ret)
+        e2_quota_hold_ea_inode_locked(
+            img, ino, len + (needs ? (size_t)fs->blocksize << fs->cluster_ratio_bits : 0));
+    return ret;
+}
+
 int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const void *val, size_t len,
                  int flags, bool limited)
 {
     struct ext2_xattr_handle *h;
-    void *old = NULL;
     struct e2_ea_refs refs;
-    size_t oldlen;
     int ret;
 
     e2_lock(img);
@@ -122,21 +160,11 @@ int e2_xattr_set(struct e2_image *img, uint32_t ino, const char *name, const voi
     ret = open_read_locked(img, ino, &h);
     if (ret)
         goto out_free_refs;
-    ret = e2_errno(ext2fs_xattr_get(h, name, &old, &oldlen));
-    if (ret == 0) {
-        ext2fs_free_mem(&old);
-        if (flags & XATTR_CREATE) {
-            ret = -EEXIST;
-            goto out_close;
-        }
-    } else if (ret == -ENODATA) {
-        if (flags & XATTR_REPLACE)
-            goto out_close;
-    } else {
+    ret = check_flags(h, name, flags);
+    if (!ret && limited)
+        ret = hold_quota_locked(img, ino, name, val, len);
+    if (ret)
         goto out_close;
-    }
-    if (limited)
-        e2_quota_hold_ea_inode_locked(img, ino, len);
     ret = e2_errno(ext2fs_xattr_set(h, name, val, len));
     e2_quota_hold_ea_inode_locked(img, 0, 0);
     if (!ret)

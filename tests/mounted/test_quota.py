@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """quota and project (-O quota,project -I 256).
 
-The kernel here is built without CONFIG_QUOTA: it refuses to mount an
-image with the quota or project feature. So the kernel comparison runs the
+The kernel here has no quota format (CONFIG_QFMT_V2): it refuses to mount
+an image with the quota or project feature. So the kernel comparison runs the
 workload (creates, writes, chown, chgrp, unlink, truncate, fallocate,
 punch, xattr blocks, mkdir/rmdir, symlinks, hard links) on a kernel loop
 mount of a copy of an image without quota, and on uext4 over a copy that
@@ -792,6 +792,141 @@ def quota_ea_inode_limits():
         eq(q.get('user 1000')[1], 5, 'user 1000: root went past the limit')
         eq(q.get('user 1001'), (12 * 1024, 2), 'user 1001')
         eq(q.get('user 1002'), (4096, 1), 'user 1002: an xattr block')
+
+
+# quota_xattr_block_limits: (uid of the caller, file, name, value size,
+# seed). The files' owners and limits are set up in the test.
+XBLOCK_STEPS = [
+    (1000, 'a0', 'user.small', 20, 1),     # in the inode
+    (1000, 'a0', 'user.big', 3000, 2),     # a new block: at the limit
+    (1000, 'a0', 'user.big2', 500, 3),     # into that block
+    (1000, 'a1', 'user.s', 30, 4),         # in the inode
+    (1000, 'a1', 'user.big', 3000, 5),     # a new block past the limit
+    (0, 'a2', 'user.big', 3000, 6),        # root passes
+    (1001, 'b0', 'user.s', 30, 7),         # in the inode
+    (1001, 'b0', 'user.big', 3000, 8),     # past a soft limit, grace over
+    (1002, 'c1', 'user.big', 3000, 10),    # a copy of the shared block
+    (1002, 'c1', 'user.s', 30, 9),         # in the inode (see below)
+    (1003, 'd0', 'user.v', 5000, 11),      # an EA inode and a new block
+    (1003, 'd1', 'user.v', 5000, 12),      # an EA inode alone
+]
+# libext2fs copies a shared block for a change in the inode body too (the
+# kernel does not; the copy changes no i_blocks, so no quota): c1's block
+# is its own after step 9, which therefore comes after the refused copy.
+XBLOCK_REFUSED = {4, 7, 8, 10}
+
+
+def xblock_setup(mnt):
+    """Kernel-made files for quota_xattr_block_limits: c0 and c1 share one
+    xattr block (the kernel's mbcache), d0's inode body is full."""
+    for name, uid in (('a0', 1000), ('a1', 1000), ('a2', 1000), ('b0', 1001),
+                      ('c0', 1002), ('c1', 1002), ('d0', 1003), ('d1', 1003)):
+        os.mknod(os.path.join(mnt, name), 0o666)
+        os.chown(os.path.join(mnt, name), uid, uid)
+    kd.write_at(os.path.join(mnt, 'b0'), pattern(8192, 20), 0)
+    for name in ('c0', 'c1'):
+        os.setxattr(os.path.join(mnt, name), 'user.big', pattern(3000, 21))
+    os.setxattr(os.path.join(mnt, 'd0'), 'user.f', pattern(60, 22))
+
+
+def xattr_block(img, name):
+    text = uexec_debugfs(img, 'stat /' + name)
+    return int(text.split('File ACL: ')[1].split()[0])
+
+
+def xblock_kernel_charges(base, d):
+    """The bytes each step adds to its file's st_blocks on a kernel loop
+    mount of a copy of @base (as root: this kernel has no quota format to
+    enforce limits with, but charges i_blocks as dquot_alloc_block would),
+    and whether it gave c1 a block of its own."""
+    kimg = d + '/kernel.img'
+    shutil.copyfile(base, kimg)
+    charges = []
+    with kernel_mount(kimg, d + '/kmnt') as mnt:
+        for _, name, key, n, seed in XBLOCK_STEPS:
+            path = os.path.join(mnt, name)
+            before = os.stat(path).st_blocks
+            os.setxattr(path, key, pattern(n, seed))
+            charges.append((os.stat(path).st_blocks - before) * 512)
+    fsck(kimg)
+    return charges, xattr_block(kimg, 'c0') != xattr_block(kimg, 'c1')
+
+
+@test
+def quota_xattr_block_limits():
+    """A setxattr that needs an xattr block (a new one, or a copy of one
+    shared with another inode) charges a cluster to the file's ids: for a
+    user other than root, EDQUOT at a block hard limit and past a soft
+    limit whose grace has ended, nothing changed, as ext4_xattr_block_set
+    (dquot_alloc_block); with a value in a new EA inode both are charged.
+    Values in the inode body, or in a block the file owns, pass. The
+    charges are the kernel's: the same steps on a kernel loop mount of a
+    copy (without limits: no quota format here) grow st_blocks exactly
+    where uext4 refuses or charges. e2fsck -fn clean, usage e2fsck's
+    recount, repquota agrees, values byte for byte."""
+    with workdir() as d:
+        base = mkfs(d + '/base.img', size='64M', features=['ea_inode'],
+                    opts=OPTS)
+        with kernel_mount(base, d + '/setup') as mnt:
+            xblock_setup(mnt)
+        fsck(base)
+        check(xattr_block(base, 'c0') == xattr_block(base, 'c1') != 0,
+              'the kernel did not share c0 and c1\'s xattr block')
+        charges, cow = xblock_kernel_charges(base, d)
+        eq([i for i, c in enumerate(charges) if c], [1, 4, 5, 7, 10, 11],
+           'steps the kernel charged blocks for')
+        check(cow, 'the kernel did not give c1 a block of its own')
+        img = d + '/img'
+        shutil.copyfile(base, img)
+        add_quota(img)
+        write_limits(img, 'user', 1000, bhard_kib=4)
+        write_limits(img, 'user', 1001, bsoft_kib=4, btime=1)
+        write_limits(img, 'user', 1002, bhard_kib=8)
+        write_limits(img, 'user', 1003, bhard_kib=8)
+        fsck(img)
+        os.chmod(d, 0o755)
+        got = []
+        values = {('c0', 'user.big'): pattern(3000, 21),
+                  ('c1', 'user.big'): pattern(3000, 21),
+                  ('d0', 'user.f'): pattern(60, 22)}
+        with Mount(img, opts=['allow_other']) as m:
+            ucharges = []
+            for uid, name, key, n, seed in XBLOCK_STEPS:
+                before = os.stat(m.path(name)).st_blocks
+                try:
+                    run_as(uid, uid, [], os.setxattr, m.path(name), key,
+                           pattern(n, seed))
+                    values[(name, key)] = pattern(n, seed)
+                    got.append(None)
+                except OSError as e:
+                    got.append(errno.errorcode[e.errno])
+                ucharges.append((os.stat(m.path(name)).st_blocks - before)
+                                * 512)
+            for (name, key), want in sorted(values.items()):
+                eq(os.getxattr(m.path(name), key), want, '%s %s' % (name, key))
+            for i in XBLOCK_REFUSED:
+                _, name, key, _, _ = XBLOCK_STEPS[i]
+                check((name, key) in values or
+                      key not in os.listxattr(m.path(name)),
+                      'refused %s %s is there' % (name, key))
+        eq(got, [('EDQUOT' if i in XBLOCK_REFUSED else None)
+                 for i in range(len(XBLOCK_STEPS))], 'setxattr results')
+        eq(ucharges, [0 if i in XBLOCK_REFUSED else c
+                      for i, c in enumerate(charges)],
+           'st_blocks charged per step (the kernel\'s where passed)')
+        fsck(img)
+        q = usage(img)
+        problem = kd.diff('quota usage (space, inodes)',
+                          e2fsck_recount(img, d), q)
+        if problem:
+            raise TestFailure(problem)
+        # Usage: what was set up plus what the kernel charged the passed steps.
+        eq([q['user %d' % u][0] for u in (1000, 1001, 1002, 1003)],
+           [8192, 8192, 8192, 8192], 'block usage of users 1000-1003')
+        rq = repquota(img, d)
+        eq([rq[u][0] * 1024 for u in (1000, 1001, 1002, 1003)],
+           [q['user %d' % u][0] for u in (1000, 1001, 1002, 1003)],
+           'repquota of users 1000-1003')
 
 if __name__ == '__main__':
     uext4test._tests[:] = [t for t in uext4test._tests
