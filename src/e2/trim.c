@@ -15,9 +15,10 @@
  * a mount. Frees are seen through libext2fs's block statistics callbacks,
  * installed at open before the journal's (which chain to them); a block
  * freed in the running transaction becomes free in the bitmap only at the
- * commit, but FITRIM commits first, so forgetting the group at the free is
- * the same as ext4 forgetting it when the freed blocks reach its buddy
- * bitmap after the commit. */
+ * commit, but FITRIM commits first when there are such blocks
+ * (uext4_trim), so forgetting the group at the free is the same as ext4
+ * forgetting it when the freed blocks reach its buddy bitmap after the
+ * commit. */
 #include "e2/iomgr.h"
 #include "e2/e2_internal.h"
 

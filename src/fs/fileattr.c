@@ -146,11 +146,18 @@ int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start,
     ret = fs_may_write(fs);
     if (ret)
         return ret;
-    /* The commit releases the blocks freed since the last one, and the
-     * mount lock held for writing keeps every operation out until the
-     * holes are punched. */
+    /* No block a crash could bring back is punched, commit or not: those
+     * freed in the running transaction stay marked in the in-memory bitmap
+     * until the commit that frees them is durable (journal.c), as ext4's
+     * stay in use in its buddy bitmap until their transaction commits
+     * (ext4_mb_free_metadata); ext4_trim_fs commits nothing. A commit here
+     * only makes those blocks free for good, so that a file just deleted
+     * gives its space back now rather than at the next FITRIM after a
+     * commit: it is made only when there are such blocks, and is no
+     * durability point otherwise. The mount lock held for writing keeps
+     * every operation out until the holes are punched. */
     rwlock_wrlock(&fs->mount_lock);
-    ret = e2_image_sync(fs->img);
+    ret = e2_has_reserved_blocks(fs->img) ? e2_image_sync(fs->img) : 0;
     if (!ret)
         ret = e2_trim(fs->img, start, len, minlen, trimmed);
     rwlock_unlock(&fs->mount_lock);

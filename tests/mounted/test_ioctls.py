@@ -494,6 +494,48 @@ def fitrim_shrinks_image():
         fsck(img)
 
 
+
+def trim_steps(img, trims):
+    """The durability steps (UEXT4_FAULT_COUNT: pwrites and fdatasyncs of
+    the image) of one mount of @img that writes and fsyncs a file, leaves a
+    chmod in the running transaction (commit=600: no timed commit), runs
+    @trims FITRIMs, and unmounts."""
+    count = img + '.steps'
+    with Mount(img, opts=['commit=600'],
+               env={'UEXT4_FAULT_COUNT': count}) as m:
+        fd = os.open(m.path('a'), os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.pwrite(fd, pattern(65536, seed=5), 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(m.path('a'), 0o600)
+        got = [fitrim(m.mnt) for _ in range(trims)]
+    fsck(img)
+    with open(count) as f:
+        return int(f.read().split()[0]), got
+
+
+@test
+def fitrim_commits_only_freed_blocks():
+    """FITRIM commits only when the running transaction freed blocks (the
+    commit makes them trimmable now; fitrim_shrinks_image): ext4_trim_fs
+    commits nothing, and nothing else needs it. Five FITRIMs with a chmod
+    and no free pending cost no write or sync of the image: the mount takes
+    as many durability steps as one without them; the first FITRIM still
+    trims the free space, the others nothing (groups remembered)."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M')
+        shutil.copyfile(img, d + '/img2')
+        base, _ = trim_steps(img, 0)
+        steps, got = trim_steps(d + '/img2', 5)
+        check_trims = got[0] > 32 * MiB and got[1:] == [0] * 4
+        if not check_trims:
+            raise TestFailure('FITRIM answers %r' % got)
+        eq(steps, base, 'durability steps with five FITRIMs (without: %d)'
+           % base)
+
+
 MiB = 1 << 20
 GROUP = 8192   # blocks per group of fitrim's 160 MiB images (-g 8192)
 ALL = 2**64 - 1
