@@ -285,6 +285,12 @@ typedef int (*uext4_filldir_t)(void *ctx, const char *name, uint32_t ino, unsign
 int uext4_readdir(struct uext4_fs *fs, struct uext4_dir *dir, uint64_t pos, uext4_filldir_t fill,
                   void *ctx);
 void uext4_releasedir(struct uext4_fs *fs, struct uext4_dir *dir);
+/* uext4_lookup() of a name just listed, for the attributes a readdirplus
+ * sends with it: the same answers and reference, but an inode refused as
+ * damaged (-EUCLEAN) is not recorded as an error of the file system
+ * (ext4's readdir reads no inode); damage in @dir is. */
+int uext4_lookup_listed(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                        const char *name, struct stat *st);
 
 /* ---- file data ---- */
 

@@ -162,7 +162,7 @@ static int fe_plus_entry(fuse_req_t req, const struct uext4_cred *cr, uint32_t d
     int rc = -ENOENT;
 
     if (!fe_is_dot(ent->name))
-        rc = uext4_lookup(fs, cr, dir, ent->name, &st);
+        rc = uext4_lookup_listed(fs, cr, dir, ent->name, &st);
     if (rc == 0) {
         /* The name may have been replaced since the snapshot: the reference
          * is on what the lookup found. */
@@ -176,7 +176,8 @@ static int fe_plus_entry(fuse_req_t req, const struct uext4_cred *cr, uint32_t d
         return 0;
     }
     /* An inode whose blocks lie is listed without attributes, as a
-     * kernel readdir lists it; only its stat fails. */
+     * kernel readdir lists it, and no error is recorded for it; only its
+     * stat fails. */
     if (rc != -ENOENT && rc != -EUCLEAN)
         return rc;
     memset(e, 0, sizeof(*e));

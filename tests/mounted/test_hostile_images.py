@@ -1054,6 +1054,41 @@ def directory_blocks_map_metadata():
                 check('d' in os.listdir(m.mnt), '%s: the root lists /d' % fstype)
 
 
+
+@test
+def listing_lying_inode_records_nothing():
+    """A directory naming an inode whose first extent lies (onto the inode
+    table; lying_image): a listing on a fresh mount (the kernel asks
+    READDIRPLUS) sends the name without attributes and records no error,
+    even with errors=remount-ro: the superblock stays clean and the mount
+    writable (/g's times change), as on ext4, whose readdir reads no inode.
+    Before, the attributes' lookup recorded the damage (FS Error count 1)
+    and errors=remount-ro turned the mount read-only. A lookup of the name
+    (stat) is still refused with EUCLEAN and recorded against the inode,
+    as ext4_lookup's ext4_iget does. Nothing else changed."""
+    with workdir() as d:
+        img, ino, blk = lying_image(d, 'ext4', 'inode table')
+        before, fsck_before = protected(img, blk), fsck(img, check_rc=False)
+        with Mount(img, opts=['errors=remount-ro']) as m:
+            names = sorted(os.listdir(m.mnt))
+            again = sorted(os.listdir(m.mnt))
+            os.utime(m.path('g'), (1000000, 1000000))
+            log = m.log()
+        check('f' in names and 'g' in names and names == again,
+              'listing: %s then %s' % (names, again))
+        check('corruption found' not in log, 'an error recorded: %s' % log)
+        eq((sb_field(img, 'Filesystem state'), sb_field(img, 'FS Error count')),
+           ('clean', None), 'superblock after the listing')
+        with Mount(img) as m:
+            eq(errno_of_call(lambda: os.stat(m.path('f'))), errno.EUCLEAN, 'stat /f')
+            log = m.log()
+        check('corruption found in inode %d (' % ino in log, 'blames: %s' % log)
+        eq((sb_field(img, 'FS Error count'), sb_field(img, 'Last error inode #')),
+           ('1', str(ino)), 'superblock after the lookup')
+        check(protected(img, blk) == before, 'metadata changed')
+        eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
+
+
 class Cred(ctypes.Structure):
     _fields_ = [('uid', ctypes.c_uint), ('gid', ctypes.c_uint), ('umask', ctypes.c_uint),
                 ('ngroups', ctypes.c_uint), ('groups', ctypes.c_void_p),
