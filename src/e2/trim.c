@@ -200,52 +200,64 @@ static uint64_t discard_granularity(int fd)
     return 0;
 }
 
-int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen, uint64_t *trimmed)
+/* ext4_trim_fs()'s argument checks and clamps, in its order: the blocks
+ * [*@first, *@last] to go through and the minimum run in clusters. 0 to
+ * trim, 1 when there is nothing to trim (and nothing to remember), or
+ * -EINVAL / -EROFS. */
+static int trim_bounds(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen,
+                       uint64_t *first, uint64_t *last, uint64_t *minclus)
 {
-    ext2_filsys fs;
-    uint64_t nblocks, first, last, n = 0, bs, ratio, gran, minclus;
-    dgrp_t g, g_first, g_last;
-    uint32_t cpg;
-    int ret = 0;
+    ext2_filsys fs = img->fs;
+    uint64_t bs = fs->blocksize, ratio = EXT2FS_CLUSTER_RATIO(fs), gran;
+    uint64_t nblocks = ext2fs_blocks_count(fs->super);
+    uint32_t cpg = fs->super->s_clusters_per_group;
 
-    *trimmed = 0;
-    e2_lock(img);
-    fs = img->fs;
-    bs = fs->blocksize;
-    ratio = EXT2FS_CLUSTER_RATIO(fs);
-    cpg = fs->super->s_clusters_per_group;
-    nblocks = ext2fs_blocks_count(fs->super);
-    first = start / bs;
-    minclus = (minlen / bs + ratio - 1) / ratio;
-    /* ext4's argument checks, in its order. */
-    if (minclus > cpg || first >= nblocks || len < bs) {
-        ret = -EINVAL;
-        goto out_unlock;
-    }
-    if (img->read_only) {
-        ret = -EROFS;
-        goto out_unlock;
-    }
+    *first = start / bs;
+    *minclus = (minlen / bs + ratio - 1) / ratio;
+    if (*minclus > cpg || *first >= nblocks || len < bs)
+        return -EINVAL;
+    if (img->read_only)
+        return -EROFS;
     /* No shorter than the discard granularity; nothing at all (and
      * nothing remembered) when that exceeds a group. */
     gran = discard_granularity(e2_iom_fd(fs->io));
     if (minlen < gran) {
-        minclus = (gran / bs + ratio - 1) / ratio;
-        if (minclus > cpg)
-            goto out_unlock;
+        *minclus = (gran / bs + ratio - 1) / ratio;
+        if (*minclus > cpg)
+            return 1;
     }
     /* The last block of the range; @len / bs >= 1, so no underflow. */
-    last = len / bs - 1 > nblocks - 1 - first ? nblocks - 1 : first + len / bs - 1;
-    if (last <= fs->super->s_first_data_block)
+    *last = len / bs - 1 > nblocks - 1 - *first ? nblocks - 1 : *first + len / bs - 1;
+    if (*last <= fs->super->s_first_data_block)
+        return 1;
+    if (*first < fs->super->s_first_data_block)
+        *first = fs->super->s_first_data_block;
+    return 0;
+}
+
+int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen, uint64_t *trimmed)
+{
+    ext2_filsys fs;
+    uint64_t first, last, n = 0, ratio, minclus;
+    dgrp_t g, g_first, g_last;
+    int ret;
+
+    *trimmed = 0;
+    e2_lock(img);
+    fs = img->fs;
+    ratio = EXT2FS_CLUSTER_RATIO(fs);
+    ret = trim_bounds(img, start, len, minlen, &first, &last, &minclus);
+    if (ret) {
+        ret = ret > 0 ? 0 : ret;
         goto out_unlock;
-    if (first < fs->super->s_first_data_block)
-        first = fs->super->s_first_data_block;
+    }
     g_first = ext2fs_group_of_blk2(fs, first);
     g_last = ext2fs_group_of_blk2(fs, last);
     for (g = g_first; g <= g_last && !ret; g++) {
         blk64_t gfirst = ext2fs_group_first_block2(fs, g);
         uint32_t lo = g == g_first ? (uint32_t)((first - gfirst) / ratio) : 0;
-        uint32_t hi = g == g_last ? (uint32_t)((last - gfirst) / ratio) : cpg - 1;
+        uint32_t hi =
+            g == g_last ? (uint32_t)((last - gfirst) / ratio) : fs->super->s_clusters_per_group - 1;
 
         /* A group with fewer free clusters than the minimum has no run;
          * one trimmed whole since its last free has nothing new, unless
@@ -258,7 +270,7 @@ int e2_trim(struct e2_image *img, uint64_t start, uint64_t len, uint64_t minlen,
     }
     if (!ret) {
         img->trim->last_minclus = (uint32_t)minclus;
-        *trimmed = n * ratio * bs;
+        *trimmed = n * ratio * fs->blocksize;
     }
 out_unlock:
     e2_unlock(img);
