@@ -112,11 +112,15 @@ ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
     return xop_end(fs, &x, (int)(ret < 0 ? ret : 0)) ?: ret;
 }
 
+/* The mode changes only once the ACL is stored (or, equivalent to the
+ * mode, removed), as ext4_set_acl: a refused store (EDQUOT, ENOSPC) leaves
+ * the inode as it was. Setting an ACL changes ctime, as any xattr. */
 static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void *value, size_t size,
                           int flags)
 {
     uint32_t ino = x->fi->ino;
-    int ret;
+    mode_t mode = x->a.mode;
+    int equiv = 0, ret;
 
     if (ns == XNS_ACL_DEFAULT && !S_ISDIR(x->a.mode))
         return value && size ? -EACCES : 0;
@@ -126,25 +130,25 @@ static int set_acl_locked(struct uext4_fs *fs, struct xop *x, enum xns ns, void 
     if (ret)
         return ret;
     if (ns == XNS_ACL_ACCESS) {
-        mode_t mode = x->a.mode;
-        int equiv = fs_acl_equiv_mode(value, size, &mode);
+        equiv = fs_acl_equiv_mode(value, size, &mode);
         if (equiv < 0)
             return equiv;
         if (!fs_capable(fs, &x->fc, &x->a) && !fs_cred_in_group(fs, &x->fc, x->a.gid))
             mode &= ~(mode_t)S_ISGID;
-        x->a.mode = mode;
-        fs_now(&x->a.ctime);
-        ret = e2_inode_set(fs->img, ino, &x->a, E2_A_MODE | E2_A_CTIME);
-        if (ret)
-            return ret;
-        if (equiv) {
-            /* The mode says it all: no ACL is stored (posix_acl_update_mode). */
-            ret = e2_xattr_remove(fs->img, ino, ACL_ACCESS);
-            return ret == -ENODATA ? 0 : ret;
-        }
     }
-    return e2_xattr_set(fs->img, ino, ns == XNS_ACL_ACCESS ? ACL_ACCESS : ACL_DEFAULT, value, size,
-                        flags, !x->fc.root);
+    if (equiv) {
+        /* The mode says it all: no ACL is stored (posix_acl_update_mode). */
+        ret = e2_xattr_remove(fs->img, ino, ACL_ACCESS);
+        ret = ret == -ENODATA ? 0 : ret;
+    } else {
+        ret = e2_xattr_set(fs->img, ino, ns == XNS_ACL_ACCESS ? ACL_ACCESS : ACL_DEFAULT, value,
+                           size, flags, !x->fc.root);
+    }
+    if (ret)
+        return ret;
+    x->a.mode = mode;
+    fs_now(&x->a.ctime);
+    return e2_inode_set(fs->img, ino, &x->a, E2_A_MODE | E2_A_CTIME);
 }
 
 int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, const char *name,

@@ -28,7 +28,7 @@ import test_kernel_diff as kd
 import uext4test
 from uext4test import (Mount, TestFailure, check, eq, expect_errno_as, fsck,
                        kernel_mount, main, mkfs, pattern, run, run_as,
-                       sb_field, test, workdir)
+                       sb_field, test, workdir, write_file)
 
 FEATURES = ['quota', 'project']
 OPTS = ['-I', '256']
@@ -927,6 +927,46 @@ def quota_xattr_block_limits():
         eq([rq[u][0] * 1024 for u in (1000, 1001, 1002, 1003)],
            [q['user %d' % u][0] for u in (1000, 1001, 1002, 1003)],
            'repquota of users 1000-1003')
+
+
+def acl_with_users(nusers, mask_perm):
+    """A POSIX ACL in the xattr format (version 2): owner rw-, @nusers
+    named users r--, group r--, mask @mask_perm, other ---."""
+    undef = 0xffffffff
+    ents = [(0x01, 6, undef)] + [(0x02, 4, 2000 + i) for i in range(nusers)] + \
+        [(0x04, 4, undef), (0x10, mask_perm, undef), (0x20, 0, undef)]
+    return struct.pack('<I', 2) + b''.join(struct.pack('<HHI', *e) for e in ents)
+
+
+@test
+def acl_refused_keeps_mode():
+    """An access ACL that needs an xattr block, refused at the owner's
+    block limit (EDQUOT), leaves the mode as it was: the mode follows the
+    ACL only once it is stored, as ext4_set_acl. Root, exempt, stores the
+    same ACL, and the mode's group bits become its mask."""
+    acl = acl_with_users(20, 7)     # 180 bytes on disk: not in a 256-byte inode
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M', opts=OPTS)
+        with Mount(img) as m:
+            for name in ('u', 'r'):
+                write_file(m.path(name), b'x' * 4096)
+                os.chown(m.path(name), 1000, 1000)
+                os.chmod(m.path(name), 0o640)
+        add_quota(img)
+        write_limits(img, 'user', 1000, bhard_kib=8)
+        fsck(img)
+        os.chmod(d, 0o755)
+        with Mount(img, opts=['allow_other']) as m:
+            expect_errno_as((1000, 1000, []), errno.EDQUOT, os.setxattr, m.path('u'),
+                            'system.posix_acl_access', acl)
+            eq(oct(os.stat(m.path('u')).st_mode), oct(0o100640), 'mode after the refusal')
+            check('system.posix_acl_access' not in os.listxattr(m.path('u')),
+                  'the refused ACL is there')
+            os.setxattr(m.path('r'), 'system.posix_acl_access', acl)
+            eq(oct(os.stat(m.path('r')).st_mode), oct(0o100670), 'mode with the ACL stored')
+            eq(os.getxattr(m.path('r'), 'system.posix_acl_access'), acl, 'the stored ACL')
+        fsck(img)
+
 
 if __name__ == '__main__':
     uext4test._tests[:] = [t for t in uext4test._tests
