@@ -1,8 +1,11 @@
 #include "base/log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <syslog.h>
+#include <time.h>
 
 /* Written once by log_setup() before threads exist, read-only afterwards. */
 static const char *log_ident = "uext4";
@@ -35,20 +38,17 @@ void log_set_func(log_func_t func, void *data, enum log_level max)
     log_max = func ? max : LOG_LVL_WARN;
 }
 
-void log_msg(enum log_level lvl, const char *fmt, ...)
+static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 {
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
     static const char *const name[] = {"error", "warning", "notice", "info", "debug"};
-    va_list ap;
 
     if (lvl > log_max)
         return;
-    va_start(ap, fmt);
     if (log_func) {
         char line[1024];
         vsnprintf(line, sizeof(line), fmt, ap);
         log_func(lvl, line, log_func_data);
-        va_end(ap);
         return;
     }
     if (log_to_syslog) {
@@ -66,5 +66,71 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
         vsnprintf(line, sizeof(line), fmt, ap);
         fprintf(stderr, "%s: %s: %s\n", log_ident, name[lvl], line);
     }
+}
+
+void log_msg(enum log_level lvl, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(lvl, fmt, ap);
+    va_end(ap);
+}
+
+/* The window of log_corrupt(). A raw pthread mutex: a leaf taken with any
+ * lock held (the image's, an inode's), held for a clock read. */
+static pthread_mutex_t corrupt_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned corrupt_burst = LOG_CORRUPT_BURST; /* protected by corrupt_lock */
+static uint64_t corrupt_interval_ns = LOG_CORRUPT_INTERVAL_MS * 1000000ull; /* ditto */
+static uint64_t corrupt_start_ns;                /* ditto: the window's start */
+static unsigned corrupt_printed, corrupt_missed; /* ditto: in this window */
+
+void log_corrupt_limit(unsigned burst, unsigned interval_ms)
+{
+    pthread_mutex_lock(&corrupt_lock);
+    corrupt_burst = burst ? burst : LOG_CORRUPT_BURST;
+    corrupt_interval_ns = (interval_ms ? interval_ms : LOG_CORRUPT_INTERVAL_MS) * 1000000ull;
+    corrupt_start_ns = 0;
+    corrupt_printed = corrupt_missed = 0;
+    pthread_mutex_unlock(&corrupt_lock);
+}
+
+/* Whether this message may go out; *@missed: how many the window that
+ * just ended left out (to be said first). */
+static bool corrupt_pass(unsigned *missed)
+{
+    struct timespec now;
+    uint64_t ns;
+    bool pass;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+    pthread_mutex_lock(&corrupt_lock);
+    *missed = 0;
+    if (!corrupt_start_ns || ns - corrupt_start_ns >= corrupt_interval_ns) {
+        *missed = corrupt_missed;
+        corrupt_start_ns = ns;
+        corrupt_printed = corrupt_missed = 0;
+    }
+    pass = corrupt_printed < corrupt_burst;
+    if (pass)
+        corrupt_printed++;
+    else
+        corrupt_missed++;
+    pthread_mutex_unlock(&corrupt_lock);
+    return pass;
+}
+
+void log_corrupt(const char *fmt, ...)
+{
+    unsigned missed;
+    va_list ap;
+
+    if (!corrupt_pass(&missed))
+        return;
+    if (missed)
+        log_msg(LOG_LVL_ERR, "%u more errors found in the image were not logged", missed);
+    va_start(ap, fmt);
+    log_vmsg(LOG_LVL_ERR, fmt, ap);
     va_end(ap);
 }

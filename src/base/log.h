@@ -30,6 +30,18 @@ void log_set_func(log_func_t func, void *data, enum log_level max);
 
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* An error found in the image (corruption, a lie), at LOG_LVL_ERR but at
+ * most LOG_CORRUPT_BURST of them per LOG_CORRUPT_INTERVAL_MS, as ext4
+ * rate-limits ext4_error() (err_ratelimit_burst 10 per 5 s): each lookup
+ * of a damaged entry says so, and a loop listing a directory of 20,000
+ * of them must not flood syslog. The first message of the next window
+ * says how many were left out. Any thread. */
+#define LOG_CORRUPT_BURST       10
+#define LOG_CORRUPT_INTERVAL_MS 5000
+void log_corrupt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Tests: another burst and interval (0, 0: the defaults). */
+void log_corrupt_limit(unsigned burst, unsigned interval_ms);
+
 #define log_err(...)    log_msg(LOG_LVL_ERR, __VA_ARGS__)
 #define log_warn(...)   log_msg(LOG_LVL_WARN, __VA_ARGS__)
 #define log_notice(...) log_msg(LOG_LVL_NOTICE, __VA_ARGS__)

@@ -187,8 +187,8 @@ int e2_sysz_refuse_locked(struct e2_image *img, uint32_t ino, blk64_t blk, blk64
             break;
     }
     say_what(img, bad, what, sizeof(what));
-    log_err("'%s': inode %u maps block %llu, which holds %s", img->path, ino,
-            (unsigned long long)bad, what);
+    log_corrupt("'%s': inode %u maps block %llu, which holds %s", img->path, ino,
+                (unsigned long long)bad, what);
     return -EUCLEAN;
 }
 

@@ -10,7 +10,7 @@ int fs_check(struct uext4_fs *fs, uint32_t ino, int err, const char *func, int l
 {
     if (err != -EUCLEAN)
         return err;
-    log_err("corruption found in inode %u (%s:%d)", ino, func, line);
+    log_corrupt("corruption found in inode %u (%s:%d)", ino, func, line);
     fs_record_error(fs, ino, func, line);
     return err;
 }

@@ -1089,6 +1089,25 @@ def listing_lying_inode_records_nothing():
         eq(fsck(img, check_rc=False), fsck_before, 'e2fsck -fn output')
 
 
+
+@test
+def lying_inode_log_rate_limited():
+    """Each lookup of a lying inode is refused (EUCLEAN) and says so in the
+    log, but at most 10 such messages per 5 s go out, as ext4 rate-limits
+    ext4_error(): 40 stats in a row log at most 10 lines naming the damage
+    (log_corrupt, base/log.h; the unit test unit-log checks the window
+    and the count of those left out)."""
+    with workdir() as d:
+        img, ino, blk = lying_image(d, 'ext4', 'inode table')
+        with Mount(img) as m:
+            for _ in range(40):
+                eq(errno_of_call(lambda: os.stat(m.path('f'))), errno.EUCLEAN, 'stat /f')
+            log = m.log()
+        lines = [ln for ln in log.splitlines()
+                 if 'corruption found' in ln or 'maps block' in ln]
+        check(1 <= len(lines) <= 10, '%d lines about the damage: %s' % (len(lines), log))
+
+
 class Cred(ctypes.Structure):
     _fields_ = [('uid', ctypes.c_uint), ('gid', ctypes.c_uint), ('umask', ctypes.c_uint),
                 ('ngroups', ctypes.c_uint), ('groups', ctypes.c_void_p),
