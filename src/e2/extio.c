@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum run_state { RUN_HOLE, RUN_UNWRITTEN, RUN_DATA };
 
@@ -237,16 +236,7 @@ static int src_copy(const struct e2_wsrc *src, uint64_t done, char *dst, uint64_
         memcpy(dst, src->buf + done, n);
         return 0;
     }
-    while (n) {
-        ssize_t got = read(src->pipe, dst, n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            return got < 0 ? -errno : -EIO; /* a pipe short of the write: our bug */
-        dst += got;
-        n -= (uint64_t)got;
-    }
-    return 0;
+    return e2_errno(e2_iom_pipe_take(src->pipe, dst, n));
 }
 
 /* Write @n whole blocks from @pblk with the bytes of @src at @done. */

@@ -698,18 +698,20 @@ static bool any_cached(struct iom *b, uint64_t off, size_t len)
     return false;
 }
 
-/* Read exactly @len bytes from the pipe @fd into @buf. */
-static errcode_t pipe_read_full(int fd, char *buf, size_t len)
+errcode_t e2_iom_pipe_take(int pipe_fd, void *buf, size_t len)
 {
+    char *p = buf;
+
     while (len) {
-        ssize_t n = read(fd, buf, len);
+        ssize_t n = read(pipe_fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
+        /* Empty: a non-blocking pipe says EAGAIN, a closed one 0. */
+        if (n == 0 || (n < 0 && errno == EAGAIN))
+            return EXT2_ET_SHORT_WRITE;
         if (n < 0)
             return errno;
-        if (n == 0)
-            return EXT2_ET_SHORT_READ;
-        buf += n;
+        p += n;
         len -= (size_t)n;
     }
     return 0;
@@ -725,7 +727,7 @@ errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe
         return EXT2_ET_RO_FILSYS;
     if (any_cached(b, off, len)) {
         char *tmp = malloc(len);
-        errcode_t err = tmp ? pipe_read_full(pipe_fd, tmp, len) : EXT2_ET_NO_MEMORY;
+        errcode_t err = tmp ? e2_iom_pipe_take(pipe_fd, tmp, len) : EXT2_ET_NO_MEMORY;
 
         if (!err)
             err = e2_iom_write_data(io, blk, count, tmp);
@@ -743,10 +745,15 @@ errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe
 
         if (n < 0 && errno == EINTR)
             continue;
+        /* The pipe ran dry (a caller's bug): the write is short of its
+         * data, as e2_iom_pipe_take() says. EAGAIN, from a non-blocking
+         * pipe, must not reach the caller as such: above the I/O manager it
+         * means "nothing taken, write from memory" (uext4_write_pipe()),
+         * and bytes have been taken. */
+        if (n == 0 || (n < 0 && errno == EAGAIN))
+            return EXT2_ET_SHORT_WRITE;
         if (n < 0)
             return errno;
-        if (n == 0)
-            return EXT2_ET_SHORT_WRITE; /* the pipe ran dry: a caller's bug */
         off += (uint64_t)n;
         len -= (size_t)n;
     }

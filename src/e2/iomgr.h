@@ -80,6 +80,11 @@ errcode_t e2_iom_read_data(io_channel io, uint64_t blk, size_t count, void *buf)
  * have been. Blocks with a cached copy are read from the pipe and written
  * as e2_iom_write_data() does (the copy must change too). */
 errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe_fd);
+/* Read exactly @len bytes of a write's data from the pipe @pipe_fd into
+ * @buf. A pipe that runs dry (empty and closed, or empty and non-blocking)
+ * is EXT2_ET_SHORT_WRITE, as in e2_iom_splice_data(): the write is short of
+ * its data. */
+errcode_t e2_iom_pipe_take(int pipe_fd, void *buf, size_t len);
 /* Whether any of the @count blocks from @blk has a dirty cached copy, one
  * not yet written home, or is in the overlay: the image file then does not
  * hold the block's contents, and a reader must not go to the file

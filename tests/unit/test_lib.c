@@ -676,6 +676,61 @@ static int test_read_ref(void)
     return 0;
 }
 
+/* A pipe holding @n bytes of @c, its read end non-blocking (as the FUSE
+ * channel's): fds[0] to read, fds[1] to close. */
+static int short_pipe(int fds[2], size_t n, char c)
+{
+    char buf[8192];
+
+    if (n > sizeof(buf) || pipe2(fds, O_CLOEXEC) || fcntl(fds[0], F_SETFL, O_NONBLOCK))
+        return -1;
+    memset(buf, c, n);
+    return write(fds[1], buf, n) == (ssize_t)n ? 0 : -1;
+}
+
+/* uext4_write_pipe() whose pipe runs dry part way (the caller's bug): the
+ * write fails with EIO. -EAGAIN would tell the caller that nothing was
+ * taken and to write the bytes from memory, and bytes were taken (the
+ * channel's read end does not block, so an empty pipe says EAGAIN). Whole
+ * blocks spliced in place, a partial block read from the pipe, and an
+ * extension whose new blocks go back. */
+static int test_write_pipe_runs_dry(void)
+{
+    static const struct {
+        const char *name;
+        off_t off;
+        size_t size, in_pipe;
+    } cases[] = {
+        {"whole blocks in place", 0, 8192, 4096},
+        {"a partial block", 100, 4000, 0},
+        {"an extension", 16384, 8192, 4096},
+    };
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char blk[16384];
+    uint32_t ino;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    memset(blk, 'a', sizeof(blk));
+    CHECK_EQ(write_all(fs, ino, blk, sizeof(blk), 0), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int fds[2];
+        ssize_t n;
+
+        fprintf(stderr, "  %s\n", cases[i].name);
+        CHECK_EQ(short_pipe(fds, cases[i].in_pipe, 'p'), 0);
+        n = uext4_write_pipe(fs, &root, ino, fds[0], cases[i].size, cases[i].off, 0);
+        close(fds[0]);
+        close(fds[1]);
+        CHECK_EQ(n, -EIO);
+        CHECK_EQ(size_of(fs, ino), sizeof(blk));
+    }
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_permissions_and_sticky(void)
 {
     const char *img = mkimg("-t ext4");
@@ -1350,6 +1405,7 @@ int main(void)
         {"ext3_block_mapped", test_ext3_block_mapped},
         {"fallocate_punch_seek", test_fallocate_punch_seek},
         {"read_ref", test_read_ref},
+        {"write_pipe_runs_dry", test_write_pipe_runs_dry},
         {"permissions_and_sticky", test_permissions_and_sticky},
         {"kill_privs_fsetid", test_kill_privs_fsetid},
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
