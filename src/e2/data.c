@@ -172,60 +172,56 @@ static int store_write_attrs_locked(struct e2_image *img, uint32_t ino, struct e
     return e2_write_inode_locked(img, ino, in);
 }
 
-ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off,
-                      const struct e2_attr *a, unsigned fields)
+/* Extent files, in runs (extio.c), which leaves a new i_size in @in to
+ * this write: stored with the times, in one inode write. *@route says
+ * whether extio took the write. */
+static ssize_t write_extio_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                                  const void *buf, size_t size, off_t off, const struct e2_attr *a,
+                                  unsigned fields, enum e2_write_route *route)
+{
+    struct e2_wsrc src = {.buf = buf};
+    uint64_t old_size = EXT2_I_SIZE(in);
+    ssize_t n = e2_extio_write_locked(img, ino, in, &src, size, (uint64_t)off, route);
+    int wret;
+
+    if (*route != E2_WRITE_DONE || n <= 0)
+        return n;
+    wret = store_write_attrs_locked(img, ino, in, EXT2_I_SIZE(in) != old_size, a, fields);
+    return wret ? wret : n;
+}
+
+/* Block-mapped files and extent writes extio leaves (mapio.c), block by
+ * block; mapio writes the inode itself, the times follow. *@unwritten: it
+ * stopped at an unwritten extent, for the file API to go on from there. */
+static ssize_t write_mapio_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                                  const void *buf, size_t size, off_t off, const struct e2_attr *a,
+                                  unsigned fields, bool *unwritten)
+{
+    ssize_t n = e2_mapio_write_locked(img, ino, in, buf, size, (uint64_t)off, unwritten);
+    int wret;
+
+    if (n <= 0 || *unwritten)
+        return n;
+    wret = store_write_attrs_locked(img, ino, in, false, a, fields);
+    return wret ? wret : n;
+}
+
+/* libext2fs's file API, from byte @done of the write on: the rest of one
+ * that met an unwritten extent (the file API converts those), or one into
+ * a bigalloc cluster that lost blocks in this transaction (through the
+ * journal, e2_internal.h). A short write reports what reached the file;
+ * the error comes next. */
+static ssize_t write_file_api_locked(struct e2_image *img, uint32_t ino, const void *buf,
+                                     size_t size, off_t off, size_t done, const struct e2_attr *a,
+                                     unsigned fields)
 {
     struct ext2_inode_large in;
     ext2_file_t f;
-    size_t done = 0;
     int ret;
 
-    ret = e2_lock_for_change(img, ino, &in);
-    if (ret)
-        goto out_unlock;
-    if (size && partial_hit_locked(img, ino, size, off)) {
-        /* Through the journal, with libext2fs's file API (e2_internal.h). */
-    } else if (size) {
-        enum e2_write_route route = E2_WRITE_ELSEWHERE;
-        uint64_t old_size = EXT2_I_SIZE(&in);
-        ssize_t n = 0;
-        bool unwritten = false, by_extio = false;
-        struct e2_wsrc src = {.buf = buf};
-        if (e2_extio_usable(&in)) {
-            n = e2_extio_write_locked(img, ino, &in, &src, size, (uint64_t)off, &route);
-            by_extio = route == E2_WRITE_DONE;
-        }
-        if (route == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL)) {
-            n = e2_mapio_write_locked(img, ino, &in, buf, size, (uint64_t)off, &unwritten);
-            route = E2_WRITE_DONE;
-        }
-        if (route == E2_WRITE_DONE && !unwritten) {
-            /* extio leaves a new i_size to this write, which stores the
-             * times with it: one inode write for both. mapio wrote the
-             * inode already. */
-            if (n > 0) {
-                int wret = store_write_attrs_locked(
-                    img, ino, &in, by_extio && EXT2_I_SIZE(&in) != old_size, a, fields);
-                n = wret ? wret : n;
-            }
-            e2_step_end_locked(img);
-            e2_unlock(img);
-            return n;
-        }
-        if (n < 0) {
-            ret = (int)n;
-            goto out_unlock;
-        }
-        /* From an unwritten extent on: the file API converts those. */
-        if (n > 0)
-            done = (size_t)n;
-        ret = e2_read_inode_locked(img, ino, &in);
-        if (ret)
-            goto out_unlock;
-    }
     ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
     if (ret)
-        goto out_unlock;
+        goto out;
     ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off + done, EXT2_SEEK_SET, NULL));
     while (!ret && done < size) {
         unsigned want = size - done > IO_CHUNK ? IO_CHUNK : (unsigned)(size - done);
@@ -243,13 +239,39 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
             aret = store_write_attrs_locked(img, ino, &in, false, a, fields);
         ret = ret ? ret : aret;
     }
-out_unlock:
-    e2_step_end_locked(img);
-    e2_unlock(img);
-    /* A short write reports what reached the file; the error comes next. */
+out:
     if (ret && done)
         return (ssize_t)done;
     return ret ? ret : (ssize_t)done;
+}
+
+ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_t size, off_t off,
+                      const struct e2_attr *a, unsigned fields)
+{
+    enum e2_write_route route = E2_WRITE_ELSEWHERE;
+    struct ext2_inode_large in;
+    bool unwritten = false;
+    ssize_t n = 0;
+    int ret;
+
+    ret = e2_lock_for_change(img, ino, &in);
+    if (ret)
+        goto out_unlock;
+    /* The routes in order; what none takes goes to the file API. */
+    if (size && !partial_hit_locked(img, ino, size, off)) {
+        if (e2_extio_usable(&in))
+            n = write_extio_locked(img, ino, &in, buf, size, off, a, fields, &route);
+        if (route == E2_WRITE_ELSEWHERE && !(in.i_flags & EXT4_INLINE_DATA_FL)) {
+            n = write_mapio_locked(img, ino, &in, buf, size, off, a, fields, &unwritten);
+            route = E2_WRITE_DONE;
+        }
+    }
+    if ((route == E2_WRITE_ELSEWHERE || unwritten) && n >= 0)
+        n = write_file_api_locked(img, ino, buf, size, off, (size_t)n, a, fields);
+out_unlock:
+    e2_step_end_locked(img);
+    e2_unlock(img);
+    return ret ? ret : n;
 }
 
 ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off,
