@@ -170,6 +170,47 @@ static unsigned write_attrs(struct uext4_fs *fs, const struct fs_cred *fc, struc
     return fields;
 }
 
+/* Whether @t lies in the coarse clock's current tick, which began at @now. */
+static bool in_tick(const struct timespec *t, const struct timespec *now, int64_t tick_ns)
+{
+    int64_t d = (t->tv_sec - now->tv_sec) * 1000000000 + (t->tv_nsec - now->tv_nsec);
+
+    return d >= 0 && d < tick_ns;
+}
+
+/* Whether a write(2) into @fi (attributes @a, the inode locked) that
+ * neither grows the file nor may drop set-id bits may leave the times as they
+ * are: a write stored them in the current tick of the coarse clock, and no
+ * attributes have been handed out since (fs->attrs_shown), so nobody can
+ * have seen them. ext4 does the same (multigrain timestamps since Linux
+ * 6.13: the coarse clock unless the ctime was queried since the last
+ * change), and so writes no inode for most writes into a file in place.
+ * A write that grows the file always stores them: a stat racing it could
+ * see the new size with times older than it. */
+static bool times_unseen(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a)
+{
+    struct timespec now;
+
+    if (fi->times_shown != atomic_load_explicit(&fs->attrs_shown, memory_order_relaxed))
+        return false;
+    clock_gettime(CLOCK_REALTIME_COARSE, &now);
+    return in_tick(&a->mtime, &now, fs->tick_ns) && in_tick(&a->ctime, &now, fs->tick_ns);
+}
+
+/* write_attrs() for write(2) data into @fi: nothing where times_unseen()
+ * allows it. A write that stores the times notes when (@fi->times_shown,
+ * once the inode holds them: write_data()) in *@shown. */
+static unsigned write2_attrs(struct uext4_fs *fs, const struct fs_cred *fc, struct fs_inode *fi,
+                             struct e2_attr *a, bool grows, uint64_t *shown)
+{
+    bool setid = a->mode & (S_ISUID | S_ISGID); /* which the write may drop */
+
+    *shown = atomic_load_explicit(&fs->attrs_shown, memory_order_relaxed);
+    if (!grows && !setid && times_unseen(fs, fi, a))
+        return 0;
+    return write_attrs(fs, fc, a, true);
+}
+
 /* After a write into @ino, whose attributes before it were @a (its mode
  * and owner cannot have changed since: the caller holds the inode lock),
  * store what the write changes in them. One storage call, as the
@@ -247,6 +288,7 @@ static ssize_t write_data(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     uint32_t ino = fi->ino;
     struct e2_attr na = *a;
     unsigned fields = 0;
+    uint64_t shown = 0;
     ssize_t ret;
     int err = 0;
 
@@ -266,12 +308,14 @@ static ssize_t write_data(struct uext4_fs *fs, const struct fs_cred *fc, struct 
         return ret;
     }
     if (!(flags & UEXT4_WRITE_CACHED))
-        fields = write_attrs(fs, fc, &na, true);
+        fields = write2_attrs(fs, fc, fi, &na, (uint64_t)off + size > a->size, &shown);
     fs_stale_tail_touch(fi, (uint64_t)off, size);
     if (src->buf)
         ret = fs_file_write_locked(fs, fi, a, src->buf, size, off, &na, fields);
     else
         ret = fs_file_write_pipe_locked(fs, fi, a, src->pipe, size, off, &na, fields);
+    if (ret > 0 && (fields & E2_A_MTIME))
+        fi->times_shown = shown;
     if (ret > 0) {
         /* Keep emulated mmap pages coherent with write(2) (a pipe's bytes
          * come here only when there are none: fs_file_write_pipe_locked). */

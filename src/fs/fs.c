@@ -116,6 +116,17 @@ static int options_copy(struct uext4_options *dst, const struct uext4_options *o
     return 0;
 }
 
+/* The resolution of the coarse clock (file.c, times_unseen); 0 if the
+ * system cannot tell, which never lets a write leave the times. */
+static int64_t coarse_tick_ns(void)
+{
+    struct timespec res;
+
+    if (clock_getres(CLOCK_REALTIME_COARSE, &res) || res.tv_sec)
+        return 0;
+    return res.tv_nsec;
+}
+
 int uext4_open(const char *image, const struct uext4_options *user_opts, struct uext4_fs **out,
                char *why, size_t why_len)
 {
@@ -150,6 +161,7 @@ int uext4_open(const char *image, const struct uext4_options *user_opts, struct 
         goto out_icache;
     rwlock_init(&fs->mount_lock, LC_MOUNT);
     fs->inline_files = e2_has_inline_data(fs->img);
+    fs->tick_ns = coarse_tick_ns();
     if (!e2_is_read_only(fs->img)) {
         ret = fs_commit_start(fs, opts->commit_seconds ? opts->commit_seconds : 5);
         if (ret)

@@ -50,6 +50,9 @@ struct fs_inode {
      * range stores zeros there instead; a read or write(2) of the range
      * (the page is then the file's again) forgets it. */
     uint64_t stale_lo, stale_hi;
+    /* fs->attrs_shown when a write last stored the times (file.c,
+     * times_unseen); UINT64_MAX before that. */
+    uint64_t times_shown;
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
     /* A directory whose every block passed e2_dir_check() (fs_dir_check).
@@ -90,6 +93,14 @@ struct uext4_fs {
     /* protected by itable_lock: the first failure to free an unlinked
      * inode at a forget or release, until fs_take_free_error() reports it */
     int free_err;
+    /* Attributes handed out so far (fs_attr_to_stat(): every stat, statx,
+     * lookup, create or setattr reply). A write that finds none handed
+     * out since it last stored an inode's times may leave them as they
+     * are (file.c, times_unseen). */
+    atomic_uint_fast64_t attrs_shown;
+    /* The resolution of CLOCK_REALTIME_COARSE (the kernel's tick), in ns;
+     * 0 if unknown. Set at open. */
+    int64_t tick_ns;
 };
 
 /* ---- icache.c ---- */
@@ -292,8 +303,7 @@ bool fs_uid_is_mapped(const struct uext4_fs *fs, uint32_t image, uint32_t *local
 bool fs_gid_is_mapped(const struct uext4_fs *fs, uint32_t image, uint32_t *local);
 uint32_t fs_uid_to_local(const struct uext4_fs *fs, uint32_t image);
 uint32_t fs_gid_to_local(const struct uext4_fs *fs, uint32_t image);
-void fs_attr_to_stat(const struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,
-                     struct stat *st);
+void fs_attr_to_stat(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a, struct stat *st);
 
 /* ---- dirindex.c ---- */
 /* Find @name in @dir (the in-memory inode of a directory, locked by the

@@ -71,6 +71,7 @@ static struct fs_inode *get_locked(struct uext4_fs *fs, uint32_t ino)
     if (!fi)
         return NULL;
     fi->ino = ino;
+    fi->times_shown = UINT64_MAX;
     mutex_init(&fi->lock, LC_INODE, 0);
     if (fs->itable_count * 2 > fs->itable_size)
         grow_locked(fs);

@@ -57,9 +57,10 @@ uint32_t fs_gid_to_local(const struct uext4_fs *fs, uint32_t image)
     return map(fs->opts.gidmap, fs->opts.ngidmap, image, false, &out) ? OVERFLOW_ID : out;
 }
 
-void fs_attr_to_stat(const struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a,
-                     struct stat *st)
+void fs_attr_to_stat(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a, struct stat *st)
 {
+    /* The times may be seen from here on (file.c, times_unseen). */
+    atomic_fetch_add_explicit(&fs->attrs_shown, 1, memory_order_relaxed);
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
     st->st_mode = a->mode;
