@@ -317,20 +317,15 @@ struct wplan {
  * is ours (it allocates only by extending the last extent, and meets no
  * unwritten extent) and which of its partial end blocks were holes, noted
  * before allocating because they keep zeros around the data. */
-static int plan_write(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, uint64_t off,
-                      uint64_t end, struct wplan *p)
+static int plan_write(struct e2_image *img, uint32_t ino, const struct ext2_inode_large *in,
+                      ext2_extent_handle_t h, uint64_t off, uint64_t end, struct wplan *p)
 {
-    ext2_filsys fs = img->fs;
-    uint64_t bs = fs->blocksize;
-    ext2_extent_handle_t h;
+    uint64_t bs = img->fs->blocksize;
     struct run r;
     int ret;
 
     *p = (struct wplan){
         .first = off / bs, .last = (end - 1) / bs, .eof_blk = (EXT2_I_SIZE(in) + bs - 1) / bs};
-    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
-    if (ret)
-        return ret;
     ret = scan_range(img, ino, h, p->first, p->last, p->eof_blk, &p->holes, &p->elsewhere);
     if (!ret && p->holes && !p->elsewhere)
         ret = appends_to_last_extent(h, p->first, &p->elsewhere);
@@ -342,7 +337,6 @@ static int plan_write(struct e2_image *img, uint32_t ino, struct ext2_inode_larg
             p->tail_hole = r.state == RUN_HOLE;
         }
     }
-    ext2fs_extent_free(h);
     return ret;
 }
 
@@ -381,19 +375,15 @@ static int allocate_holes(struct e2_image *img, uint32_t ino, struct ext2_inode_
 /* Move the bytes [@off, @end) of @src to the blocks mapped for them, in
  * order: whole blocks in runs, straight to the image; partial ones merged
  * with what the block holds (zeros if it was a hole). */
-static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+static int write_runs(struct e2_image *img, uint32_t ino, ext2_extent_handle_t h,
                       const struct e2_wsrc *src, uint64_t off, uint64_t end, const struct wplan *p)
 {
     ext2_filsys fs = img->fs;
     uint64_t bs = fs->blocksize, pos = off;
-    ext2_extent_handle_t h;
     char *tmp = NULL;
     struct run r;
-    int ret;
+    int ret = 0;
 
-    ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, &h));
-    if (ret)
-        return ret;
     if (p->holes)
         ret = merge_with_previous(h, p->first);
     while (pos < end && !ret) {
@@ -422,8 +412,35 @@ static int write_runs(struct e2_image *img, uint32_t ino, struct ext2_inode_larg
             pos += n;
         }
     }
-    ext2fs_extent_free(h);
     free(tmp);
+    return ret;
+}
+
+/* Plan a write of [@off, @end) (plan_write()) and allocate its holes. On
+ * success, unless it is not for us (@p->elsewhere), *@h is the inode's
+ * extent handle for write_runs(), which the caller frees: one handle for
+ * both steps, opened again only when allocating changed the tree. */
+static int prepare_write(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                         uint64_t off, uint64_t end, struct wplan *p, ext2_extent_handle_t *h)
+{
+    ext2_filsys fs = img->fs;
+    int ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, h));
+
+    if (ret)
+        return ret;
+    ret = plan_write(img, ino, in, *h, off, end, p);
+    if (!ret && !p->elsewhere && p->holes) {
+        /* Allocating changes the tree under the handle: a new one after. */
+        ext2fs_extent_free(*h);
+        *h = NULL;
+        ret = allocate_holes(img, ino, in, p);
+        if (!ret && !p->elsewhere)
+            ret = e2_errno(ext2fs_extent_open2(fs, ino, (struct ext2_inode *)in, h));
+    }
+    if (ret || p->elsewhere) {
+        ext2fs_extent_free(*h);
+        *h = NULL;
+    }
     return ret;
 }
 
@@ -432,6 +449,7 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
                               enum e2_write_route *route)
 {
     uint64_t end = off + size;
+    ext2_extent_handle_t h = NULL;
     struct wplan p;
     int ret;
 
@@ -439,16 +457,15 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     /* Allocating writes into the tree blocks at the ends of the range. */
     ret = check_tree_ends(img, ino, in, off, end);
     if (!ret)
-        ret = plan_write(img, ino, in, off, end, &p);
-    if (!ret && !p.elsewhere && p.holes)
-        ret = allocate_holes(img, ino, in, &p);
+        ret = prepare_write(img, ino, in, off, end, &p, &h);
     if (ret)
         return ret;
     if (p.elsewhere) {
         *route = E2_WRITE_ELSEWHERE;
         return 0;
     }
-    ret = write_runs(img, ino, in, src, off, end, &p);
+    ret = write_runs(img, ino, h, src, off, end, &p);
+    ext2fs_extent_free(h);
     if (ret && p.holes) {
         /* The data did not all reach the image (a full or failing host
          * disk): the blocks just allocated past EOF go back, or they would
