@@ -491,6 +491,7 @@ ssize_t fe_wire_uring_in(struct fe_wire *w, const void *in_out, const void *op_i
     memcpy(p, &in, sizeof(in));
     memcpy(p + sizeof(in), op_in, op_len);
     wire_inspect(w, p, (ssize_t)in.len);
+    wire_test_delay(w, p, (ssize_t)in.len);
     *start = p;
     return (ssize_t)in.len;
 }

@@ -57,8 +57,9 @@ struct fe_wire {
     /* FUSE_INTERRUPTs answered ENOSYS here (stats). Relaxed. */
     atomic_uint_least64_t interrupts;
     /* Test builds: requests with these opcodes wait so many microseconds
-     * after they are read (UEXT4_TEST_WIRE_DELAY=OPCODE:US[,OPCODE:US]...,
-     * up to four), a slow handler for tests of what arrives meanwhile. */
+     * after they are read from /dev/fuse or an io_uring entry
+     * (UEXT4_TEST_WIRE_DELAY=OPCODE:US[,OPCODE:US]..., up to four), a slow
+     * handler for tests of what arrives meanwhile. */
     struct {
         uint32_t op, us;
     } delay[4];
