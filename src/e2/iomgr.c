@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define IOM_MAGIC 0x75653462 /* our io_channel private data */
@@ -345,6 +346,61 @@ static errcode_t cached_read(struct iom *b, uint64_t off, size_t len, char *buf,
     }
     evict(b);
     return first_err;
+}
+
+/* Cache the @n blocks from @blk (none of them cached) with one preadv
+ * into new cache blocks. Best effort: on an error or a short read (past
+ * the end of the image file) none of them stays, and the caller's own
+ * read of the block it needs reports what went wrong. */
+static void readahead_run(struct iom *b, uint64_t blk, unsigned n)
+{
+    struct cblock *c[E2_IOM_READAHEAD_MAX];
+    struct iovec iov[E2_IOM_READAHEAD_MAX];
+    size_t want = (size_t)n * b->bs;
+    ssize_t got;
+    unsigned made = 0;
+
+    while (made < n && (c[made] = insert(b, blk + made))) {
+        iov[made].iov_base = c[made]->data;
+        iov[made].iov_len = b->bs;
+        made++;
+    }
+    do
+        got = made == n ? preadv(b->fd, iov, (int)n, (off_t)(blk * b->bs)) : -1;
+    while (got < 0 && errno == EINTR);
+    for (unsigned i = 0; i < made; i++) {
+        if (got != (ssize_t)want)
+            drop(b, c[i]);
+        else if (b->overlay)
+            e2_overlay_apply(b->overlay, (blk + i) * b->bs, b->bs, c[i]->data);
+    }
+}
+
+bool e2_iom_is_cached(io_channel io, uint64_t blk)
+{
+    struct iom *b = iom_of(io);
+
+    return b && b->bs && lookup(b, blk);
+}
+
+/* One system call for a run of metadata blocks a caller is about to read
+ * one by one (inode table blocks: the kernel's inode_readahead_blks). */
+void e2_iom_readahead(io_channel io, uint64_t blk, unsigned count)
+{
+    struct iom *b = iom_of(io);
+
+    if (!b || !b->bs || count > E2_IOM_READAHEAD_MAX)
+        return;
+    for (unsigned i = 0; i < count;) {
+        unsigned run = 0;
+
+        while (i + run < count && !lookup(b, blk + i + run))
+            run++;
+        if (run > 1)
+            readahead_run(b, blk + i, run);
+        i += run ? run : 1;
+    }
+    evict(b);
 }
 
 /* Patch the cached copies of [off, off+len) after the bytes went to the

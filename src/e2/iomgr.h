@@ -99,6 +99,15 @@ int e2_iom_fd(io_channel io);
  * e2_iom_read_data(). Needs no disk lock: it touches nothing of the
  * channel but its descriptor, which lives as long as the channel. */
 errcode_t e2_iom_read_home(io_channel io, uint64_t off, size_t len, void *buf);
+/* Whether block @blk has a cached copy (clean or dirty). */
+bool e2_iom_is_cached(io_channel io, uint64_t blk);
+/* Cache the uncached blocks among the @count (at most
+ * E2_IOM_READAHEAD_MAX) from @blk, each run of them with one read of the
+ * image: metadata the caller is about to read block by block. Cached
+ * blocks, dirty or clean, are left as they are; failures are silent (the
+ * reads that follow meet them). */
+#define E2_IOM_READAHEAD_MAX 32
+void e2_iom_readahead(io_channel io, uint64_t blk, unsigned count);
 /* A block of the journal: written as is, never cached. */
 errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf);
 errcode_t e2_iom_read_raw(io_channel io, uint64_t blk, void *buf);
