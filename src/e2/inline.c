@@ -176,25 +176,30 @@ int e2_inline_allocated(struct e2_image *img, uint32_t ino, size_t *len)
     return ret;
 }
 
-/* Read the inline content that lies below i_size into a new buffer of at
- * least @min bytes, zero-filled past it; *@size is its length. The kernel
- * can leave i_size beyond the inline area (an empty file truncated up and
- * then written): those bytes read as zeros. */
-static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, size_t min,
-                       char **out, size_t *size, size_t *allocated)
+/* Read inline inode @ino into @in, checked as an inline inode can be. */
+static int load_inode_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in)
+{
+    int ret = e2_read_inode_locked(img, ino, in);
+
+    if (ret)
+        return ret;
+    if (!(in->i_flags & EXT4_INLINE_DATA_FL))
+        return -EUCLEAN;
+    return e2_sysz_check_acl_locked(img, ino, in);
+}
+
+/* Read the inline content of @in that lies below i_size into a new buffer
+ * of at least @min bytes, zero-filled past it; *@size is its length. The
+ * kernel can leave i_size beyond the inline area (an empty file truncated
+ * up and then written): those bytes read as zeros. */
+static int load_data_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                            size_t min, char **out, size_t *size, size_t *allocated)
 {
     size_t total = 0;
     char *buf;
     int ret;
 
-    ret = e2_read_inode_locked(img, ino, in);
-    if (ret)
-        return ret;
-    if (!(in->i_flags & EXT4_INLINE_DATA_FL))
-        return -EUCLEAN;
-    ret = e2_sysz_check_acl_locked(img, ino, in);
-    if (!ret)
-        ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &total));
+    ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &total));
     if (ret)
         return ret;
     *size = EXT2_I_SIZE(in) < total ? EXT2_I_SIZE(in) : total;
@@ -213,28 +218,53 @@ static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_lar
     return 0;
 }
 
+static int load_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, size_t min,
+                       char **out, size_t *size, size_t *allocated)
+{
+    int ret = load_inode_locked(img, ino, in);
+
+    return ret ? ret : load_data_locked(img, ino, in, min, out, size, allocated);
+}
+
+/* Copy what [@off, @off+@size) holds of a file of @isize bytes whose first
+ * @clen are @data (the rest zeros) to @buf; returns the count. */
+static ssize_t copy_range(void *buf, size_t size, off_t off, uint64_t isize, const char *data,
+                          size_t clen)
+{
+    uint64_t n;
+
+    if ((uint64_t)off >= isize)
+        return 0;
+    n = isize - (uint64_t)off < size ? isize - (uint64_t)off : size;
+    memset(buf, 0, n);
+    if ((uint64_t)off < clen)
+        memcpy(buf, data + off, clen - (size_t)off < n ? clen - (size_t)off : n);
+    return (ssize_t)n;
+}
+
+/* A file of at most 60 bytes is all in i_block: read there without
+ * parsing the in-inode xattrs for system.data (two libext2fs xattr
+ * handles a read). The kernel reads it from i_block too
+ * (ext4_read_inline_data). */
 ssize_t e2_inline_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off)
 {
     struct ext2_inode_large in;
     char *data = NULL;
     size_t clen;
-    uint64_t isize, n;
     ssize_t ret;
 
     e2_lock(img);
-    ret = load_locked(img, ino, &in, 0, &data, &clen, NULL);
+    ret = load_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
-    isize = EXT2_I_SIZE(&in);
-    if ((uint64_t)off >= isize) {
-        ret = 0;
-    } else {
-        n = isize - (uint64_t)off < size ? isize - (uint64_t)off : size;
-        memset(buf, 0, n);
-        if ((uint64_t)off < clen)
-            memcpy(buf, data + off, clen - (size_t)off < n ? clen - (size_t)off : n);
-        ret = (ssize_t)n;
+    if (EXT2_I_SIZE(&in) <= INLINE_IBLOCK) {
+        ret = copy_range(buf, size, off, EXT2_I_SIZE(&in), (const char *)in.i_block,
+                         (size_t)EXT2_I_SIZE(&in));
+        goto out_unlock;
     }
+    ret = load_data_locked(img, ino, &in, 0, &data, &clen, NULL);
+    if (!ret)
+        ret = copy_range(buf, size, off, EXT2_I_SIZE(&in), data, clen);
     free(data);
 out_unlock:
     e2_unlock(img);
