@@ -55,6 +55,17 @@ struct fs_inode {
     uint64_t times_shown;
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
+    /* What a create in this directory finds of its default ACL
+     * (fs_acl_inherit): unknown until read, then whether there is none,
+     * so that creates in a directory without one stop reading its xattrs.
+     * Only the absence is kept; a directory with a default ACL reads it
+     * each time. Every xattr change through uext4_setxattr and
+     * uext4_removexattr (setfacl, the library API) makes it unknown again;
+     * nothing else changes a directory's default ACL (chmod rewrites the
+     * access ACL only; store_acls writes a new inode, which has no
+     * in-memory inode yet, as one exists only while its number is in use
+     * and referenced). Same protection as @names. */
+    enum fs_default_acl { FS_DEFACL_UNKNOWN, FS_DEFACL_NONE } default_acl;
     /* A directory whose every block passed e2_dir_check() (fs_dir_check).
      * Set once, never cleared: atomic, as the check is idempotent and two
      * racing first checks only repeat the walk. It stays true while the

@@ -325,6 +325,27 @@ static bool acl_create_masq(struct acl *acl, mode_t *mode)
     return not_equiv;
 }
 
+/* The default ACL of directory @dir, as acl_read(), with the mount lock
+ * held for writing: a directory known to have none is not read again
+ * (fs_inode.default_acl says when that holds). */
+static int read_default_acl(struct uext4_fs *fs, uint32_t dir, struct acl **def)
+{
+    struct fs_inode *di = fs_inode_get(fs, dir);
+    int ret;
+
+    if (di && di->default_acl == FS_DEFACL_NONE) {
+        *def = NULL;
+        ret = 0;
+        goto out_put;
+    }
+    ret = acl_read(fs, dir, "system.posix_acl_default", def);
+    if (di && ret == 0)
+        di->default_acl = FS_DEFACL_NONE;
+out_put:
+    fs_inode_put(fs, di);
+    return ret;
+}
+
 int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **access_acl,
                    size_t *access_len, void **default_acl, size_t *default_len)
 {
@@ -335,7 +356,7 @@ int fs_acl_inherit(struct uext4_fs *fs, uint32_t dir, mode_t *mode, void **acces
     *access_len = *default_len = 0;
     if (S_ISLNK(*mode))
         return 0;
-    ret = acl_read(fs, dir, "system.posix_acl_default", &def);
+    ret = read_default_acl(fs, dir, &def);
     if (ret <= 0)
         return ret;
     if (S_ISDIR(*mode)) {

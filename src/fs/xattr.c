@@ -95,6 +95,17 @@ static int xop_end(struct uext4_fs *fs, struct xop *x, int ret)
     return ret;
 }
 
+/* After a change (or a failed attempt: it may have got half way) to the
+ * xattrs of the inode @x holds, whatever a create knew of its default ACL
+ * is stale (fs_inode.default_acl; lock and mount lock held, as xop_begin
+ * left them). */
+static int xop_end_changed(struct uext4_fs *fs, struct xop *x, int ret)
+{
+    if (x->fi)
+        x->fi->default_acl = FS_DEFACL_UNKNOWN;
+    return xop_end(fs, x, ret);
+}
+
 ssize_t uext4_getxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                        const char *name, void *value, size_t size)
 {
@@ -182,7 +193,7 @@ int uext4_setxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t in
             ret = e2_inode_set(fs->img, ino, &x.a, E2_A_CTIME);
         }
     }
-    return xop_end(fs, &x, ret);
+    return xop_end_changed(fs, &x, ret);
 }
 
 ssize_t uext4_listxattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, char *list,
@@ -229,11 +240,12 @@ int uext4_removexattr(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t
     if (!strcmp(name, UEXT4_INSPECT_XATTR))
         return -EPERM; /* virtual and read-only */
     ret = xop_begin(fs, cr, ino, name, true, &x);
-    if (!ret)
-        ret = e2_xattr_remove(fs->img, ino, name);
+    if (ret)
+        return xop_end(fs, &x, ret);
+    ret = e2_xattr_remove(fs->img, ino, name);
     if (!ret) {
         fs_now(&x.a.ctime);
         ret = e2_inode_set(fs->img, ino, &x.a, E2_A_CTIME);
     }
-    return xop_end(fs, &x, ret);
+    return xop_end_changed(fs, &x, ret);
 }

@@ -6,9 +6,13 @@ import errno
 import os
 import stat
 
+import shutil
+import struct
+
 from uext4test import (Mount, check, eq, errno_as, expect_errno,
-                       expect_errno_as, fsck, getxattr_size, inode_info, main,
-                       mkfs, run, run_as, test, workdir, write_file)
+                       expect_errno_as, fsck, getxattr_size, inode_info,
+                       kernel_mount, main, mkfs, run, run_as, test, workdir,
+                       write_file)
 
 G1, G2, G3 = 20001, 20002, 20003
 UA = (10001, G1, [G1])
@@ -256,6 +260,99 @@ def acl_default_inheritance():
             check('user:%d:rwx\t#effective:rw-' % UB[0] in getfacl(f),
                   'ACL after remount: %r' % getfacl(f))
         fsck(img)
+
+
+def raw_acl(*entries):
+    """An ACL xattr value (version 2) from (tag, perm, id) entries."""
+    return struct.pack('<I', 2) + b''.join(
+        struct.pack('<HHI', t, p, i) for t, p, i in entries)
+
+
+# u::rwx, u:UB:rwx, g::r-x, m::rwx, o::---
+DEFAULT_ACL = raw_acl((0x01, 7, 0xffffffff), (0x02, 7, UB[0]),
+                      (0x04, 5, 0xffffffff), (0x10, 7, 0xffffffff),
+                      (0x20, 0, 0xffffffff))
+
+
+def default_acl_steps(root):
+    """Creates in two directories while their default ACLs come and go
+    (setfacl: setxattr and removexattr; a raw setxattr; a chmod that
+    rewrites the access ACL): each new inode's mode and ACL xattrs."""
+    def make(p, is_dir=False):
+        if is_dir:
+            os.mkdir(p, 0o777)
+        else:
+            os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+
+    d, r = os.path.join(root, 'd'), os.path.join(root, 'r')
+    os.mkdir(d, 0o755)
+    os.mkdir(r, 0o755)
+    order = []
+    old = os.umask(0o022)
+    try:
+        for i in range(3):          # creates before any default ACL
+            make(os.path.join(d, 'before%d' % i))
+            make(os.path.join(r, 'before%d' % i))
+        setfacl('-d', '-m', 'u:%d:rwx,g:%d:rx,o::-' % (UB[0], G3), d)
+        os.setxattr(r, 'system.posix_acl_default', DEFAULT_ACL)
+        make(os.path.join(d, 'with'))
+        make(os.path.join(d, 'withdir'), True)
+        make(os.path.join(r, 'with'))
+        setfacl('-m', 'u:%d:rx' % UC[0], d)    # an access ACL too
+        os.chmod(d, 0o750)                      # rewrites it
+        make(os.path.join(d, 'afterchmod'))
+        setfacl('-k', d)                        # removexattr
+        os.removexattr(r, 'system.posix_acl_default')
+        make(os.path.join(d, 'without'))
+        make(os.path.join(d, 'withoutdir'), True)
+        make(os.path.join(r, 'without'))
+        os.setxattr(r, 'system.posix_acl_default', DEFAULT_ACL)
+        make(os.path.join(r, 'again'))
+    finally:
+        os.umask(old)
+    for top in (d, r):
+        for name in sorted(os.listdir(top)):
+            order.append(os.path.join(os.path.basename(top), name))
+    out = {}
+    for rel in order:
+        p = os.path.join(root, rel)
+        acls = {}
+        for x in ('system.posix_acl_access', 'system.posix_acl_default'):
+            try:
+                acls[x] = os.getxattr(p, x)
+            except OSError as e:
+                if e.errno != errno.ENODATA:
+                    raise
+        out[rel] = (oct(os.stat(p).st_mode), acls)
+    return out
+
+
+@test
+def acl_default_added_after_creates():
+    """A directory in which files were created without a default ACL gets
+    one (setfacl -d, a raw setxattr): the next files inherit it; it goes
+    again (setfacl -k, removexattr): the next ones do not. The same steps
+    on a kernel loop mount of a copy of the image give the same modes and
+    ACL xattrs, byte for byte."""
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        kimg = d + '/kimg'
+        shutil.copyfile(img, kimg)
+        with Mount(img) as m:
+            got = default_acl_steps(m.mnt)
+        fsck(img)
+        with kernel_mount(kimg, d + '/kmnt'):
+            want = default_acl_steps(d + '/kmnt')
+        fsck(kimg)
+        check('system.posix_acl_access' in got['d/with'][1],
+              'd/with inherited no ACL: %r' % (got['d/with'],))
+        check('system.posix_acl_access' in got['r/again'][1],
+              'r/again inherited no ACL: %r' % (got['r/again'],))
+        check(not got['d/without'][1], 'd/without has ACLs: %r'
+              % (got['d/without'],))
+        eq(sorted(got), sorted(want), 'names')
+        for rel in sorted(want):
+            eq(got[rel], want[rel], 'mode and ACL xattrs of %s' % rel)
 
 
 @test
