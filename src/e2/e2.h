@@ -198,6 +198,12 @@ int e2_inode_load(struct e2_image *img, uint32_t ino, struct e2_attr *a);
 bool e2_inode_in_use(struct e2_image *img, uint32_t ino);
 /* Read-modify-write of the @fields of inode @ino from @a. */
 int e2_inode_set(struct e2_image *img, uint32_t ino, const struct e2_attr *a, unsigned fields);
+/* An entry was added to or removed from directory @dir: mtime and ctime
+ * become @now and the link count moves by @nlink_delta (-1, 0, +1) as
+ * ext4's dir_nlink does it (past E2_LINK_MAX pinned at 1, never below 2).
+ * One read and one write of the inode. */
+int e2_inode_touch_dir(struct e2_image *img, uint32_t dir, const struct timespec *now,
+                       int nlink_delta);
 
 /* Allocate and write a new inode near directory @dir: a regular file,
  * device, fifo or socket (with its rdev), with @a's mode/uid/gid/times and

@@ -270,6 +270,37 @@ out_unlock:
     return ret;
 }
 
+/* ext4_inc_count() / ext4_dec_count() on the link count of @in. */
+static void dir_nlink_move(struct ext2_inode_large *in, int nlink_delta)
+{
+    unsigned n = in->i_links_count;
+
+    if (nlink_delta > 0 && n != 1)
+        in->i_links_count = (uint16_t)(n + 1 >= E2_LINK_MAX ? 1 : n + 1);
+    else if (nlink_delta < 0 && n > 2)
+        in->i_links_count = (uint16_t)(n - 1);
+}
+
+int e2_inode_touch_dir(struct e2_image *img, uint32_t dir, const struct timespec *now,
+                       int nlink_delta)
+{
+    struct e2_attr a = {.mtime = *now, .ctime = *now};
+    struct ext2_inode_large in;
+    int ret;
+
+    e2_lock(img);
+    ret = e2_read_inode_locked(img, dir, &in);
+    if (ret)
+        goto out_unlock;
+    e2_attr_to_inode(&a, E2_A_MTIME | E2_A_CTIME, &in);
+    dir_nlink_move(&in, nlink_delta);
+    ret = e2_write_inode_locked(img, dir, &in);
+out_unlock:
+    e2_step_end_locked(img);
+    e2_unlock(img);
+    return ret;
+}
+
 /* A new inode's i_generation: unpredictable across mounts, distinct in a
  * row, as the kernel's get_random_u32(). One getrandom(2) per image, then
  * splitmix64 steps: a system call per create cost more than the rest of

@@ -157,23 +157,10 @@ int uext4_resolve(struct uext4_fs *fs, const char *path, uint32_t *out)
 /* Parent directory times change with every entry added or removed. */
 int fs_touch_dir(struct uext4_fs *fs, uint32_t dir, int nlink_delta)
 {
-    struct e2_attr a;
-    unsigned fields = E2_A_MTIME | E2_A_CTIME;
-    int ret = e2_inode_get(fs->img, dir, &a);
+    struct timespec now;
 
-    if (ret)
-        return ret;
-    fs_now(&a.mtime);
-    a.ctime = a.mtime;
-    if (nlink_delta > 0 && a.nlink != 1) {
-        /* dir_nlink: past the limit a directory's count is pinned at 1. */
-        a.nlink = a.nlink + 1 >= E2_LINK_MAX ? 1 : a.nlink + 1;
-        fields |= E2_A_NLINK;
-    } else if (nlink_delta < 0 && a.nlink > 2) {
-        a.nlink--;
-        fields |= E2_A_NLINK;
-    }
-    return e2_inode_set(fs->img, dir, &a, fields);
+    fs_now(&now);
+    return e2_inode_touch_dir(fs->img, dir, &now, nlink_delta);
 }
 
 /* Add @name -> @ino to @dir and its index. */
