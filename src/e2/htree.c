@@ -12,6 +12,7 @@
  * ext2fs_link reads that leaf twice, checksum and all, and walks it entry
  * by entry through callbacks; it is left the splits. */
 #include "e2/e2_internal.h"
+#include "e2/iomgr.h"
 
 #include <errno.h>
 #include <ext2fs/ext3_extents.h>
@@ -439,6 +440,31 @@ out_libext2fs:
     return e2_errno(ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, 0, lblk, NULL, pblk));
 }
 
+/* What the block cache may remember of a directory block read here
+ * (e2_iom_mark kinds): checked as an index block or as a leaf of the
+ * directory, or written as one by this file. A block checked once is not
+ * checked again while its cached bytes stay as they were: inserts into
+ * one directory read the same root and leaves over and over, and their
+ * checks (checksums over the whole block, the root's by libext2fs, which
+ * also reads the directory's inode for it) were a fifth of an insert. */
+enum { MARK_INDEX = 1, MARK_LEAF };
+
+/* Read index block @pblk of directory @dir (i_generation @gen) into
+ * @block, checked by ext2fs_read_dir_block4() unless the cache holds it
+ * checked. */
+static errcode_t index_read(ext2_filsys fs, uint32_t dir, uint32_t gen, blk64_t pblk, char *block)
+{
+    struct e2_iom_mark m = {MARK_INDEX, dir, gen};
+    errcode_t err = io_channel_read_blk64(fs->io, pblk, 1, block);
+
+    if (!err && e2_iom_is_checked(fs->io, pblk, &m))
+        return 0;
+    err = ext2fs_read_dir_block4(fs, pblk, block, 0, dir);
+    if (!err)
+        e2_iom_set_checked(fs->io, pblk, &m);
+    return err;
+}
+
 /* Walk the index of directory @dir to the leaf block for @name's hash.
  * Removal (@insert false) reads the index blocks as they are and takes
  * the last entry whose hash, continuation bit aside, is not above the
@@ -464,7 +490,7 @@ static int dx_find_leaf(struct e2_image *img, uint32_t dir, struct ext2_inode_la
     for (unsigned level = 0;; level++) {
         if (dir_bmap(fs, dir, in, lblk, &pblk) || !pblk)
             return -ENOENT;
-        if (insert ? ext2fs_read_dir_block4(fs, pblk, block, 0, dir)
+        if (insert ? index_read(fs, dir, in->i_generation, pblk, block)
                    : io_channel_read_blk64(fs->io, pblk, 1, block))
             return -ENOENT;
         if (level == 0) {
@@ -544,24 +570,64 @@ static bool leaf_is_sound(ext2_filsys fs, uint32_t dir, uint32_t gen, const char
 }
 
 /* Read leaf block @pblk of directory @dir (i_generation @gen) into
- * @block, checked. A block that fails the check is read again by
- * ext2fs_read_dir_block4(), whose verdict and error stand. */
+ * @block, checked (or held checked by the cache). A block that fails the
+ * check is read again by ext2fs_read_dir_block4(), whose verdict and
+ * error stand. */
 static int leaf_read(ext2_filsys fs, uint32_t dir, uint32_t gen, blk64_t pblk, char *block)
 {
-    if (!io_channel_read_blk64(fs->io, pblk, 1, block) && leaf_is_sound(fs, dir, gen, block))
-        return 0;
-    return e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));
+    struct e2_iom_mark m = {MARK_LEAF, dir, gen};
+    int ret = 0;
+
+    if (io_channel_read_blk64(fs->io, pblk, 1, block) ||
+        (!e2_iom_is_checked(fs->io, pblk, &m) && !leaf_is_sound(fs, dir, gen, block)))
+        ret = e2_errno(ext2fs_read_dir_block4(fs, pblk, block, 0, dir));
+    if (!ret)
+        e2_iom_set_checked(fs->io, pblk, &m);
+    return ret;
 }
 
 /* Write leaf @block, read by leaf_read(), back to @pblk with its checksum
- * renewed, as ext2fs_write_dir_block4() does. */
+ * renewed, as ext2fs_write_dir_block4() does. The cache then holds it as
+ * a checked leaf: the changes made here (an entry put in or taken out)
+ * keep the entry lengths leading to the tail. */
 static int leaf_write(ext2_filsys fs, uint32_t dir, uint32_t gen, blk64_t pblk, char *block)
 {
+    struct e2_iom_mark m = {MARK_LEAF, dir, gen};
+    int ret;
+
     if (ext2fs_has_feature_metadata_csum(fs->super)) {
         struct ext2_dir_entry_tail *t = EXT2_DIRENT_TAIL(block, fs->blocksize);
         t->det_checksum = ext2fs_cpu_to_le32(leaf_csum(fs, dir, gen, block));
     }
-    return e2_errno(io_channel_write_blk64(fs->io, pblk, 1, block));
+    ret = e2_errno(io_channel_write_blk64(fs->io, pblk, 1, block));
+    if (!ret)
+        e2_iom_set_checked(fs->io, pblk, &m);
+    return ret;
+}
+
+/* The leaf of indexed directory @dir that holds @name (@insert false) or
+ * where it goes (@insert true), read and checked into @block: *@in gets
+ * the directory's inode and *@pblk the leaf's block. -ENOENT when the
+ * directory is not indexed, is inline (or encrypted, for an insert) or
+ * its index cannot be followed; else the inode's or the leaf's read error. */
+static int dx_leaf_load(struct e2_image *img, uint32_t dir, const char *name, size_t len,
+                        bool insert, struct ext2_inode_large *in, char *block, blk64_t *pblk)
+{
+    unsigned refuse = EXT4_INLINE_DATA_FL | (insert ? EXT4_ENCRYPT_FL : 0);
+    blk64_t leaf = 0;
+    int ret = e2_read_inode_locked(img, dir, in);
+
+    if (ret)
+        return ret;
+    if ((in->i_flags & (EXT2_INDEX_FL | refuse)) != EXT2_INDEX_FL)
+        return -ENOENT;
+    *pblk = 0;
+    ret = dx_find_leaf(img, dir, in, name, len, block, insert, &leaf);
+    if (!ret && (dir_bmap(img->fs, dir, in, leaf, pblk) || !*pblk))
+        ret = -ENOENT;
+    if (!ret)
+        ret = leaf_read(img->fs, dir, in->i_generation, *pblk, block);
+    return ret;
 }
 
 int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char *name,
@@ -572,23 +638,14 @@ int e2_dir_unlink_indexed_locked(struct e2_image *img, uint32_t dir, const char 
     ext2_filsys fs = img->fs;
     size_t len = strlen(name);
     struct ext2_inode_large in;
-    blk64_t leaf = 0, pblk = 0;
+    blk64_t pblk = 0;
     char local[BLOCK_BUF], *block;
     int ret;
 
-    ret = e2_read_inode_locked(img, dir, &in);
-    if (ret)
-        return ret;
-    if (!(in.i_flags & EXT2_INDEX_FL) || (in.i_flags & EXT4_INLINE_DATA_FL))
-        return -ENOENT;
     block = block_buf(fs, local);
     if (!block)
         return -ENOMEM;
-    ret = dx_find_leaf(img, dir, &in, name, len, block, false, &leaf);
-    if (!ret && (dir_bmap(fs, dir, &in, leaf, &pblk) || !pblk))
-        ret = -ENOENT;
-    if (!ret)
-        ret = leaf_read(fs, dir, in.i_generation, pblk, block);
+    ret = dx_leaf_load(img, dir, name, len, false, &in, block, &pblk);
     if (!ret)
         ret = remove(img, in.i_flags, block, fs->blocksize - csum_size(fs), name, len);
     if (!ret)
@@ -647,27 +704,18 @@ int e2_dir_link_indexed_locked(struct e2_image *img, uint32_t dir, const char *n
     ext2_filsys fs = img->fs;
     size_t len = strlen(name);
     struct ext2_inode_large in;
-    blk64_t leaf = 0, pblk = 0;
+    blk64_t pblk = 0;
     char local[BLOCK_BUF], *block;
     int ret;
 
     if (len == 0 || len > EXT2_NAME_LEN)
-        return -EAGAIN;
-    ret = e2_read_inode_locked(img, dir, &in);
-    if (ret)
-        return -EAGAIN;
-    if ((in.i_flags & (EXT2_INDEX_FL | EXT4_INLINE_DATA_FL | EXT4_ENCRYPT_FL)) != EXT2_INDEX_FL)
         return -EAGAIN;
     block = block_buf(fs, local);
     if (!block)
         return -ENOMEM;
     /* Anything but a leaf with room, read and checked, is left to
      * ext2fs_link: splits, and whatever error there is to report. */
-    ret = dx_find_leaf(img, dir, &in, name, len, block, true, &leaf);
-    if (!ret && (dir_bmap(fs, dir, &in, leaf, &pblk) || !pblk))
-        ret = -ENOENT;
-    if (!ret && leaf_read(fs, dir, in.i_generation, pblk, block))
-        ret = -ENOENT;
+    ret = dx_leaf_load(img, dir, name, len, true, &in, block, &pblk);
     if (!ret)
         ret = find_room(fs, block, fs->blocksize - csum_size(fs), rec_len_of((unsigned)len));
     if (ret < 0) {

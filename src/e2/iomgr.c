@@ -22,6 +22,10 @@ struct cblock {
     struct cblock *hnext;
     struct cblock *prev, *next; /* the LRU list (clean) or the dirty list */
     bool dirty;
+    /* What these bytes were last found or written to be, by the caller
+     * of e2_iom_set_checked() (kind 0: nothing). Cleared by every change
+     * of the bytes through the channel. */
+    struct e2_iom_mark checked;
     unsigned char data[];
 };
 
@@ -160,6 +164,7 @@ static struct cblock *insert(struct iom *b, uint64_t blk)
         grow(b);
     c->blk = blk;
     c->dirty = false;
+    c->checked.kind = 0;
     k = bucket(b, blk);
     c->hnext = b->hash[k];
     b->hash[k] = c;
@@ -414,8 +419,10 @@ static void patch_cached(struct iom *b, uint64_t off, size_t len, const char *bu
     for (uint64_t blk = off / bs; blk * bs < end; blk++) {
         struct cblock *c = lookup(b, blk);
         uint64_t s = blk * bs, lo = off > s ? off : s, hi = min_u64(end, s + bs);
-        if (c)
+        if (c) {
             memcpy(c->data + (lo - s), buf + (lo - off), hi - lo);
+            c->checked.kind = 0;
+        }
     }
 }
 
@@ -460,6 +467,7 @@ static errcode_t journaled_write(struct iom *b, uint64_t off, size_t len, const 
         if (!c->dirty && !memcmp(c->data + (lo - s), buf + (lo - off), hi - lo))
             continue;
         memcpy(c->data + (lo - s), buf + (lo - off), hi - lo);
+        c->checked.kind = 0;
         make_dirty(b, c);
     }
     evict(b);
@@ -1032,4 +1040,22 @@ void e2_iom_forget(io_channel io, uint64_t blk, uint64_t count)
         if (c)
             drop(b, c);
     }
+}
+
+bool e2_iom_is_checked(io_channel io, uint64_t blk, const struct e2_iom_mark *m)
+{
+    struct iom *b = iom_of(io);
+    struct cblock *c = b && b->bs ? lookup(b, blk) : NULL;
+
+    return c && m->kind && c->checked.kind == m->kind && c->checked.owner == m->owner &&
+           c->checked.gen == m->gen;
+}
+
+void e2_iom_set_checked(io_channel io, uint64_t blk, const struct e2_iom_mark *m)
+{
+    struct iom *b = iom_of(io);
+    struct cblock *c = b && b->bs ? lookup(b, blk) : NULL;
+
+    if (c)
+        c->checked = *m;
 }

@@ -146,4 +146,19 @@ errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast);
  * dropped (the freed contents must not reach the image or the log). */
 void e2_iom_forget(io_channel io, uint64_t blk, uint64_t count);
 
+/* A cached block's bytes can carry a mark of what they were checked to
+ * be, so that a reader of a block it checked or wrote itself need not
+ * check it again: @kind (non-zero) is the caller's name for the check
+ * (say, a directory leaf, checksum included), @owner and @gen what the
+ * check depended on (the directory's inode number and generation). Every
+ * change of the bytes through the channel (a metadata or data write, a
+ * fill from the image) and eviction clear it; the image is ours alone, so
+ * nothing else changes them. e2_iom_set_checked() marks block @blk if it
+ * is cached; e2_iom_is_checked() says whether it is cached with mark @m. */
+struct e2_iom_mark {
+    uint32_t kind, owner, gen;
+};
+bool e2_iom_is_checked(io_channel io, uint64_t blk, const struct e2_iom_mark *m);
+void e2_iom_set_checked(io_channel io, uint64_t blk, const struct e2_iom_mark *m);
+
 #endif
