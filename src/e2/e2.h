@@ -207,8 +207,11 @@ int e2_inode_touch_dir(struct e2_image *img, uint32_t dir, const struct timespec
 
 /* Allocate and write a new inode near directory @dir: a regular file,
  * device, fifo or socket (with its rdev), with @a's mode/uid/gid/times and
- * nlink 1, extent-mapped where the image has extents. */
-int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino);
+ * nlink 1, extent-mapped where the image has extents. @made (may be NULL,
+ * may be @a) gets the attributes as written, what e2_inode_get() would
+ * read back. */
+int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino,
+                 struct e2_attr *made);
 /* A new directory with "." and "..", inline when the image has inline_data,
  * nlink 2; not linked into @parent. */
 int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr *a, uint32_t *ino);

@@ -366,16 +366,21 @@ static void init_extent_header(struct ext2_inode_large *in)
 static int write_new_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *in)
 {
     unsigned isize = EXT2_INODE_SIZE(img->fs->super);
-    char *buf = calloc(1, isize > sizeof(*in) ? isize : sizeof(*in));
+    size_t len = isize > sizeof(*in) ? isize : sizeof(*in);
+    /* Inodes of up to 1 KiB (mke2fs's largest default is 256 bytes) on
+     * the stack: a calloc and free per create otherwise. */
+    char local[1024], *buf = len <= sizeof(local) ? local : malloc(len);
     errcode_t err;
 
     if (!buf)
         return -ENOMEM;
+    memset(buf, 0, len);
     memcpy(buf, in, sizeof(*in));
     e2_quota_whole_inode(img, true, true);
     err = ext2fs_write_inode_full(img->fs, ino, (struct ext2_inode *)buf, isize);
     e2_quota_whole_inode(img, false, false);
-    free(buf);
+    if (buf != local)
+        free(buf);
     return e2_errno(err);
 }
 
@@ -392,7 +397,8 @@ static int alloc_inode_locked(struct e2_image *img, ext2_ino_t dir, mode_t mode,
     return 0;
 }
 
-int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino)
+int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino,
+                 struct e2_attr *made)
 {
     struct ext2_inode_large in;
     ext2_ino_t n;
@@ -414,6 +420,8 @@ int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, ui
         goto out_unlock;
     }
     *ino = n;
+    if (made)
+        e2_inode_to_attr(img, &in, made);
 out_unlock:
     e2_step_end_locked(img);
     e2_unlock(img);

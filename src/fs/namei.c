@@ -319,28 +319,82 @@ static int quota_may_create(struct uext4_fs *fs, const struct fs_cred *fc, const
 }
 
 /* ext4_new_inode(): a new inode takes the inheritable flags of its
- * directory (chattr +A, +S, +D, ...) that suit its type. */
-static int inherit_flags(struct uext4_fs *fs, uint32_t ino, mode_t mode, const struct e2_attr *da)
+ * directory (chattr +A, +S, +D, ...) that suit its type; @a, the new
+ * inode's attributes, gets them too. */
+static int inherit_flags(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a,
+                         const struct e2_attr *da)
 {
-    uint32_t fl = fs_mask_flags(mode, da->flags & E2_FL_INHERITED);
-    struct e2_attr a;
+    uint32_t fl = fs_mask_flags(a->mode, da->flags & E2_FL_INHERITED);
+    struct e2_attr cur;
     int ret;
 
     if (!fl)
         return 0;
-    ret = e2_inode_get(fs->img, ino, &a);
+    ret = e2_inode_get(fs->img, ino, &cur);
     if (ret)
         return ret;
-    a.flags |= fl;
-    return e2_inode_set(fs->img, ino, &a, E2_A_FLAGS);
+    cur.flags |= fl;
+    a->flags |= fl;
+    return e2_inode_set(fs->img, ino, &cur, E2_A_FLAGS);
+}
+
+/* Allocate and write the new inode of @kind. A node's @a becomes its
+ * attributes as written (*@known); the others are read back at the end. */
+static int make_inode(struct uext4_fs *fs, enum create_kind kind, uint32_t dir, const char *target,
+                      struct e2_attr *a, uint32_t *ino, bool *known)
+{
+    *known = false;
+    switch (kind) {
+    case CREATE_DIR:
+        return e2_inode_new_dir(fs->img, dir, a, ino);
+    case CREATE_SYMLINK:
+        return e2_inode_new_symlink(fs->img, dir, a, target, ino);
+    case CREATE_NODE:
+        break;
+    }
+    *known = true;
+    return e2_inode_new(fs->img, dir, a, ino, a);
+}
+
+/* A new named inode: the default ACL applied, the inode made, its ACLs
+ * and flags stored, the entry added, the directory touched; @a gets the
+ * new inode's attributes. Under the mount lock held for writing. */
+static int create_locked(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir,
+                         const struct e2_attr *da, const char *name, const char *target,
+                         enum create_kind kind, struct e2_attr *a, uint32_t *ino)
+{
+    void *acc = NULL, *def = NULL;
+    size_t acc_len = 0, def_len = 0;
+    bool known;
+    int ret = inherit_acls(fs, fc, dir, &a->mode, &acc, &acc_len, &def, &def_len);
+
+    if (!ret)
+        ret = make_inode(fs, kind, dir, target, a, ino, &known);
+    if (ret)
+        goto out_free;
+    ret = store_acls(fs, fc, *ino, acc, acc_len, def, def_len);
+    known = known && !acc_len && !def_len; /* an xattr block changes i_blocks */
+    if (!ret)
+        ret = inherit_flags(fs, *ino, a, da);
+    if (!ret)
+        ret = fs_add_entry(fs, dir, name, *ino, a->mode);
+    if (ret) {
+        e2_inode_free(fs->img, *ino);
+        goto out_free;
+    }
+    ret = fs_touch_dir(fs, dir, kind == CREATE_DIR ? 1 : 0);
+    if (!ret && !known)
+        ret = e2_inode_get(fs->img, *ino, a);
+out_free:
+    free(acc);
+    free(def);
+    return ret;
 }
 
 static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
                      const char *name, mode_t mode, dev_t rdev, const char *target,
                      enum create_kind kind, struct stat *st)
 {
-    void *acc = NULL, *def = NULL;
-    size_t acc_len = 0, def_len = 0;
     struct fs_cred fc;
     struct e2_attr da, a = {0};
     uint32_t ino = 0;
@@ -354,36 +408,8 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
     ret = prepare_create(fs, &fc, dir, name, &da, &a);
     if (!ret)
         ret = quota_may_create(fs, &fc, &a, new_inode_space(fs, kind, target));
-    if (ret)
-        goto out_unlock;
-    ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
-    if (ret)
-        goto out_unlock;
-    switch (kind) {
-    case CREATE_DIR:
-        ret = e2_inode_new_dir(fs->img, dir, &a, &ino);
-        break;
-    case CREATE_SYMLINK:
-        ret = e2_inode_new_symlink(fs->img, dir, &a, target, &ino);
-        break;
-    case CREATE_NODE:
-        ret = e2_inode_new(fs->img, dir, &a, &ino);
-        break;
-    }
-    if (ret)
-        goto out_unlock;
-    ret = store_acls(fs, &fc, ino, acc, acc_len, def, def_len);
     if (!ret)
-        ret = inherit_flags(fs, ino, a.mode, &da);
-    if (!ret)
-        ret = fs_add_entry(fs, dir, name, ino, a.mode);
-    if (ret) {
-        e2_inode_free(fs->img, ino);
-        goto out_unlock;
-    }
-    ret = fs_touch_dir(fs, dir, kind == CREATE_DIR ? 1 : 0);
-    if (!ret)
-        ret = e2_inode_get(fs->img, ino, &a);
+        ret = create_locked(fs, &fc, dir, &da, name, target, kind, &a, &ino);
     if (ret)
         goto out_unlock;
     /* The lookup reference first: it keeps the in-memory inode alive. */
@@ -399,8 +425,6 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
 out_unlock:
     ret = FS_CHECK(fs, dir, ret);
     rwlock_unlock(&fs->mount_lock);
-    free(acc);
-    free(def);
     return ret;
 }
 
@@ -450,12 +474,12 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
     if (!ret)
         ret = inherit_acls(fs, &fc, dir, &a.mode, &acc, &acc_len, &def, &def_len);
     if (!ret)
-        ret = e2_inode_new(fs->img, dir, &a, &ino);
+        ret = e2_inode_new(fs->img, dir, &a, &ino, NULL);
     if (ret)
         goto out_unlock;
     ret = store_acls(fs, &fc, ino, acc, acc_len, def, def_len);
     if (!ret)
-        ret = inherit_flags(fs, ino, a.mode, &da);
+        ret = inherit_flags(fs, ino, &a, &da);
     if (ret) {
         e2_inode_free(fs->img, ino);
         goto out_unlock;

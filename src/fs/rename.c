@@ -105,7 +105,7 @@ static int new_whiteout(struct uext4_fs *fs, const struct fs_cred *fc, const str
     if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
         return -EOVERFLOW; /* the caller has no id in the image */
     fs_init_owner(fs, fc, &s->da, &a);
-    return e2_inode_new(fs->img, s->dir, &a, ino);
+    return e2_inode_new(fs->img, s->dir, &a, ino, NULL);
 }
 
 /* @whiteout: 0, or the inode to leave at the source name. */

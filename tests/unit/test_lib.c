@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -840,6 +841,68 @@ static int test_xattrs_and_acl_mode(void)
     return 0;
 }
 
+/* What a create answers (the FUSE entry's attributes) is what reading the
+ * inode back gives: a plain file, a device, files in a directory whose
+ * flags they inherit (+S +A), and in one with a default ACL, whose
+ * access ACL takes an xattr block on 128-byte inodes (st_blocks). */
+static int same_stat(const struct stat *a, const struct stat *b)
+{
+    CHECK_EQ(a->st_ino, b->st_ino);
+    CHECK_EQ(a->st_mode, b->st_mode);
+    CHECK_EQ(a->st_nlink, b->st_nlink);
+    CHECK_EQ(a->st_uid, b->st_uid);
+    CHECK_EQ(a->st_gid, b->st_gid);
+    CHECK_EQ(a->st_rdev, b->st_rdev);
+    CHECK_EQ(a->st_size, b->st_size);
+    CHECK_EQ(a->st_blocks, b->st_blocks);
+    CHECK_EQ(a->st_mtim.tv_sec, b->st_mtim.tv_sec);
+    CHECK_EQ(a->st_mtim.tv_nsec, b->st_mtim.tv_nsec);
+    CHECK_EQ(a->st_ctim.tv_nsec, b->st_ctim.tv_nsec);
+    CHECK_EQ(a->st_atim.tv_nsec, b->st_atim.tv_nsec);
+    return 0;
+}
+
+static int test_create_answers_what_is_stored(void)
+{
+    const char *img = mkimg("-t ext4 -I 128");
+    struct uext4_fs *fs = open_img(img, NULL);
+    /* u::rwx, u:1000:rwx, g::r-x, m::rwx, o::--- */
+    static const unsigned char acl[] = {
+        2, 0,    0,    0,    1,    0,    7,    0, 0xff, 0xff, 0xff, 0xff, 2,    0,    7,
+        0, 0xe8, 3,    0,    0,    4,    0,    5, 0,    0xff, 0xff, 0xff, 0xff, 0x10, 0,
+        7, 0,    0xff, 0xff, 0xff, 0xff, 0x20, 0, 0,    0,    0xff, 0xff, 0xff, 0xff};
+    struct stat st, back, d;
+    struct uext4_fileattr fa;
+
+    CHECK(fs);
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "plain", S_IFREG | 0644, 0, &st), 0);
+    CHECK_EQ(uext4_getattr(fs, (uint32_t)st.st_ino, &back), 0);
+    CHECK_EQ(same_stat(&st, &back), 0);
+    CHECK_EQ(uext4_mknod(fs, &root, UEXT4_ROOT_INO, "dev", S_IFCHR | 0600, makedev(300, 5), &st),
+             0);
+    CHECK_EQ(uext4_getattr(fs, (uint32_t)st.st_ino, &back), 0);
+    CHECK_EQ(same_stat(&st, &back), 0);
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "flags", 0755, &d), 0);
+    CHECK_EQ(uext4_fileattr_get(fs, (uint32_t)d.st_ino, &fa), 0);
+    CHECK_EQ(uext4_fileattr_set(fs, &root, (uint32_t)d.st_ino, fa.flags | 0x88, 0), 0);
+    CHECK_EQ(uext4_mknod(fs, &root, (uint32_t)d.st_ino, "f", S_IFREG | 0644, 0, &st), 0);
+    CHECK_EQ(uext4_getattr(fs, (uint32_t)st.st_ino, &back), 0);
+    CHECK_EQ(same_stat(&st, &back), 0);
+    CHECK_EQ(uext4_fileattr_get(fs, (uint32_t)st.st_ino, &fa), 0);
+    CHECK_EQ(fa.flags & 0x88, 0x88);
+    CHECK_EQ(uext4_mkdir(fs, &root, UEXT4_ROOT_INO, "acl", 0755, &d), 0);
+    CHECK_EQ(uext4_setxattr(fs, &root, (uint32_t)d.st_ino, "system.posix_acl_default", acl,
+                            sizeof(acl), 0),
+             0);
+    CHECK_EQ(uext4_mknod(fs, &root, (uint32_t)d.st_ino, "f", S_IFREG | 0666, 0, &st), 0);
+    CHECK_EQ(uext4_getattr(fs, (uint32_t)st.st_ino, &back), 0);
+    CHECK(back.st_blocks > 0); /* the access ACL's block */
+    CHECK_EQ(same_stat(&st, &back), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_second_open_refused(void)
 {
     const char *img = mkimg("-t ext4");
@@ -1410,6 +1473,7 @@ int main(void)
         {"kill_privs_fsetid", test_kill_privs_fsetid},
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
         {"second_open_refused", test_second_open_refused},
+        {"create_answers_what_is_stored", test_create_answers_what_is_stored},
         {"not_ext4_refused", test_not_ext4_refused},
         {"fallocate_enospc_counts_blocks", test_fallocate_enospc_counts_blocks},
         {"free_failure_reported_at_release", test_free_failure_reported_at_release},
