@@ -55,12 +55,15 @@ int fs_dir_access(struct uext4_fs *fs, const struct fs_cred *fc, uint32_t dir, s
     return fs_permission(fs, fc, dir, a, write ? (W_OK | X_OK) : X_OK);
 }
 
-int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
-                 struct stat *st)
+/* uext4_lookup() and uext4_lookup_listed(): @record_inode says whether
+ * damage found by reading the entry's inode is recorded as an error of the
+ * file system (fs_check) or only refused. */
+static int lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                  struct stat *st, bool record_inode)
 {
     struct fs_cred fc;
     struct e2_attr da, a;
-    uint32_t ino = 0, blame = dir;
+    uint32_t ino = 0, blame = dir; /* 0: nothing to record */
     int ret;
 
     if (strlen(name) > 255)
@@ -77,18 +80,40 @@ int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
     if (!ret) {
         ret = e2_inode_load(fs->img, ino, &a);
         if (ret)
-            blame = ino; /* the inode itself lies, not the entry */
+            blame = record_inode ? ino : 0; /* the inode itself lies, not the entry */
     }
-    if (!ret && a.nlink == 0 && !S_ISDIR(a.mode))
+    if (!ret && a.nlink == 0 && !S_ISDIR(a.mode)) {
         ret = -EUCLEAN; /* an entry naming a free inode */
+        blame = record_inode ? dir : 0;
+    }
     if (!ret) {
         fs_inode_ref_lookup(fs, ino, 1);
         fs_attr_to_stat(fs, ino, &a, st);
     }
 out_unlock:
-    ret = FS_CHECK(fs, blame, ret);
+    if (blame)
+        ret = FS_CHECK(fs, blame, ret);
     rwlock_unlock(&fs->mount_lock);
     return ret;
+}
+
+int uext4_lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir, const char *name,
+                 struct stat *st)
+{
+    return lookup(fs, cr, dir, name, st, true);
+}
+
+/* What ext4's readdir never reads, uext4_lookup reads for a readdirplus
+ * entry: the entry's inode. A damaged one is refused (-EUCLEAN) and the
+ * entry goes out without attributes, but is not recorded as an error of
+ * the file system (s_error_count, s_last_error_*, errors=): listing a
+ * directory that names it finds nothing wrong on ext4. A lookup of the name
+ * (uext4_lookup: ext4_lookup's ext4_iget) still records it. Damage in the
+ * directory itself is recorded, as ext4's readdir does. */
+int uext4_lookup_listed(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
+                        const char *name, struct stat *st)
+{
+    return lookup(fs, cr, dir, name, st, false);
 }
 
 int uext4_lookup_ino(struct uext4_fs *fs, uint32_t ino, struct stat *st, uint32_t *generation)

@@ -223,37 +223,3 @@ int uext4_readdir(struct uext4_fs *fs, struct uext4_dir *dir, uint64_t pos, uext
     snap_put(d);
     return 0;
 }
-
-/* What ext4's readdir never reads, uext4_lookup reads for a readdirplus
- * entry: the entry's inode. A damaged one is refused (-EUCLEAN) and the
- * entry goes out without attributes, but is not recorded as an error of
- * the file system (s_error_count, s_last_error_*, errors=): listing a
- * directory that names it finds nothing wrong on ext4. A lookup of the name
- * (uext4_lookup: ext4_lookup's ext4_iget) still records it. Damage in the
- * directory itself is recorded, as ext4's readdir does. */
-int uext4_lookup_listed(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir,
-                        const char *name, struct stat *st)
-{
-    struct fs_cred fc;
-    struct e2_attr da, a;
-    uint32_t ino = 0;
-    int ret;
-
-    if (strlen(name) > 255)
-        return -ENAMETOOLONG;
-    fs_cred_from(fs, cr, &fc);
-    rwlock_rdlock(&fs->mount_lock);
-    ret = FS_CHECK(fs, dir, fs_dir_access(fs, &fc, dir, &da, false));
-    if (!ret)
-        ret = FS_CHECK(fs, dir, fs_find_entry(fs, dir, name, &ino));
-    if (!ret)
-        ret = e2_inode_load(fs->img, ino, &a);
-    if (!ret && a.nlink == 0 && !S_ISDIR(a.mode))
-        ret = -EUCLEAN; /* an entry naming a free inode */
-    if (!ret) {
-        fs_inode_ref_lookup(fs, ino, 1);
-        fs_attr_to_stat(fs, ino, &a, st);
-    }
-    rwlock_unlock(&fs->mount_lock);
-    return ret;
-}
