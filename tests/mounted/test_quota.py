@@ -634,6 +634,17 @@ def e2fsck_recount(img, d):
     return usage(copy)
 
 
+def checked_usage(img, d):
+    """@img's usage (usage()) after e2fsck -fn, which must equal e2fsck's
+    recount (e2fsck_recount())."""
+    fsck(img)
+    q = usage(img)
+    problem = kd.diff('quota usage (space, inodes)', e2fsck_recount(img, d), q)
+    if problem:
+        raise TestFailure(problem)
+    return q
+
+
 @test
 def quota_ea_inode():
     """quota with ea_inode, read-write: values in EA inodes charge their
@@ -783,12 +794,7 @@ def quota_ea_inode_limits():
                ['user.big', 'user.big2', 'user.root', 'user.small'],
                'f1 xattrs')
             eq(os.listxattr(m.path('h0')), ['user.s'], 'h0 xattrs')
-        fsck(img)
-        q = usage(img)
-        problem = kd.diff('quota usage (space, inodes)',
-                          e2fsck_recount(img, d), q)
-        if problem:
-            raise TestFailure(problem)
+        q = checked_usage(img, d)
         eq(q.get('user 1000')[1], 5, 'user 1000: root went past the limit')
         eq(q.get('user 1001'), (12 * 1024, 2), 'user 1001')
         eq(q.get('user 1002'), (4096, 1), 'user 1002: an xattr block')
@@ -914,12 +920,7 @@ def quota_xattr_block_limits():
         eq(ucharges, [0 if i in XBLOCK_REFUSED else c
                       for i, c in enumerate(charges)],
            'st_blocks charged per step (the kernel\'s where passed)')
-        fsck(img)
-        q = usage(img)
-        problem = kd.diff('quota usage (space, inodes)',
-                          e2fsck_recount(img, d), q)
-        if problem:
-            raise TestFailure(problem)
+        q = checked_usage(img, d)
         # Usage: what was set up plus what the kernel charged the passed steps.
         eq([q['user %d' % u][0] for u in (1000, 1001, 1002, 1003)],
            [8192, 8192, 8192, 8192], 'block usage of users 1000-1003')
