@@ -123,6 +123,87 @@ static void add(struct gscn *g, bool expect, bool presync, const char *fmt, ...)
     g->n++;
 }
 
+/* Random steps: @k picks the kind (drawn first), @a and @b are sizes or
+ * offsets near a boundary. Each case keeps its pick() calls in one
+ * expression, as written: a seed's scenarios must not change. */
+static void add_data_step(struct gscn *g, uint64_t *s, unsigned k, unsigned f, unsigned a,
+                          unsigned b)
+{
+    switch (k) {
+    case 0:
+    case 1:
+    case 2:
+        add(g, false, false, "write f%u %u pat:%u:%u", f, a, b, 1 + pick(s, 9));
+        break;
+    case 3:
+    case 4:
+        add(g, false, false, "mmap-store f%u %u pat:%u:%u", f, a, b % 4096 + 1, 1 + pick(s, 9));
+        break;
+    case 5:
+        add(g, false, false, "writeback f%u", f);
+        break;
+    case 6:
+        add(g, false, false, "truncate f%u %u", f, a);
+        break;
+    case 7:
+        add(g, false, false, "fallocate f%u %u %u%s", f, a, b, pick(s, 2) ? " keep-size" : "");
+        break;
+    case 8:
+        add(g, false, false, "punch f%u %u %u", f, a, b);
+        break;
+    default:
+        add(g, false, false, "zero-range f%u %u %u%s", f, a, b, pick(s, 2) ? " keep-size" : "");
+    }
+}
+
+static void add_other_step(struct gscn *g, uint64_t *s, unsigned k, unsigned f)
+{
+    switch (k) {
+    case 10:
+        add(g, false, false, "setxattr f%u user.x%u fill:%u:0x%02x", f, pick(s, 3),
+            1 + pick(s, 2) * pick(s, g->inode_size), 0x41 + pick(s, 26));
+        break;
+    case 11:
+        add(g, false, false, "removexattr f%u user.x%u", f, pick(s, 3));
+        break;
+    case 12:
+        add(g, false, false, "rename f%u f%u", f, pick(s, NFILES));
+        break;
+    case 13:
+        add(g, false, false, "%s f%u f%u", pick(s, 2) ? "link" : "unlink", f, pick(s, NFILES));
+        /* unlink takes one path: drop the second */
+        if (!strncmp(g->st[g->n - 1].text, "unlink", 6))
+            *strrchr(g->st[g->n - 1].text, ' ') = '\0';
+        break;
+    case 14:
+        add(g, false, false, "%s f%u", pick(s, 2) ? "fsync" : "close", f);
+        break;
+    case 15:
+        add(g, false, false, "%s", pick(s, 2) ? "remount" : "drop-caches");
+        break;
+    case 16:
+        add(g, false, false, "create f%u", f);
+        break;
+    default:
+        /* a live look: no checkpoint, the pages stay as they are */
+        add(g, true, false, "expect f%u %s", f, pick(s, 2) ? "size" : "digest");
+    }
+}
+
+/* The end state, live and then at rest. */
+static void add_end_checks(struct gscn *g)
+{
+    for (unsigned f = 0; f < NFILES; f++) {
+        add(g, true, false, "expect f%u digest", f);
+        add(g, true, false, "expect f%u xattrs", f);
+    }
+    add(g, true, false, "expect . entries");
+    for (unsigned f = 0; f < NFILES; f++) {
+        add(g, true, true, "expect f%u inline", f);
+        add(g, true, false, "expect f%u blocks", f);
+    }
+}
+
 static void generate(uint64_t seed, unsigned index, struct gscn *g)
 {
     static const unsigned isizes[] = {256, 512, 1024};
@@ -140,74 +221,14 @@ static void generate(uint64_t seed, unsigned index, struct gscn *g)
         unsigned f = pick(&s, NFILES), a = near_boundary(&s, g->inode_size),
                  b = near_boundary(&s, g->inode_size) + 1;
 
-        switch (pick(&s, 20)) {
-        case 0:
-        case 1:
-        case 2:
-            add(g, false, false, "write f%u %u pat:%u:%u", f, a, b, 1 + pick(&s, 9));
-            break;
-        case 3:
-        case 4:
-            add(g, false, false, "mmap-store f%u %u pat:%u:%u", f, a, b % 4096 + 1,
-                1 + pick(&s, 9));
-            break;
-        case 5:
-            add(g, false, false, "writeback f%u", f);
-            break;
-        case 6:
-            add(g, false, false, "truncate f%u %u", f, a);
-            break;
-        case 7:
-            add(g, false, false, "fallocate f%u %u %u%s", f, a, b, pick(&s, 2) ? " keep-size" : "");
-            break;
-        case 8:
-            add(g, false, false, "punch f%u %u %u", f, a, b);
-            break;
-        case 9:
-            add(g, false, false, "zero-range f%u %u %u%s", f, a, b,
-                pick(&s, 2) ? " keep-size" : "");
-            break;
-        case 10:
-            add(g, false, false, "setxattr f%u user.x%u fill:%u:0x%02x", f, pick(&s, 3),
-                1 + pick(&s, 2) * pick(&s, g->inode_size), 0x41 + pick(&s, 26));
-            break;
-        case 11:
-            add(g, false, false, "removexattr f%u user.x%u", f, pick(&s, 3));
-            break;
-        case 12:
-            add(g, false, false, "rename f%u f%u", f, pick(&s, NFILES));
-            break;
-        case 13:
-            add(g, false, false, "%s f%u f%u", pick(&s, 2) ? "link" : "unlink", f,
-                pick(&s, NFILES));
-            /* unlink takes one path: drop the second */
-            if (!strncmp(g->st[g->n - 1].text, "unlink", 6))
-                *strrchr(g->st[g->n - 1].text, ' ') = '\0';
-            break;
-        case 14:
-            add(g, false, false, "%s f%u", pick(&s, 2) ? "fsync" : "close", f);
-            break;
-        case 15:
-            add(g, false, false, "%s", pick(&s, 2) ? "remount" : "drop-caches");
-            break;
-        case 16:
-            add(g, false, false, "create f%u", f);
-            break;
-        default:
-            /* a live look: no checkpoint, the pages stay as they are */
-            add(g, true, false, "expect f%u %s", f, pick(&s, 2) ? "size" : "digest");
-        }
+        unsigned k = pick(&s, 20);
+
+        if (k < 10)
+            add_data_step(g, &s, k, f, a, b);
+        else
+            add_other_step(g, &s, k, f);
     }
-    /* The end state, live and then at rest. */
-    for (unsigned f = 0; f < NFILES; f++) {
-        add(g, true, false, "expect f%u digest", f);
-        add(g, true, false, "expect f%u xattrs", f);
-    }
-    add(g, true, false, "expect . entries");
-    for (unsigned f = 0; f < NFILES; f++) {
-        add(g, true, true, "expect f%u inline", f);
-        add(g, true, false, "expect f%u blocks", f);
-    }
+    add_end_checks(g);
 }
 
 /* The placeholder value an expect line is parsed with (observe mode). */
@@ -583,7 +604,72 @@ static void usage(FILE *out)
                  "Exit status: 0 nothing found, 1 differences found, 2 bad usage.\n");
 }
 
-int scn_fuzz_main(int argc, char **argv)
+/* The command line's choices that are not the run's own state. */
+struct fuzz_args {
+    uint64_t seed;
+    int64_t limit_s, count, first;
+    unsigned mode; /* 0 until --inline-mmap, or the default, says */
+};
+
+/* One option into @z or @a: -1 to go on, else the exit status. */
+static int parse_opt(struct fuzz *z, struct fuzz_args *a, int opt)
+{
+    unsigned nb = 0;
+    int64_t v;
+
+    switch (opt) {
+    case 'b':
+        if (scn_parse_backends(optarg, z->be, 2, &nb) || nb != 2) {
+            fprintf(stderr, "uext4-scenario fuzz: --backend needs two backends\n");
+            return 2;
+        }
+        break;
+    case 't':
+    case 'n':
+    case 's':
+    case 'f':
+        if (scn_parse_num(optarg, &v)) {
+            fprintf(stderr, "uext4-scenario fuzz: '%s' is not a number\n", optarg);
+            return 2;
+        }
+        if (opt == 's')
+            a->seed = (uint64_t)v;
+        else if (opt == 'f')
+            a->first = v;
+        else
+            *(opt == 't' ? &a->limit_s : &a->count) = v;
+        break;
+    case 'o':
+        z->out = optarg;
+        break;
+    case 'u':
+        z->daemon = optarg;
+        break;
+    case 'd':
+        z->dump = true;
+        break;
+    case 'x':
+        z->no_check = optarg;
+        break;
+    case 'm':
+        if (strcmp(optarg, "keep") && strcmp(optarg, "convert")) {
+            fprintf(stderr, "uext4-scenario fuzz: --inline-mmap is keep or convert\n");
+            return 2;
+        }
+        a->mode = !strcmp(optarg, "keep") ? SCN_TAG_KEEP : SCN_TAG_CONVERT;
+        break;
+    case 'h':
+        usage(stdout);
+        return 0;
+    default:
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+/* -1 when the run can start, else the exit status. */
+static int parse_args(int argc, char **argv, struct fuzz *z, struct fuzz_args *a)
 {
     static const struct option longopts[] = {
         {"backend", required_argument, NULL, 'b'},  {"time", required_argument, NULL, 't'},
@@ -593,143 +679,136 @@ int scn_fuzz_main(int argc, char **argv)
         {"from", required_argument, NULL, 'f'},     {"help", no_argument, NULL, 'h'},
         {"no-check", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0},
     };
-    struct fuzz z = {.daemon = scn_default_daemon()};
-    uint64_t seed = (uint64_t)time(NULL);
-    int64_t limit_s = 60, count = -1, first = 0, v;
-    unsigned nb = 0, found = 0, index;
-    unsigned mode = 0;
-    int opt;
-    const char *tmp = getenv("TMPDIR");
-    time_t start = time(NULL);
+    int opt, ret;
 
-    z.be[0] = &scn_backend_lib;
-    z.be[1] = &scn_backend_mount;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'b':
-            if (scn_parse_backends(optarg, z.be, 2, &nb) || nb != 2) {
-                fprintf(stderr, "uext4-scenario fuzz: --backend needs two backends\n");
-                return 2;
-            }
-            break;
-        case 't':
-        case 'n':
-        case 's':
-        case 'f':
-            if (scn_parse_num(optarg, &v)) {
-                fprintf(stderr, "uext4-scenario fuzz: '%s' is not a number\n", optarg);
-                return 2;
-            }
-            if (opt == 's')
-                seed = (uint64_t)v;
-            else if (opt == 'f')
-                first = v;
-            else
-                *(opt == 't' ? &limit_s : &count) = v;
-            break;
-        case 'o':
-            z.out = optarg;
-            break;
-        case 'u':
-            z.daemon = optarg;
-            break;
-        case 'd':
-            z.dump = true;
-            break;
-        case 'x':
-            z.no_check = optarg;
-            break;
-        case 'm':
-            if (strcmp(optarg, "keep") && strcmp(optarg, "convert")) {
-                fprintf(stderr, "uext4-scenario fuzz: --inline-mmap is keep or convert\n");
-                return 2;
-            }
-            mode = !strcmp(optarg, "keep") ? SCN_TAG_KEEP : SCN_TAG_CONVERT;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!z.out || optind != argc) {
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1)
+        if ((ret = parse_opt(z, a, opt)) >= 0)
+            return ret;
+    if (!z->out || optind != argc) {
         usage(stderr);
         return 2;
     }
-    if (mkdir(z.out, 0755) < 0 && errno != EEXIST) {
-        fprintf(stderr, "uext4-scenario fuzz: cannot make %s: %s\n", z.out, strerror(errno));
+    if (mkdir(z->out, 0755) < 0 && errno != EEXIST) {
+        fprintf(stderr, "uext4-scenario fuzz: cannot make %s: %s\n", z->out, strerror(errno));
         return 2;
     }
-    if (!mode)
-        mode = z.be[0]->tag == SCN_TAG_KERNEL || z.be[1]->tag == SCN_TAG_KERNEL ? SCN_TAG_CONVERT
-                                                                                : SCN_TAG_KEEP;
-    z.mode[0] = z.mode[1] = mode;
-    snprintf(z.tmp, sizeof(z.tmp), "%s/uext4-fuzz-%d.scn", tmp && *tmp ? tmp : "/tmp",
+    return -1;
+}
+
+/* The mode, the scratch file, signals; then the banner. */
+static void prepare(struct fuzz *z, struct fuzz_args *a)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    if (!a->mode)
+        a->mode = z->be[0]->tag == SCN_TAG_KERNEL || z->be[1]->tag == SCN_TAG_KERNEL
+                      ? SCN_TAG_CONVERT
+                      : SCN_TAG_KEEP;
+    z->mode[0] = z->mode[1] = a->mode;
+    snprintf(z->tmp, sizeof(z->tmp), "%s/uext4-fuzz-%d.scn", tmp && *tmp ? tmp : "/tmp",
              (int)getpid());
     umask(022);
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
-    printf("# fuzz: seed %" PRIu64 ", backends %s,%s, uext4 inline_mmap=%s\n", seed, z.be[0]->name,
-           z.be[1]->name, mode == SCN_TAG_CONVERT ? "convert" : "keep");
-    for (index = (unsigned)first; count < 0 || index < (uint64_t)(first + count); index++) {
-        struct gscn g;
-        struct outcome o;
-        char sig[64], path[600];
-        unsigned from;
-        int ret;
+    printf("# fuzz: seed %" PRIu64 ", backends %s,%s, uext4 inline_mmap=%s\n", a->seed,
+           z->be[0]->name, z->be[1]->name, a->mode == SCN_TAG_CONVERT ? "convert" : "keep");
+}
 
-        if (stop_now || (count < 0 && time(NULL) - start >= limit_s))
+enum fuzz_next { FUZZ_NEXT, FUZZ_STOP, FUZZ_FAIL };
+
+/* Minimise @g's difference @sig and write it out; *@found counts it. */
+static enum fuzz_next minimise_and_write(struct fuzz *z, struct gscn *g, const char *sig,
+                                         uint64_t seed, unsigned index, unsigned *found)
+{
+    unsigned from = g->n;
+    struct outcome o;
+    char path[600];
+    int ret;
+
+    /* Until nothing shrinks (a smaller number can free a step, and
+     * the reverse); three rounds reach that in practice. */
+    for (unsigned round = 0; round < 3; round++) {
+        struct gscn before = *g;
+
+        shrink_steps(z, g, sig);
+        shrink_numbers(z, g, sig);
+        if (!memcmp(&before, g, sizeof(*g)))
             break;
-        generate(seed, index, &g);
-        drop_checks(&g, z.no_check);
-        if (z.dump && dump_scenario(&z, &g, seed, index)) {
-            fprintf(stderr, "uext4-scenario fuzz: cannot write to %s: %s\n", z.out,
-                    strerror(errno));
+    }
+    /* The final outcome, for the header and the expect lines. */
+    if (stop_now || run_both(z, g, &o) != 0)
+        return FUZZ_NEXT;
+    ret = write_finding(z, g, &o, seed, index, from, sig, path, sizeof(path));
+    outcome_free(&o);
+    if (ret) {
+        fprintf(stderr, "uext4-scenario fuzz: %s: %s\n", path, scn_errno_name(ret));
+        return FUZZ_STOP;
+    }
+    printf("diff scenario %u (%s): %u -> %u steps: %s\n", index, sig, from, g->n, path);
+    (*found)++;
+    return FUZZ_NEXT;
+}
+
+/* Scenario @index of @seed: generate, run on both, minimise what differs. */
+static enum fuzz_next fuzz_one(struct fuzz *z, uint64_t seed, unsigned index, unsigned *found)
+{
+    struct gscn g;
+    struct outcome o;
+    char sig[64];
+    int ret;
+
+    generate(seed, index, &g);
+    drop_checks(&g, z->no_check);
+    if (z->dump && dump_scenario(z, &g, seed, index)) {
+        fprintf(stderr, "uext4-scenario fuzz: cannot write to %s: %s\n", z->out, strerror(errno));
+        return FUZZ_STOP;
+    }
+    ret = run_both(z, &g, &o);
+    if (ret) {
+        fprintf(stderr, "uext4-scenario fuzz: scenario %u: %s\n", index, scn_errno_name(ret));
+        return FUZZ_FAIL;
+    }
+    signature(&g, &o, sig, sizeof(sig));
+    /* A failed run's reason, before the minimiser's runs replace it
+     * (a failure that does not come back is not minimised away). */
+    for (unsigned b = 0; b < 2; b++)
+        if (o.failed[b])
+            printf("# scenario %u: %s run failed: %s\n", index, z->be[b]->name, o.msg[b]);
+    outcome_free(&o);
+    if (!sig[0])
+        return FUZZ_NEXT;
+    return minimise_and_write(z, &g, sig, seed, index, found);
+}
+
+int scn_fuzz_main(int argc, char **argv)
+{
+    struct fuzz z = {.daemon = scn_default_daemon()};
+    struct fuzz_args a = {.seed = (uint64_t)time(NULL), .limit_s = 60, .count = -1};
+    unsigned found = 0, index;
+    time_t start = time(NULL);
+    enum fuzz_next next_step;
+    int ret;
+
+    z.be[0] = &scn_backend_lib;
+    z.be[1] = &scn_backend_mount;
+    ret = parse_args(argc, argv, &z, &a);
+    if (ret >= 0)
+        return ret;
+    prepare(&z, &a);
+    for (index = (unsigned)a.first; a.count < 0 || index < (uint64_t)(a.first + a.count); index++) {
+        if (stop_now || (a.count < 0 && time(NULL) - start >= a.limit_s))
             break;
-        }
-        ret = run_both(&z, &g, &o);
-        if (ret) {
-            fprintf(stderr, "uext4-scenario fuzz: scenario %u: %s\n", index, scn_errno_name(ret));
+        next_step = fuzz_one(&z, a.seed, index, &found);
+        if (next_step == FUZZ_FAIL) {
             unlink(z.tmp);
             return 2;
         }
-        signature(&g, &o, sig, sizeof(sig));
-        /* A failed run's reason, before the minimiser's runs replace it
-         * (a failure that does not come back is not minimised away). */
-        for (unsigned b = 0; b < 2; b++)
-            if (o.failed[b])
-                printf("# scenario %u: %s run failed: %s\n", index, z.be[b]->name, o.msg[b]);
-        outcome_free(&o);
-        if (!sig[0])
-            continue;
-        from = g.n;
-        /* Until nothing shrinks (a smaller number can free a step, and
-         * the reverse); three rounds reach that in practice. */
-        for (unsigned round = 0; round < 3; round++) {
-            struct gscn before = g;
-
-            shrink_steps(&z, &g, sig);
-            shrink_numbers(&z, &g, sig);
-            if (!memcmp(&before, &g, sizeof(g)))
-                break;
-        }
-        /* The final outcome, for the header and the expect lines. */
-        if (!stop_now && run_both(&z, &g, &o) == 0) {
-            ret = write_finding(&z, &g, &o, seed, index, from, sig, path, sizeof(path));
-            outcome_free(&o);
-            if (ret) {
-                fprintf(stderr, "uext4-scenario fuzz: %s: %s\n", path, scn_errno_name(ret));
-                break;
-            }
-            printf("diff scenario %u (%s): %u -> %u steps: %s\n", index, sig, from, g.n, path);
-            found++;
-        }
+        if (next_step == FUZZ_STOP)
+            break;
     }
     unlink(z.tmp);
-    printf("%u scenarios, %u runs, %u differences\n", index - (unsigned)first, z.runs, found);
+    printf("%u scenarios, %u runs, %u differences\n", index - (unsigned)a.first, z.runs, found);
     return found ? 1 : 0;
 }
