@@ -102,11 +102,82 @@ static int stamp(struct scn_run *r, const char *path)
     return 0;
 }
 
-/* An action step; the result is 0 or -errno, reads also give their bytes. */
-static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbuf, size_t *rlen)
+/* The steps that give back more than an error: bytes read, the count
+ * written, the offset found. */
+static int act_io(struct scn_run *r, const struct scn_step *st, unsigned char **rbuf, size_t *rlen)
 {
     const struct scn_backend *be = r->be;
     ssize_t n;
+    off_t o;
+
+    switch (st->op) {
+    case SCN_WRITE:
+        /* the count written travels in @rlen */
+        n = be->write(r, st->path, st->data.bytes, st->data.len, st->off);
+        break;
+    case SCN_READ:
+    case SCN_MMAP_LOAD:
+        *rbuf = malloc(st->data.len + 1);
+        if (!*rbuf)
+            return -ENOMEM;
+        if (st->op == SCN_READ)
+            n = be->read(r, st->path, *rbuf, st->data.len, st->off);
+        else
+            n = be->mmap_load(r, st->path, *rbuf, st->data.len, st->off);
+        break;
+    default:
+        o = be->lseek(r, st->path, st->off, st->mode);
+        /* the offset found travels in @rlen */
+        *rlen = o < 0 ? 0 : (size_t)o;
+        return o < 0 ? (int)o : 0;
+    }
+    *rlen = n < 0 ? 0 : (size_t)n;
+    return n < 0 ? (int)n : 0;
+}
+
+static int act_setattr(struct scn_run *r, const struct scn_step *st)
+{
+    struct stat in = {0};
+
+    in.st_mode = (mode_t)st->value;
+    in.st_uid = (uid_t)st->value;
+    in.st_gid = (gid_t)st->value2;
+    in.st_atim.tv_sec = st->value;
+    in.st_mtim.tv_sec = st->value2;
+    return r->be->setattr(r, st->path, &in, (unsigned)st->mode);
+}
+
+/* Steps on names and attributes. */
+static int act_names(struct scn_run *r, const struct scn_step *st)
+{
+    const struct scn_backend *be = r->be;
+
+    switch (st->op) {
+    case SCN_UNLINK:
+        return be->unlink(r, st->path);
+    case SCN_RMDIR:
+        return be->rmdir(r, st->path);
+    case SCN_MKDIR:
+        return be->mkdir(r, st->path, (mode_t)st->mode);
+    case SCN_RENAME:
+        return be->rename(r, st->path, st->path2, (unsigned)st->mode);
+    case SCN_LINK:
+        return be->link(r, st->path, st->path2);
+    case SCN_SYMLINK:
+        return be->symlink(r, st->path2, st->path);
+    case SCN_SETXATTR:
+        return be->setxattr(r, st->path, st->name, st->data.bytes, st->data.len, st->mode);
+    case SCN_REMOVEXATTR:
+        return be->removexattr(r, st->path, st->name);
+    default:
+        return act_setattr(r, st);
+    }
+}
+
+/* Steps on a file's contents, mappings and syncs, and the rest. */
+static int act_file(struct scn_run *r, const struct scn_step *st)
+{
+    const struct scn_backend *be = r->be;
 
     switch (st->op) {
     case SCN_CREATE:
@@ -115,25 +186,6 @@ static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbu
         return be->open(r, st->path, st->mode);
     case SCN_CLOSE:
         return be->close(r, st->path);
-    case SCN_WRITE:
-        /* the count written travels in @rlen */
-        n = be->write(r, st->path, st->data.bytes, st->data.len, st->off);
-        *rlen = n < 0 ? 0 : (size_t)n;
-        return n < 0 ? (int)n : 0;
-    case SCN_READ:
-        *rbuf = malloc(st->data.len + 1);
-        if (!*rbuf)
-            return -ENOMEM;
-        n = be->read(r, st->path, *rbuf, st->data.len, st->off);
-        *rlen = n < 0 ? 0 : (size_t)n;
-        return n < 0 ? (int)n : 0;
-    case SCN_MMAP_LOAD:
-        *rbuf = malloc(st->data.len + 1);
-        if (!*rbuf)
-            return -ENOMEM;
-        n = be->mmap_load(r, st->path, *rbuf, st->data.len, st->off);
-        *rlen = n < 0 ? 0 : (size_t)n;
-        return n < 0 ? (int)n : 0;
     case SCN_COPY_RANGE:
         return be->copy_range(r, st->path, st->off, st->path2, st->value, (size_t)st->len);
     case SCN_MMAP_STORE:
@@ -156,22 +208,6 @@ static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbu
         return be->fallocate(r, st->path, st->mode, st->off, st->len);
     case SCN_FSYNC:
         return be->fsync(r, st->path);
-    case SCN_UNLINK:
-        return be->unlink(r, st->path);
-    case SCN_RMDIR:
-        return be->rmdir(r, st->path);
-    case SCN_MKDIR:
-        return be->mkdir(r, st->path, (mode_t)st->mode);
-    case SCN_RENAME:
-        return be->rename(r, st->path, st->path2, (unsigned)st->mode);
-    case SCN_LINK:
-        return be->link(r, st->path, st->path2);
-    case SCN_SYMLINK:
-        return be->symlink(r, st->path2, st->path);
-    case SCN_SETXATTR:
-        return be->setxattr(r, st->path, st->name, st->data.bytes, st->data.len, st->mode);
-    case SCN_REMOVEXATTR:
-        return be->removexattr(r, st->path, st->name);
     case SCN_SYNC:
         return be->sync(r, st->path);
     case SCN_FDATASYNC:
@@ -180,25 +216,32 @@ static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbu
         return be->drop_caches(r);
     case SCN_SLEEP:
         return usleep((useconds_t)st->len * 1000) < 0 ? -errno : 0;
-    case SCN_SETATTR: {
-        struct stat in = {0};
-
-        in.st_mode = (mode_t)st->value;
-        in.st_uid = (uid_t)st->value;
-        in.st_gid = (gid_t)st->value2;
-        in.st_atim.tv_sec = st->value;
-        in.st_mtim.tv_sec = st->value2;
-        return be->setattr(r, st->path, &in, (unsigned)st->mode);
-    }
-    case SCN_SEEK: {
-        off_t o = be->lseek(r, st->path, st->off, st->mode);
-
-        /* the offset found travels in @rlen */
-        *rlen = o < 0 ? 0 : (size_t)o;
-        return o < 0 ? (int)o : 0;
-    }
     default:
         return -ENOSYS;
+    }
+}
+
+/* An action step; the result is 0 or -errno, reads also give their bytes. */
+static int act(struct scn_run *r, const struct scn_step *st, unsigned char **rbuf, size_t *rlen)
+{
+    switch (st->op) {
+    case SCN_WRITE:
+    case SCN_READ:
+    case SCN_MMAP_LOAD:
+    case SCN_SEEK:
+        return act_io(r, st, rbuf, rlen);
+    case SCN_UNLINK:
+    case SCN_RMDIR:
+    case SCN_MKDIR:
+    case SCN_RENAME:
+    case SCN_LINK:
+    case SCN_SYMLINK:
+    case SCN_SETXATTR:
+    case SCN_REMOVEXATTR:
+    case SCN_SETATTR:
+        return act_names(r, st);
+    default:
+        return act_file(r, st);
     }
 }
 
