@@ -303,6 +303,68 @@ static int flags_arg(struct parser *p, char **tok, int ntok, struct scn_step *st
     return 0;
 }
 
+/* content-one-of: two or more byte specifications, any of which may match. */
+static int alts_arg(struct parser *p, char **args, int nargs, struct scn_step *st)
+{
+    st->alts = calloc((size_t)(nargs ? nargs : 1), sizeof(*st->alts));
+    for (int i = 0; st->alts && i < nargs; i++, st->nalts++)
+        if (data_arg(p, args[i], &st->alts[i]))
+            return -EINVAL;
+    if (nargs >= 2)
+        return 0;
+    perr(p, "content-one-of needs at least two byte specifications");
+    return -EINVAL;
+}
+
+/* statfs FIELD [>=|<=]N */
+static int statfs_arg(struct parser *p, const char *field, const char *v, struct scn_step *st)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(statfs_fields) / sizeof(statfs_fields[0]); i++)
+        if (!strcmp(statfs_fields[i], field))
+            break;
+    if (i == sizeof(statfs_fields) / sizeof(statfs_fields[0])) {
+        perr(p, "expect statfs: '%s' is not blocks, bfree, bavail, files or ffree", field);
+        return -EINVAL;
+    }
+    st->name = strdup(field);
+    st->mode = !strncmp(v, ">=", 2) ? SCN_CMP_GE : !strncmp(v, "<=", 2) ? SCN_CMP_LE : SCN_CMP_EQ;
+    return num_arg(p, v + (st->mode == SCN_CMP_EQ ? 0 : 2), "statfs value", &st->value);
+}
+
+/* The arguments after PATH WHAT, by the check's argument kind (its count
+ * already checked). */
+static int expect_args(struct parser *p, const struct what_word *w, char **tok, struct scn_step *st)
+{
+    switch (w->arg) {
+    case 'N':
+        return num_arg(p, tok[3], w->word, &st->value);
+    case 'D':
+        return data_arg(p, tok[3], &st->data);
+    case 'L':
+        return names_arg(tok[3], st);
+    case 'X':
+        st->name = strdup(tok[3]);
+        return 0;
+    case 'V':
+        st->name = strdup(tok[3]);
+        return data_arg(p, tok[4], &st->data);
+    case 'P':
+        return path_arg(p, tok[3], &st->path2);
+    case 'S':
+        return statfs_arg(p, tok[3], tok[4], st);
+    case 'T':
+        if (strcmp(tok[3], "file") && strcmp(tok[3], "dir") && strcmp(tok[3], "symlink")) {
+            perr(p, "expect type: '%s' is not file, dir or symlink", tok[3]);
+            return -EINVAL;
+        }
+        st->name = strdup(tok[3]);
+        return 0;
+    }
+    return 0;
+}
+
 static int parse_expect(struct parser *p, char **tok, int ntok, struct scn_step *st)
 {
     const struct what_word *w = NULL;
@@ -324,61 +386,13 @@ static int parse_expect(struct parser *p, char **tok, int ntok, struct scn_step 
         return -EINVAL;
     if (w->arg == 'F')
         return flags_arg(p, tok + 3, nargs, st);
-    if (w->arg == 'A') {
-        st->alts = calloc((size_t)(nargs ? nargs : 1), sizeof(*st->alts));
-        for (int i = 0; st->alts && i < nargs; i++, st->nalts++)
-            if (data_arg(p, tok[3 + i], &st->alts[i]))
-                return -EINVAL;
-        if (nargs >= 2)
-            return 0;
-        perr(p, "content-one-of needs at least two byte specifications");
-        return -EINVAL;
-    }
+    if (w->arg == 'A')
+        return alts_arg(p, tok + 3, nargs, st);
     if (nargs != (w->arg == '-' ? 0 : w->arg == 'V' || w->arg == 'S' ? 2 : 1)) {
         perr(p, "expect %s: wrong number of arguments", w->word);
         return -EINVAL;
     }
-    switch (w->arg) {
-    case 'N':
-        return num_arg(p, tok[3], w->word, &st->value);
-    case 'D':
-        return data_arg(p, tok[3], &st->data);
-    case 'L':
-        return names_arg(tok[3], st);
-    case 'X':
-        st->name = strdup(tok[3]);
-        return 0;
-    case 'V':
-        st->name = strdup(tok[3]);
-        return data_arg(p, tok[4], &st->data);
-    case 'P':
-        return path_arg(p, tok[3], &st->path2);
-    case 'S': {
-        const char *v = tok[4];
-        size_t i;
-
-        for (i = 0; i < sizeof(statfs_fields) / sizeof(statfs_fields[0]); i++)
-            if (!strcmp(statfs_fields[i], tok[3]))
-                break;
-        if (i == sizeof(statfs_fields) / sizeof(statfs_fields[0])) {
-            perr(p, "expect statfs: '%s' is not blocks, bfree, bavail, files or ffree", tok[3]);
-            return -EINVAL;
-        }
-        st->name = strdup(tok[3]);
-        st->mode = !strncmp(v, ">=", 2)   ? SCN_CMP_GE
-                   : !strncmp(v, "<=", 2) ? SCN_CMP_LE
-                                          : SCN_CMP_EQ;
-        return num_arg(p, v + (st->mode == SCN_CMP_EQ ? 0 : 2), "statfs value", &st->value);
-    }
-    case 'T':
-        if (strcmp(tok[3], "file") && strcmp(tok[3], "dir") && strcmp(tok[3], "symlink")) {
-            perr(p, "expect type: '%s' is not file, dir or symlink", tok[3]);
-            return -EINVAL;
-        }
-        st->name = strdup(tok[3]);
-        return 0;
-    }
-    return 0;
+    return expect_args(p, w, tok, st);
 }
 
 /* The optional trailing word of fallocate/zero-range, rename and setxattr. */
@@ -543,56 +557,62 @@ static int parse_image_edits(struct parser *p, char **tok, int ntok)
     return 0;
 }
 
-static int parse_header(struct parser *p, char **tok, int ntok)
+/* One KEY=VALUE of an image line (@eq: VALUE, the '=' cut off). */
+static int image_key(struct parser *p, const char *key, const char *eq)
+{
+    struct scn_script *s = p->s;
+    int64_t v = 0;
+
+    if (!strcmp(key, "features") && strlen(eq) < sizeof(s->image.features)) {
+        strcpy(s->image.features, eq);
+        return 0;
+    }
+    if (num_arg(p, eq, key, &v))
+        return -EINVAL;
+    if (!strcmp(key, "size") && v >= (1 << 20))
+        s->image.size = (uint64_t)v;
+    else if (!strcmp(key, "inode_size"))
+        s->image.inode_size = (unsigned)v;
+    else if (!strcmp(key, "blocksize"))
+        s->image.block_size = (unsigned)v;
+    else {
+        perr(p,
+             "image: unknown or bad key '%s' (size>=1M, inode_size, blocksize, "
+             "features)",
+             key);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* image FSTYPE [KEY=VALUE]... */
+static int parse_image(struct parser *p, char **tok, int ntok)
 {
     struct scn_script *s = p->s;
 
-    if (!strcmp(tok[0], "fill") || !strcmp(tok[0], "debugfs") || !strcmp(tok[0], "mount-opts"))
-        return parse_image_edits(p, tok, ntok);
-    if (!strcmp(tok[0], "no-final-fsck")) {
-        s->final_fsck = false;
-        if (ntok == 1)
-            return 0;
-        perr(p, "no-final-fsck takes no arguments");
+    if (ntok < 2 || strlen(tok[1]) >= sizeof(s->image.fstype)) {
+        perr(p, "image needs a file system type (ext2, ext3, ext4)");
         return -EINVAL;
     }
-    if (!strcmp(tok[0], "image")) {
-        if (ntok < 2 || strlen(tok[1]) >= sizeof(s->image.fstype)) {
-            perr(p, "image needs a file system type (ext2, ext3, ext4)");
+    strcpy(s->image.fstype, tok[1]);
+    for (int i = 2; i < ntok; i++) {
+        char *eq = strchr(tok[i], '=');
+
+        if (!eq) {
+            perr(p, "image: '%s' is not KEY=VALUE", tok[i]);
             return -EINVAL;
         }
-        strcpy(s->image.fstype, tok[1]);
-        for (int i = 2; i < ntok; i++) {
-            char *eq = strchr(tok[i], '=');
-            int64_t v = 0;
-
-            if (!eq) {
-                perr(p, "image: '%s' is not KEY=VALUE", tok[i]);
-                return -EINVAL;
-            }
-            *eq++ = '\0';
-            if (!strcmp(tok[i], "features") && strlen(eq) < sizeof(s->image.features)) {
-                strcpy(s->image.features, eq);
-                continue;
-            }
-            if (num_arg(p, eq, tok[i], &v))
-                return -EINVAL;
-            if (!strcmp(tok[i], "size") && v >= (1 << 20))
-                s->image.size = (uint64_t)v;
-            else if (!strcmp(tok[i], "inode_size"))
-                s->image.inode_size = (unsigned)v;
-            else if (!strcmp(tok[i], "blocksize"))
-                s->image.block_size = (unsigned)v;
-            else {
-                perr(p,
-                     "image: unknown or bad key '%s' (size>=1M, inode_size, blocksize, "
-                     "features)",
-                     tok[i]);
-                return -EINVAL;
-            }
-        }
-        return 0;
+        *eq++ = '\0';
+        if (image_key(p, tok[i], eq))
+            return -EINVAL;
     }
+    return 0;
+}
+
+/* backends B... or inline-mmap M...: the tags the script runs under. */
+static int parse_tag_set(struct parser *p, char **tok, int ntok)
+{
+    struct scn_script *s = p->s;
     unsigned *set = !strcmp(tok[0], "backends") ? &s->backends : &s->modes;
 
     *set = 0;
@@ -614,6 +634,22 @@ static int parse_header(struct parser *p, char **tok, int ntok)
         return -EINVAL;
     }
     return 0;
+}
+
+static int parse_header(struct parser *p, char **tok, int ntok)
+{
+    if (!strcmp(tok[0], "fill") || !strcmp(tok[0], "debugfs") || !strcmp(tok[0], "mount-opts"))
+        return parse_image_edits(p, tok, ntok);
+    if (!strcmp(tok[0], "no-final-fsck")) {
+        p->s->final_fsck = false;
+        if (ntok == 1)
+            return 0;
+        perr(p, "no-final-fsck takes no arguments");
+        return -EINVAL;
+    }
+    if (!strcmp(tok[0], "image"))
+        return parse_image(p, tok, ntok);
+    return parse_tag_set(p, tok, ntok);
 }
 
 static struct scn_step *new_step(struct parser *p)
@@ -752,79 +788,53 @@ static void collect_repeat(struct parser *p, const char *line)
     free(lineno);
 }
 
-static void parse_line(struct parser *p, char *line)
+/* Is @word one of the header's keywords (allowed before the first step only)? */
+static bool is_header_word(const char *word)
 {
-    char *tok[SCN_MAX_TOKENS], why[256];
-    int ntok;
-    struct scn_step *st;
-    unsigned tags;
-    size_t k;
+    static const char *const header[] = {"image",      "backends", "inline-mmap", "no-final-fsck",
+                                         "mount-opts", "debugfs",  "fill"};
 
-    if (p->repeat_line) {
-        collect_repeat(p, line);
+    for (size_t i = 0; i < sizeof(header) / sizeof(header[0]); i++)
+        if (!strcmp(word, header[i]))
+            return true;
+    return false;
+}
+
+/* repeat N: the lines up to 'end' are collected, then expanded N times. */
+static void open_repeat(struct parser *p, char **tok, int ntok, unsigned tags)
+{
+    if (p->parallel_line || tags || ntok != 2 || num_arg(p, tok[1], "repeat", &p->repeat_n) ||
+        p->repeat_n < 1 || p->repeat_n > MAX_EXPANDED) {
+        perr(p,
+             "repeat N (1 to %d) opens a block closed by 'end'; not inside parallel, "
+             "no qualifiers",
+             MAX_EXPANDED);
         return;
     }
-    ntok = scn_tokenize(line, tok, why, sizeof(why));
-    if (ntok < 0) {
-        perr(p, "%s", why);
-        return;
-    }
-    if (ntok == 0)
-        return;
-    if (!strcmp(tok[0], "image") || !strcmp(tok[0], "backends") || !strcmp(tok[0], "inline-mmap") ||
-        !strcmp(tok[0], "no-final-fsck") || !strcmp(tok[0], "mount-opts") ||
-        !strcmp(tok[0], "debugfs") || !strcmp(tok[0], "fill")) {
-        if (p->seen_step)
-            perr(p, "'%s' belongs in the header, before the first step", tok[0]);
-        else
-            parse_header(p, tok, ntok);
-        return;
-    }
-    if (!strcmp(tok[0], "end")) {
-        if (!p->parallel_line)
-            perr(p, "'end' without 'parallel' or 'repeat'");
-        else
-            close_parallel(p);
-        return;
-    }
-    p->seen_step = true;
-    if (parse_tags(p, tok[0], &tags))
-        return;
-    if (!strcmp(tok[0], "repeat")) {
-        if (p->parallel_line || tags || ntok != 2 || num_arg(p, tok[1], "repeat", &p->repeat_n) ||
-            p->repeat_n < 1 || p->repeat_n > MAX_EXPANDED) {
-            perr(p,
-                 "repeat N (1 to %d) opens a block closed by 'end'; not inside parallel, "
-                 "no qualifiers",
-                 MAX_EXPANDED);
-            return;
-        }
-        p->repeat_line = p->line;
-        return;
-    }
-    if (!strcmp(tok[0], "parallel")) {
-        if (p->parallel_line || ntok != 1) {
-            perr(p, "parallel blocks do not nest and take no arguments");
-            return;
-        }
-        st = new_step(p);
-        if (st) {
-            st->op = SCN_PARALLEL;
-            st->tags = tags;
-        }
-        p->parallel_line = p->line;
+    p->repeat_line = p->line;
+}
+
+static void open_parallel(struct parser *p, int ntok, unsigned tags)
+{
+    struct scn_step *st;
+
+    if (p->parallel_line || ntok != 1) {
+        perr(p, "parallel blocks do not nest and take no arguments");
         return;
     }
     st = new_step(p);
-    if (!st)
-        return;
-    st->tags = tags;
-    /* A trailing "=> ENAME" (or "=> ok") states the step's result;
-     * "=> ok|ENOSPC" accepts any of up to four. */
-    if (ntok >= 2 && !strcmp(tok[ntok - 2], "=>"))
-        parse_outcome(p, tok[ntok - 1], st);
-    if (ntok >= 2 && !strcmp(tok[ntok - 2], "=>"))
-        ntok -= 2;
+    if (st) {
+        st->op = SCN_PARALLEL;
+        st->tags = tags;
+    }
+    p->parallel_line = p->line;
+}
+
+/* An expect line or an action step into @st (its tags and outcome set). */
+static void parse_step_line(struct parser *p, char **tok, int ntok, struct scn_step *st)
+{
+    size_t k;
+
     if (!strcmp(tok[0], "expect")) {
         st->op = SCN_EXPECT;
         if (st->want_errno)
@@ -848,6 +858,67 @@ static void parse_line(struct parser *p, char *line)
     if (st->want_short && keywords[k].op != SCN_WRITE)
         perr(p, "'=> short:N' is a write's result only");
     parse_step(p, &keywords[k], tok, ntok, st);
+}
+
+/* A line that is not header: 'end', repeat, parallel or a step. */
+static void parse_body_line(struct parser *p, char **tok, int ntok)
+{
+    struct scn_step *st;
+    unsigned tags;
+
+    if (!strcmp(tok[0], "end")) {
+        if (!p->parallel_line)
+            perr(p, "'end' without 'parallel' or 'repeat'");
+        else
+            close_parallel(p);
+        return;
+    }
+    p->seen_step = true;
+    if (parse_tags(p, tok[0], &tags))
+        return;
+    if (!strcmp(tok[0], "repeat")) {
+        open_repeat(p, tok, ntok, tags);
+        return;
+    }
+    if (!strcmp(tok[0], "parallel")) {
+        open_parallel(p, ntok, tags);
+        return;
+    }
+    st = new_step(p);
+    if (!st)
+        return;
+    st->tags = tags;
+    /* A trailing "=> ENAME" (or "=> ok") states the step's result;
+     * "=> ok|ENOSPC" accepts any of up to four. */
+    if (ntok >= 2 && !strcmp(tok[ntok - 2], "=>"))
+        parse_outcome(p, tok[ntok - 1], st);
+    if (ntok >= 2 && !strcmp(tok[ntok - 2], "=>"))
+        ntok -= 2;
+    parse_step_line(p, tok, ntok, st);
+}
+
+static void parse_line(struct parser *p, char *line)
+{
+    char *tok[SCN_MAX_TOKENS], why[256];
+    int ntok;
+
+    if (p->repeat_line) {
+        collect_repeat(p, line);
+        return;
+    }
+    ntok = scn_tokenize(line, tok, why, sizeof(why));
+    if (ntok < 0) {
+        perr(p, "%s", why);
+        return;
+    }
+    if (ntok == 0)
+        return;
+    if (!is_header_word(tok[0]))
+        parse_body_line(p, tok, ntok);
+    else if (p->seen_step)
+        perr(p, "'%s' belongs in the header, before the first step", tok[0]);
+    else
+        parse_header(p, tok, ntok);
 }
 
 /* Append every parallel block's body after the top-level steps. */
