@@ -67,60 +67,63 @@ static int fill_statfs(struct uext4_fs *fs, uint64_t *bfree, off_t *bsize)
     return ret;
 }
 
-/* `fill N`: allocate a file (lost+found/fill) with the library until
- * exactly N blocks are free. The file's own extent blocks count too, so
- * the size is corrected until statfs says N. */
-static int fill_image(const char *img, uint64_t want_free, char *why, size_t why_len)
-{
-    static const struct uext4_cred root = {.uid = 0, .gid = 0, .umask = 022};
-    struct uext4_options opts;
-    struct uext4_fs *fs = NULL;
-    struct stat st, in = {0};
-    uint64_t bfree = 0;
-    uint32_t dir, ino = 0;
-    off_t size = 0, bsize = 4096;
-    int ret, err;
-    bool opened = false;
+static const struct uext4_cred fill_root = {.uid = 0, .gid = 0, .umask = 022};
 
-    uext4_options_init(&opts, sizeof(opts));
-    ret = uext4_open(img, &opts, &fs, why, why_len);
-    if (ret)
-        return ret;
+/* Create and open FILL_DIR/FILL_NAME; *@ino is set once it exists,
+ * *@opened once it is open (both are undone by the caller). */
+static int fill_create(struct uext4_fs *fs, uint32_t *ino, bool *opened)
+{
+    struct stat st;
+    uint32_t dir;
+    int ret;
+
     ret = uext4_resolve(fs, FILL_DIR, &dir);
     if (!ret)
-        ret = uext4_mknod(fs, &root, dir, FILL_NAME, S_IFREG | 0600, 0, &st);
+        ret = uext4_mknod(fs, &fill_root, dir, FILL_NAME, S_IFREG | 0600, 0, &st);
     if (!ret) {
-        ino = (uint32_t)st.st_ino;
-        ret = uext4_open_file(fs, &root, ino, O_RDWR | O_CREAT);
-        opened = ret == 0;
+        *ino = (uint32_t)st.st_ino;
+        ret = uext4_open_file(fs, &fill_root, *ino, O_RDWR | O_CREAT);
+        *opened = ret == 0;
     }
-    for (unsigned round = 0; !ret && round < 16; round++) {
-        ret = fill_statfs(fs, &bfree, &bsize);
-        if (ret || bfree == want_free)
-            break;
-        if (bfree > want_free) {
-            off_t more = (off_t)(bfree - want_free) * bsize;
+    return ret;
+}
 
-            ret = uext4_fallocate(fs, &root, ino, 0, size, more);
+/* Grow or shrink the file until statfs says @want_free blocks are free
+ * (the last count seen in *@bfree); at most 16 rounds. */
+static int fill_to(struct uext4_fs *fs, uint32_t ino, uint64_t want_free, uint64_t *bfree)
+{
+    struct stat in = {0};
+    off_t size = 0, bsize = 4096;
+    int ret = 0;
+
+    for (unsigned round = 0; !ret && round < 16; round++) {
+        ret = fill_statfs(fs, bfree, &bsize);
+        if (ret || *bfree == want_free)
+            break;
+        if (*bfree > want_free) {
+            off_t more = (off_t)(*bfree - want_free) * bsize;
+
+            ret = uext4_fallocate(fs, &fill_root, ino, 0, size, more);
             size += more;
         } else {
-            off_t less = (off_t)(want_free - bfree) * bsize;
+            off_t less = (off_t)(want_free - *bfree) * bsize;
 
             if (less > size)
                 break; /* cannot free what the file does not hold */
             size -= less;
             in.st_size = size;
-            ret = uext4_setattr(fs, &root, ino, &in, UEXT4_SET_SIZE | UEXT4_SET_FH, NULL);
+            ret = uext4_setattr(fs, &fill_root, ino, &in, UEXT4_SET_SIZE | UEXT4_SET_FH, NULL);
         }
     }
-    if (!ret && bfree != want_free) {
-        snprintf(why, why_len, "fill %" PRIu64 ": %" PRIu64 " blocks free, cannot reach %" PRIu64,
-                 want_free, bfree, want_free);
-        ret = -ENOSPC;
-    } else if (ret) {
-        snprintf(why, why_len, "fill %" PRIu64 ": %s (%" PRIu64 " blocks free)", want_free,
-                 scn_errno_name(ret), bfree);
-    }
+    return ret;
+}
+
+/* Release and forget the file, close the image; the first error wins. */
+static int fill_close(struct uext4_fs *fs, uint32_t ino, bool opened, int ret, char *why,
+                      size_t why_len)
+{
+    int err;
+
     if (opened && (err = uext4_release(fs, ino)) && !ret) {
         ret = err;
         snprintf(why, why_len, "fill: release: %s", scn_errno_name(err));
@@ -133,6 +136,36 @@ static int fill_image(const char *img, uint64_t want_free, char *why, size_t why
         snprintf(why, why_len, "fill: closing the image: %s", scn_errno_name(err));
     }
     return ret;
+}
+
+/* `fill N`: allocate a file (lost+found/fill) with the library until
+ * exactly N blocks are free. The file's own extent blocks count too, so
+ * the size is corrected until statfs says N. */
+static int fill_image(const char *img, uint64_t want_free, char *why, size_t why_len)
+{
+    struct uext4_options opts;
+    struct uext4_fs *fs = NULL;
+    uint64_t bfree = 0;
+    uint32_t ino = 0;
+    bool opened = false;
+    int ret;
+
+    uext4_options_init(&opts, sizeof(opts));
+    ret = uext4_open(img, &opts, &fs, why, why_len);
+    if (ret)
+        return ret;
+    ret = fill_create(fs, &ino, &opened);
+    if (!ret)
+        ret = fill_to(fs, ino, want_free, &bfree);
+    if (!ret && bfree != want_free) {
+        snprintf(why, why_len, "fill %" PRIu64 ": %" PRIu64 " blocks free, cannot reach %" PRIu64,
+                 want_free, bfree, want_free);
+        ret = -ENOSPC;
+    } else if (ret) {
+        snprintf(why, why_len, "fill %" PRIu64 ": %s (%" PRIu64 " blocks free)", want_free,
+                 scn_errno_name(ret), bfree);
+    }
+    return fill_close(fs, ino, opened, ret, why, why_len);
 }
 
 static int edit_image(const struct scn_image *im, const char *img, const char *log, char *why,
