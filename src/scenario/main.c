@@ -197,6 +197,48 @@ static void run_script(const struct cli *c, const struct scn_script *s, struct c
         scn_run_free(&runs[k]);
 }
 
+/* One option into @c: -1 to go on, else the exit status (--help and
+ * --version exit here). */
+static int parse_cli_opt(struct cli *c, int opt)
+{
+    switch (opt) {
+    case 'b':
+        if (scn_parse_backends(optarg, c->backends, 3, &c->nbackends))
+            return 2;
+        break;
+    case 'm':
+        if (strcmp(optarg, "keep") && strcmp(optarg, "convert")) {
+            fprintf(stderr, "uext4-scenario: --inline-mmap is keep or convert\n");
+            return 2;
+        }
+        c->mode_filter = !strcmp(optarg, "keep") ? SCN_TAG_KEEP : SCN_TAG_CONVERT;
+        break;
+    case 'u':
+        c->daemon = optarg;
+        break;
+    case 'k':
+        c->keep = true;
+        break;
+    case 'v':
+        c->verbose = true;
+        break;
+    case 'c':
+        c->check_only = true;
+        break;
+    case 'h':
+        usage(stdout);
+        exit(0);
+    case 'V':
+        printf("uext4-scenario %s (libuext4 %s, libext2fs %s)\n", UEXT4_VERSION, uext4_version(),
+               uext4_ext2fs_version());
+        exit(0);
+    default:
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
 static int parse_cli(int argc, char **argv, struct cli *c)
 {
     static const struct option longopts[] = {
@@ -210,48 +252,14 @@ static int parse_cli(int argc, char **argv, struct cli *c)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    int opt;
+    int opt, ret;
 
     c->backends[0] = &scn_backend_lib;
     c->nbackends = 1;
     c->daemon = scn_default_daemon();
-    while ((opt = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'b':
-            if (scn_parse_backends(optarg, c->backends, 3, &c->nbackends))
-                return 2;
-            break;
-        case 'm':
-            if (strcmp(optarg, "keep") && strcmp(optarg, "convert")) {
-                fprintf(stderr, "uext4-scenario: --inline-mmap is keep or convert\n");
-                return 2;
-            }
-            c->mode_filter = !strcmp(optarg, "keep") ? SCN_TAG_KEEP : SCN_TAG_CONVERT;
-            break;
-        case 'u':
-            c->daemon = optarg;
-            break;
-        case 'k':
-            c->keep = true;
-            break;
-        case 'v':
-            c->verbose = true;
-            break;
-        case 'c':
-            c->check_only = true;
-            break;
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            printf("uext4-scenario %s (libuext4 %s, libext2fs %s)\n", UEXT4_VERSION,
-                   uext4_version(), uext4_ext2fs_version());
-            exit(0);
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
+    while ((opt = getopt_long(argc, argv, "vhV", longopts, NULL)) != -1)
+        if ((ret = parse_cli_opt(c, opt)) >= 0)
+            return ret;
     if (optind == argc) {
         usage(stderr);
         return 2;
