@@ -42,15 +42,9 @@ static void fe_want(struct fuse_conn_info *conn, unsigned cap)
         conn->want |= cap;
 }
 
-static void fe_init(void *userdata, struct fuse_conn_info *conn)
+/* Names: umask, readdirplus, symlinks. */
+static void fe_init_names(const struct fe_ctx *ctx, struct fuse_conn_info *conn)
 {
-    struct fe_ctx *ctx = userdata;
-
-    /* Where WRITE data can stay in a pipe (wire.c), max_write is what
-     * such a pipe holds. Not with io_uring, whose rings carry the data. */
-    conn->max_write = ctx->splice_write && !ctx->wire.want_uring
-                          ? (unsigned)fe_wire_splice_setup(&ctx->wire, FE_MAX_WRITE)
-                          : FE_MAX_WRITE;
     /* The kernel hands us the umask instead of applying it, so the core can
      * skip it where a default ACL governs the new inode's mode. */
     fe_want(conn, FUSE_CAP_DONT_MASK);
@@ -66,6 +60,11 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
     /* Only this daemon changes the image, so cached symlink targets stay
      * true until we change them ourselves. */
     fe_want(conn, FUSE_CAP_CACHE_SYMLINKS);
+}
+
+/* Permissions: killpriv, ACLs, O_TRUNC. */
+static void fe_init_perms(const struct fe_ctx *ctx, struct fuse_conn_info *conn)
+{
     /* Clearing setuid/setgid on write, truncate and chown is the core's
      * job (it knows the caller). libfuse 3.14 never passes HANDLE_KILLPRIV
      * on to the kernel (libfuse issue #884) and knows nothing of
@@ -87,6 +86,11 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
      * uext4.h promises a truncation only from setattr, while
      * uext4_open_file() is documented to check rights and count the open. */
     conn->want &= ~(unsigned)FUSE_CAP_ATOMIC_O_TRUNC;
+}
+
+/* The data path: splicing and the page cache. */
+static void fe_init_io(struct fuse_conn_info *conn)
+{
     /* Replies to reads are spliced from the image file (file.c). Not
      * wanted: splicing requests in (write data would have to be copied out
      * of the pipe again), moving pages (they belong to the image file's
@@ -99,6 +103,11 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
      * the mount: node ids are ext4 inode numbers and entries carry
      * i_generation, so a handle is resolved by number (namei.c). */
     fe_want(conn, FUSE_CAP_EXPORT_SUPPORT);
+}
+
+/* writeback_cache and async_dio; ctx's flags follow what is granted. */
+static void fe_init_cache(struct fe_ctx *ctx, struct fuse_conn_info *conn)
+{
     if (ctx->writeback_cache && !(conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
         /* INIT comes before any other request: nothing reads ctx yet. */
         log_warn("the kernel offers no writeback cache: writeback_cache ignored");
@@ -129,6 +138,21 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
         conn->max_background = 1;
     }
     ctx->async_dio = (conn->want & FUSE_CAP_ASYNC_DIO) != 0;
+}
+
+static void fe_init(void *userdata, struct fuse_conn_info *conn)
+{
+    struct fe_ctx *ctx = userdata;
+
+    /* Where WRITE data can stay in a pipe (wire.c), max_write is what
+     * such a pipe holds. Not with io_uring, whose rings carry the data. */
+    conn->max_write = ctx->splice_write && !ctx->wire.want_uring
+                          ? (unsigned)fe_wire_splice_setup(&ctx->wire, FE_MAX_WRITE)
+                          : FE_MAX_WRITE;
+    fe_init_names(ctx, conn);
+    fe_init_perms(ctx, conn);
+    fe_init_io(conn);
+    fe_init_cache(ctx, conn);
     log_debug("FUSE %u.%u, capable %#x, want %#x, max_write %u", conn->proto_major,
               conn->proto_minor, conn->capable, conn->want, conn->max_write);
 }
@@ -247,7 +271,10 @@ static void fe_session_uring_start(void *arg)
     fe_uring_go(s->uring);
 }
 
-int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct fe_session **out)
+/* The session's context from the mount's options: what the kernel may
+ * cache, and the transport. */
+static void fe_session_ctx_init(struct fe_session *s, struct uext4_fs *fs,
+                                const struct fe_mount_params *p)
 {
     bool kernel_checks = p->opts->perm_check == FE_PERM_KERNEL;
     /* Under an id map the kernel sees unmapped owners as 65534, and the
@@ -260,12 +287,7 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
      * files, whose opens for writing fail (EPERM) whatever the mode says. */
     bool nothing_to_check =
         ((kernel_checks && !id_mapped) || p->opts->core.fakeroot) && !uext4_open_needs_check(fs);
-    struct fe_session *s;
-    int rc;
 
-    s = calloc(1, sizeof(*s));
-    if (!s)
-        return -ENOMEM;
     s->ctx.fs = fs;
     s->ctx.posix_acl = kernel_checks;
     s->ctx.writeback_cache = p->opts->writeback_cache && !p->read_only;
@@ -285,6 +307,17 @@ int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct 
     s->ctx.wire.on_init = fe_session_uring_start;
     s->ctx.wire.on_init_arg = s;
     s->max_threads = p->opts->max_threads ? p->opts->max_threads : FE_MAX_THREADS;
+}
+
+int fe_session_new(struct uext4_fs *fs, const struct fe_mount_params *p, struct fe_session **out)
+{
+    struct fe_session *s;
+    int rc;
+
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    fe_session_ctx_init(s, fs, p);
     rc = fe_build_args(&s->args, p);
     if (rc < 0)
         goto out_free_args;
