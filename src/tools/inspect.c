@@ -122,7 +122,8 @@ static int find_inode(struct uext4_fs *fs, const char *arg, uint32_t *ino)
     return uext4_resolve(fs, path, ino);
 }
 
-int main(int argc, char **argv)
+/* The options; -1 when the two arguments follow, else the exit status. */
+static int parse_args(int argc, char **argv, bool *json)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
@@ -130,19 +131,12 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    struct uext4_options opts = {.size = sizeof(opts), .read_only = true};
-    struct uext4_inode_info info;
-    struct uext4_fs *fs = NULL;
-    char why[512] = "", *xl = NULL;
-    ssize_t xlen;
-    bool json = false;
-    uint32_t ino;
-    int opt, ret;
+    int opt;
 
     while ((opt = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'j':
-            json = true;
+            *json = true;
             break;
         case 'h':
             usage(stdout);
@@ -160,22 +154,28 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    ret = uext4_open(argv[optind], &opts, &fs, why, sizeof(why));
+    return -1;
+}
+
+/* Print what @image's inode @arg (a path or a number) holds; 0 or -errno,
+ * said on stderr. */
+static int inspect_one(struct uext4_fs *fs, const char *image, const char *arg, bool json)
+{
+    struct uext4_inode_info info;
+    char *xl = NULL;
+    ssize_t xlen;
+    uint32_t ino;
+    int ret;
+
+    ret = find_inode(fs, arg, &ino);
     if (ret) {
-        fprintf(stderr, "uext4-inspect: %s: %s\n", argv[optind], why[0] ? why : strerror(-ret));
-        return 1;
-    }
-    ret = find_inode(fs, argv[optind + 1], &ino);
-    if (ret) {
-        fprintf(stderr, "uext4-inspect: %s: %s: %s\n", argv[optind], argv[optind + 1],
-                strerror(-ret));
-        goto out_close;
+        fprintf(stderr, "uext4-inspect: %s: %s: %s\n", image, arg, strerror(-ret));
+        return ret;
     }
     ret = uext4_inspect(fs, ino, &info);
     if (ret) {
-        fprintf(stderr, "uext4-inspect: %s: inode %" PRIu32 ": %s\n", argv[optind], ino,
-                strerror(-ret));
-        goto out_close;
+        fprintf(stderr, "uext4-inspect: %s: inode %" PRIu32 ": %s\n", image, ino, strerror(-ret));
+        return ret;
     }
     xlen = uext4_listxattr(fs, &root_cred, ino, NULL, 0);
     if (xlen > 0) {
@@ -183,15 +183,33 @@ int main(int argc, char **argv)
         xlen = xl ? uext4_listxattr(fs, &root_cred, ino, xl, (size_t)xlen) : -ENOMEM;
     }
     if (json)
-        ret = print_json(argv[optind + 1], &info, xl, xlen);
+        ret = print_json(arg, &info, xl, xlen);
     else
-        print_text(argv[optind + 1], &info, xl, xlen);
+        print_text(arg, &info, xl, xlen);
     if (ret)
-        fprintf(stderr, "uext4-inspect: %s: inode %" PRIu32 ": %s\n", argv[optind], ino,
-                strerror(-ret));
+        fprintf(stderr, "uext4-inspect: %s: inode %" PRIu32 ": %s\n", image, ino, strerror(-ret));
     free(xl);
     uext4_inode_info_free(&info);
-out_close:
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    struct uext4_options opts = {.size = sizeof(opts), .read_only = true};
+    struct uext4_fs *fs = NULL;
+    char why[512] = "";
+    bool json = false;
+    int ret;
+
+    ret = parse_args(argc, argv, &json);
+    if (ret >= 0)
+        return ret;
+    ret = uext4_open(argv[optind], &opts, &fs, why, sizeof(why));
+    if (ret) {
+        fprintf(stderr, "uext4-inspect: %s: %s\n", argv[optind], why[0] ? why : strerror(-ret));
+        return 1;
+    }
+    ret = inspect_one(fs, argv[optind], argv[optind + 1], json);
     uext4_close(fs);
     return ret ? 1 : 0;
 }
