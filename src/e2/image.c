@@ -7,6 +7,7 @@
 #include "jbd2/recover.h"
 #include "base/log.h"
 
+#include <assert.h>
 #include <e2p/e2p.h>
 #include <errno.h>
 #include <pthread.h>
@@ -678,6 +679,64 @@ static int make_final_locked(struct e2_image *img)
     return ret ? ret : fret;
 }
 
+/* Read-only from here on even if the write-back fails: what is left is
+ * what the next read-write mount recovers. */
+static int go_read_only_locked(struct e2_image *img, char *why, size_t why_len)
+{
+    int ret;
+
+    assert(mutex_is_held(&img->disk_lock));
+    img->read_only = true;
+    ret = make_final_locked(img);
+    if (ret)
+        e2_say(why, why_len, "cannot write back '%s' before going read-only: %s", img->path,
+               strerror(-ret));
+    return ret;
+}
+
+/* Why a read-only image cannot become writable, if it cannot. */
+static int may_write_locked(struct e2_image *img, char *why, size_t why_len)
+{
+    assert(mutex_is_held(&img->disk_lock));
+    if (!(img->fs->flags & EXT2_FLAG_RW)) {
+        e2_say(why, why_len,
+               "'%s' was mounted read-only; unmount it and mount it read-write to write to it",
+               img->path);
+        return -EROFS;
+    }
+    if (img->fs->super->s_state & EXT2_ERROR_FS) {
+        e2_say(why, why_len, "'%s' has errors recorded; unmount it and run 'e2fsck -fy' on it",
+               img->path);
+        return -EUCLEAN;
+    }
+    if (has_failed_locked(img)) {
+        e2_say(why, why_len, "writing '%s' failed before; unmount it and mount it again",
+               img->path);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int go_writable_locked(struct e2_image *img, char *why, size_t why_len)
+{
+    int ret = may_write_locked(img, why, why_len);
+
+    if (ret)
+        return ret;
+    ret = mark_mounted(img);
+    if (ret) {
+        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
+        return ret;
+    }
+    /* The journal only: the orphan list holds this session's files that
+     * are unlinked but still open, which their last close frees. */
+    if (ext2fs_has_feature_journal(img->fs->super))
+        ret = e2_journal_start(img, why, why_len);
+    if (!ret)
+        img->read_only = false;
+    return ret;
+}
+
 int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t why_len)
 {
     bool took_mmp = false;
@@ -695,49 +754,9 @@ int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t
         took_mmp = true;
     }
     e2_lock(img);
-    if (writable == !img->read_only)
-        goto out_unlock;
-    if (!writable) {
-        /* Read-only from here on even if the write-back fails: what is
-         * left is what the next read-write mount recovers. */
-        img->read_only = true;
-        ret = make_final_locked(img);
-        if (ret)
-            e2_say(why, why_len, "cannot write back '%s' before going read-only: %s", img->path,
-                   strerror(-ret));
-        goto out_unlock;
-    }
-    if (!(img->fs->flags & EXT2_FLAG_RW)) {
-        e2_say(why, why_len,
-               "'%s' was mounted read-only; unmount it and mount it read-write to write to it",
-               img->path);
-        ret = -EROFS;
-        goto out_unlock;
-    }
-    if (img->fs->super->s_state & EXT2_ERROR_FS) {
-        e2_say(why, why_len, "'%s' has errors recorded; unmount it and run 'e2fsck -fy' on it",
-               img->path);
-        ret = -EUCLEAN;
-        goto out_unlock;
-    }
-    if (has_failed_locked(img)) {
-        e2_say(why, why_len, "writing '%s' failed before; unmount it and mount it again",
-               img->path);
-        ret = -EIO;
-        goto out_unlock;
-    }
-    ret = mark_mounted(img);
-    if (ret) {
-        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
-        goto out_unlock;
-    }
-    /* The journal only: the orphan list holds this session's files that
-     * are unlinked but still open, which their last close frees. */
-    if (ext2fs_has_feature_journal(img->fs->super))
-        ret = e2_journal_start(img, why, why_len);
-    if (!ret)
-        img->read_only = false;
-out_unlock:
+    if (writable != !img->read_only)
+        ret = writable ? go_writable_locked(img, why, why_len)
+                       : go_read_only_locked(img, why, why_len);
     e2_unlock(img);
     /* The MMP thread takes the disk lock: stopped only after it is free. */
     if ((!writable && img->mmp) || (ret && took_mmp))
