@@ -243,13 +243,74 @@ static bool find_loop_mount(const struct stat *st, char *dev, size_t dev_len, ch
     return found;
 }
 
+/* Why open(2) of @path failed with @err; *@wait as for try_open(). */
+static void say_open_failed(const char *path, bool rw, int err, char *why, size_t len,
+                            enum holder_wait *wait)
+{
+    struct stat st;
+    char mnt[PATH_MAX];
+
+    if (err == EBUSY && stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
+        if (find_mount(st.st_rdev, mnt, sizeof(mnt))) {
+            e2_say(why, len, "device '%s' is in use: it is mounted on '%s'", path, mnt);
+        } else {
+            e2_say(why, len, "device '%s' is in use: another program has it open exclusively",
+                   path);
+            *wait = WAIT_FULL;
+        }
+    } else if (rw && (err == EACCES || err == EPERM || err == EROFS)) {
+        e2_say(why, len, "cannot open image '%s' for writing: %s (-o ro mounts it read-only)", path,
+               strerror(err));
+    } else {
+        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
+    }
+}
+
+/* The opened @fd is a usable image nobody else has: its type, no kernel
+ * loop mount of it, blocking again, our lock. 0 or a positive errno. */
+static int claim_fd(int fd, const char *path, bool rw, char *why, size_t len,
+                    enum holder_wait *wait)
+{
+    struct stat st;
+    char mnt[PATH_MAX], dev[NAME_MAX + 8];
+    int err, fl;
+
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
+        return err;
+    }
+    err = -check_type(path, st.st_mode, why, len);
+    if (err)
+        return err;
+    if (S_ISREG(st.st_mode) && find_loop_mount(&st, dev, sizeof(dev), mnt, sizeof(mnt))) {
+        e2_say(why, len, "image '%s' is in use: the kernel has it mounted on '%s' through %s", path,
+               mnt, dev);
+        return EBUSY;
+    }
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        err = errno;
+        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
+        return err;
+    }
+    if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        err = errno;
+        if (err != EWOULDBLOCK) {
+            e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
+            return err;
+        }
+        *wait = say_lock_holder(path, &st, why, len);
+        return EBUSY;
+    }
+    return 0;
+}
+
 /* One attempt: the descriptor, or -errno with *@wait telling whether the
  * holder may let go soon. */
 static int try_open(const char *path, bool rw, char *why, size_t len, enum holder_wait *wait)
 {
-    struct stat st;
-    char mnt[PATH_MAX], dev[NAME_MAX + 8];
-    int fd, err, fl;
+    int fd, err;
 
     *wait = WAIT_NONE;
     /* O_NONBLOCK: a FIFO that slipped past the caller's stat() must not
@@ -258,57 +319,15 @@ static int try_open(const char *path, bool rw, char *why, size_t len, enum holde
     fd = open(path, (rw ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_NOCTTY | O_EXCL | O_CLOEXEC);
     if (fd < 0) {
         err = errno;
-        if (err == EBUSY && stat(path, &st) == 0 && S_ISBLK(st.st_mode)) {
-            if (find_mount(st.st_rdev, mnt, sizeof(mnt))) {
-                e2_say(why, len, "device '%s' is in use: it is mounted on '%s'", path, mnt);
-            } else {
-                e2_say(why, len, "device '%s' is in use: another program has it open exclusively",
-                       path);
-                *wait = WAIT_FULL;
-            }
-        } else if (rw && (err == EACCES || err == EPERM || err == EROFS)) {
-            e2_say(why, len, "cannot open image '%s' for writing: %s (-o ro mounts it read-only)",
-                   path, strerror(err));
-        } else {
-            e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
-        }
+        say_open_failed(path, rw, err, why, len, wait);
         return -err;
     }
-    if (fstat(fd, &st) != 0) {
-        err = errno;
-        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
-        goto out_close;
-    }
-    err = -check_type(path, st.st_mode, why, len);
-    if (err)
-        goto out_close;
-    if (S_ISREG(st.st_mode) && find_loop_mount(&st, dev, sizeof(dev), mnt, sizeof(mnt))) {
-        e2_say(why, len, "image '%s' is in use: the kernel has it mounted on '%s' through %s", path,
-               mnt, dev);
-        err = EBUSY;
-        goto out_close;
-    }
-    fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-        err = errno;
-        e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
-        goto out_close;
-    }
-    if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
-        err = errno;
-        if (err == EWOULDBLOCK) {
-            *wait = say_lock_holder(path, &st, why, len);
-            err = EBUSY;
-        } else {
-            e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
-        }
-        goto out_close;
+    err = claim_fd(fd, path, rw, why, len, wait);
+    if (err) {
+        close(fd);
+        return -err;
     }
     return fd;
-
-out_close:
-    close(fd);
-    return -err;
 }
 
 static long ms_since(const struct timespec *t0)
