@@ -445,6 +445,49 @@ static void test_log_limit(struct e2_journal *jn)
         jn->area_end = jn->area_first + (uint32_t)n;
 }
 
+/* The journal inode's block map and its superblock, parsed. */
+static int journal_read_sb(ext2_filsys fs, struct e2_journal *jn, char *why, size_t why_len)
+{
+    int ret;
+
+    ret = e2_journal_map_load(fs, &jn->map, &jn->maplen, why, why_len);
+    if (ret)
+        return ret;
+    jn->sb = malloc(fs->blocksize);
+    if (!jn->sb)
+        return -ENOMEM;
+    ret = e2_errno(e2_iom_read_raw(fs->io, jn->map[0], jn->sb));
+    if (!ret)
+        ret = jfmt_sb_parse(jn->sb, fs->blocksize, &jn->j, why, why_len);
+    return ret;
+}
+
+/* A journal we may write: empty, within its inode, every block in use. */
+static int journal_check(struct e2_image *img, struct e2_journal *jn, char *why, size_t why_len)
+{
+    if (jn->j.maxlen > jn->maplen || jn->j.start) {
+        snprintf(why, why_len, "the journal of '%s' %s", img->path,
+                 jn->j.start ? "still holds transactions" : "is longer than its inode");
+        return -EUCLEAN;
+    }
+    for (uint32_t i = 0; i < jn->maplen; i++) {
+        if (!ext2fs_test_block_bitmap2(img->fs->block_map, jn->map[i])) {
+            /* Free by the bitmap: it could be allocated to a file. */
+            snprintf(why, why_len, "journal block %u of '%s' (block %llu) is marked free", i,
+                     img->path, (unsigned long long)jn->map[i]);
+            return -EUCLEAN;
+        }
+    }
+    jn->area_first = jn->j.first;
+    jn->area_end = jn->j.last;
+    test_log_limit(jn);
+    if (jn->area_end <= jn->area_first + 8) {
+        snprintf(why, why_len, "the journal of '%s' is too small to use", img->path);
+        return -EUCLEAN;
+    }
+    return 0;
+}
+
 int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
 {
     ext2_filsys fs = img->fs;
@@ -454,42 +497,11 @@ int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
     jn = calloc(1, sizeof(*jn));
     if (!jn)
         return -ENOMEM;
-    ret = e2_journal_map_load(fs, &jn->map, &jn->maplen, why, why_len);
-    if (ret)
-        goto out_free;
-    jn->sb = malloc(fs->blocksize);
-    if (!jn->sb) {
-        ret = -ENOMEM;
-        goto out_free;
-    }
-    ret = e2_errno(e2_iom_read_raw(fs->io, jn->map[0], jn->sb));
+    ret = journal_read_sb(fs, jn, why, why_len);
     if (!ret)
-        ret = jfmt_sb_parse(jn->sb, fs->blocksize, &jn->j, why, why_len);
+        ret = journal_check(img, jn, why, why_len);
     if (ret)
         goto out_free;
-    if (jn->j.maxlen > jn->maplen || jn->j.start) {
-        ret = -EUCLEAN;
-        snprintf(why, why_len, "the journal of '%s' %s", img->path,
-                 jn->j.start ? "still holds transactions" : "is longer than its inode");
-        goto out_free;
-    }
-    for (uint32_t i = 0; i < jn->maplen; i++) {
-        if (!ext2fs_test_block_bitmap2(fs->block_map, jn->map[i])) {
-            /* Free by the bitmap: it could be allocated to a file. */
-            ret = -EUCLEAN;
-            snprintf(why, why_len, "journal block %u of '%s' (block %llu) is marked free", i,
-                     img->path, (unsigned long long)jn->map[i]);
-            goto out_free;
-        }
-    }
-    jn->area_first = jn->j.first;
-    jn->area_end = jn->j.last;
-    test_log_limit(jn);
-    if (jn->area_end <= jn->area_first + 8) {
-        ret = -EUCLEAN;
-        snprintf(why, why_len, "the journal of '%s' is too small to use", img->path);
-        goto out_free;
-    }
     jn->head = jn->area_first;
     jn->seq = jn->j.sequence;
     jn->reserving = true;
