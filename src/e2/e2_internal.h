@@ -56,6 +56,9 @@ struct e2_image {
     /* FITRIM's memory of the groups it trimmed (trim.c): from open to
      * close; its fields are protected by disk_lock. */
     struct e2_trim_memo *trim;
+    /* The orphan list's back links (orphan.c), or NULL until a removal
+     * needs them; protected by disk_lock. */
+    struct e2_orphan_links *orphan_links;
 };
 
 /* The inode table block that holds inode @ino. */
@@ -209,6 +212,8 @@ int e2_journal_stop_locked(struct e2_image *img);
 /* orphan.c: the orphan list (s_last_orphan chained through i_dtime). */
 int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
 int e2_orphan_cleanup_locked(struct e2_image *img);
+/* Free the back links (at close). */
+void e2_orphan_links_free(struct e2_image *img);
 /* Release the orphans a crashed kernel listed in the orphan file, zero
  * their slots and clear orphan_present (read-write open, after the list);
  * 0 without the feature, -EUCLEAN for a damaged orphan file. */

@@ -565,6 +565,7 @@ out_close:
     e2_trim_stop(img);
     e2_quota_stop(img);
     e2_sysz_free(img);
+    e2_orphan_links_free(img);
     if (img->fs)
         ext2fs_close_free(&img->fs);
     release_mmp(img);
@@ -635,6 +636,7 @@ int e2_image_close(struct e2_image *img)
     }
     e2_quota_stop(img);
     e2_sysz_free(img);
+    e2_orphan_links_free(img);
     cret = e2_errno(ext2fs_close_free(&img->fs));
     ret = ret ? ret : cret;
     e2_unlock(img);

@@ -31,27 +31,173 @@ static bool is_valid_orphan(ext2_filsys fs, ext2_ino_t ino)
     return ino >= EXT2_FIRST_INODE(fs->super) && ino <= fs->super->s_inodes_count;
 }
 
+/* The list's back links: for each inode on it, the inode whose i_dtime
+ * names it (0: the superblock's s_last_orphan), so that taking an inode
+ * off the list costs one inode read, not a walk from the head. ext4 keeps
+ * the list doubly linked in memory (sbi->s_orphan) for the same reason:
+ * every O_TMPFILE and every file unlinked while open is on it, and
+ * thousands of them closed oldest first (fstests generic/531 opens 20,000
+ * per process) made each close walk the whole list under the image lock.
+ * Built by one walk when a removal below the head first needs it, kept
+ * by every change of the list after that, dropped (and built again when
+ * needed) whenever the list on disk is not what it says. An open
+ * addressing table keyed by inode number (0 never is one). */
+struct e2_orphan_links {
+    uint32_t *ino, *prev;
+    size_t cap, used; /* cap: a power of two */
+};
+
+static size_t links_slot(const struct e2_orphan_links *l, uint32_t ino)
+{
+    size_t i = (size_t)(ino * 0x9E3779B1u) & (l->cap - 1);
+
+    while (l->ino[i] && l->ino[i] != ino)
+        i = (i + 1) & (l->cap - 1);
+    return i;
+}
+
+static int links_grow(struct e2_orphan_links *l)
+{
+    struct e2_orphan_links n = {.cap = l->cap ? l->cap * 2 : 64};
+
+    n.ino = calloc(n.cap, sizeof(*n.ino));
+    n.prev = calloc(n.cap, sizeof(*n.prev));
+    if (!n.ino || !n.prev) {
+        free(n.ino);
+        free(n.prev);
+        return -ENOMEM;
+    }
+    for (size_t i = 0; i < l->cap; i++) {
+        if (l->ino[i]) {
+            size_t j = links_slot(&n, l->ino[i]);
+            n.ino[j] = l->ino[i];
+            n.prev[j] = l->prev[i];
+            n.used++;
+        }
+    }
+    free(l->ino);
+    free(l->prev);
+    *l = n;
+    return 0;
+}
+
+static int links_set(struct e2_orphan_links *l, uint32_t ino, uint32_t prev)
+{
+    size_t i;
+
+    if ((l->used + 1) * 4 > l->cap * 3 && links_grow(l))
+        return -ENOMEM;
+    i = links_slot(l, ino);
+    l->used += !l->ino[i];
+    l->ino[i] = ino;
+    l->prev[i] = prev;
+    return 0;
+}
+
+/* Remove @ino, moving later entries of its probe run back into the gap
+ * (no tombstones). */
+static void links_del(struct e2_orphan_links *l, uint32_t ino)
+{
+    size_t i = links_slot(l, ino), j = i;
+
+    if (!l->ino[i])
+        return;
+    l->ino[i] = 0;
+    l->used--;
+    for (;;) {
+        size_t home;
+
+        j = (j + 1) & (l->cap - 1);
+        if (!l->ino[j])
+            return;
+        home = (size_t)(l->ino[j] * 0x9E3779B1u) & (l->cap - 1);
+        /* Entry j may fill the gap at i unless its home lies in (i, j]. */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            l->ino[i] = l->ino[j];
+            l->prev[i] = l->prev[j];
+            l->ino[j] = 0;
+            i = j;
+        }
+    }
+}
+
+void e2_orphan_links_free(struct e2_image *img)
+{
+    if (img->orphan_links) {
+        free(img->orphan_links->ino);
+        free(img->orphan_links->prev);
+        free(img->orphan_links);
+        img->orphan_links = NULL;
+    }
+}
+
+/* Walk the list once and record every back link. */
+static int links_build_locked(struct e2_image *img)
+{
+    ext2_filsys fs = img->fs;
+    struct e2_orphan_links *l = calloc(1, sizeof(*l));
+    ext2_ino_t cur = fs->super->s_last_orphan, prev = 0;
+    uint32_t steps = 0;
+    int ret = l ? 0 : -ENOMEM;
+
+    img->orphan_links = l;
+    while (!ret && cur && is_valid_orphan(fs, cur) && steps++ < fs->super->s_inodes_count) {
+        struct ext2_inode_large in;
+
+        ret = links_set(l, cur, prev);
+        if (!ret)
+            ret = e2_read_inode_locked(img, cur, &in);
+        if (ret)
+            break;
+        prev = cur;
+        cur = in.i_dtime;
+    }
+    if (ret)
+        e2_orphan_links_free(img);
+    return ret;
+}
+
+/* @ino went off the list; @next (0: none) now follows @prev. */
+static void links_unlinked(struct e2_image *img, uint32_t ino, uint32_t prev, uint32_t next)
+{
+    struct e2_orphan_links *l = img->orphan_links;
+
+    if (!l)
+        return;
+    links_del(l, ino);
+    if (next && links_set(l, next, prev))
+        e2_orphan_links_free(img);
+}
+
 int e2_orphan_add(struct e2_image *img, uint32_t ino)
 {
     struct ext2_inode_large in;
+    uint32_t head;
     int ret;
 
     ret = e2_lock_for_change(img, ino, &in);
     if (ret)
         goto out_unlock;
-    in.i_dtime = img->fs->super->s_last_orphan;
+    head = img->fs->super->s_last_orphan;
+    in.i_dtime = head;
     ret = e2_write_inode_locked(img, ino, &in);
     if (ret)
         goto out_unlock;
     img->fs->super->s_last_orphan = ino;
     ext2fs_mark_super_dirty(img->fs);
+    if (img->orphan_links &&
+        (links_set(img->orphan_links, ino, 0) ||
+         (is_valid_orphan(img->fs, head) && links_set(img->orphan_links, head, ino))))
+        e2_orphan_links_free(img);
 out_unlock:
     e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
 
-int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in)
+/* Take @ino off the list by walking it from the head: without back links
+ * (no memory for them), or where they disagree with the list. */
+static int remove_by_walk_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in)
 {
     ext2_filsys fs = img->fs;
     ext2_ino_t cur = fs->super->s_last_orphan;
@@ -59,15 +205,6 @@ int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
     uint32_t steps = 0;
     int ret;
 
-    if (!cur)
-        return 0;
-    if (cur == ino) {
-        fs->super->s_last_orphan = is_valid_orphan(fs, in->i_dtime) ? in->i_dtime : 0;
-        ext2fs_mark_super_dirty(fs);
-        in->i_dtime = 0;
-        return 0;
-    }
-    /* The list is short (inodes unlinked while open): walk it. */
     while (cur && is_valid_orphan(fs, cur) && steps++ < fs->super->s_inodes_count) {
         ret = e2_read_inode_locked(img, cur, &prev);
         if (ret)
@@ -80,6 +217,52 @@ int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
         cur = prev.i_dtime;
     }
     return 0; /* not on the list */
+}
+
+int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in)
+{
+    ext2_filsys fs = img->fs;
+    uint32_t next = is_valid_orphan(fs, in->i_dtime) ? in->i_dtime : 0, p;
+    struct ext2_inode_large prev;
+    size_t slot;
+    int ret;
+
+    if (!fs->super->s_last_orphan)
+        return 0;
+    if (fs->super->s_last_orphan == ino) {
+        fs->super->s_last_orphan = next;
+        ext2fs_mark_super_dirty(fs);
+        in->i_dtime = 0;
+        links_unlinked(img, ino, 0, next);
+        return 0;
+    }
+    if (!img->orphan_links) {
+        ret = links_build_locked(img);
+        if (ret)
+            return ret == -ENOMEM ? remove_by_walk_locked(img, ino, in) : ret;
+    }
+    slot = links_slot(img->orphan_links, ino);
+    if (!img->orphan_links->ino[slot])
+        return 0; /* not on the list */
+    p = img->orphan_links->prev[slot];
+    ret = p ? e2_read_inode_locked(img, p, &prev) : 0;
+    if (ret) {
+        e2_orphan_links_free(img);
+        return ret;
+    }
+    if (!p || prev.i_dtime != ino) {
+        /* The links disagree with the list: the list is the truth. */
+        e2_orphan_links_free(img);
+        return remove_by_walk_locked(img, ino, in);
+    }
+    prev.i_dtime = in->i_dtime;
+    in->i_dtime = 0;
+    ret = e2_write_inode_locked(img, p, &prev);
+    if (ret)
+        e2_orphan_links_free(img);
+    else
+        links_unlinked(img, ino, p, next);
+    return ret;
 }
 
 int e2_orphan_remove(struct e2_image *img, uint32_t ino)
@@ -181,6 +364,7 @@ int e2_orphan_cleanup_locked(struct e2_image *img)
                      ino);
             fs->super->s_last_orphan = 0;
             ext2fs_mark_super_dirty(fs);
+            e2_orphan_links_free(img);
             break;
         }
         ret = release_one_locked(img, ino, &freed);

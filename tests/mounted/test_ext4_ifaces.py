@@ -20,7 +20,7 @@ from uext4test import require_kernel_loop_mount
 from uext4test import kernel_mount, recorder
 from uext4test import (Mount, SkipFile, TestFailure, check, debugfs, eq,
                        ename, fsck, fuse_unmount, main, mkfs, renameat2, run,
-                       run_as, sb_field, test, workdir)
+                       run_as, sb_field, test, wait_until, workdir)
 
 
 def on_both(d, fn, kopts=(), uopts=None, features=(), size='32M'):
@@ -321,6 +321,56 @@ def link_fd(fd, new, empty_path=False):
     if r != 0:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e), new)
+
+
+
+@test(timeout=180)
+def tmpfiles_closed_in_any_order():
+    """Files unlinked while open (O_TMPFILE) are on the orphan list
+    (s_last_orphan through i_dtime) until closed; closing them in any
+    order takes each off the list by its back link (orphan.c), the oldest
+    first being the walk's worst case. 1,500 open at once with a block
+    each, the older half closed oldest first, then opens and closes
+    shuffled: every inode and block comes back (statvfs), the list is
+    empty after the unmount, its release at close found nothing wrong with
+    it (which it would repair and log), e2fsck -fn clean."""
+    import random
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4096:
+        raise SkipFile('RLIMIT_NOFILE hard limit %d' % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (4096, hard))
+    rnd = random.Random(531)
+    try:
+        with workdir() as d:
+            img = mkfs(d + '/img', size='64M')
+            with Mount(img) as m:
+                free0 = os.statvfs(m.mnt)
+                fds = []
+                try:
+                    for i in range(1500):
+                        fds.append(os.open(m.mnt, os.O_TMPFILE | os.O_RDWR, 0o600))
+                        os.write(fds[-1], b'%d' % i * 400)
+                    for fd in fds[:750]:
+                        os.close(fd)
+                    fds = fds[750:]
+                    for i in range(3000):
+                        if fds and rnd.random() < 0.5:
+                            os.close(fds.pop(rnd.randrange(len(fds))))
+                        else:
+                            fds.append(os.open(m.mnt, os.O_TMPFILE | os.O_RDWR, 0o600))
+                            os.write(fds[-1], b'x' * 5000)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
+                # The last close's RELEASE is asynchronous.
+                wait_until(lambda: (os.statvfs(m.mnt).f_ffree, os.statvfs(m.mnt).f_bfree),
+                           (free0.f_ffree, free0.f_bfree), 'free inodes and blocks')
+            check('orphan list damaged' not in m.log(), 'the list went wrong: %s' % m.log())
+            eq(sb_field(img, 'First orphan inode'), None, 'the orphan list after the unmount')
+            fsck(img)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def tmpfile_script(root):
