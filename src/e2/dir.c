@@ -177,53 +177,48 @@ static bool can_index_locked(struct e2_image *img, uint32_t dir)
            EXT2_I_SIZE(&in) == img->fs->blocksize;
 }
 
-int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
+/* Add a block to the full directory @dir (an inline directory becomes a
+ * block one) and link @name there. Without a journal, held and written in
+ * crash order (iomgr.h): the new block, then the inode. libext2fs writes
+ * the inode first and more than once; an inline directory's with its
+ * entries and its ".." cleared before the block holding them exists. */
+static errcode_t expand_and_link_locked(struct e2_image *img, uint32_t dir, const char *name,
+                                        uint32_t ino, int ftype)
 {
-    errcode_t err;
-    int ftype = (int)e2_ftype(mode);
-    uint32_t dflags;
-    bool unfoldable;
+    uint64_t last = e2_inode_block(img->fs, dir);
+    errcode_t err, rerr;
 
-    e2_lock(img);
-    if (img->read_only) {
-        err = EXT2_ET_RO_FILSYS;
-        goto out_unlock;
-    }
-    /* A name that is not UTF-8 in a casefold directory (allowed without
-     * the strict flag): libext2fs 1.47 cannot hash it, so its ext2fs_link
-     * fails on an indexed directory; a linear one is not indexed for it. */
-    dflags = dir_flags_locked(img, dir);
-    unfoldable = (dflags & EXT4_CASEFOLD_FL) && !e2_name_is_foldable(img->fs, name, strlen(name));
-    if (unfoldable && (dflags & EXT2_INDEX_FL)) {
-        e2_unlock(img);
-        return -EINVAL;
-    }
-    if (dflags & EXT2_INDEX_FL) {
-        int ret = e2_dir_link_indexed_locked(img, dir, name, ino, (unsigned)ftype);
-        if (ret != -EAGAIN) {
-            e2_step_end_locked(img);
-            e2_unlock(img);
-            return ret;
-        }
-    }
-    err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    e2_iom_hold(img->fs->io);
+    err = ext2fs_expand_dir(img->fs, dir);
+    rerr = e2_iom_release(img->fs->io, &last, 1);
+    if (!err)
+        err = rerr;
+    if (!err)
+        err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    return err;
+}
+
+/* ext2fs_link(), and what a full directory needs before it can take the
+ * name: an inline directory grown, a linear one indexed, a block added.
+ * @unfoldable: a name a casefold directory cannot hash (not indexed for
+ * it). 0 or -errno. */
+static int link_by_libext2fs_locked(struct e2_image *img, uint32_t dir, const char *name,
+                                    uint32_t ino, int ftype, bool unfoldable)
+{
+    errcode_t err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    int ret;
+
     if (err == EXT2_ET_DIR_NO_SPACE && is_inline_dir_locked(img, dir)) {
-        int ret = grow_inline_dir_locked(img, dir);
-        if (ret && ret != -ENOSPC) {
-            e2_step_end_locked(img);
-            e2_unlock(img);
+        ret = grow_inline_dir_locked(img, dir);
+        if (ret && ret != -ENOSPC)
             return ret;
-        }
         if (!ret)
             err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
     if (err == EXT2_ET_DIR_NO_SPACE && !unfoldable && can_index_locked(img, dir)) {
-        int ret = e2_dir_make_indexed_locked(img, dir);
-        if (ret && ret != -EOPNOTSUPP) {
-            e2_step_end_locked(img);
-            e2_unlock(img);
+        ret = e2_dir_make_indexed_locked(img, dir);
+        if (ret && ret != -EOPNOTSUPP)
             return ret;
-        }
         if (!ret)
             err = ext2fs_link(img->fs, dir, name, ino, ftype);
     }
@@ -238,29 +233,42 @@ int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t i
                  ext2fs_has_feature_largedir(img->fs->super)
                      ? "3 levels, the most large_dir allows"
                      : "2 levels, the most without large_dir");
+        return e2_errno(err);
+    }
+    if (err == EXT2_ET_DIR_NO_SPACE)
+        err = expand_and_link_locked(img, dir, name, ino, ftype);
+    return e2_errno(err);
+}
+
+int e2_dir_link(struct e2_image *img, uint32_t dir, const char *name, uint32_t ino, mode_t mode)
+{
+    int ftype = (int)e2_ftype(mode), ret;
+    uint32_t dflags;
+    bool unfoldable;
+
+    e2_lock(img);
+    if (img->read_only) {
+        ret = e2_errno(EXT2_ET_RO_FILSYS);
         goto out_unlock;
     }
-    if (err == EXT2_ET_DIR_NO_SPACE) {
-        /* Full: add a block (an inline directory becomes a block one).
-         * Without a journal, held and written in crash order (iomgr.h): the
-         * new block, then the inode. libext2fs writes the inode first and
-         * more than once; an inline directory's with its entries and its
-         * ".." cleared before the block holding them exists. */
-        uint64_t last = e2_inode_block(img->fs, dir);
-        errcode_t rerr;
-
-        e2_iom_hold(img->fs->io);
-        err = ext2fs_expand_dir(img->fs, dir);
-        rerr = e2_iom_release(img->fs->io, &last, 1);
-        if (!err)
-            err = rerr;
-        if (!err)
-            err = ext2fs_link(img->fs, dir, name, ino, ftype);
+    /* A name that is not UTF-8 in a casefold directory (allowed without
+     * the strict flag): libext2fs 1.47 cannot hash it, so its ext2fs_link
+     * fails on an indexed directory; a linear one is not indexed for it. */
+    dflags = dir_flags_locked(img, dir);
+    unfoldable = (dflags & EXT4_CASEFOLD_FL) && !e2_name_is_foldable(img->fs, name, strlen(name));
+    if (unfoldable && (dflags & EXT2_INDEX_FL)) {
+        e2_unlock(img);
+        return -EINVAL;
     }
+    ret = (dflags & EXT2_INDEX_FL)
+              ? e2_dir_link_indexed_locked(img, dir, name, ino, (unsigned)ftype)
+              : -EAGAIN;
+    if (ret == -EAGAIN)
+        ret = link_by_libext2fs_locked(img, dir, name, ino, ftype, unfoldable);
 out_unlock:
     e2_step_end_locked(img);
     e2_unlock(img);
-    return e2_errno(err);
+    return ret;
 }
 
 /* Remove entry @de of length @rec from its block @buf as the kernel's
