@@ -628,12 +628,29 @@ static errcode_t iom_close(io_channel io)
     return err;
 }
 
+/* A descriptor of its own (close-on-exec) for the image file named @name:
+ * never opened by path, only the file imgfile.c opened and locked, which
+ * must be open for writing if @rw. */
+static errcode_t iom_dup_image_fd(const char *name, bool rw, int *out)
+{
+    int fd = e2_imgfile_name_fd(name), acc;
+
+    if (fd < 0)
+        return EXT2_ET_BAD_DEVICE_NAME;
+    acc = fcntl(fd, F_GETFL);
+    if (acc < 0)
+        return errno;
+    if ((acc & O_ACCMODE) != O_RDWR && rw)
+        return EROFS;
+    *out = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return *out < 0 ? errno : 0;
+}
+
 static errcode_t iom_open(const char *name, int flags, io_channel *out)
 {
     io_channel io = NULL;
     struct iom *b = NULL;
     errcode_t err;
-    int fd, acc;
 
     if (!name)
         return EXT2_ET_BAD_DEVICE_NAME;
@@ -652,26 +669,9 @@ static errcode_t iom_open(const char *name, int flags, io_channel *out)
         goto out_nomem;
     list_init(&b->lru);
     list_init(&b->dirty);
-    /* Never by path: only the image file imgfile.c opened and locked. */
-    fd = e2_imgfile_name_fd(name);
-    if (fd < 0) {
-        err = EXT2_ET_BAD_DEVICE_NAME;
+    err = iom_dup_image_fd(name, b->rw, &b->fd);
+    if (err)
         goto out_free;
-    }
-    acc = fcntl(fd, F_GETFL);
-    if (acc < 0) {
-        err = errno;
-        goto out_free;
-    }
-    if ((acc & O_ACCMODE) != O_RDWR && (flags & IO_FLAG_RW)) {
-        err = EROFS;
-        goto out_free;
-    }
-    b->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (b->fd < 0) {
-        err = errno;
-        goto out_free;
-    }
     if (flags & IO_FLAG_RW) {
         err = e2_fault_from_env(&b->fault);
         if (err) {
