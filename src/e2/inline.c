@@ -439,6 +439,21 @@ static int save_raw_locked(struct e2_image *img, uint32_t ino, char **raw)
     return 0;
 }
 
+/* @in, inline no more, with an empty block map: an extent tree root with
+ * no entries where the file system has extents, else 15 null pointers. */
+static void clear_to_block_map(ext2_filsys fs, struct ext2_inode_large *in)
+{
+    memset(in->i_block, 0, sizeof(in->i_block));
+    in->i_flags &= ~EXT4_INLINE_DATA_FL;
+    if (ext2fs_has_feature_extents(fs->super)) {
+        struct ext3_extent_header *eh = (struct ext3_extent_header *)in->i_block;
+        eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
+        eh->eh_max =
+            ext2fs_cpu_to_le16((sizeof(in->i_block) - sizeof(*eh)) / sizeof(struct ext3_extent));
+        in->i_flags |= EXT4_EXTENTS_FL;
+    }
+}
+
 static int convert_file_locked(struct e2_image *img, uint32_t ino)
 {
     ext2_filsys fs = img->fs;
@@ -472,15 +487,7 @@ static int convert_file_locked(struct e2_image *img, uint32_t ino)
     ret = e2_read_inode_locked(img, ino, &in);
     if (ret)
         goto out_restore;
-    memset(in.i_block, 0, sizeof(in.i_block));
-    in.i_flags &= ~EXT4_INLINE_DATA_FL;
-    if (ext2fs_has_feature_extents(fs->super)) {
-        struct ext3_extent_header *eh = (struct ext3_extent_header *)in.i_block;
-        eh->eh_magic = ext2fs_cpu_to_le16(EXT3_EXT_MAGIC);
-        eh->eh_max =
-            ext2fs_cpu_to_le16((sizeof(in.i_block) - sizeof(*eh)) / sizeof(struct ext3_extent));
-        in.i_flags |= EXT4_EXTENTS_FL;
-    }
+    clear_to_block_map(fs, &in);
     if (isize) {
         ret = e2_errno(ext2fs_iblk_add_blocks(fs, (struct ext2_inode *)&in, 1));
         if (!ret)
