@@ -645,11 +645,43 @@ int e2_inode_free(struct e2_image *img, uint32_t ino)
     return ret;
 }
 
+/* The @len bytes of symlink @ino's target (inode @in, its blocks checked):
+ * inline, in i_block (fast), or in its block (slow). */
+static int read_target_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                              char *buf, unsigned len)
+{
+    ext2_file_t file;
+    unsigned got = 0;
+    int ret;
+
+    if (in->i_flags & EXT4_INLINE_DATA_FL) {
+        char tmp[EXT4_MIN_INLINE_DATA_SIZE * 64];
+        size_t isz = sizeof(tmp);
+        ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &isz));
+        if (!ret && isz > sizeof(tmp))
+            ret = -EUCLEAN;
+        if (!ret)
+            ret =
+                e2_errno(ext2fs_inline_data_get(img->fs, ino, (struct ext2_inode *)in, tmp, NULL));
+        if (!ret)
+            memcpy(buf, tmp, len);
+        return ret;
+    }
+    if (ext2fs_is_fast_symlink((struct ext2_inode *)in)) {
+        memcpy(buf, in->i_block, len);
+        return 0;
+    }
+    ret = e2_errno(ext2fs_file_open2(img->fs, ino, (struct ext2_inode *)in, 0, &file));
+    if (ret)
+        return ret;
+    ret = e2_errno(ext2fs_file_read(file, buf, len, &got));
+    ext2fs_file_close(file);
+    return !ret && got != len ? -EUCLEAN : ret;
+}
+
 int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size)
 {
     struct ext2_inode_large in;
-    ext2_file_t file;
-    unsigned got = 0;
     uint64_t len;
     int ret;
 
@@ -676,30 +708,8 @@ int e2_readlink(struct e2_image *img, uint32_t ino, char *buf, size_t size)
         ret = e2_sysz_check_acl_locked(img, ino, &in);
     else if (!ext2fs_is_fast_symlink((struct ext2_inode *)&in))
         ret = e2_sysz_check_range_locked(img, ino, &in, 0, 0);
-    if (ret)
-        goto out_unlock;
-    if (in.i_flags & EXT4_INLINE_DATA_FL) {
-        char tmp[EXT4_MIN_INLINE_DATA_SIZE * 64];
-        size_t isz = sizeof(tmp);
-        ret = e2_errno(ext2fs_inline_data_size(img->fs, ino, &isz));
-        if (!ret && isz > sizeof(tmp))
-            ret = -EUCLEAN;
-        if (!ret)
-            ret =
-                e2_errno(ext2fs_inline_data_get(img->fs, ino, (struct ext2_inode *)&in, tmp, NULL));
-        if (!ret)
-            memcpy(buf, tmp, len);
-    } else if (ext2fs_is_fast_symlink((struct ext2_inode *)&in)) {
-        memcpy(buf, in.i_block, len);
-    } else {
-        ret = e2_errno(ext2fs_file_open2(img->fs, ino, (struct ext2_inode *)&in, 0, &file));
-        if (ret)
-            goto out_unlock;
-        ret = e2_errno(ext2fs_file_read(file, buf, (unsigned)len, &got));
-        ext2fs_file_close(file);
-        if (!ret && got != len)
-            ret = -EUCLEAN;
-    }
+    if (!ret)
+        ret = read_target_locked(img, ino, &in, buf, (unsigned)len);
     if (!ret)
         ret = (int)len;
 out_unlock:
