@@ -268,6 +268,46 @@ static int parse_request(struct cli *c, int nargs, char **args)
     return 0;
 }
 
+/* One option of the command line (@opt from getopt_long over @argv):
+ * 0, or the usage error. --help and --version exit here. */
+static int take_option(struct cli *c, int opt, char **argv)
+{
+    switch (opt) {
+    case 'h':
+        usage(stdout);
+        exit(0);
+    case 'V':
+        print_version();
+        exit(0);
+    case 'o':
+        if (c->optc == sizeof(c->optv) / sizeof(c->optv[0]))
+            return usage_error("too many -o options");
+        c->optv[c->optc++] = optarg;
+        break;
+    case 'u':
+        c->unmount = true;
+        break;
+    case 'f':
+        c->foreground = true;
+        break;
+    case 'd':
+        c->debug = true;
+        c->foreground = true;
+        break;
+    case 's':
+        c->single_thread = true;
+        break;
+    case ':':
+        return usage_error("option '-%c' needs an argument", optopt);
+    default:
+        /* optopt names a bad short option; a bad long one only argv. */
+        if (optopt)
+            return usage_error("unknown option '-%c'", optopt);
+        return usage_error("unknown option '%s'", argv[optind - 1]);
+    }
+    return 0;
+}
+
 static int parse_cmdline(struct cli *c, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -281,39 +321,10 @@ static int parse_cmdline(struct cli *c, int argc, char **argv)
     fe_opts_init(&c->opts);
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":ho:fdsuV", longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            usage(stdout);
-            exit(0);
-        case 'V':
-            print_version();
-            exit(0);
-        case 'o':
-            if (c->optc == sizeof(c->optv) / sizeof(c->optv[0]))
-                return usage_error("too many -o options");
-            c->optv[c->optc++] = optarg;
-            break;
-        case 'u':
-            c->unmount = true;
-            break;
-        case 'f':
-            c->foreground = true;
-            break;
-        case 'd':
-            c->debug = true;
-            c->foreground = true;
-            break;
-        case 's':
-            c->single_thread = true;
-            break;
-        case ':':
-            return usage_error("option '-%c' needs an argument", optopt);
-        default:
-            /* optopt names a bad short option; a bad long one only argv. */
-            if (optopt)
-                return usage_error("unknown option '-%c'", optopt);
-            return usage_error("unknown option '%s'", argv[optind - 1]);
-        }
+        int rc = take_option(c, opt, argv);
+
+        if (rc)
+            return rc;
     }
     for (unsigned i = 0; i < c->optc; i++)
         note_remount(c, c->optv[i]);
@@ -483,6 +494,26 @@ static void report_busy(int notify_fd, const struct cli *c, const char *why)
 
 /* Open, mount, serve, unmount, close. Start-up failures are reported via
  * report_failure(); later ones are logged. Returns 0 or -errno. */
+/* Open the image for serve(), saying why not to the one waiting on
+ * @notify_fd; first the options noted as having no effect. */
+static int open_image(const struct cli *c, int notify_fd, struct uext4_fs **fs)
+{
+    char why[MSG_MAX] = "";
+    int rc;
+
+    for (unsigned i = 0; i < c->opts.nnoted; i++)
+        log_warn("mount option '%s' has no effect: %s", c->opts.noted[i].name,
+                 c->opts.noted[i].why);
+    rc = uext4_open(c->image, &c->opts.core, fs, why, sizeof(why));
+    if (rc == -EBUSY)
+        report_busy(notify_fd, c, why[0] ? why : strerror(-rc));
+    else if (rc < 0 && why[0])
+        report_failure(notify_fd, "%s", why);
+    else if (rc < 0)
+        report_failure(notify_fd, "cannot open image '%s': %s", c->image, strerror(-rc));
+    return rc;
+}
+
 static int serve(const struct cli *c, int notify_fd)
 {
     struct fe_mount_params params = {
@@ -498,19 +529,9 @@ static int serve(const struct cli *c, int notify_fd)
     struct uext4_fs *fs;
     int rc, close_rc;
 
-    for (unsigned i = 0; i < c->opts.nnoted; i++)
-        log_warn("mount option '%s' has no effect: %s", c->opts.noted[i].name,
-                 c->opts.noted[i].why);
-    rc = uext4_open(c->image, &c->opts.core, &fs, why, sizeof(why));
-    if (rc < 0) {
-        if (rc == -EBUSY)
-            report_busy(notify_fd, c, why[0] ? why : strerror(-rc));
-        else if (why[0])
-            report_failure(notify_fd, "%s", why);
-        else
-            report_failure(notify_fd, "cannot open image '%s': %s", c->image, strerror(-rc));
+    rc = open_image(c, notify_fd, &fs);
+    if (rc < 0)
         return rc;
-    }
     params.read_only = c->opts.core.read_only || uext4_is_read_only(fs);
     if (params.read_only && !c->opts.core.read_only)
         log_warn("%s: serving read-only", c->image);
