@@ -425,6 +425,61 @@ static int flag_word(struct parser *p, const struct keyword *kw, const char *tok
     return 0;
 }
 
+/* The argument of code @code (keyword.args) at tok[*@i] into @st; the
+ * flags code '*' takes the rest of the tokens, leaving *@i at the last. */
+static int parse_arg(struct parser *p, const struct keyword *kw, char code, char **tok, int ntok,
+                     int *i, struct scn_step *st)
+{
+    int64_t v;
+    int ret = 0;
+
+    switch (code) {
+    case 'P':
+        ret = path_arg(p, tok[*i], &st->path);
+        break;
+    case 'Q':
+        /* A symlink's target may be anything. */
+        if (kw->op == SCN_SYMLINK) {
+            st->path2 = st->path;
+            ret = path_arg(p, tok[*i], &st->path);
+        } else {
+            ret = path_arg(p, tok[*i], &st->path2);
+        }
+        break;
+    case 'O':
+        ret = num_arg(p, tok[*i], "offset", &st->off);
+        break;
+    case 'N':
+        ret = num_arg(p, tok[*i], "length", &st->len);
+        break;
+    case 'D':
+        ret = data_arg(p, tok[*i], &st->data);
+        break;
+    case 'X':
+        st->name = strdup(tok[*i]);
+        break;
+    case 'M':
+        ret = num_arg(p, tok[*i], "mode", &v);
+        st->mode = (int)v;
+        break;
+    case 'V':
+        ret = num_arg(p, tok[*i], "value", &st->value);
+        break;
+    case 'W':
+        ret = num_arg(p, tok[*i], "value", &st->value2);
+        break;
+    case '*':
+        for (; *i + 1 < ntok && !ret; (*i)++)
+            ret = flag_word(p, kw, tok[*i], &st->mode);
+        if (!ret)
+            ret = flag_word(p, kw, tok[*i], &st->mode);
+        break;
+    default:
+        ret = flag_word(p, kw, tok[*i], &st->mode);
+    }
+    return ret;
+}
+
 static int parse_step(struct parser *p, const struct keyword *kw, char **tok, int ntok,
                       struct scn_step *st)
 {
@@ -437,7 +492,6 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
         /* seek-data/seek-hole have no result offset when they must fail */
         bool optional =
             strchr("MFRC*", *a) != NULL || (*a == 'V' && kw->op == SCN_SEEK && st->want_errno);
-        int64_t v;
 
         if (i >= ntok) {
             if (optional)
@@ -445,50 +499,7 @@ static int parse_step(struct parser *p, const struct keyword *kw, char **tok, in
             perr(p, "%s: missing arguments (%s)", kw->word, kw->args);
             return -EINVAL;
         }
-        switch (*a) {
-        case 'P':
-            ret = path_arg(p, tok[i], &st->path);
-            break;
-        case 'Q':
-            /* A symlink's target may be anything. */
-            if (kw->op == SCN_SYMLINK) {
-                st->path2 = st->path;
-                ret = path_arg(p, tok[i], &st->path);
-            } else {
-                ret = path_arg(p, tok[i], &st->path2);
-            }
-            break;
-        case 'O':
-            ret = num_arg(p, tok[i], "offset", &st->off);
-            break;
-        case 'N':
-            ret = num_arg(p, tok[i], "length", &st->len);
-            break;
-        case 'D':
-            ret = data_arg(p, tok[i], &st->data);
-            break;
-        case 'X':
-            st->name = strdup(tok[i]);
-            break;
-        case 'M':
-            ret = num_arg(p, tok[i], "mode", &v);
-            st->mode = (int)v;
-            break;
-        case 'V':
-            ret = num_arg(p, tok[i], "value", &st->value);
-            break;
-        case 'W':
-            ret = num_arg(p, tok[i], "value", &st->value2);
-            break;
-        case '*':
-            for (; i + 1 < ntok && !ret; i++)
-                ret = flag_word(p, kw, tok[i], &st->mode);
-            if (!ret)
-                ret = flag_word(p, kw, tok[i], &st->mode);
-            break;
-        default:
-            ret = flag_word(p, kw, tok[i], &st->mode);
-        }
+        ret = parse_arg(p, kw, *a, tok, ntok, &i, st);
         i++;
     }
     if (!ret && i < ntok) {
