@@ -19,6 +19,10 @@ struct pc_file {
     int error;       /* latched writeback error */
     unsigned n, cap; /* pages, sorted by index */
     struct pc_page **pages;
+    /* protected by pc_cache.lock: the pages of this file counted in
+     * dirty_bytes, n again for pc_dirty_inodes(), which holds no inode
+     * lock (n and the rest belong to the inode's lock holder). */
+    unsigned counted;
     struct pc_file *next;
 };
 
@@ -90,10 +94,11 @@ static struct pc_file *find_file(struct pc_cache *pc, uint32_t ino, bool create)
     return f;
 }
 
-static void account(struct pc_cache *pc, long pages)
+static void account(struct pc_cache *pc, struct pc_file *f, long pages)
 {
     mutex_lock(&pc->lock);
     pc->dirty_bytes += (size_t)(pages * (long)PC_PAGE_SIZE);
+    f->counted = (unsigned)((long)f->counted + pages);
     mutex_unlock(&pc->lock);
 }
 
@@ -163,7 +168,7 @@ static struct pc_page *page_in(struct pc_cache *pc, struct pc_file *f, uint64_t 
         free(p);
         return NULL;
     }
-    account(pc, 1);
+    account(pc, f, 1);
     return p;
 }
 
@@ -279,7 +284,7 @@ void pc_resize(struct pc_cache *pc, uint32_t ino, uint64_t old, uint64_t new)
             remove_slot(f, f->n - 1);
             dropped++;
         }
-        account(pc, -dropped);
+        account(pc, f, -dropped);
     }
     /* Bytes between the sizes read as zeros afterwards, either way. */
     for_each_overlap(f, (off_t)lo, (size_t)(hi - lo), zero_range, NULL);
@@ -310,7 +315,7 @@ int pc_writeback(struct pc_cache *pc, uint32_t ino)
             continue;
         }
         remove_slot(f, i);
-        account(pc, -1);
+        account(pc, f, -1);
     }
     return first;
 }
@@ -344,7 +349,7 @@ void pc_forget(struct pc_cache *pc, uint32_t ino)
     f = *pp;
     if (f) {
         *pp = f->next;
-        pc->dirty_bytes -= (size_t)f->n * PC_PAGE_SIZE;
+        pc->dirty_bytes -= (size_t)f->counted * PC_PAGE_SIZE;
     }
     mutex_unlock(&pc->lock);
     if (f)
@@ -357,7 +362,7 @@ unsigned pc_dirty_inodes(struct pc_cache *pc, uint32_t *inos, unsigned max)
 
     mutex_lock(&pc->lock);
     for (struct pc_file *f = pc->files; f && n < max; f = f->next) {
-        if (f->n)
+        if (f->counted)
             inos[n++] = f->ino;
     }
     mutex_unlock(&pc->lock);
