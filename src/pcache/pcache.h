@@ -18,8 +18,9 @@
  *
  * Locking: every per-inode call is made with that inode's lock held (the fs
  * layer's LC_INODE), which serialises all work on one inode's pages. The
- * cache's own lock (LC_PCACHE) guards only the inode table and is never held
- * across an ops call. */
+ * cache's own lock (LC_PCACHE) guards only the inode table and the dirty
+ * counts (each file's and the total), which calls holding no inode lock
+ * read (pc_dirty_inodes()), and is never held across an ops call. */
 #ifndef UEXT4_PCACHE_H
 #define UEXT4_PCACHE_H
 
