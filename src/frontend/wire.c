@@ -401,7 +401,7 @@ static bool wire_refuse_interrupt(struct fe_wire *w, int fd, const void *buf, ss
         return false;
     atomic_fetch_add_explicit(&w->requests, 1, memory_order_relaxed);
     wire_test_delay(w, buf, n);
-    out = (struct fuse_out_header){.len = sizeof(out), .error = -ENOSYS, .unique = in->unique};
+    fe_wire_out_error(&out, in->unique, -ENOSYS);
     if (write(fd, &out, sizeof(out)) < 0 && errno != ENOENT)
         log_debug("answering FUSE_INTERRUPT %llu: %s", (unsigned long long)in->unique,
                   strerror(errno));
