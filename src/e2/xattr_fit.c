@@ -71,20 +71,25 @@ static void split_name(const char *name, struct xf_name *n)
     n->len = strlen(n->s);
 }
 
-/* The size of a POSIX ACL in ext4's format: a 4-byte header, 4 bytes for
- * the entries without an id, 8 for ACL_USER and ACL_GROUP (libext2fs
- * converts it so before storing). -EINVAL: not an ACL, which the set then
- * refuses by itself. */
-static int acl_disk_len(const unsigned char *v, size_t len)
+/* A POSIX ACL in ext4's format, as libext2fs stores it: a 4-byte header
+ * (version 1), then each entry as tag and perm (4 bytes) and, for
+ * ACL_USER and ACL_GROUP only, the id (8 bytes). @out NULL: the size only.
+ * -EINVAL: not an ACL, which the set then refuses by itself. */
+static int acl_to_disk(const unsigned char *v, size_t len, unsigned char *out)
 {
     size_t n = 4;
 
     if (len < 4 || (len - 4) % 8)
         return -EINVAL;
+    if (out)
+        memcpy(out, "\x01\0\0\0", 4);
     for (size_t off = 4; off < len; off += 8) {
         unsigned tag = v[off] | (unsigned)v[off + 1] << 8;
+        size_t ent = (tag == 0x02 || tag == 0x08) ? 8 : 4;
 
-        n += (tag == 0x02 || tag == 0x08) ? 8 : 4;
+        if (out)
+            memcpy(out + n, v + off, ent);
+        n += ent;
     }
     return (int)n;
 }
@@ -212,26 +217,31 @@ int e2_xattr_needs_block_locked(struct e2_image *img, uint32_t ino, const char *
     struct xf_area body = {0}, blk = {0};
     struct xf_name nm = {.val = val, .val_len = len};
     enum xf_block state;
+    unsigned char *acl = NULL;
     char *ibuf;
     int ret;
 
     *needs = false;
     split_name(name, &nm);
+    if (!strcmp(name, "system.data"))
+        return 0; /* the inode body only */
     if (nm.index == 2 || nm.index == 3) {
-        ret = acl_disk_len(val, len);
+        /* Compared as stored, so that an unchanged ACL is seen as one. */
+        ret = acl_to_disk(val, len, NULL);
         if (ret < 0)
             return 0;
         nm.val_len = (size_t)ret;
-        /* Compared after libext2fs's conversion only: taken as changed
-         * (an unchanged ACL in a shared block counts as a copy). */
-        nm.val = NULL;
+        nm.val = acl = malloc(nm.val_len);
+        if (!acl)
+            return -ENOMEM;
+        acl_to_disk(val, len, acl);
     }
-    if (!strcmp(name, "system.data"))
-        return 0; /* the inode body only */
     ibuf = calloc(1, isize > sizeof(struct ext2_inode_large) ? isize
                                                              : sizeof(struct ext2_inode_large));
-    if (!ibuf)
+    if (!ibuf) {
+        free(acl);
         return -ENOMEM;
+    }
     ret = e2_errno(ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)ibuf, isize));
     if (!ret)
         ret = scan_body(fs, ibuf, &nm, &body);
@@ -241,5 +251,6 @@ int e2_xattr_needs_block_locked(struct e2_image *img, uint32_t ino, const char *
     if (!ret)
         decide(fs, &nm, &body, &blk, state, needs);
     free(ibuf);
+    free(acl);
     return ret;
 }

@@ -969,6 +969,62 @@ def acl_refused_keeps_mode():
         fsck(img)
 
 
+
+def shared_acl_image(d):
+    """A kernel-made image where c0 and c1 (user 1002) carry the same access
+    ACL, too large for the inode body, in one shared xattr block."""
+    base = mkfs(d + '/base.img', size='64M', opts=OPTS)
+    with kernel_mount(base, d + '/setup') as mnt:
+        for name in ('c0', 'c1'):
+            path = os.path.join(mnt, name)
+            os.mknod(path, 0o640)
+            os.chown(path, 1002, 1002)
+            os.setxattr(path, 'system.posix_acl_access', acl_with_users(20, 6))
+    fsck(base)
+    check(xattr_block(base, 'c0') == xattr_block(base, 'c1') != 0,
+          'the kernel did not share c0 and c1\'s xattr block')
+    return base
+
+
+@test
+def acl_unchanged_in_shared_block_passes():
+    """Setting an access ACL equal to the one stored in a block shared with
+    another inode writes nothing, so at the owner's block hard limit it
+    passes and charges nothing (the kernel's st_blocks on a loop mount of
+    a copy: unchanged); a different ACL needs a copy of the block and is
+    refused EDQUOT. The stored ACL, the mode and the sharing as before;
+    e2fsck -fn clean and its recount equal."""
+    same, other = acl_with_users(20, 6), acl_with_users(20, 4)
+    with workdir() as d:
+        base = shared_acl_image(d)
+        kimg = d + '/kernel.img'
+        shutil.copyfile(base, kimg)
+        with kernel_mount(kimg, d + '/kmnt') as mnt:
+            before = os.stat(os.path.join(mnt, 'c1')).st_blocks
+            os.setxattr(os.path.join(mnt, 'c1'), 'system.posix_acl_access', same)
+            eq(os.stat(os.path.join(mnt, 'c1')).st_blocks, before, 'kernel: st_blocks')
+        fsck(kimg)
+        check(xattr_block(kimg, 'c0') == xattr_block(kimg, 'c1'), 'kernel: c1 unshared')
+        img = d + '/img'
+        shutil.copyfile(base, img)
+        add_quota(img)
+        write_limits(img, 'user', 1002, bhard_kib=checked_usage(img, d)['user 1002'][0] // 1024)
+        fsck(img)
+        os.chmod(d, 0o755)
+        with Mount(img, opts=['allow_other']) as m:
+            before = os.stat(m.path('c1'))
+            run_as(1002, 1002, [], os.setxattr, m.path('c1'), 'system.posix_acl_access', same)
+            expect_errno_as((1002, 1002, []), errno.EDQUOT, os.setxattr, m.path('c1'),
+                            'system.posix_acl_access', other)
+            after = os.stat(m.path('c1'))
+            eq((after.st_blocks, oct(after.st_mode)), (before.st_blocks, oct(before.st_mode)),
+               'st_blocks and mode of c1')
+            for name in ('c0', 'c1'):
+                eq(os.getxattr(m.path(name), 'system.posix_acl_access'), same, name + "'s ACL")
+        check(xattr_block(img, 'c0') == xattr_block(img, 'c1'), 'c1 unshared')
+        checked_usage(img, d)
+
+
 if __name__ == '__main__':
     uext4test._tests[:] = [t for t in uext4test._tests
                            if t.__module__ == __name__]
