@@ -201,11 +201,14 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
                               enum e2_write_route *route);
 
 /* journal.c: metadata through the jbd2 journal (the protocol is described
- * at the top of journal.c). Start after the image is opened read-write and
- * marked mounted; commit with the file system quiescent; stop commits,
- * empties the log and clears needs_recovery in memory (the caller writes
- * the superblock). */
-int e2_journal_start(struct e2_image *img, char *why, size_t why_len);
+ * at the top of journal.c). Load (read and check, nothing written) before
+ * the image is marked mounted, so that a journal refused leaves the image
+ * as it was; start it after; free one loaded and not started. Commit with
+ * the file system quiescent; stop commits, empties the log and clears
+ * needs_recovery in memory (the caller writes the superblock). */
+int e2_journal_load(struct e2_image *img, struct e2_journal **out, char *why, size_t why_len);
+void e2_journal_start(struct e2_image *img, struct e2_journal *jn);
+void e2_journal_free(struct e2_journal *jn);
 int e2_journal_commit_locked(struct e2_image *img);
 int e2_journal_stop_locked(struct e2_image *img);
 

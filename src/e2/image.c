@@ -318,17 +318,35 @@ static int mark_mounted(struct e2_image *img)
     return ret;
 }
 
+/* The journal loaded and checked, and the superblock marked mounted (in
+ * this order: a journal refused leaves the image unchanged). */
+static int mark_mounted_journal(struct e2_image *img, struct e2_journal **jn, char *why,
+                                size_t why_len)
+{
+    int ret = 0;
+
+    *jn = NULL;
+    if (ext2fs_has_feature_journal(img->fs->super))
+        ret = e2_journal_load(img, jn, why, why_len);
+    if (ret)
+        return ret;
+    ret = mark_mounted(img);
+    if (ret) {
+        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
+        e2_journal_free(*jn);
+        *jn = NULL;
+    }
+    return ret;
+}
+
 /* Journal on, then what the last session left on the orphan list and in
  * the orphan file (in this order, as the kernel). */
-static int start_writing(struct e2_image *img, char *why, size_t why_len)
+static int start_writing(struct e2_image *img, struct e2_journal *jn, char *why, size_t why_len)
 {
     int ret;
 
-    if (ext2fs_has_feature_journal(img->fs->super)) {
-        ret = e2_journal_start(img, why, why_len);
-        if (ret)
-            return ret;
-    }
+    if (jn)
+        e2_journal_start(img, jn);
     ret = e2_orphan_cleanup_locked(img);
     if (!ret)
         ret = e2_orphan_file_cleanup_locked(img);
@@ -491,22 +509,20 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
     return check_root(img, why, why_len);
 }
 
-/* A read-write open: quota accounting started, the superblock marked
- * mounted, then writing started (start_writing: the journal, the orphan
- * list). */
+/* A read-write open: quota accounting started, the journal checked and
+ * the superblock marked mounted, then writing started (start_writing: the
+ * journal, the orphan list). */
 static int go_read_write(struct e2_image *img, char *why, size_t why_len)
 {
+    struct e2_journal *jn;
     int ret = e2_quota_start(img, why, why_len);
 
+    if (!ret)
+        ret = mark_mounted_journal(img, &jn, why, why_len);
     if (ret)
         return ret;
-    ret = mark_mounted(img);
-    if (ret) {
-        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
-        return ret;
-    }
     e2_lock(img);
-    ret = start_writing(img, why, why_len);
+    ret = start_writing(img, jn, why, why_len);
     e2_unlock(img);
     return ret;
 }
@@ -721,22 +737,20 @@ static int may_write_locked(struct e2_image *img, char *why, size_t why_len)
 
 static int go_writable_locked(struct e2_image *img, char *why, size_t why_len)
 {
+    struct e2_journal *jn;
     int ret = may_write_locked(img, why, why_len);
 
     if (ret)
         return ret;
-    ret = mark_mounted(img);
-    if (ret) {
-        e2_say(why, why_len, "cannot write the superblock of '%s': %s", img->path, strerror(-ret));
+    ret = mark_mounted_journal(img, &jn, why, why_len);
+    if (ret)
         return ret;
-    }
     /* The journal only: the orphan list holds this session's files that
      * are unlinked but still open, which their last close frees. */
-    if (ext2fs_has_feature_journal(img->fs->super))
-        ret = e2_journal_start(img, why, why_len);
-    if (!ret)
-        img->read_only = false;
-    return ret;
+    if (jn)
+        e2_journal_start(img, jn);
+    img->read_only = false;
+    return 0;
 }
 
 int e2_image_set_writable(struct e2_image *img, bool writable, char *why, size_t why_len)

@@ -466,7 +466,9 @@ static int journal_read_sb(ext2_filsys fs, struct e2_journal *jn, char *why, siz
 static int journal_check(struct e2_image *img, struct e2_journal *jn, char *why, size_t why_len)
 {
     if (jn->j.maxlen > jn->maplen || jn->j.start) {
-        snprintf(why, why_len, "the journal of '%s' %s", img->path,
+        /* Transactions with needs_recovery clear: the kernel would drop
+         * them; e2fsck replays them. Neither is uext4's to choose. */
+        snprintf(why, why_len, "the journal of '%s' %s; run 'e2fsck -fy' on it first", img->path,
                  jn->j.start ? "still holds transactions" : "is longer than its inode");
         return -EUCLEAN;
     }
@@ -488,20 +490,38 @@ static int journal_check(struct e2_image *img, struct e2_journal *jn, char *why,
     return 0;
 }
 
-int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
+int e2_journal_load(struct e2_image *img, struct e2_journal **out, char *why, size_t why_len)
 {
-    ext2_filsys fs = img->fs;
-    struct e2_journal *jn;
+    struct e2_journal *jn = calloc(1, sizeof(*jn));
     int ret;
 
-    jn = calloc(1, sizeof(*jn));
+    *out = NULL;
     if (!jn)
         return -ENOMEM;
-    ret = journal_read_sb(fs, jn, why, why_len);
+    ret = journal_read_sb(img->fs, jn, why, why_len);
     if (!ret)
         ret = journal_check(img, jn, why, why_len);
-    if (ret)
-        goto out_free;
+    if (ret) {
+        e2_journal_free(jn);
+        return ret;
+    }
+    *out = jn;
+    return 0;
+}
+
+void e2_journal_free(struct e2_journal *jn)
+{
+    if (jn) {
+        free(jn->sb);
+        free(jn->map);
+        free(jn);
+    }
+}
+
+void e2_journal_start(struct e2_image *img, struct e2_journal *jn)
+{
+    ext2_filsys fs = img->fs;
+
     jn->head = jn->area_first;
     jn->seq = jn->j.sequence;
     jn->reserving = true;
@@ -510,13 +530,6 @@ int e2_journal_start(struct e2_image *img, char *why, size_t why_len)
     ext2fs_set_block_alloc_stats_callback(fs, stats_cb, &jn->old_stats);
     ext2fs_set_block_alloc_stats_range_callback(fs, range_cb, &jn->old_range);
     e2_iom_set_journaled(fs->io, true);
-    return 0;
-
-out_free:
-    free(jn->sb);
-    free(jn->map);
-    free(jn);
-    return ret;
 }
 
 int e2_journal_stop_locked(struct e2_image *img)

@@ -11,6 +11,7 @@ and e2fsck -fn is run only on the ones the test repairs back.
 """
 import ctypes
 import errno
+import hashlib
 import json
 import mmap
 import os
@@ -372,6 +373,53 @@ def orphan_and_quota_file_map_journal():
               'quota: uext4 exited %d: %s' % (rc, out))
         check(bitmap_and_itable(img) + read_blocks(img, jblk, n) == before,
               'the bitmap, the inode table or the journal changed')
+
+
+
+def file_digest(path):
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@test
+def journal_superblock_lies():
+    """A journal superblock with a log start but needs_recovery clear
+    (transactions the kernel would drop and e2fsck replays), and one longer
+    than the journal inode: a read-write open refuses, naming the image,
+    the cause and e2fsck, with the image file unchanged; a read-only mount
+    serves the files and refuses remount,rw; after 'e2fsck -fy' the
+    image mounts read-write and is clean after a write."""
+    for field, value, why in ((0x1C, 1, 'still holds transactions'),
+                              (0x10, 1 << 20, 'is longer than its inode')):
+        with workdir() as d:
+            img = mkfs(d + '/img', features=['^metadata_csum'])
+            with Mount(img) as m:
+                with open(m.path('f'), 'wb') as f:
+                    f.write(pattern(5000))
+            fsck(img)
+            jsb = int(debugfs(img, 'bmap <8> 0').split()[0])
+            with open(img, 'r+b') as f:
+                f.seek(jsb * BS + field)
+                f.write(struct.pack('>I', value))
+            before = file_digest(img)
+            rc, out = run_daemon(img, d + '/mnt')
+            check(rc != 0 and "the journal of '%s' %s; run 'e2fsck -fy'" % (img, why) in out,
+                  '%s: uext4 exited %d: %s' % (why, rc, out))
+            eq(file_digest(img), before, why + ': the image file changed')
+            with Mount(img, opts=['ro']) as m:
+                eq(read_file(m.path('f')), pattern(5000), why + ': f read-only')
+                p = run([UEXT4, m.mnt, '-o', 'remount,rw'], check_rc=False)
+                out = (p.stdout + p.stderr).decode(errors='replace')
+                check(p.returncode != 0 and 'read-write' in out,
+                      '%s: remount,rw exited %d: %s' % (why, p.returncode, out))
+                eq(read_file(m.path('f')), pattern(5000), why + ': f after remount,rw')
+            eq(file_digest(img), before, why + ': the image file changed read-only')
+            run(['e2fsck', '-fy', img], check_rc=False)
+            with Mount(img) as m:
+                with open(m.path('g'), 'wb') as f:
+                    f.write(pattern(3000, 2))
+                eq(read_file(m.path('f')), pattern(5000), why + ': f after e2fsck')
+            fsck(img)
 
 
 # Files whose blocks lie: an ordinary file's mapping names file system
