@@ -103,6 +103,14 @@ struct uext4_options {
     unsigned nuidmap, ngidmap;
     struct uext4_idmap uidmap[UEXT4_MAX_IDMAP];
     struct uext4_idmap gidmap[UEXT4_MAX_IDMAP];
+    /* Fields after gidmap need @size (added in 1.1). */
+    /* The file system starts @offset bytes into the image file and spans
+     * at most @sizelimit bytes of it (0: to its end), as a loop device set
+     * up with losetup --offset and --sizelimit: a partition of a disk
+     * image. No byte of the file outside that window is read or written;
+     * a file system larger than the window is refused (-EINVAL). */
+    uint64_t offset;
+    uint64_t sizelimit;
 };
 
 /* Fill @opts (@size bytes: sizeof(*opts) as the caller was compiled) with

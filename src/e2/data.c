@@ -62,8 +62,9 @@ ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, 
     return ret;
 }
 
-int e2_image_fd(struct e2_image *img)
+int e2_image_fd(struct e2_image *img, uint64_t *base)
 {
+    *base = e2_iom_base(img->fs->io);
     return e2_iom_fd(img->fs->io);
 }
 

@@ -25,6 +25,9 @@ struct e2_open_opts {
     bool read_only;
     bool norecovery;  /* an image needing recovery is mounted read-only, unreplayed */
     bool force_ro_ok; /* may fall back to read-only for unwritable features */
+    /* The file system starts @offset bytes into the image file and spans
+     * at most @sizelimit bytes of it (0: to the end of the file). */
+    uint64_t offset, sizelimit;
 };
 
 /* Opens and locks @path. On failure @why gets a message naming the cause. On
@@ -341,8 +344,9 @@ int e2_inode_runs(struct e2_image *img, uint32_t ino, struct e2_run **runs, unsi
  * another file's data, or metadata. */
 ssize_t e2_data_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, off_t off);
 
-/* Where file data lies in the image: @len bytes at byte @pos of the image
- * file, or zeros (a hole, an unwritten extent) when @pos is E2_SEG_ZERO. */
+/* Where file data lies in the image: @len bytes at byte @pos of the file
+ * system (of the image file past e2_image_fd()'s @base), or zeros (a hole, an unwritten extent)
+ * when @pos is E2_SEG_ZERO. */
 #define E2_SEG_ZERO UINT64_MAX
 struct e2_seg {
     uint64_t pos;
@@ -356,8 +360,10 @@ struct e2_seg {
  * map holds while nothing changes the inode (the caller's inode lock). */
 ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, struct e2_seg *segs,
                     unsigned max, unsigned *nseg);
-/* The image file's descriptor, for the reader of e2_data_map(). */
-int e2_image_fd(struct e2_image *img);
+/* The image file's descriptor, for the reader of e2_data_map(), and in
+ * *@base the byte of it where the file system starts (e2_seg.pos counts
+ * from there). */
+int e2_image_fd(struct e2_image *img, uint64_t *base);
 /* Write to a block-mapped file, growing i_size to the end of the write.
  * The caller clamps mmap writeback to i_size first. Returns bytes written.
  * When anything was written, the attributes the write changes (the fs

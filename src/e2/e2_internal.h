@@ -29,7 +29,10 @@ struct e2_image {
     bool failure_said; /* a failed image write was logged */
     void (*commit_wanted)(void *arg);
     void *commit_arg;
-    int lock_fd;        /* the image file, holding its flock (imgfile.h) */
+    int lock_fd; /* the image file, holding its flock (imgfile.h) */
+    /* The file system's window in it (e2_open_opts): from byte @offset, at
+     * most @sizelimit bytes (0: to the end of the file). */
+    uint64_t offset, sizelimit;
     struct e2_mmp *mmp; /* multiple-mount protection held, or NULL */
     /* protected by disk_lock; bigalloc with a journal only: clusters that
      * lost blocks in the running transaction but stay allocated, as

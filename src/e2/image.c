@@ -125,24 +125,84 @@ static int check_layout(ext2_filsys fs, const char *path, char *why, size_t len)
     return 0;
 }
 
-/* Open the file system in the image file @fd (@path names it in
- * messages) through our I/O manager; with @replayed (a journal replayed
- * in memory, read-only only) laid over the file. */
-static int open_fs(const char *path, int fd, bool ro, const struct e2_overlay *replayed,
+/* The bytes of the image file the file system may use: from img->offset
+ * to the end of the file, or sizelimit bytes of them if fewer (a loop
+ * device's size). 0 (-EINVAL) when offset is at or past the end. */
+static int window_bytes(const struct e2_image *img, uint64_t *avail, char *why, size_t len)
+{
+    uint64_t size;
+    int ret = e2_imgfile_size(img->lock_fd, &size);
+
+    if (ret) {
+        e2_say(why, len, "cannot find the size of image '%s': %s", img->path, strerror(-ret));
+        return ret;
+    }
+    if (img->offset >= size) {
+        e2_say(why, len, "offset=%llu is at or past the end of image '%s' (%llu bytes)",
+               (unsigned long long)img->offset, img->path, (unsigned long long)size);
+        return -EINVAL;
+    }
+    *avail = size - img->offset;
+    if (img->sizelimit && img->sizelimit < *avail)
+        *avail = img->sizelimit;
+    return 0;
+}
+
+/* The file system must lie within its window, as ext4 refuses a block
+ * count larger than its device ("bad geometry"): past the end of the image
+ * file every read would fail, past sizelimit another partition's bytes
+ * would be written. */
+static int check_fits(const struct e2_image *img, ext2_filsys fs, char *why, size_t len)
+{
+    uint64_t need = ext2fs_blocks_count(fs->super) * fs->blocksize, avail;
+    int ret = window_bytes(img, &avail, why, len);
+
+    if (ret || need <= avail)
+        return ret;
+    if (img->offset || img->sizelimit)
+        e2_say(why, len,
+               "the file system in '%s' (%llu bytes) does not fit in offset=%llu,sizelimit=%llu "
+               "(%llu bytes there)",
+               img->path, (unsigned long long)need, (unsigned long long)img->offset,
+               (unsigned long long)img->sizelimit, (unsigned long long)avail);
+    else
+        e2_say(why, len, "image '%s' (%llu bytes) is shorter than its file system (%llu bytes)",
+               img->path, (unsigned long long)avail, (unsigned long long)need);
+    return -EINVAL;
+}
+
+/* The io options for the channel of @img: its window, and @replayed. */
+static void io_options(const struct e2_image *img, const struct e2_overlay *replayed, char *buf,
+                       size_t len)
+{
+    size_t n;
+
+    e2_iom_window_opt(img->offset, img->sizelimit, buf, len);
+    n = strlen(buf);
+    if (replayed && n + 1 < len) {
+        buf[n++] = '&';
+        e2_iom_overlay_opt(replayed, buf + n, len - n);
+    }
+}
+
+/* Open the file system in @img's image file through our I/O manager;
+ * with @replayed (a journal replayed in memory, read-only only) laid over
+ * the file. */
+static int open_fs(const struct e2_image *img, bool ro, const struct e2_overlay *replayed,
                    ext2_filsys *out, char *why, size_t len)
 {
     /* SKIP_MMP: libext2fs would run e2fsck's MMP protocol; mmp.c runs the
      * kernel's. */
     int flags = EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP | (ro ? 0 : EXT2_FLAG_RW);
-    char io_opts[64], name[32];
+    const char *path = img->path;
+    char io_opts[160], name[32];
     errcode_t err;
 
     pthread_once(&error_table_once, register_error_table);
 
-    e2_imgfile_name(name, sizeof(name), fd);
-    if (replayed)
-        e2_iom_overlay_opt(replayed, io_opts, sizeof(io_opts));
-    err = ext2fs_open2(name, replayed ? io_opts : NULL, flags, 0, 0, e2_iom_manager, out);
+    e2_imgfile_name(name, sizeof(name), img->lock_fd);
+    io_options(img, replayed, io_opts, sizeof(io_opts));
+    err = ext2fs_open2(name, io_opts, flags, 0, 0, e2_iom_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
         e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
@@ -182,11 +242,13 @@ static bool needs_recovery(ext2_filsys fs)
     return ext2fs_has_feature_journal_needs_recovery(fs->super);
 }
 
-/* Replay the journal of the image file @img_fd (open read-write) into
- * the image; *@fs is the image open read-only (closed on return). Then
- * clear needs_recovery. */
-static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, size_t len)
+/* Replay the journal of @img's file (open read-write) into the image;
+ * *@fs is the image open read-only (closed on return). Then clear
+ * needs_recovery. */
+static int recover(const struct e2_image *img, ext2_filsys *fs, char *why, size_t len)
 {
+    struct jbd2_dev dev = {.fd = img->lock_fd, .base = img->offset};
+    const char *path = img->path;
     struct jbd2_recover_stats st;
     unsigned bs = (*fs)->blocksize;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
@@ -197,7 +259,7 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
     ext2fs_close_free(fs);
     if (ret)
         return ret;
-    ret = jbd2_recover(img_fd, bs, nblocks, map, maplen, &st, why, len);
+    ret = jbd2_recover(&dev, bs, nblocks, map, maplen, &st, why, len);
     free(map);
     if (ret && why && len) {
         /* recover.c names the block and the cause; add the image. */
@@ -212,7 +274,7 @@ static int recover(const char *path, int img_fd, ext2_filsys *fs, char *why, siz
         log_notice("'%s': journal recovered: %u transaction%s, %llu block%s replayed", path,
                    st.transactions, st.transactions == 1 ? "" : "s",
                    (unsigned long long)st.blocks_written, st.blocks_written == 1 ? "" : "s");
-    ret = open_fs(path, img_fd, false, NULL, fs, why, len);
+    ret = open_fs(img, false, NULL, fs, why, len);
     if (ret)
         return ret;
     ext2fs_clear_feature_journal_needs_recovery((*fs)->super);
@@ -257,9 +319,12 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
     }
     ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
     /* Through the channel's own descriptor: the file already open. */
-    if (!ret)
-        ret = jbd2_recover_to(e2_iom_fd((*fs)->io), (*fs)->blocksize, nblocks, map, maplen,
-                              put_overlay, ov, &st, why, len);
+    if (!ret) {
+        struct jbd2_dev dev = {.fd = e2_iom_fd((*fs)->io), .base = e2_iom_base((*fs)->io)};
+
+        ret = jbd2_recover_to(&dev, (*fs)->blocksize, nblocks, map, maplen, put_overlay, ov, &st,
+                              why, len);
+    }
     ext2fs_close_free(fs);
     free(map);
     if (ret) {
@@ -365,13 +430,17 @@ static int check_and_recover(struct e2_image *img, const struct e2_open_opts *o,
                              char *why, size_t why_len)
 {
     const char *path = img->path;
-    int ret;
+    uint64_t avail;
+    /* Before the superblock is looked for: a clearer message. */
+    int ret = window_bytes(img, &avail, why, why_len);
 
-    for (int pass = 0;; pass++) {
-        ret = open_fs(path, img->lock_fd, true, img->replayed, &img->fs, why, why_len);
+    for (int pass = 0; !ret; pass++) {
+        ret = open_fs(img, true, img->replayed, &img->fs, why, why_len);
         if (ret)
             return ret;
         ret = check_layout(img->fs, path, why, why_len);
+        if (!ret)
+            ret = check_fits(img, img->fs, why, why_len);
         if (!ret)
             ret = check_super(img->fs, path, need_ro, why, why_len);
         if (ret || !needs_recovery(img->fs) || o->norecovery || pass)
@@ -388,7 +457,7 @@ static int check_and_recover(struct e2_image *img, const struct e2_open_opts *o,
         ret = take_mmp(img, why, why_len);
         if (ret)
             return ret;
-        ret = recover(path, img->lock_fd, &img->fs, why, why_len);
+        ret = recover(img, &img->fs, why, why_len);
         if (ret)
             return ret;
         *need_ro = false;
@@ -475,7 +544,7 @@ static int open_for_use(struct e2_image *img, char *why, size_t why_len)
     int ret;
 
     ext2fs_close_free(&img->fs);
-    ret = open_fs(img->path, img->lock_fd, img->read_only, img->replayed, &img->fs, why, why_len);
+    ret = open_fs(img, img->read_only, img->replayed, &img->fs, why, why_len);
     if (ret)
         return ret;
     /* libext2fs caches 4 inodes by default; every operation reads a few. */
@@ -554,6 +623,8 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     if (ret < 0)
         goto out_free;
     img->lock_fd = ret;
+    img->offset = o->offset;
+    img->sizelimit = o->sizelimit;
 
     ret = check_and_recover(img, o, &need_ro, why, why_len);
     if (!ret)

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
@@ -328,6 +330,18 @@ static int try_open(const char *path, bool rw, char *why, size_t len, enum holde
         return -err;
     }
     return fd;
+}
+
+int e2_imgfile_size(int fd, uint64_t *size)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (S_ISBLK(st.st_mode))
+        return ioctl(fd, BLKGETSIZE64, size) ? -errno : 0;
+    *size = (uint64_t)st.st_size;
+    return 0;
 }
 
 static long ms_since(const struct timespec *t0)

@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define E2_IMGFILE_WAIT_MS 10000
 
@@ -33,6 +34,10 @@
  * Returns the descriptor (close-on-exec, blocking) or -errno with @why
  * naming the file and the cause. */
 int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len);
+
+/* The size in bytes of the image open as @fd (a regular file or a block
+ * device): 0 or -errno. */
+int e2_imgfile_size(int fd, uint64_t *size);
 
 /* The name under which iomgr.c serves @fd ("uext4-fd:N"). */
 void e2_imgfile_name(char *buf, size_t len, int fd);

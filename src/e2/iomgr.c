@@ -36,6 +36,10 @@ struct blist {
 struct iom {
     int magic;
     int fd;
+    /* The file system's window in the image file (E2_IOM_WINDOW_OPT):
+     * block 0 is at byte @base, and nothing at or past byte @limit of the
+     * file system (0: no end) is read or written. */
+    uint64_t base, limit;
     unsigned bs; /* 0 until attached: nothing is cached */
     bool journaled;
     bool rw;      /* opened for writing */
@@ -198,26 +202,39 @@ static void make_clean(struct iom *b, struct cblock *c)
 
 /* ---- raw I/O: every durability step passes here ---- */
 
+/* How many of @len bytes at @off of the file system lie in the window. */
+static size_t in_window(const struct iom *b, uint64_t off, size_t len)
+{
+    if (!b->limit)
+        return len;
+    if (off >= b->limit)
+        return 0;
+    return b->limit - off < len ? (size_t)(b->limit - off) : len;
+}
+
 static errcode_t file_read(struct iom *b, void *buf, size_t len, uint64_t off)
 {
+    size_t avail = in_window(b, off, len), left = avail;
     char *p = buf;
 
-    while (len) {
-        ssize_t n = pread(b->fd, p, len, (off_t)off);
+    /* Past the window's end: zeros, as past the end of the file. */
+    memset(p + avail, 0, len - avail);
+    while (left) {
+        ssize_t n = pread(b->fd, p, left, (off_t)(b->base + off));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
             return errno;
         if (n == 0) {
             /* Past the end of the image file: zeros, as unix_io gives. */
-            memset(p, 0, len);
+            memset(p, 0, left);
             return EXT2_ET_SHORT_READ;
         }
         p += n;
         off += (uint64_t)n;
-        len -= (size_t)n;
+        left -= (size_t)n;
     }
-    return 0;
+    return avail < len ? EXT2_ET_SHORT_READ : 0;
 }
 
 /* What the image reads as: the file, under the overlay if there is one. */
@@ -239,13 +256,17 @@ static errcode_t raw_write(struct iom *b, const void *buf, size_t len, uint64_t 
     /* Writing under an overlay would be hidden by it: never allowed. */
     if (b->overlay)
         return EXT2_ET_RO_FILSYS;
+    /* The file system's own checks keep its writes inside it: one that
+     * would leave the window is refused whole (a loop device: EIO). */
+    if (in_window(b, off, len) < len)
+        return EIO;
     if (b->fault) {
-        int err = e2_fault_before_write(b->fault, b->fd, len, off);
+        int err = e2_fault_before_write(b->fault, b->fd, len, b->base + off);
         if (err)
             return err;
     }
     while (len) {
-        ssize_t n = pwrite(b->fd, p, len, (off_t)off);
+        ssize_t n = pwrite(b->fd, p, len, (off_t)(b->base + off));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -370,8 +391,10 @@ static void readahead_run(struct iom *b, uint64_t blk, unsigned n)
         iov[made].iov_len = b->bs;
         made++;
     }
+    if (in_window(b, blk * b->bs, want) < want)
+        made = 0; /* the window's end: the caller reads what it needs */
     do
-        got = made == n ? preadv(b->fd, iov, (int)n, (off_t)(blk * b->bs)) : -1;
+        got = made == n ? preadv(b->fd, iov, (int)n, (off_t)(b->base + blk * b->bs)) : -1;
     while (got < 0 && errno == EINTR);
     for (unsigned i = 0; i < made; i++) {
         if (got != (ssize_t)want)
@@ -582,15 +605,28 @@ static errcode_t iom_zeroout(io_channel io, unsigned long long block, unsigned l
     return err;
 }
 
-/* The one option: E2_IOM_OVERLAY_OPT=<pointer>, set by e2_iom_overlay_opt()
- * (libext2fs applies io options right after opening the channel, before
- * it reads the superblock, which the overlay may hold). */
+/* The channel's options, which libext2fs applies right after opening it,
+ * before it reads the superblock: E2_IOM_OVERLAY_OPT=<pointer>
+ * (e2_iom_overlay_opt(): a journal replayed in memory, which may hold the
+ * superblock), E2_IOM_WINDOW_OPT=<base>:<size> (e2_iom_window_opt()). */
 static errcode_t iom_set_option(io_channel io, const char *option, const char *arg)
 {
     struct iom *b = iom_of(io);
+    unsigned long long base, size;
     void *p = NULL;
+    int end = 0;
 
-    if (!b || !arg || strcmp(option, E2_IOM_OVERLAY_OPT))
+    if (!b || !arg)
+        return EXT2_ET_INVALID_ARGUMENT;
+    if (!strcmp(option, E2_IOM_WINDOW_OPT)) {
+        if (sscanf(arg, "%llu:%llu%n", &base, &size, &end) != 2 || arg[end] ||
+            base > (uint64_t)INT64_MAX || size > (uint64_t)INT64_MAX - base)
+            return EXT2_ET_INVALID_ARGUMENT;
+        b->base = base;
+        b->limit = size;
+        return 0;
+    }
+    if (strcmp(option, E2_IOM_OVERLAY_OPT))
         return EXT2_ET_INVALID_ARGUMENT;
     if (b->rw || sscanf(arg, "%p", &p) != 1 || !p)
         return EXT2_ET_INVALID_ARGUMENT;
@@ -723,6 +759,17 @@ void e2_iom_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len)
     snprintf(buf, len, "%s=%p", E2_IOM_OVERLAY_OPT, (const void *)ov);
 }
 
+void e2_iom_window_opt(uint64_t base, uint64_t size, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s=%llu:%llu", E2_IOM_WINDOW_OPT, (unsigned long long)base,
+             (unsigned long long)size);
+}
+
+uint64_t e2_iom_base(io_channel io)
+{
+    return iom_of(io)->base;
+}
+
 errcode_t e2_iom_attach(io_channel io, unsigned blocksize, size_t clean_bytes)
 {
     struct iom *b = iom_of(io);
@@ -798,13 +845,15 @@ errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe
         free(tmp);
         return err;
     }
+    if (in_window(b, off, len) < len)
+        return EIO; /* as raw_write() */
     if (b->fault) {
-        int err = e2_fault_before_write(b->fault, b->fd, len, off);
+        int err = e2_fault_before_write(b->fault, b->fd, len, b->base + off);
         if (err)
             return err;
     }
     while (len) {
-        loff_t pos = (loff_t)off;
+        loff_t pos = (loff_t)(b->base + off);
         ssize_t n = splice(pipe_fd, NULL, b->fd, &pos, len, 0);
 
         if (n < 0 && errno == EINTR)

@@ -64,6 +64,13 @@ struct e2_overlay;
  * the channel) over a read-only channel from its first read on. */
 #define E2_IOM_OVERLAY_OPT "uext4_overlay"
 void e2_iom_overlay_opt(const struct e2_overlay *ov, char *buf, size_t len);
+/* The io option placing the file system in the image file: block 0 at byte
+ * @base, and nothing read or written past @size bytes from there (0: to
+ * the end of the file), as a loop device's --offset and --sizelimit. A
+ * read past that end gets zeros and EXT2_ET_SHORT_READ, a write EIO.
+ * e2_iom_window_opt() formats it; io options are joined with '&'. */
+#define E2_IOM_WINDOW_OPT "uext4_window"
+void e2_iom_window_opt(uint64_t base, uint64_t size, char *buf, size_t len);
 
 /* Cache whole blocks of @blocksize from now on, keeping at most
  * @clean_bytes of clean blocks. */
@@ -91,9 +98,11 @@ errcode_t e2_iom_pipe_take(int pipe_fd, void *buf, size_t len);
  * directly. */
 bool e2_iom_any_dirty(io_channel io, uint64_t blk, uint64_t count);
 /* The image file's descriptor, for readers that splice file data from it
- * (blocks without a dirty copy only). */
+ * (blocks without a dirty copy only), and the byte of it where the file
+ * system starts (E2_IOM_WINDOW_OPT). */
 int e2_iom_fd(io_channel io);
-/* Read @len bytes at byte @off of the image file itself: no cache, no
+uint64_t e2_iom_base(io_channel io);
+/* Read @len bytes at byte @off of the file system itself: no cache, no
  * overlay (for blocks e2_iom_any_dirty() found home). Past the end of the
  * file the rest reads as zeros and EXT2_ET_SHORT_READ is returned, as for
  * e2_iom_read_data(). Needs no disk lock: it touches nothing of the

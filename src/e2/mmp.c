@@ -23,6 +23,7 @@
  * never sees the block: libext2fs is told to skip MMP), and every write is
  * synced, as the kernel writes it synchronously. */
 #include "e2/e2_internal.h"
+#include "e2/iomgr.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -36,7 +37,8 @@
 #include <unistd.h>
 
 struct e2_mmp {
-    int fd; /* the image's descriptor, img->lock_fd: not ours to close */
+    int fd;        /* the image's descriptor, img->lock_fd: not ours to close */
+    uint64_t base; /* the byte of it where the file system starts */
     blk64_t block;
     unsigned blocksize;
     unsigned update_interval; /* seconds between our updates */
@@ -76,7 +78,8 @@ static uint32_t mmp_csum(const struct e2_mmp *mp, const struct mmp_struct *s)
 /* Read the block into mp->cur, checking magic and checksum. */
 static int mmp_read(struct e2_mmp *mp, char *why, size_t len)
 {
-    ssize_t n = pread(mp->fd, mp->cur, mp->blocksize, (off_t)(mp->block * mp->blocksize));
+    ssize_t n =
+        pread(mp->fd, mp->cur, mp->blocksize, (off_t)(mp->base + mp->block * mp->blocksize));
 
     if (n != (ssize_t)mp->blocksize) {
         int err = n < 0 ? -errno : -EIO;
@@ -121,7 +124,7 @@ static int mmp_write(struct e2_mmp *mp, uint32_t seq, char *why, size_t len)
     s->mmp_check_interval = ext2fs_cpu_to_le16((uint16_t)mp->check_interval);
     if (mp->csum)
         s->mmp_checksum = ext2fs_cpu_to_le32(mmp_csum(mp, s));
-    n = pwrite(mp->fd, s, mp->blocksize, (off_t)(mp->block * mp->blocksize));
+    n = pwrite(mp->fd, s, mp->blocksize, (off_t)(mp->base + mp->block * mp->blocksize));
     if (n < 0)
         err = -errno;
     else if (n != (ssize_t)mp->blocksize)
@@ -226,8 +229,7 @@ static void mmp_free(struct e2_mmp *mp)
 
 /* A struct e2_mmp for @img's MMP block, its intervals taken from the
  * superblock (bounded as ext4 bounds them), the block number checked. */
-static int mmp_new(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why,
-                   size_t len)
+static int mmp_new(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, char *why, size_t len)
 {
     struct ext2_super_block *sb = fs->super;
     pthread_condattr_t ca;
@@ -238,6 +240,7 @@ static int mmp_new(struct e2_image *img, ext2_filsys fs, struct e2_mmp **out, ch
     if (!mp)
         return -ENOMEM;
     mp->fd = img->lock_fd;
+    mp->base = e2_iom_base(fs->io);
     pthread_mutex_init(&mp->m, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

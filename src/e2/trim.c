@@ -123,7 +123,8 @@ static int punch_run(struct e2_image *img, uint64_t blk, uint64_t n)
     if (e2_iom_any_dirty(fs->io, blk, n))
         return 0;
     e2_iom_forget(fs->io, blk, n);
-    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(blk * fs->blocksize),
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)(e2_iom_base(fs->io) + blk * fs->blocksize),
                   (off_t)(n * fs->blocksize)) < 0)
         return -errno;
     return 0;

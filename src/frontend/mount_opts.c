@@ -40,6 +40,22 @@ static bool parse_u32(const char *s, const char **end, uint32_t *out)
     return p != s;
 }
 
+/* Bytes: decimal digits, at most INT64_MAX (an off_t). */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *p = s;
+
+    while (*p >= '0' && *p <= '9') {
+        if (v > ((uint64_t)INT64_MAX - (uint64_t)(*p - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+        p++;
+    }
+    *out = v;
+    return p != s && *p == '\0';
+}
+
 static bool ranges_overlap(uint32_t a, uint32_t b, uint32_t count_a, uint32_t count_b)
 {
     return (uint64_t)a < (uint64_t)b + count_b && (uint64_t)b < (uint64_t)a + count_a;
@@ -146,6 +162,18 @@ static int set_inline_mmap(const struct opt_ctx *c)
     else
         return bad_value(c);
     return 0;
+}
+
+/* mount(8)'s loop options: the file system is a partition of a disk image
+ * (losetup --offset, --sizelimit). */
+static int set_offset(const struct opt_ctx *c)
+{
+    return parse_bytes(c->value, &c->o->core.offset) ? 0 : bad_value(c);
+}
+
+static int set_sizelimit(const struct opt_ctx *c)
+{
+    return parse_bytes(c->value, &c->o->core.sizelimit) ? 0 : bad_value(c);
 }
 
 static int set_commit(const struct opt_ctx *c)
@@ -329,6 +357,10 @@ static const struct {
     {"fsname", true, set_fsname},
     {"subtype", true, set_subtype},
     {"record", true, set_record},
+    {"offset", true, set_offset},
+    {"sizelimit", true, set_sizelimit},
+    /* mount(8)'s "set up a loop device": uext4 serves the file itself. */
+    {"loop", false, set_ignored},
     {"defaults", false, set_ignored},
     {"auto", false, set_ignored},
     {"noauto", false, set_ignored},

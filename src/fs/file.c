@@ -141,13 +141,16 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
     else
         ret = e2_data_map(fs->img, ino, off, size, map, UEXT4_READ_REF_SEGS, &n);
     if (ret >= 0) {
+        uint64_t base;
+        int fd = e2_image_fd(fs->img, &base);
+
         for (unsigned i = 0; i < n; i++) {
-            segs[i].pos = map[i].pos == E2_SEG_ZERO ? -1 : (off_t)map[i].pos;
+            segs[i].pos = map[i].pos == E2_SEG_ZERO ? -1 : (off_t)(base + map[i].pos);
             segs[i].len = (size_t)map[i].len;
         }
         fs_touch_atime(fs, ino, &a);
         fs_stale_tail_touch(fi, (uint64_t)off, size);
-        ret = sink(arg, e2_image_fd(fs->img), segs, n, (size_t)ret);
+        ret = sink(arg, fd, segs, n, (size_t)ret);
     } else if (ret != -EOPNOTSUPP) {
         FS_CHECK(fs, ino, (int)ret);
     }

@@ -148,6 +148,8 @@ int uext4_open(const char *image, const struct uext4_options *user_opts, struct 
     eo.read_only = opts->read_only;
     eo.norecovery = opts->norecovery;
     eo.force_ro_ok = true;
+    eo.offset = opts->offset;
+    eo.sizelimit = opts->sizelimit;
     ret = e2_image_open(image, &eo, &fs->img, &ro_forced, why, why_len);
     if (ret)
         goto out_free;

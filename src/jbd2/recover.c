@@ -51,7 +51,7 @@ struct revoke_rec {
 
 struct scan {
     const struct jfmt_journal *j;
-    int fd;
+    const struct jbd2_dev *dev;
     jbd2_put_fn put; /* hand recovered blocks to this instead of the image, if set */
     void *put_ctx;
     const uint64_t *map;
@@ -78,9 +78,9 @@ struct scan {
     bool failed_commit; /* a bad commit without async_commit */
 };
 
-static int read_fs_block(int fd, unsigned bs, uint64_t blk, void *buf)
+static int read_fs_block(const struct jbd2_dev *dev, unsigned bs, uint64_t blk, void *buf)
 {
-    ssize_t n = pread(fd, buf, bs, (off_t)(blk * bs));
+    ssize_t n = pread(dev->fd, buf, bs, (off_t)(dev->base + blk * bs));
 
     if (n < 0)
         return -errno;
@@ -89,13 +89,13 @@ static int read_fs_block(int fd, unsigned bs, uint64_t blk, void *buf)
 
 /* A short write goes on, so that what stopped it (ENOSPC, EIO, EDQUOT)
  * is the error reported. */
-static int write_fs_block(int fd, unsigned bs, uint64_t blk, const void *buf)
+static int write_fs_block(const struct jbd2_dev *dev, unsigned bs, uint64_t blk, const void *buf)
 {
     const char *p = buf;
-    off_t off = (off_t)(blk * bs);
+    off_t off = (off_t)(dev->base + blk * bs);
 
     for (size_t left = bs; left;) {
-        ssize_t n = pwrite(fd, p, left, off);
+        ssize_t n = pwrite(dev->fd, p, left, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -114,7 +114,7 @@ static int write_home(struct scan *s, uint64_t blk, const void *buf)
 {
     if (s->put)
         return s->put(s->put_ctx, blk, buf);
-    return write_fs_block(s->fd, s->j->blocksize, blk, buf);
+    return write_fs_block(s->dev, s->j->blocksize, blk, buf);
 }
 
 static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_t len)
@@ -127,7 +127,7 @@ static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_
                  (unsigned long long)phys);
         return -EUCLEAN;
     }
-    ret = read_fs_block(s->fd, s->j->blocksize, phys, buf);
+    ret = read_fs_block(s->dev, s->j->blocksize, phys, buf);
     if (ret)
         jbd2_say(why, len, "cannot read journal block %u (block %llu): %s", logblk,
                  (unsigned long long)phys, strerror(-ret));
@@ -530,15 +530,16 @@ static int sync_image(const struct scan *s, char *why, size_t len)
 {
     int err;
 
-    if (s->put || fdatasync(s->fd) == 0)
+    if (s->put || fdatasync(s->dev->fd) == 0)
         return 0;
     err = errno; /* before jbd2_say, which may change it */
     jbd2_say(why, len, "cannot sync the image: %s", strerror(err));
     return -err;
 }
 
-static int load_jsb(int fd, unsigned bs, uint64_t fs_blocks, const uint64_t *map, uint32_t map_len,
-                    uint8_t *jsb, struct jfmt_journal *j, char *why, size_t len)
+static int load_jsb(const struct jbd2_dev *dev, unsigned bs, uint64_t fs_blocks,
+                    const uint64_t *map, uint32_t map_len, uint8_t *jsb, struct jfmt_journal *j,
+                    char *why, size_t len)
 {
     int ret;
 
@@ -546,7 +547,7 @@ static int load_jsb(int fd, unsigned bs, uint64_t fs_blocks, const uint64_t *map
         jbd2_say(why, len, "the journal has no blocks inside the file system");
         return -EUCLEAN;
     }
-    ret = read_fs_block(fd, bs, map[0], jsb);
+    ret = read_fs_block(dev, bs, map[0], jsb);
     if (ret) {
         jbd2_say(why, len, "cannot read the journal superblock (block %llu): %s",
                  (unsigned long long)map[0], strerror(-ret));
@@ -592,13 +593,13 @@ static int finish(struct scan *s, uint8_t *jsb, struct jbd2_recover_stats *st, c
     return sync_image(s, why, len);
 }
 
-static int recover(int fd, jbd2_put_fn put, void *put_ctx, unsigned fs_blocksize,
-                   uint64_t fs_blocks, const uint64_t *map, uint32_t map_len,
+static int recover(const struct jbd2_dev *dev, jbd2_put_fn put, void *put_ctx,
+                   unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map, uint32_t map_len,
                    struct jbd2_recover_stats *st, char *why, size_t why_len)
 {
     struct jfmt_journal j;
     struct scan s = {.j = &j,
-                     .fd = fd,
+                     .dev = dev,
                      .put = put,
                      .put_ctx = put_ctx,
                      .map = map,
@@ -617,7 +618,7 @@ static int recover(int fd, jbd2_put_fn put, void *put_ctx, unsigned fs_blocksize
     jsb = malloc(3 * (size_t)fs_blocksize);
     if (!jsb)
         return -ENOMEM;
-    ret = load_jsb(fd, fs_blocksize, fs_blocks, map, map_len, jsb, &j, why, why_len);
+    ret = load_jsb(dev, fs_blocksize, fs_blocks, map, map_len, jsb, &j, why, why_len);
     if (ret)
         goto out_free;
     st->sb_errno = j.sb_errno;
@@ -651,15 +652,16 @@ out_free:
     return ret;
 }
 
-int jbd2_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                 uint32_t map_len, struct jbd2_recover_stats *st, char *why, size_t why_len)
+int jbd2_recover(const struct jbd2_dev *dev, unsigned fs_blocksize, uint64_t fs_blocks,
+                 const uint64_t *map, uint32_t map_len, struct jbd2_recover_stats *st, char *why,
+                 size_t why_len)
 {
-    return recover(fd, NULL, NULL, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
+    return recover(dev, NULL, NULL, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
 }
 
-int jbd2_recover_to(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                    uint32_t map_len, jbd2_put_fn put, void *put_ctx, struct jbd2_recover_stats *st,
-                    char *why, size_t why_len)
+int jbd2_recover_to(const struct jbd2_dev *dev, unsigned fs_blocksize, uint64_t fs_blocks,
+                    const uint64_t *map, uint32_t map_len, jbd2_put_fn put, void *put_ctx,
+                    struct jbd2_recover_stats *st, char *why, size_t why_len)
 {
-    return recover(fd, put, put_ctx, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
+    return recover(dev, put, put_ctx, fs_blocksize, fs_blocks, map, map_len, st, why, why_len);
 }

@@ -27,8 +27,15 @@ struct jbd2_recover_stats {
                                 which the caller records as a file system error */
 };
 
-/* Replay the journal of an image open as @fd (read-write, O_DIRECT not
- * needed) whose file system has @fs_blocks blocks of @fs_blocksize bytes.
+/* Where the file system lies: the image open as @fd, block 0 at byte
+ * @base of it (a partition of a disk image; 0 for a file system image). */
+struct jbd2_dev {
+    int fd;
+    uint64_t base;
+};
+
+/* Replay the journal of the file system on @dev (its file open read-write,
+ * O_DIRECT not needed), which has @fs_blocks blocks of @fs_blocksize bytes.
  * @map[i] is the file system block of journal block i, for i < @map_len
  * (the journal inode's size in blocks; e2_journal_map_load builds it).
  *
@@ -64,8 +71,9 @@ struct jbd2_recover_stats {
  *            fast commit of the next transaction (fast-commit replay is
  *            not implemented): nothing was written;
  *  -EIO etc. reading or writing the image. */
-int jbd2_recover(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                 uint32_t map_len, struct jbd2_recover_stats *st, char *why, size_t why_len);
+int jbd2_recover(const struct jbd2_dev *dev, unsigned fs_blocksize, uint64_t fs_blocks,
+                 const uint64_t *map, uint32_t map_len, struct jbd2_recover_stats *st, char *why,
+                 size_t why_len);
 
 /* Where jbd2_recover_to() sends a recovered block instead of the image:
  * @data is one file system block, to be copied; returns 0 or -errno. */
@@ -74,10 +82,10 @@ typedef int (*jbd2_put_fn)(void *ctx, uint64_t blk, const void *data);
 /* The same replay without writing the image (for a read-only mount): every
  * block jbd2_recover would write home, the emptied journal superblock
  * included, is handed to @put (with @put_ctx) instead, and nothing is
- * synced. @fd may be open read-only. Same checks, statistics and errors,
+ * synced. @dev's file may be open read-only. Same checks, statistics and errors,
  * and any error of @put (e.g. -ENOMEM). */
-int jbd2_recover_to(int fd, unsigned fs_blocksize, uint64_t fs_blocks, const uint64_t *map,
-                    uint32_t map_len, jbd2_put_fn put, void *put_ctx, struct jbd2_recover_stats *st,
-                    char *why, size_t why_len);
+int jbd2_recover_to(const struct jbd2_dev *dev, unsigned fs_blocksize, uint64_t fs_blocks,
+                    const uint64_t *map, uint32_t map_len, jbd2_put_fn put, void *put_ctx,
+                    struct jbd2_recover_stats *st, char *why, size_t why_len);
 
 #endif

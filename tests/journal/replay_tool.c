@@ -99,7 +99,8 @@ static int do_recover(const char *path)
         perror(path);
         return 1;
     }
-    ret = jbd2_recover(fd, im.bs, im.blocks, im.map, im.len, &st, why, sizeof(why));
+    ret = jbd2_recover(&(struct jbd2_dev){.fd = fd}, im.bs, im.blocks, im.map, im.len, &st, why,
+                       sizeof(why));
     close(fd);
     free(im.map);
     if (ret) {

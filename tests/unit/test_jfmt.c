@@ -28,6 +28,7 @@ static const uint8_t uuid[16] = {0x5d, 0x1c, 0x6e, 0x0a, 0x7b, 0x2f, 0x4c, 0x3d,
 
 struct jt {
     int fd;
+    uint64_t base; /* where block 0 is in the file (jt_base) */
     unsigned bs;
     uint64_t fs_blocks;
     uint64_t map[JLEN];
@@ -50,14 +51,21 @@ static void fill_block(uint8_t *b, unsigned bs, uint64_t home, unsigned version)
     b[0] = (uint8_t)version;
 }
 
+/* The scratch file system's place in its file, for the next jt_init():
+ * behind jt_base bytes of SENTINEL (a partition of a disk image). */
+static uint64_t jt_base;
+#define SENTINEL 0xA5
+
 static int pwrite_blk(struct jt *t, uint64_t blk, const void *buf)
 {
-    return pwrite(t->fd, buf, t->bs, (off_t)(blk * t->bs)) == (ssize_t)t->bs ? 0 : -EIO;
+    off_t off = (off_t)(t->base + blk * t->bs);
+
+    return pwrite(t->fd, buf, t->bs, off) == (ssize_t)t->bs ? 0 : -EIO;
 }
 
 static void pread_blk(struct jt *t, uint64_t blk, void *buf)
 {
-    if (pread(t->fd, buf, t->bs, (off_t)(blk * t->bs)) != (ssize_t)t->bs)
+    if (pread(t->fd, buf, t->bs, (off_t)(t->base + blk * t->bs)) != (ssize_t)t->bs)
         memset(buf, 0xEE, t->bs);
 }
 
@@ -101,10 +109,15 @@ static int jt_init(struct jt *t, unsigned bs, uint32_t compat, uint32_t incompat
 
     memset(t, 0, sizeof(*t));
     t->bs = bs;
+    t->base = jt_base;
     t->fs_blocks = HOMES + JLEN;
     t->fd = memfd_create("jfmt", 0);
-    if (t->fd < 0 || ftruncate(t->fd, (off_t)(t->fs_blocks * bs)))
+    if (t->fd < 0 || ftruncate(t->fd, (off_t)(t->base + t->fs_blocks * bs)))
         return -errno;
+    for (uint64_t off = 0; off < t->base; off++) {
+        if (pwrite(t->fd, (uint8_t[]){SENTINEL}, 1, (off_t)off) != 1)
+            return -EIO;
+    }
     for (uint32_t i = 0; i < JLEN; i++)
         t->map[i] = HOMES + (uint64_t)i * 7919 % JLEN;
     for (uint64_t h = 0; h < HOMES; h++) {
@@ -187,7 +200,9 @@ static void flip(struct jt *t, uint32_t logblk, unsigned off)
 
 static int recover(struct jt *t, struct jbd2_recover_stats *st)
 {
-    return jbd2_recover(t->fd, t->bs, t->fs_blocks, t->map, JLEN, st, t->why, sizeof(t->why));
+    struct jbd2_dev dev = {.fd = t->fd, .base = t->base};
+
+    return jbd2_recover(&dev, t->bs, t->fs_blocks, t->map, JLEN, st, t->why, sizeof(t->why));
 }
 
 static uint32_t jsb_field(struct jt *t, unsigned off)
@@ -299,8 +314,26 @@ static int roundtrip(const struct feat_row *r, unsigned bs)
     CHECK_EQ(jfmt_sb_parse(t.buf[1], bs, &t.j, t.why, sizeof(t.why)), 0); /* checksum valid */
     CHECK_EQ(recover(&t, &st), 0);
     CHECK(st.was_empty);
+    for (uint64_t off = 0; off < t.base; off++) {
+        uint8_t c = 0;
+        CHECK(pread(t.fd, &c, 1, (off_t)off) == 1 && c == SENTINEL);
+    }
     close(t.fd);
     return 0;
+}
+
+/* The same round trips with the file system 3,000 bytes into its file
+ * (not a multiple of any block size): homes and log are found there, and
+ * the bytes before it are never written. */
+static int test_roundtrip_at_offset(void)
+{
+    int ret = 0;
+
+    jt_base = 3000;
+    for (size_t i = 0; i < sizeof(feats) / sizeof(feats[0]) && !ret; i++)
+        ret = roundtrip(&feats[i], 1024) || roundtrip(&feats[i], 4096);
+    jt_base = 0;
+    return ret;
 }
 
 static int test_roundtrip(void)
@@ -758,8 +791,9 @@ static int test_map_real_image(void)
     CHECK(fd >= 0 && pread(fd, b, 1024, (off_t)(map[0] * 1024)) == 1024);
     CHECK_EQ(jfmt_get_be32(b), JFMT_MAGIC);
     CHECK_EQ(jfmt_get_be32(b + JFMT_SB_MAXLEN), 2048);
-    CHECK_EQ(
-        jbd2_recover(fd, 1024, ext2fs_blocks_count(fs->super), map, len, &st, why, sizeof(why)), 0);
+    CHECK_EQ(jbd2_recover(&(struct jbd2_dev){.fd = fd}, 1024, ext2fs_blocks_count(fs->super), map,
+                          len, &st, why, sizeof(why)),
+             0);
     CHECK(st.was_empty);
     close(fd);
     free(map);
@@ -785,6 +819,7 @@ int main(void)
 {
     static const struct test_case tests[] = {
         {"jfmt_roundtrip_every_feature", test_roundtrip},
+        {"jfmt_roundtrip_at_offset", test_roundtrip_at_offset},
         {"jfmt_log_blocks_count", test_log_blocks_count},
         {"jfmt_sb_parse_rows", test_sb_parse_rows},
         {"recover_uncommitted_not_replayed", test_uncommitted_not_replayed},

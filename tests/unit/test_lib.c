@@ -412,6 +412,90 @@ static int test_enospc_then_delete(void)
     return 0;
 }
 
+/* A partition of a disk image: 64 KiB of 'Z' before the file system,
+ * 64 KiB of 'z' after it. */
+#define PART_GAP (64 << 10)
+#define PART_FS  (8 << 20)
+
+static const char *partition_image(void)
+{
+    static char path[128];
+    char cmd[1024];
+
+    snprintf(path, sizeof(path), "%s/p.img", tmpdir);
+    unlink(path);
+    snprintf(cmd, sizeof(cmd),
+             "head -c %d /dev/zero | tr '\\0' Z >%s && mke2fs -q -F -t ext4 -E offset=%d %s %dk "
+             ">/dev/null 2>&1 && head -c %d /dev/zero | tr '\\0' z >>%s",
+             PART_GAP, path, PART_GAP, path, PART_FS >> 10, PART_GAP, path);
+    return system(cmd) == 0 ? path : NULL;
+}
+
+/* The gaps around the file system still hold their bytes. */
+static int gaps_intact(const char *img)
+{
+    static char buf[PART_GAP];
+    int fd = open(img, O_RDONLY), ok = fd >= 0;
+
+    for (int g = 0; ok && g < 2; g++) {
+        off_t at = g ? PART_GAP + PART_FS : 0;
+        ok = pread(fd, buf, sizeof(buf), at) == (ssize_t)sizeof(buf);
+        for (size_t i = 0; ok && i < sizeof(buf); i++)
+            ok = buf[i] == (g ? 'z' : 'Z');
+    }
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* offset/sizelimit: the file system is found at its offset, filled to
+ * ENOSPC without a byte written outside it, and clean after; a window
+ * smaller than the file system, or an offset that misses it, refused. */
+static int test_partition_window(void)
+{
+    const char *img = partition_image();
+    struct uext4_options o;
+    struct uext4_fs *fs = NULL;
+    static char buf[65536];
+    char fsck[256], why[256];
+    off_t off = 0;
+    ssize_t w;
+    uint32_t ino;
+
+    CHECK(img);
+    uext4_options_init(&o, sizeof(o));
+    o.offset = PART_GAP;
+    o.sizelimit = PART_FS - 4096;
+    CHECK_EQ(uext4_open(img, &o, &fs, why, sizeof(why)), -EINVAL);
+    CHECK(strstr(why, "does not fit in offset=65536,sizelimit="));
+    o.offset = 0;
+    o.sizelimit = 0;
+    CHECK_EQ(uext4_open(img, &o, &fs, why, sizeof(why)), -EINVAL);
+    o.offset = PART_GAP;
+    o.sizelimit = PART_FS;
+    fs = open_img(img, &o);
+    CHECK(fs);
+    memset(buf, 'f', sizeof(buf));
+    ino = create(fs, UEXT4_ROOT_INO, "filler");
+    CHECK(ino);
+    while ((w = uext4_write(fs, &root, ino, buf, sizeof(buf), off, 0)) > 0)
+        off += w;
+    CHECK_EQ(w, -ENOSPC);
+    CHECK(off > PART_FS / 2);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(gaps_intact(img));
+    snprintf(fsck, sizeof(fsck), "%s?offset=%d", img, PART_GAP);
+    CHECK(fsck_clean(fsck));
+    fs = open_img(img, &o);
+    CHECK(fs);
+    CHECK_EQ(size_of(fs, ino), (uint64_t)off);
+    CHECK_EQ(uext4_unlink(fs, &root, UEXT4_ROOT_INO, "filler"), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(gaps_intact(img));
+    CHECK(fsck_clean(fsck));
+    return 0;
+}
+
 static int test_rename_dir_across_parents(void)
 {
     const char *img = mkimg("-t ext4 -O inline_data");
@@ -1462,6 +1546,7 @@ int main(void)
         {"mmap_budget_respected", test_mmap_budget_respected},
         {"unlinked_open_file_lives_until_release", test_unlinked_open_file_lives_until_release},
         {"enospc_then_delete", test_enospc_then_delete},
+        {"partition_window", test_partition_window},
         {"rename_dir_across_parents", test_rename_dir_across_parents},
         {"large_directory", test_large_directory},
         {"casefold_dir", test_casefold_dir},

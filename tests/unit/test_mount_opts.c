@@ -41,6 +41,14 @@ static const struct opt_row rows[] = {
     {"inline_mmap_bad", "inline_mmap=sometimes", -EINVAL, "inline_mmap"},
     {"commit", "commit=30", 0, NULL},
     {"commit_empty", "commit=", -EINVAL, "commit"},
+    {"loop_offset", "loop,offset=1048576,sizelimit=33554432", 0, NULL},
+    {"offset_max", "offset=9223372036854775807", 0, NULL},
+    {"offset_past_off_t", "offset=9223372036854775808", -EINVAL, "offset"},
+    {"offset_empty", "offset=", -EINVAL, "offset"},
+    {"offset_suffix", "offset=1M", -EINVAL, "offset"},
+    {"offset_negative", "offset=-512", -EINVAL, "offset"},
+    {"sizelimit_hex", "sizelimit=0x100", -EINVAL, "sizelimit"},
+    {"loop_value", "loop=/dev/loop0", -EINVAL, "loop"},
     {"fsname_empty", "fsname=", -EINVAL, "fsname"},
     {"record", "record=/tmp/x.scn", 0, NULL},
     {"record_empty", "record=", -EINVAL, "record"},
@@ -119,7 +127,7 @@ static int test_values_reach_core(void)
     struct fe_mount_opts o;
     char err[256];
     char s[] = "ro,fakeroot,uidmap=0:1000:2,gidmap=5:6,errors=panic,inline_mmap=convert,"
-               "commit=7,noatime,nosuid,suid";
+               "commit=7,noatime,nosuid,suid,offset=1048576,sizelimit=4294967296";
 
     fe_opts_init(&o);
     CHECK_EQ(fe_opts_parse(&o, s, err, sizeof(err)), 0);
@@ -135,6 +143,8 @@ static int test_values_reach_core(void)
     CHECK_EQ(o.core.errors, UEXT4_ERRORS_PANIC);
     CHECK_EQ(o.core.inline_mmap, UEXT4_INLINE_MMAP_CONVERT);
     CHECK_EQ(o.core.commit_seconds, 7);
+    CHECK_EQ(o.core.offset, 1048576);
+    CHECK_EQ(o.core.sizelimit, 4294967296ull);
     CHECK(o.kflag[FE_KF_SUID] && !strcmp(o.kflag[FE_KF_SUID], "suid")); /* last one wins */
     return 0;
 }
