@@ -154,6 +154,11 @@ int e2_errno(errcode_t err);
 /* Format a message into the caller's @why buffer (may be NULL or 0 long). */
 void e2_say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* parttab.c: the partitions in the MBR or GPT at the start of @fd, as
+ * "partition N: offset=BYTES,sizelimit=BYTES" joined by "; " into @out
+ * (as many as fit); returns how many (0: no partition table). */
+int e2_parttab_describe(int fd, char *out, size_t len);
+
 /* Inode I/O with the large on-disk inode; the caller holds the disk lock. */
 int e2_read_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);
 int e2_write_inode_locked(struct e2_image *img, ext2_ino_t ino, struct ext2_inode_large *inode);

@@ -185,6 +185,23 @@ static void io_options(const struct e2_image *img, const struct e2_overlay *repl
     }
 }
 
+/* Why @img holds no file system where we looked: a whole disk image (its
+ * partitions named with the options that mount one), or not ext2/3/4. */
+static void not_a_file_system(const struct e2_image *img, errcode_t err, char *why, size_t len)
+{
+    char parts[600];
+
+    if (!img->offset && err == EXT2_ET_BAD_MAGIC &&
+        e2_parttab_describe(img->lock_fd, parts, sizeof(parts)) > 0)
+        e2_say(why, len,
+               "'%s' is a disk image with a partition table, not a file system: mount one "
+               "partition with -o offset=BYTES,sizelimit=BYTES (%s)",
+               img->path, parts);
+    else
+        e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image%s: %s", img->path,
+               img->offset ? " at that offset" : "", error_message(err));
+}
+
 /* Open the file system in @img's image file through our I/O manager;
  * with @replayed (a journal replayed in memory, read-only only) laid over
  * the file. */
@@ -205,8 +222,7 @@ static int open_fs(const struct e2_image *img, bool ro, const struct e2_overlay 
     err = ext2fs_open2(name, io_opts, flags, 0, 0, e2_iom_manager, out);
     if (err == EXT2_ET_BAD_MAGIC || err == EXT2_ET_SB_CSUM_INVALID ||
         err == EXT2_ET_CORRUPT_SUPERBLOCK || err == EXT2_ET_UNEXPECTED_BLOCK_SIZE) {
-        e2_say(why, len, "'%s' is not a valid ext2/3/4 file system image: %s", path,
-               error_message(err));
+        not_a_file_system(img, err, why, len);
         return -EINVAL;
     }
     if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE) {
