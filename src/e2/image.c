@@ -225,6 +225,12 @@ static int open_fs(const struct e2_image *img, bool ro, const struct e2_overlay 
         not_a_file_system(img, err, why, len);
         return -EINVAL;
     }
+    if (err == EXT2_ET_SHORT_READ) {
+        /* Its superblock or group descriptors lie past the window. */
+        e2_say(why, len, "the file system in '%s' is cut short by %s", path,
+               img->sizelimit ? "sizelimit=" : "the end of the image file");
+        return -EINVAL;
+    }
     if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE) {
         e2_say(why, len, "image '%s' uses a feature this libext2fs cannot handle: %s", path,
                error_message(err));

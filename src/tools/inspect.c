@@ -26,16 +26,20 @@ static const struct uext4_cred root_cred = {.uid = 0, .gid = 0, .umask = 022};
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: uext4-inspect IMAGE PATH|INO [--json]\n"
-                 "       uext4-inspect --help | --version\n"
-                 "\n"
-                 "Print where an inode's data lives in the ext2/3/4 IMAGE: type, size,\n"
-                 "flags, inline data size and capacity, extents and xattr names.\n"
-                 "The image is opened read-only; it must not be mounted by uext4.\n"
-                 "\n"
-                 "  --json         one JSON object instead of text\n"
-                 "  -h, --help     print this help\n"
-                 "  -V, --version  print the version\n");
+    fprintf(out,
+            "usage: uext4-inspect IMAGE PATH|INO [--json] [--offset=BYTES] [--sizelimit=BYTES]\n"
+            "       uext4-inspect --help | --version\n"
+            "\n"
+            "Print where an inode's data lives in the ext2/3/4 IMAGE: type, size,\n"
+            "flags, inline data size and capacity, extents and xattr names.\n"
+            "The image is opened read-only; it must not be mounted by uext4.\n"
+            "\n"
+            "  --json         one JSON object instead of text\n"
+            "  --offset=BYTES, --sizelimit=BYTES\n"
+            "                 the file system is a partition of IMAGE (uext4's\n"
+            "                 offset= and sizelimit= mount options)\n"
+            "  -h, --help     print this help\n"
+            "  -V, --version  print the version\n");
 }
 
 static void flags_text(uint32_t flags, char *out, size_t len)
@@ -122,11 +126,25 @@ static int find_inode(struct uext4_fs *fs, const char *arg, uint32_t *ino)
     return uext4_resolve(fs, path, ino);
 }
 
+/* A byte count: decimal digits only, within an off_t. */
+static bool parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+
+    if (!isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return !errno && !*end && *out <= INT64_MAX;
+}
+
 /* The options; -1 when the two arguments follow, else the exit status. */
-static int parse_args(int argc, char **argv, bool *json)
+static int parse_args(int argc, char **argv, bool *json, struct uext4_options *o)
 {
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},
+        {"offset", required_argument, NULL, 'o'},
+        {"sizelimit", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -137,6 +155,14 @@ static int parse_args(int argc, char **argv, bool *json)
         switch (opt) {
         case 'j':
             *json = true;
+            break;
+        case 'o':
+        case 's':
+            if (!parse_bytes(optarg, opt == 'o' ? &o->offset : &o->sizelimit)) {
+                fprintf(stderr, "uext4-inspect: bad byte count for --%s: '%s'\n",
+                        opt == 'o' ? "offset" : "sizelimit", optarg);
+                return 2;
+            }
             break;
         case 'h':
             usage(stdout);
@@ -201,7 +227,7 @@ int main(int argc, char **argv)
     bool json = false;
     int ret;
 
-    ret = parse_args(argc, argv, &json);
+    ret = parse_args(argc, argv, &json, &opts);
     if (ret >= 0)
         return ret;
     ret = uext4_open(argv[optind], &opts, &fs, why, sizeof(why));

@@ -79,5 +79,20 @@ with tempfile.TemporaryDirectory(prefix='uext4-scn-') as tmp:
     rc, out, err = inspect('--help')
     check('help', rc == 0 and 'usage' in out, out)
 
+    # The same file system as a partition: 1 MiB of bytes before it.
+    disk = os.path.join(tmp, 'disk')
+    with open(disk, 'wb') as f:
+        f.write(b'\x5a' * (1 << 20))
+        with open(img, 'rb') as src:
+            f.write(src.read())
+    size = str(os.path.getsize(img))
+    rc, out, err = inspect(disk, '/big', '--json', '--offset=1048576', '--sizelimit=' + size)
+    j = json.loads(out) if rc == 0 else {}
+    check('partition', j.get('storage') == 'extents' and j.get('size') == 10000, out + err)
+    rc, out, err = inspect(disk, '/big', '--offset=1048576', '--sizelimit=4096')
+    check('partition-too-small', rc == 1 and 'is cut short by sizelimit=' in err, err)
+    rc, out, err = inspect(disk, '/big', '--offset=-1')
+    check('partition-bad-offset', rc == 2 and 'bad byte count for --offset' in err, err)
+
 print('%d passed, %d failed' % (results.count(True), results.count(False)))
 sys.exit(0 if all(results) else 1)
