@@ -641,7 +641,8 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     }
     /* The one open of the image file: everything below reads and writes
      * through it. */
-    ret = e2_imgfile_open(path, !o->read_only, why, why_len);
+    ret = e2_imgfile_open(path, &(struct e2_imgfile_claim){!o->read_only, o->offset, o->sizelimit},
+                          why, why_len);
     if (ret < 0)
         goto out_free;
     img->lock_fd = ret;

@@ -80,7 +80,7 @@ static int check_type(const char *path, mode_t mode, char *why, size_t len)
 static bool find_lock_holder(const struct stat *st, long *pid, bool *exclusive)
 {
     FILE *f = fopen("/proc/locks", "re");
-    char line[256], rw[16];
+    char line[256], type[16], rw[16];
     unsigned maj, min;
     unsigned long ino;
     bool found = false;
@@ -90,7 +90,9 @@ static bool find_lock_holder(const struct stat *st, long *pid, bool *exclusive)
     while (!found && fgets(line, sizeof(line), f)) {
         if (strstr(line, "->"))
             continue;
-        if (sscanf(line, "%*d: %*s %*s %15s %ld %x:%x:%lu", rw, pid, &maj, &min, &ino) != 5)
+        if (sscanf(line, "%*d: %15s %*s %15s %ld %x:%x:%lu", type, rw, pid, &maj, &min, &ino) !=
+                6 ||
+            strcmp(type, "FLOCK") != 0)
             continue;
         if (maj == major(st->st_dev) && min == minor(st->st_dev) && ino == st->st_ino) {
             *exclusive = strcmp(rw, "WRITE") == 0;
@@ -150,6 +152,93 @@ static bool is_serving(long pid)
     }
     closedir(dp);
     return serving;
+}
+
+/* Whether /proc/@pid/fdinfo/@fd shows an OFD lock on the file. */
+static bool fd_has_ofd_lock(const char *pid, const char *fd)
+{
+    char path[PATH_MAX], line[256];
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, fd);
+    f = fopen(path, "re");
+    if (!f)
+        return false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strncmp(line, "lock:", 5) == 0 && strstr(line, "OFDLCK");
+    fclose(f);
+    return found;
+}
+
+/* Whether process @pid has the file @st open with an OFD lock on it. */
+static bool pid_has_ofd_lock(const char *pid, const struct stat *st)
+{
+    char dir[PATH_MAX], path[2 * PATH_MAX];
+    struct dirent *d;
+    struct stat fst;
+    bool found = false;
+    DIR *dp;
+
+    snprintf(dir, sizeof(dir), "/proc/%s/fd", pid);
+    dp = opendir(dir);
+    if (!dp)
+        return false; /* another user's process: not ours to see */
+    while (!found && (d = readdir(dp))) {
+        snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
+        found = d->d_name[0] != '.' && stat(path, &fst) == 0 && fst.st_dev == st->st_dev &&
+                fst.st_ino == st->st_ino && fd_has_ofd_lock(pid, d->d_name);
+    }
+    closedir(dp);
+    return found;
+}
+
+/* An OFD lock's owner is an open file, not a process (/proc/locks says
+ * pid -1): the first other process with the file open and such a lock. */
+static long find_ofd_holder(const struct stat *st)
+{
+    DIR *dp = opendir("/proc");
+    struct dirent *d;
+    long pid = -1;
+
+    if (!dp)
+        return -1;
+    while (pid < 0 && (d = readdir(dp))) {
+        char *end;
+        long p = strtol(d->d_name, &end, 10);
+
+        if (*end || p <= 0)
+            continue;
+        if (pid_has_ofd_lock(d->d_name, st))
+            pid = p;
+    }
+    closedir(dp);
+    return pid;
+}
+
+/* Say who holds the bytes @l of @path (an OFD lock that conflicts with
+ * ours), and how long to wait for it. */
+static enum holder_wait say_range_holder(const char *path, const struct stat *st,
+                                         const struct flock *l, char *why, size_t len)
+{
+    long pid = find_ofd_holder(st);
+    char comm[32], range[64];
+
+    if (l->l_len)
+        snprintf(range, sizeof(range), "bytes %lld-%lld", (long long)l->l_start,
+                 (long long)(l->l_start + l->l_len - 1));
+    else
+        snprintf(range, sizeof(range), "bytes %lld to its end", (long long)l->l_start);
+    if (pid <= 0) {
+        e2_say(why, len, "image '%s' is in use: another process holds %s of it", path, range);
+        return WAIT_FULL;
+    }
+    read_comm(pid, comm, sizeof(comm));
+    e2_say(why, len, "image '%s' is in use: pid %ld (%s) holds %s of it for %s", path, pid, comm,
+           range, l->l_type == F_WRLCK ? "writing" : "reading");
+    if (pid == (long)getpid())
+        return WAIT_NONE;
+    return is_serving(pid) ? WAIT_GRACE : WAIT_FULL;
 }
 
 /* Say who holds the lock of @path, and how long to wait for it. */
@@ -212,10 +301,26 @@ static bool find_mount(dev_t rdev, char *mnt, size_t len)
     return found;
 }
 
+/* Whether loop device @name serves bytes of its file that overlap @c's. */
+static bool loop_overlaps(const char *name, const struct e2_imgfile_claim *c)
+{
+    char path[PATH_MAX], line[64];
+    unsigned long long off = 0, size = 0;
+
+    snprintf(path, sizeof(path), "/sys/block/%s/loop/offset", name);
+    if (read_line(path, line, sizeof(line)))
+        off = strtoull(line, NULL, 10);
+    snprintf(path, sizeof(path), "/sys/block/%s/loop/sizelimit", name);
+    if (read_line(path, line, sizeof(line)))
+        size = strtoull(line, NULL, 10);
+    return (!size || off + size > c->offset) && (!c->size || c->offset + c->size > off);
+}
+
 /* Whether the kernel has mounted the regular file @st through a loop
- * device (which takes no lock on it): the device's name and mount point. */
-static bool find_loop_mount(const struct stat *st, char *dev, size_t dev_len, char *mnt,
-                            size_t mnt_len)
+ * device (which takes no lock on it), over bytes @c claims: the device's
+ * name and mount point. */
+static bool find_loop_mount(const struct stat *st, const struct e2_imgfile_claim *c, char *dev,
+                            size_t dev_len, char *mnt, size_t mnt_len)
 {
     char path[PATH_MAX], line[PATH_MAX];
     DIR *dp = opendir("/sys/block");
@@ -231,7 +336,7 @@ static bool find_loop_mount(const struct stat *st, char *dev, size_t dev_len, ch
             continue;
         snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", d->d_name);
         if (!read_line(path, line, sizeof(line)) || stat(line, &bst) != 0 ||
-            bst.st_dev != st->st_dev || bst.st_ino != st->st_ino)
+            bst.st_dev != st->st_dev || bst.st_ino != st->st_ino || !loop_overlaps(d->d_name, c))
             continue;
         snprintf(path, sizeof(path), "/sys/block/%s/dev", d->d_name);
         if (!read_line(path, line, sizeof(line)) || sscanf(line, "%u:%u", &maj, &min) != 2)
@@ -268,10 +373,47 @@ static void say_open_failed(const char *path, bool rw, int err, char *why, size_
     }
 }
 
+/* Our locks on the open @fd (see imgfile.h): an flock of the whole file,
+ * exclusive only for a read-write claim of all of it, and an OFD lock on
+ * the claimed bytes. 0, EBUSY with @why naming the holder, or an errno. */
+static int lock_claim(int fd, const char *path, const struct stat *st,
+                      const struct e2_imgfile_claim *c, char *why, size_t len,
+                      enum holder_wait *wait)
+{
+    bool whole = !c->offset && !c->size;
+    struct flock l = {.l_type = c->rw ? F_WRLCK : F_RDLCK,
+                      .l_whence = SEEK_SET,
+                      .l_start = (off_t)c->offset,
+                      .l_len = (off_t)c->size};
+    int err;
+
+    if (flock(fd, (c->rw && whole ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        err = errno;
+        if (err != EWOULDBLOCK) {
+            e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
+            return err;
+        }
+        *wait = say_lock_holder(path, st, why, len);
+        return EBUSY;
+    }
+    if (fcntl(fd, F_OFD_SETLK, &l) == 0)
+        return 0;
+    err = errno;
+    if (err != EAGAIN && err != EACCES) {
+        e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
+        return err;
+    }
+    /* The holder's range, for the message (ours if it went meanwhile). */
+    if (fcntl(fd, F_OFD_GETLK, &l) != 0 || l.l_type == F_UNLCK)
+        l.l_type = c->rw ? F_WRLCK : F_RDLCK;
+    *wait = say_range_holder(path, st, &l, why, len);
+    return EBUSY;
+}
+
 /* The opened @fd is a usable image nobody else has: its type, no kernel
  * loop mount of it, blocking again, our lock. 0 or a positive errno. */
-static int claim_fd(int fd, const char *path, bool rw, char *why, size_t len,
-                    enum holder_wait *wait)
+static int claim_fd(int fd, const char *path, const struct e2_imgfile_claim *c, char *why,
+                    size_t len, enum holder_wait *wait)
 {
     struct stat st;
     char mnt[PATH_MAX], dev[NAME_MAX + 8];
@@ -285,7 +427,7 @@ static int claim_fd(int fd, const char *path, bool rw, char *why, size_t len,
     err = -check_type(path, st.st_mode, why, len);
     if (err)
         return err;
-    if (S_ISREG(st.st_mode) && find_loop_mount(&st, dev, sizeof(dev), mnt, sizeof(mnt))) {
+    if (S_ISREG(st.st_mode) && find_loop_mount(&st, c, dev, sizeof(dev), mnt, sizeof(mnt))) {
         e2_say(why, len, "image '%s' is in use: the kernel has it mounted on '%s' through %s", path,
                mnt, dev);
         return EBUSY;
@@ -296,22 +438,15 @@ static int claim_fd(int fd, const char *path, bool rw, char *why, size_t len,
         e2_say(why, len, "cannot open image '%s': %s", path, strerror(err));
         return err;
     }
-    if (flock(fd, (rw ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
-        err = errno;
-        if (err != EWOULDBLOCK) {
-            e2_say(why, len, "cannot lock image '%s': %s", path, strerror(err));
-            return err;
-        }
-        *wait = say_lock_holder(path, &st, why, len);
-        return EBUSY;
-    }
-    return 0;
+    return lock_claim(fd, path, &st, c, why, len, wait);
 }
 
 /* One attempt: the descriptor, or -errno with *@wait telling whether the
  * holder may let go soon. */
-static int try_open(const char *path, bool rw, char *why, size_t len, enum holder_wait *wait)
+static int try_open(const char *path, const struct e2_imgfile_claim *c, char *why, size_t len,
+                    enum holder_wait *wait)
 {
+    bool rw = c->rw;
     int fd, err;
 
     *wait = WAIT_NONE;
@@ -324,7 +459,7 @@ static int try_open(const char *path, bool rw, char *why, size_t len, enum holde
         say_open_failed(path, rw, err, why, len, wait);
         return -err;
     }
-    err = claim_fd(fd, path, rw, why, len, wait);
+    err = claim_fd(fd, path, c, why, len, wait);
     if (err) {
         close(fd);
         return -err;
@@ -352,7 +487,7 @@ static long ms_since(const struct timespec *t0)
     return (long)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
 }
 
-int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len)
+int e2_imgfile_open(const char *path, const struct e2_imgfile_claim *c, char *why, size_t why_len)
 {
     const struct timespec pause = {0, RETRY_MS * 1000000L};
     struct timespec t0;
@@ -372,7 +507,7 @@ int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len)
         return ret;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
-        fd = try_open(path, rw, why, why_len, &wait);
+        fd = try_open(path, c, why, why_len, &wait);
         if (fd >= 0 || wait == WAIT_NONE)
             break;
         if (ms_since(&t0) >= (wait == WAIT_GRACE ? SERVING_GRACE_MS : E2_IMGFILE_WAIT_MS))

@@ -12,8 +12,14 @@
  *  - block devices are opened O_EXCL, as mount(8) and e2fsprogs do: one
  *    the kernel has mounted is refused with -EBUSY, and so is a regular
  *    file the kernel has mounted through a loop device;
- *  - the lock is an flock(2) on that open file: LOCK_SH for a read-only
- *    mount, LOCK_EX for read-write (`uext4 -u` waits for it to go);
+ *  - the locks are on that open file: an flock(2) of the whole file,
+ *    LOCK_EX for a read-write mount of all of it, LOCK_SH for a read-only
+ *    one or for a partition (offset=/sizelimit=), so that waiting for an
+ *    exclusive flock waits for every uext4 using the file; and an OFD
+ *    lock (fcntl F_OFD_SETLK) on the bytes served, F_WRLCK read-write,
+ *    F_RDLCK read-only: two partitions of one disk image can be served
+ *    at once, overlapping ones cannot. A loop device the kernel has
+ *    mounted is refused only over bytes it serves;
  *  - a lock (or an O_EXCL claim) held by someone else is waited for, up
  *    to E2_IMGFILE_WAIT_MS, with a warning after a second: the daemon of
  *    an image just unmounted may still be writing it back. A holder that
@@ -30,10 +36,16 @@
 
 #define E2_IMGFILE_WAIT_MS 10000
 
-/* Open and lock @path for reading (@rw false) or reading and writing.
- * Returns the descriptor (close-on-exec, blocking) or -errno with @why
- * naming the file and the cause. */
-int e2_imgfile_open(const char *path, bool rw, char *why, size_t why_len);
+/* What an open claims: reading and writing (@rw) or reading, of the
+ * bytes from @offset on, @size of them (0: to the end of the file). */
+struct e2_imgfile_claim {
+    bool rw;
+    uint64_t offset, size;
+};
+
+/* Open and lock @path as @c says. Returns the descriptor (close-on-exec,
+ * blocking) or -errno with @why naming the file and the cause. */
+int e2_imgfile_open(const char *path, const struct e2_imgfile_claim *c, char *why, size_t why_len);
 
 /* The size in bytes of the image open as @fd (a regular file or a block
  * device): 0 or -errno. */

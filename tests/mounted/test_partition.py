@@ -174,6 +174,47 @@ def partitions_served_one_at_a_time():
                'read-only mount' % (i + 1))
 
 
+def refused(img, mnt, opts):
+    os.makedirs(mnt, exist_ok=True)
+    p = run([UEXT4, img, mnt, '-f', '-o', ','.join(opts)], check_rc=False, timeout=60)
+    check(p.returncode != 0, '%s mounted' % opts)
+    return (p.stdout + p.stderr).decode(errors='replace')
+
+
+@test(timeout=240)
+def two_partitions_at_once():
+    """Both partitions served at once by two daemons (each locks its own
+    bytes); a second daemon for a partition in use, or for the whole
+    image, is refused naming the holder; a kernel loop mount of one
+    partition stops uext4 only on that one. Afterwards every byte outside
+    each partition as the other's workload left it, both e2fsck clean."""
+    with workdir() as d:
+        img = disk_image(d)
+        p1 = Mount(img, mnt=os.path.join(d, 'm1'), opts=opts_of(0))
+        p2 = Mount(img, mnt=os.path.join(d, 'm2'), opts=opts_of(1))
+        with p1, p2:
+            workload(p1.mnt, 0)
+            workload(p2.mnt, 10)
+            want = [tree(p1.mnt), tree(p2.mnt)]
+            first, size, _ = PARTS[0]
+            out = refused(img, os.path.join(d, 'm3'), ['ro'] + opts_of(0))
+            check('pid %d (uext4) holds bytes %d-%d of it for writing' %
+                  (p1.proc.pid, first, first + size - 1) in out, out)
+            out = refused(img, os.path.join(d, 'm3'), [])
+            check(re.search(r'pid (%d|%d) \(uext4\) holds its lock for reading' %
+                            (p1.proc.pid, p2.proc.pid), out), out)
+        for i in range(len(PARTS)):
+            fsck_part(img, i)
+        before = regions(img, 0)
+        with kernel_mount(img, os.path.join(d, 'kmnt'), opts=['ro'] + opts_of(1)) as k:
+            eq(tree(k), want[1], 'the kernel\'s tree of partition 2')
+            out = refused(img, os.path.join(d, 'm3'), opts_of(1))
+            check('the kernel has it mounted' in out, out)
+            with Mount(img, opts=['ro'] + opts_of(0)) as m:
+                eq(tree(m.mnt), want[0], 'partition 1 beside the kernel\'s mount of 2')
+        eq(regions(img, 0), before, 'the bytes outside partition 1')
+
+
 @test(timeout=120)
 def whole_disk_names_partitions():
     """A whole disk image (GPT, then MBR) is refused, naming each
