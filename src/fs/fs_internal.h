@@ -36,6 +36,14 @@ struct fs_inode {
     unsigned pins;    /* operations in progress holding a pointer */
     bool unlinked;    /* nlink reached 0: free on the last reference */
     bool linkable;    /* an O_TMPFILE file that may get its one name */
+    /* i_generation as the inode was read or made when a lookup reference
+     * was taken (has_generation), for uext4_generation(): FUSE's entry
+     * reply carries it, and reading the inode again for it cost a second
+     * inode read per lookup. Nothing changes i_generation but the inode's
+     * allocation, and the number is not freed (nor reused) while this
+     * in-memory inode lives, which it does while referenced. */
+    uint32_t generation;
+    bool has_generation;
     struct fs_inode *hnext;
 
     struct mutex lock;
@@ -126,7 +134,13 @@ void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi);
  * the inode pinned and locked. NULL when out of memory. */
 struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino);
 void fs_op_end(struct uext4_fs *fs, struct fs_inode *fi);
-void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n);
+/* Take @n lookup references on @ino; @a (may be NULL: not known) is the
+ * inode as read or just written, whose generation is kept for
+ * fs_inode_generation(). */
+void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n, const struct e2_attr *a);
+/* The generation a lookup reference recorded for @ino: false when there is
+ * no in-memory inode or none was recorded (the caller reads the inode). */
+bool fs_inode_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation);
 /* Count an open (@delta 1) or a release (-1). Returns the error of freeing
  * the inode if this release freed it (also latched, see below). */
 int fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);

@@ -162,15 +162,34 @@ void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi)
     mutex_unlock(&fs->itable_lock);
 }
 
-void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n)
+void fs_inode_ref_lookup(struct uext4_fs *fs, uint32_t ino, uint64_t n, const struct e2_attr *a)
 {
     struct fs_inode *fi;
 
     mutex_lock(&fs->itable_lock);
     fi = get_locked(fs, ino);
-    if (fi)
+    if (fi) {
         fi->nlookup += n;
+        if (a) {
+            fi->generation = a->generation;
+            fi->has_generation = true;
+        }
+    }
     mutex_unlock(&fs->itable_lock);
+}
+
+bool fs_inode_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation)
+{
+    struct fs_inode *fi;
+    bool known;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    known = fi && fi->has_generation;
+    if (known)
+        *generation = fi->generation;
+    mutex_unlock(&fs->itable_lock);
+    return known;
 }
 
 void uext4_forget(struct uext4_fs *fs, uint32_t ino, uint64_t n)

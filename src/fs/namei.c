@@ -87,7 +87,7 @@ static int lookup(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
         blame = record_inode ? dir : 0;
     }
     if (!ret) {
-        fs_inode_ref_lookup(fs, ino, 1);
+        fs_inode_ref_lookup(fs, ino, 1, &a);
         fs_attr_to_stat(fs, ino, &a, st);
     }
 out_unlock:
@@ -133,7 +133,7 @@ int uext4_lookup_ino(struct uext4_fs *fs, uint32_t ino, struct stat *st, uint32_
     if (!ret && a.nlink == 0)
         ret = -ESTALE;
     if (!ret) {
-        fs_inode_ref_lookup(fs, ino, 1);
+        fs_inode_ref_lookup(fs, ino, 1, &a);
         fs_attr_to_stat(fs, ino, &a, st);
         *generation = ino == UEXT4_ROOT_INO ? 0 : a.generation;
     }
@@ -150,6 +150,10 @@ int uext4_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation)
         *generation = 0;
         return 0;
     }
+    /* What the reference the caller holds recorded (no second inode read
+     * per entry reply); otherwise (an O_TMPFILE file) the inode. */
+    if (fs_inode_generation(fs, ino, generation))
+        return 0;
     rwlock_rdlock(&fs->mount_lock);
     ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, &a));
     rwlock_unlock(&fs->mount_lock);
@@ -437,8 +441,9 @@ static int do_create(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t 
         ret = create_locked(fs, &fc, dir, &da, name, target, kind, &a, &ino);
     if (ret)
         goto out_unlock;
-    /* The lookup reference first: it keeps the in-memory inode alive. */
-    fs_inode_ref_lookup(fs, ino, 1);
+    /* The lookup reference first: it keeps the in-memory inode alive.
+     * @a is the inode as written or read back (create_locked). */
+    fs_inode_ref_lookup(fs, ino, 1, &a);
     if (kind == CREATE_NODE && S_ISREG(a.mode) && fs->inline_files) {
         struct fs_inode *fi = fs_inode_get(fs, ino);
         if (fi) {
@@ -512,7 +517,7 @@ int uext4_tmpfile(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t dir
     /* The reference first, so that the last link going puts the inode on
      * the orphan list (in this transaction) instead of freeing it. As in
      * ext4, the directory itself does not change. */
-    fs_inode_ref_lookup(fs, ino, 1);
+    fs_inode_ref_lookup(fs, ino, 1, NULL);
     a.nlink = 0;
     ret = e2_inode_set(fs->img, ino, &a, E2_A_NLINK);
     if (!ret)
@@ -607,7 +612,7 @@ int uext4_link(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, u
     if (!ret)
         ret = fs_touch_dir(fs, newdir, 0);
     if (!ret) {
-        fs_inode_ref_lookup(fs, ino, 1);
+        fs_inode_ref_lookup(fs, ino, 1, &a);
         fs_attr_to_stat(fs, ino, &a, st);
     }
 out_unlock:

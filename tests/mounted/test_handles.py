@@ -12,10 +12,11 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import struct
 
-from uext4test import (Mount, TestFailure, check, drop_caches, eq, fsck,
-                       main, mkfs, run, test, workdir, write_file)
+from uext4test import (Mount, TestFailure, check, debugfs, drop_caches, eq,
+                       fsck, main, mkfs, run, test, workdir, write_file)
 
 MAX_HANDLE_SZ = 128
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -168,6 +169,48 @@ def new_generations_differ():
               'generations step by a constant: %r' % a[:8])
         fsck(img)
         fsck(d + '/img2')
+
+
+def handle_generation(path):
+    """The generation in FUSE's handle of @path (node id high, low,
+    generation): the kernel's inode->i_generation, which only an entry
+    reply (lookup, mknod, mkdir, symlink, link) sets."""
+    return struct.unpack('=III', name_to_handle(path)[8:20])[2]
+
+
+def debugfs_generations(img, names):
+    out = {}
+    for name in names:
+        text = debugfs(img, 'stat /%s' % name)
+        m = re.search(r'Generation: (\d+)', text)
+        check(m, 'debugfs stat /%s: no generation:\n%s' % (name, text))
+        out[name] = int(m.group(1))
+    return out
+
+
+@test
+def entry_generations_are_the_inodes():
+    # Entry replies carry i_generation; the daemon answers it from what the
+    # lookup or create recorded (src/fs/icache.c) instead of reading the
+    # inode again. Each kind of entry, from a create and from a cold lookup,
+    # against debugfs.
+    with workdir() as d:
+        img = mkfs(d + '/img')
+        names = ['f%d' % i for i in range(20)] + ['dir', 'link', 'hard']
+        with Mount(img) as m:
+            for i in range(20):
+                write_file(m.path('f%d' % i), b'x')
+            os.mkdir(m.path('dir'))
+            os.symlink('f0', m.path('link'))
+            os.link(m.path('f1'), m.path('hard'))
+            made = {n: handle_generation(m.path(n)) for n in names}
+            drop_caches()
+            looked_up = {n: handle_generation(m.path(n)) for n in names}
+        fsck(img)
+        want = debugfs_generations(img, names)
+        # The symlink's handle is the symlink's own (no AT_SYMLINK_FOLLOW).
+        eq(made, want, 'generations in the entries of new names')
+        eq(looked_up, want, 'generations in the entries of cold lookups')
 
 
 if __name__ == '__main__':
