@@ -451,8 +451,27 @@ class Ctx:
                 if before['requests'] is None or after['requests'] is None:
                     del before['requests'], after['requests']
             self.daemon[phase] = counters_delta(before, after)
+            # After the rtt row too: its paired ratio, near 1.00, shows the
+            # probe measures what the row does.
+            if ctl and phase in PHASE_OPS:
+                self.daemon[phase]['rtt_probe'] = self.rtt_probe()
         self.times[phase] = dt
         return r
+
+    def rtt_probe(self):
+        """The round trip of this mount just after a phase, in seconds:
+        getxattrs of a missing name on its root, a request each. The rtt
+        row is measured in a mount of its own, minutes away from the row it
+        is the yardstick of; on a loaded machine the two drift apart, and
+        the floor column with them. Not counted in the phase's figures."""
+        t0 = time.perf_counter()
+        for _ in range(PROBE_OPS):
+            try:
+                os.getxattr(self.mnt, 'user.missing')
+            except OSError as e:
+                if e.errno not in (errno.ENODATA, errno.ENOTSUP):
+                    raise
+        return (time.perf_counter() - t0) / PROBE_OPS
 
 
 class NotApplicable(Exception):
@@ -721,10 +740,24 @@ WORKLOADS = [
 ]
 
 
+# Round trips in the rtt probe after each round-trip-bound phase (Ctx.rtt_probe).
+PROBE_OPS = 2000
+
 # Round-trip-bound phases: operations per run (a size key), for the floor.
 PHASE_OPS = {'rtt': 'rtt_ops', 'rand_read_direct': 'rand_ops', 'rand_write_direct': 'rand_ops',
              'rand_write_buffered': 'rand_ops', 'create': 'files', 'stat_cold': 'files',
              'unlink': 'files', 'small_write': 'small', 'small_read_cold': 'small'}
+
+
+def paired_ratio(ds, times):
+    """Median (min-max) over runs of requests x that run's probed round
+    trip / its time; '-' without probes. @ds and @times are parallel (one
+    entry per run of a uext4 system)."""
+    rs = [d['requests'] * d['rtt_probe'] / t for d, t in zip(ds, times)
+          if 'requests' in d and 'rtt_probe' in d and t > 0]
+    if not rs:
+        return '-'
+    return '%.2f (%.2f-%.2f)' % (statistics.median(rs), min(rs), max(rs))
 
 
 def human(n):
@@ -1267,7 +1300,8 @@ def main():
     if rows and floor_sys and samples.get(('rtt', floor_sys[0].name)):
         h3 = ['round-trip-bound row']
         for s in floor_sys:
-            h3 += ['%s req/op' % s.name, '%s floor' % s.name, '%s rate/floor' % s.name]
+            h3 += ['%s req/op' % s.name, '%s floor' % s.name, '%s rate/floor' % s.name,
+                   '%s paired rate/floor' % s.name]
         rows3 = []
         for wl_name, fn, phases in wls:
             for ph, desc in phases:
@@ -1280,16 +1314,19 @@ def main():
                     rtt = samples.get(('rtt', s.name))
                     t = samples.get((ph, s.name))
                     if not ds or not rtt or not t:
-                        r += ['-', '-', '-']
+                        r += ['-', '-', '-', '-']
                         continue
                     per_req = statistics.median(rtt) / S['rtt_ops']
                     rpo = statistics.median(ds) / nops
                     floor = rpo * nops * per_req
-                    r += ['%.2f' % rpo, fmt_t(floor), '%.2f' % (floor / statistics.median(t))]
+                    r += ['%.2f' % rpo, fmt_t(floor), '%.2f' % (floor / statistics.median(t)),
+                          paired_ratio(dstats.get((ph, s.name), []), t)]
                 rows3.append(r)
         print('FUSE floor: requests per operation (the daemon\'s count, median) x the '
               'round trip (median rtt / %d) of the same system; rate/floor = floor time / '
-              'median time (1.00 = at the floor):' % S['rtt_ops'])
+              'median time (1.00 = at the floor); paired: each run\'s own requests x the '
+              'round trip probed in the same mount right after it (%d getxattrs) over its '
+              'time, median (min-max):' % (S['rtt_ops'], PROBE_OPS))
         print(table(rows3, h3))
         print()
 
