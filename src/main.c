@@ -478,12 +478,15 @@ static bool find_fuse_mount(const char *image, char *out, size_t len)
 
 /* The image is locked by another uext4 (or a library user): name where it
  * is mounted, if it is, and the way to a second view of the same file
- * system, which one daemon serves (two would corrupt it). */
+ * system, which one daemon serves (two would corrupt it). A mount's source
+ * names the image file, not its window: for a partition, a mount of the
+ * same file may serve another partition, and is not named. */
 static void report_busy(int notify_fd, const struct cli *c, const char *why)
 {
+    bool partition = c->opts.core.offset || c->opts.core.sizelimit;
     char *mnt = malloc(PATH_MAX);
 
-    if (mnt && find_fuse_mount(c->image, mnt, PATH_MAX))
+    if (mnt && !partition && find_fuse_mount(c->image, mnt, PATH_MAX))
         report_failure(notify_fd,
                        "%s: it is mounted on '%s'; for a second view of it, bind-mount that "
                        "directory: mount --bind '%s' '%s'",

@@ -154,8 +154,27 @@ static bool is_serving(long pid)
     return serving;
 }
 
-/* Whether /proc/@pid/fdinfo/@fd shows an OFD lock on the file. */
-static bool fd_has_ofd_lock(const char *pid, const char *fd)
+/* Whether the "lock:" line @line of an fdinfo file is the OFD lock @l:
+ * the same first byte and last byte ("EOF" for l_len 0). */
+static bool is_ofd_lock_line(const char *line, const struct flock *l)
+{
+    char kind[16], last[32], want[32];
+    long long first;
+
+    if (sscanf(line, "lock: %*d: %15s %*s %*s %*d %*s %lld %31s", kind, &first, last) != 3 ||
+        strcmp(kind, "OFDLCK") != 0 || first != (long long)l->l_start)
+        return false;
+    if (l->l_len)
+        snprintf(want, sizeof(want), "%lld", (long long)(l->l_start + l->l_len - 1));
+    else
+        snprintf(want, sizeof(want), "EOF");
+    return strcmp(last, want) == 0;
+}
+
+/* Whether /proc/@pid/fdinfo/@fd shows the OFD lock @l. The range matters:
+ * several processes may hold OFD locks on one disk image (one per
+ * partition), and only the one that conflicts is the holder. */
+static bool fd_has_ofd_lock(const char *pid, const char *fd, const struct flock *l)
 {
     char path[PATH_MAX], line[256];
     bool found = false;
@@ -166,13 +185,13 @@ static bool fd_has_ofd_lock(const char *pid, const char *fd)
     if (!f)
         return false;
     while (!found && fgets(line, sizeof(line), f))
-        found = strncmp(line, "lock:", 5) == 0 && strstr(line, "OFDLCK");
+        found = strncmp(line, "lock:", 5) == 0 && is_ofd_lock_line(line, l);
     fclose(f);
     return found;
 }
 
-/* Whether process @pid has the file @st open with an OFD lock on it. */
-static bool pid_has_ofd_lock(const char *pid, const struct stat *st)
+/* Whether process @pid has the file @st open with the OFD lock @l. */
+static bool pid_has_ofd_lock(const char *pid, const struct stat *st, const struct flock *l)
 {
     char dir[PATH_MAX], path[2 * PATH_MAX];
     struct dirent *d;
@@ -187,15 +206,16 @@ static bool pid_has_ofd_lock(const char *pid, const struct stat *st)
     while (!found && (d = readdir(dp))) {
         snprintf(path, sizeof(path), "%s/%s", dir, d->d_name);
         found = d->d_name[0] != '.' && stat(path, &fst) == 0 && fst.st_dev == st->st_dev &&
-                fst.st_ino == st->st_ino && fd_has_ofd_lock(pid, d->d_name);
+                fst.st_ino == st->st_ino && fd_has_ofd_lock(pid, d->d_name, l);
     }
     closedir(dp);
     return found;
 }
 
 /* An OFD lock's owner is an open file, not a process (/proc/locks says
- * pid -1): the first other process with the file open and such a lock. */
-static long find_ofd_holder(const struct stat *st)
+ * pid -1): the first process with the file open and the lock @l on it
+ * (F_OFD_GETLK's answer: the conflicting lock's range). */
+static long find_ofd_holder(const struct stat *st, const struct flock *l)
 {
     DIR *dp = opendir("/proc");
     struct dirent *d;
@@ -209,7 +229,7 @@ static long find_ofd_holder(const struct stat *st)
 
         if (*end || p <= 0)
             continue;
-        if (pid_has_ofd_lock(d->d_name, st))
+        if (pid_has_ofd_lock(d->d_name, st, l))
             pid = p;
     }
     closedir(dp);
@@ -221,7 +241,7 @@ static long find_ofd_holder(const struct stat *st)
 static enum holder_wait say_range_holder(const char *path, const struct stat *st,
                                          const struct flock *l, char *why, size_t len)
 {
-    long pid = find_ofd_holder(st);
+    long pid = find_ofd_holder(st, l);
     char comm[32], range[64];
 
     if (l->l_len)

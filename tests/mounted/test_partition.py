@@ -186,7 +186,9 @@ def two_partitions_at_once():
     """Both partitions served at once by two daemons (each locks its own
     bytes); a second daemon for a partition in use, or for the whole
     image, is refused naming the holder; a kernel loop mount of one
-    partition stops uext4 only on that one. Afterwards every byte outside
+    partition stops uext4 only on that one. A refusal names the daemon
+    holding the partition asked for, and no mount point to bind-mount (it
+    may serve another partition). Afterwards every byte outside
     each partition as the other's workload left it, both e2fsck clean."""
     with workdir() as d:
         img = disk_image(d)
@@ -200,6 +202,14 @@ def two_partitions_at_once():
             out = refused(img, os.path.join(d, 'm3'), ['ro'] + opts_of(0))
             check('pid %d (uext4) holds bytes %d-%d of it for writing' %
                   (p1.proc.pid, first, first + size - 1) in out, out)
+            # The holder of partition 2's bytes, not the first daemon with
+            # any lock on the file; and no mount named for a bind mount (a
+            # mount's source is the file, whichever partition it serves).
+            first, size, _ = PARTS[1]
+            out = refused(img, os.path.join(d, 'm3'), opts_of(1))
+            check('pid %d (uext4) holds bytes %d-%d of it for writing' %
+                  (p2.proc.pid, first, first + size - 1) in out, out)
+            check('mount --bind \'' not in out, out)
             out = refused(img, os.path.join(d, 'm3'), [])
             check(re.search(r'pid (%d|%d) \(uext4\) holds its lock for reading' %
                             (p1.proc.pid, p2.proc.pid), out), out)
