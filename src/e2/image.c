@@ -618,6 +618,23 @@ static int go_read_write(struct e2_image *img, char *why, size_t why_len)
     return ret;
 }
 
+/* @o's window, as a loop device takes it: no file offset is past
+ * INT64_MAX (off_t), so a sizelimit reaching past offset + sizelimit =
+ * INT64_MAX ends where the file ends, as no limit does (the OFD lock and
+ * the I/O manager refuse a range past INT64_MAX). An offset past it is
+ * past the end of any image. */
+static int set_window(struct e2_image *img, const struct e2_open_opts *o, char *why, size_t len)
+{
+    if (o->offset > (uint64_t)INT64_MAX) {
+        e2_say(why, len, "offset=%llu is past the end of image '%s'", (unsigned long long)o->offset,
+               img->path);
+        return -EINVAL;
+    }
+    img->offset = o->offset;
+    img->sizelimit = o->sizelimit > (uint64_t)INT64_MAX - o->offset ? 0 : o->sizelimit;
+    return 0;
+}
+
 int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
                   bool *ro_forced, char *why, size_t why_len)
 {
@@ -639,15 +656,16 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
         ret = -ENOMEM;
         goto out_free;
     }
+    ret = set_window(img, o, why, why_len);
+    if (ret)
+        goto out_free;
     /* The one open of the image file: everything below reads and writes
      * through it. */
-    ret = e2_imgfile_open(path, &(struct e2_imgfile_claim){!o->read_only, o->offset, o->sizelimit},
-                          why, why_len);
+    ret = e2_imgfile_open(
+        path, &(struct e2_imgfile_claim){!o->read_only, img->offset, img->sizelimit}, why, why_len);
     if (ret < 0)
         goto out_free;
     img->lock_fd = ret;
-    img->offset = o->offset;
-    img->sizelimit = o->sizelimit;
 
     ret = check_and_recover(img, o, &need_ro, why, why_len);
     if (!ret)

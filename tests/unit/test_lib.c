@@ -496,6 +496,35 @@ static int test_partition_window(void)
     return 0;
 }
 
+/* The window's edges, as a loop device takes them: a sizelimit reaching
+ * past the largest file offset (INT64_MAX) ends at the end of the file;
+ * an offset past it is refused by name; the same window opened twice in
+ * one process is refused naming this process. */
+static int test_partition_window_edges(void)
+{
+    const char *img = partition_image();
+    struct uext4_options o;
+    struct uext4_fs *fs = NULL, *fs2 = NULL;
+    char want[64], why[256];
+
+    CHECK(img);
+    uext4_options_init(&o, sizeof(o));
+    o.offset = UINT64_MAX;
+    CHECK_EQ(uext4_open(img, &o, &fs, why, sizeof(why)), -EINVAL);
+    CHECK(strstr(why, "offset=18446744073709551615 is past the end of image"));
+    o.offset = PART_GAP;
+    o.sizelimit = INT64_MAX;
+    fs = open_img(img, &o);
+    CHECK(fs);
+    CHECK(create(fs, UEXT4_ROOT_INO, "edge"));
+    CHECK_EQ(uext4_open(img, &o, &fs2, why, sizeof(why)), -EBUSY);
+    snprintf(want, sizeof(want), "pid %ld (", (long)getpid());
+    CHECK(strstr(why, want));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(gaps_intact(img));
+    return 0;
+}
+
 static int test_rename_dir_across_parents(void)
 {
     const char *img = mkimg("-t ext4 -O inline_data");
@@ -1558,6 +1587,7 @@ int main(void)
         {"kill_privs_fsetid", test_kill_privs_fsetid},
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
         {"second_open_refused", test_second_open_refused},
+        {"partition_window_edges", test_partition_window_edges},
         {"create_answers_what_is_stored", test_create_answers_what_is_stored},
         {"not_ext4_refused", test_not_ext4_refused},
         {"fallocate_enospc_counts_blocks", test_fallocate_enospc_counts_blocks},
