@@ -202,14 +202,18 @@ static void make_clean(struct iom *b, struct cblock *c)
 
 /* ---- raw I/O: every durability step passes here ---- */
 
-/* How many of @len bytes at @off of the file system lie in the window. */
+/* How many of @len bytes at @off of the file system lie in the window.
+ * Without a sizelimit the window ends at the largest file offset
+ * (iom_set_option() keeps base + limit within it): @off comes from a
+ * block number an image may hold, and base + off must not wrap round to
+ * the bytes before the window. */
 static size_t in_window(const struct iom *b, uint64_t off, size_t len)
 {
-    if (!b->limit)
-        return len;
-    if (off >= b->limit)
+    uint64_t end = b->limit ? b->limit : (uint64_t)INT64_MAX - b->base;
+
+    if (off >= end)
         return 0;
-    return b->limit - off < len ? (size_t)(b->limit - off) : len;
+    return end - off < len ? (size_t)(end - off) : len;
 }
 
 static errcode_t file_read(struct iom *b, void *buf, size_t len, uint64_t off)
@@ -320,6 +324,9 @@ static errcode_t cached_read(struct iom *b, uint64_t off, size_t len, char *buf,
 {
     uint64_t bs = b->bs, end = off + len, blk = off / bs;
     errcode_t first_err = 0;
+
+    if (end < off)
+        return EXT2_ET_LLSEEK_FAILED; /* the loop below would read nothing */
 
     while (blk * bs < end) {
         uint64_t bstart = blk * bs, run = 1, lo, hi;
@@ -506,7 +513,8 @@ static errcode_t chan_span(io_channel io, unsigned long long block, int count, u
 
     *off = block * bsz;
     *len = count < 0 ? (size_t) - (long long)count : (size_t)count * bsz;
-    if (bsz && block > UINT64_MAX / bsz)
+    /* The end too: cached_read() and the window count to off + len. */
+    if (bsz && (block > UINT64_MAX / bsz || *len > UINT64_MAX - *off))
         return EXT2_ET_LLSEEK_FAILED;
     return 0;
 }
