@@ -635,6 +635,29 @@ static int set_window(struct e2_image *img, const struct e2_open_opts *o, char *
     return 0;
 }
 
+/* A partition's window and lock, narrowed to the bytes of its file
+ * system once its final superblock is known (after any replay, which may
+ * have grown it): with offset= alone (mount -o loop,offset=N) the lock
+ * would cover every later partition to the end of the file. uext4 never
+ * resizes a file system, so nothing past them is ever needed. A whole
+ * image file keeps its lock: its flock already says whole. */
+static int narrow_window(struct e2_image *img, const struct e2_open_opts *o, char *why, size_t len)
+{
+    uint64_t need = ext2fs_blocks_count(img->fs->super) * img->fs->blocksize;
+    int ret;
+
+    if ((!img->offset && !img->sizelimit) || (img->sizelimit && need >= img->sizelimit))
+        return 0;
+    ret = e2_imgfile_narrow(
+        img->lock_fd, &(struct e2_imgfile_claim){!o->read_only, img->offset, img->sizelimit}, need);
+    if (ret) {
+        e2_say(why, len, "cannot lock image '%s': %s", img->path, strerror(-ret));
+        return ret;
+    }
+    img->sizelimit = need;
+    return 0;
+}
+
 int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_image **out,
                   bool *ro_forced, char *why, size_t why_len)
 {
@@ -668,6 +691,8 @@ int e2_image_open(const char *path, const struct e2_open_opts *o, struct e2_imag
     img->lock_fd = ret;
 
     ret = check_and_recover(img, o, &need_ro, why, why_len);
+    if (!ret)
+        ret = narrow_window(img, o, why, why_len);
     if (!ret)
         ret = choose_mode(img, o, need_ro, ro_forced, why, why_len);
     if (ret)

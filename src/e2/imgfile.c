@@ -487,6 +487,18 @@ static int try_open(const char *path, const struct e2_imgfile_claim *c, char *wh
     return fd;
 }
 
+int e2_imgfile_narrow(int fd, const struct e2_imgfile_claim *c, uint64_t size)
+{
+    struct flock l = {.l_type = F_UNLCK,
+                      .l_whence = SEEK_SET,
+                      .l_start = (off_t)(c->offset + size),
+                      .l_len = c->size ? (off_t)(c->size - size) : 0};
+
+    if (c->size && size >= c->size)
+        return 0;
+    return fcntl(fd, F_OFD_SETLK, &l) ? -errno : 0;
+}
+
 int e2_imgfile_size(int fd, uint64_t *size)
 {
     struct stat st;

@@ -47,6 +47,11 @@ struct e2_imgfile_claim {
  * blocking) or -errno with @why naming the file and the cause. */
 int e2_imgfile_open(const char *path, const struct e2_imgfile_claim *c, char *why, size_t why_len);
 
+/* Release the bytes of @c's claim on @fd past its first @size (the file
+ * system's, once known; @c->offset + @size within the file): our OFD lock
+ * then covers exactly what is served. 0 or -errno. */
+int e2_imgfile_narrow(int fd, const struct e2_imgfile_claim *c, uint64_t size);
+
 /* The size in bytes of the image open as @fd (a regular file or a block
  * device): 0 or -errno. */
 int e2_imgfile_size(int fd, uint64_t *size);

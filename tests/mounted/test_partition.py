@@ -87,6 +87,17 @@ def regions(img, keep):
     return out
 
 
+def gaps(img):
+    """sha256 of each stretch of @img outside every partition."""
+    edges = [0] + [x for first, size, _ in PARTS for x in (first, first + size)] + [DISK]
+    out = []
+    with open(img, 'rb') as f:
+        for a, b in zip(edges[::2], edges[1::2]):
+            f.seek(a)
+            out.append(hashlib.sha256(f.read(b - a)).hexdigest())
+    return out
+
+
 def opts_of(i):
     return ['offset=%d' % PARTS[i][0], 'sizelimit=%d' % PARTS[i][1]]
 
@@ -223,6 +234,31 @@ def two_partitions_at_once():
             with Mount(img, opts=['ro'] + opts_of(0)) as m:
                 eq(tree(m.mnt), want[0], 'partition 1 beside the kernel\'s mount of 2')
         eq(regions(img, 0), before, 'the bytes outside partition 1')
+
+
+@test(timeout=240)
+def partitions_at_once_with_offset_only():
+    """Both partitions mounted with offset= alone (mount -o loop,offset=N,
+    as most recipes say): each daemon locks its file system's bytes, not
+    everything to the end of the file, so both are served at once; each
+    written, every byte outside it unchanged, both e2fsck clean."""
+    with workdir() as d:
+        img = disk_image(d)
+        before = gaps(img)
+        p1 = Mount(img, mnt=os.path.join(d, 'm1'), opts=['offset=%d' % PARTS[0][0]])
+        p2 = Mount(img, mnt=os.path.join(d, 'm2'), opts=['offset=%d' % PARTS[1][0]])
+        with p1, p2:
+            workload(p1.mnt, 0)
+            want = tree(p1.mnt)
+            # Still one daemon per file system: its bytes stay locked.
+            out = refused(img, os.path.join(d, 'm3'), ['ro', 'offset=%d' % PARTS[0][0]])
+            check('pid %d (uext4) holds bytes %d-%d of it for writing' %
+                  (p1.proc.pid, PARTS[0][0], PARTS[0][0] + PARTS[0][1] - 1) in out, out)
+        fsck_part(img, 0)
+        fsck_part(img, 1)
+        eq(gaps(img), before, 'the table and the gaps')
+        with Mount(img, opts=['ro'] + opts_of(0)) as m:
+            eq(tree(m.mnt), want, 'partition 1 after')
 
 
 @test(timeout=120)
