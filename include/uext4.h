@@ -322,10 +322,11 @@ struct uext4_read_seg {
 };
 /* Called by uext4_read_ref() with the segments of the read, in order, and
  * the image file's descriptor @fd; the bytes are what they say only until
- * the callback returns (it runs under the inode's lock and the mount's,
- * held for reading: it must not wait on anything that needs either, nor
- * call into uext4). Returns 0 or a negative errno, which uext4_read_ref()
- * returns. */
+ * the callback returns (until then every write, truncation, fallocate and
+ * copy into the file waits for it, as does anything that waits for one of
+ * those: it must not wait on such an operation, nor call into uext4).
+ * Other reads, of this file too, go on meanwhile. Returns 0 or a negative
+ * errno, which uext4_read_ref() returns. */
 typedef int (*uext4_read_sink)(void *arg, int fd, const struct uext4_read_seg *segs, unsigned nseg,
                                size_t total);
 /* Read @size bytes at @off as uext4_read() does, but hand @sink the places

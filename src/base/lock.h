@@ -26,13 +26,24 @@
  * pthread leaf, taken with none of these held and taking none (readdir.c
  * says why it is one lock and not one per handle).
  *
+ * struct fs_inode's reply_lock (a raw pthread rwlock per in-memory inode,
+ * fs/fs_internal.h) comes after LC_INODE:
+ *   LC_INODE -> reply_lock (read)   uext4_read_ref() takes it before it
+ *                     drops the inode and mount locks, holds it across the
+ *                     reply, taking nothing more (fs/file.c read_ref_reply)
+ *   LC_INODE -> reply_lock (write)  fs_op_begin() and copy_file_range's
+ *                     lock_pair() take and drop it at once: a drain of the
+ *                     replies in flight (fs_inode_drain_replies_locked)
+ * A read's next read (fs_op_begin_read) does not drain.
+ *
  * A journal commit (e2_image_sync) runs under LC_MOUNT held for writing,
  * so it sees only whole operations, and then LC_DISK.
  *
- * No lock is held across a fuse_reply_*() call, except LC_MOUNT (read) and
- * LC_INODE by a read by reference (uext4_read_ref() -> the front end's
- * reply, frontend/file.c): the image blocks it splices into the reply stay
- * the file's only while the inode is locked. Never LC_DISK. A reply never
+ * No lock is held across a fuse_reply_*() call, except an inode's
+ * reply_lock (read) by a read by reference (uext4_read_ref() -> the front
+ * end's reply, frontend/file.c): the image blocks it splices or writes into
+ * the reply stay the file's only while whatever could change or free them
+ * waits (the drain). Never LC_DISK, LC_INODE or LC_MOUNT. A reply never
  * waits on this file system, so it cannot close a cycle.
  *
  * The checker (on in all debug and test builds) records for every pair of

@@ -68,6 +68,11 @@ int e2_image_fd(struct e2_image *img, uint64_t *base)
     return e2_iom_fd(img->fs->io);
 }
 
+void e2_data_before_read(struct e2_image *img)
+{
+    e2_iom_before_read_home(img->fs->io);
+}
+
 /* Segments of one read taken outside the disk lock; a read in more pieces
  * is copied under it. */
 #define READ_SEGS 16

@@ -364,6 +364,9 @@ ssize_t e2_data_map(struct e2_image *img, uint32_t ino, off_t off, size_t size, 
  * *@base the byte of it where the file system starts (e2_seg.pos counts
  * from there). */
 int e2_image_fd(struct e2_image *img, uint64_t *base);
+/* The reader of e2_data_map() is about to read the image (fault.h: the
+ * test builds' read delay). */
+void e2_data_before_read(struct e2_image *img);
 /* Write to a block-mapped file, growing i_size to the end of the write.
  * The caller clamps mmap writeback to i_size first. Returns bytes written.
  * When anything was written, the attributes the write changes (the fs

@@ -26,10 +26,13 @@
  * and a wider window for races (tests that check what guards a read):
  *
  *   UEXT4_FAULT_READ_DELAY_US=U  every read of file data from the image
- *                             file outside the disk lock (e2_iom_read_home)
- *                             waits U microseconds first: the time between
- *                             a read's map and its read, during which only
- *                             the caller's inode lock keeps the blocks the
+ *                             file outside the disk lock (e2_iom_read_home,
+ *                             and a read by reference before its reply,
+ *                             e2_data_before_read) waits U microseconds
+ *                             first: the time between a read's map and its
+ *                             read, during which only the caller's inode
+ *                             lock (or, for a reply by reference, the
+ *                             drain of fs_op_begin) keeps the blocks the
  *                             file's, stretched for other threads to use.
  *
  * Only the image opened read-write is instrumented. Keeping the old

@@ -909,13 +909,18 @@ int e2_iom_fd(io_channel io)
     return iom_of(io)->fd;
 }
 
-errcode_t e2_iom_read_home(io_channel io, uint64_t off, size_t len, void *buf)
+void e2_iom_before_read_home(io_channel io)
 {
     struct iom *b = iom_of(io);
 
     if (b->fault)
         e2_fault_before_read_home(b->fault);
-    return file_read(b, buf, len, off);
+}
+
+errcode_t e2_iom_read_home(io_channel io, uint64_t off, size_t len, void *buf)
+{
+    e2_iom_before_read_home(io);
+    return file_read(iom_of(io), buf, len, off);
 }
 
 errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf)

@@ -108,6 +108,9 @@ uint64_t e2_iom_base(io_channel io);
  * e2_iom_read_data(). Needs no disk lock: it touches nothing of the
  * channel but its descriptor, which lives as long as the channel. */
 errcode_t e2_iom_read_home(io_channel io, uint64_t off, size_t len, void *buf);
+/* What e2_iom_read_home() does first, for a reader of the image file's
+ * blocks that reads them some other way (a read by reference). */
+void e2_iom_before_read_home(io_channel io);
 /* Whether block @blk has a cached copy (clean or dirty). */
 bool e2_iom_is_cached(io_channel io, uint64_t blk);
 /* Cache the uncached blocks among the @count (at most

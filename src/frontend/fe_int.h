@@ -7,11 +7,11 @@
  * lock of their own; the core's locks are all dropped by the time a uext4_*
  * call returns, so no lock is held across a fuse_reply_*() call, with one
  * exception: a read by reference (file.c) replies from inside
- * uext4_read_ref(), under the inode's lock, because the image blocks it
- * splices are the file's only while that lock keeps writes, truncation and
- * block reuse away. Writing a reply never waits on this file system (it
- * fills the pages of a request the kernel is already waiting on), so the
- * lock cannot deadlock there. */
+ * uext4_read_ref(), which holds the inode's reply_lock for reading (not its
+ * inode or mount lock), because the image blocks it splices are the file's
+ * only while writes, truncation and block reuse wait for it. Writing a
+ * reply never waits on this file system (it fills the pages of a request
+ * the kernel is already waiting on), so that cannot deadlock. */
 #ifndef UEXT4_FRONTEND_FE_INT_H
 #define UEXT4_FRONTEND_FE_INT_H
 

@@ -92,7 +92,7 @@ static int read_begin(struct uext4_fs *fs, uint32_t ino, off_t off, struct fs_in
 
     if (off < 0)
         return -EINVAL;
-    *fi = fs_op_begin(fs, ino);
+    *fi = fs_op_begin_read(fs, ino);
     if (!*fi)
         return -ENOMEM;
     ret = FS_CHECK(fs, ino, e2_inode_get(fs->img, ino, a));
@@ -124,6 +124,32 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
     return ret;
 }
 
+/* Hand the segments mapped under @fi's lock to @sink with that lock and
+ * the mount lock dropped, @fi's reply_lock held for reading instead
+ * (fs_internal.h): writes, truncations and copies that could change or
+ * free those blocks wait for the reply (fs_op_begin drains), and the
+ * reader's next read does not. Holding the inode lock across the reply
+ * made it wait: the worker that wakes a reader with its reply is mostly
+ * preempted by it right there, before it unlocks, and the reader's next
+ * read met the lock (a futex wait and two context switches per read).
+ * Ends the operation read_begin() began; the pin keeps @fi (and its
+ * reply_lock) until the reply is sent, and its last put may free an
+ * unlinked inode, as uext4_forget() does, without the mount lock. */
+static int read_ref_reply(struct uext4_fs *fs, struct fs_inode *fi, uext4_read_sink sink, void *arg,
+                          int fd, const struct uext4_read_seg *segs, unsigned nseg, size_t total)
+{
+    int ret;
+
+    pthread_rwlock_rdlock(&fi->reply_lock);
+    mutex_unlock(&fi->lock);
+    rwlock_unlock(&fs->mount_lock);
+    e2_data_before_read(fs->img);
+    ret = sink(arg, fd, segs, nseg, total);
+    pthread_rwlock_unlock(&fi->reply_lock);
+    fs_inode_put(fs, fi);
+    return ret;
+}
+
 int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, uext4_read_sink sink,
                    void *arg)
 {
@@ -132,6 +158,8 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
     struct fs_inode *fi;
     struct e2_attr a;
     unsigned n = 0;
+    uint64_t base;
+    int fd;
     ssize_t ret = read_begin(fs, ino, off, &fi, &a);
 
     if (ret)
@@ -140,22 +168,20 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
         ret = -EOPNOTSUPP;
     else
         ret = e2_data_map(fs->img, ino, off, size, map, UEXT4_READ_REF_SEGS, &n);
-    if (ret >= 0) {
-        uint64_t base;
-        int fd = e2_image_fd(fs->img, &base);
-
-        for (unsigned i = 0; i < n; i++) {
-            segs[i].pos = map[i].pos == E2_SEG_ZERO ? -1 : (off_t)(base + map[i].pos);
-            segs[i].len = (size_t)map[i].len;
-        }
-        fs_touch_atime(fs, ino, &a);
-        fs_stale_tail_touch(fi, (uint64_t)off, size);
-        ret = sink(arg, fd, segs, n, (size_t)ret);
-    } else if (ret != -EOPNOTSUPP) {
-        FS_CHECK(fs, ino, (int)ret);
+    if (ret < 0) {
+        if (ret != -EOPNOTSUPP)
+            FS_CHECK(fs, ino, (int)ret);
+        fs_op_end(fs, fi);
+        return (int)ret;
     }
-    fs_op_end(fs, fi);
-    return (int)ret;
+    fd = e2_image_fd(fs->img, &base);
+    for (unsigned i = 0; i < n; i++) {
+        segs[i].pos = map[i].pos == E2_SEG_ZERO ? -1 : (off_t)(base + map[i].pos);
+        segs[i].len = (size_t)map[i].len;
+    }
+    fs_touch_atime(fs, ino, &a);
+    fs_stale_tail_touch(fi, (uint64_t)off, size);
+    return read_ref_reply(fs, fi, sink, arg, fd, segs, n, (size_t)ret);
 }
 
 /* What a write by @fc changes in the attributes @a of the file it writes:
@@ -635,10 +661,12 @@ static void lock_pair(struct fs_inode *in, struct fs_inode *out)
 {
     if (out == in) {
         mutex_lock(&in->lock);
-        return;
+    } else {
+        mutex_lock_nested(in->ino < out->ino ? &in->lock : &out->lock, 0);
+        mutex_lock_nested(in->ino < out->ino ? &out->lock : &in->lock, 1);
     }
-    mutex_lock_nested(in->ino < out->ino ? &in->lock : &out->lock, 0);
-    mutex_lock_nested(in->ino < out->ino ? &out->lock : &in->lock, 1);
+    /* @out's blocks change: replies still reading them go first. */
+    fs_inode_drain_replies_locked(out);
 }
 
 static void unlock_pair(struct fs_inode *in, struct fs_inode *out)

@@ -87,6 +87,11 @@ struct fs_inode {
      * files' too; not this cache's to catch). The in-memory inode goes
      * when unused, and the next first use checks again. */
     atomic_bool dir_checked;
+    /* Held for reading by each read by reference from the moment it maps
+     * the file's blocks, under @lock, until its reply is sent, after @lock
+     * is dropped (uext4_read_ref): a raw leaf, taken for writing only to
+     * drain those readers (fs_inode_drain_replies_locked). */
+    pthread_rwlock_t reply_lock;
 };
 
 static inline void assert_inode_locked(const struct fs_inode *fi)
@@ -131,9 +136,19 @@ struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino);
 /* Drop a pin; frees an unlinked inode with no references left. */
 void fs_inode_put(struct uext4_fs *fs, struct fs_inode *fi);
 /* The start of an operation on one inode: the mount lock for reading,
- * the inode pinned and locked. NULL when out of memory. */
+ * the inode pinned and locked, and no reply of a read by reference of it
+ * still being sent (such a reply reads the blocks the operation may
+ * change or free). NULL when out of memory. */
 struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino);
+/* fs_op_begin() for a read, which changes no block of the file: replies of
+ * earlier reads may still be in flight (so a reader's next read does not
+ * wait for the worker that sent it the last one). */
+struct fs_inode *fs_op_begin_read(struct uext4_fs *fs, uint32_t ino);
 void fs_op_end(struct uext4_fs *fs, struct fs_inode *fi);
+/* Wait until no reply of a read by reference of @fi is being sent. New
+ * ones cannot start meanwhile: they begin under @fi's lock, which the
+ * caller holds. */
+void fs_inode_drain_replies_locked(struct fs_inode *fi);
 /* Take @n lookup references on @ino; @a (may be NULL: not known) is the
  * inode as read or just written, whose generation is kept for
  * fs_inode_generation(). */

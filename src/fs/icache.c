@@ -73,6 +73,7 @@ static struct fs_inode *get_locked(struct uext4_fs *fs, uint32_t ino)
     fi->ino = ino;
     fi->times_shown = UINT64_MAX;
     mutex_init(&fi->lock, LC_INODE, 0);
+    pthread_rwlock_init(&fi->reply_lock, NULL);
     if (fs->itable_count * 2 > fs->itable_size)
         grow_locked(fs);
     s = slot(fs, ino);
@@ -96,6 +97,7 @@ static void destroy_inode(struct fs_inode *fi)
 {
     fs_dir_index_free(fi);
     mutex_destroy(&fi->lock);
+    pthread_rwlock_destroy(&fi->reply_lock);
     free(fi);
 }
 
@@ -290,7 +292,7 @@ int fs_inode_relink(struct uext4_fs *fs, uint32_t ino)
     return ret;
 }
 
-struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino)
+struct fs_inode *fs_op_begin_read(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi;
 
@@ -303,6 +305,24 @@ struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino)
     }
     mutex_lock(&fi->lock);
     return fi;
+}
+
+struct fs_inode *fs_op_begin(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = fs_op_begin_read(fs, ino);
+
+    if (fi)
+        fs_inode_drain_replies_locked(fi);
+    return fi;
+}
+
+void fs_inode_drain_replies_locked(struct fs_inode *fi)
+{
+    assert_inode_locked(fi);
+    /* A reply in flight holds reply_lock for reading and waits on nothing
+     * of this file system, so this wait ends. */
+    pthread_rwlock_wrlock(&fi->reply_lock);
+    pthread_rwlock_unlock(&fi->reply_lock);
 }
 
 void fs_op_end(struct uext4_fs *fs, struct fs_inode *fi)
