@@ -397,6 +397,21 @@ static int alloc_inode_locked(struct e2_image *img, ext2_ino_t dir, mode_t mode,
     return 0;
 }
 
+/* Undo a create that failed after its inode was written: the slot gets no
+ * links and a deletion time before its bit is cleared, as a deleted inode
+ * has. e2fsck takes an inode with links for one in use whatever the bitmap
+ * says, so a bare bit clear left a directory or symlink nobody named. A
+ * failed write here is latched by the I/O manager, which then refuses every
+ * later change; nothing more to undo. */
+static void discard_new_inode_locked(struct e2_image *img, ext2_ino_t ino,
+                                     struct ext2_inode_large *in)
+{
+    in->i_links_count = 0;
+    in->i_dtime = (uint32_t)time(NULL);
+    (void)e2_write_inode_locked(img, ino, in);
+    ext2fs_inode_alloc_stats2(img->fs, ino, -1, LINUX_S_ISDIR(in->i_mode));
+}
+
 int e2_inode_new(struct e2_image *img, uint32_t dir, const struct e2_attr *a, uint32_t *ino,
                  struct e2_attr *made)
 {
@@ -490,7 +505,8 @@ int e2_inode_new_dir(struct e2_image *img, uint32_t parent, const struct e2_attr
             ret = e2_write_inode_locked(img, n, &in);
     }
     if (ret) {
-        ext2fs_inode_alloc_stats2(img->fs, n, -1, 1);
+        /* Written or not, the slot is made a deleted inode's. */
+        discard_new_inode_locked(img, n, &in);
         goto out_unlock;
     }
     *ino = n;
@@ -544,9 +560,11 @@ int e2_inode_new_symlink(struct e2_image *img, uint32_t dir, const struct e2_att
 out_check:
     if (ret) {
         struct ext2_inode_large tmp;
-        if (!e2_read_inode_locked(img, n, &tmp))
+        if (!e2_read_inode_locked(img, n, &tmp)) {
             ext2fs_punch(img->fs, n, (struct ext2_inode *)&tmp, NULL, 0, ~0ULL);
-        ext2fs_inode_alloc_stats2(img->fs, n, -1, 0);
+            in = tmp;
+        }
+        discard_new_inode_locked(img, n, &in);
         goto out_unlock;
     }
     *ino = n;

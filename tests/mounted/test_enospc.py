@@ -118,6 +118,31 @@ def fill_blocks():
 
 
 @test
+def failed_create_frees_inode():
+    """A mkdir or block symlink refused for want of a block gives its new
+    inode back as a deleted one (no links, a dtime): it used to clear only
+    the bitmap bit, so e2fsck found a directory or symlink that no name
+    reached (generic/027's mkdir on a full fs). One image per call, and no
+    create after it, which would reuse the inode and hide the leak."""
+    calls = {'mkdir': lambda m: os.mkdir(m.path('d')),
+             'symlink': lambda m: os.symlink('y' * 200, m.path('s'))}
+    for journal in (False, True):
+        for what, call in sorted(calls.items()):
+            with workdir() as d:
+                img = mkfs(d + '/img', size='8M',
+                           opts=['-N', '256', '-m', '0'],
+                           features=[] if journal else ['^has_journal'])
+                with Mount(img) as m:
+                    fill_file(m.path('fill'))
+                    eq(errno_of(call, m), errno.ENOSPC, what)
+                    eq(sorted(os.listdir(m.mnt)), ['fill', 'lost+found'],
+                       'names after ' + what)
+                err = fsck(img, check_rc=False)
+                check(err is None, '%s (journal %s): %s' % (what, journal,
+                                                            err))
+
+
+@test
 def fill_inodes():
     with workdir() as d:
         img = tiny(d)
