@@ -468,8 +468,7 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
         goto out_unlock; /* that block was the whole range */
     if (head)
         first++;
-    ret = e2_errno(ext2fs_fallocate(img->fs, EXT2_FALLOCATE_FORCE_UNINIT, ino,
-                                    (struct ext2_inode *)&in, ~0ULL, first, last - first + 1));
+    ret = e2_fallocate_locked(img, EXT2_FALLOCATE_FORCE_UNINIT, ino, &in, first, last - first + 1);
     /* Write our copy of the inode even when the allocation failed part way
      * (ENOSPC): the extents placed so far are in the tree already, and
      * i_blocks counts them only here. libext2fs writes the inode itself

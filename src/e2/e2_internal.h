@@ -299,6 +299,14 @@ int e2_sysz_check_acl_locked(struct e2_image *img, uint32_t ino, const struct ex
  * entries). 0 or -EUCLEAN (logged). */
 int e2_sysz_check_inode_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);
 
+/* falloc.c: ext2fs_fallocate() of @len blocks from logical block @start
+ * (its @flags), with @in the caller's copy of the inode, updated and not
+ * written, as libext2fs leaves it. On failure the extents placed so far
+ * stay, and the blocks libext2fs claimed without mapping are given back
+ * (bitmap, counts, @in's i_blocks). Under disk_lock. 0 or -errno. */
+int e2_fallocate_locked(struct e2_image *img, int flags, uint32_t ino, struct ext2_inode_large *in,
+                        blk64_t start, blk64_t len);
+
 /* trim.c: FITRIM's memory of trimmed groups. e2_trim_start() at open,
  * once the bitmaps are read and before the journal starts (so that the
  * journal's block statistics callbacks chain to trim.c's, which forget a

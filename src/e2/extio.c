@@ -356,9 +356,8 @@ static int allocate_holes(struct e2_image *img, uint32_t ino, struct ext2_inode_
 {
     int ret, wret, pret;
 
-    ret = e2_errno(
-        ext2fs_fallocate(img->fs, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino,
-                         (struct ext2_inode *)in, ~0ULL, p->first, p->last - p->first + 1));
+    ret = e2_fallocate_locked(img, EXT2_FALLOCATE_FORCE_INIT | EXT2_FALLOCATE_INIT_BEYOND_EOF, ino,
+                              in, p->first, p->last - p->first + 1);
     /* ext2fs_fallocate updates our copy of the inode (i_blocks, the
      * extent root) without writing it: write it, failed or not. */
     wret = e2_write_inode_locked(img, ino, in);
