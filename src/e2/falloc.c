@@ -55,25 +55,27 @@ static int mark_reachable(struct e2_image *img, uint32_t ino, struct ext2_inode_
 
 /* Give back the blocks in use now, free in @before and not reached by the
  * tree: bitmap and counts (one block at a time, so the statistics
- * callbacks see each), and @in's i_blocks. */
+ * callbacks see each), and @in's i_blocks. Only the blocks free in
+ * @before are visited: few, since the call may run out only then. */
 static int release_lost(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                         ext2fs_block_bitmap before)
 {
     ext2_filsys fs = img->fs;
-    blk64_t lost = 0;
+    blk64_t b = fs->super->s_first_data_block, end = ext2fs_blocks_count(fs->super) - 1;
+    blk64_t next, lost = 0;
     ext2fs_block_bitmap reach;
     int ret = e2_errno(ext2fs_allocate_block_bitmap(fs, "reach", &reach));
 
     if (ret)
         return ret;
     ret = mark_reachable(img, ino, in, reach);
-    for (blk64_t b = fs->super->s_first_data_block; !ret && b < ext2fs_blocks_count(fs->super);
-         b++) {
-        if (!ext2fs_test_block_bitmap2(fs->block_map, b) || ext2fs_test_block_bitmap2(before, b) ||
-            ext2fs_test_block_bitmap2(reach, b))
-            continue;
-        ext2fs_block_alloc_stats2(fs, b, -1);
-        lost++;
+    while (!ret && b <= end && !ext2fs_find_first_zero_block_bitmap2(before, b, end, &next)) {
+        if (ext2fs_test_block_bitmap2(fs->block_map, next) &&
+            !ext2fs_test_block_bitmap2(reach, next)) {
+            ext2fs_block_alloc_stats2(fs, next, -1);
+            lost++;
+        }
+        b = next + 1;
     }
     ext2fs_free_block_bitmap(reach);
     if (!ret && lost)
