@@ -212,32 +212,73 @@ static ssize_t write_mapio_locked(struct e2_image *img, uint32_t ino, struct ext
     return wret ? wret : n;
 }
 
+/* Put @n bytes, all in one block, at @f's position and flush that block.
+ * The file API keeps a block's bytes in its buffer until it moves to
+ * another block or closes; a flush that fails then (ENOSPC: an unwritten
+ * extent that must split to be converted, or a block to allocate) drops
+ * them, though ext2fs_file_write() had counted them. So only bytes whose
+ * block was flushed have reached the file. */
+static int put_block_bytes(ext2_file_t f, const char *p, unsigned n)
+{
+    unsigned put = 0;
+    int ret = e2_errno(ext2fs_file_write(f, p, n, &put));
+
+    if (!ret && put < n)
+        ret = -ENOSPC;
+    if (!ret)
+        ret = e2_errno(ext2fs_file_flush(f));
+    return ret;
+}
+
+/* After a failed file API write: i_size back to what the bytes that
+ * reached the file give (ext2fs_file_write() sets it before the flush). */
+static int undo_size_locked(struct e2_image *img, uint32_t ino, uint64_t size)
+{
+    struct ext2_inode_large in;
+    int ret = e2_read_inode_locked(img, ino, &in);
+
+    if (ret || EXT2_I_SIZE(&in) <= size)
+        return ret;
+    in.i_size = (uint32_t)size;
+    in.i_size_high = (uint32_t)(size >> 32);
+    return e2_write_inode_locked(img, ino, &in);
+}
+
 /* libext2fs's file API, from byte @done of the write on: the rest of one
  * that met an unwritten extent (the file API converts those), or one into
  * a bigalloc cluster that lost blocks in this transaction (through the
- * journal, e2_internal.h). A short write reports what reached the file;
+ * journal, e2_internal.h). A block at a time, each flushed before it
+ * counts (put_block_bytes). A short write reports what reached the file;
  * the error comes next. */
 static ssize_t write_file_api_locked(struct e2_image *img, uint32_t ino, const void *buf,
                                      size_t size, off_t off, size_t done, const struct e2_attr *a,
                                      unsigned fields)
 {
+    uint64_t bs = img->fs->blocksize, old_size;
     struct ext2_inode_large in;
     ext2_file_t f;
-    int ret;
+    int ret = e2_read_inode_locked(img, ino, &in);
 
-    ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
+    old_size = EXT2_I_SIZE(&in);
+    if (!ret)
+        ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
     if (ret)
         goto out;
     ret = e2_errno(ext2fs_file_llseek(f, (uint64_t)off + done, EXT2_SEEK_SET, NULL));
     while (!ret && done < size) {
-        unsigned want = size - done > IO_CHUNK ? IO_CHUNK : (unsigned)(size - done);
-        unsigned put = 0;
-        ret = e2_errno(ext2fs_file_write(f, (const char *)buf + done, want, &put));
-        done += put;
-        if (!ret && put < want)
-            ret = -ENOSPC;
+        uint64_t pos = (uint64_t)off + done;
+        unsigned want =
+            bs - pos % bs < size - done ? (unsigned)(bs - pos % bs) : (unsigned)(size - done);
+        ret = put_block_bytes(f, (const char *)buf + done, want);
+        if (!ret)
+            done += want;
     }
     ret = close_file(f, ret);
+    if (ret) {
+        uint64_t reached = done ? (uint64_t)off + done : 0;
+        int uret = undo_size_locked(img, ino, reached > old_size ? reached : old_size);
+        ret = uret ? uret : ret;
+    }
     /* The file API wrote the inode as it closed: the times after it. */
     if (done && fields) {
         int aret = e2_read_inode_locked(img, ino, &in);

@@ -142,24 +142,55 @@ def failed_create_frees_inode():
                                                             err))
 
 
-def root_full_file(m):
-    """'f' with four one-block unwritten extents, its extent root full, on
-    a file system with one free block: the next extent needs that block
-    for the data and one more to split the root."""
+def root_full_file(m, free=1):
+    """'f' with four unwritten extents (the first 4 blocks long, then one
+    block each), its extent root full, on a file system with @free free
+    blocks: a new extent needs a block for the data and one more to split
+    the root; converting the middle of the first needs one to split it."""
     fd = os.open(m.path('f'), os.O_RDWR | os.O_CREAT, 0o644)
-    for i in range(4):
-        fallocate(fd, FALLOC_FL_KEEP_SIZE, i * 8192, 4096)
+    fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 16384)
+    for i in range(1, 4):
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 16384 + i * 8192, 4096)
     fill_file(m.path('fill'))
     top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
     while not errno_of(lambda: (os.write(top, b'z' * 4096), os.fsync(top))):
         pass    # the blocks fill_file's 64 KiB writes left
     os.close(top)
-    fill = os.open(m.path('fill'), os.O_RDWR)
-    fallocate(fill, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096)
-    os.fsync(fill)    # a block freed with a journal is free once committed
-    os.close(fill)
-    eq(os.statvfs(m.mnt).f_bfree, 1, 'free blocks before the call')
+    if free:
+        fill = os.open(m.path('fill'), os.O_RDWR)
+        fallocate(fill, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  4096 * free)
+        os.fsync(fill)    # a block freed with a journal is free once committed
+        os.close(fill)
+    eq(os.statvfs(m.mnt).f_bfree, free, 'free blocks before the call')
     return fd
+
+
+@test
+def write_into_unwritten_when_full_is_kept_or_refused():
+    """A write into the middle of an unwritten extent when no block is
+    left to split it is refused (ENOSPC), i_size as it was, or kept: it
+    used to be reported written and was then read back as zeros (the file
+    API counted the bytes in its buffer, and the flush that converts the
+    extent failed at close)."""
+    for journal in (False, True):
+        with workdir() as d:
+            img = mkfs(d + '/img', size='8M', opts=['-N', '256', '-m', '0'],
+                       features=[] if journal else ['^has_journal'])
+            data = pattern(4096, 7)
+            with Mount(img) as m:
+                fd = root_full_file(m, free=0)
+                err = errno_of(os.pwrite, fd, data, 4096)
+                check(err in (0, errno.ENOSPC), 'pwrite: %s' % err)
+                os.close(fd)
+            with Mount(img) as m:
+                got = read_file(m.path('f'))
+                if err:
+                    eq(got, b'', 'file after a refused write')
+                else:
+                    eq(got[4096:], data, 'bytes reported written')
+            err2 = fsck(img, check_rc=False)
+            check(err2 is None, 'journal %s: %s' % (journal, err2))
 
 
 @test
@@ -170,8 +201,8 @@ def enospc_extent_split_loses_no_block():
     in i_blocks, mapped by nothing (fsstress on a full fs, generic/083's
     workload: 'i_blocks is 40, should be 32', 'Block bitmap differences')."""
     calls = {'fallocate': lambda fd: fallocate(fd, FALLOC_FL_KEEP_SIZE,
-                                               40960, 4096),
-             'write': lambda fd: os.pwrite(fd, b'x' * 4096, 40960)}
+                                               57344, 4096),
+             'write': lambda fd: os.pwrite(fd, b'x' * 4096, 57344)}
     for journal in (False, True):
         for what, call in sorted(calls.items()):
             with workdir() as d:
