@@ -244,6 +244,30 @@ static int undo_size_locked(struct e2_image *img, uint32_t ino, uint64_t size)
     return e2_write_inode_locked(img, ino, &in);
 }
 
+/* Whether the file API may allocate for bytes [@from, @to) of @ino: yes,
+ * unless on bigalloc with too few free clusters for a tree split and a
+ * hole in the range (-ENOSPC): its allocating bmap would free a cluster the
+ * file keeps if the split failed (cluster.c). Blocks mapped already,
+ * unwritten ones too, are converted or written without that risk. */
+static int file_api_room_locked(struct e2_image *img, uint32_t ino, uint64_t from, uint64_t to)
+{
+    ext2_filsys fs = img->fs;
+    struct ext2_inode_large in;
+    int ret = e2_read_inode_locked(img, ino, &in);
+
+    if (ret || from >= to || !e2_cluster_room_locked(img, &in))
+        return ret;
+    for (blk64_t b = from / fs->blocksize; b <= (to - 1) / fs->blocksize; b++) {
+        blk64_t p = 0;
+        errcode_t err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)&in, NULL, 0, b, NULL, &p);
+        if (err)
+            return e2_errno(err);
+        if (!p)
+            return -ENOSPC;
+    }
+    return 0;
+}
+
 /* libext2fs's file API, from byte @done of the write on: the rest of one
  * that met an unwritten extent (the file API converts those), or one into
  * a bigalloc cluster that lost blocks in this transaction (through the
@@ -260,6 +284,8 @@ static ssize_t write_file_api_locked(struct e2_image *img, uint32_t ino, const v
     int ret = e2_read_inode_locked(img, ino, &in);
 
     old_size = EXT2_I_SIZE(&in);
+    if (!ret)
+        ret = file_api_room_locked(img, ino, (uint64_t)off + done, (uint64_t)off + size);
     if (!ret)
         ret = open_file_locked(img, ino, EXT2_FILE_WRITE, &f);
     if (ret)
@@ -457,6 +483,7 @@ static int falloc_head_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     struct ext2fs_extent e;
     blk64_t pblk = 0;
     errcode_t err;
+    int ret;
 
     *mapped = false;
     err = ext2fs_extent_open2(img->fs, ino, (struct ext2_inode *)in, &h);
@@ -471,10 +498,9 @@ static int falloc_head_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         return 0; /* no extent, or one at or below @first, or inside the range */
     /* Allocates, maps, counts the block in i_blocks and writes the inode
      * (after reading it again: @in has no change of ours yet). */
-    err = ext2fs_bmap2(img->fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC | BMAP_UNINIT, first,
-                       NULL, &pblk);
-    if (err)
-        return e2_errno(err);
+    ret = e2_bmap_alloc_locked(img, ino, in, BMAP_UNINIT, first, NULL, &pblk);
+    if (ret)
+        return ret;
     *mapped = true;
     return 0;
 }

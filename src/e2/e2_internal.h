@@ -178,6 +178,19 @@ int e2_inline_set_ea_locked(struct e2_image *img, uint32_t ino, const void *val,
 /* punch.c: the partial clusters above. */
 bool e2_partial_hit_locked(struct e2_image *img, uint32_t ino, uint64_t first, uint64_t last);
 
+/* cluster.c: on bigalloc, -ENOSPC unless the clusters an allocating map
+ * of @in's tree may take (the data's and new tree nodes) are free; else
+ * (or not bigalloc, or no extents) 0. libext2fs 1.47 frees a cluster the
+ * file still maps when such a map fails (see cluster.c): every allocating
+ * ext2fs_bmap2 and file API write on bigalloc checks first. Under
+ * disk_lock. */
+int e2_cluster_room_locked(struct e2_image *img, const struct ext2_inode_large *in);
+
+/* cluster.c: ext2fs_bmap2(BMAP_ALLOC | @flags) of @lblk after that check;
+ * as ext2fs_bmap2, it may read @in again. Under disk_lock. 0 or -errno. */
+int e2_bmap_alloc_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, int flags,
+                         blk64_t lblk, int *ret_flags, blk64_t *pblk);
+
 /* punch.c: ext2fs_punch, working around its refusal to free the file
  * system's last block. */
 int e2_punch_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in, blk64_t start,

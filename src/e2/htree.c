@@ -100,9 +100,9 @@ static int append_block_locked(struct e2_image *img, uint32_t dir, struct ext2_i
          * its offset in that cluster, allocating nothing; libext2fs's
          * allocating bmap knows the rule and charges i_blocks by cluster. */
         *pblk = 0;
-        err = ext2fs_bmap2(fs, dir, (struct ext2_inode *)in, NULL, BMAP_ALLOC, *lblk, NULL, pblk);
-        if (err)
-            return e2_errno(err);
+        int ret = e2_bmap_alloc_locked(img, dir, in, 0, *lblk, NULL, pblk);
+        if (ret)
+            return ret;
         grow_dir_size(in, fs->blocksize);
         return 0;
     }

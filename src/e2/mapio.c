@@ -83,8 +83,7 @@ static int map_block(struct e2_image *img, uint32_t ino, struct ext2_inode_large
          * may be a leaf between the ends the caller checked. */
         ret = e2_sysz_check_path_locked(img, ino, in, lblk);
         if (!ret)
-            ret = e2_errno(ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, BMAP_ALLOC, lblk,
-                                        &flags, pblk));
+            ret = e2_bmap_alloc_locked(img, ino, in, 0, lblk, &flags, pblk);
         if (ret)
             return ret;
     }

@@ -11,6 +11,7 @@ count, and e2fsck -fn on both.
 
 Runs only as root where loop mounts work, else exits 77."""
 
+import errno
 import os
 import shutil
 
@@ -165,6 +166,87 @@ def bigalloc_partial_cluster_crash():
                   'block 0 after replay is none of its versions')
             eq(got[4096:], old[4096:], 'the fsync\'d blocks after replay')
         fsck(img)
+
+
+def fill_up(path):
+    """Write @path until the file system refuses: no cluster left."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        for piece in (64 * K, 16 * K, K):
+            try:
+                while True:
+                    os.write(fd, b'f' * piece)
+            except OSError as e:
+                eq(e.errno, errno.ENOSPC, 'filling %s' % path)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def implied_cluster_script(root):
+    """f's inode holds four extents (its root is full) and the file system
+    is full; a block written into f's first cluster, away from its one
+    block, needs a new extent and so a new tree node: a cluster there is
+    none of. Returns the errno of that write (0: written)."""
+    fd = os.open(os.path.join(root, 'f'), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        for lblk in (0, 32, 64, 96):
+            os.pwrite(fd, b'a' * K, lblk * K)
+        os.fsync(fd)
+        fill_up(os.path.join(root, 'fill'))
+        err = 0
+        try:
+            os.pwrite(fd, b'b' * K, 2 * K)
+            os.fsync(fd)
+        except OSError as e:
+            err = e.errno
+        # What a freed cluster would go to next: another file's block.
+        try:
+            kd.write_at(os.path.join(root, 'g'), b'g' * K, 0)
+        except OSError as e:
+            eq(e.errno, errno.ENOSPC, 'writing g')
+        want = b'a' * K + bytes(K) + (b'b' * K if err == 0 else bytes(K))
+        eq(os.pread(fd, 3 * K, 0), want, 'f\'s first cluster')
+        for lblk in (32, 64, 96):
+            eq(os.pread(fd, K, lblk * K), b'a' * K, 'f block %d' % lblk)
+        return err
+    finally:
+        os.close(fd)
+
+
+def implied_cluster_at_enospc(features):
+    """libext2fs's allocating bmap frees the block it meant to map when the
+    mapping fails, even one of a cluster the file already has (cluster.c):
+    the cluster went free while f kept its data there, and the new tree
+    node (or g) was put on top of it. uext4 must refuse that write with
+    ENOSPC or make it whole, as the kernel does on a copy."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='32M', features=['bigalloc'] + features,
+                   opts=['-b', '1024', '-C', str(16 * K)])
+        kimg = d + '/kernel.img'
+        shutil.copyfile(img, kimg)
+        with Mount(img) as m:
+            err = implied_cluster_script(m.mnt)
+        fsck(img)
+        check(err in (0, errno.ENOSPC), 'the write into f: %s'
+              % os.strerror(err))
+        # The kernel may have kept a cluster for metadata (then it writes)
+        # or not: either way its image is whole, and so must ours be.
+        with kernel_mount(kimg, d + '/kmnt'):
+            kerr = implied_cluster_script(d + '/kmnt')
+        fsck(kimg)
+        check(kerr in (0, errno.ENOSPC), 'the kernel\'s write into f: %s'
+              % os.strerror(kerr))
+
+
+@test
+def bigalloc_implied_cluster_at_enospc():
+    implied_cluster_at_enospc([])
+
+
+@test
+def bigalloc_implied_cluster_at_enospc_nojournal():
+    implied_cluster_at_enospc(['^has_journal'])
 
 
 @test
