@@ -19,13 +19,13 @@
 #include <stdlib.h>
 
 /* Whether a call for @len blocks may run out: the data, and a new tree
- * node for every block of it in the worst case, with a margin. Not on
- * bigalloc: fsstress at ENOSPC damages bigalloc images with or without this
- * repair (extents past their cluster, blocks claimed twice), which needs
- * understanding first. */
+ * node for every block of it in the worst case, with a margin; counted in
+ * clusters (a tree node takes a whole one on bigalloc). */
 static bool may_run_out(ext2_filsys fs, blk64_t len)
 {
-    return EXT2FS_CLUSTER_RATIO(fs) == 1 && ext2fs_free_blocks_count(fs->super) < 2 * len + 64;
+    blk64_t ratio = EXT2FS_CLUSTER_RATIO(fs);
+
+    return ext2fs_free_blocks_count(fs->super) < (2 * ((len + ratio - 1) / ratio) + 64) * ratio;
 }
 
 /* Mark in @reach every block the extent tree of @ino (@in) uses: the
@@ -54,7 +54,7 @@ static int mark_reachable(struct e2_image *img, uint32_t ino, struct ext2_inode_
 }
 
 /* Give back the blocks in use now, free in @before and not reached by the
- * tree: bitmap and counts (one block at a time, so the statistics
+ * tree: bitmap and counts (one cluster at a time, so the statistics
  * callbacks see each), and @in's i_blocks. Only the blocks free in
  * @before are visited: few, since the call may run out only then. */
 static int release_lost(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
@@ -75,7 +75,10 @@ static int release_lost(struct e2_image *img, uint32_t ino, struct ext2_inode_la
             ext2fs_block_alloc_stats2(fs, next, -1);
             lost++;
         }
-        b = next + 1;
+        /* Once per cluster: on bigalloc every block of a cluster tests as
+         * its cluster, and with a journal a freed cluster stays marked
+         * until the commit, so a second visit would free it again. */
+        b = (next | EXT2FS_CLUSTER_MASK(fs)) + 1;
     }
     ext2fs_free_block_bitmap(reach);
     if (!ret && lost)

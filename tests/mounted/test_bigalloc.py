@@ -18,8 +18,8 @@ import shutil
 import test_kernel_diff as kd
 import uext4test
 from uext4test import kernel_mount, recorder
-from uext4test import (Mount, TestFailure, check, eq, fsck, main, mkfs, pattern,
-                       read_file, sb_field, test, workdir)
+from uext4test import (Mount, TestFailure, check, eq, errno_of, fallocate, fsck, main, mkfs,
+                       pattern, read_file, sb_field, test, workdir)
 
 K = 1024
 FALLOC_FL_KEEP_SIZE = 1
@@ -247,6 +247,52 @@ def bigalloc_implied_cluster_at_enospc():
 @test
 def bigalloc_implied_cluster_at_enospc_nojournal():
     implied_cluster_at_enospc(['^has_journal'])
+
+
+def one_cluster_free(m, c):
+    """'f' with four extents in four clusters (its extent root full), on a
+    file system filled up and then given back exactly one cluster."""
+    fd = os.open(m.path('f'), os.O_CREAT | os.O_RDWR, 0o644)
+    for i in range(4):
+        os.pwrite(fd, b'a' * K, 2 * i * c)
+    os.fsync(fd)
+    fill_up(m.path('fill'))
+    fill = os.open(m.path('fill'), os.O_RDWR)
+    try:
+        fallocate(fill, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, c)
+        os.fsync(fill)    # with a journal the cluster is free once committed
+    finally:
+        os.close(fill)
+    eq(os.statvfs(m.mnt).f_bfree, c // K, 'free blocks before the call')
+    return fd
+
+
+@test
+def bigalloc_extent_split_loses_no_cluster():
+    """A fallocate or an extending write that takes the last free cluster
+    for its data and then cannot split the full extent root (ENOSPC) gives
+    that cluster back (falloc.c): once, though with a journal a freed
+    cluster stays marked in the bitmap until the commit."""
+    c = 16 * K
+    calls = {'fallocate': lambda fd: fallocate(fd, FALLOC_FL_KEEP_SIZE,
+                                                  16 * c, c),
+             'write': lambda fd: os.pwrite(fd, b'x' * c, 16 * c)}
+    for features in ([], ['^has_journal']):
+        for what, call in sorted(calls.items()):
+            with workdir() as d:
+                img = mkfs(d + '/img', size='32M',
+                           features=['bigalloc'] + features,
+                           opts=['-b', '1024', '-C', str(c), '-m', '0'])
+                with Mount(img) as m:
+                    fd = one_cluster_free(m, c)
+                    try:
+                        eq(errno_of(call, fd), errno.ENOSPC, what)
+                    finally:
+                        os.close(fd)
+                    eq(os.statvfs(m.mnt).f_bfree, c // K,
+                       'free blocks after ' + what)
+                err = fsck(img, check_rc=False)
+                check(err is None, '%s %s: %s' % (what, features, err))
 
 
 @test
