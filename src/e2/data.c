@@ -505,6 +505,38 @@ static int falloc_head_locked(struct e2_image *img, uint32_t ino, struct ext2_in
     return 0;
 }
 
+/* ext2fs_fallocate() of libext2fs 1.47 (to 1.47.4) on bigalloc lengthens
+ * an initialised extent that ends just before a hole to the end of its
+ * cluster, but not past EOF unless asked (ext_falloc_helper(), "Don't
+ * expand an initialized left_ext beyond EOF"); it stops one block late:
+ * with x the extent's last block, it adds eof_blk - x blocks, so block
+ * eof_blk (the first past a block-aligned EOF) is mapped initialised.
+ * e2fsck takes such an extent in the last leaf of a deeper tree for one
+ * that outgrows its index ('end of extent exceeds allowed value'). When
+ * the range starts there (or before), map that block unwritten first;
+ * ext2fs_fallocate() then finds it allocated. */
+static int falloc_eof_block_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
+                                   blk64_t first, blk64_t last)
+{
+    ext2_filsys fs = img->fs;
+    uint64_t size = EXT2_I_SIZE(in);
+    blk64_t eof = size / fs->blocksize, p = 0;
+    int flags = 0;
+    errcode_t err;
+
+    if (EXT2FS_CLUSTER_RATIO(fs) == 1 || size % fs->blocksize || !eof ||
+        !(eof & EXT2FS_CLUSTER_MASK(fs)) || eof < first || eof > last)
+        return 0;
+    err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, eof - 1, &flags, &p);
+    if (err || !p || (flags & BMAP_RET_UNINIT))
+        return e2_errno(err);
+    p = 0;
+    err = ext2fs_bmap2(fs, ino, (struct ext2_inode *)in, NULL, 0, eof, NULL, &p);
+    if (err || p)
+        return e2_errno(err);
+    return e2_bmap_alloc_locked(img, ino, in, BMAP_UNINIT, eof, NULL, &p);
+}
+
 int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t len)
 {
     struct ext2_inode_large in;
@@ -529,6 +561,8 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
     if (ret)
         goto out_unlock;
     ret = falloc_head_locked(img, ino, &in, first, last, &head);
+    if (!ret)
+        ret = falloc_eof_block_locked(img, ino, &in, first, last);
     if (ret)
         goto out_unlock;
     if (head && first == last)

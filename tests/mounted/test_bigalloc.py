@@ -295,6 +295,43 @@ def bigalloc_extent_split_loses_no_cluster():
                 check(err is None, '%s %s: %s' % (what, features, err))
 
 
+def falloc_past_eof_script(root):
+    """A file whose tree has a level below the root (five extents), its
+    last extent initialised up to a block-aligned EOF in the middle of a
+    cluster, then preallocated past EOF (KEEP_SIZE) from there."""
+    fd = os.open(os.path.join(root, 'f'), os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        for lblk in (0, 32, 64, 96):
+            os.pwrite(fd, b'a' * K, lblk * K)
+        os.pwrite(fd, pattern(8 * K, 9), 128 * K)
+        fallocate(fd, FALLOC_FL_KEEP_SIZE, 136 * K, 40 * K)
+        os.fsync(fd)
+        eq(os.fstat(fd).st_size, 136 * K, 'size')
+        eq(os.pread(fd, 8 * K, 128 * K), pattern(8 * K, 9), 'the last data')
+    finally:
+        os.close(fd)
+
+
+@test
+def bigalloc_falloc_keep_size_at_eof():
+    """libext2fs's ext2fs_fallocate() lengthens the initialised last
+    extent to the end of its cluster but 'not past EOF', one block too far
+    (data.c): block 136 was mapped initialised past EOF, which e2fsck
+    reports as 'end of extent exceeds allowed value' in a tree with a
+    level below the root. A kernel loop mount of a copy does the same."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='32M', features=['bigalloc'],
+                   opts=['-b', '1024', '-C', str(16 * K)])
+        kimg = d + '/kernel.img'
+        shutil.copyfile(img, kimg)
+        with Mount(img) as m:
+            falloc_past_eof_script(m.mnt)
+        fsck(img)
+        with kernel_mount(kimg, d + '/kmnt'):
+            falloc_past_eof_script(d + '/kmnt')
+        fsck(kimg)
+
+
 @test
 def bigalloc_general_script():
     kd.compare(features=['bigalloc'], opts=['-C', '65536'])
