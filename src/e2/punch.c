@@ -58,10 +58,16 @@ static int drop_last_block(struct e2_image *img, uint32_t ino, struct ext2_inode
     err = ext2fs_extent_goto(h, lblk);
     if (!err)
         err = ext2fs_extent_get(h, EXT2_EXTENT_CURRENT, &e);
-    if (!err && (e.e_lblk != lblk || e.e_len != 1 || e.e_pblk != last))
-        err = EXT2_ET_EXTENT_NOT_FOUND; /* the other punches should have left just it */
-    if (!err)
+    /* The other punches leave the extent ending at it; a range of that
+     * block alone leaves the blocks before it in the extent too. */
+    if (!err && (e.e_lblk + e.e_len - 1 != lblk || e.e_pblk + e.e_len - 1 != last))
+        err = EXT2_ET_EXTENT_NOT_FOUND;
+    if (!err && e.e_len > 1) {
+        e.e_len--;
+        err = ext2fs_extent_replace(h, 0, &e);
+    } else if (!err) {
         err = ext2fs_extent_delete(h, 0);
+    }
     /* With the tree now empty there is no current node to fix up. */
     if (!err) {
         err = ext2fs_extent_fix_parents(h);
@@ -71,6 +77,15 @@ static int drop_last_block(struct e2_image *img, uint32_t ino, struct ext2_inode
     ext2fs_extent_free(h);
     if (err)
         return e2_errno(err);
+    /* On bigalloc the block's cluster goes (and is uncharged) only with
+     * its last mapped block: other blocks of its logical cluster may still
+     * map into it, and freeing it would hand them to the next allocation. */
+    if (EXT2FS_CLUSTER_RATIO(img->fs) > 1) {
+        blk64_t other = 0;
+        err = ext2fs_map_cluster_block(img->fs, ino, (struct ext2_inode *)in, lblk, &other);
+        if (err || other)
+            return err ? e2_errno(err) : e2_write_inode_locked(img, ino, in);
+    }
     ext2fs_block_alloc_stats2(img->fs, last, -1);
     err = ext2fs_iblk_sub_blocks(img->fs, (struct ext2_inode *)in, 1);
     if (!err)

@@ -18,8 +18,8 @@ import shutil
 import test_kernel_diff as kd
 import uext4test
 from uext4test import kernel_mount, recorder
-from uext4test import (Mount, TestFailure, check, eq, errno_of, fallocate, fsck, main, mkfs,
-                       pattern, read_file, sb_field, test, workdir)
+from uext4test import (Mount, TestFailure, check, debugfs, eq, errno_of, fallocate, fsck,
+                       main, mkfs, pattern, read_file, sb_field, test, workdir)
 
 K = 1024
 FALLOC_FL_KEEP_SIZE = 1
@@ -330,6 +330,50 @@ def bigalloc_falloc_keep_size_at_eof():
         with kernel_mount(kimg, d + '/kmnt'):
             falloc_past_eof_script(d + '/kmnt')
         fsck(kimg)
+
+
+def lblk_of(img, path, pblk):
+    """The logical block of @path that maps physical block @pblk, from
+    debugfs's extent listing (leaf lines: logical start - end, physical
+    start - end, length)."""
+    out = debugfs(img, 'ex ' + path)
+    for line in out.splitlines():
+        nums = [x for x in line.replace(' - ', ' ').split() if x.isdigit()]
+        if len(nums) < 5:
+            continue
+        lstart, lend, pstart, pend = (int(x) for x in nums[-5:-1])
+        if pstart <= pblk <= pend and pend - pstart == lend - lstart:
+            return lstart + pblk - pstart
+    raise TestFailure('no block of %s maps %d:\n%s' % (path, pblk, out))
+
+
+@test
+def bigalloc_punch_fs_last_block_keeps_cluster():
+    """Punching the block that is the file system's last (punch.c drops it
+    by hand, around ext2fs_punch's refusal) frees its cluster only with the
+    cluster's last mapped block: it freed the whole cluster while the file
+    kept the other blocks there, and the next file got them too."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='32M', features=['bigalloc'],
+                   opts=['-b', '1024', '-C', str(16 * K), '-m', '0'])
+        with Mount(img) as m:
+            fill_up(m.path('fill'))
+        last = int(sb_field(img, 'Block count')) - 1
+        lblk = lblk_of(img, '/fill', last)
+        with Mount(img) as m:
+            fd = os.open(m.path('fill'), os.O_RDWR)
+            try:
+                fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                          lblk * K, K)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            eq(os.statvfs(m.mnt).f_bfree, 0, 'free blocks after the punch')
+            eq(errno_of(kd.write_at, m.path('g'), b'g' * K, 0),
+               errno.ENOSPC, 'a new file\'s block')
+            eq(read_file(m.path('fill'))[(lblk - 1) * K:lblk * K], b'f' * K,
+               'the block before the hole')
+        fsck(img)
 
 
 @test
