@@ -117,6 +117,13 @@ def fill_blocks():
         fsck(img)
 
 
+def small_image(d, journal):
+    """An 8 MiB image, 256 inodes, no reserved blocks, with or without a
+    journal: the one the full-file-system cases below fill."""
+    return mkfs(d + '/img', size='8M', opts=['-N', '256', '-m', '0'],
+                features=[] if journal else ['^has_journal'])
+
+
 @test
 def failed_create_frees_inode():
     """A mkdir or block symlink refused for want of a block gives its new
@@ -129,9 +136,7 @@ def failed_create_frees_inode():
     for journal in (False, True):
         for what, call in sorted(calls.items()):
             with workdir() as d:
-                img = mkfs(d + '/img', size='8M',
-                           opts=['-N', '256', '-m', '0'],
-                           features=[] if journal else ['^has_journal'])
+                img = small_image(d, journal)
                 with Mount(img) as m:
                     fill_file(m.path('fill'))
                     eq(errno_of(call, m), errno.ENOSPC, what)
@@ -175,8 +180,7 @@ def write_into_unwritten_when_full_is_kept_or_refused():
     extent failed at close)."""
     for journal in (False, True):
         with workdir() as d:
-            img = mkfs(d + '/img', size='8M', opts=['-N', '256', '-m', '0'],
-                       features=[] if journal else ['^has_journal'])
+            img = small_image(d, journal)
             data = pattern(4096, 7)
             with Mount(img) as m:
                 fd = root_full_file(m, free=0)
@@ -206,9 +210,7 @@ def enospc_extent_split_loses_no_block():
     for journal in (False, True):
         for what, call in sorted(calls.items()):
             with workdir() as d:
-                img = mkfs(d + '/img', size='8M',
-                           opts=['-N', '256', '-m', '0'],
-                           features=[] if journal else ['^has_journal'])
+                img = small_image(d, journal)
                 with Mount(img) as m:
                     fd = root_full_file(m)
                     eq(errno_of(call, fd), errno.ENOSPC, what)
