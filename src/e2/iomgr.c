@@ -251,24 +251,30 @@ static errcode_t raw_read(struct iom *b, void *buf, size_t len, uint64_t off)
     return err;
 }
 
+/* Before @len bytes are written at @off of the file system, by pwrite or
+ * splice: the file system's own checks keep its writes inside it, so one
+ * that would leave the window is refused whole (a loop device: EIO); then
+ * the fault hook, at the bytes' place in the image file. */
+static errcode_t may_write(struct iom *b, uint64_t off, size_t len)
+{
+    if (in_window(b, off, len) < len)
+        return EIO;
+    return b->fault ? e2_fault_before_write(b->fault, b->fd, len, b->base + off) : 0;
+}
+
 /* Every error of the image file reaches the caller; a short write goes on
  * until it completes or fails (ENOSPC, EIO, EDQUOT: the host's answer). */
 static errcode_t raw_write(struct iom *b, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
+    errcode_t err;
 
     /* Writing under an overlay would be hidden by it: never allowed. */
     if (b->overlay)
         return EXT2_ET_RO_FILSYS;
-    /* The file system's own checks keep its writes inside it: one that
-     * would leave the window is refused whole (a loop device: EIO). */
-    if (in_window(b, off, len) < len)
-        return EIO;
-    if (b->fault) {
-        int err = e2_fault_before_write(b->fault, b->fd, len, b->base + off);
-        if (err)
-            return err;
-    }
+    err = may_write(b, off, len);
+    if (err)
+        return err;
     while (len) {
         ssize_t n = pwrite(b->fd, p, len, (off_t)(b->base + off));
         if (n < 0 && errno == EINTR)
@@ -841,25 +847,22 @@ errcode_t e2_iom_splice_data(io_channel io, uint64_t blk, size_t count, int pipe
     struct iom *b = iom_of(io);
     uint64_t off = blk * b->bs;
     size_t len = count * b->bs;
+    errcode_t err;
 
     if (b->overlay)
         return EXT2_ET_RO_FILSYS;
     if (any_cached(b, off, len)) {
         char *tmp = malloc(len);
-        errcode_t err = tmp ? e2_iom_pipe_take(pipe_fd, tmp, len) : EXT2_ET_NO_MEMORY;
 
+        err = tmp ? e2_iom_pipe_take(pipe_fd, tmp, len) : EXT2_ET_NO_MEMORY;
         if (!err)
             err = e2_iom_write_data(io, blk, count, tmp);
         free(tmp);
         return err;
     }
-    if (in_window(b, off, len) < len)
-        return EIO; /* as raw_write() */
-    if (b->fault) {
-        int err = e2_fault_before_write(b->fault, b->fd, len, b->base + off);
-        if (err)
-            return err;
-    }
+    err = may_write(b, off, len);
+    if (err)
+        return err;
     while (len) {
         loff_t pos = (loff_t)(b->base + off);
         ssize_t n = splice(pipe_fd, NULL, b->fd, &pos, len, 0);
