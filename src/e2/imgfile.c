@@ -75,8 +75,9 @@ static int check_type(const char *path, mode_t mode, char *why, size_t len)
     return S_ISDIR(mode) ? -EISDIR : -EINVAL;
 }
 
-/* The first lock in /proc/locks on the file of @st (not a waiter): its
- * owner's pid (-1 for an OFD lock) and whether it is exclusive. */
+/* The first flock(2) lock in /proc/locks on the file of @st (not a
+ * waiter): its owner's pid and whether it is exclusive. OFD locks, whose
+ * lines say pid -1, are found by find_ofd_holder(). */
 static bool find_lock_holder(const struct stat *st, long *pid, bool *exclusive)
 {
     FILE *f = fopen("/proc/locks", "re");
