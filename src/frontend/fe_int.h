@@ -62,13 +62,8 @@ struct fe_ctx {
     /* The channel under libfuse (wire.c); its INIT state is written by
      * the worker that answers INIT, before any other request exists. */
     struct fe_wire wire;
-    /* FUSE_ASYNC_DIO was negotiated (set by init): an aio O_DIRECT write
-     * may then complete without the kernel dropping its cached pages of
-     * the range, so the daemon does (inval.c). */
-    bool async_dio;
-    /* Drops the kernel's cached pages after O_DIRECT writes (inval.c);
-     * set before the loop starts. */
-    struct fe_inval *inval;
+    /* The session, for notifications (inval.c); set before the loop starts. */
+    struct fuse_session *se;
     /* -o record=FILE, else NULL; set before the loop starts (record.h). */
     struct fe_record *rec;
 };
@@ -103,19 +98,10 @@ static inline fuse_ino_t fe_fuse_ino(uint32_t ino)
  * takes the inode for a stale one. Fails only on a corrupt inode. */
 int fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat *st);
 
-/* ---- page cache invalidation (inval.c) ---- */
+/* ---- invalidation (inval.c) ---- */
 
-struct fe_inval;
-/* For a loop of @workers workers (1 when single-threaded). */
-int fe_inval_start(struct fe_inval **v, struct fuse_session *se, unsigned workers);
-/* Drops what is queued, then stops; NULL is a no-op. */
-void fe_inval_stop(struct fe_inval *v);
-/* Drop [@off, @off + @len) of @ino from the kernel's page cache. Returns
- * true when that is done, false when it was left to the thread of its own
- * (or could not be queued: logged). No lock may be held. */
-bool fe_inval_range(struct fe_inval *v, fuse_ino_t ino, off_t off, off_t len);
 /* Drops the kernel's cached attributes of @ino (a mode the daemon changed). */
-void fe_inval_attr(struct fe_inval *v, fuse_ino_t ino);
+void fe_inval_attr(fuse_req_t req, fuse_ino_t ino);
 
 /* ---- credentials (cred.c) ---- */
 

@@ -372,12 +372,8 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
     if (n > 0)
         fe_rec_write(fe_ctx(req)->rec, fe_ext4_ino(ino), buf, (size_t)n, off,
                      fi->writepage && !fe_ctx(req)->writeback_cache);
-    /* The page cache must not keep what the write went around (inval.c);
-     * without async_dio the kernel drops the range itself (session.c). */
-    if (n > 0 && !fi->writepage && (fi->flags & O_DIRECT) && fe_ctx(req)->async_dio)
-        fe_inval_range(fe_ctx(req)->inval, ino, off, (off_t)n);
     if (n > 0 && setid)
-        fe_inval_attr(fe_ctx(req)->inval, ino);
+        fe_inval_attr(req, ino);
     fe_reply_write(req, n);
 }
 
@@ -425,7 +421,7 @@ void fe_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
      * (fstests generic/683-685). */
     if (!rc) {
         fe_rec_fallocate(fe_ctx(req)->rec, fe_ext4_ino(ino), mode, off, len);
-        fe_inval_attr(fe_ctx(req)->inval, ino);
+        fe_inval_attr(req, ino);
     }
     fe_reply_status(req, rc);
 }
@@ -471,6 +467,6 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
         fe_rec_copy(fe_ctx(req)->rec, fe_ext4_ino(ino_in), off_in, fe_ext4_ino(ino_out), off_out,
                     (size_t)n);
     if (n > 0 && setid)
-        fe_inval_attr(fe_ctx(req)->inval, ino_out);
+        fe_inval_attr(req, ino_out);
     fe_reply_write(req, n);
 }

@@ -102,7 +102,7 @@ static void fe_setattrs(fuse_req_t req, fuse_ino_t fino, const uint32_t *flags,
         rc = uext4_fileattr_set(fe_fs(req), &c.cr, ino, nflags, x ? x->fsx_projid : fa.projid);
     fe_cred_release(&c);
     if (!rc)
-        fe_inval_attr(fe_ctx(req)->inval, fino);
+        fe_inval_attr(req, fino);
     fe_reply_ioctl(req, rc, NULL, 0);
 }
 

@@ -105,7 +105,7 @@ static void fe_init_io(struct fuse_conn_info *conn)
     fe_want(conn, FUSE_CAP_EXPORT_SUPPORT);
 }
 
-/* writeback_cache and async_dio; ctx's flags follow what is granted. */
+/* writeback_cache (ctx's flag follows what is granted) and no async_dio. */
 static void fe_init_cache(struct fe_ctx *ctx, struct fuse_conn_info *conn)
 {
     if (ctx->writeback_cache && !(conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
@@ -116,8 +116,8 @@ static void fe_init_cache(struct fe_ctx *ctx, struct fuse_conn_info *conn)
     /* Without async_dio every O_DIRECT request is an ordinary one and
      * completes before its system call (or aio) returns, so the kernel
      * drops the cached pages of each range written itself, as it does for
-     * any synchronous O_DIRECT write: the daemon's own invalidation (an
-     * extra notify, a system call per write, inval.c) is then not needed.
+     * any synchronous O_DIRECT write: the daemon need not (an extra
+     * notify, a system call per write; inval.c).
      * With it, O_DIRECT requests are background requests (queued behind
      * max_background, completed through the kernel's aio path) and may be
      * split over several in flight, which gains nothing from a core that
@@ -137,7 +137,6 @@ static void fe_init_cache(struct fe_ctx *ctx, struct fuse_conn_info *conn)
          * it is off, above.) */
         conn->max_background = 1;
     }
-    ctx->async_dio = (conn->want & FUSE_CAP_ASYNC_DIO) != 0;
 }
 
 static void fe_init(void *userdata, struct fuse_conn_info *conn)
@@ -401,9 +400,7 @@ int fe_session_run(struct fe_session *s, bool single_thread)
     int rc;
 
     s->uring_per_queue = single_thread ? 1 : s->max_threads;
-    rc = fe_inval_start(&s->ctx.inval, s->se, single_thread ? 1 : s->max_threads);
-    if (rc < 0)
-        return rc;
+    s->ctx.se = s->se;
     if (single_thread) {
         rc = fuse_session_loop(s->se);
     } else {
@@ -418,8 +415,6 @@ int fe_session_run(struct fe_session *s, bool single_thread)
     }
     fe_uring_stop(s->uring);
     s->uring = NULL;
-    fe_inval_stop(s->ctx.inval);
-    s->ctx.inval = NULL;
     /* A positive value is the signal that stopped the loop: a normal end. */
     return rc < 0 ? rc : 0;
 }

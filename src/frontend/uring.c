@@ -10,9 +10,9 @@
  * instead of a read and a write.
  *
  * A queue serves only the requests sent from its CPU, so each queue gets
- * as many threads as the /dev/fuse loop has workers: inval.c lets all but
- * one of them wait in the kernel, which leaves every queue a thread free
- * for the READs such a wait depends on.
+ * as many threads as the /dev/fuse loop has workers: one CPU's callers are
+ * served as concurrently as through /dev/fuse, and a request that waits
+ * (on an inode lock, on the image) does not hold up that CPU's others.
  *
  * The entry is its own io_uring's only user, so its completions need no
  * lock; an eventfd watched by every ring stops them all. */
