@@ -237,6 +237,15 @@ static long find_ofd_holder(const struct stat *st, const struct flock *l)
     return pid;
 }
 
+/* How long to wait for the known holder @pid: not at all for ourselves
+ * (another mount in this process), briefly for a daemon still serving. */
+static enum holder_wait holder_wait_for(long pid)
+{
+    if (pid == (long)getpid())
+        return WAIT_NONE;
+    return is_serving(pid) ? WAIT_GRACE : WAIT_FULL;
+}
+
 /* Say who holds the bytes @l of @path (an OFD lock that conflicts with
  * ours), and how long to wait for it. */
 static enum holder_wait say_range_holder(const char *path, const struct stat *st,
@@ -257,9 +266,7 @@ static enum holder_wait say_range_holder(const char *path, const struct stat *st
     read_comm(pid, comm, sizeof(comm));
     e2_say(why, len, "image '%s' is in use: pid %ld (%s) holds %s of it for %s", path, pid, comm,
            range, l->l_type == F_WRLCK ? "writing" : "reading");
-    if (pid == (long)getpid())
-        return WAIT_NONE;
-    return is_serving(pid) ? WAIT_GRACE : WAIT_FULL;
+    return holder_wait_for(pid);
 }
 
 /* Say who holds the lock of @path, and how long to wait for it. */
@@ -277,9 +284,7 @@ static enum holder_wait say_lock_holder(const char *path, const struct stat *st,
     read_comm(pid, comm, sizeof(comm));
     e2_say(why, len, "image '%s' is in use: pid %ld (%s) holds its lock %s", path, pid, comm,
            exclusive ? "for writing" : "for reading");
-    if (pid == (long)getpid())
-        return WAIT_NONE;
-    return is_serving(pid) ? WAIT_GRACE : WAIT_FULL;
+    return holder_wait_for(pid);
 }
 
 /* Undo the octal escapes (\040) of a /proc/self/mountinfo field. */
