@@ -453,6 +453,17 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
 int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start, uint64_t len,
                uint64_t minlen, uint64_t *trimmed);
 
+/* The volume label (FS_IOC_GETFSLABEL; added in 1.2), NUL-terminated: up to
+ * UEXT4_LABEL_MAX bytes of ext4's s_volume_name. */
+#define UEXT4_LABEL_MAX 16
+int uext4_label_get(struct uext4_fs *fs, char label[UEXT4_LABEL_MAX + 1]);
+/* FS_IOC_SETFSLABEL: @len bytes of @label (up to its first NUL) become the
+ * label, in the superblock and its backups, as ext4 writes it. Root only
+ * (-EPERM: CAP_SYS_ADMIN); -EINVAL past UEXT4_LABEL_MAX bytes; -EROFS on a
+ * read-only mount. */
+int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char *label,
+                    size_t len);
+
 /* ---- inspection (for tools and tests) ---- */
 
 struct uext4_extent {

@@ -126,6 +126,14 @@ uint64_t e2_max_file_size(const struct e2_image *img, bool extents);
  * fields) as the kernel does; safe to call from any context. */
 void e2_record_error(struct e2_image *img, uint32_t ino, const char *func, int line);
 
+/* The volume label, s_volume_name (label.c): up to E2_LABEL_MAX bytes,
+ * not NUL-terminated on disk when it has all of them. */
+#define E2_LABEL_MAX 16
+void e2_label_get(struct e2_image *img, char out[E2_LABEL_MAX + 1]);
+/* Sets it in the superblock and its backups; -EINVAL past E2_LABEL_MAX
+ * bytes, -EROFS on a read-only image. */
+int e2_label_set(struct e2_image *img, const char *label, size_t len);
+
 struct e2_statfs {
     uint64_t blocks, bfree, bavail, files, ffree;
     unsigned bsize, namemax;

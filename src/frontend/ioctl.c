@@ -1,6 +1,7 @@
 /* The ioctls FUSE forwards that ext4 answers: file attributes (lsattr,
  * chattr: FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), the
- * inode generation (FS_IOC_GETVERSION) and FITRIM.
+ * inode generation (FS_IOC_GETVERSION), FITRIM and the volume label
+ * (FS_IOC_GETFSLABEL/SETFSLABEL, e.g. `xfs_io -c label`).
  *
  * All are restricted ioctls: the kernel sizes the argument from the
  * command and copies it in and out itself. The attribute ioctls do not
@@ -120,6 +121,29 @@ static void fe_fitrim(fuse_req_t req, const struct fstrim_range *in)
     fe_reply_ioctl(req, rc, &r, sizeof(r));
 }
 
+static void fe_getlabel(fuse_req_t req, size_t out_size)
+{
+    char buf[FSLABEL_MAX];
+    int rc = out_size < sizeof(buf) ? -EINVAL : 0;
+
+    /* ext4 copies out all FSLABEL_MAX bytes, NUL-padded. */
+    memset(buf, 0, sizeof(buf));
+    if (!rc)
+        rc = uext4_label_get(fe_fs(req), buf);
+    fe_reply_ioctl(req, rc, buf, sizeof(buf));
+}
+
+static void fe_setlabel(fuse_req_t req, const char *label)
+{
+    struct fe_cred c;
+    int rc;
+
+    fe_cred_init(&c, req, false);
+    rc = uext4_label_set(fe_fs(req), &c.cr, label, FSLABEL_MAX);
+    fe_cred_release(&c);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
 void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
               struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
               size_t out_bufsz)
@@ -161,6 +185,14 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         fe_fitrim(req, &r);
         return;
     }
+    case FS_IOC_GETFSLABEL:
+        fe_getlabel(req, out_bufsz);
+        return;
+    case FS_IOC_SETFSLABEL:
+        if (in_bufsz < FSLABEL_MAX)
+            break;
+        fe_setlabel(req, in_buf);
+        return;
     default:
         fe_reply_err(req, -ENOTTY);
         return;

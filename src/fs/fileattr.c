@@ -10,6 +10,7 @@
 #include "fs/fs_internal.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* Change by ext4 rules, never silently ignored here (see uext4.h). */
 #define FL_JOURNAL_DATA 0x00004000u
@@ -160,6 +161,36 @@ int uext4_trim(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t start,
     ret = e2_has_reserved_blocks(fs->img) ? e2_image_sync(fs->img) : 0;
     if (!ret)
         ret = e2_trim(fs->img, start, len, minlen, trimmed);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}
+
+_Static_assert(UEXT4_LABEL_MAX == E2_LABEL_MAX, "one label size");
+
+int uext4_label_get(struct uext4_fs *fs, char label[UEXT4_LABEL_MAX + 1])
+{
+    e2_label_get(fs->img, label);
+    return 0;
+}
+
+int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char *label, size_t len)
+{
+    struct fs_cred fc;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    if (!fc.root)
+        return -EPERM; /* CAP_SYS_ADMIN */
+    len = strnlen(label, len);
+    if (len > UEXT4_LABEL_MAX)
+        return -EINVAL;
+    ret = fs_may_write(fs);
+    if (ret)
+        return ret;
+    /* One step under the disk lock; the mount lock, read, as every
+     * change holds it, so that a commit sees it whole. */
+    rwlock_rdlock(&fs->mount_lock);
+    ret = e2_label_set(fs->img, label, len);
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }

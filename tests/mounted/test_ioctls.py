@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The ioctls uext4 answers through FUSE: file attributes (lsattr/chattr:
-FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), FS_IOC_GETVERSION
-and FITRIM.
+FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), FS_IOC_GETVERSION,
+FITRIM and the volume label (FS_IOC_GETFSLABEL/SETFSLABEL).
 
 The attribute tests run one script on a kernel loop mount of an image and
 on uext4 over a copy of it: every flag value, every errno of every
@@ -15,7 +15,10 @@ space back to the host (du of the sparse image), the image stays
 fsck-clean with its other file intact, and the bytes reported are the
 kernel's for the same image and range (the free runs trimmed), also for a
 sequence of trims on one mount with frees in between (both remember the
-groups trimmed since mount).
+groups trimmed since mount). The label: one script of gets and sets on
+the kernel and on uext4, each step's answer and the label in the primary
+and every backup superblock (whose checksums dumpe2fs verifies) compared,
+with and without a journal; a user other than root may read it only.
 """
 
 import errno
@@ -29,7 +32,8 @@ import subprocess
 from uext4test import require_kernel_loop_mount
 from uext4test import getflags, kernel_mount, recorder, setflags
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount,
-                       SkipFile, TestFailure, debugfs, eq, errno_as, fallocate,
+                       SkipFile, TestFailure, debugfs, eq, errno_as, errno_of,
+                       fallocate, run_as,
                        fsck, inode_info, main, mkfs, pattern, read_file, run,
                        test, wait_until, workdir)
 
@@ -850,6 +854,100 @@ def errno_of_trim(mnt, **kw):
     return 0
 
 
+FS_IOC_GETFSLABEL = 0x81009431
+FS_IOC_SETFSLABEL = 0x41009432
+
+
+def get_label(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return fcntl.ioctl(fd, FS_IOC_GETFSLABEL, bytes(256))
+    finally:
+        os.close(fd)
+
+
+def set_label(path, raw):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, FS_IOC_SETFSLABEL, raw.ljust(256, b'\0'))
+    finally:
+        os.close(fd)
+
+
+LABEL_STEPS = [b'newlabel', b'x' * 17, b'y' * 16, b'', b'z' * 255 + b'w',
+               b'final']
+
+
+def label_script(root):
+    """Each step's answer: the errno of a set, then the 256 bytes a get
+    gives (the mount point, then a file)."""
+    log = [get_label(root)]
+    with open(os.path.join(root, 'f'), 'wb') as f:
+        f.write(b'x')
+    for raw in LABEL_STEPS:
+        log.append(errno_of(set_label, root, raw))
+        log.append(get_label(os.path.join(root, 'f')))
+    return log
+
+
+def sb_labels(img):
+    """The volume name in the primary and every backup superblock, read by
+    dumpe2fs (which refuses a superblock whose checksum is wrong)."""
+    out = run(['dumpe2fs', img]).stdout.decode()
+    backups = [int(b) for b in
+               re.findall(r'Backup superblock at (\d+)', out)]
+    bsize = int(re.search(r'Block size:\s+(\d+)', out).group(1))
+    names = []
+    for b in [None] + backups:
+        cmd = ['dumpe2fs', '-h']
+        if b is not None:
+            cmd += ['-o', 'superblock=%d' % b, '-o', 'blocksize=%d' % bsize]
+        hdr = run(cmd + [img]).stdout.decode()
+        names.append(re.search(r'Filesystem volume name:\s*(.*)',
+                               hdr).group(1))
+    if len(backups) < 3:
+        raise TestFailure('too few backups to compare: %r' % backups)
+    return names
+
+
+def label_case(features):
+    with workdir() as d:
+        kimg = mkfs(d + '/k.img', size='64M', features=features,
+                    opts=['-b', '1024', '-L', 'before'])
+        uimg = d + '/u.img'
+        shutil.copyfile(kimg, uimg)
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            kern = label_script(kmnt)
+        with Mount(uimg, opts=['allow_other']) as m:
+            ours = label_script(m.mnt)
+            user = (1000, 1000, ())
+            eq(errno_as(user, set_label, m.mnt, b'user'), errno.EPERM,
+               'a user sets the label')
+            eq(run_as(1000, 1000, (), get_label, m.mnt)[:6], b'final\0',
+               'a user reads the label')
+        for i, (k, u) in enumerate(zip(kern, ours)):
+            eq(u, k, 'label step %d (%r)' % (i, LABEL_STEPS[(i - 1) // 2]
+                                             if i else 'first get'))
+        with Mount(uimg, opts=['ro']) as m:
+            eq(errno_of(set_label, m.mnt, b'ro'), errno.EROFS,
+               'set on a read-only mount')
+            eq(get_label(m.mnt)[:6], b'final\0', 'get on a read-only mount')
+        fsck(kimg)
+        fsck(uimg)
+        eq(sb_labels(uimg), sb_labels(kimg), 'labels in the superblocks')
+        eq(sb_labels(uimg)[-1], 'final', 'the last backup\'s label')
+
+
+@test
+def label_like_kernel():
+    label_case(())
+
+
+@test
+def label_like_kernel_nojournal():
+    label_case(('^has_journal',))
+
+
 @test
 def unknown_ioctl_enotty():
     with workdir() as d:
@@ -859,9 +957,9 @@ def unknown_ioctl_enotty():
             fd = os.open(m.path('f'), os.O_RDONLY)
             try:
                 try:
-                    # FS_IOC_GETFSLABEL: ext4 has it, uext4 does not (yet).
-                    fcntl.ioctl(fd, 0x81009431, bytes(256))
-                    raise TestFailure('FS_IOC_GETFSLABEL succeeded')
+                    # EXT4_IOC_SWAP_BOOT: ext4 has it, uext4 does not.
+                    fcntl.ioctl(fd, 0x6611)
+                    raise TestFailure('EXT4_IOC_SWAP_BOOT succeeded')
                 except OSError as e:
                     eq(e.errno, errno.ENOTTY, 'unknown ioctl')
             finally:

@@ -1507,6 +1507,36 @@ static int test_statx_small_inodes(void)
     return check_statx("-t ext4 -I 128", false);
 }
 
+/* The label: read and set through the library, root only, 16 bytes at
+ * most; the bytes on disk are the superblock's s_volume_name. */
+static int test_label(void)
+{
+    const char *img = mkimg("-t ext4 -L old");
+    struct uext4_fs *fs = open_img(img, NULL);
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    char label[UEXT4_LABEL_MAX + 1], disk[16];
+    FILE *f;
+
+    CHECK(fs);
+    CHECK_EQ(uext4_label_get(fs, label), 0);
+    CHECK(!strcmp(label, "old"));
+    CHECK_EQ(uext4_label_set(fs, &user, "mine", 4), -EPERM);
+    CHECK_EQ(uext4_label_set(fs, &root, "seventeen-bytes!!", 17), -EINVAL);
+    /* The bytes up to the first NUL count, as the ioctl's 256 do. */
+    CHECK_EQ(uext4_label_set(fs, &root, "sixteen-bytes-ok\0junk", 21), 0);
+    CHECK_EQ(uext4_label_get(fs, label), 0);
+    CHECK(!strcmp(label, "sixteen-bytes-ok"));
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    f = fopen(img, "rb");
+    CHECK(f);
+    CHECK_EQ(fseek(f, 1024 + 120, SEEK_SET), 0);
+    CHECK_EQ(fread(disk, 1, sizeof(disk), f), sizeof(disk));
+    fclose(f);
+    CHECK(!memcmp(disk, "sixteen-bytes-ok", 16));
+    return 0;
+}
+
 /* FITRIM: the blocks of a deleted file become a hole in the image file,
  * even before the delete is committed. */
 static int test_trim(void)
@@ -1598,6 +1628,7 @@ int main(void)
         {"verity_contents_refused", test_verity_contents_refused},
         {"fileattr_rules", test_fileattr_rules},
         {"trim", test_trim},
+        {"label", test_label},
         {"statx", test_statx},
         {"statx_small_inodes", test_statx_small_inodes},
     };
