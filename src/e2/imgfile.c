@@ -327,31 +327,82 @@ static bool find_mount(dev_t rdev, char *mnt, size_t len)
     return found;
 }
 
-/* Whether loop device @name serves bytes of its file that overlap @c's. */
-static bool loop_overlaps(const char *name, const struct e2_imgfile_claim *c)
+/* Whether the bytes [@off, @off + @size) of the file (@size 0: to its end)
+ * overlap those @c claims. */
+static bool overlaps(uint64_t off, uint64_t size, const struct e2_imgfile_claim *c)
 {
-    char path[PATH_MAX], line[64];
-    unsigned long long off = 0, size = 0;
-
-    snprintf(path, sizeof(path), "/sys/block/%s/loop/offset", name);
-    if (read_line(path, line, sizeof(line)))
-        off = strtoull(line, NULL, 10);
-    snprintf(path, sizeof(path), "/sys/block/%s/loop/sizelimit", name);
-    if (read_line(path, line, sizeof(line)))
-        size = strtoull(line, NULL, 10);
     return (!size || off + size > c->offset) && (!c->size || c->offset + c->size > off);
 }
 
+/* @out = @dir/@name; false if it does not fit. */
+static bool join_path(char *out, size_t len, const char *dir, const char *name)
+{
+    int n = snprintf(out, len, "%s/%s", dir, name);
+
+    return n >= 0 && (size_t)n < len;
+}
+
+/* A decimal number from the sysfs file @dir/@name; 0 if unreadable. */
+static uint64_t sysfs_num(const char *dir, const char *name)
+{
+    char path[PATH_MAX], line[64];
+
+    if (!join_path(path, sizeof(path), dir, name) || !read_line(path, line, sizeof(line)))
+        return 0;
+    return strtoull(line, NULL, 10);
+}
+
+/* Where the kernel has mounted the block device whose sysfs directory is
+ * @dir, if it has; its name is @name. */
+static bool find_dev_mount(const char *dir, const char *name, char *dev, size_t dev_len, char *mnt,
+                           size_t mnt_len)
+{
+    char path[PATH_MAX], line[64];
+    unsigned maj, min;
+
+    if (!join_path(path, sizeof(path), dir, "dev") || !read_line(path, line, sizeof(line)) ||
+        sscanf(line, "%u:%u", &maj, &min) != 2 || !find_mount(makedev(maj, min), mnt, mnt_len))
+        return false;
+    snprintf(dev, dev_len, "/dev/%s", name);
+    return true;
+}
+
+/* A mounted partition of loop device @name (loopNpM: losetup -P, partx
+ * -a) over bytes @c claims. The device serves the file from @off; a
+ * partition's start and size are in 512-byte sectors of the device. */
+static bool find_part_mount(const char *name, uint64_t off, const struct e2_imgfile_claim *c,
+                            char *dev, size_t dev_len, char *mnt, size_t mnt_len)
+{
+    char dir[PATH_MAX], pdir[PATH_MAX];
+    size_t n = strlen(name);
+    DIR *dp;
+    struct dirent *d;
+    bool found = false;
+
+    if (!join_path(dir, sizeof(dir), "/sys/block", name) || !(dp = opendir(dir)))
+        return false;
+    while (!found && (d = readdir(dp))) {
+        if (strncmp(d->d_name, name, n) != 0 || d->d_name[n] != 'p')
+            continue;
+        if (!join_path(pdir, sizeof(pdir), dir, d->d_name))
+            continue;
+        uint64_t start = sysfs_num(pdir, "start") * 512, size = sysfs_num(pdir, "size") * 512;
+        found = size && overlaps(off + start, size, c) &&
+                find_dev_mount(pdir, d->d_name, dev, dev_len, mnt, mnt_len);
+    }
+    closedir(dp);
+    return found;
+}
+
 /* Whether the kernel has mounted the regular file @st through a loop
- * device (which takes no lock on it), over bytes @c claims: the device's
- * name and mount point. */
+ * device (which takes no lock on it), or a partition of one, over bytes
+ * @c claims: the device's name and mount point. */
 static bool find_loop_mount(const struct stat *st, const struct e2_imgfile_claim *c, char *dev,
                             size_t dev_len, char *mnt, size_t mnt_len)
 {
-    char path[PATH_MAX], line[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX], line[PATH_MAX];
     DIR *dp = opendir("/sys/block");
     struct dirent *d;
-    unsigned maj, min;
     struct stat bst;
     bool found = false;
 
@@ -360,17 +411,17 @@ static bool find_loop_mount(const struct stat *st, const struct e2_imgfile_claim
     while (!found && (d = readdir(dp))) {
         if (strncmp(d->d_name, "loop", 4) != 0)
             continue;
-        snprintf(path, sizeof(path), "/sys/block/%s/loop/backing_file", d->d_name);
-        if (!read_line(path, line, sizeof(line)) || stat(line, &bst) != 0 ||
-            bst.st_dev != st->st_dev || bst.st_ino != st->st_ino || !loop_overlaps(d->d_name, c))
+        if (!join_path(dir, sizeof(dir), "/sys/block", d->d_name) ||
+            !join_path(path, sizeof(path), dir, "loop/backing_file") ||
+            !read_line(path, line, sizeof(line)) || stat(line, &bst) != 0 ||
+            bst.st_dev != st->st_dev || bst.st_ino != st->st_ino)
             continue;
-        snprintf(path, sizeof(path), "/sys/block/%s/dev", d->d_name);
-        if (!read_line(path, line, sizeof(line)) || sscanf(line, "%u:%u", &maj, &min) != 2)
+        if (!join_path(path, sizeof(path), dir, "loop"))
             continue;
-        if (find_mount(makedev(maj, min), mnt, mnt_len)) {
-            snprintf(dev, dev_len, "/dev/%s", d->d_name);
-            found = true;
-        }
+        uint64_t off = sysfs_num(path, "offset"), size = sysfs_num(path, "sizelimit");
+        found = (overlaps(off, size, c) &&
+                 find_dev_mount(dir, d->d_name, dev, dev_len, mnt, mnt_len)) ||
+                find_part_mount(d->d_name, off, c, dev, dev_len, mnt, mnt_len);
     }
     closedir(dp);
     return found;

@@ -11,15 +11,18 @@ IMAGE?offset=N is clean; the kernel's loop mount of the partition
 (loop,offset=,sizelimit=) reads what uext4 wrote. The whole disk image is
 refused with its partitions' options named.
 """
+import contextlib
 import fcntl
 import hashlib
 import os
 import re
 import signal
 import struct
+import subprocess
 import zlib
 
-from uext4test import (UEXT4, Mount, check, eq, fsck, fuse_unmount, kernel_mount, main,
+from uext4test import (UEXT4, Mount, check, eq, fsck, fuse_unmount, kernel_mount,
+                       kernel_unmount, main, mounted_at, wait_until,
                        pattern, read_file, require_kernel_loop_mount, run, test, workdir)
 
 MiB = 1 << 20
@@ -186,10 +189,24 @@ def partitions_served_one_at_a_time():
 
 
 def refused(img, mnt, opts):
+    """The daemon's words refusing @opts; a mount that succeeds instead is
+    unmounted (the daemon waited for) and fails the test."""
     os.makedirs(mnt, exist_ok=True)
-    p = run([UEXT4, img, mnt, '-f', '-o', ','.join(opts)], check_rc=False, timeout=60)
-    check(p.returncode != 0, '%s mounted' % opts)
-    return (p.stdout + p.stderr).decode(errors='replace')
+    p = subprocess.Popen([UEXT4, img, mnt, '-f', '-o', ','.join(opts)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: p.poll() is not None or bool(mounted_at(mnt)), True,
+                   'uext4 %s to exit or mount' % opts, timeout=60)
+        mounted = p.poll() is None
+        if mounted:
+            fuse_unmount(mnt)
+        out = p.communicate(timeout=60)[0].decode(errors='replace')
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    check(not mounted and p.returncode != 0, '%s mounted' % opts)
+    return out
 
 
 @test(timeout=240)
@@ -259,6 +276,48 @@ def partitions_at_once_with_offset_only():
         eq(gaps(img), before, 'the table and the gaps')
         with Mount(img, opts=['ro'] + opts_of(0)) as m:
             eq(tree(m.mnt), want, 'partition 1 after')
+
+
+@contextlib.contextmanager
+def partitioned_loop(img):
+    """A loop device of @img with its partitions (loopNpM, as losetup -P
+    makes them; partx -a where the kernel's scan leaves them out), removed
+    afterwards by name."""
+    dev = run(['losetup', '-f', '--show', img]).stdout.decode().strip()
+    try:
+        run(['partx', '-a', dev], check_rc=False)
+        parts = [dev + 'p%d' % (i + 1) for i in range(len(PARTS))]
+        check(all(os.path.exists(p) for p in parts), 'no partitions of %s' % dev)
+        yield parts
+    finally:
+        run(['partx', '-d', dev], check_rc=False)
+        run(['losetup', '-d', dev], check_rc=False)
+
+
+@test(timeout=120)
+def kernel_mount_of_a_loop_partition_seen():
+    """A kernel mount of partition 2 through a partitioned loop device of
+    the whole disk image (/dev/loopNp2, which takes no lock on the file):
+    uext4 refuses partition 2, naming that device and mount point, and
+    serves partition 1 beside it; the kernel's mount is left alone."""
+    with workdir() as d:
+        img = disk_image(d)
+        with partitioned_loop(img) as parts:
+            k = os.path.join(d, 'kmnt')
+            os.mkdir(k)
+            run(['mount', '-t', 'ext4', '-o', 'ro', parts[1], k])
+            try:
+                out = refused(img, os.path.join(d, 'm3'), ['ro'] + opts_of(1))
+                check("the kernel has it mounted on '%s' through %s" % (k, parts[1]) in out,
+                      out)
+                with Mount(img, opts=opts_of(0)) as m:
+                    workload(m.mnt, 3)
+                eq(os.listdir(k), ['lost+found'], 'the kernel\'s partition 2')
+            finally:
+                busy = kernel_unmount(k)
+            check(not busy, 'umount %s: %s' % (k, busy))
+        fsck_part(img, 0)
+        fsck_part(img, 1)
 
 
 @test(timeout=120)
