@@ -312,6 +312,44 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
  * unlink (reported again by the next uext4_fsync() or uext4_sync(), since
  * FUSE drops the reply to a release). */
 int uext4_release(struct uext4_fs *fs, uint32_t ino);
+/* uext4_release() of an open made with open(2) @flags: an open for
+ * writing (O_WRONLY, O_RDWR) stops counting as a writer, which
+ * uext4_enable_verity() refuses (ETXTBSY). An open for writing released
+ * with uext4_release() counts as a writer until the inode leaves memory
+ * (its last reference goes). */
+int uext4_release_file(struct uext4_fs *fs, uint32_t ino, int flags);
+
+/* ---- fs-verity (FS_IOC_ENABLE_VERITY, FS_IOC_MEASURE_VERITY) ---- */
+
+/* struct fsverity_enable_arg's fields, the pointers resolved. */
+struct uext4_verity_args {
+    uint32_t hash_algorithm; /* 1: SHA-256, 2: SHA-512 */
+    uint32_t block_size;     /* a power of two, 1 KiB to min(4 KiB, fs block size) */
+    const void *salt;        /* @salt_size bytes, at most 32 */
+    uint32_t salt_size;
+    const void *sig; /* a built-in signature, stored unchecked, as a kernel without
+                      * CONFIG_FS_VERITY_BUILTIN_SIGNATURES does; at most 16128 bytes */
+    uint32_t sig_size;
+};
+/* Enable fs-verity on regular file @ino, which the caller has open with
+ * @open_flags, as FS_IOC_ENABLE_VERITY on ext4: build the Merkle tree and
+ * store it and the descriptor past EOF where ext4 does, set
+ * EXT4_VERITY_FL (i_size unchanged), the flag in the same transaction as
+ * the mapping of what was stored. Errors as the kernel's: -EOPNOTSUPP
+ * (no verity feature; a file without extents), -EMSGSIZE (salt or
+ * signature too large), -EACCES (no write permission), -EBADF (@open_flags
+ * O_WRONLY), -EPERM (append-only, immutable), -EISDIR, -EINVAL (not a
+ * regular file, unknown algorithm, block size), -EROFS, -ETXTBSY (open for
+ * writing: counted by uext4_open_file() and uext4_release_file()), -EEXIST
+ * (verity already), -ENOSPC. Inline data is converted to a block first. */
+int uext4_enable_verity(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                        int open_flags, const struct uext4_verity_args *args);
+/* FS_IOC_MEASURE_VERITY: the file digest of verity file @ino into
+ * @digest, its algorithm into *@hash_algorithm. Returns the digest's size,
+ * -EOVERFLOW when @size is smaller, -ENODATA for a file without verity,
+ * or the error of reading its descriptor (-EUCLEAN, -EINVAL). */
+int uext4_measure_verity(struct uext4_fs *fs, uint32_t ino, unsigned *hash_algorithm, void *digest,
+                         size_t size);
 
 ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, off_t off);
 

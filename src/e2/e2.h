@@ -413,6 +413,23 @@ int e2_data_allocate(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t 
 int e2_data_seek(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t size, bool data,
                  uint64_t *res);
 
+/* ---- fs-verity metadata past EOF (verity.c) ---- */
+/* Read @size bytes at @off of the extent file @ino wherever they lie, past
+ * i_size too (the Merkle tree and descriptor): holes read as zeros. The
+ * caller holds the inode lock, as for e2_data_read(). -EUCLEAN for a file
+ * without extents (ext4 keeps verity metadata in extent files only). */
+ssize_t e2_verity_read(struct e2_image *img, uint32_t ino, void *buf, size_t size, uint64_t off);
+/* In *@end, the byte just past the last block @ino maps (the descriptor's
+ * size is in the 4 bytes before it): -EUCLEAN when it maps none or has no
+ * extents. */
+int e2_verity_end(struct e2_image *img, uint32_t ino, uint64_t *end);
+/* Write @size bytes at @off, past i_size, where the file maps nothing (the
+ * caller truncated it to i_size first), and set EXT4_VERITY_FL, i_size
+ * unchanged, in one storage step: one transaction with a journal, and
+ * without one the blocks home before the inode that maps them and carries
+ * the flag. -EOPNOTSUPP without extents, -ENOSPC, -EIO. On failure the
+ * caller truncates to i_size (blocks may have been mapped). */
+int e2_verity_seal(struct e2_image *img, uint32_t ino, const void *buf, size_t size, uint64_t off);
 /* ---- trim.c ---- */
 
 /* FITRIM as ext4_trim_fs(): punch holes in the image file (fallocate

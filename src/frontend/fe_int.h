@@ -196,6 +196,10 @@ void fe_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
                         struct fuse_file_info *fi_out, size_t len, int flags);
 
 /* ioctl.c: file attributes, FS_IOC_GETVERSION, FITRIM */
+/* fi->fh of an open regular file: this mark and the open(2) flags in the
+ * low 32 bits (file.c); 0 where no OPEN was sent (no_open). */
+#define FE_FH_OPEN (1ull << 32)
+
 void fe_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
               struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
               size_t out_bufsz);

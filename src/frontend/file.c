@@ -1,7 +1,9 @@
 /* Open regular files and their data: create, open, read, write, release,
  * fsync, fallocate, lseek, copy_file_range.
  *
- * Opens keep no per-handle state (fi->fh stays 0). An unlinked file must
+ * Opens keep no per-handle state but their open(2) flags, in fi->fh
+ * (fe_fh_flags(): FS_IOC_ENABLE_VERITY needs the caller's descriptor
+ * read-only, and IOCTL carries no flags). An unlinked file must
  * live while it is open, and the kernel's reference (the lookup count)
  * already lasts that long: FUSE forgets an inode only once nothing holds
  * it. So where the daemon has nothing to check at open (the kernel checks
@@ -32,7 +34,7 @@
  * breaks shared mmap on libfuse 3.14. */
 static void fe_open_info(fuse_req_t req, struct fuse_file_info *fi)
 {
-    fi->fh = 0;
+    fi->fh = FE_FH_OPEN | (uint32_t)fi->flags;
     fi->keep_cache = !fe_ctx(req)->drop_cache_on_open;
     fi->direct_io = 0;
 }
@@ -63,14 +65,14 @@ static void reply_created(fuse_req_t req, struct fe_cred *c, const struct stat *
     fe_open_info(req, fi);
     if (fuse_reply_create(req, &e, fi) != 0) {
         if (counted)
-            uext4_release(fs, ino);
+            uext4_release_file(fs, ino, fi->flags);
         uext4_forget(fs, ino, 1);
     }
     return;
 
 out_release:
     if (counted)
-        uext4_release(fs, ino);
+        uext4_release_file(fs, ino, fi->flags);
 out_forget:
     uext4_forget(fs, ino, 1);
     fe_cred_release(c);
@@ -148,7 +150,7 @@ void fe_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fe_open_info(req, fi);
     if (fuse_reply_open(req, fi) != 0)
-        uext4_release(fs, fe_ext4_ino(ino));
+        uext4_release_file(fs, fe_ext4_ino(ino), fi->flags);
 }
 
 /* Reads from this size on go by reference. libfuse copies replies under
@@ -390,7 +392,7 @@ void fe_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fe_reply_status(req, 0);
         return;
     }
-    rc = uext4_release(fe_fs(req), fe_ext4_ino(ino));
+    rc = uext4_release_file(fe_fs(req), fe_ext4_ino(ino), fi->flags);
 
     if (rc < 0)
         log_err("inode %u: write-back error reported at close: %s", fe_ext4_ino(ino),

@@ -1,7 +1,18 @@
 /* The ioctls FUSE forwards that ext4 answers: file attributes (lsattr,
  * chattr: FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), the
- * inode generation (FS_IOC_GETVERSION), FITRIM and the volume label
- * (FS_IOC_GETFSLABEL/SETFSLABEL, e.g. `xfs_io -c label`).
+ * inode generation (FS_IOC_GETVERSION), FITRIM, the volume label
+ * (FS_IOC_GETFSLABEL/SETFSLABEL, e.g. `xfs_io -c label`), and fs-verity's
+ * FS_IOC_ENABLE_VERITY and FS_IOC_MEASURE_VERITY.
+ *
+ * fs-verity (Linux 6.10+ fs/fuse/ioctl.c): the kernel sizes the two
+ * verity ioctls itself, still restricted: ENABLE's input is the struct
+ * fsverity_enable_arg followed by the salt and then the signature it
+ * points to; MEASURE's input and output are the struct fsverity_digest
+ * header and as many digest bytes as the caller's digest_size. No
+ * FUSE_IOCTL_* flag is needed. FS_IOC_READ_VERITY_METADATA is not
+ * special-cased: only its 40-byte argument would come, never the buffer
+ * its buf_ptr names, so it is ENOTTY here (fsverity dump_metadata cannot
+ * work over FUSE).
  *
  * All are restricted ioctls: the kernel sizes the argument from the
  * command and copies it in and out itself. The attribute ioctls do not
@@ -13,7 +24,9 @@
 #include "frontend/fe_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/fs.h>
+#include <linux/fsverity.h>
 #include <string.h>
 
 /* ext4's i_flags that FS_IOC_FSGETXATTR shows as FS_XFLAG_* bits
@@ -144,6 +157,71 @@ static void fe_setlabel(fuse_req_t req, const char *label)
     fe_reply_ioctl(req, rc, NULL, 0);
 }
 
+/* FS_IOC_ENABLE_VERITY: the argument, then the salt and the signature.
+ * The caller's descriptor's flags come from the open (fi->fh); without an
+ * OPEN (no_open: nothing to check at open) it counts as read-only. */
+static void fe_enable_verity(fuse_req_t req, fuse_ino_t fino, const struct fuse_file_info *fi,
+                             const void *in, size_t in_size)
+{
+    const uint64_t zero[11] = {0};
+    struct fsverity_enable_arg arg;
+    struct uext4_verity_args va;
+    const char *p = (const char *)in + sizeof(arg);
+    int flags = (fi->fh & FE_FH_OPEN) ? (int)(uint32_t)fi->fh : O_RDONLY;
+    struct fe_cred c;
+    int rc;
+
+    memcpy(&arg, in, sizeof(arg));
+    if (in_size - sizeof(arg) < (uint64_t)arg.salt_size + arg.sig_size) {
+        fe_reply_err(req, -EINVAL);
+        return;
+    }
+    if (arg.version != 1 || arg.__reserved1 || memcmp(arg.__reserved2, zero, sizeof(zero))) {
+        fe_reply_err(req, -EINVAL);
+        return;
+    }
+    va = (struct uext4_verity_args){.hash_algorithm = arg.hash_algorithm,
+                                    .block_size = arg.block_size,
+                                    .salt = p,
+                                    .salt_size = arg.salt_size,
+                                    .sig = p + arg.salt_size,
+                                    .sig_size = arg.sig_size};
+    fe_cred_init(&c, req, false);
+    rc = uext4_enable_verity(fe_fs(req), &c.cr, fe_ext4_ino(fino), flags, &va);
+    fe_cred_release(&c);
+    /* The flag shows in statx's attributes: drop the cached ones. */
+    if (!rc)
+        fe_inval_attr(req, fino);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
+/* FS_IOC_MEASURE_VERITY: -EOVERFLOW when the caller's digest_size is too
+ * small for the digest, as the kernel. */
+static void fe_measure_verity(fuse_req_t req, uint32_t ino, const void *in, size_t in_size,
+                              size_t out_size)
+{
+    char out[sizeof(struct fsverity_digest) + 64];
+    struct fsverity_digest d;
+    unsigned alg = 0;
+    int rc;
+
+    memcpy(&d, in, sizeof(d));
+    (void)in_size;
+    if (out_size < sizeof(d)) {
+        fe_reply_err(req, -EINVAL);
+        return;
+    }
+    rc = uext4_measure_verity(fe_fs(req), ino, &alg, out + sizeof(d), sizeof(out) - sizeof(d));
+    if (rc >= 0 && (d.digest_size < rc || out_size < sizeof(d) + (size_t)rc))
+        rc = -EOVERFLOW;
+    if (rc >= 0) {
+        d.digest_algorithm = (uint16_t)alg;
+        d.digest_size = (uint16_t)rc;
+        memcpy(out, &d, sizeof(d));
+    }
+    fe_reply_ioctl(req, rc < 0 ? rc : 0, out, rc < 0 ? 0 : sizeof(d) + (size_t)rc);
+}
+
 void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
               struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
               size_t out_bufsz)
@@ -192,6 +270,16 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         if (in_bufsz < FSLABEL_MAX)
             break;
         fe_setlabel(req, in_buf);
+        return;
+    case FS_IOC_ENABLE_VERITY:
+        if (in_bufsz < sizeof(struct fsverity_enable_arg))
+            break;
+        fe_enable_verity(req, fino, fi, in_buf, in_bufsz);
+        return;
+    case FS_IOC_MEASURE_VERITY:
+        if (in_bufsz < sizeof(struct fsverity_digest))
+            break;
+        fe_measure_verity(req, ino, in_buf, in_bufsz, out_bufsz);
         return;
     default:
         fe_reply_err(req, -ENOTTY);

@@ -9,6 +9,22 @@
 #include <string.h>
 #include <unistd.h>
 
+/* fsverity_file_open(): the descriptor read and checked at open, so a
+ * damaged one fails the open as on Linux (mount lock held for reading). */
+static int verity_open(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a)
+{
+    struct fs_inode *fi = fs_inode_get(fs, ino);
+    int ret;
+
+    if (!fi)
+        return -ENOMEM;
+    mutex_lock(&fi->lock);
+    ret = FS_CHECK(fs, ino, fs_verity_load_locked(fs, fi, a));
+    mutex_unlock(&fi->lock);
+    fs_inode_put(fs, fi);
+    return ret;
+}
+
 int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int flags)
 {
     struct fs_cred fc;
@@ -46,8 +62,12 @@ int uext4_open_file(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
         ret = fs_may_write(fs);
     if (!ret && (mask & W_OK))
         ret = fs_may_write_data(&a);
+    if (!ret && (a.flags & E2_FL_VERITY))
+        ret = verity_open(fs, ino, &a);
     if (!ret)
         fs_inode_ref_open(fs, ino, +1);
+    if (!ret && (flags & O_ACCMODE) != O_RDONLY)
+        fs_inode_ref_writer(fs, ino, +1);
     rwlock_unlock(&fs->mount_lock);
     if (!ret && (flags & O_TRUNC) && S_ISREG(a.mode) && a.size) {
         struct stat st = {.st_size = 0};
@@ -65,6 +85,13 @@ int uext4_release(struct uext4_fs *fs, uint32_t ino)
 
     fret = fs_inode_ref_open(fs, ino, -1);
     return ret ? ret : fret;
+}
+
+int uext4_release_file(struct uext4_fs *fs, uint32_t ino, int flags)
+{
+    if ((flags & O_ACCMODE) != O_RDONLY)
+        fs_inode_ref_writer(fs, ino, -1);
+    return uext4_release(fs, ino);
 }
 
 void fs_touch_atime(struct uext4_fs *fs, uint32_t ino, struct e2_attr *a)
@@ -113,7 +140,7 @@ ssize_t uext4_read(struct uext4_fs *fs, uint32_t ino, void *buf, size_t size, of
 
     if (ret)
         return ret;
-    ret = fs_file_read_locked(fs, fi, &a, buf, size, off);
+    ret = fs_file_read_verified_locked(fs, fi, &a, buf, size, off);
     fs_stale_tail_touch(fi, (uint64_t)off, size);
     if (ret > 0)
         pc_overlay(fs->pc, ino, off, buf, (size_t)ret);
@@ -164,7 +191,8 @@ int uext4_read_ref(struct uext4_fs *fs, uint32_t ino, size_t size, off_t off, ue
 
     if (ret)
         return (int)ret;
-    if (pc_dirty_count(fs->pc, ino))
+    /* A verity file's bytes are checked in memory: copied (uext4_read). */
+    if (pc_dirty_count(fs->pc, ino) || (a.flags & E2_FL_VERITY))
         ret = -EOPNOTSUPP;
     else
         ret = e2_data_map(fs->img, ino, off, size, map, UEXT4_READ_REF_SEGS, &n);
@@ -701,7 +729,7 @@ static ssize_t copy_chunk_locked(struct uext4_fs *fs, const struct fs_cred *fc, 
         ret = -EPERM;
     if (ret)
         return ret;
-    *got = fs_file_read_locked(fs, in, &ai, buf, want, off_in);
+    *got = fs_file_read_verified_locked(fs, in, &ai, buf, want, off_in);
     if (*got <= 0)
         return *got;
     /* The hard block limits, as write(2). */

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 struct dirindex;
+struct fs_verity;
 
 struct fs_inode {
     uint32_t ino;
@@ -34,6 +35,7 @@ struct fs_inode {
     uint64_t nlookup; /* FUSE lookup references */
     unsigned nopen;   /* open files */
     unsigned pins;    /* operations in progress holding a pointer */
+    unsigned nwrite;  /* of @nopen, those for writing (FS_IOC_ENABLE_VERITY's ETXTBSY) */
     bool unlinked;    /* nlink reached 0: free on the last reference */
     bool linkable;    /* an O_TMPFILE file that may get its one name */
     /* i_generation as the inode was read or made when a lookup reference
@@ -61,6 +63,9 @@ struct fs_inode {
     /* fs->attrs_shown when a write last stored the times (file.c,
      * times_unseen); UINT64_MAX before that. */
     uint64_t times_shown;
+    /* A verity file's descriptor and the tree blocks verified so far
+     * (verity.c); NULL until its first open or read. */
+    struct fs_verity *verity;
     /* protected by mount_lock (write) or lock with mount_lock (read): */
     struct dirindex *names;
     /* What a create in this directory finds of its default ACL
@@ -159,6 +164,11 @@ bool fs_inode_generation(struct uext4_fs *fs, uint32_t ino, uint32_t *generation
 /* Count an open (@delta 1) or a release (-1). Returns the error of freeing
  * the inode if this release freed it (also latched, see below). */
 int fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta);
+/* Count an open for writing (@delta 1) or its release (-1): FUSE's
+ * RELEASE and uext4_release_file() say which opens wrote. */
+void fs_inode_ref_writer(struct uext4_fs *fs, uint32_t ino, int delta);
+/* The opens for writing of @ino counted now. */
+unsigned fs_inode_writers(struct uext4_fs *fs, uint32_t ino);
 /* The first failure to free an unlinked inode at its last forget or
  * release since the last call, once (0 if none). Such a failure is also
  * logged and recorded in the superblock (errors= applies): the inode stays
@@ -417,5 +427,18 @@ int fs_file_truncate_locked(struct uext4_fs *fs, struct fs_inode *fi, const stru
                             uint64_t size);
 /* Convert an inline file to blocks (fallocate and growth beyond capacity). */
 int fs_inline_convert_locked(struct uext4_fs *fs, struct fs_inode *fi);
+
+/* ---- verity.c ---- */
+/* Read @fi's descriptor (inode locked, @a its attributes) into fi->verity
+ * if it is a verity file not loaded yet: 0, or -EUCLEAN (no descriptor
+ * where ext4 puts it), -EINVAL (one the kernel refuses), -EMSGSIZE,
+ * -ENOMEM, as the kernel's open of such a file fails. */
+int fs_verity_load_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a);
+void fs_verity_free(struct fs_verity *v);
+/* fs_file_read_locked(), checked against the Merkle tree for a verity
+ * file: -EIO if a block of the range (whole tree blocks around it) does
+ * not match its hash. Every reader of file data for a caller uses this. */
+ssize_t fs_file_read_verified_locked(struct uext4_fs *fs, struct fs_inode *fi,
+                                     const struct e2_attr *a, void *buf, size_t size, off_t off);
 
 #endif

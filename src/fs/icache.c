@@ -96,6 +96,7 @@ static void unhash_locked(struct uext4_fs *fs, struct fs_inode *fi)
 static void destroy_inode(struct fs_inode *fi)
 {
     fs_dir_index_free(fi);
+    fs_verity_free(fi->verity);
     mutex_destroy(&fi->lock);
     pthread_rwlock_destroy(&fi->reply_lock);
     free(fi);
@@ -223,6 +224,31 @@ int fs_inode_ref_open(struct uext4_fs *fs, uint32_t ino, int delta)
     }
     mutex_unlock(&fs->itable_lock);
     return ret;
+}
+
+void fs_inode_ref_writer(struct uext4_fs *fs, uint32_t ino, int delta)
+{
+    struct fs_inode *fi;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    if (fi && delta > 0)
+        fi->nwrite++;
+    else if (fi && fi->nwrite)
+        fi->nwrite--;
+    mutex_unlock(&fs->itable_lock);
+}
+
+unsigned fs_inode_writers(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi;
+    unsigned n;
+
+    mutex_lock(&fs->itable_lock);
+    fi = find_locked(fs, ino);
+    n = fi ? fi->nwrite : 0;
+    mutex_unlock(&fs->itable_lock);
+    return n;
 }
 
 int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino)

@@ -24,7 +24,7 @@ static ssize_t pc_read_cb(void *ctx, uint32_t ino, void *buf, size_t len, off_t 
     assert_inode_locked(fi);
     got = e2_inode_get(fs->img, ino, &a);
     if (!got)
-        got = fs_file_read_locked(fs, fi, &a, buf, len, off);
+        got = fs_file_read_verified_locked(fs, fi, &a, buf, len, off);
     fs_inode_put(fs, fi);
     if (got < 0)
         return got;

@@ -1253,9 +1253,89 @@ static int test_not_a_file_refused(void)
     return 0;
 }
 
-/* fs-verity files (EXT4_VERITY_FL, set here with debugfs: this kernel cannot
- * make them) refuse every change to their contents with EPERM, through
- * each core entry point; reading and copying from them still work. */
+/* `fsverity digest` (fsverity-utils) of @n bytes of @data, SHA-256 with
+ * 4 KiB blocks, as the raw digest in @out (32 bytes). */
+static int fsverity_digest(const void *data, size_t n, unsigned char *out)
+{
+    char path[128], cmd[256], hex[80];
+    FILE *f;
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/verity-data", tmpdir);
+    f = fopen(path, "w");
+    if (!f || fwrite(data, 1, n, f) != n || fclose(f))
+        return -1;
+    snprintf(cmd, sizeof(cmd), "fsverity digest %s", path);
+    f = popen(cmd, "r");
+    ok = f && fscanf(f, "sha256:%64s", hex) == 1;
+    if (f)
+        pclose(f);
+    for (int i = 0; ok && i < 32; i++)
+        ok = sscanf(hex + 2 * i, "%2hhx", &out[i]) == 1;
+    return ok ? 0 : -1;
+}
+
+/* uext4_enable_verity() in library mode: the digest is fsverity digest's,
+ * the bytes read back, a second enable is EEXIST, an open for writing
+ * makes it ETXTBSY until released as such; a bit flipped in a data block
+ * in the image fails that block's reads only (EIO). */
+static int test_verity_enable_lib(void)
+{
+    const char *img = mkimg("-t ext4 -b 4096 -O verity");
+    static char data[3 * 4096 + 100], back[4096];
+    unsigned char want[32], got[64];
+    struct uext4_verity_args va = {.hash_algorithm = 1, .block_size = 4096};
+    struct uext4_fs *fs = open_img(img, NULL);
+    unsigned alg = 0;
+    uint32_t v;
+
+    CHECK(fs);
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (char)(i * 7 + i / 4096);
+    v = create(fs, UEXT4_ROOT_INO, "v");
+    CHECK_EQ(write_all(fs, v, data, sizeof(data), 0), 0);
+    CHECK_EQ(uext4_measure_verity(fs, v, &alg, got, sizeof(got)), -ENODATA);
+    CHECK_EQ(uext4_open_file(fs, &root, v, O_RDWR), 0);
+    CHECK_EQ(uext4_enable_verity(fs, &root, v, O_RDONLY, &va), -ETXTBSY);
+    CHECK_EQ(uext4_release_file(fs, v, O_RDWR), 0);
+    CHECK_EQ(uext4_enable_verity(fs, &root, v, O_RDONLY, &va), 0);
+    CHECK_EQ(uext4_enable_verity(fs, &root, v, O_RDONLY, &va), -EEXIST);
+    CHECK_EQ(uext4_measure_verity(fs, v, &alg, got, 16), -EOVERFLOW);
+    CHECK_EQ(uext4_measure_verity(fs, v, &alg, got, sizeof(got)), 32);
+    CHECK_EQ(alg, 1);
+    CHECK_EQ(fsverity_digest(data, sizeof(data), want), 0);
+    CHECK(!memcmp(got, want, 32));
+    {
+        static char all[sizeof(data)];
+        CHECK_EQ(uext4_read(fs, v, all, sizeof(all), 0), (ssize_t)sizeof(all));
+        CHECK(!memcmp(all, data, sizeof(all)));
+    }
+    uext4_forget(fs, v, 1);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    /* Data block 1 flipped in the image (debugfs names its block). */
+    CHECK_EQ(sh("sh -c 'b=$(debugfs -R \"bmap /v 1\" %1$s 2>/dev/null); "
+                "printf X | dd of=%1$s bs=1 seek=$((b * 4096 + 9)) conv=notrunc 2>/dev/null'",
+                img),
+             0);
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_resolve(fs, "/v", &v), 0);
+    CHECK_EQ(uext4_read(fs, v, back, 4096, 0), 4096);
+    CHECK(!memcmp(back, data, 4096));
+    CHECK_EQ(uext4_read(fs, v, back, 4096, 4096), -EIO);
+    CHECK_EQ(uext4_read(fs, v, back, 100, 4096 + 200), -EIO);
+    CHECK_EQ(uext4_read(fs, v, back, 4096, 8192), 4096);
+    CHECK(!memcmp(back, data + 8192, 4096));
+    CHECK_EQ(uext4_read(fs, v, back, 200, 3 * 4096), 100);
+    CHECK(!memcmp(back, data + 3 * 4096, 100));
+    CHECK_EQ(uext4_close(fs), 0);
+    return 0;
+}
+
+/* fs-verity files (EXT4_VERITY_FL) refuse every change to their contents
+ * with EPERM, through each core entry point; reading and copying from them
+ * still work. */
 static int test_verity_contents_refused(void)
 {
     const char *img = mkimg("-t ext4 -O verity");
@@ -1269,8 +1349,11 @@ static int test_verity_contents_refused(void)
     v = create(fs, UEXT4_ROOT_INO, "v");
     p = create(fs, UEXT4_ROOT_INO, "p");
     CHECK_EQ(write_all(fs, v, data, sizeof(data), 0), 0);
+    {
+        struct uext4_verity_args va = {.hash_algorithm = 1, .block_size = uext4_block_size(fs)};
+        CHECK_EQ(uext4_enable_verity(fs, &root, v, O_RDONLY, &va), 0);
+    }
     CHECK_EQ(uext4_close(fs), 0);
-    CHECK_EQ(sh("debugfs -w -R 'set_inode_field /v flags 0x180000' %s >/dev/null 2>&1", img), 0);
     CHECK(fsck_clean(img));
 
     fs = open_img(img, NULL);
@@ -1626,6 +1709,7 @@ int main(void)
         {"ro_opens_share_the_lock", test_ro_opens_share_the_lock},
         {"not_a_file_refused", test_not_a_file_refused},
         {"verity_contents_refused", test_verity_contents_refused},
+        {"verity_enable_lib", test_verity_enable_lib},
         {"fileattr_rules", test_fileattr_rules},
         {"trim", test_trim},
         {"label", test_label},
