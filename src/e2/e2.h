@@ -426,8 +426,8 @@ int e2_verity_end(struct e2_image *img, uint32_t ino, uint64_t *end);
 /* Write @size bytes at @off, past i_size, where the file maps nothing (the
  * caller truncated it to i_size first), and set EXT4_VERITY_FL, i_size
  * unchanged, in one storage step: one transaction with a journal, and
- * without one the blocks home before the inode that maps them and carries
- * the flag. -EOPNOTSUPP without extents, -ENOSPC, -EIO. On failure the
+ * without one the data and the blocks that map it made durable (two
+ * fdatasyncs) before the inode that carries the flag is written. -EOPNOTSUPP without extents, -ENOSPC, -EIO. On failure the
  * caller truncates to i_size (blocks may have been mapped). */
 int e2_verity_seal(struct e2_image *img, uint32_t ino, const void *buf, size_t size, uint64_t off);
 /* ---- trim.c ---- */

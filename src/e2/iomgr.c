@@ -1053,7 +1053,10 @@ static errcode_t write_home(struct iom *b, struct cblock *c)
     return err;
 }
 
-errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast)
+/* e2_iom_release(), and with @sync an fdatasync before the other blocks
+ * (for the data written straight home meanwhile) and another before
+ * @last. */
+static errcode_t release(io_channel io, const uint64_t *last, size_t nlast, bool sync)
 {
     struct iom *b = iom_of(io);
     struct cblock **v;
@@ -1068,9 +1071,13 @@ errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast)
     err = sorted_dirty(b, &v);
     if (err)
         return err;
+    if (sync)
+        err = e2_iom_sync(io);
     for (size_t i = 0; i < n && !err; i++)
         if (!is_in(v[i]->blk, last, nlast))
             err = write_home(b, v[i]);
+    if (sync && !err)
+        err = e2_iom_sync(io);
     for (size_t k = 0; k < nlast && !err; k++) {
         struct cblock *c = lookup(b, last[k]);
         if (c && c->dirty)
@@ -1079,6 +1086,16 @@ errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast)
     free(v);
     evict(b);
     return err;
+}
+
+errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast)
+{
+    return release(io, last, nlast, false);
+}
+
+errcode_t e2_iom_release_synced(io_channel io, const uint64_t *last, size_t nlast)
+{
+    return release(io, last, nlast, true);
 }
 
 void e2_iom_forget(io_channel io, uint64_t blk, uint64_t count)

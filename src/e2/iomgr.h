@@ -154,6 +154,11 @@ errcode_t e2_iom_checkpoint(io_channel io);
  * mode both do nothing: the transaction makes the operation atomic. */
 void e2_iom_hold(io_channel io);
 errcode_t e2_iom_release(io_channel io, const uint64_t *last, size_t nlast);
+/* e2_iom_release() for a change that must not be seen before what it
+ * covers is durable (fs-verity's flag over its tree, e2/verity.c): an
+ * fdatasync first (the data written straight home), the other blocks, an
+ * fdatasync, then @last. */
+errcode_t e2_iom_release_synced(io_channel io, const uint64_t *last, size_t nlast);
 /* Blocks freed by the file system: their cached copies, dirty or not, are
  * dropped (the freed contents must not reach the image or the log). */
 void e2_iom_forget(io_channel io, uint64_t blk, uint64_t count);

@@ -88,14 +88,15 @@ int e2_verity_seal(struct e2_image *img, uint32_t ino, const void *buf, size_t s
         ret = -EINVAL;
     if (ret)
         goto out_unlock;
-    /* Without a journal, the inode goes home after the blocks it maps
-     * (iomgr.h): a crash before it leaves an ordinary file, with at most
-     * blocks past EOF that the next enable truncates first. With one, the
-     * whole step is in the running transaction. */
+    /* Without a journal, the inode (the flag) goes home only once the
+     * blocks it maps and the data in them are durable (iomgr.h): a crash
+     * before leaves an ordinary file, with at most blocks past EOF that
+     * the next enable truncates first. With one, the whole step is in the
+     * running transaction, and the data is home before it commits. */
     last = e2_inode_block(img->fs, ino);
     e2_iom_hold(img->fs->io);
     ret = seal_locked(img, ino, &in, buf, size, off);
-    rret = e2_errno(e2_iom_release(img->fs->io, &last, 1));
+    rret = e2_errno(e2_iom_release_synced(img->fs->io, &last, 1));
     ret = ret ? ret : rret;
 out_unlock:
     e2_step_end_locked(img);
