@@ -2,6 +2,8 @@
  * 4.2.3, 5.1, 5.3.3, 5.3.5, 6.2, 6.4), portable C. */
 #include "base/sha2.h"
 
+#include <immintrin.h>
+#include <stdbool.h>
 #include <string.h>
 
 static const uint32_t k256[64] = {
@@ -72,34 +74,106 @@ static inline void store_be64(uint8_t *p, uint64_t v)
     store_be32(p + 4, (uint32_t)v);
 }
 
-/* One 512-bit block (6.2.2): the message schedule kept as a ring of 16. */
-static void sha256_block(uint32_t h[8], const uint8_t *p)
+/* One round of 6.2.2 step 3. The working variables a..h live in @v
+ * rotated by the round number @t: a is v[-t mod 8], b the one after, and
+ * so on; a round writes only d and h, which become e and a of the next. */
+static inline void sha256_round(uint32_t v[8], int t, uint32_t kw)
 {
-    uint32_t w[16], s[8];
+    uint32_t *a = &v[(8 - t) & 7], *b = &v[(9 - t) & 7], *c = &v[(10 - t) & 7];
+    uint32_t *d = &v[(11 - t) & 7], *e = &v[(12 - t) & 7], *f = &v[(13 - t) & 7];
+    uint32_t *g = &v[(14 - t) & 7], *h = &v[(15 - t) & 7];
+    uint32_t t1 =
+        *h + (ror32(*e, 6) ^ ror32(*e, 11) ^ ror32(*e, 25)) + ((*e & *f) ^ (~*e & *g)) + kw;
+    uint32_t t2 =
+        (ror32(*a, 2) ^ ror32(*a, 13) ^ ror32(*a, 22)) + ((*a & *b) ^ (*a & *c) ^ (*b & *c));
+
+    *d += t1;
+    *h = t1 + t2;
+}
+
+/* W[t] for t >= 16 (6.2.2 step 1) in the ring of 16 words. */
+static inline uint32_t sha256_schedule(uint32_t *w, int t)
+{
+    uint32_t w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
+    uint32_t s0 = ror32(w15, 7) ^ ror32(w15, 18) ^ (w15 >> 3);
+    uint32_t s1 = ror32(w2, 17) ^ ror32(w2, 19) ^ (w2 >> 10);
+
+    return w[t & 15] = w[t & 15] + s0 + w[(t - 7) & 15] + s1;
+}
+
+/* One 512-bit block (6.2.2), portable C. Unrolled by eight so that the
+ * rotation of the working variables is only renaming. */
+static void sha256_block_c(uint32_t h[8], const uint8_t *p)
+{
+    uint32_t w[16], v[8];
 
     for (int i = 0; i < 16; i++)
         w[i] = load_be32(p + 4 * i);
-    memcpy(s, h, sizeof(s));
-    for (int t = 0; t < 64; t++) {
-        uint32_t wt, t1, t2;
-        if (t < 16) {
-            wt = w[t];
-        } else {
-            uint32_t w15 = w[(t - 15) & 15], w2 = w[(t - 2) & 15];
-            uint32_t s0 = ror32(w15, 7) ^ ror32(w15, 18) ^ (w15 >> 3);
-            uint32_t s1 = ror32(w2, 17) ^ ror32(w2, 19) ^ (w2 >> 10);
-            wt = w[t & 15] = w[t & 15] + s0 + w[(t - 7) & 15] + s1;
-        }
-        t1 = s[7] + (ror32(s[4], 6) ^ ror32(s[4], 11) ^ ror32(s[4], 25)) +
-             ((s[4] & s[5]) ^ (~s[4] & s[6])) + k256[t] + wt;
-        t2 = (ror32(s[0], 2) ^ ror32(s[0], 13) ^ ror32(s[0], 22)) +
-             ((s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]));
-        memmove(s + 1, s, 7 * sizeof(s[0]));
-        s[4] += t1;
-        s[0] = t1 + t2;
+    memcpy(v, h, sizeof(v));
+    for (int t = 0; t < 64; t += 8) {
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++)
+            sha256_round(v, r, k256[t + r] + (t < 16 ? w[t + r] : sha256_schedule(w, t + r)));
     }
     for (int i = 0; i < 8; i++)
-        h[i] += s[i];
+        h[i] += v[i];
+}
+
+/* The same with the x86 SHA extensions: SHA256RNDS2 does two rounds on
+ * the state held as (A,B,E,F) and (C,D,G,H); SHA256MSG1/MSG2 compute the
+ * schedule four words at a time. Intel's SHA extensions reference
+ * describes the instructions; the arrangement of the state is theirs. */
+__attribute__((target("sha,sse4.1"))) static void sha256_block_ni(uint32_t h[8], const uint8_t *p)
+{
+    const __m128i swap = _mm_set_epi64x(0x0c0d0e0f08090a0bll, 0x0405060700010203ll);
+    __m128i dcba = _mm_loadu_si128((const __m128i *)&h[0]);
+    __m128i hgfe = _mm_loadu_si128((const __m128i *)&h[4]);
+    __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1), efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    __m128i abef = _mm_alignr_epi8(cdab, efgh, 8), cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
+    __m128i abef0 = abef, cdgh0 = cdgh, w[16], m;
+
+    for (int i = 0; i < 16; i++) {
+        if (i < 4) {
+            w[i] = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(p + 16 * i)), swap);
+        } else {
+            m = _mm_sha256msg1_epu32(w[i - 4], w[i - 3]);
+            m = _mm_add_epi32(m, _mm_alignr_epi8(w[i - 1], w[i - 2], 4));
+            w[i] = _mm_sha256msg2_epu32(m, w[i - 1]);
+        }
+        m = _mm_add_epi32(w[i], _mm_loadu_si128((const __m128i *)&k256[4 * i]));
+        cdgh = _mm_sha256rnds2_epu32(cdgh, abef, m);
+        abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(m, 0x0E));
+    }
+    abef = _mm_add_epi32(abef, abef0);
+    cdgh = _mm_add_epi32(cdgh, cdgh0);
+    /* Back to (A,B,C,D) and (E,F,G,H) in h[]'s order. */
+    __m128i feba = _mm_shuffle_epi32(abef, 0x1B), dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
+    _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
+}
+
+/* The block function, chosen once: the SHA extensions where the CPU has
+ * them (sha2_force_portable() aside). Set before any thread hashes
+ * (sha256_init), the same value each time: a benign race. */
+static void (*sha256_block)(uint32_t h[8], const uint8_t *p);
+static bool force_portable;
+
+bool sha2_force_portable(bool portable)
+{
+    bool had = sha256_block == sha256_block_ni;
+
+    force_portable = portable;
+    sha256_block = NULL;
+    return had || (!portable && __builtin_cpu_supports("sha"));
+}
+
+static void choose_block_fn(void)
+{
+    if (!sha256_block)
+        sha256_block =
+            !force_portable && __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1")
+                ? sha256_block_ni
+                : sha256_block_c;
 }
 
 static void sha512_block(uint64_t h[8], const uint8_t *p)
@@ -133,6 +207,7 @@ static void sha512_block(uint64_t h[8], const uint8_t *p)
 
 void sha256_init(struct sha256_ctx *c)
 {
+    choose_block_fn();
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 

@@ -9,6 +9,7 @@
 #ifndef UEXT4_SHA2_H
 #define UEXT4_SHA2_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +29,12 @@ struct sha512_ctx {
     uint64_t len; /* bytes taken so far (2^64 is far beyond any file here) */
     uint8_t buf[SHA512_BLOCK_SIZE];
 };
+
+/* SHA-256 uses the CPU's SHA extensions (x86) where it has them. For
+ * tests: @portable forces the portable C block function (false: the
+ * choice by CPU again); returns whether the SHA extensions were or would
+ * be used before the call. Not thread-safe: call before hashing. */
+bool sha2_force_portable(bool portable);
 
 void sha256_init(struct sha256_ctx *c);
 void sha256_update(struct sha256_ctx *c, const void *data, size_t len);

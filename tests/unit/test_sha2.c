@@ -170,5 +170,15 @@ int main(void)
         {"pieces", test_pieces},
     };
 
-    return run_tests(t, sizeof(t) / sizeof(t[0]));
+    int fail;
+
+    /* Both SHA-256 block functions: the CPU's SHA extensions (where it
+     * has them), then the portable one. */
+    printf("SHA extensions: %s\n", sha2_force_portable(false) ? "yes" : "no");
+    fail = run_tests(t, sizeof(t) / sizeof(t[0]));
+    sha2_force_portable(true);
+    printf("portable:\n");
+    fail |= run_tests(t, sizeof(t) / sizeof(t[0]));
+    sha2_force_portable(false);
+    return fail;
 }
