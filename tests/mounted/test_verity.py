@@ -31,8 +31,8 @@ import struct
 import subprocess
 
 from uext4test import (Mount, check, debugfs, eq, expect_errno, fsck,
-                       inode_info, main, mkfs, pattern, read_file, run, test,
-                       workdir, write_file)
+                       getflags, inode_info, main, mkfs, pattern, read_file,
+                       run, test, workdir, write_file)
 
 EXT4_VERITY_FL = 0x100000
 EXT4_EXTENTS_FL = 0x80000
@@ -300,6 +300,70 @@ def enable_ext3_file():
             write_file(m.path('f'), b'data')
             expect_errno(errno.EOPNOTSUPP, enable, m.path('f'))
         fsck(img)
+
+
+@test
+def enable_unlinked_open_file():
+    """A file unlinked while open can still be enabled through its
+    descriptor (ext4 allows it: the orphan keeps it); it is freed, tree and
+    all, at the last close. lsattr shows the flag (FUSE passes no statx
+    attributes on: lib-ops checks uext4_statx's)."""
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['verity'])
+        data = pattern(100000, 6)
+        with Mount(img) as m:
+            write_file(m.path('f'), data)
+            check(not getflags(m.path('f')) & EXT4_VERITY_FL,
+                  'verity before the enable')
+            fd = os.open(m.path('f'), os.O_RDONLY)
+            os.unlink(m.path('f'))
+            enable('/proc/self/fd/%d' % fd)
+            eq(os.pread(fd, len(data) + 10, 0), data, 'read through the fd')
+            os.close(fd)
+            write_file(m.path('g'), data)
+            enable(m.path('g'))
+            check(getflags(m.path('g')) & EXT4_VERITY_FL,
+                  'FS_VERITY_FL after the enable')
+            # fsverity-utils' own client, through FUSE.
+            write_file(m.path('h'), data)
+            run(['fsverity', 'enable', m.path('h'), '--hash-alg=sha512',
+                 '--salt=0102'])
+            host = d + '/ref'
+            write_file(host, data)
+            eq(measure(m.path('h')), reference(host, SHA512, 4096, b'\1\2'),
+               'fsverity enable')
+        fsck(img)      # the unlinked file freed, its tree too
+
+
+@test
+def enable_with_signature():
+    """A built-in signature is stored after the descriptor, unchecked (as a
+    kernel without CONFIG_FS_VERITY_BUILTIN_SIGNATURES), and the digest
+    ignores it."""
+    with workdir() as d:
+        img = mkfs(d + '/img', features=['verity'])
+        data = pattern(20000, 2)
+        sig = bytes(range(200)) * 3
+        with Mount(img) as m:
+            write_file(m.path('f'), data)
+            enable(m.path('f'), sig=sig)
+            host = d + '/ref'
+            write_file(host, data)
+            eq(measure(m.path('f')), reference(host, out=host), 'digest')
+            eq(read_file(m.path('f')), data, 'read back')
+        fsck(img)
+        tree = read_file(host + '.tree')
+        meta = round_up(len(data), 65536)
+        desc_pos = round_up(meta + len(tree), 4096)
+        got = raw_bytes(img, '/f', desc_pos, 256 + len(sig), 4096)
+        want = bytearray(read_file(host + '.desc'))
+        want[4:8] = struct.pack('<I', len(sig))
+        eq(got, bytes(want) + sig, 'descriptor and signature on disk')
+        end = round_up(desc_pos + 256 + len(sig) + 4, 4096)
+        eq(raw_bytes(img, '/f', end - 4, 4, 4096),
+           struct.pack('<I', 256 + len(sig)), 'the size word')
+        with Mount(img) as m:
+            eq(read_file(m.path('f')), data, 'after remount')
 
 
 def pread_blocks(path, n, bs=4096):

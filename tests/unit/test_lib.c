@@ -1300,6 +1300,11 @@ static int test_verity_enable_lib(void)
     CHECK_EQ(uext4_release_file(fs, v, O_RDWR), 0);
     CHECK_EQ(uext4_enable_verity(fs, &root, v, O_RDONLY, &va), 0);
     CHECK_EQ(uext4_enable_verity(fs, &root, v, O_RDONLY, &va), -EEXIST);
+    {
+        struct statx stx;
+        CHECK_EQ(uext4_statx(fs, v, &stx), 0);
+        CHECK(stx.stx_attributes & STATX_ATTR_VERITY);
+    }
     CHECK_EQ(uext4_measure_verity(fs, v, &alg, got, 16), -EOVERFLOW);
     CHECK_EQ(uext4_measure_verity(fs, v, &alg, got, sizeof(got)), 32);
     CHECK_EQ(alg, 1);
