@@ -106,12 +106,13 @@ static void prepare_salt(struct fs_verity *v, const uint8_t *salt, unsigned salt
     uint8_t pad[SHA512_BLOCK_SIZE] = {0};
     unsigned hbs = v->alg == VERITY_ALG_SHA256 ? SHA256_BLOCK_SIZE : SHA512_BLOCK_SIZE;
 
-    memcpy(pad, salt, salt_size);
-    sha256_init(&v->salted.s256);
-    if (v->alg == VERITY_ALG_SHA512)
+    if (v->alg == VERITY_ALG_SHA256)
+        sha256_init(&v->salted.s256);
+    else
         sha512_init(&v->salted.s512);
     if (!salt_size)
         return;
+    memcpy(pad, salt, salt_size);
     if (v->alg == VERITY_ALG_SHA256)
         sha256_update(&v->salted.s256, pad, hbs);
     else
