@@ -27,6 +27,7 @@ import fcntl
 import os
 import re
 import shutil
+import signal
 import struct
 import subprocess
 
@@ -403,6 +404,8 @@ def flipped_bits_read_eio():
             shutil.copy(img, copy)
             flip_bit(copy, pblk, 4096)
             with Mount(copy) as m:
+                # mmap first: its faults find nothing cached.
+                check_mmap(m.path('f'), data, min(bad))
                 got = pread_blocks(m.path('f'), nblk)
             for i in range(nblk):
                 if i in bad:
@@ -411,6 +414,30 @@ def flipped_bits_read_eio():
                     eq(got[i], data[i * 4096:(i + 1) * 4096],
                        '%s: block %d' % (what, i))
             fsck(copy)
+
+
+def check_mmap(path, data, bad_block):
+    """mmap reads: the pages of good blocks read the data; touching the
+    page of @bad_block kills a child with SIGBUS (the READ behind the
+    fault failed EIO)."""
+    import mmap
+    with open(path, 'rb') as f:
+        mm = mmap.mmap(f.fileno(), len(data), prot=mmap.PROT_READ)
+        try:
+            for blk in (0, 256):
+                eq(mm[blk * 4096:(blk + 1) * 4096],
+                   data[blk * 4096:(blk + 1) * 4096], 'mmap block %d' % blk)
+            pid = os.fork()
+            if pid == 0:
+                mm[bad_block * 4096]
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            check(os.WIFSIGNALED(status) and
+                  os.WTERMSIG(status) == signal.SIGBUS,
+                  'mmap of block %d: status 0x%x, not SIGBUS' % (bad_block,
+                                                                 status))
+        finally:
+            mm.close()
 
 
 def hand_built(d, name, data, salt=b''):
