@@ -575,18 +575,14 @@ static int prepare_file_locked(struct uext4_fs *fs, struct fs_inode *fi, struct 
     return ret;
 }
 
-int uext4_enable_verity(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                        int open_flags, const struct uext4_verity_args *va)
+static int enable_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                       int open_flags, const struct uext4_verity_args *va)
 {
     struct fs_inode *fi;
     struct fs_cred fc;
     struct e2_attr a;
-    int ret = check_args(va);
+    int ret;
 
-    if (ret)
-        return ret;
-    if (!e2_has_verity(fs->img))
-        return -EOPNOTSUPP;
     fs_commit_if_overdue(fs);
     fs_cred_from(fs, cr, &fc);
     fi = fs_op_begin(fs, ino);
@@ -608,6 +604,22 @@ int uext4_enable_verity(struct uext4_fs *fs, const struct uext4_cred *cr, uint32
     if (!ret)
         ret = FS_CHECK(fs, ino, fs_verity_load_locked(fs, fi, &a));
     fs_op_end(fs, fi);
+    return ret;
+}
+
+int uext4_enable_verity(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                        int open_flags, const struct uext4_verity_args *va)
+{
+    int ret = check_args(va);
+
+    if (ret)
+        return ret;
+    if (!e2_has_verity(fs->img))
+        return -EOPNOTSUPP;
+    ret = enable_once(fs, cr, ino, open_flags, va);
+    /* Blocks freed since the last commit are held back (file.c). */
+    if (fs_should_retry_enospc(fs, ret))
+        ret = enable_once(fs, cr, ino, open_flags, va);
     return ret;
 }
 

@@ -293,6 +293,36 @@ def enable_refused():
 
 
 @test
+def enable_enospc():
+    """No room for the tree: ENOSPC, the file stays ordinary with its bytes
+    and nothing leaks (e2fsck -fn); with room again the enable works."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='16M', features=['verity'])
+        data = pattern(4 << 20, 3)
+        with Mount(img) as m:
+            write_file(m.path('f'), data)
+            with open(m.path('fill'), 'wb') as f:
+                try:
+                    while True:
+                        f.write(bytes(1 << 16))
+                        f.flush()
+                except OSError as e:
+                    eq(e.errno, errno.ENOSPC, 'filling the image')
+            expect_errno(errno.ENOSPC, enable, m.path('f'))
+            check(not getflags(m.path('f')) & EXT4_VERITY_FL, 'flag set')
+            eq(read_file(m.path('f')), data, 'the file after ENOSPC')
+            eq(os.stat(m.path('f')).st_size, len(data), 'its size')
+        fsck(img)
+        with Mount(img) as m:
+            os.unlink(m.path('fill'))
+            enable(m.path('f'))
+            host = d + '/ref'
+            write_file(host, data)
+            eq(measure(m.path('f')), reference(host), 'digest')
+        fsck(img)
+
+
+@test
 def enable_ext3_file():
     """A block-mapped file (no extents): EOPNOTSUPP, as ext4."""
     with workdir() as d:
