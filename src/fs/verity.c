@@ -132,6 +132,10 @@ static int init_params(struct fs_verity *v, unsigned alg, unsigned log_bs, uint6
         return -EINVAL;
     if (log_bs < 10 || log_bs > 12 || (1u << log_bs) > fs_bs)
         return -EINVAL;
+    /* No file is this large (ext4's s_maxbytes is below 2^44 for 4 KiB
+     * blocks): an i_size from a damaged inode must not wrap the sums. */
+    if (size > (1ull << 60))
+        return -EINVAL;
     v->alg = alg;
     v->digest_size = alg == VERITY_ALG_SHA256 ? SHA256_DIGEST_SIZE : SHA512_DIGEST_SIZE;
     v->log_bs = log_bs;
