@@ -37,6 +37,10 @@
 #define VERITY_DESC_SIZE  256
 #define VERITY_MAX_SIG    (16384 - VERITY_DESC_SIZE)
 #define VERITY_META_ALIGN 65536u /* ext4: the tree starts at round_up(i_size, 64 KiB) */
+/* Verified tree blocks kept per in-memory inode: all of the tree of a
+ * 2 GiB file (SHA-256, 4 KiB blocks). Past it the cache is emptied and
+ * verification starts again from the root hash. */
+#define VERITY_CACHE_MAX (16u << 20)
 
 /* struct fsverity_descriptor (the uapi's layout, little-endian fields). */
 struct verity_desc {
@@ -65,6 +69,8 @@ struct fs_verity {
         struct sha512_ctx s512;
     } salted;
     uint8_t **blocks; /* tree_blocks entries: a block read and verified, or NULL */
+    size_t cached;    /* bytes in @blocks */
+    size_t cache_max; /* VERITY_CACHE_MAX, or UEXT4_TEST_VERITY_CACHE_KIB in tests */
 };
 
 static inline uint64_t round_up64(uint64_t x, uint64_t a)
@@ -159,14 +165,34 @@ static int init_params(struct fs_verity *v, unsigned alg, unsigned log_bs, uint6
     return 0;
 }
 
+/* Forget every verified tree block. */
+static void drop_cache(struct fs_verity *v)
+{
+    for (uint64_t i = 0; v->blocks && i < v->tree_blocks && v->cached; i++) {
+        if (v->blocks[i])
+            v->cached -= v->bs;
+        free(v->blocks[i]);
+        v->blocks[i] = NULL;
+    }
+}
+
 void fs_verity_free(struct fs_verity *v)
 {
     if (!v)
         return;
-    for (uint64_t i = 0; v->blocks && i < v->tree_blocks; i++)
-        free(v->blocks[i]);
+    drop_cache(v);
     free(v->blocks);
     free(v);
+}
+
+/* Tests only: UEXT4_TEST_VERITY_CACHE_KIB=N keeps N KiB of tree blocks,
+ * so that small files reach the limit. */
+static size_t cache_max(void)
+{
+    const char *s = UEXT4_TEST_HOOKS ? getenv("UEXT4_TEST_VERITY_CACHE_KIB") : NULL;
+    unsigned long n = s ? strtoul(s, NULL, 10) : 0;
+
+    return n ? (size_t)n << 10 : VERITY_CACHE_MAX;
 }
 
 /* ---- building the tree (enable) ---- */
@@ -364,6 +390,7 @@ static int load_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2
         return ret;
     }
     memcpy(v->root_hash, d.root_hash, v->digest_size);
+    v->cache_max = cache_max();
     file_digest(v, &d);
     *out = v;
     return 0;
@@ -420,6 +447,11 @@ static int tree_block(struct uext4_fs *fs, struct fs_inode *fi, unsigned level, 
                     fi->ino, (unsigned long long)g, level);
         return n < 0 ? (int)n : -EIO;
     }
+    /* The hash it was checked against (in its parent) is used no more:
+     * emptying the cache now frees nothing a caller still holds. */
+    if (v->cached + v->bs > v->cache_max)
+        drop_cache(v);
+    v->cached += v->bs;
     *block = v->blocks[g] = b;
     return 0;
 }
