@@ -17,9 +17,14 @@
  * struct fs_verity, one per in-memory inode of a verity file, is made at
  * open (fs_verity_load_locked) and lives as long as the in-memory inode;
  * it is protected by fs_inode.lock, which every read holds. Tree blocks
- * verified once stay in memory (tree_size is 1/128 of the file or less for
- * SHA-256 with 4 KiB blocks), so a second read of a range hashes its data
- * blocks only. */
+ * verified once stay in memory, up to VERITY_CACHE_MAX per inode (the tree
+ * is 1/128 of the file for SHA-256 with 4 KiB blocks), so a second read of
+ * a range hashes its data blocks only.
+ *
+ * Enabling holds the mount lock for reading and the inode lock while it
+ * hashes the whole file and keeps the tree in memory (the kernel streams
+ * it out level by level and lets go of the inode lock meanwhile): fine for
+ * files of gigabytes, long for larger ones. */
 #include "base/log.h"
 #include "base/sha2.h"
 #include "fs/fs_internal.h"
