@@ -40,6 +40,7 @@ EXT4_EXTENTS_FL = 0x80000
 EXT4_INLINE_DATA_FL = 0x10000000
 FS_IOC_ENABLE_VERITY = 0x40806685
 FS_IOC_MEASURE_VERITY = 0xc0046686
+FS_IOC_READ_VERITY_METADATA = 0xc0286687
 SHA256, SHA512 = 1, 2
 ALG_NAME = {SHA256: 'sha256', SHA512: 'sha512'}
 
@@ -284,6 +285,16 @@ def enable_refused():
                                                    measure(f, 16)))
             eq(measure(f, 32)[:7], 'sha256:', 'a 32-byte buffer is enough')
             expect_errno(errno.EEXIST, enable, f)
+            # FS_IOC_READ_VERITY_METADATA: FUSE forwards the 40-byte
+            # argument only, never the buffer it names: ENOTTY.
+            buf = ctypes.create_string_buffer(4096)
+            arg = struct.pack('<QQQQQ', 2, 0, 4096, ctypes.addressof(buf), 0)
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                expect_errno(errno.ENOTTY, fcntl.ioctl, fd,
+                             FS_IOC_READ_VERITY_METADATA, arg)
+            finally:
+                os.close(fd)
         fsck(img)
         img2 = mkfs(d + '/img2')
         with Mount(img2) as m:
