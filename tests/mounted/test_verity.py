@@ -33,7 +33,7 @@ import subprocess
 
 from uext4test import (Mount, check, debugfs, eq, expect_errno, fsck,
                        getflags, inode_info, main, mkfs, pattern, read_file,
-                       run, test, workdir, write_file)
+                       run, test, wait_until, workdir, write_file)
 
 EXT4_VERITY_FL = 0x100000
 EXT4_EXTENTS_FL = 0x80000
@@ -326,6 +326,9 @@ def enable_enospc():
         fsck(img)
         with Mount(img) as m:
             os.unlink(m.path('fill'))
+            # The filler's blocks are freed at FUSE's asynchronous FORGET.
+            wait_until(lambda: os.statvfs(m.path('')).f_bfree > 1000, True,
+                       'the filler freed')
             enable(m.path('f'))
             host = d + '/ref'
             write_file(host, data)
