@@ -232,6 +232,13 @@ void e2_journal_start(struct e2_image *img, struct e2_journal *jn);
 void e2_journal_free(struct e2_journal *jn);
 int e2_journal_commit_locked(struct e2_image *img);
 int e2_journal_stop_locked(struct e2_image *img);
+/* Blocks freed since the last commit stay marked in the bitmap while the
+ * free count has them (until the commit is durable). held: an upper bound
+ * on how many blocks that is, so the free count less it is at most what
+ * the bitmap has free; holds: whether @blk's cluster is one of them. 0 and
+ * false without a journal. Under disk_lock. */
+blk64_t e2_journal_held_locked(const struct e2_image *img);
+bool e2_journal_holds_locked(const struct e2_image *img, blk64_t blk);
 
 /* orphan.c: the orphan list (s_last_orphan chained through i_dtime). */
 int e2_orphan_remove_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in);

@@ -61,6 +61,10 @@ struct e2_journal {
     /* Blocks freed since the last commit: reserved until it is durable. */
     struct reserved *freed;
     size_t nfreed, capfreed;
+    /* The blocks of the clusters in @freed, at least: what the free count
+     * holds more than the bitmap has free (a cluster noted twice counts
+     * twice, which only overstates it). */
+    uint64_t held;
     bool reserving; /* the callbacks re-mark freed blocks */
     void (*old_stats)(ext2_filsys, blk64_t, int);
     void (*old_range)(ext2_filsys, blk64_t, blk_t, int);
@@ -105,7 +109,31 @@ static void note_freed(ext2_filsys fs, blk64_t blk, blk64_t count)
         jn->freed[jn->nfreed].count = count;
         jn->nfreed++;
     }
+    if (count)
+        jn->held +=
+            (EXT2FS_B2C(fs, blk + count - 1) - EXT2FS_B2C(fs, blk) + 1) * EXT2FS_CLUSTER_RATIO(fs);
     ext2fs_mark_block_bitmap_range2(fs->block_map, blk, (unsigned)count);
+}
+
+blk64_t e2_journal_held_locked(const struct e2_image *img)
+{
+    assert(mutex_is_held(&img->disk_lock));
+    return img->journal ? img->journal->held : 0;
+}
+
+bool e2_journal_holds_locked(const struct e2_image *img, blk64_t blk)
+{
+    const struct e2_journal *jn = img->journal;
+    ext2_filsys fs = img->fs;
+    blk64_t c = EXT2FS_B2C(fs, blk);
+
+    assert(mutex_is_held(&img->disk_lock));
+    for (size_t i = 0; jn && i < jn->nfreed; i++) {
+        if (jn->freed[i].count && c >= EXT2FS_B2C(fs, jn->freed[i].blk) &&
+            c <= EXT2FS_B2C(fs, jn->freed[i].blk + jn->freed[i].count - 1))
+            return true;
+    }
+    return false;
 }
 
 static void stats_cb(ext2_filsys fs, blk64_t blk, int inuse)
@@ -148,6 +176,7 @@ static void reserved_release(ext2_filsys fs, struct e2_journal *jn)
 
     reserved_set(fs, jn, false);
     jn->nfreed = 0;
+    jn->held = 0;
     /* Partly freed clusters (bigalloc) are safe to write home again. */
     if (img)
         img->npartial = 0;
