@@ -66,6 +66,7 @@ struct e2_journal {
      * twice, which only overstates it). */
     uint64_t held;
     bool reserving; /* the callbacks re-mark freed blocks */
+    bool lending;   /* the quota files may take them (flush_quota) */
     void (*old_stats)(ext2_filsys, blk64_t, int);
     void (*old_range)(ext2_filsys, blk64_t, blk_t, int);
 };
@@ -82,6 +83,24 @@ static uint32_t log_next(const struct e2_journal *jn, uint32_t pos)
 
 /* ---- freed blocks ---- */
 
+/* Append a held run; false if there is no memory for it. */
+static bool hold_append(struct e2_journal *jn, blk64_t blk, blk64_t count)
+{
+    if (jn->nfreed == jn->capfreed) {
+        size_t cap = jn->capfreed ? jn->capfreed * 2 : 64;
+        struct reserved *v = realloc(jn->freed, cap * sizeof(*v));
+
+        if (!v)
+            return false;
+        jn->freed = v;
+        jn->capfreed = cap;
+    }
+    jn->freed[jn->nfreed].blk = blk;
+    jn->freed[jn->nfreed].count = count;
+    jn->nfreed++;
+    return true;
+}
+
 static void note_freed(ext2_filsys fs, blk64_t blk, blk64_t count)
 {
     struct e2_image *img = fs->priv_data;
@@ -92,22 +111,11 @@ static void note_freed(ext2_filsys fs, blk64_t blk, blk64_t count)
     e2_iom_forget(fs->io, blk, count);
     if (jn->nfreed && jn->freed[jn->nfreed - 1].blk + jn->freed[jn->nfreed - 1].count == blk) {
         jn->freed[jn->nfreed - 1].count += count;
-    } else {
-        if (jn->nfreed == jn->capfreed) {
-            size_t cap = jn->capfreed ? jn->capfreed * 2 : 64;
-            struct reserved *v = realloc(jn->freed, cap * sizeof(*v));
-            if (!v) {
-                /* Cannot remember it: it is simply free now. The window
-                 * this opens (reuse before the commit) is logged. */
-                log_err("journal: out of memory reserving freed blocks");
-                return;
-            }
-            jn->freed = v;
-            jn->capfreed = cap;
-        }
-        jn->freed[jn->nfreed].blk = blk;
-        jn->freed[jn->nfreed].count = count;
-        jn->nfreed++;
+    } else if (!hold_append(jn, blk, count)) {
+        /* Cannot remember it: it is simply free now. The window this
+         * opens (reuse before the commit) is logged. */
+        log_err("journal: out of memory reserving freed blocks");
+        return;
     }
     if (count)
         jn->held +=
@@ -136,12 +144,39 @@ bool e2_journal_holds_locked(const struct e2_image *img, blk64_t blk)
     return false;
 }
 
+/* A held block's cluster was taken while lent (flush_quota): no longer
+ * held, so that the commit's release leaves it marked. @held stays an
+ * upper bound. */
+static void unhold(ext2_filsys fs, struct e2_journal *jn, blk64_t blk)
+{
+    blk64_t lo = blk & ~(blk64_t)EXT2FS_CLUSTER_MASK(fs), hi = lo + EXT2FS_CLUSTER_RATIO(fs);
+
+    for (size_t i = 0; i < jn->nfreed; i++) {
+        struct reserved *r = &jn->freed[i];
+        blk64_t end = r->blk + r->count;
+
+        if (!r->count || end <= lo || r->blk >= hi)
+            continue;
+        if (r->blk < lo && end > hi && !hold_append(jn, hi, end - hi))
+            log_err("journal: out of memory reserving freed blocks");
+        r = &jn->freed[i]; /* hold_append may have moved the array */
+        if (r->blk < lo) {
+            r->count = lo - r->blk;
+        } else {
+            r->count = end > hi ? end - hi : 0;
+            r->blk = hi;
+        }
+    }
+}
+
 static void stats_cb(ext2_filsys fs, blk64_t blk, int inuse)
 {
     struct e2_image *img = fs->priv_data;
 
     if (inuse < 0)
         note_freed(fs, blk, 1);
+    else if (inuse > 0 && img && img->journal && img->journal->lending)
+        unhold(fs, img->journal, blk);
     if (img && img->journal && img->journal->old_stats)
         img->journal->old_stats(fs, blk, inuse);
 }
@@ -152,6 +187,10 @@ static void range_cb(ext2_filsys fs, blk64_t blk, blk_t num, int inuse)
 
     if (inuse < 0)
         note_freed(fs, blk, num);
+    else if (inuse > 0 && img && img->journal && img->journal->lending) {
+        for (blk_t i = 0; i < num; i++)
+            unhold(fs, img->journal, blk + i);
+    }
     if (img && img->journal && img->journal->old_range)
         img->journal->old_range(fs, blk, num, inuse);
 }
@@ -360,6 +399,26 @@ static int write_commit(struct e2_image *img, uint32_t end, uint32_t need, uint3
     return 0;
 }
 
+/* The quota files grow at the flush before the commit, when an id first
+ * gets an entry, and cannot at ENOSPC. On a full file system whose only
+ * free blocks are held until this commit, that flush, and with it every
+ * commit, would fail for good. So the blocks held are lent to it: the
+ * quota files are metadata written through this transaction, which
+ * replaces any older logged copy of a block they take, and nothing of it
+ * reaches home before the commit. What they take is held no more. */
+static int flush_quota(struct e2_image *img)
+{
+    struct e2_journal *jn = img->journal;
+    int ret;
+
+    reserved_set(img->fs, jn, false);
+    jn->lending = true;
+    ret = e2_quota_flush_locked(img);
+    jn->lending = false;
+    reserved_set(img->fs, jn, true);
+    return ret;
+}
+
 int e2_journal_commit_locked(struct e2_image *img)
 {
     struct e2_journal *jn = img->journal;
@@ -372,7 +431,7 @@ int e2_journal_commit_locked(struct e2_image *img)
     int ret;
 
     /* The quota files commit with the changes they count. */
-    ret = e2_quota_flush_locked(img);
+    ret = flush_quota(img);
     if (!ret)
         ret = capture(img, &n);
     if (ret)

@@ -236,7 +236,11 @@ int e2_qtree_find(struct e2_qtree *qt, uint32_t id, uint32_t *blk, unsigned *off
 }
 
 /* A block for a new tree or data block: the head of the free block list,
- * else one past the end of the file. */
+ * else one past the end of the file, written as zeros before it is
+ * counted. The write allocates, and fails at ENOSPC: counted first, the
+ * block would be in the header's count (written back at close) and not in
+ * the file, which the kernel and e2_qtree_open() refuse, so no later
+ * flush, and no commit, could succeed. */
 static int block_get(struct e2_qtree *qt, uint32_t *blk)
 {
     unsigned char buf[QT_BLKSIZE];
@@ -254,6 +258,10 @@ static int block_get(struct e2_qtree *qt, uint32_t *blk)
     }
     if (qt->blocks == UINT32_MAX)
         return -ENOSPC; /* quota block numbers are 32 bits */
+    memset(buf, 0, QT_BLKSIZE);
+    ret = e2_qtree_write_block(qt, qt->blocks, buf);
+    if (ret)
+        return ret;
     *blk = qt->blocks++;
     return 0;
 }
@@ -350,6 +358,7 @@ static int entry_insert(struct e2_qtree *qt, uint32_t id, uint32_t *dblk, unsign
         if (!next) {
             unsigned char zero[QT_BLKSIZE] = {0};
 
+            /* A block from the free list still holds its list header. */
             ret = block_get(qt, &next);
             if (!ret)
                 ret = e2_qtree_write_block(qt, next, zero);

@@ -248,6 +248,40 @@ def enospc_extent_split_repaired_with_blocks_held():
 
 
 @test
+def quota_file_growth_at_enospc_keeps_its_header():
+    """A commit that must add a quota entry for a new id on a full file
+    system fails (ENOSPC: the quota file cannot grow), and once blocks are
+    freed the next one succeeds. qtree.c counted a new quota block in the
+    header before the write that allocates it: the header then said more
+    blocks than the file had, every later flush refused the file
+    (EUCLEAN) and no commit succeeded for the rest of the mount."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='8M', features=['quota'],
+                   opts=['-b', '1024', '-N', '256', '-m', '0'])
+        with Mount(img, opts=['commit=600']) as m:
+            write_file(m.path('small'), b'x')
+            fill_file(m.path('fill'))
+            top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
+            while not errno_of(lambda: (os.write(top, b'z' * 1024), os.fsync(top))):
+                pass    # the blocks fill_file's 64 KiB writes left
+            os.close(top)
+            eq(os.statvfs(m.mnt).f_bfree, 0, 'free blocks')
+            # A new id far from the others: new tree and data blocks.
+            os.chown(m.path('small'), 0x12345678, 0x12345678)
+            fd = os.open(m.path('small'), os.O_RDONLY)
+            try:
+                eq(errno_of(os.fsync, fd), errno.ENOSPC, 'fsync, full')
+                os.unlink(m.path('fill'))
+                wait_until(lambda: os.statvfs(m.mnt).f_bfree > 0, True,
+                           'blocks freed')
+                eq(errno_of(os.fsync, fd), 0, 'fsync after the unlink')
+            finally:
+                os.close(fd)
+        err = fsck(img, check_rc=False)
+        check(err is None, err)
+
+
+@test
 def fill_inodes():
     with workdir() as d:
         img = tiny(d)
