@@ -642,7 +642,11 @@ int e2_journal_stop_locked(struct e2_image *img)
     }
     jn->reserving = false;
     reserved_release(fs, jn);
-    if (!e2_iom_failed(fs->io))
+    /* After a failed commit (the quota files could not grow at ENOSPC),
+     * stay journaled: the close then writes nothing home, where bitmaps
+     * and inodes newer than the log, which still asks to be replayed,
+     * would be mixed with it. The image keeps the last commit. */
+    if (!ret)
         e2_iom_set_journaled(fs->io, false);
     ext2fs_set_block_alloc_stats_callback(fs, jn->old_stats, NULL);
     ext2fs_set_block_alloc_stats_range_callback(fs, jn->old_range, NULL);

@@ -5,8 +5,8 @@ check the errors, delete everything, and fsck clean."""
 import errno
 import os
 
-from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount, check, eq, errno_of,
-                       fallocate, fsck, main, mkfs, pattern, read_file, test,
+from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount, check, debugfs, eq,
+                       errno_of, fallocate, fsck, main, mkfs, pattern, read_file, test,
                        wait_until, workdir, write_file)
 
 CHUNK = 64 * 1024
@@ -296,6 +296,40 @@ def quota_growth_at_enospc(d, extra):
             os.close(fd)
     err = fsck(img, check_rc=False)
     check(err is None, '%s: %s' % (extra, err))
+
+
+@test
+def failed_last_commit_writes_nothing_home():
+    """The unmount's commit fails when the quota files cannot grow (a full
+    file system, new ids, no block freed since the last commit): the
+    daemon says so and exits 1, and the image keeps the last commit, all
+    of it. journal.c left journaled mode anyway and the close wrote the
+    cache home unjournaled: the inodes with their new owners but not the
+    quota files that count them, under a log that still asked to be
+    replayed over them (fsstress at ENOSPC on bigalloc+quota: bitmap
+    differences, then quota usage wrong after the replay)."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='8M', features=['quota'],
+                   opts=['-b', '1024', '-N', '256', '-m', '0'])
+        m = Mount(img, opts=['commit=600'], expect_clean_exit=False)
+        with m:
+            for i in range(8):
+                write_file(m.path('e%d' % i), b'')
+            fill_file(m.path('fill'))
+            top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
+            while not errno_of(lambda: (os.write(top, b'z' * 1024), os.fsync(top))):
+                pass
+            os.close(top)
+            for i in range(8):
+                os.chown(m.path('e%d' % i), (i + 1) << 24, (i + 1) << 24)
+            write_file(m.path('new'), b'')    # an inode, in the bitmap too
+        eq(m.returncode, 1, 'daemon exit status')
+        check('No space left on device' in m.log(), m.log())
+        err = fsck(img, check_rc=False)
+        check(err is None, err)
+        eq(debugfs(img, 'stat /e0').split('User:')[1].split()[0], '0',
+           'e0\'s owner (the chown was not committed)')
+        check('new' not in debugfs(img, 'ls -l /'), 'new file committed')
 
 
 @test
