@@ -111,6 +111,17 @@ struct uext4_options {
      * a file system larger than the window is refused (-EINVAL). */
     uint64_t offset;
     uint64_t sizelimit;
+    /* The file holding the file system's external journal
+     * (ext4's journal_path=: a file system made with mke2fs -J device=,
+     * whose journal is on a device of its own, or a copy of that device),
+     * read only during uext4_open(); NULL for none. It is checked as the
+     * kernel checks a journal device (its UUID, block size, the file
+     * system among its users), locked as the image is, replayed and
+     * written as a journal inside the image would be. An image with an
+     * external journal and no journal_path is refused (-EINVAL), or opened
+     * read-only without its journal with @norecovery; journal_path with an
+     * image whose journal is not external is refused (-EINVAL). */
+    const char *journal_path;
 };
 
 /* Fill @opts (@size bytes: sizeof(*opts) as the caller was compiled) with

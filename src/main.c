@@ -44,6 +44,7 @@
 struct cli {
     char image[PATH_MAX];      /* absolute: the daemon runs in / */
     char mountpoint[PATH_MAX]; /* absolute */
+    char journal[PATH_MAX];    /* -o journal_path, absolute */
     bool foreground;
     bool debug;
     bool single_thread;
@@ -109,6 +110,8 @@ static void usage(FILE *out)
             "  offset=BYTES          the file system starts BYTES into IMAGE (a\n"
             "                        partition of a disk image; uext4 names them)\n"
             "  sizelimit=BYTES       ... and spans at most BYTES of it (as losetup's)\n"
+            "  journal_path=FILE     the file system's external journal (mke2fs -J\n"
+            "                        device=) is FILE: the device or a copy of it\n"
             "  loop                  accepted: uext4 itself serves the image file\n"
             "\n"
             "FUSE options:\n"
@@ -224,6 +227,15 @@ static int check_paths(struct cli *c, const char *image, const char *mountpoint)
     if (!realpath(image, c->image)) {
         fprintf(stderr, "uext4: cannot open image '%s': %s\n", image, strerror(errno));
         return -errno;
+    }
+    if (c->opts.core.journal_path) {
+        if (!realpath(c->opts.core.journal_path, c->journal)) {
+            int err = errno;
+            fprintf(stderr, "uext4: cannot open journal_path '%s': %s\n", c->opts.core.journal_path,
+                    strerror(err));
+            return -err;
+        }
+        c->opts.core.journal_path = c->journal;
     }
     if (!realpath(mountpoint, c->mountpoint) || stat(c->mountpoint, &st) != 0) {
         fprintf(stderr, "uext4: bad mount point '%s': %s\n", mountpoint, strerror(errno));

@@ -28,6 +28,9 @@ struct e2_open_opts {
     /* The file system starts @offset bytes into the image file and spans
      * at most @sizelimit bytes of it (0: to the end of the file). */
     uint64_t offset, sizelimit;
+    /* The file holding the file system's external journal (ext4's
+     * journal_path=), or NULL. */
+    const char *journal_path;
 };
 
 /* Opens and locks @path. On failure @why gets a message naming the cause. On

@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 
 struct e2_journal;
+struct e2_jdev;
 
 /* A logical cluster of an inode (bigalloc); see e2_image.partial. */
 struct e2_partial {
@@ -34,6 +35,10 @@ struct e2_image {
      * most @sizelimit bytes (0: to the end of the file). */
     uint64_t offset, sizelimit;
     struct e2_mmp *mmp; /* multiple-mount protection held, or NULL */
+    /* The journal's own file (journal_path=), open and locked from the
+     * first check of the superblock to close; NULL with a journal inode or
+     * none. The I/O manager borrows its descriptor (journal.c). */
+    struct e2_jdev *jdev;
     /* protected by disk_lock; bigalloc with a journal only: clusters that
      * lost blocks in the running transaction but stay allocated, as
      * (inode, logical cluster). Their freed blocks can be mapped again at

@@ -11,6 +11,7 @@
 #define UNDO_GRAIN 4096 /* what a disk keeps or loses as a unit */
 
 struct undo {
+    int fd; /* the image, or an external journal's file */
     uint64_t off;
     size_t len;
     struct undo *prev;
@@ -121,11 +122,18 @@ static void write_all(int fd, const unsigned char *p, size_t len, uint64_t off)
     }
 }
 
-static void free_undo(struct e2_fault *f)
+/* Forget the writes to @fd (-1: to every file), now durable. */
+static void free_undo(struct e2_fault *f, int fd)
 {
-    while (f->last) {
-        struct undo *u = f->last;
-        f->last = u->prev;
+    struct undo **p = &f->last;
+
+    while (*p) {
+        struct undo *u = *p;
+        if (fd >= 0 && u->fd != fd) {
+            p = &u->prev;
+            continue;
+        }
+        *p = u->prev;
         free(u);
     }
 }
@@ -133,7 +141,7 @@ static void free_undo(struct e2_fault *f)
 /* The power cut: newest first, each grain of each unflushed write is kept
  * or rolled back by a coin; rolling back an older write over a kept newer
  * one yields the older contents, a state a disk can also reach. */
-static void power_cut(struct e2_fault *f, int fd)
+static void power_cut(struct e2_fault *f)
 {
     if (f->kill) {
         fprintf(stderr, "uext4: fault injection: killed at write step %llu\n", f->at);
@@ -143,20 +151,21 @@ static void power_cut(struct e2_fault *f, int fd)
         for (size_t o = 0; o < u->len; o += UNDO_GRAIN) {
             size_t n = u->len - o < UNDO_GRAIN ? u->len - o : UNDO_GRAIN;
             if (coin(f))
-                write_all(fd, u->old + o, n, u->off + o);
+                write_all(u->fd, u->old + o, n, u->off + o);
         }
-    fsync(fd);
+    for (struct undo *u = f->last; u; u = u->prev)
+        fsync(u->fd);
     fprintf(stderr, "uext4: fault injection: power cut at write step %llu\n", f->at);
     _exit(E2_FAULT_EXIT);
 }
 
 /* The next step: a power cut (no return), or the errno it fails with. */
-static int step(struct e2_fault *f, int fd)
+static int step(struct e2_fault *f)
 {
     unsigned long long s = ++f->steps;
 
     if (s == f->at)
-        power_cut(f, fd);
+        power_cut(f);
     if (!f->fail_at || s < f->fail_at)
         return 0;
     if (s == f->fail_at || (f->fail_every && (s - f->fail_at) % f->fail_every == 0)) {
@@ -170,7 +179,7 @@ static int step(struct e2_fault *f, int fd)
 int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
 {
     struct undo *u;
-    int err = step(f, fd);
+    int err = step(f);
 
     if (err || !f->at || f->kill || f->steps > f->at)
         return err;
@@ -179,6 +188,7 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
         /* Cannot keep the old contents: treat it as flushed. */
         return 0;
     }
+    u->fd = fd;
     u->off = off;
     u->len = len;
     /* Past the end of the file reads short: roll back to zeros there. */
@@ -198,7 +208,8 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
 
 int e2_fault_before_sync(struct e2_fault *f, int fd)
 {
-    return step(f, fd);
+    (void)fd;
+    return step(f);
 }
 
 void e2_fault_before_read_home(struct e2_fault *f)
@@ -207,9 +218,9 @@ void e2_fault_before_read_home(struct e2_fault *f)
         usleep(f->read_delay_us);
 }
 
-void e2_fault_synced(struct e2_fault *f)
+void e2_fault_synced(struct e2_fault *f, int fd)
 {
-    free_undo(f);
+    free_undo(f, fd);
 }
 
 void e2_fault_destroy(struct e2_fault *f)
@@ -224,6 +235,6 @@ void e2_fault_destroy(struct e2_fault *f)
         }
         free(f->count_path);
     }
-    free_undo(f);
+    free_undo(f, -1);
     free(f);
 }

@@ -2,9 +2,10 @@
  * Nth I/O on purpose). Configured from the environment of the process:
  *
  *   UEXT4_FAULT_AT=N     the Nth durability step (pwrite or fdatasync of the
- *                        image, counted from 1) does not happen: a seeded
- *                        subset of the blocks written since the last
- *                        completed fdatasync is rolled back to what it was
+ *                        image or of an external journal's file, counted
+ *                        from 1) does not happen: a seeded subset of the
+ *                        blocks written since the last completed fdatasync
+ *                        of their file is rolled back to what it was
  *                        before them — what a disk cache losing unflushed
  *                        writes leaves — and the process exits with
  *                        E2_FAULT_EXIT at once.
@@ -57,8 +58,8 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off);
 int e2_fault_before_sync(struct e2_fault *f, int fd);
 /* A read of the image file outside the disk lock is about to start. */
 void e2_fault_before_read_home(struct e2_fault *f);
-/* The sync completed: what was written is now safe. */
-void e2_fault_synced(struct e2_fault *f);
+/* The sync of @fd completed: what was written to it is now safe. */
+void e2_fault_synced(struct e2_fault *f, int fd);
 void e2_fault_destroy(struct e2_fault *f);
 
 #endif

@@ -4,6 +4,7 @@
 #include "e2/e2_internal.h"
 #include "e2/overlay.h"
 #include "e2/jmap.h"
+#include "e2/jdev.h"
 #include "jbd2/recover.h"
 #include "base/log.h"
 
@@ -52,6 +53,13 @@ static int check_super(ext2_filsys fs, const char *path, bool *need_ro, char *wh
     bad = sb->s_feature_incompat &
           (incompat_refused | ~(EXT2_LIB_FEATURE_INCOMPAT_SUPP | incompat_ours));
     bad &= ~EXT3_FEATURE_INCOMPAT_RECOVER;
+    if (ext2fs_has_feature_journal_dev(sb)) {
+        e2_say(why, len,
+               "'%s' is an external journal device, not a file system: give it to the mount "
+               "of its file system as -o journal_path=%s",
+               path, path);
+        return -EINVAL;
+    }
     if (bad) {
         e2_say(why, len, "image '%s' uses the unsupported feature '%s'", path,
                first_feature(E2P_FEATURE_INCOMPAT, bad));
@@ -264,6 +272,20 @@ static bool needs_recovery(ext2_filsys fs)
     return ext2fs_has_feature_journal_needs_recovery(fs->super);
 }
 
+/* Where the journal of @fs (@img's) is: the blocks of its journal inode,
+ * or of the external journal's file. *@map is malloc'd. */
+static int journal_location(const struct e2_image *img, ext2_filsys fs, struct jbd2_dev *dev,
+                            uint64_t **map, uint32_t *maplen, char *why, size_t len)
+{
+    if (!img->jdev)
+        return e2_journal_map_load(fs, map, maplen, why, len);
+    dev->external = true;
+    dev->journal_fd = img->jdev->fd;
+    *map = e2_jdev_map_dup(img->jdev);
+    *maplen = img->jdev->maplen;
+    return *map ? 0 : -ENOMEM;
+}
+
 /* Replay the journal of @img's file (open read-write) into the image;
  * *@fs is the image open read-only (closed on return). Then clear
  * needs_recovery. */
@@ -277,7 +299,7 @@ static int recover(const struct e2_image *img, ext2_filsys *fs, char *why, size_
     uint32_t maplen = 0;
     int ret;
 
-    ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
+    ret = journal_location(img, *fs, &dev, &map, &maplen, why, len);
     ext2fs_close_free(fs);
     if (ret)
         return ret;
@@ -326,9 +348,12 @@ static int put_overlay(void *ov, uint64_t blk, const void *data)
  * return) into a new overlay *@out instead of the image: a read-only mount
  * serves the recovered state and leaves every byte of the image as it
  * was. */
-static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overlay **out, char *why,
-                             size_t len)
+static int recover_in_memory(const struct e2_image *img, ext2_filsys *fs, struct e2_overlay **out,
+                             char *why, size_t len)
 {
+    /* Through the channel's own descriptor: the file already open. */
+    struct jbd2_dev dev = {.fd = e2_iom_fd((*fs)->io), .base = e2_iom_base((*fs)->io)};
+    const char *path = img->path;
     struct jbd2_recover_stats st;
     uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
     struct e2_overlay *ov = e2_overlay_new((*fs)->blocksize);
@@ -339,14 +364,10 @@ static int recover_in_memory(const char *path, ext2_filsys *fs, struct e2_overla
         ext2fs_close_free(fs);
         return -ENOMEM;
     }
-    ret = e2_journal_map_load(*fs, &map, &maplen, why, len);
-    /* Through the channel's own descriptor: the file already open. */
-    if (!ret) {
-        struct jbd2_dev dev = {.fd = e2_iom_fd((*fs)->io), .base = e2_iom_base((*fs)->io)};
-
+    ret = journal_location(img, *fs, &dev, &map, &maplen, why, len);
+    if (!ret)
         ret = jbd2_recover_to(&dev, (*fs)->blocksize, nblocks, map, maplen, put_overlay, ov, &st,
                               why, len);
-    }
     ext2fs_close_free(fs);
     free(map);
     if (ret) {
@@ -443,6 +464,44 @@ static int start_writing(struct e2_image *img, struct e2_journal *jn, char *why,
     return ret;
 }
 
+/* An external journal (journal_dev), opened and checked before anything
+ * is replayed, as the kernel loads it before recovery: journal_path=
+ * names its file. Without one, only -o ro,noload mounts the image (as it
+ * is, without its journal); journal_path= on an image whose journal is
+ * not external is refused rather than ignored. */
+static int open_external_journal(struct e2_image *img, const struct e2_open_opts *o, bool *need_ro,
+                                 char *why, size_t len)
+{
+    struct ext2_super_block *sb = img->fs->super;
+    char uuid[40];
+
+    if (!e2_journal_is_external(sb)) {
+        if (!o->journal_path)
+            return 0;
+        e2_say(why, len, "journal_path=%s is given, but '%s' %s", o->journal_path, img->path,
+               ext2fs_has_feature_journal(sb) ? "keeps its journal inside it" : "has no journal");
+        return -EINVAL;
+    }
+    if (o->journal_path)
+        return e2_jdev_open(o->journal_path, !o->read_only, img->lock_fd, img->fs, &img->jdev, why,
+                            len);
+    snprintf(uuid, sizeof(uuid), "%s", e2p_uuid2str(sb->s_journal_uuid));
+    if (o->norecovery) {
+        e2_say(why, len,
+               "the journal of '%s' is on another device and no journal_path= is given; with "
+               "noload it is mounted read-only, without its journal",
+               img->path);
+        *need_ro = true;
+        return 0;
+    }
+    e2_say(why, len,
+           "the journal of '%s' is on another device (journal UUID %s): pass -o journal_path=FILE "
+           "naming that device or a copy of it, or -o ro,noload to mount it read-only without "
+           "its journal",
+           img->path, uuid);
+    return -EINVAL;
+}
+
 /* The image read-only first: its superblock decides whether we may
  * write. A journal that needs recovery is replayed (into the image, or in
  * memory for a read-only open) and the replayed superblock checked again.
@@ -465,11 +524,13 @@ static int check_and_recover(struct e2_image *img, const struct e2_open_opts *o,
             ret = check_fits(img, img->fs, why, why_len);
         if (!ret)
             ret = check_super(img->fs, path, need_ro, why, why_len);
+        if (!ret && !pass)
+            ret = open_external_journal(img, o, need_ro, why, why_len);
         if (ret || !needs_recovery(img->fs) || o->norecovery || pass)
             break;
         if (o->read_only) {
             /* The next pass checks the replayed superblock. */
-            ret = recover_in_memory(path, &img->fs, &img->replayed, why, why_len);
+            ret = recover_in_memory(img, &img->fs, &img->replayed, why, why_len);
             if (ret)
                 return ret;
             continue;
@@ -722,6 +783,7 @@ out_close:
     if (img->fs)
         ext2fs_close_free(&img->fs);
     release_mmp(img);
+    e2_jdev_close(img->jdev);
     close(img->lock_fd);
 out_free:
     e2_overlay_free(img->replayed);
@@ -803,6 +865,7 @@ int e2_image_close(struct e2_image *img)
     ret = ret ? ret : cret;
     if (ret)
         log_err("closing '%s': %s", img->path, strerror(-ret));
+    e2_jdev_close(img->jdev);
     close(img->lock_fd);
     e2_overlay_free(img->replayed);
     mutex_destroy(&img->disk_lock);

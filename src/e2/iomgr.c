@@ -49,6 +49,11 @@ struct iom {
     struct blist lru, dirty;
     size_t nclean, ndirty, clean_max;
     struct e2_fault *fault;
+    /* An external journal's file (e2_iom_set_journal_file), or -1: the
+     * caller's descriptor, open while the channel is; @jdirty: written
+     * since its last fdatasync. */
+    int jfd;
+    bool jdirty;
     /* A journal replayed in memory, laid over every read (read-only
      * channels only; owned by the caller, outlives the channel). */
     const struct e2_overlay *overlay;
@@ -300,20 +305,50 @@ static errcode_t latch(struct iom *b, errcode_t err)
     return err;
 }
 
-errcode_t e2_iom_sync(io_channel io)
+static errcode_t sync_fd(struct iom *b, int fd)
 {
-    struct iom *b = iom_of(io);
-    int err = b->fault ? e2_fault_before_sync(b->fault, b->fd) : 0;
+    int err = b->fault ? e2_fault_before_sync(b->fault, fd) : 0;
 
     /* A failed fdatasync may have dropped any write since the last one,
      * data or metadata, and a second call would not say so: latched. */
     if (err)
         return latch(b, err);
-    if (fdatasync(b->fd))
+    if (fdatasync(fd))
         return latch(b, errno);
     if (b->fault)
-        e2_fault_synced(b->fault);
+        e2_fault_synced(b->fault, fd);
     return 0;
+}
+
+static errcode_t sync_journal_file(struct iom *b)
+{
+    errcode_t err;
+
+    if (!b->jdirty)
+        return 0;
+    err = sync_fd(b, b->jfd);
+    if (!err)
+        b->jdirty = false;
+    return err;
+}
+
+/* Both files, the image first: no write comes between the two syncs, so
+ * their order is free; what must be ordered is the caller's (journal.c). */
+errcode_t e2_iom_sync(io_channel io)
+{
+    struct iom *b = iom_of(io);
+    errcode_t err = sync_fd(b, b->fd);
+
+    if (!err && b->jfd >= 0)
+        err = sync_journal_file(b);
+    return err;
+}
+
+errcode_t e2_iom_sync_journal(io_channel io)
+{
+    struct iom *b = iom_of(io);
+
+    return b->jfd >= 0 ? sync_journal_file(b) : sync_fd(b, b->fd);
 }
 
 /* ---- reads and writes in bytes ---- */
@@ -712,6 +747,7 @@ static errcode_t iom_open(const char *name, int flags, io_channel *out)
     if (!io->name)
         goto out_nomem;
     b->magic = IOM_MAGIC;
+    b->jfd = -1;
     b->rw = (flags & IO_FLAG_RW) != 0;
     b->nbuckets = 1024;
     b->hash = calloc(b->nbuckets, sizeof(*b->hash));
@@ -941,6 +977,67 @@ errcode_t e2_iom_read_raw(io_channel io, uint64_t blk, void *buf)
     struct iom *b = iom_of(io);
 
     return raw_read(b, buf, b->bs, blk * b->bs);
+}
+
+void e2_iom_set_journal_file(io_channel io, int fd)
+{
+    struct iom *b = iom_of(io);
+
+    b->jfd = fd;
+    b->jdirty = false;
+}
+
+/* A block of an external journal's file: no window (the file is the
+ * journal's alone), the fault hook as for the image. */
+static errcode_t journal_file_write(struct iom *b, uint64_t blk, const void *buf)
+{
+    const char *p = buf;
+    uint64_t off = blk * b->bs;
+    size_t len = b->bs;
+    errcode_t err = b->fault ? e2_fault_before_write(b->fault, b->jfd, len, off) : 0;
+
+    if (err)
+        return err;
+    b->jdirty = true;
+    while (len) {
+        ssize_t n = pwrite(b->jfd, p, len, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EXT2_ET_SHORT_WRITE;
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+errcode_t e2_iom_write_journal(io_channel io, uint64_t blk, const void *buf)
+{
+    struct iom *b = iom_of(io);
+
+    if (b->jfd < 0)
+        return e2_iom_write_raw(io, blk, buf);
+    if (b->overlay || !b->rw)
+        return EXT2_ET_RO_FILSYS;
+    return latch(b, journal_file_write(b, blk, buf));
+}
+
+errcode_t e2_iom_read_journal(io_channel io, uint64_t blk, void *buf)
+{
+    struct iom *b = iom_of(io);
+    ssize_t n;
+
+    if (b->jfd < 0)
+        return e2_iom_read_raw(io, blk, buf);
+    do
+        n = pread(b->jfd, buf, b->bs, (off_t)(blk * b->bs));
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno;
+    return n == (ssize_t)b->bs ? 0 : EXT2_ET_SHORT_READ;
 }
 
 errcode_t e2_iom_failed(io_channel io)

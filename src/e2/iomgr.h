@@ -14,7 +14,8 @@
  *    before the transaction that exposes it commits (ordered mode). A data
  *    write to a block that is dirty in the transaction (file data written
  *    by libext2fs's file API, which is journaled) updates that copy too.
- *  - journal blocks (e2_iom_write_raw()): straight to the image, uncached.
+ *  - journal blocks (e2_iom_write_journal()): straight to the image, or to
+ *    an external journal's own file, uncached.
  *
  * Block states, per fs block:
  *
@@ -120,11 +121,26 @@ bool e2_iom_is_cached(io_channel io, uint64_t blk);
  * reads that follow meet them). */
 #define E2_IOM_READAHEAD_MAX 32
 void e2_iom_readahead(io_channel io, uint64_t blk, unsigned count);
-/* A block of the journal: written as is, never cached. */
+/* A block of the file system, written as is, never cached. */
 errcode_t e2_iom_write_raw(io_channel io, uint64_t blk, const void *buf);
 errcode_t e2_iom_read_raw(io_channel io, uint64_t blk, void *buf);
-/* fdatasync the image file. */
+/* An external journal (journal_dev): its file, open as @fd (read-write if
+ * the channel is; the caller's, open as long as the channel is, never
+ * closed here). From then on the journal functions below address blocks
+ * of @fd from its byte 0, with the image's fault hook and error latch;
+ * before, those of the file system (a journal inode), as write_raw and
+ * read_raw. */
+void e2_iom_set_journal_file(io_channel io, int fd);
+/* A block of the journal: written as is, never cached. */
+errcode_t e2_iom_write_journal(io_channel io, uint64_t blk, const void *buf);
+errcode_t e2_iom_read_journal(io_channel io, uint64_t blk, void *buf);
+/* fdatasync the image file, and an external journal's file if it was
+ * written since its last sync: everything written is then durable. */
 errcode_t e2_iom_sync(io_channel io);
+/* fdatasync the journal's file alone (the image's with a journal inode):
+ * what makes a commit block or a journal superblock durable, once the
+ * blocks it depends on were made durable by an e2_iom_sync(). */
+errcode_t e2_iom_sync_journal(io_channel io);
 /* The first error of a failed metadata write (write-through), journal
  * write, checkpoint or fdatasync, or 0. Once set it stays: the image on
  * disk may then miss writes the cache holds as done, so the layers above

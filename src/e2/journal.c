@@ -36,6 +36,7 @@
 #include "e2/e2_internal.h"
 #include "jbd2/jfmt.h"
 #include "e2/jmap.h"
+#include "e2/jdev.h"
 #include "base/log.h"
 
 #include <assert.h>
@@ -228,7 +229,7 @@ static int write_jsb(struct e2_image *img, uint32_t seq, uint32_t start)
     struct e2_journal *jn = img->journal;
 
     jfmt_sb_set_tail(jn->sb, &jn->j, seq, start);
-    return e2_errno(e2_iom_write_raw(img->fs->io, jn->map[0], jn->sb));
+    return e2_errno(e2_iom_write_journal(img->fs->io, jn->map[0], jn->sb));
 }
 
 struct emit_ctx {
@@ -242,7 +243,7 @@ static int emit_block(void *arg, const void *block)
     struct emit_ctx *c = arg;
     struct e2_journal *jn = c->img->journal;
 
-    c->err = e2_errno(e2_iom_write_raw(c->img->fs->io, jn->map[c->pos], block));
+    c->err = e2_errno(e2_iom_write_journal(c->img->fs->io, jn->map[c->pos], block));
     c->pos = log_next(jn, c->pos);
     return c->err;
 }
@@ -268,7 +269,7 @@ static int log_reset(struct e2_image *img)
     if (!ret)
         ret = write_jsb(img, jn->seq, 0);
     if (!ret)
-        ret = e2_errno(e2_iom_sync(img->fs->io));
+        ret = e2_errno(e2_iom_sync_journal(img->fs->io));
     if (!ret) {
         jn->tail_start = 0;
         jn->tail_len = 0;
@@ -385,11 +386,12 @@ static int write_commit(struct e2_image *img, uint32_t end, uint32_t need, uint3
 
     clock_gettime(CLOCK_REALTIME, &now);
     jfmt_commit_block(&jn->j, jn->seq, &now, v1_crc, cblk);
-    ret = e2_errno(e2_iom_write_raw(img->fs->io, jn->map[end], cblk));
+    ret = e2_errno(e2_iom_write_journal(img->fs->io, jn->map[end], cblk));
     if (!ret)
         ret = write_jsb(img, jn->seq, jn->head);
+    /* The journal's file alone: step 2 made the log and the image durable. */
     if (!ret)
-        ret = e2_errno(e2_iom_sync(img->fs->io));
+        ret = e2_errno(e2_iom_sync_journal(img->fs->io));
     if (ret)
         return ret;
     jn->tail_start = jn->head;
@@ -533,18 +535,28 @@ static void test_log_limit(struct e2_journal *jn)
         jn->area_end = jn->area_first + (uint32_t)n;
 }
 
-/* The journal inode's block map and its superblock, parsed. */
-static int journal_read_sb(ext2_filsys fs, struct e2_journal *jn, char *why, size_t why_len)
+/* The journal's block map (its inode's, or an external journal's, whose
+ * file the I/O manager then writes) and its superblock, parsed. */
+static int journal_read_sb(struct e2_image *img, struct e2_journal *jn, char *why, size_t why_len)
 {
-    int ret;
+    ext2_filsys fs = img->fs;
+    int ret = 0;
 
-    ret = e2_journal_map_load(fs, &jn->map, &jn->maplen, why, why_len);
+    if (img->jdev) {
+        jn->map = e2_jdev_map_dup(img->jdev);
+        jn->maplen = img->jdev->maplen;
+        if (!jn->map)
+            return -ENOMEM;
+        e2_iom_set_journal_file(fs->io, img->jdev->fd);
+    } else {
+        ret = e2_journal_map_load(fs, &jn->map, &jn->maplen, why, why_len);
+    }
     if (ret)
         return ret;
     jn->sb = malloc(fs->blocksize);
     if (!jn->sb)
         return -ENOMEM;
-    ret = e2_errno(e2_iom_read_raw(fs->io, jn->map[0], jn->sb));
+    ret = e2_errno(e2_iom_read_journal(fs->io, jn->map[0], jn->sb));
     if (!ret)
         ret = jfmt_sb_parse(jn->sb, fs->blocksize, &jn->j, why, why_len);
     return ret;
@@ -560,7 +572,8 @@ static int journal_check(struct e2_image *img, struct e2_journal *jn, char *why,
                  jn->j.start ? "still holds transactions" : "is longer than its inode");
         return -EUCLEAN;
     }
-    for (uint32_t i = 0; i < jn->maplen; i++) {
+    /* An external journal's blocks are no blocks of the file system. */
+    for (uint32_t i = 0; i < jn->maplen && !img->jdev; i++) {
         if (!ext2fs_test_block_bitmap2(img->fs->block_map, jn->map[i])) {
             /* Free by the bitmap: it could be allocated to a file. */
             snprintf(why, why_len, "journal block %u of '%s' (block %llu) is marked free", i,
@@ -586,7 +599,7 @@ int e2_journal_load(struct e2_image *img, struct e2_journal **out, char *why, si
     *out = NULL;
     if (!jn)
         return -ENOMEM;
-    ret = journal_read_sb(img->fs, jn, why, why_len);
+    ret = journal_read_sb(img, jn, why, why_len);
     if (!ret)
         ret = journal_check(img, jn, why, why_len);
     if (ret) {

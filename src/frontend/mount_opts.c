@@ -220,6 +220,24 @@ static int set_record(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_journal_path(const struct opt_ctx *c)
+{
+    if (c->value[0] == '\0')
+        return bad_value(c);
+    c->o->core.journal_path = c->value;
+    return 0;
+}
+
+/* ext4 finds the device by its number; uext4 serves files, and a number
+ * names no file (a copy of the device least of all). */
+static int set_journal_dev(const struct opt_ctx *c)
+{
+    return opt_error(c->err, c->err_len,
+                     "journal_dev=%s: uext4 opens an external journal by its file name: use "
+                     "-o journal_path=FILE",
+                     c->value);
+}
+
 static int set_subtype(const struct opt_ctx *c)
 {
     c->o->subtype = c->value[0] ? c->value : NULL;
@@ -359,6 +377,8 @@ static const struct {
     {"record", true, set_record},
     {"offset", true, set_offset},
     {"sizelimit", true, set_sizelimit},
+    {"journal_path", true, set_journal_path},
+    {"journal_dev", true, set_journal_dev},
     /* mount(8)'s "set up a loop device": uext4 serves the file itself. */
     {"loop", false, set_ignored},
     {"defaults", false, set_ignored},
@@ -433,8 +453,6 @@ static const struct {
     {"journal_checksum", NV_NONE, "uext4 writes the checksums the journal's features ask for"},
     {"nojournal_checksum", NV_NONE, "uext4 writes the checksums the journal's features ask for"},
     {"journal_async_commit", NV_NONE, WHY_JOURNAL},
-    {"journal_dev", NV_NUM, "uext4 supports only a journal inside the image"},
-    {"journal_path", NV_STR, "uext4 supports only a journal inside the image"},
     {"journal_ioprio", NV_NUM, WHY_KERNEL},
     {"barrier", NV_OPT_NUM, "uext4 always orders its writes with fsync of the image"},
     {"nobarrier", NV_NONE, "uext4 always orders its writes with fsync of the image"},

@@ -150,6 +150,7 @@ int uext4_open(const char *image, const struct uext4_options *user_opts, struct 
     eo.force_ro_ok = true;
     eo.offset = opts->offset;
     eo.sizelimit = opts->sizelimit;
+    eo.journal_path = opts->journal_path;
     ret = e2_image_open(image, &eo, &fs->img, &ro_forced, why, why_len);
     if (ret)
         goto out_free;

@@ -78,24 +78,33 @@ struct scan {
     bool failed_commit; /* a bad commit without async_commit */
 };
 
-static int read_fs_block(const struct jbd2_dev *dev, unsigned bs, uint64_t blk, void *buf)
+static int read_block(int fd, uint64_t base, unsigned bs, uint64_t blk, void *buf)
 {
-    ssize_t n = pread(dev->fd, buf, bs, (off_t)(dev->base + blk * bs));
+    ssize_t n = pread(fd, buf, bs, (off_t)(base + blk * bs));
 
     if (n < 0)
         return -errno;
     return n == (ssize_t)bs ? 0 : -EIO;
 }
 
+/* Block @blk of the journal's blocks: the file system's, or an external
+ * journal's own file. */
+static int read_journal_block(const struct jbd2_dev *dev, unsigned bs, uint64_t blk, void *buf)
+{
+    if (dev->external)
+        return read_block(dev->journal_fd, 0, bs, blk, buf);
+    return read_block(dev->fd, dev->base, bs, blk, buf);
+}
+
 /* A short write goes on, so that what stopped it (ENOSPC, EIO, EDQUOT)
  * is the error reported. */
-static int write_fs_block(const struct jbd2_dev *dev, unsigned bs, uint64_t blk, const void *buf)
+static int write_block(int fd, uint64_t base, unsigned bs, uint64_t blk, const void *buf)
 {
     const char *p = buf;
-    off_t off = (off_t)(dev->base + blk * bs);
+    off_t off = (off_t)(base + blk * bs);
 
     for (size_t left = bs; left;) {
-        ssize_t n = pwrite(dev->fd, p, left, off);
+        ssize_t n = pwrite(fd, p, left, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -114,7 +123,7 @@ static int write_home(struct scan *s, uint64_t blk, const void *buf)
 {
     if (s->put)
         return s->put(s->put_ctx, blk, buf);
-    return write_fs_block(s->dev, s->j->blocksize, blk, buf);
+    return write_block(s->dev->fd, s->dev->base, s->j->blocksize, blk, buf);
 }
 
 static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_t len)
@@ -122,12 +131,12 @@ static int read_log(struct scan *s, uint32_t logblk, void *buf, char *why, size_
     uint64_t phys = s->map[logblk];
     int ret;
 
-    if (phys >= s->fs_blocks) {
+    if (!s->dev->external && phys >= s->fs_blocks) {
         jbd2_say(why, len, "journal block %u maps to block %llu, outside the file system", logblk,
                  (unsigned long long)phys);
         return -EUCLEAN;
     }
-    ret = read_fs_block(s->dev, s->j->blocksize, phys, buf);
+    ret = read_journal_block(s->dev, s->j->blocksize, phys, buf);
     if (ret)
         jbd2_say(why, len, "cannot read journal block %u (block %llu): %s", logblk,
                  (unsigned long long)phys, strerror(-ret));
@@ -388,16 +397,21 @@ static int cmp_u64(const void *a, const void *b)
 
 /* Every home block of the committed transactions must be inside the file
  * system and not one of the journal's own blocks (which no transaction
- * logs; writing one would corrupt the log we are reading). */
+ * logs; writing one would corrupt the log we are reading). An external
+ * journal has no block in the file system. */
 static int check_homes(struct scan *s, uint32_t map_len, char *why, size_t len)
 {
-    uint64_t *sorted = malloc((size_t)map_len * sizeof(*sorted));
+    uint64_t *sorted = NULL;
     int ret = 0;
 
-    if (!sorted)
+    if (s->dev->external)
+        map_len = 0; /* nothing of the file system to keep clear */
+    else if (!(sorted = malloc((size_t)map_len * sizeof(*sorted))))
         return -ENOMEM;
-    memcpy(sorted, s->map, (size_t)map_len * sizeof(*sorted));
-    qsort(sorted, map_len, sizeof(*sorted), cmp_u64);
+    if (map_len) {
+        memcpy(sorted, s->map, (size_t)map_len * sizeof(*sorted));
+        qsort(sorted, map_len, sizeof(*sorted), cmp_u64);
+    }
     for (size_t i = 0; i < s->tags_committed && !ret; i++) {
         const struct tag_rec *t = &s->tags[i];
 
@@ -406,7 +420,7 @@ static int check_homes(struct scan *s, uint32_t map_len, char *why, size_t len)
                      "journal transaction %u logs block %llu, beyond the file system's %llu blocks",
                      t->seq, (unsigned long long)t->home, (unsigned long long)s->fs_blocks);
             ret = -EUCLEAN;
-        } else if (bsearch(&t->home, sorted, map_len, sizeof(*sorted), cmp_u64)) {
+        } else if (map_len && bsearch(&t->home, sorted, map_len, sizeof(*sorted), cmp_u64)) {
             jbd2_say(why, len,
                      "journal transaction %u logs block %llu, a block of the journal itself",
                      t->seq, (unsigned long long)t->home);
@@ -526,15 +540,40 @@ static int replay(struct scan *s, struct jbd2_recover_stats *st, char *why, size
     return ret;
 }
 
-static int sync_image(const struct scan *s, char *why, size_t len)
+static int sync_file(const struct scan *s, int fd, const char *what, char *why, size_t len)
 {
     int err;
 
-    if (s->put || fdatasync(s->dev->fd) == 0)
+    if (s->put || fdatasync(fd) == 0)
         return 0;
     err = errno; /* before jbd2_say, which may change it */
-    jbd2_say(why, len, "cannot sync the image: %s", strerror(err));
+    jbd2_say(why, len, "cannot sync the %s: %s", what, strerror(err));
     return -err;
+}
+
+static int sync_image(const struct scan *s, char *why, size_t len)
+{
+    return sync_file(s, s->dev->fd, "image", why, len);
+}
+
+/* The emptied journal superblock @jsb goes to the journal, after the
+ * blocks replayed are durable (finish). In memory, an external journal's
+ * is dropped: its file is no block of the file system the overlay serves. */
+static int write_jsb(struct scan *s, const uint8_t *jsb, char *why, size_t len)
+{
+    int ret = 0;
+
+    if (!s->dev->external)
+        ret = write_home(s, s->map[0], jsb);
+    else if (!s->put)
+        ret = write_block(s->dev->journal_fd, 0, s->j->blocksize, s->map[0], jsb);
+    if (ret) {
+        jbd2_say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
+        return ret;
+    }
+    if (s->dev->external)
+        return sync_file(s, s->dev->journal_fd, "external journal", why, len);
+    return sync_image(s, why, len);
 }
 
 static int load_jsb(const struct jbd2_dev *dev, unsigned bs, uint64_t fs_blocks,
@@ -543,11 +582,11 @@ static int load_jsb(const struct jbd2_dev *dev, unsigned bs, uint64_t fs_blocks,
 {
     int ret;
 
-    if (!map_len || map[0] >= fs_blocks) {
+    if (!map_len || (!dev->external && map[0] >= fs_blocks)) {
         jbd2_say(why, len, "the journal has no blocks inside the file system");
         return -EUCLEAN;
     }
-    ret = read_fs_block(dev, bs, map[0], jsb);
+    ret = read_journal_block(dev, bs, map[0], jsb);
     if (ret) {
         jbd2_say(why, len, "cannot read the journal superblock (block %llu): %s",
                  (unsigned long long)map[0], strerror(-ret));
@@ -585,12 +624,7 @@ static int finish(struct scan *s, uint8_t *jsb, struct jbd2_recover_stats *st, c
      * transaction reusing its tid could be mistaken for it. */
     st->next_seq = s->end_seq + 1;
     jfmt_sb_set_tail(jsb, s->j, st->next_seq, 0);
-    ret = write_home(s, s->map[0], jsb);
-    if (ret) {
-        jbd2_say(why, len, "cannot write the journal superblock: %s", strerror(-ret));
-        return ret;
-    }
-    return sync_image(s, why, len);
+    return write_jsb(s, jsb, why, len);
 }
 
 static int recover(const struct jbd2_dev *dev, jbd2_put_fn put, void *put_ctx,

@@ -28,16 +28,22 @@ struct jbd2_recover_stats {
 };
 
 /* Where the file system lies: the image open as @fd, block 0 at byte
- * @base of it (a partition of a disk image; 0 for a file system image). */
+ * @base of it (a partition of a disk image; 0 for a file system image).
+ * With @external (a journal_dev journal), the journal's blocks (the map's
+ * entries) are blocks of the file open as @journal_fd, counted from its
+ * byte 0, and not of the file system; otherwise @journal_fd is unused. */
 struct jbd2_dev {
     int fd;
     uint64_t base;
+    bool external;
+    int journal_fd;
 };
 
 /* Replay the journal of the file system on @dev (its file open read-write,
  * O_DIRECT not needed), which has @fs_blocks blocks of @fs_blocksize bytes.
  * @map[i] is the file system block of journal block i, for i < @map_len
- * (the journal inode's size in blocks; e2_journal_map_load builds it).
+ * (the journal inode's size in blocks; e2_journal_map_load builds it), or
+ * with @dev->external the block of the journal's own file.
  *
  * Reads the journal superblock at map[0]. If the log is empty (s_start 0)
  * returns 0 with st->was_empty. Otherwise scans the log from s_start for
@@ -48,7 +54,9 @@ struct jbd2_dev {
  * the latest version of every other logged block is written home
  * (un-escaped), the image fdatasync'd, and then the journal superblock
  * marked empty (s_start 0, s_sequence = last committed + 2) and
- * fdatasync'd. The ext4 superblock's needs_recovery flag is the caller's.
+ * fdatasync'd (an external journal's file: after the image's sync, so a
+ * journal marked empty never lies about blocks not yet home). The ext4
+ * superblock's needs_recovery flag is the caller's.
  *
  * What the image cannot make us do: read outside the journal's blocks,
  * write a home block beyond @fs_blocks or inside the journal (-EUCLEAN,
@@ -82,8 +90,10 @@ typedef int (*jbd2_put_fn)(void *ctx, uint64_t blk, const void *data);
 /* The same replay without writing the image (for a read-only mount): every
  * block jbd2_recover would write home, the emptied journal superblock
  * included, is handed to @put (with @put_ctx) instead, and nothing is
- * synced. @dev's file may be open read-only. Same checks, statistics and errors,
- * and any error of @put (e.g. -ENOMEM). */
+ * synced; an external journal's superblock is not handed over (it is no
+ * block of the file system) and stays as it was. @dev's files may be open
+ * read-only. Same checks, statistics and errors, and any error of @put
+ * (e.g. -ENOMEM). */
 int jbd2_recover_to(const struct jbd2_dev *dev, unsigned fs_blocksize, uint64_t fs_blocks,
                     const uint64_t *map, uint32_t map_len, jbd2_put_fn put, void *put_ctx,
                     struct jbd2_recover_stats *st, char *why, size_t why_len);
