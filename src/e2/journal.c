@@ -28,6 +28,11 @@
  *    log; if it would overwrite the transaction the superblock points at,
  *    the superblock is first marked empty (after a sync).
  *
+ * An external journal (jdev.h) is the same log in a file of its own:
+ * the syncs of steps 2 and 4's successor cover both files (e2_iom_sync),
+ * step 3's and the emptied superblock's only the journal's
+ * (e2_iom_sync_journal), what they depend on being durable by then.
+ *
  * A transaction too large for the log (one operation dirtying more
  * metadata than the journal holds) is written without the journal's
  * protection: the superblock is first marked not clean on disk, so a crash

@@ -48,6 +48,9 @@ static const struct opt_row rows[] = {
     {"offset_suffix", "offset=1M", -EINVAL, "offset"},
     {"offset_negative", "offset=-512", -EINVAL, "offset"},
     {"sizelimit_hex", "sizelimit=0x100", -EINVAL, "sizelimit"},
+    {"journal_path", "journal_path=/tmp/j.img", 0, NULL},
+    {"journal_path_empty", "journal_path=", -EINVAL, "journal_path"},
+    {"journal_dev_refused", "journal_dev=1792", -EINVAL, "journal_path"},
     {"loop_value", "loop=/dev/loop0", -EINVAL, "loop"},
     {"fsname_empty", "fsname=", -EINVAL, "fsname"},
     {"record", "record=/tmp/x.scn", 0, NULL},
@@ -127,7 +130,7 @@ static int test_values_reach_core(void)
     struct fe_mount_opts o;
     char err[256];
     char s[] = "ro,fakeroot,uidmap=0:1000:2,gidmap=5:6,errors=panic,inline_mmap=convert,"
-               "commit=7,noatime,nosuid,suid,offset=1048576,sizelimit=4294967296";
+               "commit=7,noatime,nosuid,suid,offset=1048576,sizelimit=4294967296,journal_path=j.img";
 
     fe_opts_init(&o);
     CHECK_EQ(fe_opts_parse(&o, s, err, sizeof(err)), 0);
@@ -145,6 +148,7 @@ static int test_values_reach_core(void)
     CHECK_EQ(o.core.commit_seconds, 7);
     CHECK_EQ(o.core.offset, 1048576);
     CHECK_EQ(o.core.sizelimit, 4294967296ull);
+    CHECK(o.core.journal_path && !strcmp(o.core.journal_path, "j.img"));
     CHECK(o.kflag[FE_KF_SUID] && !strcmp(o.kflag[FE_KF_SUID], "suid")); /* last one wins */
     return 0;
 }
