@@ -311,5 +311,38 @@ def journal_in_use_is_refused():
         fsck_ext(fs, j)
 
 
+@test(timeout=120)
+def journal_write_error_reaches_fsync():
+    """The journal as a block device (a loop device on its file), made
+    read-only under the mount: the next commit's journal write fails, and
+    so does that fsync and every later one; the image keeps the last
+    durable state, which the next mount (the device writable again)
+    replays: what was fsync'd before is there, e2fsck is clean."""
+    with workdir() as d:
+        fs, j = make_pair(d)
+        with loop_device(j) as dev:
+            m = Mount(fs, os.path.join(d, 'mnt'), ['journal_path=' + dev, 'commit=600'],
+                      expect_clean_exit=False)
+            with m:
+                want = write_tree(m.mnt)
+                run(['blockdev', '--setro', dev])
+                fd = os.open(m.path('late'), os.O_WRONLY | os.O_CREAT, 0o644)
+                try:
+                    os.write(fd, b'never durable\n')
+                    errs = []
+                    for _ in range(2):
+                        try:
+                            os.fsync(fd)
+                            errs.append(0)
+                        except OSError as e:
+                            errs.append(e.errno)
+                finally:
+                    os.close(fd)
+                check(all(errs), 'fsync after the journal device failed: %r' % errs)
+            check(m.returncode != 0, 'uext4 exited 0 after its journal failed')
+            run(['blockdev', '--setrw', dev])
+            eq(uext4_snapshot(d, fs, dev, 'again'), want, 'the tree after the failure')
+
+
 if __name__ == '__main__':
     main(setup=require_kernel_loop_mount)
