@@ -30,11 +30,14 @@ OTHER_JUUID = '6e7f8091-a2b3-4c4d-9e5f-60718293a4b5'
 
 @contextlib.contextmanager
 def loop_device(path):
-    """A loop device on @path for the with-block, detached by name after."""
+    """A loop device on @path for the with-block, detached by name after,
+    writable again first (a read-only flag set on it would outlive it and
+    refuse the device's next user)."""
     dev = run(['losetup', '-f', '--show', path]).stdout.decode().strip()
     try:
         yield dev
     finally:
+        run(['blockdev', '--setrw', dev], check_rc=False)
         run(['losetup', '-d', dev], check_rc=False)
 
 
@@ -311,6 +314,23 @@ def journal_in_use_is_refused():
         fsck_ext(fs, j)
 
 
+def fsync_errors(path, n=2):
+    """Create @path, write it and fsync it @n times: the errnos (0: fine)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    errs = []
+    try:
+        os.write(fd, b'never durable\n')
+        for _ in range(n):
+            try:
+                os.fsync(fd)
+                errs.append(0)
+            except OSError as e:
+                errs.append(e.errno)
+    finally:
+        os.close(fd)
+    return errs
+
+
 @test(timeout=120)
 def journal_write_error_reaches_fsync():
     """The journal as a block device (a loop device on its file), made
@@ -326,21 +346,12 @@ def journal_write_error_reaches_fsync():
             with m:
                 want = write_tree(m.mnt)
                 run(['blockdev', '--setro', dev])
-                fd = os.open(m.path('late'), os.O_WRONLY | os.O_CREAT, 0o644)
                 try:
-                    os.write(fd, b'never durable\n')
-                    errs = []
-                    for _ in range(2):
-                        try:
-                            os.fsync(fd)
-                            errs.append(0)
-                        except OSError as e:
-                            errs.append(e.errno)
+                    errs = fsync_errors(m.path('late'))
                 finally:
-                    os.close(fd)
+                    run(['blockdev', '--setrw', dev])
                 check(all(errs), 'fsync after the journal device failed: %r' % errs)
             check(m.returncode != 0, 'uext4 exited 0 after its journal failed')
-            run(['blockdev', '--setrw', dev])
             eq(uext4_snapshot(d, fs, dev, 'again'), want, 'the tree after the failure')
 
 
