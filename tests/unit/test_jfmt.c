@@ -394,6 +394,78 @@ static int test_uncommitted_not_replayed(void)
     return 0;
 }
 
+/* The scratch journal moved out to a file of its own, as an external
+ * journal (journal_dev) is: journal block i at block i of *@jfd, the jsb
+ * at block 0; its blocks in the image are overwritten with 0xEE, so a
+ * recovery that read or wrote them there would show. */
+static int jt_externalise(struct jt *t, int *jfd, uint64_t *map)
+{
+    uint8_t junk[4096];
+
+    memset(junk, 0xEE, sizeof(junk));
+    *jfd = memfd_create("jfmt-ext", 0);
+    if (*jfd < 0 || ftruncate(*jfd, (off_t)JLEN * t->bs))
+        return -errno;
+    for (uint32_t i = 0; i < JLEN; i++) {
+        map[i] = i;
+        pread_blk(t, t->map[i], t->buf[0]);
+        if (pwrite(*jfd, t->buf[0], t->bs, (off_t)i * t->bs) != (ssize_t)t->bs ||
+            pwrite_blk(t, t->map[i], junk))
+            return -EIO;
+    }
+    return 0;
+}
+
+/* Counts what an in-memory replay hands over, and any jbd2 superblock. */
+static int put_count(void *ctx, uint64_t blk, const void *data)
+{
+    unsigned *n = ctx;
+
+    (void)blk;
+    n[0]++;
+    n[1] += jfmt_get_be32(data) == JFMT_MAGIC;
+    return 0;
+}
+
+/* An external journal: the log read from its own file, homes written to the
+ * image, the emptied jsb written to the journal's file (not to the image);
+ * in memory the same homes, and no jsb handed over as a block of the
+ * file system. */
+static int test_external_journal(void)
+{
+    static uint64_t map[JLEN];
+    struct jt t;
+    struct jbd2_recover_stats st;
+    struct jbd2_dev dev = {.external = true};
+    unsigned n[2] = {0, 0};
+    int jfd = -1;
+    uint32_t image_before;
+
+    CHECK_EQ(jt_init(&t, 1024, 0, JFMT_INCOMPAT_CSUM_V3, 7, 10, 0), 0);
+    CHECK_EQ(jt_txn(&t, 7, (uint64_t[]){1, 2}, (unsigned[]){1, 2}, 2, NULL, 0, true), 0);
+    CHECK_EQ(jt_txn(&t, 8, (uint64_t[]){2, 3}, (unsigned[]){4, 5}, 2, NULL, 0, true), 0);
+    CHECK_EQ(jt_externalise(&t, &jfd, map), 0);
+    dev.fd = t.fd;
+    dev.base = t.base;
+    dev.journal_fd = jfd;
+    image_before = image_sum(&t);
+    CHECK_EQ(jbd2_recover_to(&dev, t.bs, t.fs_blocks, map, JLEN, put_count, n, &st, t.why,
+                             sizeof(t.why)),
+             0);
+    CHECK(n[0] == 3 && n[1] == 0 && st.transactions == 2);
+    CHECK_EQ(image_sum(&t), image_before);
+    CHECK_EQ(jbd2_recover(&dev, t.bs, t.fs_blocks, map, JLEN, &st, t.why, sizeof(t.why)), 0);
+    CHECK(home_is(&t, 1, 1) && home_is(&t, 2, 4) && home_is(&t, 3, 5));
+    pread_blk(&t, t.map[0], t.buf[1]);
+    CHECK_EQ(t.buf[1][0], 0xEE); /* the image's old jsb block untouched */
+    CHECK_EQ(pread(jfd, t.buf[0], t.bs, 0), (ssize_t)t.bs);
+    CHECK_EQ(jfmt_get_be32(t.buf[0] + JFMT_SB_START), 0);
+    CHECK_EQ(jfmt_get_be32(t.buf[0] + JFMT_SB_SEQUENCE), 10);
+    close(jfd);
+    close(t.fd);
+    return 0;
+}
+
 /* A data block failing its tag checksum is skipped, every other block is
  * replayed (an older valid version of it too), recovery fails and the
  * journal stays dirty: what the kernel does. */
@@ -823,6 +895,7 @@ int main(void)
         {"jfmt_log_blocks_count", test_log_blocks_count},
         {"jfmt_sb_parse_rows", test_sb_parse_rows},
         {"recover_uncommitted_not_replayed", test_uncommitted_not_replayed},
+        {"recover_external_journal", test_external_journal},
         {"recover_tag_csum_bad", test_tag_csum_bad},
         {"recover_commit_csum_bad", test_commit_csum_bad},
         {"recover_descriptor_csum_bad", test_descriptor_csum_bad},
