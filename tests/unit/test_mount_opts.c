@@ -129,8 +129,9 @@ static int test_values_reach_core(void)
 {
     struct fe_mount_opts o;
     char err[256];
-    char s[] = "ro,fakeroot,uidmap=0:1000:2,gidmap=5:6,errors=panic,inline_mmap=convert,"
-               "commit=7,noatime,nosuid,suid,offset=1048576,sizelimit=4294967296,journal_path=j.img";
+    char s[] =
+        "ro,fakeroot,uidmap=0:1000:2,gidmap=5:6,errors=panic,inline_mmap=convert,"
+        "commit=7,noatime,nosuid,suid,offset=1048576,sizelimit=4294967296,journal_path=j.img";
 
     fe_opts_init(&o);
     CHECK_EQ(fe_opts_parse(&o, s, err, sizeof(err)), 0);
