@@ -2,9 +2,16 @@
  * 4.2.3, 5.1, 5.3.3, 5.3.5, 6.2, 6.4), portable C. */
 #include "base/sha2.h"
 
-#include <immintrin.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SHA2_HAVE_NI 1
+#include <immintrin.h>
+#else
+#define SHA2_HAVE_NI 0
+#endif
 
 static const uint32_t k256[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -119,6 +126,7 @@ static void sha256_block_c(uint32_t h[8], const uint8_t *p)
         h[i] += v[i];
 }
 
+#if SHA2_HAVE_NI
 /* The same with the x86 SHA extensions: SHA256RNDS2 does two rounds on
  * the state held as (A,B,E,F) and (C,D,G,H); SHA256MSG1/MSG2 compute the
  * schedule four words at a time. Intel's SHA extensions reference
@@ -151,29 +159,58 @@ __attribute__((target("sha,sse4.1"))) static void sha256_block_ni(uint32_t h[8],
     _mm_storeu_si128((__m128i *)&h[0], _mm_blend_epi16(feba, dchg, 0xF0));
     _mm_storeu_si128((__m128i *)&h[4], _mm_alignr_epi8(dchg, feba, 8));
 }
+#endif
 
-/* The block function, chosen once: the SHA extensions where the CPU has
- * them (sha2_force_portable() aside). Set before any thread hashes
- * (sha256_init), the same value each time: a benign race. */
-static void (*sha256_block)(uint32_t h[8], const uint8_t *p);
-static bool force_portable;
+/* Whether the CPU has the SHA extensions (and SSE4.1, which their use here
+ * needs). */
+static bool cpu_has_sha(void)
+{
+#if SHA2_HAVE_NI
+    return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+#else
+    return false;
+#endif
+}
+
+typedef void sha256_block_fn(uint32_t h[8], const uint8_t *p);
+
+/* The block function, chosen at the first use: the SHA extensions where
+ * the CPU has them (sha2_force_portable() aside). Any thread may choose,
+ * the same function each time; atomic so that the choice is not a data
+ * race. */
+static _Atomic(sha256_block_fn *) chosen_block;
+static atomic_bool force_portable;
+
+static sha256_block_fn *choose_block_fn(void)
+{
+    sha256_block_fn *fn = atomic_load_explicit(&chosen_block, memory_order_relaxed);
+
+    if (!fn) {
+        fn = sha256_block_c;
+#if SHA2_HAVE_NI
+        if (!atomic_load(&force_portable) && cpu_has_sha())
+            fn = sha256_block_ni;
+#endif
+        atomic_store_explicit(&chosen_block, fn, memory_order_relaxed);
+    }
+    return fn;
+}
 
 bool sha2_force_portable(bool portable)
 {
-    bool had = sha256_block == sha256_block_ni;
+    bool had = false;
 
-    force_portable = portable;
-    sha256_block = NULL;
-    return had || (!portable && __builtin_cpu_supports("sha"));
+#if SHA2_HAVE_NI
+    had = atomic_load(&chosen_block) == sha256_block_ni;
+#endif
+    atomic_store(&force_portable, portable);
+    atomic_store(&chosen_block, NULL);
+    return had || (!portable && cpu_has_sha());
 }
 
-static void choose_block_fn(void)
+static void sha256_block(uint32_t h[8], const uint8_t *p)
 {
-    if (!sha256_block)
-        sha256_block =
-            !force_portable && __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1")
-                ? sha256_block_ni
-                : sha256_block_c;
+    choose_block_fn()(h, p);
 }
 
 static void sha512_block(uint64_t h[8], const uint8_t *p)
@@ -207,7 +244,6 @@ static void sha512_block(uint64_t h[8], const uint8_t *p)
 
 void sha256_init(struct sha256_ctx *c)
 {
-    choose_block_fn();
     static const uint32_t iv[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
