@@ -286,6 +286,19 @@ static int journal_location(const struct e2_image *img, ext2_filsys fs, struct j
     return *map ? 0 : -ENOMEM;
 }
 
+/* The blocks a replay may write: those of the file system, and as the
+ * kernel's replay bounded only by the device, the rest of the image's
+ * window too. A transaction that grew the file system (resize.c) logs
+ * blocks past the block count of the superblock on disk before it. */
+static uint64_t replay_bound(const struct e2_image *img, ext2_filsys fs)
+{
+    uint64_t nblocks = ext2fs_blocks_count(fs->super), avail;
+
+    if (!window_bytes(img, &avail, NULL, 0) && avail / fs->blocksize > nblocks)
+        nblocks = avail / fs->blocksize;
+    return nblocks;
+}
+
 /* Replay the journal of @img's file (open read-write) into the image;
  * *@fs is the image open read-only (closed on return). Then clear
  * needs_recovery. */
@@ -295,7 +308,7 @@ static int recover(const struct e2_image *img, ext2_filsys *fs, char *why, size_
     const char *path = img->path;
     struct jbd2_recover_stats st;
     unsigned bs = (*fs)->blocksize;
-    uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
+    uint64_t nblocks = replay_bound(img, *fs), *map = NULL;
     uint32_t maplen = 0;
     int ret;
 
@@ -355,7 +368,7 @@ static int recover_in_memory(const struct e2_image *img, ext2_filsys *fs, struct
     struct jbd2_dev dev = {.fd = e2_iom_fd((*fs)->io), .base = e2_iom_base((*fs)->io)};
     const char *path = img->path;
     struct jbd2_recover_stats st;
-    uint64_t nblocks = ext2fs_blocks_count((*fs)->super), *map = NULL;
+    uint64_t nblocks = replay_bound(img, *fs), *map = NULL;
     struct e2_overlay *ov = e2_overlay_new((*fs)->blocksize);
     uint32_t maplen = 0;
     int ret;
