@@ -430,9 +430,24 @@ int e2_verity_end(struct e2_image *img, uint32_t ino, uint64_t *end);
  * caller truncated it to i_size first), and set EXT4_VERITY_FL, i_size
  * unchanged, in one storage step: one transaction with a journal, and
  * without one the data and the blocks that map it made durable (two
- * fdatasyncs) before the inode that carries the flag is written. -EOPNOTSUPP without extents, -ENOSPC, -EIO. On failure the
- * caller truncates to i_size (blocks may have been mapped). */
+ * fdatasyncs) before the inode that carries the flag is written. -EOPNOTSUPP without extents,
+ * -ENOSPC, -EIO. On failure the caller truncates to i_size (blocks may have been mapped). */
 int e2_verity_seal(struct e2_image *img, uint32_t ino, const void *buf, size_t size, uint64_t off);
+
+/* ---- resize.c ---- */
+
+/* EXT4_IOC_RESIZE_FS: grow the file system to @new_blocks blocks, as
+ * ext4_resize_fs() does (a last group too small for its metadata is left
+ * out, so the result may be smaller). The image file must already hold
+ * them: -ENOSPC, logged, if not. -EINVAL for a shrink or a size past what
+ * the file system can count; -EOPNOTSUPP, logged with the advice to
+ * unmount and run resize2fs, for bigalloc, meta_bg, sparse_super2, no
+ * resize_inode, more descriptor blocks than are reserved, or a partition
+ * (offset=, sizelimit=); -EUCLEAN for a resize inode that does not list its
+ * blocks; -EROFS read-only. The caller commits before and after, with the
+ * file system quiescent, so that the grow is a transaction of its own. */
+int e2_resize(struct e2_image *img, uint64_t new_blocks);
+
 /* ---- trim.c ---- */
 
 /* FITRIM as ext4_trim_fs(): punch holes in the image file (fallocate

@@ -339,6 +339,9 @@ int e2_fallocate_locked(struct e2_image *img, int flags, uint32_t ino, struct ex
  * close, after the journal has stopped. */
 int e2_trim_start(struct e2_image *img);
 void e2_trim_stop(struct e2_image *img);
+/* The file system grows to @groups block groups (resize.c): the new ones
+ * are not trimmed. 0 or -ENOMEM, nothing changed. Under disk_lock. */
+int e2_trim_grow(struct e2_image *img, dgrp_t groups);
 
 /* quota.c: usage in the quota files (the `quota` feature). e2_quota_start()
  * checks the files and hooks libext2fs's inode writes to charge every

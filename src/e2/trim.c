@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 
 struct e2_trim_memo {
@@ -95,6 +96,21 @@ int e2_trim_start(struct e2_image *img)
     fs->priv_data = img;
     ext2fs_set_block_alloc_stats_callback(fs, stats_cb, &tm->old_stats);
     ext2fs_set_block_alloc_stats_range_callback(fs, range_cb, &tm->old_range);
+    return 0;
+}
+
+int e2_trim_grow(struct e2_image *img, dgrp_t groups)
+{
+    size_t old = (img->fs->group_desc_count + 7) / 8, new = (groups + 7) / 8;
+    struct e2_trim_memo *tm;
+
+    if (!img->trim || new <= old)
+        return 0;
+    tm = realloc(img->trim, sizeof(*tm) + new);
+    if (!tm)
+        return -ENOMEM;
+    memset(tm->trimmed + old, 0, new - old);
+    img->trim = tm;
     return 0;
 }
 

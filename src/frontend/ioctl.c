@@ -2,7 +2,8 @@
  * chattr: FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), the
  * inode generation (FS_IOC_GETVERSION), FITRIM, the volume label
  * (FS_IOC_GETFSLABEL/SETFSLABEL, e.g. `xfs_io -c label`), and fs-verity's
- * FS_IOC_ENABLE_VERITY and FS_IOC_MEASURE_VERITY.
+ * FS_IOC_ENABLE_VERITY and FS_IOC_MEASURE_VERITY, and the online grow
+ * EXT4_IOC_RESIZE_FS (`resize2fs IMAGE` while it is mounted).
  *
  * fs-verity (Linux 6.10+ fs/fuse/ioctl.c): the kernel sizes the two
  * verity ioctls itself, still restricted: ENABLE's input is the struct
@@ -28,6 +29,11 @@
 #include <linux/fs.h>
 #include <linux/fsverity.h>
 #include <string.h>
+#include <sys/ioctl.h>
+
+/* ext4's own command (fs/ext4/ext4.h; in no uapi header): the new block
+ * count, 8 bytes in. */
+#define FE_EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
 
 /* ext4's i_flags that FS_IOC_FSGETXATTR shows as FS_XFLAG_* bits
  * (EXT4_FL_XFLAG_VISIBLE); FS_*_FL values are ext4's. */
@@ -222,6 +228,19 @@ static void fe_measure_verity(fuse_req_t req, uint32_t ino, const void *in, size
     fe_reply_ioctl(req, rc < 0 ? rc : 0, out, rc < 0 ? 0 : sizeof(d) + (size_t)rc);
 }
 
+static void fe_resize(fuse_req_t req, const void *in)
+{
+    struct fe_cred c;
+    uint64_t n;
+    int rc;
+
+    memcpy(&n, in, sizeof(n));
+    fe_cred_init(&c, req, false);
+    rc = uext4_resize(fe_fs(req), &c.cr, n);
+    fe_cred_release(&c);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
 void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
               struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
               size_t out_bufsz)
@@ -280,6 +299,11 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         if (in_bufsz < sizeof(struct fsverity_digest))
             break;
         fe_measure_verity(req, ino, in_buf, in_bufsz, out_bufsz);
+        return;
+    case FE_EXT4_IOC_RESIZE_FS:
+        if (in_bufsz < sizeof(uint64_t))
+            break;
+        fe_resize(req, in_buf);
         return;
     default:
         fe_reply_err(req, -ENOTTY);

@@ -194,3 +194,27 @@ int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char
     rwlock_unlock(&fs->mount_lock);
     return ret;
 }
+
+int uext4_resize(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t new_blocks)
+{
+    struct fs_cred fc;
+    int ret;
+
+    fs_cred_from(fs, cr, &fc);
+    if (!fc.root)
+        return -EPERM; /* ext4_resize_begin: CAP_SYS_RESOURCE */
+    ret = fs_may_write(fs);
+    if (ret)
+        return ret;
+    /* With every operation kept out, the grow is a transaction of its
+     * own: the running one commits first, and the grow commits before the
+     * reply, as ext4 flushes its journal after a resize. */
+    rwlock_wrlock(&fs->mount_lock);
+    ret = e2_image_sync(fs->img);
+    if (!ret)
+        ret = e2_resize(fs->img, new_blocks);
+    if (!ret)
+        ret = e2_image_sync(fs->img);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
+}

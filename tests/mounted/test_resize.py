@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Online grow: `resize2fs IMAGE [SIZE]` on a uext4 mount, which e2fsprogs
+sends as EXT4_IOC_RESIZE_FS on the mount point.
+
+Each grow case: an image from mke2fs, mounted, its file lengthened with
+truncate, resize2fs run on it. Then statfs shows the new size, and in the
+same mount a file filling the new space is written, read back from the
+image and removed; after an
+unmount e2fsck -fn is clean and the superblock's counts (dumpe2fs -h:
+blocks, inodes, free blocks and inodes, reserved GDT blocks, groups) are
+those of the same resize done to a copy by the reference: the kernel
+(a loop mount of the copy and the same resize2fs command) where this
+process may resize online (CAP_SYS_RESOURCE), else resize2fs on the
+unmounted copy, whose reserved block count and overhead differ by design
+(it scales s_r_blocks_count by the exact ratio and clears
+s_overhead_clusters; ext4 adds a whole percentage per flex group and
+recomputes the overhead): those two are then checked against ext4's
+formulas. Then a file filling the new space is written, read back byte for
+byte after a remount, and e2fsck -fn is clean again.
+
+Refusals, with ext4's errno: a smaller count (EINVAL), a count past the
+image file's end (ENOSPC, and a log line naming the file), a caller other
+than root (EPERM), bigalloc, no resize_inode, growth past the reserved
+GDT blocks, and a partition (offset=) (EOPNOTSUPP, and a log line saying
+to unmount and run resize2fs).
+
+Crash: a grow made durable step by step, each step of it in turn a power
+cut (UEXT4_FAULT_AT) or a SIGKILL (UEXT4_FAULT_KILL); after the journal's
+replay (the next mount) e2fsck -fn is clean and the file system has the
+old size or the new one, with its file intact.
+"""
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+import struct
+import subprocess
+
+from uext4test import (Mount, MountError, TestFailure, check, drop_caches, eq,
+                       errno_as, expect_errno, fsck, kernel_mount, main, mkfs,
+                       pattern, run, test, workdir)
+
+EXT4_IOC_RESIZE_FS = 0x40086610      # _IOW('f', 16, __u64)
+USER = (65534, 65534, [])
+
+
+def resize_ioctl(mnt, blocks):
+    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.ioctl(fd, EXT4_IOC_RESIZE_FS, struct.pack('=Q', blocks))
+    finally:
+        os.close(fd)
+
+
+def dumpe2fs(img):
+    """The superblock's fields (dumpe2fs -h) and the number of groups."""
+    out = run(['dumpe2fs', img]).stdout.decode(errors='replace')
+    fields = {}
+    for line in out.splitlines():
+        m = re.match(r'([A-Za-z][A-Za-z /#_-]*):\s+(.*)$', line)
+        if m and m.group(1) not in fields:
+            fields[m.group(1)] = m.group(2).strip()
+    fields['groups'] = len(re.findall(r'^Group \d+: ', out, re.M))
+    return fields
+
+
+def num(fields, name):
+    return int(fields.get(name, '0').split()[0])
+
+
+COMPARED = ('Block count', 'Inode count', 'Free blocks', 'Free inodes',
+            'Reserved GDT blocks', 'groups')
+
+
+def ext4_reserved(before, after):
+    """s_r_blocks_count as ext4_update_super() grows it: the old last group
+    extended with nothing more reserved, then per flex group the blocks
+    added times the whole percentage reserved before them."""
+    bpg, first = num(before, 'Blocks per group'), num(before, 'First block')
+    flex = num(before, 'Flex block group size') or 1
+    r, o_groups = num(before, 'Reserved block count'), before['groups']
+    n_blocks, n_groups = num(after, 'Block count'), after['groups']
+    cur = min(first + o_groups * bpg, n_blocks)
+    s = o_groups
+    while s < n_groups:
+        last = min(s | (flex - 1), n_groups - 1)
+        end = min(first + (last + 1) * bpg, n_blocks)
+        r += r * 100 // cur * (end - (first + s * bpg)) // 100
+        cur, s = end, last + 1
+    return r
+
+
+def ext4_overhead(img, after):
+    """s_overhead_clusters as ext4_calculate_overhead() (no bigalloc)."""
+    out = run(['dumpe2fs', img]).stdout.decode(errors='replace')
+    n = num(after, 'First block')
+    per = num(after, 'Inode blocks per group') + 2
+    for grp in re.split(r'^Group \d+: ', out, flags=re.M)[1:]:
+        n += per
+        m = re.search(r'superblock at \d+, Group descriptors at (\d+)-(\d+)',
+                      grp)
+        if m:
+            n += 1 + int(m.group(2)) - int(m.group(1)) + 1
+            m = re.search(r'Reserved GDT blocks at (\d+)-(\d+)', grp)
+            if m:
+                n += int(m.group(2)) - int(m.group(1)) + 1
+    return n + num(after, 'Total journal blocks')
+
+
+def resize_inode(img):
+    """The resize inode's block count and blocks (debugfs stat <7>): the
+    reserved GDT blocks and their backups. e2fsck 1.47 checks only the
+    primary ones."""
+    out = run(['debugfs', '-R', 'stat <7>', img]).stdout.decode()
+    return (re.search(r'Blockcount: (\d+)', out).group(1),
+            out[out.index('BLOCKS:'):].strip())
+
+
+def reference_resize(img, d, args):
+    """The same resize on @img (a copy) by the kernel, or where this process
+    may not resize online (EPERM: no CAP_SYS_RESOURCE), by resize2fs on the
+    unmounted image. Returns who did it."""
+    with kernel_mount(img, d + '/kmnt'):
+        p = run(['resize2fs', img] + args, check_rc=False)
+    if p.returncode == 0:
+        return 'kernel'
+    if b'Permission denied' not in p.stderr:
+        raise TestFailure('kernel resize: %s' % p.stderr.decode())
+    run(['resize2fs', '-f', img] + args)
+    return 'resize2fs'
+
+
+def chunk(i):
+    """MiB @i of the filling file: each 4 KiB block its own number."""
+    return b''.join(struct.pack('<Q', i * 256 + k) * 512 for k in range(256))
+
+
+def write_fill(m, old_blocks):
+    """A file filling the new space; returns its length in MiB."""
+    sv = os.statvfs(m.mnt)
+    mib = ((sv.f_bavail - sv.f_bavail // 50 - 64) * sv.f_frsize) >> 20
+    check(mib << 20 > old_blocks * sv.f_frsize,
+          'the file (%d MiB) does not need the new space' % mib)
+    with open(m.path('fill'), 'wb') as f:
+        for i in range(mib):
+            f.write(chunk(i))
+    return mib
+
+
+def check_fill(m, mib):
+    with open(m.path('fill'), 'rb') as f:
+        for i in range(mib):
+            check(f.read(1 << 20) == chunk(i),
+                  'the file filling the new space reads back different '
+                  'bytes in MiB %d' % i)
+        eq(f.read(), b'', 'bytes past the end')
+
+
+def fill_in_place(m, old_blocks):
+    """In the mount that grew: the new space filled, read back from the
+    image (the kernel's page cache dropped), the file removed."""
+    mib = write_fill(m, old_blocks)
+    os.sync()
+    drop_caches(3)
+    check_fill(m, mib)
+    os.unlink(m.path('fill'))
+
+
+def fill_and_check(img, old_blocks):
+    """A file filling the new space, written, read back after a remount."""
+    with Mount(img) as m:
+        mib = write_fill(m, old_blocks)
+    with Mount(img) as m:
+        check_fill(m, mib)
+    fsck(img)
+
+
+def grow_case(size, new_size, features=(), opts=(), args=()):
+    """mke2fs @size, mount, truncate to @new_size, resize2fs [args]."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size=size, features=features, opts=opts)
+        before = dumpe2fs(img)
+        ref = d + '/ref'
+        shutil.copyfile(img, ref)
+        with Mount(img) as m:
+            os.truncate(img, new_size)
+            run(['resize2fs', img] + list(args))
+            sv = os.statvfs(m.mnt)
+            fill_in_place(m, num(before, 'Block count'))
+        fsck(img)
+        after = dumpe2fs(img)
+        eq(sv.f_blocks, num(after, 'Block count'), 'statfs blocks')
+        check(after['groups'] >= before['groups'] and
+              num(after, 'Block count') > num(before, 'Block count'),
+              'did not grow: %s -> %s blocks' % (
+                  before['Block count'], after['Block count']))
+        os.truncate(ref, new_size)
+        by = reference_resize(ref, d, list(args))
+        fsck(ref)
+        want = dumpe2fs(ref)
+        for k in COMPARED:
+            eq(after.get(k), want.get(k), '%s (reference: %s)' % (k, by))
+        eq(resize_inode(img), resize_inode(ref), 'the resize inode')
+        if by == 'kernel':
+            for k in ('Reserved block count', 'Overhead clusters'):
+                eq(after.get(k), want.get(k), k + ' (reference: kernel)')
+        else:
+            eq(num(after, 'Reserved block count'), ext4_reserved(before, after),
+               'reserved blocks (ext4_update_super)')
+            if after['groups'] > before['groups']:
+                eq(num(after, 'Overhead clusters'), ext4_overhead(img, after),
+                   'overhead clusters (ext4_calculate_overhead)')
+        fill_and_check(img, num(before, 'Block count'))
+        return before, after
+
+
+@test(timeout=180)
+def grow_within_last_group():
+    """4 KiB blocks, one group of 16384 blocks grown to 25600 (no size
+    given: the image file's)."""
+    before, after = grow_case('64M', 100 << 20)
+    eq(after['groups'], before['groups'], 'groups')
+
+
+@test(timeout=180)
+def grow_by_one_group():
+    """A full group of 32768 blocks and one more (with a backup
+    superblock), SIZE given."""
+    before, after = grow_case('128M', 256 << 20, args=['65536'])
+    eq(after['groups'], before['groups'] + 1, 'groups')
+
+
+@test(timeout=300)
+def grow_many_groups_4k():
+    """4 groups of 4 MiB to 75: past a flex group (16) and a descriptor
+    block (64 descriptors of 64 bytes)."""
+    before, after = grow_case('16M', 300 << 20, opts=['-g', '1024'])
+    check(num(after, 'Reserved GDT blocks') < num(before, 'Reserved GDT blocks'),
+          'no reserved GDT block was used')
+
+
+@test(timeout=300)
+def grow_many_groups_1k():
+    """1 KiB blocks: 4 groups of 1 MiB to 40, past two flex groups and two
+    descriptor blocks (16 descriptors each), the last group partial."""
+    before, after = grow_case('4M', (40 << 20) + (300 << 10),
+                              opts=['-b', '1024', '-g', '1024'])
+    check(after['groups'] > 32, 'groups: %d' % after['groups'])
+
+
+@test(timeout=300)
+def grow_no_journal_32bit():
+    """Without a journal and with 32-byte descriptors (^64bit), 1 KiB
+    blocks: 4 groups to 70 (past two descriptor blocks of 32)."""
+    grow_case('4M', 70 << 20, features=['^has_journal', '^64bit'],
+              opts=['-b', '1024', '-g', '1024'])
+
+
+@test(timeout=180)
+def grow_ext2_like():
+    """No flex_bg, no group checksums (ext2's layout, ext4 features off):
+    each group's tables in itself."""
+    grow_case('16M', 100 << 20, features=['^has_journal', '^flex_bg',
+                                           '^metadata_csum', '^64bit'],
+              opts=['-g', '1024'])
+
+
+@test(timeout=180)
+def refusals():
+    """A smaller count EINVAL, past the file's end ENOSPC (logged with the
+    file's name), not root EPERM; nothing changes: e2fsck clean, same
+    size."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M')
+        with Mount(img, opts=['allow_other']) as m:
+            expect_errno(errno.EINVAL, resize_ioctl, m.mnt, 16000)
+            expect_errno(errno.ENOSPC, resize_ioctl, m.mnt, 20000)
+            check("'%s'" % img in m.log() and '20000 blocks' in m.log(),
+                  'no log line names the image: %s' % m.log())
+            os.truncate(img, 100 << 20)
+            eq(errno_as(USER, resize_ioctl, m.mnt, 25600), errno.EPERM,
+               'resize by a user')
+            resize_ioctl(m.mnt, 16384)          # the same size: nothing
+            eq(os.statvfs(m.mnt).f_blocks, 16384, 'blocks')
+        fsck(img)
+        eq(num(dumpe2fs(img), 'Block count'), 16384, 'block count')
+
+
+def refused(features=(), opts=(), size='64M', new_size=300 << 20,
+            extended=()):
+    with workdir() as d:
+        img = mkfs(d + '/img', size=size, features=features, opts=opts,
+                   extended=extended)
+        old = num(dumpe2fs(img), 'Block count')
+        with Mount(img) as m:
+            os.truncate(img, new_size)
+            p = run(['resize2fs', img], check_rc=False)
+            check(p.returncode != 0, 'resize2fs succeeded')
+            expect_errno(errno.EOPNOTSUPP, resize_ioctl, m.mnt,
+                         new_size // os.statvfs(m.mnt).f_frsize)
+            check('unmount it and run resize2fs' in m.log(),
+                  'no advice logged: %s' % m.log())
+        fsck(img)
+        eq(num(dumpe2fs(img), 'Block count'), old, 'block count')
+
+
+@test(timeout=120)
+def refused_partition():
+    """A partition's window is narrowed to its file system at the mount:
+    offset= cannot grow while mounted (EOPNOTSUPP, logged)."""
+    with workdir() as d:
+        img = d + '/disk'
+        with open(img, 'wb') as f:
+            f.truncate(200 << 20)
+        run(['mke2fs', '-q', '-F', '-t', 'ext4', '-b', '4096', '-E',
+             'offset=1048576', img, '16384'])
+        with Mount(img, opts=['offset=1048576']) as m:
+            expect_errno(errno.EOPNOTSUPP, resize_ioctl, m.mnt, 32768)
+            check('unmount it and run resize2fs' in m.log(),
+                  'no advice logged: %s' % m.log())
+        run(['e2fsck', '-fn', img + '?offset=1048576'])
+
+
+@test(timeout=120)
+def refused_bigalloc():
+    refused(features=['bigalloc'], opts=['-C', '16384'])
+
+
+@test(timeout=120)
+def refused_no_resize_inode():
+    refused(features=['^resize_inode'])
+
+
+@test(timeout=120)
+def refused_past_reserved_gdt():
+    """1 KiB blocks, resize= leaving one reserved GDT block (16 descriptors
+    more): growth to 64 groups needs three."""
+    refused(opts=['-b', '1024', '-g', '1024'], size='4M', new_size=64 << 20,
+            extended=['resize=20000'])
+
+
+# ---------------------------------------------------------------- crash
+
+CRASH_SIZE, CRASH_NEW = '16M', 300 << 20
+
+
+def crash_image(d):
+    img = mkfs(d + '/base', size=CRASH_SIZE, opts=['-g', '1024'])
+    with Mount(img) as m:
+        with open(m.path('keep'), 'wb') as f:
+            f.write(pattern(100000, seed=3))
+    return img
+
+
+def resize_run(img, env):
+    """Mount @img with @env, grow it, unmount; the daemon may die, at the
+    mount too (MountError: the step was one of the mount's)."""
+    m = Mount(img, opts=['commit=600'], env=env, expect_clean_exit=False)
+    try:
+        m.start()
+    except MountError:
+        return False
+    try:
+        os.truncate(img, CRASH_NEW)
+        subprocess.run(['resize2fs', img], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+    finally:
+        m.stop()
+    return True
+
+
+@test(timeout=900)
+def crash_at_every_step():
+    """Each durability step of a mount that grows the image, in turn a
+    power cut and a SIGKILL; the next mount replays: e2fsck clean, the old
+    size or the new, the file intact."""
+    with workdir() as d:
+        base = crash_image(d)
+        old = num(dumpe2fs(base), 'Block count')
+        img = d + '/img'
+        shutil.copyfile(base, img)
+        count = d + '/steps'
+        resize_run(img, {'UEXT4_FAULT_COUNT': count})
+        new = num(dumpe2fs(img), 'Block count')
+        check(new > old, 'the grow did not happen')
+        with open(count) as f:
+            steps = int(f.read().split()[0])
+        print('# %d durability steps' % steps)
+        seen = set()
+        for n in range(1, steps + 1):
+            for kill in (False, True):
+                shutil.copyfile(base, img)
+                env = {'UEXT4_FAULT_AT': str(n), 'UEXT4_FAULT_SEED': str(n)}
+                if kill:
+                    env['UEXT4_FAULT_KILL'] = '1'
+                resize_run(img, env)
+                with Mount(img) as m:       # replays the journal
+                    with open(m.path('keep'), 'rb') as f:
+                        check(f.read() == pattern(100000, seed=3),
+                              'step %d: the file changed' % n)
+                fsck(img)
+                blocks = num(dumpe2fs(img), 'Block count')
+                check(blocks in (old, new), 'step %d: %d blocks' % (n, blocks))
+                seen.add(blocks)
+        eq(seen, {old, new}, 'sizes seen after the crashes')
+
+
+if __name__ == '__main__':
+    main()
