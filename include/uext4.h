@@ -512,7 +512,7 @@ int uext4_label_get(struct uext4_fs *fs, char label[UEXT4_LABEL_MAX + 1]);
  * read-only mount. */
 int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char *label,
                     size_t len);
-/* EXT4_IOC_RESIZE_FS (added in 1.3): grow the file system online to
+/* EXT4_IOC_RESIZE_FS (added in 1.2): grow the file system online to
  * @new_blocks blocks, as ext4 does (a last block group too small for its
  * metadata is left out). The image file, or its offset=/sizelimit=
  * window, must already be that large: -ENOSPC (logged, naming the file) if
