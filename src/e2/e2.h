@@ -94,19 +94,25 @@ bool e2_has_project(const struct e2_image *img);
 enum { E2_QUOTA_USER, E2_QUOTA_GROUP, E2_QUOTA_PROJECT, E2_QUOTA_TYPES };
 /* Hard limits (bhardlimit, ihardlimit) and soft ones whose grace time has
  * ended (checked by the fs layer for callers without CAP_SYS_RESOURCE).
- * e2_quota_may_create(): -EDQUOT if an inode owned as @a (uid, gid,
- * projid) with @space bytes would pass a limit.
+ * e2_quota_may_create(): gives each id of an inode owned as @a (uid,
+ * gid, projid) its entry in the quota files if it has none (as the kernel
+ * does when an operation first charges an id), -ENOSPC if one cannot be
+ * made; then, with @limits, -EDQUOT if the inode with @space bytes would
+ * pass a limit. Called before the operation changes anything: the flush
+ * before the commit then finds every entry it adds to.
  * e2_quota_may_write(): the blocks a write of *@size bytes at @off to @ino
  * would allocate, counted in order: -EDQUOT if the first does not fit,
  * else *@size cut to the bytes before the first that does not. */
 struct e2_attr;
-int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space);
+int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space, bool limits);
 int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_t *size);
-/* -EDQUOT if inode @ino of attributes @from (its blocks charged, and one
- * inode plus one per EA inode its xattrs reference) would pass a limit of
- * an id that differs in @to (dquot_transfer, ext4_get_inode_usage). */
+/* The entries of the ids that differ in @to from @from, made as by
+ * e2_quota_may_create() (-ENOSPC); then, with @limits, -EDQUOT if inode
+ * @ino of attributes @from (its blocks charged, and one inode plus one per
+ * EA inode its xattrs reference) would pass a limit of one of those ids
+ * (dquot_transfer, ext4_get_inode_usage). */
 int e2_quota_may_transfer(struct e2_image *img, uint32_t ino, const struct e2_attr *from,
-                          const struct e2_attr *to);
+                          const struct e2_attr *to, bool limits);
 uint64_t e2_blocks_count(const struct e2_image *img);
 
 /* casefold.c: names in directories with E2_FL_CASEFOLD (@dir_flags is the

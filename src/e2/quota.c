@@ -60,8 +60,16 @@ struct qt_file {
     size_t n, cap;
 };
 
+/* Ids recently found or given an entry, per type: entries are never
+ * removed while the image is open, so one seen once needs no lookup. */
+#define QT_KNOWN 8
+
 struct e2_quota {
     struct qt_file f[E2_QUOTA_TYPES];
+    struct {
+        uint32_t id[QT_KNOWN];
+        unsigned n, next; /* slots filled; the one to replace next */
+    } known[E2_QUOTA_TYPES];
     bool whole; /* the inode being written is a whole ext2_inode_large */
     bool fresh; /* ... and a new one: nothing was charged for its slot */
     /* e2_quota_hold_ea_inode_locked(): the inode whose xattr a caller held
@@ -393,55 +401,115 @@ static uint64_t limit_now(uint64_t hard, uint64_t soft, uint64_t grace_end, uint
     return hard;
 }
 
+static bool is_known(const struct e2_quota *q, int t, uint32_t id)
+{
+    for (unsigned i = 0; i < q->known[t].n; i++) {
+        if (q->known[t].id[i] == id)
+            return true;
+    }
+    return false;
+}
+
+static void know(struct e2_quota *q, int t, uint32_t id)
+{
+    if (is_known(q, t, id))
+        return;
+    if (q->known[t].n < QT_KNOWN) {
+        q->known[t].id[q->known[t].n++] = id;
+        return;
+    }
+    q->known[t].id[q->known[t].next] = id;
+    q->known[t].next = (q->known[t].next + 1) % QT_KNOWN;
+}
+
+/* The entry of @id in the open quota file @qt of type @t, made now if it
+ * has none (dquot_acquire: the kernel writes a new id's entry when an
+ * operation first charges it, and fails the operation if it cannot). At
+ * the flush before the commit it would be too late: on a full file system
+ * the entry could not be made, and every commit would fail. Here, outside
+ * the flush, the blocks held until the commit are not lent, so a full file
+ * system fails the operation with -ENOSPC, before it changes anything.
+ * An insert that fails part way may leave new tree blocks that lead to no
+ * entry: a valid tree, which a later insert continues. */
+static int entry_made_locked(struct e2_image *img, struct e2_qtree *qt, int t, uint32_t id,
+                             uint32_t *blk, unsigned *off)
+{
+    int ret = e2_qtree_find(qt, id, blk, off);
+
+    if (ret || *blk)
+        return ret;
+    if (img->read_only)
+        return -EROFS;
+    ret = e2_qtree_insert(qt, id, blk, off);
+    if (ret)
+        log_err("'%s': no %s quota entry for id %u: %s", img->path, qt_name[t], id, strerror(-ret));
+    return ret;
+}
+
+/* The limits of @id's entry at @off in @buf, less its usage and what is
+ * pending for it in @f: the bytes and inodes it may still be charged. */
+static void entry_room(const struct qt_file *f, uint32_t id, const unsigned char *e,
+                       uint64_t *space, uint64_t *inodes)
+{
+    uint64_t now = (uint64_t)time(NULL);
+    uint64_t bhard, ihard, cur_space, cur_inodes;
+
+    bhard = limit_now(e2_qt_get64(e + E2_DQ_BHARD), e2_qt_get64(e + E2_DQ_BSOFT),
+                      e2_qt_get64(e + E2_DQ_BTIME), now) *
+            E2_QT_BLKSIZE;
+    ihard = limit_now(e2_qt_get64(e + E2_DQ_IHARD), e2_qt_get64(e + E2_DQ_ISOFT),
+                      e2_qt_get64(e + E2_DQ_ITIME), now);
+    cur_space = e2_qt_get64(e + E2_DQ_CURSPACE);
+    cur_inodes = e2_qt_get64(e + E2_DQ_CURINODES);
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->d[i].id == id) {
+            cur_space = add_clamped(cur_space, f->d[i].space);
+            cur_inodes = add_clamped(cur_inodes, f->d[i].inodes);
+        }
+    }
+    if (bhard && bhard - (cur_space < bhard ? cur_space : bhard) < *space)
+        *space = bhard - (cur_space < bhard ? cur_space : bhard);
+    if (ihard && ihard - (cur_inodes < ihard ? cur_inodes : ihard) < *inodes)
+        *inodes = ihard - (cur_inodes < ihard ? cur_inodes : ihard);
+}
+
 /* The bytes @ids may still be charged before a block limit, and the
  * inodes before an inode limit (UINT64_MAX: no limit), for the types in
- * the bit @mask: hard limits, and soft ones whose grace has ended. */
+ * the bit @mask: hard limits, and soft ones whose grace has ended; none
+ * unless @limits. With @make, an id without an entry gets one first. */
 static int room_locked(struct e2_image *img, const uint32_t ids[E2_QUOTA_TYPES], unsigned mask,
-                       uint64_t *space, uint64_t *inodes)
+                       bool make, bool limits, uint64_t *space, uint64_t *inodes)
 {
     struct e2_quota *q = img->quota;
     unsigned char buf[E2_QT_BLKSIZE];
     struct e2_qtree qt;
     uint32_t blk;
     unsigned off;
-    uint64_t now = (uint64_t)time(NULL);
-    int ret;
+    int ret, cret;
 
     *space = *inodes = UINT64_MAX;
     for (int t = 0; t < E2_QUOTA_TYPES; t++) {
         struct qt_file *f = &q->f[t];
-        uint64_t bhard, ihard, cur_space, cur_inodes;
 
-        if (!f->inum || !(mask & (1u << t)))
+        if (!f->inum || !(mask & (1u << t)) || (!limits && is_known(q, t, ids[t])))
             continue;
         ret = e2_qtree_open(&qt, img->fs, t, f->inum);
-        if (!ret)
+        if (ret)
+            return ret;
+        if (make)
+            ret = entry_made_locked(img, &qt, t, ids[t], &blk, &off);
+        else
             ret = e2_qtree_find(&qt, ids[t], &blk, &off);
-        if (!ret && blk)
+        cret = e2_qtree_close(&qt); /* an insert changed the header */
+        ret = ret ? ret : cret;
+        if (!ret && blk && limits)
             ret = e2_qtree_read_block(&qt, blk, buf);
         if (ret)
             return ret;
-        if (!blk)
-            continue; /* no entry: no limits */
-        bhard =
-            limit_now(e2_qt_get64(buf + off + E2_DQ_BHARD), e2_qt_get64(buf + off + E2_DQ_BSOFT),
-                      e2_qt_get64(buf + off + E2_DQ_BTIME), now) *
-            E2_QT_BLKSIZE;
-        ihard =
-            limit_now(e2_qt_get64(buf + off + E2_DQ_IHARD), e2_qt_get64(buf + off + E2_DQ_ISOFT),
-                      e2_qt_get64(buf + off + E2_DQ_ITIME), now);
-        cur_space = e2_qt_get64(buf + off + E2_DQ_CURSPACE);
-        cur_inodes = e2_qt_get64(buf + off + E2_DQ_CURINODES);
-        for (size_t i = 0; i < f->n; i++) {
-            if (f->d[i].id == ids[t]) {
-                cur_space = add_clamped(cur_space, f->d[i].space);
-                cur_inodes = add_clamped(cur_inodes, f->d[i].inodes);
-            }
-        }
-        if (bhard && bhard - (cur_space < bhard ? cur_space : bhard) < *space)
-            *space = bhard - (cur_space < bhard ? cur_space : bhard);
-        if (ihard && ihard - (cur_inodes < ihard ? cur_inodes : ihard) < *inodes)
-            *inodes = ihard - (cur_inodes < ihard ? cur_inodes : ihard);
+        if (blk)
+            know(q, t, ids[t]);
+        if (blk && limits)
+            entry_room(f, ids[t], buf + off, space, inodes);
     }
     return 0;
 }
@@ -461,7 +529,7 @@ static int may_charge_locked(struct e2_image *img, uint32_t ino, uint64_t inodes
     ids[E2_QUOTA_USER] = inode_uid(in);
     ids[E2_QUOTA_GROUP] = inode_gid(in);
     ids[E2_QUOTA_PROJECT] = projid_of(&in);
-    ret = room_locked(img, ids, ~0u, &room_space, &room_inodes);
+    ret = room_locked(img, ids, ~0u, false, true, &room_space, &room_inodes);
     if (!ret && (room_inodes < inodes || room_space < space))
         ret = -EDQUOT;
     return ret;
@@ -502,7 +570,7 @@ void e2_quota_hold_ea_inode_locked(struct e2_image *img, uint32_t ino, size_t le
     }
 }
 
-int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space)
+int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t space, bool limits)
 {
     uint32_t ids[E2_QUOTA_TYPES] = {a->uid, a->gid, a->projid};
     uint64_t room_space, room_inodes;
@@ -510,15 +578,16 @@ int e2_quota_may_create(struct e2_image *img, const struct e2_attr *a, uint64_t 
 
     e2_lock(img);
     if (img->quota)
-        ret = room_locked(img, ids, ~0u, &room_space, &room_inodes);
+        ret = room_locked(img, ids, ~0u, true, limits, &room_space, &room_inodes);
     if (img->quota && !ret && (room_inodes < 1 || room_space < space))
         ret = -EDQUOT;
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
 
 int e2_quota_may_transfer(struct e2_image *img, uint32_t ino, const struct e2_attr *from,
-                          const struct e2_attr *to)
+                          const struct e2_attr *to, bool limits)
 {
     uint32_t ids[E2_QUOTA_TYPES] = {to->uid, to->gid, to->projid};
     unsigned mask = (from->uid != to->uid ? 1u << E2_QUOTA_USER : 0) |
@@ -529,13 +598,14 @@ int e2_quota_may_transfer(struct e2_image *img, uint32_t ino, const struct e2_at
     int ret = 0;
 
     e2_lock(img);
-    if (img->quota && mask)
+    if (img->quota && mask && limits)
         ret = ea_refs_on_disk(img, ino, &refs);
     if (img->quota && mask && !ret)
-        ret = room_locked(img, ids, mask, &room_space, &room_inodes);
+        ret = room_locked(img, ids, mask, true, limits, &room_space, &room_inodes);
     if (img->quota && mask && !ret &&
         (room_inodes < 1 + (uint64_t)refs || room_space < from->blocks * 512))
         ret = -EDQUOT;
+    e2_step_end_locked(img);
     e2_unlock(img);
     return ret;
 }
@@ -559,7 +629,7 @@ int e2_quota_may_write(struct e2_image *img, uint32_t ino, uint64_t off, uint64_
     ids[E2_QUOTA_USER] = inode_uid(in);
     ids[E2_QUOTA_GROUP] = inode_gid(in);
     ids[E2_QUOTA_PROJECT] = projid_of(&in);
-    ret = room_locked(img, ids, ~0u, &room, &room_inodes);
+    ret = room_locked(img, ids, ~0u, false, true, &room, &room_inodes);
     if (ret || room == UINT64_MAX)
         goto out_unlock;
     bs = img->fs->blocksize;

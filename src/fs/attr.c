@@ -166,10 +166,10 @@ static int setattr_locked(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     if (ret)
         return ret;
     ret = fs_may_write(fs);
-    /* dquot_transfer(): the new owner's or group's hard limits, which
-     * CAP_SYS_RESOURCE passes. */
-    if (!ret && !fc->root && (n.uid != a.uid || n.gid != a.gid))
-        ret = e2_quota_may_transfer(fs->img, ino, &a, &n);
+    /* dquot_transfer(): the new owner's or group's quota entries, and
+     * their hard limits, which CAP_SYS_RESOURCE passes. */
+    if (!ret && (n.uid != a.uid || n.gid != a.gid))
+        ret = e2_quota_may_transfer(fs->img, ino, &a, &n, !fc->root);
     if (ret)
         return ret;
     if ((to_set & UEXT4_SET_SIZE) && S_ISDIR(a.mode))

@@ -122,9 +122,9 @@ int uext4_fileattr_set(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_
         fs_now(&n.ctime);
         if (e2_has_project(fs->img) && projid != a.projid) {
             fields |= E2_A_PROJID;
-            /* dquot_transfer(): the new project's hard limits. */
-            if (!fc.root)
-                ret = e2_quota_may_transfer(fs->img, ino, &a, &n);
+            /* dquot_transfer(): the new project's quota entry, and its
+             * hard limits, which CAP_SYS_RESOURCE passes. */
+            ret = e2_quota_may_transfer(fs->img, ino, &a, &n, !fc.root);
         }
         if (!ret)
             ret = e2_inode_set(fs->img, ino, &n, fields);

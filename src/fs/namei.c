@@ -340,11 +340,12 @@ static uint64_t new_inode_space(struct uext4_fs *fs, enum create_kind kind, cons
     return 0;
 }
 
-/* dquot_alloc_inode(): hard limits, which CAP_SYS_RESOURCE passes. */
+/* dquot_initialize(): the new ids' quota entries, for everyone;
+ * dquot_alloc_inode(): hard limits, which CAP_SYS_RESOURCE passes. */
 static int quota_may_create(struct uext4_fs *fs, const struct fs_cred *fc, const struct e2_attr *a,
                             uint64_t space)
 {
-    return fc->root ? 0 : e2_quota_may_create(fs->img, a, space);
+    return e2_quota_may_create(fs->img, a, space, !fc->root);
 }
 
 /* ext4_new_inode(): a new inode takes the inheritable flags of its

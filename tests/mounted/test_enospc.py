@@ -5,9 +5,10 @@ check the errors, delete everything, and fsck clean."""
 import errno
 import os
 
+import test_quota as tq
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount, check, debugfs, eq,
-                       errno_of, fallocate, fsck, main, mkfs, pattern, read_file, test,
-                       wait_until, workdir, write_file)
+                       errno_of, fallocate, fsck, main, mkfs, pattern, read_file, run_as,
+                       sb_field, test, wait_until, workdir, write_file)
 
 CHUNK = 64 * 1024
 
@@ -247,89 +248,92 @@ def enospc_extent_split_repaired_with_blocks_held():
         check(err is None, err)
 
 
-@test
-def quota_file_growth_at_enospc_keeps_its_header():
-    """A commit that must add quota entries for new ids on a full file
-    system fails (ENOSPC: the quota file cannot grow), and once blocks are
-    freed the next one succeeds. qtree.c counted a new quota block in the
-    header before the write that allocates it: the header then said more
-    blocks than the file had, every later flush refused the file
-    (EUCLEAN) and no commit succeeded for the rest of the mount. Also on
-    bigalloc, where the quota file's allocating map is not guarded by
-    cluster.c's room check: it only appends, so a block in a cluster the
-    file has extends its last extent in place and needs no new node."""
-    for extra in ([], ['bigalloc']):
-        with workdir() as d:
-            quota_growth_at_enospc(d, extra)
+def quota_image(d, extra):
+    return mkfs(d + '/img', size='8M', features=['quota', 'project'] + extra,
+                opts=['-b', '1024', '-N', '256', '-m', '0', '-I', '256'] +
+                (['-C', '16384'] if extra else []))
 
 
-def quota_growth_at_enospc(d, extra):
-    img = mkfs(d + '/img', size='8M', features=['quota'] + extra,
-               opts=['-b', '1024', '-N', '256', '-m', '0'] +
-               (['-C', '16384'] if extra else []))
-    with Mount(img, opts=['commit=600']) as m:
-        for i in range(8):
-            write_file(m.path('e%d' % i), b'')
-        fill_file(m.path('fill'))
-        top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
-        while not errno_of(lambda: (os.write(top, b'z' * 1024), os.fsync(top))):
-            pass    # the blocks fill_file's 64 KiB writes left
-        # On bigalloc a write stops with a few clusters free (cluster.c);
-        # preallocation takes them.
-        off = os.fstat(top).st_size + (1 << 20)
-        while not errno_of(fallocate, top, FALLOC_FL_KEEP_SIZE, off, 1024):
-            off += 16384
-        os.fsync(top)
-        os.close(top)
+def fill_quota_image(m):
+    """Files e0..e7 and a world-writable directory 'pub', then every block
+    taken, all of it committed: no block is held for a commit to lend the
+    quota files."""
+    for i in range(8):
+        write_file(m.path('e%d' % i), b'')
+    os.mkdir(m.path('pub'))
+    os.chmod(m.path('pub'), 0o1777)
+    fill_file(m.path('fill'))
+    top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
+    while not errno_of(lambda: (os.write(top, b'z' * 1024), os.fsync(top))):
+        pass    # the blocks fill_file's 64 KiB writes left
+    # On bigalloc a write stops with a few clusters free (cluster.c);
+    # preallocation takes them.
+    off = os.fstat(top).st_size + (1 << 20)
+    while not errno_of(fallocate, top, FALLOC_FL_KEEP_SIZE, off, 1024):
+        off += 16384
+    os.fsync(top)
+    os.close(top)
+
+
+def new_ids_at_enospc(d, extra):
+    img = quota_image(d, extra)
+    os.chmod(d, 0o755)     # run_as's creates reach the mount point
+    with Mount(img, opts=['commit=600', 'allow_other']) as m:
+        fill_quota_image(m)
         eq(os.statvfs(m.mnt).f_bfree, 0, 'free blocks %s' % extra)
-        # New ids far from each other: new tree and data blocks, more than
-        # the quota file's last cluster has room for on bigalloc.
+        errs, owners = [], []
+        # New ids far from each other: new tree and data blocks.
         for i in range(8):
-            os.chown(m.path('e%d' % i), (i + 1) << 24, (i + 1) << 24)
-        fd = os.open(m.path('e0'), os.O_RDONLY)
+            new = (i + 1) << 24
+            e = m.path('e%d' % i)
+            for kind, fn in (('uid', lambda: os.chown(e, new, -1)),
+                             ('gid', lambda: os.chown(e, -1, new + 1)),
+                             ('projid', lambda: tq.set_project(e, new + 2, False))):
+                err = errno_of(fn)
+                check(err in (0, errno.ENOSPC), '%s of e%d: %s' % (kind, i, err))
+                errs.append(err)
+            st = os.stat(e)
+            eq((st.st_uid, st.st_gid), (0 if errs[-3] else new, 0 if errs[-2] else new + 1),
+               'e%d owner' % i)
+            owners.append((st.st_uid, st.st_gid))
+            err = errno_of(run_as, new + 3, new + 4, [], write_file,
+                           m.path('pub', 'n%d' % i), b'')
+            check(err in (0, errno.ENOSPC), 'create as uid %d: %s' % (new + 3, err))
+            eq(os.path.exists(m.path('pub', 'n%d' % i)), not err, 'n%d there' % i)
+            errs.append(err)
+        check(errno.ENOSPC in errs, 'no operation failed: %s %s' % (errs, extra))
+        # The commit works: nothing is left for it to place.
+        fd = os.open(m.path('fill'), os.O_WRONLY)
         try:
-            eq(errno_of(os.fsync, fd), errno.ENOSPC, 'fsync, full %s' % extra)
-            os.unlink(m.path('fill'))
-            wait_until(lambda: os.statvfs(m.mnt).f_bfree > 0, True, 'blocks freed')
-            eq(errno_of(os.fsync, fd), 0, 'fsync after the unlink %s' % extra)
+            eq(os.pwrite(fd, b'y' * 1024, 0), 1024, 'overwrite')
+            eq(errno_of(os.fsync, fd), 0, 'fsync, full %s' % extra)
         finally:
             os.close(fd)
-    err = fsck(img, check_rc=False)
-    check(err is None, '%s: %s' % (extra, err))
+    eq(m.returncode, 0, 'daemon exit status')
+    for i, (uid, gid) in enumerate(owners):
+        st = debugfs(img, 'stat /e%d' % i)
+        eq((int(st.split('User:')[1].split()[0]), int(st.split('Group:')[1].split()[0])),
+           (uid, gid), 'e%d\'s owner as committed' % i)
+    tq.checked_usage(img, d)
+    for name in ('User quota inode', 'Group quota inode', 'Project quota inode'):
+        tq.check_tree(img, int(sb_field(img, name)))
 
 
 @test
-def failed_last_commit_writes_nothing_home():
-    """The unmount's commit fails when the quota files cannot grow (a full
-    file system, new ids, no block freed since the last commit): the
-    daemon says so and exits 1, and the image keeps the last commit, all
-    of it. journal.c left journaled mode anyway and the close wrote the
-    cache home unjournaled: the inodes with their new owners but not the
-    quota files that count them, under a log that still asked to be
-    replayed over them (fsstress at ENOSPC on bigalloc+quota: bitmap
-    differences, then quota usage wrong after the replay)."""
-    with workdir() as d:
-        img = mkfs(d + '/img', size='8M', features=['quota'],
-                   opts=['-b', '1024', '-N', '256', '-m', '0'])
-        m = Mount(img, opts=['commit=600'], expect_clean_exit=False)
-        with m:
-            for i in range(8):
-                write_file(m.path('e%d' % i), b'')
-            fill_file(m.path('fill'))
-            top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
-            while not errno_of(lambda: (os.write(top, b'z' * 1024), os.fsync(top))):
-                pass
-            os.close(top)
-            for i in range(8):
-                os.chown(m.path('e%d' % i), (i + 1) << 24, (i + 1) << 24)
-            write_file(m.path('new'), b'')    # an inode, in the bitmap too
-        eq(m.returncode, 1, 'daemon exit status')
-        check('No space left on device' in m.log(), m.log())
-        err = fsck(img, check_rc=False)
-        check(err is None, err)
-        eq(debugfs(img, 'stat /e0').split('User:')[1].split()[0], '0',
-           'e0\'s owner (the chown was not committed)')
-        check('new' not in debugfs(img, 'ls -l /'), 'new file committed')
+def new_quota_id_at_enospc_fails_the_operation():
+    """On a full file system with nothing freed since the last commit, a
+    chown, chgrp, project change or create that brings a new id must make
+    its quota entry at once or fail with ENOSPC, as the kernel does
+    (dquot_transfer, dquot_initialize). The entry was made at the flush
+    before the commit, which could not place it: every commit failed from
+    then on and the unmount lost everything since the last one (exit 1).
+    Also on bigalloc, where the first new ids fit in the quota file's last
+    cluster. An insert that fails part way must leave the file's header
+    counting only blocks it has (qtree.c's block_get), or the next open
+    refuses it: the commit and check_tree would fail."""
+    for extra in ([], ['bigalloc']):
+        with workdir() as d:
+            new_ids_at_enospc(d, extra)
 
 
 @test
