@@ -101,11 +101,14 @@ static int new_whiteout(struct uext4_fs *fs, const struct fs_cred *fc, const str
                         uint32_t *ino)
 {
     struct e2_attr a = {.mode = S_IFCHR, .rdev = 0};
+    int ret;
 
     if (fc->uid == 0xffffffffu || fc->gid == 0xffffffffu)
         return -EOVERFLOW; /* the caller has no id in the image */
     fs_init_owner(fs, fc, &s->da, &a);
-    return e2_inode_new(fs->img, s->dir, &a, ino, NULL);
+    /* As any create: the caller's ids may be new to the quota files. */
+    ret = e2_quota_may_create(fs->img, &a, 0, !fc->root);
+    return ret ? ret : e2_inode_new(fs->img, s->dir, &a, ino, NULL);
 }
 
 /* @whiteout: 0, or the inode to leave at the source name. */

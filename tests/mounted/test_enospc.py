@@ -7,10 +7,11 @@ import os
 
 import test_quota as tq
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount, check, debugfs, eq,
-                       errno_of, fallocate, fsck, main, mkfs, pattern, read_file, run_as,
+                       errno_of, fallocate, fsck, main, mkfs, pattern, read_file, renameat2, run_as,
                        sb_field, test, wait_until, workdir, write_file)
 
 CHUNK = 64 * 1024
+RENAME_WHITEOUT = 4
 
 
 def tiny(d, **kw):
@@ -258,10 +259,11 @@ def fill_quota_image(m):
     """Files e0..e7 and a world-writable directory 'pub', then every block
     taken, all of it committed: no block is held for a commit to lend the
     quota files."""
-    for i in range(8):
-        write_file(m.path('e%d' % i), b'')
     os.mkdir(m.path('pub'))
     os.chmod(m.path('pub'), 0o1777)
+    for i in range(8):
+        write_file(m.path('e%d' % i), b'')
+        write_file(m.path('pub', 'w%d' % i), b'')
     fill_file(m.path('fill'))
     top = os.open(m.path('top'), os.O_WRONLY | os.O_CREAT, 0o644)
     while not errno_of(lambda: (os.write(top, b'z' * 1024), os.fsync(top))):
@@ -301,6 +303,14 @@ def new_ids_at_enospc(d, extra):
             check(err in (0, errno.ENOSPC), 'create as uid %d: %s' % (new + 3, err))
             eq(os.path.exists(m.path('pub', 'n%d' % i)), not err, 'n%d there' % i)
             errs.append(err)
+            # RENAME_WHITEOUT (CAP_MKNOD: root, here in a new group)
+            # makes an inode of the caller's ids.
+            w = m.path('pub', 'w%d' % i)
+            err = errno_of(run_as, 0, new + 5, [], renameat2, w, w + '.moved', RENAME_WHITEOUT)
+            check(err in (0, errno.ENOSPC), 'whiteout as gid %d: %s' % (new + 5, err))
+            eq(os.path.exists(w + '.moved'), not err, 'w%d moved' % i)
+            eq(os.stat(w).st_gid, new + 5 if not err else 0, 'w%d\'s group' % i)
+            errs.append(err)
         check(errno.ENOSPC in errs, 'no operation failed: %s %s' % (errs, extra))
         # The commit works: nothing is left for it to place.
         fd = os.open(m.path('fill'), os.O_WRONLY)
@@ -322,7 +332,7 @@ def new_ids_at_enospc(d, extra):
 @test
 def new_quota_id_at_enospc_fails_the_operation():
     """On a full file system with nothing freed since the last commit, a
-    chown, chgrp, project change or create that brings a new id must make
+    chown, chgrp, project change, create or whiteout that brings a new id must make
     its quota entry at once or fail with ENOSPC, as the kernel does
     (dquot_transfer, dquot_initialize). The entry was made at the flush
     before the commit, which could not place it: every commit failed from
