@@ -441,7 +441,8 @@ static int entry_made_locked(struct e2_image *img, struct e2_qtree *qt, int t, u
     if (img->read_only)
         return -EROFS;
     ret = e2_qtree_insert(qt, id, blk, off);
-    if (ret)
+    /* ENOSPC is the operation's answer, as any full file system's. */
+    if (ret && ret != -ENOSPC)
         log_err("'%s': no %s quota entry for id %u: %s", img->path, qt_name[t], id, strerror(-ret));
     return ret;
 }
