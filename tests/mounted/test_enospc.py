@@ -2,10 +2,11 @@
 """ENOSPC never corrupts the image: fill a tiny image (blocks, inodes),
 check the errors, delete everything, and fsck clean."""
 
+import ctypes
 import errno
 import os
 
-import test_quota as tq
+import uext4quota as uq
 from uext4test import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, Mount, check, debugfs, eq,
                        errno_of, fallocate, fsck, main, mkfs, pattern, read_file, renameat2, run_as,
                        sb_field, test, wait_until, workdir, write_file)
@@ -277,6 +278,21 @@ def fill_quota_image(m):
     os.close(top)
 
 
+def tmpfile(d, name):
+    """An O_TMPFILE file, linked as @name: one closed unlinked before the
+    commit would leave its ids nothing to count."""
+    fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    try:
+        # linkat(AT_SYMLINK_FOLLOW): os.link would link the proc symlink.
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.linkat(-100, b'/proc/self/fd/%d' % fd, -100,
+                       os.fsencode(os.path.join(d, name)), 0x400):
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e), name)
+    finally:
+        os.close(fd)
+
+
 def new_ids_at_enospc(d, extra):
     img = quota_image(d, extra)
     os.chmod(d, 0o755)     # run_as's creates reach the mount point
@@ -290,7 +306,7 @@ def new_ids_at_enospc(d, extra):
             e = m.path('e%d' % i)
             for kind, fn in (('uid', lambda: os.chown(e, new, -1)),
                              ('gid', lambda: os.chown(e, -1, new + 1)),
-                             ('projid', lambda: tq.set_project(e, new + 2, False))):
+                             ('projid', lambda: uq.set_project(e, new + 2, False))):
                 err = errno_of(fn)
                 check(err in (0, errno.ENOSPC), '%s of e%d: %s' % (kind, i, err))
                 errs.append(err)
@@ -302,6 +318,10 @@ def new_ids_at_enospc(d, extra):
                            m.path('pub', 'n%d' % i), b'')
             check(err in (0, errno.ENOSPC), 'create as uid %d: %s' % (new + 3, err))
             eq(os.path.exists(m.path('pub', 'n%d' % i)), not err, 'n%d there' % i)
+            errs.append(err)
+            err = errno_of(run_as, new + 6, new + 6, [], tmpfile, m.path('pub'), 't%d' % i)
+            check(err in (0, errno.ENOSPC), 'O_TMPFILE as uid %d: %s' % (new + 6, err))
+            eq(os.path.exists(m.path('pub', 't%d' % i)), not err, 't%d there' % i)
             errs.append(err)
             # RENAME_WHITEOUT (CAP_MKNOD: root, here in a new group)
             # makes an inode of the caller's ids.
@@ -324,15 +344,15 @@ def new_ids_at_enospc(d, extra):
         st = debugfs(img, 'stat /e%d' % i)
         eq((int(st.split('User:')[1].split()[0]), int(st.split('Group:')[1].split()[0])),
            (uid, gid), 'e%d\'s owner as committed' % i)
-    tq.checked_usage(img, d)
+    uq.checked_usage(img, d)
     for name in ('User quota inode', 'Group quota inode', 'Project quota inode'):
-        tq.check_tree(img, int(sb_field(img, name)))
+        uq.check_tree(img, int(sb_field(img, name)))
 
 
 @test
 def new_quota_id_at_enospc_fails_the_operation():
     """On a full file system with nothing freed since the last commit, a
-    chown, chgrp, project change, create or whiteout that brings a new id must make
+    chown, chgrp, project change, create, O_TMPFILE or whiteout that brings a new id must make
     its quota entry at once or fail with ENOSPC, as the kernel does
     (dquot_transfer, dquot_initialize). The entry was made at the flush
     before the commit, which could not place it: every commit failed from
