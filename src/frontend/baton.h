@@ -10,8 +10,8 @@
  *
  * So the loop's workers pass a baton: only its holder reads, the others
  * park, and the holder keeps it from request to request. What more workers
- * are for, serving other requests while one is slow (a commit; a wait in
- * the kernel that only another request's reply ends), a deputy
+ * are for, serving other requests while one is slow (a wait in the kernel
+ * for a page that another request holds, fe_inval; a commit), a deputy
  * keeps: the first parked worker looks every period and takes the baton
  * over when the holder has served one request (has not come back to read)
  * for a whole period; the holder then parks when it comes back. A holder
