@@ -186,11 +186,10 @@ static bool serve_one(struct fe_control *c, int fd)
         return false;
     }
     if (!strcmp(req, "stats")) {
-        snprintf(why, sizeof(why), "requests %llu spliced %llu interrupts %llu takeovers %llu",
+        snprintf(why, sizeof(why), "requests %llu spliced %llu interrupts %llu",
                  (unsigned long long)fe_session_requests(c->session),
                  (unsigned long long)fe_session_spliced(c->session),
-                 (unsigned long long)fe_session_interrupts(c->session),
-                 (unsigned long long)fe_session_takeovers(c->session));
+                 (unsigned long long)fe_session_interrupts(c->session));
         reply(fd, 0, why);
         return false;
     }

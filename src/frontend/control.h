@@ -19,14 +19,12 @@
  *                                   image is closed (committed, clean, its
  *                                   lock released), "<rc> closed"; the
  *                                   connection ends when the daemon exits.
- *     "stats"                       "0 requests N spliced M interrupts K
- *                                   takeovers T": the FUSE requests taken
- *                                   so far (bench/run.py counts requests
- *                                   per operation with it), the WRITE data
+ *     "stats"                       "0 requests N spliced M interrupts K":
+ *                                   the FUSE requests taken so far
+ *                                   (bench/run.py counts requests per
+ *                                   operation with it), the WRITE data
  *                                   bytes left in a pipe for the handler,
- *                                   the FUSE_INTERRUPTs refused, the times
- *                                   a slow worker's reading of /dev/fuse
- *                                   was taken over (baton.h).
+ *                                   the FUSE_INTERRUPTs refused.
  */
 #ifndef UEXT4_FRONTEND_CONTROL_H
 #define UEXT4_FRONTEND_CONTROL_H

@@ -47,8 +47,6 @@ uint64_t fe_session_requests(const struct fe_session *s);
 /* Bytes of WRITE data that stayed in a pipe for splicing (wire.c). */
 uint64_t fe_session_spliced(const struct fe_session *s);
 uint64_t fe_session_interrupts(const struct fe_session *s);
-/* Times a slow worker's reading of /dev/fuse was taken over (baton.h). */
-uint64_t fe_session_takeovers(const struct fe_session *s);
 
 /* Unmount if still mounted, remove the signal handlers and free @s. */
 void fe_session_destroy(struct fe_session *s);

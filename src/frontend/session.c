@@ -20,10 +20,8 @@
  * 4 KiB O_DIRECT reads -28%, writes -30%, 5,000 creates -17%, cold stats
  * -20%, small files -11% to -22%; libfuse's default of 10: a little less)
  * and two processes reading at once slower (+57%), unlinks +10%. One
- * worker doubled the time of every request (a FUSE round trip: 50 us
- * against 20-25 us). Since then only one worker reads /dev/fuse at a time
- * (baton.h): the others serve when it is slow, and -o max_threads=1 is
- * what the pool does for a single caller, minus the deputy. */
+ * worker doubles the time of every request (a FUSE round trip: 50 us
+ * against 20-25 us). */
 #define FE_MAX_THREADS 4
 
 struct fe_session {
@@ -436,11 +434,6 @@ uint64_t fe_session_interrupts(const struct fe_session *s)
     return fe_wire_interrupts(&s->ctx.wire);
 }
 
-uint64_t fe_session_takeovers(const struct fe_session *s)
-{
-    return fe_wire_takeovers(&s->ctx.wire);
-}
-
 void fe_session_destroy(struct fe_session *s)
 {
     /* After `fusermount3 -u` the kernel side is gone already; libfuse
@@ -452,7 +445,6 @@ void fe_session_destroy(struct fe_session *s)
     /* No request is left: the expect lines read the file system as final. */
     fe_record_close(s->ctx.rec, s->ctx.fs);
     fuse_opt_free_args(&s->args);
-    fe_wire_fini(&s->ctx.wire);
     free(s);
 }
 

@@ -150,12 +150,6 @@ void fe_wire_init(struct fe_wire *w, bool killpriv_v2)
     wire_test_delay_init(w);
     atomic_init(&w->splice_credit, 0);
     atomic_init(&w->splice_in, false);
-    fe_baton_init(&w->baton, FE_BATON_PERIOD_US);
-}
-
-void fe_wire_fini(struct fe_wire *w)
-{
-    fe_baton_fini(&w->baton);
 }
 
 /* What the channel does to each request, however it came. */
@@ -422,9 +416,7 @@ ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len)
     do {
         struct wire_pipe *p = wire_splice_next(w) ? wire_pipe_get(w) : NULL;
 
-        fe_baton_wait(&w->baton);
         n = p ? wire_splice_read(w, p, fd, buf, len) : read(fd, buf, len);
-        fe_baton_read_done(&w->baton);
     } while (wire_refuse_interrupt(w, fd, buf, n));
     if (atomic_load_explicit(&w->splice_in, memory_order_acquire) &&
         n >= (ssize_t)(WIRE_WRITE_HEAD + w->splice_min) &&
@@ -480,11 +472,6 @@ uint64_t fe_wire_spliced(const struct fe_wire *w)
 uint64_t fe_wire_interrupts(const struct fe_wire *w)
 {
     return atomic_load_explicit(&w->interrupts, memory_order_relaxed);
-}
-
-uint64_t fe_wire_takeovers(const struct fe_wire *w)
-{
-    return fe_baton_takeovers(&w->baton);
 }
 
 ssize_t fe_wire_uring_in(struct fe_wire *w, const void *in_out, const void *op_in, char *payload,

@@ -15,8 +15,6 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "frontend/baton.h"
-
 struct fe_wire {
     uint32_t want;         /* flags to add, if offered */
     uint32_t kernel_flags; /* what the kernel's INIT offered */
@@ -58,8 +56,6 @@ struct fe_wire {
     atomic_uint_least64_t spliced;
     /* FUSE_INTERRUPTs answered ENOSYS here (stats). Relaxed. */
     atomic_uint_least64_t interrupts;
-    /* Which worker reads /dev/fuse next (baton.h). */
-    struct fe_baton baton;
     /* Test builds: requests with these opcodes wait so many microseconds
      * after they are read from /dev/fuse or an io_uring entry
      * (UEXT4_TEST_WIRE_DELAY=OPCODE:US[,OPCODE:US]..., up to four), a slow
@@ -71,8 +67,6 @@ struct fe_wire {
 
 /* @killpriv_v2: ask for FUSE_HANDLE_KILLPRIV_V2. */
 void fe_wire_init(struct fe_wire *w, bool killpriv_v2);
-/* Once no thread reads through @w any more. */
-void fe_wire_fini(struct fe_wire *w);
 
 /* Whether WRITE data may stay in a pipe for the handler, decided once
  * before INIT is answered: a request is spliced whole into a pipe, which
@@ -96,12 +90,9 @@ int fe_wire_payload_fill(void *buf);
 uint64_t fe_wire_spliced(const struct fe_wire *w);
 /* FUSE_INTERRUPTs answered so far (fe_wire_read()). */
 uint64_t fe_wire_interrupts(const struct fe_wire *w);
-/* Times the reading worker was slow and another took over (baton.h). */
-uint64_t fe_wire_takeovers(const struct fe_wire *w);
 /* The fuse_custom_io read and writev operations, on @w. The read answers
  * FUSE_INTERRUPT itself (ENOSYS: no handler can be interrupted) and never
- * returns one, and reads only while the calling thread holds the baton
- * (baton.h): it may first wait for it. */
+ * returns one. */
 ssize_t fe_wire_read(struct fe_wire *w, int fd, void *buf, size_t len);
 ssize_t fe_wire_writev(struct fe_wire *w, int fd, struct iovec *iov, int count);
 

@@ -675,12 +675,10 @@ def run_daemon(image, mnt, opts=(), args=None, timeout=30, user=None):
 
 def daemon_stats(sock, timeout=10):
     """The uext4 daemon's counters behind control socket @sock, its answer to
-    "stats", "0 requests N spliced M interrupts K takeovers T"
-    (src/frontend/control.c): FUSE requests taken, bytes of WRITE data
-    spliced (left in a pipe for the handler), FUSE_INTERRUPTs answered
-    (refused, ENOSYS), and the times a slow worker's reading of /dev/fuse was
-    taken over (src/frontend/baton.h). TestFailure for any other answer,
-    OSError when it cannot be asked."""
+    "stats", "0 requests N spliced M interrupts K" (src/frontend/control.c):
+    FUSE requests taken, bytes of WRITE data spliced (left in a pipe for the
+    handler), and FUSE_INTERRUPTs answered (refused, ENOSYS). TestFailure for any other answer, OSError when it cannot be
+    asked."""
     import socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sk:
         sk.settimeout(timeout)
@@ -691,11 +689,11 @@ def daemon_stats(sock, timeout=10):
             got = sk.recv(256)
             check(got, 'control socket closed before answering: %r' % ans)
             ans += got
-    m = re.fullmatch(r'0 requests (\d+) spliced (\d+) interrupts (\d+) takeovers (\d+)\n',
+    m = re.fullmatch(r'0 requests (\d+) spliced (\d+) interrupts (\d+)\n',
                      ans.decode(errors='replace'))
     check(m, 'unexpected "stats" answer %r' % ans)
     return {'requests': int(m.group(1)), 'spliced': int(m.group(2)),
-            'interrupts': int(m.group(3)), 'takeovers': int(m.group(4))}
+            'interrupts': int(m.group(3))}
 
 
 def daemon_requests(sock, timeout=10):

@@ -598,44 +598,5 @@ def interrupt_after_reply_refused():
     refusal, which leaves libfuse nothing to keep."""
     interrupt_check({FUSE_GETXATTR: 300000, FUSE_INTERRUPT: 1000000}, kills=1, want=1)
 
-
-@test(timeout=60)
-def slow_request_does_not_hold_up_others():
-    """A worker held on one request (the wire delay on GETXATTR, 3 s) holds
-    the baton, the right to read /dev/fuse that the other workers wait for
-    (src/frontend/baton.h): the deputy takes it over, and another caller's
-    requests (statfs, never cached by the kernel) are answered while the
-    slow one is still in flight. The daemon counts the takeover (not over
-    io_uring, whose threads read no /dev/fuse)."""
-    with workdir() as d:
-        img = mkfs(d + '/img')
-        env = {'UEXT4_TEST_WIRE_DELAY': '%d:%d' % (FUSE_GETXATTR, 3000000)}
-        with Mount(img, env=env) as m:
-            sock = control_socket(m.mnt)
-            write_file(m.path('f'), b'kept')
-            before = daemon_stats(sock)['requests']
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    os.getxattr(m.path('f'), 'user.slow')
-                finally:
-                    os._exit(0)
-            reaped = False
-            try:
-                wait_until(lambda: daemon_stats(sock)['requests'] > before, True,
-                           'the daemon took the GETXATTR')
-                for _ in range(20):
-                    os.statvfs(m.mnt)
-                reaped = os.waitpid(pid, os.WNOHANG)[0] != 0
-                check(not reaped, 'the slow GETXATTR was answered before 20 statfs were')
-            finally:
-                if not reaped:
-                    os.waitpid(pid, 0)
-            if not IO_URING:
-                check(daemon_stats(sock)['takeovers'] >= 1, 'no takeover counted')
-            eq(read_file(m.path('f')), b'kept', 'the file')
-        fsck(img)
-
-
 if __name__ == '__main__':
     main()
