@@ -218,7 +218,11 @@ static int fe_reply_ref(void *arg, int fd, const struct uext4_read_seg *segs, un
 
 void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-    char *buf;
+    /* Copied reads are the small ones: their buffer is on the worker's
+     * stack, not a malloc and free per request (a 4 KiB one went through
+     * malloc_consolidate each time, after libfuse's small frees). */
+    char small[FE_READ_REF_MIN];
+    char *buf = small;
     ssize_t n;
 
     if (size >= FE_READ_REF_MIN) {
@@ -236,15 +240,14 @@ void fe_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
             return;
         }
     }
-    buf = malloc(size ? size : 1);
-
-    if (!buf) {
+    if (size > sizeof(small) && !(buf = malloc(size))) {
         fe_reply_err(req, -ENOMEM);
         return;
     }
     n = uext4_read(fe_fs(req), fe_ext4_ino(ino), buf, size, off);
     fe_reply_buf(req, n, buf);
-    free(buf);
+    if (buf != small)
+        free(buf);
 }
 
 /* The flags of the core write for a FUSE write.
