@@ -267,21 +267,14 @@ static errcode_t may_write(struct iom *b, uint64_t off, size_t len)
     return b->fault ? e2_fault_before_write(b->fault, b->fd, len, b->base + off) : 0;
 }
 
-/* Every error of the image file reaches the caller; a short write goes on
- * until it completes or fails (ENOSPC, EIO, EDQUOT: the host's answer). */
-static errcode_t raw_write(struct iom *b, const void *buf, size_t len, uint64_t off)
+/* Every error of the file reaches the caller; a short write goes on until
+ * it completes or fails (ENOSPC, EIO, EDQUOT: the host's answer). */
+static errcode_t pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 {
     const char *p = buf;
-    errcode_t err;
 
-    /* Writing under an overlay would be hidden by it: never allowed. */
-    if (b->overlay)
-        return EXT2_ET_RO_FILSYS;
-    err = may_write(b, off, len);
-    if (err)
-        return err;
     while (len) {
-        ssize_t n = pwrite(b->fd, p, len, (off_t)(b->base + off));
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
@@ -293,6 +286,19 @@ static errcode_t raw_write(struct iom *b, const void *buf, size_t len, uint64_t 
         len -= (size_t)n;
     }
     return 0;
+}
+
+static errcode_t raw_write(struct iom *b, const void *buf, size_t len, uint64_t off)
+{
+    errcode_t err;
+
+    /* Writing under an overlay would be hidden by it: never allowed. */
+    if (b->overlay)
+        return EXT2_ET_RO_FILSYS;
+    err = may_write(b, off, len);
+    if (err)
+        return err;
+    return pwrite_all(b->fd, buf, len, b->base + off);
 }
 
 /* Latch the first failed metadata or journal write: see iomgr.h. */
@@ -991,27 +997,13 @@ void e2_iom_set_journal_file(io_channel io, int fd)
  * journal's alone), the fault hook as for the image. */
 static errcode_t journal_file_write(struct iom *b, uint64_t blk, const void *buf)
 {
-    const char *p = buf;
     uint64_t off = blk * b->bs;
-    size_t len = b->bs;
-    errcode_t err = b->fault ? e2_fault_before_write(b->fault, b->jfd, len, off) : 0;
+    errcode_t err = b->fault ? e2_fault_before_write(b->fault, b->jfd, b->bs, off) : 0;
 
     if (err)
         return err;
     b->jdirty = true;
-    while (len) {
-        ssize_t n = pwrite(b->jfd, p, len, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return errno;
-        if (n == 0)
-            return EXT2_ET_SHORT_WRITE;
-        p += n;
-        off += (uint64_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return pwrite_all(b->jfd, buf, b->bs, off);
 }
 
 errcode_t e2_iom_write_journal(io_channel io, uint64_t blk, const void *buf)
