@@ -5,13 +5,21 @@
  * a whole group), then groups are added, each with a descriptor, bitmaps
  * and an inode table (placed as flex_bg wants, ext2fs_allocate_group_table)
  * and, where sparse_super puts one, a backup of the superblock and of the
- * descriptors. New descriptor blocks come out of the reserved GDT blocks
- * of the resize inode. A last group too small for its own metadata is
- * left out, as ext4 leaves it out. What ext4 would do only by converting
- * the file system to meta_bg (no resize inode, or more descriptor blocks
- * than are reserved), and bigalloc, meta_bg and sparse_super2 file
- * systems, are refused (-EOPNOTSUPP) with a log line saying to unmount and
- * run resize2fs.
+ * descriptors. A last group too small for its own metadata is left out,
+ * as ext4 leaves it out.
+ *
+ * Where the new descriptor blocks go, as ext4 puts them:
+ *  - with a resize inode, in the reserved GDT blocks it holds;
+ *  - with meta_bg, each in the first group of its meta group (the groups
+ *    one descriptor block describes), backed up in the second and last;
+ *  - growth needing more descriptor blocks than are reserved first fills
+ *    the reserved ones, then converts the file system to meta_bg
+ *    (ext4_convert_meta_bg: resize_inode off, meta_bg on, s_first_meta_bg
+ *    the descriptor blocks so far, the resize inode's last block freed)
+ *    and goes on in meta_bg layout; a file system with neither resize
+ *    inode nor meta_bg is converted at its first grow.
+ * bigalloc and sparse_super2 file systems, and partitions, are refused
+ * (-EOPNOTSUPP) with a log line saying to unmount and run resize2fs.
  *
  * New groups get what ext4 gives them: BLOCK_UNINIT and INODE_UNINIT with
  * group descriptor checksums (the last group, and any group that hosts
@@ -22,8 +30,9 @@
  * as it recomputes it.
  *
  * Durability: the caller commits before and after (uext4_resize), so with
- * a journal the grow is one transaction of its own: superblock,
- * descriptors, bitmaps, resize inode and backups go home only through the
+ * a journal the grow, conversion included, is one transaction of its own:
+ * superblock, descriptors (meta_bg copies included: ext2fs_flush writes
+ * them all), bitmaps, resize inode and backups go home only through the
  * log. What reaches the image before the commit is the zeroing of the new
  * inode tables, in blocks the committed file system calls free (or
  * outside it). The recovery bound is the image's size, not the old block
@@ -46,6 +55,7 @@ struct grow {
     blk64_t o_blocks, n_blocks;
     dgrp_t o_groups, n_groups;
     unsigned long o_desc, n_desc;
+    bool rsv_gdt; /* new descriptor blocks come from the resize inode */
 };
 
 static int refuse(const struct e2_image *img, const char *what)
@@ -59,15 +69,19 @@ static int refuse(const struct e2_image *img, const char *what)
 static int check_features_locked(const struct e2_image *img)
 {
     struct ext2_super_block *sb = img->fs->super;
+    bool rsv = ext2fs_has_feature_resize_inode(sb);
 
     if (ext2fs_has_feature_bigalloc(sb))
         return refuse(img, "bigalloc is not supported");
-    if (ext2fs_has_feature_meta_bg(sb))
-        return refuse(img, "meta_bg is not supported");
     if (ext2fs_has_feature_sparse_super2(sb))
-        return refuse(img, "sparse_super2 is not supported");
-    if (!ext2fs_has_feature_resize_inode(sb))
-        return refuse(img, "no resize_inode (ext4 would convert the file system to meta_bg)");
+        return refuse(img, "sparse_super2 is not supported (nor by ext4)");
+    /* ext4_resize_begin() and ext4_resize_fs() refuse these as damage. */
+    if ((!rsv && sb->s_reserved_gdt_blocks) || (rsv && ext2fs_has_feature_meta_bg(sb))) {
+        log_err("'%s': reserved GDT blocks without resize_inode, or resize_inode with meta_bg: "
+                "run e2fsck",
+                img->path);
+        return -EUCLEAN;
+    }
     if (!img->fs->group_desc)
         return refuse(img, "the group descriptors are not in memory");
     /* Its window and lock were narrowed to the file system at the mount
@@ -96,58 +110,83 @@ static int check_room_locked(const struct e2_image *img, uint64_t n)
     return -ENOSPC;
 }
 
-/* ext4_group_overhead_blocks() of group @g. */
+/* ext4_group_overhead_blocks() of group @g: its superblock copy,
+ * descriptor blocks (old layout or meta_bg's) and reserved GDT blocks,
+ * counted as libext2fs places them. */
 static blk64_t group_overhead(ext2_filsys fs, dgrp_t g)
 {
-    if (!ext2fs_bg_has_super(fs, g))
-        return 0;
-    return 1 + fs->desc_blocks + fs->super->s_reserved_gdt_blocks;
+    blk64_t super, old_desc, new_desc;
+    blk_t used = 0;
+
+    ext2fs_super_and_bgd_loc2(fs, g, &super, &old_desc, &new_desc, &used);
+    return used;
 }
 
-/* The new size as ext4 settles it: a last group that could not hold its
- * metadata is dropped (again, until one can). -EINVAL for a shrink, for
- * more inodes than 32 bits count, or more blocks than the file system can
- * number. */
-static int plan_locked(struct e2_image *img, uint64_t want, struct grow *g)
+static dgrp_t group_of(const struct ext2_super_block *sb, blk64_t blk)
 {
-    ext2_filsys fs = img->fs;
+    return (dgrp_t)((blk - sb->s_first_data_block) / sb->s_blocks_per_group);
+}
+
+/* ext4_resize_fs()'s checks of a size @n: -EINVAL for a shrink, for more
+ * inodes than 32 bits count, or more blocks than the file system can
+ * number. */
+static int check_size_locked(const struct e2_image *img, blk64_t n)
+{
+    struct ext2_super_block *sb = img->fs->super;
+    blk64_t o = ext2fs_blocks_count(sb);
+
+    if (n > (ext2fs_has_feature_64bit(sb) ? (1ULL << 48) : 0xFFFFFFFFULL))
+        return -EINVAL;
+    if (n < o) {
+        log_warn("'%s': cannot shrink the mounted file system (%llu -> %llu blocks)", img->path,
+                 (unsigned long long)o, (unsigned long long)n);
+        return -EINVAL;
+    }
+    if (n > o && group_of(sb, n - 1) >= 0xFFFFFFFFULL / sb->s_inodes_per_group)
+        return -EINVAL;
+    return 0;
+}
+
+/* With a resize inode, growth to @n needing more descriptor blocks than
+ * are reserved goes first as far as they reach: whole groups filling
+ * every reserved block (ext4_resize_fs). Returns that size, 0 if @n fits. */
+static blk64_t reserved_reach(ext2_filsys fs, blk64_t n)
+{
     struct ext2_super_block *sb = fs->super;
-    blk64_t n = want;
+    unsigned long most = fs->desc_blocks + sb->s_reserved_gdt_blocks;
+    dgrp_t groups = group_of(sb, n - 1) + 1;
+
+    if (!ext2fs_has_feature_resize_inode(sb) ||
+        ext2fs_div_ceil(groups, EXT2_DESC_PER_BLOCK(sb)) <= most)
+        return 0;
+    return (blk64_t)most * EXT2_DESC_PER_BLOCK(sb) * sb->s_blocks_per_group +
+           sb->s_first_data_block;
+}
+
+/* A last group that could not hold its metadata is left out, as ext4
+ * leaves it out: the size ending before it, or @n if it can. */
+static blk64_t without_small_last(ext2_filsys fs, blk64_t n)
+{
+    dgrp_t last = group_of(fs->super, n - 1);
+    blk64_t first = ext2fs_group_first_block2(fs, last);
+
+    if (first + group_overhead(fs, last) + 2 + fs->inode_blocks_per_group + 1 < n)
+        return n;
+    return first;
+}
+
+/* The geometry of a grow to @n, a size settled by resize_locked(). */
+static void plan(ext2_filsys fs, blk64_t n, struct grow *g)
+{
+    struct ext2_super_block *sb = fs->super;
 
     g->o_blocks = ext2fs_blocks_count(sb);
     g->o_groups = fs->group_desc_count;
     g->o_desc = fs->desc_blocks;
-    if (n > (ext2fs_has_feature_64bit(sb) ? (1ULL << 48) : 0xFFFFFFFFULL))
-        return -EINVAL;
-    for (;;) {
-        dgrp_t last;
-
-        if (n < g->o_blocks) {
-            log_warn("'%s': cannot shrink the mounted file system (%llu -> %llu blocks)", img->path,
-                     (unsigned long long)g->o_blocks, (unsigned long long)n);
-            return -EINVAL;
-        }
-        if (n == g->o_blocks)
-            break;
-        if ((n - 1 - sb->s_first_data_block) / sb->s_blocks_per_group >=
-            0xFFFFFFFFULL / sb->s_inodes_per_group)
-            return -EINVAL;
-        last = (dgrp_t)((n - 1 - sb->s_first_data_block) / sb->s_blocks_per_group);
-        if (ext2fs_group_first_block2(fs, last) + group_overhead(fs, last) + 2 +
-                fs->inode_blocks_per_group + 1 <
-            n)
-            break;
-        n = ext2fs_group_first_block2(fs, last);
-    }
     g->n_blocks = n;
-    g->n_groups = n == g->o_blocks
-                      ? g->o_groups
-                      : (dgrp_t)((n - 1 - sb->s_first_data_block) / sb->s_blocks_per_group + 1);
+    g->n_groups = group_of(sb, n - 1) + 1;
     g->n_desc = ext2fs_div_ceil(g->n_groups, EXT2_DESC_PER_BLOCK(sb));
-    if (g->n_desc > g->o_desc + sb->s_reserved_gdt_blocks)
-        return refuse(img, "more group descriptor blocks needed than are reserved (ext4 would "
-                           "convert the file system to meta_bg)");
-    return 0;
+    g->rsv_gdt = ext2fs_has_feature_resize_inode(sb);
 }
 
 /* The reserved GDT block at descriptor index @i is where the resize inode
@@ -380,26 +419,34 @@ static errcode_t write_backup_super(ext2_filsys fs, dgrp_t grp, void *buf)
     return io_channel_write_blk64(fs->io, ext2fs_group_first_block2(fs, grp), 1, buf);
 }
 
-/* Every backup superblock, as ext4 updates them all; the descriptor blocks
- * that changed (the old last one on) in the old groups' backups, all of
- * them in the new groups'. uext4 otherwise leaves the backups alone
- * (EXT2_FLAG_MASTER_SB_ONLY, image.c). */
+/* Every backup superblock, as ext4 updates them all; the descriptor
+ * blocks of the old layout that changed (the old last one on) in the old
+ * groups' backups, all of them in the new groups'. The old layout is every
+ * descriptor block, or with meta_bg the first s_first_meta_bg: meta_bg's
+ * own copies (first, second and last group of a meta group) are
+ * ext2fs_flush's to write, at every commit. uext4 otherwise leaves the
+ * backups alone (EXT2_FLAG_MASTER_SB_ONLY, image.c). */
 static int write_backups_locked(ext2_filsys fs, const struct grow *g)
 {
+    struct ext2_super_block *sb = fs->super;
+    unsigned long old_layout = g->n_desc;
     void *buf = malloc(fs->blocksize);
     errcode_t err = 0;
 
     if (!buf)
         return -ENOMEM;
+    if (ext2fs_has_feature_meta_bg(sb) && sb->s_first_meta_bg < old_layout)
+        old_layout = sb->s_first_meta_bg;
     for (dgrp_t grp = 1; grp < g->n_groups && !err; grp++) {
         unsigned long from = grp < g->o_groups && g->o_desc ? g->o_desc - 1 : 0;
-        blk64_t first = ext2fs_group_first_block2(fs, grp);
+        blk64_t super = 0, old_desc = 0, new_desc;
 
-        if (!ext2fs_bg_has_super(fs, grp))
+        ext2fs_super_and_bgd_loc2(fs, grp, &super, &old_desc, &new_desc, NULL);
+        if (!super)
             continue;
         err = write_backup_super(fs, grp, buf);
-        for (unsigned long i = from; i < g->n_desc && !err; i++)
-            err = io_channel_write_blk64(fs->io, first + 1 + i, 1,
+        for (unsigned long i = from; old_desc && i < old_layout && !err; i++)
+            err = io_channel_write_blk64(fs->io, old_desc + i, 1,
                                          (char *)fs->group_desc + i * fs->blocksize);
     }
     free(buf);
@@ -436,7 +483,8 @@ static int add_groups_locked(struct e2_image *img, const struct grow *g)
     ext2fs_blocks_count_set(fs->super, g->n_blocks);
     fs->group_desc_count = g->n_groups;
     fs->desc_blocks = g->n_desc;
-    fs->super->s_reserved_gdt_blocks -= (uint16_t)(g->n_desc - g->o_desc);
+    if (g->rsv_gdt)
+        fs->super->s_reserved_gdt_blocks -= (uint16_t)(g->n_desc - g->o_desc);
     for (dgrp_t grp = g->o_groups; grp < g->n_groups; grp++)
         init_group(fs, grp);
     for (dgrp_t grp = g->o_groups; grp < g->n_groups && !ret; grp++)
@@ -461,7 +509,7 @@ static int apply_locked(struct e2_image *img, const struct grow *g, struct ext2_
 
     extend_last_group(fs, g);
     ret = add_groups_locked(img, g);
-    if (!ret && g->n_groups > g->o_groups)
+    if (!ret && g->rsv_gdt && g->n_groups > g->o_groups)
         ret = update_resize_inode_locked(fs, g, in, dind, ind);
     ext2fs_mark_super_dirty(fs);
     ext2fs_mark_bb_dirty(fs);
@@ -479,25 +527,75 @@ static int apply_locked(struct e2_image *img, const struct grow *g, struct ext2_
     return ret;
 }
 
-int e2_resize(struct e2_image *img, uint64_t new_blocks)
+/* ext4_convert_meta_bg()'s check of the resize inode once every
+ * reserved GDT block is in use: only its double-indirect block left.
+ * -EUCLEAN if not. */
+static int check_spent_resize_inode_locked(struct e2_image *img, struct ext2_inode *in)
+{
+    ext2_filsys fs = img->fs;
+    errcode_t err = ext2fs_read_inode(fs, EXT2_RESIZE_INO, in);
+    bool ok = !fs->super->s_reserved_gdt_blocks &&
+              ext2fs_get_stat_i_blocks(fs, (struct ext2_inode *)in) == fs->blocksize / 512;
+
+    if (err)
+        return e2_errno(err);
+    for (int i = 0; i < EXT2_N_BLOCKS; i++)
+        ok = ok && (i == EXT2_DIND_BLOCK) == (in->i_block[i] != 0);
+    ok = ok && in->i_block[EXT2_DIND_BLOCK] < ext2fs_blocks_count(fs->super);
+    if (ok)
+        return 0;
+    log_err("'%s': the resize inode is inconsistent, cannot convert to meta_bg; run e2fsck",
+            img->path);
+    return -EUCLEAN;
+}
+
+/* ext4_convert_meta_bg(): resize_inode off, meta_bg on, the descriptor
+ * blocks so far kept where they are (s_first_meta_bg), and the resize
+ * inode's double-indirect block, all it still holds, freed. */
+static int convert_meta_bg_locked(struct e2_image *img)
+{
+    ext2_filsys fs = img->fs;
+    struct ext2_super_block *sb = fs->super;
+    bool had_inode = ext2fs_has_feature_resize_inode(sb);
+    struct ext2_inode in;
+    errcode_t err = 0;
+    int ret = had_inode ? check_spent_resize_inode_locked(img, &in) : 0;
+
+    if (ret)
+        return ret;
+    log_notice("'%s': converting the file system to meta_bg (%lu descriptor blocks so far)",
+               img->path, fs->desc_blocks);
+    ext2fs_clear_feature_resize_inode(sb);
+    ext2fs_set_feature_meta_bg(sb);
+    sb->s_first_meta_bg = (uint32_t)fs->desc_blocks;
+    ext2fs_mark_super_dirty(fs);
+    if (had_inode) {
+        ext2fs_block_alloc_stats2(fs, in.i_block[EXT2_DIND_BLOCK], -1);
+        in.i_block[EXT2_DIND_BLOCK] = 0;
+        err = ext2fs_iblk_set(fs, &in, 0);
+        if (!err)
+            err = ext2fs_write_inode(fs, EXT2_RESIZE_INO, &in);
+    }
+    return e2_errno(err);
+}
+
+/* One grow to @n, a size resize_locked() settled: everything that can
+ * fail for want of memory or a damaged resize inode first, then the
+ * change. */
+static int grow_locked(struct e2_image *img, blk64_t n)
 {
     ext2_filsys fs = img->fs;
     uint32_t *dind = NULL, *ind = NULL;
     struct ext2_inode in;
     struct grow g;
-    int ret;
+    int ret = 0;
 
-    e2_lock(img);
-    ret = img->read_only ? -EROFS : check_features_locked(img);
-    if (!ret)
-        ret = check_room_locked(img, new_blocks);
-    if (!ret)
-        ret = plan_locked(img, new_blocks, &g);
-    if (ret || g.n_blocks == g.o_blocks)
-        goto out_unlock;
-    dind = malloc(fs->blocksize);
-    ind = malloc(fs->blocksize);
-    ret = dind && ind ? read_resize_inode_locked(img, &in, dind) : -ENOMEM;
+    plan(fs, n, &g);
+    if (g.rsv_gdt) {
+        dind = malloc(fs->blocksize);
+        ind = malloc(fs->blocksize);
+        ret = dind && ind ? read_resize_inode_locked(img, &in, dind) : -ENOMEM;
+    }
     if (!ret)
         ret = grow_memory_locked(img, &g);
     if (!ret)
@@ -505,10 +603,67 @@ int e2_resize(struct e2_image *img, uint64_t new_blocks)
     if (!ret)
         log_notice("'%s': resized from %llu to %llu blocks (%u groups)", img->path,
                    (unsigned long long)g.o_blocks, (unsigned long long)g.n_blocks, g.n_groups);
-    e2_step_end_locked(img);
-out_unlock:
-    e2_unlock(img);
     free(dind);
     free(ind);
+    return ret;
+}
+
+/* ext4_resize_fs()'s steps to @want: growth past the reserved GDT blocks
+ * first up to where they reach (@later remembers the rest), then the
+ * conversion to meta_bg, then the rest; a file system with neither resize
+ * inode nor meta_bg converted first. Each step that fails leaves the
+ * steps before it done, as ext4 leaves them. */
+static int resize_locked(struct e2_image *img, blk64_t want)
+{
+    ext2_filsys fs = img->fs;
+    blk64_t n = want, later = 0, reach;
+    int ret;
+
+    for (;;) {
+        ret = check_size_locked(img, n);
+        if (ret || n == ext2fs_blocks_count(fs->super))
+            return ret;
+        reach = reserved_reach(fs, n);
+        if (reach) {
+            later = n;
+            n = reach;
+        }
+        if ((!ext2fs_has_feature_resize_inode(fs->super) &&
+             !ext2fs_has_feature_meta_bg(fs->super)) ||
+            n == ext2fs_blocks_count(fs->super)) {
+            ret = convert_meta_bg_locked(img);
+            if (ret)
+                return ret;
+            if (later) {
+                n = later;
+                later = 0;
+                continue;
+            }
+        }
+        if (without_small_last(fs, n) != n) {
+            n = without_small_last(fs, n);
+            later = 0;
+            continue;
+        }
+        ret = grow_locked(img, n);
+        if (ret || !later)
+            return ret;
+        n = later;
+        later = 0;
+    }
+}
+
+int e2_resize(struct e2_image *img, uint64_t new_blocks)
+{
+    int ret;
+
+    e2_lock(img);
+    ret = img->read_only ? -EROFS : check_features_locked(img);
+    if (!ret)
+        ret = check_room_locked(img, new_blocks);
+    if (!ret)
+        ret = resize_locked(img, new_blocks);
+    e2_step_end_locked(img);
+    e2_unlock(img);
     return ret;
 }
