@@ -18,11 +18,27 @@ recomputes the overhead): those two are then checked against ext4's
 formulas. Then a file filling the new space is written, read back byte for
 byte after a remount, and e2fsck -fn is clean again.
 
+meta_bg: a file system made with meta_bg grows in its layout (a new
+descriptor block in the first group of each new meta group, copies in the
+second and last), compared with resize2fs on the copy as above, and every
+descriptor block's copies equal to the primary right after the grow. The
+conversion to meta_bg (ext4_convert_meta_bg), where ext4 converts: growth
+past the reserved GDT blocks (the reserved ones filled first), or a file
+system with neither resize_inode nor meta_bg. Offline resize2fs does not
+convert, it moves blocks to make room for more descriptor blocks in the
+old layout, so its free block count differs (by the layouts' overhead)
+and it keeps its reserved GDT blocks (resize2fs's adjust_superblock and
+blocks_to_move): the count, inodes, free inodes and groups are compared
+with it, the rest with what ext4_convert_meta_bg leaves (meta_bg on,
+resize_inode off, s_first_meta_bg the descriptor blocks at the
+conversion, no reserved GDT block, the resize inode without blocks) and
+with the blocks in use but not metadata, unchanged but for the resize
+inode's double-indirect block, freed.
+
 Refusals, with ext4's errno: a smaller count (EINVAL), a count past the
 image file's end (ENOSPC, and a log line naming the file), a caller other
-than root (EPERM), bigalloc, no resize_inode, growth past the reserved
-GDT blocks, and a partition (offset=) (EOPNOTSUPP, and a log line saying
-to unmount and run resize2fs).
+than root (EPERM), bigalloc, sparse_super2 and a partition (offset=)
+(EOPNOTSUPP, and a log line saying to unmount and run resize2fs).
 
 Crash: a grow made durable step by step, each step of it in turn a power
 cut (UEXT4_FAULT_AT) or a SIGKILL (UEXT4_FAULT_KILL); after the journal's
@@ -40,7 +56,7 @@ import subprocess
 
 from uext4test import (Mount, MountError, TestFailure, check, drop_caches, eq,
                        errno_as, expect_errno, fsck, kernel_mount, main, mkfs,
-                       pattern, run, test, workdir)
+                       pattern, run, sb_field, test, workdir)
 
 EXT4_IOC_RESIZE_FS = 0x40086610      # _IOW('f', 16, __u64)
 USER = (65534, 65534, [])
@@ -72,6 +88,8 @@ def num(fields, name):
 
 COMPARED = ('Block count', 'Inode count', 'Free blocks', 'Free inodes',
             'Reserved GDT blocks', 'groups')
+# Where ext4 converts to meta_bg and resize2fs moves blocks instead.
+CONVERTED_COMPARED = ('Block count', 'Inode count', 'Free inodes', 'groups')
 
 
 def ext4_reserved(before, after):
@@ -92,21 +110,89 @@ def ext4_reserved(before, after):
     return r
 
 
-def ext4_overhead(img, after):
-    """s_overhead_clusters as ext4_calculate_overhead() (no bigalloc)."""
+def group_layout(img):
+    """Per group (dumpe2fs): its superblock copy (block or None), its
+    descriptor blocks (a list, meta_bg's one or the old layout's run) and
+    its reserved GDT blocks (a count)."""
     out = run(['dumpe2fs', img]).stdout.decode(errors='replace')
+    groups = []
+    for grp in re.split(r'^Group \d+: ', out, flags=re.M)[1:]:
+        sb = re.search(r'superblock at (\d+)', grp)
+        desc = []
+        m = re.search(r'Group descriptors? at (\d+)(?:-(\d+))?', grp)
+        if m:
+            desc = list(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
+        m = re.search(r'Reserved GDT blocks at (\d+)-(\d+)', grp)
+        rsv = int(m.group(2)) - int(m.group(1)) + 1 if m else 0
+        groups.append((int(sb.group(1)) if sb else None, desc, rsv))
+    return groups
+
+
+def overhead(img, after):
+    """s_overhead_clusters as ext4_calculate_overhead() (no bigalloc):
+    count_overhead()'s superblock, descriptor and reserved GDT blocks,
+    bitmaps and inode table per group, the journal."""
     n = num(after, 'First block')
     per = num(after, 'Inode blocks per group') + 2
-    for grp in re.split(r'^Group \d+: ', out, flags=re.M)[1:]:
-        n += per
-        m = re.search(r'superblock at \d+, Group descriptors at (\d+)-(\d+)',
-                      grp)
-        if m:
-            n += 1 + int(m.group(2)) - int(m.group(1)) + 1
-            m = re.search(r'Reserved GDT blocks at (\d+)-(\d+)', grp)
-            if m:
-                n += int(m.group(2)) - int(m.group(1)) + 1
+    for sb, desc, rsv in group_layout(img):
+        n += per + (sb is not None) + len(desc) + rsv
     return n + num(after, 'Total journal blocks')
+
+
+ext4_overhead = overhead
+
+
+def unsummed(block, dsize):
+    """A descriptor block without its checksums (bitmaps' and its own): an
+    old group whose bitmap gains a new group's tables has them set at the
+    commit's flush, after the grow wrote the old layout's copies (ext4's
+    copies go stale the same way with the next allocation)."""
+    out = bytearray(block)
+    for d in range(0, len(out), dsize):
+        for a, b in ((24, 28), (30, 32), (56, 60)):
+            if b <= dsize:
+                out[d + a:d + b] = bytes(b - a)
+    return bytes(out)
+
+
+def desc_copies_match(img, o_groups):
+    """Right after the grow: each descriptor block's copies (meta_bg's in
+    the second and last group of its meta group, the old layout's in the
+    groups with a superblock) hold the primary's bytes for the old last
+    group and the new ones, and every superblock copy the new block count.
+    The old groups' descriptors are left as they were (ext4 leaves them
+    too: the conversion to meta_bg frees the resize inode's block without
+    updating a copy)."""
+    groups = group_layout(img)
+    bs = int(sb_field(img, 'Block size'))
+    dsize = int(sb_field(img, 'Group descriptor size') or 32)
+    per = bs // dsize
+    o_desc = -(-o_groups // per)
+    blocks = int(sb_field(img, 'Block count'))
+    meta_bg = 'meta_bg' in sb_field(img, 'Filesystem features').split()
+    first_meta = int(sb_field(img, 'First meta block group') or
+                     (0 if meta_bg else len(groups)))
+    primary = {}
+    for i, blk in enumerate(groups[0][1][:first_meta]):
+        primary[blk - groups[0][1][0]] = ('old', i)
+    with open(img, 'rb') as f:
+        def block(b):
+            f.seek(b * bs)
+            return f.read(bs)
+        desc0 = groups[0][1][0]
+        for g, (sb, desc, rsv) in enumerate(groups):
+            if g and sb is not None:
+                check(struct.unpack('<I', block(sb)[4:8])[0] == blocks & 0xffffffff,
+                      'group %d: the superblock copy has an old block count' % g)
+            if g // per >= first_meta and desc:
+                want = block(groups[g - g % per][1][0])
+                eq(block(desc[0]), want, 'group %d: meta_bg descriptor copy' % g)
+            elif g and desc:
+                for i in range(max(o_desc - 1, 0), min(len(desc), first_meta)):
+                    skip = max(o_groups - 1 - i * per, 0) * dsize
+                    eq(unsummed(block(desc[i]), dsize)[skip:],
+                       unsummed(block(desc0 + i), dsize)[skip:],
+                       'group %d: descriptor block %d copy' % (g, i))
 
 
 def resize_inode(img):
@@ -114,8 +200,9 @@ def resize_inode(img):
     reserved GDT blocks and their backups. e2fsck 1.47 checks only the
     primary ones."""
     out = run(['debugfs', '-R', 'stat <7>', img]).stdout.decode()
-    return (re.search(r'Blockcount: (\d+)', out).group(1),
-            out[out.index('BLOCKS:'):].strip())
+    m = re.search(r'Blockcount: (\d+)', out)
+    return (m.group(1) if m else '0',
+            out[out.index('BLOCKS:'):].strip() if 'BLOCKS:' in out else '')
 
 
 def reference_resize(img, d, args):
@@ -177,16 +264,42 @@ def fill_and_check(img, old_blocks):
     fsck(img)
 
 
-def grow_case(size, new_size, features=(), opts=(), args=()):
-    """mke2fs @size, mount, truncate to @new_size, resize2fs [args]."""
+def in_use(img, fields):
+    """Blocks in use that are not metadata (ext4's overhead)."""
+    return (num(fields, 'Block count') - num(fields, 'Free blocks') -
+            overhead(img, fields))
+
+
+def check_converted(img, before, after, first_meta):
+    """What ext4_convert_meta_bg leaves, and the blocks in use but not
+    metadata unchanged but for the resize inode's last block, freed."""
+    feats = after['Filesystem features'].split()
+    check('meta_bg' in feats and 'resize_inode' not in feats,
+          'not converted to meta_bg: %s' % feats)
+    eq(num(after, 'First meta block group'), first_meta, 's_first_meta_bg')
+    eq(num(after, 'Reserved GDT blocks'), 0, 'reserved GDT blocks')
+    eq(resize_inode(img)[0], '0', 'the resize inode\'s block count')
+    had = 'resize_inode' in before['Filesystem features'].split()
+    eq(in_use(img, after), before['in_use'] - had,
+       'blocks in use that are not metadata')
+
+
+def grow_case(size, new_size, features=(), opts=(), args=(), extended=(),
+              converts=None):
+    """mke2fs @size, mount, truncate to @new_size, resize2fs [args].
+    @converts: the s_first_meta_bg ext4's conversion to meta_bg sets, or
+    None where it does not convert."""
     with workdir() as d:
-        img = mkfs(d + '/img', size=size, features=features, opts=opts)
+        img = mkfs(d + '/img', size=size, features=features, opts=opts,
+                   extended=extended)
         before = dumpe2fs(img)
+        before['in_use'] = in_use(img, before)
         ref = d + '/ref'
         shutil.copyfile(img, ref)
         with Mount(img) as m:
             os.truncate(img, new_size)
             run(['resize2fs', img] + list(args))
+            desc_copies_match(img, before['groups'])
             sv = os.statvfs(m.mnt)
             fill_in_place(m, num(before, 'Block count'))
         fsck(img)
@@ -200,9 +313,15 @@ def grow_case(size, new_size, features=(), opts=(), args=()):
         by = reference_resize(ref, d, list(args))
         fsck(ref)
         want = dumpe2fs(ref)
-        for k in COMPARED:
+        same = COMPARED if converts is None else CONVERTED_COMPARED
+        for k in same:
             eq(after.get(k), want.get(k), '%s (reference: %s)' % (k, by))
-        eq(resize_inode(img), resize_inode(ref), 'the resize inode')
+        if converts is None:
+            eq(resize_inode(img), resize_inode(ref), 'the resize inode')
+            eq(group_layout(img), group_layout(ref),
+               'superblock copies and descriptor blocks per group')
+        else:
+            check_converted(img, before, after, converts)
         if by == 'kernel':
             for k in ('Reserved block count', 'Overhead clusters'):
                 eq(after.get(k), want.get(k), k + ' (reference: kernel)')
@@ -267,6 +386,43 @@ def grow_ext2_like():
               opts=['-g', '1024'])
 
 
+@test(timeout=300)
+def grow_meta_bg_1k():
+    """meta_bg (mke2fs -O meta_bg,^resize_inode), 1 KiB blocks: 4 groups
+    of 1 MiB to 40 and a partial one, three meta groups of 16."""
+    before, after = grow_case('4M', (40 << 20) + (300 << 10),
+                              features=['meta_bg', '^resize_inode'],
+                              opts=['-b', '1024', '-g', '1024'])
+    check(after['groups'] > 32, 'groups: %d' % after['groups'])
+
+
+@test(timeout=300)
+def grow_meta_bg_32bit_no_journal():
+    """meta_bg with 32-byte descriptors (^64bit), no journal: 4 groups to
+    70, meta groups of 32."""
+    grow_case('4M', 70 << 20, features=['meta_bg', '^resize_inode', '^64bit',
+                                         '^has_journal'],
+              opts=['-b', '1024', '-g', '1024'])
+
+
+@test(timeout=300)
+def grow_converts_past_reserved_gdt():
+    """1 KiB blocks, resize= leaving one reserved GDT block: 4 groups to
+    64 fill the two descriptor blocks (32 groups), convert to meta_bg
+    (s_first_meta_bg 2), then add two meta groups."""
+    before, after = grow_case('4M', 64 << 20, opts=['-b', '1024', '-g', '1024'],
+                              extended=['resize=20000'], converts=2)
+    eq(after['groups'], 64, 'groups')
+
+
+@test(timeout=300)
+def grow_converts_no_resize_inode():
+    """Neither resize_inode nor meta_bg: converted at the grow
+    (s_first_meta_bg 1, the one descriptor block), 4 groups to 40."""
+    grow_case('4M', 40 << 20, features=['^resize_inode'],
+              opts=['-b', '1024', '-g', '1024'], converts=1)
+
+
 @test(timeout=180)
 def refusals():
     """A smaller count EINVAL, past the file's end ENOSPC (logged with the
@@ -329,32 +485,31 @@ def refused_bigalloc():
 
 
 @test(timeout=120)
-def refused_no_resize_inode():
-    refused(features=['^resize_inode'])
-
-
-@test(timeout=120)
-def refused_past_reserved_gdt():
-    """1 KiB blocks, resize= leaving one reserved GDT block (16 descriptors
-    more): growth to 64 groups needs three."""
-    refused(opts=['-b', '1024', '-g', '1024'], size='4M', new_size=64 << 20,
-            extended=['resize=20000'])
+def refused_sparse_super2():
+    """ext4 refuses it too (ext4_resize_begin)."""
+    refused(features=['sparse_super2'])
 
 
 # ---------------------------------------------------------------- crash
 
-CRASH_SIZE, CRASH_NEW = '16M', 300 << 20
+# mke2fs arguments and the size grown to: 4 groups of 4 MiB to 75, and 1
+# KiB blocks past the reserved GDT blocks (the conversion to meta_bg).
+CRASH_CASES = {
+    'reserved_gdt': (dict(size='16M', opts=['-g', '1024']), 300 << 20),
+    'convert': (dict(size='4M', opts=['-b', '1024', '-g', '1024'],
+                     extended=['resize=20000']), 64 << 20),
+}
 
 
-def crash_image(d):
-    img = mkfs(d + '/base', size=CRASH_SIZE, opts=['-g', '1024'])
+def crash_image(d, mkfs_args):
+    img = mkfs(d + '/base', **mkfs_args)
     with Mount(img) as m:
         with open(m.path('keep'), 'wb') as f:
             f.write(pattern(100000, seed=3))
     return img
 
 
-def resize_run(img, env):
+def resize_run(img, env, new_size):
     """Mount @img with @env, grow it, unmount; the daemon may die, at the
     mount too (MountError: the step was one of the mount's)."""
     m = Mount(img, opts=['commit=600'], env=env, expect_clean_exit=False)
@@ -363,7 +518,7 @@ def resize_run(img, env):
     except MountError:
         return False
     try:
-        os.truncate(img, CRASH_NEW)
+        os.truncate(img, new_size)
         subprocess.run(['resize2fs', img], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=120)
     finally:
@@ -371,23 +526,23 @@ def resize_run(img, env):
     return True
 
 
-@test(timeout=900)
-def crash_at_every_step():
+def crash_sweep(case):
     """Each durability step of a mount that grows the image, in turn a
     power cut and a SIGKILL; the next mount replays: e2fsck clean, the old
     size or the new, the file intact."""
+    mkfs_args, new_size = CRASH_CASES[case]
     with workdir() as d:
-        base = crash_image(d)
+        base = crash_image(d, mkfs_args)
         old = num(dumpe2fs(base), 'Block count')
         img = d + '/img'
         shutil.copyfile(base, img)
         count = d + '/steps'
-        resize_run(img, {'UEXT4_FAULT_COUNT': count})
+        resize_run(img, {'UEXT4_FAULT_COUNT': count}, new_size)
         new = num(dumpe2fs(img), 'Block count')
         check(new > old, 'the grow did not happen')
         with open(count) as f:
             steps = int(f.read().split()[0])
-        print('# %d durability steps' % steps)
+        print('# %s: %d durability steps' % (case, steps))
         seen = set()
         for n in range(1, steps + 1):
             for kill in (False, True):
@@ -395,7 +550,7 @@ def crash_at_every_step():
                 env = {'UEXT4_FAULT_AT': str(n), 'UEXT4_FAULT_SEED': str(n)}
                 if kill:
                     env['UEXT4_FAULT_KILL'] = '1'
-                resize_run(img, env)
+                resize_run(img, env, new_size)
                 with Mount(img) as m:       # replays the journal
                     with open(m.path('keep'), 'rb') as f:
                         check(f.read() == pattern(100000, seed=3),
@@ -405,6 +560,19 @@ def crash_at_every_step():
                 check(blocks in (old, new), 'step %d: %d blocks' % (n, blocks))
                 seen.add(blocks)
         eq(seen, {old, new}, 'sizes seen after the crashes')
+
+
+@test(timeout=900)
+def crash_at_every_step():
+    """The grow within the reserved GDT blocks."""
+    crash_sweep('reserved_gdt')
+
+
+@test(timeout=900)
+def crash_at_every_step_converting():
+    """The grow past the reserved GDT blocks: filled, converted to meta_bg,
+    grown on, one transaction."""
+    crash_sweep('convert')
 
 
 if __name__ == '__main__':
