@@ -445,12 +445,14 @@ int e2_verity_seal(struct e2_image *img, uint32_t ino, const void *buf, size_t s
 /* EXT4_IOC_RESIZE_FS: grow the file system to @new_blocks blocks, as
  * ext4_resize_fs() does (a last group too small for its metadata is left
  * out, so the result may be smaller). The image file must already hold
- * them: -ENOSPC, logged, if not. -EINVAL for a shrink or a size past what
- * the file system can count; -EOPNOTSUPP, logged with the advice to
- * unmount and run resize2fs, for bigalloc, meta_bg, sparse_super2, no
- * resize_inode, more descriptor blocks than are reserved, or a partition
- * (offset=, sizelimit=); -EUCLEAN for a resize inode that does not list its
- * blocks; -EROFS read-only. The caller commits before and after, with the
+ * them: -ENOSPC, logged, if not. Past the reserved GDT blocks, or without
+ * resize_inode, the file system is converted to meta_bg as ext4 converts
+ * it. -EINVAL for a shrink or a size past what the file system can count;
+ * -EOPNOTSUPP, logged with the advice to unmount and run resize2fs, for
+ * bigalloc, sparse_super2 or a partition (offset=, sizelimit=); -EUCLEAN for
+ * a resize inode that does not list its blocks or holds more than ext4's
+ * conversion expects, reserved GDT blocks without resize_inode, or
+ * resize_inode with meta_bg; -EROFS read-only. The caller commits before and after, with the
  * file system quiescent, so that the grow is a transaction of its own. */
 int e2_resize(struct e2_image *img, uint64_t new_blocks);
 
