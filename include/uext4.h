@@ -517,9 +517,11 @@ int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char
  * metadata is left out). The image file, or its offset=/sizelimit=
  * window, must already be that large: -ENOSPC (logged, naming the file) if
  * not. Root only (-EPERM; ext4 asks for CAP_SYS_RESOURCE). -EINVAL for a
- * smaller count, as ext4; -EOPNOTSUPP (logged: unmount and run resize2fs)
- * for bigalloc, meta_bg, sparse_super2, no resize_inode, or growth past
- * the reserved GDT blocks; -EROFS read-only. Committed before it returns. */
+ * smaller count, as ext4. Growth past the reserved GDT blocks, or without
+ * resize_inode, converts the file system to meta_bg, as ext4 does.
+ * -EOPNOTSUPP (logged: unmount and run resize2fs) for bigalloc,
+ * sparse_super2 or a partition; -EUCLEAN for a damaged resize inode;
+ * -EROFS read-only. Committed before it returns. */
 int uext4_resize(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t new_blocks);
 
 /* ---- inspection (for tools and tests) ---- */
