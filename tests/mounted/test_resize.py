@@ -38,7 +38,8 @@ inode's double-indirect block, freed.
 Refusals, with ext4's errno: a smaller count (EINVAL), a count past the
 image file's end (ENOSPC, and a log line naming the file), a caller other
 than root (EPERM), bigalloc, sparse_super2 and a partition (offset=)
-(EOPNOTSUPP, and a log line saying to unmount and run resize2fs).
+(EOPNOTSUPP, and a log line saying to unmount and run resize2fs), reserved
+GDT blocks without resize_inode (EUCLEAN, as ext4's corruption check).
 
 Crash: a grow made durable step by step, each step of it in turn a power
 cut (UEXT4_FAULT_AT) or a SIGKILL (UEXT4_FAULT_KILL); after the journal's
@@ -482,6 +483,25 @@ def refused_partition():
 @test(timeout=120)
 def refused_bigalloc():
     refused(features=['bigalloc'], opts=['-C', '16384'])
+
+
+@test(timeout=120)
+def refused_reserved_gdt_without_resize_inode():
+    """resize_inode turned off with its reserved GDT blocks left counted
+    (debugfs): EUCLEAN as ext4_resize_begin's EFSCORRUPTED, logged, and
+    nothing changes."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M')
+        run(['debugfs', '-w', '-R', 'feature -resize_inode', img])
+        before = dumpe2fs(img)
+        check(num(before, 'Reserved GDT blocks') > 0, 'no reserved GDT block')
+        with Mount(img) as m:
+            os.truncate(img, 300 << 20)
+            expect_errno(errno.EUCLEAN, resize_ioctl, m.mnt, 300 << 8)
+            check('run e2fsck' in m.log(), 'no advice logged: %s' % m.log())
+        after = dumpe2fs(img)
+        for k in COMPARED:
+            eq(after.get(k), before.get(k), k)
 
 
 @test(timeout=120)
