@@ -20,6 +20,9 @@
  *    inode nor meta_bg is converted at its first grow.
  * bigalloc and sparse_super2 file systems, and partitions, are refused
  * (-EOPNOTSUPP) with a log line saying to unmount and run resize2fs.
+ * ext4 refuses sparse_super2 too; bigalloc it grows, with cluster
+ * accounting not done here (the size rounded down to a cluster, free
+ * clusters per group, s_overhead_clusters grown by ext4_add_overhead()).
  *
  * New groups get what ext4 gives them: BLOCK_UNINIT and INODE_UNINIT with
  * group descriptor checksums (the last group, and any group that hosts
