@@ -412,6 +412,21 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
  * the rest too. @flags: 0 or UEXT4_WRITE_CACHED. */
 ssize_t uext4_write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                          int pipe_fd, size_t size, off_t off, unsigned flags);
+/* uext4_write_pipe() that says early when it will succeed, so that a FUSE
+ * daemon can answer the WRITE while the bytes still move, and the caller
+ * copies its next ones meanwhile. @accept(@arg, n) is called at most once,
+ * from inside the call and with its locks held (it must not call this
+ * library), when every check has passed and the blocks are allocated:
+ * from then on only the image file can fail the write (a failing or full
+ * host disk). *@told says whether it was called. The return is as for
+ * uext4_write_pipe(); when it is not the n told, the failure is also kept
+ * for the file's next uext4_fsync() and the next uext4_sync() (and
+ * uext4_close()), which report it once, as ext4 reports its writeback
+ * errors. Not called for a chattr +S file, which is durable first. */
+typedef void (*uext4_accept_fn)(void *arg, size_t n);
+ssize_t uext4_write_pipe_early(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                               int pipe_fd, size_t size, off_t off, unsigned flags,
+                               uext4_accept_fn accept, void *arg, bool *told);
 
 /* Write back dirty mmap pages (below), then make the inode's data and the
  * metadata that reaches it durable in the image file. Also reports a

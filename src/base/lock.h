@@ -39,12 +39,16 @@
  * A journal commit (e2_image_sync) runs under LC_MOUNT held for writing,
  * so it sees only whole operations, and then LC_DISK.
  *
- * No lock is held across a fuse_reply_*() call, except an inode's
- * reply_lock (read) by a read by reference (uext4_read_ref() -> the front
- * end's reply, frontend/file.c): the image blocks it splices or writes into
- * the reply stay the file's only while whatever could change or free them
- * waits (the drain). Never LC_DISK, LC_INODE or LC_MOUNT. A reply never
- * waits on this file system, so it cannot close a cycle.
+ * No lock is held across a fuse_reply_*() call, except
+ *  - an inode's reply_lock (read) by a read by reference (uext4_read_ref()
+ *    -> the front end's reply, frontend/file.c): the image blocks it
+ *    splices or writes into the reply stay the file's only while whatever
+ *    could change or free them waits (the drain);
+ *  - LC_MOUNT (read), LC_INODE and LC_DISK by a WRITE answered early
+ *    (uext4_write_pipe_early() -> fe_write_told()): its bytes move into the
+ *    image after the answer, and the inode lock keeps every later request
+ *    on the file, the next WRITE over the same pages first, behind them.
+ * A reply never waits on this file system, so it cannot close a cycle.
  *
  * The checker (on in all debug and test builds) records for every pair of
  * classes whether B was ever taken while A was held; on the first

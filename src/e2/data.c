@@ -348,9 +348,9 @@ out_unlock:
 }
 
 ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off,
-                           const struct e2_attr *a, unsigned fields)
+                           const struct e2_attr *a, unsigned fields, const struct e2_accept *acc)
 {
-    struct e2_wsrc src = {.buf = NULL, .pipe = pipe_fd};
+    struct e2_wsrc src = {.buf = NULL, .pipe = pipe_fd, .acc = acc};
     enum e2_write_route route = E2_WRITE_ELSEWHERE;
     struct ext2_inode_large in;
     uint64_t old_size;

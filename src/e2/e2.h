@@ -400,9 +400,18 @@ ssize_t e2_data_write(struct e2_image *img, uint32_t ino, const void *buf, size_
  * extents, a bigalloc cluster freed in this transaction): nothing changed,
  * nothing taken from the pipe. Otherwise the pipe has given up the bytes
  * written, and on an error an unknown part of the others. The attributes
- * @fields of @a go with the data as for e2_data_write(). */
+ * @fields of @a go with the data as for e2_data_write().
+ * With @acc, @acc->fn(@acc->arg, n) is called once the write is decided
+ * (its blocks allocated, nothing left that can refuse it), before the
+ * bytes move: from then on only the image file can fail it, and the
+ * return says whether it did. Called with the disk lock held: it must not
+ * call into the image. Not called for -EAGAIN or an error found before. */
+struct e2_accept {
+    void (*fn)(void *arg, size_t n);
+    void *arg;
+};
 ssize_t e2_data_write_pipe(struct e2_image *img, uint32_t ino, int pipe_fd, size_t size, off_t off,
-                           const struct e2_attr *a, unsigned fields);
+                           const struct e2_attr *a, unsigned fields, const struct e2_accept *acc);
 /* Set i_size, freeing every block past the new end (those fallocated past
  * the old end too, even when the size stays); zeroes the tail of the last
  * block so a later extension reads zeros. */

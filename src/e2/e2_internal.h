@@ -221,6 +221,7 @@ ssize_t e2_extio_map_locked(struct e2_image *img, uint32_t ino, struct ext2_inod
 struct e2_wsrc {
     const char *buf; /* NULL: the bytes are in @pipe */
     int pipe;
+    const struct e2_accept *acc; /* told before the bytes move, or NULL */
 };
 ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_inode_large *in,
                               const struct e2_wsrc *src, size_t size, uint64_t off,

@@ -463,6 +463,8 @@ ssize_t e2_extio_write_locked(struct e2_image *img, uint32_t ino, struct ext2_in
         *route = E2_WRITE_ELSEWHERE;
         return 0;
     }
+    if (src->acc)
+        src->acc->fn(src->acc->arg, size);
     ret = write_runs(img, ino, h, src, off, end, &p);
     ext2fs_extent_free(h);
     if (ret && p.holes) {

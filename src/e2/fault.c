@@ -21,6 +21,7 @@ struct undo {
 struct e2_fault {
     unsigned long long at, steps;
     unsigned long long fail_at, fail_every; /* failed I/O: 0 for none */
+    unsigned long long fail_big;            /* writes this long fail: 0 for none */
     int fail_errno;
     bool kill;              /* at step "at": the process dies, nothing rolled back */
     unsigned read_delay_us; /* before each read outside the disk lock */
@@ -68,7 +69,7 @@ static const bool test_hooks = UEXT4_TEST_HOOKS;
 errcode_t e2_fault_from_env(struct e2_fault **out)
 {
     const char *count;
-    unsigned long long at, fail_at, fail_every, read_delay;
+    unsigned long long at, fail_at, fail_every, fail_big, read_delay;
     struct e2_fault *f;
 
     *out = NULL;
@@ -78,8 +79,9 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     at = env_number("UEXT4_FAULT_AT", 0);
     fail_at = env_number("UEXT4_FAULT_FAIL_AT", 0);
     fail_every = env_number("UEXT4_FAULT_FAIL_EVERY", 0);
+    fail_big = env_number("UEXT4_FAULT_FAIL_BIG", 0);
     read_delay = env_number("UEXT4_FAULT_READ_DELAY_US", 0);
-    if (!at && !fail_at && !fail_every && !read_delay && !(count && *count))
+    if (!at && !fail_at && !fail_every && !fail_big && !read_delay && !(count && *count))
         return 0;
     f = calloc(1, sizeof(*f));
     if (!f)
@@ -87,6 +89,7 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     f->at = at;
     f->fail_at = fail_at ? fail_at : fail_every;
     f->fail_every = fail_every;
+    f->fail_big = fail_big;
     f->fail_errno = env_errno();
     f->kill = env_number("UEXT4_FAULT_KILL", 0) != 0;
     f->read_delay_us = read_delay < 1000000 ? (unsigned)read_delay : 1000000;
@@ -181,6 +184,11 @@ int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
     struct undo *u;
     int err = step(f);
 
+    if (!err && f->fail_big && len >= f->fail_big) {
+        fprintf(stderr, "uext4: fault injection: a write of %zu bytes fails with %s\n", len,
+                strerror(f->fail_errno));
+        err = f->fail_errno;
+    }
     if (err || !f->at || f->kill || f->steps > f->at)
         return err;
     u = malloc(sizeof(*u) + len);

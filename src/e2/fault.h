@@ -22,6 +22,9 @@
  *                             the error below; the process carries on.
  *   UEXT4_FAULT_FAIL_EVERY=K  every Kth step from N on fails (N, N+K,
  *                             N+2K, ...; N is K if unset).
+ *   UEXT4_FAULT_FAIL_BIG=B    every pwrite or splice of B bytes or more
+ *                             fails (a test's large data writes, and no
+ *                             metadata's), whatever its step.
  *   UEXT4_FAULT_ERRNO=E       ENOSPC (default), EIO or EDQUOT.
  *
  * and a wider window for races (tests that check what guards a read):

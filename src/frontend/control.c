@@ -186,10 +186,11 @@ static bool serve_one(struct fe_control *c, int fd)
         return false;
     }
     if (!strcmp(req, "stats")) {
-        snprintf(why, sizeof(why), "requests %llu spliced %llu interrupts %llu",
+        snprintf(why, sizeof(why), "requests %llu spliced %llu interrupts %llu early %llu",
                  (unsigned long long)fe_session_requests(c->session),
                  (unsigned long long)fe_session_spliced(c->session),
-                 (unsigned long long)fe_session_interrupts(c->session));
+                 (unsigned long long)fe_session_interrupts(c->session),
+                 (unsigned long long)fe_session_answered_early(c->session));
         reply(fd, 0, why);
         return false;
     }

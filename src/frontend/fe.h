@@ -47,6 +47,8 @@ uint64_t fe_session_requests(const struct fe_session *s);
 /* Bytes of WRITE data that stayed in a pipe for splicing (wire.c). */
 uint64_t fe_session_spliced(const struct fe_session *s);
 uint64_t fe_session_interrupts(const struct fe_session *s);
+/* WRITEs answered before their data reached the image (file.c). */
+uint64_t fe_session_answered_early(const struct fe_session *s);
 
 /* Unmount if still mounted, remove the signal handlers and free @s. */
 void fe_session_destroy(struct fe_session *s);

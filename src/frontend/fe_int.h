@@ -18,6 +18,7 @@
 #define FUSE_USE_VERSION 314
 
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -51,6 +52,11 @@ struct fe_ctx {
      * into the image (wire.c, fe_write): not with -o no_splice_write, nor
      * -o record, which logs the bytes. */
     bool splice_write;
+    /* Such a WRITE is answered once its blocks are allocated, before its
+     * data moves (fe_write): not with -o no_early_write. */
+    bool early_write;
+    /* WRITEs answered so (the control socket's "stats"). */
+    _Atomic uint64_t answered_early;
     /* OPEN is answered ENOSYS, so the kernel sends no OPEN and no RELEASE
      * for regular files (file.c): when the kernel checks permissions, or
      * nobody does (fakeroot). */

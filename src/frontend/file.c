@@ -320,9 +320,42 @@ static bool fe_is_setid(fuse_req_t req, fuse_ino_t ino)
  * it: -EAGAIN then, for the caller to write from @buf. mmap writeback
  * (UEXT4_WRITE_MMAP) is always written from memory; a writeback cut short
  * has the rest of its bytes read and written on (fe_writeback_all()). */
+/* uext4_write_pipe_early()'s answer to the WRITE @arg: its reply, while
+ * the core holds its locks (lock.h says why that is safe). */
+static void fe_write_told(void *arg, size_t n)
+{
+    fuse_req_t req = arg;
+
+    atomic_fetch_add_explicit(&fe_ctx(req)->answered_early, 1, memory_order_relaxed);
+    fe_reply_write(req, (ssize_t)n);
+}
+
+/* Whether a spliced WRITE may be answered once its blocks are allocated,
+ * before its bytes move from the pipe into the image (-o early_write):
+ * the caller then copies its next bytes into the kernel's pages while the
+ * daemon moves these, where each used to wait for the other. Its bytes
+ * are the kernel's page-cache pages, which the pipe holds by reference:
+ * a later write(2) over them comes as a WRITE of its own after this one,
+ * and the inode lock, held until the bytes are in, orders the two. A
+ * failure of the image file after the answer reaches the file's next
+ * fsync, as a writeback error of ext4's does (uext4_write_pipe_early()).
+ * The kernel then holds pages and a size the image lacks; it drops both at
+ * its next look at the attributes, which every read makes after a write
+ * (the mtime it set itself in the write is not the file's: auto_inval_data;
+ * the size is the image's), as test_ioerr.py early_answer_* check.
+ * Not for O_DIRECT (whose callers look for errors in the write itself),
+ * nor O_SYNC and O_DSYNC (durable first; the kernel's FSYNC after the
+ * write would report it all the same), nor a write that drops
+ * setuid/setgid (whose attributes are invalidated after it). */
+static bool fe_may_answer_early(fuse_req_t req, const struct fuse_file_info *fi, bool setid)
+{
+    return fe_ctx(req)->early_write && !fi->writepage && !setid &&
+           !(fi->flags & (O_DIRECT | O_SYNC | O_DSYNC));
+}
+
 static ssize_t fe_write_spliced(fuse_req_t req, const struct uext4_cred *cr, fuse_ino_t ino,
                                 const char *buf, size_t size, off_t off, unsigned flags,
-                                bool writepage)
+                                bool writepage, bool early, bool *told)
 {
     /* libfuse's receive buffer, which has room for the whole request. */
     char *mem = (char *)buf;
@@ -338,10 +371,15 @@ static ssize_t fe_write_spliced(fuse_req_t req, const struct uext4_cred *cr, fus
         fe_wire_payload_taken(-1);
         return -EIO;
     }
-    if (!(flags & UEXT4_WRITE_MMAP))
+    if (early)
+        n = uext4_write_pipe_early(fe_fs(req), cr, fe_ext4_ino(ino), fd, size, off, flags,
+                                   fe_write_told, req, told);
+    else if (!(flags & UEXT4_WRITE_MMAP))
         n = uext4_write_pipe(fe_fs(req), cr, fe_ext4_ino(ino), fd, size, off, flags);
     if (n != -EAGAIN)
         fe_wire_payload_taken(n);
+    if (*told)
+        return n;
     if (n != -EAGAIN && (!writepage || n <= 0 || (size_t)n == size))
         return n;
     if (n == -EAGAIN)
@@ -360,13 +398,19 @@ void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
               struct fuse_file_info *fi)
 {
     unsigned flags = fe_write_flags(req, fi);
+    bool setid, told = false;
     struct fe_cred c;
-    bool setid;
     ssize_t n;
 
     fe_cred_init(&c, req, !fi->writepage);
     setid = c.kill == FE_KILL_YES && fe_is_setid(req, ino);
-    n = fe_write_spliced(req, &c.cr, ino, buf, size, off, flags, fi->writepage);
+    n = fe_write_spliced(req, &c.cr, ino, buf, size, off, flags, fi->writepage,
+                         fe_may_answer_early(req, fi, setid), &told);
+    if (told) {
+        /* Answered; @req is gone. */
+        fe_cred_release(&c);
+        return;
+    }
     if (n == -EAGAIN)
         n = fi->writepage
                 ? fe_writeback_all(fe_fs(req), &c.cr, fe_ext4_ino(ino), buf, size, off, flags)

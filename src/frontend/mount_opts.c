@@ -318,6 +318,18 @@ static int set_no_splice_write(const struct opt_ctx *c)
     return 0;
 }
 
+static int set_early_write(const struct opt_ctx *c)
+{
+    c->o->no_early_write = false;
+    return 0;
+}
+
+static int set_no_early_write(const struct opt_ctx *c)
+{
+    c->o->no_early_write = true;
+    return 0;
+}
+
 static int set_grpid(const struct opt_ctx *c)
 {
     c->o->core.grpid = true;
@@ -372,6 +384,8 @@ static const struct {
     {"no_io_uring", false, set_no_io_uring},
     {"splice_write", false, set_splice_write},
     {"no_splice_write", false, set_no_splice_write},
+    {"early_write", false, set_early_write},
+    {"no_early_write", false, set_no_early_write},
     {"fsname", true, set_fsname},
     {"subtype", true, set_subtype},
     {"record", true, set_record},

@@ -52,6 +52,9 @@ struct fe_mount_opts {
     bool io_uring;
     /* -o no_splice_write: read every request into memory (wire.c). */
     bool no_splice_write;
+    /* -o no_early_write: answer a spliced WRITE once its data is in the
+     * image, not once its blocks are allocated (file.c). */
+    bool no_early_write;
     /* Point into the option string given to fe_opts_parse(); NULL when not
      * given (the image path and "uext4" are used). */
     const char *fsname;

@@ -139,6 +139,14 @@ static void fe_init_cache(struct fe_ctx *ctx, struct fuse_conn_info *conn)
     }
 }
 
+/* The largest power of two not above @n (n > 0). */
+static unsigned floor_pow2(unsigned n)
+{
+    while (n & (n - 1))
+        n &= n - 1;
+    return n;
+}
+
 static void fe_init(void *userdata, struct fuse_conn_info *conn)
 {
     struct fe_ctx *ctx = userdata;
@@ -148,6 +156,14 @@ static void fe_init(void *userdata, struct fuse_conn_info *conn)
     conn->max_write = ctx->splice_write && !ctx->wire.want_uring
                           ? (unsigned)fe_wire_splice_setup(&ctx->wire, FE_MAX_WRITE)
                           : FE_MAX_WRITE;
+    /* A write(2) larger than max_write reaches us in max_write pieces, one
+     * after the other. Answered early (fe_write), a piece's bytes move into
+     * the image while the caller copies the next piece; a power of two cuts
+     * the usual sizes into equal pieces, so the two overlap, where an
+     * ordinary user's 1020 KiB left a 4 KiB piece that waited for the whole
+     * 1020 KiB move. */
+    if (ctx->early_write)
+        conn->max_write = floor_pow2(conn->max_write);
     fe_init_names(ctx, conn);
     fe_init_perms(ctx, conn);
     fe_init_io(conn);
@@ -302,6 +318,7 @@ static void fe_session_ctx_init(struct fe_session *s, struct uext4_fs *fs,
         log_info("io_uring: this uext4 was built without liburing: serving /dev/fuse");
     s->ctx.wire.want_uring = p->opts->io_uring && fe_uring_built();
     s->ctx.splice_write = !p->opts->no_splice_write && !p->opts->record;
+    s->ctx.early_write = s->ctx.splice_write && !p->opts->no_early_write;
     s->ctx.wire.on_prepare = fe_session_uring_prepare;
     s->ctx.wire.on_init = fe_session_uring_start;
     s->ctx.wire.on_init_arg = s;
@@ -427,6 +444,11 @@ uint64_t fe_session_requests(const struct fe_session *s)
 uint64_t fe_session_spliced(const struct fe_session *s)
 {
     return fe_wire_spliced(&s->ctx.wire);
+}
+
+uint64_t fe_session_answered_early(const struct fe_session *s)
+{
+    return atomic_load_explicit(&s->ctx.answered_early, memory_order_relaxed);
 }
 
 uint64_t fe_session_interrupts(const struct fe_session *s)

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
+
 /* fsverity_file_open(): the descriptor read and checked at open, so a
  * damaged one fails the open as on Linux (mount lock held for reading). */
 static int verity_open(struct uext4_fs *fs, uint32_t ino, const struct e2_attr *a)
@@ -315,11 +317,30 @@ static int may_write_flags(struct uext4_fs *fs, struct fs_inode *fi, const struc
     return (int)got;
 }
 
+/* A caller of uext4_write_pipe_early() and whether it was answered. */
+struct early {
+    struct e2_accept e2; /* what e2_data_write_pipe() calls: early_told() */
+    uext4_accept_fn fn;
+    void *arg;
+    bool told;
+    size_t n; /* the count it was told */
+};
+
+static void early_told(void *arg, size_t n)
+{
+    struct early *e = arg;
+
+    e->told = true;
+    e->n = n;
+    e->fn(e->arg, n);
+}
+
 /* Where a write's bytes are: in memory, or waiting in a pipe
- * (uext4_write_pipe()). */
+ * (uext4_write_pipe()), whose caller may take an early answer. */
 struct wsrc {
     const void *buf; /* NULL: in @pipe */
     int pipe;
+    struct early *early; /* NULL: answered by the return alone */
 };
 
 /* The immutable and append-only rules for @src's bytes. An append-only
@@ -370,7 +391,8 @@ static ssize_t write_data(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     if (src->buf)
         ret = fs_file_write_locked(fs, fi, a, src->buf, size, off, &na, fields);
     else
-        ret = fs_file_write_pipe_locked(fs, fi, a, src->pipe, size, off, &na, fields);
+        ret = fs_file_write_pipe_locked(fs, fi, a, src->pipe, size, off, &na, fields,
+                                        src->early ? &src->early->e2 : NULL);
     if (ret > 0 && (fields & E2_A_MTIME))
         fi->times_shown = shown;
     if (ret > 0) {
@@ -384,6 +406,24 @@ static ssize_t write_data(struct uext4_fs *fs, const struct fs_cred *fc, struct 
     return ret;
 }
 
+/* A write answered early failed after all (a failing or full host disk):
+ * nobody else will hear of it, so it waits for the file's next fsync and
+ * the next sync, as ext4's writeback errors do. */
+static void latch_write_error_locked(struct uext4_fs *fs, struct fs_inode *fi, int err, size_t size,
+                                     off_t off)
+{
+    assert_inode_locked(fi);
+    log_err("inode %u: a write of %zu bytes at %lld, answered as done, did not reach the "
+            "image: %s (the file's next fsync reports it)",
+            fi->ino, size, (long long)off, strerror(-err));
+    if (!fi->write_err)
+        fi->write_err = err;
+    mutex_lock(&fs->itable_lock);
+    if (!fs->write_err)
+        fs->write_err = err;
+    mutex_unlock(&fs->itable_lock);
+}
+
 static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
                           const struct wsrc *src, size_t size, off_t off, unsigned flags,
                           bool *sync)
@@ -391,6 +431,7 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
     struct fs_inode *fi;
     struct fs_cred fc;
     struct e2_attr a;
+    struct wsrc s;
     ssize_t ret;
     int err;
 
@@ -427,7 +468,13 @@ static ssize_t write_once(struct uext4_fs *fs, const struct uext4_cred *cr, uint
         ret = 0;
         goto out_end;
     }
-    ret = write_data(fs, &fc, fi, &a, src, size, off, flags);
+    /* chattr +S: durable before it is answered. */
+    s = *src;
+    if (*sync)
+        s.early = NULL;
+    ret = write_data(fs, &fc, fi, &a, &s, size, off, flags);
+    if (s.early && s.early->told && ret != (ssize_t)s.early->n)
+        latch_write_error_locked(fs, fi, ret < 0 ? (int)ret : -EIO, s.early->n, off);
 out_end:
     FS_CHECK(fs, ino, (int)(ret < 0 ? ret : 0));
     fs_op_end(fs, fi);
@@ -477,10 +524,10 @@ ssize_t uext4_write(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t i
     return ret;
 }
 
-ssize_t uext4_write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
-                         int pipe_fd, size_t size, off_t off, unsigned flags)
+static ssize_t write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                          int pipe_fd, size_t size, off_t off, unsigned flags, struct early *early)
 {
-    struct wsrc src = {.buf = NULL, .pipe = pipe_fd};
+    struct wsrc src = {.buf = NULL, .pipe = pipe_fd, .early = early};
     bool sync = false;
     ssize_t ret;
     int err;
@@ -500,18 +547,51 @@ ssize_t uext4_write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint3
     return ret;
 }
 
+ssize_t uext4_write_pipe(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                         int pipe_fd, size_t size, off_t off, unsigned flags)
+{
+    return write_pipe(fs, cr, ino, pipe_fd, size, off, flags, NULL);
+}
+
+ssize_t uext4_write_pipe_early(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino,
+                               int pipe_fd, size_t size, off_t off, unsigned flags,
+                               uext4_accept_fn accept, void *arg, bool *told)
+{
+    struct early e = {.e2 = {.fn = early_told, .arg = &e}, .fn = accept, .arg = arg};
+    ssize_t ret = write_pipe(fs, cr, ino, pipe_fd, size, off, flags, &e);
+
+    *told = e.told;
+    return ret;
+}
+
+/* The error of a write answered early (latch_write_error_locked()) that
+ * no fsync of @ino has reported yet; taken. */
+static int take_write_error(struct uext4_fs *fs, uint32_t ino)
+{
+    struct fs_inode *fi = fs_op_begin_read(fs, ino);
+    int err;
+
+    if (!fi)
+        return -ENOMEM;
+    err = fi->write_err;
+    fi->write_err = 0;
+    fs_op_end(fs, fi);
+    return err;
+}
+
 int uext4_fsync(struct uext4_fs *fs, uint32_t ino, bool datasync)
 {
     /* Everything but the emulated mmap pages is written through to the
      * image already; write those back (committing and retrying once if
      * they found the disk full), then make it all durable. */
-    int ret = uext4_writeback(fs, ino), fret;
+    int ret = uext4_writeback(fs, ino), fret, wret;
 
     if (!ret)
         ret = fs_commit_now(fs);
-    /* Taken whatever happened, so that it is reported once. */
+    /* Taken whatever happened, so that each is reported once. */
     fret = fs_take_free_error(fs);
-    return ret ? ret : fret;
+    wret = take_write_error(fs, ino);
+    return ret ? ret : wret ? wret : fret;
 }
 
 /* Every mode changes the file, so every mode drops setuid/setgid as a

@@ -195,7 +195,7 @@ int uext4_close(struct uext4_fs *fs)
     cret = fs_icache_destroy(fs);
     ret = ret ? ret : cret;
     rwlock_unlock(&fs->mount_lock);
-    cret = fs->free_err; /* not reported by a fsync or sync yet */
+    cret = fs->free_err ? fs->free_err : fs->write_err; /* not reported by a fsync or sync yet */
     ret = ret ? ret : cret;
     cret = e2_image_close(fs->img);
     pc_destroy(fs->pc);
@@ -206,12 +206,13 @@ int uext4_close(struct uext4_fs *fs)
 
 int uext4_sync(struct uext4_fs *fs)
 {
-    int ret = fs_writeback_all(fs), fret;
+    int ret = fs_writeback_all(fs), fret, wret;
 
     if (!ret)
         ret = fs_commit_now(fs);
     fret = fs_take_free_error(fs);
-    return ret ? ret : fret;
+    wret = fs_take_write_error(fs);
+    return ret ? ret : fret ? fret : wret;
 }
 
 int fs_commit_now(struct uext4_fs *fs)

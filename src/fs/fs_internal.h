@@ -60,6 +60,9 @@ struct fs_inode {
      * range stores zeros there instead; a read or write(2) of the range
      * (the page is then the file's again) forgets it. */
     uint64_t stale_lo, stale_hi;
+    /* The first failure of a write answered before its bytes reached the
+     * image (uext4_write_pipe_early()) since the last fsync took it. */
+    int write_err;
     /* fs->attrs_shown when a write last stored the times (file.c,
      * times_unseen); UINT64_MAX before that. */
     uint64_t times_shown;
@@ -122,6 +125,9 @@ struct uext4_fs {
     /* protected by itable_lock: the first failure to free an unlinked
      * inode at a forget or release, until fs_take_free_error() reports it */
     int free_err;
+    /* protected by itable_lock: the same for writes answered early
+     * (fs_inode.write_err), until uext4_sync() reports it */
+    int write_err;
     /* Attributes handed out so far (fs_attr_to_stat(): every stat, statx,
      * lookup, create or setattr reply). A write that finds none handed
      * out since it last stored an inode's times may leave them as they
@@ -175,6 +181,9 @@ unsigned fs_inode_writers(struct uext4_fs *fs, uint32_t ino);
  * allocated with no name until e2fsck repairs it. A forget has no reply
  * and FUSE drops release's, so fsync, sync and close report it. */
 int fs_take_free_error(struct uext4_fs *fs);
+/* The first failure of a write answered early (uext4_write_pipe_early())
+ * since the last call; taken. uext4_sync() reports it, and an unmount. */
+int fs_take_write_error(struct uext4_fs *fs);
 /* The on-disk link count of @ino reached 0: free it now if nothing
  * refers to it, or at its last forget/release. */
 int fs_inode_unlinked(struct uext4_fs *fs, uint32_t ino);
@@ -409,10 +418,11 @@ ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const str
                              const void *buf, size_t size, off_t off, const struct e2_attr *na,
                              unsigned fields);
 /* fs_file_write_locked() with the bytes in a pipe (uext4_write_pipe()):
- * -EAGAIN, nothing taken, where they must pass through memory. */
+ * -EAGAIN, nothing taken, where they must pass through memory. @acc as
+ * for e2_data_write_pipe(). */
 ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                                   int pipe_fd, size_t size, off_t off, const struct e2_attr *na,
-                                  unsigned fields);
+                                  unsigned fields, const struct e2_accept *acc);
 /* Read @fi's data, inline or in blocks. The inode lock held is what keeps
  * the blocks e2_data_read() maps, then reads without the disk lock, the
  * file's (e2.h): every writer, truncate, punch, shift and free of a file's

@@ -143,6 +143,17 @@ int fs_take_free_error(struct uext4_fs *fs)
     return ret;
 }
 
+int fs_take_write_error(struct uext4_fs *fs)
+{
+    int ret;
+
+    mutex_lock(&fs->itable_lock);
+    ret = fs->write_err;
+    fs->write_err = 0;
+    mutex_unlock(&fs->itable_lock);
+    return ret;
+}
+
 struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino)
 {
     struct fs_inode *fi;

@@ -84,7 +84,7 @@ static int clamp_to_limit(struct uext4_fs *fs, const struct e2_attr *a, off_t of
 
 ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,
                                   int pipe_fd, size_t size, off_t off, const struct e2_attr *na,
-                                  unsigned fields)
+                                  unsigned fields, const struct e2_accept *acc)
 {
     int ret;
 
@@ -96,7 +96,7 @@ ssize_t fs_file_write_pipe_locked(struct uext4_fs *fs, struct fs_inode *fi, cons
     ret = clamp_to_limit(fs, a, off, &size);
     if (ret)
         return ret;
-    return e2_data_write_pipe(fs->img, fi->ino, pipe_fd, size, off, na, fields);
+    return e2_data_write_pipe(fs->img, fi->ino, pipe_fd, size, off, na, fields, acc);
 }
 
 ssize_t fs_file_write_locked(struct uext4_fs *fs, struct fs_inode *fi, const struct e2_attr *a,

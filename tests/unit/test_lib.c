@@ -845,6 +845,88 @@ static int test_write_pipe_runs_dry(void)
     return 0;
 }
 
+/* uext4_write_pipe_early()'s answer, as a FUSE daemon records it. */
+struct told_rec {
+    unsigned calls;
+    size_t n;
+};
+
+static void told_cb(void *arg, size_t n)
+{
+    struct told_rec *t = arg;
+
+    t->calls++;
+    t->n = n;
+}
+
+/* One uext4_write_pipe_early() of @size bytes at @off, @in_pipe of them
+ * 'e' in the pipe: its return, the answer in *@t, *@told. */
+static ssize_t early_write(struct uext4_fs *fs, uint32_t ino, off_t off, size_t size,
+                           size_t in_pipe, struct told_rec *t, bool *told)
+{
+    int fds[2];
+    ssize_t n;
+
+    *t = (struct told_rec){0};
+    *told = false;
+    if (short_pipe(fds, in_pipe, 'e'))
+        return -999;
+    n = uext4_write_pipe_early(fs, &root, ino, fds[0], size, off, 0, told_cb, t, told);
+    close(fds[0]);
+    close(fds[1]);
+    return n;
+}
+
+/* uext4_write_pipe_early() answers once the blocks are allocated, with the
+ * count it then writes; a write that fails after the answer (here its pipe
+ * runs dry) returns the error and leaves it for the file's next fsync and
+ * the next sync, once each; no answer where the bytes must pass through
+ * memory (-EAGAIN) nor for a chattr +S file (durable first). */
+static int test_write_pipe_early(void)
+{
+    const char *img = mkimg("-t ext4");
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char blk[16384], got[16384];
+    struct uext4_fileattr fa;
+    struct told_rec t;
+    uint32_t ino, fresh;
+    bool told;
+
+    CHECK(fs);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    memset(blk, 'a', sizeof(blk));
+    CHECK_EQ(write_all(fs, ino, blk, sizeof(blk), 0), 0);
+    /* In place and past EOF: answered with the count, then written. */
+    CHECK_EQ(early_write(fs, ino, 4096, 8192, 8192, &t, &told), 8192);
+    CHECK(told && t.calls == 1 && t.n == 8192);
+    CHECK_EQ(early_write(fs, ino, 16384, 8192, 8192, &t, &told), 8192);
+    CHECK(told && t.calls == 1 && t.n == 8192);
+    CHECK_EQ(size_of(fs, ino), 24576);
+    CHECK_EQ(uext4_read(fs, ino, got, 16384, 0), 16384);
+    memset(blk + 4096, 'e', 8192);
+    CHECK(!memcmp(got, blk, sizeof(got)));
+    CHECK_EQ(uext4_fsync(fs, ino, false), 0);
+    /* Answered, then short of bytes: the error, kept for fsync and sync. */
+    CHECK_EQ(early_write(fs, ino, 0, 8192, 4096, &t, &told), -EIO);
+    CHECK(told && t.calls == 1 && t.n == 8192);
+    CHECK_EQ(uext4_fsync(fs, ino, false), -EIO);
+    CHECK_EQ(uext4_fsync(fs, ino, false), 0);
+    CHECK_EQ(uext4_sync(fs), -EIO);
+    CHECK_EQ(uext4_sync(fs), 0);
+    /* Through memory (a new file may yet go inline): no answer. */
+    fresh = create(fs, UEXT4_ROOT_INO, "new");
+    CHECK_EQ(early_write(fs, fresh, 0, 8192, 8192, &t, &told), -EAGAIN);
+    CHECK(!told && t.calls == 0);
+    /* chattr +S: written and committed before the return, unannounced. */
+    CHECK_EQ(uext4_fileattr_get(fs, ino, &fa), 0);
+    CHECK_EQ(uext4_fileattr_set(fs, &root, ino, fa.flags | 0x8 /* FS_SYNC_FL */, 0), 0);
+    CHECK_EQ(early_write(fs, ino, 0, 8192, 8192, &t, &told), 8192);
+    CHECK(!told && t.calls == 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 static int test_permissions_and_sticky(void)
 {
     const char *img = mkimg("-t ext4");
@@ -1701,6 +1783,7 @@ int main(void)
         {"fallocate_punch_seek", test_fallocate_punch_seek},
         {"read_ref", test_read_ref},
         {"write_pipe_runs_dry", test_write_pipe_runs_dry},
+        {"write_pipe_early", test_write_pipe_early},
         {"permissions_and_sticky", test_permissions_and_sticky},
         {"kill_privs_fsetid", test_kill_privs_fsetid},
         {"xattrs_and_acl_mode", test_xattrs_and_acl_mode},
