@@ -539,6 +539,21 @@ int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char
  * -EROFS read-only. Committed before it returns. */
 int uext4_resize(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t new_blocks);
 
+/* EXT4_IOC_CHECKPOINT (added in 1.3), as jbd2_journal_flush(): the
+ * running transaction committed, every block written home and synced, and
+ * the journal marked empty on disk, so the image needs no recovery even if
+ * the process dies now. @flags, ext4's: UEXT4_CHECKPOINT_DISCARD punches the
+ * journal's blocks (all but its superblock) out of its file, as a loop
+ * device discards; _ZEROOUT writes zeros over them; _DRY_RUN only checks.
+ * Root only (-EPERM: CAP_SYS_ADMIN); -EINVAL for other flags or DISCARD
+ * with ZEROOUT; -ENODEV without a journal; on a read-only mount 0 (its
+ * journal is empty), -EROFS to erase it; -EOPNOTSUPP (DISCARD) where the
+ * image's file system cannot punch holes. */
+#define UEXT4_CHECKPOINT_DISCARD 0x1u
+#define UEXT4_CHECKPOINT_ZEROOUT 0x2u
+#define UEXT4_CHECKPOINT_DRY_RUN 0x4u
+int uext4_checkpoint(struct uext4_fs *fs, const struct uext4_cred *cr, unsigned flags);
+
 /* ---- inspection (for tools and tests) ---- */
 
 struct uext4_extent {

@@ -45,6 +45,18 @@ int e2_image_close(struct e2_image *img);
  * commits the running transaction. The caller makes sure no sequence of
  * e2 calls that must be atomic is half done (the fs layer's mount lock). */
 int e2_image_sync(struct e2_image *img);
+/* EXT4_IOC_CHECKPOINT's journal flush (jbd2_journal_flush): the running
+ * transaction committed, every block home and synced, the journal marked
+ * empty on disk; with E2_CHECKPOINT_DISCARD its blocks (but its
+ * superblock) punched out of the journal's file, with _ZEROOUT zeros
+ * written over them; with _DRY_RUN only the checks. -ENODEV without a
+ * journal; read-only, 0 (the log is empty on disk) unless asked to erase
+ * it or it holds a log replayed in memory only: -EROFS. The caller makes
+ * sure no operation is half done (the fs layer's mount lock). */
+#define E2_CHECKPOINT_DISCARD 0x1u
+#define E2_CHECKPOINT_ZEROOUT 0x2u
+#define E2_CHECKPOINT_DRY_RUN 0x4u
+int e2_image_checkpoint(struct e2_image *img, unsigned how);
 /* -EIO once a write of metadata or of the journal, or an fdatasync, of the
  * image has failed: from then on every sync fails and the image takes no
  * more changes (the last durable state stays on disk); else 0. */

@@ -238,6 +238,10 @@ void e2_journal_start(struct e2_image *img, struct e2_journal *jn);
 void e2_journal_free(struct e2_journal *jn);
 int e2_journal_commit_locked(struct e2_image *img);
 int e2_journal_stop_locked(struct e2_image *img);
+/* jbd2_journal_flush(): commit, checkpoint, sync, mark the log empty on
+ * disk; then with E2_CHECKPOINT_DISCARD or _ZEROOUT (e2.h) erase the log's
+ * blocks. Under disk_lock, the file system quiescent. */
+int e2_journal_flush_locked(struct e2_image *img, unsigned how);
 /* Blocks freed since the last commit stay marked in the bitmap while the
  * free count has them (until the commit is durable). held: an upper bound
  * on how many blocks that is, so the free count less it is at most what

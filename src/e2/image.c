@@ -1021,6 +1021,38 @@ out_unlock:
     return ret;
 }
 
+/* Read-only: no running journal; the log on disk is empty unless a
+ * replay was kept in memory (norecovery-like mounts of a dirty log). */
+static int checkpoint_read_only(const struct e2_image *img, unsigned how)
+{
+    if (how & E2_CHECKPOINT_DRY_RUN)
+        return 0;
+    if (img->replayed || (how & (E2_CHECKPOINT_DISCARD | E2_CHECKPOINT_ZEROOUT)))
+        return -EROFS;
+    return 0;
+}
+
+int e2_image_checkpoint(struct e2_image *img, unsigned how)
+{
+    int ret = 0;
+
+    e2_lock(img);
+    if (!ext2fs_has_feature_journal(img->fs->super)) {
+        ret = -ENODEV;
+    } else if (has_failed_locked(img)) {
+        say_failed_locked(img);
+        ret = -EIO;
+    } else if (!img->journal) {
+        ret = checkpoint_read_only(img, how);
+    } else if (!(how & E2_CHECKPOINT_DRY_RUN)) {
+        ret = e2_journal_flush_locked(img, how);
+        img->commit_asked = false;
+        atomic_store(&img->commit_overdue, false);
+    }
+    e2_unlock(img);
+    return ret;
+}
+
 bool e2_commit_overdue(struct e2_image *img)
 {
     return atomic_load(&img->commit_overdue);

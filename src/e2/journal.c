@@ -46,6 +46,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -480,6 +481,67 @@ out_free:
     free(v);
     if (ret)
         log_err("journal: commit to '%s' failed: %s", img->path, strerror(-ret));
+    return ret;
+}
+
+/* ---- EXT4_IOC_CHECKPOINT ---- */
+
+/* The physical run [@blk, @blk + @n) of the journal: zeros written over
+ * it (@zeros, a block of them), or a hole punched in its file, as a loop
+ * device turns a discard into one. */
+static int erase_run(struct e2_image *img, uint64_t blk, uint64_t n, const void *zeros)
+{
+    ext2_filsys fs = img->fs;
+    int fd = img->jdev ? img->jdev->fd : e2_iom_fd(fs->io);
+    uint64_t base = img->jdev ? 0 : e2_iom_base(fs->io);
+
+    for (uint64_t i = 0; zeros && i < n; i++) {
+        int ret = e2_errno(e2_iom_write_journal(fs->io, blk + i, zeros));
+        if (ret)
+            return ret;
+    }
+    if (!zeros && fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                            (off_t)(base + blk * fs->blocksize), (off_t)(n * fs->blocksize)) < 0)
+        return -errno;
+    return 0;
+}
+
+/* What jbd2's __jbd2_journal_erase() erases: every block of the journal
+ * but its superblock (from s_first to s_maxlen), by physical runs; then
+ * the journal's file synced, as it issues a flush. */
+static int erase_log(struct e2_image *img, bool zero)
+{
+    struct e2_journal *jn = img->journal;
+    uint32_t end = jn->j.maxlen < jn->maplen ? jn->j.maxlen : jn->maplen;
+    void *zeros = zero ? calloc(1, img->fs->blocksize) : NULL;
+    int ret = 0;
+
+    if (zero && !zeros)
+        return -ENOMEM;
+    for (uint32_t i = jn->j.first, k; !ret && i < end; i = k) {
+        for (k = i + 1; k < end && jn->map[k] == jn->map[k - 1] + 1; k++)
+            ;
+        ret = erase_run(img, jn->map[i], k - i, zeros);
+    }
+    if (!ret)
+        ret = e2_errno(e2_iom_sync_journal(img->fs->io));
+    free(zeros);
+    return ret;
+}
+
+int e2_journal_flush_locked(struct e2_image *img, unsigned how)
+{
+    int ret = e2_journal_commit_locked(img);
+
+    /* log_reset() syncs every checkpointed block before it marks the log
+     * empty; the erase comes after, so that a crash in the middle of it
+     * leaves an empty log, never a superblock pointing at zeros. */
+    if (!ret)
+        ret = log_reset(img);
+    if (!ret && (how & (E2_CHECKPOINT_DISCARD | E2_CHECKPOINT_ZEROOUT)))
+        ret = erase_log(img, how & E2_CHECKPOINT_ZEROOUT);
+    if (ret)
+        log_err("journal: checkpoint of '%s' failed: %s", img->path, strerror(-ret));
     return ret;
 }
 

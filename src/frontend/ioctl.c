@@ -2,8 +2,15 @@
  * chattr: FS_IOC_GETFLAGS/SETFLAGS, FS_IOC_FSGETXATTR/FSSETXATTR), the
  * inode generation (FS_IOC_GETVERSION), FITRIM, the volume label
  * (FS_IOC_GETFSLABEL/SETFSLABEL, e.g. `xfs_io -c label`), and fs-verity's
- * FS_IOC_ENABLE_VERITY and FS_IOC_MEASURE_VERITY, and the online grow
- * EXT4_IOC_RESIZE_FS (`resize2fs IMAGE` while it is mounted).
+ * FS_IOC_ENABLE_VERITY and FS_IOC_MEASURE_VERITY, the online grow
+ * EXT4_IOC_RESIZE_FS (`resize2fs IMAGE` while it is mounted), the journal
+ * flush EXT4_IOC_CHECKPOINT, and EXT4_IOC_PRECACHE_EXTENTS and
+ * EXT4_IOC_CLEAR_ES_CACHE, which only touch caches. Why the other ext4
+ * and VFS ioctls cannot reach us, or are refused, is the README's
+ * (Features, ioctls): those the kernel declares with a direction or size
+ * other than what ext4 copies (GETSTATE, SHUTDOWN, GETFSUUID/SETFSUUID,
+ * the fscrypt ones), variable-length ones (GETFSMAP, GET_ES_CACHE), and
+ * MOVE_EXT, whose donor is a descriptor of the caller.
  *
  * fs-verity (Linux 6.10+ fs/fuse/ioctl.c): the kernel sizes the two
  * verity ioctls itself, still restricted: ENABLE's input is the struct
@@ -31,9 +38,15 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-/* ext4's own command (fs/ext4/ext4.h; in no uapi header): the new block
- * count, 8 bytes in. */
-#define FE_EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+/* ext4's own commands (fs/ext4/ext4.h; in no uapi header). RESIZE_FS:
+ * the new block count, 8 bytes in; CHECKPOINT: its flags, 4 bytes in;
+ * the other two carry nothing. */
+#define FE_EXT4_IOC_RESIZE_FS        _IOW('f', 16, uint64_t)
+#define FE_EXT4_IOC_PRECACHE_EXTENTS _IO('f', 18)
+#define FE_EXT4_IOC_CLEAR_ES_CACHE   _IO('f', 40)
+#define FE_EXT4_IOC_CHECKPOINT       _IOW('f', 43, uint32_t)
+/* EXT4_IOC_GETVERSION: FS_IOC_GETVERSION's older name, 'f' 3. */
+#define FE_EXT4_IOC_GETVERSION _IOR('f', 3, long)
 
 /* ext4's i_flags that FS_IOC_FSGETXATTR shows as FS_XFLAG_* bits
  * (EXT4_FL_XFLAG_VISIBLE); FS_*_FL values are ext4's. */
@@ -241,6 +254,45 @@ static void fe_resize(fuse_req_t req, const void *in)
     fe_reply_ioctl(req, rc, NULL, 0);
 }
 
+static void fe_checkpoint(fuse_req_t req, const void *in)
+{
+    struct fe_cred c;
+    uint32_t flags;
+    int rc;
+
+    memcpy(&flags, in, sizeof(flags));
+    fe_cred_init(&c, req, false);
+    rc = uext4_checkpoint(fe_fs(req), &c.cr, flags);
+    fe_cred_release(&c);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
+/* EXT4_IOC_PRECACHE_EXTENTS: ext4 reads the extent tree into its extent
+ * status cache; here the walk brings the tree's blocks into the image's
+ * block cache. Only a damaged tree fails it, as in ext4. */
+static void fe_precache(fuse_req_t req, uint32_t ino)
+{
+    struct uext4_inode_info info;
+    int rc = uext4_inspect(fe_fs(req), ino, &info);
+
+    if (!rc)
+        uext4_inode_info_free(&info);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
+/* EXT4_IOC_CLEAR_ES_CACHE: the owner or root (inode_owner_or_capable:
+ * -EACCES), then nothing to drop: uext4 keeps no extent status cache. */
+static void fe_clear_es_cache(fuse_req_t req, uint32_t ino)
+{
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    struct stat st;
+    int rc = uext4_getattr(fe_fs(req), ino, &st);
+
+    if (!rc && ctx->uid != 0 && ctx->uid != st.st_uid)
+        rc = -EACCES;
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
 void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
               struct fuse_file_info *fi, unsigned flags, const void *in_buf, size_t in_bufsz,
               size_t out_bufsz)
@@ -272,6 +324,7 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         return;
     }
     case FS_IOC_GETVERSION:
+    case FE_EXT4_IOC_GETVERSION:
         fe_getversion(req, ino, out_bufsz);
         return;
     case FITRIM: {
@@ -304,6 +357,17 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         if (in_bufsz < sizeof(uint64_t))
             break;
         fe_resize(req, in_buf);
+        return;
+    case FE_EXT4_IOC_CHECKPOINT:
+        if (in_bufsz < sizeof(uint32_t))
+            break;
+        fe_checkpoint(req, in_buf);
+        return;
+    case FE_EXT4_IOC_PRECACHE_EXTENTS:
+        fe_precache(req, ino);
+        return;
+    case FE_EXT4_IOC_CLEAR_ES_CACHE:
+        fe_clear_es_cache(req, ino);
         return;
     default:
         fe_reply_err(req, -ENOTTY);

@@ -2,7 +2,8 @@
  * (ext4's commit=): a jbd2 transaction on an image with a journal, else
  * libext2fs's in-memory metadata written and synced. It bounds what a crash
  * can lose. The thread also commits at once when the running transaction
- * outgrows its share of the journal (e2_set_commit_notify). */
+ * outgrows its share of the journal (e2_set_commit_notify). And the
+ * commit asked for: EXT4_IOC_CHECKPOINT (uext4_checkpoint). */
 #include "fs/fs_internal.h"
 #include "base/log.h"
 
@@ -117,4 +118,32 @@ void fs_commit_stop(struct uext4_fs *fs)
     pthread_mutex_destroy(&c->m);
     free(c);
     fs->commit = NULL;
+}
+
+_Static_assert(UEXT4_CHECKPOINT_DISCARD == E2_CHECKPOINT_DISCARD &&
+                   UEXT4_CHECKPOINT_ZEROOUT == E2_CHECKPOINT_ZEROOUT &&
+                   UEXT4_CHECKPOINT_DRY_RUN == E2_CHECKPOINT_DRY_RUN,
+               "ext4's checkpoint flags, passed through");
+
+int uext4_checkpoint(struct uext4_fs *fs, const struct uext4_cred *cr, unsigned flags)
+{
+    const unsigned valid =
+        UEXT4_CHECKPOINT_DISCARD | UEXT4_CHECKPOINT_ZEROOUT | UEXT4_CHECKPOINT_DRY_RUN;
+    struct fs_cred fc;
+    int ret;
+
+    /* ext4_ioctl_checkpoint()'s order: capability, flags, journal. */
+    fs_cred_from(fs, cr, &fc);
+    if (!fc.root)
+        return -EPERM; /* CAP_SYS_ADMIN */
+    if ((flags & ~valid) ||
+        ((flags & UEXT4_CHECKPOINT_DISCARD) && (flags & UEXT4_CHECKPOINT_ZEROOUT)))
+        return -EINVAL;
+    /* As jbd2_journal_lock_updates(): no operation half done while the
+     * journal is flushed. Dirty pages stay (ext4's delayed data is in no
+     * transaction either). */
+    rwlock_wrlock(&fs->mount_lock);
+    ret = e2_image_checkpoint(fs->img, flags);
+    rwlock_unlock(&fs->mount_lock);
+    return ret;
 }

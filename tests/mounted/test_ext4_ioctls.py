@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""ext4's own ioctls that reach uext4 through FUSE, beyond those of
+test_ioctls.py: EXT4_IOC_CHECKPOINT, EXT4_IOC_PRECACHE_EXTENTS,
+EXT4_IOC_CLEAR_ES_CACHE and EXT4_IOC_GETVERSION ('f' 3), each run on a
+kernel loop mount of an image and on uext4 over a copy of it, with the same
+answers (the errno of every refusal: another user EPERM or EACCES, bad
+flags EINVAL, no journal ENODEV, read-only EROFS) and the journal's state
+afterwards (dumpe2fs's "Journal start" while still mounted, the journal's
+blocks after ZEROOUT and DISCARD, a copy of the image taken while mounted
+fsck-clean); e2fsck -fn on every image. And which ioctls never reach the
+daemon at all (the VFS answers them), or reach it without what ext4 would
+read or write (README, "ioctls"): its request counter says so.
+
+Runs only as root where `mount -o loop` works, else exits 77. Only freshly
+made (and fsck-clean) images are ever loop-mounted."""
+
+import errno
+import fcntl
+import os
+import shutil
+import struct
+
+from uext4test import require_kernel_loop_mount
+from uext4test import (Mount, TestFailure, control_socket, daemon_requests,
+                       debugfs, eq, errno_of, fsck, kernel_mount, main,
+                       mkfs, run_as, sb_field, test, workdir)
+
+
+def _ioc(direction, nr, size):
+    return (direction << 30) | (size << 16) | (ord('f') << 8) | nr
+
+
+EXT4_IOC_CHECKPOINT = _ioc(1, 43, 4)
+EXT4_IOC_PRECACHE_EXTENTS = _ioc(0, 18, 0)
+EXT4_IOC_CLEAR_ES_CACHE = _ioc(0, 40, 0)
+EXT4_IOC_GETVERSION = _ioc(2, 3, 8)
+FS_IOC_GETVERSION = 0x80087601
+DISCARD, ZEROOUT, DRY_RUN = 1, 2, 4
+USER = (1000, 1000, ())
+
+
+def setup():
+    require_kernel_loop_mount()
+
+
+def ioctl(path, cmd, arg=0):
+    """The errno of ioctl(@cmd) on @path opened read-only (0: success)."""
+    def call():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return fcntl.ioctl(fd, cmd, arg)
+        finally:
+            os.close(fd)
+    return errno_of(call)
+
+
+def checkpoint(path, flags):
+    return ioctl(path, EXT4_IOC_CHECKPOINT, struct.pack('I', flags))
+
+
+def fsynced(path, data):
+    """@data written to @path and fsync'd: a committed transaction the
+    journal still holds (both leave it there until a checkpoint)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def journal_start(img):
+    return int(sb_field(img, 'Journal start'))
+
+
+def journal_tail_bytes(img, d):
+    """The journal's blocks but its superblock, as debugfs reads them."""
+    out = d + '/journal.dump'
+    debugfs(img, 'dump <8> %s' % out)
+    with open(out, 'rb') as f:
+        data = f.read()
+    os.unlink(out)
+    return data[4096:]
+
+
+def checkpoint_script(root, img, d):
+    """Each step's answer, and the journal's state where it says."""
+    log = []
+
+    def step(name, value):
+        log.append((name, value))
+
+    fsynced(root + '/a', b'a' * 100000)
+    step('start after fsync is set', journal_start(img) != 0)
+    step('user, bad flags', run_as(*USER, checkpoint, root, 7))
+    for flags in (DISCARD | ZEROOUT, 8, 1 << 31, DISCARD | ZEROOUT | DRY_RUN):
+        step('flags %#x' % flags, checkpoint(root, flags))
+    for flags in (DRY_RUN, DRY_RUN | DISCARD, DRY_RUN | ZEROOUT):
+        step('flags %#x' % flags, checkpoint(root, flags))
+    step('start after dry runs is set', journal_start(img) != 0)
+    step('checkpoint', checkpoint(root, 0))
+    step('start after it', journal_start(img))
+    copy = d + '/while-mounted.img'
+    shutil.copyfile(img, copy)
+    step('a copy taken now: fsck', fsck(copy, check_rc=False))
+    os.unlink(copy)
+    for name, flags in (('zeroout', ZEROOUT), ('discard', DISCARD)):
+        fsynced(root + '/' + name, name.encode() * 50000)
+        step(name + ': start before', journal_start(img) != 0)
+        step(name, checkpoint(root + '/a', flags))
+        step(name + ': start after', journal_start(img))
+        tail = journal_tail_bytes(img, d)
+        step(name + ': journal blocks zero', tail == bytes(len(tail)))
+    step('again on an empty journal', checkpoint(root, 0))
+    return log
+
+
+def compare(kern, ours, what):
+    bad = ['  %s: kernel %r, uext4 %r' % (ks, k, u)
+           for (ks, k), (_, u) in zip(kern, ours) if k != u]
+    if bad:
+        raise TestFailure('%s differs from the kernel:\n%s'
+                          % (what, '\n'.join(bad)))
+    eq(len(ours), len(kern), what + ' steps')
+
+
+def allocated(img):
+    return os.stat(img).st_blocks * 512
+
+
+@test
+def checkpoint_like_kernel():
+    """EXT4_IOC_CHECKPOINT's answers and the journal afterwards match the
+    kernel's, step by step: the journal empty on disk while mounted (its
+    start 0), a copy of the image taken then fsck-clean, ZEROOUT and
+    DISCARD leaving zeros in every block but the journal's superblock,
+    DISCARD giving them back to the host (a loop device punches its
+    file too), another user EPERM before the flags are looked at."""
+    with workdir() as d:
+        kimg = mkfs(d + '/k.img', size='64M')
+        uimg = d + '/u.img'
+        shutil.copyfile(kimg, uimg)
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            os.chmod(kmnt, 0o755)
+            kern = checkpoint_script(kmnt, kimg, d)
+        with Mount(uimg, opts=['allow_other']) as m:
+            os.chmod(m.mnt, 0o755)
+            before = allocated(uimg)
+            ours = checkpoint_script(m.mnt, uimg, d)
+            freed = before - allocated(uimg)
+        compare(kern, ours, 'EXT4_IOC_CHECKPOINT')
+        want = dict(ours)
+        if not (want['start after fsync is set'] and want['checkpoint'] == 0
+                and want['start after it'] == 0
+                and want['user, bad flags'] == errno.EPERM
+                and want['flags 0x3'] == errno.EINVAL
+                and want['discard: journal blocks zero']):
+            raise TestFailure('unexpected answers: %r' % ours)
+        # The 64 MiB image's journal is 4 MiB; most of it was written.
+        if freed < 1 << 20:
+            raise TestFailure('DISCARD gave back %d bytes' % freed)
+        fsck(kimg)
+        fsck(uimg)
+        for name in ('a', 'zeroout', 'discard'):
+            eq(debugfs(uimg, 'cat /' + name).encode()[:4],
+               debugfs(kimg, 'cat /' + name).encode()[:4], name)
+
+
+@test
+def checkpoint_read_only_and_no_journal():
+    """Without a journal every valid request is ENODEV, as ext4 (invalid
+    flags EINVAL first). Read-only: a checkpoint or a dry run succeeds
+    (the journal is empty) as on the kernel; erasing the journal is EROFS
+    here, where the kernel's read-only loop device refuses the write
+    itself (EIO for the discard, EPERM for the zeroing: block-layer
+    answers, not ext4's, so not compared)."""
+    nojournal = [0, DISCARD, ZEROOUT, DRY_RUN, DISCARD | ZEROOUT, 8]
+    with workdir() as d:
+        kimg = mkfs(d + '/k.img', size='32M', features=('^has_journal',))
+        uimg = d + '/u.img'
+        shutil.copyfile(kimg, uimg)
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            kern = [checkpoint(kmnt, f) for f in nojournal]
+        with Mount(uimg) as m:
+            ours = [checkpoint(m.mnt, f) for f in nojournal]
+        eq(ours, kern, 'no journal: errnos for flags %r' % nojournal)
+        eq(ours[0], errno.ENODEV, 'no journal')
+        fsck(kimg)
+        fsck(uimg)
+        kimg = mkfs(d + '/kj.img', size='32M')
+        uimg = d + '/uj.img'
+        shutil.copyfile(kimg, uimg)
+        same = [0, DRY_RUN, DRY_RUN | DISCARD, DISCARD | ZEROOUT]
+        with kernel_mount(kimg, d + '/kmnt', opts=['ro']) as kmnt:
+            kern = [checkpoint(kmnt, f) for f in same]
+        with Mount(uimg, opts=['ro']) as m:
+            ours = [checkpoint(m.mnt, f) for f in same]
+            erase = [checkpoint(m.mnt, f) for f in (DISCARD, ZEROOUT)]
+        eq(ours, kern, 'read-only: errnos for flags %r' % same)
+        eq(erase, [errno.EROFS] * 2, 'read-only: DISCARD, ZEROOUT')
+        fsck(kimg)
+        fsck(uimg)
+
+
+def cache_script(root, ro=False):
+    """PRECACHE_EXTENTS, CLEAR_ES_CACHE and the two GETVERSIONs on a file
+    and a directory, as root, the owner and another user."""
+    log = []
+    if not ro:
+        with open(root + '/f', 'wb') as f:
+            f.write(b'x' * 300000)
+        os.mkdir(root + '/d')
+        os.chown(root + '/f', USER[0], USER[1])
+    other = (2000, 2000, ())
+    for path in (root + '/f', root + '/d'):
+        for cmd in (EXT4_IOC_PRECACHE_EXTENTS, EXT4_IOC_CLEAR_ES_CACHE):
+            log.append((path[-1], cmd, 'root', ioctl(path, cmd)))
+            log.append((path[-1], cmd, 'owner', run_as(*USER, ioctl, path, cmd)))
+            log.append((path[-1], cmd, 'other', run_as(*other, ioctl, path, cmd)))
+        versions = []
+        for cmd in (FS_IOC_GETVERSION, EXT4_IOC_GETVERSION):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                versions.append(struct.unpack(
+                    'i', fcntl.ioctl(fd, cmd, bytes(8))[:4])[0])
+            finally:
+                os.close(fd)
+        log.append((path[-1], 'both GETVERSIONs agree', versions[0] == versions[1]))
+    return log
+
+
+@test
+def cache_ioctls_like_kernel():
+    """PRECACHE_EXTENTS succeeds for anyone, CLEAR_ES_CACHE for the owner
+    and root only (EACCES, not EPERM), read-only too; EXT4_IOC_GETVERSION
+    answers FS_IOC_GETVERSION's generation."""
+    with workdir() as d:
+        kimg = mkfs(d + '/k.img', size='32M')
+        uimg = d + '/u.img'
+        shutil.copyfile(kimg, uimg)
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            os.chmod(kmnt, 0o755)
+            kern = cache_script(kmnt)
+        with Mount(uimg, opts=['allow_other']) as m:
+            os.chmod(m.mnt, 0o755)
+            ours = cache_script(m.mnt)
+        eq(ours, kern, 'answers')
+        with kernel_mount(kimg, d + '/kmnt', opts=['ro']) as kmnt:
+            kern = cache_script(kmnt, ro=True)
+        with Mount(uimg, opts=['allow_other', 'ro']) as m:
+            ours = cache_script(m.mnt, ro=True)
+        eq(ours, kern, 'answers on a read-only mount')
+        if ('f', EXT4_IOC_CLEAR_ES_CACHE, 'other', errno.EACCES) not in ours:
+            raise TestFailure('CLEAR_ES_CACHE by another user: %r' % ours)
+        fsck(kimg)
+        fsck(uimg)
+
+
+if __name__ == '__main__':
+    main(setup)
