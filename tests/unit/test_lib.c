@@ -1757,6 +1757,71 @@ static int test_trim(void)
     return 0;
 }
 
+/* The journal's s_start as dumpe2fs reads @img (0: empty), or -1. */
+static long journal_start(const char *img)
+{
+    char cmd[256];
+    long start = -1;
+    FILE *p;
+
+    snprintf(cmd, sizeof(cmd), "dumpe2fs -h %s 2>/dev/null | sed -n 's/^Journal start: *//p'", img);
+    p = popen(cmd, "r");
+    if (p && fscanf(p, "%ld", &start) != 1)
+        start = -1;
+    if (p)
+        pclose(p);
+    return start;
+}
+
+/* EXT4_IOC_CHECKPOINT: ext4's checks in ext4's order, then a journal
+ * empty on disk while the image is open, a copy of it taken then
+ * fsck-clean; ENODEV without a journal, EROFS to erase a read-only one. */
+static int test_checkpoint(void)
+{
+    const char *img = mkimg("-t ext4");
+    const struct uext4_options ro = {.size = sizeof(ro), .read_only = true};
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char buf[1 << 16];
+    uint32_t ino;
+
+    CHECK(fs);
+    memset(buf, 'c', sizeof(buf));
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    CHECK_EQ(write_all(fs, ino, buf, sizeof(buf), 0), 0);
+    CHECK_EQ(uext4_fsync(fs, ino, false), 0);
+    CHECK(journal_start(img) > 0);
+    CHECK_EQ(uext4_checkpoint(fs, &user, 7), -EPERM);
+    CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DISCARD | UEXT4_CHECKPOINT_ZEROOUT),
+             -EINVAL);
+    CHECK_EQ(uext4_checkpoint(fs, &root, 8), -EINVAL);
+    CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DRY_RUN), 0);
+    CHECK(journal_start(img) > 0);
+    /* A running transaction too, which the checkpoint commits: an empty
+     * commit would empty the log by itself. */
+    CHECK_EQ(write_all(fs, ino, buf, sizeof(buf), sizeof(buf)), 0);
+    CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_ZEROOUT), 0);
+    CHECK_EQ(journal_start(img), 0);
+    CHECK_EQ(sh("cp %s %s.copy", img), 0);
+    CHECK_EQ(sh("e2fsck -fn %s.copy >&2 && rm %s.copy", img), 0);
+    uext4_forget(fs, ino, 1);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    fs = open_img(img, &ro);
+    CHECK(fs);
+    CHECK_EQ(uext4_checkpoint(fs, &root, 0), 0);
+    CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DISCARD), -EROFS);
+    CHECK_EQ(uext4_close(fs), 0);
+    img = mkimg("-t ext4 -O ^has_journal");
+    fs = open_img(img, NULL);
+    CHECK(fs);
+    CHECK_EQ(uext4_checkpoint(fs, &root, 0), -ENODEV);
+    CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DRY_RUN), -ENODEV);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -1801,6 +1866,7 @@ int main(void)
         {"fileattr_rules", test_fileattr_rules},
         {"trim", test_trim},
         {"label", test_label},
+        {"checkpoint", test_checkpoint},
         {"statx", test_statx},
         {"statx_small_inodes", test_statx_small_inodes},
     };
