@@ -256,5 +256,114 @@ def cache_ioctls_like_kernel():
         fsck(uimg)
 
 
+def _ioc_t(direction, typ, nr, size):
+    return (direction << 30) | (size << 16) | (ord(typ) << 8) | nr
+
+
+# (name, command, argument size, uext4's errno, reaches the daemon). The
+# VFS answers the first group itself (fs/ioctl.c do_vfs_ioctl, file_ioctl);
+# FUSE (fs/fuse/ioctl.c) forwards the rest in restricted mode, with
+# _IOC_SIZE bytes in for _IOW and out for _IOR, which for these is not
+# what ext4 reads or writes, so uext4 answers ENOTTY; the fscrypt ones
+# EOPNOTSUPP as ext4 without `encrypt` (compared with the kernel below).
+VFS_ANSWERS = [
+    ('FIGETBSZ', 0x2, 4, 0), ('FIONREAD', 0x541b, 4, 0),
+    ('FIOQSIZE', 0x5460, 8, 0), ('FIBMAP', 0x1, 4, 0),
+    ('FS_IOC_FIEMAP', 0xc020660b, 32, errno.EOPNOTSUPP),
+    ('FS_IOC_GETFSUUID', _ioc_t(2, '\x15', 0, 17), 17, errno.ENOTTY),
+]
+FORWARDED_ENOTTY = [
+    ('EXT4_IOC_GETSTATE', _ioc(1, 41, 4), 4),
+    ('EXT4_IOC_GET_ES_CACHE', _ioc(3, 42, 32), 32),
+    ('FS_IOC_GETFSMAP', 0xc0c0583b, 192),
+    ('EXT4_IOC_MOVE_EXT', _ioc(3, 15, 40), 40),
+    ('EXT4_IOC_SHUTDOWN', _ioc_t(2, 'X', 125, 4), 4),
+    ('EXT4_IOC_GETFSUUID', _ioc(2, 44, 8), 8),
+    ('EXT4_IOC_SETFSUUID', _ioc(1, 44, 8), 8),
+    ('EXT4_IOC_GROUP_EXTEND', _ioc(1, 7, 8), 8),
+    ('EXT4_IOC_GROUP_ADD', _ioc(1, 8, 40), 40),
+    ('EXT4_IOC_MIGRATE', _ioc(0, 9, 0), 0),
+    ('EXT4_IOC_ALLOC_DA_BLKS', _ioc(0, 12, 0), 0),
+    ('EXT4_IOC_SWAP_BOOT', _ioc(0, 17, 0), 0),
+    ('EXT4_IOC_SETVERSION', _ioc(1, 4, 8), 8),
+    ('FS_IOC_SETVERSION', 0x40087602, 8),
+    ('FS_IOC_READ_VERITY_METADATA', 0xc0286687, 40),
+]
+FSCRYPT = [
+    ('FS_IOC_SET_ENCRYPTION_POLICY', 0x800c6613, 12),
+    ('FS_IOC_GET_ENCRYPTION_PWSALT', 0x40106614, 16),
+    ('FS_IOC_GET_ENCRYPTION_POLICY', 0x400c6615, 12),
+    ('FS_IOC_GET_ENCRYPTION_POLICY_EX', 0xc0096616, 9),
+    ('FS_IOC_ADD_ENCRYPTION_KEY', 0xc0506617, 80),
+    ('FS_IOC_REMOVE_ENCRYPTION_KEY', 0xc0406618, 64),
+    ('FS_IOC_REMOVE_ENCRYPTION_KEY_ALL_USERS', 0xc0406619, 64),
+    ('FS_IOC_GET_ENCRYPTION_KEY_STATUS', 0xc080661a, 128),
+    ('FS_IOC_GET_ENCRYPTION_NONCE', 0x8010661b, 16),
+]
+
+
+def counted(sock, path, cmd, size):
+    """(errno, FUSE requests the daemon took) of ioctl(@cmd) with @size
+    zero bytes on @path, opened before counting."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = daemon_requests(sock)
+        try:
+            fcntl.ioctl(fd, cmd, bytes(size) if size else 0)
+            err = 0
+        except OSError as e:
+            err = e.errno
+        return err, daemon_requests(sock) - before
+    finally:
+        os.close(fd)
+
+
+@test
+def which_ioctls_reach_the_daemon():
+    """The README's list, checked: the ioctls the VFS answers leave the
+    daemon's request counter as it was; the ext4 ones FUSE cannot carry
+    reach it and are ENOTTY (GETSTATE's answer could not be copied back,
+    GETFSMAP and GET_ES_CACHE have variable-length output, MOVE_EXT names a
+    descriptor of the caller, SHUTDOWN's flags are declared _IOR and so
+    never copied in, ...); FIFREEZE is the VFS's EOPNOTSUPP (FUSE cannot
+    freeze); the fscrypt ones are EOPNOTSUPP as on the kernel's ext4 of
+    the same image."""
+    with workdir() as d:
+        kimg = mkfs(d + '/k.img', size='32M')
+        uimg = d + '/u.img'
+        shutil.copyfile(kimg, uimg)
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            with open(kmnt + '/f', 'wb') as f:
+                f.write(b'x' * 5000)
+            kern = [ioctl(kmnt + '/f', cmd, bytes(size))
+                    for _, cmd, size in FSCRYPT]
+        with Mount(uimg) as m:
+            with open(m.path('f'), 'wb') as f:
+                f.write(b'x' * 5000)
+            sock = control_socket(m.mnt)
+            got = {}
+            for name, cmd, size, want in VFS_ANSWERS:
+                got[name] = counted(sock, m.path('f'), cmd, size)
+                eq(got[name], (want, 0), name + ' (errno, requests)')
+            for name, cmd, size in FORWARDED_ENOTTY:
+                err, n = counted(sock, m.path('f'), cmd, size)
+                eq((err, n >= 1), (errno.ENOTTY, True),
+                   name + ' (errno, reached the daemon)')
+            ours = []
+            for name, cmd, size in FSCRYPT:
+                err, n = counted(sock, m.path('f'), cmd, size)
+                eq(n >= 1, True, name + ' reached the daemon')
+                ours.append(err)
+            try:
+                eq(counted(sock, m.mnt, 0xc0045877, 4),
+                   (errno.EOPNOTSUPP, 0), 'FIFREEZE (errno, requests)')
+            finally:
+                errno_of(lambda: ioctl(m.mnt, 0xc0045878, bytes(4)))
+        eq(ours, kern, 'fscrypt errnos (%s)' % ', '.join(n for n, _, _ in FSCRYPT))
+        eq(ours, [errno.EOPNOTSUPP] * len(FSCRYPT), 'fscrypt errnos')
+        fsck(kimg)
+        fsck(uimg)
+
+
 if __name__ == '__main__':
     main(setup)
