@@ -271,6 +271,7 @@ VFS_ANSWERS = [
     ('FIOQSIZE', 0x5460, 8, 0), ('FIBMAP', 0x1, 4, 0),
     ('FS_IOC_FIEMAP', 0xc020660b, 32, errno.EOPNOTSUPP),
     ('FS_IOC_GETFSUUID', _ioc_t(2, '\x15', 0, 17), 17, errno.ENOTTY),
+    ('FS_IOC_GETFSSYSFSPATH', _ioc_t(2, '\x15', 1, 129), 129, errno.ENOTTY),
 ]
 FORWARDED_ENOTTY = [
     ('EXT4_IOC_GETSTATE', _ioc(1, 41, 4), 4),
@@ -318,6 +319,32 @@ def counted(sock, path, cmd, size):
         os.close(fd)
 
 
+def vfs_rw_ioctls(sock, path, other):
+    """FICLONE from @other into @path (the VFS: FUSE has no remap), and
+    FS_IOC_RESVSP of 64 KiB (the VFS turns it into a FALLOCATE)."""
+    with open(other, 'wb') as f:
+        f.write(b'y' * 4096)
+    out = []
+    fd = os.open(path, os.O_RDWR)
+    src = os.open(other, os.O_RDONLY)
+    try:
+        for cmd, arg in ((0x40049409, src),
+                         (0x40305828, struct.pack('hhqqiI4i', 0, 0, 0, 65536,
+                                                  0, 0, 0, 0, 0, 0))):
+            before = daemon_requests(sock)
+            try:
+                fcntl.ioctl(fd, cmd, arg)
+                err = 0
+            except OSError as e:
+                err = e.errno
+            n = daemon_requests(sock) - before
+            out.append((err, n) if cmd == 0x40049409 else (err, n >= 1))
+    finally:
+        os.close(src)
+        os.close(fd)
+    return out
+
+
 @test
 def which_ioctls_reach_the_daemon():
     """The README's list, checked: the ioctls the VFS answers leave the
@@ -358,7 +385,11 @@ def which_ioctls_reach_the_daemon():
                 eq(counted(sock, m.mnt, 0xc0045877, 4),
                    (errno.EOPNOTSUPP, 0), 'FIFREEZE (errno, requests)')
             finally:
-                errno_of(lambda: ioctl(m.mnt, 0xc0045878, bytes(4)))
+                eq(counted(sock, m.mnt, 0xc0045878, 4), (errno.EINVAL, 0),
+                   'FITHAW (errno, requests)')
+            eq(vfs_rw_ioctls(sock, m.path('f'), m.path('g')),
+               [(errno.EOPNOTSUPP, 0), (0, True)],
+               'FICLONE (errno, requests), FS_IOC_RESVSP (errno, reached)')
         eq(ours, kern, 'fscrypt errnos (%s)' % ', '.join(n for n, _, _ in FSCRYPT))
         eq(ours, [errno.EOPNOTSUPP] * len(FSCRYPT), 'fscrypt errnos')
         fsck(kimg)
