@@ -20,6 +20,7 @@ import os
 import shutil
 import struct
 
+from uext4jdev import fsck_ext, jsb_tail, kernel_mount_ext, make_pair
 from uext4test import require_kernel_loop_mount
 from uext4test import (Mount, TestFailure, control_socket, daemon_requests,
                        debugfs, eq, errno_of, fsck, kernel_mount, main,
@@ -200,6 +201,50 @@ def checkpoint_read_only_and_no_journal():
         eq(erase, [errno.EROFS] * 2, 'read-only: DISCARD, ZEROOUT')
         fsck(kimg)
         fsck(uimg)
+
+
+def external_script(root, j):
+    """CHECKPOINT through an external journal @j: the journal superblock's
+    start, and the journal's blocks after its superblock, after each of
+    a plain checkpoint, ZEROOUT and DISCARD."""
+    log = []
+    for name, flags in (('plain', 0), ('zeroout', ZEROOUT),
+                        ('discard', DISCARD)):
+        fsynced(root + '/' + name, name.encode() * 40000)
+        log.append((name + ': start before', jsb_tail(j)[1] != 0))
+        log.append((name, checkpoint(root, flags)))
+        log.append((name + ': start after', jsb_tail(j)[1]))
+        if flags:
+            with open(j, 'rb') as f:
+                tail = f.read()[2 * 4096:]
+            log.append((name + ': log blocks zero', tail == bytes(len(tail))))
+    return log
+
+
+@test
+def checkpoint_external_journal():
+    """The same through an external journal (journal_path=): its
+    superblock empty, its log blocks zeroed or punched out of its own
+    file, as the kernel's with the journal behind a loop device."""
+    with workdir() as d:
+        kfs, kj = make_pair(d, name='k')
+        ufs, uj = d + '/u.img', d + '/u-j.img'
+        shutil.copyfile(kfs, ufs)
+        shutil.copyfile(kj, uj)
+        with kernel_mount_ext(kfs, kj, d + '/kmnt') as kmnt:
+            kern = external_script(kmnt, kj)
+        with Mount(ufs, opts=['journal_path=' + uj]) as m:
+            before = allocated(uj)
+            ours = external_script(m.mnt, uj)
+            freed = before - allocated(uj)
+        compare(kern, ours, 'CHECKPOINT through an external journal')
+        if not all(v in (True, 0) for _, v in ours):
+            raise TestFailure('unexpected answers: %r' % ours)
+        if freed < 1 << 20:
+            raise TestFailure('DISCARD gave back %d bytes of the journal'
+                              % freed)
+        fsck_ext(kfs, kj)
+        fsck_ext(ufs, uj)
 
 
 def cache_script(root, ro=False):
