@@ -547,8 +547,9 @@ int uext4_resize(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t new_
  * device discards; _ZEROOUT writes zeros over them; _DRY_RUN only checks.
  * Root only (-EPERM: CAP_SYS_ADMIN); -EINVAL for other flags or DISCARD
  * with ZEROOUT; -ENODEV without a journal; on a read-only mount 0 (its
- * journal is empty), -EROFS to erase it; -EOPNOTSUPP (DISCARD) where the
- * image's file system cannot punch holes. */
+ * journal is empty), -EROFS to erase it, or if its log was replayed in
+ * memory only (an image that needed recovery); -EOPNOTSUPP (DISCARD)
+ * where the image's file system cannot punch holes. */
 #define UEXT4_CHECKPOINT_DISCARD 0x1u
 #define UEXT4_CHECKPOINT_ZEROOUT 0x2u
 #define UEXT4_CHECKPOINT_DRY_RUN 0x4u

@@ -1783,6 +1783,7 @@ static int test_checkpoint(void)
     const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
     struct uext4_fs *fs = open_img(img, NULL);
     static char buf[1 << 16];
+    char dirty[160];
     uint32_t ino;
 
     CHECK(fs);
@@ -1791,6 +1792,9 @@ static int test_checkpoint(void)
     CHECK_EQ(write_all(fs, ino, buf, sizeof(buf), 0), 0);
     CHECK_EQ(uext4_fsync(fs, ino, false), 0);
     CHECK(journal_start(img) > 0);
+    /* A copy now needs recovery: opened read-only, its log is replayed
+     * in memory only, and no checkpoint can empty it. */
+    CHECK_EQ(sh("cp %s %s.dirty", img), 0);
     CHECK_EQ(uext4_checkpoint(fs, &user, 7), -EPERM);
     CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DISCARD | UEXT4_CHECKPOINT_ZEROOUT),
              -EINVAL);
@@ -1812,6 +1816,14 @@ static int test_checkpoint(void)
     CHECK_EQ(uext4_checkpoint(fs, &root, 0), 0);
     CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DISCARD), -EROFS);
     CHECK_EQ(uext4_close(fs), 0);
+    snprintf(dirty, sizeof(dirty), "%s.dirty", img);
+    fs = open_img(dirty, &ro);
+    CHECK(fs);
+    CHECK_EQ(uext4_checkpoint(fs, &root, 0), -EROFS);
+    CHECK_EQ(uext4_checkpoint(fs, &root, UEXT4_CHECKPOINT_DRY_RUN), 0);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(journal_start(dirty) > 0);
+    unlink(dirty);
     img = mkimg("-t ext4 -O ^has_journal");
     fs = open_img(img, NULL);
     CHECK(fs);
