@@ -554,6 +554,15 @@ int uext4_resize(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t new_
 #define UEXT4_CHECKPOINT_ZEROOUT 0x2u
 #define UEXT4_CHECKPOINT_DRY_RUN 0x4u
 int uext4_checkpoint(struct uext4_fs *fs, const struct uext4_cred *cr, unsigned flags);
+/* EXT4_IOC_SWAP_BOOT (added in 1.3): regular file @ino and the boot loader
+ * inode (5) trade their blocks, size, block count, access and
+ * modification times, as ext4's swap: the file then holds what the boot
+ * loader held (nothing, the first time), the boot loader the file's
+ * data. @open_flags: how the caller opened the file (O_RDONLY: -EBADF), or
+ * -1 if not known. -EROFS read-only; -EINVAL unless the file has one link
+ * and is neither inline, encrypted nor data-journaled; -EPERM for
+ * append-only or immutable files and callers other than root. */
+int uext4_swap_boot(struct uext4_fs *fs, const struct uext4_cred *cr, uint32_t ino, int open_flags);
 
 /* ---- inspection (for tools and tests) ---- */
 

@@ -57,6 +57,11 @@ int e2_image_sync(struct e2_image *img);
 #define E2_CHECKPOINT_ZEROOUT 0x2u
 #define E2_CHECKPOINT_DRY_RUN 0x4u
 int e2_image_checkpoint(struct e2_image *img, unsigned how);
+/* EXT4_IOC_SWAP_BOOT (bootloader.c): regular file @ino and the boot
+ * loader inode trade blocks, size, i_blocks, atime, mtime and i_version,
+ * as ext4 swaps them; both get a new generation and @now as ctime. The
+ * caller checked ext4's conditions and holds @ino still. */
+int e2_swap_boot(struct e2_image *img, uint32_t ino, const struct timespec *now);
 /* -EIO once a write of metadata or of the journal, or an fdatasync, of the
  * image has failed: from then on every sync fails and the image takes no
  * more changes (the last durable state stays on disk); else 0. */

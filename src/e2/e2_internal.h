@@ -171,6 +171,12 @@ void e2_inode_to_attr(struct e2_image *img, const struct ext2_inode_large *in, s
 /* The @fields (E2_A_*) of @a into @in, as e2_inode_set() stores them. */
 void e2_attr_to_inode(const struct e2_attr *a, unsigned fields, struct ext2_inode_large *in);
 bool e2_inode_has_extra(const struct ext2_inode_large *in, size_t field_end);
+/* A new i_generation (inode.c): unpredictable across mounts, distinct in
+ * a row, as the kernel's get_random_u32(). */
+uint32_t e2_next_generation_locked(struct e2_image *img);
+/* The i_extra_isize a new inode gets: s_want_extra_isize, within what the
+ * inode size and struct ext2_inode_large hold; 0 for 128-byte inodes. */
+uint16_t e2_want_extra_isize(const struct e2_image *img);
 
 /* inline.c, with the disk lock held: the length of system.data, the
  * inline capacity, and replacing system.data's value. */

@@ -305,7 +305,7 @@ out_unlock:
  * row, as the kernel's get_random_u32(). One getrandom(2) per image, then
  * splitmix64 steps: a system call per create cost more than the rest of
  * setting up the inode. */
-static uint32_t next_generation_locked(struct e2_image *img)
+uint32_t e2_next_generation_locked(struct e2_image *img)
 {
     uint64_t z;
 
@@ -326,28 +326,33 @@ static uint32_t next_generation_locked(struct e2_image *img)
 }
 
 /* Fill a fresh in-memory inode from @a: the fields every new inode shares. */
+uint16_t e2_want_extra_isize(const struct e2_image *img)
+{
+    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
+    unsigned want = img->fs->super->s_want_extra_isize;
+    unsigned maxx = sizeof(struct ext2_inode_large) - EXT2_GOOD_OLD_INODE_SIZE;
+
+    if (isize <= EXT2_GOOD_OLD_INODE_SIZE)
+        return 0;
+    if (!want || want > maxx)
+        want = maxx;
+    if (want > isize - EXT2_GOOD_OLD_INODE_SIZE)
+        want = isize - EXT2_GOOD_OLD_INODE_SIZE;
+    return (uint16_t)want;
+}
+
 static void init_new_inode(struct e2_image *img, const struct e2_attr *a,
                            struct ext2_inode_large *in)
 {
-    unsigned isize = EXT2_INODE_SIZE(img->fs->super);
-
     memset(in, 0, sizeof(*in));
-    if (isize > EXT2_GOOD_OLD_INODE_SIZE) {
-        unsigned want = img->fs->super->s_want_extra_isize;
-        unsigned maxx = sizeof(*in) - EXT2_GOOD_OLD_INODE_SIZE;
-        if (!want || want > maxx)
-            want = maxx;
-        if (want > isize - EXT2_GOOD_OLD_INODE_SIZE)
-            want = isize - EXT2_GOOD_OLD_INODE_SIZE;
-        in->i_extra_isize = (uint16_t)want;
-    }
+    in->i_extra_isize = e2_want_extra_isize(img);
     e2_attr_to_inode(a,
                      E2_A_MODE | E2_A_UID | E2_A_GID | E2_A_ATIME | E2_A_MTIME | E2_A_CTIME |
                          (ext2fs_has_feature_project(img->fs->super) ? E2_A_PROJID : 0),
                      in);
     if (EXTRA_HAS(in, i_crtime))
         set_time(in, &a->ctime, &in->i_crtime, &in->i_crtime_extra, EXTRA_HAS(in, i_crtime_extra));
-    in->i_generation = next_generation_locked(img);
+    in->i_generation = e2_next_generation_locked(img);
 }
 
 static void init_extent_header(struct ext2_inode_large *in)

@@ -108,6 +108,9 @@ int fe_entry_fill(fuse_req_t req, struct fuse_entry_param *e, const struct stat 
 
 /* Drops the kernel's cached attributes of @ino (a mode the daemon changed). */
 void fe_inval_attr(fuse_req_t req, fuse_ino_t ino);
+/* Drops the kernel's cached pages and attributes of @ino (its contents
+ * replaced under it). */
+void fe_inval_data(fuse_req_t req, fuse_ino_t ino);
 
 /* ---- credentials (cred.c) ---- */
 

@@ -22,3 +22,11 @@ void fe_inval_attr(fuse_req_t req, fuse_ino_t ino)
     if (rc < 0 && rc != -ENOENT)
         log_debug("inode %u: attribute invalidation: %s", fe_ext4_ino(ino), strerror(-rc));
 }
+
+void fe_inval_data(fuse_req_t req, fuse_ino_t ino)
+{
+    int rc = fuse_lowlevel_notify_inval_inode(fe_ctx(req)->se, ino, 0, 0);
+
+    if (rc < 0 && rc != -ENOENT)
+        log_debug("inode %u: page invalidation: %s", fe_ext4_ino(ino), strerror(-rc));
+}

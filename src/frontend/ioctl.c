@@ -4,8 +4,9 @@
  * (FS_IOC_GETFSLABEL/SETFSLABEL, e.g. `xfs_io -c label`), and fs-verity's
  * FS_IOC_ENABLE_VERITY and FS_IOC_MEASURE_VERITY, the online grow
  * EXT4_IOC_RESIZE_FS (`resize2fs IMAGE` while it is mounted), the journal
- * flush EXT4_IOC_CHECKPOINT, and EXT4_IOC_PRECACHE_EXTENTS and
- * EXT4_IOC_CLEAR_ES_CACHE, which only touch caches. Why the other ext4
+ * flush EXT4_IOC_CHECKPOINT, the boot loader swap EXT4_IOC_SWAP_BOOT,
+ * and EXT4_IOC_PRECACHE_EXTENTS and EXT4_IOC_CLEAR_ES_CACHE, which only
+ * touch caches. Why the other ext4
  * and VFS ioctls cannot reach us, or are refused, is the README's
  * (Features, ioctls): those the kernel declares with a direction or size
  * other than what ext4 copies (GETSTATE, SHUTDOWN, GETFSUUID/SETFSUUID,
@@ -43,6 +44,7 @@
  * the new block count, 8 bytes in; CHECKPOINT: its flags, 4 bytes in;
  * the other two carry nothing. */
 #define FE_EXT4_IOC_RESIZE_FS        _IOW('f', 16, uint64_t)
+#define FE_EXT4_IOC_SWAP_BOOT        _IO('f', 17)
 #define FE_EXT4_IOC_PRECACHE_EXTENTS _IO('f', 18)
 #define FE_EXT4_IOC_CLEAR_ES_CACHE   _IO('f', 40)
 #define FE_EXT4_IOC_CHECKPOINT       _IOW('f', 43, uint32_t)
@@ -268,6 +270,27 @@ static void fe_checkpoint(fuse_req_t req, const void *in)
     fe_reply_ioctl(req, rc, NULL, 0);
 }
 
+/* EXT4_IOC_SWAP_BOOT: the caller's descriptor's flags come from the open;
+ * without an OPEN (no_open) they are not known and not checked, but a
+ * directory is never open for writing. The file's contents changed under
+ * the kernel's cache. */
+static void fe_swap_boot(fuse_req_t req, fuse_ino_t fino, const struct fuse_file_info *fi,
+                         unsigned ioctl_flags)
+{
+    int flags = (fi->fh & FE_FH_OPEN) ? (int)(uint32_t)fi->fh : -1;
+    struct fe_cred c;
+    int rc;
+
+    if (ioctl_flags & FUSE_IOCTL_DIR)
+        flags = O_RDONLY;
+    fe_cred_init(&c, req, false);
+    rc = uext4_swap_boot(fe_fs(req), &c.cr, fe_ext4_ino(fino), flags);
+    fe_cred_release(&c);
+    if (!rc)
+        fe_inval_data(req, fino);
+    fe_reply_ioctl(req, rc, NULL, 0);
+}
+
 /* EXT4_IOC_PRECACHE_EXTENTS: ext4 reads the extent tree into its extent
  * status cache; here the walk brings the tree's blocks into the image's
  * block cache. Only a damaged tree fails it, as in ext4. */
@@ -400,6 +423,9 @@ void fe_ioctl(fuse_req_t req, fuse_ino_t fino, unsigned int cmd, void *arg,
         if (in_bufsz < sizeof(struct fsverity_digest))
             break;
         fe_measure_verity(req, ino, in_buf, in_bufsz, out_bufsz);
+        return;
+    case FE_EXT4_IOC_SWAP_BOOT:
+        fe_swap_boot(req, fino, fi, flags);
         return;
     default:
         if (!fe_ioctl_fs(req, fino, cmd, in_buf, in_bufsz, out_bufsz))

@@ -42,8 +42,9 @@ struct fs_inode {
      * was taken (has_generation), for uext4_generation(): FUSE's entry
      * reply carries it, and reading the inode again for it cost a second
      * inode read per lookup. Nothing changes i_generation but the inode's
-     * allocation, and the number is not freed (nor reused) while this
-     * in-memory inode lives, which it does while referenced. */
+     * allocation and EXT4_IOC_SWAP_BOOT (bootloader.c), which leaves this
+     * copy as it was on purpose, and the number is not freed (nor reused)
+     * while this in-memory inode lives, which it does while referenced. */
     uint32_t generation;
     bool has_generation;
     struct fs_inode *hnext;

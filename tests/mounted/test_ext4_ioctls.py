@@ -17,6 +17,7 @@ made (and fsck-clean) images are ever loop-mounted."""
 import errno
 import fcntl
 import os
+import re
 import shutil
 import struct
 
@@ -247,6 +248,134 @@ def checkpoint_external_journal():
         fsck_ext(ufs, uj)
 
 
+EXT4_IOC_SWAP_BOOT = _ioc(0, 17, 0)
+SWAP_DATA = b''.join(b'%07d\n' % i for i in range(12800))   # 100 KiB
+
+
+def swap_boot(path, flags=os.O_RDWR):
+    fd = os.open(path, flags)
+    try:
+        fcntl.ioctl(fd, EXT4_IOC_SWAP_BOOT, 0)
+    finally:
+        os.close(fd)
+
+
+def extent_blocks(img, spec):
+    """The physical blocks of @spec's extents, as debugfs lists them."""
+    out = debugfs(img, 'stat %s' % spec)
+    m = re.search(r'EXTENTS:\n(.*)', out)
+    blocks = []
+    for a, b in re.findall(r'\(\d+(?:-\d+)?\):(\d+)(?:-(\d+))?',
+                           m.group(1) if m else ''):
+        blocks.extend(range(int(a), int(b or a) + 1))
+    return blocks
+
+
+def boot_view(img):
+    """What debugfs shows of the boot loader inode that does not depend on
+    the allocator or the clock."""
+    out = debugfs(img, 'stat <5>')
+    keep = []
+    for key in ('Type', 'Mode', 'Flags', 'User', 'Group', 'Size', 'Links',
+                'Blockcount', 'Size of extra inode fields'):
+        m = re.search(r'\b%s:\s*(\S+)' % key, out)
+        keep.append((key, m.group(1) if m else None))
+    keep.append(('extent blocks', len(extent_blocks(img, '<5>'))))
+    return keep
+
+
+def swap_script(root, img, user_file):
+    """Each step's answer: refusals, then a swap there and back, with the
+    file's bytes and the boot loader inode as debugfs sees it (after a
+    checkpoint, so that the kernel's are home too)."""
+    log = []
+    fsynced(root + '/f', SWAP_DATA)
+    fsynced(root + '/two', b'2')
+    os.link(root + '/two', root + '/two-b')
+    fsynced(root + '/a', b'a')
+    os.mkdir(root + '/d')
+    with open(root + '/u', 'wb') as f:
+        f.write(b'user')
+    os.chown(root + '/u', USER[0], USER[1])
+    checkpoint(root, 0)
+    log.append(('boot loader before', boot_view(img)))
+    gen = getgen(root + '/f')
+    log.append(('two links', errno_of(swap_boot, root + '/two')))
+    log.append(('directory', errno_of(swap_boot, root + '/d', os.O_RDONLY)))
+    log.append(('another user', run_as(*USER, errno_of, swap_boot, user_file)))
+    from uext4test import setflags, getflags
+    setflags(root + '/a', getflags(root + '/a') | 0x20)
+    log.append(('append-only', errno_of(swap_boot, root + '/a',
+                                        os.O_WRONLY | os.O_APPEND)))
+    setflags(root + '/a', getflags(root + '/a') & ~0x20)
+    blocks = extent_blocks(img, '/f')
+    log.append(('swap', errno_of(swap_boot, root + '/f')))
+    log.append(('file after', read_all(root + '/f')))
+    checkpoint(root, 0)
+    log.append(('boot loader after', boot_view(img)))
+    log.append(('the boot loader has the file\'s blocks',
+                extent_blocks(img, '<5>') == blocks and len(blocks) == 25))
+    log.append(('generation changed', getgen(root + '/f') != gen))
+    log.append(('swap back', errno_of(swap_boot, root + '/f')))
+    log.append(('file after swapping back', read_all(root + '/f') == SWAP_DATA))
+    checkpoint(root, 0)
+    log.append(('boot loader at the end', boot_view(img)))
+    return log
+
+
+def getgen(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return struct.unpack('i', fcntl.ioctl(fd, FS_IOC_GETVERSION,
+                                              bytes(8))[:4])[0]
+    finally:
+        os.close(fd)
+
+
+def read_all(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+@test
+def swap_boot_like_kernel():
+    """EXT4_IOC_SWAP_BOOT against the kernel, step by step: the refusals
+    (two links EINVAL, a directory EBADF as it cannot be opened for
+    writing, another user EPERM, append-only EPERM), then the swap: the
+    file empty (the boot loader held nothing), the boot loader inode a
+    root-owned regular file with the file's size, block count and extent
+    blocks, the file's generation new; swapped back, the file's bytes are
+    its own again. e2fsck -fn clean."""
+    with workdir() as d:
+        kimg = mkfs(d + '/k.img', size='32M')
+        uimg = d + '/u.img'
+        shutil.copyfile(kimg, uimg)
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            os.chmod(kmnt, 0o755)
+            kern = swap_script(kmnt, kimg, kmnt + '/u')
+        fsck(kimg)
+        with Mount(uimg, opts=['allow_other']) as m:
+            os.chmod(m.mnt, 0o755)
+            ours = swap_script(m.mnt, uimg, m.path('u'))
+        fsck(uimg)
+        compare(kern, ours, 'EXT4_IOC_SWAP_BOOT')
+        # Where the daemon sees opens it refuses a descriptor open for
+        # reading only, as ext4 (EBADF); by default it cannot tell.
+        with kernel_mount(kimg, d + '/kmnt') as kmnt:
+            kern_ro = errno_of(swap_boot, kmnt + '/f', os.O_RDONLY)
+        with Mount(uimg, opts=['no_default_permissions']) as m:
+            ours_ro = errno_of(swap_boot, m.path('f'), os.O_RDONLY)
+        eq((ours_ro, kern_ro), (errno.EBADF, errno.EBADF),
+           'opened read-only (uext4, kernel)')
+        fsck(kimg)
+        fsck(uimg)
+        want = dict(ours)
+        if not (want['swap'] == 0 and want['file after'] == b''
+                and want['file after swapping back'] is True
+                and ('Size', str(len(SWAP_DATA))) in want['boot loader after']):
+            raise TestFailure('unexpected answers: %r' % ours)
+
+
 def cache_script(root, ro=False):
     """PRECACHE_EXTENTS, CLEAR_ES_CACHE and the two GETVERSIONs on a file
     and a directory, as root, the owner and another user."""
@@ -330,7 +459,6 @@ FORWARDED_ENOTTY = [
     ('EXT4_IOC_GROUP_ADD', _ioc(1, 8, 40), 40),
     ('EXT4_IOC_MIGRATE', _ioc(0, 9, 0), 0),
     ('EXT4_IOC_ALLOC_DA_BLKS', _ioc(0, 12, 0), 0),
-    ('EXT4_IOC_SWAP_BOOT', _ioc(0, 17, 0), 0),
     ('EXT4_IOC_SETVERSION', _ioc(1, 4, 8), 8),
     ('FS_IOC_SETVERSION', 0x40087602, 8),
     ('FS_IOC_READ_VERITY_METADATA', 0xc0286687, 40),

@@ -957,9 +957,9 @@ def unknown_ioctl_enotty():
             fd = os.open(m.path('f'), os.O_RDONLY)
             try:
                 try:
-                    # EXT4_IOC_SWAP_BOOT: ext4 has it, uext4 does not.
-                    fcntl.ioctl(fd, 0x6611)
-                    raise TestFailure('EXT4_IOC_SWAP_BOOT succeeded')
+                    # EXT4_IOC_ALLOC_DA_BLKS: ext4 has it, uext4 does not.
+                    fcntl.ioctl(fd, 0x660c)
+                    raise TestFailure('EXT4_IOC_ALLOC_DA_BLKS succeeded')
                 except OSError as e:
                     eq(e.errno, errno.ENOTTY, 'unknown ioctl')
             finally:

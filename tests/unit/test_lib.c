@@ -1834,6 +1834,48 @@ static int test_checkpoint(void)
     return 0;
 }
 
+/* EXT4_IOC_SWAP_BOOT: ext4's refusals, then the file's blocks to the
+ * boot loader inode and back; e2fsck clean in between (the boot loader
+ * inode is checked as any file) and after. */
+static int test_swap_boot(void)
+{
+    /* quota: e2fsck recounts every id's usage (the boot loader inode
+     * counts for nobody). */
+    const char *img = mkimg("-t ext4 -O inline_data,quota");
+    const struct uext4_cred user = {.uid = 1000, .gid = 1000, .umask = 022};
+    struct uext4_fs *fs = open_img(img, NULL);
+    static char buf[8000];
+    struct stat st;
+    uint32_t ino, two, small;
+
+    CHECK(fs);
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (char)('a' + i % 26);
+    ino = create(fs, UEXT4_ROOT_INO, "f");
+    two = create(fs, UEXT4_ROOT_INO, "two");
+    small = create(fs, UEXT4_ROOT_INO, "small");
+    CHECK(ino && two && small);
+    CHECK_EQ(write_all(fs, ino, buf, sizeof(buf), 0), 0);
+    CHECK_EQ(write_all(fs, small, "inline", 6, 0), 0);
+    CHECK_EQ(uext4_link(fs, &root, two, UEXT4_ROOT_INO, "two-b", &st), 0);
+    CHECK_EQ(uext4_swap_boot(fs, &root, ino, O_RDONLY), -EBADF);
+    CHECK_EQ(uext4_swap_boot(fs, &root, two, O_RDWR), -EINVAL);
+    CHECK_EQ(uext4_swap_boot(fs, &root, small, O_RDWR), -EINVAL);
+    CHECK_EQ(uext4_swap_boot(fs, &user, ino, O_RDWR), -EPERM);
+    CHECK_EQ(uext4_swap_boot(fs, &root, ino, O_RDWR), 0);
+    CHECK_EQ(size_of(fs, ino), 0);
+    CHECK_EQ(uext4_sync(fs), 0);
+    CHECK(fsck_clean(img));
+    CHECK_EQ(uext4_swap_boot(fs, &root, ino, -1), 0);
+    CHECK(read_is(fs, ino, buf, sizeof(buf)));
+    uext4_forget(fs, ino, 1);
+    uext4_forget(fs, two, 1);
+    uext4_forget(fs, small, 1);
+    CHECK_EQ(uext4_close(fs), 0);
+    CHECK(fsck_clean(img));
+    return 0;
+}
+
 int main(void)
 {
     static const struct test_case cases[] = {
@@ -1879,6 +1921,7 @@ int main(void)
         {"trim", test_trim},
         {"label", test_label},
         {"checkpoint", test_checkpoint},
+        {"swap_boot", test_swap_boot},
         {"statx", test_statx},
         {"statx_small_inodes", test_statx_small_inodes},
     };
