@@ -132,26 +132,26 @@ static int release_if_unused_locked(struct uext4_fs *fs, struct fs_inode *fi)
     return ret;
 }
 
-int fs_take_free_error(struct uext4_fs *fs)
+/* *@err, one of the mount's latched errors (itable_lock), taken. */
+static int take_error(struct uext4_fs *fs, int *err)
 {
     int ret;
 
     mutex_lock(&fs->itable_lock);
-    ret = fs->free_err;
-    fs->free_err = 0;
+    ret = *err;
+    *err = 0;
     mutex_unlock(&fs->itable_lock);
     return ret;
 }
 
+int fs_take_free_error(struct uext4_fs *fs)
+{
+    return take_error(fs, &fs->free_err);
+}
+
 int fs_take_write_error(struct uext4_fs *fs)
 {
-    int ret;
-
-    mutex_lock(&fs->itable_lock);
-    ret = fs->write_err;
-    fs->write_err = 0;
-    mutex_unlock(&fs->itable_lock);
-    return ret;
+    return take_error(fs, &fs->write_err);
 }
 
 struct fs_inode *fs_inode_get(struct uext4_fs *fs, uint32_t ino)
