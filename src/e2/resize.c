@@ -18,11 +18,13 @@
  *    the descriptor blocks so far, the resize inode's last block freed)
  *    and goes on in meta_bg layout; a file system with neither resize
  *    inode nor meta_bg is converted at its first grow.
- * bigalloc and sparse_super2 file systems, and partitions, are refused
- * (-EOPNOTSUPP) with a log line saying to unmount and run resize2fs.
- * ext4 refuses sparse_super2 too; bigalloc it grows, with cluster
- * accounting not done here (the size rounded down to a cluster, free
- * clusters per group, s_overhead_clusters grown by ext4_add_overhead()).
+ * bigalloc grows as ext4 grows it: the size rounded down to a cluster,
+ * free clusters per group, free blocks in the superblock, and
+ * s_overhead_clusters grown by the new metadata's clusters
+ * (ext4_add_overhead(), count_clusters()).
+ * sparse_super2 file systems, and partitions, are refused (-EOPNOTSUPP)
+ * with a log line saying to unmount and run resize2fs; ext4 refuses
+ * sparse_super2 too.
  *
  * New groups get what ext4 gives them: BLOCK_UNINIT and INODE_UNINIT with
  * group descriptor checksums (the last group, and any group that hosts
@@ -74,8 +76,6 @@ static int check_features_locked(const struct e2_image *img)
     struct ext2_super_block *sb = img->fs->super;
     bool rsv = ext2fs_has_feature_resize_inode(sb);
 
-    if (ext2fs_has_feature_bigalloc(sb))
-        return refuse(img, "bigalloc is not supported");
     if (ext2fs_has_feature_sparse_super2(sb))
         return refuse(img, "sparse_super2 is not supported (nor by ext4)");
     /* ext4_resize_begin() and ext4_resize_fs() refuse these as damage. */
@@ -173,7 +173,9 @@ static blk64_t without_small_last(ext2_filsys fs, blk64_t n)
     dgrp_t last = group_of(fs->super, n - 1);
     blk64_t first = ext2fs_group_first_block2(fs, last);
 
-    if (first + group_overhead(fs, last) + 2 + fs->inode_blocks_per_group + 1 < n)
+    if (first + group_overhead(fs, last) + 2 + fs->inode_blocks_per_group +
+            EXT2FS_CLUSTER_RATIO(fs) <
+        n)
         return n;
     return first;
 }
@@ -192,11 +194,19 @@ static void plan(ext2_filsys fs, blk64_t n, struct grow *g)
     g->rsv_gdt = ext2fs_has_feature_resize_inode(sb);
 }
 
+/* The primary descriptor table's first block: the one after the
+ * superblock's. Not s_first_data_block + 1: bigalloc with 1 KiB blocks
+ * starts group 0 at block 0 and keeps the superblock in block 1. */
+static blk64_t gdt_start(ext2_filsys fs)
+{
+    return SUPERBLOCK_OFFSET / fs->blocksize + 1;
+}
+
 /* The reserved GDT block at descriptor index @i is where the resize inode
  * says it is: its double-indirect block @dind points at it. */
 static bool rsv_block_listed(ext2_filsys fs, const uint32_t *dind, unsigned long i)
 {
-    blk64_t pblk = fs->super->s_first_data_block + 1 + i;
+    blk64_t pblk = gdt_start(fs) + i;
 
     return dind[i % (fs->blocksize / 4)] == pblk;
 }
@@ -236,7 +246,9 @@ static int grow_memory_locked(struct e2_image *img, const struct grow *g)
     ext2_filsys fs = img->fs;
     struct ext2_super_block *sb = fs->super;
     size_t old = g->o_desc * fs->blocksize, new = g->n_desc * fs->blocksize;
-    blk64_t real_end = (blk64_t)sb->s_blocks_per_group * g->n_groups - 1 + sb->s_first_data_block;
+    /* A block bitmap counts clusters: its ends are cluster numbers. */
+    blk64_t real_end = (blk64_t)EXT2_CLUSTERS_PER_GROUP(sb) * g->n_groups - 1 +
+                       EXT2FS_B2C(fs, sb->s_first_data_block);
     ext2_ino_t inodes = sb->s_inodes_per_group * g->n_groups;
     errcode_t err = 0;
     int ret = e2_trim_grow(img, g->n_groups);
@@ -249,20 +261,22 @@ static int grow_memory_locked(struct e2_image *img, const struct grow *g)
             memset((char *)fs->group_desc + old, 0, new - old);
     }
     if (!err)
-        err = ext2fs_resize_block_bitmap2(g->n_blocks - 1, real_end, fs->block_map);
+        err = ext2fs_resize_block_bitmap2(EXT2FS_B2C(fs, g->n_blocks - 1), real_end, fs->block_map);
     if (!err)
         err = ext2fs_resize_inode_bitmap2(inodes, inodes, fs->inode_map);
     return e2_errno(err);
 }
 
-/* The old last group's new blocks are free (ext4_group_extend_no_check). */
+/* The old last group's new blocks are free (ext4_group_extend_no_check):
+ * whole clusters, both ends being cluster-aligned. */
 static void extend_last_group(ext2_filsys fs, const struct grow *g)
 {
     dgrp_t last = g->o_groups - 1;
     blk64_t end = ext2fs_group_first_block2(fs, last) + fs->super->s_blocks_per_group;
     blk64_t add = (g->n_blocks < end ? g->n_blocks : end) - g->o_blocks;
 
-    ext2fs_bg_free_blocks_count_set(fs, last, ext2fs_bg_free_blocks_count(fs, last) + add);
+    ext2fs_bg_free_blocks_count_set(
+        fs, last, ext2fs_bg_free_blocks_count(fs, last) + (uint32_t)EXT2FS_NUM_B2C(fs, add));
     ext2fs_free_blocks_count_add(fs->super, add);
 }
 
@@ -372,7 +386,7 @@ static int update_resize_inode_locked(ext2_filsys fs, const struct grow *g, stru
                                       uint32_t *dind, uint32_t *ind)
 {
     unsigned long apb = fs->blocksize / 4, i;
-    blk64_t base = fs->super->s_first_data_block + 1;
+    blk64_t base = gdt_start(fs);
     unsigned before = 0;
     errcode_t err = 0;
 
@@ -474,12 +488,101 @@ static void set_overhead(ext2_filsys fs)
     sb->s_overhead_clusters = (uint32_t)n;
 }
 
+/* Clusters of group @grp marked in the block bitmap. */
+static blk64_t used_clusters(ext2_filsys fs, dgrp_t grp)
+{
+    blk64_t last = ext2fs_group_last_block2(fs, grp), used = 0;
+
+    for (blk64_t b = ext2fs_group_first_block2(fs, grp); b <= last; b += EXT2FS_CLUSTER_RATIO(fs))
+        used += ext2fs_test_block_bitmap2(fs->block_map, b) != 0;
+    return used;
+}
+
+/* Clusters of the blocks [@blk, @blk + @n) before block @end. */
+static blk64_t clusters_before(ext2_filsys fs, blk64_t blk, blk64_t n, blk64_t end)
+{
+    if (blk >= end)
+        return 0;
+    if (blk + n > end)
+        n = end - blk;
+    return EXT2FS_B2C(fs, blk + n - 1) - EXT2FS_B2C(fs, blk) + 1;
+}
+
+/* The clusters an inode table's blocks [@blk, @blk + @n) take in old
+ * group @in, taken off its count where libext2fs took off only its whole
+ * clusters (the blocks divided by the ratio). Returns them. */
+static blk64_t itable_in_old_group(ext2_filsys fs, dgrp_t in, blk64_t blk, blk64_t n)
+{
+    blk64_t c = EXT2FS_B2C(fs, blk + n - 1) - EXT2FS_B2C(fs, blk) + 1;
+    uint32_t left = ext2fs_bg_free_blocks_count(fs, in);
+
+    ext2fs_bg_free_blocks_count_set(fs, in, left - (uint32_t)(c - n / EXT2FS_CLUSTER_RATIO(fs)));
+    ext2fs_group_desc_csum_set(fs, in);
+    return c;
+}
+
+/* Clusters the new groups' tables take in the old groups: flex_bg puts
+ * them there when the old last flex group has room. libext2fs gives each
+ * table free clusters of its own, so none is counted twice; a bitmap's
+ * cluster it takes off its group's count. */
+static blk64_t tables_in_old_groups(ext2_filsys fs, const struct grow *g)
+{
+    blk64_t end = ext2fs_group_first_block2(fs, g->o_groups), n = 0;
+
+    for (dgrp_t grp = g->o_groups; grp < g->n_groups; grp++) {
+        blk64_t b = ext2fs_inode_table_loc(fs, grp), left = fs->inode_blocks_per_group;
+
+        n += clusters_before(fs, ext2fs_block_bitmap_loc(fs, grp), 1, end);
+        n += clusters_before(fs, ext2fs_inode_bitmap_loc(fs, grp), 1, end);
+        while (left && b < end) {
+            dgrp_t in = group_of(fs->super, b);
+            blk64_t seg = ext2fs_group_last_block2(fs, in) + 1 - b;
+
+            if (seg > left)
+                seg = left;
+            n += itable_in_old_group(fs, in, b, seg);
+            b += seg;
+            left -= seg;
+        }
+    }
+    return n;
+}
+
+/* bigalloc: descriptors count free clusters, the superblock free blocks.
+ * libext2fs's table allocation counts a bitmap as one block of the
+ * superblock's count, so the new groups are counted here from the bitmap
+ * and the superblock's count set from @sb_free, what it was before they
+ * were added. The new metadata clusters join s_overhead_clusters as
+ * ext4_update_super() adds them (ext4_add_overhead) where it is known;
+ * ext4 recounts it all where it is not (0), left alone here. */
+static void count_clusters(ext2_filsys fs, const struct grow *g, blk64_t sb_free)
+{
+    struct ext2_super_block *sb = fs->super;
+    blk64_t added = 0, free_new = 0, meta;
+
+    for (dgrp_t grp = g->o_groups; grp < g->n_groups; grp++) {
+        blk64_t size = EXT2FS_NUM_B2C(fs, ext2fs_group_last_block2(fs, grp) -
+                                              ext2fs_group_first_block2(fs, grp) + 1);
+        blk64_t free_c = size - used_clusters(fs, grp);
+
+        ext2fs_bg_free_blocks_count_set(fs, grp, (uint32_t)free_c);
+        added += size;
+        free_new += free_c;
+    }
+    meta = added - free_new + tables_in_old_groups(fs, g);
+    ext2fs_free_blocks_count_set(sb, sb_free + EXT2FS_C2B(fs, added - meta));
+    if (sb->s_overhead_clusters)
+        sb->s_overhead_clusters += (uint32_t)meta;
+}
+
 /* The new groups: counts in the superblock first (the group geometry of
  * libext2fs follows them), then each group, its tables, its inode table
  * zeroed. ext4 initialises the last group's block bitmap. */
 static int add_groups_locked(struct e2_image *img, const struct grow *g)
 {
     ext2_filsys fs = img->fs;
+    bool bigalloc = ext2fs_has_feature_bigalloc(fs->super);
+    blk64_t sb_free = ext2fs_free_blocks_count(fs->super);
     int ret = 0;
 
     scale_reserved(fs, g);
@@ -492,13 +595,15 @@ static int add_groups_locked(struct e2_image *img, const struct grow *g)
         init_group(fs, grp);
     for (dgrp_t grp = g->o_groups; grp < g->n_groups && !ret; grp++)
         ret = place_tables(fs, grp);
+    if (!ret && bigalloc)
+        count_clusters(fs, g, sb_free);
     for (dgrp_t grp = g->o_groups; grp < g->n_groups && !ret; grp++)
         ret = zero_itable_locked(img, grp);
     if (g->n_groups > g->o_groups)
         ext2fs_bg_flags_clear(fs, g->n_groups - 1, EXT2_BG_BLOCK_UNINIT);
     for (dgrp_t grp = g->o_groups ? g->o_groups - 1 : 0; grp < g->n_groups; grp++)
         ext2fs_group_desc_csum_set(fs, grp);
-    if (g->n_groups > g->o_groups)
+    if (g->n_groups > g->o_groups && !bigalloc)
         set_overhead(fs);
     return ret;
 }
@@ -538,7 +643,8 @@ static int check_spent_resize_inode_locked(struct e2_image *img, struct ext2_ino
     ext2_filsys fs = img->fs;
     errcode_t err = ext2fs_read_inode(fs, EXT2_RESIZE_INO, in);
     bool ok = !fs->super->s_reserved_gdt_blocks &&
-              ext2fs_get_stat_i_blocks(fs, (struct ext2_inode *)in) == fs->blocksize / 512;
+              ext2fs_get_stat_i_blocks(fs, (struct ext2_inode *)in) ==
+                  fs->blocksize / 512 * EXT2FS_CLUSTER_RATIO(fs);
 
     if (err)
         return e2_errno(err);
@@ -664,6 +770,10 @@ int e2_resize(struct e2_image *img, uint64_t new_blocks)
     ret = img->read_only ? -EROFS : check_features_locked(img);
     if (!ret)
         ret = check_room_locked(img, new_blocks);
+    /* ext4_resize_fs: bigalloc sizes silently rounded down to a cluster,
+     * once the last block is known to be there. */
+    if (!ret)
+        new_blocks &= ~(uint64_t)(EXT2FS_CLUSTER_RATIO(img->fs) - 1);
     if (!ret)
         ret = resize_locked(img, new_blocks);
     e2_step_end_locked(img);
