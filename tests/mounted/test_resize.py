@@ -35,9 +35,16 @@ conversion, no reserved GDT block, the resize inode without blocks) and
 with the blocks in use but not metadata, unchanged but for the resize
 inode's double-indirect block, freed.
 
+bigalloc (16 and 64 KiB clusters of 4 KiB blocks, 16 KiB of 1 KiB
+blocks): compared with resize2fs -f on the copy as above, after e2fsck -fy
+has corrected its count of a partial last group (resize2fs 1.47.0 counts
+it as full); the overhead is the old one plus the clusters of the new
+groups' metadata read from dumpe2fs (ext4_add_overhead). A count that is
+not a whole number of clusters is rounded down to one by the ioctl itself.
+
 Refusals, with ext4's errno: a smaller count (EINVAL), a count past the
 image file's end (ENOSPC, and a log line naming the file), a caller other
-than root (EPERM), bigalloc, sparse_super2 and a partition (offset=)
+than root (EPERM), sparse_super2 and a partition (offset=)
 (EOPNOTSUPP, and a log line saying to unmount and run resize2fs), reserved
 GDT blocks without resize_inode (EUCLEAN, as ext4's corruption check).
 
@@ -143,6 +150,31 @@ def overhead(img, after):
 ext4_overhead = overhead
 
 
+def clusters(first, last, ratio):
+    return last // ratio - first // ratio + 1
+
+
+def new_meta_clusters(img, o_groups, ratio):
+    """bigalloc: the clusters the grow's metadata takes, read from dumpe2fs:
+    each new group's superblock copy, descriptor and reserved GDT blocks
+    (a run from its first block), and its bitmaps and inode table,
+    wherever flex_bg put them (each table in clusters of its own)."""
+    out = run(['dumpe2fs', img]).stdout.decode(errors='replace')
+    n = 0
+    for grp in re.split(r'^Group \d+: ', out, flags=re.M)[1 + o_groups:]:
+        start = int(re.match(r'\(Blocks (\d+)-', grp).group(1))
+        head = ('superblock at' in grp) + sum(
+            int(b or a) - int(a) + 1 for a, b in re.findall(
+                r'(?:Group descriptors?|Reserved GDT blocks) at (\d+)(?:-(\d+))?',
+                grp))
+        if head:
+            n += clusters(start, start + head - 1, ratio)
+        for a, b in re.findall(r'(?:Block bitmap|Inode bitmap|Inode table) '
+                               r'at (\d+)(?:-(\d+))?', grp):
+            n += clusters(int(a), int(b or a), ratio)
+    return n
+
+
 def unsummed(block, dsize):
     """A descriptor block without its checksums (bitmaps' and its own): an
     old group whose bitmap gains a new group's tables has them set at the
@@ -220,6 +252,21 @@ def reference_resize(img, d, args):
     return 'resize2fs'
 
 
+def repair_bigalloc_reference(ref):
+    """resize2fs 1.47.0 offline (-f: bigalloc is "not fully tested") counts
+    a partial last group of a bigalloc grow as full: its free clusters as
+    many as a whole group's, and the superblock's free blocks with them.
+    ext4 counts what the group holds (ext4_setup_next_flex_gd). Where
+    e2fsck finds that and only that, its -y repair is the reference."""
+    msg = fsck(ref, check_rc=False)
+    if msg is None:
+        return
+    wrong = [l for l in msg.splitlines() if 'count wrong' in l]
+    check(wrong and all(l.startswith('Free blocks count wrong') for l in wrong),
+          'the reference is damaged otherwise: %s' % msg)
+    run(['e2fsck', '-fy', ref], check_rc=False)
+
+
 def chunk(i):
     """MiB @i of the filling file: each 4 KiB block its own number."""
     return b''.join(struct.pack('<Q', i * 256 + k) * 512 for k in range(256))
@@ -266,9 +313,13 @@ def fill_and_check(img, old_blocks):
 
 
 def in_use(img, fields):
-    """Blocks in use that are not metadata (ext4's overhead)."""
-    return (num(fields, 'Block count') - num(fields, 'Free blocks') -
-            overhead(img, fields))
+    """Blocks in use that are not metadata (ext4's overhead); with bigalloc
+    clusters, the overhead being s_overhead_clusters."""
+    used = num(fields, 'Block count') - num(fields, 'Free blocks')
+    if 'bigalloc' in fields['Filesystem features'].split():
+        ratio = num(fields, 'Cluster size') // num(fields, 'Block size')
+        return used // ratio - num(fields, 'Overhead clusters')
+    return used - overhead(img, fields)
 
 
 def check_converted(img, before, after, first_meta):
@@ -312,6 +363,8 @@ def grow_case(size, new_size, features=(), opts=(), args=(), extended=(),
                   before['Block count'], after['Block count']))
         os.truncate(ref, new_size)
         by = reference_resize(ref, d, list(args))
+        if 'bigalloc' in features and by == 'resize2fs':
+            repair_bigalloc_reference(ref)
         fsck(ref)
         want = dumpe2fs(ref)
         same = COMPARED if converts is None else CONVERTED_COMPARED
@@ -329,7 +382,13 @@ def grow_case(size, new_size, features=(), opts=(), args=(), extended=(),
         else:
             eq(num(after, 'Reserved block count'), ext4_reserved(before, after),
                'reserved blocks (ext4_update_super)')
-            if after['groups'] > before['groups']:
+            if 'bigalloc' in features:
+                ratio = num(after, 'Cluster size') // num(after, 'Block size')
+                eq(num(after, 'Overhead clusters'),
+                   num(before, 'Overhead clusters') +
+                   new_meta_clusters(img, before['groups'], ratio),
+                   'overhead clusters (ext4_add_overhead)')
+            elif after['groups'] > before['groups']:
                 eq(num(after, 'Overhead clusters'), ext4_overhead(img, after),
                    'overhead clusters (ext4_calculate_overhead)')
         fill_and_check(img, num(before, 'Block count'))
@@ -424,6 +483,28 @@ def grow_converts_no_resize_inode():
               opts=['-b', '1024', '-g', '1024'], converts=1)
 
 
+@test(timeout=300)
+def grow_bigalloc_converts_no_resize_inode():
+    """bigalloc, 64 KiB clusters, no resize_inode: converted at the grow
+    (s_first_meta_bg 1), 2 groups of 32 MiB to 10."""
+    grow_case('64M', 300 << 20, features=['bigalloc', '^resize_inode'],
+              opts=['-C', '65536', '-g', '512'], converts=1)
+
+
+@test(timeout=300)
+def grow_bigalloc_converts_past_reserved_gdt():
+    """bigalloc, 16 KiB clusters of 1 KiB blocks, one reserved GDT block
+    (mke2fs 1.47.0 reserves for resize=40000 as if groups were 1024
+    blocks): 2 groups of 16 MiB to 40 fill the two descriptor blocks (32
+    groups), convert to meta_bg past them (the spent resize inode holds one
+    cluster: ext4_convert_meta_bg's i_blocks check), and grow on."""
+    before, after = grow_case('32M', 640 << 20, features=['bigalloc'],
+                              opts=['-b', '1024', '-C', '16384', '-g', '1024'],
+                              extended=['resize=40000'], converts=2)
+    eq(num(before, 'Reserved GDT blocks'), 1, 'reserved GDT blocks before')
+    eq(after['groups'], 40, 'groups')
+
+
 @test(timeout=180)
 def refusals():
     """A smaller count EINVAL, past the file's end ENOSPC (logged with the
@@ -480,9 +561,52 @@ def refused_partition():
         run(['e2fsck', '-fn', img + '?offset=1048576'])
 
 
+@test(timeout=300)
+def grow_bigalloc_16k():
+    """bigalloc, 16 KiB clusters of 4 KiB blocks, 1024 clusters a group: 4
+    groups to 75, the image 12 KiB past a cluster (the size rounded down
+    to one, as ext4_resize_fs rounds it)."""
+    before, after = grow_case('64M', (300 << 20) + 12288, features=['bigalloc'],
+                              opts=['-C', '16384', '-g', '1024'])
+    eq(num(after, 'Block count'), 300 << 8, 'block count')
+
+
 @test(timeout=120)
-def refused_bigalloc():
-    refused(features=['bigalloc'], opts=['-C', '16384'])
+def bigalloc_size_rounded():
+    """EXT4_IOC_RESIZE_FS itself (resize2fs rounds before it asks): a count
+    3 blocks past a 4-block cluster (a new group 5, 1003 blocks long) grows
+    to the cluster before, as ext4_resize_fs rounds it, silently."""
+    with workdir() as d:
+        img = mkfs(d + '/img', size='64M', features=['bigalloc'],
+                   opts=['-C', '16384', '-g', '1024'])
+        with Mount(img) as m:
+            os.truncate(img, 100 << 20)
+            resize_ioctl(m.mnt, 21483)
+            eq(os.statvfs(m.mnt).f_blocks, 21480, 'statfs blocks')
+        fsck(img)
+        eq(num(dumpe2fs(img), 'Block count'), 21480, 'block count')
+
+
+@test(timeout=300)
+def grow_bigalloc_64k():
+    """bigalloc, 64 KiB clusters of 4 KiB blocks, 512 clusters a group: 2
+    groups to 10, the last partial."""
+    before, after = grow_case('64M', (300 << 20) + (192 << 10), features=['bigalloc'],
+                              opts=['-C', '65536', '-g', '512'])
+    eq(after['groups'], 10, 'groups')
+
+
+@test(timeout=300)
+def grow_bigalloc_1k():
+    """bigalloc, 16 KiB clusters of 1 KiB blocks (group 0 starts at block 0,
+    its superblock in block 1), 1024 clusters a group: 2 groups of 16 MiB
+    to 7. 100 inodes a group: inode tables of 24 blocks, a cluster and a
+    half, the new ones in group 0 (flex_bg)."""
+    before, after = grow_case('32M', 100 << 20, features=['bigalloc'],
+                              opts=['-b', '1024', '-C', '16384', '-g', '1024',
+                                    '-N', '200'])
+    eq(num(after, 'Inode blocks per group'), 24, 'inode blocks per group')
+    eq(after['groups'], 7, 'groups')
 
 
 @test(timeout=120)
@@ -512,9 +636,12 @@ def refused_sparse_super2():
 
 # ---------------------------------------------------------------- crash
 
-# mke2fs arguments and the size grown to: 4 groups of 4 MiB to 75, and 1
-# KiB blocks past the reserved GDT blocks (the conversion to meta_bg).
+# mke2fs arguments and the size grown to: 4 groups of 4 MiB to 75, 1
+# KiB blocks past the reserved GDT blocks (the conversion to meta_bg), and
+# bigalloc (16 KiB clusters, 4 groups of 16 MiB to 75, the last partial).
 CRASH_CASES = {
+    'bigalloc': (dict(size='64M', features=['bigalloc'],
+                      opts=['-C', '16384', '-g', '1024']), (300 << 20) + (40 << 10)),
     'reserved_gdt': (dict(size='16M', opts=['-g', '1024']), 300 << 20),
     'convert': (dict(size='4M', opts=['-b', '1024', '-g', '1024'],
                      extended=['resize=20000']), 64 << 20),
@@ -586,6 +713,13 @@ def crash_sweep(case):
 def crash_at_every_step():
     """The grow within the reserved GDT blocks."""
     crash_sweep('reserved_gdt')
+
+
+@test(timeout=900)
+def crash_at_every_step_bigalloc():
+    """A bigalloc grow: free clusters per group, free blocks and the
+    overhead in the one transaction."""
+    crash_sweep('bigalloc')
 
 
 @test(timeout=900)
