@@ -534,8 +534,9 @@ int uext4_label_set(struct uext4_fs *fs, const struct uext4_cred *cr, const char
  * not. Root only (-EPERM; ext4 asks for CAP_SYS_RESOURCE). -EINVAL for a
  * smaller count, as ext4. Growth past the reserved GDT blocks, or without
  * resize_inode, converts the file system to meta_bg, as ext4 does.
- * -EOPNOTSUPP (logged: unmount and run resize2fs) for bigalloc,
- * sparse_super2 or a partition; -EUCLEAN for a damaged resize inode;
+ * bigalloc grows too, its size rounded down to a cluster.
+ * -EOPNOTSUPP (logged: unmount and run resize2fs) for sparse_super2 or a
+ * partition; -EUCLEAN for a damaged resize inode;
  * -EROFS read-only. Committed before it returns. */
 int uext4_resize(struct uext4_fs *fs, const struct uext4_cred *cr, uint64_t new_blocks);
 

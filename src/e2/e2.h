@@ -474,8 +474,9 @@ int e2_verity_seal(struct e2_image *img, uint32_t ino, const void *buf, size_t s
  * them: -ENOSPC, logged, if not. Past the reserved GDT blocks, or without
  * resize_inode, the file system is converted to meta_bg as ext4 converts
  * it. -EINVAL for a shrink or a size past what the file system can count;
+ * bigalloc sizes are rounded down to a cluster, as ext4 rounds them.
  * -EOPNOTSUPP, logged with the advice to unmount and run resize2fs, for
- * bigalloc, sparse_super2 or a partition (offset=, sizelimit=); -EUCLEAN for
+ * sparse_super2 or a partition (offset=, sizelimit=); -EUCLEAN for
  * a resize inode that does not list its blocks or holds more than ext4's
  * conversion expects, reserved GDT blocks without resize_inode, or
  * resize_inode with meta_bg; -EROFS read-only. The caller commits before and after, with the
