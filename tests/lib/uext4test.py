@@ -377,16 +377,61 @@ def kernel_mount(image, mnt, opts=()):
         raise TestFailure('umount %s: %s (unmounted lazily)' % (mnt, busy))
 
 
+# How long a loop mount's ext4 may outlive its umount: the life of a mount
+# namespace made while it was mounted (another suite's `unshare -m` case).
+KERNEL_RELEASE_TIMEOUT = 60
+
+
 def kernel_unmount(mnt):
     """umount @mnt if mounted, lazily if busy; returns umount's complaint
-    when it had to be lazy."""
+    when it had to be lazy. After a loop mount's umount, waits until its
+    loop device lets go of the image (mount -o loop clears it with the
+    file system's last reference): umount returns 0 while a mount
+    namespace made meanwhile (`unshare -m`, anywhere on the machine) holds
+    a copy of the mount, and that ext4 has not yet checkpointed its
+    journal into the image the caller is about to read."""
     if not mounted_at(mnt):
         return None
+    loop = _loop_behind(mnt)
     p = run(['umount', mnt], check_rc=False)
     if p.returncode == 0:
+        if loop:
+            wait_until(lambda: _loop_backing(loop[0]) != loop[1], True,
+                       'the kernel\'s ext4 on %s still up after its umount (a '
+                       'mount namespace made meanwhile holds a copy)' % loop[1],
+                       timeout=KERNEL_RELEASE_TIMEOUT)
         return None
     run(['umount', '-l', mnt], check_rc=False)
     return p.stderr.decode(errors='replace').strip() or 'busy'
+
+
+def _loop_backing(name):
+    """The file loop device @name (loopN) serves; None when it is free."""
+    try:
+        with open('/sys/block/%s/loop/backing_file' % name) as f:
+            return f.read().rstrip('\n')
+    except OSError:
+        return None
+
+
+def _loop_behind(mnt):
+    """(loopN, its file) for a mount at @mnt of a loop device that goes
+    with its file system (autoclear: mount -o loop), else None."""
+    path = os.path.realpath(mnt)
+    with open('/proc/mounts') as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 3 or _unescape(fields[1]) != path:
+                continue
+            name = os.path.basename(_unescape(fields[0]))
+            try:
+                with open('/sys/block/%s/loop/autoclear' % name) as a:
+                    autoclear = a.read().strip() == '1'
+            except OSError:
+                autoclear = False
+            backing = _loop_backing(name)
+            return (name, backing) if autoclear and backing else None
+    return None
 
 
 def errno_tag(e):
