@@ -8,6 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* UEXT4_FAULT_WRITE_DELAY_US delays writes this long or longer: a spliced
+ * WRITE's data (64 KiB and more), not the metadata written a block at a
+ * time. */
+#define WRITE_DELAY_MIN 65536u
+
 #define UNDO_GRAIN 4096 /* what a disk keeps or loses as a unit */
 
 struct undo {
@@ -23,8 +28,9 @@ struct e2_fault {
     unsigned long long fail_at, fail_every; /* failed I/O: 0 for none */
     unsigned long long fail_big;            /* writes this long fail: 0 for none */
     int fail_errno;
-    bool kill;              /* at step "at": the process dies, nothing rolled back */
-    unsigned read_delay_us; /* before each read outside the disk lock */
+    bool kill;               /* at step "at": the process dies, nothing rolled back */
+    unsigned read_delay_us;  /* before each read outside the disk lock */
+    unsigned write_delay_us; /* before each write of WRITE_DELAY_MIN bytes or more */
     uint64_t rng;
     char *count_path;
     struct undo *last; /* writes since the last completed sync, newest first */
@@ -69,7 +75,7 @@ static const bool test_hooks = UEXT4_TEST_HOOKS;
 errcode_t e2_fault_from_env(struct e2_fault **out)
 {
     const char *count;
-    unsigned long long at, fail_at, fail_every, fail_big, read_delay;
+    unsigned long long at, fail_at, fail_every, fail_big, read_delay, write_delay;
     struct e2_fault *f;
 
     *out = NULL;
@@ -81,7 +87,9 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     fail_every = env_number("UEXT4_FAULT_FAIL_EVERY", 0);
     fail_big = env_number("UEXT4_FAULT_FAIL_BIG", 0);
     read_delay = env_number("UEXT4_FAULT_READ_DELAY_US", 0);
-    if (!at && !fail_at && !fail_every && !fail_big && !read_delay && !(count && *count))
+    write_delay = env_number("UEXT4_FAULT_WRITE_DELAY_US", 0);
+    if (!at && !fail_at && !fail_every && !fail_big && !read_delay && !write_delay &&
+        !(count && *count))
         return 0;
     f = calloc(1, sizeof(*f));
     if (!f)
@@ -93,6 +101,7 @@ errcode_t e2_fault_from_env(struct e2_fault **out)
     f->fail_errno = env_errno();
     f->kill = env_number("UEXT4_FAULT_KILL", 0) != 0;
     f->read_delay_us = read_delay < 1000000 ? (unsigned)read_delay : 1000000;
+    f->write_delay_us = write_delay < 1000000 ? (unsigned)write_delay : 1000000;
     f->rng = env_number("UEXT4_FAULT_SEED", 0) * 2654435761u + 0x9E3779B97F4A7C15ull;
     if (count && *count && !(f->count_path = strdup(count))) {
         free(f);
@@ -182,7 +191,11 @@ static int step(struct e2_fault *f)
 int e2_fault_before_write(struct e2_fault *f, int fd, size_t len, uint64_t off)
 {
     struct undo *u;
-    int err = step(f);
+    int err;
+
+    if (f->write_delay_us && len >= WRITE_DELAY_MIN)
+        usleep(f->write_delay_us);
+    err = step(f);
 
     if (!err && f->fail_big && len >= f->fail_big) {
         fprintf(stderr, "uext4: fault injection: a write of %zu bytes fails with %s\n", len,

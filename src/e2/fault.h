@@ -39,6 +39,15 @@
  *                             drain of fs_op_begin) keeps the blocks the
  *                             file's, stretched for other threads to use.
  *
+ *   UEXT4_FAULT_WRITE_DELAY_US=U  every pwrite or splice of 64 KiB or more
+ *                             (a large WRITE's data; metadata goes a block
+ *                             at a time) waits U microseconds first: for a
+ *                             WRITE answered early (uext4_write_pipe_early)
+ *                             the time between its answer and its bytes
+ *                             leaving the pipe, which still holds the
+ *                             kernel's pages, stretched for the caller's
+ *                             next requests to race with.
+ *
  * Only the image opened read-write is instrumented. Keeping the old
  * contents of every unflushed write costs a read per write, so this is for
  * tests only; with none of the variables set there is no cost. */
