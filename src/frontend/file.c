@@ -309,17 +309,6 @@ static bool fe_is_setid(fuse_req_t req, fuse_ino_t ino)
            (st.st_mode & (S_ISUID | S_ISGID));
 }
 
-/* Writeback requests are sent on nobody's behalf (pid 0, the ids of no
- * caller), so there are no groups to read. write(2) without writeback_cache
- * and O_DIRECT writes return a short count to the caller, as write(2) may.
- * Only a write the kernel marked (a caller without CAP_FSETID) can drop
- * setuid/setgid: others pay nothing for fe_is_setid(). */
-/* A large WRITE's data may have stayed in the channel's pipe (wire.h):
- * moved from there straight into the image where the core can take it
- * so, else read into the request's buffer, where read(2) would have put
- * it: -EAGAIN then, for the caller to write from @buf. mmap writeback
- * (UEXT4_WRITE_MMAP) is always written from memory; a writeback cut short
- * has the rest of its bytes read and written on (fe_writeback_all()). */
 /* uext4_write_pipe_early()'s answer to the WRITE @arg: its reply, while
  * the core holds its locks (lock.h says why that is safe). */
 static void fe_write_told(void *arg, size_t n)
@@ -353,6 +342,14 @@ static bool fe_may_answer_early(fuse_req_t req, const struct fuse_file_info *fi,
            !(fi->flags & (O_DIRECT | O_SYNC | O_DSYNC));
 }
 
+/* A large WRITE's data may have stayed in the channel's pipe (wire.h):
+ * moved from there straight into the image where the core can take it
+ * so, else read into the request's buffer, where read(2) would have put
+ * it: -EAGAIN then, for the caller to write from @buf. mmap writeback
+ * (UEXT4_WRITE_MMAP) is always written from memory; a writeback cut short
+ * has the rest of its bytes read and written on (fe_writeback_all()).
+ * With @early the core may answer the WRITE itself (*@told): @req is gone
+ * then, and the return is only for the caller to know. */
 static ssize_t fe_write_spliced(fuse_req_t req, const struct uext4_cred *cr, fuse_ino_t ino,
                                 const char *buf, size_t size, off_t off, unsigned flags,
                                 bool writepage, bool early, bool *told)
@@ -394,6 +391,11 @@ static ssize_t fe_write_spliced(fuse_req_t req, const struct uext4_cred *cr, fus
     return more < 0 ? more : n + more;
 }
 
+/* Writeback requests are sent on nobody's behalf (pid 0, the ids of no
+ * caller), so there are no groups to read. write(2) without writeback_cache
+ * and O_DIRECT writes return a short count to the caller, as write(2) may.
+ * Only a write the kernel marked (a caller without CAP_FSETID) can drop
+ * setuid/setgid: others pay nothing for fe_is_setid(). */
 void fe_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
               struct fuse_file_info *fi)
 {
