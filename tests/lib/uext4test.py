@@ -144,6 +144,14 @@ def write_file(path, data, mode=0o644):
         os.close(fd)
 
 
+def apply_write(model, off, data):
+    """What a write of @data at @off does to @model, a bytearray holding a
+    file's expected bytes: zeros fill any gap past its end."""
+    if len(model) < off:
+        model.extend(bytes(off - len(model)))
+    model[off:off + len(data)] = data
+
+
 def pattern(n, seed=1):
     """Deterministic, non-repeating-per-block bytes."""
     out = bytearray()

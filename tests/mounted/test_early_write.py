@@ -41,7 +41,7 @@ import sys
 import threading
 import time
 
-from uext4test import (Mount, check, control_socket, daemon_stats,
+from uext4test import (Mount, apply_write, check, control_socket, daemon_stats,
                        debugfs_cat, drop_caches, eq, fallocate, fsck, main,
                        mkfs, pattern, read_file, test, wait_until, workdir)
 
@@ -81,12 +81,6 @@ def odirect_read(path, size, off=0):
         return bytes(buf[:n])
     finally:
         os.close(fd)
-
-
-def apply(model, off, data):
-    if len(model) < off:
-        model.extend(bytes(off - len(model)))
-    model[off:off + len(data)] = data
 
 
 def check_everywhere(m, img, want, what):
@@ -151,21 +145,21 @@ def pages_rewritten_in_the_pipe():
                         b = pattern(200 * KiB, 40 + i)
                         c = pattern(3000, 60 + i)
                         os.pwrite(fd, a, 0)
-                        apply(model, 0, a)
+                        apply_write(model, 0, a)
                         # Over pages whose first copy may still be in the
                         # pipe: a spliced WRITE and a small one.
                         os.pwrite(fd, b, 512 * KiB + 4 * KiB * i)
-                        apply(model, 512 * KiB + 4 * KiB * i, b)
+                        apply_write(model, 512 * KiB + 4 * KiB * i, b)
                         os.pwrite(fd, c, 512 * KiB + 100)
-                        apply(model, 512 * KiB + 100, c)
+                        apply_write(model, 512 * KiB + 100, c)
                         # An mmap store, then a write(2) over the same page.
                         with mmap.mmap(fd, MiB) as mm:
                             mm[600 * KiB:600 * KiB + 5] = b'store'
-                            apply(model, 600 * KiB, b'store')
+                            apply_write(model, 600 * KiB, b'store')
                             os.pwrite(fd, a[:512 * KiB], 512 * KiB)
-                            apply(model, 512 * KiB, a[:512 * KiB])
+                            apply_write(model, 512 * KiB, a[:512 * KiB])
                             mm[700 * KiB:700 * KiB + 6] = b'stored'
-                            apply(model, 700 * KiB, b'stored')
+                            apply_write(model, 700 * KiB, b'stored')
                             mm.flush()
                         eq(odirect_read(m.path('f'), 2 * MiB), bytes(model),
                            '%s round %d: O_DIRECT read' % (opts, i))
@@ -337,8 +331,8 @@ def overlapping_writers():
     ab, ba = bytearray(2 * MiB), bytearray(2 * MiB)
     for model, first, second in ((ab, (0, a), (MiB // 2, b)),
                                  (ba, (MiB // 2, b), (0, a))):
-        apply(model, *first)
-        apply(model, *second)
+        apply_write(model, *first)
+        apply_write(model, *second)
     for opts in THREADS:
         with workdir() as d:
             img = mkfs(d + '/img', size='64M')

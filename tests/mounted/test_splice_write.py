@@ -12,9 +12,10 @@ import mmap
 import os
 import subprocess
 
-from uext4test import (IO_URING, Mount, check, control_socket, daemon_stats,
-                       debugfs_cat, drop_caches, ensure_user, eq, fsck,
-                       main, mkfs, pattern, read_file, run_as, test, workdir)
+from uext4test import (IO_URING, Mount, apply_write, check, control_socket,
+                       daemon_stats, debugfs_cat, drop_caches, ensure_user, eq,
+                       fsck, main, mkfs, pattern, read_file, run_as, test,
+                       workdir)
 
 MiB = 1 << 20
 
@@ -33,12 +34,6 @@ def pwrite_all(path, pieces, flags=0, mode=0o644):
         os.close(fd)
 
 
-def apply(model, off, data):
-    if len(model) < off:
-        model.extend(bytes(off - len(model)))
-    model[off:off + len(data)] = data
-
-
 class Files:
     """What each file should hold."""
 
@@ -50,7 +45,7 @@ class Files:
         pwrite_all(self.m.path(name), pieces, flags)
         model = self.want.setdefault(name, bytearray())
         for off, data in pieces:
-            apply(model, off, data)
+            apply_write(model, off, data)
 
     def check_mounted(self):
         drop_caches(3)
